@@ -1,0 +1,174 @@
+"""Compatibility with the authors' released NAO-V2 code: state_dict key conversion and
+loading of released checkpoint files.
+
+The released code names parameters after its own module layout (for example
+``cells.0.ops.0.x_op.op.1.weight``); naonet keeps its own names. Conversion is a pure
+renaming, checked against the network it is loaded into: every key must land on a
+parameter or buffer of the same shape, with none left over on either side.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from naonet.errors import UserError
+
+# (released pattern, naonet replacement), applied in order to every key.
+_KEY_RULES: list[tuple[re.Pattern, str]] = [
+    (re.compile(p), r) for p, r in [
+        (r"^stem\.0\.", "stem.conv."),
+        (r"^stem\.1\.", "stem.bn."),
+        (r"^stem0\.0\.", "stem0.conv1."),
+        (r"^stem0\.1\.", "stem0.bn1."),
+        (r"^stem0\.3\.", "stem0.conv2."),
+        (r"^stem0\.4\.", "stem0.bn2."),
+        (r"^stem1\.1\.", "stem1.conv."),
+        (r"^stem1\.2\.", "stem1.bn."),
+        (r"^auxiliary_head\.", "aux_head."),
+        (r"\.maybe_calibrate_size\.preprocess_x\.", ".calibrate.preprocess0."),
+        (r"\.maybe_calibrate_size\.preprocess_y\.", ".calibrate.preprocess1."),
+        (r"\.ops\.(\d+)\.x_op\.", r".nodes.\1.0.op."),
+        (r"\.ops\.(\d+)\.y_op\.", r".nodes.\1.1.op."),
+        (r"\.final_combine\.ops\.(\d+)\.", r".output_reducers.\1."),
+        # Inside an operation: SepConv / DilSepConv sequential indices, FactorizedReduce paths.
+        (r"\.op\.op\.1\.", ".op.depthwise1."),
+        (r"\.op\.op\.2\.", ".op.pointwise1."),
+        (r"\.op\.op\.3\.", ".op.bn1."),
+        (r"\.op\.op\.5\.", ".op.depthwise2."),
+        (r"\.op\.op\.6\.", ".op.pointwise2."),
+        (r"\.op\.op\.7\.", ".op.bn2."),
+        (r"\.path1\.1\.", ".conv1."),
+        (r"\.path2\.1\.", ".conv2."),
+    ]
+]
+
+
+def convert_key(key: str) -> str:
+    """The naonet name of a released parameter or buffer name."""
+    key = key.removeprefix("module.")  # saved from nn.DataParallel
+    for pattern, replacement in _KEY_RULES:
+        key = pattern.sub(replacement, key)
+    return key
+
+
+def convert_state_dict(released: Mapping[str, torch.Tensor],
+                       target: Mapping[str, torch.Tensor] | None = None
+                       ) -> dict[str, torch.Tensor]:
+    """Rename a released state_dict to naonet names.
+
+    With ``target`` (our model's state_dict) every converted key must exist there with
+    the same shape and every target key must be covered; otherwise a UserError lists
+    the first mismatches.
+    """
+    converted = {convert_key(key): value for key, value in released.items()}
+    if target is not None:
+        check_keys_match(converted, target)
+    return converted
+
+
+def check_keys_match(converted: Mapping[str, torch.Tensor],
+                     target: Mapping[str, torch.Tensor]) -> None:
+    unknown = [k for k in converted if k not in target]
+    missing = [k for k in target if k not in converted]
+    wrong = [k for k in converted if k in target and
+             tuple(converted[k].shape) != tuple(target[k].shape)]
+    if unknown or missing or wrong:
+        details = []
+        if unknown:
+            details.append(f"{len(unknown)} unexpected (first: {unknown[0]})")
+        if missing:
+            details.append(f"{len(missing)} missing (first: {missing[0]})")
+        if wrong:
+            k = wrong[0]
+            details.append(f"{len(wrong)} with another shape (first: {k} "
+                           f"{tuple(converted[k].shape)} vs {tuple(target[k].shape)})")
+        raise UserError("checkpoint does not fit this architecture and network config: "
+                        + "; ".join(details) + "; check --arch, --channels, --layers, "
+                        "--dataset and --aux-head")
+
+
+def load_released_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """The model state_dict of a released checkpoint file (released or naonet naming).
+
+    Released files hold ``{'model': state_dict, 'args': argparse.Namespace, ...}``. They
+    are read with ``weights_only=True``: no pickled code runs. Namespace objects are not
+    on torch's allow-list, so where they make the safe load fail, the file is read by a
+    restricted unpickler that accepts tensors and plain containers and turns every
+    other class into an inert placeholder (nothing is imported or executed).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist; check the path")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - any failure falls back to the inert reader
+        payload = _load_with_placeholders(path)
+    return extract_state_dict(payload, path)
+
+
+def extract_state_dict(payload: object, path: Path | str) -> dict[str, torch.Tensor]:
+    if isinstance(payload, Mapping):
+        for key in ("model", "state_dict", "model_state"):
+            if key in payload and isinstance(payload[key], Mapping):
+                payload = payload[key]
+                break
+    if not isinstance(payload, Mapping) or not payload or not all(
+            torch.is_tensor(v) for v in payload.values()):
+        raise UserError(f"{path} holds no model state_dict (looked for 'model' and "
+                        "'state_dict'); pass a released NAO checkpoint or a naonet one")
+    return dict(payload)
+
+
+class _Placeholder:
+    """Stands in for any non-allow-listed class found in a pickle; holds its state."""
+
+    def __init__(self, *args, **kwargs):
+        self.args = args
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+class _InertUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if module.startswith("torch") and name in _TORCH_ALLOWED:
+            return getattr(__import__(module, fromlist=[name]), name)
+        if module == "collections" and name == "OrderedDict":
+            import collections
+
+            return collections.OrderedDict
+        return _Placeholder
+
+
+_TORCH_ALLOWED = {"_rebuild_tensor_v2", "_rebuild_parameter", "FloatStorage", "LongStorage",
+                  "IntStorage", "HalfStorage", "DoubleStorage", "ByteStorage", "BoolStorage",
+                  "BFloat16Storage", "_rebuild_parameter_with_state", "UntypedStorage",
+                  "Size", "float32", "float16", "int64"}
+
+
+def _load_with_placeholders(path: Path) -> object:
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated); "
+                        "download it again")
+    try:
+        # torch.load with a custom pickle module: only the unpickling of the record changes.
+        return torch.load(path, map_location="cpu", weights_only=False,
+                          pickle_module=_InertPickleModule)
+    except Exception as error:  # noqa: BLE001
+        raise UserError(f"{path} could not be read as a checkpoint ({type(error).__name__}); "
+                        "check the file") from None
+
+
+class _InertPickleModule:
+    Unpickler = _InertUnpickler
+    __name__ = "naonet_inert_pickle"
+
+    @staticmethod
+    def load(file, **kwargs):
+        return _InertUnpickler(file, **kwargs).load()

@@ -1,0 +1,191 @@
+"""The discrete NAONet networks (CIFAR and ImageNet skeletons) for any architecture.
+
+``build_network(architecture, config)`` is the one public constructor. ``forward``
+returns ``(logits, aux_logits)``; ``aux_logits`` is None in eval mode or without the
+auxiliary head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from naonet.errors import UserError
+from naonet.models.cells import DiscreteCell, StateShape
+from naonet.spaces import Architecture
+
+STEM_MULTIPLIER = 3  # CIFAR stem width is 3 C
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Macro structure of a NAONet: skeleton, width C, cells per stage N, head."""
+
+    skeleton: str = "cifar"
+    channels: int = 36
+    layers: int = 6
+    num_classes: int = 10
+    aux_head: bool = True
+    keep_prob: float = 0.6
+    drop_path_keep_prob: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.skeleton not in SKELETONS:
+            raise UserError(f"unknown network skeleton {self.skeleton!r}; use one of: "
+                            f"{', '.join(SKELETONS)}")
+        if self.channels < 2 or self.channels % 2:
+            raise UserError(f"channels must be an even number >= 2, got {self.channels}")
+        if self.layers < 1:
+            raise UserError(f"layers (cells per stage, N) must be >= 1, got {self.layers}")
+        for name in ("keep_prob", "drop_path_keep_prob"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise UserError(f"{name} must be in (0, 1], got {value}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class AuxiliaryHead(nn.Module):
+    """Auxiliary classifier on the output of the second reduction cell."""
+
+    def __init__(self, channels: int, num_classes: int, pool_stride: int):
+        super().__init__()
+        self.pool = nn.AvgPool2d(5, stride=pool_stride, padding=0, count_include_pad=False)
+        self.conv1 = nn.Conv2d(channels, 128, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(128)
+        self.conv2 = nn.Conv2d(128, 768, 2, bias=False)
+        self.bn2 = nn.BatchNorm2d(768)
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(torch.relu(x))
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = torch.relu(self.bn2(self.conv2(x)))
+        return self.classifier(torch.flatten(x, 1))
+
+
+def _cifar_stems(channels: int) -> dict[str, nn.Module]:
+    """Conv3x3(3 -> 3C) + BN; both inputs of the first cell are its output."""
+    stem = nn.Sequential()
+    stem.add_module("conv", nn.Conv2d(3, STEM_MULTIPLIER * channels, 3, padding=1, bias=False))
+    stem.add_module("bn", nn.BatchNorm2d(STEM_MULTIPLIER * channels))
+    return {"stem": stem}
+
+
+def _imagenet_stems(channels: int) -> dict[str, nn.Module]:
+    """stem0: two stride-2 convs (to 1/4); stem1: one more (to 1/8)."""
+    stem0 = nn.Sequential()
+    stem0.add_module("conv1", nn.Conv2d(3, channels // 2, 3, 2, 1, bias=False))
+    stem0.add_module("bn1", nn.BatchNorm2d(channels // 2))
+    stem0.add_module("relu", nn.ReLU())
+    stem0.add_module("conv2", nn.Conv2d(channels // 2, channels, 3, 2, 1, bias=False))
+    stem0.add_module("bn2", nn.BatchNorm2d(channels))
+    stem1 = nn.Sequential()
+    stem1.add_module("relu", nn.ReLU())
+    stem1.add_module("conv", nn.Conv2d(channels, channels, 3, 2, 1, bias=False))
+    stem1.add_module("bn", nn.BatchNorm2d(channels))
+    return {"stem0": stem0, "stem1": stem1}
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """How a network family starts: its stems (applied in a chain, the last two outputs
+    feeding the first cell), their output shapes, and the aux head's pooling stride."""
+
+    stems: Callable[[int], dict[str, nn.Module]]
+    stem_shapes: Callable[[int], tuple[StateShape, StateShape]]
+    aux_pool_stride: int
+
+
+SKELETONS: dict[str, Skeleton] = {
+    "cifar": Skeleton(_cifar_stems,
+                      lambda c: (StateShape(STEM_MULTIPLIER * c, 1),) * 2, aux_pool_stride=3),
+    "imagenet": Skeleton(_imagenet_stems,
+                         lambda c: (StateShape(c, 4), StateShape(c, 8)), aux_pool_stride=2),
+}
+
+
+class NAONet(nn.Module):
+    """Stem, ``3N + 2`` cells (reductions at N and 2N + 1, each doubling C), classifier."""
+
+    def __init__(self, architecture: Architecture, config: NetworkConfig):
+        super().__init__()
+        self.architecture = architecture
+        self.config = config
+        skeleton = SKELETONS[config.skeleton]
+        stems = skeleton.stems(config.channels)
+        self.stem_names = list(stems)
+        for name, module in stems.items():
+            self.add_module(name, module)
+        num_cells = 3 * config.layers + 2
+        self.reduction_indices = (config.layers, 2 * config.layers + 1)
+        self.aux_index = self.reduction_indices[-1]
+        shapes = list(skeleton.stem_shapes(config.channels))
+        channels = config.channels
+        self.cells = nn.ModuleList()
+        for index in range(num_cells):
+            reduction = index in self.reduction_indices
+            channels = channels * 2 if reduction else channels
+            cell_arch = architecture.reduction if reduction else architecture.normal
+            cell = DiscreteCell(architecture.space, cell_arch, shapes[0], shapes[1], channels,
+                                reduction, depth_ratio=(index + 1) / num_cells)
+            self.cells.append(cell)
+            shapes = [shapes[1], cell.out_shape]
+            if config.aux_head and index == self.aux_index:
+                self.aux_head = AuxiliaryHead(cell.out_shape.channels, config.num_classes,
+                                              skeleton.aux_pool_stride)
+        self.dropout = nn.Dropout(1.0 - config.keep_prob)
+        self.classifier = nn.Linear(shapes[1].channels, config.num_classes)
+        # Drop probability at the deepest cell right now: (1 - keep) * training progress.
+        self.register_buffer("drop_path_rate", torch.zeros(()), persistent=False)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for weight in self.parameters():
+            if weight.dim() >= 2:
+                nn.init.kaiming_normal_(weight)
+
+    def set_training_progress(self, fraction: float) -> None:
+        """Drop path grows linearly with training progress (``(step + 1) / steps``)."""
+        self.drop_path_rate.fill_(min(max(fraction, 0.0), 1.0) *
+                                  (1.0 - self.config.drop_path_keep_prob))
+
+    @property
+    def uses_drop_path(self) -> bool:
+        return self.config.drop_path_keep_prob < 1.0
+
+    def _run_stems(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = [images]
+        for name in self.stem_names:
+            outputs.append(getattr(self, name)(outputs[-1]))
+        return outputs[-2] if len(self.stem_names) > 1 else outputs[-1], outputs[-1]
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        s0, s1 = self._run_stems(images)
+        drop_rate = self.drop_path_rate if (self.training and self.uses_drop_path) else None
+        aux_logits = None
+        for index, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, drop_rate)
+            if index == self.aux_index and self.training and self.config.aux_head:
+                aux_logits = self.aux_head(s1)
+        features = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(s1, 1), 1)
+        return self.classifier(self.dropout(features)), aux_logits
+
+
+def build_network(architecture: Architecture, config: NetworkConfig | None = None,
+                  **overrides) -> NAONet:
+    """Build the discrete network of ``architecture``; keyword overrides edit ``config``."""
+    config = config or NetworkConfig()
+    if overrides:
+        config = NetworkConfig(**{**config.to_dict(), **overrides})
+    return NAONet(architecture, config)
+
+
+def count_parameters(model: nn.Module, include_aux: bool = False) -> int:
+    """Trainable parameters, excluding the auxiliary head unless asked."""
+    return sum(p.numel() for name, p in model.named_parameters()
+               if include_aux or not name.startswith("aux_head."))

@@ -1,0 +1,51 @@
+"""Named architectures, so users can write ``--arch naonet-v2``."""
+
+from __future__ import annotations
+
+from naonet.errors import UserError
+from naonet.spaces.architecture import Architecture
+from naonet.spaces.cell_space import CellSearchSpace
+
+# The cell NAO-V2 discovered on CIFAR-10 (released README / paper), small space.
+_NAMED: dict[str, tuple[str, str]] = {
+    "naonet-v2": ("small", "1 1 0 1 2 4 0 0 0 0 2 1 0 0 0 2 0 3 0 0 "
+                           "0 2 0 2 2 2 1 0 0 0 0 1 0 0 0 3 0 0 0 1"),
+}
+
+
+def register_architecture(name: str, architecture: Architecture) -> None:
+    """Make an architecture available by name."""
+    _NAMED[name] = (architecture.space.name, architecture.to_string())
+
+
+def architecture_names() -> list[str]:
+    return sorted(_NAMED)
+
+
+def named_architecture(name: str) -> Architecture:
+    try:
+        space, text = _NAMED[name]
+    except KeyError:
+        raise UserError(
+            f"unknown architecture name {name!r}; use one of: {', '.join(architecture_names())}, "
+            "or give the architecture as integers"
+        ) from None
+    return Architecture.parse(text, space)
+
+
+def resolve_architecture(text: str, space: str | CellSearchSpace | None = None) -> Architecture:
+    """A registered name or any text form of an architecture."""
+    text = text.strip()
+    if text in _NAMED:
+        architecture = named_architecture(text)
+        if space is not None and architecture.space.name != getattr(space, "name", space):
+            raise UserError(
+                f"architecture {text!r} belongs to the {architecture.space.name!r} space, "
+                f"not {getattr(space, 'name', space)!r}; drop --space or pick another"
+            )
+        return architecture
+    looks_like_name = text.replace("-", "").replace("_", "").isalnum() and not text.isdigit()
+    if looks_like_name and not any(ch.isdigit() for ch in text.split()[0][:1]):
+        if " " not in text and ":" not in text:
+            named_architecture(text)  # raises the unknown-name error
+    return Architecture.parse(text, space)

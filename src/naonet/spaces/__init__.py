@@ -9,6 +9,12 @@ from naonet.spaces.cell_space import (
     register_space,
     space_names,
 )
+from naonet.spaces.encoding import (
+    SOS_TOKEN,
+    CellSpaceEncoding,
+    SequenceEncoding,
+    encoding_for,
+)
 from naonet.spaces.registry import (
     architecture_names,
     named_architecture,
@@ -17,6 +23,10 @@ from naonet.spaces.registry import (
 )
 
 __all__ = [
+    "SOS_TOKEN",
+    "CellSpaceEncoding",
+    "SequenceEncoding",
+    "encoding_for",
     "CELL_TYPES",
     "MIDDLE",
     "SMALL",

@@ -1,0 +1,121 @@
+"""Token encoding of architectures for the controller, derived from the search space.
+
+Everything the encoder-predictor-decoder controller needs is here and nowhere else:
+vocabulary size, sequence length, how tokens group into encoder steps, which tokens are
+legal at each position, and the symmetry used to augment training data. Any space that
+provides an encoding with this interface (``SequenceEncoding``) can be searched by NAO.
+
+For a NAO cell space with B nodes and K ops (released layout):
+token 0 is SOS/EOS, input id ``i`` is token ``i + 1`` and op ``o`` is token
+``1 + (B + 1) + o``; an architecture is ``2 cells x B nodes x (input, op, input, op)``.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Protocol
+
+from naonet.errors import UserError
+from naonet.spaces.architecture import CELL_TYPES, Architecture
+from naonet.spaces.cell_space import CellSearchSpace, get_space
+
+SOS_TOKEN = 0
+
+
+class SequenceEncoding(Protocol):
+    """What a search space offers the controller."""
+
+    vocab_size: int
+    sequence_length: int
+    tokens_per_step: int  # consecutive tokens the encoder concatenates into one step
+
+    def legal_tokens(self, position: int) -> tuple[int, ...]: ...
+
+    def encode(self, architecture) -> list[int]: ...
+
+    def decode(self, tokens: list[int]): ...
+
+    def equivalent_variant(self, architecture, rng: random.Random): ...
+
+
+class CellSpaceEncoding:
+    """The released NAO token layout for a :class:`CellSearchSpace`."""
+
+    tokens_per_step = 2  # (input, op) pairs
+
+    def __init__(self, space: str | CellSearchSpace):
+        self.space = get_space(space)
+        self.input_offset = 1
+        self.op_offset = 1 + (self.space.num_nodes + 1)
+        self.vocab_size = self.op_offset + self.space.num_ops
+        self.sequence_length = self.space.integers_per_architecture
+        self._legal = [self._compute_legal(p) for p in range(self.sequence_length)]
+
+    # ----------------------------------------------------------------- layout
+    def _position_role(self, position: int) -> tuple[int, bool]:
+        """(node index within its cell, whether the position holds an input id)."""
+        within_cell = position % self.space.integers_per_cell
+        return within_cell // 4, within_cell % 2 == 0
+
+    def _compute_legal(self, position: int) -> tuple[int, ...]:
+        node, is_input = self._position_role(position)
+        if is_input:
+            count = self.space.num_candidate_inputs(node)
+            return tuple(range(self.input_offset, self.input_offset + count))
+        return tuple(range(self.op_offset, self.op_offset + self.space.num_ops))
+
+    def legal_tokens(self, position: int) -> tuple[int, ...]:
+        return self._legal[position]
+
+    def legal_mask(self):
+        """Boolean tensor [sequence_length, vocab_size]: True where a token is legal."""
+        import torch
+
+        mask = torch.zeros(self.sequence_length, self.vocab_size, dtype=torch.bool)
+        for position, tokens in enumerate(self._legal):
+            mask[position, list(tokens)] = True
+        return mask
+
+    # ----------------------------------------------------------------- conversion
+    def encode(self, architecture: Architecture) -> list[int]:
+        if architecture.space.name != self.space.name:
+            raise UserError(f"architecture of space {architecture.space.name!r} given to the "
+                            f"{self.space.name!r} encoding")
+        tokens = []
+        for position, value in enumerate(architecture.to_integers()):
+            _, is_input = self._position_role(position)
+            tokens.append(value + (self.input_offset if is_input else self.op_offset))
+        return tokens
+
+    def decode(self, tokens: list[int]) -> Architecture:
+        if len(tokens) != self.sequence_length:
+            raise UserError(f"token sequence has {len(tokens)} tokens, expected "
+                            f"{self.sequence_length}")
+        values = []
+        for position, token in enumerate(tokens):
+            _, is_input = self._position_role(position)
+            values.append(int(token) - (self.input_offset if is_input else self.op_offset))
+        return Architecture.from_integers(values, self.space)
+
+    # ----------------------------------------------------------------- augmentation
+    def equivalent_variant(self, architecture: Architecture, rng: random.Random
+                           ) -> Architecture:
+        """Swap the two branches of one random node in each cell (same function)."""
+        cells = []
+        for cell_type in CELL_TYPES:
+            cell = architecture.cells()[cell_type]
+            nodes = list(cell.nodes)
+            index = rng.randrange(len(nodes))
+            nodes[index] = nodes[index].swapped()
+            cells.append(type(cell)(tuple(nodes)))
+        return Architecture(architecture.space, cells[0], cells[1])
+
+
+def encoding_for(space) -> SequenceEncoding:
+    """The controller encoding of a space (cell spaces by name or object)."""
+    if isinstance(space, str | CellSearchSpace):
+        return CellSpaceEncoding(space)
+    encoding = getattr(space, "encoding", None)
+    if encoding is None:
+        raise UserError(f"space {space!r} has no controller encoding")
+    return encoding()

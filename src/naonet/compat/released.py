@@ -94,7 +94,12 @@ def check_keys_match(converted: Mapping[str, torch.Tensor],
 
 
 def load_released_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """The model state_dict of a released checkpoint file (released or naonet naming).
+    """The model state_dict of a released checkpoint file (released or naonet naming)."""
+    return extract_state_dict(read_checkpoint_payload(path), path)
+
+
+def read_checkpoint_payload(path: str | Path) -> object:
+    """Everything a checkpoint file holds, read without running pickled code.
 
     Released files hold ``{'model': state_dict, 'args': argparse.Namespace, ...}``. They
     are read with ``weights_only=True``: no pickled code runs. Namespace objects are not
@@ -109,7 +114,41 @@ def load_released_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - any failure falls back to the inert reader
         payload = _load_with_placeholders(path)
-    return extract_state_dict(payload, path)
+    return payload
+
+
+def released_arguments(payload: object) -> dict:
+    """The training arguments saved beside a released model (``args``), as a dict;
+    empty when absent. They are read as data: the Namespace class is never built."""
+    if isinstance(payload, Mapping):
+        args = payload.get("args")
+        state = getattr(args, "state", None)
+        if isinstance(state, Mapping):
+            return dict(state)
+        if isinstance(args, Mapping):
+            return dict(args)
+    return {}
+
+
+def infer_network_config(state_dict: Mapping[str, torch.Tensor], **overrides):
+    """The NetworkConfig a released (or converted) state_dict was made with, read off
+    its tensor shapes: skeleton, C, N, classes and whether it has an aux head."""
+    from naonet.models import NetworkConfig
+
+    converted = {convert_key(k): v for k, v in state_dict.items()}
+    if "stem.conv.weight" in converted:
+        skeleton, channels = "cifar", converted["stem.conv.weight"].shape[0] // 3
+    elif "stem0.conv2.weight" in converted:
+        skeleton, channels = "imagenet", converted["stem0.conv2.weight"].shape[0]
+    else:
+        raise UserError("state_dict has no stem (stem.0 / stem0.0): not a NAO network")
+    cells = {int(k.split(".")[1]) for k in converted if k.startswith("cells.")}
+    layers = (max(cells) + 1 - 2) // 3
+    values = dict(skeleton=skeleton, channels=int(channels), layers=layers,
+                  num_classes=int(converted["classifier.weight"].shape[0]),
+                  aux_head=any(k.startswith("aux_head.") for k in converted))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return NetworkConfig(**values)
 
 
 def extract_state_dict(payload: object, path: Path | str) -> dict[str, torch.Tensor]:

@@ -1,0 +1,46 @@
+"""``nao convert RELEASED OUT``: turn a released NAO-V2 checkpoint into a naonet model file.
+
+The released files pickle argparse objects next to the weights. naonet reads them
+without running any pickled code: tensors and plain containers are rebuilt, every other
+class becomes an inert placeholder (only its saved attributes are read, as data). The
+output loads with ``torch.load(OUT, weights_only=True)`` and works with ``nao eval``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("convert", help="convert a released checkpoint to naonet's "
+                                   "format", description=__doc__)
+    parser.add_argument("source", help="released .pt file")
+    parser.add_argument("output", help="naonet model file to write")
+    parser.add_argument("--arch", default=None,
+                        help="architecture, when the file does not record it (naonet-v2)")
+    parser.add_argument("--space", default=None)
+    parser.add_argument("--dataset", default=None, help="data set the network was trained on")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from naonet.compat.model_file import load_model, model_file_payload
+    from naonet.models import count_parameters
+    from naonet.training.checkpoint import atomic_save
+
+    loaded = load_model(args.source, arch=args.arch, space=args.space)
+    dataset = args.dataset or loaded.dataset or _dataset_from_classes(loaded)
+    atomic_save(model_file_payload(loaded, dataset), args.output)
+    config = loaded.network.config
+    print(f"wrote {args.output}: {loaded.architecture.to_qualified_string()}, "
+          f"{config.skeleton} C {config.channels} N {config.layers}, {config.num_classes} "
+          f"classes, {count_parameters(loaded.network):,} parameters (aux head excluded)")
+    return 0
+
+
+def _dataset_from_classes(loaded) -> str | None:
+    config = loaded.network.config
+    if config.skeleton == "imagenet" and config.num_classes == 1000:
+        return "imagenet"
+    return {10: "cifar10", 100: "cifar100"}.get(config.num_classes) \
+        if config.skeleton == "cifar" else None

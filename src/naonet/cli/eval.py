@@ -1,0 +1,60 @@
+"""``nao eval CHECKPOINT``: top-1 and top-5 accuracy of a trained network on a test set.
+
+Works with naonet checkpoints and with the released NAO-V2 checkpoints (their weights are
+renamed on the fly; give --arch if the file does not record it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("eval", help="top-1/top-5 of a checkpoint on a test set",
+                                   description=__doc__)
+    parser.add_argument("checkpoint", help="naonet or released .pt file")
+    parser.add_argument("--data", default="data", help="data folder or archive")
+    parser.add_argument("--dataset", default=None,
+                        help="cifar10, cifar100, imagenet or folder (default: from the file)")
+    parser.add_argument("--arch", default=None, help="architecture (released files)")
+    parser.add_argument("--space", default=None, help="search space of --arch")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--test-subset", type=int, default=0)
+    parser.add_argument("--image-size", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from naonet.compat.model_file import load_model
+    from naonet.data import DataConfig, build_data
+    from naonet.distributed import resolve_device
+    from naonet.errors import UserError
+    from naonet.training import Precision, evaluate
+
+    loaded = load_model(args.checkpoint, arch=args.arch, space=args.space)
+    dataset = args.dataset or loaded.dataset
+    if dataset is None:
+        raise UserError(f"{args.checkpoint} does not say which data set it was trained on; "
+                        "pass --dataset")
+    device = resolve_device(args.device)
+    data = build_data(DataConfig(dataset=dataset, data=args.data, eval_batch_size=args.batch_size,
+                                 test_subset=args.test_subset, workers=args.workers,
+                                 image_size=args.image_size), device)
+    if data.num_classes != loaded.network.config.num_classes:
+        raise UserError(f"the network has {loaded.network.config.num_classes} classes but "
+                        f"{dataset} has {data.num_classes}; check --dataset")
+    stats = evaluate(loaded.network.to(device), data.test, Precision.from_name(args.amp, device))
+    result = {"checkpoint": str(args.checkpoint), "dataset": dataset, "images": stats.images,
+              "top1": stats.top1, "top5": stats.top5, "loss": stats.loss,
+              "arch": loaded.architecture.to_qualified_string()}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{dataset} test: top-1 {stats.top1:.2f} % (error {100 - stats.top1:.2f} %), "
+              f"top-5 {stats.top5:.2f} % on {stats.images} images")
+    return 0

@@ -1,0 +1,33 @@
+"""Command-line flags generated from the config dataclasses, so every option of a config
+is a flag with the same name (underscores become dashes)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, fields
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, config_class, help_texts: dict,
+                        skip: tuple[str, ...] = ()) -> list[str]:
+    """Add ``--field`` for every field of ``config_class``; returns the field names.
+
+    Defaults are None so that only flags the user typed override presets and files.
+    """
+    names = []
+    for field in fields(config_class):
+        if field.name in skip:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        default = field.default if field.default is not MISSING else None
+        text = help_texts.get(field.name, "")
+        text = f"{text} (default: {default})" if text else f"default: {default}"
+        kind = field.type if isinstance(field.type, str) else field.type.__name__
+        if kind == "bool":
+            parser.add_argument(flag, dest=field.name, default=None,
+                                action=argparse.BooleanOptionalAction, help=text)
+        else:
+            caster = {"int": int, "float": float}.get(kind, str)
+            parser.add_argument(flag, dest=field.name, default=None, type=caster, help=text,
+                                metavar=field.name.upper())
+        names.append(field.name)
+    return names

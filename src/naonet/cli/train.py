@@ -1,0 +1,64 @@
+"""``nao train``: train an architecture with a published recipe or your own settings.
+
+Rerunning the same command resumes from the run folder's last checkpoint. Launch with
+``torchrun --nproc_per_node N -m naonet.cli.main train ...`` (or ``torchrun $(which nao)``)
+for N processes: each uses the preset's batch size and the learning rate is multiplied
+by N.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from naonet.cli.options import add_dataclass_flags
+
+HELP = {
+    "arch": "architecture name (naonet-v2) or string of integers",
+    "space": "search space of an integer architecture string (small or middle)",
+    "dataset": "cifar10, cifar100, imagenet or folder (any train/ + test/ image folders)",
+    "data": "data folder or .tar.gz archive",
+    "download": "download CIFAR into --data when it is missing (needs the internet)",
+    "valid_size": "hold out this many training images for choosing best.pt",
+    "train_subset": "train on only this many images (0: all)",
+    "test_subset": "evaluate on only this many test images (0: all)",
+    "image_size": "resize folder data sets to this size",
+    "pipeline": "device (data set on the device, batched augmentation), loader or auto",
+    "channels": "width C of the first cells",
+    "layers": "cells per stage N",
+    "aux_weight": "weight of the auxiliary head's loss",
+    "keep_prob": "1 - dropout before the classifier",
+    "drop_path_keep_prob": "keep probability of drop path at the last cell and step",
+    "lr_schedule": "cosine or exponential",
+    "scale_lr_with_world_size": "multiply lr by the number of processes",
+    "amp": "mixed precision: none, bf16 or fp16 (fp16 needs CUDA)",
+    "channels_last": "NHWC memory layout (faster on recent GPUs)",
+    "output": "run folder (checkpoints, metrics.jsonl, config.yaml, result.json)",
+    "device": "auto, cpu, cuda, cuda:N or mps",
+}
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train an architecture (NAONet-V2 presets, resumable, multi-GPU)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from naonet.training.config import PRESETS, TrainConfig
+
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="start from a published recipe (flags and --config override it)")
+    parser.add_argument("--config", default=None, help="YAML or JSON file of options")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_dataclass_flags(parser, TrainConfig, HELP)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from naonet.training.config import field_names, load_config_file, resolve_config
+    from naonet.training.run import train
+
+    flags = {name: getattr(args, name) for name in field_names()}
+    file_values = load_config_file(args.config) if args.config else {}
+    if flags.get("output") is None and "output" not in file_values:
+        flags["output"] = f"runs/{args.preset or 'train'}"
+    config = resolve_config(args.preset, file_values, flags)
+    train(config, show_progress=not args.no_progress)
+    return 0

@@ -1,0 +1,65 @@
+"""Load a trained network from any checkpoint: naonet's own, a converted one, or a file
+of the released code (converted on the fly)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from naonet.compat.released import (
+    convert_state_dict,
+    extract_state_dict,
+    infer_network_config,
+    read_checkpoint_payload,
+    released_arguments,
+)
+from naonet.errors import UserError
+from naonet.models import NAONet, NetworkConfig, build_network
+from naonet.spaces import Architecture, resolve_architecture
+
+
+@dataclass
+class LoadedModel:
+    network: NAONet
+    architecture: Architecture
+    dataset: str | None  # the data set it was trained on, when the file says
+    released: bool  # whether the file came from the released code
+
+
+def load_model(path: str | Path, arch: str | None = None, space: str | None = None,
+               **network_overrides) -> LoadedModel:
+    """Build the network a checkpoint describes and load its weights.
+
+    naonet checkpoints carry their architecture and network config. For released files
+    the architecture comes from ``arch`` or the file's saved arguments, and the network
+    config is read off the tensor shapes (``network_overrides`` win).
+    """
+    payload = read_checkpoint_payload(path)
+    state_dict = extract_state_dict(payload, path)
+    is_ours = isinstance(payload, dict) and "network" in payload and "arch" in payload
+    if is_ours:
+        architecture = resolve_architecture(arch or payload["arch"], space)
+        values = {**payload["network"],
+                  **{k: v for k, v in network_overrides.items() if v is not None}}
+        config = NetworkConfig(**values)
+        dataset = (payload.get("config") or {}).get("dataset")
+    else:
+        saved = released_arguments(payload)
+        arch_text = arch or saved.get("arch")
+        if not arch_text:
+            raise UserError(f"{path} does not record its architecture; pass --arch (for "
+                            "example --arch naonet-v2)")
+        architecture = resolve_architecture(str(arch_text), space or saved.get("search_space"))
+        config = infer_network_config(state_dict, **network_overrides)
+        dataset = saved.get("dataset")
+    network = build_network(architecture, config)
+    network.load_state_dict(convert_state_dict(state_dict, network.state_dict()))
+    return LoadedModel(network, architecture, dataset, released=not is_ours)
+
+
+def model_file_payload(loaded: LoadedModel, dataset: str | None) -> dict:
+    """What ``nao convert`` writes: weights plus what is needed to rebuild the network."""
+    return {"format": 1, "model": loaded.network.state_dict(),
+            "network": loaded.network.config.to_dict(),
+            "arch": loaded.architecture.to_qualified_string(),
+            "config": {"dataset": dataset} if dataset else {}}

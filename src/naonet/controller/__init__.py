@@ -1,0 +1,41 @@
+"""The NAO controller: encoder, predictor and decoder over a space's token encoding;
+its training on scored architectures and the generation of new architectures."""
+
+from naonet.controller.config import ControllerConfig, ControllerTrainConfig
+from naonet.controller.generation import (
+    GenerationResult,
+    generate_architectures,
+    propose_sequences,
+)
+from naonet.controller.model import Controller, ControllerOutput, Encoded
+from naonet.controller.released import (
+    convert_controller_key,
+    convert_controller_state_dict,
+    released_controller_config,
+)
+from naonet.controller.training import (
+    ControllerReport,
+    hamming_distance,
+    normalise_scores,
+    pairwise_accuracy,
+    train_controller,
+)
+
+__all__ = [
+    "Controller",
+    "ControllerConfig",
+    "ControllerOutput",
+    "ControllerReport",
+    "ControllerTrainConfig",
+    "Encoded",
+    "GenerationResult",
+    "convert_controller_key",
+    "convert_controller_state_dict",
+    "generate_architectures",
+    "hamming_distance",
+    "normalise_scores",
+    "pairwise_accuracy",
+    "propose_sequences",
+    "released_controller_config",
+    "train_controller",
+]

@@ -1,0 +1,98 @@
+"""Generating new architectures by moving seed embeddings towards a higher predicted score.
+
+The seeds are encoded once; the gradient of the predicted score with respect to the
+per-step encoder outputs is taken once (it does not depend on the step size). For
+step size lambda = 1, 2, 3, ... the outputs move ``lambda * gradient`` upward, are
+re-normalised and pooled into a new embedding, and the decoder greedily decodes all
+seeds in one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from naonet.controller.model import Controller, Encoded, pool_steps
+from naonet.errors import UserError
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """New architectures in the order found, and the last step size tried."""
+
+    architectures: tuple
+    lambda_reached: int
+
+
+def generate_architectures(controller: Controller, seeds: Sequence, known: Iterable,
+                           count: int, max_lambda: int = 50) -> GenerationResult:
+    """Up to ``count`` architectures that are neither ``known`` nor generated twice.
+
+    Step sizes 1 .. ``max_lambda`` are tried in turn until ``count`` are found; within a
+    step size the seeds are taken in order.
+    """
+    if count < 0:
+        raise UserError(f"cannot generate {count} architectures; ask for 0 or more")
+    if max_lambda < 1:
+        raise UserError(f"max_lambda must be >= 1, got {max_lambda}")
+    if count == 0:
+        return GenerationResult((), 0)
+    if not seeds:
+        raise UserError("no seed architectures to generate from; pass the top of the pool")
+    seen = set(known)
+    found: list = []
+    step_outputs, gradient = score_gradient(controller, controller.to_tokens(seeds))
+    for step_size in range(1, max_lambda + 1):
+        sequences = shifted_sequences(controller, step_outputs, gradient, step_size)
+        for architecture in controller.from_tokens(sequences):
+            if architecture not in seen:
+                seen.add(architecture)
+                found.append(architecture)
+                if len(found) == count:
+                    return GenerationResult(tuple(found), step_size)
+    return GenerationResult(tuple(found), max_lambda)
+
+
+def propose_sequences(controller: Controller, tokens: torch.Tensor, step_size: float
+                      ) -> torch.Tensor:
+    """Decoded token sequences [N, L] after one move of ``step_size`` (no filtering)."""
+    step_outputs, gradient = score_gradient(controller, tokens)
+    return shifted_sequences(controller, step_outputs, gradient, step_size)
+
+
+def score_gradient(controller: Controller, tokens: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-step encoder outputs [N, S, H] and d(predicted score)/d(outputs) [N, S, H]."""
+    with _evaluating(controller), torch.no_grad():
+        step_outputs = controller.encode(tokens).step_outputs
+    # The score depends on the outputs only through pooling and the predictor, so the
+    # gradient is taken from there on (parameters need not require grad).
+    with _evaluating(controller), torch.enable_grad():
+        step_outputs = step_outputs.detach().requires_grad_(True)
+        predicted = controller.predict(pool_steps(step_outputs))  # [N]
+        (gradient,) = torch.autograd.grad(predicted.sum(), step_outputs)
+    return step_outputs.detach(), gradient
+
+
+@torch.no_grad()
+def shifted_sequences(controller: Controller, step_outputs: torch.Tensor,
+                      gradient: torch.Tensor, step_size: float) -> torch.Tensor:
+    """Greedy decoding [N, L] of outputs moved ``step_size * gradient`` upward."""
+    moved = F.normalize(step_outputs + step_size * gradient, p=2, dim=-1)  # [N, S, H]
+    with _evaluating(controller):
+        return controller.decode_greedy(Encoded(moved, pool_steps(moved)))
+
+
+@contextmanager
+def _evaluating(controller: Controller) -> Iterator[None]:
+    """Eval mode (no dropout) for the duration, then the previous mode."""
+    was_training = controller.training
+    controller.eval()
+    try:
+        yield
+    finally:
+        controller.train(was_training)

@@ -1,0 +1,198 @@
+"""Training the controller on a pool of scored architectures, and its two quality measures.
+
+Loss: ``mse_weight * MSE(predicted, target) + nll_weight * NLL(reconstruction)`` with
+targets the pool's scores min-max normalised to [0, 1]. The pool is split into a
+training and a validation part; the training part is augmented with equivalent
+variants of its architectures (same network, other token sequence). Reported: the
+predictor's pairwise accuracy and the greedy reconstruction's Hamming distance on the
+validation part.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from naonet.controller.config import ControllerTrainConfig
+from naonet.controller.model import Controller
+from naonet.errors import UserError
+
+
+@dataclass(frozen=True)
+class ControllerReport:
+    """Outcome of one controller training."""
+
+    train_loss: float  # mean loss of the last epoch
+    train_mse: float
+    train_nll: float
+    loss_history: tuple[float, ...]  # mean loss of every epoch
+    pairwise_accuracy: float  # on the validation part; nan with fewer than 2 architectures
+    hamming_distance: float  # mean differing tokens of greedy reconstructions
+    num_train: int  # after augmentation
+    num_valid: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Split:
+    train_tokens: torch.Tensor  # [N_train, L]
+    train_targets: torch.Tensor  # [N_train]
+    valid_tokens: torch.Tensor  # [N_valid, L]
+    valid_targets: torch.Tensor  # [N_valid]
+
+
+def train_controller(controller: Controller, architectures: Sequence, scores: Sequence[float],
+                     config: ControllerTrainConfig, seed: int, progress: bool = False
+                     ) -> ControllerReport:
+    """Train ``controller`` in place on scored architectures (higher score = better).
+
+    Deterministic given ``seed`` on the CPU: the split, the augmentation, the batch order
+    and dropout all draw from generators seeded here (the global RNG state is restored).
+    With ``valid_fraction`` 0 the metrics are measured on the (unaugmented) pool.
+    """
+    _check_pool(architectures, scores)
+    rng = random.Random(seed)
+    split = _split_pool(controller, list(architectures), normalise_scores(scores), config, rng)
+    device = controller.legal_mask.device
+    with torch.random.fork_rng(devices=_rng_devices(device)):
+        torch.manual_seed(seed)  # dropout draws from the global generator
+        batch_order = torch.Generator().manual_seed(seed)
+        optimizer = torch.optim.Adam(controller.parameters(), lr=config.learning_rate,
+                                     weight_decay=config.weight_decay)
+        history, last = [], (math.nan, math.nan, math.nan)
+        epochs = tqdm(range(config.epochs), desc="controller", disable=not progress,
+                      leave=False)
+        for _ in epochs:
+            last = train_epoch(controller, optimizer, split, config, batch_order)
+            history.append(last[0])
+            epochs.set_postfix(loss=f"{last[0]:.4f}")
+    accuracy, distance = evaluate_controller(controller, split.valid_tokens,
+                                             split.valid_targets)
+    return ControllerReport(last[0], last[1], last[2], tuple(history), accuracy, distance,
+                            len(split.train_tokens), len(split.valid_tokens))
+
+
+def train_epoch(controller: Controller, optimizer: torch.optim.Optimizer, split: _Split,
+                config: ControllerTrainConfig, generator: torch.Generator
+                ) -> tuple[float, float, float]:
+    """One pass over the shuffled training part: mean (loss, mse, nll) per architecture."""
+    controller.train()
+    count = len(split.train_tokens)
+    order = torch.randperm(count, generator=generator).to(split.train_tokens.device)
+    totals = torch.zeros(3, device=split.train_tokens.device)
+    for start in range(0, count, config.batch_size):
+        batch = order[start:start + config.batch_size]
+        losses = train_step(controller, optimizer, split.train_tokens[batch],
+                            split.train_targets[batch], config)
+        totals += losses * len(batch)
+    return tuple((totals / count).tolist())
+
+
+def train_step(controller: Controller, optimizer: torch.optim.Optimizer, tokens: torch.Tensor,
+               targets: torch.Tensor, config: ControllerTrainConfig) -> torch.Tensor:
+    """One optimizer step; returns the detached (loss, mse, nll)."""
+    optimizer.zero_grad(set_to_none=True)
+    predicted, log_probs = controller(tokens)  # [B], [B, L, V]
+    mse = F.mse_loss(predicted, targets)
+    nll = F.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]), tokens.reshape(-1))
+    loss = config.mse_weight * mse + config.nll_weight * nll
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(controller.parameters(), config.grad_clip)
+    optimizer.step()
+    return torch.stack((loss, mse, nll)).detach()
+
+
+@torch.no_grad()
+def evaluate_controller(controller: Controller, tokens: torch.Tensor, targets: torch.Tensor
+                        ) -> tuple[float, float]:
+    """(pairwise accuracy of the predictor, Hamming distance of greedy reconstruction)."""
+    controller.eval()
+    encoded = controller.encode(tokens)
+    predicted = controller.predict(encoded.embedding)
+    reconstructed = controller.decode_greedy(encoded)
+    return pairwise_accuracy(targets, predicted), hamming_distance(tokens, reconstructed)
+
+
+def normalise_scores(scores: Sequence[float]) -> torch.Tensor:
+    """Scores min-max normalised to [0, 1]; all 0.5 when every score is equal."""
+    values = torch.tensor([float(score) for score in scores], dtype=torch.float64)
+    if not torch.isfinite(values).all():
+        raise UserError("architecture scores contain nan or inf; score every architecture "
+                        "before training the controller")
+    low, high = values.min(), values.max()
+    if high == low:  # no ranking information: the middle of the range
+        return torch.full_like(values, 0.5, dtype=torch.float32)
+    return ((values - low) / (high - low)).float()
+
+
+def pairwise_accuracy(targets: torch.Tensor, predicted: torch.Tensor) -> float:
+    """Fraction of pairs i < j ordered alike (``>=`` on both sides counts as alike)."""
+    count = len(targets)
+    if count < 2:
+        return math.nan
+    targets, predicted = targets.reshape(-1), predicted.reshape(-1)
+    alike = (targets[:, None] >= targets[None, :]) == (predicted[:, None] >= predicted[None, :])
+    upper = torch.ones(count, count, dtype=torch.bool, device=alike.device).triu(diagonal=1)
+    return alike[upper].sum().item() / (count * (count - 1) // 2)
+
+
+def hamming_distance(tokens: torch.Tensor, other: torch.Tensor) -> float:
+    """Mean number of positions where two token tensors [N, L] differ."""
+    if len(tokens) == 0:
+        return math.nan
+    return (tokens != other).sum(dim=1).float().mean().item()
+
+
+# --------------------------------------------------------------------------- data
+def _check_pool(architectures: Sequence, scores: Sequence[float]) -> None:
+    if len(architectures) != len(scores):
+        raise UserError(f"{len(architectures)} architectures but {len(scores)} scores; give "
+                        "one score per architecture")
+    if len(architectures) < 2:
+        raise UserError(f"the controller needs at least 2 scored architectures, got "
+                        f"{len(architectures)}; score a larger pool")
+
+
+def _split_pool(controller: Controller, architectures: list, targets: torch.Tensor,
+                config: ControllerTrainConfig, rng: random.Random) -> _Split:
+    """Shuffle, split train/valid, augment the training part; tensors on the device."""
+    order = list(range(len(architectures)))
+    rng.shuffle(order)
+    num_valid = _num_valid(len(order), config.valid_fraction)
+    train_index, valid_index = order[:len(order) - num_valid], order[len(order) - num_valid:]
+    if not valid_index:
+        valid_index = train_index
+    train_archs = [architectures[i] for i in train_index]
+    train_targets = [targets[i] for i in train_index]
+    variants, variant_targets = [], []
+    for _ in range(config.augment_factor - 1):
+        for architecture, target in zip(train_archs, train_targets):
+            variants.append(controller.encoding.equivalent_variant(architecture, rng))
+            variant_targets.append(target)
+    place = {"device": controller.legal_mask.device,
+             "dtype": next(controller.parameters()).dtype}
+    return _Split(
+        controller.to_tokens(train_archs + variants),
+        torch.stack(train_targets + variant_targets).to(**place),
+        controller.to_tokens([architectures[i] for i in valid_index]),
+        torch.stack([targets[i] for i in valid_index]).to(**place),
+    )
+
+
+def _num_valid(count: int, fraction: float) -> int:
+    if fraction == 0:
+        return 0
+    # At least one validation and one training architecture.
+    return min(max(1, int(count * fraction)), count - 1)
+
+
+def _rng_devices(device: torch.device) -> list:
+    return [device] if device.type == "cuda" else []

@@ -1,0 +1,141 @@
+"""Batch iterators that the training engine consumes.
+
+Both kinds yield ``(images, labels)`` already on the target device, know their length in
+batches, and take ``set_epoch(epoch)`` so the shuffling of every epoch is fixed by the
+seed (a resumed run sees the same batches as an uninterrupted one).
+
+* :class:`DeviceBatches` keeps a whole small-image data set on the device as uint8 and
+  does crop, flip, normalisation and cutout in batches there (the fast path).
+* :class:`LoaderBatches` wraps a ``torch.utils.data.DataLoader`` with per-image
+  torchvision transforms (large images, AutoAugment, the reference baseline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from naonet.data.augment import cutout, random_crop_flip
+from naonet.data.sources import InMemorySplit
+
+
+@dataclass(frozen=True)
+class BatchAugment:
+    """Batched augmentation settings of the device pipeline (CIFAR recipe)."""
+
+    crop_padding: int = 4
+    flip: bool = True
+    cutout: int = 0
+
+
+class DeviceBatches:
+    """Iterate an in-memory split on ``device`` in shuffled (train) or fixed order."""
+
+    def __init__(self, split: InMemorySplit, batch_size: int, device: torch.device,
+                 mean: tuple[float, ...], std: tuple[float, ...], train: bool,
+                 augment: BatchAugment | None = None, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, channels_last: bool = False):
+        self.images = split.images.to(device)  # uint8 [N, 3, H, W], kept on the device
+        self.labels = split.labels.to(device)
+        self.batch_size = batch_size
+        self.device = device
+        self.train = train
+        self.augment = augment or BatchAugment()
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.channels_last = channels_last
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> torch.Tensor:
+        """This rank's sample order for the current epoch.
+
+        Training shards are equal in size (the uneven tail is dropped) so every rank
+        takes the same number of steps; evaluation shards are strided and cover every
+        sample exactly once.
+        """
+        total = self.labels.shape[0]
+        if not self.train:
+            return torch.arange(self.rank, total, self.world_size)
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(total, generator=generator)
+        per_rank = total // self.world_size
+        return order[self.rank * per_rank: (self.rank + 1) * per_rank]
+
+    def __len__(self) -> int:
+        total = self.labels.shape[0]
+        per_rank = total // self.world_size if self.train else -(-total // self.world_size)
+        return -(-per_rank // self.batch_size)
+
+    def __iter__(self):
+        order = self._indices().to(self.device)
+        generator = torch.Generator().manual_seed(
+            (self.seed * 100_003 + self.epoch) * 16 + self.rank + 7)
+        for start in range(0, order.shape[0], self.batch_size):
+            index = order[start: start + self.batch_size]
+            images = self.images[index]
+            if self.train:
+                images = random_crop_flip(images, self.augment.crop_padding, generator,
+                                          self.augment.flip)
+            images = (images.float() - self.mean) / self.std
+            if self.train and self.augment.cutout > 0:
+                images = cutout(images, self.augment.cutout, generator)
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, self.labels[index]
+
+
+class LoaderBatches:
+    """A DataLoader over a map-style dataset, moving batches to ``device``."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, device: torch.device, train: bool,
+                 workers: int = 2, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 channels_last: bool = False):
+        self.device = device
+        self.channels_last = channels_last
+        self.sampler = None
+        generator = torch.Generator().manual_seed(seed)
+        if world_size > 1 and train:
+            self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
+                                              shuffle=True, seed=seed, drop_last=True)
+        elif world_size > 1:
+            # Strided shards: every sample evaluated once, none padded in.
+            self.sampler = list(range(rank, len(dataset), world_size))
+        self.seed = seed
+        self.generator = generator
+        self.loader = DataLoader(
+            dataset, batch_size=batch_size, shuffle=train and self.sampler is None,
+            sampler=self.sampler, num_workers=workers, generator=generator,
+            pin_memory=device.type == "cuda", drop_last=False,
+            persistent_workers=workers > 0, worker_init_fn=_seed_worker)
+
+    def set_epoch(self, epoch: int) -> None:
+        if isinstance(self.sampler, DistributedSampler):
+            self.sampler.set_epoch(epoch)
+        self.generator.manual_seed(self.seed * 100_003 + epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for images, labels in self.loader:
+            images = images.to(self.device, non_blocking=True)
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, labels.to(self.device, non_blocking=True)
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Give every worker process distinct, reproducible random streams."""
+    import random
+
+    import numpy as np
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)

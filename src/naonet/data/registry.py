@@ -1,0 +1,255 @@
+"""Data sets by name, and the one function that turns a data config into batch iterators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from naonet.data.augment import Cutout
+from naonet.data.pipelines import BatchAugment, DeviceBatches, LoaderBatches
+from naonet.data.sources import (
+    InMemorySplit,
+    detect_layout,
+    download_cifar,
+    find_split_folder,
+    load_cifar_pickle,
+    load_image_folder,
+    resolve_data_root,
+)
+from naonet.errors import UserError
+
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a named data set is: its network skeleton, classes and image statistics.
+
+    ``small_images`` data sets are decoded into memory and can use the device pipeline;
+    the others stream from disk through a DataLoader with ImageNet-style transforms.
+    """
+
+    name: str
+    skeleton: str
+    num_classes: int | None  # None: the number of class folders
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    small_images: bool
+    image_size: int
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "cifar10": DatasetSpec("cifar10", "cifar", 10, CIFAR10_MEAN, CIFAR10_STD, True, 32),
+    "cifar100": DatasetSpec("cifar100", "cifar", 100, CIFAR100_MEAN, CIFAR100_STD, True, 32),
+    "imagenet": DatasetSpec("imagenet", "imagenet", 1000, IMAGENET_MEAN, IMAGENET_STD, False,
+                            224),
+    # Any folder of labelled images: small images (<= 64 px) use the CIFAR recipe.
+    "folder": DatasetSpec("folder", "cifar", None, IMAGENET_MEAN, IMAGENET_STD, True, 32),
+}
+
+
+def get_dataset_spec(name: str, image_size: int | None = None) -> DatasetSpec:
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; use one of: {', '.join(DATASETS)}")
+    spec = DATASETS[name]
+    if name == "folder" and image_size is not None and image_size != spec.image_size:
+        small = image_size <= 64
+        spec = DatasetSpec("folder", "cifar" if small else "imagenet", None, spec.mean,
+                           spec.std, small, image_size)
+    return spec
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data is and how batches are made."""
+
+    dataset: str = "cifar10"
+    data: str = "data"
+    download: bool = False
+    batch_size: int = 128
+    eval_batch_size: int = 256
+    valid_size: int = 0  # images held out of the training set for model selection
+    train_subset: int = 0  # use only this many training images (0: all)
+    test_subset: int = 0
+    cutout: int = 0
+    autoaugment: bool = False
+    pipeline: str = "auto"  # 'device' | 'loader' | 'auto'
+    workers: int = 2
+    image_size: int = 0  # folder data sets: resize to this (0: the data set's default)
+
+
+@dataclass
+class DataBundle:
+    """Batch iterators of a run and what the network needs to know about the data."""
+
+    train: DeviceBatches | LoaderBatches
+    valid: DeviceBatches | LoaderBatches | None
+    test: DeviceBatches | LoaderBatches
+    num_classes: int
+    skeleton: str
+    spec: DatasetSpec
+
+
+def choose_pipeline(config: DataConfig, spec: DatasetSpec) -> str:
+    if config.pipeline not in ("auto", "device", "loader"):
+        raise UserError(f"unknown pipeline {config.pipeline!r}; use auto, device or loader")
+    if config.pipeline == "device" and (not spec.small_images or config.autoaugment):
+        raise UserError("the device pipeline handles small images without AutoAugment; use "
+                        "--pipeline loader")
+    if config.pipeline != "auto":
+        return config.pipeline
+    return "device" if spec.small_images and not config.autoaugment else "loader"
+
+
+def split_indices(total: int, valid_size: int, train_subset: int, seed: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, valid) indices of the training set, fixed by ``seed``."""
+    if valid_size >= total:
+        raise UserError(f"--valid-size {valid_size} leaves no training images (the training "
+                        f"set has {total}); lower it")
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    valid, train = order[:valid_size], order[valid_size:]
+    if train_subset:
+        train = train[:train_subset]
+    return train.sort().values, valid.sort().values
+
+
+def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: int = 0,
+               world_size: int = 1, channels_last: bool = False) -> DataBundle:
+    """Load the data set of ``config`` and wrap each split in a batch iterator."""
+    spec = get_dataset_spec(config.dataset, config.image_size or None)
+    root = Path(config.data).expanduser()
+    if config.download and config.dataset in ("cifar10", "cifar100"):
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            detect_layout(root, config.dataset)
+        except UserError:
+            download_cifar(root, config.dataset)
+    root = resolve_data_root(root)
+    pipeline = choose_pipeline(config, spec)
+    common = dict(device=device, seed=seed, rank=rank, world_size=world_size,
+                  channels_last=channels_last)
+    if spec.small_images:
+        train_split, test_split = _load_small(root, config, spec)
+        num_classes = spec.num_classes or len(train_split.classes)
+        train_index, valid_index = split_indices(len(train_split), config.valid_size,
+                                                 config.train_subset, seed)
+        if config.test_subset:
+            test_split = test_split.subset(torch.arange(min(config.test_subset,
+                                                            len(test_split))))
+        parts = {"train": train_split.subset(train_index),
+                 "valid": train_split.subset(valid_index) if config.valid_size else None,
+                 "test": test_split}
+        make = _device_batches if pipeline == "device" else _small_loader_batches
+        iterators = {name: make(part, name == "train", config, spec, common)
+                     if part is not None else None for name, part in parts.items()}
+    else:
+        iterators, num_classes = _folder_iterators(root, config, spec, common, seed)
+    if spec.num_classes is not None and num_classes != spec.num_classes:
+        raise UserError(f"{config.dataset} should have {spec.num_classes} classes but "
+                        f"{root} has {num_classes}; check --data")
+    return DataBundle(iterators["train"], iterators["valid"], iterators["test"], num_classes,
+                      spec.skeleton, spec)
+
+
+def _load_small(root: Path, config: DataConfig, spec: DatasetSpec
+                ) -> tuple[InMemorySplit, InMemorySplit]:
+    layout = detect_layout(root, config.dataset)
+    if layout == "pickle":
+        return (load_cifar_pickle(root, config.dataset, "train"),
+                load_cifar_pickle(root, config.dataset, "test"))
+    test_folder = find_split_folder(root, "test")
+    if test_folder is None:
+        raise UserError(f"{root} has train/ but no test/ or val/ folder; add one")
+    size = spec.image_size if config.dataset == "folder" else None
+    return (load_image_folder(find_split_folder(root, "train"), size),
+            load_image_folder(test_folder, size))
+
+
+def _device_batches(split: InMemorySplit, train: bool, config: DataConfig, spec: DatasetSpec,
+                    common: dict) -> DeviceBatches:
+    batch = config.batch_size if train else config.eval_batch_size
+    return DeviceBatches(split, batch, mean=spec.mean, std=spec.std, train=train,
+                         augment=BatchAugment(cutout=config.cutout), **common)
+
+
+class _TensorImageDataset(Dataset):
+    """An in-memory split as PIL images through torchvision transforms (reference path)."""
+
+    def __init__(self, split: InMemorySplit, transform):
+        self.split, self.transform = split, transform
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int):
+        from torchvision.transforms.functional import to_pil_image
+
+        image = to_pil_image(self.split.images[index])
+        return self.transform(image), int(self.split.labels[index])
+
+
+def small_image_transform(train: bool, config: DataConfig, spec: DatasetSpec):
+    """The released CIFAR transforms: crop 32 pad 4, flip, [AutoAugment], normalise, cutout."""
+    from torchvision import transforms as T
+
+    steps = []
+    if train:
+        steps += [T.RandomCrop(spec.image_size, padding=4), T.RandomHorizontalFlip()]
+        if config.autoaugment:
+            steps.append(T.AutoAugment(T.AutoAugmentPolicy.CIFAR10))
+    steps += [T.ToTensor(), T.Normalize(spec.mean, spec.std)]
+    if train and config.cutout:
+        steps.append(Cutout(config.cutout))
+    return T.Compose(steps)
+
+
+def large_image_transform(train: bool, config: DataConfig, spec: DatasetSpec):
+    """The released ImageNet transforms."""
+    from torchvision import transforms as T
+
+    size = spec.image_size
+    if train:
+        steps = [T.RandomResizedCrop(size), T.RandomHorizontalFlip(),
+                 T.ColorJitter(0.4, 0.4, 0.4, 0.2)]
+        if config.autoaugment:
+            steps.append(T.AutoAugment(T.AutoAugmentPolicy.IMAGENET))
+    else:
+        steps = [T.Resize(int(size * 256 / 224)), T.CenterCrop(size)]
+    return T.Compose(steps + [T.ToTensor(), T.Normalize(spec.mean, spec.std)])
+
+
+def _small_loader_batches(split: InMemorySplit, train: bool, config: DataConfig,
+                          spec: DatasetSpec, common: dict) -> LoaderBatches:
+    dataset = _TensorImageDataset(split, small_image_transform(train, config, spec))
+    batch = config.batch_size if train else config.eval_batch_size
+    return LoaderBatches(dataset, batch, train=train, workers=config.workers, **common)
+
+
+def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common: dict,
+                      seed: int) -> tuple[dict, int]:
+    from torchvision.datasets import ImageFolder
+
+    train_folder, test_folder = find_split_folder(root, "train"), find_split_folder(root, "test")
+    if train_folder is None or test_folder is None:
+        raise UserError(f"{root} needs train/ and val/ (or test/) folders of class folders")
+    train_set = ImageFolder(str(train_folder), large_image_transform(True, config, spec))
+    plain_train = ImageFolder(str(train_folder), large_image_transform(False, config, spec))
+    test_set = ImageFolder(str(test_folder), large_image_transform(False, config, spec))
+    train_index, valid_index = split_indices(len(train_set), config.valid_size,
+                                             config.train_subset, seed)
+    parts = {"train": Subset(train_set, train_index.tolist()),
+             "valid": Subset(plain_train, valid_index.tolist()) if config.valid_size else None,
+             "test": (Subset(test_set, list(range(min(config.test_subset, len(test_set)))))
+                      if config.test_subset else test_set)}
+    iterators = {
+        name: LoaderBatches(part, config.batch_size if name == "train" else
+                            config.eval_batch_size, train=name == "train",
+                            workers=config.workers, **common) if part is not None else None
+        for name, part in parts.items()}
+    return iterators, len(train_set.classes)

@@ -1,0 +1,200 @@
+"""Reading image data sets from disk into memory or into torchvision datasets.
+
+Supported layouts (detected, never guessed silently):
+
+* CIFAR python-pickle batches (``cifar-10-batches-py/`` or ``cifar-100-python/``), as
+  torchvision downloads them;
+* an image folder with ``train/<class>/*`` and ``test/<class>/*`` (or ``val/``), like the
+  CIFAR-10 JPEG set or ImageNet;
+* a ``.tar.gz`` / ``.tgz`` / ``.tar`` archive of such a folder, extracted once into a cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from naonet.errors import UserError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
+PICKLE_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+TEST_SPLIT_NAMES = ("test", "val", "valid", "validation")
+
+
+@dataclass
+class InMemorySplit:
+    """A labelled image split held as tensors: ``images`` uint8 [N, 3, H, W], ``labels`` int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, indices: torch.Tensor) -> InMemorySplit:
+        return InMemorySplit(self.images[indices], self.labels[indices], self.classes)
+
+
+def cache_dir() -> Path:
+    """Where extracted archives go (``NAONET_CACHE`` or ``~/.cache/naonet``)."""
+    return Path(os.environ.get("NAONET_CACHE", Path.home() / ".cache" / "naonet"))
+
+
+def resolve_data_root(path: str | Path) -> Path:
+    """The folder to read: ``path`` itself, or an archive's extraction in the cache."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"data path {path} does not exist; pass --data with the folder (or "
+                        "archive) of the data set")
+    if path.is_file():
+        if not path.name.endswith((".tar.gz", ".tgz", ".tar")):
+            raise UserError(f"data path {path} is a file but not a .tar.gz/.tar archive; pass "
+                            "the data set folder")
+        return extract_archive(path)
+    return path
+
+
+def extract_archive(archive: Path) -> Path:
+    """Extract ``archive`` once into the cache (atomically) and return the folder."""
+    stat = archive.stat()
+    key = hashlib.sha1(f"{archive.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    target = cache_dir() / "extracted" / f"{archive.name.split('.')[0]}-{key.hexdigest()[:12]}"
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".extracting-"))
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(staging, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UserError(f"could not extract {archive} ({error}); the archive looks corrupt, "
+                        "download it again") from None
+    try:
+        os.replace(staging, target)
+    except OSError:  # another process finished first
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def find_split_folder(root: Path, split: str) -> Path | None:
+    """``root/train`` for 'train'; ``root/test`` or ``root/val`` for 'test'."""
+    names = ("train",) if split == "train" else TEST_SPLIT_NAMES
+    for name in names:
+        if (root / name).is_dir():
+            return root / name
+    return None
+
+
+def detect_layout(root: Path, dataset: str) -> str:
+    """'pickle' or 'folder', or a UserError describing what was expected."""
+    folder = PICKLE_FOLDERS.get(dataset)
+    if folder and ((root / folder).is_dir() or (root / "data_batch_1").is_file()
+                   or (root / "train").is_file()):
+        return "pickle"
+    if find_split_folder(root, "train") is not None:
+        return "folder"
+    expected = f"'{folder}/' (python batches) or " if folder else ""
+    raise UserError(f"no data set found in {root}: expected {expected}'train/<class>/' image "
+                    "folders; check --data (use --download to fetch CIFAR when online)")
+
+
+# --------------------------------------------------------------------------- pickle batches
+def load_cifar_pickle(root: Path, dataset: str, split: str) -> InMemorySplit:
+    """CIFAR-10/100 python batches into memory."""
+    folder = root / PICKLE_FOLDERS[dataset] if (root / PICKLE_FOLDERS[dataset]).is_dir() else root
+    if dataset == "cifar10":
+        files = ([f"data_batch_{i}" for i in range(1, 6)] if split == "train"
+                 else ["test_batch"])
+        meta_file, label_key, names_key = "batches.meta", b"labels", b"label_names"
+    else:
+        files = ["train" if split == "train" else "test"]
+        meta_file, label_key, names_key = "meta", b"fine_labels", b"fine_label_names"
+    images, labels = [], []
+    for name in files:
+        batch = _read_pickle(folder / name)
+        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.extend(batch[label_key])
+    meta = _read_pickle(folder / meta_file)
+    classes = [c.decode() for c in meta[names_key]]
+    return InMemorySplit(torch.from_numpy(np.concatenate(images)),
+                         torch.tensor(labels, dtype=torch.int64), classes)
+
+
+def _read_pickle(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"CIFAR batch file {path} is missing; the data set folder is "
+                        "incomplete, download it again")
+    try:
+        with open(path, "rb") as handle:
+            return pickle.load(handle, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, ValueError) as error:
+        raise UserError(f"CIFAR batch file {path} is corrupt ({error}); download the data "
+                        "set again") from None
+
+
+def download_cifar(root: Path, dataset: str) -> None:
+    """Fetch the python batches with torchvision (needs the internet)."""
+    import torchvision
+
+    cls = torchvision.datasets.CIFAR10 if dataset == "cifar10" else torchvision.datasets.CIFAR100
+    try:
+        for train in (True, False):
+            cls(str(root), train=train, download=True)
+    except Exception as error:  # noqa: BLE001 - network errors come in many types
+        raise UserError(f"could not download {dataset} into {root} ({error}); put the data "
+                        "there by hand and pass --data") from None
+
+
+# --------------------------------------------------------------------------- image folders
+def list_image_folder(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
+    """(path, class index) pairs of ``folder/<class>/*`` in sorted order, and the classes."""
+    classes = sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
+    if not classes:
+        raise UserError(f"{folder} has no class sub-folders; expected {folder}/<class>/<image>")
+    samples = []
+    for index, name in enumerate(classes):
+        for file in sorted((folder / name).iterdir()):
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                samples.append((file, index))
+    if not samples:
+        raise UserError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return samples, classes
+
+
+def load_image_folder(folder: Path, size: int | None = None) -> InMemorySplit:
+    """Decode a folder of small images (CIFAR-sized) into memory as uint8 tensors."""
+    from PIL import Image, UnidentifiedImageError
+
+    samples, classes = list_image_folder(folder)
+    first = None
+    images = None
+    for row, (file, _) in enumerate(samples):
+        try:
+            with Image.open(file) as image:
+                image = image.convert("RGB")
+                if size is not None and image.size != (size, size):
+                    image = image.resize((size, size))
+                array = np.asarray(image, dtype=np.uint8)
+        except (UnidentifiedImageError, OSError) as error:
+            raise UserError(f"cannot read image {file} ({error}); remove or replace it") from None
+        if images is None:
+            first = array.shape
+            images = np.empty((len(samples), *first), dtype=np.uint8)
+        if array.shape != first:
+            raise UserError(f"image {file} is {array.shape[1]}x{array.shape[0]} but the first "
+                            f"image is {first[1]}x{first[0]}; pass --image-size to resize")
+        images[row] = array
+    labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
+    return InMemorySplit(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels,
+                         classes)

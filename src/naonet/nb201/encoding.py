@@ -1,0 +1,98 @@
+"""The controller's token encoding of an NB201 space, derived from the space.
+
+Each edge is one encoder step of two tokens, (source node, op), as in NAO's
+(input, op) pairs: token 0 is SOS/EOS, source node ``i`` is token ``1 + i`` and op ``o``
+is token ``1 + (num_nodes - 1) + o``. Edges come in the order of the string form, so an
+architecture is ``2 x num_edges`` tokens (12 for NAS-Bench-201, vocabulary 9). The
+source token of an edge is fixed by its position; it still gives the encoder the graph
+structure, and the decoder is only allowed that one token there.
+"""
+
+from __future__ import annotations
+
+import random
+
+from naonet.errors import UserError
+from naonet.nb201.space import NB201Architecture, NB201Space
+
+
+class NB201Encoding:
+    """(source, op) token pairs, one per edge."""
+
+    tokens_per_step = 2
+
+    def __init__(self, space: NB201Space):
+        self.space = space
+        self.source_offset = 1
+        self.op_offset = 1 + (space.num_nodes - 1)
+        self.vocab_size = self.op_offset + space.num_ops
+        self.sequence_length = self.tokens_per_step * space.num_edges
+        self._legal = [self._compute_legal(p) for p in range(self.sequence_length)]
+
+    def _compute_legal(self, position: int) -> tuple[int, ...]:
+        edge, is_op = divmod(position, 2)
+        if is_op:
+            return tuple(range(self.op_offset, self.op_offset + self.space.num_ops))
+        source, _ = self.space.edges[edge]
+        return (self.source_offset + source,)
+
+    def legal_tokens(self, position: int) -> tuple[int, ...]:
+        return self._legal[position]
+
+    def legal_mask(self):
+        """Boolean tensor [sequence_length, vocab_size]: True where a token is legal."""
+        import torch
+
+        mask = torch.zeros(self.sequence_length, self.vocab_size, dtype=torch.bool)
+        for position, tokens in enumerate(self._legal):
+            mask[position, list(tokens)] = True
+        return mask
+
+    def encode(self, architecture: NB201Architecture) -> list[int]:
+        if architecture.space != self.space:
+            raise UserError(f"architecture of space {architecture.space.name!r} given to the "
+                            f"{self.space.name!r} encoding")
+        tokens = []
+        for (source, _), op in zip(self.space.edges, architecture.ops):
+            tokens += [self.source_offset + source, self.op_offset + op]
+        return tokens
+
+    def decode(self, tokens: list[int]) -> NB201Architecture:
+        tokens = [int(token) for token in tokens]
+        if len(tokens) != self.sequence_length:
+            raise UserError(f"token sequence has {len(tokens)} tokens, expected "
+                            f"{self.sequence_length}")
+        for position, token in enumerate(tokens):
+            if token not in self._legal[position]:
+                raise UserError(f"token {token} is not legal at position {position} "
+                                f"(legal: {list(self._legal[position])})")
+        return self.space.architecture([token - self.op_offset for token in tokens[1::2]])
+
+    def equivalent_variant(self, architecture: NB201Architecture, rng: random.Random
+                           ) -> NB201Architecture:
+        """The same function with the ops into an unused node re-drawn at random.
+
+        A node whose outgoing edges are all ``none`` never reaches the output, so the
+        ops on its incoming edges do not change the network; without such a node the
+        architecture has no other equivalent form and is returned unchanged.
+        """
+        if "none" not in self.space.op_names:
+            return architecture
+        ops = list(architecture.ops)
+        for node in dead_nodes(architecture):
+            for edge, (_, target) in enumerate(self.space.edges):
+                if target == node:
+                    ops[edge] = rng.randrange(self.space.num_ops)
+        return self.space.architecture(ops)
+
+
+def dead_nodes(architecture: NB201Architecture) -> list[int]:
+    """Intermediate nodes from which no path of non-``none`` edges reaches the output."""
+    space = architecture.space
+    output = space.num_nodes - 1
+    live = {output}
+    for node in range(output - 1, 0, -1):  # later nodes first: liveness flows backwards
+        if any(architecture.edge_op(node, target) != "none" and target in live
+               for target in range(node + 1, space.num_nodes)):
+            live.add(node)
+    return [node for node in range(1, output) if node not in live]

@@ -1,0 +1,98 @@
+"""The table evaluator: a search's only window onto a benchmark table.
+
+It answers validation-metric queries, counts each distinct architecture once against a
+query budget and records the order of first queries. Test accuracy is not reachable
+through it: :func:`summarize` looks it up for the report after the search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from naonet.errors import UserError
+from naonet.nb201.space import NB201Architecture
+from naonet.nb201.table import DEFAULT_METRIC, BenchmarkTable, metric_column
+
+
+class BudgetExhausted(RuntimeError):
+    """A search asked for a new architecture after spending its whole budget."""
+
+
+class TableEvaluator:
+    """Validation accuracy of architectures from a table, under a query budget."""
+
+    def __init__(self, table: BenchmarkTable, metric: str = DEFAULT_METRIC,
+                 budget: int | None = None):
+        if budget is not None and budget < 1:
+            raise UserError(f"the query budget must be >= 1, got {budget}")
+        self._values = table.column(metric_column(metric))
+        self._table_row = table.row
+        self.metric = metric
+        self.budget = budget
+        self._scores: dict[NB201Architecture, float] = {}  # insertion order = query order
+
+    @property
+    def queries(self) -> int:
+        """Distinct architectures queried so far."""
+        return len(self._scores)
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.budget is None else self.budget - self.queries
+
+    @property
+    def exhausted(self) -> bool:
+        return self.budget is not None and self.queries >= self.budget
+
+    def known(self, architecture: NB201Architecture) -> bool:
+        return architecture in self._scores
+
+    def query(self, architecture: NB201Architecture) -> float:
+        """The validation accuracy of ``architecture``; a repeated query is free."""
+        if architecture in self._scores:
+            return self._scores[architecture]
+        if self.exhausted:
+            raise BudgetExhausted(f"the budget of {self.budget} queries is spent")
+        score = float(self._values[self._table_row(architecture)])
+        self._scores[architecture] = score
+        return score
+
+    def history(self) -> list[tuple[NB201Architecture, float]]:
+        """(architecture, validation score) in the order they were first queried."""
+        return list(self._scores.items())
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    """The outcome of one search: the best architecture by validation and its test score."""
+
+    best: NB201Architecture
+    best_index: int
+    best_validation: float
+    test_accuracy: float
+    queries: int
+    # After each query: the best validation so far, and the test accuracy of that one.
+    validation_curve: tuple[float, ...]
+    test_curve: tuple[float, ...]
+
+    def to_dict(self) -> dict:
+        return {"best": self.best.to_string(), "best_index": self.best_index,
+                "best_validation": self.best_validation, "test_accuracy": self.test_accuracy,
+                "queries": self.queries, "validation_curve": list(self.validation_curve),
+                "test_curve": list(self.test_curve)}
+
+
+def summarize(evaluator: TableEvaluator, table: BenchmarkTable) -> SearchSummary:
+    """Best-by-validation architecture of a finished search and its test accuracy."""
+    history = evaluator.history()
+    if not history:
+        raise UserError("the search queried no architecture")
+    best, best_score = history[0]
+    validation_curve, test_curve = [], []
+    for architecture, score in history:
+        if score > best_score:
+            best, best_score = architecture, score
+        validation_curve.append(best_score)
+        test_curve.append(table.test_accuracy(best))
+    return SearchSummary(best, table.index(best), best_score, table.test_accuracy(best),
+                         len(history), tuple(validation_curve), tuple(test_curve))

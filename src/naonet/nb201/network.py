@@ -1,0 +1,229 @@
+"""The NAS-Bench-201 network for any cell of an :class:`NB201Space`.
+
+Macro structure of the benchmark (Dong & Yang 2020): a 3x3 conv + BN stem, three stages
+of ``cells_per_stage`` cells with ``C``, ``2C``, ``4C`` channels, a residual reduction
+block between stages, then BN-ReLU, global average pooling and a linear classifier.
+Ops are built by name from :data:`OPERATIONS`; ``norm`` decides how BatchNorm behaves so
+the discrete network and the weight-sharing supernet share every building block.
+``build_nb201_network(architecture, config)`` is the public constructor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from naonet.errors import UserError
+from naonet.nb201.space import NB201Architecture
+
+Norm = Callable[[int], nn.Module]
+
+
+@dataclass(frozen=True)
+class NB201NetworkConfig:
+    """Width of the first stage, cells per stage and classes (benchmark: 16, 5, 10)."""
+
+    channels: int = 16
+    cells_per_stage: int = 5
+    num_classes: int = 10
+    stages: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("channels", "cells_per_stage", "num_classes", "stages"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def stage_channels(self) -> list[int]:
+        """Channels of each stage: doubled at every reduction."""
+        return [self.channels * 2 ** stage for stage in range(self.stages)]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def tracked_batch_norm(channels: int) -> nn.Module:
+    """BatchNorm of a stand-alone network: affine, with running statistics."""
+    return nn.BatchNorm2d(channels)
+
+
+class ReLUConvBN(nn.Module):
+    """ReLU, k x k convolution (no bias), norm."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, norm: Norm):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel_size, stride=stride,
+                              padding=kernel_size // 2, bias=False)
+        self.bn = norm(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(F.relu(x)))
+
+
+class AvgPool3x3(nn.Module):
+    """3x3 average pooling that averages only real pixels at the border."""
+
+    def __init__(self):
+        super().__init__()
+        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x)
+
+
+# OPERATIONS[name](channels, norm) -> a C -> C module; 'none' has no module (see cells).
+OPERATIONS: dict[str, Callable[[int, Norm], nn.Module]] = {
+    "skip_connect": lambda channels, norm: nn.Identity(),
+    "nor_conv_1x1": lambda channels, norm: ReLUConvBN(channels, channels, 1, 1, norm),
+    "nor_conv_3x3": lambda channels, norm: ReLUConvBN(channels, channels, 3, 1, norm),
+    "avg_pool_3x3": lambda channels, norm: AvgPool3x3(),
+}
+ZERO_OP = "none"
+
+
+def build_operation(name: str, channels: int, norm: Norm = tracked_batch_norm
+                    ) -> nn.Module | None:
+    """The module of op ``name`` (None for ``none``, whose output is zero)."""
+    if name == ZERO_OP:
+        return None
+    if name not in OPERATIONS:
+        raise UserError(f"no nb201 operation {name!r}; known: {ZERO_OP}, "
+                        f"{', '.join(OPERATIONS)}")
+    return OPERATIONS[name](channels, norm)
+
+
+def sum_or_zeros(terms: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """The sum of a node's incoming terms; zeros when every incoming edge is ``none``."""
+    if not terms:
+        return torch.zeros_like(like)
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
+class NB201Cell(nn.Module):
+    """The discrete cell: node j = sum of op(edge i -> j)(node i) over i < j."""
+
+    def __init__(self, architecture: NB201Architecture, channels: int,
+                 norm: Norm = tracked_batch_norm):
+        super().__init__()
+        self.edges = architecture.space.edges
+        self.num_nodes = architecture.space.num_nodes
+        self.edge_ops = nn.ModuleDict()
+        for edge, name in enumerate(architecture.op_names):
+            module = build_operation(name, channels, norm)
+            if module is not None:  # 'none' edges contribute nothing
+                self.edge_ops[str(edge)] = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for target in range(1, self.num_nodes):
+            terms = [self.edge_ops[str(edge)](nodes[source])
+                     for edge, (source, to) in enumerate(self.edges)
+                     if to == target and str(edge) in self.edge_ops]
+            nodes.append(sum_or_zeros(terms, x))
+        return nodes[-1]
+
+
+class ResidualReduction(nn.Module):
+    """ResNet basic block with stride 2: two ReLU-Conv3x3-norm, AvgPool + 1x1 shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, norm: Norm = tracked_batch_norm):
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, norm)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, norm)
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, stride=2),
+                                      nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_b(self.conv_a(x)) + self.shortcut(x)
+
+
+class NB201Skeleton(nn.Module):
+    """Stem, stages of cells with reductions between them, and the classifier head.
+
+    ``make_cell(channels)`` builds each cell; ``forward(x, *cell_args)`` passes
+    ``cell_args`` to every cell (the supernet passes the sampled architecture).
+    """
+
+    def __init__(self, config: NB201NetworkConfig, make_cell: Callable[[int], nn.Module],
+                 norm: Norm = tracked_batch_norm):
+        super().__init__()
+        self.config = config
+        widths = config.stage_channels()
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, padding=1, bias=False),
+                                  norm(widths[0]))
+        layers, is_cell = [], []
+        for stage, width in enumerate(widths):
+            if stage > 0:
+                layers.append(ResidualReduction(widths[stage - 1], width, norm))
+                is_cell.append(False)
+            for _ in range(config.cells_per_stage):
+                layers.append(make_cell(width))
+                is_cell.append(True)
+        self.layers = nn.ModuleList(layers)
+        self.is_cell = is_cell
+        self.lastact = nn.Sequential(norm(widths[-1]), nn.ReLU())
+        self.classifier = nn.Linear(widths[-1], config.num_classes)
+
+    def forward(self, x: torch.Tensor, *cell_args) -> torch.Tensor:
+        x = self.stem(x)  # [B, C, H, W]
+        for layer, is_cell in zip(self.layers, self.is_cell):
+            x = layer(x, *cell_args) if is_cell else layer(x)
+        x = self.lastact(x).mean(dim=(2, 3))  # [B, 4C]
+        return self.classifier(x)  # [B, classes]
+
+
+class NB201Network(NB201Skeleton):
+    """The benchmark's network for one architecture; ``forward(x)`` returns logits."""
+
+    def __init__(self, architecture: NB201Architecture, config: NB201NetworkConfig):
+        super().__init__(config, lambda channels: NB201Cell(architecture, channels))
+        self.architecture = architecture
+
+
+def build_nb201_network(architecture: NB201Architecture,
+                        config: NB201NetworkConfig | None = None) -> NB201Network:
+    """The benchmark network of ``architecture`` (default: the CIFAR-10 configuration)."""
+    return NB201Network(architecture, config or NB201NetworkConfig())
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters (what the benchmark's ``params_mb`` counts, in millions)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class ParameterCounter:
+    """Parameter count of the discrete network of any architecture, without building it.
+
+    The count is the skeleton's (stem, reductions, head) plus, for every cell, the
+    parameters of the op on each edge; every op's count is measured once per stage width.
+    """
+
+    def __init__(self, space, config: NB201NetworkConfig | None = None):
+        self.space = space
+        self.config = config or NB201NetworkConfig()
+        empty = space.architecture([space.op_index(ZERO_OP)] * space.num_edges) \
+            if ZERO_OP in space.op_names else None
+        self.skeleton = (count_parameters(build_nb201_network(empty, self.config))
+                         if empty is not None else self._skeleton_without_zero_op())
+        # per_op[o] = parameters of op o summed over every cell of every stage
+        self.per_op = [sum(self._op_parameters(name, width) * self.config.cells_per_stage
+                           for width in self.config.stage_channels())
+                       for name in space.op_names]
+
+    @staticmethod
+    def _op_parameters(name: str, channels: int) -> int:
+        module = build_operation(name, channels)
+        return 0 if module is None else count_parameters(module)
+
+    def _skeleton_without_zero_op(self) -> int:
+        skeleton = NB201Skeleton(self.config, lambda channels: nn.Identity())
+        return count_parameters(skeleton)
+
+    def __call__(self, architecture: NB201Architecture) -> int:
+        return self.skeleton + sum(self.per_op[op] for op in architecture.ops)

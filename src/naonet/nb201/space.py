@@ -1,0 +1,156 @@
+"""The NAS-Bench-201 search space and its architecture values.
+
+A cell is a DAG over ``num_nodes`` nodes; node 0 is the cell input and node ``j`` sums
+``op(edge i -> j)`` over every earlier node ``i``; the last node is the cell output. Each
+edge holds one of the space's ops. The benchmark writes a cell as
+``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``: one ``|...|`` group per node ``j >= 1``,
+listing its incoming edges ``op~i`` for ``i = 0 .. j-1``. This module is the only place
+that reads or writes that form.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+
+from naonet.errors import UserError
+
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+
+@dataclass(frozen=True)
+class NB201Space:
+    """A NAS-Bench-201-style cell space: every edge of a complete DAG picks one op."""
+
+    name: str = "nb201"
+    op_names: tuple[str, ...] = NB201_OPS
+    num_nodes: int = 4
+
+    def __post_init__(self) -> None:
+        if self.num_nodes < 2:
+            raise UserError(f"an nb201 cell needs at least 2 nodes, got {self.num_nodes}")
+        if not self.op_names or len(set(self.op_names)) != len(self.op_names):
+            raise UserError(f"op names must be distinct and non-empty: {self.op_names}")
+
+    @cached_property
+    def edges(self) -> tuple[tuple[int, int], ...]:
+        """(source, target) of every edge, in the order of the string form."""
+        return tuple((source, target) for target in range(1, self.num_nodes)
+                     for source in range(target))
+
+    @property
+    def num_edges(self) -> int:
+        return len(self.edges)
+
+    @property
+    def num_ops(self) -> int:
+        return len(self.op_names)
+
+    @property
+    def size(self) -> int:
+        """How many architectures the space holds."""
+        return self.num_ops ** self.num_edges
+
+    def op_index(self, name: str) -> int:
+        try:
+            return self.op_names.index(name)
+        except ValueError:
+            raise UserError(f"operation {name!r} is not in the {self.name!r} space; use one of: "
+                            f"{', '.join(self.op_names)}") from None
+
+    # ----------------------------------------------------------------- architectures
+    def architecture(self, ops: tuple[int, ...] | list[int]) -> NB201Architecture:
+        """The architecture with op index ``ops[e]`` on edge ``e`` (validated)."""
+        ops = tuple(int(op) for op in ops)
+        if len(ops) != self.num_edges:
+            raise UserError(f"an {self.name} architecture has {self.num_edges} edges, got "
+                            f"{len(ops)} ops")
+        bad = [op for op in ops if not 0 <= op < self.num_ops]
+        if bad:
+            raise UserError(f"op index {bad[0]} is not in the {self.name} space "
+                            f"(0..{self.num_ops - 1})")
+        return NB201Architecture(self, ops)
+
+    def parse(self, text: str) -> NB201Architecture:
+        """Read the benchmark's string form ``|op~0|+|op~0|op~1|+...``."""
+        groups = text.strip().split("+")
+        if len(groups) != self.num_nodes - 1:
+            raise UserError(f"{text.strip()!r} is not an {self.name} architecture: expected "
+                            f"{self.num_nodes - 1} '|...|' groups joined by '+', like "
+                            f"{self.example().to_string()!r}")
+        ops = []
+        for target, group in enumerate(groups, start=1):
+            terms = [term for term in group.strip().strip("|").split("|")]
+            if len(terms) != target:
+                raise UserError(f"node {target} of {text.strip()!r} lists {len(terms)} edges; "
+                                f"it must list {target} ('op~0|...|op~{target - 1}')")
+            for source, term in enumerate(terms):
+                name, _, written_source = term.partition("~")
+                if written_source != str(source):
+                    raise UserError(f"edge {term!r} of node {target} must read node {source} "
+                                    f"('{name}~{source}')")
+                ops.append(self.op_index(name))
+        return NB201Architecture(self, tuple(ops))
+
+    def example(self) -> NB201Architecture:
+        return NB201Architecture(self, (0,) * self.num_edges)
+
+    def all_architectures(self) -> Iterator[NB201Architecture]:
+        """Every architecture of the space, edge ops in lexicographic order."""
+        for ops in itertools.product(range(self.num_ops), repeat=self.num_edges):
+            yield NB201Architecture(self, ops)
+
+    def sample(self, rng: random.Random) -> NB201Architecture:
+        """A uniformly random architecture."""
+        return NB201Architecture(self, tuple(rng.randrange(self.num_ops)
+                                             for _ in range(self.num_edges)))
+
+    def mutate(self, architecture: NB201Architecture, rng: random.Random) -> NB201Architecture:
+        """A neighbour: one random edge switched to a different op."""
+        edge = rng.randrange(self.num_edges)
+        choices = [op for op in range(self.num_ops) if op != architecture.ops[edge]]
+        ops = list(architecture.ops)
+        ops[edge] = rng.choice(choices)
+        return NB201Architecture(self, tuple(ops))
+
+    def encoding(self):
+        """The controller's token encoding of this space."""
+        from naonet.nb201.encoding import NB201Encoding
+
+        return NB201Encoding(self)
+
+
+@dataclass(frozen=True)
+class NB201Architecture:
+    """One cell of an :class:`NB201Space`: ``ops[e]`` is the op index on edge ``e``."""
+
+    space: NB201Space
+    ops: tuple[int, ...]
+
+    @property
+    def op_names(self) -> tuple[str, ...]:
+        return tuple(self.space.op_names[op] for op in self.ops)
+
+    def edge_op(self, source: int, target: int) -> str:
+        """The op name on edge ``source -> target``."""
+        return self.op_names[self.space.edges.index((source, target))]
+
+    def incoming(self, target: int) -> list[tuple[int, str]]:
+        """(source, op name) of every edge into node ``target``."""
+        return [(source, self.op_names[edge])
+                for edge, (source, to) in enumerate(self.space.edges) if to == target]
+
+    def to_string(self) -> str:
+        """The benchmark's string form."""
+        groups = ["|" + "|".join(f"{name}~{source}" for source, name in self.incoming(target))
+                  + "|" for target in range(1, self.space.num_nodes)]
+        return "+".join(groups)
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+
+NB201 = NB201Space()

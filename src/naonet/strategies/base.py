@@ -1,0 +1,62 @@
+"""What a search strategy works with: a space to draw from and an evaluator to query.
+
+A strategy is ``run(space, evaluator, seed, config)``; it queries architectures until
+the evaluator's budget is spent and returns nothing: the evaluator's history is the
+result. Strategies see validation scores only.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Hashable
+from typing import Protocol
+
+
+class SearchSpace(Protocol):
+    """A space a strategy can search: uniform sampling, a neighbour move, its size."""
+
+    size: int
+
+    def sample(self, rng: random.Random) -> Hashable: ...
+
+    def mutate(self, architecture, rng: random.Random) -> Hashable: ...
+
+
+class Evaluator(Protocol):
+    """Scores architectures (higher is better) and counts distinct queries."""
+
+    budget: int | None
+    exhausted: bool
+    remaining: int | None
+
+    def known(self, architecture) -> bool: ...
+
+    def query(self, architecture) -> float: ...
+
+    def history(self) -> list[tuple[Hashable, float]]: ...
+
+
+def sample_new(space: SearchSpace, evaluator: Evaluator, rng: random.Random,
+               max_tries: int = 10_000):
+    """A uniformly random architecture the evaluator has not seen yet."""
+    for _ in range(max_tries):
+        architecture = space.sample(rng)
+        if not evaluator.known(architecture):
+            return architecture
+    raise RuntimeError(f"no unseen architecture in {max_tries} random draws; the budget is "
+                       "close to the size of the space")
+
+
+def query_random(space: SearchSpace, evaluator: Evaluator, rng: random.Random,
+                 count: int) -> None:
+    """Query ``count`` new random architectures (fewer if the budget runs out)."""
+    for _ in range(count):
+        if evaluator.exhausted:
+            return
+        evaluator.query(sample_new(space, evaluator, rng))
+
+
+def top_architectures(evaluator: Evaluator, count: int) -> list:
+    """The ``count`` best architectures queried so far, best first."""
+    ranked = sorted(evaluator.history(), key=lambda pair: pair[1], reverse=True)
+    return [architecture for architecture, _ in ranked[:count]]

@@ -1,0 +1,44 @@
+"""The one-shot supernet of NAO-V2: sampling, weight-sharing network, scoring."""
+
+from naonet.supernet.config import SupernetConfig
+from naonet.supernet.counting import (
+    OPERATION_PARAMETERS,
+    STEM_PARAMETERS,
+    count_network_parameters,
+    operation_parameters,
+)
+from naonet.supernet.model import Supernet, SupernetCell, SupernetNode
+from naonet.supernet.operations import LooseEndCombine, PerInputOperation
+from naonet.supernet.sampling import (
+    SAMPLING_WEIGHTS,
+    PoolSampler,
+    RandomSource,
+    sample_architectures,
+    sampling_probabilities,
+)
+from naonet.supernet.scoring import (
+    batch_statistics,
+    score_architecture,
+    score_architectures,
+)
+
+__all__ = [
+    "OPERATION_PARAMETERS",
+    "SAMPLING_WEIGHTS",
+    "STEM_PARAMETERS",
+    "LooseEndCombine",
+    "PerInputOperation",
+    "PoolSampler",
+    "RandomSource",
+    "Supernet",
+    "SupernetCell",
+    "SupernetConfig",
+    "SupernetNode",
+    "batch_statistics",
+    "count_network_parameters",
+    "operation_parameters",
+    "sample_architectures",
+    "sampling_probabilities",
+    "score_architecture",
+    "score_architectures",
+]

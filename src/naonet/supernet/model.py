@@ -1,0 +1,172 @@
+"""The one-shot supernet: every node holds every operation, a step runs one architecture.
+
+``Supernet(space, config)`` has the macro skeleton of the discrete NAONet (CIFAR or
+ImageNet stems, ``3N + 2`` cells with reductions at N and 2N + 1), but
+
+* each of a node's two branches holds every operation of the space, with separate
+  weights for every input id it may read (``PerInputOperation``);
+* a cell combines its loose ends with a 1x1 convolution whose weights are chosen per
+  loose-end id, back to the cell's ``C`` channels (``LooseEndCombine``), so every cell
+  outputs ``C`` channels whatever the architecture.
+
+``forward(images, architecture)`` runs only the chosen operations, so only their
+parameters receive gradients. It returns ``(logits, aux_logits)`` like ``NAONet``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from naonet.errors import UserError
+from naonet.models.cells import CalibrateInputs, StateShape, drop_path
+from naonet.models.networks import SKELETONS, AuxiliaryHead
+from naonet.models.operations import FactorizedReduce
+from naonet.spaces import Architecture, Cell, CellSearchSpace, Node, get_space
+from naonet.spaces.cell_space import NUM_CELL_INPUTS
+from naonet.supernet.config import SupernetConfig
+from naonet.supernet.operations import LooseEndCombine, PerInputOperation
+
+
+class SupernetNode(nn.Module):
+    """A node's two branches, each with every operation for every input it may read."""
+
+    def __init__(self, space: CellSearchSpace, node_index: int, channels: int,
+                 reduction: bool):
+        super().__init__()
+        num_inputs = space.num_candidate_inputs(node_index)
+        self.op_names = space.op_names
+        self.droppable = tuple(name not in space.drop_path_exempt for name in space.op_names)
+        self.branch_a = self._branch(space, channels, num_inputs, reduction)
+        self.branch_b = self._branch(space, channels, num_inputs, reduction)
+
+    @staticmethod
+    def _branch(space: CellSearchSpace, channels: int, num_inputs: int,
+                reduction: bool) -> nn.ModuleDict:
+        return nn.ModuleDict({name: PerInputOperation(name, channels, num_inputs, reduction)
+                              for name in space.op_names})
+
+    def _run_branch(self, branch: nn.ModuleDict, x: torch.Tensor, input_id: int, op: int,
+                    keep_prob: torch.Tensor | None) -> torch.Tensor:
+        x = branch[self.op_names[op]](x, input_id)
+        if keep_prob is not None and self.droppable[op]:
+            x = drop_path(x, keep_prob)
+        return x
+
+    def forward(self, states: list[torch.Tensor], node: Node,
+                keep_prob: torch.Tensor | None) -> torch.Tensor:
+        """``op_a(states[input_a]) + op_b(states[input_b])``; drop path if ``keep_prob``."""
+        a = self._run_branch(self.branch_a, states[node.input_a], node.input_a, node.op_a,
+                             keep_prob)
+        b = self._run_branch(self.branch_b, states[node.input_b], node.input_b, node.op_b,
+                             keep_prob)
+        return a + b
+
+
+class SupernetCell(nn.Module):
+    """A normal or reduction cell that can run any cell of the space."""
+
+    def __init__(self, space: CellSearchSpace, shape0: StateShape, shape1: StateShape,
+                 channels: int, reduction: bool, depth_ratio: float):
+        super().__init__()
+        self.reduction = reduction
+        self.depth_ratio = depth_ratio  # (cell index + 1) / number of cells, for drop path
+        self.calibrate = CalibrateInputs(shape0, shape1, channels)
+        self.nodes = nn.ModuleList(SupernetNode(space, index, channels, reduction)
+                                   for index in range(space.num_nodes))
+        # A loose end that is a cell input of a reduction cell is still at full size.
+        self.output_reducers = nn.ModuleList(
+            FactorizedReduce(channels, channels) for _ in range(NUM_CELL_INPUTS if reduction else 0)
+        )
+        self.combine = LooseEndCombine(space.num_states, channels)
+        self.out_shape = StateShape(channels, shape1.scale * (2 if reduction else 1))
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, cell: Cell,
+                drop_rate: torch.Tensor | None = None) -> torch.Tensor:
+        keep_prob = None if drop_rate is None else 1.0 - drop_rate * self.depth_ratio
+        states = list(self.calibrate(s0, s1))  # each [batch, C, height, width]
+        for node, module in zip(cell.nodes, self.nodes):
+            states.append(module(states, node, keep_prob))
+        loose_ends = cell.loose_ends()
+        outputs = [self.output_reducers[state](states[state])
+                   if self.reduction and state < NUM_CELL_INPUTS else states[state]
+                   for state in loose_ends]
+        return self.combine(outputs, loose_ends)  # [batch, C, height, width]
+
+
+class Supernet(nn.Module):
+    """The weight-sharing network of a search space; ``forward(images, architecture)``."""
+
+    def __init__(self, space: str | CellSearchSpace = "small",
+                 config: SupernetConfig | None = None):
+        super().__init__()
+        self.space = get_space(space)
+        self.config = config or SupernetConfig()
+        skeleton = SKELETONS[self.config.skeleton]
+        stems = skeleton.stems(self.config.channels)
+        self.stem_names = list(stems)
+        for name, module in stems.items():
+            self.add_module(name, module)
+        num_cells = 3 * self.config.layers + 2
+        self.reduction_indices = (self.config.layers, 2 * self.config.layers + 1)
+        self.aux_index = self.reduction_indices[-1]
+        shapes = list(skeleton.stem_shapes(self.config.channels))
+        channels = self.config.channels
+        self.cells = nn.ModuleList()
+        for index in range(num_cells):
+            reduction = index in self.reduction_indices
+            channels = channels * 2 if reduction else channels
+            cell = SupernetCell(self.space, shapes[0], shapes[1], channels, reduction,
+                                depth_ratio=(index + 1) / num_cells)
+            self.cells.append(cell)
+            shapes = [shapes[1], cell.out_shape]
+            if self.config.aux_head and index == self.aux_index:
+                self.aux_head = AuxiliaryHead(channels, self.config.num_classes,
+                                              skeleton.aux_pool_stride)
+        self.dropout = nn.Dropout(1.0 - self.config.keep_prob)
+        self.classifier = nn.Linear(shapes[1].channels, self.config.num_classes)
+        # Drop probability at the deepest cell right now: (1 - keep) * training progress.
+        self.register_buffer("drop_path_rate", torch.zeros(()), persistent=False)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for weight in self.parameters():
+            if weight.dim() >= 2:
+                nn.init.kaiming_normal_(weight)
+
+    def set_training_progress(self, fraction: float) -> None:
+        """Drop path grows linearly with training progress (``(step + 1) / steps``)."""
+        self.drop_path_rate.fill_(min(max(fraction, 0.0), 1.0) *
+                                  (1.0 - self.config.drop_path_keep_prob))
+
+    @property
+    def uses_drop_path(self) -> bool:
+        return self.config.drop_path_keep_prob < 1.0
+
+    def _check_architecture(self, architecture: Architecture) -> None:
+        if architecture.space != self.space:
+            raise UserError(f"architecture of the {architecture.space.name!r} space given to a "
+                            f"supernet of the {self.space.name!r} space; build the supernet "
+                            f"with space={architecture.space.name!r}")
+
+    def _run_stems(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = [images]
+        for name in self.stem_names:
+            outputs.append(getattr(self, name)(outputs[-1]))
+        return outputs[-2] if len(self.stem_names) > 1 else outputs[-1], outputs[-1]
+
+    def forward(self, images: torch.Tensor, architecture: Architecture
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits of ``architecture`` (normal and reduction cell) on ``images``
+        ``[batch, 3, height, width]``; ``aux_logits`` only in training with the aux head."""
+        self._check_architecture(architecture)
+        s0, s1 = self._run_stems(images)
+        drop_rate = self.drop_path_rate if (self.training and self.uses_drop_path) else None
+        aux_logits = None
+        for index, cell in enumerate(self.cells):
+            cell_arch = architecture.reduction if cell.reduction else architecture.normal
+            s0, s1 = s1, cell(s0, s1, cell_arch, drop_rate)
+            if index == self.aux_index and self.training and self.config.aux_head:
+                aux_logits = self.aux_head(s1)
+        features = torch.flatten(nn.functional.adaptive_avg_pool2d(s1, 1), 1)  # [batch, C_out]
+        return self.classifier(self.dropout(features)), aux_logits

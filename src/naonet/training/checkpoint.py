@@ -1,0 +1,93 @@
+"""Atomic checkpoints that load with ``torch.load(..., weights_only=True)``.
+
+A checkpoint holds the model, optimizer and scheduler states, the epoch reached, the
+random number generator states, the resolved config and the architecture string, all
+as tensors and plain Python values (no pickled classes).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from naonet.errors import UserError
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_save(obj: dict, path: str | Path) -> None:
+    """``torch.save`` that never leaves a half-written file at ``path``."""
+    atomic_write_bytes(Path(path), lambda file: torch.save(obj, file))
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(Path(path), lambda file: file.write(text.encode()))
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a naonet checkpoint safely, or a one-line UserError saying what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist; check the path")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - truncated zips, bad pickles, ...
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise UserError(f"checkpoint {path} is corrupt or not a naonet checkpoint ({reason}); "
+                        "delete it to start over, or pass another file") from None
+    if not isinstance(state, dict):
+        raise UserError(f"checkpoint {path} does not hold a dictionary; not a naonet checkpoint")
+    return state
+
+
+def capture_rng_state() -> dict:
+    """Every random stream a run draws from, as weights-only-loadable values."""
+    numpy_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": _to_plain(random.getstate()),
+        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)),
+                  *numpy_state[2:]],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_to_tuple(state["python"]))
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_plain(value):
+    if isinstance(value, tuple):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _to_tuple(value):
+    if isinstance(value, list):
+        return tuple(_to_tuple(v) for v in value)
+    return value

@@ -1,0 +1,174 @@
+"""The training configuration: one typed, validated dataclass, presets, and file loading.
+
+Resolution order: preset, then a YAML/JSON config file, then command-line flags. The
+resolved config is saved in the run folder and inside every checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from naonet.data import DataConfig
+from naonet.errors import UserError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run of a discrete architecture."""
+
+    # what to train
+    arch: str = "naonet-v2"
+    space: str | None = None
+    # data
+    dataset: str = "cifar10"
+    data: str = "data"
+    download: bool = False
+    valid_size: int = 0
+    train_subset: int = 0
+    test_subset: int = 0
+    image_size: int = 0
+    pipeline: str = "auto"
+    workers: int = 2
+    cutout: int = 16
+    autoaugment: bool = False
+    # network
+    channels: int = 36
+    layers: int = 6
+    aux_head: bool = True
+    aux_weight: float = 0.4
+    keep_prob: float = 0.6
+    drop_path_keep_prob: float = 0.8
+    # optimisation
+    epochs: int = 600
+    batch_size: int = 128
+    eval_batch_size: int = 256
+    lr: float = 0.025
+    lr_schedule: str = "cosine"  # 'cosine' (to lr_min) | 'exponential' (x lr_gamma per epoch)
+    lr_min: float = 0.0
+    lr_gamma: float = 0.97
+    scale_lr_with_world_size: bool = True  # batch and lr grow with the number of processes
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float = 5.0
+    label_smoothing: float = 0.0
+    # execution
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "none"  # 'none' | 'bf16' | 'fp16'
+    channels_last: bool = False
+    output: str = "runs/train"
+    log_every: int = 20  # steps between progress-bar updates (each one syncs the device)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch-size must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.lr_schedule in ("cosine", "exponential"),
+             "lr-schedule must be 'cosine' or 'exponential'"),
+            (self.amp in ("none", "bf16", "fp16"), "amp must be none, bf16 or fp16"),
+            (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
+             "device must be auto, cpu, cuda, cuda:N or mps"),
+            (0 <= self.label_smoothing < 1, "label-smoothing must be in [0, 1)"),
+            (self.cutout >= 0, "cutout must be >= 0"),
+            (self.valid_size >= 0 and self.train_subset >= 0, "sizes must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    def data_config(self) -> DataConfig:
+        return DataConfig(
+            dataset=self.dataset, data=self.data, download=self.download,
+            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size,
+            valid_size=self.valid_size, train_subset=self.train_subset,
+            test_subset=self.test_subset, cutout=self.cutout, autoaugment=self.autoaugment,
+            pipeline=self.pipeline, workers=self.workers, image_size=self.image_size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, dict] = {
+    # NAONet-V2-36 on CIFAR-10 (2.57 % test error in the seed README).
+    "naonet-v2-cifar10": dict(
+        arch="naonet-v2", dataset="cifar10", channels=36, layers=6, aux_head=True,
+        aux_weight=0.4, keep_prob=0.6, drop_path_keep_prob=0.8, epochs=600, batch_size=128,
+        lr=0.025, lr_schedule="cosine", lr_min=0.0, weight_decay=5e-4, grad_clip=5.0,
+        cutout=16, label_smoothing=0.0),
+    # NAONet-V2 on ImageNet (25.5 % / 8.2 % top-1 / top-5); per-GPU batch and lr.
+    "naonet-v2-imagenet": dict(
+        arch="naonet-v2", dataset="imagenet", channels=52, layers=4, aux_head=True,
+        aux_weight=0.4, keep_prob=1.0, drop_path_keep_prob=1.0, epochs=250, batch_size=128,
+        lr=0.1, lr_schedule="exponential", lr_gamma=0.97, weight_decay=3e-5, grad_clip=5.0,
+        label_smoothing=0.1, cutout=0, eval_batch_size=250),
+    # A first run on a CPU in a few minutes: the same code path at a tiny size.
+    "quick-cifar10": dict(
+        arch="naonet-v2", dataset="cifar10", channels=16, layers=1, aux_head=True,
+        aux_weight=0.4, keep_prob=1.0, drop_path_keep_prob=1.0, epochs=3, batch_size=64,
+        lr=0.05, lr_schedule="cosine", weight_decay=3e-4, grad_clip=5.0, cutout=0,
+        train_subset=5000, test_subset=2000),
+}
+
+
+def field_names() -> set[str]:
+    return {f.name for f in fields(TrainConfig)}
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Key-value overrides from a YAML or JSON file (keys are TrainConfig fields;
+    dashes may stand for underscores)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix == ".json":
+            values = json.loads(text)
+        else:
+            import yaml
+
+            values = yaml.safe_load(text)
+    except Exception as error:  # noqa: BLE001 - yaml and json raise different types
+        raise UserError(f"config file {path} is not valid YAML/JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"config file {path} must hold a mapping of option: value")
+    values = {key.replace("-", "_"): value for key, value in values.items()}
+    unknown = sorted(set(values) - field_names())
+    if unknown:
+        raise UserError(f"config file {path} has unknown option {unknown[0]!r}; see "
+                        "'nao train --help'")
+    return values
+
+
+def resolve_config(preset: str | None, file_values: dict, flag_values: dict) -> TrainConfig:
+    """Preset, then file, then flags; types are checked against the dataclass."""
+    if preset is not None and preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; use one of: {', '.join(PRESETS)}")
+    values = dict(PRESETS.get(preset, {}))
+    values.update(file_values)
+    values.update({k: v for k, v in flag_values.items() if v is not None})
+    config = TrainConfig()
+    try:
+        return replace(config, **_coerce(values))
+    except TypeError as error:
+        raise UserError(f"bad configuration: {error}") from None
+
+
+def _coerce(values: dict) -> dict:
+    """Cast values (from YAML or flags) to the field types."""
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    out = {}
+    for key, value in values.items():
+        kind = types[key]
+        try:
+            if kind == "bool" and isinstance(value, str):
+                value = value.lower() in ("1", "true", "yes", "on")
+            elif kind in ("int", "float", "bool"):
+                value = {"int": int, "float": float, "bool": bool}[kind](value)
+        except (TypeError, ValueError):
+            raise UserError(f"option {key} must be a {kind}, got {value!r}") from None
+        out[key] = value
+    return out

@@ -1,0 +1,145 @@
+"""One training epoch and one evaluation pass; every dependency is an argument.
+
+The step keeps its statistics on the device (no ``.item()`` per step): the host reads
+them only when the progress bar is refreshed and at the end of the epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from naonet.distributed import all_reduce_sum
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Autocast settings: ``dtype`` None means float32."""
+
+    device_type: str
+    dtype: torch.dtype | None = None
+
+    @classmethod
+    def from_name(cls, name: str, device: torch.device) -> Precision:
+        dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+        return cls(device.type, dtype)
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler | None:
+        """Loss scaling is needed for float16 only."""
+        if self.dtype == torch.float16:
+            return torch.amp.GradScaler(self.device_type)
+        return None
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    top1: float
+    top5: float
+    images: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / max(self.seconds, 1e-9)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The network inside a DistributedDataParallel wrapper (or the model itself)."""
+    return model.module if hasattr(model, "module") else model
+
+
+def classification_loss(criterion: nn.Module, logits: torch.Tensor,
+                        aux_logits: torch.Tensor | None, labels: torch.Tensor,
+                        aux_weight: float) -> torch.Tensor:
+    loss = criterion(logits, labels)
+    if aux_logits is not None and aux_weight > 0:
+        loss = loss + aux_weight * criterion(aux_logits, labels)
+    return loss
+
+
+def train_one_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer,
+                    criterion: nn.Module, *, aux_weight: float, grad_clip: float,
+                    precision: Precision, scaler: torch.amp.GradScaler | None,
+                    first_step: int, total_steps: int, progress=None,
+                    log_every: int = 20) -> EpochStats:
+    """Train for one pass over ``batches``; returns statistics summed over all ranks."""
+    model.train()
+    network = unwrap(model)
+    device = next(network.parameters()).device
+    sums = torch.zeros(3, device=device, dtype=torch.float64)  # loss * n, correct, n
+    start = time.perf_counter()
+    for step, (images, labels) in enumerate(batches):
+        if hasattr(network, "set_training_progress"):
+            network.set_training_progress((first_step + step + 1) / total_steps)
+        with precision.autocast():
+            logits, aux_logits = model(images)
+            loss = classification_loss(criterion, logits, aux_logits, labels, aux_weight)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+        with torch.no_grad():
+            count = labels.shape[0]
+            sums += torch.stack([loss.detach().double() * count,
+                                 (logits.argmax(1) == labels).sum().double(),
+                                 torch.tensor(count, device=device, dtype=torch.float64)])
+        if progress is not None:
+            progress.update(1)
+            if (step + 1) % log_every == 0:
+                _show(progress, sums, start)
+    seconds = time.perf_counter() - start
+    totals = all_reduce_sum(sums.clone()).tolist()
+    images = int(totals[2])
+    return EpochStats(totals[0] / max(images, 1), 100.0 * totals[1] / max(images, 1),
+                      float("nan"), images, seconds)
+
+
+def _show(progress, sums: torch.Tensor, start: float) -> None:
+    loss_sum, correct, count = sums.tolist()
+    elapsed = time.perf_counter() - start
+    progress.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{100 * correct / count:.1f}",
+                         img_s=f"{count / elapsed:.0f}")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches, precision: Precision,
+             criterion: nn.Module | None = None) -> EpochStats:
+    """Loss, top-1 and top-5 accuracy (percent) over ``batches``, summed over all ranks."""
+    model.eval()
+    network = unwrap(model)
+    criterion = criterion or nn.CrossEntropyLoss()
+    device = next(network.parameters()).device
+    sums = torch.zeros(4, device=device, dtype=torch.float64)  # loss * n, top1, top5, n
+    start = time.perf_counter()
+    for images, labels in batches:
+        with precision.autocast():
+            logits = network(images)[0]
+        logits = logits.float()
+        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        hits = top5 == labels[:, None]
+        count = labels.shape[0]
+        sums += torch.stack([criterion(logits, labels).double() * count,
+                             hits[:, 0].sum().double(), hits.any(1).sum().double(),
+                             torch.tensor(count, device=device, dtype=torch.float64)])
+    seconds = time.perf_counter() - start
+    loss, top1, top5, images = all_reduce_sum(sums).tolist()
+    images = max(images, 1)
+    return EpochStats(loss / images, 100 * top1 / images, 100 * top5 / images, int(images),
+                      seconds)

@@ -1,0 +1,260 @@
+"""The training recipe: assemble data, network, optimizer and schedule, then loop epochs.
+
+Rerunning the same command resumes: the run folder's ``last.pt`` restores the model,
+optimizer, scheduler, random states and epoch. Only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from naonet.data import DataBundle, build_data
+from naonet.distributed import DistributedContext, barrier, init_distributed
+from naonet.errors import UserError
+from naonet.models import NAONet, NetworkConfig, build_network, count_parameters
+from naonet.spaces import Architecture, resolve_architecture
+from naonet.training.checkpoint import (
+    atomic_save,
+    atomic_write_text,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+)
+from naonet.training.config import TrainConfig
+from naonet.training.engine import EpochStats, Precision, evaluate, train_one_epoch, unwrap
+
+CHECKPOINT_FORMAT = 1
+# Options that may change between a run and its resumption without changing its result.
+RESUMABLE_CHANGES = {"workers", "log_every", "device", "eval_batch_size", "output", "data",
+                     "download", "pipeline"}
+
+
+@dataclass
+class RunState:
+    """What the epoch loop carries from one epoch to the next."""
+
+    epoch: int = 0
+    best_valid_top1: float = -1.0
+    best_epoch: int = -1
+
+
+def network_config_for(config: TrainConfig, data: DataBundle) -> NetworkConfig:
+    return NetworkConfig(skeleton=data.skeleton, channels=config.channels, layers=config.layers,
+                         num_classes=data.num_classes, aux_head=config.aux_head,
+                         keep_prob=config.keep_prob,
+                         drop_path_keep_prob=config.drop_path_keep_prob)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig, world_size: int
+                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """SGD with momentum; cosine or exponential decay stepped after every epoch."""
+    lr = config.lr * (world_size if config.scale_lr_with_world_size else 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    if config.lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=config.epochs, eta_min=config.lr_min)
+    else:
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
+    return optimizer, scheduler
+
+
+def check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
+    """A run folder resumes only the run it was made by."""
+    current = config.to_dict()
+    for key, value in saved.items():
+        if key in RESUMABLE_CHANGES or current.get(key) == value:
+            continue
+        raise UserError(f"{path} belongs to a run with {key}={value!r}, not {current.get(key)!r};"
+                        " pass another --output, or delete the folder to start over")
+
+
+def write_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, state: RunState,
+                     config: TrainConfig, architecture: Architecture,
+                     network_config: NetworkConfig, scaler) -> None:
+    atomic_save({
+        "format": CHECKPOINT_FORMAT,
+        "model": unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "epoch": state.epoch,
+        "best_valid_top1": state.best_valid_top1,
+        "best_epoch": state.best_epoch,
+        "rng": capture_rng_state(),
+        "config": config.to_dict(),
+        "network": network_config.to_dict(),
+        "arch": architecture.to_qualified_string(),
+    }, path)
+
+
+def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, scheduler,
+               scaler) -> RunState:
+    """Restore ``run_dir/last.pt`` if present; a fresh RunState otherwise."""
+    path = run_dir / "last.pt"
+    if not path.exists():
+        return RunState()
+    checkpoint = load_checkpoint(path)
+    check_resumable(checkpoint.get("config", {}), config, path)
+    unwrap(model).load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    if scaler is not None and checkpoint.get("scaler"):
+        scaler.load_state_dict(checkpoint["scaler"])
+    restore_rng_state(checkpoint["rng"])
+    return RunState(checkpoint["epoch"], checkpoint["best_valid_top1"], checkpoint["best_epoch"])
+
+
+def prepare_run_folder(run_dir: Path, config: TrainConfig, context: DistributedContext) -> None:
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(),
+                                                                  sort_keys=False))
+    barrier()
+
+
+def log_epoch(run_dir: Path, record: dict) -> None:
+    """Append one JSON line per epoch (after the checkpoint, so a resumed run never
+    repeats a line: lines of epochs beyond the checkpoint are dropped first)."""
+    path = run_dir / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    lines = [line for line in lines if json.loads(line)["epoch"] < record["epoch"]]
+    lines.append(json.dumps(record))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def make_progress(total: int, epoch: int, epochs: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit="step", leave=False,
+                dynamic_ncols=True)
+
+
+def train(config: TrainConfig, show_progress: bool = True) -> dict:
+    """Train ``config.arch`` as configured; returns the final metrics."""
+    context = init_distributed(config.device)
+    seed_everything(config.seed + context.rank)
+    precision = Precision.from_name(config.amp, context.device)
+    if config.amp == "fp16" and context.device.type != "cuda":
+        raise UserError("--amp fp16 needs a CUDA device; use --amp bf16 on this device")
+    architecture = resolve_architecture(config.arch, config.space)
+    run_dir = Path(config.output)
+    data = build_data(config.data_config(), context.device, seed=config.seed,
+                      rank=context.rank, world_size=context.world_size,
+                      channels_last=config.channels_last)
+    network_config = network_config_for(config, data)
+    network = build_network(architecture, network_config).to(context.device)
+    if config.channels_last:
+        network = network.to(memory_format=torch.channels_last)
+    optimizer, scheduler = build_optimizer(network, config, context.world_size)
+    scaler = precision.grad_scaler()
+    state = try_resume(run_dir, config, network, optimizer, scheduler, scaler)
+    prepare_run_folder(run_dir, config, context)
+    model: nn.Module = network
+    if context.is_distributed:
+        model = nn.parallel.DistributedDataParallel(
+            network, device_ids=[context.device.index] if context.device.type == "cuda" else None)
+    _announce(context, config, architecture, network, data, state)
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    steps_per_epoch = len(data.train)
+    last_test = None
+    while state.epoch < config.epochs:
+        last_test = _run_epoch(model, data, optimizer, scheduler, criterion, precision, scaler,
+                               state, config, context, steps_per_epoch, show_progress)
+        state.epoch += 1
+        if context.is_main:
+            write_checkpoint(run_dir / "last.pt", model, optimizer, scheduler, state, config,
+                             architecture, network_config, scaler)
+            if state.best_epoch == state.epoch:
+                write_checkpoint(run_dir / "best.pt", model, optimizer, scheduler, state,
+                                 config, architecture, network_config, scaler)
+            log_epoch(run_dir, last_test)
+    if last_test is None:  # already finished: report the saved result
+        last_test = _final_evaluation(model, data, precision)
+    result = {**last_test, "arch": architecture.to_qualified_string(),
+              "params": count_parameters(network), "best_valid_top1": state.best_valid_top1,
+              "best_epoch": state.best_epoch}
+    if context.is_main:
+        atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2) + "\n")
+        print(f"done: epoch {state.epoch}/{config.epochs}, test top-1 "
+              f"{result['test_top1']:.2f} %, top-5 {result['test_top5']:.2f} % "
+              f"(results in {run_dir})")
+    barrier()
+    return result
+
+
+def _run_epoch(model, data: DataBundle, optimizer, scheduler, criterion, precision, scaler,
+               state: RunState, config: TrainConfig, context, steps_per_epoch: int,
+               show_progress: bool) -> dict:
+    epoch = state.epoch
+    data.train.set_epoch(epoch)
+    lr = optimizer.param_groups[0]["lr"]
+    progress = make_progress(steps_per_epoch, epoch, config.epochs,
+                             show_progress and context.is_main)
+    train_stats = train_one_epoch(
+        model, data.train, optimizer, criterion, aux_weight=config.aux_weight,
+        grad_clip=config.grad_clip, precision=precision, scaler=scaler,
+        first_step=epoch * steps_per_epoch, total_steps=config.epochs * steps_per_epoch,
+        progress=progress, log_every=config.log_every)
+    if progress is not None:
+        progress.close()
+    scheduler.step()  # after the epoch's optimizer steps, never before
+    valid_stats = evaluate(model, data.valid, precision) if data.valid is not None else None
+    test_stats = evaluate(model, data.test, precision)
+    if valid_stats is not None and valid_stats.top1 > state.best_valid_top1:
+        state.best_valid_top1, state.best_epoch = valid_stats.top1, epoch + 1
+    record = _epoch_record(epoch + 1, lr, train_stats, valid_stats, test_stats)
+    if context.is_main:
+        valid_text = f" valid {valid_stats.top1:.2f}" if valid_stats else ""
+        print(f"epoch {epoch + 1}/{config.epochs} lr {lr:.4g} train loss "
+              f"{train_stats.loss:.4f} acc {train_stats.top1:.2f}{valid_text} test "
+              f"{test_stats.top1:.2f} ({train_stats.images_per_second:.0f} img/s)", flush=True)
+    return record
+
+
+def _epoch_record(epoch: int, lr: float, train_stats: EpochStats,
+                  valid_stats: EpochStats | None, test_stats: EpochStats) -> dict:
+    record = {"epoch": epoch, "lr": lr, "train_loss": train_stats.loss,
+              "train_top1": train_stats.top1, "train_images": train_stats.images,
+              "train_images_per_second": train_stats.images_per_second,
+              "test_loss": test_stats.loss, "test_top1": test_stats.top1,
+              "test_top5": test_stats.top5}
+    if valid_stats is not None:
+        record.update(valid_loss=valid_stats.loss, valid_top1=valid_stats.top1,
+                      valid_top5=valid_stats.top5)
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in record.items()}
+
+
+def _final_evaluation(model, data: DataBundle, precision: Precision) -> dict:
+    stats = evaluate(model, data.test, precision)
+    return {"test_loss": stats.loss, "test_top1": stats.top1, "test_top5": stats.top5}
+
+
+def _announce(context, config: TrainConfig, architecture: Architecture, network: NAONet,
+              data: DataBundle, state: RunState) -> None:
+    if not context.is_main:
+        return
+    where = f"{context.device}" + (f" x {context.world_size} processes"
+                                   if context.is_distributed else "")
+    resumed = f", resuming after epoch {state.epoch}" if state.epoch else ""
+    print(f"training {architecture.to_qualified_string()} on {config.dataset} ({where}): "
+          f"{count_parameters(network):,} parameters, {len(data.train)} steps/epoch, "
+          f"{config.epochs} epochs{resumed}", flush=True)

@@ -1,0 +1,99 @@
+"""Released checkpoints: key conversion, safe loading, inferred configs, nao convert."""
+
+import argparse
+import os
+import pickle
+
+import pytest
+import torch
+
+from naonet.compat import (
+    convert_key,
+    infer_network_config,
+    load_released_checkpoint,
+    read_checkpoint_payload,
+    released_arguments,
+)
+from naonet.errors import UserError
+
+from conftest import FIXTURES, require, run_nao
+
+
+def test_key_conversion_examples():
+    assert convert_key("cells.0.ops.0.x_op.op.1.weight") == "cells.0.nodes.0.0.op.depthwise1.weight"
+    assert (convert_key("cells.3.ops.4.y_op.op.7.running_var")
+            == "cells.3.nodes.4.1.op.bn2.running_var")
+    assert (convert_key("module.cells.7.maybe_calibrate_size.preprocess_x.path2.1.weight")
+            == "cells.7.calibrate.preprocess0.conv2.weight")
+    assert convert_key("auxiliary_head.conv1.weight") == "aux_head.conv1.weight"
+    assert convert_key("stem0.4.bias") == "stem0.bn2.bias"
+
+
+@pytest.fixture
+def released_file(tmp_path):
+    fixture = torch.load(require(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), weights_only=True)
+    path = tmp_path / "model.pt"
+    # What the released code saves: weights next to a pickled argparse.Namespace.
+    args = argparse.Namespace(arch=fixture["arch"], dataset="cifar10", search_space="small",
+                              layers=1, channels=8)
+    torch.save({"model": fixture["state_dict"], "args": args, "epoch": 600}, path)
+    return path, fixture
+
+
+def test_released_file_loads_without_building_pickled_classes(released_file):
+    path, fixture = released_file
+    with pytest.raises(Exception):  # noqa: B017 - the safe loader refuses the Namespace
+        torch.load(path, weights_only=True)
+    state_dict = load_released_checkpoint(path)
+    assert set(state_dict) == set(fixture["state_dict"])
+    arguments = released_arguments(read_checkpoint_payload(path))
+    assert arguments["arch"] == fixture["arch"] and arguments["dataset"] == "cifar10"
+    config = infer_network_config(state_dict)
+    assert (config.skeleton, config.channels, config.layers, config.num_classes,
+            config.aux_head) == ("cifar", 8, 1, 10, True)
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_pickle_is_not_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {"w": torch.zeros(2)}, "args": _Exploit(marker)}, path,
+               pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    state = load_released_checkpoint(path)
+    assert list(state) == ["w"]
+    assert not marker.exists()
+
+
+def test_corrupt_checkpoint_is_a_user_error(tmp_path):
+    path = tmp_path / "broken.pt"
+    path.write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    with pytest.raises(UserError):
+        load_released_checkpoint(path)
+
+
+def test_nao_convert_then_eval_reproduces_the_released_network(released_file, tmp_path,
+                                                                 cifar_mini):
+    path, fixture = released_file
+    out = tmp_path / "converted.pt"
+    result = run_nao("convert", str(path), str(out))
+    assert result.returncode == 0, result.stderr
+    assert "cifar C 8 N 1" in result.stdout
+    payload = torch.load(out, weights_only=True)
+    assert payload["arch"].startswith("small:1 1 0 1")
+    from naonet.compat.model_file import load_model
+
+    for source in (path, out):  # the released file and the converted one give the same net
+        network = load_model(source).network.eval()
+        with torch.no_grad():
+            logits = network(fixture["input"])[0]
+        assert torch.allclose(logits, fixture["logits"], rtol=1e-4, atol=1e-5)
+    evaluation = run_nao("eval", str(out), "--data", str(cifar_mini), "--json", "--device", "cpu")
+    assert evaluation.returncode == 0, evaluation.stderr
+    assert '"images": 200' in evaluation.stdout

@@ -1,0 +1,269 @@
+"""The NAO controller: released-code fixture, validity of decoding, training, generation."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from naonet.controller import (
+    Controller,
+    ControllerConfig,
+    ControllerTrainConfig,
+    convert_controller_state_dict,
+    generate_architectures,
+    pairwise_accuracy,
+    propose_sequences,
+    released_controller_config,
+    train_controller,
+)
+from naonet.controller.model import Encoded, pool_steps
+from naonet.errors import UserError
+from naonet.spaces import MIDDLE, SMALL, CellSearchSpace, CellSpaceEncoding
+
+torch.set_num_threads(1)
+
+FIXTURES = Path(__file__).parents[1].parent / "shared" / "fixtures" / "official"
+CONTROLLER_FIXTURE = FIXTURES / "nao_controller_default.pt"
+TINY = ControllerConfig(embedding_size=16, hidden_size=32)
+
+
+def random_architectures(encoding, count: int, seed: int) -> list:
+    """Distinct random architectures drawn token by token from the legal tokens."""
+    rng = random.Random(seed)
+    found: dict = {}
+    while len(found) < count:
+        tokens = [rng.choice(encoding.legal_tokens(p)) for p in range(encoding.sequence_length)]
+        architecture = encoding.decode(tokens)
+        found.setdefault(architecture, None)
+    return list(found)
+
+
+def op_score(architecture) -> float:
+    """A learnable synthetic score: how often the first two ops are used."""
+    ops = architecture.to_integers()[1::2]
+    return ops.count(0) + 0.5 * ops.count(1)
+
+
+# --------------------------------------------------------------------------- fixture
+@pytest.fixture(scope="module")
+def released():
+    if not CONTROLLER_FIXTURE.is_file():
+        pytest.skip(f"released-controller fixture {CONTROLLER_FIXTURE} is absent")
+    fixture = torch.load(CONTROLLER_FIXTURE, weights_only=True)
+    encoding = CellSpaceEncoding("small")
+    controller = Controller(encoding, released_controller_config(fixture["config"]))
+    state = convert_controller_state_dict(fixture["state_dict"], controller.state_dict())
+    controller.load_state_dict(state)
+    return fixture, controller.eval()
+
+
+def test_fixture_config_matches_encoding(released):
+    fixture, controller = released
+    config, encoding = fixture["config"], controller.encoding
+    assert config["vocab_size"] == encoding.vocab_size
+    assert config["source_length"] == config["decoder_length"] == encoding.sequence_length
+    assert config["encoder_length"] == encoding.sequence_length // encoding.tokens_per_step
+    assert len(fixture["state_dict"]) == len(controller.state_dict()) == 16
+
+
+def test_fixture_prediction_and_reconstruction(released):
+    fixture, controller = released
+    tokens = fixture["encoder_input"]
+    assert torch.equal(controller.teacher_forcing_input(tokens), fixture["decoder_input"])
+    with torch.no_grad():
+        predicted, log_probs = controller(tokens)
+    torch.testing.assert_close(predicted, fixture["predict_value"].squeeze(-1),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(log_probs, fixture["log_probs"], atol=1e-5, rtol=0)
+    assert torch.equal(controller.legal_argmax(log_probs), fixture["greedy_teacher_forced"])
+
+
+@pytest.mark.parametrize("step_size", ["1", "2", "5", "10"])
+def test_fixture_generated_sequences(released, step_size):
+    # The released generate_new_arch for all 16 inputs at one step size, direction '+'.
+    fixture, controller = released
+    sequences = propose_sequences(controller, fixture["encoder_input"], int(step_size))
+    assert sequences.tolist() == fixture["generated"][step_size]
+
+
+def test_converter_rejects_foreign_state(released):
+    fixture, controller = released
+    state = dict(fixture["state_dict"])
+    state["decoder.extra.weight"] = torch.zeros(1)
+    with pytest.raises(UserError, match="unexpected"):
+        convert_controller_state_dict(state, controller.state_dict())
+    middle = Controller(CellSpaceEncoding("middle"), controller.config)
+    with pytest.raises(UserError, match="another shape"):
+        convert_controller_state_dict(fixture["state_dict"], middle.state_dict())
+
+
+# --------------------------------------------------------------------------- validity
+def node_count_spaces():
+    for base in (SMALL, MIDDLE):
+        for nodes in range(3, 8):
+            yield CellSearchSpace(name=f"{base.name}-b{nodes}", op_names=base.op_names,
+                                  num_nodes=nodes)
+
+
+@pytest.mark.parametrize("space", list(node_count_spaces()), ids=lambda space: space.name)
+def test_decoding_random_embeddings_gives_valid_architectures(space):
+    encoding = CellSpaceEncoding(space)
+    torch.manual_seed(space.num_nodes)
+    controller = Controller(encoding, TINY).eval()
+    assert controller.legal_mask.shape == (encoding.sequence_length, encoding.vocab_size)
+    # Push the output towards the token that is illegal almost everywhere (SOS) and the
+    # largest input id (illegal for all but the last node) so only the mask saves us.
+    with torch.no_grad():
+        controller.decoder.output.bias[0] += 50.0
+        controller.decoder.output.bias[space.num_nodes + 1] += 25.0
+    steps = encoding.sequence_length // encoding.tokens_per_step
+    step_outputs = torch.nn.functional.normalize(torch.randn(32, steps, TINY.hidden_size), dim=-1)
+    with torch.no_grad():
+        sequences = controller.decode_greedy(Encoded(step_outputs, pool_steps(step_outputs)))
+    assert sequences.shape == (32, encoding.sequence_length)
+    for architecture, row in zip(controller.from_tokens(sequences), sequences.tolist()):
+        assert architecture.space == space
+        assert encoding.encode(architecture) == row
+
+
+def test_unrestricted_decoding_would_be_invalid():
+    # Guards the test above: without the legal mask the biased decoder emits SOS tokens.
+    encoding = CellSpaceEncoding("small")
+    controller = Controller(encoding, TINY).eval()
+    with torch.no_grad():
+        controller.decoder.output.bias[0] += 50.0
+        tokens = controller.to_tokens(random_architectures(encoding, 2, seed=0))
+        _, log_probs = controller(tokens)
+    assert (log_probs.argmax(dim=-1) == 0).all()
+    assert (controller.legal_argmax(log_probs) != 0).all()
+
+
+def test_tokens_per_step_must_divide_length():
+    class OddEncoding(CellSpaceEncoding):
+        tokens_per_step = 3
+
+    with pytest.raises(UserError, match="tokens_per_step"):
+        Controller(OddEncoding("small"), TINY)
+
+
+def test_configs_round_trip_and_validate():
+    config = ControllerConfig(mlp_layers=2)
+    assert ControllerConfig.from_dict(config.to_dict()) == config
+    train = ControllerTrainConfig(epochs=3)
+    assert ControllerTrainConfig.from_dict(train.to_dict()) == train
+    with pytest.raises(UserError, match="unknown field"):
+        ControllerConfig.from_dict({"hidden": 64})
+    with pytest.raises(UserError, match="hidden_size"):
+        ControllerConfig(hidden_size=0)
+
+
+# --------------------------------------------------------------------------- training
+def test_training_learns_a_learnable_score():
+    encoding = CellSpaceEncoding("small")
+    pool = random_architectures(encoding, 100, seed=1)
+    scores = [op_score(architecture) for architecture in pool]
+    torch.manual_seed(0)
+    controller = Controller(encoding, TINY)
+    config = ControllerTrainConfig(epochs=20, batch_size=50, learning_rate=0.01,
+                                   valid_fraction=0.2, augment_factor=2)
+    report = train_controller(controller, pool, scores, config, seed=0)
+    assert (report.num_train, report.num_valid) == (160, 20)
+    assert len(report.loss_history) == 20
+    assert report.train_loss == report.loss_history[-1]
+    assert report.train_loss < 0.75 * report.loss_history[0]
+    assert report.pairwise_accuracy > 0.7
+    assert 0 <= report.hamming_distance <= encoding.sequence_length
+
+
+def test_training_is_deterministic_given_the_seed():
+    encoding = CellSpaceEncoding("small")
+    pool = random_architectures(encoding, 20, seed=2)
+    scores = [op_score(architecture) for architecture in pool]
+    config = ControllerTrainConfig(epochs=2, batch_size=8, augment_factor=3)
+    config_with_dropout = ControllerConfig(embedding_size=8, hidden_size=16, mlp_layers=1,
+                                           mlp_hidden_size=16, mlp_dropout=0.5)
+    runs = []
+    for seed in (3, 3, 4):
+        torch.manual_seed(0)
+        controller = Controller(encoding, config_with_dropout)
+        report = train_controller(controller, pool, scores, config, seed=seed)
+        runs.append((report, controller.state_dict()))
+    (first, first_state), (again, again_state), (other, _) = runs
+    assert first == again
+    assert all(torch.equal(first_state[key], again_state[key]) for key in first_state)
+    assert first.loss_history != other.loss_history
+
+
+def test_training_guards_equal_scores_and_bad_input():
+    encoding = CellSpaceEncoding("small")
+    pool = random_architectures(encoding, 4, seed=3)
+    controller = Controller(encoding, TINY)
+    config = ControllerTrainConfig(epochs=1, augment_factor=1)
+    report = train_controller(controller, pool, [0.5] * 4, config, seed=0)
+    assert math.isfinite(report.train_loss)
+    with pytest.raises(UserError, match="one score per architecture"):
+        train_controller(controller, pool, [1.0], config, seed=0)
+    with pytest.raises(UserError, match="valid_fraction"):
+        ControllerTrainConfig(valid_fraction=1.0)
+
+
+def test_pairwise_accuracy_counts_ordered_pairs():
+    targets = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    assert pairwise_accuracy(targets, targets * 2) == 1.0
+    assert pairwise_accuracy(targets, -targets) == 0.0
+    assert pairwise_accuracy(targets, torch.tensor([0.1, 0.3, 0.2, 0.4])) == 5 / 6
+    assert math.isnan(pairwise_accuracy(targets[:1], targets[:1]))
+
+
+# --------------------------------------------------------------------------- generation
+@pytest.fixture(scope="module")
+def trained_small():
+    encoding = CellSpaceEncoding("small")
+    pool = random_architectures(encoding, 60, seed=4)
+    torch.manual_seed(0)
+    controller = Controller(encoding, TINY)
+    # Long enough for the decoder to stop emitting (nearly) one sequence for every input.
+    config = ControllerTrainConfig(epochs=30, batch_size=30, learning_rate=0.01,
+                                   augment_factor=1)
+    train_controller(controller, pool, [op_score(a) for a in pool], config, seed=0)
+    return controller, pool
+
+
+def test_generation_returns_only_new_valid_architectures(trained_small):
+    controller, pool = trained_small
+    encoding = controller.encoding
+    calls = {"encoder": 0, "decoder": 0}
+    hooks = [getattr(controller, name).register_forward_hook(
+        lambda *args, name=name: calls.__setitem__(name, calls[name] + 1))
+        for name in calls]
+    try:
+        result = generate_architectures(controller, pool[:20], known=pool, count=10)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(result.architectures) == 10
+    assert 1 <= result.lambda_reached <= 50
+    assert len(set(result.architectures)) == 10
+    assert not set(result.architectures) & set(pool)
+    for architecture in result.architectures:
+        assert encoding.decode(encoding.encode(architecture)) == architecture
+    # Batched over the seeds: one encoding, one greedy decoding (one decoder call per
+    # position) for each step size tried.
+    assert calls["encoder"] == 1
+    assert calls["decoder"] == result.lambda_reached * encoding.sequence_length
+
+
+def test_generation_respects_count_and_max_lambda(trained_small):
+    controller, pool = trained_small
+    few = generate_architectures(controller, pool[:20], known=pool, count=3)
+    assert len(few.architectures) == 3
+    capped = generate_architectures(controller, pool[:2], known=pool, count=1000, max_lambda=3)
+    assert capped.lambda_reached == 3
+    assert len(capped.architectures) <= 2 * 3
+    assert generate_architectures(controller, pool[:2], known=pool, count=0).architectures == ()
+    with pytest.raises(UserError, match="seed"):
+        generate_architectures(controller, [], known=pool, count=1)

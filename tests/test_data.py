@@ -1,0 +1,125 @@
+"""Data sources and pipelines on real CIFAR-10 images."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import require
+from naonet.data import DataConfig, DeviceBatches, build_data
+from naonet.data.augment import cutout, random_crop_flip
+from naonet.data.sources import load_cifar_pickle, load_image_folder
+from naonet.errors import UserError
+
+
+def write_cifar_pickles(split, folder):
+    """Write a split in the python-batch format torchvision downloads."""
+    folder.mkdir(parents=True)
+    data = split.images.numpy().reshape(len(split), -1)
+    labels = split.labels.tolist()
+    chunks = np.array_split(np.arange(len(split)), 5)
+    for number, chunk in enumerate(chunks, start=1):
+        with open(folder / f"data_batch_{number}", "wb") as handle:
+            pickle.dump({b"data": data[chunk], b"labels": [labels[i] for i in chunk]}, handle)
+    with open(folder / "test_batch", "wb") as handle:
+        pickle.dump({b"data": data[:20], b"labels": labels[:20]}, handle)
+    with open(folder / "batches.meta", "wb") as handle:
+        pickle.dump({b"label_names": [c.encode() for c in split.classes]}, handle)
+
+
+def test_pickle_batches_and_image_folder_give_the_same_data(cifar_mini, tmp_path):
+    folder_split = load_image_folder(cifar_mini / "train")
+    assert folder_split.images.shape == (600, 3, 32, 32)
+    assert folder_split.classes[0] == "airplane" and len(folder_split.classes) == 10
+    write_cifar_pickles(folder_split, tmp_path / "cifar-10-batches-py")
+    pickled = load_cifar_pickle(tmp_path, "cifar10", "train")
+    assert torch.equal(pickled.images, folder_split.images)
+    assert torch.equal(pickled.labels, folder_split.labels)
+    assert pickled.classes == folder_split.classes
+    # The real pixel statistics of CIFAR-10 (the shared README: mean 0.4913/0.4821/0.4465).
+    mean = folder_split.images.float().mean(dim=(0, 2, 3)) / 255
+    assert torch.allclose(mean, torch.tensor([0.49, 0.48, 0.45]), atol=0.03)
+
+
+def test_corrupt_and_missing_data_are_user_errors(tmp_path):
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"garbage")
+    with pytest.raises(UserError, match="corrupt"):
+        load_cifar_pickle(tmp_path, "cifar10", "train")
+    with pytest.raises(UserError, match="does not exist"):
+        build_data(DataConfig(data=str(tmp_path / "nowhere")), torch.device("cpu"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no data set found"):
+        build_data(DataConfig(data=str(tmp_path / "empty")), torch.device("cpu"))
+
+
+def test_random_crop_matches_a_crop_of_the_padded_image():
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    generator = torch.Generator().manual_seed(0)
+    cropped = random_crop_flip(images, padding=2, generator=generator, flip=False)
+    offsets = torch.randint(0, 5, (2, 2), generator=torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    for index in range(2):
+        row, col = offsets[0, index], offsets[1, index]
+        assert torch.equal(cropped[index], padded[index, :, row:row + 8, col:col + 8])
+    assert torch.equal(random_crop_flip(images, 0, generator, flip=False), images)
+
+
+def test_cutout_zeroes_one_clipped_square_per_image():
+    images = torch.ones(64, 3, 32, 32)
+    out = cutout(images, 16, torch.Generator().manual_seed(0))
+    zeroed = (out[:, 0] == 0)
+    assert torch.equal(zeroed, (out[:, 1] == 0))  # same square in every channel
+    areas = zeroed.sum(dim=(1, 2))
+    assert areas.max() == 256 and areas.min() >= 64  # 16x16, at least a quarter when clipped
+    rows = zeroed.any(dim=2).sum(dim=1)
+    cols = zeroed.any(dim=1).sum(dim=1)
+    assert torch.equal(rows * cols, areas)  # a rectangle
+
+
+def test_device_batches_shard_and_shuffle_reproducibly(cifar_mini):
+    split = load_image_folder(cifar_mini / "train")
+    common = dict(batch_size=64, device=torch.device("cpu"), mean=(0.5,) * 3, std=(0.25,) * 3)
+    seen = []
+    for rank in range(2):
+        batches = DeviceBatches(split, train=True, seed=3, rank=rank, world_size=2, **common)
+        batches.set_epoch(1)
+        seen.append(torch.cat([labels for _, labels in batches]))
+        assert len(batches) == 5  # 300 images per rank
+    again = DeviceBatches(split, train=True, seed=3, rank=0, world_size=2, **common)
+    again.set_epoch(1)
+    assert torch.equal(torch.cat([labels for _, labels in again]), seen[0])
+    again.set_epoch(2)
+    assert not torch.equal(torch.cat([labels for _, labels in again]), seen[0])
+    total = torch.cat(seen)
+    assert torch.equal(total.bincount(), split.labels.bincount())  # every image once
+    evaluation = [DeviceBatches(split, train=False, rank=r, world_size=2, **common)
+                  for r in range(2)]
+    assert sum(len(torch.cat([lab for _, lab in ev])) for ev in evaluation) == len(split)
+
+
+def test_build_data_holds_out_a_validation_split(cifar_mini):
+    bundle = build_data(DataConfig(data=str(cifar_mini), valid_size=100, train_subset=200,
+                                   batch_size=50), torch.device("cpu"), seed=1)
+    assert bundle.num_classes == 10 and bundle.skeleton == "cifar"
+    train_images = sum(labels.shape[0] for _, labels in bundle.train)
+    valid_images = sum(labels.shape[0] for _, labels in bundle.valid)
+    assert (train_images, valid_images) == (200, 100)
+    images, _ = next(iter(bundle.test))
+    assert images.dtype == torch.float32 and abs(images.mean().item()) < 0.5
+
+
+def test_loader_pipeline_matches_device_pipeline_in_evaluation(cifar_mini):
+    device = torch.device("cpu")
+    fast = build_data(DataConfig(data=str(cifar_mini), pipeline="device"), device)
+    slow = build_data(DataConfig(data=str(cifar_mini), pipeline="loader", workers=0), device)
+    fast_images = torch.cat([images for images, _ in fast.test])
+    slow_images = torch.cat([images for images, _ in slow.test])
+    assert torch.allclose(fast_images, slow_images, atol=1e-5)
+
+
+def test_full_archive_is_read_directly(cifar_root):
+    require(cifar_root)
+    bundle = build_data(DataConfig(data=str(cifar_root), test_subset=100), torch.device("cpu"))
+    assert sum(labels.shape[0] for _, labels in bundle.train) == 50_000

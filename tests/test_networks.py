@@ -1,0 +1,115 @@
+"""Discrete networks: equivalence with the released code, parameter counts, behaviour."""
+
+import json
+import random
+
+import pytest
+import torch
+
+from naonet.compat import convert_state_dict
+from naonet.models import NetworkConfig, build_network, count_multiply_adds, count_parameters
+from naonet.spaces import MIDDLE, SMALL, named_architecture
+
+from conftest import FIXTURES, require
+from test_spaces import random_architecture
+
+PUBLISHED = {
+    "cifar10_C36_N6_aux": NetworkConfig(skeleton="cifar", channels=36, layers=6, num_classes=10),
+    "imagenet_C52_N4_aux": NetworkConfig(skeleton="imagenet", channels=52, layers=4,
+                                         num_classes=1000),
+}
+
+
+@pytest.mark.parametrize("name, skeleton", [("naonet_v2_cifar_c8_l1.pt", "cifar"),
+                                            ("naonet_v2_imagenet_c8_l1.pt", "imagenet")])
+def test_converted_released_weights_give_the_released_logits(name, skeleton):
+    fixture = torch.load(require(FIXTURES / name), weights_only=True)
+    config = fixture["config"]
+    network = build_network(named_architecture("naonet-v2"), NetworkConfig(
+        skeleton=skeleton, channels=config["channels"], layers=config["layers"],
+        num_classes=config["num_classes"], aux_head=config["use_aux_head"]))
+    assert fixture["arch"] == network.architecture.to_string()
+    network.load_state_dict(convert_state_dict(fixture["state_dict"], network.state_dict()))
+    network.eval()
+    with torch.no_grad():
+        logits, aux = network(fixture["input"])
+    assert aux is None
+    relative = (logits - fixture["logits"]).abs().max() / fixture["logits"].abs().max()
+    assert relative < 1e-4
+
+
+@pytest.mark.parametrize("key", sorted(PUBLISHED))
+def test_full_size_manifests_map_key_for_key(key):
+    manifest = json.loads(require(FIXTURES / "naonet_v2_full_manifests.json").read_text())[key]
+    network = build_network(named_architecture("naonet-v2"), PUBLISHED[key])
+    released = {name: torch.empty(shape) for name, shape in manifest["keys"]}
+    converted = convert_state_dict(released, network.state_dict())  # raises on any mismatch
+    assert set(converted) == set(network.state_dict())
+    assert count_parameters(network) == manifest["params_excl_aux"]
+    assert count_parameters(network, include_aux=True) == manifest["params_total"]
+
+
+def test_published_parameter_counts_are_exact():
+    arch = named_architecture("naonet-v2")
+    assert count_parameters(build_network(arch, PUBLISHED["cifar10_C36_N6_aux"])) == 4_387_654
+    assert count_parameters(build_network(arch, PUBLISHED["imagenet_C52_N4_aux"])) == 7_026_850
+
+
+@pytest.mark.parametrize("space", [SMALL, MIDDLE])
+@pytest.mark.parametrize("skeleton, size", [("cifar", 32), ("imagenet", 224)])
+def test_random_architectures_build_train_and_evaluate(space, skeleton, size):
+    rng = random.Random(3)
+    torch.manual_seed(0)
+    for _ in range(3):
+        arch = random_architecture(space, rng)
+        network = build_network(arch, NetworkConfig(skeleton=skeleton, channels=8, layers=1,
+                                                    num_classes=7, drop_path_keep_prob=0.7))
+        network.set_training_progress(0.5)
+        images = torch.randn(2, 3, size, size)
+        logits, aux = network(images)
+        assert logits.shape == (2, 7) and aux.shape == (2, 7)
+        (logits.sum() + aux.sum()).backward()
+        network.eval()
+        logits, aux = network(images)
+        assert logits.shape == (2, 7) and aux is None
+
+
+def test_drop_path_grows_with_progress_and_spares_identity():
+    arch = named_architecture("naonet-v2")
+    network = build_network(arch, NetworkConfig(channels=8, layers=1, keep_prob=1.0,
+                                                drop_path_keep_prob=0.5, aux_head=False))
+    network.train()
+    cell = network.cells[-1]
+    # The released rule: keep = 1 - progress * depth * (1 - drop_path_keep_prob).
+    network.set_training_progress(1.0)
+    assert network.drop_path_rate.item() == pytest.approx(0.5)
+    assert cell.depth_ratio == pytest.approx(1.0)
+    identity_branch = cell.nodes[1][0]  # node 3 of the normal cell: identity(state 2)
+    assert not identity_branch.droppable
+    assert cell.nodes[0][0].droppable
+    network.set_training_progress(0.0)
+    images = torch.randn(4, 3, 32, 32)
+    torch.manual_seed(0)
+    first = network(images)[0]
+    torch.manual_seed(1)
+    # No drop path at progress 0: only batch statistics matter, and they are identical.
+    assert torch.allclose(first, network(images)[0])
+    network.set_training_progress(1.0)
+    outputs = {tuple(network(images)[0].flatten().tolist()) for _ in range(4)}
+    assert len(outputs) > 1
+
+
+def test_multiply_adds_of_a_single_convolution():
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    model = torch.nn.Sequential(conv, torch.nn.Flatten(), torch.nn.Linear(8 * 16 * 16, 5))
+    expected = 8 * 16 * 16 * 3 * 3 * 3 + 8 * 16 * 16 * 5
+    assert count_multiply_adds(model, (3, 16, 16)) == expected
+
+
+def test_network_config_rejects_bad_values():
+    from naonet.errors import UserError
+
+    with pytest.raises(UserError, match="channels must be an even number"):
+        NetworkConfig(channels=7)
+    with pytest.raises(UserError, match="unknown network skeleton"):
+        NetworkConfig(skeleton="mnist")

@@ -1,0 +1,148 @@
+"""Training runs on real CIFAR-10 images: accuracy, checkpoints, resume after SIGKILL."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import REPO, run_nao
+from naonet.errors import UserError
+from naonet.training.checkpoint import atomic_save, capture_rng_state, restore_rng_state
+from naonet.training.config import load_config_file, resolve_config
+
+TINY = ["--channels", "8", "--layers", "1", "--batch-size", "32", "--test-subset", "100",
+        "--device", "cpu", "--no-progress", "--lr", "0.05", "--cutout", "8",
+        "--drop-path-keep-prob", "0.8", "--keep-prob", "0.8"]
+
+
+def train_command(data, output, *extra):
+    return [sys.executable, "-m", "naonet.cli.main", "train", "--data", str(data),
+            "--output", str(output), *TINY, *extra]
+
+
+def read_metrics(folder):
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_an_uninterrupted_run(cifar_mini,
+                                                                                tmp_path):
+    extra = ["--epochs", "3", "--train-subset", "480", "--valid-size", "60"]
+    reference = subprocess.run(train_command(cifar_mini, tmp_path / "ref", *extra),
+                               capture_output=True, text=True, timeout=600)
+    assert reference.returncode == 0, reference.stderr
+    interrupted = tmp_path / "killed"
+    process = subprocess.Popen(train_command(cifar_mini, interrupted, *extra),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (interrupted / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # well inside epoch 2
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert torch.load(interrupted / "last.pt", weights_only=True)["epoch"] == 1
+    resumed = subprocess.run(train_command(cifar_mini, interrupted, *extra),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch 1" in resumed.stdout
+    assert [m["epoch"] for m in read_metrics(interrupted)] == [1, 2, 3]
+    final, expected = (torch.load(folder / "last.pt", weights_only=True)
+                       for folder in (interrupted, tmp_path / "ref"))
+    assert final["epoch"] == 3
+    for key, value in expected["model"].items():
+        assert torch.equal(final["model"][key], value), key
+    assert read_metrics(interrupted)[-1]["test_top1"] == read_metrics(tmp_path / "ref")[-1][
+        "test_top1"]
+    best = torch.load(interrupted / "best.pt", weights_only=True)
+    assert best["epoch"] == best["best_epoch"]  # chosen on the validation split
+    assert set(final["config"]) >= {"lr", "arch", "epochs"}
+    assert final["arch"].startswith("small:")
+
+
+def test_rerunning_a_finished_run_only_reports_and_other_configs_are_refused(cifar_mini,
+                                                                            tmp_path):
+    extra = ["--epochs", "1", "--train-subset", "64"]
+    first = run_nao("train", "--data", str(cifar_mini), "--output", str(tmp_path), *TINY, *extra)
+    assert first.returncode == 0, first.stderr
+    again = run_nao("train", "--data", str(cifar_mini), "--output", str(tmp_path), *TINY, *extra)
+    assert again.returncode == 0 and "done: epoch 1/1" in again.stdout
+    assert len(read_metrics(tmp_path)) == 1
+    changed = run_nao("train", "--data", str(cifar_mini), "--output", str(tmp_path), *TINY,
+                      "--epochs", "1", "--train-subset", "64", "--weight-decay", "0.1")
+    assert changed.returncode == 2
+    assert "belongs to a run with weight_decay" in changed.stderr
+    assert len(changed.stderr.strip().splitlines()) == 1
+
+
+def test_corrupt_last_checkpoint_is_reported_in_one_line(cifar_mini, tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"not a checkpoint at all")
+    result = run_nao("train", "--data", str(cifar_mini), "--output", str(tmp_path), *TINY,
+                     "--epochs", "1")
+    assert result.returncode == 2
+    assert "corrupt" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--arch", "1 2 3"], "has 3 integers"),
+    (["train", "--arch", "naonet-v9"], "unknown architecture name"),
+    (["train", "--data", "/no/such/folder", "--epochs", "1"], "does not exist"),
+    (["train", "--epochs", "many"], "invalid int value"),
+    (["train", "--preset", "nope"], "invalid choice"),
+    (["train", "--amp", "fp8"], "amp must be"),
+    (["eval", str(REPO / "pyproject.toml"), "--dataset", "cifar10"], "corrupt"),
+    (["info", "small:1 1 0 1"], "has 4 integers"),
+])
+def test_bad_input_ends_with_status_2_and_one_line(args, fragment, tmp_path):
+    result = run_nao(*args, "--output", str(tmp_path)) if args[0] == "train" else run_nao(*args)
+    assert result.returncode == 2, result.stderr
+    assert fragment in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_resolution_preset_then_file_then_flags(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("lr: 0.5\nchannels: 20\nlayers: 2\n")
+    config = resolve_config("naonet-v2-cifar10", load_config_file(path), {"layers": 3})
+    assert (config.lr, config.channels, config.layers, config.epochs) == (0.5, 20, 3, 600)
+    assert config.cutout == 16 and config.drop_path_keep_prob == 0.8
+    imagenet = resolve_config("naonet-v2-imagenet", {}, {})
+    assert (imagenet.lr_schedule, imagenet.lr_gamma, imagenet.label_smoothing) == (
+        "exponential", 0.97, 0.1)
+    path.write_text("learning_rate: 1\n")
+    with pytest.raises(UserError, match="unknown option 'learning_rate'"):
+        load_config_file(path)
+
+
+def test_checkpoints_are_written_atomically_and_rng_round_trips(tmp_path, monkeypatch):
+    path = tmp_path / "state.pt"
+    atomic_save({"value": torch.ones(2)}, path)
+
+    def failing_save(obj, file):
+        file.write(b"partial")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(RuntimeError):
+        atomic_save({"value": torch.zeros(2)}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path, weights_only=True)["value"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]  # no temporary left behind
+    state = capture_rng_state()
+    atomic_save({"rng": state}, path)
+    first = torch.rand(3)
+    restore_rng_state(torch.load(path, weights_only=True)["rng"])
+    assert torch.equal(torch.rand(3), first)
+
+
+@pytest.mark.slow
+def test_short_cpu_run_on_shared_cifar10_beats_chance_by_far(cifar_root, tmp_path):
+    result = run_nao("train", "--data", str(cifar_root), "--output", str(tmp_path),
+                     "--preset", "quick-cifar10", "--no-progress", "--device", "cpu",
+                     "--test-subset", "0", timeout=3000)
+    assert result.returncode == 0, result.stderr
+    final = json.loads((tmp_path / "result.json").read_text())
+    assert final["test_top1"] >= 30.0  # chance is 10 %

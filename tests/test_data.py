@@ -110,6 +110,15 @@ def test_build_data_holds_out_a_validation_split(cifar_mini):
     assert images.dtype == torch.float32 and abs(images.mean().item()) < 0.5
 
 
+def test_test_subset_is_a_fixed_sample_of_every_class(cifar_mini):
+    first = build_data(DataConfig(data=str(cifar_mini), test_subset=50), torch.device("cpu"))
+    labels = torch.cat([labels for _, labels in first.test])
+    assert labels.shape[0] == 50 and labels.unique().numel() >= 8  # files are sorted by class
+    again = build_data(DataConfig(data=str(cifar_mini), test_subset=50), torch.device("cpu"),
+                       seed=9)
+    assert torch.equal(torch.cat([labels for _, labels in again.test]), labels)
+
+
 def test_loader_pipeline_matches_device_pipeline_in_evaluation(cifar_mini):
     device = torch.device("cpu")
     fast = build_data(DataConfig(data=str(cifar_mini), pipeline="device"), device)

@@ -146,3 +146,18 @@ def test_short_cpu_run_on_shared_cifar10_beats_chance_by_far(cifar_root, tmp_pat
     assert result.returncode == 0, result.stderr
     final = json.loads((tmp_path / "result.json").read_text())
     assert final["test_top1"] >= 30.0  # chance is 10 %
+
+
+def test_bf16_channels_last_training_tracks_float32(cifar_mini, tmp_path):
+    from naonet.training import train
+
+    results = {}
+    for name, extra in {"fp32": {}, "bf16": {"amp": "bf16", "channels_last": True}}.items():
+        config = resolve_config(None, {}, dict(
+            data=str(cifar_mini), output=str(tmp_path / name), channels=8, layers=1,
+            batch_size=32, epochs=2, train_subset=192, test_subset=100, device="cpu",
+            lr=0.05, seed=5, **extra))
+        train(config, show_progress=False)
+        results[name] = read_metrics(tmp_path / name)
+    for fp32, bf16 in zip(results["fp32"], results["bf16"], strict=True):
+        assert bf16["train_loss"] == pytest.approx(fp32["train_loss"], rel=0.1)

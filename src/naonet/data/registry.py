@@ -119,6 +119,13 @@ def split_indices(total: int, valid_size: int, train_subset: int, seed: int
     return train.sort().values, valid.sort().values
 
 
+def subset_indices(total: int, count: int) -> torch.Tensor:
+    """A fixed random subset of ``count`` indices (the same for every seed and run), so a
+    test subset covers every class even when the files are sorted by class."""
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(0))
+    return order[:min(count, total)].sort().values
+
+
 def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: int = 0,
                world_size: int = 1, channels_last: bool = False) -> DataBundle:
     """Load the data set of ``config`` and wrap each split in a batch iterator."""
@@ -140,8 +147,7 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
         train_index, valid_index = split_indices(len(train_split), config.valid_size,
                                                  config.train_subset, seed)
         if config.test_subset:
-            test_split = test_split.subset(torch.arange(min(config.test_subset,
-                                                            len(test_split))))
+            test_split = test_split.subset(subset_indices(len(test_split), config.test_subset))
         parts = {"train": train_split.subset(train_index),
                  "valid": train_split.subset(valid_index) if config.valid_size else None,
                  "test": test_split}
@@ -245,7 +251,7 @@ def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common:
                                              config.train_subset, seed)
     parts = {"train": Subset(train_set, train_index.tolist()),
              "valid": Subset(plain_train, valid_index.tolist()) if config.valid_size else None,
-             "test": (Subset(test_set, list(range(min(config.test_subset, len(test_set)))))
+             "test": (Subset(test_set, subset_indices(len(test_set), config.test_subset).tolist())
                       if config.test_subset else test_set)}
     iterators = {
         name: LoaderBatches(part, config.batch_size if name == "train" else

@@ -10,87 +10,54 @@ parameter or buffer of the same shape, with none left over on either side.
 from __future__ import annotations
 
 import pickle
-import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
+from naonet.compat.renaming import KeyRenamer
 from naonet.errors import UserError
 
 # (released pattern, naonet replacement), applied in order to every key.
-_KEY_RULES: list[tuple[re.Pattern, str]] = [
-    (re.compile(p), r) for p, r in [
-        (r"^stem\.0\.", "stem.conv."),
-        (r"^stem\.1\.", "stem.bn."),
-        (r"^stem0\.0\.", "stem0.conv1."),
-        (r"^stem0\.1\.", "stem0.bn1."),
-        (r"^stem0\.3\.", "stem0.conv2."),
-        (r"^stem0\.4\.", "stem0.bn2."),
-        (r"^stem1\.1\.", "stem1.conv."),
-        (r"^stem1\.2\.", "stem1.bn."),
-        (r"^auxiliary_head\.", "aux_head."),
-        (r"\.maybe_calibrate_size\.preprocess_x\.", ".calibrate.preprocess0."),
-        (r"\.maybe_calibrate_size\.preprocess_y\.", ".calibrate.preprocess1."),
-        (r"\.ops\.(\d+)\.x_op\.", r".nodes.\1.0.op."),
-        (r"\.ops\.(\d+)\.y_op\.", r".nodes.\1.1.op."),
-        (r"\.final_combine\.ops\.(\d+)\.", r".output_reducers.\1."),
-        # Inside an operation: SepConv / DilSepConv sequential indices, FactorizedReduce paths.
-        (r"\.op\.op\.1\.", ".op.depthwise1."),
-        (r"\.op\.op\.2\.", ".op.pointwise1."),
-        (r"\.op\.op\.3\.", ".op.bn1."),
-        (r"\.op\.op\.5\.", ".op.depthwise2."),
-        (r"\.op\.op\.6\.", ".op.pointwise2."),
-        (r"\.op\.op\.7\.", ".op.bn2."),
-        (r"\.path1\.1\.", ".conv1."),
-        (r"\.path2\.1\.", ".conv2."),
-    ]
-]
+NETWORK_KEYS = KeyRenamer([
+    (r"^stem\.0\.", "stem.conv."),
+    (r"^stem\.1\.", "stem.bn."),
+    (r"^stem0\.0\.", "stem0.conv1."),
+    (r"^stem0\.1\.", "stem0.bn1."),
+    (r"^stem0\.3\.", "stem0.conv2."),
+    (r"^stem0\.4\.", "stem0.bn2."),
+    (r"^stem1\.1\.", "stem1.conv."),
+    (r"^stem1\.2\.", "stem1.bn."),
+    (r"^auxiliary_head\.", "aux_head."),
+    (r"\.maybe_calibrate_size\.preprocess_x\.", ".calibrate.preprocess0."),
+    (r"\.maybe_calibrate_size\.preprocess_y\.", ".calibrate.preprocess1."),
+    (r"\.ops\.(\d+)\.x_op\.", r".nodes.\1.0.op."),
+    (r"\.ops\.(\d+)\.y_op\.", r".nodes.\1.1.op."),
+    (r"\.final_combine\.ops\.(\d+)\.", r".output_reducers.\1."),
+    # Inside an operation: SepConv / DilSepConv sequential indices, FactorizedReduce paths.
+    (r"\.op\.op\.1\.", ".op.depthwise1."),
+    (r"\.op\.op\.2\.", ".op.pointwise1."),
+    (r"\.op\.op\.3\.", ".op.bn1."),
+    (r"\.op\.op\.5\.", ".op.depthwise2."),
+    (r"\.op\.op\.6\.", ".op.pointwise2."),
+    (r"\.op\.op\.7\.", ".op.bn2."),
+    (r"\.path1\.1\.", ".conv1."),
+    (r"\.path2\.1\.", ".conv2."),
+], what="checkpoint", hint="check --arch, --channels, --layers, --dataset and --aux-head")
 
 
 def convert_key(key: str) -> str:
     """The naonet name of a released parameter or buffer name."""
-    key = key.removeprefix("module.")  # saved from nn.DataParallel
-    for pattern, replacement in _KEY_RULES:
-        key = pattern.sub(replacement, key)
-    return key
+    return NETWORK_KEYS.convert_key(key)
 
 
 def convert_state_dict(released: Mapping[str, torch.Tensor],
                        target: Mapping[str, torch.Tensor] | None = None
                        ) -> dict[str, torch.Tensor]:
-    """Rename a released state_dict to naonet names.
-
-    With ``target`` (our model's state_dict) every converted key must exist there with
-    the same shape and every target key must be covered; otherwise a UserError lists
-    the first mismatches.
-    """
-    converted = {convert_key(key): value for key, value in released.items()}
-    if target is not None:
-        check_keys_match(converted, target)
-    return converted
-
-
-def check_keys_match(converted: Mapping[str, torch.Tensor],
-                     target: Mapping[str, torch.Tensor]) -> None:
-    unknown = [k for k in converted if k not in target]
-    missing = [k for k in target if k not in converted]
-    wrong = [k for k in converted if k in target and
-             tuple(converted[k].shape) != tuple(target[k].shape)]
-    if unknown or missing or wrong:
-        details = []
-        if unknown:
-            details.append(f"{len(unknown)} unexpected (first: {unknown[0]})")
-        if missing:
-            details.append(f"{len(missing)} missing (first: {missing[0]})")
-        if wrong:
-            k = wrong[0]
-            details.append(f"{len(wrong)} with another shape (first: {k} "
-                           f"{tuple(converted[k].shape)} vs {tuple(target[k].shape)})")
-        raise UserError("checkpoint does not fit this architecture and network config: "
-                        + "; ".join(details) + "; check --arch, --channels, --layers, "
-                        "--dataset and --aux-head")
+    """Rename a released network state_dict to naonet names; with ``target`` (our
+    model's state_dict) a UserError lists the first mismatches."""
+    return NETWORK_KEYS.convert_state_dict(released, target)
 
 
 def load_released_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:

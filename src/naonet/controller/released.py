@@ -6,46 +6,38 @@ The released code keeps the predictor inside its encoder (``encoder.mlp``,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import torch
 
+from naonet.compat.renaming import KeyRenamer
 from naonet.controller.config import ControllerConfig
 from naonet.errors import UserError
 
 # (released pattern, naonet replacement), applied in order to every key.
-_KEY_RULES: list[tuple[re.Pattern, str]] = [
-    (re.compile(pattern), replacement) for pattern, replacement in [
-        (r"^encoder\.embedding\.", "encoder.token_embedding."),
-        (r"^encoder\.rnn\.", "encoder.lstm."),
-        (r"^encoder\.mlp\.layer_(\d+)\.", r"predictor.hidden.\1."),
-        (r"^encoder\.regressor\.", "predictor.output."),
-        (r"^decoder\.embedding\.", "decoder.token_embedding."),
-        (r"^decoder\.rnn\.", "decoder.lstm."),
-        (r"^decoder\.attention\.input_proj\.", "decoder.attention.query_projection."),
-        (r"^decoder\.attention\.output_proj\.", "decoder.attention.output_projection."),
-        (r"^decoder\.out\.", "decoder.output."),
-    ]
-]
+CONTROLLER_KEYS = KeyRenamer([
+    (r"^encoder\.embedding\.", "encoder.token_embedding."),
+    (r"^encoder\.rnn\.", "encoder.lstm."),
+    (r"^encoder\.mlp\.layer_(\d+)\.", r"predictor.hidden.\1."),
+    (r"^encoder\.regressor\.", "predictor.output."),
+    (r"^decoder\.embedding\.", "decoder.token_embedding."),
+    (r"^decoder\.rnn\.", "decoder.lstm."),
+    (r"^decoder\.attention\.input_proj\.", "decoder.attention.query_projection."),
+    (r"^decoder\.attention\.output_proj\.", "decoder.attention.output_projection."),
+    (r"^decoder\.out\.", "decoder.output."),
+], what="controller state", hint="check the search space and the controller sizes")
 
 
 def convert_controller_key(key: str) -> str:
     """The naonet name of a released controller parameter name."""
-    key = key.removeprefix("module.")  # saved from nn.DataParallel
-    for pattern, replacement in _KEY_RULES:
-        key = pattern.sub(replacement, key)
-    return key
+    return CONTROLLER_KEYS.convert_key(key)
 
 
 def convert_controller_state_dict(released: Mapping[str, torch.Tensor],
                                   target: Mapping[str, torch.Tensor] | None = None
                                   ) -> dict[str, torch.Tensor]:
     """Rename a released controller state_dict; with ``target`` check it fits exactly."""
-    converted = {convert_controller_key(key): value for key, value in released.items()}
-    if target is not None:
-        _check_fits(converted, target)
-    return converted
+    return CONTROLLER_KEYS.convert_state_dict(released, target)
 
 
 def released_controller_config(released_args: Mapping) -> ControllerConfig:
@@ -78,22 +70,3 @@ def released_controller_config(released_args: Mapping) -> ControllerConfig:
 def _plain(value):
     return value.item() if torch.is_tensor(value) else value
 
-
-def _check_fits(converted: Mapping[str, torch.Tensor],
-                target: Mapping[str, torch.Tensor]) -> None:
-    unknown = [key for key in converted if key not in target]
-    missing = [key for key in target if key not in converted]
-    wrong = [key for key in converted if key in target
-             and tuple(converted[key].shape) != tuple(target[key].shape)]
-    details = []
-    if unknown:
-        details.append(f"{len(unknown)} unexpected (first: {unknown[0]})")
-    if missing:
-        details.append(f"{len(missing)} missing (first: {missing[0]})")
-    if wrong:
-        key = wrong[0]
-        details.append(f"{len(wrong)} with another shape (first: {key} "
-                       f"{tuple(converted[key].shape)} vs {tuple(target[key].shape)})")
-    if details:
-        raise UserError("controller state does not fit this controller: " + "; ".join(details)
-                        + "; check the search space and the controller sizes")

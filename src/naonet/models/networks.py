@@ -109,12 +109,16 @@ SKELETONS: dict[str, Skeleton] = {
 }
 
 
-class NAONet(nn.Module):
-    """Stem, ``3N + 2`` cells (reductions at N and 2N + 1, each doubling C), classifier."""
+class CellStack(nn.Module):
+    """The macro skeleton shared by NAONet and the supernet: stems, ``3N + 2`` cells
+    (reductions at N and 2N + 1, each doubling C), optional auxiliary head on the second
+    reduction cell, global pooling, dropout and a linear classifier, with drop path
+    growing over training. Subclasses supply the cells through ``make_cell``."""
 
-    def __init__(self, architecture: Architecture, config: NetworkConfig):
+    def __init__(self, config, make_cell: Callable[..., nn.Module]):
+        """``config``: a NetworkConfig or any object with its macro fields (skeleton,
+        channels, layers, num_classes, aux_head, keep_prob, drop_path_keep_prob)."""
         super().__init__()
-        self.architecture = architecture
         self.config = config
         skeleton = SKELETONS[config.skeleton]
         stems = skeleton.stems(config.channels)
@@ -130,9 +134,8 @@ class NAONet(nn.Module):
         for index in range(num_cells):
             reduction = index in self.reduction_indices
             channels = channels * 2 if reduction else channels
-            cell_arch = architecture.reduction if reduction else architecture.normal
-            cell = DiscreteCell(architecture.space, cell_arch, shapes[0], shapes[1], channels,
-                                reduction, depth_ratio=(index + 1) / num_cells)
+            cell = make_cell(shapes[0], shapes[1], channels, reduction,
+                             depth_ratio=(index + 1) / num_cells)
             self.cells.append(cell)
             shapes = [shapes[1], cell.out_shape]
             if config.aux_head and index == self.aux_index:
@@ -164,16 +167,34 @@ class NAONet(nn.Module):
             outputs.append(getattr(self, name)(outputs[-1]))
         return outputs[-2] if len(self.stem_names) > 1 else outputs[-1], outputs[-1]
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _run(self, images: torch.Tensor, run_cell: Callable[..., torch.Tensor]
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Stems, then ``run_cell(cell, s0, s1, drop_rate)`` for every cell, then the heads."""
         s0, s1 = self._run_stems(images)
         drop_rate = self.drop_path_rate if (self.training and self.uses_drop_path) else None
         aux_logits = None
         for index, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, drop_rate)
+            s0, s1 = s1, run_cell(cell, s0, s1, drop_rate)
             if index == self.aux_index and self.training and self.config.aux_head:
                 aux_logits = self.aux_head(s1)
         features = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(s1, 1), 1)
         return self.classifier(self.dropout(features)), aux_logits
+
+
+class NAONet(CellStack):
+    """The discrete network of one architecture."""
+
+    def __init__(self, architecture: Architecture, config: NetworkConfig):
+        def make_cell(shape0, shape1, channels, reduction, depth_ratio):
+            cell_arch = architecture.reduction if reduction else architecture.normal
+            return DiscreteCell(architecture.space, cell_arch, shape0, shape1, channels,
+                                reduction, depth_ratio)
+
+        super().__init__(config, make_cell)
+        self.architecture = architecture
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self._run(images, lambda cell, s0, s1, drop_rate: cell(s0, s1, drop_rate))
 
 
 def build_network(architecture: Architecture, config: NetworkConfig | None = None,

@@ -20,7 +20,7 @@ from torch import nn
 
 from naonet.errors import UserError
 from naonet.models.cells import CalibrateInputs, StateShape, drop_path
-from naonet.models.networks import SKELETONS, AuxiliaryHead
+from naonet.models.networks import CellStack
 from naonet.models.operations import FactorizedReduce
 from naonet.spaces import Architecture, Cell, CellSearchSpace, Node, get_space
 from naonet.spaces.cell_space import NUM_CELL_INPUTS
@@ -94,54 +94,19 @@ class SupernetCell(nn.Module):
         return self.combine(outputs, loose_ends)  # [batch, C, height, width]
 
 
-class Supernet(nn.Module):
+class Supernet(CellStack):
     """The weight-sharing network of a search space; ``forward(images, architecture)``."""
 
     def __init__(self, space: str | CellSearchSpace = "small",
                  config: SupernetConfig | None = None):
-        super().__init__()
-        self.space = get_space(space)
-        self.config = config or SupernetConfig()
-        skeleton = SKELETONS[self.config.skeleton]
-        stems = skeleton.stems(self.config.channels)
-        self.stem_names = list(stems)
-        for name, module in stems.items():
-            self.add_module(name, module)
-        num_cells = 3 * self.config.layers + 2
-        self.reduction_indices = (self.config.layers, 2 * self.config.layers + 1)
-        self.aux_index = self.reduction_indices[-1]
-        shapes = list(skeleton.stem_shapes(self.config.channels))
-        channels = self.config.channels
-        self.cells = nn.ModuleList()
-        for index in range(num_cells):
-            reduction = index in self.reduction_indices
-            channels = channels * 2 if reduction else channels
-            cell = SupernetCell(self.space, shapes[0], shapes[1], channels, reduction,
-                                depth_ratio=(index + 1) / num_cells)
-            self.cells.append(cell)
-            shapes = [shapes[1], cell.out_shape]
-            if self.config.aux_head and index == self.aux_index:
-                self.aux_head = AuxiliaryHead(channels, self.config.num_classes,
-                                              skeleton.aux_pool_stride)
-        self.dropout = nn.Dropout(1.0 - self.config.keep_prob)
-        self.classifier = nn.Linear(shapes[1].channels, self.config.num_classes)
-        # Drop probability at the deepest cell right now: (1 - keep) * training progress.
-        self.register_buffer("drop_path_rate", torch.zeros(()), persistent=False)
-        self._init_weights()
+        space = get_space(space)
+        config = config or SupernetConfig()
 
-    def _init_weights(self) -> None:
-        for weight in self.parameters():
-            if weight.dim() >= 2:
-                nn.init.kaiming_normal_(weight)
+        def make_cell(shape0, shape1, channels, reduction, depth_ratio):
+            return SupernetCell(space, shape0, shape1, channels, reduction, depth_ratio)
 
-    def set_training_progress(self, fraction: float) -> None:
-        """Drop path grows linearly with training progress (``(step + 1) / steps``)."""
-        self.drop_path_rate.fill_(min(max(fraction, 0.0), 1.0) *
-                                  (1.0 - self.config.drop_path_keep_prob))
-
-    @property
-    def uses_drop_path(self) -> bool:
-        return self.config.drop_path_keep_prob < 1.0
+        super().__init__(config, make_cell)
+        self.space = space
 
     def _check_architecture(self, architecture: Architecture) -> None:
         if architecture.space != self.space:
@@ -149,24 +114,14 @@ class Supernet(nn.Module):
                             f"supernet of the {self.space.name!r} space; build the supernet "
                             f"with space={architecture.space.name!r}")
 
-    def _run_stems(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        outputs = [images]
-        for name in self.stem_names:
-            outputs.append(getattr(self, name)(outputs[-1]))
-        return outputs[-2] if len(self.stem_names) > 1 else outputs[-1], outputs[-1]
-
     def forward(self, images: torch.Tensor, architecture: Architecture
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits of ``architecture`` (normal and reduction cell) on ``images``
         ``[batch, 3, height, width]``; ``aux_logits`` only in training with the aux head."""
         self._check_architecture(architecture)
-        s0, s1 = self._run_stems(images)
-        drop_rate = self.drop_path_rate if (self.training and self.uses_drop_path) else None
-        aux_logits = None
-        for index, cell in enumerate(self.cells):
+
+        def run_cell(cell, s0, s1, drop_rate):
             cell_arch = architecture.reduction if cell.reduction else architecture.normal
-            s0, s1 = s1, cell(s0, s1, cell_arch, drop_rate)
-            if index == self.aux_index and self.training and self.config.aux_head:
-                aux_logits = self.aux_head(s1)
-        features = torch.flatten(nn.functional.adaptive_avg_pool2d(s1, 1), 1)  # [batch, C_out]
-        return self.classifier(self.dropout(features)), aux_logits
+            return cell(s0, s1, cell_arch, drop_rate)
+
+        return self._run(images, run_cell)

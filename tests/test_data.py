@@ -132,3 +132,26 @@ def test_full_archive_is_read_directly(cifar_root):
     require(cifar_root)
     bundle = build_data(DataConfig(data=str(cifar_root), test_subset=100), torch.device("cpu"))
     assert sum(labels.shape[0] for _, labels in bundle.train) == 50_000
+
+
+def test_autoaugment_and_large_image_folders_use_the_loader_pipeline(cifar_mini):
+    from naonet.data import LoaderBatches
+    from naonet.models import NetworkConfig, build_network
+    from naonet.spaces import named_architecture
+
+    device = torch.device("cpu")
+    augmented = build_data(DataConfig(data=str(cifar_mini), autoaugment=True, cutout=16,
+                                      workers=0, batch_size=16), device)
+    assert isinstance(augmented.train, LoaderBatches)
+    images, labels = next(iter(augmented.train))
+    assert images.shape == (16, 3, 32, 32) and labels.shape == (16,)
+    # Any folder of images with ImageNet-style transforms and the ImageNet skeleton.
+    folder = build_data(DataConfig(dataset="folder", data=str(cifar_mini), image_size=96,
+                                   workers=0, batch_size=8, eval_batch_size=8), device)
+    assert folder.skeleton == "imagenet" and folder.num_classes == 10
+    images, labels = next(iter(folder.train))
+    assert images.shape == (8, 3, 96, 96)
+    network = build_network(named_architecture("naonet-v2"), NetworkConfig(
+        skeleton="imagenet", channels=8, layers=1, num_classes=10, aux_head=False))
+    logits, _ = network(images)
+    assert logits.shape == (8, 10)

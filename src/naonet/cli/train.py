@@ -34,6 +34,7 @@ HELP = {
     "channels_last": "NHWC memory layout (faster on recent GPUs)",
     "output": "run folder (checkpoints, metrics.jsonl, config.yaml, result.json)",
     "device": "auto, cpu, cuda, cuda:N or mps",
+    "tensorboard": "write per-epoch scalars for TensorBoard to OUTPUT/tensorboard",
 }
 
 

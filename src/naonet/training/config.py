@@ -60,6 +60,7 @@ class TrainConfig:
     channels_last: bool = False
     output: str = "runs/train"
     log_every: int = 20  # steps between progress-bar updates (each one syncs the device)
+    tensorboard: bool = False  # also write per-epoch scalars to OUTPUT/tensorboard
 
     def __post_init__(self) -> None:
         checks = [

@@ -138,6 +138,24 @@ def log_epoch(run_dir: Path, record: dict) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+class TensorBoardLog:
+    """Per-epoch scalars for TensorBoard (rank 0, when ``--tensorboard`` is on)."""
+
+    def __init__(self, run_dir: Path):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise UserError("--tensorboard needs the tensorboard package; install it with "
+                            "pip install 'naonet[tensorboard]'") from None
+        self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def write(self, record: dict) -> None:
+        for key, value in record.items():
+            if key != "epoch" and isinstance(value, int | float):
+                self.writer.add_scalar(key, value, record["epoch"])
+        self.writer.flush()
+
+
 def make_progress(total: int, epoch: int, epochs: int, enabled: bool):
     if not enabled:
         return None
@@ -173,6 +191,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
             network, device_ids=[context.device.index] if context.device.type == "cuda" else None)
     _announce(context, config, architecture, network, data, state)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    board = TensorBoardLog(run_dir) if config.tensorboard and context.is_main else None
     steps_per_epoch = len(data.train)
     last_test = None
     while state.epoch < config.epochs:
@@ -186,6 +205,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
                 write_checkpoint(run_dir / "best.pt", model, optimizer, scheduler, state,
                                  config, architecture, network_config, scaler)
             log_epoch(run_dir, last_test)
+            if board is not None:
+                board.write(last_test)
     if last_test is None:  # already finished: report the saved result
         last_test = _final_evaluation(model, data, precision)
     result = {**last_test, "arch": architecture.to_qualified_string(),

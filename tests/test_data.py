@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import require
 from naonet.data import DataConfig, DeviceBatches, build_data
 from naonet.data.augment import cutout, random_crop_flip
 from naonet.data.sources import load_cifar_pickle, load_image_folder
 from naonet.errors import UserError
+
+from conftest import require
 
 
 def write_cifar_pickles(split, folder):

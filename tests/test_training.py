@@ -9,10 +9,11 @@ import time
 import pytest
 import torch
 
-from conftest import REPO, run_nao
 from naonet.errors import UserError
 from naonet.training.checkpoint import atomic_save, capture_rng_state, restore_rng_state
 from naonet.training.config import load_config_file, resolve_config
+
+from conftest import REPO, run_nao
 
 TINY = ["--channels", "8", "--layers", "1", "--batch-size", "32", "--test-subset", "100",
         "--device", "cpu", "--no-progress", "--lr", "0.05", "--cutout", "8",

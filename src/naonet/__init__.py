@@ -1,5 +1,12 @@
 """naonet: NAO-V2 (Balanced One-shot Neural Architecture Optimization) in PyTorch."""
 
+import os
+
+# OpenMP reads its wait policy when torch loads, and this package imports torch below:
+# setting it in cli/main.py alone comes too late for `nao` (busy-waiting makes every run
+# several times slower while another process computes).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from naonet.errors import UserError
 from naonet.models import NetworkConfig, build_network
 from naonet.spaces import Architecture, get_space, named_architecture

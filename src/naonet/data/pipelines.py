@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from naonet.data.augment import cutout, random_crop_flip
+from naonet.data.augment import crop_flip, cutout_at, draw_crop_flip, draw_cutout
 from naonet.data.sources import InMemorySplit
 
 
@@ -72,19 +72,45 @@ class DeviceBatches:
         per_rank = total // self.world_size if self.train else -(-total // self.world_size)
         return -(-per_rank // self.batch_size)
 
-    def __iter__(self):
-        order = self._indices().to(self.device)
+    def _epoch_draws(self, total: int) -> dict[str, torch.Tensor]:
+        """Every random number of the epoch's augmentation, drawn batch by batch on the CPU
+        (the same numbers whatever the device) and moved to the device in one copy each,
+        so no step waits on a host-to-device transfer: crop offsets [2, N], flip draws
+        [N], cutout centres [2, N] (each only when used)."""
+        if not self.train:
+            return {}
         generator = torch.Generator().manual_seed(
             (self.seed * 100_003 + self.epoch) * 16 + self.rank + 7)
+        _, _, height, width = self.images.shape
+        parts: dict[str, list[torch.Tensor]] = {"offsets": [], "flips": [], "centres": []}
+        for start in range(0, total, self.batch_size):
+            batch = min(self.batch_size, total - start)
+            offsets, flips = draw_crop_flip(batch, self.augment.crop_padding, generator,
+                                            self.augment.flip)
+            parts["offsets"].append(offsets)
+            parts["flips"].append(flips)
+            if self.augment.cutout > 0:
+                parts["centres"].append(draw_cutout(batch, height, width, generator))
+        dims = {"offsets": 1, "flips": 0, "centres": 1}
+        return {name: torch.cat(values, dim=dims[name]).to(self.device)
+                for name, values in parts.items() if values and values[0] is not None}
+
+    def __iter__(self):
+        order = self._indices()
+        draws = self._epoch_draws(order.shape[0])
+        order = order.to(self.device)
         for start in range(0, order.shape[0], self.batch_size):
-            index = order[start: start + self.batch_size]
+            window = slice(start, start + self.batch_size)
+            index = order[window]
             images = self.images[index]
             if self.train:
-                images = random_crop_flip(images, self.augment.crop_padding, generator,
-                                          self.augment.flip)
+                offsets, flips = draws.get("offsets"), draws.get("flips")
+                images = crop_flip(images, self.augment.crop_padding,
+                                   None if offsets is None else offsets[:, window],
+                                   None if flips is None else flips[window])
             images = (images.float() - self.mean) / self.std
-            if self.train and self.augment.cutout > 0:
-                images = cutout(images, self.augment.cutout, generator)
+            if "centres" in draws:
+                images = cutout_at(images, self.augment.cutout, draws["centres"][:, window])
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             yield images, self.labels[index]

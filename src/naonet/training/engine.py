@@ -1,7 +1,8 @@
 """One training epoch and one evaluation pass; every dependency is an argument.
 
-The step keeps its statistics on the device (no ``.item()`` per step): the host reads
-them only when the progress bar is refreshed and at the end of the epoch.
+The step keeps its statistics on the device (no ``.item()`` and no host-to-device copy
+per step): the host reads them only when the progress bar is refreshed and at the end
+of the epoch, so on a GPU the host runs ahead of the device.
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ class Precision:
 
     @classmethod
     def from_name(cls, name: str, device: torch.device) -> Precision:
-        dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+        """'none', 'bf16', 'fp16', or 'auto' (bf16 on CUDA when supported, else none)."""
+        from naonet.runtime import resolve_amp
+
+        dtype = {"none": None, "bf16": torch.bfloat16,
+                 "fp16": torch.float16}[resolve_amp(name, device)]
         return cls(device.type, dtype)
 
     def autocast(self):
@@ -54,8 +59,27 @@ class EpochStats:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The network inside a DistributedDataParallel wrapper (or the model itself)."""
-    return model.module if hasattr(model, "module") else model
+    """The plain network inside DistributedDataParallel and compilation wrappers (or the
+    model itself): the module whose ``state_dict`` checkpoints hold."""
+    from naonet.runtime import CompiledNetwork
+
+    while True:
+        if isinstance(model, CompiledNetwork):
+            model = model.network
+        elif hasattr(model, "_orig_mod"):  # torch.compile's OptimizedModule
+            model = model._orig_mod
+        elif hasattr(model, "module"):
+            model = model.module
+        else:
+            return model
+
+
+def inference_module(model: nn.Module) -> nn.Module:
+    """The module to evaluate with: DistributedDataParallel removed (evaluation shards
+    the data, not the gradients), compilation kept."""
+    while isinstance(model, nn.parallel.DistributedDataParallel):
+        model = model.module
+    return model
 
 
 def classification_loss(criterion: nn.Module, logits: torch.Tensor,
@@ -96,19 +120,24 @@ def train_one_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer,
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
         with torch.no_grad():
-            count = labels.shape[0]
-            sums += torch.stack([loss.detach().double() * count,
-                                 (logits.argmax(1) == labels).sum().double(),
-                                 torch.tensor(count, device=device, dtype=torch.float64)])
+            _accumulate(sums, loss.detach() * labels.shape[0],
+                        (logits.argmax(1) == labels).sum(), labels.shape[0])
         if progress is not None:
             progress.update(1)
             if (step + 1) % log_every == 0:
                 _show(progress, sums, start)
+    totals = all_reduce_sum(sums.clone()).tolist()  # waits for the device
     seconds = time.perf_counter() - start
-    totals = all_reduce_sum(sums.clone()).tolist()
     images = int(totals[2])
     return EpochStats(totals[0] / max(images, 1), 100.0 * totals[1] / max(images, 1),
                       float("nan"), images, seconds)
+
+
+def _accumulate(sums: torch.Tensor, *values) -> None:
+    """``sums[i] += values[i]`` on the device; Python numbers travel as kernel arguments,
+    not as host-to-device copies (a copy from pageable memory can stall the host)."""
+    for index, value in enumerate(values):
+        sums[index] += value
 
 
 def _show(progress, sums: torch.Tensor, start: float) -> None:
@@ -123,9 +152,9 @@ def evaluate(model: nn.Module, batches, precision: Precision,
              criterion: nn.Module | None = None) -> EpochStats:
     """Loss, top-1 and top-5 accuracy (percent) over ``batches``, summed over all ranks."""
     model.eval()
-    network = unwrap(model)
+    network = inference_module(model)
     criterion = criterion or nn.CrossEntropyLoss()
-    device = next(network.parameters()).device
+    device = next(unwrap(model).parameters()).device
     sums = torch.zeros(4, device=device, dtype=torch.float64)  # loss * n, top1, top5, n
     start = time.perf_counter()
     for images, labels in batches:
@@ -135,11 +164,10 @@ def evaluate(model: nn.Module, batches, precision: Precision,
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
         hits = top5 == labels[:, None]
         count = labels.shape[0]
-        sums += torch.stack([criterion(logits, labels).double() * count,
-                             hits[:, 0].sum().double(), hits.any(1).sum().double(),
-                             torch.tensor(count, device=device, dtype=torch.float64)])
+        _accumulate(sums, criterion(logits, labels) * count, hits[:, 0].sum(),
+                    hits.any(1).sum(), count)
+    loss, top1, top5, images = all_reduce_sum(sums).tolist()  # waits for the device
     seconds = time.perf_counter() - start
-    loss, top1, top5, images = all_reduce_sum(sums).tolist()
     images = max(images, 1)
     return EpochStats(loss / images, 100 * top1 / images, 100 * top5 / images, int(images),
                       seconds)

@@ -21,6 +21,8 @@ from naonet.data import DataBundle, build_data
 from naonet.distributed import DistributedContext, barrier, init_distributed
 from naonet.errors import UserError
 from naonet.models import NAONet, NetworkConfig, build_network, count_parameters
+from naonet.runtime import FastPaths, maybe_compile, to_memory_format
+from naonet.runtime import apply as apply_fast_paths
 from naonet.spaces import Architecture, resolve_architecture
 from naonet.training.checkpoint import (
     atomic_save,
@@ -35,7 +37,7 @@ from naonet.training.engine import EpochStats, Precision, evaluate, train_one_ep
 CHECKPOINT_FORMAT = 1
 # Options that may change between a run and its resumption without changing its result.
 RESUMABLE_CHANGES = {"workers", "log_every", "device", "eval_batch_size", "output", "data",
-                     "download", "pipeline"}
+                     "download", "pipeline", "channels_last", "compile", "host_allocator"}
 
 
 @dataclass
@@ -169,34 +171,39 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     """Train ``config.arch`` as configured; returns the final metrics."""
     context = init_distributed(config.device)
     seed_everything(config.seed + context.rank)
-    precision = Precision.from_name(config.amp, context.device)
-    if config.amp == "fp16" and context.device.type != "cuda":
+    paths = fast_paths_for(config, context.device)
+    apply_fast_paths(paths, context.device)
+    precision = Precision.from_name(paths.amp, context.device)
+    if paths.amp == "fp16" and context.device.type != "cuda":
         raise UserError("--amp fp16 needs a CUDA device; use --amp bf16 on this device")
     architecture = resolve_architecture(config.arch, config.space)
     run_dir = Path(config.output)
     data = build_data(config.data_config(), context.device, seed=config.seed,
                       rank=context.rank, world_size=context.world_size,
-                      channels_last=config.channels_last)
+                      channels_last=paths.channels_last)
     network_config = network_config_for(config, data)
     network = build_network(architecture, network_config).to(context.device)
-    if config.channels_last:
-        network = network.to(memory_format=torch.channels_last)
+    network = to_memory_format(network, paths.channels_last)
     optimizer, scheduler = build_optimizer(network, config, context.world_size)
     scaler = precision.grad_scaler()
     state = try_resume(run_dir, config, network, optimizer, scheduler, scaler)
     prepare_run_folder(run_dir, config, context)
-    model: nn.Module = network
+    # Evaluation never goes through DDP (ranks evaluate different numbers of batches).
+    eval_model = maybe_compile(network, paths.compile)
+    model: nn.Module = eval_model
     if context.is_distributed:
-        model = nn.parallel.DistributedDataParallel(
-            network, device_ids=[context.device.index] if context.device.type == "cuda" else None)
-    _announce(context, config, architecture, network, data, state)
+        model = maybe_compile(nn.parallel.DistributedDataParallel(
+            network, device_ids=[context.device.index] if context.device.type == "cuda" else None),
+            paths.compile)
+    _announce(context, config, architecture, network, data, state, paths)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     board = TensorBoardLog(run_dir) if config.tensorboard and context.is_main else None
     steps_per_epoch = len(data.train)
     last_test = None
     while state.epoch < config.epochs:
-        last_test = _run_epoch(model, data, optimizer, scheduler, criterion, precision, scaler,
-                               state, config, context, steps_per_epoch, show_progress)
+        last_test = _run_epoch(model, eval_model, data, optimizer, scheduler, criterion,
+                               precision, scaler, state, config, context, steps_per_epoch,
+                               show_progress)
         state.epoch += 1
         if context.is_main:
             write_checkpoint(run_dir / "last.pt", model, optimizer, scheduler, state, config,
@@ -208,7 +215,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
             if board is not None:
                 board.write(last_test)
     if last_test is None:  # already finished: report the saved result
-        last_test = _final_evaluation(model, data, precision)
+        last_test = _final_evaluation(eval_model, data, precision)
     result = {**last_test, "arch": architecture.to_qualified_string(),
               "params": count_parameters(network), "best_valid_top1": state.best_valid_top1,
               "best_epoch": state.best_epoch}
@@ -221,9 +228,15 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     return result
 
 
-def _run_epoch(model, data: DataBundle, optimizer, scheduler, criterion, precision, scaler,
-               state: RunState, config: TrainConfig, context, steps_per_epoch: int,
-               show_progress: bool) -> dict:
+def fast_paths_for(config: TrainConfig, device: torch.device) -> FastPaths:
+    """What the config's fast-path options (``auto`` included) mean on ``device``."""
+    return FastPaths.resolve(device, channels_last=config.channels_last, amp=config.amp,
+                             compile=config.compile, host_allocator=config.host_allocator)
+
+
+def _run_epoch(model, eval_model, data: DataBundle, optimizer, scheduler, criterion,
+               precision, scaler, state: RunState, config: TrainConfig, context,
+               steps_per_epoch: int, show_progress: bool) -> dict:
     epoch = state.epoch
     data.train.set_epoch(epoch)
     lr = optimizer.param_groups[0]["lr"]
@@ -237,8 +250,9 @@ def _run_epoch(model, data: DataBundle, optimizer, scheduler, criterion, precisi
     if progress is not None:
         progress.close()
     scheduler.step()  # after the epoch's optimizer steps, never before
-    valid_stats = evaluate(model, data.valid, precision) if data.valid is not None else None
-    test_stats = evaluate(model, data.test, precision)
+    valid_stats = (evaluate(eval_model, data.valid, precision) if data.valid is not None
+                   else None)
+    test_stats = evaluate(eval_model, data.test, precision)
     if valid_stats is not None and valid_stats.top1 > state.best_valid_top1:
         state.best_valid_top1, state.best_epoch = valid_stats.top1, epoch + 1
     record = _epoch_record(epoch + 1, lr, train_stats, valid_stats, test_stats)
@@ -270,7 +284,7 @@ def _final_evaluation(model, data: DataBundle, precision: Precision) -> dict:
 
 
 def _announce(context, config: TrainConfig, architecture: Architecture, network: NAONet,
-              data: DataBundle, state: RunState) -> None:
+              data: DataBundle, state: RunState, paths: FastPaths) -> None:
     if not context.is_main:
         return
     where = f"{context.device}" + (f" x {context.world_size} processes"
@@ -278,4 +292,4 @@ def _announce(context, config: TrainConfig, architecture: Architecture, network:
     resumed = f", resuming after epoch {state.epoch}" if state.epoch else ""
     print(f"training {architecture.to_qualified_string()} on {config.dataset} ({where}): "
           f"{count_parameters(network):,} parameters, {len(data.train)} steps/epoch, "
-          f"{config.epochs} epochs{resumed}", flush=True)
+          f"{config.epochs} epochs{resumed}; {paths.describe()}", flush=True)

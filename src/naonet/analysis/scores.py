@@ -1,0 +1,96 @@
+"""Score files: architectures with one number each, as ``nao correlate`` reads them.
+
+Two formats:
+
+* text: one ``ARCHITECTURE SCORE`` per line, the score being the last whitespace-
+  separated field (so an architecture written with spaces is fine); blank lines and
+  lines starting with ``#`` are skipped;
+* CSV (``.csv``): a header row; the architecture is in the ``arch`` column (or the
+  first column) and the score in the column named by the caller (default ``score``).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+from naonet.errors import UserError
+from naonet.training.checkpoint import atomic_write_text
+
+KEY_COLUMN = "arch"
+SCORE_COLUMN = "score"
+
+
+def normalise_key(key: str) -> str:
+    """One spelling per architecture: surrounding and repeated whitespace removed."""
+    return " ".join(key.split())
+
+
+def read_scores(path: str | Path, column: str | None = None) -> dict[str, float]:
+    """Architecture -> score from a text or CSV score file."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"score file {path} does not exist")
+    if path.suffix.lower() == ".csv":
+        scores = _read_csv(path, column or SCORE_COLUMN)
+    else:
+        if column is not None:
+            raise UserError(f"{path} is a text score file; --column applies to CSV files only")
+        scores = _read_text(path)
+    if not scores:
+        raise UserError(f"score file {path} holds no scores")
+    return scores
+
+
+def _read_text(path: Path) -> dict[str, float]:
+    scores: dict[str, float] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.rsplit(None, 1)
+        if len(parts) != 2:
+            raise UserError(f"{path}:{number}: expected 'ARCHITECTURE SCORE', got {line!r}")
+        scores[normalise_key(parts[0])] = _number(parts[1], path, number)
+    return scores
+
+
+def _read_csv(path: Path, column: str) -> dict[str, float]:
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = reader.fieldnames or []
+        if column not in fields:
+            raise UserError(f"{path} has no column {column!r}; its columns: {', '.join(fields)} "
+                            "(choose one with --column-a / --column-b)")
+        key_column = KEY_COLUMN if KEY_COLUMN in fields else fields[0]
+        return {normalise_key(row[key_column]): _number(row[column], path, number)
+                for number, row in enumerate(reader, start=2)}
+
+
+def _number(text: str, path: Path, line: int) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{path}:{line}: {text.strip()!r} is not a number; each line must "
+                        "end with the score") from None
+    if not math.isfinite(value):
+        raise UserError(f"{path}:{line}: score {text.strip()} is not finite")
+    return value
+
+
+def write_scores(path: str | Path, scores: Iterable[tuple[str, float]]) -> None:
+    """Write a text score file (atomically)."""
+    lines = [f"{normalise_key(key)} {value:.6f}" for key, value in scores]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def matched(scores: dict[str, float], reference: dict[str, float]
+            ) -> tuple[list[str], list[float], list[float]]:
+    """Architectures present in both, with their two scores (in ``scores``' order)."""
+    keys = [key for key in scores if key in reference]
+    if len(keys) < 2:
+        raise UserError(f"the two score files share {len(keys)} architecture(s); at least 2 "
+                        "are needed (are both written in the same form?)")
+    return keys, [scores[k] for k in keys], [reference[k] for k in keys]

@@ -1,0 +1,104 @@
+"""``nao bench-search``: compare search strategies on a benchmark table over seeds.
+
+For every strategy and seed, search the table within the budget; print the mean and
+std over seeds of the test accuracy of the best-by-validation architecture, and plot
+the best-so-far curve of each strategy against queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from naonet.analysis.plots import plot_best_so_far
+from naonet.cli.table_search import (
+    add_strategy_options,
+    load_table,
+    strategy_configs,
+)
+from naonet.errors import UserError
+from naonet.nb201 import VALIDATION_METRICS
+from naonet.nb201.search import StrategyRuns, benchmark_strategies
+from naonet.nb201.table import DEFAULT_METRIC, metric_column
+from naonet.strategies import STRATEGIES
+
+DEFAULT_STRATEGIES = "random,evolution,nao"
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("bench-search", help="compare search strategies on a "
+                                   "benchmark table over seeds", description=__doc__)
+    parser.add_argument("--evaluator", required=True, metavar="table:PATH",
+                        help="the benchmark table to search (table:PATH of the CSV)")
+    parser.add_argument("--space", default="nb201", help="search space (default nb201)")
+    parser.add_argument("--strategies", default=DEFAULT_STRATEGIES,
+                        help=f"comma-separated strategies (default {DEFAULT_STRATEGIES}; "
+                             f"known: {', '.join(STRATEGIES)})")
+    parser.add_argument("--budget", type=int, default=100,
+                        help="queries per search (default 100)")
+    parser.add_argument("--seeds", type=int, default=20, help="searches per strategy "
+                        "(seeds first-seed .. first-seed + seeds - 1; default 20)")
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--metric", choices=sorted(VALIDATION_METRICS), default=DEFAULT_METRIC,
+                        help=f"validation metric the searches see (default {DEFAULT_METRIC})")
+    parser.add_argument("--plot", default="bench_search.png", metavar="PNG",
+                        help="where to write the best-so-far plot (default "
+                             "bench_search.png; '' for none)")
+    parser.add_argument("--output", default=None, metavar="JSON",
+                        help="also write every run's result to this JSON file")
+    parser.add_argument("--quiet", action="store_true", help="no line per search")
+    add_strategy_options(parser.add_argument_group("strategy options"))
+    parser.set_defaults(handler=run)
+
+
+def parse_strategies(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in STRATEGIES]
+    if unknown or not names:
+        raise UserError(f"unknown strategy {unknown[0] if unknown else text!r}; use a "
+                        f"comma-separated list of: {', '.join(STRATEGIES)}")
+    return names
+
+
+def run(args: argparse.Namespace) -> int:
+    strategies = parse_strategies(args.strategies)
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {args.seeds}")
+    table = load_table(args.evaluator, args.space)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+
+    def report(strategy, seed, summary) -> None:
+        if not args.quiet:
+            print(f"{strategy:<10} seed {seed:<4} best index {summary.best_index:<6} "
+                  f"valid {summary.best_validation:6.2f}  test {summary.test_accuracy:6.2f}",
+                  file=sys.stderr, flush=True)
+
+    results = benchmark_strategies(table, strategies, seeds, args.budget, args.metric,
+                                   strategy_configs(args), on_run=report)
+    best_possible = table.test_accuracy(table.best(metric_column(args.metric)))
+    print_summary(results, args, best_possible)
+    if args.plot:
+        plot_best_so_far({runs.strategy: [s.test_curve for s in runs.summaries]
+                          for runs in results}, args.plot, reference=best_possible,
+                         title=f"{table.space.name}, {args.seeds} seeds, metric {args.metric}")
+        print(f"plot: {args.plot}")
+    if args.output:
+        Path(args.output).write_text(json.dumps(
+            {"budget": args.budget, "metric": args.metric, "seeds": list(seeds),
+             "best_possible": best_possible, "table": table.source,
+             "strategies": [runs.to_dict() for runs in results]}, indent=1) + "\n")
+    return 0
+
+
+def print_summary(results: list[StrategyRuns], args: argparse.Namespace,
+                  best_possible: float) -> None:
+    print(f"test accuracy of the best-by-validation architecture after {args.budget} "
+          f"queries, {args.seeds} seeds (metric {args.metric}; best possible "
+          f"{best_possible:.2f})")
+    print(f"{'strategy':<12}{'mean':>8}{'std':>8}{'min':>8}{'max':>8}{'seconds':>10}")
+    for runs in results:
+        values = runs.test_accuracies
+        print(f"{runs.strategy:<12}{runs.mean():>8.2f}{runs.std():>8.2f}{min(values):>8.2f}"
+              f"{max(values):>8.2f}{runs.seconds:>10.1f}")

@@ -1,0 +1,161 @@
+"""``nao search``: the NAO-V2 architecture search (weight-sharing supernet + controller).
+
+Writes to the run folder (--output): arch_pool (every architecture, best first),
+arch_pool.final (the re-ranked top 5), pool.json (every score), rounds.jsonl,
+scores.png and a resumable checkpoint. Each line of arch_pool.final is accepted by
+'nao train --arch' as it is:
+
+  nao search --preset quick-cifar10 --data cifar10-jpg.tar.gz --output runs/search
+  nao train --preset naonet-v2-cifar10 --arch "$(head -n 1 runs/search/arch_pool.final)"
+
+Rerunning the same command after an interruption resumes where it stopped. For N
+processes launch it with torchrun (torchrun --nproc_per_node N -m naonet.cli.main
+search ...): the supernet trains data-parallel (lr multiplied by N), scoring is
+shared, the controller runs on rank 0. With --evaluator table:PATH the search looks
+scores up in a benchmark table instead (--space nb201); --controller-epochs and --seed
+apply to both kinds of search.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from naonet.cli.options import add_dataclass_flags
+
+SUPERNET_EVALUATOR = "supernet"
+TABLE_PREFIX = "table:"
+
+HELP = {
+    "space": "cell search space: small (NAO-V2) or middle",
+    "dataset": "cifar10, cifar100, imagenet or folder (any nao train data set)",
+    "data": "data folder or .tar.gz archive",
+    "download": "download CIFAR into --data when it is missing (needs the internet)",
+    "valid_size": "training images held out to score architectures on",
+    "train_subset": "train on only this many of the remaining images (0: all)",
+    "image_size": "resize folder data sets to this size",
+    "pipeline": "device (data set on the device, batched augmentation), loader or auto",
+    "cutout": "cutout size for supernet and re-rank training (0: none)",
+    "channels": "supernet width C",
+    "layers": "supernet cells per stage N",
+    "keep_prob": "supernet: 1 - dropout before the classifier",
+    "drop_path_keep_prob": "supernet: drop path keep probability at the last cell and step",
+    "sampling": "how a training step picks its architecture: balanced (by parameter count, "
+                "NAO-V2) or uniform",
+    "rounds": "search rounds (supernet training, scoring, controller)",
+    "seed_pool_size": "random architectures of the first round",
+    "seed_pool_file": "start from the architectures of this file instead (one a line)",
+    "new_architectures": "architectures the controller generates per round",
+    "top_seeds": "generate from this many best architectures of the pool",
+    "max_lambda": "largest step size tried when generating",
+    "supernet_epochs": "supernet epochs per round",
+    "batch_size": "training batch (supernet and re-rank), per process",
+    "lr": "maximum learning rate (cosine schedule), supernet and re-rank",
+    "lr_min": "minimum learning rate of the cosine schedule",
+    "weight_decay": "SGD weight decay",
+    "grad_clip": "gradient-norm clip",
+    "restart_schedule": "restart the cosine schedule every round (NAO-V2); else one "
+                        "schedule over all rounds",
+    "reinit_supernet": "re-initialise the supernet weights at every round",
+    "scale_lr_with_world_size": "multiply the learning rates by the number of processes",
+    "scoring": "fixed: every architecture on the same validation batches; "
+               "per-architecture: a new random batch each (the released behaviour)",
+    "eval_batch_size": "scoring batch size (the released 500)",
+    "eval_batches": "scoring batches per architecture",
+    "controller_trade_off": "controller loss = t * MSE + (1 - t) * NLL",
+    "controller_valid_fraction": "part of the pool held out to report the controller's "
+                                 "pairwise accuracy and Hamming distance",
+    "controller_augment": "training architectures x this many equivalent variants",
+    "rerank_top": "re-rank this many best architectures by training from scratch (0: none)",
+    "rerank_epochs": "epochs of each re-rank training",
+    "rerank_channels": "re-rank network width C",
+    "rerank_layers": "re-rank network cells per stage N",
+    "rerank_aux_weight": "re-rank auxiliary head loss weight (0: no auxiliary head)",
+    "amp": "mixed precision of training: none or bf16",
+    "output": "run folder (arch_pool, arch_pool.final, pool.json, scores.png, checkpoint)",
+    "device": "auto, cpu, cuda, cuda:N or mps",
+    "plot": "write scores.png (needs matplotlib)",
+}
+
+
+def _table_search():
+    """The benchmark-table search module, or the import error that keeps it away."""
+    try:
+        from naonet.cli import table_search
+    except ImportError as error:
+        return None, error
+    return table_search, None
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "search", help="search architectures with NAO-V2 (resumable, multi-GPU)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from naonet.search.config import PRESETS, SearchConfig
+
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="nao-v2-cifar10 (the released search, for a GPU) or "
+                             "quick-cifar10 (about 10 minutes on a 2-core CPU)")
+    parser.add_argument("--config", default=None, help="YAML or JSON file of options")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--evaluator", default=SUPERNET_EVALUATOR,
+                        help="supernet (one-shot weight sharing) or table:PATH (scores from "
+                             "a benchmark table, with --space nb201)")
+    shared = _add_table_arguments(parser, SearchConfig)
+    add_dataclass_flags(parser.add_argument_group("one-shot search (--evaluator supernet)"),
+                        SearchConfig, HELP, skip=tuple(shared))
+    parser.set_defaults(handler=run, table_defaults=shared)
+
+
+def _add_table_arguments(parser: argparse.ArgumentParser, config_class) -> dict:
+    """Add the table search's options; returns those it shares with ours and their
+    table defaults (ours come from the preset, so the flags default to None)."""
+    table, _ = _table_search()
+    if table is None:
+        return {}
+    probe = argparse.ArgumentParser(add_help=False)
+    table.add_table_search_arguments(probe)
+    their_defaults = vars(probe.parse_args([]))
+    table.add_table_search_arguments(parser)
+    from dataclasses import fields
+
+    shared = {field.name: their_defaults[field.name] for field in fields(config_class)
+              if field.name in their_defaults}
+    parser.set_defaults(**{name: None for name in shared})
+    return shared
+
+
+def run(args: argparse.Namespace) -> int:
+    from naonet.errors import UserError
+
+    if args.evaluator.startswith(TABLE_PREFIX):
+        return _run_table_search(args)
+    if args.evaluator != SUPERNET_EVALUATOR:
+        raise UserError(f"unknown --evaluator {args.evaluator!r}; use supernet or "
+                        f"{TABLE_PREFIX}PATH")
+    if args.space == "nb201":
+        raise UserError("the nb201 space is searched through a benchmark table; add "
+                        "--evaluator table:PATH (the NAS-Bench-201 CSV)")
+    from naonet.search.config import field_names, load_config_file, resolve_search_config
+    from naonet.search.loop import search
+
+    flags = {name: getattr(args, name, None) for name in field_names()}
+    file_values = load_config_file(args.config) if args.config else {}
+    if flags.get("output") is None and "output" not in file_values:
+        flags["output"] = f"runs/{args.preset or 'search'}"
+    config = resolve_search_config(args.preset, file_values, flags)
+    search(config, show_progress=not args.no_progress)
+    return 0
+
+
+def _run_table_search(args: argparse.Namespace) -> int:
+    from naonet.errors import UserError
+
+    table, error = _table_search()
+    if table is None:
+        raise UserError(f"--evaluator {TABLE_PREFIX}PATH needs naonet.cli.table_search, which "
+                        f"this installation lacks ({error}); reinstall naonet, or use "
+                        f"--evaluator {SUPERNET_EVALUATOR}")
+    for name, default in args.table_defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    return table.run_table_search(args)

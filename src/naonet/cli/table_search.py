@@ -1,0 +1,109 @@
+"""``nao search --space nb201 --evaluator table:PATH --budget Q``: search a benchmark table.
+
+The ``search`` subcommand calls :func:`add_table_search_arguments` on its parser and
+hands over to :func:`run_table_search` when ``--evaluator`` is ``table:PATH``. This
+module reads ``args.evaluator``, ``args.space`` and ``args.seed`` (set by ``search``)
+and the options it adds itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from naonet.errors import UserError
+from naonet.nb201 import VALIDATION_METRICS, BenchmarkTable
+from naonet.nb201.search import search_table
+from naonet.nb201.table import DEFAULT_METRIC, metric_column
+from naonet.strategies import STRATEGIES, EvolutionConfig, NAOConfig
+
+TABLE_PREFIX = "table:"
+TABLE_SPACES = ("nb201",)
+
+
+def add_table_search_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of a search over a benchmark table (``--evaluator table:PATH``)."""
+    group = parser.add_argument_group("benchmark-table search (--evaluator table:PATH)")
+    group.add_argument("--budget", type=int, default=100,
+                       help="distinct architectures the search may query (default 100)")
+    group.add_argument("--strategy", choices=sorted(STRATEGIES), default="nao",
+                       help="search strategy (default nao)")
+    group.add_argument("--metric", choices=sorted(VALIDATION_METRICS), default=DEFAULT_METRIC,
+                       help=f"validation metric the search sees (default {DEFAULT_METRIC})")
+    group.add_argument("--result-json", default=None, metavar="FILE",
+                       help="also write the result (and the best-so-far curve) to FILE")
+    add_strategy_options(group)
+
+
+def add_strategy_options(group) -> None:
+    """Tuning options of NAO and evolution, shared with ``nao bench-search``."""
+    nao, evolution = NAOConfig(), EvolutionConfig()
+    group.add_argument("--initial-queries", type=int, default=nao.initial_queries,
+                       help=f"NAO: random architectures before the first controller "
+                            f"(default {nao.initial_queries})")
+    group.add_argument("--candidates-per-round", type=int, default=nao.candidates_per_round,
+                       help=f"NAO: new architectures per round "
+                            f"(default {nao.candidates_per_round})")
+    group.add_argument("--seed-count", type=int, default=nao.seed_count,
+                       help=f"NAO: generate from the best this many (default {nao.seed_count})")
+    group.add_argument("--controller-epochs", type=int, default=nao.training.epochs,
+                       help=f"NAO: controller epochs per round (default {nao.training.epochs})")
+    group.add_argument("--score-transform", choices=("rank", "raw"),
+                       default=nao.score_transform,
+                       help=f"NAO: train the controller on score ranks or raw scores "
+                            f"(default {nao.score_transform})")
+    group.add_argument("--population-size", type=int, default=evolution.population_size,
+                       help=f"evolution: population size (default "
+                            f"{evolution.population_size})")
+    group.add_argument("--sample-size", type=int, default=evolution.sample_size,
+                       help=f"evolution: tournament size (default {evolution.sample_size})")
+
+
+def strategy_configs(args: argparse.Namespace) -> dict:
+    """The config of each strategy from the command line."""
+    nao = NAOConfig()
+    nao = replace(nao, initial_queries=args.initial_queries,
+                  candidates_per_round=args.candidates_per_round, seed_count=args.seed_count,
+                  score_transform=args.score_transform,
+                  training=replace(nao.training, epochs=args.controller_epochs))
+    evolution = EvolutionConfig(args.population_size, args.sample_size)
+    return {"nao": nao, "evolution": evolution}
+
+
+def table_path(evaluator: str) -> Path:
+    """The PATH of an ``--evaluator table:PATH`` value."""
+    if not evaluator.startswith(TABLE_PREFIX) or len(evaluator) == len(TABLE_PREFIX):
+        raise UserError(f"--evaluator {evaluator!r} is not a table evaluator; write "
+                        f"{TABLE_PREFIX}PATH with PATH the benchmark CSV")
+    return Path(evaluator[len(TABLE_PREFIX):])
+
+
+def load_table(evaluator: str, space: str | None) -> BenchmarkTable:
+    """The benchmark table of ``--evaluator table:PATH`` for ``--space``."""
+    if space not in (None, *TABLE_SPACES):
+        raise UserError(f"a table evaluator searches the {', '.join(TABLE_SPACES)} space, not "
+                        f"{space!r}; pass --space nb201")
+    return BenchmarkTable.load(table_path(evaluator))
+
+
+def run_table_search(args: argparse.Namespace) -> int:
+    """Search the table, print the best architecture by validation and its test accuracy."""
+    table = load_table(args.evaluator, getattr(args, "space", None))
+    seed = getattr(args, "seed", 0) or 0
+    config = strategy_configs(args).get(args.strategy)
+    summary = search_table(table, args.strategy, args.budget, seed, args.metric, config)
+    best_possible = table.test_accuracy(table.best(metric_column(args.metric)))
+    print(f"strategy {args.strategy}, {summary.queries} queries, seed {seed}, "
+          f"metric {args.metric}")
+    print(f"best by validation: index {summary.best_index} {summary.best}")
+    print(f"  validation {summary.best_validation:.2f}  test {summary.test_accuracy:.2f}  "
+          f"(best-by-validation of the whole table: test {best_possible:.2f})")
+    if args.result_json:
+        result = {"strategy": args.strategy, "seed": seed, "metric": args.metric,
+                  "budget": args.budget, "table": str(table.source),
+                  "config": asdict(config) if config is not None else {},
+                  **summary.to_dict()}
+        Path(args.result_json).write_text(json.dumps(result, indent=1) + "\n")
+    return 0

@@ -1,0 +1,245 @@
+"""The search configuration: one typed, validated dataclass, presets, and their resolution.
+
+Every default is the released NAO-V2 search (``train_search.py`` of NAO_pytorch, see
+SPEC sections 4-6); every hidden choice of that script is a named field here.
+Resolution order: preset, then a YAML/JSON config file, then command-line flags. The
+resolved config is saved in the run folder and inside the search checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from naonet.controller import ControllerConfig, ControllerTrainConfig
+from naonet.data import DataConfig
+from naonet.errors import UserError
+from naonet.models import NetworkConfig
+from naonet.supernet import SAMPLING_WEIGHTS
+
+SCORING_MODES = ("fixed", "per-architecture")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that defines a NAO-V2 search run."""
+
+    # what to search, on which data
+    space: str = "small"
+    dataset: str = "cifar10"
+    data: str = "data"
+    download: bool = False
+    valid_size: int = 5000  # the released 45k/5k split of the CIFAR training set
+    train_subset: int = 0
+    image_size: int = 0
+    pipeline: str = "auto"
+    workers: int = 2
+    cutout: int = 0
+    # the supernet (SPEC 4)
+    channels: int = 20
+    layers: int = 3
+    keep_prob: float = 1.0
+    drop_path_keep_prob: float = 0.9
+    sampling: str = "balanced"
+    # the loop (SPEC 5)
+    rounds: int = 4
+    seed_pool_size: int = 1000
+    seed_pool_file: str = ""  # start from these architectures instead of random ones
+    new_architectures: int = 300
+    top_seeds: int = 100
+    max_lambda: int = 50
+    # supernet training, restarted every round (V2 change 3)
+    supernet_epochs: int = 50
+    batch_size: int = 64
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    restart_schedule: bool = True
+    reinit_supernet: bool = False
+    scale_lr_with_world_size: bool = True
+    # scoring with the supernet
+    scoring: str = "fixed"
+    eval_batch_size: int = 500
+    eval_batches: int = 1
+    # the controller (SPEC 6)
+    controller_epochs: int = 1000
+    controller_batch_size: int = 100
+    controller_lr: float = 1e-3
+    controller_weight_decay: float = 0.0
+    controller_grad_clip: float = 5.0
+    controller_trade_off: float = 0.8  # loss = t * MSE + (1 - t) * NLL
+    controller_valid_fraction: float = 0.1
+    controller_augment: int = 10
+    controller_embedding_size: int = 32
+    controller_hidden_size: int = 64
+    controller_encoder_layers: int = 1
+    controller_decoder_layers: int = 1
+    controller_mlp_layers: int = 0
+    controller_mlp_hidden_size: int = 200
+    controller_mlp_dropout: float = 0.1
+    # re-ranking the best architectures by training them from scratch
+    rerank_top: int = 5
+    rerank_epochs: int = 10
+    rerank_channels: int = 20
+    rerank_layers: int = 3
+    rerank_keep_prob: float = 0.6
+    rerank_drop_path_keep_prob: float = 0.8
+    rerank_aux_weight: float = 0.4  # 0: no auxiliary head
+    # execution
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "none"
+    output: str = "runs/search"
+    log_every: int = 20
+    plot: bool = True
+
+    def __post_init__(self) -> None:
+        for ok, message in self._checks():
+            if not ok:
+                raise UserError(message)
+        # The network and controller configs validate their own fields.
+        NetworkConfig(channels=self.channels, layers=self.layers, keep_prob=self.keep_prob,
+                      drop_path_keep_prob=self.drop_path_keep_prob)
+        NetworkConfig(channels=self.rerank_channels, layers=self.rerank_layers,
+                      keep_prob=self.rerank_keep_prob,
+                      drop_path_keep_prob=self.rerank_drop_path_keep_prob)
+        self.controller_config()
+        self.controller_train_config()
+
+    def _checks(self) -> list[tuple[bool, str]]:
+        positive = ("rounds", "seed_pool_size", "top_seeds", "max_lambda", "supernet_epochs",
+                    "batch_size", "eval_batch_size", "eval_batches", "rerank_epochs",
+                    "log_every")
+        return [
+            *[(getattr(self, name) >= 1, f"{_flag(name)} must be >= 1, got "
+               f"{getattr(self, name)}") for name in positive],
+            (self.new_architectures >= 0, "--new-architectures must be >= 0"),
+            (self.rerank_top >= 0, "--rerank-top must be >= 0 (0: no re-ranking)"),
+            (self.valid_size >= 1, "--valid-size must be >= 1: architectures are scored on "
+             "images held out of the training set"),
+            (self.train_subset >= 0 and self.cutout >= 0, "sizes must be >= 0"),
+            (self.sampling in SAMPLING_WEIGHTS,
+             f"--sampling must be one of: {', '.join(SAMPLING_WEIGHTS)}"),
+            (self.scoring in SCORING_MODES, f"--scoring must be one of: "
+             f"{', '.join(SCORING_MODES)}"),
+            (0 < self.lr and 0 <= self.lr_min <= self.lr, "need 0 <= --lr-min <= --lr, --lr > 0"),
+            (0.0 <= self.controller_trade_off <= 1.0, "--controller-trade-off must be in [0, 1]"),
+            (self.amp in ("none", "bf16", "fp16"), "--amp must be none, bf16 or fp16"),
+            (self.rerank_aux_weight >= 0, "--rerank-aux-weight must be >= 0"),
+        ]
+
+    # ----------------------------------------------------------------- derived configs
+    def data_config(self) -> DataConfig:
+        """The search split: ``valid_size`` training images held out for scoring."""
+        return DataConfig(
+            dataset=self.dataset, data=self.data, download=self.download,
+            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size,
+            valid_size=self.valid_size, train_subset=self.train_subset, test_subset=1,
+            cutout=self.cutout, pipeline=self.pipeline, workers=self.workers,
+            image_size=self.image_size)
+
+    def controller_config(self) -> ControllerConfig:
+        return ControllerConfig(
+            embedding_size=self.controller_embedding_size,
+            hidden_size=self.controller_hidden_size,
+            encoder_layers=self.controller_encoder_layers,
+            decoder_layers=self.controller_decoder_layers,
+            mlp_layers=self.controller_mlp_layers,
+            mlp_hidden_size=self.controller_mlp_hidden_size,
+            mlp_dropout=self.controller_mlp_dropout)
+
+    def controller_train_config(self) -> ControllerTrainConfig:
+        return ControllerTrainConfig(
+            epochs=self.controller_epochs, batch_size=self.controller_batch_size,
+            learning_rate=self.controller_lr, weight_decay=self.controller_weight_decay,
+            grad_clip=self.controller_grad_clip, mse_weight=self.controller_trade_off,
+            nll_weight=1.0 - self.controller_trade_off,
+            valid_fraction=self.controller_valid_fraction,
+            augment_factor=self.controller_augment)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+PRESETS: dict[str, dict] = {
+    # The released NAO-V2 search on CIFAR-10 (SPEC 5): meant for a GPU (about a day).
+    "nao-v2-cifar10": dict(dataset="cifar10"),
+    # A first search on a CPU in about 10 minutes on 2 cores: the same code path at a tiny
+    # size (2000 training images, C 8, N 1, 2 rounds of 2 supernet epochs, 50 + 30
+    # architectures scored on 100 images, a 1-epoch re-rank of the top 5).
+    "quick-cifar10": dict(
+        dataset="cifar10", train_subset=2000, valid_size=500, channels=8, layers=1,
+        rounds=2, seed_pool_size=50, new_architectures=30, top_seeds=20,
+        supernet_epochs=2, eval_batch_size=100, eval_batches=1, controller_epochs=100,
+        rerank_top=5, rerank_epochs=1, rerank_channels=8, rerank_layers=1),
+}
+
+
+def field_names() -> set[str]:
+    return {field.name for field in fields(SearchConfig)}
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Option overrides from a YAML or JSON file (keys are SearchConfig fields; dashes may
+    stand for underscores)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist; check --config")
+    try:
+        if path.suffix == ".json":
+            values = json.loads(path.read_text())
+        else:
+            import yaml
+
+            values = yaml.safe_load(path.read_text())
+    except Exception as error:  # noqa: BLE001 - yaml and json raise different types
+        raise UserError(f"config file {path} is not valid YAML/JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"config file {path} must hold a mapping of option: value")
+    values = {key.replace("-", "_"): value for key, value in values.items()}
+    unknown = sorted(set(values) - field_names())
+    if unknown:
+        raise UserError(f"config file {path} has unknown option {unknown[0]!r}; see "
+                        "'nao search --help'")
+    return values
+
+
+def resolve_search_config(preset: str | None, file_values: dict | None = None,
+                          flag_values: dict | None = None) -> SearchConfig:
+    """Preset, then file, then flags (None means 'not given'); types are checked."""
+    if preset is not None and preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; use one of: {', '.join(PRESETS)}")
+    values = dict(PRESETS.get(preset, {}))
+    values.update(file_values or {})
+    values.update({key: value for key, value in (flag_values or {}).items()
+                   if value is not None})
+    return replace(SearchConfig(), **_coerce(values))
+
+
+def _coerce(values: dict) -> dict:
+    """Cast values (from YAML or flags) to the field types."""
+    types = {field.name: field.type for field in fields(SearchConfig)}
+    casts = {"int": int, "float": float, "bool": bool, "str": str}
+    out = {}
+    for key, value in values.items():
+        if key not in types:
+            raise UserError(f"unknown search option {key!r}; see 'nao search --help'")
+        kind = types[key]
+        try:
+            if kind == "bool" and isinstance(value, str):
+                value = value.lower() in ("1", "true", "yes", "on")
+            elif kind == "int" and isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            else:
+                value = casts[kind](value)
+        except (TypeError, ValueError):
+            raise UserError(f"option {key} must be a {kind}, got {value!r}") from None
+        out[key] = value
+    return out

@@ -1,0 +1,489 @@
+"""The NAO-V2 search recipe (SPEC section 5): the loop, and the steps it is made of.
+
+:func:`search` reads like the paper. Each step function does one phase of a round,
+moves the state to the next phase and checkpoints; rerunning a killed search resumes
+at the phase (and epoch) it reached. Only rank 0 writes files and trains the
+controller; every rank trains the supernet on its share of each batch and scores its
+share of the pool.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from naonet.controller import Controller, generate_architectures, train_controller
+from naonet.data import DataBundle, build_data
+from naonet.distributed import DistributedContext, barrier, broadcast_object, init_distributed
+from naonet.errors import UserError
+from naonet.search.config import SearchConfig
+from naonet.search.outputs import (
+    DEFAULT_FINAL_COUNT,
+    entry_record,
+    final_entries,
+    round_record,
+    summary_line,
+    write_search_outputs,
+)
+from naonet.search.plots import plot_score_distribution
+from naonet.search.rerank import RerankJob, start_rerank_job, validation_accuracy
+from naonet.search.scoring import ScoringData, build_scoring_data, score_pool
+from naonet.search.state import (
+    CHECKPOINT_NAME,
+    CONTROLLER,
+    DONE,
+    RERANK,
+    SCORE,
+    TRAIN,
+    PoolEntry,
+    SearchState,
+    derive_seed,
+    load_search_checkpoint,
+    save_checkpoint,
+)
+from naonet.search.supernet_training import (
+    SampledSupernet,
+    build_optimizer,
+    check_same_architectures,
+    schedule_epochs,
+    start_schedule,
+    wrap_for_training,
+)
+from naonet.spaces import Architecture, encoding_for, get_space
+from naonet.supernet import PoolSampler, Supernet, SupernetConfig, sample_architectures
+from naonet.training import EpochStats, Precision, train_one_epoch
+from naonet.training.checkpoint import atomic_write_text, restore_rng_state
+
+
+@dataclass
+class SearchRun:
+    """Everything a search step needs: config, data, networks, optimisers, state."""
+
+    config: SearchConfig
+    context: DistributedContext
+    run_dir: Path
+    data: DataBundle
+    supernet: Supernet
+    sampled: SampledSupernet  # the supernet with its per-step architecture sampler
+    model: nn.Module  # what trains: ``sampled``, or DDP around it
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    controller: Controller
+    scoring: ScoringData
+    precision: Precision
+    state: SearchState
+    show_progress: bool
+    rerank_job: RerankJob | None = None
+    last_epoch: EpochStats | None = None
+    round_started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def is_main(self) -> bool:
+        return self.context.is_main
+
+
+# ----------------------------------------------------------------------- the loop
+def search(config: SearchConfig, show_progress: bool = True) -> list[dict]:
+    """Run (or resume) the search of ``config``; returns the final architectures."""
+    run = start_search(config, show_progress)
+    state = run.state
+    while state.phase in (TRAIN, SCORE, CONTROLLER):
+        if state.phase == TRAIN:
+            train_supernet(run)  # balanced sampling from this round's child pool
+        if state.phase == SCORE:
+            score_architectures_so_far(run)  # the whole pool, on the same validation batches
+        if state.phase == CONTROLLER:
+            grow_pool(run)  # train the controller on the pool, generate from its top
+    if state.phase == RERANK:
+        rerank_top(run)  # train the best few from scratch briefly
+    return finish(run)
+
+
+def train_supernet(run: SearchRun) -> None:
+    """2a-b: train the supernet ``supernet_epochs`` epochs on the round's child pool."""
+    state, config = run.state, run.config
+    if state.epoch == 0:
+        start_round(run)
+    run.sampled.sampler = PoolSampler(state.children, torch.Generator(), config.sampling,
+                                      run.supernet.config.network_config())
+    while state.epoch < config.supernet_epochs:
+        run.last_epoch = supernet_epoch(run)
+        state.epoch += 1
+        checkpoint(run)
+    state.phase, state.epoch = SCORE, 0
+    checkpoint(run)
+
+
+def score_architectures_so_far(run: SearchRun) -> None:
+    """2c: add the child pool to the pool, score every architecture, sort best first."""
+    state, config = run.state, run.config
+    known = set(state.architectures())
+    predictions = state.child_predictions or [math.nan] * len(state.children)
+    state.pool += [PoolEntry(arch, born=state.round, prediction=prediction)
+                   for arch, prediction in zip(state.children, predictions)
+                   if arch not in known]
+    architectures = state.architectures()
+    seeds = [derive_seed(config.seed, "scoring", state.round, index)
+             for index in range(len(architectures))]
+    progress = make_progress(run, len(architectures), f"round {state.round + 1} scoring")
+    scores = score_pool(run.supernet, architectures, run.scoring, config.scoring, seeds,
+                        run.context, progress)
+    close(progress)
+    for entry, score in zip(state.pool, scores):
+        entry.score = entry.scores[state.round] = score
+    state.pool.sort(key=lambda entry: -entry.score)  # stable: ties keep their order
+    if state.round == config.rounds - 1:
+        log_round(run, controller=None, lambda_reached=None)
+        state.phase = RERANK
+    else:
+        state.phase = CONTROLLER
+    checkpoint(run, outputs=True)
+
+
+def grow_pool(run: SearchRun) -> None:
+    """2d: train the controller on the whole pool; the next round's child pool is the new
+    architectures it generates from the top of the pool."""
+    state = run.state
+    outcome = None
+    if run.is_main:
+        outcome = controller_step(run)
+    # Only rank 0's controller is trained, saved and used; the others never are.
+    new, predictions, report, lambda_reached = broadcast_object(outcome)
+    for entry, prediction in zip(state.pool, predictions):
+        entry.prediction = prediction
+    log_round(run, controller=report, lambda_reached=lambda_reached)
+    state.children = [Architecture.parse(text) for text in new] or state.architectures()
+    state.child_predictions = predictions[len(state.pool):]
+    state.round, state.phase, state.epoch = state.round + 1, TRAIN, 0
+    checkpoint(run, outputs=True)
+
+
+def rerank_top(run: SearchRun) -> None:
+    """3: train each of the top ``rerank_top`` from scratch, record its validation accuracy."""
+    state, config = run.state, run.config
+    top = state.pool[:config.rerank_top]
+    while state.rerank_index < len(top):
+        entry = top[state.rerank_index]
+        if run.rerank_job is None:
+            run.rerank_job = start_rerank_job(
+                entry.architecture, config, run.data, run.context,
+                derive_seed(config.seed, "rerank-init", state.rerank_index))
+        while state.epoch < config.rerank_epochs:
+            rerank_epoch(run, entry)
+            state.epoch += 1
+            checkpoint(run)
+        entry.rerank = validation_accuracy(run.rerank_job, run.data, run.precision)
+        announce(run, f"re-rank {state.rerank_index + 1}/{len(top)}: validation accuracy "
+                      f"{entry.rerank:.4f} (supernet {entry.score:.4f}) "
+                      f"{entry.architecture.to_qualified_string()}")
+        run.rerank_job, state.rerank_index, state.epoch = None, state.rerank_index + 1, 0
+        checkpoint(run, outputs=True)
+    state.phase = DONE
+    checkpoint(run, outputs=True)
+
+
+# ----------------------------------------------------------------------- starting
+def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
+    """Build data, supernet, optimiser and controller; resume from the run folder."""
+    context = init_distributed(config.device)
+    if config.amp == "fp16":
+        raise UserError("--amp fp16 is not supported by the search; use --amp bf16 or none")
+    space = get_space(config.space)
+    run_dir = Path(config.output)
+    data = build_data(config.data_config(), context.device, seed=config.seed,
+                      rank=context.rank, world_size=context.world_size)
+    if data.valid is None:
+        raise UserError("the search needs a validation split; pass --valid-size N")
+    supernet = build_supernet(space, config, data).to(context.device)
+    sampled, model = wrap_for_training(supernet, context)
+    optimizer = build_optimizer(supernet, config, context.world_size)
+    scheduler = start_schedule(optimizer, config, context.world_size, schedule_epochs(config))
+    controller = build_controller(space, config).to(context.device)
+    scoring = build_scoring_data(data.valid, config.eval_batch_size, config.eval_batches,
+                                 config.scoring, derive_seed(config.seed, "scoring-data"),
+                                 context)
+    run = SearchRun(config, context, run_dir, data, supernet, sampled, model, optimizer,
+                    scheduler, controller, scoring, Precision.from_name(config.amp,
+                                                                        context.device),
+                    SearchState(), show_progress)
+    checkpoint_found = resume(run)
+    if not checkpoint_found:
+        run.state.children = seed_pool(space, config)
+    prepare_run_folder(run)
+    announce_start(run, checkpoint_found)
+    return run
+
+
+def build_supernet(space, config: SearchConfig, data: DataBundle) -> Supernet:
+    """The supernet, initialised from the run's seed (the same on every rank)."""
+    supernet_config = SupernetConfig(skeleton=data.skeleton, channels=config.channels,
+                                     layers=config.layers, num_classes=data.num_classes,
+                                     keep_prob=config.keep_prob,
+                                     drop_path_keep_prob=config.drop_path_keep_prob)
+    return _seeded(derive_seed(config.seed, "supernet-init", 0),
+                   lambda: Supernet(space, supernet_config))
+
+
+def build_controller(space, config: SearchConfig) -> Controller:
+    return _seeded(derive_seed(config.seed, "controller-init"),
+                   lambda: Controller(encoding_for(space), config.controller_config()))
+
+
+def _seeded(seed: int, make):
+    """``make()`` with the global generator seeded, leaving the global state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()
+
+
+def seed_pool(space, config: SearchConfig) -> list[Architecture]:
+    """Round 0's child pool: the architectures of ``seed_pool_file``, or random ones."""
+    if config.seed_pool_file:
+        return read_architecture_file(Path(config.seed_pool_file), space)
+    rng = np.random.default_rng(derive_seed(config.seed, "seed-pool"))
+    return sample_architectures(space, config.seed_pool_size, rng)
+
+
+def read_architecture_file(path: Path, space) -> list[Architecture]:
+    """Distinct architectures of a file, one a line (blank lines and # comments skipped)."""
+    if not path.is_file():
+        raise UserError(f"seed pool file {path} does not exist; check --seed-pool-file")
+    found: dict[Architecture, None] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            try:
+                found.setdefault(Architecture.parse(text, space))
+            except UserError as error:
+                raise UserError(f"{path} line {number}: {error}") from None
+    if len(found) < 2:
+        raise UserError(f"{path} holds {len(found)} architecture(s); the search needs at "
+                        "least 2")
+    return list(found)
+
+
+def resume(run: SearchRun) -> bool:
+    """Restore the run folder's checkpoint into ``run``; False when there is none."""
+    checkpoint_data = load_search_checkpoint(run.run_dir / CHECKPOINT_NAME,
+                                             run.config.to_dict())
+    if checkpoint_data is None:
+        return False
+    run.state = SearchState.from_dict(checkpoint_data["state"])
+    for name, module in modules_to_save(run).items():
+        if name in checkpoint_data:
+            module.load_state_dict(checkpoint_data[name])
+    if run.state.phase == RERANK and run.state.epoch > 0:
+        entry = run.state.pool[run.state.rerank_index]
+        run.rerank_job = start_rerank_job(entry.architecture, run.config, run.data,
+                                          run.context, 0)
+        run.rerank_job.load(checkpoint_data)
+    restore_rng_state(checkpoint_data["rng"])
+    return True
+
+
+def prepare_run_folder(run: SearchRun) -> None:
+    if run.is_main:
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run.run_dir / "config.yaml",
+                          yaml.safe_dump(run.config.to_dict(), sort_keys=False))
+    barrier()
+
+
+# ----------------------------------------------------------------------- round steps
+def start_round(run: SearchRun) -> None:
+    """The round's fresh start: optionally new supernet weights; the schedule restarts."""
+    state, config = run.state, run.config
+    run.round_started = time.perf_counter()
+    if config.reinit_supernet and state.round > 0:
+        fresh = _seeded(derive_seed(config.seed, "supernet-init", state.round),
+                        lambda: Supernet(run.supernet.space, run.supernet.config))
+        run.supernet.load_state_dict(fresh.state_dict())  # in place: DDP keeps its view
+        run.optimizer.state.clear()  # no momentum from the old weights
+    if config.restart_schedule or state.round == 0:
+        run.scheduler = start_schedule(run.optimizer, config, run.context.world_size,
+                                       schedule_epochs(config))
+
+
+def supernet_epoch(run: SearchRun) -> EpochStats:
+    """One epoch; its data order, architecture draws and drop-path masks are fixed by
+    (seed, round, epoch), so a resumed epoch repeats exactly."""
+    state, config = run.state, run.config
+    run.data.train.set_epoch(state.round * config.supernet_epochs + state.epoch)
+    run.sampled.sampler.rng.manual_seed(
+        derive_seed(config.seed, "sampler", state.round, state.epoch))  # alike on every rank
+    torch.manual_seed(derive_seed(config.seed, "supernet-epoch", state.round, state.epoch,
+                                  run.context.rank))
+    steps = len(run.data.train)
+    progress = make_progress(run, steps, f"round {state.round + 1}/{config.rounds} supernet "
+                                         f"epoch {state.epoch + 1}/{config.supernet_epochs}")
+    stats = train_one_epoch(
+        run.model, run.data.train, run.optimizer, nn.CrossEntropyLoss(), aux_weight=0.0,
+        grad_clip=config.grad_clip, precision=run.precision, scaler=None,
+        first_step=state.epoch * steps, total_steps=config.supernet_epochs * steps,
+        progress=progress, log_every=config.log_every)
+    close(progress)
+    check_same_architectures(run.sampled, run.context)
+    run.scheduler.step()  # after the epoch's optimizer steps, never before
+    return stats
+
+
+def controller_step(run: SearchRun) -> tuple[list[str], list[float], object, int]:
+    """Rank 0: train the controller, predict the pool, generate the next child pool."""
+    state, config = run.state, run.config
+    architectures = state.architectures()
+    report = train_controller(run.controller, architectures,
+                              [entry.score for entry in state.pool],
+                              config.controller_train_config(),
+                              seed=derive_seed(config.seed, "controller-train", state.round),
+                              progress=run.show_progress)
+    result = generate_architectures(run.controller, architectures[:config.top_seeds],
+                                    known=architectures, count=config.new_architectures,
+                                    max_lambda=config.max_lambda)
+    if len(result.architectures) < config.new_architectures:
+        announce(run, f"the controller found {len(result.architectures)} of "
+                      f"{config.new_architectures} new architectures up to lambda "
+                      f"{config.max_lambda}"
+                      + ("" if result.architectures else "; the next round trains the pool"))
+    predictions = predict_scores(run.controller, architectures + list(result.architectures))
+    return ([arch.to_qualified_string() for arch in result.architectures], predictions, report,
+            result.lambda_reached)
+
+
+@torch.no_grad()
+def predict_scores(controller: Controller, architectures: list[Architecture]) -> list[float]:
+    """The controller's predicted (normalised) score of each architecture."""
+    was_training = controller.training
+    controller.eval()
+    encoded = controller.encode(controller.to_tokens(architectures))
+    predicted = controller.predict(encoded.embedding).tolist()
+    controller.train(was_training)
+    return predicted
+
+
+def rerank_epoch(run: SearchRun, entry: PoolEntry) -> None:
+    """One training epoch of the architecture being re-ranked (seeded like the supernet's)."""
+    state, config, job = run.state, run.config, run.rerank_job
+    run.data.train.set_epoch(state.rerank_index * config.rerank_epochs + state.epoch)
+    torch.manual_seed(derive_seed(config.seed, "rerank-epoch", state.rerank_index,
+                                  state.epoch, run.context.rank))
+    steps = len(run.data.train)
+    progress = make_progress(run, steps, f"re-rank {state.rerank_index + 1}/"
+                                         f"{config.rerank_top} epoch {state.epoch + 1}/"
+                                         f"{config.rerank_epochs}")
+    train_one_epoch(job.model, run.data.train, job.optimizer, nn.CrossEntropyLoss(),
+                    aux_weight=config.rerank_aux_weight, grad_clip=config.grad_clip,
+                    precision=run.precision, scaler=None, first_step=state.epoch * steps,
+                    total_steps=config.rerank_epochs * steps, progress=progress,
+                    log_every=config.log_every)
+    close(progress)
+    job.scheduler.step()
+
+
+# ----------------------------------------------------------------------- bookkeeping
+def modules_to_save(run: SearchRun) -> dict:
+    """What the checkpoint holds besides the state; the supernet only while it is needed."""
+    modules = {"controller": run.controller}
+    if run.state.phase in (TRAIN, SCORE, CONTROLLER):
+        modules.update(supernet=run.supernet, supernet_optimizer=run.optimizer,
+                       supernet_scheduler=run.scheduler)
+    if run.rerank_job is not None:
+        modules.update(run.rerank_job.modules())
+    return modules
+
+
+def checkpoint(run: SearchRun, outputs: bool = False) -> None:
+    """Save the search state (rank 0); with ``outputs``, rewrite the output files too."""
+    if run.is_main:
+        save_checkpoint(run.run_dir / CHECKPOINT_NAME, run.state, run.config.to_dict(),
+                        modules_to_save(run))
+        if outputs:
+            write_outputs(run)
+    barrier()
+
+
+def write_outputs(run: SearchRun) -> None:
+    """Rewrite arch_pool, arch_pool.final, pool.json, rounds.jsonl and scores.png."""
+    if not run.state.pool or math.isnan(run.state.pool[0].score):
+        return  # nothing scored yet
+    config = run.config
+    header = {"space": config.space, "dataset": config.dataset, "rounds": config.rounds,
+              "seed": config.seed}
+    write_search_outputs(run.run_dir, run.state, final_count(config),
+                         run.supernet.config.network_config(), header)
+    if config.plot and run.state.rounds_log:
+        plot_score_distribution(run.state.pool, len(run.state.rounds_log),
+                                run.run_dir / "scores.png")
+
+
+def log_round(run: SearchRun, controller, lambda_reached: int | None) -> None:
+    """Record and print the round's summary (once: a resumed round replaces its record)."""
+    state = run.state
+    stats = run.last_epoch
+    new = sum(1 for entry in state.pool if entry.born == state.round)
+    record = round_record(state, new, time.perf_counter() - run.round_started,
+                          stats.loss if stats else math.nan, stats.top1 / 100 if stats
+                          else math.nan, controller, lambda_reached)
+    state.rounds_log = [r for r in state.rounds_log if r["round"] != record["round"]]
+    state.rounds_log.append(record)
+    announce(run, summary_line(record, run.config.rounds))
+
+
+def final_count(config: SearchConfig) -> int:
+    """How many architectures arch_pool.final lists: the re-ranked ones, or the README's 5."""
+    return config.rerank_top or DEFAULT_FINAL_COUNT
+
+
+def finish(run: SearchRun) -> list[dict]:
+    """Final outputs and a closing message; the final architectures, best first."""
+    final = final_entries(run.state, final_count(run.config))
+    network_config = run.supernet.config.network_config()
+    if run.is_main:
+        write_outputs(run)
+        announce(run, f"done: {len(run.state.pool)} architectures in {run.run_dir / 'arch_pool'}"
+                      f", the best {len(final)} in {run.run_dir / 'arch_pool.final'}; train "
+                      f"the first with: nao train --arch \"$(head -n 1 "
+                      f"{run.run_dir / 'arch_pool.final'})\"")
+    barrier()
+    return [entry_record(entry, network_config) for entry in final]
+
+
+def announce(run: SearchRun, text: str) -> None:
+    if run.is_main:
+        print(text, flush=True)
+
+
+def announce_start(run: SearchRun, resumed: bool) -> None:
+    state, config, context = run.state, run.config, run.context
+    where = f"{context.device}" + (f" x {context.world_size} processes"
+                                   if context.is_distributed else "")
+    parameters = sum(p.numel() for p in run.supernet.parameters())
+    text = (f"searching the {config.space} space on {config.dataset} ({where}): supernet "
+            f"C {config.channels} N {config.layers} ({parameters / 1e6:.2f} M parameters), "
+            f"{config.rounds} rounds x {config.supernet_epochs} epochs of "
+            f"{len(run.data.train)} steps, seed pool "
+            f"{config.seed_pool_file or config.seed_pool_size}, +{config.new_architectures} "
+            f"per round; scoring on {len(run.scoring)} validation images ({config.scoring})")
+    if resumed:
+        text += (f"; resuming in round {state.round + 1}, phase {state.phase}, "
+                 f"epoch {state.epoch}")
+    announce(run, text)
+
+
+def make_progress(run: SearchRun, total: int, description: str):
+    if not (run.show_progress and run.is_main):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="step", leave=False, dynamic_ncols=True)
+
+
+def close(progress) -> None:
+    if progress is not None:
+        progress.close()

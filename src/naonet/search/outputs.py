@@ -1,0 +1,123 @@
+"""The files a search leaves in its run folder (rank 0 writes them, atomically).
+
+* ``arch_pool``: every architecture scored so far, best supernet score first, one
+  ``space:integers`` line each (``nao train --arch`` accepts any line as it is);
+  ``arch_pool.perf``: their supernet scores, line by line (the released layout).
+* ``arch_pool.final``: the top architectures, re-ranked by training from scratch once
+  the search is done (until then: the current top by supernet score);
+  ``arch_pool.perf.final``: their re-rank accuracies (or supernet scores);
+  ``arch_pool.final.json``: both, with every score.
+* ``pool.json``: per architecture its string, round of birth, supernet score (latest
+  and per round), controller prediction, re-rank accuracy, parameter count.
+* ``rounds.jsonl``: one summary per round; ``scores.png``: the score distribution per
+  round. Rounds are numbered from 1 in every file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+from naonet.models import NetworkConfig
+from naonet.search.state import PoolEntry, SearchState, json_number
+from naonet.supernet import count_network_parameters
+from naonet.training.checkpoint import atomic_write_text
+
+DEFAULT_FINAL_COUNT = 5  # arch_pool.final without re-ranking: the seed README's top 5
+
+
+def final_entries(state: SearchState, count: int) -> list[PoolEntry]:
+    """The top ``count`` by supernet score, re-ordered by re-rank accuracy where known."""
+    top = state.pool[:count]
+    if all(not math.isnan(entry.rerank) for entry in top):
+        return sorted(top, key=lambda entry: -entry.rerank)  # stable: ties keep pool order
+    return top
+
+
+def is_reranked(entries: Sequence[PoolEntry]) -> bool:
+    return bool(entries) and all(not math.isnan(entry.rerank) for entry in entries)
+
+
+def entry_record(entry: PoolEntry, network_config: NetworkConfig) -> dict:
+    """One architecture as people and scripts read it (rounds from 1, scores as fractions)."""
+    return {"arch": entry.architecture.to_qualified_string(), "round": entry.born + 1,
+            "supernet_score": json_number(entry.score),
+            "controller_prediction": json_number(entry.prediction),
+            "rerank_accuracy": json_number(entry.rerank),
+            "params": count_network_parameters(entry.architecture, network_config),
+            "scores_by_round": {str(r + 1): s for r, s in sorted(entry.scores.items())}}
+
+
+def write_search_outputs(run_dir: Path, state: SearchState, final_count: int,
+                         network_config: NetworkConfig, header: dict) -> None:
+    """Rewrite every output file from the state (idempotent: a resumed search rewrites
+    the same content)."""
+    final = final_entries(state, final_count)
+    _write_lines(run_dir / "arch_pool", [e.architecture.to_qualified_string()
+                                         for e in state.pool])
+    _write_lines(run_dir / "arch_pool.perf", [_text(e.score) for e in state.pool])
+    _write_lines(run_dir / "arch_pool.final", [e.architecture.to_qualified_string()
+                                               for e in final])
+    reranked = is_reranked(final)
+    _write_lines(run_dir / "arch_pool.perf.final",
+                 [_text(e.rerank if reranked else e.score) for e in final])
+    records = {id(e): entry_record(e, network_config) for e in state.pool}
+    summary = {**header, "phase": state.phase, "rounds_done": len(state.rounds_log),
+               "complete": state.phase == "done", "reranked": reranked}
+    _write_json(run_dir / "arch_pool.final.json",
+                {**summary, "architectures": [records[id(e)] for e in final]})
+    _write_json(run_dir / "pool.json",
+                {**summary, "architectures": [records[id(e)] for e in state.pool]})
+    atomic_write_text(run_dir / "rounds.jsonl",
+                      "".join(json.dumps(record) + "\n" for record in state.rounds_log))
+
+
+def round_record(state: SearchState, new: int, seconds: float, train_loss: float,
+                 train_top1: float, controller=None, lambda_reached: int | None = None
+                 ) -> dict:
+    """The summary of the round ``state.round`` (after scoring, and the controller)."""
+    scores = [entry.score for entry in state.pool]
+    record = {"round": state.round + 1, "pool": len(scores), "new": new,
+              "best_score": max(scores), "median_score": statistics.median(scores),
+              "supernet_train_loss": json_number(train_loss),
+              "supernet_train_top1": json_number(train_top1),
+              "controller_pairwise_accuracy": None, "controller_hamming_distance": None,
+              "controller_valid": None, "lambda_reached": lambda_reached,
+              "seconds": round(seconds, 1)}
+    if controller is not None:
+        record.update(controller_pairwise_accuracy=json_number(controller.pairwise_accuracy),
+                      controller_hamming_distance=json_number(controller.hamming_distance),
+                      controller_valid=controller.num_valid)
+    return record
+
+
+def summary_line(record: dict, rounds: int) -> str:
+    """One line per round for people."""
+    text = (f"round {record['round']}/{rounds}: pool {record['pool']} (+{record['new']}), "
+            f"score best {record['best_score']:.4f} median {record['median_score']:.4f}")
+    if record["controller_valid"] is not None:
+        text += (f", controller pairwise acc {_optional(record['controller_pairwise_accuracy'])}"
+                 f" hamming {_optional(record['controller_hamming_distance'], 2)} "
+                 f"(held-out {record['controller_valid']})")
+    if record["lambda_reached"] is not None:
+        text += f", lambda {record['lambda_reached']}"
+    return text + f" [{record['seconds']:.0f} s]"
+
+
+def _optional(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _text(value: float) -> str:
+    return repr(float(value))  # the shortest text that reads back as the same float
+
+
+def _write_lines(path: Path, lines: Sequence[str]) -> None:
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def _write_json(path: Path, value: dict) -> None:
+    atomic_write_text(path, json.dumps(value, indent=1) + "\n")

@@ -1,0 +1,157 @@
+"""Pictures for people: the score distribution per search round, and an architecture's cells.
+
+matplotlib is imported only when a picture is asked for (the ``plot`` extra).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from naonet.errors import UserError
+from naonet.search.state import PoolEntry
+from naonet.spaces import Architecture, Cell
+from naonet.spaces.cell_space import NUM_CELL_INPUTS
+
+INPUT_NAMES = ("h[k-2]", "h[k-1]")
+IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no display needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("pictures need matplotlib: pip install 'naonet[plot]'") from None
+    return plt
+
+
+def _save(figure, path: str | Path) -> None:
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise UserError(f"cannot write {path.name}: give a file ending in "
+                        f"{', '.join(IMAGE_SUFFIXES)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    figure.savefig(temporary, dpi=120)
+    temporary.replace(path)  # atomic: a viewer never sees half a picture
+
+
+# ----------------------------------------------------------------------- score distribution
+def scores_by_round(pool: Sequence[PoolEntry], rounds: int) -> list[tuple[list, list]]:
+    """Per round: (scores of architectures born earlier, scores of the round's new ones)."""
+    result = []
+    for round_index in range(rounds):
+        scored = [entry for entry in pool if round_index in entry.scores]
+        result.append(([e.scores[round_index] for e in scored if e.born != round_index],
+                       [e.scores[round_index] for e in scored if e.born == round_index]))
+    return result
+
+
+def plot_score_distribution(pool: Sequence[PoolEntry], rounds: int, path: str | Path) -> None:
+    """Box plot of the pool's supernet scores per round, every architecture a dot
+    (new architectures of the round in orange)."""
+    import numpy as np
+
+    plt = _pyplot()
+    per_round = scores_by_round(pool, rounds)
+    figure, axes = plt.subplots(figsize=(max(4.0, 1.2 * rounds + 2.5), 4))
+    positions = list(range(1, rounds + 1))
+    axes.boxplot([old + new for old, new in per_round], positions=positions, widths=0.5,
+                 showfliers=False)
+    jitter = np.random.default_rng(0)  # fixed: the picture does not change between rewrites
+    for position, (old, new) in zip(positions, per_round):
+        for values, colour, label in ((old, "tab:blue", "earlier rounds"),
+                                      (new, "tab:orange", "new this round")):
+            offsets = jitter.uniform(-0.18, 0.18, len(values))
+            axes.scatter(position + offsets, values, s=6, alpha=0.5, color=colour,
+                         label=label if position == 1 or label == "earlier rounds" else None)
+    handles, labels = axes.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    axes.legend(unique.values(), unique.keys(), loc="lower right", fontsize=8)
+    axes.set_xticks(positions)
+    axes.set_xlabel("round")
+    axes.set_ylabel("supernet validation accuracy")
+    axes.set_title("architecture scores per round")
+    figure.tight_layout()
+    _save(figure, path)
+    plt.close(figure)
+
+
+# ----------------------------------------------------------------------- cells
+COLUMN_WIDTH = 2.0  # data units between node columns (rows are 1 unit apart)
+
+
+def _layout(cell: Cell) -> dict[int | str, tuple[float, float]]:
+    """(x, y) of every state and of the output: the cell inputs on the left, one column
+    per node in order, nodes alternately above and below the middle line."""
+    places: dict[int | str, tuple[float, float]] = {0: (0.0, 1.3), 1: (0.0, -1.3)}
+    for index in range(len(cell.nodes)):
+        places[index + NUM_CELL_INPUTS] = (COLUMN_WIDTH * (index + 1),
+                                           0.9 if index % 2 == 0 else -0.9)
+    places["output"] = (COLUMN_WIDTH * (len(cell.nodes) + 1), 0.0)
+    return places
+
+
+def _draw_cell(axes, architecture: Architecture, cell: Cell, title: str) -> None:
+    op_names = architecture.space.op_names
+    colours = {name: f"C{index % 10}" for index, name in enumerate(op_names)}
+    places = _layout(cell)
+    for node_index, node in enumerate(cell.nodes):
+        target = places[node_index + NUM_CELL_INPUTS]
+        for source, op, bend in ((node.input_a, node.op_a, 0.2),
+                                 (node.input_b, node.op_b, -0.2)):
+            _edge(axes, places[source], target, colours[op_names[op]], bend, op_names[op])
+    for state in cell.loose_ends():
+        _edge(axes, places[state], places["output"], "grey", 0.0, None, dashed=True)
+    box = dict(boxstyle="round,pad=0.3", linewidth=1)
+    for state, (x, y) in places.items():
+        if state == "output":
+            label, face = "concat", "#fde9c9"
+        elif state < NUM_CELL_INPUTS:
+            label, face = INPUT_NAMES[state], "#d8e8f8"
+        else:
+            label, face = str(state), "#e8f4e0"
+        axes.text(x, y, label, ha="center", va="center", fontsize=10, zorder=3,
+                  bbox={**box, "facecolor": face})
+    axes.set_xlim(-0.8, COLUMN_WIDTH * (len(cell.nodes) + 1) + 0.8)
+    axes.set_ylim(-2.0, 2.4)
+    axes.set_aspect("equal")  # arc3 bends in display space: label positions need 1:1
+    axes.set_title(title)
+    axes.axis("off")
+
+
+def _edge(axes, start, end, colour, bend, label, dashed=False) -> None:
+    axes.annotate("", xy=end, xytext=start, zorder=1, arrowprops=dict(
+        arrowstyle="-|>", color=colour, linewidth=1.2, shrinkA=12, shrinkB=12,
+        linestyle="--" if dashed else "-", connectionstyle=f"arc3,rad={bend}"))
+    if label:
+        x, y = _along_arc(start, end, bend, 0.62)  # nearer the node: labels fan out less
+        axes.text(x, y, label, fontsize=7, color=colour, ha="center", va="center",
+                  zorder=2, bbox=dict(boxstyle="round,pad=0.1", facecolor="white",
+                                      edgecolor="none", alpha=0.85))
+
+
+def _along_arc(start, end, bend: float, t: float) -> tuple[float, float]:
+    """The point at ``t`` of matplotlib's ``arc3`` curve (a quadratic Bezier)."""
+    (x0, y0), (x1, y1) = start, end
+    cx, cy = (x0 + x1) / 2 + bend * (y1 - y0), (y0 + y1) / 2 - bend * (x1 - x0)
+    a, b, c = (1 - t) ** 2, 2 * (1 - t) * t, t ** 2
+    return a * x0 + b * cx + c * x1, a * y0 + b * cy + c * y1
+
+
+def draw_architecture(architecture: Architecture, path: str | Path,
+                      title: str | None = None) -> None:
+    """Both cells of ``architecture`` as graphs, one above the other, into a PNG, SVG
+    or PDF file."""
+    plt = _pyplot()
+    width = 1.9 * (architecture.space.num_nodes + 2)
+    figure, axes = plt.subplots(2, 1, figsize=(width, width * 0.62))
+    _draw_cell(axes[0], architecture, architecture.normal, "normal cell")
+    _draw_cell(axes[1], architecture, architecture.reduction, "reduction cell")
+    figure.suptitle(title or architecture.to_qualified_string(), fontsize=8)
+    figure.tight_layout()
+    _save(figure, path)
+    plt.close(figure)

@@ -1,0 +1,129 @@
+"""Scoring a pool of architectures with the supernet on held-out validation images.
+
+The validation images are drawn once per search (:func:`build_scoring_data`) and kept
+on the device. ``fixed`` scoring (the default) evaluates every architecture on the
+same batches, so scores differ only because the architectures do. ``per-architecture``
+scoring is the released behaviour: each architecture gets its own random batch, drawn
+from the same held-out images by a generator seeded per (round, architecture), so it is
+reproducible and does not depend on how many processes share the work.
+
+Architectures are sharded across processes; the scores are summed back to every rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from naonet.distributed import DistributedContext, all_reduce_sum, broadcast_object
+from naonet.spaces import Architecture
+from naonet.supernet import score_architectures
+from naonet.supernet.scoring import Batch
+
+SCORE_CHUNK = 8  # architectures per call to the scorer (progress-bar granularity)
+
+
+@dataclass
+class ScoringData:
+    """Validation images and labels held on the device, and how to batch them."""
+
+    images: torch.Tensor  # [M, 3, H, W], normalised
+    labels: torch.Tensor  # [M]
+    batch_size: int
+    num_batches: int
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def fixed_batches(self) -> list[Batch]:
+        """The same ``num_batches`` batches for every architecture (views, no copy)."""
+        return [(self.images[start:start + self.batch_size],
+                 self.labels[start:start + self.batch_size])
+                for start in range(0, len(self), self.batch_size)][:self.num_batches]
+
+    def random_batches(self, generator: torch.Generator) -> list[Batch]:
+        """``num_batches`` batches drawn without replacement (the released behaviour)."""
+        wanted = min(len(self), self.batch_size * self.num_batches)
+        order = torch.randperm(len(self), generator=generator)[:wanted].to(self.labels.device)
+        return [(self.images[order[start:start + self.batch_size]],
+                 self.labels[order[start:start + self.batch_size]])
+                for start in range(0, wanted, self.batch_size)]
+
+
+def sample_once(batches: Iterable[Batch], count: int, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` samples (all with ``count`` 0) drawn uniformly without replacement from one
+    pass over ``batches``, in random order.
+
+    Every sample gets a random key and the ``count`` smallest keys are kept as the
+    batches stream by (priority sampling), so memory stays at ``count`` samples
+    whatever the size of the validation split.
+    """
+    keys = images = labels = None
+    for batch_images, batch_labels in batches:
+        batch_keys = torch.rand(batch_labels.shape[0], generator=generator)
+        if keys is None:
+            keys, images, labels = batch_keys, batch_images, batch_labels
+        else:
+            keys = torch.cat([keys, batch_keys])
+            images = torch.cat([images, batch_images])
+            labels = torch.cat([labels, batch_labels])
+        if count and keys.shape[0] > count:
+            keys, images, labels = _smallest(keys, images, labels, count)
+    if keys is None:
+        raise ValueError("the validation split yielded no batches")
+    return _smallest(keys, images, labels, keys.shape[0])[1:]
+
+
+def _smallest(keys: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, count: int
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``count`` samples of smallest key, ordered by key."""
+    order = keys.topk(count, largest=False, sorted=True).indices
+    device_order = order.to(labels.device)
+    return keys[order], images[device_order], labels[device_order]
+
+
+def build_scoring_data(valid_batches: Iterable[Batch], batch_size: int, num_batches: int,
+                       mode: str, seed: int, context: DistributedContext) -> ScoringData:
+    """Draw the scoring images once; every rank gets rank 0's draw.
+
+    ``fixed`` keeps ``batch_size * num_batches`` images; ``per-architecture`` keeps the
+    whole validation split to draw a new batch from for every architecture.
+    """
+    count = batch_size * num_batches if mode == "fixed" else 0
+    drawn = None
+    if context.is_main:
+        generator = torch.Generator().manual_seed(seed)
+        images, labels = sample_once(valid_batches, count, generator)
+        drawn = (images.cpu(), labels.cpu()) if context.is_distributed else (images, labels)
+    images, labels = broadcast_object(drawn)
+    return ScoringData(images.to(context.device), labels.to(context.device), batch_size,
+                       num_batches)
+
+
+def score_pool(supernet: nn.Module, architectures: Sequence[Architecture], data: ScoringData,
+               mode: str, seeds: Sequence[int], context: DistributedContext,
+               progress=None) -> list[float]:
+    """Accuracy (a fraction) of every architecture; this rank scores every
+    ``world_size``-th one and the results are summed over ranks.
+
+    ``seeds[i]`` seeds architecture ``i``'s batch in ``per-architecture`` mode.
+    """
+    scores = torch.zeros(len(architectures), dtype=torch.float64, device=context.device)
+    mine = list(range(context.rank, len(architectures), context.world_size))
+    fixed = data.fixed_batches() if mode == "fixed" else None
+    for start in range(0, len(mine), SCORE_CHUNK):
+        chunk = mine[start:start + SCORE_CHUNK]
+        if fixed is not None:
+            values = score_architectures(supernet, [architectures[i] for i in chunk], fixed)
+        else:
+            values = [score_architectures(supernet, [architectures[i]], data.random_batches(
+                torch.Generator().manual_seed(seeds[i])))[0] for i in chunk]
+        for index, value in zip(chunk, values):
+            scores[index] = value
+        if progress is not None:
+            progress.update(len(chunk))
+    return all_reduce_sum(scores).tolist()

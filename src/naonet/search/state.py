@@ -1,0 +1,148 @@
+"""What a search carries from step to step, and its atomic checkpoint.
+
+The search advances through phases; each round is ``train`` (the supernet, epoch by
+epoch), ``score`` (the whole pool) and, except in the last round, ``controller``
+(train it, generate new architectures). After the last round comes ``rerank``
+(architecture by architecture, epoch by epoch), then ``done``. The checkpoint is
+written after every supernet epoch, every re-rank epoch and every phase, so a killed
+search reruns at most one epoch.
+
+Every random stream that a step draws from is seeded from ``(seed, phase, round,
+epoch)`` when the step starts (:func:`derive_seed`), so a resumed search draws exactly
+what the uninterrupted one drew.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from naonet.errors import UserError
+from naonet.spaces import Architecture
+from naonet.training.checkpoint import atomic_save, capture_rng_state, load_checkpoint
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT_NAME = "search_state.pt"
+
+TRAIN, SCORE, CONTROLLER, RERANK, DONE = "train", "score", "controller", "rerank", "done"
+PHASES = (TRAIN, SCORE, CONTROLLER, RERANK, DONE)
+
+# Options that may change between a search and its resumption without changing its result.
+RESUMABLE_CHANGES = {"workers", "log_every", "device", "output", "data", "download",
+                     "pipeline", "plot"}
+
+# Stream names for derive_seed (any fixed integers; they only have to differ).
+STREAMS = {"seed-pool": 1, "supernet-init": 2, "supernet-epoch": 3, "sampler": 4,
+           "scoring": 5, "controller-init": 6, "controller-train": 7, "rerank-init": 8,
+           "rerank-epoch": 9, "scoring-data": 10}
+
+
+def derive_seed(seed: int, stream: str, *keys: int) -> int:
+    """A 63-bit seed for one random stream of one step, fixed by the run's ``seed``."""
+    entropy = [seed % 2**32, seed // 2**32, STREAMS[stream], *keys]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]) >> 1
+
+
+@dataclass
+class PoolEntry:
+    """One architecture of the pool and everything the search learned about it."""
+
+    architecture: Architecture
+    born: int  # the round whose child pool it belonged to
+    score: float = math.nan  # supernet validation accuracy (fraction) at the latest round
+    # The latest controller's predicted (normalised) score; for architectures of the last
+    # round, the prediction of the controller that generated them.
+    prediction: float = math.nan
+    rerank: float = math.nan  # validation top-1 (percent) after training from scratch
+    scores: dict[int, float] = field(default_factory=dict)  # round -> supernet score
+
+    def to_dict(self) -> dict:
+        return {"arch": self.architecture.to_qualified_string(), "born": self.born,
+                "score": json_number(self.score), "prediction": json_number(self.prediction),
+                "rerank": json_number(self.rerank),
+                "scores": {str(r): s for r, s in self.scores.items()}}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> PoolEntry:
+        return cls(Architecture.parse(values["arch"]), values["born"],
+                   _float(values["score"]), _float(values["prediction"]),
+                   _float(values["rerank"]),
+                   {int(r): s for r, s in values["scores"].items()})
+
+
+@dataclass
+class SearchState:
+    """The search's position and pool; plain values only (saved in the checkpoint)."""
+
+    round: int = 0
+    phase: str = TRAIN
+    epoch: int = 0  # epochs finished within the phase (supernet or current re-rank)
+    pool: list[PoolEntry] = field(default_factory=list)  # scored so far, best first
+    children: list[Architecture] = field(default_factory=list)  # trained this round
+    child_predictions: list[float] = field(default_factory=list)  # by the generating controller
+    rerank_index: int = 0  # architectures of the top re-ranked so far
+    rounds_log: list[dict] = field(default_factory=list)  # one summary per round
+
+    def architectures(self) -> list[Architecture]:
+        return [entry.architecture for entry in self.pool]
+
+    def to_dict(self) -> dict:
+        return {"round": self.round, "phase": self.phase, "epoch": self.epoch,
+                "pool": [entry.to_dict() for entry in self.pool],
+                "children": [arch.to_qualified_string() for arch in self.children],
+                "child_predictions": self.child_predictions,
+                "rerank_index": self.rerank_index, "rounds_log": self.rounds_log}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SearchState:
+        if values["phase"] not in PHASES:
+            raise UserError(f"search checkpoint has unknown phase {values['phase']!r}; it was "
+                            "written by another version: start a new --output")
+        return cls(values["round"], values["phase"], values["epoch"],
+                   [PoolEntry.from_dict(entry) for entry in values["pool"]],
+                   [Architecture.parse(text) for text in values["children"]],
+                   list(values["child_predictions"]), values["rerank_index"],
+                   list(values["rounds_log"]))
+
+
+def json_number(value: float) -> float | None:
+    """JSON has no nan: missing values are null."""
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def _float(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+# ----------------------------------------------------------------------- checkpoint
+def save_checkpoint(path: Path, state: SearchState, config_dict: dict, modules: dict) -> None:
+    """Write the state, the config and every module's ``state_dict`` atomically."""
+    atomic_save({"format": CHECKPOINT_FORMAT, "state": state.to_dict(),
+                 "config": config_dict, "rng": capture_rng_state(),
+                 **{name: module.state_dict() for name, module in modules.items()
+                    if module is not None}}, path)
+
+
+def load_search_checkpoint(path: Path, config_dict: dict) -> dict | None:
+    """The checkpoint of ``path`` if it exists and belongs to this search, else None."""
+    if not path.exists():
+        return None
+    checkpoint = load_checkpoint(path)
+    if checkpoint.get("format") != CHECKPOINT_FORMAT or "state" not in checkpoint:
+        raise UserError(f"{path} is not a naonet search checkpoint; pass another --output")
+    check_resumable(checkpoint.get("config", {}), config_dict, path)
+    return checkpoint
+
+
+def check_resumable(saved: dict, current: dict, path: Path) -> None:
+    """A run folder resumes only the search it was made by."""
+    for key, value in saved.items():
+        if key in RESUMABLE_CHANGES or current.get(key) == value:
+            continue
+        raise UserError(f"{path} belongs to a search with {key}={value!r}, not "
+                        f"{current.get(key)!r}; pass another --output, or delete the folder "
+                        "to start over")
+

@@ -1,0 +1,108 @@
+"""Training the supernet with the foundation's epoch engine, one sampled architecture a step.
+
+:class:`SampledSupernet` makes the supernet look like any one-input network to
+:func:`naonet.training.train_one_epoch` (and to DistributedDataParallel): each forward
+pass in training draws the step's architecture from a :class:`PoolSampler`. Every rank
+seeds its sampler alike, so all ranks train the same architecture at every step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from naonet.distributed import DistributedContext, all_reduce_sum
+from naonet.search.config import SearchConfig
+from naonet.spaces import Architecture
+from naonet.supernet import PoolSampler, Supernet
+
+
+class SampledSupernet(nn.Module):
+    """``forward(images)`` runs the architecture the sampler draws for this step."""
+
+    def __init__(self, supernet: Supernet):
+        super().__init__()
+        self.supernet = supernet
+        self.sampler: PoolSampler | None = None
+        self.checksum = 0  # of the architectures drawn so far, to compare across ranks
+
+    def set_training_progress(self, fraction: float) -> None:
+        self.supernet.set_training_progress(fraction)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.sampler is None:
+            raise RuntimeError("SampledSupernet needs a sampler before training")
+        architecture = self.sampler.sample()
+        self.checksum = (self.checksum * 31 + _fingerprint(architecture)) % CHECKSUM_MODULUS
+        return self.supernet(images, architecture)
+
+
+CHECKSUM_MODULUS = 2**31 - 1  # a float64 all-reduce of world_size such values stays exact
+
+
+def _fingerprint(architecture: Architecture) -> int:
+    """An integer that tells architectures apart (Python's str hash differs per process)."""
+    value = 0
+    for integer in architecture.to_integers():
+        value = (value * 17 + integer + 1) % CHECKSUM_MODULUS
+    return value
+
+
+def check_same_architectures(sampled: SampledSupernet, context: DistributedContext) -> None:
+    """Fail loudly if the ranks trained different architectures (a seeding bug would
+    otherwise average unrelated gradients silently)."""
+    if not context.is_distributed:
+        return
+    mine = torch.tensor([float(sampled.checksum)], dtype=torch.float64, device=context.device)
+    total = all_reduce_sum(mine.clone())
+    if total.item() != mine.item() * context.world_size:
+        raise RuntimeError("the processes trained different architectures; the sampler "
+                           "must be seeded alike on every rank")
+
+
+def wrap_for_training(supernet: Supernet, context: DistributedContext) -> tuple[
+        SampledSupernet, nn.Module]:
+    """The sampling wrapper, and the module to train (the wrapper, or DDP around it).
+
+    Only the sampled path gets gradients, so DDP has to look for unused parameters.
+    """
+    wrapper = SampledSupernet(supernet)
+    if not context.is_distributed:
+        return wrapper, wrapper
+    device_ids = [context.device.index] if context.device.type == "cuda" else None
+    return wrapper, nn.parallel.DistributedDataParallel(
+        wrapper, device_ids=device_ids, find_unused_parameters=True)
+
+
+def learning_rates(config: SearchConfig, world_size: int) -> tuple[float, float]:
+    """(maximum, minimum) learning rate; both grow with the number of processes when
+    ``scale_lr_with_world_size`` (each process trains on its own batch)."""
+    scale = world_size if config.scale_lr_with_world_size else 1
+    return config.lr * scale, config.lr_min * scale
+
+
+def build_optimizer(model: nn.Module, config: SearchConfig, world_size: int
+                    ) -> torch.optim.Optimizer:
+    """SGD with momentum and weight decay (the released child optimizer)."""
+    return torch.optim.SGD(model.parameters(), lr=learning_rates(config, world_size)[0],
+                           momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def start_schedule(optimizer: torch.optim.Optimizer, config: SearchConfig, world_size: int,
+                   epochs: int) -> torch.optim.lr_scheduler.CosineAnnealingLR:
+    """A cosine schedule from the maximum learning rate, whatever the optimizer's lr now.
+
+    A new ``CosineAnnealingLR`` on a used optimizer would start from the lr the last one
+    left (the released per-round restart that silently did nothing): reset it first.
+    """
+    lr_max, lr_min = learning_rates(config, world_size)
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] = lr_max
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=lr_min)
+
+
+def schedule_epochs(config: SearchConfig) -> int:
+    """Epochs of one cosine cycle: a round's, or the whole search's without restarts."""
+    if config.restart_schedule:
+        return config.supernet_epochs
+    return config.supernet_epochs * config.rounds

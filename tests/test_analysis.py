@@ -1,0 +1,193 @@
+"""Ranking statistics (against scipy), score files, ``nao correlate`` and the supernet
+ranking experiment at small scale."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from nb201_synthetic import write_synthetic_table
+
+from naonet.analysis.correlation import (
+    average_ranks,
+    correlate,
+    kendall_tau,
+    pairwise_accuracy,
+    precision_at_top,
+    spearman_rho,
+)
+from naonet.analysis.scores import read_scores, write_scores
+from naonet.errors import UserError
+
+from conftest import NB201_TABLE, require
+
+scipy_stats = pytest.importorskip("scipy.stats")
+torch.set_num_threads(1)
+
+
+def nao(capsys, *args: str):
+    """Run the ``nao`` command line in this process: (exit status, stdout, stderr)."""
+    from naonet.cli.main import main
+
+    capsys.readouterr()
+    status = main(list(args))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def random_pairs():
+    rng = np.random.default_rng(0)
+    for size in (2, 3, 7, 50, 700):
+        x = rng.normal(size=size)
+        yield x, x + rng.normal(size=size)  # continuous
+        yield rng.integers(0, 4, size), rng.integers(0, 3, size)  # many ties
+        yield x, rng.integers(0, 5, size)
+
+
+@pytest.mark.parametrize("pair", list(random_pairs()), ids=lambda p: f"n{len(p[0])}")
+def test_statistics_agree_with_scipy_on_random_data(pair):
+    x, y = pair
+    expected_tau = scipy_stats.kendalltau(x, y).statistic
+    expected_rho = scipy_stats.spearmanr(x, y).statistic
+    assert kendall_tau(x, y) == pytest.approx(expected_tau, abs=1e-12, nan_ok=True)
+    assert spearman_rho(x, y) == pytest.approx(expected_rho, abs=1e-12, nan_ok=True)
+    np.testing.assert_allclose(average_ranks(np.asarray(x, float)), scipy_stats.rankdata(x))
+
+
+def test_pairwise_accuracy_and_precision_at_top():
+    reference = [1.0, 2.0, 3.0, 4.0]
+    assert pairwise_accuracy(reference, reference) == 1.0
+    assert pairwise_accuracy(reference[::-1], reference) == 0.0
+    assert pairwise_accuracy([1.0, 1.0, 1.0, 1.0], reference) == 0.5  # ties: half right
+    # Without ties, pairwise accuracy is (1 + tau) / 2.
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=40), rng.normal(size=40)
+    assert pairwise_accuracy(x, y) == pytest.approx((1 + kendall_tau(x, y)) / 2)
+    assert precision_at_top([4, 3, 2, 1], [4, 3, 1, 2], 2) == 1.0
+    assert precision_at_top([1, 2, 3, 4], [4, 3, 2, 1], 2) == 0.0
+    with pytest.raises(UserError):
+        precision_at_top(x, y, 41)
+    report = correlate(x, y, top_k=(5, 100))
+    assert report.count == 40 and list(report.precision_at_top) == [5]
+
+
+def test_score_files_text_and_csv(tmp_path):
+    write_scores(tmp_path / "a.txt", [("arch one", 1.0), ("arch two", 3.0)])
+    assert read_scores(tmp_path / "a.txt") == {"arch one": 1.0, "arch two": 3.0}
+    (tmp_path / "b.csv").write_text("arch,acc,other\narch one,5,0\narch two,7,0\n")
+    assert read_scores(tmp_path / "b.csv", "acc") == {"arch one": 5.0, "arch two": 7.0}
+    with pytest.raises(UserError, match="no column"):
+        read_scores(tmp_path / "b.csv", "missing")
+    (tmp_path / "c.txt").write_text("arch one abc\n")
+    with pytest.raises(UserError, match="not a number"):
+        read_scores(tmp_path / "c.txt")
+
+
+def test_correlate_command_on_two_files(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    truth = rng.normal(size=30)
+    noisy = truth + 0.5 * rng.normal(size=30)
+    write_scores(tmp_path / "a.txt", [(f"a{i}", v) for i, v in enumerate(noisy)])
+    rows = "\n".join(f"a{i},{v}" for i, v in enumerate(truth))
+    (tmp_path / "b.csv").write_text(f"arch,score\n{rows}\n")
+    status, out, err = nao(capsys, "correlate", str(tmp_path / "a.txt"),
+                           str(tmp_path / "b.csv"), "--top-k", "5")
+    assert status == 0, err
+    tau = float(next(line for line in out.splitlines()
+                     if line.startswith("kendall tau")).split()[-1])
+    assert tau == pytest.approx(scipy_stats.kendalltau(noisy, truth).statistic, abs=1e-4)
+    assert "precision@top-5" in out
+    status, _, err = nao(capsys, "correlate", str(tmp_path / "a.txt"))
+    assert status == 2 and "two score files" in err
+
+
+def image_folder(root, per_class: int = 40, classes: int = 10, seed: int = 0):
+    """A tiny CIFAR-shaped image folder: class k is noise around a class colour."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", per_class), ("test", 2)):
+        for label in range(classes):
+            folder = root / split / f"class{label}"
+            folder.mkdir(parents=True)
+            colour = rng.integers(0, 256, 3)
+            for index in range(count):
+                pixels = np.clip(colour + rng.normal(0, 40, (32, 32, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{index}.png")
+    return root
+
+
+def run_small_experiment(capsys, data, tmp_path, *extra: str):
+    """The paper's experiment at a very small scale; returns (stdout lines, output dir)."""
+    table = write_synthetic_table(tmp_path / "table.csv")  # scores only need a reference
+    output = tmp_path / "out"
+    status, out, err = nao(capsys, "correlate", "--supernet", "--evaluator", f"table:{table}",
+                           "--data", str(data), "--archs", "8", "--channels", "4", "--cells",
+                           "1", "--batch-size", "64", "--device", "cpu", "--top-k", "3",
+                           "--output", str(output), *extra)
+    assert status == 0, err
+    lines = {line.split()[0]: line.split() for line in out.splitlines() if line}
+    for sampling in ("uniform", "balanced"):
+        assert -1.0 <= float(lines[sampling][1]) <= 1.0  # kendall tau
+        scores = read_scores(output / f"scores_{sampling}.txt")
+        assert len(scores) == 8 and all(0 <= s <= 100 for s in scores.values())
+    summary = json.loads((output / "summary.json").read_text())
+    assert set(summary["samplings"]) == {"uniform", "balanced"}
+    return lines, output
+
+
+def test_supernet_experiment_runs_on_cpu_and_reports_tau_for_both_samplings(tmp_path, capsys):
+    data = image_folder(tmp_path / "images")
+    run_small_experiment(capsys, data, tmp_path, "--epochs", "1", "--train-size", "256",
+                         "--valid-size", "128")
+
+
+@pytest.mark.slow
+def test_supernet_experiment_on_real_cifar10(tmp_path, capsys, cifar_mini):
+    run_small_experiment(capsys, cifar_mini, tmp_path, "--epochs", "3", "--train-size", "400",
+                         "--valid-size", "200")
+
+
+def test_balanced_sampling_prefers_large_architectures():
+    import random
+
+    from naonet.nb201 import NB201, ParameterCounter
+    from naonet.nb201.supernet_training import BalancedSampler, UniformSampler
+
+    counter = ParameterCounter(NB201)
+    rng = random.Random(0)
+    sampler = BalancedSampler(NB201)
+    balanced = np.mean([counter(sampler(rng)) for _ in range(2000)])
+    uniform = np.mean([counter(UniformSampler(NB201)(rng)) for _ in range(2000)])
+    assert balanced > 1.2 * uniform
+
+
+def test_correlate_reads_the_shared_table_as_a_csv_score_file(capsys):
+    require(NB201_TABLE)
+    status, out, err = nao(capsys, "correlate", str(NB201_TABLE), str(NB201_TABLE),
+                           "--column-a", "valid_acc_12ep", "--column-b", "valid_acc_200ep",
+                           "--top-k", "10,100")
+    assert status == 0, err
+    assert "architectures      15625" in out
+
+
+def test_scoring_batches_mix_classes_even_when_the_source_is_sorted_by_class():
+    """Batch-statistics BatchNorm needs mixed batches: image folders load class by class."""
+    from naonet.nb201.ranking import fixed_batches
+
+    class SortedBatches:
+        def set_epoch(self, epoch):
+            pass
+
+        def __iter__(self):
+            for label in range(4):  # one class per batch
+                yield torch.full((8, 3, 2, 2), float(label)), torch.full((8,), label)
+
+    held = fixed_batches(SortedBatches(), limit=0, seed=0)
+    assert [len(labels) for _, labels in held] == [8, 8, 8, 8]
+    assert all(len(labels.unique()) > 1 for _, labels in held)
+    for images, labels in held:  # images still travel with their labels
+        assert torch.equal(images[:, 0, 0, 0].long(), labels)
+    assert len(fixed_batches(SortedBatches(), limit=2, seed=0)) == 2

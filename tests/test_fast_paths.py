@@ -1,0 +1,361 @@
+"""Every fast path computes what the plain path computes, within its precision.
+
+float32 paths (channels_last, retained host memory, compilation, batched scoring, the
+device pipeline, statistics kept on the device): logits within 1e-4 relative, the same
+scores and batches. Mixed precision: the loss curve tracks float32 (bf16 on the CPU
+here; tests/test_training.py runs a whole bf16 training; CUDA-only paths are marked
+``gpu``). Timings are never asserted: benchmarks/ measures them.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from naonet import runtime
+from naonet.data import BatchAugment, DeviceBatches, InMemorySplit
+from naonet.data.augment import cutout, random_crop_flip
+from naonet.models import NetworkConfig, build_network
+from naonet.runtime import CompiledNetwork, FastPaths, input_memory_format, maybe_compile
+from naonet.spaces import named_architecture
+from naonet.supernet import Supernet, SupernetConfig, sample_architectures, score_architectures
+from naonet.supernet.scoring import batch_statistics
+from naonet.training import Precision, train_one_epoch
+from naonet.training.engine import unwrap
+
+torch.set_num_threads(1)
+
+FLOAT32_TOLERANCE = 1e-4
+
+
+def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
+    """max |value - reference| / max |reference| (the scale of the logits)."""
+    return ((value.float() - reference.float()).abs().max()
+            / reference.float().abs().max().clamp_min(1e-12)).item()
+
+
+def small_network(**overrides) -> nn.Module:
+    torch.manual_seed(0)
+    config = dict(skeleton="cifar", channels=8, layers=1, aux_head=True, keep_prob=1.0,
+                  drop_path_keep_prob=0.8)
+    return build_network(named_architecture("naonet-v2"), NetworkConfig(**{**config,
+                                                                           **overrides}))
+
+
+def batches(count: int, size: int = 8, resolution: int = 32, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    return [(torch.randn(size, 3, resolution, resolution, generator=generator),
+             torch.randint(0, 10, (size,), generator=generator)) for _ in range(count)]
+
+
+def to_channels_last(data):
+    return [(images.contiguous(memory_format=torch.channels_last), labels)
+            for images, labels in data]
+
+
+def train(model: nn.Module, data, precision: Precision | None = None, seed: int = 0):
+    """Two SGD steps of the library's engine; returns the epoch statistics."""
+    torch.manual_seed(seed)  # drop path draws from the global generator
+    optimizer = torch.optim.SGD(unwrap(model).parameters(), lr=0.05, momentum=0.9)
+    precision = precision or Precision("cpu")
+    return train_one_epoch(model, data, optimizer, nn.CrossEntropyLoss(), aux_weight=0.4,
+                           grad_clip=5.0, precision=precision, scaler=None, first_step=0,
+                           total_steps=10)
+
+
+# --------------------------------------------------------------------------- channels_last
+def test_channels_last_network_gives_the_nchw_logits_before_and_after_training():
+    plain, fast = small_network(), runtime.to_memory_format(small_network(), True)
+    data = batches(2)
+    with torch.no_grad():
+        assert relative_error(fast.eval()(to_channels_last(data)[0][0])[0],
+                              plain.eval()(data[0][0])[0]) < FLOAT32_TOLERANCE
+    plain_stats = train(plain, data)
+    fast_stats = train(fast, to_channels_last(data))
+    assert fast_stats.loss == pytest.approx(plain_stats.loss, rel=FLOAT32_TOLERANCE)
+    images = data[0][0]
+    with torch.no_grad():
+        after = fast.eval()(images.contiguous(memory_format=torch.channels_last))[0]
+        assert relative_error(after, plain.eval()(images)[0]) < FLOAT32_TOLERANCE
+
+
+def test_channels_last_supernet_gives_the_nchw_logits():
+    torch.manual_seed(0)
+    plain = Supernet("small", SupernetConfig(channels=8, layers=1))
+    fast = runtime.to_memory_format(copy.deepcopy(plain), True)
+    images = batches(1)[0][0]
+    for architecture in sample_architectures("small", 4, random.Random(0)):
+        with torch.no_grad(), batch_statistics(plain), batch_statistics(fast):
+            reference = plain(images, architecture)[0]
+            value = fast(images.contiguous(memory_format=torch.channels_last), architecture)[0]
+        assert relative_error(value, reference) < FLOAT32_TOLERANCE
+
+
+def test_input_memory_format_follows_the_parameters():
+    network = small_network()
+    assert input_memory_format(network) == torch.contiguous_format
+    assert input_memory_format(runtime.to_memory_format(network, True)) == torch.channels_last
+
+
+# --------------------------------------------------------------------------- scoring
+def released_scores(supernet: Supernet, architectures, data) -> list[float]:
+    """One architecture at a time, one accuracy read back each (the released loop)."""
+    scores = []
+    with torch.no_grad(), batch_statistics(supernet):
+        for architecture in architectures:
+            correct = sum((supernet(images, architecture)[0].argmax(1) == labels).sum().item()
+                          for images, labels in data)
+            scores.append(correct / sum(len(labels) for _, labels in data))
+    return scores
+
+
+def test_batched_scoring_on_a_channels_last_supernet_gives_the_released_scores():
+    torch.manual_seed(0)
+    plain = Supernet("small", SupernetConfig(channels=8, layers=1))
+    fast = runtime.to_memory_format(copy.deepcopy(plain), True)
+    architectures = sample_architectures("small", 6, random.Random(1))
+    data = batches(2, size=32)
+    state = copy.deepcopy(fast.state_dict())
+    expected = released_scores(plain, architectures, data)
+    scored = score_architectures(fast, architectures, data)  # NCHW batches are converted
+    one_image = 1 / sum(len(labels) for _, labels in data)
+    assert all(abs(a - b) <= one_image + 1e-12 for a, b in zip(scored, expected))
+    assert sum(a == b for a, b in zip(scored, expected)) >= len(expected) - 1
+    for key, value in fast.state_dict().items():  # scoring changes nothing
+        assert torch.equal(value, state[key]), key
+
+
+# --------------------------------------------------------------------------- device pipeline
+def test_device_pipeline_draws_its_epoch_at_once_but_gives_the_per_batch_stream():
+    generator = torch.Generator().manual_seed(0)
+    split = InMemorySplit(torch.randint(0, 256, (70, 3, 8, 8), dtype=torch.uint8,
+                                        generator=generator),
+                          torch.randint(0, 10, (70,), generator=generator), list("abcdefghij"))
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    pipeline = DeviceBatches(split, 32, torch.device("cpu"), mean, std, train=True,
+                             augment=BatchAugment(cutout=4), seed=3)
+    pipeline.set_epoch(2)
+    # The stream as it was drawn batch by batch: crop offsets, flips, cutout centres.
+    reference = torch.Generator().manual_seed((3 * 100_003 + 2) * 16 + 0 + 7)
+    order = pipeline._indices()
+    scale_mean = torch.tensor(mean).view(1, -1, 1, 1) * 255
+    scale_std = torch.tensor(std).view(1, -1, 1, 1) * 255
+    for start, (images, labels) in zip(range(0, 70, 32), pipeline, strict=True):
+        index = order[start:start + 32]
+        expected = random_crop_flip(split.images[index], 4, reference)
+        expected = cutout((expected.float() - scale_mean) / scale_std, 4, reference)
+        assert torch.equal(images, expected) and torch.equal(labels, split.labels[index])
+
+
+# --------------------------------------------------------------------------- engine
+def test_training_step_never_reads_the_device_back(monkeypatch):
+    network, data = small_network(), batches(3)
+    reads = []
+    original_item = torch.Tensor.item
+    monkeypatch.setattr(torch.Tensor, "item",
+                        lambda self: reads.append(1) or original_item(self))
+    stats = train(network, data)
+    assert reads == []  # only one .tolist() at the end of the epoch
+    assert stats.images == 24
+
+
+def test_on_device_statistics_equal_a_textbook_loop():
+    engine_network, textbook_network = small_network(), small_network()
+    data = batches(3)
+    stats = train(engine_network, data)
+    torch.manual_seed(0)
+    optimizer = torch.optim.SGD(textbook_network.parameters(), lr=0.05, momentum=0.9)
+    losses, correct = [], 0
+    textbook_network.train()
+    for step, (images, labels) in enumerate(data):
+        textbook_network.set_training_progress((step + 1) / 10)
+        logits, aux = textbook_network(images)
+        loss = nn.functional.cross_entropy(logits, labels)
+        loss = loss + 0.4 * nn.functional.cross_entropy(aux, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(textbook_network.parameters(), 5.0)
+        optimizer.step()
+        losses.append(loss.item())
+        correct += (logits.argmax(1) == labels).sum().item()
+    assert stats.loss == pytest.approx(sum(losses) / len(losses), rel=1e-5)
+    assert stats.top1 == pytest.approx(100 * correct / 24)
+
+
+def test_bf16_autocast_loss_curve_tracks_float32():
+    data = batches(6, size=16)
+    curves = {}
+    for name, precision in {"fp32": Precision("cpu"),
+                            "bf16": Precision("cpu", torch.bfloat16)}.items():
+        network = runtime.to_memory_format(small_network(drop_path_keep_prob=1.0), True)
+        curves[name] = [train(network, to_channels_last(data[i:i + 2]), precision).loss
+                        for i in range(0, 6, 2)]
+    for fp32, bf16 in zip(curves["fp32"], curves["bf16"]):
+        assert bf16 == pytest.approx(fp32, rel=0.05)
+
+
+# --------------------------------------------------------------------------- compilation
+def failing_backend(graph, example_inputs):
+    raise RuntimeError("no compiler here")
+
+
+def test_failed_compilation_falls_back_to_eager_with_one_warning():
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    network = small_network()
+    compiled = CompiledNetwork(network, backend=failing_backend)
+    images = batches(1)[0][0]
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        logits = compiled.eval()(images)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = compiled(images)[0]
+    with torch.no_grad():
+        assert torch.equal(logits.detach(), network.eval()(images)[0])
+    assert torch.equal(again.detach(), logits.detach()) and compiled.fallen_back
+    assert unwrap(compiled) is network
+    assert list(compiled.state_dict()) == list(network.state_dict())
+
+
+def test_compiled_network_trains_like_eager_and_runs_other_batch_sizes_eagerly():
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    calls = []
+
+    def counting_backend(graph, example_inputs):
+        calls.append(example_inputs[0].shape if example_inputs else None)
+        return graph.forward
+
+    plain = small_network()
+    compiled = maybe_compile(small_network(), True, backend=counting_backend)
+    data = batches(2) + batches(1, size=5, seed=1)  # a smaller last batch, as in an epoch
+    plain_stats, compiled_stats = train(plain, data), train(compiled, data)
+    assert compiled_stats.loss == pytest.approx(plain_stats.loss, rel=FLOAT32_TOLERANCE)
+    assert calls and not compiled.fallen_back
+    frames = len(calls)
+    with torch.no_grad():
+        compiled.eval()(batches(1, size=3)[0][0])  # first eval size: compiles once more
+        compiled.eval()(batches(1, size=4)[0][0])  # another size: eager, no compilation
+    assert len(calls) > frames
+    settled = len(calls)
+    with torch.no_grad():
+        compiled.eval()(batches(1, size=4, seed=2)[0][0])
+    assert len(calls) == settled
+
+
+@pytest.mark.slow
+def test_inductor_compiled_network_gives_the_eager_logits_and_training_loss():
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    plain = small_network(channels=4)
+    compiled = maybe_compile(small_network(channels=4), True)
+    data = batches(2)
+    with torch.no_grad():  # the same weights: logits within float32 tolerance
+        assert relative_error(compiled.eval()(data[0][0])[0],
+                              plain.eval()(data[0][0])[0]) < FLOAT32_TOLERANCE
+    # Inductor reorders float32 reductions (BatchNorm statistics): the losses of the same
+    # steps agree to float32 tolerance; later logits drift as SGD amplifies the rounding.
+    assert train(compiled, data).loss == pytest.approx(train(plain, data).loss,
+                                                       rel=FLOAT32_TOLERANCE)
+    assert not compiled.fallen_back
+
+
+# --------------------------------------------------------------------------- defaults
+def test_defaults_per_device(monkeypatch):
+    cpu = FastPaths.resolve(torch.device("cpu"))
+    assert cpu.channels_last and cpu.amp == "none" and not cpu.compile
+    assert cpu.host_allocator == ("retain" if runtime._is_glibc() else "system")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(runtime, "_has_triton", lambda: True)
+    cuda = FastPaths.resolve(torch.device("cuda", 0))
+    assert cuda == FastPaths(channels_last=True, amp="bf16", compile=True,
+                             host_allocator="system")
+    assert FastPaths.resolve(torch.device("cpu"), compile="on", amp="bf16").compile
+    assert Precision.from_name("auto", torch.device("cpu")).dtype is None
+    with pytest.raises(Exception, match="compile must be"):
+        FastPaths.resolve(torch.device("cpu"), compile="sometimes")
+
+
+def test_fast_path_options_may_change_when_a_run_resumes(tmp_path):
+    from naonet.training.config import TrainConfig
+    from naonet.training.run import check_resumable
+
+    saved = TrainConfig(channels_last=False, compile="off", host_allocator="system")
+    check_resumable(saved.to_dict(), TrainConfig(), tmp_path / "last.pt")
+
+
+RETAIN_SCRIPT = """
+import sys
+import torch
+from naonet import runtime
+if sys.argv[1] == "retain":
+    assert runtime.apply_host_allocator("retain") == "retain"
+    assert runtime.apply_host_allocator("system") == "retain"  # one-way, process-wide
+torch.manual_seed(0)
+x = torch.randn(64, 64, 64, 64)  # 64 MiB: above glibc's largest mmap threshold
+for _ in range(3):
+    y = torch.relu(x) * 2
+print(float(y.sum()))
+"""
+
+
+@pytest.mark.skipif(not runtime._is_glibc(), reason="the retain allocator needs glibc")
+def test_retained_host_memory_gives_the_same_results():
+    outputs = {}
+    for mode in ("system", "retain"):
+        result = subprocess.run([sys.executable, "-c", RETAIN_SCRIPT, mode],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        outputs[mode] = result.stdout
+    assert outputs["retain"] == outputs["system"]
+
+
+# --------------------------------------------------------------------------- CUDA
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_cuda_mixed_precision_loss_curve_tracks_float32(amp):
+    device = torch.device("cuda")
+    data = [(images.to(device), labels.to(device)) for images, labels in batches(8, size=32)]
+    curves = {}
+    for name in ("none", amp):
+        precision = Precision.from_name(name, device)
+        network = runtime.to_memory_format(small_network(drop_path_keep_prob=1.0).to(device),
+                                           True)
+        optimizer = torch.optim.SGD(network.parameters(), lr=0.05, momentum=0.9)
+        curve = []
+        for i in range(0, 8, 2):
+            curve.append(train_one_epoch(
+                network, to_channels_last(data[i:i + 2]), optimizer, nn.CrossEntropyLoss(),
+                aux_weight=0.4, grad_clip=5.0, precision=precision,
+                scaler=precision.grad_scaler(), first_step=i, total_steps=8).loss)
+        curves[name] = curve
+    for reference, value in zip(curves["none"], curves[amp]):
+        assert value == pytest.approx(reference, rel=0.05)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_compiled_network_gives_the_eager_logits():
+    device = torch.device("cuda")
+    plain = small_network().to(device).eval()
+    compiled = maybe_compile(copy.deepcopy(plain), True).eval()
+    images = batches(1)[0][0].to(device)
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # compare float32 with float32
+    try:
+        with torch.no_grad():
+            assert relative_error(compiled(images)[0], plain(images)[0]) < FLOAT32_TOLERANCE
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
+    assert not compiled.fallen_back

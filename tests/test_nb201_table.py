@@ -1,0 +1,77 @@
+"""The benchmark table and the budgeted table evaluator."""
+
+from __future__ import annotations
+
+import pytest
+from nb201_synthetic import write_synthetic_table
+
+from naonet.errors import UserError
+from naonet.nb201 import NB201, BenchmarkTable, BudgetExhausted, TableEvaluator, summarize
+
+from conftest import NB201_TABLE, require
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> BenchmarkTable:
+    return BenchmarkTable.load(write_synthetic_table(tmp_path_factory.mktemp("t") / "t.csv"))
+
+
+def test_table_lookups_by_index_and_architecture(synthetic):
+    assert len(synthetic) == NB201.size
+    arch = synthetic.architecture(123)
+    assert synthetic.index(arch) == 123
+    assert synthetic.resolve("123") == arch == synthetic.resolve(arch.to_string())
+    with pytest.raises(UserError, match="no architecture with index"):
+        synthetic.architecture(10 ** 6)
+
+
+def test_missing_columns_and_files_are_user_errors(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("index,arch,valid_acc_200ep\n0,|none~0|+|none~0|none~1|+|none~0|none~1|"
+                   "none~2|,10.0\n")
+    with pytest.raises(UserError, match="lacks the column"):
+        BenchmarkTable.load(bad)
+    with pytest.raises(UserError, match="does not exist"):
+        BenchmarkTable.load(tmp_path / "absent.csv")
+
+
+def test_evaluator_counts_distinct_queries_and_enforces_the_budget(synthetic):
+    evaluator = TableEvaluator(synthetic, "valid_200ep", budget=2)
+    a, b, c = (synthetic.architecture(i) for i in range(3))
+    assert evaluator.query(a) == synthetic.value(a, "valid_acc_200ep")
+    evaluator.query(a)  # repeated query: free
+    assert evaluator.queries == 1 and evaluator.remaining == 1
+    evaluator.query(b)
+    assert evaluator.exhausted
+    with pytest.raises(BudgetExhausted):
+        evaluator.query(c)
+    assert [arch for arch, _ in evaluator.history()] == [a, b]
+
+
+def test_evaluator_answers_the_chosen_validation_metric_only(synthetic):
+    arch = synthetic.architecture(7)
+    assert TableEvaluator(synthetic, "valid_12ep").query(arch) == \
+        synthetic.value(arch, "valid_acc_12ep")
+    with pytest.raises(UserError, match="unknown validation metric"):
+        TableEvaluator(synthetic, "test_acc_200ep")
+    assert not hasattr(TableEvaluator(synthetic), "test_accuracy")
+
+
+def test_summary_reports_test_accuracy_of_the_best_by_validation(synthetic):
+    evaluator = TableEvaluator(synthetic, budget=50)
+    for index in range(50):
+        evaluator.query(synthetic.architecture(index))
+    summary = summarize(evaluator, synthetic)
+    best = max(evaluator.history(), key=lambda pair: pair[1])[0]
+    assert summary.best == best and summary.best_index == synthetic.index(best)
+    assert summary.test_accuracy == synthetic.test_accuracy(best)
+    assert len(summary.test_curve) == 50 and summary.test_curve[-1] == summary.test_accuracy
+    assert list(summary.validation_curve) == sorted(summary.validation_curve)
+
+
+def test_shared_table_holds_the_whole_space_and_its_optimum():
+    table = BenchmarkTable.load(require(NB201_TABLE))
+    assert len(table) == NB201.size
+    best = table.best("valid_acc_200ep")
+    assert table.index(best) == 6111
+    assert table.test_accuracy(best) == pytest.approx(94.373333)

@@ -1,0 +1,374 @@
+"""The NAO-V2 search: config and presets, scoring data, schedule, the loop end to end on
+real CIFAR-10 images, its outputs, resumption, and ``nao show``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from naonet.cli.main import main
+from naonet.distributed import DistributedContext
+from naonet.errors import UserError
+from naonet.search import (
+    PRESETS,
+    PoolEntry,
+    ScoringData,
+    SearchConfig,
+    build_scoring_data,
+    derive_seed,
+    plot_score_distribution,
+    resolve_search_config,
+    sample_once,
+    score_pool,
+    search,
+)
+from naonet.search import loop as search_loop
+from naonet.search.supernet_training import build_optimizer, start_schedule
+from naonet.spaces import Architecture, resolve_architecture
+from naonet.supernet import Supernet, SupernetConfig, sample_architectures
+
+torch.set_num_threads(1)
+
+CPU = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+
+# A search that runs in seconds on real images: C 4, N 1, 128 training images, 2 rounds.
+TINY = dict(device="cpu", valid_size=60, train_subset=128, channels=4, layers=1, rounds=2,
+            seed_pool_size=6, new_architectures=3, top_seeds=4, supernet_epochs=2,
+            batch_size=32, eval_batch_size=30, eval_batches=1, controller_epochs=3,
+            controller_batch_size=20, rerank_top=2, rerank_epochs=1, rerank_channels=4,
+            rerank_layers=1, log_every=1000)
+
+
+def tiny_config(data: Path, output: Path, **overrides) -> SearchConfig:
+    return resolve_search_config(None, {}, {**TINY, "data": str(data), "output": str(output),
+                                            **overrides})
+
+
+def read_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(cifar_mini, tmp_path_factory) -> Path:
+    """One uninterrupted tiny search; its run folder."""
+    output = tmp_path_factory.mktemp("search") / "run"
+    search(tiny_config(cifar_mini, output), show_progress=False)
+    return output
+
+
+# ----------------------------------------------------------------------- config
+def test_defaults_are_the_released_search():
+    config = SearchConfig()
+    released = dict(space="small", valid_size=5000, channels=20, layers=3, keep_prob=1.0,
+                    drop_path_keep_prob=0.9, sampling="balanced", rounds=4,
+                    seed_pool_size=1000, new_architectures=300, top_seeds=100, max_lambda=50,
+                    supernet_epochs=50, batch_size=64, lr=0.025, lr_min=0.001, momentum=0.9,
+                    weight_decay=3e-4, grad_clip=5.0, restart_schedule=True,
+                    reinit_supernet=False, eval_batch_size=500, eval_batches=1,
+                    controller_epochs=1000, controller_batch_size=100, controller_lr=1e-3,
+                    controller_trade_off=0.8, controller_augment=10, rerank_top=5,
+                    rerank_epochs=10, rerank_channels=20, rerank_layers=3,
+                    rerank_keep_prob=0.6, rerank_drop_path_keep_prob=0.8,
+                    rerank_aux_weight=0.4)
+    assert {key: getattr(config, key) for key in released} == released
+    assert resolve_search_config("nao-v2-cifar10").controller_epochs == 1000
+    train = config.controller_train_config()
+    assert (train.mse_weight, train.augment_factor) == (0.8, 10)
+    assert train.nll_weight == pytest.approx(0.2)
+
+
+def test_presets_resolve_and_flags_override_files(tmp_path):
+    for name in PRESETS:
+        assert isinstance(resolve_search_config(name), SearchConfig)
+    quick = resolve_search_config("quick-cifar10")
+    assert quick.rounds == 2 and quick.channels < 20 and quick.train_subset > 0
+    file = tmp_path / "search.yaml"
+    file.write_text("rounds: 3\nsupernet-epochs: 7\n")
+    from naonet.search.config import load_config_file
+
+    config = resolve_search_config("quick-cifar10", load_config_file(file), {"rounds": 5})
+    assert (config.rounds, config.supernet_epochs, config.channels) == (5, 7, quick.channels)
+
+
+@pytest.mark.parametrize("bad", [dict(rounds=0), dict(scoring="random"), dict(sampling="x"),
+                                 dict(lr_min=1.0), dict(controller_trade_off=2.0),
+                                 dict(valid_size=0), dict(channels=3), dict(rerank_layers=0),
+                                 dict(controller_epochs=0)])
+def test_bad_options_are_one_line_user_errors(bad):
+    with pytest.raises(UserError) as error:
+        SearchConfig(**bad)
+    assert "\n" not in str(error.value)
+
+
+def test_derived_seeds_are_stable_and_distinct():
+    assert derive_seed(0, "sampler", 1, 2) == derive_seed(0, "sampler", 1, 2)
+    seeds = {derive_seed(seed, stream, r, e) for seed in (0, 1) for stream in
+             ("sampler", "supernet-epoch") for r in range(3) for e in range(3)}
+    assert len(seeds) == 36 and all(0 <= s < 2**63 for s in seeds)
+
+
+# ----------------------------------------------------------------------- scoring data
+class CountingBatches:
+    """A validation iterator that counts how often it is iterated."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int):
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.passes = 0
+
+    def __iter__(self):
+        self.passes += 1
+        for start in range(0, len(self.labels), self.batch_size):
+            yield (self.images[start:start + self.batch_size],
+                   self.labels[start:start + self.batch_size])
+
+
+def validation_set(count: int = 90):
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(count, 3, 8, 8, generator=generator)
+    labels = torch.arange(count) % 10  # sorted by class in blocks, like an image folder
+    return images, labels.sort().values
+
+
+def test_sample_once_draws_distinct_samples_in_random_order():
+    images, labels = validation_set()
+    picked_images, picked_labels = sample_once(CountingBatches(images, labels, 16), 40,
+                                               torch.Generator().manual_seed(1))
+    rows = {tuple(row.flatten()[:4].tolist()) for row in picked_images}
+    assert picked_images.shape[0] == 40 and len(rows) == 40  # no duplicates
+    assert len(set(picked_labels[:10].tolist())) > 3  # not the class-sorted order
+    again = sample_once(CountingBatches(images, labels, 16), 40, torch.Generator().manual_seed(1))
+    assert torch.equal(again[0], picked_images)
+    everything = sample_once(CountingBatches(images, labels, 16), 0,
+                             torch.Generator().manual_seed(2))
+    assert everything[1].sort().values.tolist() == labels.tolist()
+
+
+class RecordingSupernet(torch.nn.Module):
+    """Stands in for the supernet: records the batches each architecture is scored on."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.seen: list[tuple[Architecture, torch.Tensor]] = []
+
+    def forward(self, images, architecture):
+        self.seen.append((architecture, images))
+        logits = torch.zeros(images.shape[0], 10)
+        logits[:, sum(architecture.to_integers()) % 10] = 1.0
+        return logits, None
+
+
+def test_scoring_uses_the_same_batches_drawn_once():
+    images, labels = validation_set()
+    valid = CountingBatches(images, labels, 16)
+    data = build_scoring_data(valid, batch_size=20, num_batches=2, mode="fixed", seed=3,
+                              context=CPU)
+    architectures = sample_architectures("small", 7, np.random.default_rng(0))
+    model = RecordingSupernet()
+    scores = score_pool(model, architectures, data, "fixed", [0] * 7, CPU)
+    assert valid.passes == 1  # the validation data is read once, not once per architecture
+    assert len(scores) == 7 and all(0.0 <= s <= 1.0 for s in scores)
+    batches = {}
+    for architecture, batch in model.seen:
+        batches.setdefault(architecture, []).append(batch)
+    reference = batches[architectures[0]]
+    assert len(reference) == 2
+    for seen in batches.values():
+        assert all(a.data_ptr() == b.data_ptr() and torch.equal(a, b)
+                   for a, b in zip(seen, reference))
+
+
+def test_released_scoring_draws_a_batch_per_architecture_reproducibly():
+    images, labels = validation_set()
+    data = build_scoring_data(CountingBatches(images, labels, 16), 20, 1, "per-architecture",
+                              3, CPU)
+    assert len(data) == 90  # the whole split, to draw from
+    architectures = sample_architectures("small", 4, np.random.default_rng(0))
+    model = RecordingSupernet()
+    seeds = [derive_seed(0, "scoring", 0, index) for index in range(4)]
+    first = score_pool(model, architectures, data, "per-architecture", seeds, CPU)
+    seen = [batch for _, batch in model.seen]
+    assert not torch.equal(seen[0], seen[1])
+    assert first == score_pool(model, architectures, data, "per-architecture", seeds, CPU)
+
+
+def test_sharded_scoring_adds_up_to_the_single_process_scores():
+    images, labels = validation_set()
+    data = ScoringData(images, labels, 30, 2)
+    architectures = sample_architectures("small", 5, np.random.default_rng(0))
+    supernet = Supernet("small", SupernetConfig(channels=4, layers=1))
+    whole = score_pool(supernet, architectures, data, "fixed", [0] * 5, CPU)
+    shards = [score_pool(supernet, architectures, data, "fixed", [0] * 5,
+                         replace(CPU, rank=rank, world_size=2)) for rank in (0, 1)]
+    # Without a process group the sum over ranks is the identity: add the shards here.
+    assert [a + b for a, b in zip(*shards)] == whole
+
+
+# ----------------------------------------------------------------------- schedule
+def test_cosine_schedule_restarts_every_round():
+    config = SearchConfig(supernet_epochs=4)
+    model = torch.nn.Linear(2, 2)
+    optimizer = build_optimizer(model, config, world_size=1)
+    lrs = []
+    for _ in range(2):  # two rounds
+        scheduler = start_schedule(optimizer, config, 1, config.supernet_epochs)
+        for _ in range(config.supernet_epochs):
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+    assert lrs[0] == lrs[4] == pytest.approx(0.025)
+    assert lrs[3] < lrs[1] < lrs[0] and lrs[4:] == pytest.approx(lrs[:4])
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.001)
+
+
+# ----------------------------------------------------------------------- end to end
+def test_tiny_search_writes_the_promised_outputs(tiny_run):
+    pool = json.loads((tiny_run / "pool.json").read_text())
+    lines = read_lines(tiny_run / "arch_pool")
+    assert pool["complete"] and pool["reranked"] and pool["rounds_done"] == 2
+    assert lines == [record["arch"] for record in pool["architectures"]]
+    assert len(lines) == len(set(lines)) > TINY["seed_pool_size"]
+    scores = [record["supernet_score"] for record in pool["architectures"]]
+    assert scores == sorted(scores, reverse=True)
+    assert [float(v) for v in read_lines(tiny_run / "arch_pool.perf")] == pytest.approx(scores)
+    for record in pool["architectures"]:
+        assert Architecture.parse(record["arch"]).to_qualified_string() == record["arch"]
+        assert record["round"] in (1, 2) and record["params"] > 0
+        assert set(record["scores_by_round"]) <= {"1", "2"}
+    # Round 1 architectures: the controller trained on them; round 2: the one that made them.
+    assert all(0 <= r["controller_prediction"] <= 1 for r in pool["architectures"])
+
+    final = read_lines(tiny_run / "arch_pool.final")
+    final_json = json.loads((tiny_run / "arch_pool.final.json").read_text())
+    assert len(final) == TINY["rerank_top"] and set(final) == set(lines[:TINY["rerank_top"]])
+    reranked = [record["rerank_accuracy"] for record in final_json["architectures"]]
+    assert [r["arch"] for r in final_json["architectures"]] == final
+    assert reranked == sorted(reranked, reverse=True) and all(0 <= r <= 1 for r in reranked)
+    rounds = [json.loads(line) for line in read_lines(tiny_run / "rounds.jsonl")]
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert rounds[0]["lambda_reached"] >= 1 and rounds[0]["controller_hamming_distance"] >= 0
+    assert (tiny_run / "scores.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_nao_train_accepts_the_first_final_line(tiny_run, cifar_mini, tmp_path, capsys):
+    line = read_lines(tiny_run / "arch_pool.final")[0]
+    assert resolve_architecture(line).to_qualified_string() == line
+    status = main(["train", "--arch", line, "--data", str(cifar_mini), "--device", "cpu",
+                   "--channels", "4", "--layers", "1", "--epochs", "1", "--train-subset",
+                   "32", "--test-subset", "20", "--batch-size", "32", "--no-progress",
+                   "--output", str(tmp_path / "train")])
+    assert status == 0
+    assert json.loads((tmp_path / "train" / "result.json").read_text())["arch"] == line
+
+
+def test_finished_search_reruns_without_work(tiny_run, cifar_mini, monkeypatch):
+    before = {name: (tiny_run / name).read_text() for name in ("arch_pool", "arch_pool.final")}
+    monkeypatch.setattr(search_loop, "supernet_epoch", _fail)
+    monkeypatch.setattr(search_loop, "rerank_epoch", _fail)
+    search(tiny_config(cifar_mini, tiny_run), show_progress=False)
+    assert {name: (tiny_run / name).read_text() for name in before} == before
+
+
+def _fail(*args, **kwargs):
+    raise AssertionError("a finished search trained again")
+
+
+class Interrupted(Exception):
+    """Stands in for a kill: raised before an epoch, after the last checkpoint."""
+
+
+def interrupt_at(monkeypatch, name: str, when) -> None:
+    original = getattr(search_loop, name)
+
+    def step(run, *args):
+        if when(run.state):
+            raise Interrupted
+        return original(run, *args)
+
+    monkeypatch.setattr(search_loop, name, step)
+
+
+def test_interrupted_search_resumes_to_the_same_outputs(tiny_run, cifar_mini, tmp_path):
+    config = tiny_config(cifar_mini, tmp_path / "run")
+    with pytest.MonkeyPatch.context() as patch:  # during round 2's supernet training
+        interrupt_at(patch, "supernet_epoch", lambda s: (s.round, s.epoch) == (1, 1))
+        with pytest.raises(Interrupted):
+            search(config, show_progress=False)
+    assert len(read_lines(tmp_path / "run" / "rounds.jsonl")) == 1
+    with pytest.MonkeyPatch.context() as patch:  # during the second re-rank
+        interrupt_at(patch, "rerank_epoch", lambda s: s.rerank_index == 1)
+        with pytest.raises(Interrupted):
+            search(config, show_progress=False)
+    search(config, show_progress=False)
+    for name in ("arch_pool", "arch_pool.perf", "arch_pool.final", "arch_pool.perf.final"):
+        assert (tmp_path / "run" / name).read_text() == (tiny_run / name).read_text(), name
+    resumed = json.loads((tmp_path / "run" / "pool.json").read_text())["architectures"]
+    uninterrupted = json.loads((tiny_run / "pool.json").read_text())["architectures"]
+    assert resumed == uninterrupted
+
+
+def test_resuming_with_other_options_is_refused(tiny_run, cifar_mini):
+    with pytest.raises(UserError, match="belongs to a search with channels=4"):
+        search(tiny_config(cifar_mini, tiny_run, channels=6), show_progress=False)
+
+
+def test_seed_pool_file_and_uniform_sampling(cifar_mini, tmp_path):
+    architectures = sample_architectures("small", 4, np.random.default_rng(5))
+    file = tmp_path / "seeds.txt"
+    file.write_text("# my seeds\n" + "".join(a.to_qualified_string() + "\n"
+                                             for a in architectures))
+    output = tmp_path / "run"
+    search(tiny_config(cifar_mini, output, seed_pool_file=str(file), rounds=1,
+                       sampling="uniform", scoring="per-architecture", rerank_top=0,
+                       supernet_epochs=1, plot=False), show_progress=False)
+    assert set(read_lines(output / "arch_pool")) == {a.to_qualified_string()
+                                                     for a in architectures}
+    assert len(read_lines(output / "arch_pool.final")) == 4  # top 5 of a pool of 4
+    assert not (output / "scores.png").exists()
+    file.write_text("small:1 2 3\n")
+    with pytest.raises(UserError, match="line 1"):
+        search(tiny_config(cifar_mini, tmp_path / "other", seed_pool_file=str(file)),
+               show_progress=False)
+
+
+# ----------------------------------------------------------------------- pictures and CLI
+def test_score_plot(tmp_path):
+    architectures = sample_architectures("small", 6, np.random.default_rng(1))
+    pool = [PoolEntry(a, born=i // 3, score=0.1 * i,
+                      scores={0: 0.1 * i, 1: 0.05 * i} if i < 3 else {1: 0.05 * i})
+            for i, a in enumerate(architectures)]
+    plot_score_distribution(pool, 2, tmp_path / "scores.png")
+    assert (tmp_path / "scores.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_nao_show_draws_both_cells(tmp_path, capsys):
+    assert main(["show", "naonet-v2", "-o", str(tmp_path / "cells.png")]) == 0
+    assert (tmp_path / "cells.png").read_bytes()[:4] == b"\x89PNG"
+    assert "normal:" in capsys.readouterr().out
+    line = resolve_architecture("naonet-v2").to_qualified_string()
+    assert main(["show", line, "-o", str(tmp_path / "cells.svg")]) == 0
+    assert b"<svg" in (tmp_path / "cells.svg").read_bytes()[:400]
+    assert main(["show", "naonet-v2", "-o", str(tmp_path / "cells.txt")]) == 2
+    assert "cells.txt" in capsys.readouterr().err
+
+
+def test_table_evaluator_dispatch(monkeypatch, capsys):
+    from naonet.cli import search as search_cli
+
+    seen = {}
+    table, _ = search_cli._table_search()
+    if table is not None:
+        monkeypatch.setattr(table, "run_table_search", lambda args: seen.update(vars(args)))
+        assert main(["search", "--evaluator", "table:x.csv", "--space", "nb201"]) == 0
+        assert seen["controller_epochs"] is not None and seen["space"] == "nb201"
+    monkeypatch.setattr(search_cli, "_table_search",
+                        lambda: (None, ModuleNotFoundError("no table search")))
+    assert main(["search", "--evaluator", "table:x.csv"]) == 2
+    assert "table_search" in capsys.readouterr().err
+    assert main(["search", "--evaluator", "magic"]) == 2
+    assert main(["search", "--space", "nb201"]) == 2

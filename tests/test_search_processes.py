@@ -1,0 +1,120 @@
+"""The search as separate processes: killed with SIGKILL and rerun, two gloo processes
+under torchrun, and (slow) the quick preset on the whole shared CIFAR-10."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from naonet.spaces import Architecture
+
+from conftest import CIFAR_ARCHIVE, require, run_nao
+
+TINY_FLAGS = dict(device="cpu", valid_size=60, train_subset=192, channels=4, layers=1,
+                  rounds=2, seed_pool_size=6, new_architectures=3, top_seeds=4,
+                  supernet_epochs=3, batch_size=32, eval_batch_size=30, controller_epochs=3,
+                  controller_batch_size=20, rerank_top=2, rerank_epochs=1, rerank_channels=4,
+                  rerank_layers=1)
+OUTPUTS = ("arch_pool", "arch_pool.perf", "arch_pool.final", "arch_pool.perf.final")
+
+
+def flags(values: dict) -> list[str]:
+    return [item for key, value in values.items()
+            for item in ("--" + key.replace("_", "-"), str(value))]
+
+
+def search_command(data: Path, output: Path, **overrides) -> list[str]:
+    return ["search", "--data", str(data), "--output", str(output), "--no-progress",
+            *flags({**TINY_FLAGS, **overrides})]
+
+
+def checked(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def saved_state(run_dir: Path) -> dict:
+    return torch.load(run_dir / "search_state.pt", weights_only=True)["state"]
+
+
+def test_sigkill_during_round_two_training_resumes_to_the_same_outputs(cifar_mini, tmp_path):
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    checked(run_nao(*search_command(cifar_mini, reference)))
+    command = [sys.executable, "-m", "naonet.cli.main", *search_command(cifar_mini, killed)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    try:
+        wait_for_round_two_epoch(killed, process)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    state = saved_state(killed)
+    assert (state["round"], state["phase"]) == (1, "train"), "not killed in round 2 training"
+    resumed = checked(run_nao(*search_command(cifar_mini, killed)))
+    assert "resuming in round 2, phase train" in resumed.stdout
+    for name in OUTPUTS:
+        assert (killed / name).read_text() == (reference / name).read_text(), name
+
+
+def wait_for_round_two_epoch(run_dir: Path, process: subprocess.Popen) -> None:
+    """Return once round 2 has checkpointed a supernet epoch (the checkpoint is newer than
+    round 1's summary), while its training goes on."""
+    summary, state_file = run_dir / "rounds.jsonl", run_dir / "search_state.pt"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the search ended before it could be killed"
+        if summary.exists() and summary.read_text().count("\n") == 1 \
+                and state_file.stat().st_mtime_ns > summary.stat().st_mtime_ns:
+            return
+        time.sleep(0.05)
+    raise AssertionError("round 2 never started")
+
+
+@pytest.mark.dist
+def test_two_gloo_processes_search_and_write_once(cifar_mini, tmp_path):
+    output = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_port", str(29500 + os.getpid() % 1000), "-m", "naonet.cli.main",
+               *search_command(cifar_mini, output, supernet_epochs=1, train_subset=128)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE",
+                                 "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "x 2 processes" in result.stdout
+    for text in ("round 1/2:", "round 2/2:", "re-rank 2/2", "done:"):
+        assert result.stdout.count(text) == 1, text  # rank 0 alone reports
+    pool = json.loads((output / "pool.json").read_text())
+    assert pool["complete"] and len(pool["architectures"]) > TINY_FLAGS["seed_pool_size"]
+    final = (output / "arch_pool.final").read_text().splitlines()
+    assert len(final) == 2 and all(Architecture.parse(line) for line in final)
+    assert (output / "scores.png").exists()
+    assert not [p.name for p in output.iterdir() if p.name.startswith(".")]  # no leftovers
+
+
+@pytest.mark.slow
+def test_quick_preset_on_the_shared_cifar10(tmp_path):
+    """The README's first search: the quick preset on all of CIFAR-10, then nao train."""
+    archive = require(CIFAR_ARCHIVE)
+    output = tmp_path / "quick"
+    start = time.monotonic()
+    checked(run_nao("search", "--preset", "quick-cifar10", "--data", str(archive),
+                    "--output", str(output), "--no-progress", timeout=1800))
+    minutes = (time.monotonic() - start) / 60
+    final = (output / "arch_pool.final").read_text().splitlines()
+    records = json.loads((output / "arch_pool.final.json").read_text())["architectures"]
+    assert len(final) == 5 and all(r["rerank_accuracy"] is not None for r in records)
+    assert (output / "scores.png").read_bytes()[:4] == b"\x89PNG"
+    trained = checked(run_nao("train", "--arch", final[0], "--data", str(archive),
+                              "--channels", "4", "--layers", "1", "--epochs", "1",
+                              "--train-subset", "64", "--test-subset", "64", "--no-progress",
+                              "--output", str(tmp_path / "train")))
+    assert final[0] in (tmp_path / "train" / "result.json").read_text(), trained.stdout
+    assert minutes < 15, f"the quick preset took {minutes:.1f} minutes"

@@ -8,10 +8,10 @@ resolved config is saved in the run folder and inside the search checkpoint.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from naonet import options
 from naonet.controller import ControllerConfig, ControllerTrainConfig
 from naonet.data import DataConfig
 from naonet.errors import UserError
@@ -183,63 +183,16 @@ PRESETS: dict[str, dict] = {
 
 
 def field_names() -> set[str]:
-    return {field.name for field in fields(SearchConfig)}
+    return options.field_names(SearchConfig)
 
 
 def load_config_file(path: str | Path) -> dict:
-    """Option overrides from a YAML or JSON file (keys are SearchConfig fields; dashes may
-    stand for underscores)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file {path} does not exist; check --config")
-    try:
-        if path.suffix == ".json":
-            values = json.loads(path.read_text())
-        else:
-            import yaml
-
-            values = yaml.safe_load(path.read_text())
-    except Exception as error:  # noqa: BLE001 - yaml and json raise different types
-        raise UserError(f"config file {path} is not valid YAML/JSON ({error})") from None
-    if not isinstance(values, dict):
-        raise UserError(f"config file {path} must hold a mapping of option: value")
-    values = {key.replace("-", "_"): value for key, value in values.items()}
-    unknown = sorted(set(values) - field_names())
-    if unknown:
-        raise UserError(f"config file {path} has unknown option {unknown[0]!r}; see "
-                        "'nao search --help'")
-    return values
+    """Option overrides from a YAML or JSON file (keys are SearchConfig fields)."""
+    return options.load_option_file(path, SearchConfig, "search")
 
 
 def resolve_search_config(preset: str | None, file_values: dict | None = None,
                           flag_values: dict | None = None) -> SearchConfig:
     """Preset, then file, then flags (None means 'not given'); types are checked."""
-    if preset is not None and preset not in PRESETS:
-        raise UserError(f"unknown preset {preset!r}; use one of: {', '.join(PRESETS)}")
-    values = dict(PRESETS.get(preset, {}))
-    values.update(file_values or {})
-    values.update({key: value for key, value in (flag_values or {}).items()
-                   if value is not None})
-    return replace(SearchConfig(), **_coerce(values))
-
-
-def _coerce(values: dict) -> dict:
-    """Cast values (from YAML or flags) to the field types."""
-    types = {field.name: field.type for field in fields(SearchConfig)}
-    casts = {"int": int, "float": float, "bool": bool, "str": str}
-    out = {}
-    for key, value in values.items():
-        if key not in types:
-            raise UserError(f"unknown search option {key!r}; see 'nao search --help'")
-        kind = types[key]
-        try:
-            if kind == "bool" and isinstance(value, str):
-                value = value.lower() in ("1", "true", "yes", "on")
-            elif kind == "int" and isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            else:
-                value = casts[kind](value)
-        except (TypeError, ValueError):
-            raise UserError(f"option {key} must be a {kind}, got {value!r}") from None
-        out[key] = value
-    return out
+    return options.resolve_options(SearchConfig, PRESETS, preset, file_values, flag_values,
+                                   "search")

@@ -6,10 +6,10 @@ resolved config is saved in the run folder and inside every checkpoint.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from naonet import options
 from naonet.data import DataConfig
 from naonet.errors import UserError
 from naonet.runtime import AMP_MODES, COMPILE_MODES, HOST_ALLOCATORS
@@ -121,61 +121,15 @@ PRESETS: dict[str, dict] = {
 
 
 def field_names() -> set[str]:
-    return {f.name for f in fields(TrainConfig)}
+    return options.field_names(TrainConfig)
 
 
 def load_config_file(path: str | Path) -> dict:
-    """Key-value overrides from a YAML or JSON file (keys are TrainConfig fields;
-    dashes may stand for underscores)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file {path} does not exist")
-    text = path.read_text()
-    try:
-        if path.suffix == ".json":
-            values = json.loads(text)
-        else:
-            import yaml
-
-            values = yaml.safe_load(text)
-    except Exception as error:  # noqa: BLE001 - yaml and json raise different types
-        raise UserError(f"config file {path} is not valid YAML/JSON ({error})") from None
-    if not isinstance(values, dict):
-        raise UserError(f"config file {path} must hold a mapping of option: value")
-    values = {key.replace("-", "_"): value for key, value in values.items()}
-    unknown = sorted(set(values) - field_names())
-    if unknown:
-        raise UserError(f"config file {path} has unknown option {unknown[0]!r}; see "
-                        "'nao train --help'")
-    return values
+    """Option overrides from a YAML or JSON file (keys are TrainConfig fields)."""
+    return options.load_option_file(path, TrainConfig, "train")
 
 
-def resolve_config(preset: str | None, file_values: dict, flag_values: dict) -> TrainConfig:
-    """Preset, then file, then flags; types are checked against the dataclass."""
-    if preset is not None and preset not in PRESETS:
-        raise UserError(f"unknown preset {preset!r}; use one of: {', '.join(PRESETS)}")
-    values = dict(PRESETS.get(preset, {}))
-    values.update(file_values)
-    values.update({k: v for k, v in flag_values.items() if v is not None})
-    config = TrainConfig()
-    try:
-        return replace(config, **_coerce(values))
-    except TypeError as error:
-        raise UserError(f"bad configuration: {error}") from None
-
-
-def _coerce(values: dict) -> dict:
-    """Cast values (from YAML or flags) to the field types."""
-    types = {f.name: f.type for f in fields(TrainConfig)}
-    out = {}
-    for key, value in values.items():
-        kind = types[key]
-        try:
-            if kind == "bool" and isinstance(value, str):
-                value = value.lower() in ("1", "true", "yes", "on")
-            elif kind in ("int", "float", "bool"):
-                value = {"int": int, "float": float, "bool": bool}[kind](value)
-        except (TypeError, ValueError):
-            raise UserError(f"option {key} must be a {kind}, got {value!r}") from None
-        out[key] = value
-    return out
+def resolve_config(preset: str | None, file_values: dict | None = None,
+                   flag_values: dict | None = None) -> TrainConfig:
+    """Preset, then file, then flags (None means 'not given'); types are checked."""
+    return options.resolve_options(TrainConfig, PRESETS, preset, file_values, flag_values, "train")

@@ -1,0 +1,77 @@
+"""Resolving a config dataclass from a preset, a YAML/JSON file and flags, in that order.
+
+Shared by ``nao train`` (TrainConfig) and ``nao search`` (SearchConfig): keys are the
+dataclass's field names (dashes may stand for underscores) and values are cast to the
+field types, with one-line errors for anything else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields, replace
+from pathlib import Path
+
+from naonet.errors import UserError
+
+_CASTS = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def field_names(config_class) -> set[str]:
+    return {field.name for field in fields(config_class)}
+
+
+def load_option_file(path: str | Path, config_class, command: str) -> dict:
+    """Option overrides from a YAML or JSON file, checked against ``config_class``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist; check --config")
+    try:
+        if path.suffix == ".json":
+            values = json.loads(path.read_text())
+        else:
+            import yaml
+
+            values = yaml.safe_load(path.read_text())
+    except Exception as error:  # noqa: BLE001 - yaml and json raise different types
+        raise UserError(f"config file {path} is not valid YAML/JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"config file {path} must hold a mapping of option: value")
+    values = {key.replace("-", "_"): value for key, value in values.items()}
+    unknown = sorted(set(values) - field_names(config_class))
+    if unknown:
+        raise UserError(f"config file {path} has unknown option {unknown[0]!r}; see "
+                        f"'nao {command} --help'")
+    return values
+
+
+def resolve_options(config_class, presets: dict[str, dict], preset: str | None,
+                    file_values: dict | None, flag_values: dict | None, command: str):
+    """``config_class`` from a preset, then file values, then flags (None: not given)."""
+    if preset is not None and preset not in presets:
+        raise UserError(f"unknown preset {preset!r}; use one of: {', '.join(presets)}")
+    values = dict(presets.get(preset, {}))
+    values.update(file_values or {})
+    values.update({key: value for key, value in (flag_values or {}).items()
+                   if value is not None})
+    return replace(config_class(), **coerce_options(config_class, values, command))
+
+
+def coerce_options(config_class, values: dict, command: str) -> dict:
+    """Cast values (from YAML or flags) to the field types of ``config_class``."""
+    types = {field.name: field.type for field in fields(config_class)}
+    out = {}
+    for key, value in values.items():
+        if key not in types:
+            raise UserError(f"unknown option {key!r}; see 'nao {command} --help'")
+        kind = types[key] if isinstance(types[key], str) else types[key].__name__
+        try:
+            if kind == "bool" and isinstance(value, str):
+                value = value.lower() in ("1", "true", "yes", "on")
+            elif kind == "int" and isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            elif kind in _CASTS:
+                value = _CASTS[kind](value)
+        except (TypeError, ValueError):
+            raise UserError(f"option {key} must be a {kind}, got {value!r}") from None
+        out[key] = value
+    return out

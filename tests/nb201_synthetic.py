@@ -8,7 +8,8 @@ import csv
 import random
 from pathlib import Path
 
-from naonet.nb201 import NB201, ParameterCounter
+from naonet.models.nb201 import ParameterCounter
+from naonet.spaces import NB201
 
 COLUMNS = ("index", "arch", "params_mb", "valid_acc_200ep", "valid_split_test_acc_200ep",
            "test_acc_200ep", "valid_acc_12ep", "test_acc_12ep")

@@ -120,47 +120,56 @@ def image_folder(root, per_class: int = 40, classes: int = 10, seed: int = 0):
 
 
 def run_small_experiment(capsys, data, tmp_path, *extra: str):
-    """The paper's experiment at a very small scale; returns (stdout lines, output dir)."""
+    """The paper's experiment at a very small scale; returns (stdout rows, output dir)."""
     table = write_synthetic_table(tmp_path / "table.csv")  # scores only need a reference
     output = tmp_path / "out"
-    status, out, err = nao(capsys, "correlate", "--supernet", "--evaluator", f"table:{table}",
-                           "--data", str(data), "--archs", "8", "--channels", "4", "--cells",
-                           "1", "--batch-size", "64", "--device", "cpu", "--top-k", "3",
-                           "--output", str(output), *extra)
+    status, out, err = nao(capsys, "correlate", "--supernet", "--reference", f"table:{table}",
+                           "--data", str(data), "--archs", "8", "--channels", "4",
+                           "--layers", "1", "--batch-size", "64", "--device", "cpu",
+                           "--top-k", "3", "--eval-batch-size", "64", "--eval-batches", "2",
+                           "--score-every", "1", "--output", str(output), *extra)
     assert status == 0, err
-    lines = {line.split()[0]: line.split() for line in out.splitlines() if line}
+    rows = {" ".join(line.split()[:2]): line.split()[2:] for line in out.splitlines()
+            if line.startswith(("supernet uniform", "supernet balanced", "parameter count"))}
+    assert set(rows) == {"parameter count", "supernet uniform", "supernet balanced"}
+    for row in rows.values():
+        assert -1.0 <= float(row[0]) <= 1.0  # kendall tau
     for sampling in ("uniform", "balanced"):
-        assert -1.0 <= float(lines[sampling][1]) <= 1.0  # kendall tau
         scores = read_scores(output / f"scores_{sampling}.txt")
-        assert len(scores) == 8 and all(0 <= s <= 100 for s in scores.values())
+        assert len(scores) == 8 and all(0 <= s <= 1 for s in scores.values())  # fractions
     summary = json.loads((output / "summary.json").read_text())
     assert set(summary["samplings"]) == {"uniform", "balanced"}
-    return lines, output
+    assert summary["config"]["search"]["space"] == "nb201"
+    assert "naonet" in summary["revision"]
+    epochs = summary["config"]["search"]["supernet_epochs"]
+    assert [point["epochs"] for point in summary["samplings"]["uniform"]["curve"]] == \
+        list(range(1, epochs + 1))
+    return rows, output
 
 
 def test_supernet_experiment_runs_on_cpu_and_reports_tau_for_both_samplings(tmp_path, capsys):
     data = image_folder(tmp_path / "images")
-    run_small_experiment(capsys, data, tmp_path, "--epochs", "1", "--train-size", "256",
-                         "--valid-size", "128")
+    run_small_experiment(capsys, data, tmp_path, "--supernet-epochs", "1",
+                         "--train-subset", "256", "--valid-size", "128")
 
 
 @pytest.mark.slow
 def test_supernet_experiment_on_real_cifar10(tmp_path, capsys, cifar_mini):
-    run_small_experiment(capsys, cifar_mini, tmp_path, "--epochs", "3", "--train-size", "400",
-                         "--valid-size", "200")
+    run_small_experiment(capsys, cifar_mini, tmp_path, "--supernet-epochs", "3",
+                         "--train-subset", "400", "--valid-size", "200")
 
 
 def test_balanced_sampling_prefers_large_architectures():
-    import random
-
-    from naonet.nb201 import NB201, ParameterCounter
-    from naonet.nb201.supernet_training import BalancedSampler, UniformSampler
+    from naonet.models.nb201 import ParameterCounter
+    from naonet.spaces import NB201
+    from naonet.supernet import PoolSampler
 
     counter = ParameterCounter(NB201)
-    rng = random.Random(0)
-    sampler = BalancedSampler(NB201)
-    balanced = np.mean([counter(sampler(rng)) for _ in range(2000)])
-    uniform = np.mean([counter(UniformSampler(NB201)(rng)) for _ in range(2000)])
+    pool = list(NB201.all_architectures())
+    samples = {sampling: PoolSampler(pool, np.random.default_rng(0), sampling).sample_many(2000)
+               for sampling in ("balanced", "uniform")}
+    balanced = np.mean([counter(arch) for arch in samples["balanced"]])
+    uniform = np.mean([counter(arch) for arch in samples["uniform"]])
     assert balanced > 1.2 * uniform
 
 
@@ -171,23 +180,3 @@ def test_correlate_reads_the_shared_table_as_a_csv_score_file(capsys):
                            "--top-k", "10,100")
     assert status == 0, err
     assert "architectures      15625" in out
-
-
-def test_scoring_batches_mix_classes_even_when_the_source_is_sorted_by_class():
-    """Batch-statistics BatchNorm needs mixed batches: image folders load class by class."""
-    from naonet.nb201.ranking import fixed_batches
-
-    class SortedBatches:
-        def set_epoch(self, epoch):
-            pass
-
-        def __iter__(self):
-            for label in range(4):  # one class per batch
-                yield torch.full((8, 3, 2, 2), float(label)), torch.full((8,), label)
-
-    held = fixed_batches(SortedBatches(), limit=0, seed=0)
-    assert [len(labels) for _, labels in held] == [8, 8, 8, 8]
-    assert all(len(labels.unique()) > 1 for _, labels in held)
-    for images, labels in held:  # images still travel with their labels
-        assert torch.equal(images[:, 0, 0, 0].long(), labels)
-    assert len(fixed_batches(SortedBatches(), limit=2, seed=0)) == 2

@@ -8,18 +8,11 @@ import pytest
 import torch
 
 from naonet.errors import UserError
-from naonet.nb201 import (
-    NB201,
-    NB201_OPS,
-    BenchmarkTable,
-    NB201NetworkConfig,
-    NB201Supernet,
-    ParameterCounter,
-    build_nb201_network,
-    count_parameters,
-    dead_nodes,
-)
-from naonet.spaces import encoding_for
+from naonet.models import count_parameters
+from naonet.models.nb201 import NB201NetworkConfig, ParameterCounter, build_nb201_network
+from naonet.nb201 import BenchmarkTable
+from naonet.spaces import NB201, NB201_OPS, dead_nodes, encoding_for
+from naonet.supernet import NB201Supernet
 
 torch.set_num_threads(1)
 
@@ -84,7 +77,7 @@ def test_dead_nodes_and_equivalent_variants_compute_the_same_function():
     torch.manual_seed(0)
     supernet = NB201Supernet(TINY).eval()
     x = torch.randn(2, 3, 8, 8)
-    outputs = [supernet(x, variant) for variant in variants]
+    outputs = [supernet(x, variant)[0] for variant in variants]
     for output in outputs[1:]:
         torch.testing.assert_close(output, outputs[0])
 
@@ -115,9 +108,10 @@ def test_parameter_counter_matches_built_networks():
 
 def test_network_forward_and_all_none_cell():
     network = build_nb201_network(NB201.parse(BEST_CELL), TINY)
-    assert network(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    logits, aux_logits = network(torch.randn(2, 3, 32, 32))
+    assert logits.shape == (2, 10) and aux_logits is None
     empty = build_nb201_network(NB201.example(), TINY)  # every edge 'none'
-    assert empty(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+    assert empty(torch.randn(2, 3, 16, 16))[0].shape == (2, 10)
     assert len(list(network.modules())) > len(list(empty.modules()))
 
 
@@ -125,7 +119,7 @@ def test_supernet_trains_only_the_chosen_ops():
     torch.manual_seed(0)
     supernet = NB201Supernet(TINY)
     arch = NB201.parse(BEST_CELL)
-    supernet(torch.randn(4, 3, 8, 8), arch).sum().backward()
+    supernet(torch.randn(4, 3, 8, 8), arch)[0].sum().backward()
     cell = supernet.layers[0]
     for edge, name in enumerate(arch.op_names):
         for op_name, module in cell.edge_ops[edge].items():

@@ -6,7 +6,8 @@ import pytest
 from nb201_synthetic import write_synthetic_table
 
 from naonet.errors import UserError
-from naonet.nb201 import NB201, BenchmarkTable, BudgetExhausted, TableEvaluator, summarize
+from naonet.nb201 import BenchmarkTable, BudgetExhausted, TableEvaluator, summarize
+from naonet.spaces import NB201
 
 from conftest import NB201_TABLE, require
 

@@ -74,7 +74,19 @@ def test_random_architectures_build_train_and_evaluate(space, skeleton, size):
         assert logits.shape == (2, 7) and aux is None
 
 
-def test_drop_path_grows_with_progress_and_spares_identity():
+def test_drop_path_drops_identity_unless_asked_to_spare_it():
+    arch = named_architecture("naonet-v2")
+    identity_branch = (1, 0)  # node 3 of the normal cell: identity(state 2)
+    for exempt in (False, True):
+        config = NetworkConfig(channels=8, layers=1, aux_head=False,
+                               drop_path_exempts_pass_through=exempt)
+        cell = build_network(arch, config).cells[-1]
+        # The released HEAD drops every branch; the exemption is an option.
+        assert cell.nodes[identity_branch[0]][identity_branch[1]].droppable is not exempt
+        assert cell.nodes[0][0].droppable
+
+
+def test_drop_path_grows_with_progress():
     arch = named_architecture("naonet-v2")
     network = build_network(arch, NetworkConfig(channels=8, layers=1, keep_prob=1.0,
                                                 drop_path_keep_prob=0.5, aux_head=False))
@@ -84,9 +96,6 @@ def test_drop_path_grows_with_progress_and_spares_identity():
     network.set_training_progress(1.0)
     assert network.drop_path_rate.item() == pytest.approx(0.5)
     assert cell.depth_ratio == pytest.approx(1.0)
-    identity_branch = cell.nodes[1][0]  # node 3 of the normal cell: identity(state 2)
-    assert not identity_branch.droppable
-    assert cell.nodes[0][0].droppable
     network.set_training_progress(0.0)
     images = torch.randn(4, 3, 32, 32)
     torch.manual_seed(0)

@@ -66,7 +66,10 @@ def test_defaults_are_the_released_search():
     config = SearchConfig()
     released = dict(space="small", valid_size=5000, channels=20, layers=3, keep_prob=1.0,
                     drop_path_keep_prob=0.9, sampling="balanced", rounds=4,
-                    seed_pool_size=1000, new_architectures=300, top_seeds=100, max_lambda=50,
+                    seed_pool_size=1000, new_architectures=300, top_seeds=100,
+                    # the released loop generates with step 51 before it checks max 50
+                    max_lambda=51, update_off_path=True, score_transform="raw",
+                    fresh_controller=False, fill="none", drop_path_exempts_pass_through=False,
                     supernet_epochs=50, batch_size=64, lr=0.025, lr_min=0.001, momentum=0.9,
                     weight_decay=3e-4, grad_clip=5.0, restart_schedule=True,
                     reinit_supernet=False, eval_batch_size=500, eval_batches=1,
@@ -77,6 +80,7 @@ def test_defaults_are_the_released_search():
                     rerank_aux_weight=0.4)
     assert {key: getattr(config, key) for key in released} == released
     assert resolve_search_config("nao-v2-cifar10").controller_epochs == 1000
+    assert resolve_search_config("nao-v2-cifar10").scoring == "per-architecture"
     train = config.controller_train_config()
     assert (train.mse_weight, train.augment_factor) == (0.8, 10)
     assert train.nll_weight == pytest.approx(0.2)

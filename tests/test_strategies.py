@@ -13,11 +13,13 @@ import torch
 from nb201_synthetic import write_synthetic_table
 
 from naonet.controller import ControllerTrainConfig
+from naonet.controller.rounds import RoundConfig, nao_round, transform_scores
 from naonet.errors import UserError
-from naonet.nb201 import NB201, BenchmarkTable, TableEvaluator
-from naonet.nb201.search import benchmark_strategies, search_table
+from naonet.nb201 import BenchmarkTable, TableEvaluator
+from naonet.spaces import NB201
 from naonet.strategies import STRATEGIES, EvolutionConfig, NAOConfig, run_strategy
-from naonet.strategies.nao import fit_controller, new_controller, propose, transform_scores
+from naonet.strategies.benchmark import benchmark_strategies, search_table
+from naonet.strategies.nao import new_controller
 
 from conftest import NB201_TABLE, require
 
@@ -72,10 +74,28 @@ def test_nao_generates_new_architectures_from_the_best(synthetic):
     evaluator = TableEvaluator(synthetic, budget=30)
     run_strategy("nao", NB201, evaluator, seed=0, config=QUICK_NAO)
     config = replace(QUICK_NAO, training=replace(QUICK_NAO.training, epochs=150))
-    controller = new_controller(NB201, config, seed=0)
-    fit_controller(controller, evaluator, config, seed=0)
-    proposed = propose(controller, evaluator, config, count=5)
-    assert len(proposed) == 5 and not any(evaluator.known(arch) for arch in proposed)
+    history = evaluator.history()
+    outcome = nao_round(None, lambda: new_controller(NB201, config, seed=0), NB201,
+                        [arch for arch, _ in history], [score for _, score in history],
+                        RoundConfig(seed_count=5, new_count=5), config.training, seed=0)
+    assert outcome.generated == len(outcome.new) == 5
+    assert not any(evaluator.known(arch) for arch in outcome.new)
+
+
+def test_a_short_round_is_filled_with_random_new_architectures_when_asked(synthetic):
+    evaluator = TableEvaluator(synthetic, budget=25)
+    run_strategy("random", NB201, evaluator, seed=0)
+    history = evaluator.history()
+    architectures = [arch for arch, _ in history]
+    args = (lambda: new_controller(NB201, QUICK_NAO, seed=0), NB201, architectures,
+            [score for _, score in history])
+    # max_lambda 1 leaves most of 40 asked for undiscovered
+    short = nao_round(None, *args, RoundConfig(seed_count=1, new_count=40, max_lambda=1),
+                      QUICK_NAO.training, seed=0)
+    filled = nao_round(None, *args, RoundConfig(seed_count=1, new_count=40, max_lambda=1,
+                                                fill="random"), QUICK_NAO.training, seed=0)
+    assert short.generated < 40 and len(short.new) == short.generated
+    assert len(filled.new) == 40 and len(set(filled.new) | set(architectures)) == 65
 
 
 def test_rank_transform_averages_ties():

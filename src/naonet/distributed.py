@@ -86,6 +86,20 @@ def broadcast_object(value, source: int = 0):
     return holder[0]
 
 
+def wrap_data_parallel(module: torch.nn.Module, context: DistributedContext,
+                       find_unused_parameters: bool = False) -> torch.nn.Module:
+    """``module`` inside DistributedDataParallel on several processes; itself on one.
+
+    ``find_unused_parameters`` is for a supernet, whose step trains only one sampled
+    path: DDP then looks each step for the parameters that got no gradient.
+    """
+    if not context.is_distributed:
+        return module
+    device_ids = [context.device.index] if context.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(
+        module, device_ids=device_ids, find_unused_parameters=find_unused_parameters)
+
+
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

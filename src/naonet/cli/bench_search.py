@@ -20,9 +20,9 @@ from naonet.cli.table_search import (
 )
 from naonet.errors import UserError
 from naonet.nb201 import VALIDATION_METRICS
-from naonet.nb201.search import StrategyRuns, benchmark_strategies
 from naonet.nb201.table import DEFAULT_METRIC, metric_column
 from naonet.strategies import STRATEGIES
+from naonet.strategies.benchmark import StrategyRuns, benchmark_strategies
 
 DEFAULT_STRATEGIES = "random,evolution,nao"
 

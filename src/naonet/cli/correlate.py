@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from naonet.analysis.correlation import correlate
 from naonet.analysis.scores import matched, read_scores, write_scores
 from naonet.errors import UserError
 from naonet.nb201 import VALIDATION_METRICS
+from naonet.revision import code_revision
 
 DEFAULT_TOP_K = "5,10"
 
@@ -37,41 +39,38 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--top-k", default=DEFAULT_TOP_K,
                         help=f"comma-separated k of precision at top-k (default "
                              f"{DEFAULT_TOP_K})")
-    experiment = parser.add_argument_group("supernet experiment (--supernet)")
+    experiment = parser.add_argument_group(
+        "supernet experiment (--supernet): the recipe is a search config (preset, --config "
+        "file and the search's flags, below)")
     experiment.add_argument("--supernet", action="store_true",
                             help="run the supernet ranking experiment instead of "
                                  "comparing files")
-    experiment.add_argument("--evaluator", metavar="table:PATH",
-                            help="the NAS-Bench-201 table to compare with")
-    experiment.add_argument("--data", help="CIFAR-10 folder or archive")
-    experiment.add_argument("--dataset", default="cifar10",
-                            help="data set name for the loader (default cifar10)")
-    experiment.add_argument("--epochs", type=int, default=10,
-                            help="supernet training epochs per sampling (default 10)")
-    experiment.add_argument("--sampling", default="uniform,balanced",
-                            help="comma-separated samplings (default uniform,balanced)")
+    from naonet.search.config import PRESETS
+
+    experiment.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                            help="a search preset as the supernet recipe (nb201-rank-cpu: "
+                                 "the CPU recipe of docs/nas-bench-201.md; nb201-rank-gpu: "
+                                 "the paper's scale)")
+    experiment.add_argument("--config", default=None, help="YAML or JSON file of options")
+    experiment.add_argument("--evaluator", dest="reference_alias", metavar="table:PATH",
+                            help="the same as --reference")
     experiment.add_argument("--archs", type=int, default=100,
-                            help="architectures scored (default 100)")
-    experiment.add_argument("--train-size", type=int, default=25_000,
-                            help="training images of the split (default 25000)")
-    experiment.add_argument("--valid-size", type=int, default=25_000,
-                            help="held-out training images to score on (default 25000, "
-                                 "the benchmark's split sizes)")
-    experiment.add_argument("--score-batches", type=int, default=0,
-                            help="validation batches used to score (default 0: all)")
-    experiment.add_argument("--channels", type=int, default=16,
-                            help="supernet width C (default 16, the benchmark's)")
-    experiment.add_argument("--cells", type=int, default=5,
-                            help="cells per stage (default 5, the benchmark's)")
-    experiment.add_argument("--batch-size", type=int, default=64)
-    experiment.add_argument("--learning-rate", type=float, default=0.025)
+                            help="architectures of the table scored (default 100)")
+    experiment.add_argument("--samplings", default="uniform,balanced",
+                            help="comma-separated samplings compared (default "
+                                 "uniform,balanced)")
     experiment.add_argument("--metric", choices=sorted(VALIDATION_METRICS),
                             default="valid_200ep",
                             help="table column to compare with (default valid_200ep)")
-    experiment.add_argument("--seed", type=int, default=0)
-    experiment.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    experiment.add_argument("--output", default=None, metavar="DIR",
-                            help="write score files and a JSON summary to DIR")
+    experiment.add_argument("--score-every", type=int, default=0,
+                            help="also score every this many epochs: tau against the "
+                                 "training budget (default 0: at the end only)")
+    from naonet.cli.options import add_dataclass_flags
+    from naonet.cli.search import HELP
+    from naonet.search.config import SearchConfig
+
+    add_dataclass_flags(parser.add_argument_group("supernet recipe (search options)"),
+                        SearchConfig, HELP, skip=("sampling",))
     parser.set_defaults(handler=run)
 
 
@@ -102,66 +101,69 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def ranking_config(args: argparse.Namespace):
+    """The experiment's frozen config: preset, then --config file, then flags."""
+    from naonet.search.config import field_names, load_config_file, resolve_search_config
+    from naonet.search.ranking import RankingConfig
+
+    reference = args.reference or args.reference_alias
+    if not reference or not args.data:
+        raise UserError("--supernet needs --reference table:PATH (the NAS-Bench-201 CSV) "
+                        "and --data DIR (CIFAR-10)")
+    flags = {name: getattr(args, name, None) for name in field_names()}
+    flags.update(reference=reference, space=args.space or "nb201")
+    file_values = load_config_file(args.config) if args.config else {}
+    search = resolve_search_config(args.preset, file_values, flags)
+    samplings = tuple(part.strip() for part in args.samplings.split(",") if part.strip())
+    return RankingConfig(search=search, reference=reference, sample_size=args.archs,
+                         samplings=samplings, metric=args.metric,
+                         top_k=parse_top_k(args.top_k), score_every=args.score_every)
+
+
 def run_experiment(args: argparse.Namespace) -> int:
     from naonet.cli.table_search import load_table
-    from naonet.nb201.ranking import RankingExperimentConfig, run_ranking_experiment
+    from naonet.search.ranking import run_ranking_experiment
 
-    if not args.evaluator or not args.data:
-        raise UserError("--supernet needs --evaluator table:PATH and --data DIR")
-    config = RankingExperimentConfig(
-        epochs=args.epochs, samplings=tuple(s.strip() for s in args.sampling.split(",")),
-        sample_size=args.archs, channels=args.channels, cells_per_stage=args.cells,
-        learning_rate=args.learning_rate, score_batches=args.score_batches,
-        metric=args.metric, top_k=parse_top_k(args.top_k), seed=args.seed)
-    table = load_table(args.evaluator, "nb201")
-    device = resolve_device(args.device)
-    data = load_split(args, device)
-    result = run_ranking_experiment(config, table, data.train, data.valid, data.num_classes,
-                                    device, log=lambda line: print(line, file=sys.stderr,
-                                                                   flush=True))
-    print(f"supernet C {config.channels}, {config.cells_per_stage} cells per stage, "
-          f"{config.epochs} epochs on {args.train_size} images; {config.sample_size} "
-          f"architectures scored on {args.valid_size} held-out images, against "
+    config = ranking_config(args)
+    search = config.search
+    table = load_table(config.reference, search.space)
+    result = run_ranking_experiment(config, table, log=lambda line: print(
+        line, file=sys.stderr, flush=True))
+    print(f"supernet C {search.channels}, {search.layers} cells per stage, "
+          f"{search.supernet_epochs} epochs on {search.train_subset or 'all'} training "
+          f"images{f' at {search.image_size} px' if search.image_size else ''}; "
+          f"{config.sample_size} architectures scored ({search.score_metric}) on "
+          f"{search.eval_batch_size * search.eval_batches} held-out images, against "
           f"{config.metric}")
-    print(f"{'sampling':<10}{'kendall tau':>13}{'spearman':>10}{'pairwise':>10}{'seconds':>9}")
+    print(f"{'ranking':<18}{'kendall tau':>13}{'spearman':>10}{'pairwise':>10}{'seconds':>9}")
+    baseline = result.parameter_report
+    print(f"{'parameter count':<18}{baseline.kendall_tau:>13.4f}{baseline.spearman_rho:>10.4f}"
+          f"{baseline.pairwise_accuracy:>10.4f}{'':>9}")
     for sampling in result.samplings:
         report = sampling.report
-        print(f"{sampling.sampling:<10}{report.kendall_tau:>13.4f}{report.spearman_rho:>10.4f}"
-              f"{report.pairwise_accuracy:>10.4f}{sampling.seconds:>9.1f}")
-    if args.output:
-        write_experiment(Path(args.output), config, result)
-        print(f"scores and summary: {args.output}")
+        print(f"{'supernet ' + sampling.sampling:<18}{report.kendall_tau:>13.4f}"
+              f"{report.spearman_rho:>10.4f}{report.pairwise_accuracy:>10.4f}"
+              f"{sampling.seconds:>9.1f}")
+    if search.output and args.output is not None:
+        write_experiment(Path(search.output), config, result)
+        print(f"scores and summary: {search.output}")
     return 0
 
 
-def resolve_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
-
-
-def load_split(args: argparse.Namespace, device):
-    """Training and held-out batches from the training set of ``--data``."""
-    from naonet.data import DataConfig, build_data
-
-    config = DataConfig(dataset=args.dataset, data=args.data, batch_size=args.batch_size,
-                        eval_batch_size=max(args.batch_size, 256), valid_size=args.valid_size,
-                        train_subset=args.train_size, test_subset=1, pipeline="device")
-    return build_data(config, device, seed=args.seed)
-
-
 def write_experiment(folder: Path, config, result) -> None:
+    """Score files (``nao correlate`` recomputes everything from them), the parameter
+    counts, and a summary with the config, every statistic and the tau-budget curve."""
+    from naonet.training.checkpoint import atomic_write_text
+
     folder.mkdir(parents=True, exist_ok=True)
     names = [arch.to_string() for arch in result.architectures]
     write_scores(folder / "reference.txt", zip(names, result.reference))
+    write_scores(folder / "parameters.txt", zip(names, result.parameter_counts))
     for sampling in result.samplings:
         write_scores(folder / f"scores_{sampling.sampling}.txt", zip(names, sampling.scores))
-    summary = {"config": config.to_dict(),
+    summary = {"config": config.to_dict(), "revision": code_revision(),
+               "parameter_count": result.parameter_report.to_dict(),
                "samplings": {s.sampling: {**s.report.to_dict(), "losses": s.losses,
+                                          "curve": [asdict(point) for point in s.curve],
                                           "seconds": s.seconds} for s in result.samplings}}
-    (folder / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1) + "\n")

@@ -26,7 +26,12 @@ SUPERNET_EVALUATOR = "supernet"
 TABLE_PREFIX = "table:"
 
 HELP = {
-    "space": "cell search space: small (NAO-V2) or middle",
+    "space": "search space: small (NAO-V2), middle or nb201 (NAS-Bench-201)",
+    "score_metric": "supernet score: accuracy, or loss (minus the mean cross-entropy)",
+    "update_off_path": "SGD keeps applying momentum and weight decay to parameters off the "
+                       "sampled path (gradients zeroed, as released)",
+    "reference": "table:PATH of a benchmark (nb201): records each round's Kendall tau and "
+                 "the true accuracy of the best architectures; never seen by the search",
     "dataset": "cifar10, cifar100, imagenet or folder (any nao train data set)",
     "data": "data folder or .tar.gz archive",
     "download": "download CIFAR into --data when it is missing (needs the internet)",
@@ -39,6 +44,8 @@ HELP = {
     "layers": "supernet cells per stage N",
     "keep_prob": "supernet: 1 - dropout before the classifier",
     "drop_path_keep_prob": "supernet: drop path keep probability at the last cell and step",
+    "drop_path_exempts_pass_through": "never drop identity (and zero) branches; the "
+                                      "released HEAD drops every branch",
     "sampling": "how a training step picks its architecture: balanced (by parameter count, "
                 "NAO-V2) or uniform",
     "rounds": "search rounds (supernet training, scoring, controller)",
@@ -46,7 +53,10 @@ HELP = {
     "seed_pool_file": "start from the architectures of this file instead (one a line)",
     "new_architectures": "architectures the controller generates per round",
     "top_seeds": "generate from this many best architectures of the pool",
-    "max_lambda": "largest step size tried when generating",
+    "max_lambda": "largest step size tried when generating (released: 51)",
+    "score_transform": "the controller learns raw scores (released) or their ranks",
+    "fresh_controller": "re-initialise the controller every round (released: keep one)",
+    "fill": "a round the decoder leaves short: none (released) or random new ones",
     "supernet_epochs": "supernet epochs per round",
     "batch_size": "training batch (supernet and re-rank), per process",
     "lr": "maximum learning rate (cosine schedule), supernet and re-rank",
@@ -132,9 +142,6 @@ def run(args: argparse.Namespace) -> int:
     if args.evaluator != SUPERNET_EVALUATOR:
         raise UserError(f"unknown --evaluator {args.evaluator!r}; use supernet or "
                         f"{TABLE_PREFIX}PATH")
-    if args.space == "nb201":
-        raise UserError("the nb201 space is searched through a benchmark table; add "
-                        "--evaluator table:PATH (the NAS-Bench-201 CSV)")
     from naonet.search.config import field_names, load_config_file, resolve_search_config
     from naonet.search.loop import search
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from naonet.errors import UserError
 from naonet.nb201 import VALIDATION_METRICS, BenchmarkTable
-from naonet.nb201.search import search_table
 from naonet.nb201.table import DEFAULT_METRIC, metric_column
 from naonet.strategies import STRATEGIES, EvolutionConfig, NAOConfig
+from naonet.strategies.benchmark import search_table
 
 TABLE_PREFIX = "table:"
 TABLE_SPACES = ("nb201",)

@@ -28,6 +28,8 @@ HELP = {
     "aux_weight": "weight of the auxiliary head's loss",
     "keep_prob": "1 - dropout before the classifier",
     "drop_path_keep_prob": "keep probability of drop path at the last cell and step",
+    "drop_path_exempts_pass_through": "never drop identity (and zero) branches; the "
+                                      "released HEAD drops every branch",
     "lr_schedule": "cosine or exponential",
     "scale_lr_with_world_size": "multiply lr by the number of processes",
     "amp": "mixed precision: auto (bf16 on CUDA, float32 elsewhere), none, bf16 or fp16",

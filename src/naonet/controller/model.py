@@ -21,9 +21,8 @@ from naonet.controller.config import ControllerConfig
 from naonet.errors import UserError
 from naonet.spaces.encoding import SOS_TOKEN, SequenceEncoding
 
-# The released code draws the attention projections from U(-0.04, 0.04); other
-# parameters keep PyTorch's default initialisation, as there.
-ATTENTION_INIT_RANGE = 0.04
+# Every parameter keeps PyTorch's default initialisation, as in the released controller
+# (its decoder's Attention builds plain nn.Linear projections).
 
 
 class Encoded(NamedTuple):
@@ -89,8 +88,6 @@ class Attention(nn.Module):
         super().__init__()
         self.query_projection = nn.Linear(size, size, bias=False)
         self.output_projection = nn.Linear(2 * size, size, bias=False)
-        for projection in (self.query_projection, self.output_projection):
-            nn.init.uniform_(projection.weight, -ATTENTION_INIT_RANGE, ATTENTION_INIT_RANGE)
 
     def forward(self, queries: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         """queries [N, T, H], memory [N, S, H] -> attended outputs [N, T, H]."""

@@ -17,6 +17,7 @@ from naonet.data.sources import (
     find_split_folder,
     load_cifar_pickle,
     load_image_folder,
+    resize_split,
     resolve_data_root,
 )
 from naonet.errors import UserError
@@ -80,7 +81,7 @@ class DataConfig:
     autoaugment: bool = False
     pipeline: str = "auto"  # 'device' | 'loader' | 'auto'
     workers: int = 2
-    image_size: int = 0  # folder data sets: resize to this (0: the data set's default)
+    image_size: int = 0  # resize the images to this (0: the data set's own size)
 
 
 @dataclass
@@ -143,6 +144,10 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
                   channels_last=channels_last)
     if spec.small_images:
         train_split, test_split = _load_small(root, config, spec)
+        if config.image_size:
+            # Smaller images make a cheap proxy task (the search's supernet on a CPU).
+            train_split = resize_split(train_split, config.image_size)
+            test_split = resize_split(test_split, config.image_size)
         num_classes = spec.num_classes or len(train_split.classes)
         train_index, valid_index = split_indices(len(train_split), config.valid_size,
                                                  config.train_subset, seed)
@@ -180,8 +185,11 @@ def _load_small(root: Path, config: DataConfig, spec: DatasetSpec
 def _device_batches(split: InMemorySplit, train: bool, config: DataConfig, spec: DatasetSpec,
                     common: dict) -> DeviceBatches:
     batch = config.batch_size if train else config.eval_batch_size
+    # The released crop padding is 4 px of 32; keep that proportion at other sizes.
+    padding = max(1, split.images.shape[-1] // 8)
     return DeviceBatches(split, batch, mean=spec.mean, std=spec.std, train=train,
-                         augment=BatchAugment(cutout=config.cutout), **common)
+                         augment=BatchAugment(crop_padding=padding, cutout=config.cutout),
+                         **common)
 
 
 class _TensorImageDataset(Dataset):
@@ -200,13 +208,16 @@ class _TensorImageDataset(Dataset):
         return self.transform(image), int(self.split.labels[index])
 
 
-def small_image_transform(train: bool, config: DataConfig, spec: DatasetSpec):
-    """The released CIFAR transforms: crop 32 pad 4, flip, [AutoAugment], normalise, cutout."""
+def small_image_transform(train: bool, config: DataConfig, spec: DatasetSpec,
+                          size: int | None = None):
+    """The released CIFAR transforms: crop 32 pad 4 (pad size / 8 at other sizes), flip,
+    [AutoAugment], normalise, cutout."""
     from torchvision import transforms as T
 
+    size = size or spec.image_size
     steps = []
     if train:
-        steps += [T.RandomCrop(spec.image_size, padding=4), T.RandomHorizontalFlip()]
+        steps += [T.RandomCrop(size, padding=max(1, size // 8)), T.RandomHorizontalFlip()]
         if config.autoaugment:
             steps.append(T.AutoAugment(T.AutoAugmentPolicy.CIFAR10))
     steps += [T.ToTensor(), T.Normalize(spec.mean, spec.std)]
@@ -232,7 +243,8 @@ def large_image_transform(train: bool, config: DataConfig, spec: DatasetSpec):
 
 def _small_loader_batches(split: InMemorySplit, train: bool, config: DataConfig,
                           spec: DatasetSpec, common: dict) -> LoaderBatches:
-    dataset = _TensorImageDataset(split, small_image_transform(train, config, spec))
+    dataset = _TensorImageDataset(split, small_image_transform(train, config, spec,
+                                                               split.images.shape[-1]))
     batch = config.batch_size if train else config.eval_batch_size
     return LoaderBatches(dataset, batch, train=train, workers=config.workers, **common)
 

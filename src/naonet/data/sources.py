@@ -45,6 +45,18 @@ class InMemorySplit:
         return InMemorySplit(self.images[indices], self.labels[indices], self.classes)
 
 
+def resize_split(split: InMemorySplit, size: int) -> InMemorySplit:
+    """The split with every image resized to ``size`` x ``size`` (area averaging when
+    shrinking, so a 16 px CIFAR image is the mean of 2 x 2 pixels), still uint8."""
+    import torch.nn.functional as F
+
+    if split.images.shape[-1] == size and split.images.shape[-2] == size:
+        return split
+    images = F.interpolate(split.images.float(), size=(size, size), mode="area")
+    images = images.round_().clamp_(0, 255).to(torch.uint8)  # [N, 3, size, size]
+    return InMemorySplit(images, split.labels, split.classes)
+
+
 def cache_dir() -> Path:
     """Where extracted archives go (``NAONET_CACHE`` or ``~/.cache/naonet``)."""
     return Path(os.environ.get("NAONET_CACHE", Path.home() / ".cache" / "naonet"))

@@ -68,8 +68,10 @@ class DiscreteCell(nn.Module):
     """A normal or reduction cell of a fixed architecture."""
 
     def __init__(self, space: CellSearchSpace, arch: CellArch, shape0: StateShape,
-                 shape1: StateShape, channels: int, reduction: bool, depth_ratio: float):
+                 shape1: StateShape, channels: int, reduction: bool, depth_ratio: float,
+                 exempt_pass_through: bool = False):
         super().__init__()
+        exempt = space.drop_path_exempt if exempt_pass_through else ()
         self.depth_ratio = depth_ratio  # (cell index + 1) / number of cells, for drop path
         self.inputs = [node.inputs for node in arch.nodes]
         self.loose_ends = arch.loose_ends()
@@ -82,7 +84,7 @@ class DiscreteCell(nn.Module):
                 name = space.op_names[op]
                 branch_stride = stride if state < 2 else 1  # only cell inputs are reduced
                 branches.append(NodeBranch(name, channels, branch_stride,
-                                           droppable=name not in space.drop_path_exempt))
+                                           droppable=name not in exempt))
             self.nodes.append(branches)
         # A loose end that is a cell input of a reduction cell is still at full size.
         self.output_reducers = nn.ModuleList(

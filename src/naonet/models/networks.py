@@ -31,6 +31,9 @@ class NetworkConfig:
     aux_head: bool = True
     keep_prob: float = 0.6
     drop_path_keep_prob: float = 0.8
+    # The released code (HEAD) drops every branch; True leaves the space's parameter-free
+    # pass-throughs (identity, zero) alone, as an earlier released version did.
+    drop_path_exempts_pass_through: bool = False
 
     def __post_init__(self) -> None:
         if self.skeleton not in SKELETONS:
@@ -188,7 +191,8 @@ class NAONet(CellStack):
         def make_cell(shape0, shape1, channels, reduction, depth_ratio):
             cell_arch = architecture.reduction if reduction else architecture.normal
             return DiscreteCell(architecture.space, cell_arch, shape0, shape1, channels,
-                                reduction, depth_ratio)
+                                reduction, depth_ratio,
+                                exempt_pass_through=config.drop_path_exempts_pass_through)
 
         super().__init__(config, make_cell)
         self.architecture = architecture

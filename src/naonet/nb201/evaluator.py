@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from naonet.errors import UserError
-from naonet.nb201.space import NB201Architecture
 from naonet.nb201.table import DEFAULT_METRIC, BenchmarkTable, metric_column
+from naonet.spaces.nb201 import NB201Architecture
 
 
 class BudgetExhausted(RuntimeError):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from naonet.errors import UserError
-from naonet.nb201.space import NB201, NB201Architecture, NB201Space
+from naonet.spaces.nb201 import NB201, NB201Architecture, NB201Space
 
 # Metric names a search may use, and the column each reads.
 VALIDATION_METRICS = {"valid_200ep": "valid_acc_200ep", "valid_12ep": "valid_acc_12ep"}

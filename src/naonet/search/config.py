@@ -13,10 +13,12 @@ from pathlib import Path
 
 from naonet import options
 from naonet.controller import ControllerConfig, ControllerTrainConfig
+from naonet.controller.rounds import RoundConfig
 from naonet.data import DataConfig
 from naonet.errors import UserError
 from naonet.models import NetworkConfig
-from naonet.supernet import SAMPLING_WEIGHTS
+from naonet.spaces.protocol import DEFAULT_SPACE
+from naonet.supernet import SAMPLING_WEIGHTS, SCORE_METRICS
 
 SCORING_MODES = ("fixed", "per-architecture")
 
@@ -26,7 +28,7 @@ class SearchConfig:
     """Everything that defines a NAO-V2 search run."""
 
     # what to search, on which data
-    space: str = "small"
+    space: str = DEFAULT_SPACE
     dataset: str = "cifar10"
     data: str = "data"
     download: bool = False
@@ -41,6 +43,7 @@ class SearchConfig:
     layers: int = 3
     keep_prob: float = 1.0
     drop_path_keep_prob: float = 0.9
+    drop_path_exempts_pass_through: bool = False  # released HEAD: drop every branch
     sampling: str = "balanced"
     # the loop (SPEC 5)
     rounds: int = 4
@@ -48,7 +51,14 @@ class SearchConfig:
     seed_pool_file: str = ""  # start from these architectures instead of random ones
     new_architectures: int = 300
     top_seeds: int = 100
-    max_lambda: int = 50
+    # one NAO round (naonet.controller.rounds): the released search trains one controller
+    # on the raw scores and leaves a round short when the decoder finds too few
+    score_transform: str = "raw"
+    fresh_controller: bool = False
+    fill: str = "none"
+    # The released loop stops once the step size exceeds max_step_size 50, after
+    # generating with it: step sizes 1..51 are tried.
+    max_lambda: int = 51
     # supernet training, restarted every round (V2 change 3)
     supernet_epochs: int = 50
     batch_size: int = 64
@@ -60,10 +70,17 @@ class SearchConfig:
     restart_schedule: bool = True
     reinit_supernet: bool = False
     scale_lr_with_world_size: bool = True
+    # The released code zeroes gradients (never drops them), so SGD keeps applying
+    # momentum and weight decay to parameters off the sampled path.
+    update_off_path: bool = True
     # scoring with the supernet
     scoring: str = "fixed"
+    score_metric: str = "accuracy"  # or 'loss': minus the mean cross-entropy
     eval_batch_size: int = 500
     eval_batches: int = 1
+    # reporting only, never seen by the search: a benchmark table (table:CSV) to look the
+    # pool's true accuracies up in (nb201)
+    reference: str = ""
     # the controller (SPEC 6)
     controller_epochs: int = 1000
     controller_batch_size: int = 100
@@ -108,6 +125,7 @@ class SearchConfig:
                       drop_path_keep_prob=self.rerank_drop_path_keep_prob)
         self.controller_config()
         self.controller_train_config()
+        self.round_config()
 
     def _checks(self) -> list[tuple[bool, str]]:
         positive = ("rounds", "seed_pool_size", "top_seeds", "max_lambda", "supernet_epochs",
@@ -125,6 +143,10 @@ class SearchConfig:
              f"--sampling must be one of: {', '.join(SAMPLING_WEIGHTS)}"),
             (self.scoring in SCORING_MODES, f"--scoring must be one of: "
              f"{', '.join(SCORING_MODES)}"),
+            (not self.reference or self.reference.startswith("table:"),
+             f"--reference {self.reference!r} must be table:PATH (a benchmark CSV)"),
+            (self.score_metric in SCORE_METRICS, f"--score-metric must be one of: "
+             f"{', '.join(SCORE_METRICS)}"),
             (0 < self.lr and 0 <= self.lr_min <= self.lr, "need 0 <= --lr-min <= --lr, --lr > 0"),
             (0.0 <= self.controller_trade_off <= 1.0, "--controller-trade-off must be in [0, 1]"),
             (self.amp in ("none", "bf16", "fp16"), "--amp must be none, bf16 or fp16"),
@@ -140,6 +162,11 @@ class SearchConfig:
             valid_size=self.valid_size, train_subset=self.train_subset, test_subset=1,
             cutout=self.cutout, pipeline=self.pipeline, workers=self.workers,
             image_size=self.image_size)
+
+    def round_config(self) -> RoundConfig:
+        return RoundConfig(seed_count=self.top_seeds, new_count=self.new_architectures,
+                           max_lambda=self.max_lambda, score_transform=self.score_transform,
+                           fresh_controller=self.fresh_controller, fill=self.fill)
 
     def controller_config(self) -> ControllerConfig:
         return ControllerConfig(
@@ -170,7 +197,8 @@ def _flag(name: str) -> str:
 
 PRESETS: dict[str, dict] = {
     # The released NAO-V2 search on CIFAR-10 (SPEC 5): meant for a GPU (about a day).
-    "nao-v2-cifar10": dict(dataset="cifar10"),
+    # Each architecture is scored on its own random batch of 500, as released.
+    "nao-v2-cifar10": dict(dataset="cifar10", scoring="per-architecture"),
     # A first search on a CPU in about 10 minutes on 2 cores: the same code path at a tiny
     # size (2000 training images, C 8, N 1, 2 rounds of 2 supernet epochs, 50 + 30
     # architectures scored on 100 images, a 1-epoch re-rank of the top 5).
@@ -179,6 +207,29 @@ PRESETS: dict[str, dict] = {
         rounds=2, seed_pool_size=50, new_architectures=30, top_seeds=20,
         supernet_epochs=2, eval_batch_size=100, eval_batches=1, controller_epochs=100,
         rerank_top=5, rerank_epochs=1, rerank_channels=8, rerank_layers=1),
+    # A first one-shot search on NAS-Bench-201 in a few minutes on 2 cores: the CPU
+    # ranking recipe below at a tenth of the images (5000 training, 1000 scoring), 2
+    # rounds of 3 supernet epochs, 100 + 50 cells scored, no re-ranking. Give it
+    # --reference table:CSV to see the found cell's true accuracy.
+    "quick-nb201": dict(
+        space="nb201", dataset="cifar10", image_size=16, train_subset=5000,
+        valid_size=1000, channels=16, layers=1, sampling="balanced", rounds=2,
+        seed_pool_size=100, new_architectures=50, top_seeds=50, supernet_epochs=3,
+        batch_size=64, lr=0.05, lr_min=0.0, eval_batch_size=250, eval_batches=4,
+        score_metric="loss", controller_epochs=100, rerank_top=0),
+    # The NAS-Bench-201 supernet recipe for a 2-core CPU (docs/nas-bench-201.md): the
+    # benchmark's 25k/25k split, images at 16 px, C 16 and one cell per stage, balanced
+    # sampling, scores by validation loss.
+    "nb201-rank-cpu": dict(
+        space="nb201", dataset="cifar10", image_size=16, train_subset=25_000,
+        valid_size=25_000, channels=16, layers=1, sampling="balanced", supernet_epochs=12,
+        batch_size=64, lr=0.05, lr_min=0.0, eval_batch_size=250, eval_batches=8,
+        score_metric="loss"),
+    # The paper's scale (C 16, 5 cells per stage, 32 px, 25k/25k, 50 epochs): a GPU.
+    "nb201-rank-gpu": dict(
+        space="nb201", dataset="cifar10", train_subset=25_000, valid_size=25_000,
+        channels=16, layers=5, sampling="balanced", supernet_epochs=50, batch_size=64,
+        lr=0.05, lr_min=0.0, eval_batch_size=500, eval_batches=20, score_metric="loss"),
 }
 
 

@@ -10,6 +10,7 @@ share of the pool.
 from __future__ import annotations
 
 import math
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,12 @@ import torch
 import yaml
 from torch import nn
 
-from naonet.controller import Controller, generate_architectures, train_controller
+from naonet.controller import Controller
+from naonet.controller.rounds import nao_round
 from naonet.data import DataBundle, build_data
 from naonet.distributed import DistributedContext, barrier, broadcast_object, init_distributed
 from naonet.errors import UserError
+from naonet.revision import code_revision
 from naonet.search.config import SearchConfig
 from naonet.search.outputs import (
     DEFAULT_FINAL_COUNT,
@@ -33,6 +36,7 @@ from naonet.search.outputs import (
     write_search_outputs,
 )
 from naonet.search.plots import plot_score_distribution
+from naonet.search.reference import ReferenceTable
 from naonet.search.rerank import RerankJob, start_rerank_job, validation_accuracy
 from naonet.search.scoring import ScoringData, build_scoring_data, score_pool
 from naonet.search.state import (
@@ -56,8 +60,9 @@ from naonet.search.supernet_training import (
     start_schedule,
     wrap_for_training,
 )
-from naonet.spaces import Architecture, encoding_for, get_space
-from naonet.supernet import PoolSampler, Supernet, SupernetConfig, sample_architectures
+from naonet.seeding import seeded
+from naonet.spaces import CellSearchSpace, SearchSpace, get_space
+from naonet.supernet import PoolSampler, sample_architectures
 from naonet.training import EpochStats, Precision, train_one_epoch
 from naonet.training.checkpoint import atomic_write_text, restore_rng_state
 
@@ -67,10 +72,11 @@ class SearchRun:
     """Everything a search step needs: config, data, networks, optimisers, state."""
 
     config: SearchConfig
+    space: SearchSpace
     context: DistributedContext
     run_dir: Path
     data: DataBundle
-    supernet: Supernet
+    supernet: nn.Module  # the space's weight-sharing network
     sampled: SampledSupernet  # the supernet with its per-step architecture sampler
     model: nn.Module  # what trains: ``sampled``, or DDP around it
     optimizer: torch.optim.Optimizer
@@ -80,6 +86,7 @@ class SearchRun:
     precision: Precision
     state: SearchState
     show_progress: bool
+    reference: ReferenceTable | None = None  # ground truth for the reports only
     rerank_job: RerankJob | None = None
     last_epoch: EpochStats | None = None
     round_started: float = field(default_factory=time.perf_counter)
@@ -112,7 +119,7 @@ def train_supernet(run: SearchRun) -> None:
     if state.epoch == 0:
         start_round(run)
     run.sampled.sampler = PoolSampler(state.children, torch.Generator(), config.sampling,
-                                      run.supernet.config.network_config())
+                                      run.supernet.network_config())
     while state.epoch < config.supernet_epochs:
         run.last_epoch = supernet_epoch(run)
         state.epoch += 1
@@ -134,7 +141,7 @@ def score_architectures_so_far(run: SearchRun) -> None:
              for index in range(len(architectures))]
     progress = make_progress(run, len(architectures), f"round {state.round + 1} scoring")
     scores = score_pool(run.supernet, architectures, run.scoring, config.scoring, seeds,
-                        run.context, progress)
+                        run.context, progress, config.score_metric)
     close(progress)
     for entry, score in zip(state.pool, scores):
         entry.score = entry.scores[state.round] = score
@@ -159,7 +166,7 @@ def grow_pool(run: SearchRun) -> None:
     for entry, prediction in zip(state.pool, predictions):
         entry.prediction = prediction
     log_round(run, controller=report, lambda_reached=lambda_reached)
-    state.children = [Architecture.parse(text) for text in new] or state.architectures()
+    state.children = [run.space.parse(text) for text in new] or state.architectures()
     state.child_predictions = predictions[len(state.pool):]
     state.round, state.phase, state.epoch = state.round + 1, TRAIN, 0
     checkpoint(run, outputs=True)
@@ -201,7 +208,7 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
                       rank=context.rank, world_size=context.world_size)
     if data.valid is None:
         raise UserError("the search needs a validation split; pass --valid-size N")
-    supernet = build_supernet(space, config, data).to(context.device)
+    supernet = build_supernet(space, config, data, 0).to(context.device)
     sampled, model = wrap_for_training(supernet, context)
     optimizer = build_optimizer(supernet, config, context.world_size)
     scheduler = start_schedule(optimizer, config, context.world_size, schedule_epochs(config))
@@ -209,10 +216,12 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
     scoring = build_scoring_data(data.valid, config.eval_batch_size, config.eval_batches,
                                  config.scoring, derive_seed(config.seed, "scoring-data"),
                                  context)
-    run = SearchRun(config, context, run_dir, data, supernet, sampled, model, optimizer,
+    run = SearchRun(config, space, context, run_dir, data, supernet, sampled, model, optimizer,
                     scheduler, controller, scoring, Precision.from_name(config.amp,
                                                                         context.device),
                     SearchState(), show_progress)
+    if config.reference and context.is_main:
+        run.reference = ReferenceTable.load(config.reference, space)
     checkpoint_found = resume(run)
     if not checkpoint_found:
         run.state.children = seed_pool(space, config)
@@ -221,29 +230,23 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
     return run
 
 
-def build_supernet(space, config: SearchConfig, data: DataBundle) -> Supernet:
-    """The supernet, initialised from the run's seed (the same on every rank)."""
-    supernet_config = SupernetConfig(skeleton=data.skeleton, channels=config.channels,
-                                     layers=config.layers, num_classes=data.num_classes,
-                                     keep_prob=config.keep_prob,
-                                     drop_path_keep_prob=config.drop_path_keep_prob)
-    return _seeded(derive_seed(config.seed, "supernet-init", 0),
-                   lambda: Supernet(space, supernet_config))
+def build_supernet(space: SearchSpace, config: SearchConfig, data: DataBundle,
+                   round_index: int) -> nn.Module:
+    """The space's supernet, initialised from (seed, round): the same on every rank."""
+    return seeded(derive_seed(config.seed, "supernet-init", round_index),
+                  lambda: space.build_supernet(
+                      config.channels, config.layers, data.num_classes, data.skeleton,
+                      keep_prob=config.keep_prob,
+                      drop_path_keep_prob=config.drop_path_keep_prob,
+                      drop_path_exempts_pass_through=config.drop_path_exempts_pass_through))
 
 
-def build_controller(space, config: SearchConfig) -> Controller:
-    return _seeded(derive_seed(config.seed, "controller-init"),
-                   lambda: Controller(encoding_for(space), config.controller_config()))
+def build_controller(space: SearchSpace, config: SearchConfig) -> Controller:
+    return seeded(derive_seed(config.seed, "controller-init"),
+                  lambda: Controller(space.encoding(), config.controller_config()))
 
 
-def _seeded(seed: int, make):
-    """``make()`` with the global generator seeded, leaving the global state as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return make()
-
-
-def seed_pool(space, config: SearchConfig) -> list[Architecture]:
+def seed_pool(space: SearchSpace, config: SearchConfig) -> list:
     """Round 0's child pool: the architectures of ``seed_pool_file``, or random ones."""
     if config.seed_pool_file:
         return read_architecture_file(Path(config.seed_pool_file), space)
@@ -251,16 +254,16 @@ def seed_pool(space, config: SearchConfig) -> list[Architecture]:
     return sample_architectures(space, config.seed_pool_size, rng)
 
 
-def read_architecture_file(path: Path, space) -> list[Architecture]:
+def read_architecture_file(path: Path, space: SearchSpace) -> list:
     """Distinct architectures of a file, one a line (blank lines and # comments skipped)."""
     if not path.is_file():
         raise UserError(f"seed pool file {path} does not exist; check --seed-pool-file")
-    found: dict[Architecture, None] = {}
+    found: dict = {}  # an insertion-ordered set
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         text = line.split("#", 1)[0].strip()
         if text:
             try:
-                found.setdefault(Architecture.parse(text, space))
+                found.setdefault(space.parse(text))
             except UserError as error:
                 raise UserError(f"{path} line {number}: {error}") from None
     if len(found) < 2:
@@ -275,7 +278,7 @@ def resume(run: SearchRun) -> bool:
                                              run.config.to_dict())
     if checkpoint_data is None:
         return False
-    run.state = SearchState.from_dict(checkpoint_data["state"])
+    run.state = SearchState.from_dict(checkpoint_data["state"], run.space)
     for name, module in modules_to_save(run).items():
         if name in checkpoint_data:
             module.load_state_dict(checkpoint_data[name])
@@ -302,8 +305,7 @@ def start_round(run: SearchRun) -> None:
     state, config = run.state, run.config
     run.round_started = time.perf_counter()
     if config.reinit_supernet and state.round > 0:
-        fresh = _seeded(derive_seed(config.seed, "supernet-init", state.round),
-                        lambda: Supernet(run.supernet.space, run.supernet.config))
+        fresh = build_supernet(run.space, config, run.data, state.round)
         run.supernet.load_state_dict(fresh.state_dict())  # in place: DDP keeps its view
         run.optimizer.state.clear()  # no momentum from the old weights
     if config.restart_schedule or state.round == 0:
@@ -327,7 +329,8 @@ def supernet_epoch(run: SearchRun) -> EpochStats:
         run.model, run.data.train, run.optimizer, nn.CrossEntropyLoss(), aux_weight=0.0,
         grad_clip=config.grad_clip, precision=run.precision, scaler=None,
         first_step=state.epoch * steps, total_steps=config.supernet_epochs * steps,
-        progress=progress, log_every=config.log_every)
+        progress=progress, log_every=config.log_every,
+        clear_gradients_to_none=not config.update_off_path)
     close(progress)
     check_same_architectures(run.sampled, run.context)
     run.scheduler.step()  # after the epoch's optimizer steps, never before
@@ -335,29 +338,34 @@ def supernet_epoch(run: SearchRun) -> EpochStats:
 
 
 def controller_step(run: SearchRun) -> tuple[list[str], list[float], object, int]:
-    """Rank 0: train the controller, predict the pool, generate the next child pool."""
+    """Rank 0: one NAO round (fit the controller to the pool's scores, generate the next
+    child pool from the top), then predict the pool and the new architectures."""
     state, config = run.state, run.config
     architectures = state.architectures()
-    report = train_controller(run.controller, architectures,
-                              [entry.score for entry in state.pool],
-                              config.controller_train_config(),
-                              seed=derive_seed(config.seed, "controller-train", state.round),
-                              progress=run.show_progress)
-    result = generate_architectures(run.controller, architectures[:config.top_seeds],
-                                    known=architectures, count=config.new_architectures,
-                                    max_lambda=config.max_lambda)
-    if len(result.architectures) < config.new_architectures:
-        announce(run, f"the controller found {len(result.architectures)} of "
+    outcome = nao_round(
+        run.controller, lambda: build_controller(run.space, config).to(run.context.device),
+        run.space,
+        architectures, [entry.score for entry in state.pool], config.round_config(),
+        config.controller_train_config(),
+        seed=derive_seed(config.seed, "controller-train", state.round),
+        rng=random.Random(derive_seed(config.seed, "controller-fill", state.round)),
+        progress=run.show_progress)
+    if outcome.controller is not run.controller:  # a fresh controller: keep training it
+        run.controller.load_state_dict(outcome.controller.state_dict())
+    if outcome.generated < config.new_architectures:
+        announce(run, f"the controller found {outcome.generated} of "
                       f"{config.new_architectures} new architectures up to lambda "
-                      f"{config.max_lambda}"
-                      + ("" if result.architectures else "; the next round trains the pool"))
-    predictions = predict_scores(run.controller, architectures + list(result.architectures))
-    return ([arch.to_qualified_string() for arch in result.architectures], predictions, report,
-            result.lambda_reached)
+                      f"{config.max_lambda}" + (
+                          f"; {len(outcome.new) - outcome.generated} random ones fill the "
+                          "round" if config.fill == "random" else
+                          "" if outcome.new else "; the next round trains the pool"))
+    predictions = predict_scores(run.controller, architectures + outcome.new)
+    return ([arch.to_qualified_string() for arch in outcome.new], predictions,
+            outcome.report, outcome.lambda_reached)
 
 
 @torch.no_grad()
-def predict_scores(controller: Controller, architectures: list[Architecture]) -> list[float]:
+def predict_scores(controller: Controller, architectures: list) -> list[float]:
     """The controller's predicted (normalised) score of each architecture."""
     was_training = controller.training
     controller.eval()
@@ -380,7 +388,9 @@ def rerank_epoch(run: SearchRun, entry: PoolEntry) -> None:
     train_one_epoch(job.model, run.data.train, job.optimizer, nn.CrossEntropyLoss(),
                     aux_weight=config.rerank_aux_weight, grad_clip=config.grad_clip,
                     precision=run.precision, scaler=None, first_step=state.epoch * steps,
-                    total_steps=config.rerank_epochs * steps, progress=progress,
+                    # The released re-rank networks get the supernet's step count
+                    # (args.steps), so drop path ramps up over supernet_epochs epochs.
+                    total_steps=config.supernet_epochs * steps, progress=progress,
                     log_every=config.log_every)
     close(progress)
     job.scheduler.step()
@@ -413,10 +423,12 @@ def write_outputs(run: SearchRun) -> None:
     if not run.state.pool or math.isnan(run.state.pool[0].score):
         return  # nothing scored yet
     config = run.config
-    header = {"space": config.space, "dataset": config.dataset, "rounds": config.rounds,
+    header = {"revision": code_revision(), "space": config.space, "dataset": config.dataset,
+              "rounds": config.rounds,
               "seed": config.seed}
+    truth = run.reference.true_accuracy if run.reference is not None else None
     write_search_outputs(run.run_dir, run.state, final_count(config),
-                         run.supernet.config.network_config(), header)
+                         run.supernet.network_config(), header, truth)
     if config.plot and run.state.rounds_log:
         plot_score_distribution(run.state.pool, len(run.state.rounds_log),
                                 run.run_dir / "scores.png")
@@ -430,6 +442,9 @@ def log_round(run: SearchRun, controller, lambda_reached: int | None) -> None:
     record = round_record(state, new, time.perf_counter() - run.round_started,
                           stats.loss if stats else math.nan, stats.top1 / 100 if stats
                           else math.nan, controller, lambda_reached)
+    if run.reference is not None:
+        record["reference"] = run.reference.round_report(
+            state.architectures(), [entry.score for entry in state.pool])
     state.rounds_log = [r for r in state.rounds_log if r["round"] != record["round"]]
     state.rounds_log.append(record)
     announce(run, summary_line(record, run.config.rounds))
@@ -442,14 +457,21 @@ def final_count(config: SearchConfig) -> int:
 
 def finish(run: SearchRun) -> list[dict]:
     """Final outputs and a closing message; the final architectures, best first."""
-    final = final_entries(run.state, final_count(run.config))
-    network_config = run.supernet.config.network_config()
+    config = run.config
+    final = final_entries(run.state, final_count(config))
+    network_config = run.supernet.network_config()
     if run.is_main:
         write_outputs(run)
         announce(run, f"done: {len(run.state.pool)} architectures in {run.run_dir / 'arch_pool'}"
-                      f", the best {len(final)} in {run.run_dir / 'arch_pool.final'}; train "
-                      f"the first with: nao train --arch \"$(head -n 1 "
-                      f"{run.run_dir / 'arch_pool.final'})\"")
+                      f", the best {len(final)} in {run.run_dir / 'arch_pool.final'}")
+        if run.reference is not None:
+            truth = run.reference.true_accuracy(final[0].architecture)
+            announce(run, f"found: {final[0].architecture.to_qualified_string()}: true test "
+                          f"accuracy {100 * truth.test_accuracy:.2f} %, rank {truth.rank:,} "
+                          f"of {truth.of:,} in {config.reference}")
+        elif isinstance(run.space, CellSearchSpace):
+            announce(run, f"train the first with: nao train --arch \"$(head -n 1 "
+                          f"{run.run_dir / 'arch_pool.final'})\"")
     barrier()
     return [entry_record(entry, network_config) for entry in final]
 

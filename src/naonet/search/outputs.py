@@ -21,9 +21,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from naonet.models import NetworkConfig
 from naonet.search.state import PoolEntry, SearchState, json_number
-from naonet.supernet import count_network_parameters
 from naonet.training.checkpoint import atomic_write_text
 
 DEFAULT_FINAL_COUNT = 5  # arch_pool.final without re-ranking: the seed README's top 5
@@ -41,18 +39,24 @@ def is_reranked(entries: Sequence[PoolEntry]) -> bool:
     return bool(entries) and all(not math.isnan(entry.rerank) for entry in entries)
 
 
-def entry_record(entry: PoolEntry, network_config: NetworkConfig) -> dict:
-    """One architecture as people and scripts read it (rounds from 1, scores as fractions)."""
-    return {"arch": entry.architecture.to_qualified_string(), "round": entry.born + 1,
+def entry_record(entry: PoolEntry, network_config, truth=None) -> dict:
+    """One architecture as people and scripts read it (rounds from 1, scores as fractions);
+    ``truth(architecture)`` adds the benchmark's test accuracy and rank (reporting only)."""
+    record = {"arch": entry.architecture.to_qualified_string(), "round": entry.born + 1,
             "supernet_score": json_number(entry.score),
             "controller_prediction": json_number(entry.prediction),
             "rerank_accuracy": json_number(entry.rerank),
-            "params": count_network_parameters(entry.architecture, network_config),
+            "params": entry.architecture.space.parameter_count(entry.architecture,
+                                                               network_config),
             "scores_by_round": {str(r + 1): s for r, s in sorted(entry.scores.items())}}
+    if truth is not None:
+        found = truth(entry.architecture)
+        record.update(true_test_accuracy=found.test_accuracy, true_rank=found.rank)
+    return record
 
 
 def write_search_outputs(run_dir: Path, state: SearchState, final_count: int,
-                         network_config: NetworkConfig, header: dict) -> None:
+                         network_config, header: dict, truth=None) -> None:
     """Rewrite every output file from the state (idempotent: a resumed search rewrites
     the same content)."""
     final = final_entries(state, final_count)
@@ -64,7 +68,7 @@ def write_search_outputs(run_dir: Path, state: SearchState, final_count: int,
     reranked = is_reranked(final)
     _write_lines(run_dir / "arch_pool.perf.final",
                  [_text(e.rerank if reranked else e.score) for e in final])
-    records = {id(e): entry_record(e, network_config) for e in state.pool}
+    records = {id(e): entry_record(e, network_config, truth) for e in state.pool}
     summary = {**header, "phase": state.phase, "rounds_done": len(state.rounds_log),
                "complete": state.phase == "done", "reranked": reranked}
     _write_json(run_dir / "arch_pool.final.json",
@@ -104,6 +108,10 @@ def summary_line(record: dict, rounds: int) -> str:
                  f"(held-out {record['controller_valid']})")
     if record["lambda_reached"] is not None:
         text += f", lambda {record['lambda_reached']}"
+    if record.get("reference"):
+        truth = record["reference"]
+        text += (f"; truth: tau {_optional(truth['kendall_tau'])}, best "
+                 f"{100 * truth['best_test_accuracy']:.2f} % (rank {truth['best_rank']:,})")
     return text + f" [{record['seconds']:.0f} s]"
 
 

@@ -14,11 +14,10 @@ import torch
 from torch import nn
 
 from naonet.data import DataBundle
-from naonet.distributed import DistributedContext
-from naonet.models import NAONet, NetworkConfig, build_network
+from naonet.distributed import DistributedContext, wrap_data_parallel
 from naonet.search.config import SearchConfig
 from naonet.search.supernet_training import build_optimizer, start_schedule
-from naonet.spaces import Architecture
+from naonet.seeding import seeded
 from naonet.training import Precision, evaluate
 
 
@@ -26,7 +25,7 @@ from naonet.training import Precision, evaluate
 class RerankJob:
     """One architecture being trained from scratch: its network and optimisation state."""
 
-    network: NAONet
+    network: nn.Module  # the space's discrete network
     model: nn.Module  # the network, or DDP around it
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
@@ -41,25 +40,22 @@ class RerankJob:
             module.load_state_dict(checkpoint[name])
 
 
-def rerank_network_config(config: SearchConfig, data: DataBundle) -> NetworkConfig:
-    return NetworkConfig(skeleton=data.skeleton, channels=config.rerank_channels,
-                         layers=config.rerank_layers, num_classes=data.num_classes,
-                         aux_head=config.rerank_aux_weight > 0,
-                         keep_prob=config.rerank_keep_prob,
-                         drop_path_keep_prob=config.rerank_drop_path_keep_prob)
+def rerank_network_config(architecture, config: SearchConfig, data: DataBundle):
+    """The re-rank network's config in the architecture's space."""
+    return architecture.space.network_config(
+        config.rerank_channels, config.rerank_layers, data.num_classes, data.skeleton,
+        aux_head=config.rerank_aux_weight > 0, keep_prob=config.rerank_keep_prob,
+        drop_path_keep_prob=config.rerank_drop_path_keep_prob,
+        drop_path_exempts_pass_through=config.drop_path_exempts_pass_through)
 
 
-def start_rerank_job(architecture: Architecture, config: SearchConfig, data: DataBundle,
+def start_rerank_job(architecture, config: SearchConfig, data: DataBundle,
                      context: DistributedContext, init_seed: int) -> RerankJob:
     """A freshly initialised network (same weights on every rank) and its optimizer."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(init_seed)
-        network = build_network(architecture, rerank_network_config(config, data))
-    network = network.to(context.device)
-    model: nn.Module = network
-    if context.is_distributed:
-        device_ids = [context.device.index] if context.device.type == "cuda" else None
-        model = nn.parallel.DistributedDataParallel(network, device_ids=device_ids)
+    network_config = rerank_network_config(architecture, config, data)
+    network = seeded(init_seed, lambda: architecture.space.build_network(
+        architecture, network_config)).to(context.device)
+    model = wrap_data_parallel(network, context)
     optimizer = build_optimizer(network, config, context.world_size)
     scheduler = start_schedule(optimizer, config, context.world_size, config.rerank_epochs)
     return RerankJob(network, model, optimizer, scheduler)

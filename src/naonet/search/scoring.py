@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from naonet.distributed import DistributedContext, all_reduce_sum, broadcast_object
-from naonet.spaces import Architecture
 from naonet.supernet import score_architectures
 from naonet.supernet.scoring import Batch
 
@@ -104,10 +103,11 @@ def build_scoring_data(valid_batches: Iterable[Batch], batch_size: int, num_batc
                        num_batches)
 
 
-def score_pool(supernet: nn.Module, architectures: Sequence[Architecture], data: ScoringData,
+def score_pool(supernet: nn.Module, architectures: Sequence, data: ScoringData,
                mode: str, seeds: Sequence[int], context: DistributedContext,
-               progress=None) -> list[float]:
-    """Accuracy (a fraction) of every architecture; this rank scores every
+               progress=None, metric: str = "accuracy") -> list[float]:
+    """The score of every architecture (accuracy as a fraction, or minus the mean loss:
+    see :func:`naonet.supernet.score_architectures`); this rank scores every
     ``world_size``-th one and the results are summed over ranks.
 
     ``seeds[i]`` seeds architecture ``i``'s batch in ``per-architecture`` mode.
@@ -118,10 +118,11 @@ def score_pool(supernet: nn.Module, architectures: Sequence[Architecture], data:
     for start in range(0, len(mine), SCORE_CHUNK):
         chunk = mine[start:start + SCORE_CHUNK]
         if fixed is not None:
-            values = score_architectures(supernet, [architectures[i] for i in chunk], fixed)
+            values = score_architectures(supernet, [architectures[i] for i in chunk], fixed,
+                                         metric)
         else:
             values = [score_architectures(supernet, [architectures[i]], data.random_batches(
-                torch.Generator().manual_seed(seeds[i])))[0] for i in chunk]
+                torch.Generator().manual_seed(seeds[i])), metric)[0] for i in chunk]
         for index, value in zip(chunk, values):
             scores[index] = value
         if progress is not None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from naonet.errors import UserError
-from naonet.spaces import Architecture
+from naonet.spaces import SearchSpace
 from naonet.training.checkpoint import atomic_save, capture_rng_state, load_checkpoint
 
 CHECKPOINT_FORMAT = 1
@@ -37,7 +37,7 @@ RESUMABLE_CHANGES = {"workers", "log_every", "device", "output", "data", "downlo
 # Stream names for derive_seed (any fixed integers; they only have to differ).
 STREAMS = {"seed-pool": 1, "supernet-init": 2, "supernet-epoch": 3, "sampler": 4,
            "scoring": 5, "controller-init": 6, "controller-train": 7, "rerank-init": 8,
-           "rerank-epoch": 9, "scoring-data": 10}
+           "rerank-epoch": 9, "scoring-data": 10, "controller-fill": 11}
 
 
 def derive_seed(seed: int, stream: str, *keys: int) -> int:
@@ -50,7 +50,7 @@ def derive_seed(seed: int, stream: str, *keys: int) -> int:
 class PoolEntry:
     """One architecture of the pool and everything the search learned about it."""
 
-    architecture: Architecture
+    architecture: object  # an architecture of the search's space
     born: int  # the round whose child pool it belonged to
     score: float = math.nan  # supernet validation accuracy (fraction) at the latest round
     # The latest controller's predicted (normalised) score; for architectures of the last
@@ -66,8 +66,8 @@ class PoolEntry:
                 "scores": {str(r): s for r, s in self.scores.items()}}
 
     @classmethod
-    def from_dict(cls, values: dict) -> PoolEntry:
-        return cls(Architecture.parse(values["arch"]), values["born"],
+    def from_dict(cls, values: dict, space: SearchSpace) -> PoolEntry:
+        return cls(space.parse(values["arch"]), values["born"],
                    _float(values["score"]), _float(values["prediction"]),
                    _float(values["rerank"]),
                    {int(r): s for r, s in values["scores"].items()})
@@ -81,12 +81,12 @@ class SearchState:
     phase: str = TRAIN
     epoch: int = 0  # epochs finished within the phase (supernet or current re-rank)
     pool: list[PoolEntry] = field(default_factory=list)  # scored so far, best first
-    children: list[Architecture] = field(default_factory=list)  # trained this round
+    children: list = field(default_factory=list)  # trained this round
     child_predictions: list[float] = field(default_factory=list)  # by the generating controller
     rerank_index: int = 0  # architectures of the top re-ranked so far
     rounds_log: list[dict] = field(default_factory=list)  # one summary per round
 
-    def architectures(self) -> list[Architecture]:
+    def architectures(self) -> list:
         return [entry.architecture for entry in self.pool]
 
     def to_dict(self) -> dict:
@@ -97,13 +97,13 @@ class SearchState:
                 "rerank_index": self.rerank_index, "rounds_log": self.rounds_log}
 
     @classmethod
-    def from_dict(cls, values: dict) -> SearchState:
+    def from_dict(cls, values: dict, space: SearchSpace) -> SearchState:
         if values["phase"] not in PHASES:
             raise UserError(f"search checkpoint has unknown phase {values['phase']!r}; it was "
                             "written by another version: start a new --output")
         return cls(values["round"], values["phase"], values["epoch"],
-                   [PoolEntry.from_dict(entry) for entry in values["pool"]],
-                   [Architecture.parse(text) for text in values["children"]],
+                   [PoolEntry.from_dict(entry, space) for entry in values["pool"]],
+                   [space.parse(text) for text in values["children"]],
                    list(values["child_predictions"]), values["rerank_index"],
                    list(values["rounds_log"]))
 

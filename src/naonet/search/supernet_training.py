@@ -11,16 +11,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from naonet.distributed import DistributedContext, all_reduce_sum
+from naonet.distributed import DistributedContext, all_reduce_sum, wrap_data_parallel
 from naonet.search.config import SearchConfig
-from naonet.spaces import Architecture
-from naonet.supernet import PoolSampler, Supernet
+from naonet.supernet import PoolSampler
 
 
 class SampledSupernet(nn.Module):
     """``forward(images)`` runs the architecture the sampler draws for this step."""
 
-    def __init__(self, supernet: Supernet):
+    def __init__(self, supernet: nn.Module):
         super().__init__()
         self.supernet = supernet
         self.sampler: PoolSampler | None = None
@@ -40,10 +39,10 @@ class SampledSupernet(nn.Module):
 CHECKSUM_MODULUS = 2**31 - 1  # a float64 all-reduce of world_size such values stays exact
 
 
-def _fingerprint(architecture: Architecture) -> int:
+def _fingerprint(architecture) -> int:
     """An integer that tells architectures apart (Python's str hash differs per process)."""
     value = 0
-    for integer in architecture.to_integers():
+    for integer in architecture.space.to_integers(architecture):
         value = (value * 17 + integer + 1) % CHECKSUM_MODULUS
     return value
 
@@ -60,18 +59,14 @@ def check_same_architectures(sampled: SampledSupernet, context: DistributedConte
                            "must be seeded alike on every rank")
 
 
-def wrap_for_training(supernet: Supernet, context: DistributedContext) -> tuple[
+def wrap_for_training(supernet: nn.Module, context: DistributedContext) -> tuple[
         SampledSupernet, nn.Module]:
     """The sampling wrapper, and the module to train (the wrapper, or DDP around it).
 
     Only the sampled path gets gradients, so DDP has to look for unused parameters.
     """
     wrapper = SampledSupernet(supernet)
-    if not context.is_distributed:
-        return wrapper, wrapper
-    device_ids = [context.device.index] if context.device.type == "cuda" else None
-    return wrapper, nn.parallel.DistributedDataParallel(
-        wrapper, device_ids=device_ids, find_unused_parameters=True)
+    return wrapper, wrap_data_parallel(wrapper, context, find_unused_parameters=True)
 
 
 def learning_rates(config: SearchConfig, world_size: int) -> tuple[float, float]:
@@ -93,7 +88,8 @@ def start_schedule(optimizer: torch.optim.Optimizer, config: SearchConfig, world
     """A cosine schedule from the maximum learning rate, whatever the optimizer's lr now.
 
     A new ``CosineAnnealingLR`` on a used optimizer would start from the lr the last one
-    left (the released per-round restart that silently did nothing): reset it first.
+    left (from PyTorch 1.4 on, the released per-round restart silently continued from
+    the last round's low rate; before 1.4 it restarted): reset it first.
     """
     lr_max, lr_min = learning_rates(config, world_size)
     for group in optimizer.param_groups:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from naonet.errors import UserError
-from naonet.spaces.cell_space import CellSearchSpace, get_space
+from naonet.spaces.cell_space import CellSearchSpace, get_cell_space
 
 CELL_TYPES = ("normal", "reduction")
 
@@ -67,10 +67,10 @@ class Architecture:
 
     # ----------------------------------------------------------------- construction
     @classmethod
-    def from_integers(cls, values: list[int], space: str | CellSearchSpace = "small"
+    def from_integers(cls, values: list[int], space: str | CellSearchSpace | None = None
                       ) -> Architecture:
         """Build from the released integer list, validating every entry."""
-        space = get_space(space)
+        space = get_cell_space(space)
         expected = space.integers_per_architecture
         if len(values) != expected:
             raise UserError(
@@ -104,13 +104,13 @@ class Architecture:
             raise UserError("empty architecture string; give a name (naonet-v2) or 40 integers")
         named_space, body = _split_space_prefix(text)
         if named_space is not None and space is not None:
-            if get_space(space).name != get_space(named_space).name:
+            if get_cell_space(space).name != get_cell_space(named_space).name:
                 raise UserError(
                     f"architecture is written for the {named_space!r} space but the "
-                    f"{get_space(space).name!r} space was asked for; drop the prefix or "
+                    f"{get_cell_space(space).name!r} space was asked for; drop the prefix or "
                     f"pass --space {named_space}"
                 )
-        resolved = get_space(named_space or space or "small")
+        resolved = get_cell_space(named_space or space)
         if "normal:" in body or "(" in body:
             return cls._parse_readable(body, resolved)
         tokens = body.replace(",", " ").split()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from naonet.errors import UserError
+from naonet.spaces.protocol import IntegerCodedSpace, get_space, register_space
 
 NUM_CELL_INPUTS = 2  # h[k-2] (id 0) and h[k-1] (id 1)
 
 
 @dataclass(frozen=True)
-class CellSearchSpace:
+class CellSearchSpace(IntegerCodedSpace):
     """A NAO cell space: `num_nodes` nodes, each summing two (input, operation) branches.
 
     Node `j` (0-based) may read any state with id `< j + NUM_CELL_INPUTS`: the two cell
@@ -21,7 +24,8 @@ class CellSearchSpace:
     name: str
     op_names: tuple[str, ...]
     num_nodes: int = 5
-    # Ops that the released code never drops with drop path (parameter-free pass-throughs).
+    # Parameter-free pass-throughs, which drop path leaves alone when a network asks for
+    # it (``drop_path_exempts_pass_through``; the released HEAD drops every branch).
     drop_path_exempt: tuple[str, ...] = ("identity",)
 
     @property
@@ -58,6 +62,61 @@ class CellSearchSpace:
     def describe_ops(self) -> str:
         return ", ".join(f"{i} {name}" for i, name in enumerate(self.op_names))
 
+    # ----------------------------------------------------------------- the protocol
+    def parse(self, text: str):
+        """Any text form of an architecture of this space (see ``Architecture.parse``)."""
+        from naonet.spaces.architecture import Architecture
+
+        return Architecture.parse(text, self)
+
+    def integer_limits(self) -> tuple[int, ...]:
+        """(input, op, input, op) per node, normal cell then reduction cell."""
+        cell = []
+        for node in range(self.num_nodes):
+            inputs = self.num_candidate_inputs(node)
+            cell += [inputs, self.num_ops, inputs, self.num_ops]
+        return tuple(cell * 2)
+
+    def from_integers(self, values: Sequence[int]):
+        from naonet.spaces.architecture import Architecture
+
+        return Architecture.from_integers(list(values), self)
+
+    def to_integers(self, architecture) -> list[int]:
+        return architecture.to_integers()
+
+    def encoding(self):
+        from naonet.spaces.encoding import CellSpaceEncoding
+
+        return CellSpaceEncoding(self)
+
+    def network_config(self, channels: int, layers: int, num_classes: int = 10,
+                       skeleton: str = "cifar", **regularisation: Any):
+        """A NAONet config (``regularisation``: aux_head, keep_prob, drop_path_keep_prob)."""
+        from naonet.models import NetworkConfig
+
+        return NetworkConfig(skeleton=skeleton, channels=channels, layers=layers,
+                             num_classes=num_classes, **regularisation)
+
+    def build_network(self, architecture, config):
+        from naonet.models import build_network
+
+        return build_network(architecture, config)
+
+    def parameter_count(self, architecture, config) -> int:
+        from naonet.supernet.counting import count_network_parameters
+
+        return count_network_parameters(architecture, config)
+
+    def build_supernet(self, channels: int, layers: int, num_classes: int = 10,
+                       skeleton: str = "cifar", **regularisation: Any):
+        """The NAO supernet (``regularisation``: keep_prob, drop_path_keep_prob)."""
+        from naonet.supernet import Supernet, SupernetConfig
+
+        return Supernet(self, SupernetConfig(skeleton=skeleton, channels=channels,
+                                             layers=layers, num_classes=num_classes,
+                                             **regularisation))
+
 
 SMALL = CellSearchSpace(
     name="small",
@@ -81,26 +140,14 @@ MIDDLE = CellSearchSpace(
     drop_path_exempt=("zero", "identity"),
 )
 
-_SPACES: dict[str, CellSearchSpace] = {space.name: space for space in (SMALL, MIDDLE)}
+register_space(SMALL)
+register_space(MIDDLE)
 
 
-def register_space(space: CellSearchSpace) -> CellSearchSpace:
-    """Add a cell space to the registry (for example the same ops with another node count)."""
-    _SPACES[space.name] = space
+def get_cell_space(name: str | CellSearchSpace | None) -> CellSearchSpace:
+    """A NAO cell space by name or object (None: the default space)."""
+    space = get_space(name)
+    if not isinstance(space, CellSearchSpace):
+        raise UserError(f"the {space.name!r} space is not a NAO cell space; this needs "
+                        "small or middle")
     return space
-
-
-def get_space(name: str | CellSearchSpace) -> CellSearchSpace:
-    """Look a space up by name; a CellSearchSpace passes through."""
-    if isinstance(name, CellSearchSpace):
-        return name
-    try:
-        return _SPACES[name]
-    except KeyError:
-        raise UserError(
-            f"unknown search space {name!r}; use one of: {', '.join(sorted(_SPACES))}"
-        ) from None
-
-
-def space_names() -> list[str]:
-    return sorted(_SPACES)

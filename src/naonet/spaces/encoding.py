@@ -17,7 +17,7 @@ from typing import Protocol
 
 from naonet.errors import UserError
 from naonet.spaces.architecture import CELL_TYPES, Architecture
-from naonet.spaces.cell_space import CellSearchSpace, get_space
+from naonet.spaces.cell_space import CellSearchSpace, get_cell_space
 
 SOS_TOKEN = 0
 
@@ -44,7 +44,7 @@ class CellSpaceEncoding:
     tokens_per_step = 2  # (input, op) pairs
 
     def __init__(self, space: str | CellSearchSpace):
-        self.space = get_space(space)
+        self.space = get_cell_space(space)
         self.input_offset = 1
         self.op_offset = 1 + (self.space.num_nodes + 1)
         self.vocab_size = self.op_offset + self.space.num_ops
@@ -112,10 +112,7 @@ class CellSpaceEncoding:
 
 
 def encoding_for(space) -> SequenceEncoding:
-    """The controller encoding of a space (cell spaces by name or object)."""
-    if isinstance(space, str | CellSearchSpace):
-        return CellSpaceEncoding(space)
-    encoding = getattr(space, "encoding", None)
-    if encoding is None:
-        raise UserError(f"space {space!r} has no controller encoding")
-    return encoding()
+    """The controller encoding of a space (by name or object)."""
+    from naonet.spaces.protocol import get_space
+
+    return get_space(space).encoding()

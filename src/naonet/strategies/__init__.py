@@ -1,6 +1,6 @@
 """Search strategies over an evaluator with a query budget: NAO, random, evolution."""
 
-from naonet.strategies.base import Evaluator, SearchSpace, query_random, top_architectures
+from naonet.strategies.base import Evaluator, SearchSpace, query_random
 from naonet.strategies.evolution import EvolutionConfig, regularized_evolution
 from naonet.strategies.nao import NAOConfig, nao_search
 from naonet.strategies.random_search import RandomSearchConfig, random_search
@@ -20,5 +20,4 @@ __all__ = [
     "random_search",
     "regularized_evolution",
     "run_strategy",
-    "top_architectures",
 ]

@@ -11,15 +11,7 @@ import random
 from collections.abc import Hashable
 from typing import Protocol
 
-
-class SearchSpace(Protocol):
-    """A space a strategy can search: uniform sampling, a neighbour move, its size."""
-
-    size: int
-
-    def sample(self, rng: random.Random) -> Hashable: ...
-
-    def mutate(self, architecture, rng: random.Random) -> Hashable: ...
+from naonet.spaces import SearchSpace
 
 
 class Evaluator(Protocol):
@@ -54,9 +46,3 @@ def query_random(space: SearchSpace, evaluator: Evaluator, rng: random.Random,
         if evaluator.exhausted:
             return
         evaluator.query(sample_new(space, evaluator, rng))
-
-
-def top_architectures(evaluator: Evaluator, count: int) -> list:
-    """The ``count`` best architectures queried so far, best first."""
-    ranked = sorted(evaluator.history(), key=lambda pair: pair[1], reverse=True)
-    return [architecture for architecture, _ in ranked[:count]]

@@ -11,20 +11,14 @@ Hidden choices of the loop are named options of :class:`NAOConfig`.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import asdict, dataclass, field
 
-from naonet.controller import (
-    Controller,
-    ControllerConfig,
-    ControllerTrainConfig,
-    generate_architectures,
-    train_controller,
-)
+from naonet.controller import Controller, ControllerConfig, ControllerTrainConfig
+from naonet.controller.rounds import SCORE_TRANSFORMS, RoundConfig, nao_round
 from naonet.errors import UserError
-from naonet.strategies.base import Evaluator, SearchSpace, query_random, top_architectures
-
-SCORE_TRANSFORMS = ("raw", "rank")
+from naonet.strategies.base import Evaluator, SearchSpace, query_random
 
 
 def table_controller_training() -> ControllerTrainConfig:
@@ -59,6 +53,13 @@ class NAOConfig:
             raise UserError(f"unknown score transform {self.score_transform!r}; use one of: "
                             f"{', '.join(SCORE_TRANSFORMS)}")
 
+    def round_config(self, count: int) -> RoundConfig:
+        """One round of this loop; the decoder's shortfall is filled with random new
+        architectures, so the loop always makes progress."""
+        return RoundConfig(seed_count=self.seed_count, new_count=count,
+                           max_lambda=self.max_lambda, score_transform=self.score_transform,
+                           fresh_controller=self.fresh_controller, fill="random")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -72,58 +73,22 @@ def nao_search(space: SearchSpace, evaluator: Evaluator, seed: int,
     controller = None
     round_index = 0
     while not evaluator.exhausted:
-        if controller is None or config.fresh_controller:
-            controller = new_controller(space, config, seed * 1000 + round_index)
-        fit_controller(controller, evaluator, config, seed * 1000 + round_index)
-        count = min(config.candidates_per_round, evaluator.remaining)
-        candidates = propose(controller, evaluator, config, count)
-        for architecture in candidates:
+        round_seed = seed * 1000 + round_index
+        history = evaluator.history()
+        outcome = nao_round(
+            controller, functools.partial(new_controller, space, config, round_seed), space,
+            [architecture for architecture, _ in history], [score for _, score in history],
+            config.round_config(min(config.candidates_per_round, evaluator.remaining)),
+            config.training, round_seed, rng)
+        controller = outcome.controller
+        for architecture in outcome.new:
             evaluator.query(architecture)
-        # The decoder may find no new architecture at any step size; random ones keep
-        # the loop going (and make progress) rather than stall.
-        query_random(space, evaluator, rng, count - len(candidates))
         round_index += 1
 
 
 def new_controller(space: SearchSpace, config: NAOConfig, seed: int) -> Controller:
     """A freshly initialised controller (initialisation fixed by ``seed``)."""
-    import torch
+    from naonet.seeding import seeded
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return Controller(space.encoding(), config.controller).to(config.device)
-
-
-def fit_controller(controller: Controller, evaluator: Evaluator, config: NAOConfig,
-                   seed: int) -> None:
-    """Train the controller on every architecture queried so far."""
-    history = evaluator.history()
-    architectures = [architecture for architecture, _ in history]
-    scores = transform_scores([score for _, score in history], config.score_transform)
-    train_controller(controller, architectures, scores, config.training, seed=seed)
-
-
-def propose(controller: Controller, evaluator: Evaluator, config: NAOConfig,
-            count: int) -> tuple:
-    """Up to ``count`` new architectures generated from the best queried ones."""
-    seeds = top_architectures(evaluator, config.seed_count)
-    known = [architecture for architecture, _ in evaluator.history()]
-    return generate_architectures(controller, seeds, known, count,
-                                  max_lambda=config.max_lambda).architectures
-
-
-def transform_scores(scores: list[float], transform: str) -> list[float]:
-    """The controller's training targets: the scores, or their ranks (ties averaged)."""
-    if transform == "raw":
-        return list(scores)
-    order = sorted(range(len(scores)), key=lambda i: scores[i])
-    ranks = [0.0] * len(scores)
-    start = 0
-    while start < len(order):
-        end = start
-        while end + 1 < len(order) and scores[order[end + 1]] == scores[order[start]]:
-            end += 1
-        for position in range(start, end + 1):
-            ranks[order[position]] = (start + end) / 2
-        start = end + 1
-    return ranks
+    return seeded(seed, lambda: Controller(space.encoding(), config.controller)).to(
+        config.device)

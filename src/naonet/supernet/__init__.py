@@ -8,6 +8,7 @@ from naonet.supernet.counting import (
     operation_parameters,
 )
 from naonet.supernet.model import Supernet, SupernetCell, SupernetNode
+from naonet.supernet.nb201 import NB201Supernet
 from naonet.supernet.operations import LooseEndCombine, PerInputOperation
 from naonet.supernet.sampling import (
     SAMPLING_WEIGHTS,
@@ -17,6 +18,7 @@ from naonet.supernet.sampling import (
     sampling_probabilities,
 )
 from naonet.supernet.scoring import (
+    SCORE_METRICS,
     batch_statistics,
     score_architecture,
     score_architectures,
@@ -25,8 +27,10 @@ from naonet.supernet.scoring import (
 __all__ = [
     "OPERATION_PARAMETERS",
     "SAMPLING_WEIGHTS",
+    "SCORE_METRICS",
     "STEM_PARAMETERS",
     "LooseEndCombine",
+    "NB201Supernet",
     "PerInputOperation",
     "PoolSampler",
     "RandomSource",

@@ -22,6 +22,7 @@ class SupernetConfig:
     aux_head: bool = False
     keep_prob: float = 1.0
     drop_path_keep_prob: float = 0.9
+    drop_path_exempts_pass_through: bool = False  # see NetworkConfig
 
     def __post_init__(self) -> None:
         self.network_config()  # the discrete config validates every shared field

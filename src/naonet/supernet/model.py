@@ -22,7 +22,7 @@ from naonet.errors import UserError
 from naonet.models.cells import CalibrateInputs, StateShape, drop_path
 from naonet.models.networks import CellStack
 from naonet.models.operations import FactorizedReduce
-from naonet.spaces import Architecture, Cell, CellSearchSpace, Node, get_space
+from naonet.spaces import Architecture, Cell, CellSearchSpace, Node, get_cell_space
 from naonet.spaces.cell_space import NUM_CELL_INPUTS
 from naonet.supernet.config import SupernetConfig
 from naonet.supernet.operations import LooseEndCombine, PerInputOperation
@@ -32,11 +32,12 @@ class SupernetNode(nn.Module):
     """A node's two branches, each with every operation for every input it may read."""
 
     def __init__(self, space: CellSearchSpace, node_index: int, channels: int,
-                 reduction: bool):
+                 reduction: bool, exempt_pass_through: bool = False):
         super().__init__()
         num_inputs = space.num_candidate_inputs(node_index)
         self.op_names = space.op_names
-        self.droppable = tuple(name not in space.drop_path_exempt for name in space.op_names)
+        exempt = space.drop_path_exempt if exempt_pass_through else ()
+        self.droppable = tuple(name not in exempt for name in space.op_names)
         self.branch_a = self._branch(space, channels, num_inputs, reduction)
         self.branch_b = self._branch(space, channels, num_inputs, reduction)
 
@@ -67,12 +68,14 @@ class SupernetCell(nn.Module):
     """A normal or reduction cell that can run any cell of the space."""
 
     def __init__(self, space: CellSearchSpace, shape0: StateShape, shape1: StateShape,
-                 channels: int, reduction: bool, depth_ratio: float):
+                 channels: int, reduction: bool, depth_ratio: float,
+                 exempt_pass_through: bool = False):
         super().__init__()
         self.reduction = reduction
         self.depth_ratio = depth_ratio  # (cell index + 1) / number of cells, for drop path
         self.calibrate = CalibrateInputs(shape0, shape1, channels)
-        self.nodes = nn.ModuleList(SupernetNode(space, index, channels, reduction)
+        self.nodes = nn.ModuleList(SupernetNode(space, index, channels, reduction,
+                                                exempt_pass_through)
                                    for index in range(space.num_nodes))
         # A loose end that is a cell input of a reduction cell is still at full size.
         self.output_reducers = nn.ModuleList(
@@ -97,16 +100,21 @@ class SupernetCell(nn.Module):
 class Supernet(CellStack):
     """The weight-sharing network of a search space; ``forward(images, architecture)``."""
 
-    def __init__(self, space: str | CellSearchSpace = "small",
+    def __init__(self, space: str | CellSearchSpace | None = None,
                  config: SupernetConfig | None = None):
-        space = get_space(space)
+        space = get_cell_space(space)
         config = config or SupernetConfig()
 
         def make_cell(shape0, shape1, channels, reduction, depth_ratio):
-            return SupernetCell(space, shape0, shape1, channels, reduction, depth_ratio)
+            return SupernetCell(space, shape0, shape1, channels, reduction, depth_ratio,
+                                config.drop_path_exempts_pass_through)
 
         super().__init__(config, make_cell)
         self.space = space
+
+    def network_config(self):
+        """The discrete network of the same size (balanced sampling counts its parameters)."""
+        return self.config.network_config()
 
     def _check_architecture(self, architecture: Architecture) -> None:
         if architecture.space != self.space:

@@ -14,10 +14,7 @@ import numpy as np
 import torch
 
 from naonet.errors import UserError
-from naonet.models.networks import NetworkConfig
-from naonet.spaces import Architecture, CellSearchSpace, get_space
-from naonet.supernet.config import SupernetConfig
-from naonet.supernet.counting import count_network_parameters
+from naonet.spaces import SearchSpace, get_space
 
 RandomSource = np.random.Generator | random.Random | torch.Generator
 
@@ -56,31 +53,21 @@ def _weighted_indices(rng: RandomSource, probabilities: np.ndarray, count: int) 
 
 
 # ----------------------------------------------------------------------- architectures
-def _integer_limits(space: CellSearchSpace) -> list[int]:
-    """Exclusive upper bound of every entry of the integer form (input, op, input, op)."""
-    cell = []
-    for node in range(space.num_nodes):
-        inputs = space.num_candidate_inputs(node)
-        cell += [inputs, space.num_ops, inputs, space.num_ops]
-    return cell * 2  # normal and reduction cell
-
-
-def sample_architectures(space: str | CellSearchSpace, count: int, rng: RandomSource,
-                         unique: bool = True) -> list[Architecture]:
+def sample_architectures(space: str | SearchSpace, count: int, rng: RandomSource,
+                         unique: bool = True) -> list:
     """``count`` uniformly random valid architectures of ``space``.
 
-    Every input id and op is drawn independently and uniformly (as the released
-    ``generate_arch``). With ``unique`` (the default) duplicates are redrawn, so the
-    pool holds ``count`` distinct architectures; ``unique=False`` keeps them, as the
-    released code does.
+    Every entry of the space's integer coding is drawn independently and uniformly (as
+    the released ``generate_arch``). With ``unique`` (the default) duplicates are
+    redrawn, so the pool holds ``count`` distinct architectures; ``unique=False`` keeps
+    them, as the released code does.
     """
     space = get_space(space)
     if count < 0:
         raise UserError(f"cannot sample {count} architectures; ask for 0 or more")
-    limits = _integer_limits(space)
+    limits = space.integer_limits()
     if not unique:
-        return [Architecture.from_integers(values, space)
-                for values in _uniform_integers(rng, limits, count)]
+        return [space.from_integers(values) for values in _uniform_integers(rng, limits, count)]
     chosen: dict[tuple[int, ...], None] = {}  # an insertion-ordered set
     draws = 0
     while len(chosen) < count:
@@ -91,41 +78,51 @@ def sample_architectures(space: str | CellSearchSpace, count: int, rng: RandomSo
         for values in _uniform_integers(rng, limits, missing):
             chosen.setdefault(tuple(values))
         draws += missing
-    return [Architecture.from_integers(list(values), space) for values in chosen]
+    return [space.from_integers(list(values)) for values in chosen]
 
 
 # ----------------------------------------------------------------------- pool sampling
-def _balanced_weights(pool: Sequence[Architecture], config: NetworkConfig) -> np.ndarray:
+def _balanced_weights(pool: Sequence, config) -> np.ndarray:
     """Parameter counts of the discrete networks (V2: bigger networks train more often)."""
-    return np.array([count_network_parameters(arch, config) for arch in pool], dtype=np.float64)
+    return np.array([arch.space.parameter_count(arch, config) for arch in pool],
+                    dtype=np.float64)
 
 
-def _uniform_weights(pool: Sequence[Architecture], config: NetworkConfig) -> np.ndarray:
+def _uniform_weights(pool: Sequence, config) -> np.ndarray:
     return np.ones(len(pool), dtype=np.float64)
 
 
-SAMPLING_WEIGHTS: dict[str, Callable[[Sequence[Architecture], NetworkConfig], np.ndarray]] = {
+# SAMPLING_WEIGHTS[name](pool, discrete network config) -> unnormalised weights
+SAMPLING_WEIGHTS: dict[str, Callable[[Sequence, object], np.ndarray]] = {
     "balanced": _balanced_weights,
     "uniform": _uniform_weights,
 }
 
 
-def sampling_probabilities(pool: Sequence[Architecture], sampling: str = "balanced",
-                           network_config: NetworkConfig | None = None) -> np.ndarray:
+def sampling_probabilities(pool: Sequence, sampling: str = "balanced",
+                           network_config=None) -> np.ndarray:
     """Probability of each pool member being trained at a step; sums to 1.
 
     ``balanced`` (NAO-V2): proportional to the parameter count of the discrete network
-    of ``network_config`` (default: the search's N 3, C 20 CIFAR network, no aux head).
-    ``uniform``: all equal.
+    of ``network_config`` (default: the search's N 3, C 20 CIFAR network of the space,
+    no aux head). ``uniform``: all equal.
     """
     if sampling not in SAMPLING_WEIGHTS:
         raise UserError(f"unknown sampling {sampling!r}; use one of: "
                         f"{', '.join(SAMPLING_WEIGHTS)}")
     if not pool:
         raise UserError("cannot sample from an empty architecture pool; give at least one")
-    config = network_config or SupernetConfig().network_config()
+    config = network_config or default_network_config(pool[0].space)
     weights = SAMPLING_WEIGHTS[sampling](pool, config)
     return weights / weights.sum()
+
+
+def default_network_config(space: SearchSpace):
+    """The discrete network of the released search's supernet size (C 20, N 3)."""
+    from naonet.supernet.config import SupernetConfig
+
+    size = SupernetConfig()
+    return space.network_config(size.channels, size.layers, size.num_classes, size.skeleton)
 
 
 class PoolSampler:
@@ -135,18 +132,18 @@ class PoolSampler:
     the sampler's.
     """
 
-    def __init__(self, pool: Sequence[Architecture], rng: RandomSource,
-                 sampling: str = "balanced", network_config: NetworkConfig | None = None):
+    def __init__(self, pool: Sequence, rng: RandomSource, sampling: str = "balanced",
+                 network_config=None):
         self.pool = list(pool)
         self.rng = rng
         self.sampling = sampling
         self.probabilities = sampling_probabilities(self.pool, sampling, network_config)
 
-    def sample(self) -> Architecture:
+    def sample(self):
         """One architecture (the one a training step uses)."""
         return self.sample_many(1)[0]
 
-    def sample_many(self, count: int) -> list[Architecture]:
+    def sample_many(self, count: int) -> list:
         """``count`` architectures drawn independently, with replacement."""
         return [self.pool[i] for i in _weighted_indices(self.rng, self.probabilities, count)]
 

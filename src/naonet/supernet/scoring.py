@@ -16,10 +16,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
-
-from naonet.spaces import Architecture
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (images [batch, 3, H, W], labels [batch])
 
@@ -61,34 +60,48 @@ def _on_device_of(model: nn.Module, batches: Sequence[Batch]) -> list[Batch]:
             for images, labels in batches]
 
 
-def _count_correct(model: nn.Module, architecture: Architecture, batches: Sequence[Batch],
-                   correct: torch.Tensor) -> None:
-    """Add the architecture's correct predictions over ``batches`` to ``correct`` (a
-    device scalar), without reading it back."""
+# What a score can be; higher is better for both.
+SCORE_METRICS = ("accuracy", "loss")
+
+
+def _accumulate(model: nn.Module, architecture, batches: Sequence[Batch],
+                totals: torch.Tensor) -> None:
+    """Add the architecture's correct predictions and summed cross-entropy over
+    ``batches`` to ``totals`` (a device tensor [2]), without reading it back."""
     for images, labels in batches:
         logits, _ = model(images, architecture)  # [batch, classes]
-        correct += (logits.argmax(dim=1) == labels).sum()
+        totals[0] += (logits.argmax(dim=1) == labels).sum()
+        totals[1] += F.cross_entropy(logits.float(), labels, reduction="sum")
 
 
-def score_architecture(supernet: nn.Module, architecture: Architecture,
-                       batches: Sequence[Batch]) -> float:
-    """Top-1 accuracy (a fraction) of one architecture on ``batches``."""
-    return score_architectures(supernet, [architecture], batches)[0]
+def score_architecture(supernet: nn.Module, architecture, batches: Sequence[Batch],
+                       metric: str = "accuracy") -> float:
+    """The score of one architecture on ``batches`` (see :func:`score_architectures`)."""
+    return score_architectures(supernet, [architecture], batches, metric)[0]
 
 
-def score_architectures(supernet: nn.Module, architectures: Sequence[Architecture],
-                        batches: Sequence[Batch]) -> list[float]:
-    """Top-1 accuracy (a fraction) of each architecture on the same validation batches.
+def score_architectures(supernet: nn.Module, architectures: Sequence,
+                        batches: Sequence[Batch], metric: str = "accuracy") -> list[float]:
+    """The score of each architecture on the same validation batches: top-1 accuracy (a
+    fraction) or, with ``metric="loss"``, minus the mean cross-entropy (higher is
+    better). The loss still tells architectures apart when few images separate their
+    accuracies (a supernet early in training).
 
     BatchNorm uses batch statistics (:func:`batch_statistics`), no gradients are kept,
     and the supernet's state is unchanged afterwards.
     """
+    if metric not in SCORE_METRICS:
+        raise ValueError(f"unknown score metric {metric!r}; use one of {SCORE_METRICS}")
     if not batches:
         raise ValueError("score_architectures needs at least one (images, labels) batch")
     batches = _on_device_of(supernet, batches)
     total = sum(labels.numel() for _, labels in batches)
-    correct = torch.zeros(len(architectures), dtype=torch.long, device=batches[0][1].device)
+    totals = torch.zeros(len(architectures), 2, dtype=torch.float64,
+                         device=batches[0][1].device)  # [archs, (correct, loss sum)]
     with torch.inference_mode(), batch_statistics(supernet):
         for index, architecture in enumerate(architectures):
-            _count_correct(supernet, architecture, batches, correct[index])
-    return [count / total for count in correct.tolist()]  # the one host synchronisation
+            _accumulate(supernet, architecture, batches, totals[index])
+    values = totals.tolist()  # the one host synchronisation
+    if metric == "loss":
+        return [-loss / total for _, loss in values]
+    return [correct / total for correct, _ in values]

@@ -41,6 +41,7 @@ class TrainConfig:
     aux_weight: float = 0.4
     keep_prob: float = 0.6
     drop_path_keep_prob: float = 0.8
+    drop_path_exempts_pass_through: bool = False  # released HEAD: drop every branch
     # optimisation
     epochs: int = 600
     batch_size: int = 128

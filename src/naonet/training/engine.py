@@ -91,14 +91,34 @@ def classification_loss(criterion: nn.Module, logits: torch.Tensor,
     return loss
 
 
+def restore_zero_gradients(optimizer: torch.optim.Optimizer) -> None:
+    """Give every parameter the optimizer has stepped before its zero gradient back.
+
+    A checkpoint holds no gradients, so after a resume the parameters off the first
+    sampled paths would have ``grad`` None and be skipped by SGD, where the uninterrupted
+    run (whose gradients were zeroed, not dropped) applied momentum and weight decay.
+    """
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            if parameter.grad is None and optimizer.state.get(parameter):
+                parameter.grad = torch.zeros_like(parameter)
+
+
 def train_one_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer,
                     criterion: nn.Module, *, aux_weight: float, grad_clip: float,
                     precision: Precision, scaler: torch.amp.GradScaler | None,
                     first_step: int, total_steps: int, progress=None,
-                    log_every: int = 20) -> EpochStats:
-    """Train for one pass over ``batches``; returns statistics summed over all ranks."""
+                    log_every: int = 20, clear_gradients_to_none: bool = True) -> EpochStats:
+    """Train for one pass over ``batches``; returns statistics summed over all ranks.
+
+    ``clear_gradients_to_none=False`` zeroes the gradients instead: a parameter that
+    gets no gradient in a step (off a supernet's sampled path) then still receives
+    momentum and weight decay from the optimizer, as in the released search.
+    """
     model.train()
     network = unwrap(model)
+    if not clear_gradients_to_none:
+        restore_zero_gradients(optimizer)
     device = next(network.parameters()).device
     sums = torch.zeros(3, device=device, dtype=torch.float64)  # loss * n, correct, n
     start = time.perf_counter()
@@ -108,7 +128,7 @@ def train_one_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer,
         with precision.autocast():
             logits, aux_logits = model(images)
             loss = classification_loss(criterion, logits, aux_logits, labels, aux_weight)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=clear_gradients_to_none)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)

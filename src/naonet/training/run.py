@@ -18,7 +18,7 @@ import yaml
 from torch import nn
 
 from naonet.data import DataBundle, build_data
-from naonet.distributed import DistributedContext, barrier, init_distributed
+from naonet.distributed import DistributedContext, barrier, init_distributed, wrap_data_parallel
 from naonet.errors import UserError
 from naonet.models import NAONet, NetworkConfig, build_network, count_parameters
 from naonet.runtime import FastPaths, maybe_compile, to_memory_format
@@ -53,7 +53,8 @@ def network_config_for(config: TrainConfig, data: DataBundle) -> NetworkConfig:
     return NetworkConfig(skeleton=data.skeleton, channels=config.channels, layers=config.layers,
                          num_classes=data.num_classes, aux_head=config.aux_head,
                          keep_prob=config.keep_prob,
-                         drop_path_keep_prob=config.drop_path_keep_prob)
+                         drop_path_keep_prob=config.drop_path_keep_prob,
+                         drop_path_exempts_pass_through=config.drop_path_exempts_pass_through)
 
 
 def seed_everything(seed: int) -> None:
@@ -192,9 +193,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     eval_model = maybe_compile(network, paths.compile)
     model: nn.Module = eval_model
     if context.is_distributed:
-        model = maybe_compile(nn.parallel.DistributedDataParallel(
-            network, device_ids=[context.device.index] if context.device.type == "cuda" else None),
-            paths.compile)
+        model = maybe_compile(wrap_data_parallel(network, context), paths.compile)
     _announce(context, config, architecture, network, data, state, paths)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     board = TensorBoardLog(run_dir) if config.tensorboard and context.is_main else None

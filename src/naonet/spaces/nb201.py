@@ -11,18 +11,19 @@ that reads or writes that form.
 from __future__ import annotations
 
 import itertools
-import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
+from typing import Any
 
 from naonet.errors import UserError
+from naonet.spaces.protocol import IntegerCodedSpace, register_space
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
 @dataclass(frozen=True)
-class NB201Space:
+class NB201Space(IntegerCodedSpace):
     """A NAS-Bench-201-style cell space: every edge of a complete DAG picks one op."""
 
     name: str = "nb201"
@@ -49,11 +50,6 @@ class NB201Space:
     def num_ops(self) -> int:
         return len(self.op_names)
 
-    @property
-    def size(self) -> int:
-        """How many architectures the space holds."""
-        return self.num_ops ** self.num_edges
-
     def op_index(self, name: str) -> int:
         try:
             return self.op_names.index(name)
@@ -75,7 +71,11 @@ class NB201Space:
         return NB201Architecture(self, ops)
 
     def parse(self, text: str) -> NB201Architecture:
-        """Read the benchmark's string form ``|op~0|+|op~0|op~1|+...``."""
+        """Read the benchmark's string form ``|op~0|+|op~0|op~1|+...`` (optionally
+        prefixed ``nb201:``)."""
+        text = text.strip()
+        if text.startswith(f"{self.name}:"):
+            text = text[len(self.name) + 1:]
         groups = text.strip().split("+")
         if len(groups) != self.num_nodes - 1:
             raise UserError(f"{text.strip()!r} is not an {self.name} architecture: expected "
@@ -103,24 +103,50 @@ class NB201Space:
         for ops in itertools.product(range(self.num_ops), repeat=self.num_edges):
             yield NB201Architecture(self, ops)
 
-    def sample(self, rng: random.Random) -> NB201Architecture:
-        """A uniformly random architecture."""
-        return NB201Architecture(self, tuple(rng.randrange(self.num_ops)
-                                             for _ in range(self.num_edges)))
-
-    def mutate(self, architecture: NB201Architecture, rng: random.Random) -> NB201Architecture:
-        """A neighbour: one random edge switched to a different op."""
-        edge = rng.randrange(self.num_edges)
-        choices = [op for op in range(self.num_ops) if op != architecture.ops[edge]]
-        ops = list(architecture.ops)
-        ops[edge] = rng.choice(choices)
-        return NB201Architecture(self, tuple(ops))
-
     def encoding(self):
         """The controller's token encoding of this space."""
-        from naonet.nb201.encoding import NB201Encoding
+        from naonet.spaces.nb201_encoding import NB201Encoding
 
         return NB201Encoding(self)
+
+    # ----------------------------------------------------------------- the protocol
+    def claims(self, text: str) -> bool:
+        """Whether unprefixed text is in the benchmark's form (no other space writes it)."""
+        return text.startswith("|") and "~" in text
+
+    def integer_limits(self) -> tuple[int, ...]:
+        """One op index per edge."""
+        return (self.num_ops,) * self.num_edges
+
+    def from_integers(self, values: Sequence[int]) -> NB201Architecture:
+        return self.architecture(values)
+
+    def to_integers(self, architecture: NB201Architecture) -> list[int]:
+        return list(architecture.ops)
+
+    def network_config(self, channels: int, layers: int, num_classes: int = 10,
+                       skeleton: str = "cifar", **regularisation: Any):
+        """The benchmark network's config: ``layers`` is cells per stage. The benchmark
+        network has no dropout, drop path or auxiliary head, so ``regularisation`` is
+        not used."""
+        from naonet.models.nb201 import NB201NetworkConfig
+
+        return NB201NetworkConfig(channels, layers, num_classes)
+
+    def build_network(self, architecture: NB201Architecture, config):
+        from naonet.models.nb201 import build_nb201_network
+
+        return build_nb201_network(architecture, config)
+
+    def parameter_count(self, architecture: NB201Architecture, config) -> int:
+        return _parameter_counter(self, config)(architecture)
+
+    def build_supernet(self, channels: int, layers: int, num_classes: int = 10,
+                       skeleton: str = "cifar", **regularisation: Any):
+        """Every op on every edge (separate weights per edge), batch-statistics BN."""
+        from naonet.supernet.nb201 import NB201Supernet
+
+        return NB201Supernet(self.network_config(channels, layers, num_classes), self)
 
 
 @dataclass(frozen=True)
@@ -149,8 +175,19 @@ class NB201Architecture:
                   + "|" for target in range(1, self.space.num_nodes)]
         return "+".join(groups)
 
+    def to_qualified_string(self) -> str:
+        """The form naonet writes to files: the benchmark's own (no other space writes it)."""
+        return self.to_string()
+
     def __str__(self) -> str:
         return self.to_string()
 
 
-NB201 = NB201Space()
+@lru_cache(maxsize=16)
+def _parameter_counter(space: NB201Space, config):
+    from naonet.models.nb201 import ParameterCounter
+
+    return ParameterCounter(space, config)
+
+
+NB201 = register_space(NB201Space())

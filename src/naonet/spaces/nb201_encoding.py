@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 
 from naonet.errors import UserError
-from naonet.nb201.space import NB201Architecture, NB201Space
+from naonet.spaces.nb201 import NB201Architecture, NB201Space
 
 
 class NB201Encoding:

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from naonet.errors import UserError
-from naonet.nb201.space import NB201Architecture
+from naonet.models.networks import count_parameters
+from naonet.spaces.nb201 import NB201Architecture
 
 Norm = Callable[[int], nn.Module]
 
@@ -170,12 +171,14 @@ class NB201Skeleton(nn.Module):
         self.lastact = nn.Sequential(norm(widths[-1]), nn.ReLU())
         self.classifier = nn.Linear(widths[-1], config.num_classes)
 
-    def forward(self, x: torch.Tensor, *cell_args) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *cell_args) -> tuple[torch.Tensor, None]:
+        """``(logits [B, classes], None)``: the outputs of every naonet network (this
+        skeleton has no auxiliary head)."""
         x = self.stem(x)  # [B, C, H, W]
         for layer, is_cell in zip(self.layers, self.is_cell):
             x = layer(x, *cell_args) if is_cell else layer(x)
         x = self.lastact(x).mean(dim=(2, 3))  # [B, 4C]
-        return self.classifier(x)  # [B, classes]
+        return self.classifier(x), None
 
 
 class NB201Network(NB201Skeleton):
@@ -190,11 +193,6 @@ def build_nb201_network(architecture: NB201Architecture,
                         config: NB201NetworkConfig | None = None) -> NB201Network:
     """The benchmark network of ``architecture`` (default: the CIFAR-10 configuration)."""
     return NB201Network(architecture, config or NB201NetworkConfig())
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters (what the benchmark's ``params_mb`` counts, in millions)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 class ParameterCounter:

@@ -13,14 +13,14 @@ from functools import partial
 import torch
 from torch import nn
 
-from naonet.nb201.network import (
+from naonet.models.nb201 import (
     ZERO_OP,
     NB201NetworkConfig,
     NB201Skeleton,
     build_operation,
     sum_or_zeros,
 )
-from naonet.nb201.space import NB201, NB201Architecture, NB201Space
+from naonet.spaces.nb201 import NB201, NB201Architecture, NB201Space
 
 
 def batch_statistics_norm(channels: int, affine: bool) -> nn.Module:
@@ -55,7 +55,8 @@ class SharedCell(nn.Module):
 
 
 class NB201Supernet(NB201Skeleton):
-    """The benchmark skeleton with shared cells; ``forward(x, architecture)`` -> logits."""
+    """The benchmark skeleton with shared cells; ``forward(x, architecture)`` ->
+    ``(logits, None)``."""
 
     def __init__(self, config: NB201NetworkConfig | None = None, space: NB201Space = NB201,
                  affine: bool = False):
@@ -63,3 +64,10 @@ class NB201Supernet(NB201Skeleton):
         config = config or NB201NetworkConfig()
         super().__init__(config, lambda channels: SharedCell(space, channels, norm), norm)
         self.space = space
+
+    def set_training_progress(self, fraction: float) -> None:
+        """The benchmark network has no drop path: nothing depends on progress."""
+
+    def network_config(self) -> NB201NetworkConfig:
+        """The discrete network of the same size (balanced sampling counts its parameters)."""
+        return self.config

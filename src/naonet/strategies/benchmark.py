@@ -7,9 +7,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from naonet.nb201.evaluator import SearchSummary, TableEvaluator, summarize
-from naonet.nb201.table import DEFAULT_METRIC, BenchmarkTable
-from naonet.strategies import run_strategy
+from naonet.nb201 import (
+    DEFAULT_METRIC,
+    BenchmarkTable,
+    SearchSummary,
+    TableEvaluator,
+    summarize,
+)
+from naonet.strategies.registry import run_strategy
 
 
 def search_table(table: BenchmarkTable, strategy: str, budget: int, seed: int,

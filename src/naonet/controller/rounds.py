@@ -1,0 +1,126 @@
+"""One NAO round, the step every NAO search repeats: fit the controller to the scored
+architectures, then generate new ones from the best.
+
+The one-shot NAO-V2 search (:mod:`naonet.search.loop`, scores from the supernet) and
+NAO over any evaluator (:mod:`naonet.strategies.nao`, for example a benchmark table)
+both call :func:`nao_round`. What differs between them is a field of
+:class:`RoundConfig`, with the defaults of each use documented where it is built:
+
+* ``score_transform``: the controller learns the scores themselves (``raw``; the
+  training min-max normalises them, as released) or their ranks (``rank``: a few
+  broken architectures then cannot squeeze every good one into a sliver of [0, 1]);
+* ``fresh_controller``: re-initialise the controller every round, or keep training one
+  (released);
+* ``fill``: what happens when the decoder finds fewer new architectures than asked up to
+  the largest step size: nothing (released: the round is short) or random new ones.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from naonet.controller.generation import generate_architectures
+from naonet.controller.model import Controller
+from naonet.controller.training import ControllerReport, train_controller
+from naonet.errors import UserError
+
+SCORE_TRANSFORMS = ("raw", "rank")
+FILLS = ("none", "random")
+MAX_RANDOM_DRAWS = 10_000  # per architecture, before a fill gives up (a tiny space)
+
+
+@dataclass(frozen=True)
+class RoundConfig:
+    """What one NAO round learns from and what it generates (defaults: the released
+    NAO-V2 search)."""
+
+    seed_count: int = 100  # generate from the best this many
+    new_count: int = 300  # new architectures asked of the decoder
+    max_lambda: int = 51  # largest step size tried
+    score_transform: str = "raw"
+    fresh_controller: bool = False
+    fill: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.seed_count < 1 or self.new_count < 0 or self.max_lambda < 1:
+            raise UserError("a NAO round needs seed count >= 1, new count >= 0 and max "
+                            "lambda >= 1")
+        if self.score_transform not in SCORE_TRANSFORMS:
+            raise UserError(f"unknown score transform {self.score_transform!r}; use one of: "
+                            f"{', '.join(SCORE_TRANSFORMS)}")
+        if self.fill not in FILLS:
+            raise UserError(f"unknown fill {self.fill!r}; use one of: {', '.join(FILLS)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RoundOutcome:
+    """The controller after the round, what it generated, and how it trained."""
+
+    controller: Controller
+    new: list  # new architectures, generated ones first, then any random fill
+    generated: int  # how many of ``new`` the decoder found
+    lambda_reached: int
+    report: ControllerReport
+
+
+def nao_round(controller: Controller | None, make_controller: Callable[[], Controller],
+              space, architectures: Sequence, scores: Sequence[float], config: RoundConfig,
+              train_config, seed: int, rng: random.Random | None = None,
+              progress: bool = False) -> RoundOutcome:
+    """Fit the controller to ``scores`` (higher is better) and generate from the best.
+
+    ``make_controller()`` builds a fresh controller (the first round, or every round
+    with ``fresh_controller``); ``rng`` draws the random fill.
+    """
+    if controller is None or config.fresh_controller:
+        controller = make_controller()
+    targets = transform_scores(list(scores), config.score_transform)
+    report = train_controller(controller, architectures, targets, train_config, seed=seed,
+                              progress=progress)
+    best_first = sorted(range(len(scores)), key=lambda i: -scores[i])  # stable on ties
+    seeds = [architectures[i] for i in best_first[:config.seed_count]]
+    result = generate_architectures(controller, seeds, known=architectures,
+                                    count=config.new_count, max_lambda=config.max_lambda)
+    new = list(result.architectures)
+    if config.fill == "random" and len(new) < config.new_count:
+        new += random_new(space, set(architectures) | set(new), config.new_count - len(new),
+                          rng or random.Random(seed))
+    return RoundOutcome(controller, new, len(result.architectures), result.lambda_reached,
+                        report)
+
+
+def random_new(space, known: set, count: int, rng: random.Random) -> list:
+    """``count`` uniformly random architectures, none of them in ``known``."""
+    found: list = []
+    for _ in range(count):
+        for _ in range(MAX_RANDOM_DRAWS):
+            architecture = space.sample(rng)
+            if architecture not in known:
+                known.add(architecture)
+                found.append(architecture)
+                break
+        else:
+            break  # the space is (nearly) exhausted
+    return found
+
+
+def transform_scores(scores: list[float], transform: str) -> list[float]:
+    """The controller's training targets: the scores, or their ranks (ties averaged)."""
+    if transform == "raw":
+        return list(scores)
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    ranks = [0.0] * len(scores)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and scores[order[end + 1]] == scores[order[start]]:
+            end += 1
+        for position in range(start, end + 1):
+            ranks[order[position]] = (start + end) / 2
+        start = end + 1
+    return ranks

@@ -1,0 +1,207 @@
+"""The paper's ranking experiment: how well does a weight-sharing supernet, trained with
+uniform or balanced architecture sampling, rank architectures against ground truth?
+
+For each sampling: a fresh supernet (same initialisation, same data order) is trained
+for ``supernet_epochs`` epochs on the whole space of a benchmark table, one sampled
+architecture per step, with the search's own engine (the space's supernet,
+:class:`~naonet.supernet.PoolSampler`, :func:`~naonet.training.train_one_epoch`, the
+search's optimizer and schedule); a fixed random sample of the table is scored on the
+search's fixed scoring batches (:func:`~naonet.search.scoring.score_pool`) and
+compared with the table. Every ``score_every`` epochs the sample is scored too, which
+gives Kendall's tau against the training budget in one run. Beside it stands the
+trivial baseline that every ranking must beat: the parameter count of each cell.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+from torch import nn
+
+from naonet.analysis.correlation import CorrelationReport, correlate, kendall_tau
+from naonet.data import build_data
+from naonet.distributed import init_distributed
+from naonet.errors import UserError
+from naonet.nb201 import DEFAULT_METRIC, BenchmarkTable, metric_column
+from naonet.search.config import SearchConfig
+from naonet.search.scoring import build_scoring_data, score_pool
+from naonet.search.state import derive_seed
+from naonet.search.supernet_training import build_optimizer, start_schedule, wrap_for_training
+from naonet.spaces import get_space
+from naonet.supernet import SAMPLING_WEIGHTS, PoolSampler
+from naonet.training import Precision, train_one_epoch
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    """The experiment: the supernet recipe (a search config), the reference table, the
+    architectures scored and the samplings compared."""
+
+    search: SearchConfig
+    reference: str  # the benchmark table CSV
+    sample_size: int = 100  # architectures scored and compared with the table
+    samplings: tuple[str, ...] = ("uniform", "balanced")
+    metric: str = DEFAULT_METRIC  # the table column the scores are compared with
+    top_k: tuple[int, ...] = (5, 10)
+    score_every: int = 0  # also score the sample every this many epochs (0: at the end)
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.samplings if s not in SAMPLING_WEIGHTS]
+        if unknown or not self.samplings:
+            raise UserError(f"unknown sampling {unknown[0] if unknown else ''!r}; use "
+                            f"{', '.join(SAMPLING_WEIGHTS)}")
+        if self.sample_size < 2:
+            raise UserError(f"--archs must be >= 2 to rank anything, got {self.sample_size}")
+        if self.score_every < 0:
+            raise UserError(f"--score-every must be >= 0, got {self.score_every}")
+        if not self.reference:
+            raise UserError("the ranking experiment needs a benchmark table: --reference "
+                            "table:PATH")
+        metric_column(self.metric)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class BudgetPoint:
+    """Kendall's tau of the supernet's scores after ``epochs`` epochs."""
+
+    epochs: int
+    images: int  # training images seen (epochs x images per epoch)
+    kendall_tau: float
+    seconds: float
+
+
+@dataclass
+class SamplingResult:
+    """Scores of the sample by a supernet trained with one sampling."""
+
+    sampling: str
+    scores: list[float]
+    report: CorrelationReport
+    losses: list[float] = field(default_factory=list)  # mean training loss per epoch
+    curve: list[BudgetPoint] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class RankingResult:
+    architectures: list  # the sample, in scoring order
+    reference: list[float]  # the table's metric of each
+    parameter_counts: list[int]  # of each one's benchmark-size network
+    parameter_report: CorrelationReport  # the trivial baseline: rank by parameter count
+    samplings: list[SamplingResult]
+
+
+def sample_architectures(table: BenchmarkTable, count: int, seed: int) -> list:
+    """A fixed random sample of the table's architectures (the same for every recipe)."""
+    if count > len(table):
+        raise UserError(f"cannot score {count} architectures; the table has {len(table)}")
+    return random.Random(seed).sample(list(table.architectures), count)
+
+
+def benchmark_parameter_counts(table: BenchmarkTable, architectures: list) -> list[int]:
+    """Parameter counts of the benchmark's own networks (its default size)."""
+    space = table.space
+    config = space.network_config(*BENCHMARK_SIZE)
+    return [space.parameter_count(arch, config) for arch in architectures]
+
+
+BENCHMARK_SIZE = (16, 5)  # NAS-Bench-201's network: C 16, 5 cells per stage
+
+
+def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
+                           log: Callable[[str], None] = lambda line: None) -> RankingResult:
+    """Train one supernet per sampling and compare its scores with the table."""
+    search = config.search
+    context = init_distributed(search.device)
+    space = get_space(search.space)
+    if space != table.space:
+        raise UserError(f"the table is of the {table.space.name!r} space; pass --space "
+                        f"{table.space.name}")
+    data = build_data(search.data_config(), context.device, seed=search.seed,
+                      rank=context.rank, world_size=context.world_size)
+    if data.valid is None:
+        raise UserError("the experiment scores on held-out images; pass --valid-size N")
+    architectures = sample_architectures(table, config.sample_size, search.seed)
+    reference = [table.value(arch, metric_column(config.metric)) for arch in architectures]
+    counts = benchmark_parameter_counts(table, architectures)
+    scoring = build_scoring_data(data.valid, search.eval_batch_size, search.eval_batches,
+                                 "fixed", derive_seed(search.seed, "scoring-data"), context)
+    results = []
+    for sampling in config.samplings:
+        trainer = SupernetTrainer(replace(search, sampling=sampling), space, data, context,
+                                  list(table.architectures))
+        results.append(trainer.run(config, architectures, reference, scoring, log))
+    return RankingResult(architectures, reference, counts,
+                         correlate(counts, reference, config.top_k), results)
+
+
+class SupernetTrainer:
+    """A fresh supernet of ``search`` trained on a fixed pool, epoch by epoch."""
+
+    def __init__(self, search: SearchConfig, space, data, context, pool: list):
+        from naonet.search.loop import build_supernet
+
+        self.search, self.data, self.context = search, data, context
+        self.supernet = build_supernet(space, search, data, 0).to(context.device)
+        self.sampled, self.model = wrap_for_training(self.supernet, context)
+        self.sampled.sampler = PoolSampler(pool, torch.Generator(), search.sampling,
+                                           self.supernet.network_config())
+        self.optimizer = build_optimizer(self.supernet, search, context.world_size)
+        self.scheduler = start_schedule(self.optimizer, search, context.world_size,
+                                        search.supernet_epochs)
+        self.precision = Precision.from_name(search.amp, context.device)
+
+    def epoch(self, epoch: int) -> float:
+        """One epoch (data order and draws fixed by (seed, epoch)); the mean loss."""
+        search = self.search
+        self.data.train.set_epoch(epoch)
+        self.sampled.sampler.rng.manual_seed(derive_seed(search.seed, "sampler", 0, epoch))
+        torch.manual_seed(derive_seed(search.seed, "supernet-epoch", 0, epoch,
+                                      self.context.rank))
+        steps = len(self.data.train)
+        stats = train_one_epoch(
+            self.model, self.data.train, self.optimizer, nn.CrossEntropyLoss(),
+            aux_weight=0.0, grad_clip=search.grad_clip, precision=self.precision,
+            scaler=None, first_step=epoch * steps,
+            total_steps=search.supernet_epochs * steps,
+            clear_gradients_to_none=not search.update_off_path)
+        self.scheduler.step()
+        return stats.loss
+
+    def score(self, architectures: list, scoring) -> list[float]:
+        return score_pool(self.supernet, architectures, scoring, "fixed",
+                          [0] * len(architectures), self.context,
+                          metric=self.search.score_metric)
+
+    def run(self, config: RankingConfig, architectures: list, reference: list[float],
+            scoring, log: Callable[[str], None]) -> SamplingResult:
+        """Train every epoch, scoring the sample every ``score_every`` epochs and last."""
+        search, start = self.search, time.perf_counter()
+        images_per_epoch = len(self.data.train) * search.batch_size * self.context.world_size
+        losses, curve, scores = [], [], []
+        for epoch in range(search.supernet_epochs):
+            losses.append(self.epoch(epoch))
+            done = epoch + 1
+            if done == search.supernet_epochs or (config.score_every
+                                                  and done % config.score_every == 0):
+                scores = self.score(architectures, scoring)
+                tau = kendall_tau(scores, reference)
+                curve.append(BudgetPoint(done, done * images_per_epoch, tau,
+                                         time.perf_counter() - start))
+                log(f"{search.sampling}: epoch {done}/{search.supernet_epochs} loss "
+                    f"{losses[-1]:.4f} kendall tau {tau:.4f}")
+            else:
+                log(f"{search.sampling}: epoch {done}/{search.supernet_epochs} loss "
+                    f"{losses[-1]:.4f}")
+        if not scores:  # no training epoch: score the initial supernet
+            scores = self.score(architectures, scoring)
+        return SamplingResult(search.sampling, scores,
+                              correlate(scores, reference, config.top_k), losses, curve,
+                              time.perf_counter() - start)

@@ -1,0 +1,139 @@
+"""What every search space provides, the registry of spaces, and the shared integer coding.
+
+A search space is one object from which everything about its architectures derives:
+their text form, random draws and neighbours, the controller's token encoding, and the
+networks (discrete and weight-sharing) that run them. The NAO cell spaces (``small``,
+``middle``) and NAS-Bench-201 (``nb201``) implement :class:`SearchSpace`; the search
+loop, the strategies, the samplers and the scorer only ever talk to this protocol.
+
+Every space codes an architecture as a fixed-length list of integers whose entry ``i``
+lies in ``[0, integer_limits()[i])`` independently of the others, so uniform sampling,
+one-entry mutation and the size of the space are written once here.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Hashable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from naonet.errors import UserError
+
+DEFAULT_SPACE = "small"  # the NAO-V2 paper's space: what a bare architecture string means
+
+
+@runtime_checkable
+class SearchSpace(Protocol):
+    """The protocol of a search space (see the module docstring)."""
+
+    name: str
+    op_names: tuple[str, ...]
+
+    # ----------------------------------------------------------------- values
+    def parse(self, text: str) -> Hashable:
+        """An architecture from any of the space's text forms (UserError if malformed)."""
+
+    def integer_limits(self) -> tuple[int, ...]:
+        """Exclusive upper bound of every entry of the integer coding."""
+
+    def from_integers(self, values: Sequence[int]) -> Hashable:
+        """The architecture of an integer coding (validated)."""
+
+    def to_integers(self, architecture) -> list[int]:
+        """The integer coding of an architecture."""
+
+    def encoding(self):
+        """The controller's token encoding (a ``SequenceEncoding``)."""
+
+    # ----------------------------------------------------------------- networks
+    def network_config(self, channels: int, layers: int, num_classes: int = 10,
+                       skeleton: str = "cifar", **regularisation: Any):
+        """The config of the space's discrete network of that size."""
+
+    def build_network(self, architecture, config):
+        """The discrete network; ``forward(images)`` -> ``(logits, aux_logits or None)``."""
+
+    def parameter_count(self, architecture, config) -> int:
+        """Trainable parameters of the discrete network, without building it."""
+
+    def build_supernet(self, channels: int, layers: int, num_classes: int = 10,
+                       skeleton: str = "cifar", **regularisation: Any):
+        """The weight-sharing network; ``forward(images, architecture)`` ->
+        ``(logits, aux_logits or None)``, ``network_config()`` -> the discrete config of
+        its size, ``set_training_progress(fraction)`` for drop path."""
+
+
+class IntegerCodedSpace:
+    """Sampling, mutation and size for a space that provides ``integer_limits``,
+    ``from_integers`` and ``to_integers``."""
+
+    @property
+    def size(self) -> int:
+        """How many integer codings the space holds (its number of architectures)."""
+        return math.prod(self.integer_limits())
+
+    def sample(self, rng: random.Random):
+        """A uniformly random architecture (every entry drawn independently)."""
+        return self.from_integers([rng.randrange(high) for high in self.integer_limits()])
+
+    def mutate(self, architecture, rng: random.Random):
+        """A neighbour: one entry of the coding changed to another legal value."""
+        values = self.to_integers(architecture)
+        limits = self.integer_limits()
+        positions = [i for i, high in enumerate(limits) if high > 1]
+        position = rng.choice(positions)
+        values[position] = rng.choice([v for v in range(limits[position])
+                                       if v != values[position]])
+        return self.from_integers(values)
+
+
+# ----------------------------------------------------------------------- registry
+_SPACES: dict[str, SearchSpace] = {}
+
+
+def register_space(space: SearchSpace) -> SearchSpace:
+    """Add a space to the registry (for example a cell space with another node count)."""
+    _SPACES[space.name] = space
+    return space
+
+
+def get_space(name: str | SearchSpace | None = None) -> SearchSpace:
+    """Look a space up by name (None: the default space); a space object passes through."""
+    if name is None:
+        name = DEFAULT_SPACE
+    if not isinstance(name, str):
+        return name
+    try:
+        return _SPACES[name]
+    except KeyError:
+        raise UserError(
+            f"unknown search space {name!r}; use one of: {', '.join(sorted(_SPACES))}"
+        ) from None
+
+
+def space_names() -> list[str]:
+    return sorted(_SPACES)
+
+
+def parse_architecture(text: str, space: str | SearchSpace | None = None):
+    """An architecture of any registered space from its text form.
+
+    ``space`` is the expected space; without it the text says which: a ``name:`` or
+    ``name |`` prefix, or a form only one space writes (the benchmark form
+    ``|op~0|+...`` of NAS-Bench-201); else it is read in the default space.
+    """
+    stripped = text.strip()
+    if space is None:
+        space = _space_named_by(stripped)
+    return get_space(space).parse(stripped)
+
+
+def _space_named_by(text: str) -> str:
+    for separator in (":", "|"):
+        head = text.split(separator, 1)[0].strip()
+        if separator in text and head in _SPACES:
+            return head
+    claimed = [name for name, space in _SPACES.items()
+               if getattr(space, "claims", lambda _: False)(text)]
+    return claimed[0] if claimed else DEFAULT_SPACE

@@ -1,0 +1,113 @@
+"""Every registered search space keeps the protocol the search engine relies on.
+
+One parametrised suite: a space that is registered (``small``, ``middle``, ``nb201`` or
+one a user adds) must round-trip its text and integer forms, sample and mutate inside
+the space, give the controller a token encoding it can decode, count the parameters of
+the network it builds, and build a supernet with the outputs every other supernet has.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from naonet.models import count_parameters
+from naonet.spaces import SearchSpace, get_space, parse_architecture, space_names
+
+SPACES = space_names()
+TINY = dict(channels=8, layers=1)
+
+
+def test_the_paper_spaces_and_the_benchmark_are_registered():
+    assert {"small", "middle", "nb201"} <= set(SPACES)
+    assert get_space("nb201").size == 5 ** 6  # the benchmark's 15,625 cells
+
+
+@pytest.fixture(params=SPACES)
+def space(request) -> SearchSpace:
+    return get_space(request.param)
+
+
+def draws(space, count=12, seed=0):
+    rng = random.Random(seed)
+    return [space.sample(rng) for _ in range(count)]
+
+
+def test_space_implements_the_protocol(space):
+    assert isinstance(space, SearchSpace)
+    assert space.size == math.prod(space.integer_limits())
+
+
+def test_text_forms_round_trip(space):
+    for arch in draws(space):
+        assert space.parse(arch.to_string()) == arch
+        # The qualified form names its space, so the registry finds it unaided.
+        assert parse_architecture(arch.to_qualified_string()) == arch
+
+
+def test_integer_coding_round_trips_within_its_limits(space):
+    limits = space.integer_limits()
+    for arch in draws(space):
+        values = space.to_integers(arch)
+        assert len(values) == len(limits)
+        assert all(0 <= value < high for value, high in zip(values, limits))
+        assert space.from_integers(values) == arch
+
+
+def test_sampling_covers_every_entry_of_the_coding(space):
+    seen = [set() for _ in space.integer_limits()]
+    for arch in draws(space, count=400):
+        for position, value in enumerate(space.to_integers(arch)):
+            seen[position].add(value)
+    assert [len(values) for values in seen] == list(space.integer_limits())
+
+
+def test_mutation_changes_exactly_one_entry(space):
+    rng = random.Random(1)
+    for arch in draws(space):
+        neighbour = space.mutate(arch, rng)
+        changed = [a != b for a, b in zip(space.to_integers(arch),
+                                          space.to_integers(neighbour))]
+        assert sum(changed) == 1
+
+
+def test_controller_encoding_decodes_what_it_encodes(space):
+    encoding = space.encoding()
+    rng = random.Random(2)
+    for arch in draws(space):
+        tokens = encoding.encode(arch)
+        assert len(tokens) == encoding.sequence_length
+        assert all(token in encoding.legal_tokens(position)
+                   for position, token in enumerate(tokens))
+        assert encoding.decode(tokens) == arch
+        # The augmentation's variant is an architecture of the space (that it computes
+        # the same function is checked per space in test_spaces and test_nb201).
+        variant = encoding.equivalent_variant(arch, rng)
+        assert encoding.decode(encoding.encode(variant)) == variant
+        assert space.from_integers(space.to_integers(variant)) == variant
+
+
+def test_parameter_count_is_the_built_networks(space):
+    config = space.network_config(**TINY)
+    for arch in draws(space, count=4):
+        network = space.build_network(arch, config)
+        assert space.parameter_count(arch, config) == count_parameters(network)
+
+
+def test_network_and_supernet_give_the_same_outputs_shape(space):
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, 16, 16)
+    supernet = space.build_supernet(**TINY)
+    config = supernet.network_config()
+    for arch in draws(space, count=3):
+        network = space.build_network(arch, config).eval()
+        logits, aux = network(images)
+        assert logits.shape == (2, 10)
+        assert aux is None or aux.shape == (2, 10)
+        outputs = supernet(images, arch)
+        assert isinstance(outputs, tuple) and len(outputs) == 2
+        assert outputs[0].shape == (2, 10)
+    supernet.set_training_progress(0.5)  # drop path's schedule: every supernet has it

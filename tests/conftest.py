@@ -6,7 +6,6 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("NAONET_SHARED", REPO.parent / "shared"))  # ../shared by default
 FIXTURES = SHARED / "fixtures" / "official"
 CIFAR_ARCHIVE = SHARED / "data" / "cifar10" / "cifar10-jpg.tar.gz"
 NB201_TABLE = SHARED / "data" / "nasbench201" / "nb201_cifar10.csv"
@@ -37,16 +36,26 @@ def cifar_root(tmp_path_factory) -> Path:
     return extract_archive(CIFAR_ARCHIVE)
 
 
+MINI_COUNTS = {"train": 60, "test": 20}  # images per class in cifar_mini
+
+
 @pytest.fixture(scope="session")
-def cifar_mini(cifar_root, tmp_path_factory) -> Path:
-    """A real CIFAR-10 subset: 60 training and 20 test images per class."""
+def cifar_mini(tmp_path_factory) -> Path:
+    """A real CIFAR-10 subset: the first 60 training and 20 test images of every class,
+    extracted straight from the shared archive (not the other 59,200)."""
+    import tarfile
+
+    require(CIFAR_ARCHIVE)
     target = tmp_path_factory.mktemp("cifar-mini")
-    for split, count in (("train", 60), ("test", 20)):
-        for class_dir in sorted((cifar_root / split).iterdir()):
-            out = target / split / class_dir.name
-            out.mkdir(parents=True)
-            for image in sorted(class_dir.iterdir())[:count]:
-                shutil.copy(image, out / image.name)
+    with tarfile.open(CIFAR_ARCHIVE) as archive:
+        images: dict[tuple[str, str], list[tarfile.TarInfo]] = {}
+        for member in archive.getmembers():
+            parts = member.name.split("/")
+            if member.isfile() and len(parts) == 3 and parts[0] in MINI_COUNTS:
+                images.setdefault((parts[0], parts[1]), []).append(member)
+        chosen = [member for (split, _), members in sorted(images.items())
+                  for member in sorted(members, key=lambda m: m.name)[:MINI_COUNTS[split]]]
+        archive.extractall(target, members=chosen, filter="data")
     return target
 
 

@@ -3,6 +3,7 @@
 import argparse
 import os
 import pickle
+import zipfile
 
 import pytest
 import torch
@@ -97,3 +98,33 @@ def test_nao_convert_then_eval_reproduces_the_released_network(released_file, tm
     evaluation = run_nao("eval", str(out), "--data", str(cifar_mini), "--json", "--device", "cpu")
     assert evaluation.returncode == 0, evaluation.stderr
     assert '"images": 200' in evaluation.stdout
+
+
+@pytest.mark.parametrize("prefix", ["", "module."])
+def test_legacy_format_checkpoints_convert_like_their_zip_twins(released_file, tmp_path, prefix):
+    """The authors' 2019 checkpoints predate PyTorch 1.6's zip format; DataParallel runs
+    saved their keys with a ``module.`` prefix."""
+    zipped, fixture = released_file
+    payload = {"model": {prefix + key: value for key, value in fixture["state_dict"].items()},
+               "args": argparse.Namespace(arch=fixture["arch"], dataset="cifar10"),
+               "epoch": 600}
+    legacy = tmp_path / "legacy.pt"
+    torch.save(payload, legacy, _use_new_zipfile_serialization=False)
+    assert not zipfile.is_zipfile(legacy)
+    from naonet.compat.model_file import load_model
+
+    expected = load_model(zipped).network.eval()
+    network = load_model(legacy).network.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(network(fixture["input"])[0], expected(fixture["input"])[0],
+                                   rtol=0, atol=0)
+    assert released_arguments(read_checkpoint_payload(legacy))["arch"] == fixture["arch"]
+
+
+def test_legacy_format_runs_no_code(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil-legacy.pt"
+    torch.save({"model": {"w": torch.zeros(2)}, "args": _Exploit(marker)}, path,
+               _use_new_zipfile_serialization=False)
+    assert list(load_released_checkpoint(path)) == ["w"]
+    assert not marker.exists()

@@ -15,7 +15,7 @@ from naonet.controller import (
     ControllerTrainConfig,
     convert_controller_state_dict,
     generate_architectures,
-    pairwise_accuracy,
+    predictor_pairwise_accuracy,
     propose_sequences,
     released_controller_config,
     train_controller,
@@ -211,12 +211,13 @@ def test_training_guards_equal_scores_and_bad_input():
         ControllerTrainConfig(valid_fraction=1.0)
 
 
-def test_pairwise_accuracy_counts_ordered_pairs():
+def test_predictor_pairwise_accuracy_counts_ordered_pairs():
     targets = torch.tensor([0.1, 0.2, 0.3, 0.4])
-    assert pairwise_accuracy(targets, targets * 2) == 1.0
-    assert pairwise_accuracy(targets, -targets) == 0.0
-    assert pairwise_accuracy(targets, torch.tensor([0.1, 0.3, 0.2, 0.4])) == 5 / 6
-    assert math.isnan(pairwise_accuracy(targets[:1], targets[:1]))
+    assert predictor_pairwise_accuracy(targets, targets * 2) == 1.0
+    assert predictor_pairwise_accuracy(targets, -targets) == 0.0
+    assert predictor_pairwise_accuracy(targets, torch.tensor([0.1, 0.3, 0.2, 0.4])) == 5 / 6
+    assert math.isnan(predictor_pairwise_accuracy(targets[:1], targets[:1]))
+    assert math.isnan(predictor_pairwise_accuracy(targets, torch.full((4,), math.nan)))
 
 
 # --------------------------------------------------------------------------- generation

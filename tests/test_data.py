@@ -129,6 +129,7 @@ def test_loader_pipeline_matches_device_pipeline_in_evaluation(cifar_mini):
     assert torch.allclose(fast_images, slow_images, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_full_archive_is_read_directly(cifar_root):
     require(cifar_root)
     bundle = build_data(DataConfig(data=str(cifar_root), test_subset=100), torch.device("cpu"))
@@ -156,3 +157,70 @@ def test_autoaugment_and_large_image_folders_use_the_loader_pipeline(cifar_mini)
         skeleton="imagenet", channels=8, layers=1, num_classes=10, aux_head=False))
     logits, _ = network(images)
     assert logits.shape == (8, 10)
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_crafted_cifar_batch_runs_no_code(cifar_mini, tmp_path, packed, monkeypatch):
+    """A data set is data: a batch whose pickle names os.system is refused, unrun, in a
+    folder and in an archive."""
+    root = tmp_path / "data"
+    write_cifar_pickles(load_image_folder(cifar_mini / "train"), root / "cifar-10-batches-py")
+    marker = tmp_path / "pwned"
+    with open(root / "cifar-10-batches-py" / "data_batch_1", "wb") as handle:
+        pickle.dump({b"data": _Exploit(marker), b"labels": [0]}, handle)
+    data = root
+    if packed:
+        import tarfile
+
+        data = tmp_path / "cifar.tar.gz"
+        with tarfile.open(data, "w:gz") as archive:
+            archive.add(root / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    with pytest.raises(UserError, match="data_batch_1 is corrupt.*os"):
+        monkeypatch.setenv("NAONET_CACHE", str(tmp_path / "cache"))
+        build_data(DataConfig(data=str(data)), torch.device("cpu"))
+    assert not marker.exists()
+
+
+def test_malformed_cifar_batches_are_user_errors(cifar_mini, tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar_pickles(load_image_folder(cifar_mini / "train"), folder)
+    for content, fragment in [([1, 2, 3], "not a CIFAR batch"),
+                              ({b"data": np.zeros((4, 7), np.uint8), b"labels": [0] * 4},
+                               "not N x 3072")]:
+        with open(folder / "data_batch_2", "wb") as handle:
+            pickle.dump(content, handle)
+        with pytest.raises(UserError, match=fragment):
+            load_cifar_pickle(tmp_path, "cifar10", "train")
+
+
+def test_test_classes_must_match_the_training_classes(cifar_mini, tmp_path):
+    import shutil
+
+    root = tmp_path / "renamed"
+    shutil.copytree(cifar_mini, root)
+    (root / "test" / "cat").rename(root / "test" / "kitten")  # would shift every label
+    with pytest.raises(UserError, match="only in train: cat; only in test: kitten"):
+        build_data(DataConfig(data=str(root)), torch.device("cpu"))
+
+
+def test_the_class_count_must_match_the_named_data_set(cifar_mini, tmp_path):
+    import shutil
+
+    root = tmp_path / "eleven"
+    shutil.copytree(cifar_mini, root)
+    for split in ("train", "test"):
+        shutil.copytree(root / split / "cat", root / split / "lynx")
+    with pytest.raises(UserError, match="cifar10 should have 10 classes but .* has 11"):
+        build_data(DataConfig(data=str(root)), torch.device("cpu"))
+    with pytest.raises(UserError, match="cifar100 should have 100 classes"):
+        build_data(DataConfig(data=str(cifar_mini), dataset="cifar100"), torch.device("cpu"))

@@ -24,7 +24,7 @@ def test_two_process_run_trains_writes_once_and_averages_over_ranks(cifar_mini, 
     assert "x 2 processes" in result.stdout
     assert result.stdout.count("done: epoch 1/1") == 1  # only rank 0 reports
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "config.yaml", "last.pt", "metrics.jsonl", "result.json"]
+        ".naonet.lock", "config.yaml", "last.pt", "metrics.jsonl", "result.json"]
     (record,) = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert record["train_images"] == 256  # both ranks' 128 images summed
     assert record["lr"] == pytest.approx(0.1)  # lr scaled with the 2 processes

@@ -304,6 +304,10 @@ def test_interrupted_search_resumes_to_the_same_outputs(tiny_run, cifar_mini, tm
         with pytest.raises(Interrupted):
             search(config, show_progress=False)
     assert len(read_lines(tmp_path / "run" / "rounds.jsonl")) == 1
+    with pytest.MonkeyPatch.context() as patch:  # after round 2's training, before scoring
+        interrupt_at(patch, "score_architectures_so_far", lambda s: s.round == 1)
+        with pytest.raises(Interrupted):
+            search(config, show_progress=False)
     with pytest.MonkeyPatch.context() as patch:  # during the second re-rank
         interrupt_at(patch, "rerank_epoch", lambda s: s.rerank_index == 1)
         with pytest.raises(Interrupted):
@@ -314,6 +318,13 @@ def test_interrupted_search_resumes_to_the_same_outputs(tiny_run, cifar_mini, tm
     resumed = json.loads((tmp_path / "run" / "pool.json").read_text())["architectures"]
     uninterrupted = json.loads((tiny_run / "pool.json").read_text())["architectures"]
     assert resumed == uninterrupted
+    # A round resumed after its training still reports the supernet's last epoch.
+    statistics = ("supernet_train_loss", "supernet_train_top1")
+    for mine, reference in zip(read_lines(tmp_path / "run" / "rounds.jsonl"),
+                               read_lines(tiny_run / "rounds.jsonl"), strict=True):
+        mine, reference = json.loads(mine), json.loads(reference)
+        assert all(mine[key] is not None for key in statistics)
+        assert [mine[key] for key in statistics] == [reference[key] for key in statistics]
 
 
 def test_resuming_with_other_options_is_refused(tiny_run, cifar_mini):

@@ -16,7 +16,7 @@ import torch
 
 from naonet.spaces import Architecture
 
-from conftest import CIFAR_ARCHIVE, require, run_nao
+from conftest import CIFAR_ARCHIVE, NB201_TABLE, require, run_nao
 
 TINY_FLAGS = dict(device="cpu", valid_size=60, train_subset=192, channels=4, layers=1,
                   rounds=2, seed_pool_size=6, new_architectures=3, top_seeds=4,
@@ -45,10 +45,16 @@ def saved_state(run_dir: Path) -> dict:
     return torch.load(run_dir / "search_state.pt", weights_only=True)["state"]
 
 
-def test_sigkill_during_round_two_training_resumes_to_the_same_outputs(cifar_mini, tmp_path):
+@pytest.mark.parametrize("space", ["small", "nb201"])
+def test_sigkill_during_round_two_training_resumes_to_the_same_outputs(space, cifar_mini,
+                                                                      tmp_path):
+    space_flags = dict(space=space)
+    if space == "nb201":  # with the ground-truth reports, which must survive the kill too
+        space_flags.update(reference=f"table:{require(NB201_TABLE)}", rerank_top=0)
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    checked(run_nao(*search_command(cifar_mini, reference)))
-    command = [sys.executable, "-m", "naonet.cli.main", *search_command(cifar_mini, killed)]
+    checked(run_nao(*search_command(cifar_mini, reference, **space_flags)))
+    command = [sys.executable, "-m", "naonet.cli.main",
+               *search_command(cifar_mini, killed, **space_flags)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
     try:
@@ -58,10 +64,16 @@ def test_sigkill_during_round_two_training_resumes_to_the_same_outputs(cifar_min
         process.wait(timeout=60)
     state = saved_state(killed)
     assert (state["round"], state["phase"]) == (1, "train"), "not killed in round 2 training"
-    resumed = checked(run_nao(*search_command(cifar_mini, killed)))
+    resumed = checked(run_nao(*search_command(cifar_mini, killed, **space_flags)))
     assert "resuming in round 2, phase train" in resumed.stdout
-    for name in OUTPUTS:
+    for name in OUTPUTS + ("pool.json",):
         assert (killed / name).read_text() == (reference / name).read_text(), name
+    if space == "nb201":
+        rounds = [json.loads(line) for line in (killed / "rounds.jsonl").read_text().splitlines()]
+        truth = [record["reference"] for record in rounds]
+        assert truth == [json.loads(line)["reference"] for line in
+                         (reference / "rounds.jsonl").read_text().splitlines()]
+        assert all(-1 <= record["kendall_tau"] <= 1 for record in truth)
 
 
 def wait_for_round_two_epoch(run_dir: Path, process: subprocess.Popen) -> None:
@@ -96,7 +108,8 @@ def test_two_gloo_processes_search_and_write_once(cifar_mini, tmp_path):
     final = (output / "arch_pool.final").read_text().splitlines()
     assert len(final) == 2 and all(Architecture.parse(line) for line in final)
     assert (output / "scores.png").exists()
-    assert not [p.name for p in output.iterdir() if p.name.startswith(".")]  # no leftovers
+    # no temporary leftovers; the lock file says which command made the folder
+    assert [p.name for p in output.iterdir() if p.name.startswith(".")] == [".naonet.lock"]
 
 
 @pytest.mark.slow

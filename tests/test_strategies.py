@@ -122,7 +122,13 @@ def test_bench_search_prints_mean_and_std_and_writes_the_plot(synthetic, tmp_pat
     out = capsys.readouterr().out
     assert status == 0
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
-    results = json.loads(output.read_text())["strategies"]
+    written = json.loads(output.read_text())
+    config = written["config"]  # the frozen config of the run, saved with its results
+    assert (config["strategies"], config["budget"], config["seeds"]) == (
+        ["random", "evolution"], 30, 3)
+    assert config["strategy_configs"]["evolution"]["population_size"] == 10
+    assert written["revision"].startswith("naonet ")
+    results = written["strategies"]
     for runs in results:
         tests = [run["test_accuracy"] for run in runs["runs"]]
         assert float(rows[runs["strategy"]][1]) == pytest.approx(statistics.fmean(tests),

@@ -162,3 +162,21 @@ def test_bf16_channels_last_training_tracks_float32(cifar_mini, tmp_path):
         results[name] = read_metrics(tmp_path / name)
     for fp32, bf16 in zip(results["fp32"], results["bf16"], strict=True):
         assert bf16["train_loss"] == pytest.approx(fp32["train_loss"], rel=0.1)
+
+
+def test_atomic_files_get_the_umask_mode_and_keep_a_users_chmod(tmp_path):
+    import os
+
+    from naonet.training.checkpoint import atomic_write_text
+
+    previous = os.umask(0o022)
+    try:
+        path = tmp_path / "result.json"
+        atomic_write_text(path, "{}")
+        assert path.stat().st_mode & 0o777 == 0o644  # as open() would make it
+        path.chmod(0o640)
+        atomic_write_text(path, '{"resumed": true}')
+        assert path.stat().st_mode & 0o777 == 0o640
+        assert path.read_text() == '{"resumed": true}'
+    finally:
+        os.umask(previous)

@@ -75,3 +75,35 @@ def coerce_options(config_class, values: dict, command: str) -> dict:
             raise UserError(f"option {key} must be a {kind}, got {value!r}") from None
         out[key] = value
     return out
+
+
+def check_values(config, at_least: dict[str, float], above: dict[str, float]) -> None:
+    """The numeric checks every config makes, so the CLI, config files and the library
+    all get them: every float finite (a NaN or inf trains to NaN without a word), and
+    the fields named in ``at_least`` / ``above`` within their bounds."""
+    import math
+
+    for field in fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"--{_flag(field.name)} must be a finite number, got {value}")
+    for name, bound in at_least.items():
+        if getattr(config, name) < bound:
+            raise UserError(f"--{_flag(name)} must be >= {bound:g}, got "
+                            f"{getattr(config, name)}")
+    for name, bound in above.items():
+        if not getattr(config, name) > bound:
+            raise UserError(f"--{_flag(name)} must be > {bound:g}, got "
+                            f"{getattr(config, name)}")
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+DEVICE_HELP = "--device must be auto, cpu, cuda, cuda:N or mps"
+
+
+def valid_device(device: str) -> bool:
+    return device in ("auto", "cpu", "cuda", "mps") or (
+        device.startswith("cuda:") and device[len("cuda:"):].isdigit())

@@ -18,11 +18,12 @@ from naonet.cli.table_search import (
     load_table,
     strategy_configs,
 )
-from naonet.errors import UserError
 from naonet.nb201 import VALIDATION_METRICS
 from naonet.nb201.table import DEFAULT_METRIC, metric_column
+from naonet.revision import code_revision
 from naonet.strategies import STRATEGIES
-from naonet.strategies.benchmark import StrategyRuns, benchmark_strategies
+from naonet.strategies.benchmark import BenchmarkConfig, StrategyRuns, benchmark_strategies
+from naonet.training.checkpoint import atomic_write_text
 
 DEFAULT_STRATEGIES = "random,evolution,nao"
 
@@ -53,21 +54,18 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def parse_strategies(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in STRATEGIES]
-    if unknown or not names:
-        raise UserError(f"unknown strategy {unknown[0] if unknown else text!r}; use a "
-                        f"comma-separated list of: {', '.join(STRATEGIES)}")
-    return names
+def benchmark_config(args: argparse.Namespace) -> BenchmarkConfig:
+    """The run's frozen config, from the flags."""
+    names = tuple(name.strip() for name in args.strategies.split(",") if name.strip())
+    return BenchmarkConfig(table=args.evaluator, strategies=names, budget=args.budget,
+                           first_seed=args.first_seed, seeds=args.seeds, metric=args.metric,
+                           strategy_configs=strategy_configs(args))
 
 
 def run(args: argparse.Namespace) -> int:
-    strategies = parse_strategies(args.strategies)
-    if args.seeds < 1:
-        raise UserError(f"--seeds must be >= 1, got {args.seeds}")
+    config = benchmark_config(args)
     table = load_table(args.evaluator, args.space)
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    seeds = config.seed_range
 
     def report(strategy, seed, summary) -> None:
         if not args.quiet:
@@ -75,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
                   f"valid {summary.best_validation:6.2f}  test {summary.test_accuracy:6.2f}",
                   file=sys.stderr, flush=True)
 
-    results = benchmark_strategies(table, strategies, seeds, args.budget, args.metric,
-                                   strategy_configs(args), on_run=report)
+    results = benchmark_strategies(table, config.strategies, seeds, config.budget,
+                                   config.metric, config.strategy_configs, on_run=report)
     best_possible = table.test_accuracy(table.best(metric_column(args.metric)))
     print_summary(results, args, best_possible)
     if args.plot:
@@ -85,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
                          title=f"{table.space.name}, {args.seeds} seeds, metric {args.metric}")
         print(f"plot: {args.plot}")
     if args.output:
-        Path(args.output).write_text(json.dumps(
-            {"budget": args.budget, "metric": args.metric, "seeds": list(seeds),
+        atomic_write_text(Path(args.output), json.dumps(
+            {"config": config.to_dict(), "revision": code_revision(),
              "best_possible": best_possible, "table": table.source,
              "strategies": [runs.to_dict() for runs in results]}, indent=1) + "\n")
     return 0

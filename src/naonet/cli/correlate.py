@@ -133,6 +133,7 @@ def run_experiment(args: argparse.Namespace) -> int:
           f"{search.supernet_epochs} epochs on {search.train_subset or 'all'} training "
           f"images{f' at {search.image_size} px' if search.image_size else ''}; "
           f"{config.sample_size} architectures scored ({search.score_metric}) on "
+          f"{'the same' if search.scoring == 'fixed' else 'their own random'} "
           f"{search.eval_batch_size * search.eval_batches} held-out images, against "
           f"{config.metric}")
     print(f"{'ranking':<18}{'kendall tau':>13}{'spearman':>10}{'pairwise':>10}{'seconds':>9}")

@@ -158,8 +158,23 @@ _TORCH_ALLOWED = {"_rebuild_tensor_v2", "_rebuild_parameter", "FloatStorage", "L
                   "Size", "float32", "float16", "int64"}
 
 
+def _is_legacy_checkpoint(path: Path) -> bool:
+    """Whether the file is in PyTorch's pre-1.6 format (a sequence of pickles starting
+    with torch's magic number), as the authors' 2019 checkpoints are. The first pickle
+    is read by an unpickler that admits no class at all."""
+    class _NoClasses(pickle.Unpickler):
+        def find_class(self, module, name):
+            raise pickle.UnpicklingError("not a legacy checkpoint")
+
+    try:
+        with open(path, "rb") as handle:
+            return _NoClasses(handle).load() == torch.serialization.MAGIC_NUMBER
+    except Exception:  # noqa: BLE001 - anything else is not that format
+        return False
+
+
 def _load_with_placeholders(path: Path) -> object:
-    if not zipfile.is_zipfile(path):
+    if not (zipfile.is_zipfile(path) or _is_legacy_checkpoint(path)):
         raise UserError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated); "
                         "download it again")
     try:

@@ -17,7 +17,7 @@ from naonet.controller.training import (
     ControllerReport,
     hamming_distance,
     normalise_scores,
-    pairwise_accuracy,
+    predictor_pairwise_accuracy,
     train_controller,
 )
 
@@ -34,7 +34,7 @@ __all__ = [
     "generate_architectures",
     "hamming_distance",
     "normalise_scores",
-    "pairwise_accuracy",
+    "predictor_pairwise_accuracy",
     "propose_sequences",
     "released_controller_config",
     "train_controller",

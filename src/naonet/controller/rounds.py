@@ -21,6 +21,9 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
+from naonet.analysis.correlation import average_ranks
 from naonet.controller.generation import generate_architectures
 from naonet.controller.model import Controller
 from naonet.controller.training import ControllerReport, train_controller
@@ -113,14 +116,4 @@ def transform_scores(scores: list[float], transform: str) -> list[float]:
     """The controller's training targets: the scores, or their ranks (ties averaged)."""
     if transform == "raw":
         return list(scores)
-    order = sorted(range(len(scores)), key=lambda i: scores[i])
-    ranks = [0.0] * len(scores)
-    start = 0
-    while start < len(order):
-        end = start
-        while end + 1 < len(order) and scores[order[end + 1]] == scores[order[start]]:
-            end += 1
-        for position in range(start, end + 1):
-            ranks[order[position]] = (start + end) / 2
-        start = end + 1
-    return ranks
+    return (average_ranks(np.asarray(scores, dtype=float)) - 1.0).tolist()  # 0-based

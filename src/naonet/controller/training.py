@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from naonet.analysis.correlation import pairwise_accuracy
 from naonet.controller.config import ControllerTrainConfig
 from naonet.controller.model import Controller
 from naonet.errors import UserError
@@ -118,7 +119,8 @@ def evaluate_controller(controller: Controller, tokens: torch.Tensor, targets: t
     encoded = controller.encode(tokens)
     predicted = controller.predict(encoded.embedding)
     reconstructed = controller.decode_greedy(encoded)
-    return pairwise_accuracy(targets, predicted), hamming_distance(tokens, reconstructed)
+    return (predictor_pairwise_accuracy(targets, predicted),
+            hamming_distance(tokens, reconstructed))
 
 
 def normalise_scores(scores: Sequence[float]) -> torch.Tensor:
@@ -133,15 +135,18 @@ def normalise_scores(scores: Sequence[float]) -> torch.Tensor:
     return ((values - low) / (high - low)).float()
 
 
-def pairwise_accuracy(targets: torch.Tensor, predicted: torch.Tensor) -> float:
-    """Fraction of pairs i < j ordered alike (``>=`` on both sides counts as alike)."""
-    count = len(targets)
-    if count < 2:
+def predictor_pairwise_accuracy(targets: torch.Tensor, predicted: torch.Tensor) -> float:
+    """The library's pairwise accuracy of the predictions against the targets; nan with
+    fewer than 2 architectures or a non-finite value (a diverged predictor).
+
+    The released code counts a pair tied in the targets as ordered alike when the
+    predictions are ordered either way (``>=``); here such pairs are left out and a tie
+    in the predictions counts one half, as everywhere in the library.
+    """
+    scores, reference = predicted.reshape(-1).tolist(), targets.reshape(-1).tolist()
+    if len(scores) < 2 or not all(map(math.isfinite, scores + reference)):
         return math.nan
-    targets, predicted = targets.reshape(-1), predicted.reshape(-1)
-    alike = (targets[:, None] >= targets[None, :]) == (predicted[:, None] >= predicted[None, :])
-    upper = torch.ones(count, count, dtype=torch.bool, device=alike.device).triu(diagonal=1)
-    return alike[upper].sum().item() / (count * (count - 1) // 2)
+    return pairwise_accuracy(scores, reference)
 
 
 def hamming_distance(tokens: torch.Tensor, other: torch.Tensor) -> float:

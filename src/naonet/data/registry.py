@@ -148,7 +148,8 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
             # Smaller images make a cheap proxy task (the search's supernet on a CPU).
             train_split = resize_split(train_split, config.image_size)
             test_split = resize_split(test_split, config.image_size)
-        num_classes = spec.num_classes or len(train_split.classes)
+        check_same_classes(train_split.classes, test_split.classes, root)
+        num_classes = len(train_split.classes)
         train_index, valid_index = split_indices(len(train_split), config.valid_size,
                                                  config.train_subset, seed)
         if config.test_subset:
@@ -166,6 +167,17 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
                         f"{root} has {num_classes}; check --data")
     return DataBundle(iterators["train"], iterators["valid"], iterators["test"], num_classes,
                       spec.skeleton, spec)
+
+
+def check_same_classes(train_classes: list[str], test_classes: list[str], root: Path) -> None:
+    """Labels are class positions: a test set with other classes would shift them all."""
+    if list(train_classes) != list(test_classes):
+        only_train = sorted(set(train_classes) - set(test_classes))
+        only_test = sorted(set(test_classes) - set(train_classes))
+        difference = (f"only in train: {', '.join(only_train) or '-'}; only in test: "
+                      f"{', '.join(only_test) or '-'}")
+        raise UserError(f"the train and test classes of {root} differ ({difference}); make "
+                        "the class folders match")
 
 
 def _load_small(root: Path, config: DataConfig, spec: DatasetSpec
@@ -270,4 +282,5 @@ def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common:
                             config.eval_batch_size, train=name == "train",
                             workers=config.workers, **common) if part is not None else None
         for name, part in parts.items()}
+    check_same_classes(train_set.classes, test_set.classes, root)
     return iterators, len(train_set.classes)

@@ -134,25 +134,65 @@ def load_cifar_pickle(root: Path, dataset: str, split: str) -> InMemorySplit:
         meta_file, label_key, names_key = "meta", b"fine_labels", b"fine_label_names"
     images, labels = [], []
     for name in files:
-        batch = _read_pickle(folder / name)
-        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.extend(batch[label_key])
-    meta = _read_pickle(folder / meta_file)
-    classes = [c.decode() for c in meta[names_key]]
+        batch = _read_pickle(folder / name, (b"data", label_key))
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(batch[label_key]):
+            raise UserError(f"CIFAR batch file {folder / name} holds {data.shape} pixels for "
+                            f"{len(batch[label_key])} labels, not N x 3072 for N; download "
+                            "the data set again")
+        images.append(data.reshape(-1, 3, 32, 32))
+        labels.extend(int(label) for label in batch[label_key])
+    meta = _read_pickle(folder / meta_file, (names_key,))
+    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta[names_key]]
     return InMemorySplit(torch.from_numpy(np.concatenate(images)),
                          torch.tensor(labels, dtype=torch.int64), classes)
 
 
-def _read_pickle(path: Path) -> dict:
+def _numpy_rebuilders() -> dict[tuple[str, str], object]:
+    """The only callables a CIFAR batch's pickle may name: numpy's array and scalar
+    rebuilders (under numpy 1's and numpy 2's module names), ndarray and dtype."""
+    reconstruct = np.ndarray((0,)).__reduce__()[0]
+    scalar = np.float64(0).__reduce__()[0]
+    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for package in ("numpy.core", "numpy._core"):
+        allowed[package + ".multiarray", "_reconstruct"] = reconstruct
+        allowed[package + ".multiarray", "scalar"] = scalar
+    frombuffer = getattr(getattr(np, "_core", None), "numeric", None)
+    if frombuffer is not None and hasattr(frombuffer, "_frombuffer"):  # pickle protocol 5
+        for package in ("numpy.core", "numpy._core"):
+            allowed[package + ".numeric", "_frombuffer"] = frombuffer._frombuffer
+    return allowed
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Admits dicts, lists, bytes, numbers and numpy arrays, nothing else: a crafted
+    batch file cannot import or run anything."""
+
+    allowed = _numpy_rebuilders()
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self.allowed[module, name]
+        except KeyError:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR batch "
+                                         "never holds") from None
+
+
+def _read_pickle(path: Path, keys: tuple[bytes, ...]) -> dict:
     if not path.is_file():
         raise UserError(f"CIFAR batch file {path} is missing; the data set folder is "
                         "incomplete, download it again")
     try:
         with open(path, "rb") as handle:
-            return pickle.load(handle, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError) as error:
+            batch = _CifarUnpickler(handle, encoding="bytes").load()
+    except Exception as error:  # noqa: BLE001 - a malformed pickle fails in many ways
         raise UserError(f"CIFAR batch file {path} is corrupt ({error}); download the data "
                         "set again") from None
+    if not isinstance(batch, dict) or not all(key in batch for key in keys):
+        raise UserError(f"CIFAR batch file {path} is not a CIFAR batch (it needs the keys "
+                        f"{', '.join(key.decode() for key in keys)}); download the data set "
+                        "again")
+    return batch
 
 
 def download_cifar(root: Path, dataset: str) -> None:

@@ -10,6 +10,7 @@ from torch import nn
 from naonet.models.operations import FactorizedReduce, ReLUConvBN, build_operation
 from naonet.spaces import Cell as CellArch
 from naonet.spaces import CellSearchSpace
+from naonet.spaces.cell_space import NUM_CELL_INPUTS
 
 
 @dataclass(frozen=True)
@@ -82,16 +83,18 @@ class DiscreteCell(nn.Module):
             branches = nn.ModuleList()
             for state, op in zip(node.inputs, node.ops):
                 name = space.op_names[op]
-                branch_stride = stride if state < 2 else 1  # only cell inputs are reduced
+                # only the cell inputs are reduced
+                branch_stride = stride if state < NUM_CELL_INPUTS else 1
                 branches.append(NodeBranch(name, channels, branch_stride,
                                            droppable=name not in exempt))
             self.nodes.append(branches)
         # A loose end that is a cell input of a reduction cell is still at full size.
         self.output_reducers = nn.ModuleList(
             FactorizedReduce(channels, channels)
-            for state in self.loose_ends if reduction and state < 2
+            for state in self.loose_ends if reduction and state < NUM_CELL_INPUTS
         )
-        self.reduced_loose_ends = [s for s in self.loose_ends if reduction and s < 2]
+        self.reduced_loose_ends = [s for s in self.loose_ends
+                                   if reduction and s < NUM_CELL_INPUTS]
         out_scale = shape1.scale * (2 if reduction else 1)
         self.out_shape = StateShape(channels * len(self.loose_ends), out_scale)
 

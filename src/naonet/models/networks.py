@@ -52,17 +52,28 @@ class NetworkConfig:
         return asdict(self)
 
 
+AUX_HIDDEN_CHANNELS = (128, 768)  # the auxiliary head's two convolutions
+AUX_SECOND_KERNEL = 2
+
+
+def cell_layout(layers: int) -> tuple[int, tuple[int, int]]:
+    """The 3N + 2 cells of a network with N cells per stage, and the indices of its two
+    reduction cells (after N and after 2N + 1 cells); the auxiliary head reads the last."""
+    return 3 * layers + 2, (layers, 2 * layers + 1)
+
+
 class AuxiliaryHead(nn.Module):
     """Auxiliary classifier on the output of the second reduction cell."""
 
     def __init__(self, channels: int, num_classes: int, pool_stride: int):
         super().__init__()
         self.pool = nn.AvgPool2d(5, stride=pool_stride, padding=0, count_include_pad=False)
-        self.conv1 = nn.Conv2d(channels, 128, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(128)
-        self.conv2 = nn.Conv2d(128, 768, 2, bias=False)
-        self.bn2 = nn.BatchNorm2d(768)
-        self.classifier = nn.Linear(768, num_classes)
+        hidden, wide = AUX_HIDDEN_CHANNELS
+        self.conv1 = nn.Conv2d(channels, hidden, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(hidden)
+        self.conv2 = nn.Conv2d(hidden, wide, AUX_SECOND_KERNEL, bias=False)
+        self.bn2 = nn.BatchNorm2d(wide)
+        self.classifier = nn.Linear(wide, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(torch.relu(x))
@@ -128,8 +139,7 @@ class CellStack(nn.Module):
         self.stem_names = list(stems)
         for name, module in stems.items():
             self.add_module(name, module)
-        num_cells = 3 * config.layers + 2
-        self.reduction_indices = (config.layers, 2 * config.layers + 1)
+        num_cells, self.reduction_indices = cell_layout(config.layers)
         self.aux_index = self.reduction_indices[-1]
         shapes = list(skeleton.stem_shapes(config.channels))
         channels = config.channels

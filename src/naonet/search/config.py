@@ -114,6 +114,10 @@ class SearchConfig:
     plot: bool = True
 
     def __post_init__(self) -> None:
+        options.check_values(self, at_least=dict(
+            workers=0, momentum=0, weight_decay=0, image_size=0, controller_weight_decay=0,
+            controller_epochs=1, controller_batch_size=1, controller_augment=1),
+            above=dict(grad_clip=0, controller_lr=0, controller_grad_clip=0))
         for ok, message in self._checks():
             if not ok:
                 raise UserError(message)
@@ -151,6 +155,8 @@ class SearchConfig:
             (0.0 <= self.controller_trade_off <= 1.0, "--controller-trade-off must be in [0, 1]"),
             (self.amp in ("none", "bf16", "fp16"), "--amp must be none, bf16 or fp16"),
             (self.rerank_aux_weight >= 0, "--rerank-aux-weight must be >= 0"),
+            (options.valid_device(self.device), options.DEVICE_HELP),
+            (self.output.strip() != "", "--output must name the run folder"),
         ]
 
     # ----------------------------------------------------------------- derived configs

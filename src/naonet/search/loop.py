@@ -26,6 +26,7 @@ from naonet.data import DataBundle, build_data
 from naonet.distributed import DistributedContext, barrier, broadcast_object, init_distributed
 from naonet.errors import UserError
 from naonet.revision import code_revision
+from naonet.run_folder import claim_run_folder
 from naonet.search.config import SearchConfig
 from naonet.search.outputs import (
     DEFAULT_FINAL_COUNT,
@@ -88,7 +89,6 @@ class SearchRun:
     show_progress: bool
     reference: ReferenceTable | None = None  # ground truth for the reports only
     rerank_job: RerankJob | None = None
-    last_epoch: EpochStats | None = None
     round_started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -121,7 +121,8 @@ def train_supernet(run: SearchRun) -> None:
     run.sampled.sampler = PoolSampler(state.children, torch.Generator(), config.sampling,
                                       run.supernet.network_config())
     while state.epoch < config.supernet_epochs:
-        run.last_epoch = supernet_epoch(run)
+        stats = supernet_epoch(run)
+        state.supernet_loss, state.supernet_top1 = stats.loss, stats.top1 / 100
         state.epoch += 1
         checkpoint(run)
     state.phase, state.epoch = SCORE, 0
@@ -204,6 +205,8 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
         raise UserError("--amp fp16 is not supported by the search; use --amp bf16 or none")
     space = get_space(config.space)
     run_dir = Path(config.output)
+    if context.is_main:
+        claim_run_folder(run_dir, "search")  # one run per folder, before anything is written
     data = build_data(config.data_config(), context.device, seed=config.seed,
                       rank=context.rank, world_size=context.world_size)
     if data.valid is None:
@@ -437,11 +440,10 @@ def write_outputs(run: SearchRun) -> None:
 def log_round(run: SearchRun, controller, lambda_reached: int | None) -> None:
     """Record and print the round's summary (once: a resumed round replaces its record)."""
     state = run.state
-    stats = run.last_epoch
     new = sum(1 for entry in state.pool if entry.born == state.round)
     record = round_record(state, new, time.perf_counter() - run.round_started,
-                          stats.loss if stats else math.nan, stats.top1 / 100 if stats
-                          else math.nan, controller, lambda_reached)
+                          state.supernet_loss, state.supernet_top1, controller,
+                          lambda_reached)
     if run.reference is not None:
         record["reference"] = run.reference.round_report(
             state.architectures(), [entry.score for entry in state.pool])

@@ -132,7 +132,8 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
     reference = [table.value(arch, metric_column(config.metric)) for arch in architectures]
     counts = benchmark_parameter_counts(table, architectures)
     scoring = build_scoring_data(data.valid, search.eval_batch_size, search.eval_batches,
-                                 "fixed", derive_seed(search.seed, "scoring-data"), context)
+                                 search.scoring, derive_seed(search.seed, "scoring-data"),
+                                 context)
     results = []
     for sampling in config.samplings:
         trainer = SupernetTrainer(replace(search, sampling=sampling), space, data, context,
@@ -176,9 +177,12 @@ class SupernetTrainer:
         return stats.loss
 
     def score(self, architectures: list, scoring) -> list[float]:
-        return score_pool(self.supernet, architectures, scoring, "fixed",
-                          [0] * len(architectures), self.context,
-                          metric=self.search.score_metric)
+        """Every architecture on the same batches (``fixed``) or on its own random ones
+        (``per-architecture``, as released), drawn as the search draws them."""
+        seeds = [derive_seed(self.search.seed, "scoring", 0, index)
+                 for index in range(len(architectures))]
+        return score_pool(self.supernet, architectures, scoring, self.search.scoring, seeds,
+                          self.context, metric=self.search.score_metric)
 
     def run(self, config: RankingConfig, architectures: list, reference: list[float],
             scoring, log: Callable[[str], None]) -> SamplingResult:

@@ -56,7 +56,7 @@ class PoolEntry:
     # The latest controller's predicted (normalised) score; for architectures of the last
     # round, the prediction of the controller that generated them.
     prediction: float = math.nan
-    rerank: float = math.nan  # validation top-1 (percent) after training from scratch
+    rerank: float = math.nan  # validation top-1 (a fraction) after training from scratch
     scores: dict[int, float] = field(default_factory=dict)  # round -> supernet score
 
     def to_dict(self) -> dict:
@@ -85,6 +85,9 @@ class SearchState:
     child_predictions: list[float] = field(default_factory=list)  # by the generating controller
     rerank_index: int = 0  # architectures of the top re-ranked so far
     rounds_log: list[dict] = field(default_factory=list)  # one summary per round
+    # the round's last supernet epoch (checkpointed: a resumed round still reports it)
+    supernet_loss: float = math.nan
+    supernet_top1: float = math.nan  # a fraction
 
     def architectures(self) -> list:
         return [entry.architecture for entry in self.pool]
@@ -94,7 +97,9 @@ class SearchState:
                 "pool": [entry.to_dict() for entry in self.pool],
                 "children": [arch.to_qualified_string() for arch in self.children],
                 "child_predictions": self.child_predictions,
-                "rerank_index": self.rerank_index, "rounds_log": self.rounds_log}
+                "rerank_index": self.rerank_index, "rounds_log": self.rounds_log,
+                "supernet_loss": json_number(self.supernet_loss),
+                "supernet_top1": json_number(self.supernet_top1)}
 
     @classmethod
     def from_dict(cls, values: dict, space: SearchSpace) -> SearchState:
@@ -105,7 +110,8 @@ class SearchState:
                    [PoolEntry.from_dict(entry, space) for entry in values["pool"]],
                    [space.parse(text) for text in values["children"]],
                    list(values["child_predictions"]), values["rerank_index"],
-                   list(values["rounds_log"]))
+                   list(values["rounds_log"]), _float(values.get("supernet_loss")),
+                   _float(values.get("supernet_top1")))
 
 
 def json_number(value: float) -> float | None:

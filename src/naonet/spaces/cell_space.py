@@ -10,6 +10,10 @@ from naonet.errors import UserError
 from naonet.spaces.protocol import IntegerCodedSpace, get_space, register_space
 
 NUM_CELL_INPUTS = 2  # h[k-2] (id 0) and h[k-1] (id 1)
+BRANCHES_PER_NODE = 2  # a node sums two (input, op) branches
+INTEGERS_PER_BRANCH = 2  # the released format writes a branch as "input op"
+INPUT_SLOT = 0  # the input id comes first in a branch, the op second
+CELLS_PER_ARCHITECTURE = 2  # a normal and a reduction cell
 
 
 @dataclass(frozen=True)
@@ -39,11 +43,11 @@ class CellSearchSpace(IntegerCodedSpace):
 
     @property
     def integers_per_cell(self) -> int:
-        return 4 * self.num_nodes
+        return BRANCHES_PER_NODE * INTEGERS_PER_BRANCH * self.num_nodes
 
     @property
     def integers_per_architecture(self) -> int:
-        return 2 * self.integers_per_cell
+        return CELLS_PER_ARCHITECTURE * self.integers_per_cell
 
     def num_candidate_inputs(self, node: int) -> int:
         """How many states node `node` (0-based) may read."""
@@ -74,8 +78,8 @@ class CellSearchSpace(IntegerCodedSpace):
         cell = []
         for node in range(self.num_nodes):
             inputs = self.num_candidate_inputs(node)
-            cell += [inputs, self.num_ops, inputs, self.num_ops]
-        return tuple(cell * 2)
+            cell += [inputs, self.num_ops] * BRANCHES_PER_NODE
+        return tuple(cell * CELLS_PER_ARCHITECTURE)
 
     def from_integers(self, values: Sequence[int]):
         from naonet.spaces.architecture import Architecture

@@ -17,7 +17,13 @@ from typing import Protocol
 
 from naonet.errors import UserError
 from naonet.spaces.architecture import CELL_TYPES, Architecture
-from naonet.spaces.cell_space import CellSearchSpace, get_cell_space
+from naonet.spaces.cell_space import (
+    BRANCHES_PER_NODE,
+    INPUT_SLOT,
+    INTEGERS_PER_BRANCH,
+    CellSearchSpace,
+    get_cell_space,
+)
 
 SOS_TOKEN = 0
 
@@ -41,7 +47,7 @@ class SequenceEncoding(Protocol):
 class CellSpaceEncoding:
     """The released NAO token layout for a :class:`CellSearchSpace`."""
 
-    tokens_per_step = 2  # (input, op) pairs
+    tokens_per_step = INTEGERS_PER_BRANCH  # (input, op) pairs, as the released format
 
     def __init__(self, space: str | CellSearchSpace):
         self.space = get_cell_space(space)
@@ -55,7 +61,9 @@ class CellSpaceEncoding:
     def _position_role(self, position: int) -> tuple[int, bool]:
         """(node index within its cell, whether the position holds an input id)."""
         within_cell = position % self.space.integers_per_cell
-        return within_cell // 4, within_cell % 2 == 0
+        tokens_per_node = self.tokens_per_step * BRANCHES_PER_NODE
+        return (within_cell // tokens_per_node,
+                within_cell % self.tokens_per_step == INPUT_SLOT)
 
     def _compute_legal(self, position: int) -> tuple[int, ...]:
         node, is_input = self._position_role(position)

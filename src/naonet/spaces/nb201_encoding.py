@@ -30,7 +30,7 @@ class NB201Encoding:
         self._legal = [self._compute_legal(p) for p in range(self.sequence_length)]
 
     def _compute_legal(self, position: int) -> tuple[int, ...]:
-        edge, is_op = divmod(position, 2)
+        edge, is_op = divmod(position, self.tokens_per_step)
         if is_op:
             return tuple(range(self.op_offset, self.op_offset + self.space.num_ops))
         source, _ = self.space.edges[edge]
@@ -66,7 +66,8 @@ class NB201Encoding:
             if token not in self._legal[position]:
                 raise UserError(f"token {token} is not legal at position {position} "
                                 f"(legal: {list(self._legal[position])})")
-        return self.space.architecture([token - self.op_offset for token in tokens[1::2]])
+        ops = tokens[1::self.tokens_per_step]  # each step is (source, op)
+        return self.space.architecture([token - self.op_offset for token in ops])
 
     def equivalent_variant(self, architecture: NB201Architecture, rng: random.Random
                            ) -> NB201Architecture:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
+from naonet.errors import UserError
 from naonet.nb201 import (
     DEFAULT_METRIC,
     BenchmarkTable,
@@ -14,7 +15,7 @@ from naonet.nb201 import (
     TableEvaluator,
     summarize,
 )
-from naonet.strategies.registry import run_strategy
+from naonet.strategies.registry import STRATEGIES, run_strategy
 
 
 def search_table(table: BenchmarkTable, strategy: str, budget: int, seed: int,
@@ -23,6 +24,41 @@ def search_table(table: BenchmarkTable, strategy: str, budget: int, seed: int,
     evaluator = TableEvaluator(table, metric, budget)
     run_strategy(strategy, table.space, evaluator, seed, config)
     return summarize(evaluator, table)
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """Everything ``nao bench-search`` ran: saved with its results."""
+
+    table: str  # table:PATH of the benchmark CSV
+    strategies: tuple[str, ...]
+    budget: int = 100
+    first_seed: int = 0
+    seeds: int = 20
+    metric: str = DEFAULT_METRIC
+    strategy_configs: dict = field(default_factory=dict)  # strategy -> its config
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.strategies if name not in STRATEGIES]
+        if unknown or not self.strategies:
+            raise UserError(f"unknown strategy {unknown[0] if unknown else '(none)'!r}; use "
+                            f"a comma-separated list of: {', '.join(STRATEGIES)}")
+        if self.budget < 1:
+            raise UserError(f"--budget must be >= 1, got {self.budget}")
+        if self.seeds < 1:
+            raise UserError(f"--seeds must be >= 1, got {self.seeds}")
+
+    @property
+    def seed_range(self) -> range:
+        return range(self.first_seed, self.first_seed + self.seeds)
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["strategies"] = list(self.strategies)
+        values["strategy_configs"] = {name: config.to_dict() if hasattr(config, "to_dict")
+                                      else asdict(config)
+                                      for name, config in self.strategy_configs.items()}
+        return values
 
 
 @dataclass

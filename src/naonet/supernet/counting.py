@@ -13,12 +13,16 @@ from collections.abc import Callable
 
 from naonet.errors import UserError
 from naonet.models.cells import StateShape
-from naonet.models.networks import SKELETONS, STEM_MULTIPLIER, NetworkConfig
+from naonet.models.networks import (
+    AUX_HIDDEN_CHANNELS,
+    AUX_SECOND_KERNEL,
+    SKELETONS,
+    STEM_MULTIPLIER,
+    NetworkConfig,
+    cell_layout,
+)
 from naonet.spaces import Architecture, Cell, CellSearchSpace
 from naonet.spaces.cell_space import NUM_CELL_INPUTS
-
-AUX_HIDDEN_CHANNELS = (128, 768)  # the auxiliary head's two convolutions (networks.py)
-AUX_SECOND_KERNEL = 2
 
 
 # ----------------------------------------------------------------------- layers
@@ -173,9 +177,9 @@ def count_network_parameters(architecture: Architecture, config: NetworkConfig,
     bodies: dict[tuple[bool, int], int] = {}  # normal cells repeat: count each width once
     loose_ends = {False: len(architecture.normal.loose_ends()),
                   True: len(architecture.reduction.loose_ends())}
-    reduction_indices = (config.layers, 2 * config.layers + 1)
+    num_cells, reduction_indices = cell_layout(config.layers)
     channels = config.channels
-    for index in range(3 * config.layers + 2):
+    for index in range(num_cells):
         reduction = index in reduction_indices
         channels = channels * 2 if reduction else channels
         if (reduction, channels) not in bodies:

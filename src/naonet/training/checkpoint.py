@@ -19,18 +19,34 @@ from naonet.errors import UserError
 
 
 def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    The file gets the mode ``open`` would give it (0666 less the umask), or keeps the
+    mode of the file it replaces: a user's ``chmod`` survives a resumed run.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = file_mode(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
             file.flush()
+            os.chmod(file.fileno(), mode)  # mkstemp creates 0600
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def file_mode(path: Path) -> int:
+    """The mode of the existing ``path``, else what ``open`` gives a new file."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)  # reading the umask means setting it; put it straight back
+        return 0o666 & ~umask
 
 
 def atomic_save(obj: dict, path: str | Path) -> None:

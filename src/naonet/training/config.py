@@ -77,12 +77,15 @@ class TrainConfig:
             (self.compile in COMPILE_MODES, f"compile must be {', '.join(COMPILE_MODES)}"),
             (self.host_allocator in HOST_ALLOCATORS,
              f"host-allocator must be {', '.join(HOST_ALLOCATORS)}"),
-            (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
-             "device must be auto, cpu, cuda, cuda:N or mps"),
+            (options.valid_device(self.device), options.DEVICE_HELP),
             (0 <= self.label_smoothing < 1, "label-smoothing must be in [0, 1)"),
             (self.cutout >= 0, "cutout must be >= 0"),
             (self.valid_size >= 0 and self.train_subset >= 0, "sizes must be >= 0"),
+            (self.output.strip() != "", "--output must name the run folder"),
         ]
+        options.check_values(self, at_least=dict(
+            test_subset=0, workers=0, eval_batch_size=1, lr_min=0, momentum=0,
+            weight_decay=0, aux_weight=0, image_size=0), above=dict(grad_clip=0, lr_gamma=0))
         for ok, message in checks:
             if not ok:
                 raise UserError(message)

@@ -21,6 +21,7 @@ from naonet.data import DataBundle, build_data
 from naonet.distributed import DistributedContext, barrier, init_distributed, wrap_data_parallel
 from naonet.errors import UserError
 from naonet.models import NAONet, NetworkConfig, build_network, count_parameters
+from naonet.run_folder import claim_run_folder
 from naonet.runtime import FastPaths, maybe_compile, to_memory_format
 from naonet.runtime import apply as apply_fast_paths
 from naonet.spaces import Architecture, resolve_architecture
@@ -179,6 +180,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
         raise UserError("--amp fp16 needs a CUDA device; use --amp bf16 on this device")
     architecture = resolve_architecture(config.arch, config.space)
     run_dir = Path(config.output)
+    if context.is_main:
+        claim_run_folder(run_dir, "train")  # one run per folder, before anything is written
     data = build_data(config.data_config(), context.device, seed=config.seed,
                       rank=context.rank, world_size=context.world_size,
                       channels_last=paths.channels_last)

@@ -1,0 +1,114 @@
+"""One run per output folder: claim it before anything is written.
+
+A run (``nao train``, ``nao search``) holds an exclusive lock on ``FOLDER/.naonet.lock``
+for as long as its process lives. The operating system drops the lock when the process
+ends, however it ends, so a killed run leaves no stale lock and rerunning it resumes. A
+second process gets a one-line error naming the holder. The lock file also says which
+command made the folder (``nao train (process 123)``): a folder of another command is
+refused before anything in it is touched; whether the configuration matches is checked
+by each command against its checkpoint, also before writing.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from pathlib import Path
+from typing import IO
+
+from naonet.errors import UserError
+
+LOCK_NAME = ".naonet.lock"  # holds "nao COMMAND (process PID)" of the last holder
+# Folders made before the marker existed are told apart by their checkpoint.
+CHECKPOINT_OF = {"train": "last.pt", "search": "search_state.pt"}
+
+_held: dict[Path, IO] = {}  # open lock files: the lock lives as long as the handle
+
+
+def claim_run_folder(folder: str | Path, command: str) -> Path:
+    """Create ``folder`` if needed, lock it for this process and mark it as ``command``'s.
+
+    Raises a UserError (nothing written) when the folder cannot be used, is held by
+    another process or belongs to another command.
+    """
+    folder = Path(folder)
+    if str(folder) == "":
+        raise UserError("--output is empty; pass the run folder to write to")
+    if folder.resolve() in _held:
+        return folder
+    make_folder(folder)
+    handle = _lock(folder)
+    try:
+        handle.seek(0)
+        check_command(folder, command, handle.read())
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"nao {command} (process {os.getpid()})\n")
+        handle.flush()
+    except BaseException:
+        handle.close()
+        raise
+    _held[folder.resolve()] = handle
+    return folder
+
+
+def release_run_folder(folder: str | Path) -> None:
+    """Drop this process's lock on ``folder`` (it is dropped at exit anyway)."""
+    handle = _held.pop(Path(folder).resolve(), None)
+    if handle is not None:
+        handle.close()
+
+
+def make_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--output {folder} is a file, not a folder; pass a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the output folder {folder} "
+                        f"({error.strerror or error}); pass another --output") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"the output folder {folder} is not writable; pass another --output")
+
+
+def _lock(folder: Path) -> IO:
+    import fcntl
+
+    path = folder / LOCK_NAME
+    try:
+        handle = open(path, "a+")  # noqa: SIM115 - held open for the life of the run
+    except OSError as error:
+        raise UserError(f"cannot write in the output folder {folder} "
+                        f"({error.strerror or error}); pass another --output") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        if error.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise UserError(f"the output folder {folder} is in use by {holder}; wait for it "
+                            "to finish or pass another --output") from None
+        raise UserError(f"cannot lock the output folder {folder} ({error.strerror}); pass "
+                        "another --output") from None
+    return handle
+
+
+def folder_command(folder: Path, lock_text: str) -> str | None:
+    """The command that made ``folder``: named in its lock file, else known by its
+    checkpoint (a folder made before the lock existed); None for a new folder."""
+    named = re.match(r"nao ([\w-]+)", lock_text.strip())
+    if named:
+        return named.group(1)
+    for command, checkpoint in CHECKPOINT_OF.items():
+        if (folder / checkpoint).exists():
+            return command
+    return None
+
+
+def check_command(folder: Path, command: str, lock_text: str) -> None:
+    owner = folder_command(folder, lock_text)
+    if owner is not None and owner != command:
+        raise UserError(f"{folder} holds a `nao {owner}` run; `nao {command}` would overwrite "
+                        "it: pass another --output")

@@ -1,0 +1,52 @@
+"""Bad input ends with exit status 2 and one line that names the problem, never a
+traceback, and nothing is written. One table, run in this process (``main()``), so a
+new case costs milliseconds, not a Python start-up."""
+
+from __future__ import annotations
+
+import pytest
+
+from naonet.cli.main import main
+
+TRAIN = ["train", "--arch", "naonet-v2", "--device", "cpu"]
+SEARCH = ["search", "--device", "cpu"]
+CORRELATE = ["correlate", "--supernet", "--reference", "table:t.csv", "--data", "d"]
+
+CASES = [
+    # numbers that would train to NaN or silently do nothing
+    (TRAIN + ["--lr", "inf"], "--lr must be a finite number"),
+    (TRAIN + ["--momentum", "nan"], "--momentum must be a finite number"),
+    (TRAIN + ["--weight-decay", "nan"], "--weight-decay must be a finite number"),
+    (TRAIN + ["--grad-clip", "nan"], "--grad-clip must be a finite number"),
+    (TRAIN + ["--grad-clip", "-1"], "--grad-clip must be > 0"),
+    (TRAIN + ["--lr-gamma", "0"], "--lr-gamma must be > 0"),
+    (TRAIN + ["--momentum", "-1"], "--momentum must be >= 0"),
+    (TRAIN + ["--weight-decay", "-1"], "--weight-decay must be >= 0"),
+    (TRAIN + ["--test-subset", "-1"], "--test-subset must be >= 0"),
+    (TRAIN + ["--eval-batch-size", "0"], "--eval-batch-size must be >= 1"),
+    (TRAIN + ["--eval-batch-size", "-5"], "--eval-batch-size must be >= 1"),
+    (TRAIN + ["--workers", "-1"], "--workers must be >= 0"),
+    (TRAIN + ["--output", ""], "--output must name the run folder"),
+    (SEARCH + ["--lr", "nan"], "--lr must be a finite number"),
+    (SEARCH + ["--workers", "-1"], "--workers must be >= 0"),
+    (SEARCH + ["--weight-decay", "-1"], "--weight-decay must be >= 0"),
+    (["search", "--device", "foo"], "--device must be auto, cpu, cuda, cuda:N or mps"),
+    (SEARCH + ["--output", ""], "--output must name the run folder"),
+    (CORRELATE + ["--valid-size", "0"], "--valid-size must be >= 1"),
+    (CORRELATE + ["--eval-batches", "-1"], "--eval-batches must be >= 1"),
+    (CORRELATE + ["--batch-size", "0"], "--batch-size must be >= 1"),
+    (CORRELATE + ["--lr", "-1"], "--lr > 0"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", CASES, ids=[" ".join(args[-2:]) + f" ({args[0]})"
+                                                        for args, _ in CASES])
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)  # anything written by mistake would land here
+    status = main(list(args))
+    captured = capsys.readouterr()
+    assert status == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], captured.err
+    assert "Traceback" not in captured.err
+    assert list(tmp_path.iterdir()) == []

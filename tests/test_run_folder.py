@@ -1,0 +1,91 @@
+"""One run per output folder: a lock held for the life of the process, and a folder of
+another command refused before anything is written."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from naonet.errors import UserError
+from naonet.run_folder import LOCK_NAME, claim_run_folder, release_run_folder
+
+HOLDER = """
+import sys, time
+from naonet.run_folder import claim_run_folder
+claim_run_folder(sys.argv[1], "train")
+print("claimed", flush=True)
+time.sleep(600)
+"""
+
+
+def nao(capsys, *args: str):
+    """Run the ``nao`` command line in this process: (exit status, stdout, stderr)."""
+    from naonet.cli.main import main
+
+    capsys.readouterr()
+    status = main(list(args))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_a_second_process_is_refused_until_the_holder_dies(tmp_path):
+    folder = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "claimed"
+        with pytest.raises(UserError, match=rf"in use by nao train \(process {holder.pid}\)"):
+            claim_run_folder(folder, "train")
+    finally:
+        holder.send_signal(signal.SIGKILL)  # a crash: the lock must not outlive it
+        holder.wait(timeout=60)
+    deadline = time.monotonic() + 10
+    while True:  # the kernel drops the lock as the process is reaped
+        try:
+            claim_run_folder(folder, "train")
+            break
+        except UserError:
+            assert time.monotonic() < deadline, "the lock outlived its process"
+            time.sleep(0.1)
+    assert (folder / LOCK_NAME).exists()
+    release_run_folder(folder)
+
+
+def test_a_folder_of_another_command_is_refused(tmp_path):
+    folder = tmp_path / "search-run"
+    claim_run_folder(folder, "search")
+    release_run_folder(folder)
+    assert (folder / LOCK_NAME).read_text().startswith("nao search (process ")
+    with pytest.raises(UserError, match="holds a `nao search` run"):
+        claim_run_folder(folder, "train")
+    older = tmp_path / "older-train-run"  # made before the marker: known by its checkpoint
+    older.mkdir()
+    (older / "last.pt").write_bytes(b"")
+    with pytest.raises(UserError, match="holds a `nao train` run"):
+        claim_run_folder(older, "search")
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda tmp: tmp / "file", "is a file"),
+    (lambda tmp: tmp / "file" / "below", "cannot create the output folder"),
+])
+def test_unusable_output_paths_are_one_line_errors(tmp_path, make, fragment):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(UserError, match=fragment):
+        claim_run_folder(make(tmp_path), "train")
+
+
+def test_nao_train_into_a_search_folder_exits_2_and_writes_nothing(capsys, tmp_path):
+    folder = tmp_path / "search-run"
+    claim_run_folder(folder, "search")
+    release_run_folder(folder)
+    before = sorted(path.name for path in folder.iterdir())
+    status, _, err = nao(capsys, "train", "--arch", "naonet-v2", "--output", str(folder),
+                         "--data", str(tmp_path / "no-data"), "--device", "cpu")
+    assert status == 2
+    assert "holds a `nao search` run" in err and len(err.strip().splitlines()) == 1
+    assert sorted(path.name for path in folder.iterdir()) == before

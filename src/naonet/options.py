@@ -107,3 +107,11 @@ DEVICE_HELP = "--device must be auto, cpu, cuda, cuda:N or mps"
 def valid_device(device: str) -> bool:
     return device in ("auto", "cpu", "cuda", "mps") or (
         device.startswith("cuda:") and device[len("cuda:"):].isdigit())
+
+
+def check_names(names, known, flag: str) -> None:
+    """A non-empty list option whose every entry is one of ``known``."""
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise UserError(f"{flag}: unknown {unknown[0] if unknown else 'empty list'!r}; use a "
+                        f"comma-separated list of: {', '.join(known)}")

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import nn
 
+from naonet import options
 from naonet.analysis.correlation import CorrelationReport, correlate, kendall_tau
 from naonet.data import build_data
 from naonet.distributed import init_distributed
@@ -50,10 +51,7 @@ class RankingConfig:
     score_every: int = 0  # also score the sample every this many epochs (0: at the end)
 
     def __post_init__(self) -> None:
-        unknown = [s for s in self.samplings if s not in SAMPLING_WEIGHTS]
-        if unknown or not self.samplings:
-            raise UserError(f"unknown sampling {unknown[0] if unknown else ''!r}; use "
-                            f"{', '.join(SAMPLING_WEIGHTS)}")
+        options.check_names(self.samplings, tuple(SAMPLING_WEIGHTS), "--samplings")
         if self.sample_size < 2:
             raise UserError(f"--archs must be >= 2 to rank anything, got {self.sample_size}")
         if self.score_every < 0:

@@ -44,7 +44,28 @@ class SequenceEncoding(Protocol):
     def equivalent_variant(self, architecture, rng: random.Random): ...
 
 
-class CellSpaceEncoding:
+class LegalTokens:
+    """What every encoding derives from its table ``_legal`` of legal tokens per position
+    (with ``sequence_length`` and ``vocab_size``)."""
+
+    _legal: list[tuple[int, ...]]
+    sequence_length: int
+    vocab_size: int
+
+    def legal_tokens(self, position: int) -> tuple[int, ...]:
+        return self._legal[position]
+
+    def legal_mask(self):
+        """Boolean tensor [sequence_length, vocab_size]: True where a token is legal."""
+        import torch
+
+        mask = torch.zeros(self.sequence_length, self.vocab_size, dtype=torch.bool)
+        for position, tokens in enumerate(self._legal):
+            mask[position, list(tokens)] = True
+        return mask
+
+
+class CellSpaceEncoding(LegalTokens):
     """The released NAO token layout for a :class:`CellSearchSpace`."""
 
     tokens_per_step = INTEGERS_PER_BRANCH  # (input, op) pairs, as the released format
@@ -72,17 +93,6 @@ class CellSpaceEncoding:
             return tuple(range(self.input_offset, self.input_offset + count))
         return tuple(range(self.op_offset, self.op_offset + self.space.num_ops))
 
-    def legal_tokens(self, position: int) -> tuple[int, ...]:
-        return self._legal[position]
-
-    def legal_mask(self):
-        """Boolean tensor [sequence_length, vocab_size]: True where a token is legal."""
-        import torch
-
-        mask = torch.zeros(self.sequence_length, self.vocab_size, dtype=torch.bool)
-        for position, tokens in enumerate(self._legal):
-            mask[position, list(tokens)] = True
-        return mask
 
     # ----------------------------------------------------------------- conversion
     def encode(self, architecture: Architecture) -> list[int]:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import random
 
 from naonet.errors import UserError
+from naonet.spaces.encoding import LegalTokens
 from naonet.spaces.nb201 import NB201Architecture, NB201Space
 
 
-class NB201Encoding:
+class NB201Encoding(LegalTokens):
     """(source, op) token pairs, one per edge."""
 
     tokens_per_step = 2
@@ -36,17 +37,6 @@ class NB201Encoding:
         source, _ = self.space.edges[edge]
         return (self.source_offset + source,)
 
-    def legal_tokens(self, position: int) -> tuple[int, ...]:
-        return self._legal[position]
-
-    def legal_mask(self):
-        """Boolean tensor [sequence_length, vocab_size]: True where a token is legal."""
-        import torch
-
-        mask = torch.zeros(self.sequence_length, self.vocab_size, dtype=torch.bool)
-        for position, tokens in enumerate(self._legal):
-            mask[position, list(tokens)] = True
-        return mask
 
     def encode(self, architecture: NB201Architecture) -> list[int]:
         if architecture.space != self.space:

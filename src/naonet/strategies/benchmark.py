@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
+from naonet import options
 from naonet.errors import UserError
 from naonet.nb201 import (
     DEFAULT_METRIC,
@@ -39,10 +40,7 @@ class BenchmarkConfig:
     strategy_configs: dict = field(default_factory=dict)  # strategy -> its config
 
     def __post_init__(self) -> None:
-        unknown = [name for name in self.strategies if name not in STRATEGIES]
-        if unknown or not self.strategies:
-            raise UserError(f"unknown strategy {unknown[0] if unknown else '(none)'!r}; use "
-                            f"a comma-separated list of: {', '.join(STRATEGIES)}")
+        options.check_names(self.strategies, tuple(STRATEGIES), "--strategies")
         if self.budget < 1:
             raise UserError(f"--budget must be >= 1, got {self.budget}")
         if self.seeds < 1:

@@ -59,6 +59,16 @@ def cifar_mini(tmp_path_factory) -> Path:
     return target
 
 
+def nao_in_process(capsys, *args: str):
+    """Run the ``nao`` command line in this process: (exit status, stdout, stderr)."""
+    from naonet.cli.main import main
+
+    capsys.readouterr()
+    status = main(list(args))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
 def run_nao(*args: str, timeout: float = 600, env: dict | None = None
             ) -> subprocess.CompletedProcess:
     """Run the ``nao`` command line in a fresh process."""

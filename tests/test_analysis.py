@@ -21,20 +21,10 @@ from naonet.analysis.correlation import (
 from naonet.analysis.scores import read_scores, write_scores
 from naonet.errors import UserError
 
-from conftest import NB201_TABLE, require
+from conftest import NB201_TABLE, nao_in_process, require
 
 scipy_stats = pytest.importorskip("scipy.stats")
 torch.set_num_threads(1)
-
-
-def nao(capsys, *args: str):
-    """Run the ``nao`` command line in this process: (exit status, stdout, stderr)."""
-    from naonet.cli.main import main
-
-    capsys.readouterr()
-    status = main(list(args))
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def random_pairs():
@@ -92,14 +82,14 @@ def test_correlate_command_on_two_files(tmp_path, capsys):
     write_scores(tmp_path / "a.txt", [(f"a{i}", v) for i, v in enumerate(noisy)])
     rows = "\n".join(f"a{i},{v}" for i, v in enumerate(truth))
     (tmp_path / "b.csv").write_text(f"arch,score\n{rows}\n")
-    status, out, err = nao(capsys, "correlate", str(tmp_path / "a.txt"),
+    status, out, err = nao_in_process(capsys, "correlate", str(tmp_path / "a.txt"),
                            str(tmp_path / "b.csv"), "--top-k", "5")
     assert status == 0, err
     tau = float(next(line for line in out.splitlines()
                      if line.startswith("kendall tau")).split()[-1])
     assert tau == pytest.approx(scipy_stats.kendalltau(noisy, truth).statistic, abs=1e-4)
     assert "precision@top-5" in out
-    status, _, err = nao(capsys, "correlate", str(tmp_path / "a.txt"))
+    status, _, err = nao_in_process(capsys, "correlate", str(tmp_path / "a.txt"))
     assert status == 2 and "two score files" in err
 
 
@@ -123,7 +113,8 @@ def run_small_experiment(capsys, data, tmp_path, *extra: str):
     """The paper's experiment at a very small scale; returns (stdout rows, output dir)."""
     table = write_synthetic_table(tmp_path / "table.csv")  # scores only need a reference
     output = tmp_path / "out"
-    status, out, err = nao(capsys, "correlate", "--supernet", "--reference", f"table:{table}",
+    status, out, err = nao_in_process(capsys, "correlate", "--supernet", "--reference",
+                                      f"table:{table}",
                            "--data", str(data), "--archs", "8", "--channels", "4",
                            "--layers", "1", "--batch-size", "64", "--device", "cpu",
                            "--top-k", "3", "--eval-batch-size", "64", "--eval-batches", "2",
@@ -175,7 +166,7 @@ def test_balanced_sampling_prefers_large_architectures():
 
 def test_correlate_reads_the_shared_table_as_a_csv_score_file(capsys):
     require(NB201_TABLE)
-    status, out, err = nao(capsys, "correlate", str(NB201_TABLE), str(NB201_TABLE),
+    status, out, err = nao_in_process(capsys, "correlate", str(NB201_TABLE), str(NB201_TABLE),
                            "--column-a", "valid_acc_12ep", "--column-b", "valid_acc_200ep",
                            "--top-k", "10,100")
     assert status == 0, err

@@ -13,6 +13,8 @@ import pytest
 from naonet.errors import UserError
 from naonet.run_folder import LOCK_NAME, claim_run_folder, release_run_folder
 
+from conftest import nao_in_process
+
 HOLDER = """
 import sys, time
 from naonet.run_folder import claim_run_folder
@@ -20,16 +22,6 @@ claim_run_folder(sys.argv[1], "train")
 print("claimed", flush=True)
 time.sleep(600)
 """
-
-
-def nao(capsys, *args: str):
-    """Run the ``nao`` command line in this process: (exit status, stdout, stderr)."""
-    from naonet.cli.main import main
-
-    capsys.readouterr()
-    status = main(list(args))
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def test_a_second_process_is_refused_until_the_holder_dies(tmp_path):
@@ -84,8 +76,9 @@ def test_nao_train_into_a_search_folder_exits_2_and_writes_nothing(capsys, tmp_p
     claim_run_folder(folder, "search")
     release_run_folder(folder)
     before = sorted(path.name for path in folder.iterdir())
-    status, _, err = nao(capsys, "train", "--arch", "naonet-v2", "--output", str(folder),
-                         "--data", str(tmp_path / "no-data"), "--device", "cpu")
+    status, _, err = nao_in_process(capsys, "train", "--arch", "naonet-v2", "--output",
+                                    str(folder), "--data", str(tmp_path / "no-data"),
+                                    "--device", "cpu")
     assert status == 2
     assert "holds a `nao search` run" in err and len(err.strip().splitlines()) == 1
     assert sorted(path.name for path in folder.iterdir()) == before

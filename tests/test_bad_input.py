@@ -8,11 +8,22 @@ import pytest
 
 from naonet.cli.main import main
 
+from conftest import REPO
+
 TRAIN = ["train", "--arch", "naonet-v2", "--device", "cpu"]
 SEARCH = ["search", "--device", "cpu"]
 CORRELATE = ["correlate", "--supernet", "--reference", "table:t.csv", "--data", "d"]
 
 CASES = [
+    # architectures, data, presets and choices
+    (TRAIN + ["--arch", "1 2 3"], "has 3 integers"),
+    (TRAIN + ["--arch", "naonet-v9"], "unknown architecture name"),
+    (TRAIN + ["--data", "/no/such/folder", "--epochs", "1"], "does not exist"),
+    (TRAIN + ["--epochs", "many"], "invalid int value"),
+    (TRAIN + ["--preset", "nope"], "invalid choice"),
+    (TRAIN + ["--amp", "fp8"], "amp must be"),
+    (["eval", str(REPO / "pyproject.toml"), "--dataset", "cifar10"], "corrupt"),
+    (["info", "small:1 1 0 1"], "has 4 integers"),
     # numbers that would train to NaN or silently do nothing
     (TRAIN + ["--lr", "inf"], "--lr must be a finite number"),
     (TRAIN + ["--momentum", "nan"], "--momentum must be a finite number"),
@@ -43,7 +54,10 @@ CASES = [
                                                         for args, _ in CASES])
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, args, fragment):
     monkeypatch.chdir(tmp_path)  # anything written by mistake would land here
-    status = main(list(args))
+    try:
+        status = main(list(args))
+    except SystemExit as exit_:  # argparse's own errors exit
+        status = exit_.code
     captured = capsys.readouterr()
     assert status == 2
     lines = captured.err.strip().splitlines()

@@ -76,6 +76,7 @@ def test_nao_train_into_a_search_folder_exits_2_and_writes_nothing(capsys, tmp_p
     claim_run_folder(folder, "search")
     release_run_folder(folder)
     before = sorted(path.name for path in folder.iterdir())
+    (tmp_path / "no-data").mkdir()  # exists: the folder check is what refuses
     status, _, err = nao_in_process(capsys, "train", "--arch", "naonet-v2", "--output",
                                     str(folder), "--data", str(tmp_path / "no-data"),
                                     "--device", "cpu")

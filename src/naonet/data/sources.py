@@ -62,12 +62,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NAONET_CACHE", Path.home() / ".cache" / "naonet"))
 
 
-def resolve_data_root(path: str | Path) -> Path:
-    """The folder to read: ``path`` itself, or an archive's extraction in the cache."""
+def existing_data_path(path: str | Path) -> Path:
+    """``path`` if it exists (a cheap check a run makes before writing anything)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise UserError(f"data path {path} does not exist; pass --data with the folder (or "
                         "archive) of the data set")
+    return path
+
+
+def resolve_data_root(path: str | Path) -> Path:
+    """The folder to read: ``path`` itself, or an archive's extraction in the cache."""
+    path = existing_data_path(path)
     if path.is_file():
         if not path.name.endswith((".tar.gz", ".tgz", ".tar")):
             raise UserError(f"data path {path} is a file but not a .tar.gz/.tar archive; pass "

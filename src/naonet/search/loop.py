@@ -23,6 +23,7 @@ from torch import nn
 from naonet.controller import Controller
 from naonet.controller.rounds import nao_round
 from naonet.data import DataBundle, build_data
+from naonet.data.sources import existing_data_path
 from naonet.distributed import DistributedContext, barrier, broadcast_object, init_distributed
 from naonet.errors import UserError
 from naonet.revision import code_revision
@@ -205,6 +206,8 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
         raise UserError("--amp fp16 is not supported by the search; use --amp bf16 or none")
     space = get_space(config.space)
     run_dir = Path(config.output)
+    if not config.download:
+        existing_data_path(config.data)  # bad input writes nothing, not even a run folder
     if context.is_main:
         claim_run_folder(run_dir, "search")  # one run per folder, before anything is written
     data = build_data(config.data_config(), context.device, seed=config.seed,

@@ -18,6 +18,7 @@ import yaml
 from torch import nn
 
 from naonet.data import DataBundle, build_data
+from naonet.data.sources import existing_data_path
 from naonet.distributed import DistributedContext, barrier, init_distributed, wrap_data_parallel
 from naonet.errors import UserError
 from naonet.models import NAONet, NetworkConfig, build_network, count_parameters
@@ -180,6 +181,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
         raise UserError("--amp fp16 needs a CUDA device; use --amp bf16 on this device")
     architecture = resolve_architecture(config.arch, config.space)
     run_dir = Path(config.output)
+    if not config.download:
+        existing_data_path(config.data)  # bad input writes nothing, not even a run folder
     if context.is_main:
         claim_run_folder(run_dir, "train")  # one run per folder, before anything is written
     data = build_data(config.data_config(), context.device, seed=config.seed,

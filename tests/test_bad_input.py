@@ -50,6 +50,16 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("size", [["--layers", "100000"], ["--channels", "100000"]])
+def test_a_network_too_large_for_memory_is_refused_before_allocation(capsys, cifar_mini,
+                                                                     tmp_path, size):
+    status = main([*TRAIN, "--data", str(cifar_mini), "--output", str(tmp_path / "run"),
+                   "--epochs", "1", *size])
+    err = capsys.readouterr().err
+    assert status == 2 and "pass smaller --channels / --layers" in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("args, fragment", CASES, ids=[" ".join(args[-2:]) + f" ({args[0]})"
                                                         for args, _ in CASES])
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, args, fragment):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,30 @@ class RunState:
     epoch: int = 0
     best_valid_top1: float = -1.0
     best_epoch: int = -1
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Bytes of memory of ``device`` (None where it cannot be told)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    if device.type == "cpu" and hasattr(os, "sysconf"):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return None
+
+
+def check_network_fits(architecture, network_config: NetworkConfig,
+                       device: torch.device) -> None:
+    """Refuse, before allocating anything, a network whose weights, gradients and
+    momentum (12 bytes a parameter, activations not even counted) exceed the device."""
+    from naonet.supernet.counting import count_network_parameters
+
+    parameters = count_network_parameters(architecture, network_config, include_aux=True)
+    total = device_memory(device)
+    if total is not None and 12 * parameters > total:
+        raise UserError(f"a network of C {network_config.channels}, N {network_config.layers} "
+                        f"has {parameters:,} parameters, {12 * parameters / 2**30:,.0f} GiB "
+                        f"with gradients and momentum, more than the {total / 2**30:,.0f} GiB "
+                        f"of {device}; pass smaller --channels / --layers")
 
 
 def network_config_for(config: TrainConfig, data: DataBundle) -> NetworkConfig:
@@ -189,6 +214,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
                       rank=context.rank, world_size=context.world_size,
                       channels_last=paths.channels_last)
     network_config = network_config_for(config, data)
+    check_network_fits(architecture, network_config, context.device)
     network = build_network(architecture, network_config).to(context.device)
     network = to_memory_format(network, paths.channels_last)
     optimizer, scheduler = build_optimizer(network, config, context.world_size)

@@ -50,6 +50,19 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("output", ["/proc/naonet-cannot-write.json", "/dev/null/below.json"])
+def test_an_unusable_output_path_is_one_line(capsys, tmp_path, output):
+    from nb201_synthetic import write_synthetic_table
+
+    table = write_synthetic_table(tmp_path / "table.csv")
+    status = main(["bench-search", "--evaluator", f"table:{table}", "--strategies", "random",
+                   "--seeds", "1", "--budget", "5", "--plot", "", "--quiet",
+                   "--output", output])
+    err = capsys.readouterr().err
+    assert status == 2 and "check the paths you passed" in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("size", [["--layers", "100000"], ["--channels", "100000"]])
 def test_a_network_too_large_for_memory_is_refused_before_allocation(capsys, cifar_mini,
                                                                      tmp_path, size):

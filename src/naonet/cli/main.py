@@ -59,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         sys.stderr.write(f"nao {args.command}: error: {error}\n")
         return 2
+    except OSError as error:  # an unusable path or a full disk: the system's own words
+        where = f" ({error.filename})" if error.filename else ""
+        sys.stderr.write(f"nao {args.command}: error: {error.strerror or error}{where}; "
+                         "check the paths you passed and the free disk space\n")
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write("nao: interrupted; rerun the same command to resume\n")
         return 130

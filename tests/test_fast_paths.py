@@ -205,7 +205,7 @@ def test_on_device_statistics_equal_a_textbook_loop():
         losses.append(loss.item())
         correct += (logits.argmax(1) == labels).sum().item()
     assert stats.loss == pytest.approx(sum(losses) / len(losses), rel=1e-5)
-    assert stats.top1 == pytest.approx(100 * correct / 24)
+    assert stats.top1 == pytest.approx(correct / 24)
 
 
 def test_bf16_autocast_loss_curve_tracks_float32():

@@ -136,7 +136,7 @@ def test_short_cpu_run_on_shared_cifar10_beats_chance_by_far(cifar_root, tmp_pat
                      "--test-subset", "0", timeout=3000)
     assert result.returncode == 0, result.stderr
     final = json.loads((tmp_path / "result.json").read_text())
-    assert final["test_top1"] >= 30.0  # chance is 10 %
+    assert final["test_top1"] >= 0.30  # a fraction; chance is 0.10
 
 
 def test_bf16_channels_last_training_tracks_float32(cifar_mini, tmp_path):

@@ -11,6 +11,7 @@ by each command against its checkpoint, also before writing.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import os
 import re
@@ -24,6 +25,13 @@ LOCK_NAME = ".naonet.lock"  # holds "nao COMMAND (process PID)" of the last hold
 CHECKPOINT_OF = {"train": "last.pt", "search": "search_state.pt"}
 
 _held: dict[Path, IO] = {}  # open lock files: the lock lives as long as the handle
+
+
+@atexit.register
+def _release_all() -> None:
+    """Close the lock files at exit (the system would drop the locks anyway)."""
+    for folder in list(_held):
+        release_run_folder(folder)
 
 
 def claim_run_folder(folder: str | Path, command: str) -> Path:

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{dataset} test: top-1 {stats.top1:.2f} % (error {100 - stats.top1:.2f} %), "
-              f"top-5 {stats.top5:.2f} % on {stats.images} images")
+        top1, top5 = 100 * stats.top1, 100 * stats.top5
+        print(f"{dataset} test: top-1 {top1:.2f} % (error {100 - top1:.2f} %), "
+              f"top-5 {top5:.2f} % on {stats.images} images")
     return 0

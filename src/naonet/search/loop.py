@@ -123,7 +123,7 @@ def train_supernet(run: SearchRun) -> None:
                                       run.supernet.network_config())
     while state.epoch < config.supernet_epochs:
         stats = supernet_epoch(run)
-        state.supernet_loss, state.supernet_top1 = stats.loss, stats.top1 / 100
+        state.supernet_loss, state.supernet_top1 = stats.loss, stats.top1
         state.epoch += 1
         checkpoint(run)
     state.phase, state.epoch = SCORE, 0

@@ -63,4 +63,4 @@ def start_rerank_job(architecture, config: SearchConfig, data: DataBundle,
 
 def validation_accuracy(job: RerankJob, data: DataBundle, precision: Precision) -> float:
     """Top-1 accuracy (a fraction) on the whole validation split, summed over ranks."""
-    return evaluate(job.model, data.valid, precision).top1 / 100.0
+    return evaluate(job.model, data.valid, precision).top1

@@ -47,6 +47,9 @@ class Precision:
 
 @dataclass
 class EpochStats:
+    """Mean loss and top-1 / top-5 accuracy (fractions, as everywhere in the library;
+    percents only when printed) over ``images`` images."""
+
     loss: float
     top1: float
     top5: float
@@ -149,7 +152,7 @@ def train_one_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer,
     totals = all_reduce_sum(sums.clone()).tolist()  # waits for the device
     seconds = time.perf_counter() - start
     images = int(totals[2])
-    return EpochStats(totals[0] / max(images, 1), 100.0 * totals[1] / max(images, 1),
+    return EpochStats(totals[0] / max(images, 1), totals[1] / max(images, 1),
                       float("nan"), images, seconds)
 
 
@@ -189,5 +192,4 @@ def evaluate(model: nn.Module, batches, precision: Precision,
     loss, top1, top5, images = all_reduce_sum(sums).tolist()  # waits for the device
     seconds = time.perf_counter() - start
     images = max(images, 1)
-    return EpochStats(loss / images, 100 * top1 / images, 100 * top5 / images, int(images),
-                      seconds)
+    return EpochStats(loss / images, top1 / images, top5 / images, int(images), seconds)

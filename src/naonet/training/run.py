@@ -253,7 +253,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     if context.is_main:
         atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2) + "\n")
         print(f"done: epoch {state.epoch}/{config.epochs}, test top-1 "
-              f"{result['test_top1']:.2f} %, top-5 {result['test_top5']:.2f} % "
+              f"{100 * result['test_top1']:.2f} %, top-5 {100 * result['test_top5']:.2f} % "
               f"(results in {run_dir})")
     barrier()
     return result
@@ -288,10 +288,11 @@ def _run_epoch(model, eval_model, data: DataBundle, optimizer, scheduler, criter
         state.best_valid_top1, state.best_epoch = valid_stats.top1, epoch + 1
     record = _epoch_record(epoch + 1, lr, train_stats, valid_stats, test_stats)
     if context.is_main:
-        valid_text = f" valid {valid_stats.top1:.2f}" if valid_stats else ""
+        valid_text = f" valid {100 * valid_stats.top1:.2f}" if valid_stats else ""
         print(f"epoch {epoch + 1}/{config.epochs} lr {lr:.4g} train loss "
-              f"{train_stats.loss:.4f} acc {train_stats.top1:.2f}{valid_text} test "
-              f"{test_stats.top1:.2f} ({train_stats.images_per_second:.0f} img/s)", flush=True)
+              f"{train_stats.loss:.4f} acc {100 * train_stats.top1:.2f}{valid_text} test "
+              f"{100 * test_stats.top1:.2f} % ({train_stats.images_per_second:.0f} img/s)",
+              flush=True)
     return record
 
 

@@ -63,6 +63,51 @@ def test_an_unusable_output_path_is_one_line(capsys, tmp_path, output):
     assert len(err.strip().splitlines()) == 1
 
 
+def bad_tables(folder):
+    """A binary file, a table with a NaN, and a row cut short, each as a table."""
+    from nb201_synthetic import write_synthetic_table
+
+    table = write_synthetic_table(folder / "good.csv")
+    lines = table.read_text().splitlines()
+    header = lines[0].split(",")
+    with_nan = lines[1].split(",")
+    with_nan[header.index("valid_acc_200ep")] = "nan"
+    cases = {"binary.csv": bytes(range(256)) * 8,
+             "nan.csv": "\n".join([lines[0], ",".join(with_nan), *lines[2:]]).encode(),
+             "short.csv": "\n".join([lines[0], ",".join(with_nan[:3]), *lines[2:]]).encode()}
+    for name, content in cases.items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+@pytest.mark.parametrize("name, fragment", [("binary.csv", "is not a text CSV"),
+                                            ("nan.csv", "has nan in valid_acc_200ep"),
+                                            ("short.csv", "has a bad row")])
+def test_a_bad_table_is_one_line(capsys, tmp_path, name, fragment):
+    table = bad_tables(tmp_path) / name
+    status = main(["search", "--space", "nb201", "--evaluator", f"table:{table}",
+                   "--budget", "5"])
+    err = capsys.readouterr().err
+    assert status == 2 and fragment in err, err
+    assert len(err.strip().splitlines()) == 1
+    status = main(["correlate", str(table), str(table)])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_fifo_among_the_images_is_skipped_not_read(cifar_mini, tmp_path):
+    import os
+    import shutil
+
+    from naonet.data.sources import list_image_folder
+
+    root = tmp_path / "data"
+    shutil.copytree(cifar_mini / "train", root)
+    os.mkfifo(root / "cat" / "x.jpg")  # reading it would block forever
+    samples, _ = list_image_folder(root)
+    assert len(samples) == 600 and all(path.name != "x.jpg" for path, _ in samples)
+
+
 @pytest.mark.parametrize("size", [["--layers", "100000"], ["--channels", "100000"]])
 def test_a_network_too_large_for_memory_is_refused_before_allocation(capsys, cifar_mini,
                                                                      tmp_path, size):

@@ -33,12 +33,17 @@ def read_scores(path: str | Path, column: str | None = None) -> dict[str, float]
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"score file {path} does not exist")
-    if path.suffix.lower() == ".csv":
-        scores = _read_csv(path, column or SCORE_COLUMN)
-    else:
-        if column is not None:
-            raise UserError(f"{path} is a text score file; --column applies to CSV files only")
-        scores = _read_text(path)
+    try:
+        if path.suffix.lower() == ".csv":
+            scores = _read_csv(path, column or SCORE_COLUMN)
+        else:
+            if column is not None:
+                raise UserError(f"{path} is a text score file; --column applies to CSV files "
+                                "only")
+            scores = _read_text(path)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"score file {path} is not text ({error}); pass 'ARCH SCORE' lines "
+                        "or a CSV") from None
     if not scores:
         raise UserError(f"score file {path} holds no scores")
     return scores

@@ -223,7 +223,8 @@ def list_image_folder(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     samples = []
     for index, name in enumerate(classes):
         for file in sorted((folder / name).iterdir()):
-            if file.suffix.lower() in IMAGE_SUFFIXES:
+            # regular files only: a FIFO named x.jpg would block the read forever
+            if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file():
                 samples.append((file, index))
     if not samples:
         raise UserError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")

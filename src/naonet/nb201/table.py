@@ -49,14 +49,18 @@ class BenchmarkTable:
         if not path.is_file():
             raise UserError(f"benchmark table {path} does not exist; pass the NAS-Bench-201 "
                             "CSV (columns: " + ", ".join(REQUIRED_COLUMNS) + ")")
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise UserError(f"benchmark table {path} lacks the column(s) "
-                                f"{', '.join(missing)}; expected at least "
-                                f"{', '.join(REQUIRED_COLUMNS)}")
-            rows = list(reader)
+        try:
+            with open(path, newline="") as handle:
+                reader = csv.DictReader(handle)
+                missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise UserError(f"benchmark table {path} lacks the column(s) "
+                                    f"{', '.join(missing)}; expected at least "
+                                    f"{', '.join(REQUIRED_COLUMNS)}")
+                rows = list(reader)
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise UserError(f"benchmark table {path} is not a text CSV ({error}); pass the "
+                            "NAS-Bench-201 CSV") from None
         if not rows:
             raise UserError(f"benchmark table {path} has no rows")
         numeric = [c for c in (*REQUIRED_COLUMNS[2:], *OPTIONAL_COLUMNS)
@@ -65,8 +69,13 @@ class BenchmarkTable:
             architectures = tuple(space.parse(row["arch"]) for row in rows)
             indices = np.array([int(row["index"]) for row in rows], dtype=np.int64)
             columns = {c: np.array([float(row[c]) for row in rows]) for c in numeric}
-        except (ValueError, UserError) as error:
+        except (ValueError, TypeError, UserError) as error:  # TypeError: a short row
             raise UserError(f"benchmark table {path} has a bad row: {error}") from None
+        for column, values in columns.items():
+            if not np.isfinite(values).all():
+                row = int(np.flatnonzero(~np.isfinite(values))[0])
+                raise UserError(f"benchmark table {path} has {values[row]} in {column} of "
+                                f"row {row + 2}; every value must be a number")
         if len(set(architectures)) != len(architectures):
             raise UserError(f"benchmark table {path} lists an architecture twice")
         return cls(space, architectures, indices, columns, str(path))

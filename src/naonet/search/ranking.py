@@ -73,6 +73,7 @@ class BudgetPoint:
     images: int  # training images seen (epochs x images per epoch)
     kendall_tau: float
     seconds: float
+    scores: list[float] = field(default_factory=list)  # of the sample, at this point
 
 
 @dataclass
@@ -196,7 +197,7 @@ class SupernetTrainer:
                 scores = self.score(architectures, scoring)
                 tau = kendall_tau(scores, reference)
                 curve.append(BudgetPoint(done, done * images_per_epoch, tau,
-                                         time.perf_counter() - start))
+                                         time.perf_counter() - start, list(scores)))
                 log(f"{search.sampling}: epoch {done}/{search.supernet_epochs} loss "
                     f"{losses[-1]:.4f} kendall tau {tau:.4f}")
             else:

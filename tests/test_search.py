@@ -387,3 +387,17 @@ def test_table_evaluator_dispatch(monkeypatch, capsys):
     assert "table_search" in capsys.readouterr().err
     assert main(["search", "--evaluator", "magic"]) == 2
     assert main(["search", "--space", "nb201"]) == 2
+
+
+def test_supernet_pool_all_trains_on_every_architecture_scored_so_far():
+    from naonet.search.loop import training_pool
+    from naonet.search.state import PoolEntry, SearchState
+
+    scored = sample_architectures("small", 4, np.random.default_rng(0))
+    new = sample_architectures("small", 2, np.random.default_rng(1))
+    state = SearchState(pool=[PoolEntry(arch, born=0) for arch in scored], children=new)
+    assert training_pool(state, SearchConfig()) == new  # released: the new ones only
+    everything = training_pool(state, SearchConfig(supernet_pool="all"))
+    assert everything[:2] == new and set(everything) == set(new) | set(scored)
+    with pytest.raises(UserError, match="--supernet-pool must be one of"):
+        SearchConfig(supernet_pool="some")

@@ -48,6 +48,8 @@ HELP = {
                                       "released HEAD drops every branch",
     "sampling": "how a training step picks its architecture: balanced (by parameter count, "
                 "NAO-V2) or uniform",
+    "supernet_pool": "what a round's supernet training samples from: children (the "
+                     "round's new architectures, released) or all (the pool so far too)",
     "rounds": "search rounds (supernet training, scoring, controller)",
     "seed_pool_size": "random architectures of the first round",
     "seed_pool_file": "start from the architectures of this file instead (one a line)",

@@ -21,6 +21,7 @@ from naonet.spaces.protocol import DEFAULT_SPACE
 from naonet.supernet import SAMPLING_WEIGHTS, SCORE_METRICS
 
 SCORING_MODES = ("fixed", "per-architecture")
+SUPERNET_POOLS = ("children", "all")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class SearchConfig:
     drop_path_keep_prob: float = 0.9
     drop_path_exempts_pass_through: bool = False  # released HEAD: drop every branch
     sampling: str = "balanced"
+    # which architectures a round's supernet training samples from: "children" (the
+    # round's new architectures, as released) or "all" (the whole pool so far and the
+    # new ones, so every architecture scored was trained on in that round)
+    supernet_pool: str = "children"
     # the loop (SPEC 5)
     rounds: int = 4
     seed_pool_size: int = 1000
@@ -145,6 +150,8 @@ class SearchConfig:
             (self.train_subset >= 0 and self.cutout >= 0, "sizes must be >= 0"),
             (self.sampling in SAMPLING_WEIGHTS,
              f"--sampling must be one of: {', '.join(SAMPLING_WEIGHTS)}"),
+            (self.supernet_pool in SUPERNET_POOLS, f"--supernet-pool must be one of: "
+             f"{', '.join(SUPERNET_POOLS)}"),
             (self.scoring in SCORING_MODES, f"--scoring must be one of: "
              f"{', '.join(SCORING_MODES)}"),
             (not self.reference or self.reference.startswith("table:"),

@@ -119,8 +119,8 @@ def train_supernet(run: SearchRun) -> None:
     state, config = run.state, run.config
     if state.epoch == 0:
         start_round(run)
-    run.sampled.sampler = PoolSampler(state.children, torch.Generator(), config.sampling,
-                                      run.supernet.network_config())
+    run.sampled.sampler = PoolSampler(training_pool(state, config), torch.Generator(),
+                                      config.sampling, run.supernet.network_config())
     while state.epoch < config.supernet_epochs:
         stats = supernet_epoch(run)
         state.supernet_loss, state.supernet_top1 = stats.loss, stats.top1
@@ -128,6 +128,15 @@ def train_supernet(run: SearchRun) -> None:
         checkpoint(run)
     state.phase, state.epoch = SCORE, 0
     checkpoint(run)
+
+
+def training_pool(state: SearchState, config: SearchConfig) -> list:
+    """What the round's supernet training samples from: the new architectures (released),
+    or with ``supernet_pool='all'`` every architecture scored so far as well."""
+    if config.supernet_pool == "all":
+        known = set(state.children)
+        return list(state.children) + [a for a in state.architectures() if a not in known]
+    return list(state.children)
 
 
 def score_architectures_so_far(run: SearchRun) -> None:

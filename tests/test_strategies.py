@@ -194,3 +194,43 @@ def test_benchmark_at_100_queries_over_20_seeds(shared_table):
     assert results["nao"].mean() >= 94.0
     assert results["nao"].mean() > results["evolution"].mean()
     assert max(max(runs.test_accuracies) for runs in results.values()) <= 94.373334
+
+
+@pytest.mark.parametrize("space_name", ["small", "middle", "nb201"])
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_every_strategy_runs_on_every_space_with_any_evaluator(space_name, name):
+    """No strategy knows tables: here the evaluator is the parameter count of each
+    architecture's tiny network (any measurement, a supernet's score included, fits)."""
+    from naonet.evaluators import BudgetedEvaluator
+    from naonet.spaces import get_space
+
+    space = get_space(space_name)
+    network = space.network_config(channels=4, layers=1)
+    evaluator = BudgetedEvaluator(lambda arch: space.parameter_count(arch, network), 24)
+    config = replace(QUICK_NAO, initial_queries=12) if name == "nao" else None
+    run_strategy(name, space, evaluator, seed=0, config=config)
+    history = evaluator.history()
+    assert evaluator.exhausted and len({arch for arch, _ in history}) == 24
+    assert all(score == space.parameter_count(arch, network) for arch, score in history)
+
+
+def test_evolution_with_a_supernet_as_its_evaluator():
+    """The one-shot evaluator: scores come from a weight-sharing supernet."""
+    from naonet.distributed import init_distributed
+    from naonet.search.scoring import ScoringData, score_pool, supernet_evaluator
+    from naonet.spaces import get_space
+
+    torch.manual_seed(0)
+    space = get_space("small")
+    supernet = space.build_supernet(4, 1)
+    generator = torch.Generator().manual_seed(0)
+    data = ScoringData(torch.randn(16, 3, 16, 16, generator=generator),
+                       torch.randint(0, 10, (16,), generator=generator), 8, 2)
+    context = init_distributed("cpu")
+    evaluator = supernet_evaluator(supernet, data, 8, context, metric="loss")
+    run_strategy("evolution", space, evaluator, seed=0,
+                 config=EvolutionConfig(population_size=4, sample_size=2))
+    assert evaluator.exhausted
+    for architecture, score in evaluator.history()[:3]:
+        assert score == score_pool(supernet, [architecture], data, "fixed", [0], context,
+                                   metric="loss")[0]

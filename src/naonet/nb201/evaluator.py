@@ -10,56 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from naonet.errors import UserError
+from naonet.evaluators import BudgetedEvaluator, BudgetExhausted  # noqa: F401 - re-exported
 from naonet.nb201.table import DEFAULT_METRIC, BenchmarkTable, metric_column
 from naonet.spaces.nb201 import NB201Architecture
 
 
-class BudgetExhausted(RuntimeError):
-    """A search asked for a new architecture after spending its whole budget."""
-
-
-class TableEvaluator:
+class TableEvaluator(BudgetedEvaluator):
     """Validation accuracy of architectures from a table, under a query budget."""
 
     def __init__(self, table: BenchmarkTable, metric: str = DEFAULT_METRIC,
                  budget: int | None = None):
-        if budget is not None and budget < 1:
-            raise UserError(f"the query budget must be >= 1, got {budget}")
-        self._values = table.column(metric_column(metric))
-        self._table_row = table.row
+        values, row = table.column(metric_column(metric)), table.row
+        super().__init__(lambda architecture: values[row(architecture)], budget)
         self.metric = metric
-        self.budget = budget
-        self._scores: dict[NB201Architecture, float] = {}  # insertion order = query order
-
-    @property
-    def queries(self) -> int:
-        """Distinct architectures queried so far."""
-        return len(self._scores)
-
-    @property
-    def remaining(self) -> int | None:
-        return None if self.budget is None else self.budget - self.queries
-
-    @property
-    def exhausted(self) -> bool:
-        return self.budget is not None and self.queries >= self.budget
-
-    def known(self, architecture: NB201Architecture) -> bool:
-        return architecture in self._scores
-
-    def query(self, architecture: NB201Architecture) -> float:
-        """The validation accuracy of ``architecture``; a repeated query is free."""
-        if architecture in self._scores:
-            return self._scores[architecture]
-        if self.exhausted:
-            raise BudgetExhausted(f"the budget of {self.budget} queries is spent")
-        score = float(self._values[self._table_row(architecture)])
-        self._scores[architecture] = score
-        return score
-
-    def history(self) -> list[tuple[NB201Architecture, float]]:
-        """(architecture, validation score) in the order they were first queried."""
-        return list(self._scores.items())
 
 
 @dataclass(frozen=True)

@@ -128,3 +128,17 @@ def score_pool(supernet: nn.Module, architectures: Sequence, data: ScoringData,
         if progress is not None:
             progress.update(len(chunk))
     return all_reduce_sum(scores).tolist()
+
+
+def supernet_evaluator(supernet: nn.Module, data: ScoringData, budget: int | None,
+                       context: DistributedContext, metric: str = "accuracy"):
+    """A trained supernet as a strategy's evaluator: each architecture queried is scored
+    on the fixed scoring batches (the one-shot evaluator of random search with weight
+    sharing, or of regularized evolution)."""
+    from naonet.evaluators import BudgetedEvaluator
+
+    def measure(architecture) -> float:
+        return score_pool(supernet, [architecture], data, "fixed", [0], context,
+                          metric=metric)[0]
+
+    return BudgetedEvaluator(measure, budget)

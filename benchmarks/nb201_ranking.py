@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print("no finished runs", file=sys.stderr)
         return 2
-    print(f"{len(runs)} seed(s); {runs[0]['config']['sample_size']} cells against "
+    print(f"{len(runs)} run(s); {runs[0]['config']['sample_size']} cells against "
           f"{runs[0]['config']['metric']}; revision {runs[0].get('revision', '?')}")
     print(table(runs))
     for sampling in SAMPLINGS:

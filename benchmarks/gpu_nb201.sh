@@ -30,7 +30,7 @@ NAO=(python3 -m naonet.cli.main)  # an array, not a function: timeout runs comma
 python3 -c "import torch; assert torch.cuda.is_available(); print(torch.cuda.get_device_name(0))" \
     || { echo "gpu_nb201.sh: no CUDA device visible to torch"; exit 1; }
 start=$SECONDS
-# The preset's batch 64 (on the CPU, batch 256 with 4x the rate ranked at tau 0.01
+# The preset's batch 64 (on the CPU, batch 256 at lr 0.1 ranked at tau 0.01
 # against 0.30: what trains shared weights is the number of sampled cells). A GPU step
 # at batch 64 is bound by kernel launches, so uniform and balanced run side by side as
 # two processes on the one GPU. Scores on 5,000 held-out images at epochs 25 and 50.

@@ -21,9 +21,9 @@ from __future__ import annotations
 import argparse
 
 from naonet.cli.options import add_dataclass_flags
+from naonet.search.reference import TABLE_PREFIX
 
 SUPERNET_EVALUATOR = "supernet"
-TABLE_PREFIX = "table:"
 
 HELP = {
     "space": "search space: small (NAO-V2), middle or nb201 (NAS-Bench-201)",

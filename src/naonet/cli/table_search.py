@@ -16,10 +16,10 @@ from pathlib import Path
 from naonet.errors import UserError
 from naonet.nb201 import VALIDATION_METRICS, BenchmarkTable
 from naonet.nb201.table import DEFAULT_METRIC, metric_column
+from naonet.search.reference import table_path
 from naonet.strategies import STRATEGIES, EvolutionConfig, NAOConfig
 from naonet.strategies.benchmark import search_table
 
-TABLE_PREFIX = "table:"
 TABLE_SPACES = ("nb201",)
 
 
@@ -72,20 +72,12 @@ def strategy_configs(args: argparse.Namespace) -> dict:
     return {"nao": nao, "evolution": evolution}
 
 
-def table_path(evaluator: str) -> Path:
-    """The PATH of an ``--evaluator table:PATH`` value."""
-    if not evaluator.startswith(TABLE_PREFIX) or len(evaluator) == len(TABLE_PREFIX):
-        raise UserError(f"--evaluator {evaluator!r} is not a table evaluator; write "
-                        f"{TABLE_PREFIX}PATH with PATH the benchmark CSV")
-    return Path(evaluator[len(TABLE_PREFIX):])
-
-
 def load_table(evaluator: str, space: str | None) -> BenchmarkTable:
     """The benchmark table of ``--evaluator table:PATH`` for ``--space``."""
     if space not in (None, *TABLE_SPACES):
         raise UserError(f"a table evaluator searches the {', '.join(TABLE_SPACES)} space, not "
                         f"{space!r}; pass --space nb201")
-    return BenchmarkTable.load(table_path(evaluator))
+    return BenchmarkTable.load(table_path(evaluator, "--evaluator"))
 
 
 def run_table_search(args: argparse.Namespace) -> int:

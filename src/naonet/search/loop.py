@@ -57,9 +57,9 @@ from naonet.search.state import (
 from naonet.search.supernet_training import (
     SampledSupernet,
     build_optimizer,
-    check_same_architectures,
     schedule_epochs,
     start_schedule,
+    train_supernet_epoch,
     wrap_for_training,
 )
 from naonet.seeding import seeded
@@ -329,25 +329,15 @@ def start_round(run: SearchRun) -> None:
 
 
 def supernet_epoch(run: SearchRun) -> EpochStats:
-    """One epoch; its data order, architecture draws and drop-path masks are fixed by
-    (seed, round, epoch), so a resumed epoch repeats exactly."""
+    """One epoch of the round (see :func:`train_supernet_epoch`), then the schedule step."""
     state, config = run.state, run.config
-    run.data.train.set_epoch(state.round * config.supernet_epochs + state.epoch)
-    run.sampled.sampler.rng.manual_seed(
-        derive_seed(config.seed, "sampler", state.round, state.epoch))  # alike on every rank
-    torch.manual_seed(derive_seed(config.seed, "supernet-epoch", state.round, state.epoch,
-                                  run.context.rank))
-    steps = len(run.data.train)
-    progress = make_progress(run, steps, f"round {state.round + 1}/{config.rounds} supernet "
-                                         f"epoch {state.epoch + 1}/{config.supernet_epochs}")
-    stats = train_one_epoch(
-        run.model, run.data.train, run.optimizer, nn.CrossEntropyLoss(), aux_weight=0.0,
-        grad_clip=config.grad_clip, precision=run.precision, scaler=None,
-        first_step=state.epoch * steps, total_steps=config.supernet_epochs * steps,
-        progress=progress, log_every=config.log_every,
-        clear_gradients_to_none=not config.update_off_path)
+    progress = make_progress(run, len(run.data.train),
+                             f"round {state.round + 1}/{config.rounds} supernet "
+                             f"epoch {state.epoch + 1}/{config.supernet_epochs}")
+    stats = train_supernet_epoch(run.model, run.sampled, run.data, run.optimizer, config,
+                                 state.round, state.epoch, run.context, run.precision,
+                                 progress)
     close(progress)
-    check_same_architectures(run.sampled, run.context)
     run.scheduler.step()  # after the epoch's optimizer steps, never before
     return stats
 

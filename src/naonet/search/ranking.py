@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
-from torch import nn
 
 from naonet import options
 from naonet.analysis.correlation import CorrelationReport, correlate, kendall_tau
@@ -31,10 +30,15 @@ from naonet.nb201 import DEFAULT_METRIC, BenchmarkTable, metric_column
 from naonet.search.config import SearchConfig
 from naonet.search.scoring import build_scoring_data, score_pool
 from naonet.search.state import derive_seed
-from naonet.search.supernet_training import build_optimizer, start_schedule, wrap_for_training
+from naonet.search.supernet_training import (
+    build_optimizer,
+    start_schedule,
+    train_supernet_epoch,
+    wrap_for_training,
+)
 from naonet.spaces import get_space
 from naonet.supernet import SAMPLING_WEIGHTS, PoolSampler
-from naonet.training import Precision, train_one_epoch
+from naonet.training import Precision
 
 
 @dataclass(frozen=True)
@@ -159,19 +163,9 @@ class SupernetTrainer:
         self.precision = Precision.from_name(search.amp, context.device)
 
     def epoch(self, epoch: int) -> float:
-        """One epoch (data order and draws fixed by (seed, epoch)); the mean loss."""
-        search = self.search
-        self.data.train.set_epoch(epoch)
-        self.sampled.sampler.rng.manual_seed(derive_seed(search.seed, "sampler", 0, epoch))
-        torch.manual_seed(derive_seed(search.seed, "supernet-epoch", 0, epoch,
-                                      self.context.rank))
-        steps = len(self.data.train)
-        stats = train_one_epoch(
-            self.model, self.data.train, self.optimizer, nn.CrossEntropyLoss(),
-            aux_weight=0.0, grad_clip=search.grad_clip, precision=self.precision,
-            scaler=None, first_step=epoch * steps,
-            total_steps=search.supernet_epochs * steps,
-            clear_gradients_to_none=not search.update_off_path)
+        """One epoch exactly as the search's first round trains it; the mean loss."""
+        stats = train_supernet_epoch(self.model, self.sampled, self.data, self.optimizer,
+                                     self.search, 0, epoch, self.context, self.precision)
         self.scheduler.step()
         return stats.loss
 

@@ -21,11 +21,11 @@ from naonet.nb201 import DEFAULT_METRIC, TEST_COLUMN, BenchmarkTable, metric_col
 TABLE_PREFIX = "table:"
 
 
-def table_path(text: str) -> str:
-    """The PATH of a ``table:PATH`` value."""
+def table_path(text: str, flag: str = "--reference") -> str:
+    """The PATH of a ``table:PATH`` value (of ``--reference`` or ``--evaluator``)."""
     if not text.startswith(TABLE_PREFIX) or len(text) == len(TABLE_PREFIX):
-        raise UserError(f"{text!r} is not a table reference; write {TABLE_PREFIX}PATH with "
-                        "PATH the benchmark CSV")
+        raise UserError(f"{flag} {text!r} is not a table reference; write {TABLE_PREFIX}PATH "
+                        "with PATH the benchmark CSV")
     return text[len(TABLE_PREFIX):]
 
 

@@ -102,3 +102,27 @@ def schedule_epochs(config: SearchConfig) -> int:
     if config.restart_schedule:
         return config.supernet_epochs
     return config.supernet_epochs * config.rounds
+
+
+def train_supernet_epoch(model: nn.Module, sampled: SampledSupernet, data, optimizer,
+                         config: SearchConfig, round_index: int, epoch: int,
+                         context: DistributedContext, precision, progress=None):
+    """One supernet epoch as the search trains it (the ranking experiment too). Its data
+    order, architecture draws and drop-path masks are fixed by (seed, round, epoch), so
+    a resumed epoch repeats exactly; every rank draws the same architectures."""
+    from naonet.search.state import derive_seed
+    from naonet.training import train_one_epoch
+
+    data.train.set_epoch(round_index * config.supernet_epochs + epoch)
+    sampled.sampler.rng.manual_seed(derive_seed(config.seed, "sampler", round_index, epoch))
+    torch.manual_seed(derive_seed(config.seed, "supernet-epoch", round_index, epoch,
+                                  context.rank))
+    steps = len(data.train)
+    stats = train_one_epoch(
+        model, data.train, optimizer, nn.CrossEntropyLoss(), aux_weight=0.0,
+        grad_clip=config.grad_clip, precision=precision, scaler=None,
+        first_step=epoch * steps, total_steps=config.supernet_epochs * steps,
+        progress=progress, log_every=config.log_every,
+        clear_gradients_to_none=not config.update_off_path)
+    check_same_architectures(sampled, context)
+    return stats

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,9 +23,10 @@ from naonet.controller.model import Encoded, pool_steps
 from naonet.errors import UserError
 from naonet.spaces import MIDDLE, SMALL, CellSearchSpace, CellSpaceEncoding
 
+from conftest import FIXTURES  # ../shared, or $NAONET_SHARED
+
 torch.set_num_threads(1)
 
-FIXTURES = Path(__file__).parents[1].parent / "shared" / "fixtures" / "official"
 CONTROLLER_FIXTURE = FIXTURES / "nao_controller_default.pt"
 TINY = ControllerConfig(embedding_size=16, hidden_size=32)
 

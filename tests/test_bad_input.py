@@ -8,7 +8,7 @@ import pytest
 
 from naonet.cli.main import main
 
-from conftest import REPO
+from conftest import REPO, require
 
 TRAIN = ["train", "--arch", "naonet-v2", "--device", "cpu"]
 SEARCH = ["search", "--device", "cpu"]
@@ -50,17 +50,45 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("output", ["/proc/naonet-cannot-write.json", "/dev/null/below.json"])
-def test_an_unusable_output_path_is_one_line(capsys, tmp_path, output):
+UNUSABLE_OUTPUTS = ["/proc/naonet-cannot-write", "/dev/null/below", str(REPO / "README.md")]
+
+
+def commands_writing_to(output: str, cifar_mini, table) -> dict[str, list[str]]:
+    """Every command that writes files, pointed at ``output``."""
+    from conftest import FIXTURES
+
+    data = ["--data", str(cifar_mini)]
+    return {
+        "train": [*TRAIN, *data, "--epochs", "1", "--output", output],
+        "search": [*SEARCH, "--preset", "quick-cifar10", *data, "--output", output],
+        "bench-search": ["bench-search", "--evaluator", f"table:{table}", "--strategies",
+                         "random", "--seeds", "1", "--budget", "5", "--plot", "", "--quiet",
+                         "--output", output + ".json"],
+        "correlate": ["correlate", "--supernet", "--preset", "quick-nb201", "--reference",
+                      f"table:{table}", *data, "--archs", "4", "--valid-size", "100",
+                      "--output", output],
+        "show": ["show", "naonet-v2", "-o", output + ".png"],
+        "convert": ["convert", str(require(FIXTURES / "naonet_v2_cifar_c8_l1.pt")),
+                    output + ".pt", "--arch", "naonet-v2"],
+    }
+
+
+@pytest.mark.parametrize("command", ["train", "search", "bench-search", "correlate", "show",
+                                     "convert"])
+@pytest.mark.parametrize("output", UNUSABLE_OUTPUTS, ids=["proc", "below-a-device",
+                                                          "below-a-file"])
+def test_an_unusable_output_path_is_one_line(capsys, cifar_mini, tmp_path, command, output):
     from nb201_synthetic import write_synthetic_table
 
     table = write_synthetic_table(tmp_path / "table.csv")
-    status = main(["bench-search", "--evaluator", f"table:{table}", "--strategies", "random",
-                   "--seeds", "1", "--budget", "5", "--plot", "", "--quiet",
-                   "--output", output])
+    target = output if output.startswith("/proc") else f"{output}/run"
+    status = main(commands_writing_to(target, cifar_mini, table)[command])
     err = capsys.readouterr().err
-    assert status == 2 and "check the paths you passed" in err, err
-    assert len(err.strip().splitlines()) == 1
+    assert status == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert any(part in lines[0] for part in ("/proc", "/dev/null", "README.md")), err
+    assert any(fix in lines[0] for fix in ("pass another --output", "check the paths")), err
 
 
 def bad_tables(folder):

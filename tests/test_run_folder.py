@@ -59,6 +59,12 @@ def test_a_folder_of_another_command_is_refused(tmp_path):
     (older / "last.pt").write_bytes(b"")
     with pytest.raises(UserError, match="holds a `nao train` run"):
         claim_run_folder(older, "search")
+    held = tmp_path / "held-by-this-process"  # library use: two runs in one process
+    claim_run_folder(held, "train")
+    assert claim_run_folder(held, "train") == held  # the same command may claim it again
+    with pytest.raises(UserError, match="holds a `nao train` run"):
+        claim_run_folder(held, "search")
+    release_run_folder(held)
 
 
 @pytest.mark.parametrize("make, fragment", [

@@ -45,6 +45,7 @@ def saved_state(run_dir: Path) -> dict:
     return torch.load(run_dir / "search_state.pt", weights_only=True)["state"]
 
 
+@pytest.mark.slow  # resume itself: test_search.py::test_interrupted_search_resumes_...
 @pytest.mark.parametrize("space", ["small", "nb201"])
 def test_sigkill_during_round_two_training_resumes_to_the_same_outputs(space, cifar_mini,
                                                                       tmp_path):
@@ -91,6 +92,7 @@ def wait_for_round_two_epoch(run_dir: Path, process: subprocess.Popen) -> None:
 
 
 @pytest.mark.dist
+@pytest.mark.slow  # the default run keeps the two-process training (test_distributed.py)
 def test_two_gloo_processes_search_and_write_once(cifar_mini, tmp_path):
     output = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",

@@ -111,3 +111,19 @@ def test_network_and_supernet_give_the_same_outputs_shape(space):
         assert isinstance(outputs, tuple) and len(outputs) == 2
         assert outputs[0].shape == (2, 10)
     supernet.set_training_progress(0.5)  # drop path's schedule: every supernet has it
+
+
+@pytest.mark.parametrize("size", [7, 15, 96])
+def test_networks_train_on_odd_and_large_image_sizes(space, size):
+    """Folder data at any --image-size: the auxiliary head's fixed 5x5 pooling and the
+    benchmark's 2x2 shortcut pooling once failed on such sizes with a traceback."""
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, size, size)
+    supernet = space.build_supernet(**TINY)
+    arch = draws(space, count=1)[0]
+    config = space.network_config(**TINY)  # the cell spaces' default has the aux head
+    network = space.build_network(arch, config).train()
+    assert getattr(config, "aux_head", False) == (space.name != "nb201")
+    for logits, aux in (network(images), supernet.train()(images, arch)):
+        assert logits.shape == (2, 10) and torch.isfinite(logits).all()
+        assert aux is None or aux.shape == (2, 10)

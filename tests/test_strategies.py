@@ -179,6 +179,7 @@ def test_evolution_beats_random_search(shared_table):
     assert evolution > random_search + 0.1
 
 
+@pytest.mark.slow
 def test_nao_reaches_94_on_a_few_seeds(shared_table):
     """A quick check of the default NAO; the 20-seed claim is the slow test below."""
     mean, _ = mean_and_std(shared_table, "nao", range(2))

@@ -13,7 +13,7 @@ from naonet.errors import UserError
 from naonet.training.checkpoint import atomic_save, capture_rng_state, restore_rng_state
 from naonet.training.config import load_config_file, resolve_config
 
-from conftest import run_nao
+from conftest import nao_in_process, run_nao
 
 TINY = ["--channels", "8", "--layers", "1", "--batch-size", "32", "--test-subset", "100",
         "--device", "cpu", "--no-progress", "--lr", "0.05", "--cutout", "8",
@@ -29,6 +29,7 @@ def read_metrics(folder):
     return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # resume itself is checked in process by the test below
 def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_an_uninterrupted_run(cifar_mini,
                                                                                 tmp_path):
     extra = ["--epochs", "3", "--train-subset", "480", "--valid-size", "60"]
@@ -63,27 +64,61 @@ def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_an_uninterrupted_run(c
     assert final["arch"].startswith("small:")
 
 
-def test_rerunning_a_finished_run_only_reports_and_other_configs_are_refused(cifar_mini,
+def test_rerunning_a_finished_run_only_reports_and_other_configs_are_refused(capsys, cifar_mini,
                                                                             tmp_path):
-    extra = ["--epochs", "1", "--train-subset", "64"]
-    first = run_nao("train", "--data", str(cifar_mini), "--output", str(tmp_path), *TINY, *extra)
-    assert first.returncode == 0, first.stderr
-    again = run_nao("train", "--data", str(cifar_mini), "--output", str(tmp_path), *TINY, *extra)
-    assert again.returncode == 0 and "done: epoch 1/1" in again.stdout
+    train = ["train", "--data", str(cifar_mini), "--output", str(tmp_path), *TINY,
+             "--epochs", "1", "--train-subset", "64"]
+    status, _, err = nao_in_process(capsys, *train)
+    assert status == 0, err
+    status, out, _ = nao_in_process(capsys, *train)
+    assert status == 0 and "done: epoch 1/1" in out
     assert len(read_metrics(tmp_path)) == 1
-    changed = run_nao("train", "--data", str(cifar_mini), "--output", str(tmp_path), *TINY,
-                      "--epochs", "1", "--train-subset", "64", "--weight-decay", "0.1")
-    assert changed.returncode == 2
-    assert "belongs to a run with weight_decay" in changed.stderr
-    assert len(changed.stderr.strip().splitlines()) == 1
+    status, _, err = nao_in_process(capsys, *train, "--weight-decay", "0.1")
+    assert status == 2
+    assert "belongs to a run with weight_decay" in err
+    assert len(err.strip().splitlines()) == 1
 
 
-def test_corrupt_last_checkpoint_is_reported_in_one_line(cifar_mini, tmp_path):
+def test_resuming_after_an_epoch_gives_the_uninterrupted_weights(cifar_mini, tmp_path,
+                                                                 monkeypatch):
+    """An interruption after epoch 1 of 2 (the SIGKILL version is the slow test above):
+    the rerun resumes from last.pt and ends with the weights of an uninterrupted run."""
+    from naonet.training import run as training_run
+    from naonet.training.config import TrainConfig
+
+    common = dict(data=str(cifar_mini), channels=8, layers=1, batch_size=32,
+                  test_subset=40, train_subset=96, device="cpu", epochs=2, lr=0.05,
+                  cutout=8, drop_path_keep_prob=0.8, keep_prob=0.8)
+    training_run.train(TrainConfig(output=str(tmp_path / "ref"), **common), False)
+    interrupted = tmp_path / "interrupted"
+    real_epoch = training_run._run_epoch
+    calls = []
+
+    def stop_after_one_epoch(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(training_run, "_run_epoch", stop_after_one_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        training_run.train(TrainConfig(output=str(interrupted), **common), False)
+    assert torch.load(interrupted / "last.pt", weights_only=True)["epoch"] == 1
+    monkeypatch.setattr(training_run, "_run_epoch", real_epoch)
+    training_run.train(TrainConfig(output=str(interrupted), **common), False)
+    assert [m["epoch"] for m in read_metrics(interrupted)] == [1, 2]
+    final, expected = (torch.load(folder / "last.pt", weights_only=True)
+                       for folder in (interrupted, tmp_path / "ref"))
+    for key, value in expected["model"].items():
+        assert torch.equal(final["model"][key], value), key
+
+
+def test_corrupt_last_checkpoint_is_reported_in_one_line(capsys, cifar_mini, tmp_path):
     (tmp_path / "last.pt").write_bytes(b"not a checkpoint at all")
-    result = run_nao("train", "--data", str(cifar_mini), "--output", str(tmp_path), *TINY,
-                     "--epochs", "1")
-    assert result.returncode == 2
-    assert "corrupt" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    status, _, err = nao_in_process(capsys, "train", "--data", str(cifar_mini), "--output",
+                                    str(tmp_path), *TINY, "--epochs", "1")
+    assert status == 2
+    assert "corrupt" in err and len(err.strip().splitlines()) == 1
 
 
 def test_bad_input_in_a_fresh_process_is_one_line(tmp_path):
@@ -170,3 +205,21 @@ def test_atomic_files_get_the_umask_mode_and_keep_a_users_chmod(tmp_path):
         assert path.read_text() == '{"resumed": true}'
     finally:
         os.umask(previous)
+
+
+@pytest.mark.parametrize("size", ["7", "96"])
+def test_folder_data_trains_at_odd_and_large_image_sizes(capsys, cifar_mini, tmp_path, size):
+    """Once a traceback each: the auxiliary head's fixed pooling needed 32 px (CIFAR
+    skeleton, folder images <= 64 px) or 224 px (ImageNet skeleton, larger ones)."""
+    import math
+
+    from conftest import nao_in_process
+
+    status, out, err = nao_in_process(
+        capsys, "train", "--data", str(cifar_mini), "--output", str(tmp_path), *TINY,
+        "--dataset", "folder", "--image-size", size, "--epochs", "1", "--train-subset", "32",
+        "--workers", "0", "--aux-weight", "0.4")
+    assert status == 0, err
+    assert "done: epoch 1/1" in out
+    [metrics] = read_metrics(tmp_path)
+    assert math.isfinite(metrics["train_loss"]) and metrics["train_images"] == 32

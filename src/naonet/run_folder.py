@@ -41,7 +41,10 @@ def claim_run_folder(folder: str | Path, command: str) -> Path:
     another process or belongs to another command.
     """
     folder = Path(folder)  # an empty --output is refused by the configs
-    if folder.resolve() in _held:
+    held = _held.get(folder.resolve())
+    if held is not None:  # claimed earlier by this process (library use, tests)
+        held.seek(0)
+        check_command(folder, command, held.read())
         return folder
     make_folder(folder)
     handle = _lock(folder)

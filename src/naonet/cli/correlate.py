@@ -122,11 +122,15 @@ def ranking_config(args: argparse.Namespace):
 
 def run_experiment(args: argparse.Namespace) -> int:
     from naonet.cli.table_search import load_table
+    from naonet.run_folder import claim_run_folder
     from naonet.search.ranking import run_ranking_experiment
 
     config = ranking_config(args)
     search = config.search
     table = load_table(config.reference, search.space)
+    keep = bool(search.output and args.output is not None)
+    if keep:  # an unusable folder is refused before minutes of training, not after
+        claim_run_folder(search.output, "correlate")
     result = run_ranking_experiment(config, table, log=lambda line: print(
         line, file=sys.stderr, flush=True))
     print(f"supernet C {search.channels}, {search.layers} cells per stage, "
@@ -145,7 +149,7 @@ def run_experiment(args: argparse.Namespace) -> int:
         print(f"{'supernet ' + sampling.sampling:<18}{report.kendall_tau:>13.4f}"
               f"{report.spearman_rho:>10.4f}{report.pairwise_accuracy:>10.4f}"
               f"{sampling.seconds:>9.1f}")
-    if search.output and args.output is not None:
+    if keep:
         write_experiment(Path(search.output), config, result)
         print(f"scores and summary: {search.output}")
     return 0

@@ -46,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(error: OSError) -> str:
+    """The system's words for a failed file operation, and the path it failed on."""
+    path = error.filename
+    if isinstance(error, FileExistsError | NotADirectoryError) and path and \
+            os.path.exists(path) and not os.path.isdir(path):
+        return f"{path} is a file, not a folder"  # makedirs below a file says 'File exists'
+    return f"{error.strerror or error}" + (f" ({path})" if path else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     from naonet.errors import UserError
 
@@ -60,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"nao {args.command}: error: {error}\n")
         return 2
     except OSError as error:  # an unusable path or a full disk: the system's own words
-        where = f" ({error.filename})" if error.filename else ""
-        sys.stderr.write(f"nao {args.command}: error: {error.strerror or error}{where}; "
+        sys.stderr.write(f"nao {args.command}: error: {describe_os_error(error)}; "
                          "check the paths you passed and the free disk space\n")
         return 2
     except KeyboardInterrupt:

@@ -137,7 +137,9 @@ class ResidualReduction(nn.Module):
         super().__init__()
         self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, norm)
         self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, norm)
-        self.shortcut = nn.Sequential(nn.AvgPool2d(2, stride=2),
+        # ceil_mode: at an odd size the shortcut keeps the strided convolution's
+        # ceil(size / 2) (the benchmark's even sizes are unchanged).
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, stride=2, ceil_mode=True),
                                       nn.Conv2d(c_in, c_out, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

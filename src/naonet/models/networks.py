@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from naonet.errors import UserError
@@ -76,9 +77,20 @@ class AuxiliaryHead(nn.Module):
         self.classifier = nn.Linear(wide, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(torch.relu(x))
+        x = torch.relu(x)
+        pool = self.pool
+        if min(x.shape[-2:]) >= pool.kernel_size + pool.stride:
+            x = pool(x)
+        else:
+            # Feature maps smaller than the released 8x8 (CIFAR) / 7x7 (ImageNet): pool to
+            # the 2x2 its second convolution expects instead of failing.
+            x = F.adaptive_avg_pool2d(x, AUX_SECOND_KERNEL)
         x = torch.relu(self.bn1(self.conv1(x)))
         x = torch.relu(self.bn2(self.conv2(x)))
+        if x.shape[-1] > 1 or x.shape[-2] > 1:
+            # Larger images than the released ones: average what is left (at the released
+            # sizes it is already 1x1, so their outputs are unchanged).
+            x = F.adaptive_avg_pool2d(x, 1)
         return self.classifier(torch.flatten(x, 1))
 
 

@@ -75,3 +75,20 @@ def run_nao(*args: str, timeout: float = 600, env: dict | None = None
     environment = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", **(env or {})}
     return subprocess.run([sys.executable, "-m", "naonet.cli.main", *args],
                           capture_output=True, text=True, timeout=timeout, env=environment)
+
+
+@pytest.fixture
+def released_file(tmp_path):
+    """A file as the released code saves it (weights beside a pickled argparse.Namespace)
+    holding the released C 8 N 1 CIFAR network, and that network's fixture."""
+    import argparse
+
+    import torch
+
+    fixture = torch.load(require(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), weights_only=True)
+    path = tmp_path / "model.pt"
+    # What the released code saves: weights next to a pickled argparse.Namespace.
+    args = argparse.Namespace(arch=fixture["arch"], dataset="cifar10", search_space="small",
+                              layers=1, channels=8)
+    torch.save({"model": fixture["state_dict"], "args": args, "epoch": 600}, path)
+    return path, fixture

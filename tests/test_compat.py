@@ -17,7 +17,7 @@ from naonet.compat import (
 )
 from naonet.errors import UserError
 
-from conftest import FIXTURES, require, run_nao
+from conftest import run_nao
 
 
 def test_key_conversion_examples():
@@ -28,17 +28,6 @@ def test_key_conversion_examples():
             == "cells.7.calibrate.preprocess0.conv2.weight")
     assert convert_key("auxiliary_head.conv1.weight") == "aux_head.conv1.weight"
     assert convert_key("stem0.4.bias") == "stem0.bn2.bias"
-
-
-@pytest.fixture
-def released_file(tmp_path):
-    fixture = torch.load(require(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), weights_only=True)
-    path = tmp_path / "model.pt"
-    # What the released code saves: weights next to a pickled argparse.Namespace.
-    args = argparse.Namespace(arch=fixture["arch"], dataset="cifar10", search_space="small",
-                              layers=1, channels=8)
-    torch.save({"model": fixture["state_dict"], "args": args, "epoch": 600}, path)
-    return path, fixture
 
 
 def test_released_file_loads_without_building_pickled_classes(released_file):

@@ -8,14 +8,17 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from naonet.errors import UserError
+from naonet.factory import PUBLISHED_MODELS, create_model
 from naonet.models import NetworkConfig, build_network
 from naonet.spaces import Architecture, get_space, named_architecture
 
 __all__ = [
     "Architecture",
     "NetworkConfig",
+    "PUBLISHED_MODELS",
     "UserError",
     "build_network",
+    "create_model",
     "get_space",
     "named_architecture",
 ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from naonet.errors import UserError
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="top-1/top-5 of a checkpoint on a test set",
@@ -31,24 +33,22 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from naonet.compat.model_file import load_model
-    from naonet.data import DataConfig, build_data
+    from naonet.data import DataConfig, build_test_data
     from naonet.distributed import resolve_device
-    from naonet.errors import UserError
     from naonet.training import Precision, evaluate
 
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     loaded = load_model(args.checkpoint, arch=args.arch, space=args.space)
-    dataset = args.dataset or loaded.dataset
-    if dataset is None:
-        raise UserError(f"{args.checkpoint} does not say which data set it was trained on; "
-                        "pass --dataset")
+    dataset = dataset_of(loaded, args.dataset, args.checkpoint)
     device = resolve_device(args.device)
-    data = build_data(DataConfig(dataset=dataset, data=args.data, eval_batch_size=args.batch_size,
-                                 test_subset=args.test_subset, workers=args.workers,
-                                 image_size=args.image_size), device)
-    if data.num_classes != loaded.network.config.num_classes:
-        raise UserError(f"the network has {loaded.network.config.num_classes} classes but "
-                        f"{dataset} has {data.num_classes}; check --dataset")
-    stats = evaluate(loaded.network.to(device), data.test, Precision.from_name(args.amp, device))
+    data = build_test_data(DataConfig(dataset=dataset, data=args.data,
+                                      eval_batch_size=args.batch_size,
+                                      test_subset=args.test_subset, workers=args.workers,
+                                      image_size=args.image_size or loaded.image_size), device)
+    check_test_classes(loaded, data.classes, dataset)
+    stats = evaluate(loaded.network.to(device), data.batches,
+                     Precision.from_name(args.amp, device))
     result = {"checkpoint": str(args.checkpoint), "dataset": dataset, "images": stats.images,
               "top1": stats.top1, "top5": stats.top5, "loss": stats.loss,
               "arch": loaded.architecture.to_qualified_string()}
@@ -59,3 +59,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"{dataset} test: top-1 {top1:.2f} % (error {100 - top1:.2f} %), "
               f"top-5 {top5:.2f} % on {stats.images} images")
     return 0
+
+
+def dataset_of(loaded, dataset: str | None, checkpoint: str) -> str:
+    """The data set named on the command line, else the one the checkpoint records."""
+    dataset = dataset or loaded.dataset
+    if dataset is None:
+        raise UserError(f"{checkpoint} does not say which data set it was trained on; "
+                        "pass --dataset")
+    return dataset
+
+
+def check_test_classes(loaded, classes: list[str], dataset: str) -> None:
+    """Labels are class positions: the test folders must hold the network's classes."""
+    expected = loaded.network.config.num_classes
+    if len(classes) != expected:
+        raise UserError(f"the network has {expected} classes but the {dataset} test images "
+                        f"have {len(classes)}; check --data and --dataset")
+    if loaded.classes is not None and list(classes) != list(loaded.classes):
+        differ = [f"{ours}/{theirs}" for ours, theirs in zip(loaded.classes, classes,
+                                                            strict=True) if ours != theirs]
+        raise UserError(f"the test classes differ from the network's ({', '.join(differ[:3])}"
+                        f"{' ...' if len(differ) > 3 else ''}); make the class folders match")

@@ -24,15 +24,18 @@ class LoadedModel:
     architecture: Architecture
     dataset: str | None  # the data set it was trained on, when the file says
     released: bool  # whether the file came from the released code
+    classes: list[str] | None = None  # class names by output index, when known
+    image_size: int = 0  # the size it was trained at (0: the data set's own)
 
 
 def load_model(path: str | Path, arch: str | None = None, space: str | None = None,
-               **network_overrides) -> LoadedModel:
+               unrecorded_arch: str | None = None, **network_overrides) -> LoadedModel:
     """Build the network a checkpoint describes and load its weights.
 
     naonet checkpoints carry their architecture and network config. For released files
-    the architecture comes from ``arch`` or the file's saved arguments, and the network
-    config is read off the tensor shapes (``network_overrides`` win).
+    the architecture comes from ``arch``, the file's saved arguments or
+    ``unrecorded_arch`` (in that order), and the network config is read off the tensor
+    shapes (``network_overrides`` win).
     """
     payload = read_checkpoint_payload(path)
     state_dict = extract_state_dict(payload, path)
@@ -42,19 +45,33 @@ def load_model(path: str | Path, arch: str | None = None, space: str | None = No
         values = {**payload["network"],
                   **{k: v for k, v in network_overrides.items() if v is not None}}
         config = NetworkConfig(**values)
-        dataset = (payload.get("config") or {}).get("dataset")
+        training = payload.get("config") or {}
+        dataset, image_size = training.get("dataset"), int(training.get("image_size") or 0)
+        classes = payload.get("classes")
     else:
         saved = released_arguments(payload)
-        arch_text = arch or saved.get("arch")
+        arch_text = arch or saved.get("arch") or unrecorded_arch
         if not arch_text:
             raise UserError(f"{path} does not record its architecture; pass --arch (for "
                             "example --arch naonet-v2)")
         architecture = resolve_architecture(str(arch_text), space or saved.get("search_space"))
         config = infer_network_config(state_dict, **network_overrides)
-        dataset = saved.get("dataset")
+        dataset, image_size, classes = saved.get("dataset"), 0, None
     network = build_network(architecture, config)
     network.load_state_dict(convert_state_dict(state_dict, network.state_dict()))
-    return LoadedModel(network, architecture, dataset, released=not is_ours)
+    classes = known_classes(classes, dataset, config.num_classes)
+    return LoadedModel(network, architecture, dataset, released=not is_ours, classes=classes,
+                       image_size=image_size)
+
+
+def known_classes(stored, dataset: str | None, num_classes: int) -> list[str] | None:
+    """The class names a file stores, else those its data set fixes (CIFAR-10)."""
+    from naonet.data.registry import DATASETS
+
+    if isinstance(stored, list | tuple) and len(stored) == num_classes:
+        return [str(name) for name in stored]
+    fixed = DATASETS[dataset].classes if dataset in DATASETS else ()
+    return list(fixed) if len(fixed) == num_classes else None
 
 
 def model_file_payload(loaded: LoadedModel, dataset: str | None) -> dict:
@@ -62,4 +79,6 @@ def model_file_payload(loaded: LoadedModel, dataset: str | None) -> dict:
     return {"format": 1, "model": loaded.network.state_dict(),
             "network": loaded.network.config.to_dict(),
             "arch": loaded.architecture.to_qualified_string(),
-            "config": {"dataset": dataset} if dataset else {}}
+            "config": {"dataset": dataset} if dataset else {},
+            "classes": loaded.classes or known_classes(None, dataset,
+                                                      loaded.network.config.num_classes)}

@@ -6,8 +6,11 @@ from naonet.data.registry import (
     DataBundle,
     DataConfig,
     DatasetSpec,
+    TestData,
     build_data,
+    build_test_data,
     get_dataset_spec,
+    prepare_image,
 )
 from naonet.data.sources import InMemorySplit
 
@@ -20,6 +23,9 @@ __all__ = [
     "DeviceBatches",
     "InMemorySplit",
     "LoaderBatches",
+    "TestData",
     "build_data",
+    "build_test_data",
     "get_dataset_spec",
+    "prepare_image",
 ]

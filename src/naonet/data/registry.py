@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -11,12 +11,14 @@ from torch.utils.data import Dataset, Subset
 from naonet.data.augment import Cutout
 from naonet.data.pipelines import BatchAugment, DeviceBatches, LoaderBatches
 from naonet.data.sources import (
+    PICKLE_FOLDERS,
     InMemorySplit,
     detect_layout,
     download_cifar,
     find_split_folder,
     load_cifar_pickle,
     load_image_folder,
+    read_image,
     resize_split,
     resolve_data_root,
 )
@@ -25,6 +27,10 @@ from naonet.errors import UserError
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# The labels of CIFAR-10 in its batches' order (also the sorted order of its JPEG folders):
+# what a released checkpoint's outputs mean, since those files carry no class names.
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
 
 
 @dataclass(frozen=True)
@@ -42,10 +48,12 @@ class DatasetSpec:
     std: tuple[float, float, float]
     small_images: bool
     image_size: int
+    classes: tuple[str, ...] = ()  # class names where the data set fixes them
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "cifar10": DatasetSpec("cifar10", "cifar", 10, CIFAR10_MEAN, CIFAR10_STD, True, 32),
+    "cifar10": DatasetSpec("cifar10", "cifar", 10, CIFAR10_MEAN, CIFAR10_STD, True, 32,
+                           CIFAR10_CLASSES),
     "cifar100": DatasetSpec("cifar100", "cifar", 100, CIFAR100_MEAN, CIFAR100_STD, True, 32),
     "imagenet": DatasetSpec("imagenet", "imagenet", 1000, IMAGENET_MEAN, IMAGENET_STD, False,
                             224),
@@ -83,6 +91,13 @@ class DataConfig:
     workers: int = 2
     image_size: int = 0  # resize the images to this (0: the data set's own size)
 
+    def __post_init__(self) -> None:
+        from naonet.options import check_values
+
+        check_values(self, at_least=dict(batch_size=1, eval_batch_size=1, valid_size=0,
+                                         train_subset=0, test_subset=0, cutout=0, workers=0,
+                                         image_size=0), above={})
+
 
 @dataclass
 class DataBundle:
@@ -93,6 +108,16 @@ class DataBundle:
     test: DeviceBatches | LoaderBatches
     num_classes: int
     skeleton: str
+    spec: DatasetSpec
+    classes: list[str] = field(default_factory=list)  # class names, by label
+
+
+@dataclass
+class TestData:
+    """The test batches of an evaluation, with the class names they are labelled by."""
+
+    batches: DeviceBatches | LoaderBatches
+    classes: list[str]
     spec: DatasetSpec
 
 
@@ -149,7 +174,6 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
             train_split = resize_split(train_split, config.image_size)
             test_split = resize_split(test_split, config.image_size)
         check_same_classes(train_split.classes, test_split.classes, root)
-        num_classes = len(train_split.classes)
         train_index, valid_index = split_indices(len(train_split), config.valid_size,
                                                  config.train_subset, seed)
         if config.test_subset:
@@ -160,13 +184,70 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
         make = _device_batches if pipeline == "device" else _small_loader_batches
         iterators = {name: make(part, name == "train", config, spec, common)
                      if part is not None else None for name, part in parts.items()}
+        classes = list(train_split.classes)
     else:
-        iterators, num_classes = _folder_iterators(root, config, spec, common, seed)
-    if spec.num_classes is not None and num_classes != spec.num_classes:
-        raise UserError(f"{config.dataset} should have {spec.num_classes} classes but "
-                        f"{root} has {num_classes}; check --data")
-    return DataBundle(iterators["train"], iterators["valid"], iterators["test"], num_classes,
-                      spec.skeleton, spec)
+        iterators, classes = _folder_iterators(root, config, spec, common, seed)
+    check_class_count(config.dataset, spec, len(classes), root)
+    return DataBundle(iterators["train"], iterators["valid"], iterators["test"], len(classes),
+                      spec.skeleton, spec, classes)
+
+
+def check_class_count(dataset: str, spec: DatasetSpec, count: int, root: Path) -> None:
+    if spec.num_classes is not None and count != spec.num_classes:
+        raise UserError(f"{dataset} should have {spec.num_classes} classes but "
+                        f"{root} has {count}; check --data")
+
+
+def find_test_source(root: Path, dataset: str) -> tuple[str, Path]:
+    """Where the test images under ``root`` are, needing no training images:
+    ``('pickle', root)`` for CIFAR python batches, ``('folder', F)`` for ``test/`` or
+    ``val/`` class folders, or ``root`` itself when it is a folder of class folders
+    (torchvision's ImageFolder layout)."""
+    folder = PICKLE_FOLDERS.get(dataset)
+    if folder and ((root / folder).is_dir() or (root / "test_batch").is_file()
+                   or (root / "test").is_file()):
+        return "pickle", root
+    test = find_split_folder(root, "test")
+    if test is not None:
+        return "folder", test
+    if find_split_folder(root, "train") is not None:
+        raise UserError(f"{root} has train/ but no test/ or val/ folder; pass the folder of "
+                        "test images")
+    if any(entry.is_dir() for entry in root.iterdir()):
+        return "folder", root
+    raise UserError(f"no test images in {root}: expected <class>/<image> folders, test/ or "
+                    "val/ class folders, or CIFAR python batches; check --data")
+
+
+def build_test_data(config: DataConfig, device: torch.device) -> TestData:
+    """Only the test images of ``config.data`` (a folder of class folders, ``test/`` or
+    ``val/``, CIFAR batches, or an archive of any of these) as evaluation batches."""
+    spec = get_dataset_spec(config.dataset, config.image_size or None)
+    root = resolve_data_root(config.data)
+    layout, where = find_test_source(root, config.dataset)
+    common = dict(device=device, seed=0, rank=0, world_size=1, channels_last=False)
+    if spec.small_images:
+        split = (load_cifar_pickle(where, config.dataset, "test") if layout == "pickle" else
+                 load_image_folder(where, spec.image_size if config.dataset == "folder"
+                                   else None))
+        if config.image_size:
+            split = resize_split(split, config.image_size)
+        if config.test_subset:
+            split = split.subset(subset_indices(len(split), config.test_subset))
+        make = (_device_batches if choose_pipeline(config, spec) == "device"
+                else _small_loader_batches)
+        batches, classes = make(split, False, config, spec, common), list(split.classes)
+    else:
+        from torchvision.datasets import ImageFolder
+
+        test_set = ImageFolder(str(where), large_image_transform(False, config, spec))
+        part = (Subset(test_set, subset_indices(len(test_set), config.test_subset).tolist())
+                if config.test_subset else test_set)
+        batches = LoaderBatches(part, config.eval_batch_size, train=False,
+                                workers=config.workers, **common)
+        classes = list(test_set.classes)
+    check_class_count(config.dataset, spec, len(classes), root)
+    return TestData(batches, classes, spec)
 
 
 def check_same_classes(train_classes: list[str], test_classes: list[str], root: Path) -> None:
@@ -253,6 +334,24 @@ def large_image_transform(train: bool, config: DataConfig, spec: DatasetSpec):
     return T.Compose(steps + [T.ToTensor(), T.Normalize(spec.mean, spec.std)])
 
 
+def prepare_image(file: str | Path, dataset: str, image_size: int = 0) -> torch.Tensor:
+    """One image file as the network's input (3 x size x size, float32), preprocessed as
+    the evaluation preprocesses its test images: small-image data sets resize to the
+    training size, large ones resize to size * 256 / 224 and crop the centre; then
+    scale to [0, 1] and normalise with the data set's mean and standard deviation."""
+    spec = get_dataset_spec(dataset, image_size or None)
+    size = image_size or spec.image_size
+    if spec.small_images:
+        pixels = torch.tensor(read_image(Path(file), size)).permute(2, 0, 1).float() / 255
+        mean, std = (torch.tensor(values).view(3, 1, 1) for values in (spec.mean, spec.std))
+        return (pixels - mean) / std
+    from PIL import Image
+
+    image = Image.fromarray(read_image(Path(file)))
+    return large_image_transform(False, DataConfig(dataset=dataset, image_size=image_size),
+                                 spec)(image)
+
+
 def _small_loader_batches(split: InMemorySplit, train: bool, config: DataConfig,
                           spec: DatasetSpec, common: dict) -> LoaderBatches:
     dataset = _TensorImageDataset(split, small_image_transform(train, config, spec,
@@ -262,7 +361,7 @@ def _small_loader_batches(split: InMemorySplit, train: bool, config: DataConfig,
 
 
 def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common: dict,
-                      seed: int) -> tuple[dict, int]:
+                      seed: int) -> tuple[dict, list[str]]:
     from torchvision.datasets import ImageFolder
 
     train_folder, test_folder = find_split_folder(root, "train"), find_split_folder(root, "test")
@@ -283,4 +382,4 @@ def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common:
                             workers=config.workers, **common) if part is not None else None
         for name, part in parts.items()}
     check_same_classes(train_set.classes, test_set.classes, root)
-    return iterators, len(train_set.classes)
+    return iterators, list(train_set.classes)

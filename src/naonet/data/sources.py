@@ -231,22 +231,30 @@ def list_image_folder(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     return samples, classes
 
 
-def load_image_folder(folder: Path, size: int | None = None) -> InMemorySplit:
-    """Decode a folder of small images (CIFAR-sized) into memory as uint8 tensors."""
+def read_image(file: Path, size: int | None = None) -> np.ndarray:
+    """One image as an RGB uint8 array (height x width x 3), resized to ``size`` x ``size``
+    if given and different; a file that is not an image is a UserError."""
     from PIL import Image, UnidentifiedImageError
 
+    if not Path(file).is_file():  # a folder or a FIFO named like an image
+        raise UserError(f"{file} is not an image file; pass image files")
+    try:
+        with Image.open(file) as image:
+            image = image.convert("RGB")
+            if size is not None and image.size != (size, size):
+                image = image.resize((size, size))
+            return np.asarray(image, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as error:
+        raise UserError(f"cannot read image {file} ({error}); remove or replace it") from None
+
+
+def load_image_folder(folder: Path, size: int | None = None) -> InMemorySplit:
+    """Decode a folder of small images (CIFAR-sized) into memory as uint8 tensors."""
     samples, classes = list_image_folder(folder)
     first = None
     images = None
     for row, (file, _) in enumerate(samples):
-        try:
-            with Image.open(file) as image:
-                image = image.convert("RGB")
-                if size is not None and image.size != (size, size):
-                    image = image.resize((size, size))
-                array = np.asarray(image, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as error:
-            raise UserError(f"cannot read image {file} ({error}); remove or replace it") from None
+        array = read_image(file, size)
         if images is None:
             first = array.shape
             images = np.empty((len(samples), *first), dtype=np.uint8)

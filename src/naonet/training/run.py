@@ -116,7 +116,7 @@ def check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
 
 def write_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, state: RunState,
                      config: TrainConfig, architecture: Architecture,
-                     network_config: NetworkConfig, scaler) -> None:
+                     network_config: NetworkConfig, scaler, classes: list[str]) -> None:
     atomic_save({
         "format": CHECKPOINT_FORMAT,
         "model": unwrap(model).state_dict(),
@@ -130,6 +130,7 @@ def write_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, state: 
         "config": config.to_dict(),
         "network": network_config.to_dict(),
         "arch": architecture.to_qualified_string(),
+        "classes": list(classes),  # what each output means, for nao predict / export
     }, path)
 
 
@@ -238,10 +239,10 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
         state.epoch += 1
         if context.is_main:
             write_checkpoint(run_dir / "last.pt", model, optimizer, scheduler, state, config,
-                             architecture, network_config, scaler)
+                             architecture, network_config, scaler, data.classes)
             if state.best_epoch == state.epoch:
                 write_checkpoint(run_dir / "best.pt", model, optimizer, scheduler, state,
-                                 config, architecture, network_config, scaler)
+                                 config, architecture, network_config, scaler, data.classes)
             log_epoch(run_dir, last_test)
             if board is not None:
                 board.write(last_test)

@@ -1,0 +1,137 @@
+"""Using a trained network: ``create_model``, ``nao eval`` on test images alone, and
+``nao predict``."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+import shutil
+import tarfile
+
+import pytest
+import torch
+
+import naonet
+from naonet.errors import UserError
+
+from conftest import FIXTURES, nao_in_process, require
+
+
+def test_create_model_builds_the_published_configurations():
+    manifests = json.loads(require(FIXTURES / "naonet_v2_full_manifests.json").read_text())
+    from naonet.models import count_parameters
+
+    cifar = naonet.create_model("naonet-v2-cifar10")
+    imagenet = naonet.create_model("naonet-v2-imagenet")
+    assert (cifar.config.skeleton, cifar.config.num_classes) == ("cifar", 10)
+    assert (imagenet.config.skeleton, imagenet.config.num_classes) == ("imagenet", 1000)
+    # the released code's own counts of the two published networks
+    assert count_parameters(cifar) == manifests["cifar10_C36_N6_aux"]["params_excl_aux"]
+    assert count_parameters(imagenet) == manifests["imagenet_C52_N4_aux"]["params_excl_aux"]
+    assert count_parameters(cifar, include_aux=True) == \
+        manifests["cifar10_C36_N6_aux"]["params_total"]
+    small = naonet.create_model("naonet-v2", channels=8, layers=1, num_classes=3)
+    assert (small.config.channels, small.config.num_classes) == (8, 3)
+    with pytest.raises(UserError, match="unknown network option"):
+        naonet.create_model("naonet-v2", widht=3)
+
+
+def test_create_model_loads_released_and_converted_weights(released_file, tmp_path, capsys):
+    path, fixture = released_file
+    converted = tmp_path / "converted.pt"
+    assert nao_in_process(capsys, "convert", str(path), str(converted))[0] == 0
+    for source in (path, converted):
+        network = naonet.create_model("naonet-v2", source).eval()
+        with torch.no_grad():
+            logits = network(fixture["input"])[0]
+        assert torch.allclose(logits, fixture["logits"], rtol=1e-4, atol=1e-5)
+    other = naonet.get_space("small").sample(random.Random(0)).to_qualified_string()
+    with pytest.raises(UserError, match="holds small:"):
+        naonet.create_model(other, converted)
+
+
+def test_training_stores_the_class_names(capsys, cifar_mini, tmp_path):
+    status, _, err = nao_in_process(
+        capsys, "train", "--data", str(cifar_mini), "--output", str(tmp_path), "--channels",
+        "8", "--layers", "1", "--epochs", "1", "--train-subset", "32", "--test-subset", "20",
+        "--device", "cpu", "--no-progress")
+    assert status == 0, err
+    classes = torch.load(tmp_path / "last.pt", weights_only=True)["classes"]
+    assert classes == sorted(path.name for path in (cifar_mini / "train").iterdir())
+
+
+def write_test_layouts(cifar_mini, root):
+    """The test images of cifar_mini in every layout ``nao eval --data`` accepts."""
+    test = cifar_mini / "test"
+    shutil.copytree(test, root / "class-folders")
+    shutil.copytree(test, root / "split" / "val")
+    with tarfile.open(root / "test.tar.gz", "w:gz") as archive:
+        archive.add(test, arcname="test")
+    from naonet.data.sources import load_image_folder
+
+    split = load_image_folder(test)
+    batches = root / "pickled" / "cifar-10-batches-py"
+    batches.mkdir(parents=True)  # the test batch alone: no data_batch_N files
+    with open(batches / "test_batch", "wb") as handle:
+        pickle.dump({b"data": split.images.numpy().reshape(len(split), -1),
+                     b"labels": split.labels.tolist()}, handle)
+    with open(batches / "batches.meta", "wb") as handle:
+        pickle.dump({b"label_names": [name.encode() for name in split.classes]}, handle)
+    return {"class-folders": root / "class-folders", "val": root / "split",
+            "archive": root / "test.tar.gz", "pickle": root / "pickled"}
+
+
+def test_eval_needs_only_test_images_in_any_layout(released_file, cifar_mini, tmp_path, capsys):
+    path, _ = released_file
+    results = {}
+    for name, data in write_test_layouts(cifar_mini, tmp_path).items():
+        status, out, err = nao_in_process(capsys, "eval", str(path), "--data", str(data),
+                                          "--json", "--device", "cpu")
+        assert status == 0, (name, err)
+        results[name] = json.loads(out)
+    assert {result["images"] for result in results.values()} == {200}
+    assert len({(result["top1"], result["top5"]) for result in results.values()}) == 1, results
+    renamed = tmp_path / "class-folders"
+    (renamed / "cat").rename(renamed / "kitten")
+    status, _, err = nao_in_process(capsys, "eval", str(path), "--data", str(renamed),
+                                    "--device", "cpu")
+    assert status == 2 and "differ from the network's" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_predict_gives_the_probabilities_eval_computes(released_file, cifar_mini, capsys):
+    """The top-5 of ``nao predict`` are the softmax of the logits the evaluation pipeline
+    gives for the same images, named by CIFAR-10's classes."""
+    from naonet.compat.model_file import load_model
+    from naonet.data import DataConfig, build_test_data
+
+    path, _ = released_file
+    images = [sorted((cifar_mini / "test" / name).iterdir())[0] for name in ("cat", "ship")]
+    status, out, err = nao_in_process(capsys, "predict", str(path), *map(str, images),
+                                      "--json", "--device", "cpu")
+    assert status == 0, err
+    predicted = [json.loads(line) for line in out.splitlines()]
+    network = load_model(path).network.eval()
+    data = build_test_data(DataConfig(data=str(cifar_mini / "test")), torch.device("cpu"))
+    inputs, labels = next(iter(data.batches))
+    names = data.classes
+    for record, image in zip(predicted, images, strict=True):
+        row = [i for i, label in enumerate(labels.tolist())
+               if names[label] == image.parent.name][0]  # the first image of its class
+        with torch.no_grad():
+            expected = torch.softmax(network(inputs[row:row + 1])[0], dim=1)[0]
+        top = expected.topk(5)
+        assert [entry["class"] for entry in record["top"]] == [names[i] for i in top.indices]
+        assert [entry["probability"] for entry in record["top"]] == pytest.approx(
+            top.values.tolist(), abs=1e-5)
+
+
+@pytest.mark.parametrize("bad", ["not-an-image.jpg", "a-folder"])
+def test_predict_refuses_a_file_that_is_not_an_image(released_file, tmp_path, capsys, bad):
+    path, _ = released_file
+    (tmp_path / "not-an-image.jpg").write_text("hello")
+    (tmp_path / "a-folder").mkdir()
+    status, out, err = nao_in_process(capsys, "predict", str(path), str(tmp_path / bad))
+    assert status == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and bad in err

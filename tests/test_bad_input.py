@@ -70,11 +70,13 @@ def commands_writing_to(output: str, cifar_mini, table) -> dict[str, list[str]]:
         "show": ["show", "naonet-v2", "-o", output + ".png"],
         "convert": ["convert", str(require(FIXTURES / "naonet_v2_cifar_c8_l1.pt")),
                     output + ".pt", "--arch", "naonet-v2"],
+        "export": ["export", str(require(FIXTURES / "naonet_v2_cifar_c8_l1.pt")),
+                   output + ".pt", "--arch", "naonet-v2", "--dataset", "cifar10"],
     }
 
 
 @pytest.mark.parametrize("command", ["train", "search", "bench-search", "correlate", "show",
-                                     "convert"])
+                                     "convert", "export"])
 @pytest.mark.parametrize("output", UNUSABLE_OUTPUTS, ids=["proc", "below-a-device",
                                                           "below-a-file"])
 def test_an_unusable_output_path_is_one_line(capsys, cifar_mini, tmp_path, command, output):

@@ -15,8 +15,8 @@ import sys
 # same time (data workers, a second run); set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-SUBCOMMANDS = ["train", "eval", "predict", "info", "convert", "search", "show", "bench-search",
-               "correlate"]
+SUBCOMMANDS = ["train", "eval", "predict", "export", "info", "convert", "search", "show",
+               "bench-search", "correlate"]
 
 
 class _Parser(argparse.ArgumentParser):

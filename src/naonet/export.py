@@ -1,0 +1,125 @@
+"""A trained network as a standalone model file: ONNX (for ONNX Runtime and other
+runtimes) or TorchScript (for C++/mobile PyTorch), without this package.
+
+The exported model takes float32 images ``N x 3 x H x W``, already preprocessed as
+``naonet.data.prepare_image`` does (scaled to [0, 1], then normalised with the data
+set's mean and standard deviation, which the file records), and returns the class
+logits ``N x classes`` (the evaluation-mode network: no auxiliary head, no drop path).
+Each file records, as metadata, the architecture, the class names, the data set, the
+input size and the normalisation: ONNX in ``metadata_props``, TorchScript in the extra
+file ``naonet.json``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from naonet.errors import UserError
+from naonet.training.checkpoint import atomic_write_bytes
+
+FORMATS = ("onnx", "torchscript")
+METADATA_FILE = "naonet.json"  # TorchScript's extra file holding the metadata
+ONNX_INPUT, ONNX_OUTPUT = "images", "logits"
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """What to export: the input size and the batch dimension (0: dynamic)."""
+
+    image_size: int
+    batch_size: int = 0
+    channels: int = 3
+
+    def example(self) -> torch.Tensor:
+        batch = self.batch_size or 2  # a dynamic batch is traced at 2, not specialised to 1
+        return torch.randn(batch, self.channels, self.image_size, self.image_size)
+
+
+class LogitsOnly(nn.Module):
+    """The network's evaluation forward, returning only the logits."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.network(images)[0]
+
+
+def export_model(network: nn.Module, path: str | Path, export_format: str, spec: ExportSpec,
+                 metadata: dict) -> Path:
+    """Write ``network`` (in evaluation mode) to ``path`` in ``export_format``;
+    ``metadata`` (JSON-serialisable) goes into the file. Written atomically."""
+    if export_format not in FORMATS:
+        raise UserError(f"unknown export format {export_format!r}; use one of: "
+                        f"{', '.join(FORMATS)}")
+    model = LogitsOnly(network).eval()
+    path = Path(path)
+    writer = _onnx_bytes if export_format == "onnx" else _torchscript_bytes
+    content = writer(model, spec, metadata)
+    atomic_write_bytes(path, lambda file: file.write(content))
+    return path
+
+
+def _torchscript_bytes(model: nn.Module, spec: ExportSpec, metadata: dict) -> bytes:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+        traced = torch.jit.trace(model, spec.example())
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={METADATA_FILE: json.dumps(metadata)})
+    return buffer.getvalue()
+
+
+def _onnx_bytes(model: nn.Module, spec: ExportSpec, metadata: dict) -> bytes:
+    try:
+        import onnx
+        import onnxscript  # noqa: F401 - the exporter needs it; fail here, in one line
+    except ImportError:
+        raise UserError("--format onnx needs the onnx packages; install them with "
+                        "pip install 'naonet[export]'") from None
+    dynamic = None if spec.batch_size else {"images": {0: torch.export.Dim("batch")}}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model, (spec.example(),), dynamo=True, verbose=False,
+                                    input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
+                                    dynamic_shapes=dynamic)
+    proto = program.model_proto
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The metadata an exported file carries (either format)."""
+    path = Path(path)
+    if path.suffix == ".onnx" or not _is_zip(path):
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+        return {entry.key: _maybe_json(entry.value) for entry in proto.metadata_props}
+    extra = {METADATA_FILE: ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    return json.loads(extra[METADATA_FILE])
+
+
+def _is_zip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"PK"
+
+
+def _maybe_json(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

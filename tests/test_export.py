@@ -1,0 +1,77 @@
+"""``nao export``: ONNX Runtime and TorchScript give the PyTorch network's logits on real
+CIFAR-10 images, and the files carry the architecture and class names."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from conftest import nao_in_process
+
+
+def real_inputs(cifar_mini, count: int = 3) -> torch.Tensor:
+    from naonet.data import prepare_image
+
+    files = [sorted((cifar_mini / "test" / name).iterdir())[0]
+             for name in ("cat", "ship", "frog", "truck")[:count]]
+    return torch.stack([prepare_image(file, "cifar10") for file in files])
+
+
+def run_exported(path, export_format: str, inputs: torch.Tensor) -> torch.Tensor:
+    if export_format == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return torch.from_numpy(session.run(None, {name: inputs.numpy()})[0])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = torch.jit.load(str(path), map_location="cpu")
+    with torch.no_grad():
+        return module(inputs)
+
+
+@pytest.mark.parametrize("export_format, batch", [
+    ("onnx", "0"), pytest.param("onnx", "3", marks=pytest.mark.slow), ("torchscript", "0")])
+def test_exported_model_gives_the_networks_logits(released_file, cifar_mini, tmp_path, capsys,
+                                                  export_format, batch):
+    if export_format == "onnx":
+        pytest.importorskip("onnxruntime", reason="the export extra: pip install 'naonet[export]'")
+    from naonet.compat.model_file import load_model
+    from naonet.export import read_metadata
+
+    path, _ = released_file
+    out = tmp_path / ("exported.onnx" if export_format == "onnx" else "exported.pt")
+    status, printed, err = nao_in_process(capsys, "export", str(path), str(out), "--format",
+                                          export_format, "--batch-size", batch)
+    assert status == 0, err
+    assert f"input {'dynamic' if batch == '0' else batch} x 3 x 32 x 32" in printed
+    network = load_model(path).network.eval()
+    sizes = [3] if batch == "3" else [1, 3]  # a dynamic batch runs at any size
+    for size in sizes:
+        inputs = real_inputs(cifar_mini, size)
+        with torch.no_grad():
+            expected = network(inputs)[0]
+        got = run_exported(out, export_format, inputs)
+        # float32 throughout: the runtimes sum in other orders, about 1e-6 of the logits'
+        # scale per layer over a few dozen layers
+        assert got.shape == expected.shape
+        assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+        assert torch.equal(got.argmax(1), expected.argmax(1))
+    metadata = read_metadata(out)
+    assert metadata["arch"] == load_model(path).architecture.to_qualified_string()
+    assert metadata["classes"][:2] == ["airplane", "automobile"]
+    assert metadata["image_size"] == 32 and len(metadata["mean"]) == 3
+
+
+def test_a_missing_export_extra_is_one_line(released_file, tmp_path, capsys, monkeypatch):
+    path, _ = released_file
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
+    status, _, err = nao_in_process(capsys, "export", str(path), str(tmp_path / "m.onnx"))
+    assert status == 2 and "pip install 'naonet[export]'" in err
+    assert len(err.strip().splitlines()) == 1
+    assert [file.name for file in tmp_path.iterdir()] == [path.name]  # nothing written

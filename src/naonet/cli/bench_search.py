@@ -14,7 +14,9 @@ from pathlib import Path
 
 from naonet.analysis.plots import plot_best_so_far
 from naonet.cli.table_search import (
+    add_budget_arguments,
     add_strategy_options,
+    budget_from_args,
     load_table,
     strategy_configs,
 )
@@ -22,7 +24,12 @@ from naonet.nb201 import VALIDATION_METRICS
 from naonet.nb201.table import DEFAULT_METRIC, metric_column
 from naonet.revision import code_revision
 from naonet.strategies import STRATEGIES
-from naonet.strategies.benchmark import BenchmarkConfig, StrategyRuns, benchmark_strategies
+from naonet.strategies.benchmark import (
+    BenchmarkConfig,
+    StrategyRuns,
+    benchmark_strategies,
+    feasible_optimum,
+)
 from naonet.training.checkpoint import atomic_write_text
 
 DEFAULT_STRATEGIES = "random,evolution,nao"
@@ -51,6 +58,8 @@ def add_parser(subparsers) -> None:
                         help="also write every run's result to this JSON file")
     parser.add_argument("--quiet", action="store_true", help="no line per search")
     add_strategy_options(parser.add_argument_group("strategy options"))
+    add_budget_arguments(parser.add_argument_group(
+        "budget on the final network (every search stays within it)"))
     parser.set_defaults(handler=run)
 
 
@@ -59,7 +68,8 @@ def benchmark_config(args: argparse.Namespace) -> BenchmarkConfig:
     names = tuple(name.strip() for name in args.strategies.split(",") if name.strip())
     return BenchmarkConfig(table=args.evaluator, strategies=names, budget=args.budget,
                            first_seed=args.first_seed, seeds=args.seeds, metric=args.metric,
-                           strategy_configs=strategy_configs(args))
+                           strategy_configs=strategy_configs(args),
+                           limits=budget_from_args(args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,9 +84,13 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr, flush=True)
 
     results = benchmark_strategies(table, config.strategies, seeds, config.budget,
-                                   config.metric, config.strategy_configs, on_run=report)
+                                   config.metric, config.strategy_configs, on_run=report,
+                                   limits=config.limits)
     best_possible = table.test_accuracy(table.best(metric_column(args.metric)))
-    print_summary(results, args, best_possible)
+    optimum = feasible_optimum(table, config.limits) if config.limits.active else None
+    if optimum is not None:
+        best_possible = optimum[1]  # the best any search within the budget could find
+    print_summary(results, args, best_possible, config.limits)
     if args.plot:
         plot_best_so_far({runs.strategy: [s.test_curve for s in runs.summaries]
                           for runs in results}, args.plot, reference=best_possible,
@@ -91,10 +105,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_summary(results: list[StrategyRuns], args: argparse.Namespace,
-                  best_possible: float) -> None:
+                  best_possible: float, limits) -> None:
+    within = ""
+    if limits.active:
+        named = {"max_params": "parameters", "max_macs": "multiply-adds",
+                 "max_latency_ms": "latency ms"}
+        within = " within " + ", ".join(f"{named[key]} <= {value:,}" for key, value in
+                                        limits.to_dict().items()
+                                        if key in named and value is not None)
     print(f"test accuracy of the best-by-validation architecture after {args.budget} "
-          f"queries, {args.seeds} seeds (metric {args.metric}; best possible "
-          f"{best_possible:.2f})")
+          f"queries, {args.seeds} seeds (metric {args.metric}){within}; best possible "
+          f"{best_possible:.2f}")
     print(f"{'strategy':<12}{'mean':>8}{'std':>8}{'min':>8}{'max':>8}{'seconds':>10}")
     for runs in results:
         values = runs.test_accuracies

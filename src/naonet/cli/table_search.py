@@ -13,12 +13,13 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from naonet.constraints import Budget
 from naonet.errors import UserError
 from naonet.nb201 import VALIDATION_METRICS, BenchmarkTable
 from naonet.nb201.table import DEFAULT_METRIC, metric_column
 from naonet.search.reference import table_path
 from naonet.strategies import STRATEGIES, EvolutionConfig, NAOConfig
-from naonet.strategies.benchmark import search_table
+from naonet.strategies.benchmark import feasible_optimum, search_table
 
 TABLE_SPACES = ("nb201",)
 
@@ -35,6 +36,25 @@ def add_table_search_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--result-json", default=None, metavar="FILE",
                        help="also write the result (and the best-so-far curve) to FILE")
     add_strategy_options(group)
+    add_budget_arguments(parser.add_argument_group(
+        "budget on the final network (any search: only architectures within it)"))
+
+
+def add_budget_arguments(group) -> None:
+    """--max-params, --max-macs, --max-latency-ms and --latency-batch."""
+    group.add_argument("--max-params", type=int, default=None, metavar="N",
+                       help="parameters of the final network (space.final_size)")
+    group.add_argument("--max-macs", type=int, default=None, metavar="N",
+                       help="multiply-adds of one image through the final network")
+    group.add_argument("--max-latency-ms", type=float, default=None, metavar="T",
+                       help="median forward time of the final network on --device at "
+                            "--latency-batch (cached per device)")
+    group.add_argument("--latency-batch", type=int, default=1, metavar="B",
+                       help="batch the latency limit applies to (batch 1 is timed too)")
+
+
+def budget_from_args(args: argparse.Namespace) -> Budget:
+    return Budget(args.max_params, args.max_macs, args.max_latency_ms, args.latency_batch)
 
 
 def add_strategy_options(group) -> None:
@@ -85,17 +105,23 @@ def run_table_search(args: argparse.Namespace) -> int:
     table = load_table(args.evaluator, getattr(args, "space", None))
     seed = getattr(args, "seed", 0) or 0
     config = strategy_configs(args).get(args.strategy)
-    summary = search_table(table, args.strategy, args.budget, seed, args.metric, config)
+    limits = budget_from_args(args)
+    summary = search_table(table, args.strategy, args.budget, seed, args.metric, config,
+                           limits)
     best_possible = table.test_accuracy(table.best(metric_column(args.metric)))
     print(f"strategy {args.strategy}, {summary.queries} queries, seed {seed}, "
           f"metric {args.metric}")
     print(f"best by validation: index {summary.best_index} {summary.best}")
     print(f"  validation {summary.best_validation:.2f}  test {summary.test_accuracy:.2f}  "
           f"(best-by-validation of the whole table: test {best_possible:.2f})")
+    optimum = feasible_optimum(table, limits) if limits.active else None
+    if optimum is not None:
+        print(f"  within the budget the table's best test accuracy is {optimum[1]:.2f} "
+              f"(index {optimum[0]})")
     if args.result_json:
         result = {"strategy": args.strategy, "seed": seed, "metric": args.metric,
                   "budget": args.budget, "table": str(table.source),
                   "config": asdict(config) if config is not None else {},
-                  **summary.to_dict()}
+                  "limits": limits.to_dict(), **summary.to_dict()}
         Path(args.result_json).write_text(json.dumps(result, indent=1) + "\n")
     return 0

@@ -9,7 +9,7 @@ seeds in one batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -22,15 +22,19 @@ from naonet.errors import UserError
 
 @dataclass(frozen=True)
 class GenerationResult:
-    """New architectures in the order found, and the last step size tried."""
+    """New architectures in the order found, the last step size tried, and how many new
+    decoded architectures ``accept`` turned down (over a search's budget)."""
 
     architectures: tuple
     lambda_reached: int
+    rejected: int = 0
 
 
 def generate_architectures(controller: Controller, seeds: Sequence, known: Iterable,
-                           count: int, max_lambda: int = 50) -> GenerationResult:
-    """Up to ``count`` architectures that are neither ``known`` nor generated twice.
+                           count: int, max_lambda: int = 50,
+                           accept: Callable[[object], bool] | None = None) -> GenerationResult:
+    """Up to ``count`` architectures that are neither ``known`` nor generated twice (and
+    that ``accept`` accepts, when given: the step size grows past rejected ones).
 
     Step sizes 1 .. ``max_lambda`` are tried in turn until ``count`` are found; within a
     step size the seeds are taken in order.
@@ -45,16 +49,21 @@ def generate_architectures(controller: Controller, seeds: Sequence, known: Itera
         raise UserError("no seed architectures to generate from; pass the top of the pool")
     seen = set(known)
     found: list = []
+    rejected = 0
     step_outputs, gradient = score_gradient(controller, controller.to_tokens(seeds))
     for step_size in range(1, max_lambda + 1):
         sequences = shifted_sequences(controller, step_outputs, gradient, step_size)
         for architecture in controller.from_tokens(sequences):
-            if architecture not in seen:
-                seen.add(architecture)
-                found.append(architecture)
-                if len(found) == count:
-                    return GenerationResult(tuple(found), step_size)
-    return GenerationResult(tuple(found), max_lambda)
+            if architecture in seen:
+                continue
+            seen.add(architecture)
+            if accept is not None and not accept(architecture):
+                rejected += 1
+                continue
+            found.append(architecture)
+            if len(found) == count:
+                return GenerationResult(tuple(found), step_size, rejected)
+    return GenerationResult(tuple(found), max_lambda, rejected)
 
 
 def propose_sequences(controller: Controller, tokens: torch.Tensor, step_size: float

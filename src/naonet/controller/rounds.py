@@ -69,6 +69,7 @@ class RoundOutcome:
     generated: int  # how many of ``new`` the decoder found
     lambda_reached: int
     report: ControllerReport
+    rejected: int = 0  # decoded architectures over the search's budget
 
 
 def nao_round(controller: Controller | None, make_controller: Callable[[], Controller],
@@ -87,14 +88,17 @@ def nao_round(controller: Controller | None, make_controller: Callable[[], Contr
                               progress=progress)
     best_first = sorted(range(len(scores)), key=lambda i: -scores[i])  # stable on ties
     seeds = [architectures[i] for i in best_first[:config.seed_count]]
+    # A space with a budget (constraints.FeasibleSpace) says which architectures fit it.
+    accept = getattr(space, "feasible", None)
     result = generate_architectures(controller, seeds, known=architectures,
-                                    count=config.new_count, max_lambda=config.max_lambda)
+                                    count=config.new_count, max_lambda=config.max_lambda,
+                                    accept=accept)
     new = list(result.architectures)
     if config.fill == "random" and len(new) < config.new_count:
         new += random_new(space, set(architectures) | set(new), config.new_count - len(new),
                           rng or random.Random(seed))
     return RoundOutcome(controller, new, len(result.architectures), result.lambda_reached,
-                        report)
+                        report, result.rejected)
 
 
 def random_new(space, known: set, count: int, rng: random.Random) -> list:

@@ -23,7 +23,8 @@ def count_multiply_adds(model: nn.Module, input_size: tuple[int, int, int]) -> i
         nonlocal total
         total += output.numel() * module.in_features
 
-    meta_model = _copy_to_meta(model)
+    on_meta = all(tensor.is_meta for tensor in model.parameters())
+    meta_model = model if on_meta else _copy_to_meta(model)
     handles = []
     for module in meta_model.modules():
         if isinstance(module, nn.Conv2d):

@@ -110,6 +110,11 @@ class SearchConfig:
     rerank_keep_prob: float = 0.6
     rerank_drop_path_keep_prob: float = 0.8
     rerank_aux_weight: float = 0.4  # 0: no auxiliary head
+    # a budget on the final network (naonet.constraints; None: no limit)
+    max_params: int | None = None
+    max_macs: int | None = None
+    max_latency_ms: float | None = None
+    latency_batch: int = 1
     # execution
     seed: int = 0
     device: str = "auto"
@@ -133,6 +138,13 @@ class SearchConfig:
                       keep_prob=self.rerank_keep_prob,
                       drop_path_keep_prob=self.rerank_drop_path_keep_prob)
         self.controller_config()
+        self.limits()
+
+    def limits(self):
+        """The budget on the final network (validated)."""
+        from naonet.constraints import Budget
+
+        return Budget(self.max_params, self.max_macs, self.max_latency_ms, self.latency_batch)
         self.controller_train_config()
         self.round_config()
 

@@ -9,6 +9,7 @@ share of the pool.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -20,6 +21,7 @@ import torch
 import yaml
 from torch import nn
 
+from naonet.constraints import CostMeter, FeasibleSpace
 from naonet.controller import Controller
 from naonet.controller.rounds import nao_round
 from naonet.data import DataBundle, build_data
@@ -37,7 +39,7 @@ from naonet.search.outputs import (
     summary_line,
     write_search_outputs,
 )
-from naonet.search.plots import plot_score_distribution
+from naonet.search.plots import plot_pareto, plot_score_distribution
 from naonet.search.reference import ReferenceTable
 from naonet.search.rerank import RerankJob, start_rerank_job, validation_accuracy
 from naonet.search.scoring import ScoringData, build_scoring_data, score_pool
@@ -68,6 +70,8 @@ from naonet.supernet import PoolSampler, sample_architectures
 from naonet.training import EpochStats, Precision, train_one_epoch
 from naonet.training.checkpoint import atomic_write_text, restore_rng_state
 
+MAX_SEED_POOL_ROUNDS = 50  # rounds of seed-pool-size random draws under a budget
+
 
 @dataclass
 class SearchRun:
@@ -91,6 +95,18 @@ class SearchRun:
     reference: ReferenceTable | None = None  # ground truth for the reports only
     rerank_job: RerankJob | None = None
     round_started: float = field(default_factory=time.perf_counter)
+    meter: CostMeter | None = None  # the final network's costs, for outputs and budgets
+
+    def costs(self, architecture) -> dict:
+        """What each output line records of the final network: its parameters always;
+        multiply-adds and latency (where limited) under a budget."""
+        found = {"final_parameters": self.meter.parameters(architecture)}
+        if self.config.limits().active:
+            measured = self.meter.costs(architecture)
+            found["final_macs"] = measured["macs"]
+            if "latency_ms" in measured:
+                found["final_latency_ms"] = measured["latency_ms"]
+        return found
 
     @property
     def is_main(self) -> bool:
@@ -214,6 +230,7 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
     if config.amp == "fp16":
         raise UserError("--amp fp16 is not supported by the search; use --amp bf16 or none")
     space = get_space(config.space)
+    limits = config.limits()
     run_dir = Path(config.output)
     if not config.download:
         existing_data_path(config.data)  # bad input writes nothing, not even a run folder
@@ -223,6 +240,9 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
                       rank=context.rank, world_size=context.world_size)
     if data.valid is None:
         raise UserError("the search needs a validation split; pass --valid-size N")
+    meter = CostMeter(space, limits, num_classes=data.num_classes, device=context.device)
+    if limits.active:  # every architecture the search draws or generates fits the budget
+        space = FeasibleSpace(space, meter)
     supernet = build_supernet(space, config, data, 0).to(context.device)
     sampled, model = wrap_for_training(supernet, context)
     optimizer = build_optimizer(supernet, config, context.world_size)
@@ -235,8 +255,9 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
                     scheduler, controller, scoring, Precision.from_name(config.amp,
                                                                         context.device),
                     SearchState(), show_progress)
+    run.meter = meter
     if config.reference and context.is_main:
-        run.reference = ReferenceTable.load(config.reference, space)
+        run.reference = ReferenceTable.load(config.reference, meter.space)
     checkpoint_found = resume(run)
     if not checkpoint_found:
         run.state.children = seed_pool(space, config)
@@ -266,7 +287,20 @@ def seed_pool(space: SearchSpace, config: SearchConfig) -> list:
     if config.seed_pool_file:
         return read_architecture_file(Path(config.seed_pool_file), space)
     rng = np.random.default_rng(derive_seed(config.seed, "seed-pool"))
-    return sample_architectures(space, config.seed_pool_size, rng)
+    if not isinstance(space, FeasibleSpace):
+        return sample_architectures(space, config.seed_pool_size, rng)
+    pool: dict = {}  # draw, keep those within the budget, until the pool is full
+    for _ in range(MAX_SEED_POOL_ROUNDS):
+        for architecture in sample_architectures(space.space, config.seed_pool_size, rng):
+            if architecture not in pool and space.feasible(architecture):
+                pool[architecture] = None
+                if len(pool) == config.seed_pool_size:
+                    return list(pool)
+    if not pool:
+        space.sample(random.Random(0))  # raises the error that names the smallest value
+    raise UserError(f"only {len(pool)} architectures within the budget in "
+                    f"{MAX_SEED_POOL_ROUNDS} x {config.seed_pool_size} random draws; lower "
+                    "--seed-pool-size or raise the budget")
 
 
 def read_architecture_file(path: Path, space: SearchSpace) -> list:
@@ -357,6 +391,9 @@ def controller_step(run: SearchRun) -> tuple[list[str], list[float], object, int
         progress=run.show_progress)
     if outcome.controller is not run.controller:  # a fresh controller: keep training it
         run.controller.load_state_dict(outcome.controller.state_dict())
+    if outcome.rejected:
+        announce(run, f"{outcome.rejected} generated architectures over the budget were "
+                      "passed over")
     if outcome.generated < config.new_architectures:
         announce(run, f"the controller found {outcome.generated} of "
                       f"{config.new_architectures} new architectures up to lambda "
@@ -433,10 +470,14 @@ def write_outputs(run: SearchRun) -> None:
               "seed": config.seed}
     truth = run.reference.true_accuracy if run.reference is not None else None
     write_search_outputs(run.run_dir, run.state, final_count(config),
-                         run.supernet.network_config(), header, truth)
+                         run.supernet.network_config(), header, truth, run.costs)
     if config.plot and run.state.rounds_log:
         plot_score_distribution(run.state.pool, len(run.state.rounds_log),
                                 run.run_dir / "scores.png")
+        pareto = json.loads((run.run_dir / "pareto.json").read_text())
+        pool = json.loads((run.run_dir / "pool.json").read_text())["architectures"]
+        plot_pareto(pool, pareto["fronts"]["final_parameters"], pareto["final"],
+                    run.run_dir / "pareto.png")
 
 
 def log_round(run: SearchRun, controller, lambda_reached: int | None) -> None:
@@ -473,11 +514,11 @@ def finish(run: SearchRun) -> list[dict]:
             announce(run, f"found: {final[0].architecture.to_qualified_string()}: true test "
                           f"accuracy {100 * truth.test_accuracy:.2f} %, rank {truth.rank:,} "
                           f"of {truth.of:,} in {config.reference}")
-        elif isinstance(run.space, CellSearchSpace):
+        elif isinstance(run.meter.space, CellSearchSpace):
             announce(run, f"train the first with: nao train --arch \"$(head -n 1 "
                           f"{run.run_dir / 'arch_pool.final'})\"")
     barrier()
-    return [entry_record(entry, network_config) for entry in final]
+    return [entry_record(entry, network_config, costs=run.costs) for entry in final]
 
 
 def announce(run: SearchRun, text: str) -> None:

@@ -39,9 +39,10 @@ def is_reranked(entries: Sequence[PoolEntry]) -> bool:
     return bool(entries) and all(not math.isnan(entry.rerank) for entry in entries)
 
 
-def entry_record(entry: PoolEntry, network_config, truth=None) -> dict:
+def entry_record(entry: PoolEntry, network_config, truth=None, costs=None) -> dict:
     """One architecture as people and scripts read it (rounds from 1, scores as fractions);
-    ``truth(architecture)`` adds the benchmark's test accuracy and rank (reporting only)."""
+    ``truth(architecture)`` adds the benchmark's test accuracy and rank (reporting only),
+    ``costs(architecture)`` the final network's parameters (multiply-adds, latency)."""
     record = {"arch": entry.architecture.to_qualified_string(), "round": entry.born + 1,
             "supernet_score": json_number(entry.score),
             "controller_prediction": json_number(entry.prediction),
@@ -49,6 +50,8 @@ def entry_record(entry: PoolEntry, network_config, truth=None) -> dict:
             "params": entry.architecture.space.parameter_count(entry.architecture,
                                                                network_config),
             "scores_by_round": {str(r + 1): s for r, s in sorted(entry.scores.items())}}
+    if costs is not None:
+        record.update(costs(entry.architecture))
     if truth is not None:
         found = truth(entry.architecture)
         record.update(true_test_accuracy=found.test_accuracy, true_rank=found.rank)
@@ -56,7 +59,7 @@ def entry_record(entry: PoolEntry, network_config, truth=None) -> dict:
 
 
 def write_search_outputs(run_dir: Path, state: SearchState, final_count: int,
-                         network_config, header: dict, truth=None) -> None:
+                         network_config, header: dict, truth=None, costs=None) -> None:
     """Rewrite every output file from the state (idempotent: a resumed search rewrites
     the same content)."""
     final = final_entries(state, final_count)
@@ -68,7 +71,7 @@ def write_search_outputs(run_dir: Path, state: SearchState, final_count: int,
     reranked = is_reranked(final)
     _write_lines(run_dir / "arch_pool.perf.final",
                  [_text(e.rerank if reranked else e.score) for e in final])
-    records = {id(e): entry_record(e, network_config, truth) for e in state.pool}
+    records = {id(e): entry_record(e, network_config, truth, costs) for e in state.pool}
     summary = {**header, "phase": state.phase, "rounds_done": len(state.rounds_log),
                "complete": state.phase == "done", "reranked": reranked}
     _write_json(run_dir / "arch_pool.final.json",
@@ -77,6 +80,35 @@ def write_search_outputs(run_dir: Path, state: SearchState, final_count: int,
                 {**summary, "architectures": [records[id(e)] for e in state.pool]})
     atomic_write_text(run_dir / "rounds.jsonl",
                       "".join(json.dumps(record) + "\n" for record in state.rounds_log))
+    if costs is not None:
+        _write_json(run_dir / "pareto.json", {**summary, **pareto_fronts(
+            [records[id(e)] for e in state.pool], [records[id(e)]["arch"] for e in final])})
+
+
+PARETO_COSTS = ("final_parameters", "final_macs", "final_latency_ms")
+
+
+def pareto_fronts(records: list[dict], final: list[str]) -> dict:
+    """The non-dominated architectures of (supernet score, cost) for every cost the
+    records carry (latency: at the budget's batch), best score first."""
+    from naonet.constraints import pareto_front
+
+    fronts = {}
+    for cost in PARETO_COSTS:
+        scored = [r for r in records if cost in r and r["supernet_score"] is not None]
+        if not scored:
+            continue
+        points = [(r["supernet_score"], _cost_value(r[cost])) for r in scored]
+        fronts[cost] = [scored[i] for i in pareto_front(points)]
+    return {"objective": "supernet_score (higher is better) against each cost (lower is "
+                         "better)", "final": final, "fronts": fronts}
+
+
+def _cost_value(value) -> float:
+    """A cost as one number (latency records hold one time per batch: the largest batch)."""
+    if isinstance(value, dict):
+        return float(value[max(value, key=int)])
+    return float(value)
 
 
 def round_record(state: SearchState, new: int, seconds: float, train_loss: float,

@@ -155,3 +155,27 @@ def draw_architecture(architecture: Architecture, path: str | Path,
     figure.tight_layout()
     _save(figure, path)
     plt.close(figure)
+
+
+# ----------------------------------------------------------------------- size against score
+def plot_pareto(records: Sequence[dict], front: Sequence[dict], final: Sequence[str],
+                path: str | Path, cost: str = "final_parameters") -> None:
+    """Every scored architecture's supernet score against the final network's ``cost``,
+    the non-dominated front highlighted and arch_pool.final's architectures marked."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6, 4))
+    scored = [r for r in records if r.get("supernet_score") is not None and cost in r]
+    axes.scatter([r[cost] for r in scored], [r["supernet_score"] for r in scored], s=8,
+                 alpha=0.4, color="tab:blue", label="evaluated")
+    ordered = sorted(front, key=lambda r: r[cost])
+    axes.plot([r[cost] for r in ordered], [r["supernet_score"] for r in ordered], "-o",
+              color="tab:orange", markersize=4, label="non-dominated")
+    chosen = [r for r in scored if r["arch"] in set(final)]
+    axes.scatter([r[cost] for r in chosen], [r["supernet_score"] for r in chosen], s=60,
+                 marker="*", color="tab:red", label="arch_pool.final", zorder=3)
+    axes.set_xlabel(cost.replace("final_", "final network ").replace("_", " "))
+    axes.set_ylabel("supernet score")
+    axes.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    _save(figure, path)
+    plt.close(figure)

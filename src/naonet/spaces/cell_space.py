@@ -31,6 +31,9 @@ class CellSearchSpace(IntegerCodedSpace):
     # Parameter-free pass-throughs, which drop path leaves alone when a network asks for
     # it (``drop_path_exempts_pass_through``; the released HEAD drops every branch).
     drop_path_exempt: tuple[str, ...] = ("identity",)
+    # (C, N) of the published CIFAR network (NAONet-V2-36): the size whose parameters,
+    # multiply-adds and latency a search's budget limits
+    final_size: tuple[int, int] = (36, 6)
 
     @property
     def num_ops(self) -> int:

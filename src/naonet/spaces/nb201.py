@@ -29,6 +29,9 @@ class NB201Space(IntegerCodedSpace):
     name: str = "nb201"
     op_names: tuple[str, ...] = NB201_OPS
     num_nodes: int = 4
+    # (channels, cells per stage) of the benchmark's trained networks: the size whose
+    # parameters, multiply-adds and latency a search's budget limits
+    final_size: tuple[int, int] = (16, 5)
 
     def __post_init__(self) -> None:
         if self.num_nodes < 2:

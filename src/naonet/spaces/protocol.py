@@ -29,6 +29,7 @@ class SearchSpace(Protocol):
 
     name: str
     op_names: tuple[str, ...]
+    final_size: tuple[int, int]  # (channels, layers) of the network a search delivers
 
     # ----------------------------------------------------------------- values
     def parse(self, text: str) -> Hashable:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from naonet import options
+from naonet.constraints import Budget, CostMeter, FeasibleSpace
 from naonet.errors import UserError
 from naonet.nb201 import (
     DEFAULT_METRIC,
@@ -16,15 +17,41 @@ from naonet.nb201 import (
     TableEvaluator,
     summarize,
 )
+from naonet.nb201.table import TEST_COLUMN
 from naonet.strategies.registry import STRATEGIES, run_strategy
 
 
 def search_table(table: BenchmarkTable, strategy: str, budget: int, seed: int,
-                 metric: str = DEFAULT_METRIC, config=None) -> SearchSummary:
-    """One search of ``table`` within ``budget`` queries; the summary adds test accuracy."""
+                 metric: str = DEFAULT_METRIC, config=None,
+                 limits: Budget | None = None) -> SearchSummary:
+    """One search of ``table`` within ``budget`` queries (and, given ``limits``, only
+    over architectures within them); the summary adds test accuracy."""
     evaluator = TableEvaluator(table, metric, budget)
-    run_strategy(strategy, table.space, evaluator, seed, config)
+    run_strategy(strategy, limited_space(table, limits), evaluator, seed, config)
     return summarize(evaluator, table)
+
+
+def limited_space(table: BenchmarkTable, limits: Budget | None):
+    """The table's space, or the part of it within ``limits``."""
+    if limits is None or not limits.active:
+        return table.space
+    return FeasibleSpace(table.space, CostMeter(table.space, limits))
+
+
+def feasible_optimum(table: BenchmarkTable, limits: Budget) -> tuple[int, float] | None:
+    """(benchmark index, test accuracy) of the best test accuracy among the table's
+    architectures within a parameter limit (None when multiply-adds or latency are
+    limited too: measuring all 15,625 networks is not worth a report line)."""
+    if limits.max_macs is not None or limits.max_latency_ms is not None:
+        return None
+    meter = CostMeter(table.space, limits)
+    tests = table.column(TEST_COLUMN)
+    rows = [row for row, architecture in enumerate(table.architectures)
+            if limits.max_params is None or meter.parameters(architecture) <= limits.max_params]
+    if not rows:
+        return None
+    best = max(rows, key=lambda row: tests[row])
+    return int(table.indices[best]), float(tests[best])
 
 
 @dataclass(frozen=True)
@@ -38,6 +65,7 @@ class BenchmarkConfig:
     seeds: int = 20
     metric: str = DEFAULT_METRIC
     strategy_configs: dict = field(default_factory=dict)  # strategy -> its config
+    limits: Budget = field(default_factory=Budget)  # parameters / multiply-adds / latency
 
     def __post_init__(self) -> None:
         options.check_names(self.strategies, tuple(STRATEGIES), "--strategies")
@@ -87,8 +115,8 @@ class StrategyRuns:
 def benchmark_strategies(table: BenchmarkTable, strategies: Sequence[str], seeds: Sequence[int],
                          budget: int, metric: str = DEFAULT_METRIC,
                          configs: dict | None = None,
-                         on_run: Callable[[str, int, SearchSummary], None] | None = None
-                         ) -> list[StrategyRuns]:
+                         on_run: Callable[[str, int, SearchSummary], None] | None = None,
+                         limits: Budget | None = None) -> list[StrategyRuns]:
     """Search with every strategy and seed; ``on_run`` is called after each search."""
     configs = configs or {}
     results = []
@@ -96,7 +124,8 @@ def benchmark_strategies(table: BenchmarkTable, strategies: Sequence[str], seeds
         runs = StrategyRuns(strategy)
         start = time.perf_counter()
         for seed in seeds:
-            summary = search_table(table, strategy, budget, seed, metric, configs.get(strategy))
+            summary = search_table(table, strategy, budget, seed, metric, configs.get(strategy),
+                                   limits)
             runs.summaries.append(summary)
             if on_run is not None:
                 on_run(strategy, seed, summary)

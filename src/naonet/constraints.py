@@ -1,0 +1,292 @@
+"""Searching under a budget: limits on the parameters, multiply-adds and latency of the
+network an architecture becomes, and a space that only yields architectures within them.
+
+Costs are those of the discrete network at its final size (``space.final_size``: the
+benchmark's C 16, N 5 for NB201; NAONet-V2-36's C 36, N 6 for the NAO cell spaces;
+``Budget.channels`` / ``layers`` override), never of the supernet. Parameters come from
+formulas (milliseconds); multiply-adds from one forward pass on PyTorch's 'meta' device
+(no memory, no arithmetic); latency from timing the network on the given device, at
+batch 1 and at ``latency_batch``, cached per device in ``$NAONET_CACHE/latency.json`` so
+no search times an architecture twice.
+
+:class:`FeasibleSpace` wraps any registered space: ``sample`` and ``mutate`` yield only
+architectures within the budget, so random search, evolution and NAO's random fill obey
+it unchanged; ``feasible`` is what NAO's generation checks each decoded architecture
+with (:func:`naonet.controller.generation.generate_architectures`, ``accept``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import random
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from naonet.errors import UserError
+
+MAX_SAMPLE_DRAWS = 20_000  # random draws before a budget is declared unmeetable
+MAX_MUTATION_TRIES = 100
+LATENCY_WARMUP, LATENCY_REPEATS = 2, 7
+LATENCY_CACHE_NAME = "latency.json"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits on the final network (None: no limit); the size it is measured at."""
+
+    max_params: int | None = None
+    max_macs: int | None = None
+    max_latency_ms: float | None = None
+    latency_batch: int = 1  # latency is timed at batch 1 and at this batch; the limit
+    # applies to this batch
+    channels: int = 0  # 0: the space's final size
+    layers: int = 0
+    image_size: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("max_params", "max_macs", "max_latency_ms"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise UserError(f"--{name.replace('_', '-')} must be a positive number, got "
+                                f"{value} (leave it out for no limit)")
+        if self.latency_batch < 1 or self.image_size < 1:
+            raise UserError("--latency-batch and the image size must be >= 1")
+
+    @property
+    def active(self) -> bool:
+        return any(value is not None for value in (self.max_params, self.max_macs,
+                                                   self.max_latency_ms))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def device_name(device: torch.device) -> str:
+    """What latency measurements are keyed by: the processor and the thread count."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    if device.type == "cpu":
+        model = platform.processor() or platform.machine()
+        cpuinfo = Path("/proc/cpuinfo")
+        if cpuinfo.exists():
+            for line in cpuinfo.read_text(errors="replace").splitlines():
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+        return f"cpu:{model}:{torch.get_num_threads()} threads"
+    return device.type
+
+
+class CostMeter:
+    """Parameters, multiply-adds and latency of an architecture's final network."""
+
+    def __init__(self, space, budget: Budget, num_classes: int = 10,
+                 device: str | torch.device = "cpu", cache_file: Path | None = None):
+        channels, layers = space.final_size
+        self.space, self.budget = space, budget
+        self.config = space.network_config(budget.channels or channels,
+                                           budget.layers or layers, num_classes)
+        self.device = torch.device(device)
+        self.cache_file = cache_file
+        self._macs: dict = {}
+        self._latency: dict[str, dict] = {}
+
+    def parameters(self, architecture) -> int:
+        return self.space.parameter_count(architecture, self.config)
+
+    def macs(self, architecture) -> int:
+        if architecture not in self._macs:
+            from naonet.models.complexity import count_multiply_adds
+
+            with torch.device("meta"):
+                network = self.space.build_network(architecture, self.config)
+            size = self.budget.image_size
+            self._macs[architecture] = count_multiply_adds(network, (3, size, size))
+        return self._macs[architecture]
+
+    def latency_ms(self, architecture) -> dict[str, float]:
+        """Median milliseconds of one forward pass at batch 1 and at the budget's batch."""
+        key = self._latency_key(architecture)
+        if not self._latency:
+            self._latency = self._read_cache()
+        if key not in self._latency:
+            self._latency[key] = self._time(architecture)
+            self._write_cache()
+        return self._latency[key]
+
+    def costs(self, architecture, latency: bool | None = None) -> dict:
+        """``parameters``, ``macs`` and (measured when ``latency``, default: when limited)
+        ``latency_ms`` of ``architecture``."""
+        found = {"parameters": self.parameters(architecture), "macs": self.macs(architecture)}
+        if latency if latency is not None else self.budget.max_latency_ms is not None:
+            found["latency_ms"] = self.latency_ms(architecture)
+        return found
+
+    # ------------------------------------------------------------------ latency
+    def _latency_key(self, architecture) -> str:
+        return json.dumps([architecture.to_qualified_string()
+                           if hasattr(architecture, "to_qualified_string")
+                           else str(architecture), asdict(self.config),
+                           self.budget.image_size, self.budget.latency_batch])
+
+    @torch.no_grad()
+    def _time(self, architecture) -> dict[str, float]:
+        network = self.space.build_network(architecture, self.config).to(self.device).eval()
+        size = self.budget.image_size
+        result = {}
+        for batch in sorted({1, self.budget.latency_batch}):
+            images = torch.randn(batch, 3, size, size, device=self.device)
+            times = []
+            for repeat in range(LATENCY_WARMUP + LATENCY_REPEATS):
+                self._synchronize()
+                start = time.perf_counter()
+                network(images)
+                self._synchronize()
+                if repeat >= LATENCY_WARMUP:
+                    times.append(1000 * (time.perf_counter() - start))
+            result[str(batch)] = statistics.median(times)
+        return result
+
+    def _synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _cache_path(self) -> Path:
+        if self.cache_file is not None:
+            return Path(self.cache_file)
+        from naonet.data.sources import cache_dir
+
+        return cache_dir() / LATENCY_CACHE_NAME
+
+    def _read_cache(self) -> dict:
+        path = self._cache_path()
+        try:
+            whole = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError):
+            whole = {}  # a damaged cache is re-measured, never trusted
+        entries = whole.get(device_name(self.device), {}) if isinstance(whole, dict) else {}
+        return dict(entries) if isinstance(entries, dict) else {}
+
+    def _write_cache(self) -> None:
+        from naonet.training.checkpoint import atomic_write_text
+
+        path = self._cache_path()
+        try:
+            whole = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError):
+            whole = {}
+        whole = whole if isinstance(whole, dict) else {}
+        whole.setdefault(device_name(self.device), {}).update(self._latency)
+        try:
+            atomic_write_text(path, json.dumps(whole))
+        except OSError:
+            pass  # an unwritable cache costs re-measuring next time, nothing else
+
+
+class FeasibleSpace:
+    """A search space that yields only architectures within ``budget`` (every other
+    attribute is the wrapped space's)."""
+
+    def __init__(self, space, meter: CostMeter):
+        self.space, self.meter, self.budget = space, meter, meter.budget
+        self.rejected = 0  # architectures proposed and found over budget
+
+    def __getattr__(self, name):
+        return getattr(self.space, name)
+
+    def feasible(self, architecture) -> bool:
+        """Cheapest check first: parameters, then multiply-adds, then latency."""
+        budget, meter = self.budget, self.meter
+        within = ((budget.max_params is None or meter.parameters(architecture)
+                   <= budget.max_params)
+                  and (budget.max_macs is None or meter.macs(architecture) <= budget.max_macs)
+                  and (budget.max_latency_ms is None or
+                       meter.latency_ms(architecture)[str(budget.latency_batch)]
+                       <= budget.max_latency_ms))
+        if not within:
+            self.rejected += 1
+        return within
+
+    def sample(self, rng: random.Random):
+        for _ in range(self._draws()):
+            architecture = self.space.sample(rng)
+            if self.feasible(architecture):
+                return architecture
+        raise UserError(self._unmeetable(rng))
+
+    def mutate(self, architecture, rng: random.Random):
+        for _ in range(MAX_MUTATION_TRIES):
+            child = self.space.mutate(architecture, rng)
+            if self.feasible(child):
+                return child
+        return self.sample(rng)
+
+    def _draws(self) -> int:
+        # Parameters cost microseconds; multiply-adds and latency a network each.
+        cheap = self.budget.max_macs is None and self.budget.max_latency_ms is None
+        return MAX_SAMPLE_DRAWS if cheap else MAX_SAMPLE_DRAWS // 20
+
+    def _unmeetable(self, rng: random.Random) -> str:
+        """Name the smallest value of each limited cost among random draws."""
+        draws = [self.space.sample(rng) for _ in range(min(self._draws(), 1000))]
+        parts = []
+        if self.budget.max_params is not None:
+            smallest, exact = smallest_parameters(self.space, self.meter, draws)
+            parts.append(f"--max-params {self.budget.max_params:,} (smallest "
+                         f"{'possible' if exact else 'found'}: {smallest:,})")
+        if self.budget.max_macs is not None:
+            parts.append(f"--max-macs {self.budget.max_macs:,} (smallest of "
+                         f"{len(draws[:100])} random draws: "
+                         f"{min(self.meter.macs(a) for a in draws[:100]):,})")
+        if self.budget.max_latency_ms is not None:
+            batch = str(self.budget.latency_batch)
+            fastest = min(self.meter.latency_ms(a)[batch] for a in draws[:10])
+            parts.append(f"--max-latency-ms {self.budget.max_latency_ms:g} (fastest of 10 "
+                         f"random draws: {fastest:.3g} ms)")
+        return (f"no {self.space.name} architecture found within {'; '.join(parts)} in "
+                f"{self._draws():,} random draws; raise the budget")
+
+
+def smallest_parameters(space, meter: CostMeter, draws: list) -> tuple[int, bool]:
+    """The fewest parameters of an architecture of ``space``, and whether that is exact:
+    every architecture of a space small enough to enumerate, else a descent from the
+    smallest random draw, one entry at a time while that lowers the count."""
+    if space.size <= 100_000:
+        import itertools
+
+        return min(meter.parameters(space.from_integers(values)) for values in
+                   itertools.product(*(range(limit) for limit in space.integer_limits()))), True
+    best = min(draws, key=meter.parameters)
+    values, count = space.to_integers(best), meter.parameters(best)
+    improved = True
+    while improved:
+        improved = False
+        for position, limit in enumerate(space.integer_limits()):
+            for value in range(limit):
+                trial = list(values)
+                trial[position] = value
+                try:
+                    candidate = meter.parameters(space.from_integers(trial))
+                except UserError:
+                    continue  # not a valid coding
+                if candidate < count:
+                    values, count, improved = trial, candidate, True
+    return count, False
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the non-dominated points of (score, cost): no other point has a score
+    at least as high and a cost at least as low, one of them strictly. Best score first."""
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0], points[i][1]))
+    front, lowest = [], math.inf
+    for index in order:
+        if points[index][1] < lowest:
+            front.append(index)
+            lowest = points[index][1]
+    return front

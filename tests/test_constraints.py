@@ -1,0 +1,128 @@
+"""Searching under a budget on the final network: every search draws, mutates and
+generates only architectures within it, outputs carry the costs, and the Pareto front."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from naonet.constraints import Budget, CostMeter, FeasibleSpace, pareto_front
+from naonet.errors import UserError
+from naonet.models.complexity import count_multiply_adds
+from naonet.spaces import get_space
+
+SPACES = ("small", "middle", "nb201")
+
+
+@pytest.mark.parametrize("space_name", SPACES)
+def test_costs_are_those_of_the_built_final_network(space_name):
+    space = get_space(space_name)
+    meter = CostMeter(space, Budget(channels=8, layers=1))
+    from naonet.models import count_parameters
+
+    for architecture in [space.sample(random.Random(seed)) for seed in range(3)]:
+        network = space.build_network(architecture, meter.config)
+        assert meter.parameters(architecture) == count_parameters(network)
+        assert meter.macs(architecture) == count_multiply_adds(network, (3, 32, 32))
+
+
+def test_the_final_size_is_the_spaces_published_one():
+    assert CostMeter(get_space("nb201"), Budget()).config.channels == 16
+    config = CostMeter(get_space("small"), Budget()).config
+    assert (config.channels, config.layers) == (36, 6)
+
+
+@pytest.mark.parametrize("bad", [dict(max_params=0), dict(max_macs=-5),
+                                 dict(max_latency_ms=float("nan")), dict(latency_batch=0)])
+def test_a_zero_negative_or_nan_budget_is_refused(bad):
+    with pytest.raises(UserError):
+        Budget(**bad)
+
+
+@pytest.mark.parametrize("space_name", SPACES)
+def test_a_feasible_space_samples_and_mutates_within_the_budget(space_name):
+    space = get_space(space_name)
+    meter = CostMeter(space, Budget(channels=8, layers=1))
+    counts = sorted(meter.parameters(space.sample(random.Random(seed))) for seed in range(40))
+    limit = counts[len(counts) // 4]  # about a quarter of the space fits
+    limited = FeasibleSpace(space, CostMeter(space, Budget(max_params=limit, channels=8,
+                                                           layers=1)))
+    rng = random.Random(1)
+    drawn = [limited.sample(rng) for _ in range(20)]
+    assert all(meter.parameters(a) <= limit for a in drawn)
+    children = [limited.mutate(a, rng) for a in drawn]
+    assert all(meter.parameters(a) <= limit for a in children)
+    assert limited.rejected > 0  # it did turn some down
+
+
+def test_an_unmeetable_budget_names_the_smallest_possible_value():
+    space = get_space("nb201")
+    limited = FeasibleSpace(space, CostMeter(space, Budget(max_params=1000)))
+    with pytest.raises(UserError, match=r"smallest possible: 73,306"):
+        limited.sample(random.Random(0))
+
+
+def test_latency_is_measured_once_per_device_and_cached(tmp_path):
+    space = get_space("nb201")
+    budget = Budget(max_latency_ms=1e6, latency_batch=4, channels=4, layers=1, image_size=16)
+    cache = tmp_path / "latency.json"
+    meter = CostMeter(space, budget, cache_file=cache)
+    architecture = space.sample(random.Random(0))
+    first = meter.latency_ms(architecture)
+    assert set(first) == {"1", "4"} and all(value > 0 for value in first.values())
+    again = CostMeter(space, budget, cache_file=cache)
+    again._time = None  # a second measurement would fail: it must come from the cache
+    assert again.latency_ms(architecture) == first
+    assert len(json.loads(cache.read_text())) == 1  # one device
+
+
+def test_pareto_front_keeps_the_non_dominated_points():
+    points = [(0.9, 5.0), (0.8, 3.0), (0.85, 6.0), (0.7, 1.0), (0.7, 2.0), (0.9, 4.0)]
+    assert pareto_front(points) == [5, 1, 3]
+
+
+@pytest.mark.parametrize("strategy", ["random", "evolution", "nao"])
+def test_table_searches_query_only_architectures_within_the_budget(strategy, tmp_path):
+    from nb201_synthetic import write_synthetic_table
+
+    from naonet.nb201 import BenchmarkTable, TableEvaluator
+    from naonet.strategies import run_strategy
+
+    table = BenchmarkTable.load(write_synthetic_table(tmp_path / "table.csv"))
+    limits = Budget(max_params=157_306)
+    meter = CostMeter(table.space, limits)
+    space = FeasibleSpace(table.space, meter)
+    evaluator = TableEvaluator(table, budget=30)
+    run_strategy(strategy, space, evaluator, seed=0)
+    queried = [architecture for architecture, _ in evaluator.history()]
+    assert len(queried) == 30
+    assert all(meter.parameters(a) <= limits.max_params for a in queried)
+
+
+def test_a_one_shot_search_under_a_budget(cifar_mini, tmp_path):
+    from test_search import tiny_config
+
+    from naonet.search.loop import search
+
+    space = get_space("nb201")
+    meter = CostMeter(space, Budget())
+    counts = sorted(meter.parameters(space.sample(random.Random(seed))) for seed in range(60))
+    limit = counts[len(counts) // 3]
+    output = tmp_path / "run"
+    final = search(tiny_config(cifar_mini, output, space="nb201", max_params=limit,
+                               max_macs=10**12, rerank_top=0, plot=True),
+                   show_progress=False)
+    pool = json.loads((output / "pool.json").read_text())["architectures"]
+    assert len(pool) > 6
+    for record in pool + final:
+        assert record["final_parameters"] <= limit
+        assert record["final_macs"] == meter.macs(space.parse(record["arch"]))
+    pareto = json.loads((output / "pareto.json").read_text())
+    front = pareto["fronts"]["final_parameters"]
+    points = [(r["supernet_score"], r["final_parameters"]) for r in pool]
+    assert [r["arch"] for r in front] == [pool[i]["arch"] for i in pareto_front(points)]
+    assert (output / "pareto.png").stat().st_size > 0
+    assert torch.load(output / "search_state.pt", weights_only=True)

@@ -47,6 +47,13 @@ CASES = [
     (CORRELATE + ["--eval-batches", "-1"], "--eval-batches must be >= 1"),
     (CORRELATE + ["--batch-size", "0"], "--batch-size must be >= 1"),
     (CORRELATE + ["--lr", "-1"], "--lr > 0"),
+    # budgets on the final network
+    (SEARCH + ["--max-params", "0"], "--max-params must be a positive number"),
+    (SEARCH + ["--max-latency-ms", "nan"], "--max-latency-ms must be a finite number"),
+    (["search", "--space", "nb201", "--evaluator", "table:t.csv", "--max-params", "-5"],
+     "--max-params must be a positive number"),
+    (["bench-search", "--evaluator", "table:t.csv", "--max-macs", "-1"],
+     "--max-macs must be a positive number"),
 ]
 
 

@@ -126,3 +126,8 @@ def test_a_one_shot_search_under_a_budget(cifar_mini, tmp_path):
     assert [r["arch"] for r in front] == [pool[i]["arch"] for i in pareto_front(points)]
     assert (output / "pareto.png").stat().st_size > 0
     assert torch.load(output / "search_state.pt", weights_only=True)
+
+
+def test_a_latency_budget_needs_a_device_that_can_be_timed():
+    with pytest.raises(UserError, match="needs a device that can be timed"):
+        CostMeter(get_space("nb201"), Budget(max_latency_ms=5.0), device="meta")

@@ -34,6 +34,7 @@ MAX_SAMPLE_DRAWS = 20_000  # random draws before a budget is declared unmeetable
 MAX_MUTATION_TRIES = 100
 LATENCY_WARMUP, LATENCY_REPEATS = 2, 7
 LATENCY_CACHE_NAME = "latency.json"
+TIMED_DEVICES = ("cpu", "cuda", "mps")
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,9 @@ class CostMeter:
         self.config = space.network_config(budget.channels or channels,
                                            budget.layers or layers, num_classes)
         self.device = torch.device(device)
+        if budget.max_latency_ms is not None and self.device.type not in TIMED_DEVICES:
+            raise UserError(f"--max-latency-ms needs a device that can be timed ("
+                            f"{', '.join(TIMED_DEVICES)}), not {self.device}; pass --device")
         self.cache_file = cache_file
         self._macs: dict = {}
         self._latency: dict[str, dict] = {}
@@ -156,6 +160,8 @@ class CostMeter:
     def _synchronize(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+        elif self.device.type == "mps":
+            torch.mps.synchronize()
 
     def _cache_path(self) -> Path:
         if self.cache_file is not None:

@@ -53,6 +53,15 @@ def add_budget_arguments(group) -> None:
                        help="batch the latency limit applies to (batch 1 is timed too)")
 
 
+def latency_device(device: str | None, limits: Budget) -> str:
+    """Where latency is timed: --device (auto: the accelerator if any), else the CPU."""
+    if limits.max_latency_ms is None or device in (None, "cpu"):
+        return "cpu"
+    from naonet.distributed import resolve_device
+
+    return str(resolve_device(device))
+
+
 def budget_from_args(args: argparse.Namespace) -> Budget:
     return Budget(args.max_params, args.max_macs, args.max_latency_ms, args.latency_batch)
 
@@ -102,12 +111,12 @@ def load_table(evaluator: str, space: str | None) -> BenchmarkTable:
 
 def run_table_search(args: argparse.Namespace) -> int:
     """Search the table, print the best architecture by validation and its test accuracy."""
+    limits = budget_from_args(args)  # bad flags fail before the table is read
     table = load_table(args.evaluator, getattr(args, "space", None))
     seed = getattr(args, "seed", 0) or 0
     config = strategy_configs(args).get(args.strategy)
-    limits = budget_from_args(args)
     summary = search_table(table, args.strategy, args.budget, seed, args.metric, config,
-                           limits)
+                           limits, latency_device(getattr(args, "device", None), limits))
     best_possible = table.test_accuracy(table.best(metric_column(args.metric)))
     print(f"strategy {args.strategy}, {summary.queries} queries, seed {seed}, "
           f"metric {args.metric}")

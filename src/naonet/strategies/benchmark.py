@@ -23,19 +23,20 @@ from naonet.strategies.registry import STRATEGIES, run_strategy
 
 def search_table(table: BenchmarkTable, strategy: str, budget: int, seed: int,
                  metric: str = DEFAULT_METRIC, config=None,
-                 limits: Budget | None = None) -> SearchSummary:
+                 limits: Budget | None = None, device: str = "cpu") -> SearchSummary:
     """One search of ``table`` within ``budget`` queries (and, given ``limits``, only
-    over architectures within them); the summary adds test accuracy."""
+    over architectures within them, latency timed on ``device``); the summary adds
+    test accuracy."""
     evaluator = TableEvaluator(table, metric, budget)
-    run_strategy(strategy, limited_space(table, limits), evaluator, seed, config)
+    run_strategy(strategy, limited_space(table, limits, device), evaluator, seed, config)
     return summarize(evaluator, table)
 
 
-def limited_space(table: BenchmarkTable, limits: Budget | None):
+def limited_space(table: BenchmarkTable, limits: Budget | None, device: str = "cpu"):
     """The table's space, or the part of it within ``limits``."""
     if limits is None or not limits.active:
         return table.space
-    return FeasibleSpace(table.space, CostMeter(table.space, limits))
+    return FeasibleSpace(table.space, CostMeter(table.space, limits, device=device))
 
 
 def feasible_optimum(table: BenchmarkTable, limits: Budget) -> tuple[int, float] | None:

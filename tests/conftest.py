@@ -26,13 +26,21 @@ def require(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory) -> Path:
+    """Extracted archives, decoded images and latencies go to this session's own cache,
+    never to the user's ~/.cache/naonet."""
+    folder = tmp_path_factory.mktemp("naonet-cache")
+    os.environ["NAONET_CACHE"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
-def cifar_root(tmp_path_factory) -> Path:
+def cifar_root(private_cache) -> Path:
     """The full shared CIFAR-10 JPEG set, extracted once per session."""
     from naonet.data.sources import extract_archive
 
     require(CIFAR_ARCHIVE)
-    os.environ["NAONET_CACHE"] = str(tmp_path_factory.mktemp("naonet-cache"))
     return extract_archive(CIFAR_ARCHIVE)
 
 

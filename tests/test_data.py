@@ -224,3 +224,34 @@ def test_the_class_count_must_match_the_named_data_set(cifar_mini, tmp_path):
         build_data(DataConfig(data=str(root)), torch.device("cpu"))
     with pytest.raises(UserError, match="cifar100 should have 100 classes"):
         build_data(DataConfig(data=str(cifar_mini), dataset="cifar100"), torch.device("cpu"))
+
+
+def test_decoded_images_are_cached_and_the_cache_follows_the_files(cifar_mini, tmp_path,
+                                                                   monkeypatch):
+    import os
+    import shutil
+
+    from naonet.data.sources import decoded_cache_file, list_image_folder
+
+    monkeypatch.setenv("NAONET_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "test"
+    shutil.copytree(cifar_mini / "test", folder)
+    decoded = load_image_folder(folder)
+    cache = decoded_cache_file(folder, *list_image_folder(folder)[:1], None)
+    assert cache.is_file()
+    again = load_image_folder(folder)  # from the cache: the same tensors
+    assert torch.equal(again.images, decoded.images) and torch.equal(again.labels,
+                                                                      decoded.labels)
+    # an edited image changes the key: decoded again, not served stale
+    image = sorted((folder / "cat").iterdir())[0]
+    shutil.copy(sorted((folder / "dog").iterdir())[0], image)
+    os.utime(image, ns=(1, 1))
+    edited = load_image_folder(folder)
+    row = list_image_folder(folder)[0].index((image, decoded.classes.index("cat")))
+    assert not torch.equal(edited.images[row], decoded.images[row])
+    # a damaged cache file is decoded again, never trusted
+    damaged = decoded_cache_file(folder, list_image_folder(folder)[0], None)
+    damaged.write_bytes(b"not a tensor file")
+    assert torch.equal(load_image_folder(folder).images, edited.images)
+    monkeypatch.setenv("NAONET_DECODED_CACHE", "0")
+    assert decoded_cache_file(folder, list_image_folder(folder)[0], None) is None

@@ -249,8 +249,65 @@ def read_image(file: Path, size: int | None = None) -> np.ndarray:
 
 
 def load_image_folder(folder: Path, size: int | None = None) -> InMemorySplit:
-    """Decode a folder of small images (CIFAR-sized) into memory as uint8 tensors."""
+    """Decode a folder of small images (CIFAR-sized) into memory as uint8 tensors.
+
+    The decoded tensors are cached (``$NAONET_CACHE/decoded``, keyed by every file's
+    path, size and modification time and by ``size``), so a second run reads one file
+    instead of decoding every image again; ``NAONET_DECODED_CACHE=0`` turns it off.
+    """
     samples, classes = list_image_folder(folder)
+    cache_file = decoded_cache_file(folder, samples, size)
+    cached = read_decoded(cache_file, len(samples), classes)
+    if cached is not None:
+        return cached
+    split = _decode_images(samples, classes, size)
+    write_decoded(cache_file, split)
+    return split
+
+
+def decoded_cache_file(folder: Path, samples: list[tuple[Path, int]],
+                       size: int | None) -> Path | None:
+    """Where the decoded images of this exact listing go (None: caching is off)."""
+    if os.environ.get("NAONET_DECODED_CACHE", "1") == "0":
+        return None
+    digest = hashlib.sha256(f"{size}".encode())
+    for file, label in samples:
+        stat = file.stat()
+        digest.update(f"{file.relative_to(folder)}:{label}:{stat.st_size}:"
+                      f"{stat.st_mtime_ns}\n".encode())
+    return cache_dir() / "decoded" / f"{folder.name}-{digest.hexdigest()[:20]}.pt"
+
+
+def read_decoded(path: Path | None, count: int, classes: list[str]) -> InMemorySplit | None:
+    """The cached split, or None when absent, unreadable or not what is expected."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        images, labels = saved["images"], saved["labels"]
+    except Exception:  # noqa: BLE001 - a damaged cache is decoded again, never trusted
+        return None
+    if (saved.get("classes") != list(classes) or images.dtype != torch.uint8
+            or len(images) != count or len(labels) != count):
+        return None
+    return InMemorySplit(images, labels, list(classes))
+
+
+def write_decoded(path: Path | None, split: InMemorySplit) -> None:
+    if path is None:
+        return
+    from naonet.training.checkpoint import atomic_save
+
+    try:
+        atomic_save({"images": split.images, "labels": split.labels,
+                     "classes": list(split.classes)}, path)
+    except OSError:
+        pass  # no room for the cache: the next run decodes again, nothing else
+
+
+def _decode_images(samples: list[tuple[Path, int]], classes: list[str],
+                   size: int | None = None) -> InMemorySplit:
+    """Every image of ``samples`` (resized to ``size``) in one uint8 tensor."""
     first = None
     images = None
     for row, (file, _) in enumerate(samples):

@@ -119,6 +119,9 @@ class SearchConfig:
     seed: int = 0
     device: str = "auto"
     amp: str = "none"
+    # fast paths, resolved per device as training resolves them (naonet.runtime)
+    channels_last: bool = True  # NHWC activations for supernet, scoring and re-rank
+    host_allocator: str = "auto"  # keep freed host memory (CPU): no page faults per step
     output: str = "runs/search"
     log_every: int = 20
     plot: bool = True

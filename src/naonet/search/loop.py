@@ -30,6 +30,8 @@ from naonet.distributed import DistributedContext, barrier, broadcast_object, in
 from naonet.errors import UserError
 from naonet.revision import code_revision
 from naonet.run_folder import claim_run_folder
+from naonet.runtime import FastPaths, to_memory_format
+from naonet.runtime import apply as apply_fast_paths
 from naonet.search.config import SearchConfig
 from naonet.search.outputs import (
     DEFAULT_FINAL_COUNT,
@@ -231,19 +233,25 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
         raise UserError("--amp fp16 is not supported by the search; use --amp bf16 or none")
     space = get_space(config.space)
     limits = config.limits()
+    paths = FastPaths.resolve(context.device, channels_last=config.channels_last,
+                              amp=config.amp, compile="off",
+                              host_allocator=config.host_allocator)
+    apply_fast_paths(paths, context.device)
     run_dir = Path(config.output)
     if not config.download:
         existing_data_path(config.data)  # bad input writes nothing, not even a run folder
     if context.is_main:
         claim_run_folder(run_dir, "search")  # one run per folder, before anything is written
     data = build_data(config.data_config(), context.device, seed=config.seed,
-                      rank=context.rank, world_size=context.world_size)
+                      rank=context.rank, world_size=context.world_size,
+                      channels_last=paths.channels_last)
     if data.valid is None:
         raise UserError("the search needs a validation split; pass --valid-size N")
     meter = CostMeter(space, limits, num_classes=data.num_classes, device=context.device)
     if limits.active:  # every architecture the search draws or generates fits the budget
         space = FeasibleSpace(space, meter)
-    supernet = build_supernet(space, config, data, 0).to(context.device)
+    supernet = to_memory_format(build_supernet(space, config, data, 0).to(context.device),
+                                paths.channels_last)
     sampled, model = wrap_for_training(supernet, context)
     optimizer = build_optimizer(supernet, config, context.world_size)
     scheduler = start_schedule(optimizer, config, context.world_size, schedule_epochs(config))

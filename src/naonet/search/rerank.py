@@ -15,6 +15,7 @@ from torch import nn
 
 from naonet.data import DataBundle
 from naonet.distributed import DistributedContext, wrap_data_parallel
+from naonet.runtime import to_memory_format
 from naonet.search.config import SearchConfig
 from naonet.search.supernet_training import build_optimizer, start_schedule
 from naonet.seeding import seeded
@@ -55,6 +56,7 @@ def start_rerank_job(architecture, config: SearchConfig, data: DataBundle,
     network_config = rerank_network_config(architecture, config, data)
     network = seeded(init_seed, lambda: architecture.space.build_network(
         architecture, network_config)).to(context.device)
+    network = to_memory_format(network, config.channels_last)
     model = wrap_data_parallel(network, context)
     optimizer = build_optimizer(network, config, context.world_size)
     scheduler = start_schedule(optimizer, config, context.world_size, config.rerank_epochs)

@@ -401,3 +401,26 @@ def test_supernet_pool_all_trains_on_every_architecture_scored_so_far():
     assert everything[:2] == new and set(everything) == set(new) | set(scored)
     with pytest.raises(UserError, match="--supernet-pool must be one of"):
         SearchConfig(supernet_pool="some")
+
+
+def test_phase_clock_times_each_phase_exclusive_of_the_phases_inside():
+    import time as clock
+
+    from naonet.search.loop import PhaseClock
+
+    phases = PhaseClock()
+    with phases.phase("outer"):
+        clock.sleep(0.02)
+        with phases.phase("inner"):
+            clock.sleep(0.03)
+        phases.add("measured", 0.01)  # measured by the caller inside "outer"
+    seconds = phases.seconds
+    assert seconds["inner"] >= 0.03 and seconds["measured"] == 0.01
+    assert 0.01 <= seconds["outer"] < 0.03  # 20 ms of its own, minus the 10 ms moved out
+
+
+def test_a_finished_search_writes_its_phase_timings(tiny_run):
+    timings = json.loads((tiny_run / "timings.json").read_text())["seconds"]
+    assert {"start-up and data", "supernet training", "scoring", "controller training",
+            "generation", "re-ranking", "checkpoints and outputs"} <= set(timings)
+    assert all(value >= 0 for value in timings.values())

@@ -18,6 +18,7 @@ both call :func:`nao_round`. What differs between them is a field of
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -70,6 +71,7 @@ class RoundOutcome:
     lambda_reached: int
     report: ControllerReport
     rejected: int = 0  # decoded architectures over the search's budget
+    generate_seconds: float = 0.0  # of the round's time, what generation took
 
 
 def nao_round(controller: Controller | None, make_controller: Callable[[], Controller],
@@ -90,6 +92,7 @@ def nao_round(controller: Controller | None, make_controller: Callable[[], Contr
     seeds = [architectures[i] for i in best_first[:config.seed_count]]
     # A space with a budget (constraints.FeasibleSpace) says which architectures fit it.
     accept = getattr(space, "feasible", None)
+    started = time.perf_counter()
     result = generate_architectures(controller, seeds, known=architectures,
                                     count=config.new_count, max_lambda=config.max_lambda,
                                     accept=accept)
@@ -98,7 +101,7 @@ def nao_round(controller: Controller | None, make_controller: Callable[[], Contr
         new += random_new(space, set(architectures) | set(new), config.new_count - len(new),
                           rng or random.Random(seed))
     return RoundOutcome(controller, new, len(result.architectures), result.lambda_reached,
-                        report, result.rejected)
+                        report, result.rejected, time.perf_counter() - started)
 
 
 def random_new(space, known: set, count: int, rng: random.Random) -> list:

@@ -13,6 +13,7 @@ import json
 import math
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +74,34 @@ from naonet.training import EpochStats, Precision, train_one_epoch
 from naonet.training.checkpoint import atomic_write_text, restore_rng_state
 
 MAX_SEED_POOL_ROUNDS = 50  # rounds of seed-pool-size random draws under a budget
+TIMINGS_NAME = "timings.json"
+
+
+class PhaseClock:
+    """Wall seconds per phase of this process, each phase exclusive of the phases timed
+    inside it (so the phases add up to the whole run)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._inner: list[float] = []  # per open phase: seconds of the phases inside it
+
+    @contextmanager
+    def phase(self, name: str):
+        start = time.perf_counter()
+        self._inner.append(0.0)
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self.seconds[name] = self.seconds.get(name, 0.0) + elapsed - self._inner.pop()
+            if self._inner:
+                self._inner[-1] += elapsed
+
+    def add(self, name: str, seconds: float) -> None:
+        """A part measured by the caller (inside an open phase: moved out of it)."""
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        if self._inner:
+            self._inner[-1] += seconds
 
 
 @dataclass
@@ -98,6 +127,7 @@ class SearchRun:
     rerank_job: RerankJob | None = None
     round_started: float = field(default_factory=time.perf_counter)
     meter: CostMeter | None = None  # the final network's costs, for outputs and budgets
+    clock: PhaseClock = field(default_factory=PhaseClock)
 
     def costs(self, architecture) -> dict:
         """What each output line records of the final network: its parameters always;
@@ -118,17 +148,23 @@ class SearchRun:
 # ----------------------------------------------------------------------- the loop
 def search(config: SearchConfig, show_progress: bool = True) -> list[dict]:
     """Run (or resume) the search of ``config``; returns the final architectures."""
+    started = time.perf_counter()
     run = start_search(config, show_progress)
+    run.clock.add("start-up and data", time.perf_counter() - started)
     state = run.state
     while state.phase in (TRAIN, SCORE, CONTROLLER):
         if state.phase == TRAIN:
-            train_supernet(run)  # balanced sampling from this round's child pool
+            with run.clock.phase("supernet training"):
+                train_supernet(run)  # balanced sampling from this round's child pool
         if state.phase == SCORE:
-            score_architectures_so_far(run)  # the whole pool, on the same validation batches
+            with run.clock.phase("scoring"):
+                score_architectures_so_far(run)  # the whole pool, same validation batches
         if state.phase == CONTROLLER:
-            grow_pool(run)  # train the controller on the pool, generate from its top
+            with run.clock.phase("controller training"):
+                grow_pool(run)  # train the controller on the pool, generate from its top
     if state.phase == RERANK:
-        rerank_top(run)  # train the best few from scratch briefly
+        with run.clock.phase("re-ranking"):
+            rerank_top(run)  # train the best few from scratch briefly
     return finish(run)
 
 
@@ -397,6 +433,7 @@ def controller_step(run: SearchRun) -> tuple[list[str], list[float], object, int
         seed=derive_seed(config.seed, "controller-train", state.round),
         rng=random.Random(derive_seed(config.seed, "controller-fill", state.round)),
         progress=run.show_progress)
+    run.clock.add("generation", outcome.generate_seconds)  # moved out of training
     if outcome.controller is not run.controller:  # a fresh controller: keep training it
         run.controller.load_state_dict(outcome.controller.state_dict())
     if outcome.rejected:
@@ -460,12 +497,13 @@ def modules_to_save(run: SearchRun) -> dict:
 
 def checkpoint(run: SearchRun, outputs: bool = False) -> None:
     """Save the search state (rank 0); with ``outputs``, rewrite the output files too."""
-    if run.is_main:
-        save_checkpoint(run.run_dir / CHECKPOINT_NAME, run.state, run.config.to_dict(),
-                        modules_to_save(run))
-        if outputs:
-            write_outputs(run)
-    barrier()
+    with run.clock.phase("checkpoints and outputs"):
+        if run.is_main:
+            save_checkpoint(run.run_dir / CHECKPOINT_NAME, run.state, run.config.to_dict(),
+                            modules_to_save(run))
+            if outputs:
+                write_outputs(run)
+        barrier()
 
 
 def write_outputs(run: SearchRun) -> None:
@@ -514,7 +552,11 @@ def finish(run: SearchRun) -> list[dict]:
     final = final_entries(run.state, final_count(config))
     network_config = run.supernet.network_config()
     if run.is_main:
-        write_outputs(run)
+        with run.clock.phase("checkpoints and outputs"):
+            write_outputs(run)
+        atomic_write_text(run.run_dir / TIMINGS_NAME, json.dumps(
+            {"seconds": run.clock.seconds, "note": "wall seconds of this process per phase "
+             "(a resumed search times only what it ran)"}, indent=1) + "\n")
         announce(run, f"done: {len(run.state.pool)} architectures in {run.run_dir / 'arch_pool'}"
                       f", the best {len(final)} in {run.run_dir / 'arch_pool.final'}")
         if run.reference is not None:

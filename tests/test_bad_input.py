@@ -8,7 +8,7 @@ import pytest
 
 from naonet.cli.main import main
 
-from conftest import REPO, require
+from conftest import FIXTURES, REPO, require
 
 TRAIN = ["train", "--arch", "naonet-v2", "--device", "cpu"]
 SEARCH = ["search", "--device", "cpu"]
@@ -54,6 +54,10 @@ CASES = [
      "--max-params must be a positive number"),
     (["bench-search", "--evaluator", "table:t.csv", "--max-macs", "-1"],
      "--max-macs must be a positive number"),
+    (["eval", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), "--arch", "naonet-v2", "--dataset",
+      "cifar10", "--device", "foo"], "--device must be auto, cpu"),
+    (["show", "naonet-v2", "-o", "cells.png", "--title", "$$"], "cannot typeset the title"),
+    (["show", "naonet-v2", "-o", "cells.png", "--title", "$\\foo$"], "Unknown symbol"),
 ]
 
 

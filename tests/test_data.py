@@ -194,13 +194,43 @@ def test_a_crafted_cifar_batch_runs_no_code(cifar_mini, tmp_path, packed, monkey
 def test_malformed_cifar_batches_are_user_errors(cifar_mini, tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     write_cifar_pickles(load_image_folder(cifar_mini / "train"), folder)
-    for content, fragment in [([1, 2, 3], "not a CIFAR batch"),
-                              ({b"data": np.zeros((4, 7), np.uint8), b"labels": [0] * 4},
-                               "not N x 3072")]:
+    pixels = np.zeros((4, 3072), np.uint8)
+    for content, fragment in [
+            ([1, 2, 3], "not a CIFAR batch"),
+            ({b"data": np.zeros((4, 7), np.uint8), b"labels": [0] * 4}, "not N x 3072"),
+            ({b"data": b"hello", b"labels": [0] * 4}, "holds bytes as pixels"),
+            ({b"data": pixels.astype(np.float64) * 1e9, b"labels": [0] * 4},
+             "float64 array as pixels"),
+            ({b"data": pixels, b"labels": 7}, "not class numbers"),
+            ({b"data": pixels, b"labels": ["a"] * 4}, "not class numbers"),
+            ({b"data": pixels, b"labels": [float("nan")] * 4}, "not class numbers"),
+            ({b"data": pixels, b"labels": [2**70] * 4}, "not class numbers"),
+            ({b"data": pixels, b"labels": [10, 0, 0, -1]}, "not class numbers")]:
         with open(folder / "data_batch_2", "wb") as handle:
             pickle.dump(content, handle)
         with pytest.raises(UserError, match=fragment):
             load_cifar_pickle(tmp_path, "cifar10", "train")
+    write_cifar_pickles(load_image_folder(cifar_mini / "train"), tmp_path / "meta" /
+                        "cifar-10-batches-py")
+    for names, fragment in [(5, "does not list class names"), ([b"cat", b"cat"], "twice")]:
+        with open(tmp_path / "meta" / "cifar-10-batches-py" / "batches.meta", "wb") as handle:
+            pickle.dump({b"label_names": names}, handle)
+        with pytest.raises(UserError, match=fragment):
+            load_cifar_pickle(tmp_path / "meta", "cifar10", "train")
+
+
+def test_protocol_2_batches_written_by_python_3_load(cifar_mini, tmp_path):
+    """Python 3 pickles bytes at protocol 2 through _codecs.encode (a pure function)."""
+    split = load_image_folder(cifar_mini / "test")
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    data = split.images.numpy().reshape(len(split), -1)
+    with open(folder / "test_batch", "wb") as handle:
+        pickle.dump({b"data": data, b"labels": split.labels.tolist()}, handle, protocol=2)
+    with open(folder / "batches.meta", "wb") as handle:
+        pickle.dump({b"label_names": [c.encode() for c in split.classes]}, handle, protocol=2)
+    loaded = load_cifar_pickle(tmp_path, "cifar10", "test")
+    assert torch.equal(loaded.images, split.images) and loaded.classes == split.classes
 
 
 def test_test_classes_must_match_the_training_classes(cifar_mini, tmp_path):

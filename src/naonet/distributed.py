@@ -35,6 +35,10 @@ class DistributedContext:
 
 def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
     """'auto' picks CUDA (this process's GPU), then MPS, then the CPU."""
+    from naonet.options import DEVICE_HELP, valid_device
+
+    if not valid_device(preference):
+        raise UserError(f"{DEVICE_HELP}, got {preference!r}")
     if preference == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())

@@ -44,7 +44,9 @@ def plot_best_so_far(curves: dict[str, Sequence[Sequence[float]]], path: str | P
         axes.set_title(title)
     axes.legend()
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    from naonet.search.plots import _save
+
+    try:
+        _save(figure, path)
+    finally:
+        plt.close(figure)

@@ -74,7 +74,10 @@ def _read_csv(path: Path, column: str) -> dict[str, float]:
                 for number, row in enumerate(reader, start=2)}
 
 
-def _number(text: str, path: Path, line: int) -> float:
+def _number(text: str | None, path: Path, line: int) -> float:
+    if text is None:  # a CSV row with fewer fields than the header
+        raise UserError(f"{path}:{line}: the row is shorter than the header; each row needs "
+                        "every column")
     try:
         value = float(text)
     except ValueError:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from naonet.errors import UserError
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("convert", help="convert a released checkpoint to naonet's "
@@ -28,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from naonet.models import count_parameters
     from naonet.training.checkpoint import atomic_save
 
+    if not args.output.strip():
+        raise UserError("the output file name is empty; pass the file to write")
     loaded = load_model(args.source, arch=args.arch, space=args.space)
     dataset = args.dataset or loaded.dataset or _dataset_from_classes(loaded)
     atomic_save(model_file_payload(loaded, dataset), args.output)

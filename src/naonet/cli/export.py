@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from naonet.data import get_dataset_spec
     from naonet.export import ExportSpec, export_model
 
+    if not args.output.strip():
+        raise UserError("the output file name is empty; pass the file to write")
     if args.batch_size < 0 or args.image_size < 0:
         raise UserError("--batch-size and --image-size must be >= 0 (0: dynamic / trained size)")
     export_format = args.export_format or ("onnx" if args.output.endswith(".onnx")

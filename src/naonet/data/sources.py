@@ -11,6 +11,7 @@ Supported layouts (detected, never guessed silently):
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import pickle
@@ -138,20 +139,54 @@ def load_cifar_pickle(root: Path, dataset: str, split: str) -> InMemorySplit:
     else:
         files = ["train" if split == "train" else "test"]
         meta_file, label_key, names_key = "meta", b"fine_labels", b"fine_label_names"
+    meta = _read_pickle(folder / meta_file, (names_key,))
+    classes = _class_names(meta[names_key], folder / meta_file)
     images, labels = [], []
     for name in files:
         batch = _read_pickle(folder / name, (b"data", label_key))
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(batch[label_key]):
+        data = _pixels(batch[b"data"], folder / name)
+        found = _labels(batch[label_key], len(classes), folder / name)
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(found):
             raise UserError(f"CIFAR batch file {folder / name} holds {data.shape} pixels for "
-                            f"{len(batch[label_key])} labels, not N x 3072 for N; download "
-                            "the data set again")
+                            f"{len(found)} labels, not N x 3072 for N; download the data "
+                            "set again")
         images.append(data.reshape(-1, 3, 32, 32))
-        labels.extend(int(label) for label in batch[label_key])
-    meta = _read_pickle(folder / meta_file, (names_key,))
-    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta[names_key]]
+        labels.extend(found)
     return InMemorySplit(torch.from_numpy(np.concatenate(images)),
                          torch.tensor(labels, dtype=torch.int64), classes)
+
+
+def _pixels(data, path: Path) -> np.ndarray:
+    """A batch's pixels: an array of bytes (uint8), as CIFAR stores them."""
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        kind = f"a {data.dtype} array" if isinstance(data, np.ndarray) else type(data).__name__
+        raise UserError(f"CIFAR batch file {path} holds {kind} as pixels, not uint8; download "
+                        "the data set again")
+    return data
+
+
+def _labels(values, num_classes: int, path: Path) -> list[int]:
+    """A batch's labels: a list of integers, each a class of the meta file."""
+    valid = isinstance(values, list | tuple | np.ndarray) and all(
+        isinstance(value, int | np.integer) and not isinstance(value, bool)
+        and 0 <= value < num_classes for value in values)
+    if not valid:
+        raise UserError(f"CIFAR batch file {path} holds labels that are not class numbers "
+                        f"0..{num_classes - 1}; download the data set again")
+    return [int(value) for value in values]
+
+
+def _class_names(names, path: Path) -> list[str]:
+    """The meta file's class names: a list of distinct strings."""
+    if not isinstance(names, list | tuple) or not all(isinstance(n, bytes | str) for n in names):
+        raise UserError(f"CIFAR meta file {path} does not list class names; download the "
+                        "data set again")
+    classes = [name.decode(errors="replace") if isinstance(name, bytes) else name
+               for name in names]
+    if len(set(classes)) != len(classes) or not classes:
+        raise UserError(f"CIFAR meta file {path} lists a class twice (or none); download "
+                        "the data set again")
+    return classes
 
 
 def _numpy_rebuilders() -> dict[tuple[str, str], object]:
@@ -159,7 +194,10 @@ def _numpy_rebuilders() -> dict[tuple[str, str], object]:
     rebuilders (under numpy 1's and numpy 2's module names), ndarray and dtype."""
     reconstruct = np.ndarray((0,)).__reduce__()[0]
     scalar = np.float64(0).__reduce__()[0]
-    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+               # protocol-2 pickles written by Python 3 rebuild bytes with this pure
+               # function (text -> bytes); it runs nothing else
+               ("_codecs", "encode"): codecs.encode}
     for package in ("numpy.core", "numpy._core"):
         allowed[package + ".multiarray", "_reconstruct"] = reconstruct
         allowed[package + ".multiarray", "scalar"] = scalar

@@ -72,6 +72,7 @@ from naonet.spaces import CellSearchSpace, SearchSpace, get_space
 from naonet.supernet import PoolSampler, sample_architectures
 from naonet.training import EpochStats, Precision, train_one_epoch
 from naonet.training.checkpoint import atomic_write_text, restore_rng_state
+from naonet.training.run import check_network_fits, device_memory
 
 MAX_SEED_POOL_ROUNDS = 50  # rounds of seed-pool-size random draws under a budget
 TIMINGS_NAME = "timings.json"
@@ -313,12 +314,36 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
 def build_supernet(space: SearchSpace, config: SearchConfig, data: DataBundle,
                    round_index: int) -> nn.Module:
     """The space's supernet, initialised from (seed, round): the same on every rank."""
+    check_supernet_fits(space, config, data)
     return seeded(derive_seed(config.seed, "supernet-init", round_index),
                   lambda: space.build_supernet(
                       config.channels, config.layers, data.num_classes, data.skeleton,
                       keep_prob=config.keep_prob,
                       drop_path_keep_prob=config.drop_path_keep_prob,
                       drop_path_exempts_pass_through=config.drop_path_exempts_pass_through))
+
+
+MODULE_BYTES = 2048  # Python memory of one small nn.Module (measured: 2.2 KB at C 8)
+
+
+def check_supernet_fits(space: SearchSpace, config: SearchConfig, data: DataBundle) -> None:
+    """Refuse, before minutes of building, a supernet that cannot fit in host memory:
+    its weights are more than any one network's, and each of its many small modules
+    costs about 2 KB of Python objects (counted on a one-cell-per-stage copy on the
+    'meta' device, which allocates nothing)."""
+    probe = getattr(space, "space", space).sample(random.Random(0))  # unconstrained
+    check_network_fits(probe, space.network_config(config.channels, config.layers,
+                                                   data.num_classes, data.skeleton),
+                       torch.device("cpu"), what="the supernet")
+    with torch.device("meta"):
+        smallest = space.build_supernet(config.channels, 1, data.num_classes, data.skeleton)
+    modules = sum(1 for _ in smallest.modules()) * (3 * config.layers + 2) // 5
+    total = device_memory(torch.device("cpu"))
+    if total is not None and MODULE_BYTES * modules > total:
+        raise UserError(f"the supernet of N {config.layers} would hold about {modules:,} "
+                        f"modules, {MODULE_BYTES * modules / 2**30:,.0f} GiB of Python "
+                        f"objects, more than the {total / 2**30:,.0f} GiB of memory; pass a "
+                        "smaller --layers")
 
 
 def build_controller(space: SearchSpace, config: SearchConfig) -> Controller:

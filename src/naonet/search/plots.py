@@ -5,6 +5,7 @@ matplotlib is imported only when a picture is asked for (the ``plot`` extra).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,10 +34,17 @@ def _save(figure, path: str | Path) -> None:
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise UserError(f"cannot write {path.name}: give a file ending in "
                         f"{', '.join(IMAGE_SUFFIXES)}")
+    from naonet.training.checkpoint import file_mode
+
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = file_mode(path)  # what open() would give, or the mode a user set
     temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    figure.savefig(temporary, dpi=120)
-    temporary.replace(path)  # atomic: a viewer never sees half a picture
+    try:
+        figure.savefig(temporary, dpi=120)
+        os.chmod(temporary, mode)
+        temporary.replace(path)  # atomic: a viewer never sees half a picture
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------- score distribution
@@ -152,9 +160,20 @@ def draw_architecture(architecture: Architecture, path: str | Path,
     _draw_cell(axes[0], architecture, architecture.normal, "normal cell")
     _draw_cell(axes[1], architecture, architecture.reduction, "reduction cell")
     figure.suptitle(title or architecture.to_qualified_string(), fontsize=8)
-    figure.tight_layout()
-    _save(figure, path)
-    plt.close(figure)
+    try:
+        figure.tight_layout()  # lays the title out: where bad $...$ math fails
+        _save(figure, path)
+    except ValueError as error:  # matplotlib's mathtext cannot typeset the title
+        raise UserError(f"cannot typeset the title ({mathtext_problem(error)}); pass a "
+                        "--title with valid $...$ math, or escape $ as \\$") from None
+    finally:
+        plt.close(figure)
+
+
+def mathtext_problem(error: ValueError) -> str:
+    """The last line of a mathtext error (its first lines repeat the text)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else "invalid math"
 
 
 # ----------------------------------------------------------------------- size against score

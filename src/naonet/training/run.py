@@ -61,19 +61,22 @@ def device_memory(device: torch.device) -> int | None:
     return None
 
 
-def check_network_fits(architecture, network_config: NetworkConfig,
-                       device: torch.device) -> None:
+def check_network_fits(architecture, network_config, device: torch.device,
+                       what: str = "a network") -> None:
     """Refuse, before allocating anything, a network whose weights, gradients and
     momentum (12 bytes a parameter, activations not even counted) exceed the device."""
-    from naonet.supernet.counting import count_network_parameters
-
-    parameters = count_network_parameters(architecture, network_config, include_aux=True)
+    parameters = architecture.space.parameter_count(architecture, network_config)
     total = device_memory(device)
     if total is not None and 12 * parameters > total:
-        raise UserError(f"a network of C {network_config.channels}, N {network_config.layers} "
-                        f"has {parameters:,} parameters, {12 * parameters / 2**30:,.0f} GiB "
+        raise UserError(f"{what} of C {network_config.channels}, N {network_layers(network_config)}"
+                        f" has {parameters:,} parameters, {12 * parameters / 2**30:,.0f} GiB "
                         f"with gradients and momentum, more than the {total / 2**30:,.0f} GiB "
                         f"of {device}; pass smaller --channels / --layers")
+
+
+def network_layers(network_config) -> int:
+    """Cells per stage of a NAONet or a NAS-Bench-201 network config."""
+    return getattr(network_config, "layers", getattr(network_config, "cells_per_stage", 0))
 
 
 def network_config_for(config: TrainConfig, data: DataBundle) -> NetworkConfig:

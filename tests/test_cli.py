@@ -1,13 +1,17 @@
 """The command line as a user meets it."""
 
-from conftest import nao_in_process, run_nao
+import pytest
+
+from conftest import nao_in_process
 
 
-def test_help_lists_the_subcommands():
-    result = run_nao("--help")
-    assert result.returncode == 0
-    for command in ("train", "eval", "info", "convert"):
-        assert command in result.stdout
+def test_help_lists_the_subcommands(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        nao_in_process(capsys, "--help")
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("train", "eval", "predict", "export", "info", "convert", "search"):
+        assert command in out
 
 
 def test_info_prints_the_published_parameter_counts(capsys):

@@ -17,7 +17,7 @@ from naonet.compat import (
 )
 from naonet.errors import UserError
 
-from conftest import run_nao
+from conftest import nao_in_process
 
 
 def test_key_conversion_examples():
@@ -69,12 +69,12 @@ def test_corrupt_checkpoint_is_a_user_error(tmp_path):
 
 
 def test_nao_convert_then_eval_reproduces_the_released_network(released_file, tmp_path,
-                                                                 cifar_mini):
+                                                                 cifar_mini, capsys):
     path, fixture = released_file
     out = tmp_path / "converted.pt"
-    result = run_nao("convert", str(path), str(out))
-    assert result.returncode == 0, result.stderr
-    assert "cifar C 8 N 1" in result.stdout
+    status, printed, err = nao_in_process(capsys, "convert", str(path), str(out))
+    assert status == 0, err
+    assert "cifar C 8 N 1" in printed
     payload = torch.load(out, weights_only=True)
     assert payload["arch"].startswith("small:1 1 0 1")
     from naonet.compat.model_file import load_model
@@ -84,9 +84,10 @@ def test_nao_convert_then_eval_reproduces_the_released_network(released_file, tm
         with torch.no_grad():
             logits = network(fixture["input"])[0]
         assert torch.allclose(logits, fixture["logits"], rtol=1e-4, atol=1e-5)
-    evaluation = run_nao("eval", str(out), "--data", str(cifar_mini), "--json", "--device", "cpu")
-    assert evaluation.returncode == 0, evaluation.stderr
-    assert '"images": 200' in evaluation.stdout
+    status, printed, err = nao_in_process(capsys, "eval", str(out), "--data", str(cifar_mini),
+                                          "--json", "--device", "cpu")
+    assert status == 0, err
+    assert '"images": 200' in printed
 
 
 @pytest.mark.parametrize("prefix", ["", "module."])

@@ -225,6 +225,7 @@ def failing_backend(graph, example_inputs):
     raise RuntimeError("no compiler here")
 
 
+@pytest.mark.slow
 def test_failed_compilation_falls_back_to_eager_with_one_warning():
     import torch._dynamo
 
@@ -244,6 +245,7 @@ def test_failed_compilation_falls_back_to_eager_with_one_warning():
     assert list(compiled.state_dict()) == list(network.state_dict())
 
 
+@pytest.mark.slow
 def test_compiled_network_trains_like_eager_and_runs_other_batch_sizes_eagerly():
     import torch._dynamo
 
@@ -328,6 +330,7 @@ print(float(y.sum()))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not runtime._is_glibc(), reason="the retain allocator needs glibc")
 def test_retained_host_memory_gives_the_same_results():
     outputs = {}

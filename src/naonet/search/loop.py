@@ -82,8 +82,8 @@ class PhaseClock:
     """Wall seconds per phase of this process, each phase exclusive of the phases timed
     inside it (so the phases add up to the whole run)."""
 
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
+    def __init__(self, seconds: dict[str, float] | None = None) -> None:
+        self.seconds = seconds if seconds is not None else {}  # added to in place
         self._inner: list[float] = []  # per open phase: seconds of the phases inside it
 
     @contextmanager
@@ -151,6 +151,7 @@ def search(config: SearchConfig, show_progress: bool = True) -> list[dict]:
     """Run (or resume) the search of ``config``; returns the final architectures."""
     started = time.perf_counter()
     run = start_search(config, show_progress)
+    run.clock = PhaseClock(run.state.timings)  # a resumed search adds to its timings
     run.clock.add("start-up and data", time.perf_counter() - started)
     state = run.state
     while state.phase in (TRAIN, SCORE, CONTROLLER):
@@ -576,12 +577,12 @@ def finish(run: SearchRun) -> list[dict]:
     config = run.config
     final = final_entries(run.state, final_count(config))
     network_config = run.supernet.network_config()
+    checkpoint(run, outputs=True)  # keeps the last phase's timings too
     if run.is_main:
-        with run.clock.phase("checkpoints and outputs"):
-            write_outputs(run)
         atomic_write_text(run.run_dir / TIMINGS_NAME, json.dumps(
-            {"seconds": run.clock.seconds, "note": "wall seconds of this process per phase "
-             "(a resumed search times only what it ran)"}, indent=1) + "\n")
+            {"seconds": run.clock.seconds, "note": "wall seconds per phase, every run of "
+             "this folder added up (an interrupted phase counts from its last checkpoint)"},
+            indent=1) + "\n")
         announce(run, f"done: {len(run.state.pool)} architectures in {run.run_dir / 'arch_pool'}"
                       f", the best {len(final)} in {run.run_dir / 'arch_pool.final'}")
         if run.reference is not None:

@@ -88,6 +88,7 @@ class SearchState:
     # the round's last supernet epoch (checkpointed: a resumed round still reports it)
     supernet_loss: float = math.nan
     supernet_top1: float = math.nan  # a fraction
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
 
     def architectures(self) -> list:
         return [entry.architecture for entry in self.pool]
@@ -99,7 +100,8 @@ class SearchState:
                 "child_predictions": self.child_predictions,
                 "rerank_index": self.rerank_index, "rounds_log": self.rounds_log,
                 "supernet_loss": json_number(self.supernet_loss),
-                "supernet_top1": json_number(self.supernet_top1)}
+                "supernet_top1": json_number(self.supernet_top1),
+                "timings": dict(self.timings)}
 
     @classmethod
     def from_dict(cls, values: dict, space: SearchSpace) -> SearchState:
@@ -111,7 +113,7 @@ class SearchState:
                    [space.parse(text) for text in values["children"]],
                    list(values["child_predictions"]), values["rerank_index"],
                    list(values["rounds_log"]), _float(values.get("supernet_loss")),
-                   _float(values.get("supernet_top1")))
+                   _float(values.get("supernet_top1")), dict(values.get("timings", {})))
 
 
 def json_number(value: float) -> float | None:

@@ -149,13 +149,23 @@ def test_a_fifo_among_the_images_is_skipped_not_read(cifar_mini, tmp_path):
     assert len(samples) == 600 and all(path.name != "x.jpg" for path, _ in samples)
 
 
+@pytest.mark.parametrize("command", ["train", "search", "correlate"])
 @pytest.mark.parametrize("size", [["--layers", "100000"], ["--channels", "100000"]])
 def test_a_network_too_large_for_memory_is_refused_before_allocation(capsys, cifar_mini,
-                                                                     tmp_path, size):
-    status = main([*TRAIN, "--data", str(cifar_mini), "--output", str(tmp_path / "run"),
-                   "--epochs", "1", *size])
+                                                                     tmp_path, size, command):
+    """Once a traceback (channels) or minutes of building without a word (layers)."""
+    from nb201_synthetic import write_synthetic_table
+
+    table = write_synthetic_table(tmp_path / "table.csv")
+    output = ["--data", str(cifar_mini), "--output", str(tmp_path / "run")]
+    args = {"train": [*TRAIN, *output, "--epochs", "1"],
+            "search": [*SEARCH, "--preset", "quick-cifar10", *output],
+            "correlate": ["correlate", "--supernet", "--preset", "quick-nb201", "--reference",
+                          f"table:{table}", "--archs", "4", "--valid-size", "100", *output]}
+    status = main([*args[command], *size])
     err = capsys.readouterr().err
-    assert status == 2 and "pass smaller --channels / --layers" in err, err
+    assert status == 2 and ("pass smaller --channels / --layers" in err
+                            or "pass a smaller --layers" in err), err
     assert len(err.strip().splitlines()) == 1
 
 

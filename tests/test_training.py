@@ -223,3 +223,18 @@ def test_folder_data_trains_at_odd_and_large_image_sizes(capsys, cifar_mini, tmp
     assert "done: epoch 1/1" in out
     [metrics] = read_metrics(tmp_path)
     assert math.isfinite(metrics["train_loss"]) and metrics["train_images"] == 32
+
+
+def test_pictures_get_the_umask_mode_and_keep_a_users_chmod(tmp_path, capsys):
+    import os
+    import stat
+
+    picture = tmp_path / "cells.png"
+    assert nao_in_process(capsys, "show", "naonet-v2", "-o", str(picture))[0] == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(picture.stat().st_mode) == 0o666 & ~umask
+    picture.chmod(0o600)
+    assert nao_in_process(capsys, "show", "naonet-v2", "-o", str(picture))[0] == 0
+    assert stat.S_IMODE(picture.stat().st_mode) == 0o600
+    assert [path.name for path in tmp_path.iterdir()] == ["cells.png"]  # no temporary left

@@ -209,12 +209,14 @@ class ParameterCounter:
         self.config = config or NB201NetworkConfig()
         empty = space.architecture([space.op_index(ZERO_OP)] * space.num_edges) \
             if ZERO_OP in space.op_names else None
-        self.skeleton = (count_parameters(build_nb201_network(empty, self.config))
-                         if empty is not None else self._skeleton_without_zero_op())
-        # per_op[o] = parameters of op o summed over every cell of every stage
-        self.per_op = [sum(self._op_parameters(name, width) * self.config.cells_per_stage
-                           for width in self.config.stage_channels())
-                       for name in space.op_names]
+        # Built on the 'meta' device: shapes only, so any width counts without memory.
+        with torch.device("meta"):
+            self.skeleton = (count_parameters(build_nb201_network(empty, self.config))
+                             if empty is not None else self._skeleton_without_zero_op())
+            # per_op[o] = parameters of op o summed over every cell of every stage
+            self.per_op = [sum(self._op_parameters(name, width) * self.config.cells_per_stage
+                               for width in self.config.stage_channels())
+                           for name in space.op_names]
 
     @staticmethod
     def _op_parameters(name: str, channels: int) -> int:

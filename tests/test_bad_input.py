@@ -149,8 +149,9 @@ def test_a_fifo_among_the_images_is_skipped_not_read(cifar_mini, tmp_path):
     assert len(samples) == 600 and all(path.name != "x.jpg" for path, _ in samples)
 
 
-@pytest.mark.parametrize("command", ["train", "search", "correlate"])
-@pytest.mark.parametrize("size", [["--layers", "100000"], ["--channels", "100000"]])
+@pytest.mark.parametrize("command, size", [
+    ("train", ["--layers", "100000"]), ("train", ["--channels", "100000"]),
+    ("search", ["--layers", "100000"]), ("correlate", ["--channels", "100000"])])
 def test_a_network_too_large_for_memory_is_refused_before_allocation(capsys, cifar_mini,
                                                                      tmp_path, size, command):
     """Once a traceback (channels) or minutes of building without a word (layers)."""

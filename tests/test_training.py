@@ -174,6 +174,7 @@ def test_short_cpu_run_on_shared_cifar10_beats_chance_by_far(cifar_root, tmp_pat
     assert final["test_top1"] >= 0.30  # a fraction; chance is 0.10
 
 
+@pytest.mark.slow  # bf16 and NHWC each keep a default test in tests/test_fast_paths.py
 def test_bf16_channels_last_training_tracks_float32(cifar_mini, tmp_path):
     from naonet.training import train
 

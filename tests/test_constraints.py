@@ -131,3 +131,15 @@ def test_a_one_shot_search_under_a_budget(cifar_mini, tmp_path):
 def test_a_latency_budget_needs_a_device_that_can_be_timed():
     with pytest.raises(UserError, match="needs a device that can be timed"):
         CostMeter(get_space("nb201"), Budget(max_latency_ms=5.0), device="meta")
+
+
+def test_a_query_budget_above_the_feasible_architectures_is_one_line():
+    """Only the smallest cells fit 73,306 parameters: 10,000 queries cannot all be new."""
+    from naonet.evaluators import BudgetedEvaluator
+    from naonet.strategies import run_strategy
+
+    space = get_space("nb201")
+    limited = FeasibleSpace(space, CostMeter(space, Budget(max_params=73_306)))
+    evaluator = BudgetedEvaluator(lambda architecture: 1.0, budget=10_000)
+    with pytest.raises(UserError, match="lower --budget"):
+        run_strategy("random", limited, evaluator, seed=0)

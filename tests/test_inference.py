@@ -135,3 +135,17 @@ def test_predict_refuses_a_file_that_is_not_an_image(released_file, tmp_path, ca
     status, out, err = nao_in_process(capsys, "predict", str(path), str(tmp_path / bad))
     assert status == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and bad in err
+
+
+@pytest.mark.parametrize("size", [0, 16])
+def test_prepare_image_is_the_evaluation_preprocessing(cifar_mini, size):
+    """At the native size and at a training --image-size (area-resized as training does)."""
+    from naonet.data import DataConfig, build_test_data, prepare_image
+
+    data = build_test_data(DataConfig(data=str(cifar_mini / "test"), image_size=size),
+                           torch.device("cpu"))
+    images, labels = next(iter(data.batches))
+    cat = data.classes.index("cat")
+    row = labels.tolist().index(cat)  # the first cat of the sorted listing
+    first_cat = sorted((cifar_mini / "test" / "cat").iterdir())[0]
+    assert torch.allclose(prepare_image(first_cat, "cifar10", size), images[row], atol=1e-5)

@@ -88,11 +88,12 @@ class CostMeter:
     """Parameters, multiply-adds and latency of an architecture's final network."""
 
     def __init__(self, space, budget: Budget, num_classes: int = 10,
-                 device: str | torch.device = "cpu", cache_file: Path | None = None):
+                 device: str | torch.device = "cpu", cache_file: Path | None = None,
+                 skeleton: str = "cifar"):
         channels, layers = space.final_size
         self.space, self.budget = space, budget
         self.config = space.network_config(budget.channels or channels,
-                                           budget.layers or layers, num_classes)
+                                           budget.layers or layers, num_classes, skeleton)
         self.device = torch.device(device)
         if budget.max_latency_ms is not None and self.device.type not in TIMED_DEVICES:
             raise UserError(f"--max-latency-ms needs a device that can be timed ("
@@ -204,6 +205,8 @@ class FeasibleSpace:
         self.rejected = 0  # architectures proposed and found over budget
 
     def __getattr__(self, name):
+        if name.startswith("__") or name == "space":  # copy and pickle probe before init
+            raise AttributeError(name)
         return getattr(self.space, name)
 
     def feasible(self, architecture) -> bool:
@@ -220,7 +223,7 @@ class FeasibleSpace:
         return within
 
     def sample(self, rng: random.Random):
-        for _ in range(self._draws()):
+        for _ in range(self.max_draws()):
             architecture = self.space.sample(rng)
             if self.feasible(architecture):
                 return architecture
@@ -233,14 +236,14 @@ class FeasibleSpace:
                 return child
         return self.sample(rng)
 
-    def _draws(self) -> int:
+    def max_draws(self) -> int:
         # Parameters cost microseconds; multiply-adds and latency a network each.
         cheap = self.budget.max_macs is None and self.budget.max_latency_ms is None
         return MAX_SAMPLE_DRAWS if cheap else MAX_SAMPLE_DRAWS // 20
 
     def _unmeetable(self, rng: random.Random) -> str:
         """Name the smallest value of each limited cost among random draws."""
-        draws = [self.space.sample(rng) for _ in range(min(self._draws(), 1000))]
+        draws = [self.space.sample(rng) for _ in range(min(self.max_draws(), 1000))]
         parts = []
         if self.budget.max_params is not None:
             smallest, exact = smallest_parameters(self.space, self.meter, draws)
@@ -256,7 +259,7 @@ class FeasibleSpace:
             parts.append(f"--max-latency-ms {self.budget.max_latency_ms:g} (fastest of 10 "
                          f"random draws: {fastest:.3g} ms)")
         return (f"no {self.space.name} architecture found within {'; '.join(parts)} in "
-                f"{self._draws():,} random draws; raise the budget")
+                f"{self.max_draws():,} random draws; raise the budget")
 
 
 def smallest_parameters(space, meter: CostMeter, draws: list) -> tuple[int, bool]:

@@ -60,10 +60,14 @@ def export_model(network: nn.Module, path: str | Path, export_format: str, spec:
     if export_format not in FORMATS:
         raise UserError(f"unknown export format {export_format!r}; use one of: "
                         f"{', '.join(FORMATS)}")
+    was_training = network.training
     model = LogitsOnly(network).eval()
     path = Path(path)
     writer = _onnx_bytes if export_format == "onnx" else _torchscript_bytes
-    content = writer(model, spec, metadata)
+    try:
+        content = writer(model, spec, metadata)
+    finally:
+        network.train(was_training)  # the caller's network comes back as it was
     atomic_write_bytes(path, lambda file: file.write(content))
     return path
 

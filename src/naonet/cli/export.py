@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("the output file name is empty; pass the file to write")
     if args.batch_size < 0 or args.image_size < 0:
         raise UserError("--batch-size and --image-size must be >= 0 (0: dynamic / trained size)")
-    export_format = args.export_format or ("onnx" if args.output.endswith(".onnx")
+    export_format = args.export_format or ("onnx" if args.output.lower().endswith(".onnx")
                                            else "torchscript")
     loaded = load_model(args.checkpoint, arch=args.arch, space=args.space)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # unusable: fail before work

@@ -20,6 +20,7 @@ from naonet.nb201.table import DEFAULT_METRIC, metric_column
 from naonet.search.reference import table_path
 from naonet.strategies import STRATEGIES, EvolutionConfig, NAOConfig
 from naonet.strategies.benchmark import feasible_optimum, search_table
+from naonet.training.checkpoint import atomic_write_text
 
 TABLE_SPACES = ("nb201",)
 
@@ -47,8 +48,8 @@ def add_budget_arguments(group) -> None:
     group.add_argument("--max-macs", type=int, default=None, metavar="N",
                        help="multiply-adds of one image through the final network")
     group.add_argument("--max-latency-ms", type=float, default=None, metavar="T",
-                       help="median forward time of the final network on --device at "
-                            "--latency-batch (cached per device)")
+                       help="median forward time of the final network on --device (the "
+                            "CPU for bench-search) at --latency-batch, cached per device")
     group.add_argument("--latency-batch", type=int, default=1, metavar="B",
                        help="batch the latency limit applies to (batch 1 is timed too)")
 
@@ -132,5 +133,5 @@ def run_table_search(args: argparse.Namespace) -> int:
                   "budget": args.budget, "table": str(table.source),
                   "config": asdict(config) if config is not None else {},
                   "limits": limits.to_dict(), **summary.to_dict()}
-        Path(args.result_json).write_text(json.dumps(result, indent=1) + "\n")
+        atomic_write_text(Path(args.result_json), json.dumps(result, indent=1) + "\n")
     return 0

@@ -340,9 +340,14 @@ def prepare_image(file: str | Path, dataset: str, image_size: int = 0) -> torch.
     training size, large ones resize to size * 256 / 224 and crop the centre; then
     scale to [0, 1] and normalise with the data set's mean and standard deviation."""
     spec = get_dataset_spec(dataset, image_size or None)
-    size = image_size or spec.image_size
     if spec.small_images:
-        pixels = torch.tensor(read_image(Path(file), size)).permute(2, 0, 1).float() / 255
+        # As the data set's images reach training: folder images are decoded straight to
+        # their size; CIFAR's at 32 px, then area-resized to --image-size if it was given.
+        decoded = torch.tensor(read_image(Path(file), spec.image_size)).permute(2, 0, 1)
+        if image_size and dataset != "folder":
+            decoded = resize_split(InMemorySplit(decoded[None], torch.zeros(1), []),
+                                   image_size).images[0]
+        pixels = decoded.float() / 255
         mean, std = (torch.tensor(values).view(3, 1, 1) for values in (spec.mean, spec.std))
         return (pixels - mean) / std
     from PIL import Image

@@ -323,12 +323,11 @@ def read_decoded(path: Path | None, count: int, classes: list[str]) -> InMemoryS
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         images, labels = saved["images"], saved["labels"]
+        usable = (saved.get("classes") == list(classes) and images.dtype == torch.uint8
+                  and labels.dtype == torch.int64 and len(images) == count == len(labels))
     except Exception:  # noqa: BLE001 - a damaged cache is decoded again, never trusted
         return None
-    if (saved.get("classes") != list(classes) or images.dtype != torch.uint8
-            or len(images) != count or len(labels) != count):
-        return None
-    return InMemorySplit(images, labels, list(classes))
+    return InMemorySplit(images, labels, list(classes)) if usable else None
 
 
 def write_decoded(path: Path | None, split: InMemorySplit) -> None:

@@ -23,19 +23,24 @@ def count_multiply_adds(model: nn.Module, input_size: tuple[int, int, int]) -> i
         nonlocal total
         total += output.numel() * module.in_features
 
-    on_meta = all(tensor.is_meta for tensor in model.parameters())
+    tensors = [*model.parameters(), *model.buffers()]
+    on_meta = bool(tensors) and all(tensor.is_meta for tensor in tensors)
     meta_model = model if on_meta else _copy_to_meta(model)
+    was_training = meta_model.training
     handles = []
-    for module in meta_model.modules():
-        if isinstance(module, nn.Conv2d):
-            handles.append(module.register_forward_hook(conv_hook))
-        elif isinstance(module, nn.Linear):
-            handles.append(module.register_forward_hook(linear_hook))
-    meta_model.eval()
-    with torch.no_grad():
-        meta_model(torch.empty(1, *input_size, device="meta"))
-    for handle in handles:
-        handle.remove()
+    try:
+        for module in meta_model.modules():
+            if isinstance(module, nn.Conv2d):
+                handles.append(module.register_forward_hook(conv_hook))
+            elif isinstance(module, nn.Linear):
+                handles.append(module.register_forward_hook(linear_hook))
+        meta_model.eval()
+        with torch.no_grad():
+            meta_model(torch.empty(1, *input_size, device="meta"))
+    finally:  # a model passed in on 'meta' is left as it came
+        for handle in handles:
+            handle.remove()
+        meta_model.train(was_training)
     return int(total)
 
 

@@ -141,15 +141,16 @@ class SearchConfig:
                       keep_prob=self.rerank_keep_prob,
                       drop_path_keep_prob=self.rerank_drop_path_keep_prob)
         self.controller_config()
-        self.limits()
-
-    def limits(self):
-        """The budget on the final network (validated)."""
-        from naonet.constraints import Budget
-
-        return Budget(self.max_params, self.max_macs, self.max_latency_ms, self.latency_batch)
         self.controller_train_config()
         self.round_config()
+        self.limits()
+
+    def limits(self, image_size: int = 32):
+        """The budget on the final network (validated), measured on ``image_size`` px."""
+        from naonet.constraints import Budget
+
+        return Budget(self.max_params, self.max_macs, self.max_latency_ms, self.latency_batch,
+                      image_size=image_size)
 
     def _checks(self) -> list[tuple[bool, str]]:
         positive = ("rounds", "seed_pool_size", "top_seeds", "max_lambda", "supernet_epochs",

@@ -74,35 +74,46 @@ from naonet.training import EpochStats, Precision, train_one_epoch
 from naonet.training.checkpoint import atomic_write_text, restore_rng_state
 from naonet.training.run import check_network_fits, device_memory
 
-MAX_SEED_POOL_ROUNDS = 50  # rounds of seed-pool-size random draws under a budget
 TIMINGS_NAME = "timings.json"
 
 
 class PhaseClock:
-    """Wall seconds per phase of this process, each phase exclusive of the phases timed
-    inside it (so the phases add up to the whole run)."""
+    """Wall seconds per phase, each phase exclusive of the phases timed inside it (so the
+    phases add up to the whole run), added in place to ``seconds`` (the search state's)."""
 
     def __init__(self, seconds: dict[str, float] | None = None) -> None:
-        self.seconds = seconds if seconds is not None else {}  # added to in place
-        self._inner: list[float] = []  # per open phase: seconds of the phases inside it
+        self.seconds = seconds if seconds is not None else {}
+        self._open: list[list] = []  # per open phase: [name, start, seconds of inner phases]
 
     @contextmanager
     def phase(self, name: str):
-        start = time.perf_counter()
-        self._inner.append(0.0)
+        entry = [name, time.perf_counter(), 0.0]
+        self._open.append(entry)
         try:
             yield
         finally:
-            elapsed = time.perf_counter() - start
-            self.seconds[name] = self.seconds.get(name, 0.0) + elapsed - self._inner.pop()
-            if self._inner:
-                self._inner[-1] += elapsed
+            self._open.pop()
+            elapsed = time.perf_counter() - entry[1]
+            self._count(name, elapsed - entry[2])
+            if self._open:
+                self._open[-1][2] += elapsed
 
     def add(self, name: str, seconds: float) -> None:
         """A part measured by the caller (inside an open phase: moved out of it)."""
+        self._count(name, seconds)
+        if self._open:
+            self._open[-1][2] += seconds
+
+    def flush(self) -> None:
+        """Count the open phases up to now (a checkpoint is about to save the seconds;
+        a kill after it loses nothing counted so far) and time them on from here."""
+        now = time.perf_counter()
+        for entry in self._open:
+            self._count(entry[0], now - entry[1] - entry[2])
+            entry[1], entry[2] = now, 0.0
+
+    def _count(self, name: str, seconds: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-        if self._inner:
-            self._inner[-1] += seconds
 
 
 @dataclass
@@ -285,7 +296,9 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
                       channels_last=paths.channels_last)
     if data.valid is None:
         raise UserError("the search needs a validation split; pass --valid-size N")
-    meter = CostMeter(space, limits, num_classes=data.num_classes, device=context.device)
+    limits = config.limits(config.image_size or data.spec.image_size)
+    meter = CostMeter(space, limits, num_classes=data.num_classes, device=context.device,
+                      skeleton=data.skeleton)
     if limits.active:  # every architecture the search draws or generates fits the budget
         space = FeasibleSpace(space, meter)
     supernet = to_memory_format(build_supernet(space, config, data, 0).to(context.device),
@@ -306,7 +319,10 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
         run.reference = ReferenceTable.load(config.reference, meter.space)
     checkpoint_found = resume(run)
     if not checkpoint_found:
-        run.state.children = seed_pool(space, config)
+        # Rank 0 draws (latency budgets time on each machine differently); all use its pool.
+        names = broadcast_object([architecture.to_qualified_string() for architecture in
+                                  seed_pool(space, config)] if context.is_main else None)
+        run.state.children = [space.parse(name) for name in names]
     prepare_run_folder(run)
     announce_start(run, checkpoint_found)
     return run
@@ -359,22 +375,29 @@ def build_controller(space: SearchSpace, config: SearchConfig) -> Controller:
 def seed_pool(space: SearchSpace, config: SearchConfig) -> list:
     """Round 0's child pool: the architectures of ``seed_pool_file``, or random ones."""
     if config.seed_pool_file:
-        return read_architecture_file(Path(config.seed_pool_file), space)
+        pool = read_architecture_file(Path(config.seed_pool_file), space)
+        over = [a for a in pool if isinstance(space, FeasibleSpace) and not space.feasible(a)]
+        if over:
+            raise UserError(f"{len(over)} architectures of {config.seed_pool_file} exceed the "
+                            f"budget (the first: {over[0].to_qualified_string()}); remove them "
+                            "or raise the budget")
+        return pool
     rng = np.random.default_rng(derive_seed(config.seed, "seed-pool"))
     if not isinstance(space, FeasibleSpace):
         return sample_architectures(space, config.seed_pool_size, rng)
     pool: dict = {}  # draw, keep those within the budget, until the pool is full
-    for _ in range(MAX_SEED_POOL_ROUNDS):
+    draws = 0
+    while draws < space.max_draws():  # the cap FeasibleSpace.sample has (cost-aware)
         for architecture in sample_architectures(space.space, config.seed_pool_size, rng):
+            draws += 1
             if architecture not in pool and space.feasible(architecture):
                 pool[architecture] = None
                 if len(pool) == config.seed_pool_size:
                     return list(pool)
     if not pool:
         space.sample(random.Random(0))  # raises the error that names the smallest value
-    raise UserError(f"only {len(pool)} architectures within the budget in "
-                    f"{MAX_SEED_POOL_ROUNDS} x {config.seed_pool_size} random draws; lower "
-                    "--seed-pool-size or raise the budget")
+    raise UserError(f"only {len(pool)} architectures within the budget in {draws:,} random "
+                    "draws; lower --seed-pool-size or raise the budget")
 
 
 def read_architecture_file(path: Path, space: SearchSpace) -> list:
@@ -528,6 +551,7 @@ def modules_to_save(run: SearchRun) -> dict:
 def checkpoint(run: SearchRun, outputs: bool = False) -> None:
     """Save the search state (rank 0); with ``outputs``, rewrite the output files too."""
     with run.clock.phase("checkpoints and outputs"):
+        run.clock.flush()
         if run.is_main:
             save_checkpoint(run.run_dir / CHECKPOINT_NAME, run.state, run.config.to_dict(),
                             modules_to_save(run))
@@ -551,9 +575,10 @@ def write_outputs(run: SearchRun) -> None:
         plot_score_distribution(run.state.pool, len(run.state.rounds_log),
                                 run.run_dir / "scores.png")
         pareto = json.loads((run.run_dir / "pareto.json").read_text())
-        pool = json.loads((run.run_dir / "pool.json").read_text())["architectures"]
-        plot_pareto(pool, pareto["fronts"]["final_parameters"], pareto["final"],
-                    run.run_dir / "pareto.png")
+        front = pareto["fronts"].get("final_parameters")
+        if front:  # none when no architecture has a score yet
+            pool = json.loads((run.run_dir / "pool.json").read_text())["architectures"]
+            plot_pareto(pool, front, pareto["final"], run.run_dir / "pareto.png")
 
 
 def log_round(run: SearchRun, controller, lambda_reached: int | None) -> None:

@@ -11,6 +11,7 @@ import random
 from collections.abc import Hashable
 from typing import Protocol
 
+from naonet.errors import UserError
 from naonet.spaces import SearchSpace
 
 
@@ -35,8 +36,9 @@ def sample_new(space: SearchSpace, evaluator: Evaluator, rng: random.Random,
         architecture = space.sample(rng)
         if not evaluator.known(architecture):
             return architecture
-    raise RuntimeError(f"no unseen architecture in {max_tries} random draws; the budget is "
-                       "close to the size of the space")
+    raise UserError(f"no unseen architecture in {max_tries} random draws: the query budget "
+                    "is close to the number of architectures the space (within any size "
+                    "budget) holds; lower --budget")
 
 
 def query_random(space: SearchSpace, evaluator: Evaluator, rng: random.Random,

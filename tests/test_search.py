@@ -409,14 +409,17 @@ def test_phase_clock_times_each_phase_exclusive_of_the_phases_inside():
     from naonet.search.loop import PhaseClock
 
     phases = PhaseClock()
+    start = clock.perf_counter()
     with phases.phase("outer"):
         clock.sleep(0.02)
         with phases.phase("inner"):
             clock.sleep(0.03)
         phases.add("measured", 0.01)  # measured by the caller inside "outer"
+    total = clock.perf_counter() - start
     seconds = phases.seconds
     assert seconds["inner"] >= 0.03 and seconds["measured"] == 0.01
-    assert 0.01 <= seconds["outer"] < 0.03  # 20 ms of its own, minus the 10 ms moved out
+    assert seconds["outer"] >= 0.01  # 20 ms of its own, less the 10 ms moved out
+    assert abs(sum(seconds.values()) - total) < 0.005  # the phases add up to the whole
 
 
 def test_a_finished_search_writes_its_phase_timings(tiny_run):
@@ -424,3 +427,27 @@ def test_a_finished_search_writes_its_phase_timings(tiny_run):
     assert {"start-up and data", "supernet training", "scoring", "controller training",
             "generation", "re-ranking", "checkpoints and outputs"} <= set(timings)
     assert all(value >= 0 for value in timings.values())
+
+
+@pytest.mark.parametrize("bad", [dict(fill="bogus"), dict(score_transform="x"),
+                                 dict(controller_valid_fraction=2.0)])
+def test_controller_options_are_checked_when_the_config_is_made(bad):
+    with pytest.raises(UserError):
+        SearchConfig(**bad)
+
+
+def test_phase_clock_flush_counts_open_phases_before_a_checkpoint():
+    import time as clock
+
+    from naonet.search.loop import PhaseClock
+
+    phases = PhaseClock()
+    start = clock.perf_counter()
+    with phases.phase("training"):
+        clock.sleep(0.02)
+        phases.flush()  # what a checkpoint inside the phase saves
+        saved = dict(phases.seconds)
+        clock.sleep(0.01)
+    total = clock.perf_counter() - start
+    assert saved["training"] >= 0.02
+    assert abs(phases.seconds["training"] - total) < 0.005  # counted on, never twice

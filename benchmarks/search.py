@@ -85,15 +85,142 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------- cost model
+def timed(work, repeats: int) -> float:
+    """Median seconds of ``work()`` over ``repeats`` runs after one warm-up run."""
+    import statistics
+
+    work()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def estimate(device_name: str) -> str:
+    """Predicted wall time of the ``nao-v2-cifar10`` search on this machine, phase by
+    phase: per-unit costs measured here (a few steps each, naonet's defaults) times the
+    preset's counts."""
+    import random
+
+    import torch
+
+    from naonet.controller import Controller
+    from naonet.controller.generation import generate_architectures
+    from naonet.controller.training import train_controller
+    from naonet.distributed import resolve_device
+    from naonet.runtime import FastPaths, apply, to_memory_format
+    from naonet.search.config import resolve_search_config
+    from naonet.spaces import get_space
+
+    config = resolve_search_config("nao-v2-cifar10", {}, {})
+    device = resolve_device(device_name)
+    paths = FastPaths.resolve(device, channels_last=config.channels_last, amp=config.amp,
+                              compile="off", host_allocator=config.host_allocator)
+    apply(paths, device)
+    space, rng = get_space(config.space), random.Random(0)
+    layout = torch.channels_last if paths.channels_last else torch.contiguous_format
+    images = torch.randn(config.batch_size, 3, 32, 32, device=device).contiguous(
+        memory_format=layout)
+    labels = torch.randint(0, 10, (config.batch_size,), device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    supernet = to_memory_format(space.build_supernet(config.channels, config.layers).to(device),
+                                paths.channels_last).train()
+    optimizer = torch.optim.SGD(supernet.parameters(), lr=0.01, momentum=0.9)
+
+    def supernet_step():
+        optimizer.zero_grad()
+        logits, _ = supernet(images, space.sample(rng))
+        torch.nn.functional.cross_entropy(logits, labels).backward()
+        optimizer.step()
+        sync()
+
+    scoring_images = torch.randn(config.eval_batch_size, 3, 32, 32, device=device).contiguous(
+        memory_format=layout)
+
+    @torch.no_grad()
+    def score_one():
+        supernet(scoring_images, space.sample(rng))
+        sync()
+
+    network = to_memory_format(space.build_network(space.sample(rng), space.network_config(
+        config.rerank_channels, config.rerank_layers)).to(device), paths.channels_last).train()
+    rerank_optimizer = torch.optim.SGD(network.parameters(), lr=0.01, momentum=0.9)
+
+    def rerank_step():
+        rerank_optimizer.zero_grad()
+        logits, aux = network(images)
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        if aux is not None:
+            loss = loss + config.rerank_aux_weight * torch.nn.functional.cross_entropy(aux, labels)
+        loss.backward()
+        rerank_optimizer.step()
+        sync()
+
+    pool = [space.sample(rng) for _ in range(200)]
+    scores = [rng.random() for _ in pool]
+    controller = Controller(space.encoding(), config.controller_config()).to(device)
+    one_epoch = config.controller_train_config()
+    one_epoch = type(one_epoch)(**{**one_epoch.__dict__, "epochs": 1})
+    controller_epoch = timed(lambda: train_controller(controller, pool, scores, one_epoch,
+                                                      seed=0), 2) / len(pool)
+    generation = timed(lambda: generate_architectures(
+        controller, pool[:config.top_seeds], known=pool, count=config.new_architectures,
+        max_lambda=config.max_lambda), 1)
+
+    train_images = 50_000 - config.valid_size
+    steps_per_epoch = train_images // config.batch_size
+    pools = [config.seed_pool_size + r * config.new_architectures for r in range(config.rounds)]
+    phases = {
+        "supernet training": timed(supernet_step, 3) * steps_per_epoch
+        * config.supernet_epochs * config.rounds,
+        "scoring": timed(score_one, 3) * config.eval_batches * sum(pools),
+        "controller training": controller_epoch * config.controller_epochs * sum(pools[:-1]),
+        "generation": generation * (config.rounds - 1),
+        "re-ranking": timed(rerank_step, 3) * steps_per_epoch * config.rerank_epochs
+        * config.rerank_top,
+    }
+    lines = [f"predicted wall time of `nao search --preset nao-v2-cifar10` on {device} "
+             f"({paths.describe()}; {torch.get_num_threads()} threads):", "",
+             "| phase | counts | predicted |", "|---|---|---|"]
+    counts = {
+        "supernet training": f"{config.rounds} x {config.supernet_epochs} epochs x "
+                             f"{steps_per_epoch} steps of {config.batch_size}",
+        "scoring": f"{sum(pools):,} architectures x {config.eval_batch_size} images",
+        "controller training": f"{config.controller_epochs} epochs x pools of "
+                               f"{', '.join(map(str, pools[:-1]))} (x{config.controller_augment})",
+        "generation": f"{config.rounds - 1} x {config.new_architectures} from the top "
+                      f"{config.top_seeds}",
+        "re-ranking": f"{config.rerank_top} x {config.rerank_epochs} epochs at C "
+                      f"{config.rerank_channels}, N {config.rerank_layers}",
+    }
+    for name, seconds in phases.items():
+        lines.append(f"| {name} | {counts[name]} | {seconds / 3600:,.1f} h |")
+    lines.append(f"| **whole search** | | **{sum(phases.values()) / 3600:,.1f} h** |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="the CIFAR-10 archive or folder")
+    parser.add_argument("--estimate", action="store_true",
+                        help="predict the nao-v2-cifar10 search's wall time on this machine "
+                             "instead (measures a few steps of every phase)")
+    parser.add_argument("--device", default="cpu", help="for --estimate: cpu, cuda, ...")
+    parser.add_argument("--data", default=None, help="the CIFAR-10 archive or folder")
     parser.add_argument("--reference", default=None,
                         help="table:CSV for the NB201 search's reports (optional)")
     parser.add_argument("--searches", default=",".join(SEARCHES))
     parser.add_argument("--json", default=None, help="write the measurements here")
     args = parser.parse_args()
+    if args.estimate:
+        print(estimate(args.device))
+        return
+    if not args.data:
+        parser.error("--data is required (or pass --estimate)")
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="naonet-search-bench-") as scratch:
         root = Path(scratch)

@@ -53,5 +53,8 @@ reports=("$OUTPUT_DIR"/*.json)
 if [ -e "${reports[0]}" ]; then
     python3 benchmarks/report.py "${reports[@]}" | tee "$OUTPUT_DIR/gpu-table.md"
 fi
+# The full nao-v2-cifar10 search's predicted wall time on this GPU (about a minute).
+timeout 180 python3 benchmarks/search.py --estimate --device cuda \
+    | tee "$OUTPUT_DIR/search-estimate.md" || status=1
 echo "gpu.sh: $((SECONDS - start)) s in all; table in $OUTPUT_DIR/gpu-table.md"
 exit $status

@@ -96,6 +96,14 @@ def test_a_short_round_is_filled_with_random_new_architectures_when_asked(synthe
                                                 fill="random"), QUICK_NAO.training, seed=0)
     assert short.generated < 40 and len(short.new) == short.generated
     assert len(filled.new) == 40 and len(set(filled.new) | set(architectures)) == 65
+    near = nao_round(None, *args, RoundConfig(seed_count=3, new_count=40, max_lambda=1,
+                                              fill="mutation"), QUICK_NAO.training, seed=0)
+    assert len(near.new) == 40 and len(set(near.new) | set(architectures)) == 65
+    best = sorted(history, key=lambda item: -item[1])[:3]  # the round's seeds
+    mutated = near.new[near.generated:]
+    # every mutation differs from one of the best three in exactly one edge
+    assert all(min(sum(a != b for a, b in zip(child.ops, parent.ops)) for parent, _ in best)
+               == 1 for child in mutated)
 
 
 def test_rank_transform_averages_ties():

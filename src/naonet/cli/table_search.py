@@ -23,6 +23,7 @@ from naonet.strategies.benchmark import feasible_optimum, search_table
 from naonet.training.checkpoint import atomic_write_text
 
 TABLE_SPACES = ("nb201",)
+TABLE_FILLS = ("random", "mutation")
 
 
 def add_table_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +85,11 @@ def add_strategy_options(group) -> None:
                        default=nao.score_transform,
                        help=f"NAO: train the controller on score ranks or raw scores "
                             f"(default {nao.score_transform})")
+    # shared with the one-shot search, whose rounds may also stay short ('none')
+    group.add_argument("--fill", default=nao.fill,
+                       help=f"NAO: what completes a round the decoder leaves short: random "
+                            f"new architectures or mutation (of the best); the one-shot "
+                            f"search also takes none (default {nao.fill}; one-shot: none)")
     group.add_argument("--population-size", type=int, default=evolution.population_size,
                        help=f"evolution: population size (default "
                             f"{evolution.population_size})")
@@ -93,10 +99,13 @@ def add_strategy_options(group) -> None:
 
 def strategy_configs(args: argparse.Namespace) -> dict:
     """The config of each strategy from the command line."""
+    if args.fill not in TABLE_FILLS:  # a short round would never end the budgeted loop
+        raise UserError(f"--fill {args.fill} does not complete a round; a table search takes "
+                        f"{' or '.join(TABLE_FILLS)}")
     nao = NAOConfig()
     nao = replace(nao, initial_queries=args.initial_queries,
                   candidates_per_round=args.candidates_per_round, seed_count=args.seed_count,
-                  score_transform=args.score_transform,
+                  score_transform=args.score_transform, fill=args.fill,
                   training=replace(nao.training, epochs=args.controller_epochs))
     evolution = EvolutionConfig(args.population_size, args.sample_size)
     return {"nao": nao, "evolution": evolution}

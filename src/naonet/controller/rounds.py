@@ -12,7 +12,9 @@ both call :func:`nao_round`. What differs between them is a field of
 * ``fresh_controller``: re-initialise the controller every round, or keep training one
   (released);
 * ``fill``: what happens when the decoder finds fewer new architectures than asked up to
-  the largest step size: nothing (released: the round is short) or random new ones.
+  the largest step size: nothing (released: the round is short), random new ones, or
+  ``mutation``: new one-entry mutations of the best architectures (taken in turn), which
+  keeps a round near the top when a budget turns many decoded proposals down.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from naonet.controller.training import ControllerReport, train_controller
 from naonet.errors import UserError
 
 SCORE_TRANSFORMS = ("raw", "rank")
-FILLS = ("none", "random")
+FILLS = ("none", "random", "mutation")
 MAX_RANDOM_DRAWS = 10_000  # per architecture, before a fill gives up (a tiny space)
 
 
@@ -97,11 +99,29 @@ def nao_round(controller: Controller | None, make_controller: Callable[[], Contr
                                     count=config.new_count, max_lambda=config.max_lambda,
                                     accept=accept)
     new = list(result.architectures)
-    if config.fill == "random" and len(new) < config.new_count:
-        new += random_new(space, set(architectures) | set(new), config.new_count - len(new),
-                          rng or random.Random(seed))
+    if config.fill != "none" and len(new) < config.new_count:
+        known, missing = set(architectures) | set(new), config.new_count - len(new)
+        rng = rng or random.Random(seed)
+        if config.fill == "mutation":
+            new += mutations_new(space, seeds, known, missing, rng)
+        new += random_new(space, known, config.new_count - len(new), rng)
     return RoundOutcome(controller, new, len(result.architectures), result.lambda_reached,
                         report, result.rejected, time.perf_counter() - started)
+
+
+def mutations_new(space, parents: Sequence, known: set, count: int,
+                  rng: random.Random) -> list:
+    """Up to ``count`` one-entry mutations of ``parents`` (best first, taken in turn),
+    none of them in ``known`` (a space with a budget mutates within it)."""
+    found: list = []
+    for attempt in range(MAX_RANDOM_DRAWS):
+        if len(found) == count or not parents:
+            break
+        child = space.mutate(parents[attempt % len(parents)], rng)
+        if child not in known:
+            known.add(child)
+            found.append(child)
+    return found
 
 
 def random_new(space, known: set, count: int, rng: random.Random) -> list:

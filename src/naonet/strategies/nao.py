@@ -39,6 +39,10 @@ class NAOConfig:
     # architectures (10% accuracy) do not squeeze all good ones into a sliver of [0, 1].
     score_transform: str = "rank"
     fresh_controller: bool = True  # re-initialise the controller every round
+    # What completes a round the decoder leaves short: new one-edge mutations of the best
+    # (then random ones). On the NB201 table: 94.23 +- 0.22 over 20 seeds like the random
+    # fill's 94.23 +- 0.20, and under a 25th-percentile parameter budget 91.00 against 90.88.
+    fill: str = "mutation"
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     training: ControllerTrainConfig = field(default_factory=table_controller_training)
     device: str = "cpu"
@@ -58,7 +62,7 @@ class NAOConfig:
         architectures, so the loop always makes progress."""
         return RoundConfig(seed_count=self.seed_count, new_count=count,
                            max_lambda=self.max_lambda, score_transform=self.score_transform,
-                           fresh_controller=self.fresh_controller, fill="random")
+                           fresh_controller=self.fresh_controller, fill=self.fill)
 
     def to_dict(self) -> dict:
         return asdict(self)

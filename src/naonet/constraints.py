@@ -125,10 +125,12 @@ class CostMeter:
             self._write_cache()
         return self._latency[key]
 
-    def costs(self, architecture, latency: bool | None = None) -> dict:
-        """``parameters``, ``macs`` and (measured when ``latency``, default: when limited)
-        ``latency_ms`` of ``architecture``."""
-        found = {"parameters": self.parameters(architecture), "macs": self.macs(architecture)}
+    def costs(self, architecture, macs: bool = True, latency: bool | None = None) -> dict:
+        """``parameters``, ``macs`` (unless asked not to: a network's forward pass each)
+        and ``latency_ms`` (when ``latency``; default: when it is limited)."""
+        found = {"parameters": self.parameters(architecture)}
+        if macs:
+            found["macs"] = self.macs(architecture)
         if latency if latency is not None else self.budget.max_latency_ms is not None:
             found["latency_ms"] = self.latency_ms(architecture)
         return found

@@ -20,11 +20,10 @@ from naonet.cli.table_search import (
     load_table,
     strategy_configs,
 )
-from naonet.errors import UserError
 from naonet.nb201 import VALIDATION_METRICS
 from naonet.nb201.table import DEFAULT_METRIC, metric_column
 from naonet.revision import code_revision
-from naonet.search.plots import IMAGE_SUFFIXES
+from naonet.search.plots import check_picture_path
 from naonet.strategies import STRATEGIES
 from naonet.strategies.benchmark import (
     BenchmarkConfig,
@@ -76,9 +75,8 @@ def benchmark_config(args: argparse.Namespace) -> BenchmarkConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = benchmark_config(args)
-    if args.plot and Path(args.plot).suffix.lower() not in IMAGE_SUFFIXES:
-        raise UserError(f"--plot {args.plot}: give a file ending in {', '.join(IMAGE_SUFFIXES)}"
-                        " (or '' for no plot)")  # before minutes of searching, not after
+    if args.plot:
+        check_picture_path(args.plot)  # before minutes of searching, not after
     table = load_table(args.evaluator, args.space)
     seeds = config.seed_range
 

@@ -11,11 +11,11 @@ from torch.utils.data import Dataset, Subset
 from naonet.data.augment import Cutout
 from naonet.data.pipelines import BatchAugment, DeviceBatches, LoaderBatches
 from naonet.data.sources import (
-    PICKLE_FOLDERS,
     InMemorySplit,
     detect_layout,
     download_cifar,
     find_split_folder,
+    holds_pickles,
     load_cifar_pickle,
     load_image_folder,
     read_image,
@@ -169,10 +169,6 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
                   channels_last=channels_last)
     if spec.small_images:
         train_split, test_split = _load_small(root, config, spec)
-        if config.image_size:
-            # Smaller images make a cheap proxy task (the search's supernet on a CPU).
-            train_split = resize_split(train_split, config.image_size)
-            test_split = resize_split(test_split, config.image_size)
         check_same_classes(train_split.classes, test_split.classes, root)
         train_index, valid_index = split_indices(len(train_split), config.valid_size,
                                                  config.train_subset, seed)
@@ -203,9 +199,7 @@ def find_test_source(root: Path, dataset: str) -> tuple[str, Path]:
     ``('pickle', root)`` for CIFAR python batches, ``('folder', F)`` for ``test/`` or
     ``val/`` class folders, or ``root`` itself when it is a folder of class folders
     (torchvision's ImageFolder layout)."""
-    folder = PICKLE_FOLDERS.get(dataset)
-    if folder and ((root / folder).is_dir() or (root / "test_batch").is_file()
-                   or (root / "test").is_file()):
+    if holds_pickles(root, dataset, "test"):
         return "pickle", root
     test = find_split_folder(root, "test")
     if test is not None:
@@ -227,11 +221,7 @@ def build_test_data(config: DataConfig, device: torch.device) -> TestData:
     layout, where = find_test_source(root, config.dataset)
     common = dict(device=device, seed=0, rank=0, world_size=1, channels_last=False)
     if spec.small_images:
-        split = (load_cifar_pickle(where, config.dataset, "test") if layout == "pickle" else
-                 load_image_folder(where, spec.image_size if config.dataset == "folder"
-                                   else None))
-        if config.image_size:
-            split = resize_split(split, config.image_size)
+        split = load_small_split(where, layout, "test", config, spec)
         if config.test_subset:
             split = split.subset(subset_indices(len(split), config.test_subset))
         make = (_device_batches if choose_pipeline(config, spec) == "device"
@@ -265,14 +255,28 @@ def _load_small(root: Path, config: DataConfig, spec: DatasetSpec
                 ) -> tuple[InMemorySplit, InMemorySplit]:
     layout = detect_layout(root, config.dataset)
     if layout == "pickle":
-        return (load_cifar_pickle(root, config.dataset, "train"),
-                load_cifar_pickle(root, config.dataset, "test"))
+        return (load_small_split(root, layout, "train", config, spec),
+                load_small_split(root, layout, "test", config, spec))
     test_folder = find_split_folder(root, "test")
     if test_folder is None:
         raise UserError(f"{root} has train/ but no test/ or val/ folder; add one")
-    size = spec.image_size if config.dataset == "folder" else None
-    return (load_image_folder(find_split_folder(root, "train"), size),
-            load_image_folder(test_folder, size))
+    return (load_small_split(find_split_folder(root, "train"), layout, "train", config, spec),
+            load_small_split(test_folder, layout, "test", config, spec))
+
+
+def load_small_split(where: Path, layout: str, split: str, config: DataConfig,
+                     spec: DatasetSpec) -> InMemorySplit:
+    """One split of small images in memory, at the size the network sees: CIFAR batches
+    (``where`` is their root) or a folder of class folders (``where`` is that folder;
+    folder data sets are decoded straight to their size), area-resized to
+    ``--image-size`` when it is given."""
+    if layout == "pickle":
+        images = load_cifar_pickle(where, config.dataset, split)
+    else:
+        images = load_image_folder(where, spec.image_size if config.dataset == "folder"
+                                   else None)
+    # Smaller images make a cheap proxy task (the search's supernet on a CPU).
+    return resize_split(images, config.image_size) if config.image_size else images
 
 
 def _device_batches(split: InMemorySplit, train: bool, config: DataConfig, spec: DatasetSpec,

@@ -115,11 +115,18 @@ def find_split_folder(root: Path, split: str) -> Path | None:
     return None
 
 
+def holds_pickles(root: Path, dataset: str, split: str = "train") -> bool:
+    """Whether ``root`` holds the CIFAR python batches of ``dataset`` (for ``split``)."""
+    folder = PICKLE_FOLDERS.get(dataset)
+    loose = ("data_batch_1", "train") if split == "train" else ("test_batch", "test")
+    return bool(folder) and ((root / folder).is_dir()
+                             or any((root / name).is_file() for name in loose))
+
+
 def detect_layout(root: Path, dataset: str) -> str:
     """'pickle' or 'folder', or a UserError describing what was expected."""
     folder = PICKLE_FOLDERS.get(dataset)
-    if folder and ((root / folder).is_dir() or (root / "data_batch_1").is_file()
-                   or (root / "train").is_file()):
+    if holds_pickles(root, dataset):
         return "pickle"
     if find_split_folder(root, "train") is not None:
         return "folder"

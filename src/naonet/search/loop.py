@@ -144,13 +144,8 @@ class SearchRun:
     def costs(self, architecture) -> dict:
         """What each output line records of the final network: its parameters always;
         multiply-adds and latency (where limited) under a budget."""
-        found = {"final_parameters": self.meter.parameters(architecture)}
-        if self.config.limits().active:
-            measured = self.meter.costs(architecture)
-            found["final_macs"] = measured["macs"]
-            if "latency_ms" in measured:
-                found["final_latency_ms"] = measured["latency_ms"]
-        return found
+        measured = self.meter.costs(architecture, macs=self.meter.budget.active)
+        return {f"final_{name}": value for name, value in measured.items()}
 
     @property
     def is_main(self) -> bool:
@@ -281,7 +276,6 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
     if config.amp == "fp16":
         raise UserError("--amp fp16 is not supported by the search; use --amp bf16 or none")
     space = get_space(config.space)
-    limits = config.limits()
     paths = FastPaths.resolve(context.device, channels_last=config.channels_last,
                               amp=config.amp, compile="off",
                               host_allocator=config.host_allocator)

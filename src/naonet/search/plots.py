@@ -29,11 +29,17 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path: str | Path) -> None:
+def check_picture_path(path: str | Path) -> Path:
+    """``path`` if it names a picture file matplotlib writes, else a UserError."""
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise UserError(f"cannot write {path.name}: give a file ending in "
                         f"{', '.join(IMAGE_SUFFIXES)}")
+    return path
+
+
+def _save(figure, path: str | Path) -> None:
+    path = check_picture_path(path)
     from naonet.training.checkpoint import file_mode
 
     path.parent.mkdir(parents=True, exist_ok=True)

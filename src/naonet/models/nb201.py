@@ -19,6 +19,7 @@ from torch import nn
 
 from naonet.errors import UserError
 from naonet.models.networks import count_parameters
+from naonet.models.operations import average_pool_3x3
 from naonet.spaces.nb201 import NB201Architecture
 
 Norm = Callable[[int], nn.Module]
@@ -67,12 +68,8 @@ class ReLUConvBN(nn.Module):
 class AvgPool3x3(nn.Module):
     """3x3 average pooling that averages only real pixels at the border."""
 
-    def __init__(self):
-        super().__init__()
-        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(x)
+        return average_pool_3x3(x)
 
 
 # OPERATIONS[name](channels, norm) -> a C -> C module; 'none' has no module (see cells).
@@ -197,35 +194,44 @@ def build_nb201_network(architecture: NB201Architecture,
     return NB201Network(architecture, config or NB201NetworkConfig())
 
 
-class ParameterCounter:
-    """Parameter count of the discrete network of any architecture, without building it.
+class CostCounter:
+    """Parameters and multiply-adds of the discrete network of any architecture, without
+    building it.
 
-    The count is the skeleton's (stem, reductions, head) plus, for every cell, the
-    parameters of the op on each edge; every op's count is measured once per stage width.
+    Each is the skeleton's (stem, reductions, head) plus, for every cell, the op on each
+    edge; every op is measured once per stage (its width and resolution), on the 'meta'
+    device: shapes only, so any size counts without memory.
     """
 
-    def __init__(self, space, config: NB201NetworkConfig | None = None):
+    def __init__(self, space, config: NB201NetworkConfig | None = None,
+                 image_size: int = 32):
+        from naonet.models.complexity import count_multiply_adds
+
         self.space = space
         self.config = config or NB201NetworkConfig()
         empty = space.architecture([space.op_index(ZERO_OP)] * space.num_edges) \
             if ZERO_OP in space.op_names else None
-        # Built on the 'meta' device: shapes only, so any width counts without memory.
         with torch.device("meta"):
-            self.skeleton = (count_parameters(build_nb201_network(empty, self.config))
-                             if empty is not None else self._skeleton_without_zero_op())
-            # per_op[o] = parameters of op o summed over every cell of every stage
-            self.per_op = [sum(self._op_parameters(name, width) * self.config.cells_per_stage
-                               for width in self.config.stage_channels())
-                           for name in space.op_names]
+            skeleton = (build_nb201_network(empty, self.config) if empty is not None
+                        else NB201Skeleton(self.config, lambda channels: nn.Identity()))
+            self.skeleton = (count_parameters(skeleton),
+                             count_multiply_adds(skeleton, (3, image_size, image_size)))
+            # per_op[o] = (parameters, multiply-adds) of op o summed over every cell
+            self.per_op = []
+            for name in space.op_names:
+                parameters = macs = 0
+                side = image_size
+                for width in self.config.stage_channels():
+                    module = build_operation(name, width)
+                    if module is not None:
+                        parameters += count_parameters(module)
+                        macs += count_multiply_adds(module, (width, side, side))
+                    side = (side + 1) // 2  # the reduction's stride-2 3x3 convolution
+                self.per_op.append((parameters * self.config.cells_per_stage,
+                                    macs * self.config.cells_per_stage))
 
-    @staticmethod
-    def _op_parameters(name: str, channels: int) -> int:
-        module = build_operation(name, channels)
-        return 0 if module is None else count_parameters(module)
+    def parameters(self, architecture: NB201Architecture) -> int:
+        return self.skeleton[0] + sum(self.per_op[op][0] for op in architecture.ops)
 
-    def _skeleton_without_zero_op(self) -> int:
-        skeleton = NB201Skeleton(self.config, lambda channels: nn.Identity())
-        return count_parameters(skeleton)
-
-    def __call__(self, architecture: NB201Architecture) -> int:
-        return self.skeleton + sum(self.per_op[op] for op in architecture.ops)
+    def multiply_adds(self, architecture: NB201Architecture) -> int:
+        return self.skeleton[1] + sum(self.per_op[op][1] for op in architecture.ops)

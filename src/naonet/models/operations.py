@@ -86,6 +86,25 @@ class DilSepConv(nn.Module):
         return self.bn1(self.pointwise1(self.depthwise1(F.relu(x))))
 
 
+def average_pool_3x3(x: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """3x3 average pooling with padding 1 that counts only real pixels at the border
+    (``avg_pool2d(x, 3, stride, 1, count_include_pad=False)``).
+
+    On the CPU it runs as a depthwise convolution with a kernel of ones divided by the
+    number of real pixels under each window: the same sums (in another order, so equal
+    to float rounding), 5x faster forward and backward than PyTorch's CPU average pool
+    (benchmarks/pooling.py). Other devices use ``avg_pool2d``.
+    """
+    if x.device.type != "cpu" or x.dim() != 4:
+        return F.avg_pool2d(x, 3, stride, 1, count_include_pad=False)
+    channels, height, width = x.shape[1:]
+    ones = x.new_ones(channels, 1, 3, 3)
+    sums = F.conv2d(x, ones, None, stride, 1, 1, channels)
+    # Real pixels under each window: 9 inside, 6 on an edge, 4 in a corner (stride 1).
+    counts = F.conv2d(x.new_ones(1, 1, height, width), ones[:1], None, stride, 1)
+    return sums / counts
+
+
 class AvgPool(nn.Module):
     """3x3 average pooling that ignores the zero padding in its count."""
 
@@ -94,7 +113,7 @@ class AvgPool(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(x, 3, self.stride, 1, count_include_pad=False)
+        return average_pool_3x3(x, self.stride)
 
 
 class MaxPool(nn.Module):

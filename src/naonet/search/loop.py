@@ -31,8 +31,7 @@ from naonet.distributed import DistributedContext, barrier, broadcast_object, in
 from naonet.errors import UserError
 from naonet.revision import code_revision
 from naonet.run_folder import claim_run_folder
-from naonet.runtime import FastPaths, to_memory_format
-from naonet.runtime import apply as apply_fast_paths
+from naonet.runtime import to_memory_format
 from naonet.search.config import SearchConfig
 from naonet.search.outputs import (
     DEFAULT_FINAL_COUNT,
@@ -63,6 +62,7 @@ from naonet.search.supernet_training import (
     SampledSupernet,
     build_optimizer,
     schedule_epochs,
+    search_fast_paths,
     start_schedule,
     train_supernet_epoch,
     wrap_for_training,
@@ -142,9 +142,9 @@ class SearchRun:
     clock: PhaseClock = field(default_factory=PhaseClock)
 
     def costs(self, architecture) -> dict:
-        """What each output line records of the final network: its parameters always;
-        multiply-adds and latency (where limited) under a budget."""
-        measured = self.meter.costs(architecture, macs=self.meter.budget.active)
+        """What each output line records of the final network: its parameters and
+        multiply-adds, and its latency where that is limited."""
+        measured = self.meter.costs(architecture)
         return {f"final_{name}": value for name, value in measured.items()}
 
     @property
@@ -276,10 +276,7 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
     if config.amp == "fp16":
         raise UserError("--amp fp16 is not supported by the search; use --amp bf16 or none")
     space = get_space(config.space)
-    paths = FastPaths.resolve(context.device, channels_last=config.channels_last,
-                              amp=config.amp, compile="off",
-                              host_allocator=config.host_allocator)
-    apply_fast_paths(paths, context.device)
+    paths = search_fast_paths(config, context.device)
     run_dir = Path(config.output)
     if not config.download:
         existing_data_path(config.data)  # bad input writes nothing, not even a run folder

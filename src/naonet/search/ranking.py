@@ -27,11 +27,13 @@ from naonet.data import build_data
 from naonet.distributed import init_distributed
 from naonet.errors import UserError
 from naonet.nb201 import DEFAULT_METRIC, BenchmarkTable, metric_column
+from naonet.runtime import FastPaths, to_memory_format
 from naonet.search.config import SearchConfig
 from naonet.search.scoring import build_scoring_data, score_pool
 from naonet.search.state import derive_seed
 from naonet.search.supernet_training import (
     build_optimizer,
+    search_fast_paths,
     start_schedule,
     train_supernet_epoch,
     wrap_for_training,
@@ -127,8 +129,10 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
     if space != table.space:
         raise UserError(f"the table is of the {table.space.name!r} space; pass --space "
                         f"{table.space.name}")
+    paths = search_fast_paths(search, context.device)
     data = build_data(search.data_config(), context.device, seed=search.seed,
-                      rank=context.rank, world_size=context.world_size)
+                      rank=context.rank, world_size=context.world_size,
+                      channels_last=paths.channels_last)
     if data.valid is None:
         raise UserError("the experiment scores on held-out images; pass --valid-size N")
     architectures = sample_architectures(table, config.sample_size, search.seed)
@@ -140,7 +144,7 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
     results = []
     for sampling in config.samplings:
         trainer = SupernetTrainer(replace(search, sampling=sampling), space, data, context,
-                                  list(table.architectures))
+                                  list(table.architectures), paths)
         results.append(trainer.run(config, architectures, reference, scoring, log))
     return RankingResult(architectures, reference, counts,
                          correlate(counts, reference, config.top_k), results)
@@ -149,11 +153,13 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
 class SupernetTrainer:
     """A fresh supernet of ``search`` trained on a fixed pool, epoch by epoch."""
 
-    def __init__(self, search: SearchConfig, space, data, context, pool: list):
+    def __init__(self, search: SearchConfig, space, data, context, pool: list,
+                 paths: FastPaths):
         from naonet.search.loop import build_supernet
 
         self.search, self.data, self.context = search, data, context
-        self.supernet = build_supernet(space, search, data, 0).to(context.device)
+        self.supernet = to_memory_format(build_supernet(space, search, data, 0).to(
+            context.device), paths.channels_last)
         self.sampled, self.model = wrap_for_training(self.supernet, context)
         self.sampled.sampler = PoolSampler(pool, torch.Generator(), search.sampling,
                                            self.supernet.network_config())

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 from naonet.distributed import DistributedContext, all_reduce_sum, wrap_data_parallel
+from naonet.runtime import FastPaths
+from naonet.runtime import apply as apply_fast_paths
 from naonet.search.config import SearchConfig
 from naonet.supernet import PoolSampler
 
@@ -126,3 +128,13 @@ def train_supernet_epoch(model: nn.Module, sampled: SampledSupernet, data, optim
         clear_gradients_to_none=not config.update_off_path)
     check_same_architectures(sampled, context)
     return stats
+
+
+def search_fast_paths(config: SearchConfig, device: torch.device) -> FastPaths:
+    """The fast paths of the search's supernet, scoring and re-rank on ``device``
+    (resolved as training resolves them, never compiled: every step runs another
+    architecture), applied to this process."""
+    paths = FastPaths.resolve(device, channels_last=config.channels_last, amp=config.amp,
+                              compile="off", host_allocator=config.host_allocator)
+    apply_fast_paths(paths, device)
+    return paths

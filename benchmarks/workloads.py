@@ -184,3 +184,24 @@ def textbook_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: to
     nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return loss.item(), (logits.argmax(1) == labels).sum().item()
+
+
+def textbook_controller_forward(controller, tokens: torch.Tensor
+                                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The controller's forward as the released code computes it, on naonet's parameters:
+    embeddings into each LSTM, the attention's projections applied to the queries and to
+    the concatenated context. Returns (predicted [N], log-probabilities [N, L, V])."""
+    encoder, decoder = controller.encoder, controller.decoder
+    count, length = tokens.shape
+    steps = encoder.token_embedding(tokens).reshape(count, length // encoder.tokens_per_step,
+                                                    -1)
+    step_outputs = nn.functional.normalize(encoder.lstm(steps)[0], p=2, dim=-1)
+    embedding = nn.functional.normalize(step_outputs.mean(dim=1), p=2, dim=-1)
+    inputs = decoder.token_embedding(controller.teacher_forcing_input(tokens))
+    queries, _ = decoder.lstm(inputs, decoder.initial_state(embedding))
+    attention = decoder.attention
+    scores = torch.bmm(attention.query_projection(queries), step_outputs.transpose(1, 2))
+    context = torch.bmm(torch.softmax(scores, dim=-1), step_outputs)
+    attended = torch.tanh(attention.output_projection(torch.cat((context, queries), dim=-1)))
+    return (controller.predictor(embedding),
+            nn.functional.log_softmax(decoder.output(attended), dim=-1))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import random
+import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from naonet.controller import (
     Controller,
@@ -20,10 +23,14 @@ from naonet.controller import (
     train_controller,
 )
 from naonet.controller.model import Encoded, pool_steps
+from naonet.controller.training import train_step
 from naonet.errors import UserError
+from naonet.runtime import small_kernel_threads
 from naonet.spaces import MIDDLE, SMALL, CellSearchSpace, CellSpaceEncoding
+from naonet.spaces.encoding import encoding_for
+from naonet.supernet import sample_architectures
 
-from conftest import FIXTURES  # ../shared, or $NAONET_SHARED
+from conftest import FIXTURES, REPO  # ../shared, or $NAONET_SHARED
 
 torch.set_num_threads(1)
 
@@ -159,6 +166,78 @@ def test_configs_round_trip_and_validate():
         ControllerConfig.from_dict({"hidden": 64})
     with pytest.raises(UserError, match="hidden_size"):
         ControllerConfig(hidden_size=0)
+
+
+# --------------------------------------------------------------------------- arithmetic
+def textbook_forward(controller, tokens):
+    """The released computation (benchmarks' baseline) on the controller's parameters."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from workloads import textbook_controller_forward
+
+    return textbook_controller_forward(controller, tokens)
+
+
+@pytest.mark.parametrize("space, config", [
+    ("small", ControllerConfig()),  # vocabulary 12 < width 32: one-hot inputs
+    ("middle", ControllerConfig(embedding_size=8, hidden_size=16)),  # vocabulary >= width
+    ("nb201", ControllerConfig(encoder_layers=2, decoder_layers=2)),
+])
+def test_forward_equals_the_released_arithmetic(space, config):
+    encoding = encoding_for(space)
+    tokens = torch.tensor([encoding.encode(a) for a in sample_architectures(
+        space, 64, random.Random(5))])
+    torch.manual_seed(0)
+    controller = Controller(encoding, config).eval()
+    with torch.no_grad():
+        predicted, log_probs = controller(tokens)
+        reference = textbook_forward(controller, tokens)
+    # Float32 sums in another order: a few units of the last place of values near 1.
+    torch.testing.assert_close(predicted, reference[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(log_probs, reference[1], atol=2e-6, rtol=0)
+
+
+def test_training_steps_equal_the_released_arithmetic():
+    encoding = encoding_for("small")
+    pool = sample_architectures("small", 200, random.Random(6))
+    targets = torch.rand(len(pool), generator=torch.Generator().manual_seed(0))
+    tokens = Controller(encoding).to_tokens(pool)
+    config = ControllerTrainConfig()
+    torch.manual_seed(0)
+    fast = Controller(encoding)
+    textbook = copy.deepcopy(fast)
+    fast_optimizer = torch.optim.Adam(fast.parameters(), lr=config.learning_rate)
+    textbook_optimizer = torch.optim.Adam(textbook.parameters(), lr=config.learning_rate)
+    steps = 20
+    for step in range(steps):
+        batch = torch.arange(step * 100, step * 100 + 100) % len(pool)
+        train_step(fast, fast_optimizer, tokens[batch], targets[batch], config)
+        textbook_optimizer.zero_grad()
+        predicted, log_probs = textbook_forward(textbook, tokens[batch])
+        loss = (config.mse_weight * F.mse_loss(predicted, targets[batch])
+                + config.nll_weight * F.nll_loss(log_probs.flatten(0, 1), tokens[batch].flatten()))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(textbook.parameters(), config.grad_clip)
+        textbook_optimizer.step()
+    # Each step's gradients differ by float rounding only, so each update differs by
+    # about the rounding of weights below 1 (2 float32 eps); the bound grows by step.
+    tolerance = steps * 2 * torch.finfo(torch.float32).eps
+    for (name, weight), reference in zip(fast.named_parameters(), textbook.parameters()):
+        torch.testing.assert_close(weight, reference, atol=tolerance, rtol=0, msg=name)
+
+
+def test_small_kernel_threads_are_one_on_the_cpu_then_restored(monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with small_kernel_threads(torch.device("cpu")):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # busy threads wake at no cost
+        with small_kernel_threads(torch.device("cpu")):
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
 
 
 # --------------------------------------------------------------------------- training

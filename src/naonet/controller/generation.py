@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from naonet.controller.model import Controller, Encoded, pool_steps
 from naonet.errors import UserError
+from naonet.runtime import small_kernel_threads
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,12 @@ def generate_architectures(controller: Controller, seeds: Sequence, known: Itera
         return GenerationResult((), 0)
     if not seeds:
         raise UserError("no seed architectures to generate from; pass the top of the pool")
-    seen = set(known)
+    with small_kernel_threads(controller.legal_mask.device):
+        return _generate(controller, seeds, set(known), count, max_lambda, accept)
+
+
+def _generate(controller: Controller, seeds: Sequence, seen: set, count: int,
+              max_lambda: int, accept: Callable[[object], bool] | None) -> GenerationResult:
     found: list = []
     rejected = 0
     step_outputs, gradient = score_gradient(controller, controller.to_tokens(seeds))

@@ -23,6 +23,14 @@ from naonet.spaces.encoding import SOS_TOKEN, SequenceEncoding
 
 # Every parameter keeps PyTorch's default initialisation, as in the released controller
 # (its decoder's Attention builds plain nn.Linear projections).
+#
+# The computation is the released one, rearranged to do less arithmetic (the parameters,
+# their names and every output are the same, up to float rounding):
+# * an LSTM whose inputs are token embeddings reads one-hot tokens instead, through its
+#   input weights multiplied by the embedding table: its first matrix product shrinks
+#   from the embedding width to the vocabulary size;
+# * the attention projects its memory (the S encoder steps) instead of the T queries,
+#   once per batch, so greedy decoding does not project it again at every position.
 
 
 class Encoded(NamedTuple):
@@ -43,6 +51,41 @@ def _lstm(input_size: int, hidden_size: int, layers: int, dropout: float) -> nn.
                    dropout=dropout if layers > 1 else 0.0)
 
 
+def run_on_embeddings(lstm: nn.LSTM, embedding: nn.Embedding, tokens: torch.Tensor,
+                      state: tuple[torch.Tensor, torch.Tensor] | None = None
+                      ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """``lstm`` over the embeddings of ``tokens`` [N, T * k] grouped k to a step.
+
+    Equal to ``lstm(embedding(tokens).reshape(N, T, k * E), state)``. The first layer's
+    input product ``W_ih [4H, k E] @ x`` is taken as ``(W_ih @ blockdiag(table^T))
+    [4H, k V] @ one_hot(tokens)``: with a vocabulary smaller than the embedding width
+    that is less arithmetic, and the gradients reach both factors exactly.
+    """
+    table = embedding.weight  # [V, E]
+    vocab, width = table.shape
+    per_step = lstm.input_size // width
+    if vocab >= width:  # one-hot rows would be the wider input
+        count, length = tokens.shape
+        inputs = embedding(tokens).reshape(count, length // per_step, lstm.input_size)
+        return lstm(inputs, state)
+    weight = lstm.weight_ih_l0  # [4H, k E]
+    blocks = [weight[:, i * width:(i + 1) * width] @ table.t() for i in range(per_step)]
+    one_hot = F.one_hot(tokens, vocab).to(table.dtype)  # [N, T k, V]
+    inputs = one_hot.reshape(tokens.shape[0], -1, per_step * vocab)  # [N, T, k V]
+    weights = []
+    for layer in range(lstm.num_layers):
+        weights += [getattr(lstm, f"{kind}_l{layer}")
+                    for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    weights[0] = torch.cat(blocks, dim=1)
+    if state is None:
+        zeros = inputs.new_zeros(lstm.num_layers, inputs.shape[0], lstm.hidden_size)
+        state = (zeros, zeros)
+    # nn.LSTM's own forward insists on its input width; the op it calls does not.
+    outputs, hidden, cell = torch.lstm(inputs, state, weights, True, lstm.num_layers,
+                                       lstm.dropout, lstm.training, False, True)
+    return outputs, (hidden, cell)
+
+
 class ArchitectureEncoder(nn.Module):
     """Token embedding, grouping into steps, LSTM, per-step and pooled normalisation."""
 
@@ -54,11 +97,8 @@ class ArchitectureEncoder(nn.Module):
                           config.encoder_layers, config.encoder_dropout)
 
     def forward(self, tokens: torch.Tensor) -> Encoded:
-        count, length = tokens.shape
-        embedded = self.token_embedding(tokens)  # [N, L, E]
-        # Consecutive tokens of one step (an (input, op) pair) become one LSTM input.
-        steps = embedded.reshape(count, length // self.tokens_per_step, -1)  # [N, S, k E]
-        outputs, _ = self.lstm(steps)  # [N, S, H]
+        # Consecutive tokens of one step (an (input, op) pair) are one LSTM input.
+        outputs, _ = run_on_embeddings(self.lstm, self.token_embedding, tokens)  # [N, S, H]
         step_outputs = F.normalize(outputs, p=2, dim=-1)
         return Encoded(step_outputs, pool_steps(step_outputs))
 
@@ -81,19 +121,36 @@ class Predictor(nn.Module):
         return torch.sigmoid(self.output(self.hidden(embedding))).squeeze(-1)  # [N]
 
 
+class AttentionMemory(NamedTuple):
+    """The encoder steps as the attention reads them (see :meth:`Attention.memory`)."""
+
+    keys: torch.Tensor  # [N, S, H]
+    values: torch.Tensor  # [N, S, H]
+
+
 class Attention(nn.Module):
-    """Dot-product attention with an input projection and a tanh output projection."""
+    """Dot-product attention with an input projection and a tanh output projection:
+    ``tanh(W_o [softmax((W_q q) M^T) M ; q])`` for queries q and memory M."""
 
     def __init__(self, size: int):
         super().__init__()
         self.query_projection = nn.Linear(size, size, bias=False)
         self.output_projection = nn.Linear(2 * size, size, bias=False)
 
-    def forward(self, queries: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        """queries [N, T, H], memory [N, S, H] -> attended outputs [N, T, H]."""
-        scores = torch.bmm(self.query_projection(queries), memory.transpose(1, 2))  # [N, T, S]
-        context = torch.bmm(torch.softmax(scores, dim=-1), memory)  # [N, T, H]
-        return torch.tanh(self.output_projection(torch.cat((context, queries), dim=-1)))
+    def memory(self, steps: torch.Tensor) -> AttentionMemory:
+        """Project the memory [N, S, H] once: ``(W_q q) . m = q . (W_q^T m)`` and
+        ``W_o[:, :H] (sum_s a_s m_s) = sum_s a_s (W_o[:, :H] m_s)``."""
+        size = steps.shape[-1]
+        keys = F.linear(steps, self.query_projection.weight.t())
+        values = F.linear(steps, self.output_projection.weight[:, :size])
+        return AttentionMemory(keys, values)
+
+    def forward(self, queries: torch.Tensor, memory: AttentionMemory) -> torch.Tensor:
+        """queries [N, T, H] -> attended outputs [N, T, H]."""
+        scores = torch.bmm(queries, memory.keys.transpose(1, 2))  # [N, T, S]
+        context = torch.bmm(torch.softmax(scores, dim=-1), memory.values)  # [N, T, H]
+        size = queries.shape[-1]
+        return torch.tanh(context + F.linear(queries, self.output_projection.weight[:, size:]))
 
 
 class ArchitectureDecoder(nn.Module):
@@ -114,9 +171,12 @@ class ArchitectureDecoder(nn.Module):
         return state, state
 
     def forward(self, inputs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor],
-                memory: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """inputs [N, T] previous tokens -> log-probabilities [N, T, V] and the new state."""
-        outputs, state = self.lstm(self.token_embedding(inputs), state)  # [N, T, H]
+                memory: AttentionMemory
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """inputs [N, T] previous tokens -> log-probabilities [N, T, V] and the new state;
+        ``memory`` is ``attention.memory(encoder step outputs)``."""
+        outputs, state = run_on_embeddings(self.lstm, self.token_embedding, inputs,
+                                           state)  # [N, T, H]
         attended = self.attention(outputs, memory)  # [N, T, H]
         return F.log_softmax(self.output(attended), dim=-1), state
 
@@ -166,8 +226,8 @@ class Controller(nn.Module):
         """Predicted scores and teacher-forced reconstruction log-probabilities."""
         encoded = self.encode(tokens)
         state = self.decoder.initial_state(encoded.embedding)
-        log_probs, _ = self.decoder(self.teacher_forcing_input(tokens), state,
-                                    encoded.step_outputs)
+        memory = self.decoder.attention.memory(encoded.step_outputs)
+        log_probs, _ = self.decoder(self.teacher_forcing_input(tokens), state, memory)
         return ControllerOutput(self.predict(encoded.embedding), log_probs)
 
     def teacher_forcing_input(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -188,9 +248,10 @@ class Controller(nn.Module):
         state = self.decoder.initial_state(encoded.embedding)
         token = torch.full((encoded.embedding.shape[0], 1), self.sos_token, dtype=torch.long,
                            device=encoded.embedding.device)  # [N, 1]
+        memory = self.decoder.attention.memory(encoded.step_outputs)
         tokens = []
         for position in range(self.encoding.sequence_length):
-            log_probs, state = self.decoder(token, state, encoded.step_outputs)  # [N, 1, V]
+            log_probs, state = self.decoder(token, state, memory)  # [N, 1, V]
             token = self.legal_argmax(log_probs, start=position)  # [N, 1]
             tokens.append(token)
         return torch.cat(tokens, dim=1)

@@ -23,6 +23,7 @@ from naonet.analysis.correlation import pairwise_accuracy
 from naonet.controller.config import ControllerTrainConfig
 from naonet.controller.model import Controller
 from naonet.errors import UserError
+from naonet.runtime import small_kernel_threads
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def train_controller(controller: Controller, architectures: Sequence, scores: Se
     rng = random.Random(seed)
     split = _split_pool(controller, list(architectures), normalise_scores(scores), config, rng)
     device = controller.legal_mask.device
-    with torch.random.fork_rng(devices=_rng_devices(device)):
+    with torch.random.fork_rng(devices=_rng_devices(device)), small_kernel_threads(device):
         torch.manual_seed(seed)  # dropout draws from the global generator
         batch_order = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.Adam(controller.parameters(), lr=config.learning_rate,
@@ -75,8 +76,8 @@ def train_controller(controller: Controller, architectures: Sequence, scores: Se
             last = train_epoch(controller, optimizer, split, config, batch_order)
             history.append(last[0])
             epochs.set_postfix(loss=f"{last[0]:.4f}")
-    accuracy, distance = evaluate_controller(controller, split.valid_tokens,
-                                             split.valid_targets)
+        accuracy, distance = evaluate_controller(controller, split.valid_tokens,
+                                                 split.valid_targets)
     return ControllerReport(last[0], last[1], last[2], tuple(history), accuracy, distance,
                             len(split.train_tokens), len(split.valid_tokens))
 

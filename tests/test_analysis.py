@@ -151,16 +151,16 @@ def test_supernet_experiment_on_real_cifar10(tmp_path, capsys, cifar_mini):
 
 
 def test_balanced_sampling_prefers_large_architectures():
-    from naonet.models.nb201 import ParameterCounter
+    from naonet.models.nb201 import CostCounter
     from naonet.spaces import NB201
     from naonet.supernet import PoolSampler
 
-    counter = ParameterCounter(NB201)
+    counter = CostCounter(NB201)
     pool = list(NB201.all_architectures())
     samples = {sampling: PoolSampler(pool, np.random.default_rng(0), sampling).sample_many(2000)
                for sampling in ("balanced", "uniform")}
-    balanced = np.mean([counter(arch) for arch in samples["balanced"]])
-    uniform = np.mean([counter(arch) for arch in samples["uniform"]])
+    balanced = np.mean([counter.parameters(arch) for arch in samples["balanced"]])
+    uniform = np.mean([counter.parameters(arch) for arch in samples["uniform"]])
     assert balanced > 1.2 * uniform
 
 

@@ -57,6 +57,8 @@ CASES = [
     (["eval", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), "--arch", "naonet-v2", "--dataset",
       "cifar10", "--device", "foo"], "--device must be auto, cpu"),
     (["show", "naonet-v2", "-o", "cells.png", "--title", "$$"], "cannot typeset the title"),
+    (["bench-search", "--evaluator", "table:t.csv", "--max-latency-ms", "5", "--device",
+      "foo"], "--device must be auto, cpu"),
     (["bench-search", "--evaluator", "table:t.csv", "--plot", "curves.jpg"],
      "give a file ending in .png"),
     (["show", "naonet-v2", "-o", "cells.png", "--title", "$\\foo$"], "Unknown symbol"),

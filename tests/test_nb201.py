@@ -9,7 +9,8 @@ import torch
 
 from naonet.errors import UserError
 from naonet.models import count_parameters
-from naonet.models.nb201 import NB201NetworkConfig, ParameterCounter, build_nb201_network
+from naonet.models.complexity import count_multiply_adds
+from naonet.models.nb201 import CostCounter, NB201NetworkConfig, build_nb201_network
 from naonet.nb201 import BenchmarkTable
 from naonet.spaces import NB201, NB201_OPS, dead_nodes, encoding_for
 from naonet.supernet import NB201Supernet
@@ -94,16 +95,26 @@ def test_parameter_counts_match_the_table(nb201_table):
     assert abs(params - nb201_table.value(best, "params_mb")) <= 0.01 * params
     # Every row but 204 (1.3%) matches to the last digit; those 204 rows of the merged
     # shared table carry counts that are not any single cell's (seed-averaged sources).
-    counter = ParameterCounter(NB201)
-    exact = sum(abs(counter(arch) / 1e6 - nb201_table.value(arch, "params_mb")) < 1e-6
+    counter = CostCounter(NB201)
+    exact = sum(abs(counter.parameters(arch) / 1e6 - nb201_table.value(arch, "params_mb")) < 1e-6
                 for arch in nb201_table.architectures)
     assert exact == len(nb201_table) - 204
 
 
 def test_parameter_counter_matches_built_networks():
-    counter = ParameterCounter(NB201, TINY)
+    counter = CostCounter(NB201, TINY)
     for arch in random.Random(1).sample(list(NB201.all_architectures()), 20):
-        assert counter(arch) == count_parameters(build_nb201_network(arch, TINY))
+        assert counter.parameters(arch) == count_parameters(build_nb201_network(arch, TINY))
+
+
+@pytest.mark.parametrize("image_size", (32, 16, 7))
+def test_cost_counter_multiply_adds_match_built_networks(image_size):
+    counter = CostCounter(NB201, TINY, image_size)
+    for arch in random.Random(2).sample(list(NB201.all_architectures()), 10):
+        network = build_nb201_network(arch, TINY)
+        expected = count_multiply_adds(network, (3, image_size, image_size))
+        assert counter.multiply_adds(arch) == expected
+        assert NB201.multiply_adds(arch, TINY, image_size) == expected
 
 
 def test_network_forward_and_all_none_cell():

@@ -16,7 +16,7 @@ from naonet.models import NetworkConfig, build_network, count_parameters
 from naonet.models.operations import OPERATIONS, build_operation
 from naonet.spaces import get_space, named_architecture
 from naonet.supernet import (
-    OPERATION_PARAMETERS,
+    OPERATION_COSTS,
     LooseEndCombine,
     PerInputOperation,
     PoolSampler,
@@ -59,7 +59,7 @@ def test_operation_formula_matches_built_operation(name, stride):
 
 
 def test_every_operation_has_a_formula():
-    assert set(OPERATION_PARAMETERS) >= set(OPERATIONS)
+    assert set(OPERATION_COSTS) >= set(OPERATIONS)
     with pytest.raises(UserError):
         operation_parameters("conv_9x9", 8, 1)
 

@@ -3,9 +3,10 @@ network an architecture becomes, and a space that only yields architectures with
 
 Costs are those of the discrete network at its final size (``space.final_size``: the
 benchmark's C 16, N 5 for NB201; NAONet-V2-36's C 36, N 6 for the NAO cell spaces;
-``Budget.channels`` / ``layers`` override), never of the supernet. Parameters come from
-formulas (milliseconds); multiply-adds from one forward pass on PyTorch's 'meta' device
-(no memory, no arithmetic); latency from timing the network on the given device, at
+``Budget.channels`` / ``layers`` override), never of the supernet. Parameters and
+multiply-adds come from the space's formulas (``parameter_count``, ``multiply_adds``:
+well under a millisecond, so every output line carries both); latency from timing the
+network on the given device, at
 batch 1 and at ``latency_batch``, cached per device in ``$NAONET_CACHE/latency.json`` so
 no search times an architecture twice.
 
@@ -99,21 +100,13 @@ class CostMeter:
             raise UserError(f"--max-latency-ms needs a device that can be timed ("
                             f"{', '.join(TIMED_DEVICES)}), not {self.device}; pass --device")
         self.cache_file = cache_file
-        self._macs: dict = {}
         self._latency: dict[str, dict] = {}
 
     def parameters(self, architecture) -> int:
         return self.space.parameter_count(architecture, self.config)
 
     def macs(self, architecture) -> int:
-        if architecture not in self._macs:
-            from naonet.models.complexity import count_multiply_adds
-
-            with torch.device("meta"):
-                network = self.space.build_network(architecture, self.config)
-            size = self.budget.image_size
-            self._macs[architecture] = count_multiply_adds(network, (3, size, size))
-        return self._macs[architecture]
+        return self.space.multiply_adds(architecture, self.config, self.budget.image_size)
 
     def latency_ms(self, architecture) -> dict[str, float]:
         """Median milliseconds of one forward pass at batch 1 and at the budget's batch."""
@@ -125,12 +118,11 @@ class CostMeter:
             self._write_cache()
         return self._latency[key]
 
-    def costs(self, architecture, macs: bool = True, latency: bool | None = None) -> dict:
-        """``parameters``, ``macs`` (unless asked not to: a network's forward pass each)
-        and ``latency_ms`` (when ``latency``; default: when it is limited)."""
-        found = {"parameters": self.parameters(architecture)}
-        if macs:
-            found["macs"] = self.macs(architecture)
+    def costs(self, architecture, latency: bool | None = None) -> dict:
+        """``parameters``, ``macs`` and ``latency_ms`` (when ``latency``; default: when
+        it is limited)."""
+        found = {"parameters": self.parameters(architecture),
+                 "macs": self.macs(architecture)}
         if latency if latency is not None else self.budget.max_latency_ms is not None:
             found["latency_ms"] = self.latency_ms(architecture)
         return found
@@ -239,8 +231,8 @@ class FeasibleSpace:
         return self.sample(rng)
 
     def max_draws(self) -> int:
-        # Parameters cost microseconds; multiply-adds and latency a network each.
-        cheap = self.budget.max_macs is None and self.budget.max_latency_ms is None
+        # Parameters and multiply-adds cost microseconds; latency a timed network each.
+        cheap = self.budget.max_latency_ms is None
         return MAX_SAMPLE_DRAWS if cheap else MAX_SAMPLE_DRAWS // 20
 
     def _unmeetable(self, rng: random.Random) -> str:
@@ -253,8 +245,8 @@ class FeasibleSpace:
                          f"{'possible' if exact else 'found'}: {smallest:,})")
         if self.budget.max_macs is not None:
             parts.append(f"--max-macs {self.budget.max_macs:,} (smallest of "
-                         f"{len(draws[:100])} random draws: "
-                         f"{min(self.meter.macs(a) for a in draws[:100]):,})")
+                         f"{len(draws):,} random draws: "
+                         f"{min(self.meter.macs(a) for a in draws):,})")
         if self.budget.max_latency_ms is not None:
             batch = str(self.budget.latency_batch)
             fastest = min(self.meter.latency_ms(a)[batch] for a in draws[:10])

@@ -17,6 +17,7 @@ from naonet.cli.table_search import (
     add_budget_arguments,
     add_strategy_options,
     budget_from_args,
+    latency_device,
     load_table,
     strategy_configs,
 )
@@ -59,18 +60,23 @@ def add_parser(subparsers) -> None:
                         help="also write every run's result to this JSON file")
     parser.add_argument("--quiet", action="store_true", help="no line per search")
     add_strategy_options(parser.add_argument_group("strategy options"))
-    add_budget_arguments(parser.add_argument_group(
-        "budget on the final network (every search stays within it)"))
+    budget = parser.add_argument_group(
+        "budget on the final network (every search stays within it)")
+    add_budget_arguments(budget)
+    budget.add_argument("--device", default=None,
+                        help="where --max-latency-ms is timed: cpu (default), cuda, cuda:N, "
+                             "mps or auto (the accelerator if there is one)")
     parser.set_defaults(handler=run)
 
 
 def benchmark_config(args: argparse.Namespace) -> BenchmarkConfig:
     """The run's frozen config, from the flags."""
     names = tuple(name.strip() for name in args.strategies.split(",") if name.strip())
+    limits = budget_from_args(args)
     return BenchmarkConfig(table=args.evaluator, strategies=names, budget=args.budget,
                            first_seed=args.first_seed, seeds=args.seeds, metric=args.metric,
-                           strategy_configs=strategy_configs(args),
-                           limits=budget_from_args(args))
+                           strategy_configs=strategy_configs(args), limits=limits,
+                           device=latency_device(args.device, limits))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     results = benchmark_strategies(table, config.strategies, seeds, config.budget,
                                    config.metric, config.strategy_configs, on_run=report,
-                                   limits=config.limits)
+                                   limits=config.limits, device=config.device)
     best_possible = table.test_accuracy(table.best(metric_column(args.metric)))
     optimum = feasible_optimum(table, config.limits) if config.limits.active else None
     if optimum is not None:

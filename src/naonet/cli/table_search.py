@@ -49,8 +49,8 @@ def add_budget_arguments(group) -> None:
     group.add_argument("--max-macs", type=int, default=None, metavar="N",
                        help="multiply-adds of one image through the final network")
     group.add_argument("--max-latency-ms", type=float, default=None, metavar="T",
-                       help="median forward time of the final network on --device (the "
-                            "CPU for bench-search) at --latency-batch, cached per device")
+                       help="median forward time of the final network on --device at "
+                            "--latency-batch, cached per device")
     group.add_argument("--latency-batch", type=int, default=1, metavar="B",
                        help="batch the latency limit applies to (batch 1 is timed too)")
 

@@ -115,6 +115,11 @@ class CellSearchSpace(IntegerCodedSpace):
 
         return count_network_parameters(architecture, config)
 
+    def multiply_adds(self, architecture, config, image_size: int = 32) -> int:
+        from naonet.supernet.counting import count_network_multiply_adds
+
+        return count_network_multiply_adds(architecture, config, image_size)
+
     def build_supernet(self, channels: int, layers: int, num_classes: int = 10,
                        skeleton: str = "cifar", **regularisation: Any):
         """The NAO supernet (``regularisation``: keep_prob, drop_path_keep_prob)."""

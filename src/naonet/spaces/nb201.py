@@ -142,7 +142,11 @@ class NB201Space(IntegerCodedSpace):
         return build_nb201_network(architecture, config)
 
     def parameter_count(self, architecture: NB201Architecture, config) -> int:
-        return _parameter_counter(self, config)(architecture)
+        return _cost_counter(self, config, 32).parameters(architecture)
+
+    def multiply_adds(self, architecture: NB201Architecture, config,
+                      image_size: int = 32) -> int:
+        return _cost_counter(self, config, image_size).multiply_adds(architecture)
 
     def build_supernet(self, channels: int, layers: int, num_classes: int = 10,
                        skeleton: str = "cifar", **regularisation: Any):
@@ -187,10 +191,10 @@ class NB201Architecture:
 
 
 @lru_cache(maxsize=16)
-def _parameter_counter(space: NB201Space, config):
-    from naonet.models.nb201 import ParameterCounter
+def _cost_counter(space: NB201Space, config, image_size: int):
+    from naonet.models.nb201 import CostCounter
 
-    return ParameterCounter(space, config)
+    return CostCounter(space, config, image_size)
 
 
 NB201 = register_space(NB201Space())

@@ -58,6 +58,11 @@ class SearchSpace(Protocol):
     def parameter_count(self, architecture, config) -> int:
         """Trainable parameters of the discrete network, without building it."""
 
+    def multiply_adds(self, architecture, config, image_size: int = 32) -> int:
+        """Multiply-adds (convolutions and linear layers) of one evaluation of the
+        discrete network on one image of ``image_size`` pixels a side, without building
+        it."""
+
     def build_supernet(self, channels: int, layers: int, num_classes: int = 10,
                        skeleton: str = "cifar", **regularisation: Any):
         """The weight-sharing network; ``forward(images, architecture)`` ->

@@ -41,14 +41,15 @@ def limited_space(table: BenchmarkTable, limits: Budget | None, device: str = "c
 
 def feasible_optimum(table: BenchmarkTable, limits: Budget) -> tuple[int, float] | None:
     """(benchmark index, test accuracy) of the best test accuracy among the table's
-    architectures within a parameter limit (None when multiply-adds or latency are
-    limited too: measuring all 15,625 networks is not worth a report line)."""
-    if limits.max_macs is not None or limits.max_latency_ms is not None:
+    architectures within the parameter and multiply-add limits (None when latency is
+    limited: timing all 15,625 networks is not worth a report line)."""
+    if limits.max_latency_ms is not None:
         return None
     meter = CostMeter(table.space, limits)
     tests = table.column(TEST_COLUMN)
     rows = [row for row, architecture in enumerate(table.architectures)
-            if limits.max_params is None or meter.parameters(architecture) <= limits.max_params]
+            if (limits.max_params is None or meter.parameters(architecture) <= limits.max_params)
+            and (limits.max_macs is None or meter.macs(architecture) <= limits.max_macs)]
     if not rows:
         return None
     best = max(rows, key=lambda row: tests[row])
@@ -67,6 +68,7 @@ class BenchmarkConfig:
     metric: str = DEFAULT_METRIC
     strategy_configs: dict = field(default_factory=dict)  # strategy -> its config
     limits: Budget = field(default_factory=Budget)  # parameters / multiply-adds / latency
+    device: str = "cpu"  # where latency is timed
 
     def __post_init__(self) -> None:
         options.check_names(self.strategies, tuple(STRATEGIES), "--strategies")
@@ -117,8 +119,10 @@ def benchmark_strategies(table: BenchmarkTable, strategies: Sequence[str], seeds
                          budget: int, metric: str = DEFAULT_METRIC,
                          configs: dict | None = None,
                          on_run: Callable[[str, int, SearchSummary], None] | None = None,
-                         limits: Budget | None = None) -> list[StrategyRuns]:
-    """Search with every strategy and seed; ``on_run`` is called after each search."""
+                         limits: Budget | None = None, device: str = "cpu"
+                         ) -> list[StrategyRuns]:
+    """Search with every strategy and seed; ``on_run`` is called after each search.
+    Latency (when ``limits`` has a latency limit) is timed on ``device``."""
     configs = configs or {}
     results = []
     for strategy in strategies:
@@ -126,7 +130,7 @@ def benchmark_strategies(table: BenchmarkTable, strategies: Sequence[str], seeds
         start = time.perf_counter()
         for seed in seeds:
             summary = search_table(table, strategy, budget, seed, metric, configs.get(strategy),
-                                   limits)
+                                   limits, device)
             runs.summaries.append(summary)
             if on_run is not None:
                 on_run(strategy, seed, summary)

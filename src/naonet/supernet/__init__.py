@@ -2,8 +2,9 @@
 
 from naonet.supernet.config import SupernetConfig
 from naonet.supernet.counting import (
-    OPERATION_PARAMETERS,
-    STEM_PARAMETERS,
+    OPERATION_COSTS,
+    STEM_COSTS,
+    count_network_multiply_adds,
     count_network_parameters,
     operation_parameters,
 )
@@ -25,10 +26,10 @@ from naonet.supernet.scoring import (
 )
 
 __all__ = [
-    "OPERATION_PARAMETERS",
+    "OPERATION_COSTS",
     "SAMPLING_WEIGHTS",
     "SCORE_METRICS",
-    "STEM_PARAMETERS",
+    "STEM_COSTS",
     "LooseEndCombine",
     "NB201Supernet",
     "PerInputOperation",
@@ -39,6 +40,7 @@ __all__ = [
     "SupernetConfig",
     "SupernetNode",
     "batch_statistics",
+    "count_network_multiply_adds",
     "count_network_parameters",
     "operation_parameters",
     "sample_architectures",

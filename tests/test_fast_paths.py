@@ -381,3 +381,25 @@ def test_cuda_compiled_network_gives_the_eager_logits():
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
     assert not compiled.fallen_back
+
+
+@pytest.mark.parametrize("stride", (1, 2))
+@pytest.mark.parametrize("channels_last", (False, True))
+def test_average_pool_equals_pytorchs_pooling(stride, channels_last):
+    from naonet.models.operations import average_pool_3x3
+
+    generator = torch.Generator().manual_seed(stride)
+    for shape in ((3, 5, 8, 8), (2, 4, 7, 9), (2, 3, 1, 1), (1, 2, 2, 3)):
+        x = torch.randn(*shape, generator=generator)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        ours, reference = x.clone().requires_grad_(), x.clone().requires_grad_()
+        weights = torch.randn(nn.functional.avg_pool2d(x, 3, stride, 1).shape,
+                              generator=generator)
+        pooled = average_pool_3x3(ours, stride)
+        expected = nn.functional.avg_pool2d(reference, 3, stride, 1, count_include_pad=False)
+        # A mean of at most 9 values summed in another order: a few float32 ulps.
+        torch.testing.assert_close(pooled, expected, atol=1e-6, rtol=1e-6)
+        (pooled * weights).sum().backward()
+        (expected * weights).sum().backward()
+        torch.testing.assert_close(ours.grad, reference.grad, atol=1e-6, rtol=1e-6)

@@ -29,7 +29,7 @@ from naonet.search import (
 )
 from naonet.search import loop as search_loop
 from naonet.search.supernet_training import build_optimizer, start_schedule
-from naonet.spaces import Architecture, resolve_architecture
+from naonet.spaces import Architecture, get_space, resolve_architecture
 from naonet.supernet import Supernet, SupernetConfig, sample_architectures
 
 torch.set_num_threads(1)
@@ -451,3 +451,30 @@ def test_phase_clock_flush_counts_open_phases_before_a_checkpoint():
     total = clock.perf_counter() - start
     assert saved["training"] >= 0.02
     assert abs(phases.seconds["training"] - total) < 0.005  # counted on, never twice
+
+
+@pytest.mark.parametrize("strategy", ["random", "evolution"])
+def test_baseline_strategies_search_on_the_same_supernet_and_counts(strategy, cifar_mini,
+                                                                   tmp_path):
+    output = tmp_path / strategy
+    config = tiny_config(cifar_mini, output, space="nb201", strategy=strategy, rounds=3,
+                         population_size=4, sample_size=2, rerank_top=0)
+    final = search(config, show_progress=False)
+    pool = json.loads((output / "pool.json").read_text())["architectures"]
+    born = [record["round"] for record in pool]
+    # the seed pool, then new_architectures distinct new ones in each later round
+    assert sorted(born) == [1] * 6 + [2] * 3 + [3] * 3
+    assert len({record["arch"] for record in pool}) == len(pool)
+    scores = [record["supernet_score"] for record in pool]
+    assert scores == sorted(scores, reverse=True)
+    assert final[0]["arch"] == pool[0]["arch"]
+    rounds = read_lines(output / "rounds.jsonl")
+    assert len(rounds) == 3 and all(json.loads(line)["controller_pairwise_accuracy"] is None
+                                    for line in rounds)
+    if strategy == "evolution":  # every child is one edge away from a member of the pool
+        space = get_space("nb201")
+        earlier = [space.parse(r["arch"]) for r in pool if r["round"] < 3]
+        for record in (r for r in pool if r["round"] == 3):
+            child = space.to_integers(space.parse(record["arch"]))
+            assert any(sum(a != b for a, b in zip(child, space.to_integers(parent))) == 1
+                       for parent in earlier)

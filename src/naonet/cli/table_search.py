@@ -32,7 +32,8 @@ def add_table_search_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--budget", type=int, default=100,
                        help="distinct architectures the search may query (default 100)")
     group.add_argument("--strategy", choices=sorted(STRATEGIES), default="nao",
-                       help="search strategy (default nao)")
+                       help="search strategy (default nao); the one-shot search runs "
+                            "random and evolution on the same supernet and counts")
     group.add_argument("--metric", choices=sorted(VALIDATION_METRICS), default=DEFAULT_METRIC,
                        help=f"validation metric the search sees (default {DEFAULT_METRIC})")
     group.add_argument("--result-json", default=None, metavar="FILE",
@@ -92,9 +93,10 @@ def add_strategy_options(group) -> None:
                             f"search also takes none (default {nao.fill}; one-shot: none)")
     group.add_argument("--population-size", type=int, default=evolution.population_size,
                        help=f"evolution: population size (default "
-                            f"{evolution.population_size})")
+                            f"{evolution.population_size}; one-shot: 100)")
     group.add_argument("--sample-size", type=int, default=evolution.sample_size,
-                       help=f"evolution: tournament size (default {evolution.sample_size})")
+                       help=f"evolution: tournament size (default {evolution.sample_size}; "
+                            f"one-shot: 25)")
 
 
 def strategy_configs(args: argparse.Namespace) -> dict:

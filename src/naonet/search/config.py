@@ -21,6 +21,7 @@ from naonet.spaces.protocol import DEFAULT_SPACE
 from naonet.supernet import SAMPLING_WEIGHTS, SCORE_METRICS
 
 SCORING_MODES = ("fixed", "per-architecture")
+ONE_SHOT_STRATEGIES = ("nao", "random", "evolution")
 SUPERNET_POOLS = ("children", "all")
 
 
@@ -56,6 +57,12 @@ class SearchConfig:
     seed_pool_file: str = ""  # start from these architectures instead of random ones
     new_architectures: int = 300
     top_seeds: int = 100
+    # what proposes each round's new architectures: nao (the controller), or the
+    # baselines on the same supernet and the same counts: random (new random ones) or
+    # evolution (regularized evolution in rounds, Real et al. 2019's P 100, S 25)
+    strategy: str = "nao"
+    population_size: int = 100
+    sample_size: int = 25
     # one NAO round (naonet.controller.rounds): the released search trains one controller
     # on the raw scores and leaves a round short when the decoder finds too few
     score_transform: str = "raw"
@@ -160,6 +167,11 @@ class SearchConfig:
             *[(getattr(self, name) >= 1, f"{_flag(name)} must be >= 1, got "
                f"{getattr(self, name)}") for name in positive],
             (self.new_architectures >= 0, "--new-architectures must be >= 0"),
+            (self.strategy in ONE_SHOT_STRATEGIES, f"--strategy must be one of: "
+             f"{', '.join(ONE_SHOT_STRATEGIES)}"),
+            (1 <= self.sample_size <= self.population_size, f"evolution needs 1 <= "
+             f"--sample-size ({self.sample_size}) <= --population-size "
+             f"({self.population_size})"),
             (self.rerank_top >= 0, "--rerank-top must be >= 0 (0: no re-ranking)"),
             (self.valid_size >= 1, "--valid-size must be >= 1: architectures are scored on "
              "images held out of the training set"),

@@ -69,6 +69,8 @@ from naonet.search.supernet_training import (
 )
 from naonet.seeding import seeded
 from naonet.spaces import CellSearchSpace, SearchSpace, get_space
+from naonet.strategies.base import Seen, sample_new
+from naonet.strategies.evolution import EvolutionConfig, evolve_generation
 from naonet.supernet import PoolSampler, sample_architectures
 from naonet.training import EpochStats, Precision, train_one_epoch
 from naonet.training.checkpoint import atomic_write_text, restore_rng_state
@@ -233,7 +235,7 @@ def grow_pool(run: SearchRun) -> None:
     state = run.state
     outcome = None
     if run.is_main:
-        outcome = controller_step(run)
+        outcome = controller_step(run) if run.config.strategy == "nao" else baseline_step(run)
     # Only rank 0's controller is trained, saved and used; the others never are.
     new, predictions, report, lambda_reached = broadcast_object(outcome)
     for entry, prediction in zip(state.pool, predictions):
@@ -495,6 +497,31 @@ def controller_step(run: SearchRun) -> tuple[list[str], list[float], object, int
             outcome.report, outcome.lambda_reached)
 
 
+def baseline_step(run: SearchRun) -> tuple[list[str], list[float], None, None]:
+    """Rank 0: the next child pool from random search (new random architectures) or
+    regularized evolution (mutations of tournament winners among the youngest
+    ``population_size`` of the pool, by supernet score); no controller, no predictions."""
+    state, config = run.state, run.config
+    rng = random.Random(derive_seed(config.seed, "strategy", state.round))
+    seen = Seen(state.architectures())
+    if config.strategy == "random":
+        new = []
+        for _ in range(config.new_architectures):
+            new.append(sample_new(run.space, seen, rng))
+            seen.add(new[-1])
+    else:
+        entries = list(state.pool)
+        rng.shuffle(entries)  # the members of one round are equally young
+        entries.sort(key=lambda entry: -entry.born)
+        population = [(entry.architecture, entry.score)
+                      for entry in entries[:config.population_size]]
+        new = evolve_generation(run.space, population, config.new_architectures, rng,
+                                EvolutionConfig(config.population_size, config.sample_size),
+                                seen)
+    predictions = [math.nan] * (len(state.pool) + len(new))
+    return [arch.to_qualified_string() for arch in new], predictions, None, None
+
+
 @torch.no_grad()
 def predict_scores(controller: Controller, architectures: list) -> list[float]:
     """The controller's predicted (normalised) score of each architecture."""
@@ -622,6 +649,10 @@ def announce(run: SearchRun, text: str) -> None:
         print(text, flush=True)
 
 
+PROPOSERS = {"nao": "NAO controller", "random": "random search",
+             "evolution": "regularized evolution"}
+
+
 def announce_start(run: SearchRun, resumed: bool) -> None:
     state, config, context = run.state, run.config, run.context
     where = f"{context.device}" + (f" x {context.world_size} processes"
@@ -632,7 +663,8 @@ def announce_start(run: SearchRun, resumed: bool) -> None:
             f"{config.rounds} rounds x {config.supernet_epochs} epochs of "
             f"{len(run.data.train)} steps, seed pool "
             f"{config.seed_pool_file or config.seed_pool_size}, +{config.new_architectures} "
-            f"per round; scoring on {len(run.scoring)} validation images ({config.scoring})")
+            f"per round ({PROPOSERS[config.strategy]}); scoring on {len(run.scoring)} "
+            f"validation images ({config.scoring})")
     if resumed:
         text += (f"; resuming in round {state.round + 1}, phase {state.phase}, "
                  f"epoch {state.epoch}")

@@ -37,7 +37,7 @@ RESUMABLE_CHANGES = {"workers", "log_every", "device", "output", "data", "downlo
 # Stream names for derive_seed (any fixed integers; they only have to differ).
 STREAMS = {"seed-pool": 1, "supernet-init": 2, "supernet-epoch": 3, "sampler": 4,
            "scoring": 5, "controller-init": 6, "controller-train": 7, "rerank-init": 8,
-           "rerank-epoch": 9, "scoring-data": 10, "controller-fill": 11}
+           "rerank-epoch": 9, "scoring-data": 10, "controller-fill": 11, "strategy": 12}
 
 
 def derive_seed(seed: int, stream: str, *keys: int) -> int:

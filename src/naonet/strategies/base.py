@@ -29,6 +29,14 @@ class Evaluator(Protocol):
     def history(self) -> list[tuple[Hashable, float]]: ...
 
 
+class Seen(set):
+    """Architectures already taken, with the evaluator's ``known`` (for proposing new
+    architectures outside a query loop, as the one-shot search's rounds do)."""
+
+    def known(self, architecture) -> bool:
+        return architecture in self
+
+
 def sample_new(space: SearchSpace, evaluator: Evaluator, rng: random.Random,
                max_tries: int = 10_000):
     """A uniformly random architecture the evaluator has not seen yet."""

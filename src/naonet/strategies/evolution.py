@@ -8,7 +8,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from naonet.errors import UserError
-from naonet.strategies.base import Evaluator, SearchSpace, query_random, sample_new
+from naonet.strategies.base import Evaluator, SearchSpace, Seen, query_random, sample_new
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,22 @@ def regularized_evolution(space: SearchSpace, evaluator: Evaluator, seed: int,
         child = new_child(space, evaluator, parent, rng, config.mutation_tries)
         population.append((child, evaluator.query(child)))
         population.popleft()
+
+
+def evolve_generation(space: SearchSpace, population: list[tuple], count: int,
+                      rng: random.Random, config: EvolutionConfig, seen: Seen) -> list:
+    """``count`` new children, each a mutation of the winner of a tournament of
+    ``sample_size`` members of ``population`` ((architecture, score), the youngest
+    members): regularized evolution proposing a whole generation at once, as the one-shot
+    search scores a round's children together. Children join ``seen``."""
+    children = []
+    for _ in range(count):
+        tournament = rng.sample(population, min(config.sample_size, len(population)))
+        parent = max(tournament, key=lambda member: member[1])[0]
+        child = new_child(space, seen, parent, rng, config.mutation_tries)
+        seen.add(child)
+        children.append(child)
+    return children
 
 
 def new_child(space: SearchSpace, evaluator: Evaluator, parent, rng: random.Random,

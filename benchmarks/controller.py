@@ -5,12 +5,17 @@ generation of 300 new architectures from the top 100.
     python benchmarks/controller.py --full    # the same sizes, more runs
 
 The baseline is a straightforward implementation of SPEC section 6 on the same model
-(same weights, same arithmetic): training batches come from a torch DataLoader over a
-list of per-architecture samples (as in the released code) and the loss is read back
-every step; generation re-encodes the seeds and takes the gradient again for every
-step size lambda, as the released code does. naonet: ``naonet.controller``'s
-``train_epoch`` over token tensors kept on the device, and ``generate_architectures``
-(one encoding and one gradient, then one batched greedy decoding per lambda).
+and weights: the released arithmetic (``workloads.textbook_controller_forward``:
+embeddings into each LSTM, attention projections of the queries and of the concatenated
+context), PyTorch's default Adam and gradient clipping, training batches from a torch
+DataLoader over a list of per-architecture samples (as in the released code) and the
+loss read back every step; generation re-encodes the seeds and takes the gradient again
+for every step size lambda, as the released code does (on naonet's model). naonet:
+``naonet.controller``'s ``train_epoch`` over token tensors kept on the device, with its
+optimizer (``controller_optimizer``) and thread setting (``small_kernel_threads``), and
+``generate_architectures`` (one encoding and one gradient, then one batched greedy
+decoding per lambda). ``tests/test_controller.py`` checks that both compute the same
+outputs and the same trained weights.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from naonet.controller import (
     normalise_scores,
 )
 from naonet.controller.model import pool_steps
-from naonet.controller.training import _split_pool, train_epoch
+from naonet.controller.training import _split_pool, controller_optimizer, train_epoch
 from naonet.runtime import small_kernel_threads
 from naonet.spaces.encoding import encoding_for
 from naonet.supernet import sample_architectures
@@ -54,7 +59,9 @@ class ControllerWork:
         scores = [rng.random() for _ in self.pool]
         ranked = sorted(range(len(self.pool)), key=lambda i: -scores[i])
         self.seeds = [self.pool[i] for i in ranked[:size["seeds"]]]
-        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=1e-3)
+        self.optimizer = (torch.optim.Adam(self.controller.parameters(), lr=1e-3)
+                          if variant == "baseline"
+                          else controller_optimizer(self.controller, self.config))
         split = _split_pool(self.controller, list(self.pool), normalise_scores(scores),
                             self.config, random.Random(0))
         self.train_count = len(split.train_tokens)  # originals + equivalent variants

@@ -23,7 +23,7 @@ from naonet.controller import (
     train_controller,
 )
 from naonet.controller.model import Encoded, pool_steps
-from naonet.controller.training import train_step
+from naonet.controller.training import controller_optimizer, train_step
 from naonet.errors import UserError
 from naonet.runtime import small_kernel_threads
 from naonet.spaces import MIDDLE, SMALL, CellSearchSpace, CellSpaceEncoding
@@ -205,7 +205,7 @@ def test_training_steps_equal_the_released_arithmetic():
     torch.manual_seed(0)
     fast = Controller(encoding)
     textbook = copy.deepcopy(fast)
-    fast_optimizer = torch.optim.Adam(fast.parameters(), lr=config.learning_rate)
+    fast_optimizer = controller_optimizer(fast, config)
     textbook_optimizer = torch.optim.Adam(textbook.parameters(), lr=config.learning_rate)
     steps = 20
     for step in range(steps):

@@ -121,6 +121,12 @@ class Predictor(nn.Module):
         return torch.sigmoid(self.output(self.hidden(embedding))).squeeze(-1)  # [N]
 
 
+def fast_tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh(x) as 2 sigmoid(2x) - 1 (equal to float rounding): PyTorch's CPU tanh took
+    7x the time of its sigmoid on this machine."""
+    return torch.sigmoid(2.0 * x).mul(2.0).sub(1.0)
+
+
 class AttentionMemory(NamedTuple):
     """The encoder steps as the attention reads them (see :meth:`Attention.memory`)."""
 
@@ -150,7 +156,7 @@ class Attention(nn.Module):
         scores = torch.bmm(queries, memory.keys.transpose(1, 2))  # [N, T, S]
         context = torch.bmm(torch.softmax(scores, dim=-1), memory.values)  # [N, T, H]
         size = queries.shape[-1]
-        return torch.tanh(context + F.linear(queries, self.output_projection.weight[:, size:]))
+        return fast_tanh(context + F.linear(queries, self.output_projection.weight[:, size:]))
 
 
 class ArchitectureDecoder(nn.Module):
@@ -178,7 +184,12 @@ class ArchitectureDecoder(nn.Module):
         outputs, state = run_on_embeddings(self.lstm, self.token_embedding, inputs,
                                            state)  # [N, T, H]
         attended = self.attention(outputs, memory)  # [N, T, H]
-        return F.log_softmax(self.output(attended), dim=-1), state
+        # The logits as [N, V, T]: the log-softmax over V then runs along contiguous
+        # positions (on the CPU 20x faster than along a last dimension of a dozen
+        # tokens); the result is returned as its [N, T, V] view.
+        logits = torch.matmul(self.output.weight, attended.transpose(1, 2)) \
+            + self.output.bias.unsqueeze(-1)  # [N, V, T]
+        return F.log_softmax(logits, dim=1).transpose(1, 2), state
 
 
 class ControllerOutput(NamedTuple):

@@ -12,7 +12,8 @@ DataLoader over a list of per-architecture samples (as in the released code) and
 loss read back every step; generation re-encodes the seeds and takes the gradient again
 for every step size lambda, as the released code does (on naonet's model). naonet:
 ``naonet.controller``'s ``train_epoch`` over token tensors kept on the device, with its
-optimizer (``controller_optimizer``) and thread setting (``small_kernel_threads``), and
+optimizer (``controller_optimizer``), thread setting (``small_kernel_threads``) and
+the batch's gradient in parts on the cores side by side (``StepShards``), and
 ``generate_architectures`` (one encoding and one gradient, then one batched greedy
 decoding per lambda). ``tests/test_controller.py`` checks that both compute the same
 outputs and the same trained weights.
@@ -36,7 +37,12 @@ from naonet.controller import (
     normalise_scores,
 )
 from naonet.controller.model import pool_steps
-from naonet.controller.training import _split_pool, controller_optimizer, train_epoch
+from naonet.controller.training import (
+    StepShards,
+    _split_pool,
+    controller_optimizer,
+    train_epoch,
+)
 from naonet.runtime import small_kernel_threads
 from naonet.spaces.encoding import encoding_for
 from naonet.supernet import sample_architectures
@@ -128,9 +134,11 @@ class ControllerWork:
         if self.variant == "baseline":
             self._released_epoch()
             return
-        with small_kernel_threads(self.device):  # as train_controller runs its epochs
+        # as train_controller runs its epochs
+        with small_kernel_threads(self.device) as threads, \
+                StepShards(self.controller, threads, self.config.batch_size) as shards:
             train_epoch(self.controller, self.optimizer, self.split, self.config,
-                        self.generator)
+                        self.generator, shards)
 
     def _generate(self) -> list:
         if self.variant == "baseline":

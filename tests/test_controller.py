@@ -23,7 +23,7 @@ from naonet.controller import (
     train_controller,
 )
 from naonet.controller.model import Encoded, pool_steps
-from naonet.controller.training import controller_optimizer, train_step
+from naonet.controller.training import StepShards, controller_optimizer, train_step
 from naonet.errors import UserError
 from naonet.runtime import small_kernel_threads
 from naonet.spaces import MIDDLE, SMALL, CellSearchSpace, CellSpaceEncoding
@@ -225,13 +225,61 @@ def test_training_steps_equal_the_released_arithmetic():
         torch.testing.assert_close(weight, reference, atol=tolerance, rtol=0, msg=name)
 
 
+def test_a_step_in_parts_side_by_side_equals_the_whole_batch_step():
+    encoding = encoding_for("small")
+    pool = sample_architectures("small", 200, random.Random(7))
+    targets = torch.rand(len(pool), generator=torch.Generator().manual_seed(1))
+    tokens = Controller(encoding).to_tokens(pool)
+    config = ControllerTrainConfig()
+    torch.manual_seed(0)
+    whole = Controller(encoding)
+    parted = copy.deepcopy(whole)
+    whole_optimizer = controller_optimizer(whole, config)
+    parted_optimizer = controller_optimizer(parted, config)
+    steps = 10
+    with StepShards(parted, threads=3, batch_size=100) as shards:
+        assert shards.active and shards.parts == 3
+        for step in range(steps):
+            batch = torch.arange(step * 100, step * 100 + 100) % len(pool)
+            expected = train_step(whole, whole_optimizer, tokens[batch], targets[batch], config)
+            losses = train_step(parted, parted_optimizer, tokens[batch], targets[batch],
+                                config, shards)
+            torch.testing.assert_close(losses, expected, atol=1e-6, rtol=0)
+    tolerance = steps * 2 * torch.finfo(torch.float32).eps  # as in the test above
+    for (name, weight), reference in zip(parted.named_parameters(), whole.parameters()):
+        torch.testing.assert_close(weight, reference, atol=tolerance, rtol=0, msg=name)
+
+
+def test_steps_in_parts_are_deterministic_and_skipped_under_dropout(monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    encoding = encoding_for("small")
+    pool = sample_architectures("small", 60, random.Random(8))
+    scores = [op_score(architecture) for architecture in pool]
+    config = ControllerTrainConfig(epochs=2, batch_size=64, augment_factor=3)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)  # train_controller then computes each step in 2 parts
+    try:
+        states = []
+        for _ in range(2):
+            torch.manual_seed(0)
+            controller = Controller(encoding, TINY)
+            train_controller(controller, pool, scores, config, seed=0)
+            states.append(controller.state_dict())
+    finally:
+        torch.set_num_threads(previous)
+    assert all(torch.equal(states[0][key], states[1][key]) for key in states[0])
+    with_dropout = Controller(encoding, ControllerConfig(mlp_layers=1, mlp_dropout=0.1))
+    assert not StepShards(with_dropout, threads=2, batch_size=100).active
+    assert not StepShards(Controller(encoding), threads=2, batch_size=40).active
+
+
 def test_small_kernel_threads_are_one_on_the_cpu_then_restored(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        with small_kernel_threads(torch.device("cpu")):
-            assert torch.get_num_threads() == 1
+        with small_kernel_threads(torch.device("cpu")) as side_by_side:
+            assert torch.get_num_threads() == 1 and side_by_side == 2
         assert torch.get_num_threads() == 2
         monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # busy threads wake at no cost
         with small_kernel_threads(torch.device("cpu")):

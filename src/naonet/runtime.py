@@ -226,9 +226,10 @@ def maybe_compile(network: nn.Module, enabled: bool, **compile_options) -> nn.Mo
 
 
 @contextmanager
-def small_kernel_threads(device: torch.device) -> Iterator[None]:
+def small_kernel_threads(device: torch.device) -> Iterator[int]:
     """One intra-op thread for the duration on the CPU under a passive OpenMP wait
-    policy, then the previous count; nothing changes elsewhere.
+    policy, then the previous count; nothing changes elsewhere. Yields the number of
+    threads the caller may run side by side instead (the previous count there, else 1).
 
     With passive waiting every parallel kernel first wakes the sleeping threads; for
     the controller's kernels (batches of 100 rows, hidden size 64) the wake-up costs
@@ -238,11 +239,11 @@ def small_kernel_threads(device: torch.device) -> Iterator[None]:
     """
     passive = os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
     if device.type != "cpu" or not passive or torch.get_num_threads() == 1:
-        yield
+        yield 1
         return
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        yield previous
     finally:
         torch.set_num_threads(previous)

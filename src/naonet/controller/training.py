@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import torch
@@ -64,7 +65,9 @@ def train_controller(controller: Controller, architectures: Sequence, scores: Se
     rng = random.Random(seed)
     split = _split_pool(controller, list(architectures), normalise_scores(scores), config, rng)
     device = controller.legal_mask.device
-    with torch.random.fork_rng(devices=_rng_devices(device)), small_kernel_threads(device):
+    with torch.random.fork_rng(devices=_rng_devices(device)), \
+            small_kernel_threads(device) as threads, \
+            StepShards(controller, threads, config.batch_size) as shards:
         torch.manual_seed(seed)  # dropout draws from the global generator
         batch_order = torch.Generator().manual_seed(seed)
         optimizer = controller_optimizer(controller, config)
@@ -72,7 +75,7 @@ def train_controller(controller: Controller, architectures: Sequence, scores: Se
         epochs = tqdm(range(config.epochs), desc="controller", disable=not progress,
                       leave=False)
         for _ in epochs:
-            last = train_epoch(controller, optimizer, split, config, batch_order)
+            last = train_epoch(controller, optimizer, split, config, batch_order, shards)
             history.append(last[0])
             epochs.set_postfix(loss=f"{last[0]:.4f}")
         accuracy, distance = evaluate_controller(controller, split.valid_tokens,
@@ -91,8 +94,8 @@ def controller_optimizer(controller: Controller, config: ControllerTrainConfig
 
 
 def train_epoch(controller: Controller, optimizer: torch.optim.Optimizer, split: _Split,
-                config: ControllerTrainConfig, generator: torch.Generator
-                ) -> tuple[float, float, float]:
+                config: ControllerTrainConfig, generator: torch.Generator,
+                shards: StepShards | None = None) -> tuple[float, float, float]:
     """One pass over the shuffled training part: mean (loss, mse, nll) per architecture."""
     controller.train()
     count = len(split.train_tokens)
@@ -101,24 +104,99 @@ def train_epoch(controller: Controller, optimizer: torch.optim.Optimizer, split:
     for start in range(0, count, config.batch_size):
         batch = order[start:start + config.batch_size]
         losses = train_step(controller, optimizer, split.train_tokens[batch],
-                            split.train_targets[batch], config)
+                            split.train_targets[batch], config, shards)
         totals += losses * len(batch)
     return tuple((totals / count).tolist())
 
 
 def train_step(controller: Controller, optimizer: torch.optim.Optimizer, tokens: torch.Tensor,
-               targets: torch.Tensor, config: ControllerTrainConfig) -> torch.Tensor:
-    """One optimizer step; returns the detached (loss, mse, nll)."""
+               targets: torch.Tensor, config: ControllerTrainConfig,
+               shards: StepShards | None = None) -> torch.Tensor:
+    """One optimizer step; returns the detached (loss, mse, nll). With ``shards`` the
+    batch's gradient is computed in parts side by side (see :class:`StepShards`)."""
     optimizer.zero_grad(set_to_none=True)
-    predicted, log_probs = controller(tokens)  # [B], [B, L, V]
-    mse = F.mse_loss(predicted, targets)
-    # [N, V, L] against [N, L]: the decoder's log-probabilities in their stored layout.
-    nll = F.nll_loss(log_probs.transpose(1, 2), tokens)
-    loss = config.mse_weight * mse + config.nll_weight * nll
-    loss.backward()
+    if shards is not None and shards.active:
+        losses = shards.backward(tokens, targets, config)
+    else:
+        losses = batch_losses(controller, tokens, targets, config, len(tokens))
+        losses[0].backward()
     torch.nn.utils.clip_grad_norm_(controller.parameters(), config.grad_clip, foreach=True)
     optimizer.step()
-    return torch.stack((loss, mse, nll)).detach()
+    return losses.detach()
+
+
+def batch_losses(controller: Controller, tokens: torch.Tensor, targets: torch.Tensor,
+                 config: ControllerTrainConfig, batch_size: int) -> torch.Tensor:
+    """(loss, mse, nll) of ``tokens``' share of a batch of ``batch_size``: the batch's
+    means when ``tokens`` is the whole batch, a part's sums divided by the batch's
+    counts otherwise (so the parts' values add up to the batch's)."""
+    predicted, log_probs = controller(tokens)  # [B], [B, L, V]
+    mse = F.mse_loss(predicted, targets, reduction="sum") / batch_size
+    # [N, V, L] against [N, L]: the decoder's log-probabilities in their stored layout.
+    nll = F.nll_loss(log_probs.transpose(1, 2), tokens, reduction="sum") / (
+        batch_size * tokens.shape[1])
+    loss = config.mse_weight * mse + config.nll_weight * nll
+    return torch.stack((loss, mse, nll))
+
+
+MIN_SHARD = 32  # architectures; smaller matrix products lose more than a core gains
+
+
+class StepShards:
+    """Computes a step's gradient in up to ``threads`` parts side by side, one thread
+    each, and adds the parts' gradients in a fixed order.
+
+    The CPU runs the controller's small kernels best on one thread each
+    (``runtime.small_kernel_threads``); this puts the other cores to work on other rows
+    of the batch instead. The sum of the parts' gradients is the batch's gradient (up to
+    float rounding), and a run is deterministic. Not used when dropout is active (the
+    parts would draw from one generator in an unfixed order) or with one thread.
+    """
+
+    def __init__(self, controller: Controller, threads: int, batch_size: int):
+        self.controller = controller
+        self.parts = min(threads, batch_size // MIN_SHARD)
+        self.active = self.parts > 1 and not _draws_dropout(controller)
+        self.pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> StepShards:
+        if self.active:
+            self.pool = ThreadPoolExecutor(self.parts, thread_name_prefix="controller")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def backward(self, tokens: torch.Tensor, targets: torch.Tensor,
+                 config: ControllerTrainConfig) -> torch.Tensor:
+        """Set every parameter's gradient for the batch; returns its (loss, mse, nll)."""
+        parameters = list(self.controller.parameters())
+
+        def part(rows: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+            torch.set_num_threads(1)  # OpenMP's thread count is per calling thread
+            losses = batch_losses(self.controller, tokens[rows], targets[rows], config,
+                                  len(tokens))
+            return (torch.autograd.grad(losses[0], parameters, allow_unused=True),
+                    losses.detach())
+
+        rows = torch.arange(len(tokens), device=tokens.device).tensor_split(self.parts)
+        results = list(self.pool.map(part, rows))
+        for index, parameter in enumerate(parameters):
+            gradient = None
+            for gradients, _ in results:
+                if gradients[index] is not None:
+                    gradient = gradients[index] if gradient is None else \
+                        gradient + gradients[index]
+            parameter.grad = gradient
+        return sum((losses for _, losses in results[1:]), results[0][1])
+
+
+def _draws_dropout(controller: Controller) -> bool:
+    return any(
+        (isinstance(module, torch.nn.Dropout) and module.p > 0)
+        or (isinstance(module, torch.nn.LSTM) and module.num_layers > 1 and module.dropout > 0)
+        for module in controller.modules())
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ for seed in 0 1 2; do
         python3 -m naonet.cli.main correlate --supernet --preset nb201-rank-cpu \
             --reference "table:$DATA/nasbench201/nb201_cifar10.csv" \
             --data "$DATA/cifar10/cifar10-jpg.tar.gz" --archs 100 --samplings "$sampling" \
-            --seed "$seed" --output "$OUTPUT_DIR/$sampling-seed$seed" "$@" \
+            --score-every 24 --seed "$seed" --output "$OUTPUT_DIR/$sampling-seed$seed" "$@" \
             > "$OUTPUT_DIR/$sampling-seed$seed.log" 2>&1 &
     done
     wait

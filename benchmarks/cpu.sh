@@ -15,7 +15,7 @@ mkdir -p "$OUTPUT_DIR"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 status=0
-for name in train_step inference supernet_step scoring controller epoch; do
+for name in train_step inference supernet_step scoring controller epoch pooling; do
     echo "== $name"
     python3 benchmarks/"$name".py --device cpu --json "$OUTPUT_DIR/$name.json" 2>&1 \
         | tee "$OUTPUT_DIR/$name.log" || status=1

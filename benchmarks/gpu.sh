@@ -35,7 +35,7 @@ start=$SECONDS
 status=0
 # figure script : seconds after which it starts no new round (the sum, 385, plus 10 s
 # of grace per figure and the start-up check keep the script inside 8 minutes)
-for entry in train_step:95 inference:55 supernet_step:40 scoring:55 controller:35 epoch:105; do
+for entry in train_step:95 inference:55 supernet_step:40 scoring:55 controller:35 epoch:90 pooling:15; do
     name=${entry%%:*}
     limit=${entry##*:}
     echo "== $name (soft limit ${limit} s, $((SECONDS - start)) s elapsed)"

@@ -30,6 +30,9 @@ class Pooling:
         generator = torch.Generator().manual_seed(0)
         self.inputs = [torch.randn(*shape, generator=generator).to(device).contiguous(
             memory_format=torch.channels_last).requires_grad_(True) for shape in SHAPES]
+        # Upstream gradients as a network passes them back: dense, in the same layout.
+        self.gradients = [torch.randn(*shape, generator=generator).to(device).contiguous(
+            memory_format=torch.channels_last) for shape in SHAPES]
         if variant == "baseline":
             self.pool = lambda x: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
             self.label = "F.avg_pool2d, NHWC"
@@ -39,8 +42,8 @@ class Pooling:
 
     def _passes(self, count: int) -> None:
         for _ in range(count):
-            for x in self.inputs:
-                self.pool(x).sum().backward()
+            for x, gradient in zip(self.inputs, self.gradients):
+                self.pool(x).backward(gradient)
 
     def warmup(self) -> None:
         self._passes(2)

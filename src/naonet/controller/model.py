@@ -51,34 +51,45 @@ def _lstm(input_size: int, hidden_size: int, layers: int, dropout: float) -> nn.
                    dropout=dropout if layers > 1 else 0.0)
 
 
+def one_hot_weights(lstm: nn.LSTM, embedding: nn.Embedding) -> list[torch.Tensor] | None:
+    """The weights with which ``lstm`` reads one-hot tokens instead of their embeddings
+    (see :func:`run_on_embeddings`); None when one-hot rows would be the wider input."""
+    table = embedding.weight  # [V, E]
+    vocab, width = table.shape
+    if vocab >= width:
+        return None
+    weights = []
+    for layer in range(lstm.num_layers):
+        weights += [getattr(lstm, f"{kind}_l{layer}")
+                    for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    first = weights[0]  # [4H, k E]
+    weights[0] = torch.cat([first[:, i:i + width] @ table.t()
+                            for i in range(0, lstm.input_size, width)], dim=1)  # [4H, k V]
+    return weights
+
+
 def run_on_embeddings(lstm: nn.LSTM, embedding: nn.Embedding, tokens: torch.Tensor,
-                      state: tuple[torch.Tensor, torch.Tensor] | None = None
+                      state: tuple[torch.Tensor, torch.Tensor] | None = None,
+                      weights: list[torch.Tensor] | None = None
                       ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """``lstm`` over the embeddings of ``tokens`` [N, T * k] grouped k to a step.
 
     Equal to ``lstm(embedding(tokens).reshape(N, T, k * E), state)``. The first layer's
     input product ``W_ih [4H, k E] @ x`` is taken as ``(W_ih @ blockdiag(table^T))
     [4H, k V] @ one_hot(tokens)``: with a vocabulary smaller than the embedding width
-    that is less arithmetic, and the gradients reach both factors exactly.
+    that is less arithmetic, and the gradients reach both factors exactly. ``weights``:
+    :func:`one_hot_weights`, computed once by a caller that runs many short steps.
     """
-    table = embedding.weight  # [V, E]
-    vocab, width = table.shape
-    per_step = lstm.input_size // width
-    if vocab >= width:  # one-hot rows would be the wider input
-        count, length = tokens.shape
-        inputs = embedding(tokens).reshape(count, length // per_step, lstm.input_size)
+    weights = weights if weights is not None else one_hot_weights(lstm, embedding)
+    count = tokens.shape[0]
+    if weights is None:
+        inputs = embedding(tokens).reshape(count, -1, lstm.input_size)
         return lstm(inputs, state)
-    weight = lstm.weight_ih_l0  # [4H, k E]
-    blocks = [weight[:, i * width:(i + 1) * width] @ table.t() for i in range(per_step)]
-    one_hot = F.one_hot(tokens, vocab).to(table.dtype)  # [N, T k, V]
-    inputs = one_hot.reshape(tokens.shape[0], -1, per_step * vocab)  # [N, T, k V]
-    weights = []
-    for layer in range(lstm.num_layers):
-        weights += [getattr(lstm, f"{kind}_l{layer}")
-                    for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-    weights[0] = torch.cat(blocks, dim=1)
+    vocab = embedding.num_embeddings
+    inputs = F.one_hot(tokens, vocab).to(weights[0].dtype).reshape(
+        count, -1, weights[0].shape[1])  # [N, T, k V]
     if state is None:
-        zeros = inputs.new_zeros(lstm.num_layers, inputs.shape[0], lstm.hidden_size)
+        zeros = inputs.new_zeros(lstm.num_layers, count, lstm.hidden_size)
         state = (zeros, zeros)
     # nn.LSTM's own forward insists on its input width; the op it calls does not.
     outputs, hidden, cell = torch.lstm(inputs, state, weights, True, lstm.num_layers,
@@ -177,12 +188,13 @@ class ArchitectureDecoder(nn.Module):
         return state, state
 
     def forward(self, inputs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor],
-                memory: AttentionMemory
+                memory: AttentionMemory, weights: list[torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """inputs [N, T] previous tokens -> log-probabilities [N, T, V] and the new state;
-        ``memory`` is ``attention.memory(encoder step outputs)``."""
+        ``memory`` is ``attention.memory(encoder step outputs)``, ``weights`` optionally
+        ``one_hot_weights(lstm, token_embedding)`` (computed once for many calls)."""
         outputs, state = run_on_embeddings(self.lstm, self.token_embedding, inputs,
-                                           state)  # [N, T, H]
+                                           state, weights)  # [N, T, H]
         attended = self.attention(outputs, memory)  # [N, T, H]
         # The logits as [N, V, T]: the log-softmax over V then runs along contiguous
         # positions (on the CPU 20x faster than along a last dimension of a dozen
@@ -260,9 +272,10 @@ class Controller(nn.Module):
         token = torch.full((encoded.embedding.shape[0], 1), self.sos_token, dtype=torch.long,
                            device=encoded.embedding.device)  # [N, 1]
         memory = self.decoder.attention.memory(encoded.step_outputs)
+        weights = one_hot_weights(self.decoder.lstm, self.decoder.token_embedding)
         tokens = []
         for position in range(self.encoding.sequence_length):
-            log_probs, state = self.decoder(token, state, memory)  # [N, 1, V]
+            log_probs, state = self.decoder(token, state, memory, weights)  # [N, 1, V]
             token = self.legal_argmax(log_probs, start=position)  # [N, 1]
             tokens.append(token)
         return torch.cat(tokens, dim=1)

@@ -268,6 +268,15 @@ def test_steps_in_parts_are_deterministic_and_skipped_under_dropout(monkeypatch)
     finally:
         torch.set_num_threads(previous)
     assert all(torch.equal(states[0][key], states[1][key]) for key in states[0])
+    # a last batch too short to split (65 rows in batches of 64) takes the whole-batch step
+    short = ControllerTrainConfig(epochs=1, batch_size=64, augment_factor=1)
+    torch.set_num_threads(2)
+    try:
+        report = train_controller(Controller(encoding, TINY), sample_architectures(
+            "small", 72, random.Random(9)), list(range(72)), short, seed=0)
+    finally:
+        torch.set_num_threads(previous)
+    assert report.num_train % 64 and math.isfinite(report.train_loss)
     with_dropout = Controller(encoding, ControllerConfig(mlp_layers=1, mlp_dropout=0.1))
     assert not StepShards(with_dropout, threads=2, batch_size=100).active
     assert not StepShards(Controller(encoding), threads=2, batch_size=40).active

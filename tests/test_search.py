@@ -332,6 +332,16 @@ def test_resuming_with_other_options_is_refused(tiny_run, cifar_mini):
         search(tiny_config(cifar_mini, tiny_run, channels=6), show_progress=False)
 
 
+def test_a_folder_from_before_the_strategy_option_resumes_only_as_nao(tmp_path):
+    from naonet.search.state import check_resumable
+
+    saved = SearchConfig().to_dict()
+    del saved["strategy"]  # written before the option existed: a NAO search
+    check_resumable(saved, SearchConfig().to_dict(), tmp_path)
+    with pytest.raises(UserError, match="strategy='nao'"):
+        check_resumable(saved, SearchConfig(strategy="random").to_dict(), tmp_path)
+
+
 def test_seed_pool_file_and_uniform_sampling(cifar_mini, tmp_path):
     architectures = sample_architectures("small", 4, np.random.default_rng(5))
     file = tmp_path / "seeds.txt"

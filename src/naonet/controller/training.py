@@ -115,12 +115,12 @@ def train_step(controller: Controller, optimizer: torch.optim.Optimizer, tokens:
     """One optimizer step; returns the detached (loss, mse, nll). With ``shards`` the
     batch's gradient is computed in parts side by side (see :class:`StepShards`)."""
     optimizer.zero_grad(set_to_none=True)
-    if shards is not None and shards.active:
+    if shards is not None and shards.active and len(tokens) >= shards.parts * MIN_SHARD:
         losses = shards.backward(tokens, targets, config)
     else:
         losses = batch_losses(controller, tokens, targets, config, len(tokens))
         losses[0].backward()
-    torch.nn.utils.clip_grad_norm_(controller.parameters(), config.grad_clip, foreach=True)
+    torch.nn.utils.clip_grad_norm_(controller.parameters(), config.grad_clip)
     optimizer.step()
     return losses.detach()
 

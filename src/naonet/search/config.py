@@ -169,7 +169,8 @@ class SearchConfig:
             (self.new_architectures >= 0, "--new-architectures must be >= 0"),
             (self.strategy in ONE_SHOT_STRATEGIES, f"--strategy must be one of: "
              f"{', '.join(ONE_SHOT_STRATEGIES)}"),
-            (1 <= self.sample_size <= self.population_size, f"evolution needs 1 <= "
+            (self.strategy != "evolution" or 1 <= self.sample_size <= self.population_size,
+             f"evolution needs 1 <= "
              f"--sample-size ({self.sample_size}) <= --population-size "
              f"({self.population_size})"),
             (self.rerank_top >= 0, "--rerank-top must be >= 0 (0: no re-ranking)"),

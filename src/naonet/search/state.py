@@ -145,8 +145,15 @@ def load_search_checkpoint(path: Path, config_dict: dict) -> dict | None:
     return checkpoint
 
 
+# Options added after run folders were first written, with the value every search made
+# before them ran with: a saved config without the key resumes only with that value.
+ADDED_OPTIONS = {"strategy": "nao"}
+
+
 def check_resumable(saved: dict, current: dict, path: Path) -> None:
     """A run folder resumes only the search it was made by."""
+    saved = {**{key: value for key, value in ADDED_OPTIONS.items() if key in current},
+             **saved}
     for key, value in saved.items():
         if key in RESUMABLE_CHANGES or current.get(key) == value:
             continue

@@ -53,10 +53,12 @@ def _lstm(input_size: int, hidden_size: int, layers: int, dropout: float) -> nn.
 
 def one_hot_weights(lstm: nn.LSTM, embedding: nn.Embedding) -> list[torch.Tensor] | None:
     """The weights with which ``lstm`` reads one-hot tokens instead of their embeddings
-    (see :func:`run_on_embeddings`); None when one-hot rows would be the wider input."""
+    (see :func:`run_on_embeddings`); None when one-hot rows would be the wider input, or
+    off the CPU (cuDNN wants the module's own weights, flattened once, and the saving
+    is in arithmetic, which is not what limits these sizes on a GPU)."""
     table = embedding.weight  # [V, E]
     vocab, width = table.shape
-    if vocab >= width:
+    if vocab >= width or table.device.type != "cpu":
         return None
     weights = []
     for layer in range(lstm.num_layers):

@@ -196,20 +196,24 @@ def test_forward_equals_the_released_arithmetic(space, config):
     torch.testing.assert_close(log_probs, reference[1], atol=2e-6, rtol=0)
 
 
-def test_training_steps_equal_the_released_arithmetic():
+def twin_controllers(seed: int):
+    """Scored tokens of 200 small-space architectures and two equal controllers."""
+    pool = sample_architectures("small", 200, random.Random(seed))
+    targets = torch.rand(len(pool), generator=torch.Generator().manual_seed(seed))
     encoding = encoding_for("small")
-    pool = sample_architectures("small", 200, random.Random(6))
-    targets = torch.rand(len(pool), generator=torch.Generator().manual_seed(0))
-    tokens = Controller(encoding).to_tokens(pool)
-    config = ControllerTrainConfig()
     torch.manual_seed(0)
-    fast = Controller(encoding)
-    textbook = copy.deepcopy(fast)
+    first = Controller(encoding)
+    return first.to_tokens(pool), targets, first, copy.deepcopy(first)
+
+
+def test_training_steps_equal_the_released_arithmetic():
+    tokens, targets, fast, textbook = twin_controllers(6)
+    config = ControllerTrainConfig()
     fast_optimizer = controller_optimizer(fast, config)
     textbook_optimizer = torch.optim.Adam(textbook.parameters(), lr=config.learning_rate)
     steps = 20
     for step in range(steps):
-        batch = torch.arange(step * 100, step * 100 + 100) % len(pool)
+        batch = torch.arange(step * 100, step * 100 + 100) % len(tokens)
         train_step(fast, fast_optimizer, tokens[batch], targets[batch], config)
         textbook_optimizer.zero_grad()
         predicted, log_probs = textbook_forward(textbook, tokens[batch])
@@ -226,21 +230,15 @@ def test_training_steps_equal_the_released_arithmetic():
 
 
 def test_a_step_in_parts_side_by_side_equals_the_whole_batch_step():
-    encoding = encoding_for("small")
-    pool = sample_architectures("small", 200, random.Random(7))
-    targets = torch.rand(len(pool), generator=torch.Generator().manual_seed(1))
-    tokens = Controller(encoding).to_tokens(pool)
+    tokens, targets, whole, parted = twin_controllers(7)
     config = ControllerTrainConfig()
-    torch.manual_seed(0)
-    whole = Controller(encoding)
-    parted = copy.deepcopy(whole)
     whole_optimizer = controller_optimizer(whole, config)
     parted_optimizer = controller_optimizer(parted, config)
     steps = 10
     with StepShards(parted, threads=3, batch_size=100) as shards:
         assert shards.active and shards.parts == 3
         for step in range(steps):
-            batch = torch.arange(step * 100, step * 100 + 100) % len(pool)
+            batch = torch.arange(step * 100, step * 100 + 100) % len(tokens)
             expected = train_step(whole, whole_optimizer, tokens[batch], targets[batch], config)
             losses = train_step(parted, parted_optimizer, tokens[batch], targets[batch],
                                 config, shards)

@@ -12,8 +12,8 @@ DataLoader over a list of per-architecture samples (as in the released code) and
 loss read back every step; generation re-encodes the seeds and takes the gradient again
 for every step size lambda, as the released code does (on naonet's model). naonet:
 ``naonet.controller``'s ``train_epoch`` over token tensors kept on the device, with its
-optimizer (``controller_optimizer``), thread setting (``small_kernel_threads``) and
-the batch's gradient in parts on the cores side by side (``StepShards``), and
+optimizer (``controller_optimizer``) and execution (``controller_execution``: one thread
+per kernel, the batch's gradient in parts on the cores side by side), and
 ``generate_architectures`` (one encoding and one gradient, then one batched greedy
 decoding per lambda). ``tests/test_controller.py`` checks that both compute the same
 outputs and the same trained weights.
@@ -38,12 +38,11 @@ from naonet.controller import (
 )
 from naonet.controller.model import pool_steps
 from naonet.controller.training import (
-    StepShards,
     _split_pool,
+    controller_execution,
     controller_optimizer,
     train_epoch,
 )
-from naonet.runtime import small_kernel_threads
 from naonet.spaces.encoding import encoding_for
 from naonet.supernet import sample_architectures
 
@@ -135,8 +134,7 @@ class ControllerWork:
             self._released_epoch()
             return
         # as train_controller runs its epochs
-        with small_kernel_threads(self.device) as threads, \
-                StepShards(self.controller, threads, self.config.batch_size) as shards:
+        with controller_execution(self.controller, self.config.batch_size) as shards:
             train_epoch(self.controller, self.optimizer, self.split, self.config,
                         self.generator, shards)
 

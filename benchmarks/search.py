@@ -103,6 +103,7 @@ def estimate(device_name: str) -> str:
     """Predicted wall time of the ``nao-v2-cifar10`` search on this machine, phase by
     phase: per-unit costs measured here (a few steps each, naonet's defaults) times the
     preset's counts."""
+    import dataclasses
     import random
 
     import torch
@@ -111,15 +112,14 @@ def estimate(device_name: str) -> str:
     from naonet.controller.generation import generate_architectures
     from naonet.controller.training import train_controller
     from naonet.distributed import resolve_device
-    from naonet.runtime import FastPaths, apply, to_memory_format
+    from naonet.runtime import to_memory_format
     from naonet.search.config import resolve_search_config
+    from naonet.search.supernet_training import search_fast_paths
     from naonet.spaces import get_space
 
     config = resolve_search_config("nao-v2-cifar10", {}, {})
     device = resolve_device(device_name)
-    paths = FastPaths.resolve(device, channels_last=config.channels_last, amp=config.amp,
-                              compile="off", host_allocator=config.host_allocator)
-    apply(paths, device)
+    paths = search_fast_paths(config, device)  # as the search resolves them
     space, rng = get_space(config.space), random.Random(0)
     layout = torch.channels_last if paths.channels_last else torch.contiguous_format
     images = torch.randn(config.batch_size, 3, 32, 32, device=device).contiguous(
@@ -163,8 +163,7 @@ def estimate(device_name: str) -> str:
     pool = [space.sample(rng) for _ in range(200)]
     scores = [rng.random() for _ in pool]
     controller = Controller(space.encoding(), config.controller_config()).to(device)
-    one_epoch = config.controller_train_config()
-    one_epoch = type(one_epoch)(**{**one_epoch.__dict__, "epochs": 1})
+    one_epoch = dataclasses.replace(config.controller_train_config(), epochs=1)
     controller_epoch = timed(lambda: train_controller(controller, pool, scores, one_epoch,
                                                       seed=0), 2) / len(pool)
     generation = timed(lambda: generate_architectures(

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -66,8 +67,7 @@ def train_controller(controller: Controller, architectures: Sequence, scores: Se
     split = _split_pool(controller, list(architectures), normalise_scores(scores), config, rng)
     device = controller.legal_mask.device
     with torch.random.fork_rng(devices=_rng_devices(device)), \
-            small_kernel_threads(device) as threads, \
-            StepShards(controller, threads, config.batch_size) as shards:
+            controller_execution(controller, config.batch_size) as shards:
         torch.manual_seed(seed)  # dropout draws from the global generator
         batch_order = torch.Generator().manual_seed(seed)
         optimizer = controller_optimizer(controller, config)
@@ -115,7 +115,7 @@ def train_step(controller: Controller, optimizer: torch.optim.Optimizer, tokens:
     """One optimizer step; returns the detached (loss, mse, nll). With ``shards`` the
     batch's gradient is computed in parts side by side (see :class:`StepShards`)."""
     optimizer.zero_grad(set_to_none=True)
-    if shards is not None and shards.active and len(tokens) >= shards.parts * MIN_SHARD:
+    if shards is not None and shards.splits(len(tokens)):
         losses = shards.backward(tokens, targets, config)
     else:
         losses = batch_losses(controller, tokens, targets, config, len(tokens))
@@ -168,6 +168,11 @@ class StepShards:
         if self.pool is not None:
             self.pool.shutdown()
 
+    def splits(self, rows: int) -> bool:
+        """Whether a batch of ``rows`` is computed in parts (each part at least
+        ``MIN_SHARD`` rows; an epoch's short last batch may be whole)."""
+        return self.active and rows >= self.parts * MIN_SHARD
+
     def backward(self, tokens: torch.Tensor, targets: torch.Tensor,
                  config: ControllerTrainConfig) -> torch.Tensor:
         """Set every parameter's gradient for the batch; returns its (loss, mse, nll)."""
@@ -190,6 +195,16 @@ class StepShards:
                         gradient + gradients[index]
             parameter.grad = gradient
         return sum((losses for _, losses in results[1:]), results[0][1])
+
+
+@contextmanager
+def controller_execution(controller: Controller, batch_size: int) -> Iterator[StepShards]:
+    """How the controller's steps run on its device for the duration: one thread per
+    kernel under passive waiting (``runtime.small_kernel_threads``), the freed cores
+    computing parts of each batch side by side (the :class:`StepShards` yielded)."""
+    with small_kernel_threads(controller.legal_mask.device) as threads, \
+            StepShards(controller, threads, batch_size) as shards:
+        yield shards
 
 
 def _draws_dropout(controller: Controller) -> bool:

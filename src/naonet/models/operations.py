@@ -92,8 +92,9 @@ def average_pool_3x3(x: torch.Tensor, stride: int = 1) -> torch.Tensor:
 
     On the CPU it runs as a depthwise convolution with a kernel of ones divided by the
     number of real pixels under each window: the same sums (in another order, so equal
-    to float rounding), 5x faster forward and backward than PyTorch's CPU average pool
-    (benchmarks/pooling.py). Other devices use ``avg_pool2d``.
+    to float rounding), 2.1x PyTorch's CPU average pool forward and backward in NHWC and
+    about 10x forward in NCHW (benchmarks/pooling.py, docs/benchmarks.md). Other devices
+    use ``avg_pool2d``.
     """
     if x.device.type != "cpu" or x.dim() != 4:
         return F.avg_pool2d(x, 3, stride, 1, count_include_pad=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 from dataclasses import replace
 
@@ -13,7 +14,13 @@ import torch
 from nb201_synthetic import write_synthetic_table
 
 from naonet.controller import ControllerTrainConfig
-from naonet.controller.rounds import RoundConfig, nao_round, transform_scores
+from naonet.controller.rounds import (
+    PREDICTED_FILL_FACTOR,
+    RoundConfig,
+    mutations_new,
+    nao_round,
+    transform_scores,
+)
 from naonet.errors import UserError
 from naonet.nb201 import BenchmarkTable, TableEvaluator
 from naonet.spaces import NB201
@@ -104,6 +111,29 @@ def test_a_short_round_is_filled_with_random_new_architectures_when_asked(synthe
     # every mutation differs from one of the best three in exactly one edge
     assert all(min(sum(a != b for a, b in zip(child.ops, parent.ops)) for parent, _ in best)
                == 1 for child in mutated)
+
+
+def test_the_predicted_fill_takes_the_mutations_the_predictor_rates_highest(synthetic):
+    evaluator = TableEvaluator(synthetic, budget=25)
+    run_strategy("random", NB201, evaluator, seed=0)
+    history = evaluator.history()
+    architectures, scores = [arch for arch, _ in history], [score for _, score in history]
+    make = lambda: new_controller(NB201, QUICK_NAO, seed=0)  # noqa: E731
+    round_config = RoundConfig(seed_count=3, new_count=8, max_lambda=1, fill="predicted")
+    outcome = nao_round(None, make, NB201, architectures, scores, round_config,
+                        QUICK_NAO.training, seed=0)
+    filled = outcome.new[outcome.generated:]
+    assert len(outcome.new) == 8 and not set(outcome.new) & set(architectures)
+    # the same draw of candidates as the fill made, rated by the round's controller
+    best = sorted(range(25), key=lambda i: -scores[i])[:3]
+    candidates = mutations_new(NB201, [architectures[i] for i in best],
+                               set(architectures) | set(outcome.new[:outcome.generated]),
+                               len(filled) * PREDICTED_FILL_FACTOR, random.Random(0))
+    assert set(filled) <= set(candidates) and len(candidates) > len(filled)
+    predicted = dict(zip(candidates,
+                         outcome.controller.predict_architectures(candidates).tolist()))
+    cutoff = sorted(predicted.values(), reverse=True)[len(filled) - 1]
+    assert min(predicted[arch] for arch in filled) >= cutoff
 
 
 def test_rank_transform_averages_ties():

@@ -58,8 +58,9 @@ HELP = {
     "max_lambda": "largest step size tried when generating (released: 51)",
     "score_transform": "the controller learns raw scores (released) or their ranks",
     "fresh_controller": "re-initialise the controller every round (released: keep one)",
-    "fill": "a round the decoder leaves short: none (released), random new ones, or "
-            "mutation (new mutations of the best)",
+    "fill": "a round the decoder leaves short: none (released), random new ones, "
+            "mutation (new mutations of the best) or predicted (the mutations the "
+            "predictor rates highest)",
     "supernet_epochs": "supernet epochs per round",
     "batch_size": "training batch (supernet and re-rank), per process",
     "lr": "maximum learning rate (cosine schedule), supernet and re-rank",

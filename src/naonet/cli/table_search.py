@@ -23,7 +23,7 @@ from naonet.strategies.benchmark import feasible_optimum, search_table
 from naonet.training.checkpoint import atomic_write_text
 
 TABLE_SPACES = ("nb201",)
-TABLE_FILLS = ("random", "mutation")
+TABLE_FILLS = ("random", "mutation", "predicted")
 
 
 def add_table_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,7 +89,8 @@ def add_strategy_options(group) -> None:
     # shared with the one-shot search, whose rounds may also stay short ('none')
     group.add_argument("--fill", default=nao.fill,
                        help=f"NAO: what completes a round the decoder leaves short: random "
-                            f"new architectures or mutation (of the best); the one-shot "
+                            f"new architectures, mutation (of the best) or predicted (the "
+                            f"mutations the predictor rates highest); the one-shot "
                             f"search also takes none (default {nao.fill}; one-shot: none)")
     group.add_argument("--population-size", type=int, default=evolution.population_size,
                        help=f"evolution: population size (default "

@@ -247,6 +247,16 @@ class Controller(nn.Module):
         """Predicted score [N] of architecture embeddings [N, H]."""
         return self.predictor(embedding)
 
+    @torch.no_grad()
+    def predict_architectures(self, architectures: Sequence) -> torch.Tensor:
+        """Predicted score [N] of each architecture, in eval mode (no dropout)."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self.predict(self.encode(self.to_tokens(architectures)).embedding)
+        finally:
+            self.train(was_training)
+
     def forward(self, tokens: torch.Tensor) -> ControllerOutput:
         """Predicted scores and teacher-forced reconstruction log-probabilities."""
         encoded = self.encode(tokens)

@@ -12,9 +12,11 @@ both call :func:`nao_round`. What differs between them is a field of
 * ``fresh_controller``: re-initialise the controller every round, or keep training one
   (released);
 * ``fill``: what happens when the decoder finds fewer new architectures than asked up to
-  the largest step size: nothing (released: the round is short), random new ones, or
+  the largest step size: nothing (released: the round is short), random new ones,
   ``mutation``: new one-entry mutations of the best architectures (taken in turn), which
-  keeps a round near the top when a budget turns many decoded proposals down.
+  keeps a round near the top when a budget turns many decoded proposals down, or
+  ``predicted``: of ``PREDICTED_FILL_FACTOR`` times as many such mutations, the ones the
+  round's predictor scores highest (the controller still chooses what is evaluated).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from naonet.controller.training import ControllerReport, train_controller
 from naonet.errors import UserError
 
 SCORE_TRANSFORMS = ("raw", "rank")
-FILLS = ("none", "random", "mutation")
+FILLS = ("none", "random", "mutation", "predicted")
+PREDICTED_FILL_FACTOR = 10  # mutations drawn per missing architecture for 'predicted'
 MAX_RANDOM_DRAWS = 10_000  # per architecture, before a fill gives up (a tiny space)
 
 
@@ -104,6 +107,9 @@ def nao_round(controller: Controller | None, make_controller: Callable[[], Contr
         rng = rng or random.Random(seed)
         if config.fill == "mutation":
             new += mutations_new(space, seeds, known, missing, rng)
+        elif config.fill == "predicted":
+            new += best_predicted(controller, mutations_new(
+                space, seeds, known, missing * PREDICTED_FILL_FACTOR, rng), missing)
         new += random_new(space, known, config.new_count - len(new), rng)
     return RoundOutcome(controller, new, len(result.architectures), result.lambda_reached,
                         report, result.rejected, time.perf_counter() - started)
@@ -122,6 +128,15 @@ def mutations_new(space, parents: Sequence, known: set, count: int,
             known.add(child)
             found.append(child)
     return found
+
+
+def best_predicted(controller: Controller, candidates: Sequence, count: int) -> list:
+    """The ``count`` of ``candidates`` with the highest predicted score (stable on ties)."""
+    if len(candidates) <= count:
+        return list(candidates)
+    predicted = controller.predict_architectures(candidates).tolist()
+    order = sorted(range(len(candidates)), key=lambda i: -predicted[i])
+    return [candidates[i] for i in order[:count]]
 
 
 def random_new(space, known: set, count: int, rng: random.Random) -> list:

@@ -489,10 +489,11 @@ def controller_step(run: SearchRun) -> tuple[list[str], list[float], object, int
         announce(run, f"the controller found {outcome.generated} of "
                       f"{config.new_architectures} new architectures up to lambda "
                       f"{config.max_lambda}" + (
-                          f"; {len(outcome.new) - outcome.generated} random ones fill the "
-                          "round" if config.fill == "random" else
+                          f"; {len(outcome.new) - outcome.generated} ({config.fill} fill) "
+                          "complete the round" if config.fill != "none" else
                           "" if outcome.new else "; the next round trains the pool"))
-    predictions = predict_scores(run.controller, architectures + outcome.new)
+    predictions = run.controller.predict_architectures(
+        architectures + outcome.new).tolist()
     return ([arch.to_qualified_string() for arch in outcome.new], predictions,
             outcome.report, outcome.lambda_reached)
 
@@ -520,17 +521,6 @@ def baseline_step(run: SearchRun) -> tuple[list[str], list[float], None, None]:
                                 seen)
     predictions = [math.nan] * (len(state.pool) + len(new))
     return [arch.to_qualified_string() for arch in new], predictions, None, None
-
-
-@torch.no_grad()
-def predict_scores(controller: Controller, architectures: list) -> list[float]:
-    """The controller's predicted (normalised) score of each architecture."""
-    was_training = controller.training
-    controller.eval()
-    encoded = controller.encode(controller.to_tokens(architectures))
-    predicted = controller.predict(encoded.embedding).tolist()
-    controller.train(was_training)
-    return predicted
 
 
 def rerank_epoch(run: SearchRun, entry: PoolEntry) -> None:

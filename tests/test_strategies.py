@@ -187,11 +187,13 @@ def test_table_search_reports_the_best_by_validation_and_its_test(synthetic, tmp
     result = tmp_path / "result.json"
     args = parser.parse_args(["--space", "nb201", "--evaluator", f"table:{synthetic.source}",
                               "--budget", "30", "--strategy", "nao", "--controller-epochs",
-                              "20", "--initial-queries", "10", "--result-json", str(result)])
+                              "20", "--initial-queries", "10", "--max-lambda", "7",
+                              "--fill", "mutation", "--result-json", str(result)])
     assert run_table_search(args) == 0
     out = capsys.readouterr().out
     saved = json.loads(result.read_text())
     assert saved["queries"] == 30 and f"index {saved['best_index']}" in out
+    assert saved["config"]["max_lambda"] == 7 and saved["config"]["fill"] == "mutation"
     assert saved["test_accuracy"] == synthetic.test_accuracy(synthetic.architecture(
         saved["best_index"]))
     with pytest.raises(UserError, match="table evaluator searches"):

@@ -80,6 +80,9 @@ def add_strategy_options(group) -> None:
                             f"(default {nao.candidates_per_round})")
     group.add_argument("--seed-count", type=int, default=nao.seed_count,
                        help=f"NAO: generate from the best this many (default {nao.seed_count})")
+    group.add_argument("--max-lambda", type=int, default=nao.max_lambda,
+                       help=f"NAO: largest step size tried when generating (default "
+                            f"{nao.max_lambda}; one-shot: 51)")
     group.add_argument("--controller-epochs", type=int, default=nao.training.epochs,
                        help=f"NAO: controller epochs per round (default {nao.training.epochs})")
     group.add_argument("--score-transform", choices=("rank", "raw"),
@@ -108,6 +111,7 @@ def strategy_configs(args: argparse.Namespace) -> dict:
     nao = NAOConfig()
     nao = replace(nao, initial_queries=args.initial_queries,
                   candidates_per_round=args.candidates_per_round, seed_count=args.seed_count,
+                  max_lambda=args.max_lambda,
                   score_transform=args.score_transform, fill=args.fill,
                   training=replace(nao.training, epochs=args.controller_epochs))
     evolution = EvolutionConfig(args.population_size, args.sample_size)

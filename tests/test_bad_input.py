@@ -61,6 +61,10 @@ CASES = [
       "foo"], "--device must be auto, cpu"),
     (["bench-search", "--evaluator", "table:t.csv", "--plot", "curves.jpg"],
      "give a file ending in .png"),
+    (["bench-search", "--evaluator", "table:t.csv", "--max-lambda", "0"],
+     "max lambda >= 1"),
+    (["bench-search", "--evaluator", "table:t.csv", "--fill", "none"],
+     "--fill none does not complete a round"),
     (["show", "naonet-v2", "-o", "cells.png", "--title", "$\\foo$"], "Unknown symbol"),
 ]
 

@@ -14,6 +14,8 @@ from naonet.errors import UserError
 from naonet.models.complexity import count_multiply_adds
 from naonet.spaces import get_space
 
+from conftest import NB201_TABLE, require
+
 SPACES = ("small", "middle", "nb201")
 
 
@@ -143,3 +145,28 @@ def test_a_query_budget_above_the_feasible_architectures_is_one_line():
     evaluator = BudgetedEvaluator(lambda architecture: 1.0, budget=10_000)
     with pytest.raises(UserError, match="lower --budget"):
         run_strategy("random", limited, evaluator, seed=0)
+
+
+@pytest.mark.slow
+def test_nao_under_a_parameter_budget_beats_the_baselines_near_the_optimum():
+    """Issue 10's figure on the shared table: 100 queries within the 25th percentile of
+    parameters, 20 seeds the defaults were not chosen on (measured 91.02 against
+    evolution's 90.85 and random's 90.66; the feasible optimum is 91.31). The last
+    assertion is the requirement itself, met here with 0.01 to spare: another torch or
+    CPU can send a seed down another path, and then this test says so."""
+    from naonet.nb201 import BenchmarkTable
+    from naonet.strategies.benchmark import benchmark_strategies, feasible_optimum
+
+    table = BenchmarkTable.load(require(NB201_TABLE))
+    limits = Budget(max_params=157_306)
+    _, optimum = feasible_optimum(table, limits)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the thread count the figure was measured with
+    try:
+        runs = {runs.strategy: runs.mean() for runs in benchmark_strategies(
+            table, ["random", "evolution", "nao"], range(200, 220), 100, limits=limits)}
+    finally:
+        torch.set_num_threads(threads)
+    assert optimum == pytest.approx(91.31, abs=0.01)
+    assert runs["nao"] > max(runs["evolution"], runs["random"])
+    assert runs["nao"] >= optimum - 0.3

@@ -391,12 +391,20 @@ def test_table_evaluator_dispatch(monkeypatch, capsys):
         monkeypatch.setattr(table, "run_table_search", lambda args: seen.update(vars(args)))
         assert main(["search", "--evaluator", "table:x.csv", "--space", "nb201"]) == 0
         assert seen["controller_epochs"] is not None and seen["space"] == "nb201"
+        # flags shared with the one-shot search take the table search's defaults here...
+        assert seen["max_lambda"] == 10 and seen["fill"] == "predicted"
     monkeypatch.setattr(search_cli, "_table_search",
                         lambda: (None, ModuleNotFoundError("no table search")))
     assert main(["search", "--evaluator", "table:x.csv"]) == 2
     assert "table_search" in capsys.readouterr().err
     assert main(["search", "--evaluator", "magic"]) == 2
     assert main(["search", "--space", "nb201"]) == 2
+    # ...and the one-shot search keeps the released ones
+    import naonet.search.loop as loop
+
+    monkeypatch.setattr(loop, "search", lambda config, **_: seen.update(one_shot=config))
+    assert main(["search", "--space", "nb201", "--no-progress"]) == 0
+    assert seen["one_shot"].max_lambda == 51 and seen["one_shot"].fill == "none"
 
 
 def test_supernet_pool_all_trains_on_every_architecture_scored_so_far():

@@ -17,6 +17,7 @@ from naonet.controller import ControllerTrainConfig
 from naonet.controller.rounds import (
     PREDICTED_FILL_FACTOR,
     RoundConfig,
+    best_predicted,
     mutations_new,
     nao_round,
     transform_scores,
@@ -134,6 +135,20 @@ def test_the_predicted_fill_takes_the_mutations_the_predictor_rates_highest(synt
                          outcome.controller.predict_architectures(candidates).tolist()))
     cutoff = sorted(predicted.values(), reverse=True)[len(filled) - 1]
     assert min(predicted[arch] for arch in filled) >= cutoff
+
+
+def test_best_predicted_ranks_by_the_predictor_in_eval_mode():
+    controller = new_controller(NB201, replace(QUICK_NAO, controller=replace(
+        QUICK_NAO.controller, mlp_dropout=0.5)), seed=0)
+    controller.train()
+    rng = random.Random(0)
+    candidates = list(dict.fromkeys(NB201.sample(rng) for _ in range(12)))
+    assert best_predicted(controller, candidates[:3], 5) == candidates[:3]  # too few: all
+    predicted = controller.predict_architectures(candidates).tolist()
+    assert controller.training  # the caller's mode comes back
+    assert predicted == controller.predict_architectures(candidates).tolist()  # no dropout
+    top = best_predicted(controller, candidates, 4)
+    assert sorted(predicted, reverse=True)[:4] == [predicted[candidates.index(a)] for a in top]
 
 
 def test_rank_transform_averages_ties():

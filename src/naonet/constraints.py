@@ -11,8 +11,8 @@ batch 1 and at ``latency_batch``, cached per device in ``$NAONET_CACHE/latency.j
 no search times an architecture twice.
 
 :class:`FeasibleSpace` wraps any registered space: ``sample`` and ``mutate`` yield only
-architectures within the budget, so random search, evolution and NAO's random fill obey
-it unchanged; ``feasible`` is what NAO's generation checks each decoded architecture
+architectures within the budget, so random search, evolution and NAO's fills obey it
+unchanged; ``feasible`` is what NAO's generation checks each decoded architecture
 with (:func:`naonet.controller.generation.generate_architectures`, ``accept``).
 """
 

@@ -71,7 +71,7 @@ class RoundOutcome:
     """The controller after the round, what it generated, and how it trained."""
 
     controller: Controller
-    new: list  # new architectures, generated ones first, then any random fill
+    new: list  # new architectures, generated ones first, then any fill
     generated: int  # how many of ``new`` the decoder found
     lambda_reached: int
     report: ControllerReport
@@ -86,7 +86,7 @@ def nao_round(controller: Controller | None, make_controller: Callable[[], Contr
     """Fit the controller to ``scores`` (higher is better) and generate from the best.
 
     ``make_controller()`` builds a fresh controller (the first round, or every round
-    with ``fresh_controller``); ``rng`` draws the random fill.
+    with ``fresh_controller``); ``rng`` draws the fills.
     """
     if controller is None or config.fresh_controller:
         controller = make_controller()

@@ -263,7 +263,7 @@ PRESETS: dict[str, dict] = {
     # benchmark's 25k/25k split, images at 16 px, C 16 and one cell per stage, balanced
     # sampling, scores by validation loss; batch 32 (twice the sampled cells of batch 64
     # per image: tau 0.57 against 0.53 for batch 64 over 96 epochs, 3 seeds), 72 epochs in
-    # about 21 minutes on one thread (uniform and balanced side by side fit 30 minutes on
+    # about 20 minutes on one thread (uniform and balanced side by side fit 30 minutes on
     # 2 cores).
     "nb201-rank-cpu": dict(
         space="nb201", dataset="cifar10", image_size=16, train_subset=25_000,

@@ -486,12 +486,12 @@ def controller_step(run: SearchRun) -> tuple[list[str], list[float], object, int
         announce(run, f"{outcome.rejected} generated architectures over the budget were "
                       "passed over")
     if outcome.generated < config.new_architectures:
+        filled = len(outcome.new) - outcome.generated
         announce(run, f"the controller found {outcome.generated} of "
                       f"{config.new_architectures} new architectures up to lambda "
-                      f"{config.max_lambda}" + (
-                          f"; {len(outcome.new) - outcome.generated} ({config.fill} fill) "
-                          "complete the round" if config.fill != "none" else
-                          "" if outcome.new else "; the next round trains the pool"))
+                      f"{config.max_lambda}"
+                      + (f"; {filled} more from the {config.fill} fill" if filled else "")
+                      + ("" if outcome.new else "; the next round trains the pool"))
     predictions = run.controller.predict_architectures(
         architectures + outcome.new).tolist()
     return ([arch.to_qualified_string() for arch in outcome.new], predictions,

@@ -3,8 +3,9 @@
 1. Query ``initial_queries`` random architectures.
 2. Until the budget is spent: train the controller on every architecture queried so
    far with its validation score; move the embeddings of the ``seed_count`` best ones
-   along the predictor's gradient and decode (lambda = 1, 2, ...) until
-   ``candidates_per_round`` new architectures appear; query them.
+   along the predictor's gradient and decode (lambda = 1, 2, ... ``max_lambda``) until
+   ``candidates_per_round`` new architectures appear; complete a short round with the
+   ``fill``; query them.
 
 Hidden choices of the loop are named options of :class:`NAOConfig`.
 """
@@ -19,6 +20,8 @@ from naonet.controller import Controller, ControllerConfig, ControllerTrainConfi
 from naonet.controller.rounds import SCORE_TRANSFORMS, RoundConfig, nao_round
 from naonet.errors import UserError
 from naonet.strategies.base import Evaluator, SearchSpace, query_random
+
+BUDGETED_FILLS = ("predicted", "mutation", "random")  # fills that always complete a round
 
 
 def table_controller_training() -> ControllerTrainConfig:
@@ -36,9 +39,9 @@ class NAOConfig:
     seed_count: int = 10  # generate from the best this many architectures
     # Largest step size. Under a budget the far steps decode large cells, and the few
     # feasible ones found far out are no better than random; stopping at 10 leaves the rest
-    # of a round to the fill: 91.14 / 91.06 / 91.02 against 91.05 / 90.86 at 50 (seeds
-    # 0-19 / 100-119 / 200-219, 25th-percentile parameter budget); without a budget
-    # 94.26 +- 0.20 against 94.28 +- 0.21.
+    # of a round to the fill: 91.14 / 91.06 / 91.02 on seeds 0-19 / 100-119 / 200-219
+    # under a 25th-percentile parameter budget, against 91.05 / 90.86 at 50 (seeds
+    # 200-219 were not run at 50); without a budget 94.26 +- 0.20 against 94.28 +- 0.21.
     max_lambda: int = 10
     # 'rank': train on the rank of each score rather than the score, so a few broken
     # architectures (10% accuracy) do not squeeze all good ones into a sliver of [0, 1].
@@ -62,10 +65,14 @@ class NAOConfig:
         if self.score_transform not in SCORE_TRANSFORMS:
             raise UserError(f"unknown score transform {self.score_transform!r}; use one of: "
                             f"{', '.join(SCORE_TRANSFORMS)}")
+        self.round_config(1)  # the round's own checks (max_lambda, fill), before any query
+        if self.fill not in BUDGETED_FILLS:  # a short round would never end the loop
+            raise UserError(f"--fill {self.fill} does not complete a round; a search with a "
+                            f"query budget takes {' or '.join(BUDGETED_FILLS)}")
 
     def round_config(self, count: int) -> RoundConfig:
-        """One round of this loop; the decoder's shortfall is filled with random new
-        architectures, so the loop always makes progress."""
+        """One round of this loop; the decoder's shortfall is completed by ``fill`` (then
+        random new architectures), so the loop always makes progress."""
         return RoundConfig(seed_count=self.seed_count, new_count=count,
                            max_lambda=self.max_lambda, score_transform=self.score_transform,
                            fresh_controller=self.fresh_controller, fill=self.fill)

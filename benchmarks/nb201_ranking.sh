@@ -4,7 +4,7 @@
 # ranking of the same cells beside it) for seeds 0, 1 and 2, then the summary table.
 # Each seed trains its uniform and its balanced supernet side by side, one process and
 # one torch thread each, so a seed takes the 2 cores of this machine for one run's time
-# (about 20 minutes).
+# (about 21 minutes).
 #
 #   bash benchmarks/nb201_ranking.sh [OUTPUT_DIR] [extra nao correlate flags...]
 set -uo pipefail

@@ -17,11 +17,12 @@ import random
 from dataclasses import asdict, dataclass, field
 
 from naonet.controller import Controller, ControllerConfig, ControllerTrainConfig
-from naonet.controller.rounds import SCORE_TRANSFORMS, RoundConfig, nao_round
+from naonet.controller.rounds import FILLS, RoundConfig, nao_round
 from naonet.errors import UserError
 from naonet.strategies.base import Evaluator, SearchSpace, query_random
 
-BUDGETED_FILLS = ("predicted", "mutation", "random")  # fills that always complete a round
+# every fill but 'none' completes a round, so a budgeted loop always makes progress
+BUDGETED_FILLS = tuple(fill for fill in FILLS if fill != "none")
 
 
 def table_controller_training() -> ControllerTrainConfig:
@@ -60,12 +61,11 @@ class NAOConfig:
         if self.initial_queries < 2:
             raise UserError(f"NAO needs at least 2 initial queries to train its controller, "
                             f"got {self.initial_queries}")
-        if self.candidates_per_round < 1 or self.seed_count < 1:
-            raise UserError("candidates per round and seed count must be >= 1")
-        if self.score_transform not in SCORE_TRANSFORMS:
-            raise UserError(f"unknown score transform {self.score_transform!r}; use one of: "
-                            f"{', '.join(SCORE_TRANSFORMS)}")
-        self.round_config(1)  # the round's own checks (max_lambda, fill), before any query
+        if self.candidates_per_round < 1:
+            raise UserError("candidates per round must be >= 1")
+        # the round's own checks (seed count, max lambda, score transform, fill), once
+        # here before any query instead of again in this class
+        self.round_config(1)
         if self.fill not in BUDGETED_FILLS:  # a short round would never end the loop
             raise UserError(f"--fill {self.fill} does not complete a round; a search with a "
                             f"query budget takes {' or '.join(BUDGETED_FILLS)}")

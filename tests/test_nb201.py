@@ -146,3 +146,21 @@ def nb201_table():
     from conftest import NB201_TABLE, require
 
     return BenchmarkTable.load(require(NB201_TABLE))
+
+
+def test_canonical_form_drops_the_edges_that_cannot_reach_the_output():
+    def canonical(text: str) -> str:
+        return NB201.canonical(NB201.parse(text)).to_string()
+
+    # Node 2 feeds nothing (none on 2 -> 3): its incoming edges are dead.
+    assert canonical("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|"
+                     "+|nor_conv_3x3~0|skip_connect~1|none~2|") == \
+        "|nor_conv_3x3~0|+|none~0|none~1|+|nor_conv_3x3~0|skip_connect~1|none~2|"
+    # Node 1 gets nothing from the input: what it sends on is dead.
+    assert canonical("|none~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+                     "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|") == \
+        "|none~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+    # No path from input to output: every such cell is one (the zero cell).
+    assert canonical("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|") == \
+        "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    assert canonical(BEST_CELL) == BEST_CELL  # every edge on a path from input to output

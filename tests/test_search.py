@@ -361,6 +361,32 @@ def test_seed_pool_file_and_uniform_sampling(cifar_mini, tmp_path):
                show_progress=False)
 
 
+def test_the_final_list_and_the_re_rank_skip_twins_of_an_earlier_entry():
+    """NB201 cells that differ only on dead edges tie in the supernet; a search at the
+    CPU preset once re-ranked four such twins and nothing else (docs/nas-bench-201.md)."""
+    from naonet.search.outputs import distinct_top, final_entries
+    from naonet.search.state import SearchState
+
+    space = get_space("nb201")
+    first, twin, other, last = (space.parse(text) for text in (
+        "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|skip_connect~1|none~2|",
+        "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|nor_conv_3x3~0|skip_connect~1|none~2|",
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
+        "nor_conv_3x3~2|",
+        "|none~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|"))
+    pool = [PoolEntry(arch, born=0, score=score)
+            for arch, score in ((first, 0.9), (twin, 0.9), (other, 0.8), (last, 0.7))]
+    assert [e.architecture for e in distinct_top(pool, 3)] == [first, other, last]
+    assert [e.architecture for e in distinct_top(pool, 2)] == [first, other]
+    state = SearchState(pool=pool)
+    assert [e.architecture for e in final_entries(state, 2)] == [first, other]
+    pool[0].rerank, pool[2].rerank = 0.5, 0.6  # re-ranked: best re-rank accuracy first
+    assert [e.architecture for e in final_entries(state, 2)] == [other, first]
+    # Cell spaces keep every architecture (the released search lists its top as is).
+    cell = sample_architectures("small", 1, np.random.default_rng(0))[0]
+    assert get_space("small").canonical(cell) == cell
+
+
 # ----------------------------------------------------------------------- pictures and CLI
 def test_score_plot(tmp_path):
     architectures = sample_architectures("small", 6, np.random.default_rng(1))

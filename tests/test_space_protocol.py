@@ -142,3 +142,17 @@ def test_networks_train_on_odd_and_large_image_sizes(space, size):
     for logits, aux in (network(images), supernet.train()(images, arch)):
         assert logits.shape == (2, 10) and torch.isfinite(logits).all()
         assert aux is None or aux.shape == (2, 10)
+
+
+def test_canonical_forms_compute_what_the_architecture_computes(space):
+    """Twins by ``canonical`` score alike in the supernet: the search re-ranks one of
+    them only, so a canonical form that changed the function would hide a cell."""
+    torch.manual_seed(0)
+    images = torch.randn(4, 3, 16, 16)
+    supernet = space.build_supernet(**TINY).eval()
+    for arch in draws(space, count=12, seed=3):
+        form = space.canonical(arch)
+        assert space.canonical(form) == form
+        assert space.from_integers(space.to_integers(form)) == form
+        with torch.no_grad():
+            torch.testing.assert_close(supernet(images, form)[0], supernet(images, arch)[0])

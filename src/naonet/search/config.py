@@ -237,6 +237,18 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# The NAS-Bench-201 supernet recipe for a 2-core CPU (docs/nas-bench-201.md): the
+# benchmark's 25k/25k split, images at 16 px, C 16 and one cell per stage, balanced
+# sampling, scores by validation loss; batch 32 (twice the sampled cells of batch 64 per
+# image) over 96 epochs, about 21 minutes on one thread (uniform and balanced side by
+# side fit 30 minutes on 2 cores): tau 0.60 +- 0.04 over 3 seeds against 0.57 for
+# counting parameters (batch 32 over 72 epochs: 0.57; batch 64 over 96: 0.53).
+NB201_CPU_RECIPE = dict(
+    space="nb201", dataset="cifar10", image_size=16, train_subset=25_000,
+    valid_size=25_000, channels=16, layers=1, sampling="balanced", supernet_epochs=96,
+    batch_size=32, lr=0.025, lr_min=0.0, eval_batch_size=250, eval_batches=8,
+    score_metric="loss")
+
 PRESETS: dict[str, dict] = {
     # The released NAO-V2 search on CIFAR-10 (SPEC 5): meant for a GPU (about a day).
     # Each architecture is scored on its own random batch of 500, as released.
@@ -259,17 +271,18 @@ PRESETS: dict[str, dict] = {
         seed_pool_size=100, new_architectures=50, top_seeds=50, supernet_epochs=3,
         batch_size=64, lr=0.05, lr_min=0.0, eval_batch_size=250, eval_batches=4,
         score_metric="loss", controller_epochs=100, rerank_top=0),
-    # The NAS-Bench-201 supernet recipe for a 2-core CPU (docs/nas-bench-201.md): the
-    # benchmark's 25k/25k split, images at 16 px, C 16 and one cell per stage, balanced
-    # sampling, scores by validation loss; batch 32 (twice the sampled cells of batch 64
-    # per image) over 96 epochs, about 21 minutes on one thread (uniform and balanced side
-    # by side fit 30 minutes on 2 cores): tau 0.60 +- 0.04 over 3 seeds against 0.57 for
-    # counting parameters (batch 32 over 72 epochs: 0.57; batch 64 over 96: 0.53).
-    "nb201-rank-cpu": dict(
-        space="nb201", dataset="cifar10", image_size=16, train_subset=25_000,
-        valid_size=25_000, channels=16, layers=1, sampling="balanced", supernet_epochs=96,
-        batch_size=32, lr=0.025, lr_min=0.0, eval_batch_size=250, eval_batches=8,
-        score_metric="loss"),
+    # The NAS-Bench-201 supernet recipe for a 2-core CPU (above).
+    "nb201-rank-cpu": NB201_CPU_RECIPE,
+    # One-shot NAO-V2 on NAS-Bench-201 at that CPU scale, about 35 minutes on one thread
+    # (docs/nas-bench-201.md): the supernet recipe over 3 rounds of 24 epochs, trained on
+    # every cell scored so far; 200 random cells, then 100 new ones a round, each scored
+    # on the same 2000 images; the top 5 re-ranked by 5 epochs of training from scratch
+    # at the supernet's size.
+    "nb201-search-cpu": dict(
+        NB201_CPU_RECIPE, rounds=3, supernet_epochs=24, supernet_pool="all",
+        seed_pool_size=200, new_architectures=100, top_seeds=100, controller_epochs=200,
+        rerank_top=5, rerank_epochs=5, rerank_channels=16, rerank_layers=1,
+        rerank_aux_weight=0.0),
     # The paper's scale (C 16, 5 cells per stage, 32 px, 25k/25k, 50 epochs): a GPU.
     "nb201-rank-gpu": dict(
         space="nb201", dataset="cifar10", train_subset=25_000, valid_size=25_000,

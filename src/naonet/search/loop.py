@@ -35,6 +35,7 @@ from naonet.runtime import to_memory_format
 from naonet.search.config import SearchConfig
 from naonet.search.outputs import (
     DEFAULT_FINAL_COUNT,
+    distinct_top,
     entry_record,
     final_entries,
     round_record,
@@ -250,7 +251,7 @@ def grow_pool(run: SearchRun) -> None:
 def rerank_top(run: SearchRun) -> None:
     """3: train each of the top ``rerank_top`` from scratch, record its validation accuracy."""
     state, config = run.state, run.config
-    top = state.pool[:config.rerank_top]
+    top = distinct_top(state.pool, config.rerank_top)
     while state.rerank_index < len(top):
         entry = top[state.rerank_index]
         if run.rerank_job is None:
@@ -422,7 +423,7 @@ def resume(run: SearchRun) -> bool:
         if name in checkpoint_data:
             module.load_state_dict(checkpoint_data[name])
     if run.state.phase == RERANK and run.state.epoch > 0:
-        entry = run.state.pool[run.state.rerank_index]
+        entry = distinct_top(run.state.pool, run.config.rerank_top)[run.state.rerank_index]
         run.rerank_job = start_rerank_job(entry.architecture, run.config, run.data,
                                           run.context, 0)
         run.rerank_job.load(checkpoint_data)

@@ -3,8 +3,9 @@
 * ``arch_pool``: every architecture scored so far, best supernet score first, one
   ``space:integers`` line each (``nao train --arch`` accepts any line as it is);
   ``arch_pool.perf``: their supernet scores, line by line (the released layout).
-* ``arch_pool.final``: the top architectures, re-ranked by training from scratch once
-  the search is done (until then: the current top by supernet score);
+* ``arch_pool.final``: the top architectures (one of each canonical form), re-ranked by
+  training from scratch once the search is done (until then: the current top by
+  supernet score);
   ``arch_pool.perf.final``: their re-rank accuracies (or supernet scores);
   ``arch_pool.final.json``: both, with every score.
 * ``pool.json``: per architecture its string, round of birth, supernet score (latest
@@ -27,9 +28,26 @@ from naonet.training.checkpoint import atomic_write_text
 DEFAULT_FINAL_COUNT = 5  # arch_pool.final without re-ranking: the seed README's top 5
 
 
+def distinct_top(pool: Sequence[PoolEntry], count: int) -> list[PoolEntry]:
+    """The first ``count`` entries of ``pool`` that compute different functions: of
+    architectures with one canonical form (``space.canonical``: in NB201 the cells that
+    differ only on edges that cannot reach the output) only the first counts. Re-ranking
+    twins would spend its training on one function several times."""
+    top, seen = [], set()
+    for entry in pool:
+        if len(top) == count:
+            break
+        form = entry.architecture.space.canonical(entry.architecture)
+        if form not in seen:
+            seen.add(form)
+            top.append(entry)
+    return top
+
+
 def final_entries(state: SearchState, count: int) -> list[PoolEntry]:
-    """The top ``count`` by supernet score, re-ordered by re-rank accuracy where known."""
-    top = state.pool[:count]
+    """The top ``count`` distinct architectures by supernet score, re-ordered by re-rank
+    accuracy where known."""
+    top = distinct_top(state.pool, count)
     if all(not math.isnan(entry.rerank) for entry in top):
         return sorted(top, key=lambda entry: -entry.rerank)  # stable: ties keep pool order
     return top

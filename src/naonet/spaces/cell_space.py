@@ -92,6 +92,13 @@ class CellSearchSpace(IntegerCodedSpace):
     def to_integers(self, architecture) -> list[int]:
         return architecture.to_integers()
 
+    def canonical(self, architecture):
+        """The architecture itself: every node of a NAO cell feeds the cell's output (the
+        unused ones are concatenated), so no choice is dead. Nodes whose two branches
+        are swapped compute the same sum, but the released search lists such twins as
+        they come, and so does this one."""
+        return architecture
+
     def encoding(self):
         from naonet.spaces.encoding import CellSpaceEncoding
 

@@ -127,6 +127,39 @@ class NB201Space(IntegerCodedSpace):
     def to_integers(self, architecture: NB201Architecture) -> list[int]:
         return list(architecture.ops)
 
+    def canonical(self, architecture: NB201Architecture) -> NB201Architecture:
+        """The cell with ``none`` on every edge that cannot carry the input to the output:
+        an edge out of a node no non-``none`` path reaches from the input (its input is
+        all zeros), or into a node no such path leads from to the output (its sum is
+        never used). What remains computes the same function: exactly in the supernet
+        (BatchNorm without affine parameters maps zeros to zeros) and up to a constant
+        bias from BatchNorm on zeros in the benchmark network. The benchmark trained each
+        of the 15,625 cells separately, so its table gives such twins different
+        accuracies; that spread is training noise, not a difference of the cells."""
+        from_input, to_output = self.reached_from_input(architecture), \
+            self.reaches_output(architecture)
+        none = self.op_index("none")
+        return NB201Architecture(self, tuple(
+            op if from_input[source] and to_output[target] else none
+            for op, (source, target) in zip(architecture.ops, self.edges)))
+
+    def reached_from_input(self, architecture: NB201Architecture) -> list[bool]:
+        """Per node: whether a path of non-``none`` edges leads to it from the input."""
+        reached = [True] + [False] * (self.num_nodes - 1)
+        for edge, (source, target) in enumerate(self.edges):  # sources come first
+            if reached[source] and self.op_names[architecture.ops[edge]] != "none":
+                reached[target] = True
+        return reached
+
+    def reaches_output(self, architecture: NB201Architecture) -> list[bool]:
+        """Per node: whether a path of non-``none`` edges leads from it to the output."""
+        reaches = [False] * (self.num_nodes - 1) + [True]
+        for edge in reversed(range(self.num_edges)):  # targets come first
+            source, target = self.edges[edge]
+            if reaches[target] and self.op_names[architecture.ops[edge]] != "none":
+                reaches[source] = True
+        return reaches
+
     def network_config(self, channels: int, layers: int, num_classes: int = 10,
                        skeleton: str = "cifar", **regularisation: Any):
         """The benchmark network's config: ``layers`` is cells per stage. The benchmark

@@ -79,11 +79,5 @@ class NB201Encoding(LegalTokens):
 
 def dead_nodes(architecture: NB201Architecture) -> list[int]:
     """Intermediate nodes from which no path of non-``none`` edges reaches the output."""
-    space = architecture.space
-    output = space.num_nodes - 1
-    live = {output}
-    for node in range(output - 1, 0, -1):  # later nodes first: liveness flows backwards
-        if any(architecture.edge_op(node, target) != "none" and target in live
-               for target in range(node + 1, space.num_nodes)):
-            live.add(node)
-    return [node for node in range(1, output) if node not in live]
+    reaches = architecture.space.reaches_output(architecture)
+    return [node for node in range(1, len(reaches) - 1) if not reaches[node]]

@@ -47,6 +47,11 @@ class SearchSpace(Protocol):
     def encoding(self):
         """The controller's token encoding (a ``SequenceEncoding``)."""
 
+    def canonical(self, architecture) -> Hashable:
+        """One representative of the architectures that compute the same function as
+        ``architecture``: two with equal canonical forms score alike in the supernet, so
+        a search re-ranks or reports only one of them."""
+
     # ----------------------------------------------------------------- networks
     def network_config(self, channels: int, layers: int, num_classes: int = 10,
                        skeleton: str = "cifar", **regularisation: Any):

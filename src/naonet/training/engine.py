@@ -173,7 +173,7 @@ def _show(progress, sums: torch.Tensor, start: float) -> None:
 @torch.no_grad()
 def evaluate(model: nn.Module, batches, precision: Precision,
              criterion: nn.Module | None = None) -> EpochStats:
-    """Loss, top-1 and top-5 accuracy (percent) over ``batches``, summed over all ranks."""
+    """Loss, top-1 and top-5 accuracy (fractions) over ``batches``, summed over all ranks."""
     model.eval()
     network = inference_module(model)
     criterion = criterion or nn.CrossEntropyLoss()

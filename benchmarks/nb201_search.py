@@ -1,0 +1,90 @@
+"""Summarise one-shot NB201 searches run with ``--reference table:CSV``: per run, the
+true test accuracy of what it found, of the supernet's own first place, and of the best
+cell it scored, with the supernet's tau per round; mean and std per strategy.
+
+    python benchmarks/nb201_search.py RUN_DIR [RUN_DIR ...]
+
+Each RUN_DIR is the ``--output`` of one ``nao search --space nb201 --reference ...``
+run; benchmarks/nb201_search.sh makes them. The truth comes from the files the search
+wrote (``true_test_accuracy`` lines), never from the search's decisions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+from nb201_ranking import mean_std  # benchmarks/ is the script's folder
+
+
+def read_run(folder: Path) -> dict | None:
+    """The figures of one finished run folder (None, with a message, if unfinished)."""
+    final_path, pool_path = folder / "arch_pool.final.json", folder / "pool.json"
+    if not final_path.is_file() or not pool_path.is_file():
+        print(f"skipping {folder}: no arch_pool.final.json (not started?)", file=sys.stderr)
+        return None
+    final, pool = json.loads(final_path.read_text()), json.loads(pool_path.read_text())
+    if not final.get("complete"):
+        print(f"skipping {folder}: the search has not finished", file=sys.stderr)
+        return None
+    if "true_test_accuracy" not in final["architectures"][0]:
+        print(f"skipping {folder}: run without --reference table:CSV", file=sys.stderr)
+        return None
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    rounds = [json.loads(line) for line in (folder / "rounds.jsonl").read_text().splitlines()]
+    timings = folder / "timings.json"
+    seconds = sum(json.loads(timings.read_text())["seconds"].values()) if timings.is_file() \
+        else float("nan")
+    architectures = pool["architectures"]
+    by_score = max(architectures, key=lambda record: record["supernet_score"])
+    return {
+        "folder": folder.name, "strategy": config.get("strategy", "nao"),
+        "seed": config.get("seed"),
+        "found": 100 * final["architectures"][0]["true_test_accuracy"],
+        "found_rank": final["architectures"][0]["true_rank"],
+        "supernet_first": 100 * by_score["true_test_accuracy"],
+        "best_reranked": max(100 * r["true_test_accuracy"] for r in final["architectures"]),
+        "best_scored": max(100 * r["true_test_accuracy"] for r in architectures),
+        "scored": len(architectures),
+        "taus": [r["reference"]["kendall_tau"] for r in rounds if "reference" in r],
+        "minutes": seconds / 60,
+    }
+
+
+def table(runs: list[dict]) -> str:
+    """One row per run and a mean row per strategy."""
+    lines = ["| strategy | seed | found (rank) | supernet's first | best re-ranked | "
+             "best scored | cells scored | tau per round | minutes |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for strategy in sorted({run["strategy"] for run in runs}):
+        group = [run for run in runs if run["strategy"] == strategy]
+        for run in sorted(group, key=lambda run: run["seed"]):
+            taus = ", ".join(f"{tau:.2f}" for tau in run["taus"])
+            lines.append(f"| {strategy} | {run['seed']} | {run['found']:.2f} "
+                         f"({run['found_rank']:,}) | {run['supernet_first']:.2f} | "
+                         f"{run['best_reranked']:.2f} | {run['best_scored']:.2f} | "
+                         f"{run['scored']} | {taus} | {run['minutes']:.1f} |")
+        columns = [mean_std([run[key] for run in group]) for key in
+                   ("found", "supernet_first", "best_reranked", "best_scored", "minutes")]
+        lines.append(f"| **{strategy}, mean** | | **{columns[0]}** | {columns[1]} | "
+                     f"{columns[2]} | {columns[3]} | | | {columns[4]} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    runs = [run for run in map(read_run, args.runs) if run is not None]
+    if not runs:
+        print("no finished runs", file=sys.stderr)
+        return 2
+    print(table(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The CPU-scale one-shot NAO-V2 search of docs/nas-bench-201.md (issue 8, item 5):
+# `nao search --space nb201 --preset nb201-search-cpu` on the shared CIFAR-10 for seeds
+# 0, 1 and 2, and random search with the same supernet training, scoring and re-rank
+# (`--strategy random`, the same number of cells scored) as its baseline; then the
+# table of true test accuracies (the NB201 table is read for the report only).
+# Two searches run side by side, one process and one torch thread each (about 35
+# minutes a pair on this 2-core machine; six searches take three pairs).
+#
+#   bash benchmarks/nb201_search.sh [OUTPUT_DIR] [extra nao search flags...]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUTPUT_DIR=${1:-${TMPDIR:-/tmp}/naonet-nb201-search}
+shift || true
+DATA=${NAONET_BENCH_DATA:-../shared/data}
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
+mkdir -p "$OUTPUT_DIR"
+search() {  # STRATEGY SEED
+    python3 -m naonet.cli.main search --space nb201 --preset nb201-search-cpu \
+        --strategy "$1" --seed "$2" --no-progress \
+        --reference "table:$DATA/nasbench201/nb201_cifar10.csv" \
+        --data "$DATA/cifar10/cifar10-jpg.tar.gz" --output "$OUTPUT_DIR/$1-seed$2" "${@:3}" \
+        > "$OUTPUT_DIR/$1-seed$2.log" 2>&1
+}
+search nao 0 "$@" & search nao 1 "$@" & wait
+search nao 2 "$@" & search random 0 "$@" & wait
+search random 1 "$@" & search random 2 "$@" & wait
+tail -n 2 "$OUTPUT_DIR"/*.log
+python3 benchmarks/nb201_search.py "$OUTPUT_DIR"/*-seed? | tee "$OUTPUT_DIR/table.md"

@@ -164,3 +164,11 @@ def test_canonical_form_drops_the_edges_that_cannot_reach_the_output():
     assert canonical("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|") == \
         "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
     assert canonical(BEST_CELL) == BEST_CELL  # every edge on a path from input to output
+
+
+def test_a_space_without_none_has_no_dead_edges():
+    from naonet.spaces.nb201 import NB201Space
+
+    space = NB201Space(name="nb201-no-none", op_names=("skip_connect", "nor_conv_3x3"))
+    arch = space.sample(random.Random(0))
+    assert space.canonical(arch) == arch

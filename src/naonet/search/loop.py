@@ -249,7 +249,8 @@ def grow_pool(run: SearchRun) -> None:
 
 
 def rerank_top(run: SearchRun) -> None:
-    """3: train each of the top ``rerank_top`` from scratch, record its validation accuracy."""
+    """3: train each of the top ``rerank_top`` from scratch (one per canonical form),
+    record its validation accuracy."""
     state, config = run.state, run.config
     top = distinct_top(state.pool, config.rerank_top)
     while state.rerank_index < len(top):

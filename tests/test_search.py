@@ -363,7 +363,7 @@ def test_seed_pool_file_and_uniform_sampling(cifar_mini, tmp_path):
 
 def test_the_final_list_and_the_re_rank_skip_twins_of_an_earlier_entry():
     """NB201 cells that differ only on dead edges tie in the supernet; a search at the
-    CPU preset once re-ranked four such twins and nothing else (docs/nas-bench-201.md)."""
+    CPU preset once re-ranked five copies of one function (docs/nas-bench-201.md)."""
     from naonet.search.outputs import distinct_top, final_entries
     from naonet.search.state import SearchState
 

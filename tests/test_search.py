@@ -440,11 +440,25 @@ def test_supernet_pool_all_trains_on_every_architecture_scored_so_far():
     scored = sample_architectures("small", 4, np.random.default_rng(0))
     new = sample_architectures("small", 2, np.random.default_rng(1))
     state = SearchState(pool=[PoolEntry(arch, born=0) for arch in scored], children=new)
-    assert training_pool(state, SearchConfig()) == new  # released: the new ones only
-    everything = training_pool(state, SearchConfig(supernet_pool="all"))
+    space = get_space("small")
+    assert training_pool(state, SearchConfig(), space) == new  # released: the new ones
+    everything = training_pool(state, SearchConfig(supernet_pool="all"), space)
     assert everything[:2] == new and set(everything) == set(new) | set(scored)
     with pytest.raises(UserError, match="--supernet-pool must be one of"):
         SearchConfig(supernet_pool="some")
+
+
+def test_supernet_pool_space_trains_on_every_cell_of_a_small_space_only():
+    from naonet.search.loop import training_pool
+    from naonet.search.state import SearchState
+
+    config = SearchConfig(space="nb201", supernet_pool="space")
+    state = SearchState(children=sample_architectures("nb201", 3, np.random.default_rng(0)))
+    pool = training_pool(state, config, get_space("nb201"))
+    assert len(pool) == len(set(pool)) == 15_625
+    assert set(state.children) <= set(pool)
+    with pytest.raises(UserError, match="'small' space holds too many; use --supernet-pool all"):
+        SearchConfig(space="small", supernet_pool="space")
 
 
 def test_phase_clock_times_each_phase_exclusive_of_the_phases_inside():

@@ -49,7 +49,8 @@ HELP = {
     "sampling": "how a training step picks its architecture: balanced (by parameter count, "
                 "NAO-V2) or uniform",
     "supernet_pool": "what a round's supernet training samples from: children (the "
-                     "round's new architectures, released) or all (the pool so far too)",
+                     "round's new architectures, released), all (the pool so far too) "
+                     "or space (every architecture; NAS-Bench-201 only)",
     "rounds": "search rounds (supernet training, scoring, controller)",
     "seed_pool_size": "random architectures of the first round",
     "seed_pool_file": "start from the architectures of this file instead (one a line)",

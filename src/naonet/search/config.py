@@ -17,12 +17,15 @@ from naonet.controller.rounds import RoundConfig
 from naonet.data import DataConfig
 from naonet.errors import UserError
 from naonet.models import NetworkConfig
-from naonet.spaces.protocol import DEFAULT_SPACE
+from naonet.spaces.protocol import DEFAULT_SPACE, get_space
 from naonet.supernet import SAMPLING_WEIGHTS, SCORE_METRICS
 
 SCORING_MODES = ("fixed", "per-architecture")
 ONE_SHOT_STRATEGIES = ("nao", "random", "evolution")
-SUPERNET_POOLS = ("children", "all")
+SUPERNET_POOLS = ("children", "all", "space")
+# --supernet-pool space lists the whole space each round: only for spaces this small
+# (NAS-Bench-201 holds 15,625 cells; the NAO cell spaces hold more than 10^20)
+MAX_ENUMERATED_SPACE = 100_000
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,10 @@ class SearchConfig:
              f"--sampling must be one of: {', '.join(SAMPLING_WEIGHTS)}"),
             (self.supernet_pool in SUPERNET_POOLS, f"--supernet-pool must be one of: "
              f"{', '.join(SUPERNET_POOLS)}"),
+            (self.supernet_pool != "space"
+             or get_space(self.space).size <= MAX_ENUMERATED_SPACE,
+             f"--supernet-pool space trains on every architecture of the space, and the "
+             f"{self.space!r} space holds too many; use --supernet-pool all"),
             (self.scoring in SCORING_MODES, f"--scoring must be one of: "
              f"{', '.join(SCORING_MODES)}"),
             (not self.reference or self.reference.startswith("table:"),

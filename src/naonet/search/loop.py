@@ -184,8 +184,9 @@ def train_supernet(run: SearchRun) -> None:
     state, config = run.state, run.config
     if state.epoch == 0:
         start_round(run)
-    run.sampled.sampler = PoolSampler(training_pool(state, config), torch.Generator(),
-                                      config.sampling, run.supernet.network_config())
+    run.sampled.sampler = PoolSampler(training_pool(state, config, run.space),
+                                      torch.Generator(), config.sampling,
+                                      run.supernet.network_config())
     while state.epoch < config.supernet_epochs:
         stats = supernet_epoch(run)
         state.supernet_loss, state.supernet_top1 = stats.loss, stats.top1
@@ -195,9 +196,14 @@ def train_supernet(run: SearchRun) -> None:
     checkpoint(run)
 
 
-def training_pool(state: SearchState, config: SearchConfig) -> list:
+def training_pool(state: SearchState, config: SearchConfig, space: SearchSpace) -> list:
     """What the round's supernet training samples from: the new architectures (released),
-    or with ``supernet_pool='all'`` every architecture scored so far as well."""
+    with ``supernet_pool='all'`` every architecture scored so far as well, with
+    ``'space'`` every architecture of the space (within the budget, if any), whatever
+    the search has found."""
+    if config.supernet_pool == "space":
+        feasible = getattr(space, "feasible", lambda architecture: True)
+        return [arch for arch in space.all_architectures() if feasible(arch)]
     if config.supernet_pool == "all":
         known = set(state.children)
         return list(state.children) + [a for a in state.architectures() if a not in known]
@@ -260,7 +266,7 @@ def rerank_top(run: SearchRun) -> None:
                 entry.architecture, config, run.data, run.context,
                 derive_seed(config.seed, "rerank-init", state.rerank_index))
         while state.epoch < config.rerank_epochs:
-            rerank_epoch(run, entry)
+            rerank_epoch(run, entry, len(top))
             state.epoch += 1
             checkpoint(run)
         entry.rerank = validation_accuracy(run.rerank_job, run.data, run.precision)
@@ -525,15 +531,16 @@ def baseline_step(run: SearchRun) -> tuple[list[str], list[float], None, None]:
     return [arch.to_qualified_string() for arch in new], predictions, None, None
 
 
-def rerank_epoch(run: SearchRun, entry: PoolEntry) -> None:
-    """One training epoch of the architecture being re-ranked (seeded like the supernet's)."""
+def rerank_epoch(run: SearchRun, entry: PoolEntry, count: int) -> None:
+    """One training epoch of the architecture being re-ranked (seeded like the supernet's);
+    ``count``: how many architectures the re-rank trains (for the progress label)."""
     state, config, job = run.state, run.config, run.rerank_job
     run.data.train.set_epoch(state.rerank_index * config.rerank_epochs + state.epoch)
     torch.manual_seed(derive_seed(config.seed, "rerank-epoch", state.rerank_index,
                                   state.epoch, run.context.rank))
     steps = len(run.data.train)
     progress = make_progress(run, steps, f"re-rank {state.rerank_index + 1}/"
-                                         f"{config.rerank_top} epoch {state.epoch + 1}/"
+                                         f"{count} epoch {state.epoch + 1}/"
                                          f"{config.rerank_epochs}")
     train_one_epoch(job.model, run.data.train, job.optimizer, nn.CrossEntropyLoss(),
                     aux_weight=config.rerank_aux_weight, grad_clip=config.grad_clip,

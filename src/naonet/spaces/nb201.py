@@ -10,8 +10,7 @@ that reads or writes that form.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
@@ -100,11 +99,6 @@ class NB201Space(IntegerCodedSpace):
 
     def example(self) -> NB201Architecture:
         return NB201Architecture(self, (0,) * self.num_edges)
-
-    def all_architectures(self) -> Iterator[NB201Architecture]:
-        """Every architecture of the space, edge ops in lexicographic order."""
-        for ops in itertools.product(range(self.num_ops), repeat=self.num_edges):
-            yield NB201Architecture(self, ops)
 
     def encoding(self):
         """The controller's token encoding of this space."""

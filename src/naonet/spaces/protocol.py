@@ -13,9 +13,10 @@ one-entry mutation and the size of the space are written once here.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from naonet.errors import UserError
@@ -83,6 +84,12 @@ class IntegerCodedSpace:
     def size(self) -> int:
         """How many integer codings the space holds (its number of architectures)."""
         return math.prod(self.integer_limits())
+
+    def all_architectures(self) -> Iterator:
+        """Every architecture of the space, codings in lexicographic order (only
+        sensible for a small space such as NAS-Bench-201's 15,625)."""
+        for values in itertools.product(*(range(high) for high in self.integer_limits())):
+            yield self.from_integers(values)
 
     def sample(self, rng: random.Random):
         """A uniformly random architecture (every entry drawn independently)."""

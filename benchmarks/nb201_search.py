@@ -1,6 +1,7 @@
 """Summarise one-shot NB201 searches run with ``--reference table:CSV``: per run, the
 true test accuracy of what it found, of the supernet's own first place, and of the best
-cell it scored, with the supernet's tau per round; mean and std per strategy.
+cell it scored, with the supernet's tau per round; mean and std per strategy (and per
+recipe, where the runs differ in a setting of ``RECIPE_KEYS``).
 
     python benchmarks/nb201_search.py RUN_DIR [RUN_DIR ...]
 
@@ -18,6 +19,9 @@ from pathlib import Path
 
 import yaml
 from nb201_ranking import mean_std  # benchmarks/ is the script's folder
+
+# settings whose values, where the runs differ in them, name a run's group
+RECIPE_KEYS = ("sampling", "supernet_pool", "channels", "layers", "supernet_epochs")
 
 
 def read_run(folder: Path) -> dict | None:
@@ -42,6 +46,7 @@ def read_run(folder: Path) -> dict | None:
     by_score = max(architectures, key=lambda record: record["supernet_score"])
     return {
         "folder": folder.name, "strategy": config.get("strategy", "nao"),
+        "recipe": {key: config.get(key) for key in RECIPE_KEYS},
         "seed": config.get("seed"),
         "found": 100 * final["architectures"][0]["true_test_accuracy"],
         "found_rank": final["architectures"][0]["true_rank"],
@@ -55,12 +60,18 @@ def read_run(folder: Path) -> dict | None:
 
 
 def table(runs: list[dict]) -> str:
-    """One row per run and a mean row per strategy."""
+    """One row per run and a mean row per strategy (and recipe, where runs differ)."""
     lines = ["| strategy | seed | found (rank) | supernet's first | best re-ranked | "
              "best scored | cells scored | tau per round | minutes |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for strategy in sorted({run["strategy"] for run in runs}):
-        group = [run for run in runs if run["strategy"] == strategy]
+    varying = [key for key in RECIPE_KEYS
+               if len({str(run["recipe"][key]) for run in runs}) > 1]
+    for run in runs:
+        run["label"] = " ".join([run["strategy"]] + [f"{key.replace('_', '-')} "
+                                                     f"{run['recipe'][key]}"
+                                                     for key in varying])
+    for strategy in sorted({run["label"] for run in runs}):
+        group = [run for run in runs if run["label"] == strategy]
         for run in sorted(group, key=lambda run: run["seed"]):
             taus = ", ".join(f"{tau:.2f}" for tau in run["taus"])
             lines.append(f"| {strategy} | {run['seed']} | {run['found']:.2f} "

@@ -60,6 +60,18 @@ def test_a_feasible_space_samples_and_mutates_within_the_budget(space_name):
     assert limited.rejected > 0  # it did turn some down
 
 
+def test_a_feasible_space_lists_only_the_architectures_within_the_budget():
+    space = get_space("nb201")
+    meter = CostMeter(space, Budget(channels=8, layers=1))
+    limit = 50_000  # NB201 C 8 N 1 networks hold 18,738 to 91,986 parameters
+    limited = FeasibleSpace(space, CostMeter(space, Budget(max_params=limit, channels=8,
+                                                           layers=1)))
+    listed = list(limited.all_architectures())
+    everything = list(space.all_architectures())
+    assert listed == [a for a in everything if meter.parameters(a) <= limit]
+    assert 0 < len(listed) < len(everything)
+
+
 def test_an_unmeetable_budget_names_the_smallest_possible_value():
     space = get_space("nb201")
     limited = FeasibleSpace(space, CostMeter(space, Budget(max_params=1000)))

@@ -223,6 +223,10 @@ class FeasibleSpace:
                 return architecture
         raise UserError(self._unmeetable(rng))
 
+    def all_architectures(self):
+        """Every architecture of the wrapped space within the budget."""
+        return (arch for arch in self.space.all_architectures() if self.feasible(arch))
+
     def mutate(self, architecture, rng: random.Random):
         for _ in range(MAX_MUTATION_TRIES):
             child = self.space.mutate(architecture, rng)

@@ -202,8 +202,7 @@ def training_pool(state: SearchState, config: SearchConfig, space: SearchSpace) 
     ``'space'`` every architecture of the space (within the budget, if any), whatever
     the search has found."""
     if config.supernet_pool == "space":
-        feasible = getattr(space, "feasible", lambda architecture: True)
-        return [arch for arch in space.all_architectures() if feasible(arch)]
+        return list(space.all_architectures())  # a budgeted space lists its feasible ones
     if config.supernet_pool == "all":
         known = set(state.children)
         return list(state.children) + [a for a in state.architectures() if a not in known]

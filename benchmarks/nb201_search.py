@@ -21,7 +21,8 @@ import yaml
 from nb201_ranking import mean_std  # benchmarks/ is the script's folder
 
 # settings whose values, where the runs differ in them, name a run's group
-RECIPE_KEYS = ("sampling", "supernet_pool", "channels", "layers", "supernet_epochs")
+RECIPE_KEYS = ("sampling", "supernet_pool", "channels", "layers", "supernet_epochs",
+               "few_shot_split", "few_shot_after")
 
 
 def read_run(folder: Path) -> dict | None:
@@ -66,21 +67,22 @@ def table(runs: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     varying = [key for key in RECIPE_KEYS
                if len({str(run["recipe"][key]) for run in runs}) > 1]
-    for run in runs:
-        run["label"] = " ".join([run["strategy"]] + [f"{key.replace('_', '-')} "
-                                                     f"{run['recipe'][key]}"
-                                                     for key in varying])
-    for strategy in sorted({run["label"] for run in runs}):
-        group = [run for run in runs if run["label"] == strategy]
+
+    def label(run: dict) -> str:  # the strategy, and the settings the runs differ in
+        return " ".join([run["strategy"]] + [f"{key.replace('_', '-')} {run['recipe'][key]}"
+                                             for key in varying])
+
+    for name in sorted({label(run) for run in runs}):
+        group = [run for run in runs if label(run) == name]
         for run in sorted(group, key=lambda run: run["seed"]):
             taus = ", ".join(f"{tau:.2f}" for tau in run["taus"])
-            lines.append(f"| {strategy} | {run['seed']} | {run['found']:.2f} "
+            lines.append(f"| {name} | {run['seed']} | {run['found']:.2f} "
                          f"({run['found_rank']:,}) | {run['supernet_first']:.2f} | "
                          f"{run['best_reranked']:.2f} | {run['best_scored']:.2f} | "
                          f"{run['scored']} | {taus} | {run['minutes']:.1f} |")
         columns = [mean_std([run[key] for run in group]) for key in
                    ("found", "supernet_first", "best_reranked", "best_scored", "minutes")]
-        lines.append(f"| **{strategy}, mean** | | **{columns[0]}** | {columns[1]} | "
+        lines.append(f"| **{name}, mean** | | **{columns[0]}** | {columns[1]} | "
                      f"{columns[2]} | {columns[3]} | | | {columns[4]} |")
     return "\n".join(lines)
 

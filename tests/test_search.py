@@ -536,3 +536,38 @@ def test_baseline_strategies_search_on_the_same_supernet_and_counts(strategy, ci
             child = space.to_integers(space.parse(record["arch"]))
             assert any(sum(a != b for a, b in zip(child, space.to_integers(parent))) == 1
                        for parent in earlier)
+
+
+def test_few_shot_search_splits_after_its_round_and_resumes_to_the_same_outputs(
+        cifar_mini, tmp_path):
+    def config(name):
+        return tiny_config(cifar_mini, tmp_path / name, space="nb201", few_shot_split=3,
+                           few_shot_after=1, supernet_pool="all", rerank_top=0)
+
+    search(config("whole"), show_progress=False)
+    with pytest.MonkeyPatch.context() as patch:  # round 2, before its first epoch (split)
+        interrupt_at(patch, "supernet_epoch", lambda s: (s.round, s.epoch) == (1, 0))
+        with pytest.raises(Interrupted):
+            search(config("resumed"), show_progress=False)
+    with pytest.MonkeyPatch.context() as patch:  # round 2, after the split was saved
+        interrupt_at(patch, "supernet_epoch", lambda s: (s.round, s.epoch) == (1, 1))
+        with pytest.raises(Interrupted):
+            search(config("resumed"), show_progress=False)
+    weights = torch.load(tmp_path / "resumed" / "search_state.pt",
+                         weights_only=True)["supernet"]
+    assert bool(weights["split_done"])
+    # after an epoch on their own cells the copies differ (those of choices no cell of
+    # the pool has only decay, alike)
+    stems = {weights[f"parts.{part}.stem.0.weight"].numpy().tobytes() for part in range(5)}
+    assert len(stems) >= 3
+    search(config("resumed"), show_progress=False)
+    for name in ("arch_pool", "arch_pool.perf", "arch_pool.final"):
+        assert (tmp_path / "resumed" / name).read_text() == \
+            (tmp_path / "whole" / name).read_text(), name
+
+
+def test_few_shot_options_are_checked():
+    with pytest.raises(UserError, match="--few-shot-split"):
+        SearchConfig(space="nb201", few_shot_split=6)
+    with pytest.raises(UserError, match="--few-shot-after"):
+        SearchConfig(space="nb201", few_shot_split=3, few_shot_after=4, rounds=4)

@@ -17,6 +17,7 @@ from naonet.models.operations import OPERATIONS, build_operation
 from naonet.spaces import get_space, named_architecture
 from naonet.supernet import (
     OPERATION_COSTS,
+    FewShotSupernet,
     LooseEndCombine,
     PerInputOperation,
     PoolSampler,
@@ -326,3 +327,70 @@ def test_scoring_normalises_with_batch_statistics():
     expected = (reference.argmax(1) == labels).float().mean().item()
     assert score_architecture(supernet, architecture, [(images, labels)]) == \
         pytest.approx(expected)
+
+
+# ----------------------------------------------------------------------- few-shot
+def test_group_shares_are_equal_and_keep_proportions_within_a_group():
+    pool = sample_architectures("nb201", 40, np.random.default_rng(11))
+    space = get_space("nb201")
+    groups = [space.to_integers(arch)[3] for arch in pool]  # the op on edge 0 -> 3
+    sampler = PoolSampler(pool, np.random.default_rng(0), "balanced",
+                          group_of=lambda arch: space.to_integers(arch)[3])
+    plain = sampling_probabilities(pool, "balanced")
+    labels = sorted(set(groups))
+    for label in labels:
+        members = np.array(groups) == label
+        assert sampler.probabilities[members].sum() == pytest.approx(1 / len(labels))
+        np.testing.assert_allclose(sampler.probabilities[members],
+                                   plain[members] / plain[members].sum() / len(labels))
+
+
+def _nb201_few_shot(position: int = 3) -> FewShotSupernet:
+    space = get_space("nb201")
+    torch.manual_seed(0)
+    return FewShotSupernet(lambda: space.build_supernet(8, 1), position,
+                           space.integer_limits()[position])
+
+
+def test_few_shot_supernet_runs_one_copy_until_split_then_one_per_choice():
+    supernet = _nb201_few_shot()
+    space = get_space("nb201")
+    residual = space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+                           "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    convolutional = space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+                                "+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    assert len(supernet.parts) == 5
+    assert supernet.part_of(residual) == supernet.part_of(convolutional) == 0
+    optimizer = torch.optim.SGD(supernet.parameters(), lr=0.1, momentum=0.9)
+    images, labels = fixed_batch(resolution=16)
+    F.cross_entropy(supernet(images, residual)[0], labels).backward()
+    optimizer.step()  # momentum for the first copy only
+    before = supernet(images, residual)[0].detach()
+    supernet.split(optimizer)
+    assert supernet.part_of(residual) == 1 and supernet.part_of(convolutional) == 3
+    # the copies start as the one supernet, momentum included ...
+    torch.testing.assert_close(supernet(images, residual)[0], before, rtol=0, atol=0)
+    first, second = supernet.parts[0], supernet.parts[1]
+    for a, b in zip(first.parameters(), second.parameters()):
+        assert a.data_ptr() != b.data_ptr()
+        if a in optimizer.state:
+            torch.testing.assert_close(optimizer.state[b]["momentum_buffer"],
+                                       optimizer.state[a]["momentum_buffer"])
+    # ... and then train apart: a step on the residual cell leaves the others' copy alone
+    untouched = [p.detach().clone() for p in supernet.parts[3].parameters()]
+    optimizer.zero_grad(set_to_none=True)
+    F.cross_entropy(supernet(images, residual)[0], labels).backward()
+    assert all(p.grad is None for p in supernet.parts[3].parameters())
+    assert any(p.grad is not None for p in supernet.parts[1].parameters())
+    optimizer.step()
+    assert all(torch.equal(p, q) for p, q in zip(supernet.parts[3].parameters(), untouched))
+
+
+def test_few_shot_split_survives_a_state_dict_round_trip():
+    supernet = _nb201_few_shot()
+    supernet.split()
+    restored = _nb201_few_shot()
+    assert not restored.is_split
+    holder = torch.nn.Sequential(restored)  # loaded as a child, as the search's wrapper does
+    holder.load_state_dict(torch.nn.Sequential(supernet).state_dict())
+    assert restored.is_split and bool(restored.split_done)

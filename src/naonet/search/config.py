@@ -54,6 +54,12 @@ class SearchConfig:
     # round's new architectures, as released) or "all" (the whole pool so far and the
     # new ones, so every architecture scored was trained on in that round)
     supernet_pool: str = "children"
+    # a few-shot supernet (naonet.supernet.few_shot; None: one supernet, as released): one
+    # copy of the supernet per choice at this position of the space's integer coding
+    # (nb201: the edge, in the string's order; 3 is edge 0 -> 3), split from the one
+    # supernet after ``few_shot_after`` rounds
+    few_shot_split: int | None = None
+    few_shot_after: int = 1
     # the loop (SPEC 5)
     rounds: int = 4
     seed_pool_size: int = 1000
@@ -188,6 +194,7 @@ class SearchConfig:
              or get_space(self.space).size <= MAX_ENUMERATED_SPACE,
              f"--supernet-pool space trains on every architecture of the space, and the "
              f"{self.space!r} space holds too many; use --supernet-pool all"),
+            *self._few_shot_checks(),
             (self.scoring in SCORING_MODES, f"--scoring must be one of: "
              f"{', '.join(SCORING_MODES)}"),
             (not self.reference or self.reference.startswith("table:"),
@@ -200,6 +207,20 @@ class SearchConfig:
             (self.rerank_aux_weight >= 0, "--rerank-aux-weight must be >= 0"),
             (options.valid_device(self.device), options.DEVICE_HELP),
             (self.output.strip() != "", "--output must name the run folder"),
+        ]
+
+    def _few_shot_checks(self) -> list[tuple[bool, str]]:
+        if self.few_shot_split is None:
+            return []
+        limits = get_space(self.space).integer_limits()
+        position = self.few_shot_split
+        return [
+            (0 <= position < len(limits) and limits[position] >= 2,
+             f"--few-shot-split must be a position 0-{len(limits) - 1} of the "
+             f"{self.space!r} space's coding with 2 or more choices, got {position}"),
+            (0 <= self.few_shot_after < self.rounds,
+             f"--few-shot-after must be 0 to --rounds - 1 ({self.rounds - 1}), got "
+             f"{self.few_shot_after}"),
         ]
 
     # ----------------------------------------------------------------- derived configs

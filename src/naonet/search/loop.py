@@ -72,7 +72,7 @@ from naonet.seeding import seeded
 from naonet.spaces import CellSearchSpace, SearchSpace, get_space
 from naonet.strategies.base import Seen, sample_new
 from naonet.strategies.evolution import EvolutionConfig, evolve_generation
-from naonet.supernet import PoolSampler, sample_architectures
+from naonet.supernet import FewShotSupernet, PoolSampler, sample_architectures
 from naonet.training import EpochStats, Precision, train_one_epoch
 from naonet.training.checkpoint import atomic_write_text, restore_rng_state
 from naonet.training.run import check_network_fits, device_memory
@@ -186,7 +186,8 @@ def train_supernet(run: SearchRun) -> None:
         start_round(run)
     run.sampled.sampler = PoolSampler(training_pool(state, config, run.space),
                                       torch.Generator(), config.sampling,
-                                      run.supernet.network_config())
+                                      run.supernet.network_config(),
+                                      group_of=few_shot_group(run.supernet))
     while state.epoch < config.supernet_epochs:
         stats = supernet_epoch(run)
         state.supernet_loss, state.supernet_top1 = stats.loss, stats.top1
@@ -194,6 +195,14 @@ def train_supernet(run: SearchRun) -> None:
         checkpoint(run)
     state.phase, state.epoch = SCORE, 0
     checkpoint(run)
+
+
+def few_shot_group(supernet: nn.Module):
+    """What a few-shot supernet's training shares its steps equally among (its copies,
+    once split); None for one supernet."""
+    if isinstance(supernet, FewShotSupernet) and supernet.is_split:
+        return supernet.part_of
+    return None
 
 
 def training_pool(state: SearchState, config: SearchConfig, space: SearchSpace) -> list:
@@ -332,12 +341,18 @@ def build_supernet(space: SearchSpace, config: SearchConfig, data: DataBundle,
                    round_index: int) -> nn.Module:
     """The space's supernet, initialised from (seed, round): the same on every rank."""
     check_supernet_fits(space, config, data)
-    return seeded(derive_seed(config.seed, "supernet-init", round_index),
-                  lambda: space.build_supernet(
-                      config.channels, config.layers, data.num_classes, data.skeleton,
-                      keep_prob=config.keep_prob,
-                      drop_path_keep_prob=config.drop_path_keep_prob,
-                      drop_path_exempts_pass_through=config.drop_path_exempts_pass_through))
+    def build() -> nn.Module:
+        return space.build_supernet(
+            config.channels, config.layers, data.num_classes, data.skeleton,
+            keep_prob=config.keep_prob, drop_path_keep_prob=config.drop_path_keep_prob,
+            drop_path_exempts_pass_through=config.drop_path_exempts_pass_through)
+
+    if config.few_shot_split is not None:
+        position = config.few_shot_split
+        return seeded(derive_seed(config.seed, "supernet-init", round_index),
+                      lambda: FewShotSupernet(build, position,
+                                              space.integer_limits()[position]))
+    return seeded(derive_seed(config.seed, "supernet-init", round_index), build)
 
 
 MODULE_BYTES = 2048  # Python memory of one small nn.Module (measured: 2.2 KB at C 8)
@@ -454,6 +469,9 @@ def start_round(run: SearchRun) -> None:
         fresh = build_supernet(run.space, config, run.data, state.round)
         run.supernet.load_state_dict(fresh.state_dict())  # in place: DDP keeps its view
         run.optimizer.state.clear()  # no momentum from the old weights
+    if (isinstance(run.supernet, FewShotSupernet) and not run.supernet.is_split
+            and state.round >= config.few_shot_after):
+        run.supernet.split(run.optimizer)  # each choice goes on from the one supernet
     if config.restart_schedule or state.round == 0:
         run.scheduler = start_schedule(run.optimizer, config, run.context.world_size,
                                        schedule_epochs(config))

@@ -8,6 +8,7 @@ from naonet.supernet.counting import (
     count_network_parameters,
     operation_parameters,
 )
+from naonet.supernet.few_shot import FewShotSupernet
 from naonet.supernet.model import Supernet, SupernetCell, SupernetNode
 from naonet.supernet.nb201 import NB201Supernet
 from naonet.supernet.operations import LooseEndCombine, PerInputOperation
@@ -15,6 +16,7 @@ from naonet.supernet.sampling import (
     SAMPLING_WEIGHTS,
     PoolSampler,
     RandomSource,
+    equal_group_shares,
     sample_architectures,
     sampling_probabilities,
 )
@@ -26,6 +28,7 @@ from naonet.supernet.scoring import (
 )
 
 __all__ = [
+    "FewShotSupernet",
     "OPERATION_COSTS",
     "SAMPLING_WEIGHTS",
     "SCORE_METRICS",
@@ -42,6 +45,7 @@ __all__ = [
     "batch_statistics",
     "count_network_multiply_adds",
     "count_network_parameters",
+    "equal_group_shares",
     "operation_parameters",
     "sample_architectures",
     "sampling_probabilities",

@@ -125,19 +125,38 @@ def default_network_config(space: SearchSpace):
     return space.network_config(size.channels, size.layers, size.num_classes, size.skeleton)
 
 
+def equal_group_shares(probabilities: np.ndarray, groups: Sequence) -> np.ndarray:
+    """``probabilities`` rescaled so each distinct label of ``groups`` holds an equal
+    share; within a group they keep their proportions."""
+    labels = np.asarray(groups)
+    shares = np.empty_like(probabilities)
+    distinct = np.unique(labels)
+    for label in distinct:
+        members = labels == label
+        shares[members] = probabilities[members] / probabilities[members].sum() / len(distinct)
+    return shares
+
+
 class PoolSampler:
     """Draws architectures of a fixed pool with ``balanced`` or ``uniform`` probabilities.
 
     ``rng`` is kept by reference: saving and restoring its state saves and restores
     the sampler's.
+
+    With ``group_of`` (architecture -> a label), every group present in the pool gets
+    the same share of the steps, split among its members as above (a few-shot supernet
+    trains each of its copies equally, whatever the pool's mix).
     """
 
     def __init__(self, pool: Sequence, rng: RandomSource, sampling: str = "balanced",
-                 network_config=None):
+                 network_config=None, group_of: Callable | None = None):
         self.pool = list(pool)
         self.rng = rng
         self.sampling = sampling
         self.probabilities = sampling_probabilities(self.pool, sampling, network_config)
+        if group_of is not None:
+            self.probabilities = equal_group_shares(
+                self.probabilities, [group_of(arch) for arch in self.pool])
 
     def sample(self):
         """One architecture (the one a training step uses)."""

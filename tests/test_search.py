@@ -542,7 +542,7 @@ def test_few_shot_search_splits_after_its_round_and_resumes_to_the_same_outputs(
         cifar_mini, tmp_path):
     def config(name):
         return tiny_config(cifar_mini, tmp_path / name, space="nb201", few_shot_split=3,
-                           few_shot_after=1, supernet_pool="all", rerank_top=0)
+                           few_shot_after=1, supernet_pool="all")
 
     search(config("whole"), show_progress=False)
     with pytest.MonkeyPatch.context() as patch:  # round 2, before its first epoch (split)
@@ -560,10 +560,19 @@ def test_few_shot_search_splits_after_its_round_and_resumes_to_the_same_outputs(
     # the pool has only decay, alike)
     stems = {weights[f"parts.{part}.stem.0.weight"].numpy().tobytes() for part in range(5)}
     assert len(stems) >= 3
+    with pytest.MonkeyPatch.context() as patch:  # during the second re-rank
+        interrupt_at(patch, "rerank_epoch", lambda s: s.rerank_index == 1)
+        with pytest.raises(Interrupted):
+            search(config("resumed"), show_progress=False)
     search(config("resumed"), show_progress=False)
-    for name in ("arch_pool", "arch_pool.perf", "arch_pool.final"):
+    for name in ("arch_pool", "arch_pool.perf", "arch_pool.final", "arch_pool.perf.final"):
         assert (tmp_path / "resumed" / name).read_text() == \
             (tmp_path / "whole" / name).read_text(), name
+    # the two re-ranked cells are the best of two copies
+    final = json.loads((tmp_path / "whole" / "arch_pool.final.json").read_text())
+    choices = {get_space("nb201").to_integers(get_space("nb201").parse(r["arch"]))[3]
+               for r in final["architectures"]}
+    assert final["reranked"] and len(final["architectures"]) == 2 and len(choices) == 2
 
 
 def test_few_shot_options_are_checked():
@@ -571,3 +580,29 @@ def test_few_shot_options_are_checked():
         SearchConfig(space="nb201", few_shot_split=6)
     with pytest.raises(UserError, match="--few-shot-after"):
         SearchConfig(space="nb201", few_shot_split=3, few_shot_after=4, rounds=4)
+
+
+def test_with_a_few_shot_split_the_final_list_takes_the_copies_best_in_turn():
+    from naonet.search.outputs import distinct_top, final_entries
+    from naonet.search.state import SearchState
+    from naonet.supernet.few_shot import choice_at
+
+    space = get_space("nb201")
+    cells = [space.parse(text) for text in (  # ops on edge 0 -> 3: conv, conv, skip, 1x1
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|none~1|none~2|",
+        "|nor_conv_3x3~0|+|none~0|none~1|+|nor_conv_3x3~0|nor_conv_3x3~1|none~2|",
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
+        "nor_conv_3x3~2|",
+        "|none~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|")]
+    pool = [PoolEntry(arch, born=0, score=score)
+            for arch, score in zip(cells, (0.9, 0.85, 0.8, 0.7))]
+    assert [e.architecture for e in distinct_top(pool, 3)] == cells[:3]
+    by_edge_0_3 = choice_at(3)
+    assert [by_edge_0_3(cell) for cell in cells] == [3, 3, 1, 2]
+    assert [e.architecture for e in distinct_top(pool, 3, by_edge_0_3)] == \
+        [cells[0], cells[2], cells[3]]
+    assert [e.architecture for e in distinct_top(pool, 4, by_edge_0_3)] == \
+        [cells[0], cells[2], cells[3], cells[1]]
+    state = SearchState(pool=pool)
+    assert [e.architecture for e in final_entries(state, 2, by_edge_0_3)] == \
+        [cells[0], cells[2]]

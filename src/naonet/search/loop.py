@@ -73,6 +73,7 @@ from naonet.spaces import CellSearchSpace, SearchSpace, get_space
 from naonet.strategies.base import Seen, sample_new
 from naonet.strategies.evolution import EvolutionConfig, evolve_generation
 from naonet.supernet import FewShotSupernet, PoolSampler, sample_architectures
+from naonet.supernet.few_shot import choice_at
 from naonet.training import EpochStats, Precision, train_one_epoch
 from naonet.training.checkpoint import atomic_write_text, restore_rng_state
 from naonet.training.run import check_network_fits, device_memory
@@ -205,6 +206,13 @@ def few_shot_group(supernet: nn.Module):
     return None
 
 
+def candidate_groups(config: SearchConfig):
+    """What the final list and the re-rank take turns among: a few-shot supernet's
+    copies (by the split choice, whether or not this process's supernet is split yet);
+    None for one supernet."""
+    return None if config.few_shot_split is None else choice_at(config.few_shot_split)
+
+
 def training_pool(state: SearchState, config: SearchConfig, space: SearchSpace) -> list:
     """What the round's supernet training samples from: the new architectures (released),
     with ``supernet_pool='all'`` every architecture scored so far as well, with
@@ -266,7 +274,7 @@ def rerank_top(run: SearchRun) -> None:
     """3: train each of the top ``rerank_top`` from scratch (one per canonical form),
     record its validation accuracy."""
     state, config = run.state, run.config
-    top = distinct_top(state.pool, config.rerank_top)
+    top = distinct_top(state.pool, config.rerank_top, candidate_groups(config))
     while state.rerank_index < len(top):
         entry = top[state.rerank_index]
         if run.rerank_job is None:
@@ -444,7 +452,8 @@ def resume(run: SearchRun) -> bool:
         if name in checkpoint_data:
             module.load_state_dict(checkpoint_data[name])
     if run.state.phase == RERANK and run.state.epoch > 0:
-        entry = distinct_top(run.state.pool, run.config.rerank_top)[run.state.rerank_index]
+        entry = distinct_top(run.state.pool, run.config.rerank_top,
+                             candidate_groups(run.config))[run.state.rerank_index]
         run.rerank_job = start_rerank_job(entry.architecture, run.config, run.data,
                                           run.context, 0)
         run.rerank_job.load(checkpoint_data)
@@ -604,7 +613,8 @@ def write_outputs(run: SearchRun) -> None:
               "seed": config.seed}
     truth = run.reference.true_accuracy if run.reference is not None else None
     write_search_outputs(run.run_dir, run.state, final_count(config),
-                         run.supernet.network_config(), header, truth, run.costs)
+                         run.supernet.network_config(), header, truth, run.costs,
+                         candidate_groups(config))
     if config.plot and run.state.rounds_log:
         plot_score_distribution(run.state.pool, len(run.state.rounds_log),
                                 run.run_dir / "scores.png")
@@ -638,7 +648,7 @@ def final_count(config: SearchConfig) -> int:
 def finish(run: SearchRun) -> list[dict]:
     """Final outputs and a closing message; the final architectures, best first."""
     config = run.config
-    final = final_entries(run.state, final_count(config))
+    final = final_entries(run.state, final_count(config), candidate_groups(config))
     network_config = run.supernet.network_config()
     checkpoint(run, outputs=True)  # keeps the last phase's timings too
     if run.is_main:

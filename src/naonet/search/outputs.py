@@ -3,9 +3,9 @@
 * ``arch_pool``: every architecture scored so far, best supernet score first, one
   ``space:integers`` line each (``nao train --arch`` accepts any line as it is);
   ``arch_pool.perf``: their supernet scores, line by line (the released layout).
-* ``arch_pool.final``: the top architectures (one of each canonical form), re-ranked by
-  training from scratch once the search is done (until then: the current top by
-  supernet score);
+* ``arch_pool.final``: the top architectures (one of each canonical form; with a
+  few-shot supernet, the copies' best in turn), re-ranked by training from scratch once
+  the search is done (until then: the current top by supernet score);
   ``arch_pool.perf.final``: their re-rank accuracies (or supernet scores);
   ``arch_pool.final.json``: both, with every score.
 * ``pool.json``: per architecture its string, round of birth, supernet score (latest
@@ -16,10 +16,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from naonet.search.state import PoolEntry, SearchState, json_number
@@ -28,26 +29,40 @@ from naonet.training.checkpoint import atomic_write_text
 DEFAULT_FINAL_COUNT = 5  # arch_pool.final without re-ranking: the seed README's top 5
 
 
-def distinct_top(pool: Sequence[PoolEntry], count: int) -> list[PoolEntry]:
+def distinct_top(pool: Sequence[PoolEntry], count: int,
+                 group_of: Callable | None = None) -> list[PoolEntry]:
     """The first ``count`` entries of ``pool`` that compute different functions: of
     architectures with one canonical form (``space.canonical``: in NB201 the cells that
     differ only on edges that cannot reach the output) only the first counts. Re-ranking
-    twins would spend its training on one function several times."""
+    twins would spend its training on one function several times.
+
+    With ``group_of`` (architecture -> label) the groups take turns: the best of every
+    group (groups in the order of their best), then the second of every group, and so
+    on. A few-shot supernet's copies each score with their own weights, so their scores
+    rank cells within a copy, and training from scratch compares across copies."""
     top, seen = [], set()
     for entry in pool:
-        if len(top) == count:
+        if group_of is None and len(top) == count:
             break
         form = entry.architecture.space.canonical(entry.architecture)
         if form not in seen:
             seen.add(form)
             top.append(entry)
-    return top
+    if group_of is None:
+        return top
+    groups: dict = {}  # label -> its entries, best first; labels in order of their best
+    for entry in top:
+        groups.setdefault(group_of(entry.architecture), []).append(entry)
+    turns = itertools.zip_longest(*groups.values())
+    return [entry for turn in turns for entry in turn if entry is not None][:count]
 
 
-def final_entries(state: SearchState, count: int) -> list[PoolEntry]:
-    """The top ``count`` distinct architectures by supernet score, re-ordered by re-rank
+def final_entries(state: SearchState, count: int,
+                  group_of: Callable | None = None) -> list[PoolEntry]:
+    """The top ``count`` distinct architectures by supernet score (taking turns among
+    the groups of ``group_of``, see :func:`distinct_top`), re-ordered by re-rank
     accuracy where known."""
-    top = distinct_top(state.pool, count)
+    top = distinct_top(state.pool, count, group_of)
     if all(not math.isnan(entry.rerank) for entry in top):
         return sorted(top, key=lambda entry: -entry.rerank)  # stable: ties keep pool order
     return top
@@ -77,10 +92,11 @@ def entry_record(entry: PoolEntry, network_config, truth=None, costs=None) -> di
 
 
 def write_search_outputs(run_dir: Path, state: SearchState, final_count: int,
-                         network_config, header: dict, truth=None, costs=None) -> None:
+                         network_config, header: dict, truth=None, costs=None,
+                         group_of: Callable | None = None) -> None:
     """Rewrite every output file from the state (idempotent: a resumed search rewrites
-    the same content)."""
-    final = final_entries(state, final_count)
+    the same content); ``group_of`` as for :func:`final_entries`."""
+    final = final_entries(state, final_count, group_of)
     _write_lines(run_dir / "arch_pool", [e.architecture.to_qualified_string()
                                          for e in state.pool])
     _write_lines(run_dir / "arch_pool.perf", [_text(e.score) for e in state.pool])

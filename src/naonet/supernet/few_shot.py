@@ -45,13 +45,9 @@ class FewShotSupernet(nn.Module):
     def _mirror_split(module: FewShotSupernet, incompatible_keys) -> None:
         module.is_split = bool(module.split_done)
 
-    def choice(self, architecture) -> int:
-        """The architecture's choice at the split position (its copy, once split)."""
-        return architecture.space.to_integers(architecture)[self.position]
-
     def part_of(self, architecture) -> int:
         """Index of the copy that runs ``architecture`` now."""
-        return self.choice(architecture) if self.is_split else 0
+        return choice_at(self.position)(architecture) if self.is_split else 0
 
     def split(self, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Copy the first copy's weights (and its momentum in ``optimizer``) into every
@@ -77,6 +73,14 @@ class FewShotSupernet(nn.Module):
     def network_config(self):
         """The discrete network of the same size (every copy has it)."""
         return self.parts[0].network_config()
+
+
+def choice_at(position: int) -> Callable:
+    """architecture -> its choice at ``position`` of its space's integer coding (the copy
+    of a few-shot supernet split there that runs it)."""
+    def choice(architecture) -> int:
+        return architecture.space.to_integers(architecture)[position]
+    return choice
 
 
 def _copy_optimizer_state(optimizer: torch.optim.Optimizer, source: nn.Module,

@@ -684,8 +684,12 @@ def announce_start(run: SearchRun, resumed: bool) -> None:
     where = f"{context.device}" + (f" x {context.world_size} processes"
                                    if context.is_distributed else "")
     parameters = sum(p.numel() for p in run.supernet.parameters())
+    supernet = f"C {config.channels} N {config.layers} ({parameters / 1e6:.2f} M parameters"
+    if isinstance(run.supernet, FewShotSupernet):
+        supernet += (f" in {len(run.supernet.parts)} few-shot copies, split on coding "
+                     f"position {config.few_shot_split} after round {config.few_shot_after}")
     text = (f"searching the {config.space} space on {config.dataset} ({where}): supernet "
-            f"C {config.channels} N {config.layers} ({parameters / 1e6:.2f} M parameters), "
+            f"{supernet}), "
             f"{config.rounds} rounds x {config.supernet_epochs} epochs of "
             f"{len(run.data.train)} steps, seed pool "
             f"{config.seed_pool_file or config.seed_pool_size}, +{config.new_architectures} "

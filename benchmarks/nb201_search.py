@@ -4,6 +4,12 @@ cell it scored, with the supernet's tau per round; mean and std per strategy (an
 recipe, where the runs differ in a setting of ``RECIPE_KEYS``).
 
     python benchmarks/nb201_search.py RUN_DIR [RUN_DIR ...]
+    python benchmarks/nb201_search.py --by-edge 3 RUN_DIR [RUN_DIR ...]
+
+With ``--by-edge E`` it prints, per run and per op on edge E (its position in the cell
+string; 3 is edge 0 -> 3), how many cells the search scored, the supernet's Kendall tau
+against the table within that group, and the true accuracy of the group's first by
+supernet score and of its best cell.
 
 Each RUN_DIR is the ``--output`` of one ``nao search --space nb201 --reference ...``
 run; benchmarks/nb201_search.sh makes them. The truth comes from the files the search
@@ -87,10 +93,39 @@ def table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def edge_groups_table(folders: list[Path], position: int) -> str:
+    """Per run and per op on edge ``position``: the supernet's ranking within the group."""
+    from naonet.analysis.correlation import kendall_tau
+    from naonet.spaces import get_space
+
+    space = get_space("nb201")
+    lines = [f"| run | op on edge {position} | cells | tau within | group's first | "
+             "group's best |", "|---|---|---|---|---|---|"]
+    for folder in folders:
+        records = json.loads((folder / "pool.json").read_text())["architectures"]
+        groups: dict[int, list[dict]] = {}
+        for record in records:  # pool.json lists the pool best score first
+            choice = space.to_integers(space.parse(record["arch"]))[position]
+            groups.setdefault(choice, []).append(record)
+        for choice, group in sorted(groups.items()):
+            tau = kendall_tau([r["supernet_score"] for r in group],
+                              [r["true_test_accuracy"] for r in group])
+            best = max(100 * r["true_test_accuracy"] for r in group)
+            lines.append(f"| {folder.name} | {space.op_names[choice]} | {len(group)} | "
+                         f"{tau:.2f} | {100 * group[0]['true_test_accuracy']:.2f} | "
+                         f"{best:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--by-edge", type=int, default=None, metavar="E",
+                        help="per op on edge E (0-5): the supernet's ranking within it")
     args = parser.parse_args(argv)
+    if args.by_edge is not None:
+        print(edge_groups_table(args.runs, args.by_edge))
+        return 0
     runs = [run for run in map(read_run, args.runs) if run is not None]
     if not runs:
         print("no finished runs", file=sys.stderr)

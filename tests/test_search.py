@@ -606,3 +606,16 @@ def test_with_a_few_shot_split_the_final_list_takes_the_copies_best_in_turn():
     state = SearchState(pool=pool)
     assert [e.architecture for e in final_entries(state, 2, by_edge_0_3)] == \
         [cells[0], cells[2]]
+
+
+def test_none_unsets_a_presets_optional_value_from_a_flag_or_a_file():
+    preset = resolve_search_config("nb201-search-cpu", {}, {})
+    assert preset.few_shot_split == 3  # the CPU preset's few-shot split on edge 0 -> 3
+    assert resolve_search_config("nb201-search-cpu", {}, {"few_shot_split": "none"}
+                                 ).few_shot_split is None
+    assert resolve_search_config("nb201-search-cpu", {"few_shot_split": None}, {}
+                                 ).few_shot_split is None
+    assert resolve_search_config(None, {}, {"space": "nb201", "few_shot_split": "2"}
+                                 ).few_shot_split == 2
+    with pytest.raises(UserError, match="few_shot_split must be a int or none"):
+        resolve_search_config(None, {}, {"space": "nb201", "few_shot_split": "x"})

@@ -64,15 +64,19 @@ def coerce_options(config_class, values: dict, command: str) -> dict:
         if key not in types:
             raise UserError(f"unknown option {key!r}; see 'nao {command} --help'")
         kind = types[key] if isinstance(types[key], str) else types[key].__name__
+        base = kind.removesuffix(" | None")  # an optional value: None or 'none' unsets it
         try:
-            if kind == "bool" and isinstance(value, str):
+            if base != kind and (value is None or str(value).lower() == "none"):
+                value = None
+            elif base == "bool" and isinstance(value, str):
                 value = value.lower() in ("1", "true", "yes", "on")
-            elif kind == "int" and isinstance(value, float) and not value.is_integer():
+            elif base == "int" and isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
-            elif kind in _CASTS:
-                value = _CASTS[kind](value)
+            elif base in _CASTS:
+                value = _CASTS[base](value)
         except (TypeError, ValueError):
-            raise UserError(f"option {key} must be a {kind}, got {value!r}") from None
+            wanted = base + (" or none" if base != kind else "")
+            raise UserError(f"option {key} must be a {wanted}, got {value!r}") from None
         out[key] = value
     return out
 

@@ -22,8 +22,12 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, config_class, help_text
         text = help_texts.get(field.name, "")
         text = f"{text} (default: {default})" if text else f"default: {default}"
         kind = field.type if isinstance(field.type, str) else field.type.__name__
+        optional = kind.endswith(" | None")
         kind = kind.removesuffix(" | None")  # optional numbers: the flag's absence is None
-        if kind == "bool":
+        if optional:  # the value is cast with the config ('none' unsets a preset's value)
+            parser.add_argument(flag, dest=field.name, default=None, help=text,
+                                metavar=field.name.upper())
+        elif kind == "bool":
             parser.add_argument(flag, dest=field.name, default=None,
                                 action=argparse.BooleanOptionalAction, help=text)
         else:

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # NAS-Bench-201 at the paper's scale on one CUDA GPU (issue 8, item 7), in under 8
-# minutes: (1) the supernet ranking experiment, C 16, 5 cells per stage, 32 px, the
-# benchmark's 25k/25k split, 50 epochs, uniform and balanced sampling, 100 cells scored
+# minutes (NAONET_GPU_SECONDS, default 480): (1) the supernet ranking experiment, C 16,
+# 5 cells per stage, 32 px, the benchmark's 25k/25k split, 50 epochs, uniform and
+# balanced sampling, 100 cells scored
 # by validation loss against valid_acc_200ep, beside the parameter-count ranking;
 # (2) the one-shot NAO-V2 search on NB201 at the same scale, reporting the found
 # cell's true test accuracy and rank among 15,625.
 #
 #   bash benchmarks/gpu_nb201.sh [OUTPUT_DIR]
 #
-# Needs the shared CIFAR-10 archive and the NB201 table (NAONET_BENCH_DATA names the
-# data folder; default shared/data or ../shared/data). Writes summary.json,
+# Needs the shared CIFAR-10 archive and the NB201 table ($NAONET_SHARED/data,
+# shared/data or ../shared/data: benchmarks/shared_data.sh). Writes summary.json,
 # rounds.jsonl and the logs to OUTPUT_DIR (default: $OUT if set, else
 # $TMPDIR/naonet-gpu-nb201).
 set -uo pipefail
@@ -18,17 +19,16 @@ OUTPUT_DIR=${1:-${OUT:-${TMPDIR:-/tmp}/naonet-gpu-nb201}}
 mkdir -p "$OUTPUT_DIR"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
-DATA=${NAONET_BENCH_DATA:-}
-for candidate in shared/data ../shared/data; do
-    [ -z "$DATA" ] && [ -e "$candidate/nasbench201/nb201_cifar10.csv" ] && DATA=$candidate
-done
-[ -n "$DATA" ] || { echo "gpu_nb201.sh: no shared/data with the NB201 table and CIFAR-10"; exit 2; }
+source benchmarks/shared_data.sh
+[ -n "$DATA" ] || { echo "gpu_nb201.sh: no shared data folder (copy ../shared/data to shared/data, or set NAONET_SHARED)"; exit 2; }
 TABLE="table:$DATA/nasbench201/nb201_cifar10.csv"
 IMAGES="$DATA/cifar10/cifar10-jpg.tar.gz"
 NAO=(python3 -m naonet.cli.main)  # an array, not a function: timeout runs commands
 
 python3 -c "import torch; assert torch.cuda.is_available(); print(torch.cuda.get_device_name(0))" \
     || { echo "gpu_nb201.sh: no CUDA device visible to torch"; exit 1; }
+BUDGET=${NAONET_GPU_SECONDS:-480}
+RANKING_LIMIT=$(( 330 * BUDGET / 480 ))  # the ranking's share; the search gets the rest
 start=$SECONDS
 # The preset's batch 64 (on the CPU, batch 256 at lr 0.1 ranked at tau 0.01
 # against 0.30: what trains shared weights is the number of sampled cells). A GPU step
@@ -36,7 +36,7 @@ start=$SECONDS
 # two processes on the one GPU. Scores on 5,000 held-out images at epochs 25 and 50.
 echo "== ranking: nb201-rank-gpu, uniform and balanced in parallel, tau at epochs 25 and 50"
 for sampling in uniform balanced; do
-    timeout --signal=INT --kill-after=10 330 "${NAO[@]}" correlate --supernet --preset nb201-rank-gpu \
+    timeout --signal=INT --kill-after=10 "$RANKING_LIMIT" "${NAO[@]}" correlate --supernet --preset nb201-rank-gpu \
         --samplings "$sampling" --eval-batches 10 --reference "$TABLE" --data "$IMAGES" \
         --archs 100 --score-every 25 --device cuda --amp bf16 --workers 4 \
         --output "$OUTPUT_DIR/ranking_$sampling" > "$OUTPUT_DIR/ranking_$sampling.log" 2>&1 &
@@ -46,7 +46,7 @@ cat "$OUTPUT_DIR"/ranking_*.log
 python3 benchmarks/nb201_ranking.py "$OUTPUT_DIR"/ranking_uniform "$OUTPUT_DIR"/ranking_balanced \
     | tee "$OUTPUT_DIR/ranking-table.md"
 echo "== one-shot NAO-V2 search on NB201 ($((SECONDS - start)) s elapsed)"
-timeout --signal=INT --kill-after=10 $((460 - (SECONDS - start))) "${NAO[@]}" search --space nb201 \
+timeout --signal=INT --kill-after=10 $((BUDGET - 20 - (SECONDS - start))) "${NAO[@]}" search --space nb201 \
     --preset nb201-rank-gpu --eval-batches 10 \
     --rounds 3 --supernet-epochs 8 --seed-pool-size 200 \
     --new-architectures 100 --top-seeds 100 --controller-epochs 300 --rerank-top 0 \

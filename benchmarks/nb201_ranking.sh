@@ -11,7 +11,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUTPUT_DIR=${1:-${TMPDIR:-/tmp}/naonet-nb201-ranking}
 shift || true
-DATA=${NAONET_BENCH_DATA:-../shared/data}
+source benchmarks/shared_data.sh
+[ -n "$DATA" ] || { echo "nb201_ranking.sh: no shared data folder (set NAONET_SHARED to the folder holding data/)"; exit 2; }
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 # One thread per process: under passive OpenMP waiting, a second thread costs the
 # small supernet more in wake-ups than it saves (docs/nas-bench-201.md).

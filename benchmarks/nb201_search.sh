@@ -12,7 +12,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUTPUT_DIR=${1:-${TMPDIR:-/tmp}/naonet-nb201-search}
 shift || true
-DATA=${NAONET_BENCH_DATA:-../shared/data}
+source benchmarks/shared_data.sh
+[ -n "$DATA" ] || { echo "nb201_search.sh: no shared data folder (set NAONET_SHARED to the folder holding data/)"; exit 2; }
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 mkdir -p "$OUTPUT_DIR"

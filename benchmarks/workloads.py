@@ -23,8 +23,7 @@ from naonet.data import InMemorySplit
 from naonet.runtime import FastPaths
 
 REPO = Path(__file__).resolve().parents[1]
-ARCHIVE_CANDIDATES = (REPO / "shared" / "data" / "cifar10" / "cifar10-jpg.tar.gz",
-                      REPO.parent / "shared" / "data" / "cifar10" / "cifar10-jpg.tar.gz")
+ARCHIVE = Path("data") / "cifar10" / "cifar10-jpg.tar.gz"  # inside a shared folder
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
@@ -88,10 +87,11 @@ def synthetic_batches(count: int, batch: int, device: torch.device, channels_las
 
 
 def find_archive() -> Path | None:
-    explicit = os.environ.get("NAONET_BENCH_DATA")
-    if explicit:
-        return Path(explicit)
-    return next((path for path in ARCHIVE_CANDIDATES if path.exists()), None)
+    """The shared CIFAR-10 archive, found as benchmarks/shared_data.sh finds it: in
+    $NAONET_SHARED, shared/ inside the checkout (a device machine's copy) or ../shared."""
+    folders = [Path(os.environ["NAONET_SHARED"])] if os.environ.get("NAONET_SHARED") else []
+    folders += [REPO / "shared", REPO.parent / "shared"]
+    return next((folder / ARCHIVE for folder in folders if (folder / ARCHIVE).exists()), None)
 
 
 def cifar_train_split(count: int) -> tuple[InMemorySplit, str]:

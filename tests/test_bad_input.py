@@ -47,6 +47,8 @@ CASES = [
     (CORRELATE + ["--eval-batches", "-1"], "--eval-batches must be >= 1"),
     (CORRELATE + ["--batch-size", "0"], "--batch-size must be >= 1"),
     (CORRELATE + ["--lr", "-1"], "--lr > 0"),
+    (CORRELATE + ["--few-shot-split", "3"], "the ranking experiment trains one supernet"),
+    (SEARCH + ["--few-shot-split", "3.5"], "few_shot_split must be an integer or none"),
     # budgets on the final network
     (SEARCH + ["--max-params", "0"], "--max-params must be a positive number"),
     (SEARCH + ["--max-latency-ms", "nan"], "--max-latency-ms must be a finite number"),

@@ -182,3 +182,14 @@ def test_nao_under_a_parameter_budget_beats_the_baselines_near_the_optimum():
     assert optimum == pytest.approx(91.31, abs=0.01)
     assert runs["nao"] > max(runs["evolution"], runs["random"])
     assert runs["nao"] >= optimum - 0.3
+
+
+def test_none_leaves_a_budget_flag_unset_as_for_every_optional_option():
+    from naonet.cli.main import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["search", "--max-params", "none", "--max-latency-ms", "None",
+                              "--max-macs", "5000"])
+    assert (args.max_params, args.max_latency_ms, args.max_macs) == (None, None, 5000)
+    with pytest.raises(SystemExit):  # argparse: "invalid int value: 'lots'"
+        parser.parse_args(["search", "--max-params", "lots"])

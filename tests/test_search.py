@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from naonet.cli.main import main
 from naonet.distributed import DistributedContext
@@ -617,5 +618,25 @@ def test_none_unsets_a_presets_optional_value_from_a_flag_or_a_file():
                                  ).few_shot_split is None
     assert resolve_search_config(None, {}, {"space": "nb201", "few_shot_split": "2"}
                                  ).few_shot_split == 2
-    with pytest.raises(UserError, match="few_shot_split must be a int or none"):
+    with pytest.raises(UserError, match="few_shot_split must be an integer or none"):
         resolve_search_config(None, {}, {"space": "nb201", "few_shot_split": "x"})
+    # YAML reads no/off/false as False, which int() would turn into position 0
+    for word in ("no", "off", "false", "true"):
+        values = yaml.safe_load(f"few_shot_split: {word}")
+        with pytest.raises(UserError, match="few_shot_split must be an integer or none"):
+            resolve_search_config(None, values, {"space": "nb201"})
+
+
+def test_a_folder_from_before_the_few_shot_option_resumes_only_with_one_supernet(tmp_path):
+    from naonet.search.state import check_resumable
+
+    saved = resolve_search_config("nb201-search-cpu", {}, {"few_shot_split": "none"}
+                                  ).to_dict()
+    del saved["few_shot_split"], saved["few_shot_after"]  # written before the options
+    check_resumable(saved, resolve_search_config("nb201-search-cpu", {}, {
+        "few_shot_split": "none"}).to_dict(), tmp_path)
+    # the preset now splits: rerunning an old command must not load one supernet's
+    # checkpoint into the copies
+    with pytest.raises(UserError, match="few_shot_split=None"):
+        check_resumable(saved, resolve_search_config("nb201-search-cpu", {}, {}).to_dict(),
+                        tmp_path)

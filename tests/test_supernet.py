@@ -394,3 +394,17 @@ def test_few_shot_split_survives_a_state_dict_round_trip():
     holder = torch.nn.Sequential(restored)  # loaded as a child, as the search's wrapper does
     holder.load_state_dict(torch.nn.Sequential(supernet).state_dict())
     assert restored.is_split and bool(restored.split_done)
+
+
+def test_the_memory_check_counts_a_few_shot_supernets_copies(monkeypatch):
+    from naonet.models.nb201 import NB201NetworkConfig
+    from naonet.training import run
+
+    space = get_space("nb201")
+    cell = space.sample(random.Random(0))
+    config = NB201NetworkConfig(channels=16, cells_per_stage=1, num_classes=10)
+    needed = 12 * space.parameter_count(cell, config)  # weights, gradients, momentum
+    monkeypatch.setattr(run, "device_memory", lambda device: 3 * needed)
+    run.check_network_fits(cell, config, torch.device("cpu"), copies=3)
+    with pytest.raises(UserError, match="more than the"):
+        run.check_network_fits(cell, config, torch.device("cpu"), copies=4)

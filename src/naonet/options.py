@@ -14,6 +14,8 @@ from pathlib import Path
 from naonet.errors import UserError
 
 _CASTS = {"int": int, "float": float, "bool": bool, "str": str}
+_KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false",
+               "str": "a string"}
 
 
 def field_names(config_class) -> set[str]:
@@ -70,13 +72,15 @@ def coerce_options(config_class, values: dict, command: str) -> dict:
                 value = None
             elif base == "bool" and isinstance(value, str):
                 value = value.lower() in ("1", "true", "yes", "on")
+            elif base in ("int", "float") and isinstance(value, bool):
+                raise ValueError(value)  # YAML's no/off/false would read as 0 (use none)
             elif base == "int" and isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
             elif base in _CASTS:
                 value = _CASTS[base](value)
         except (TypeError, ValueError):
-            wanted = base + (" or none" if base != kind else "")
-            raise UserError(f"option {key} must be a {wanted}, got {value!r}") from None
+            wanted = _KIND_NAMES.get(base, base) + (" or none" if base != kind else "")
+            raise UserError(f"option {key} must be {wanted}, got {value!r}") from None
         out[key] = value
     return out
 

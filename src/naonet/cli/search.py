@@ -52,7 +52,9 @@ HELP = {
                      "round's new architectures, released), all (the pool so far too) "
                      "or space (every architecture; NAS-Bench-201 only)",
     "few_shot_split": "few-shot supernet: one copy per choice at this position of the "
-                      "space's coding (nb201: edge 0-5 in the string's order, 3 is 0 -> 3)",
+                      "space's integer coding (nb201: edge 0-5 in the string's order, 3 "
+                      "is 0 -> 3; small/middle: 4 a node, input op input op, the normal "
+                      "cell's nodes then the reduction cell's); 'none': one supernet",
     "few_shot_after": "rounds of the one supernet before the few-shot split",
     "rounds": "search rounds (supernet training, scoring, controller)",
     "seed_pool_size": "random architectures of the first round",

@@ -42,13 +42,23 @@ def add_table_search_arguments(parser: argparse.ArgumentParser) -> None:
         "budget on the final network (any search: only architectures within it)"))
 
 
+def optional_number(cast):
+    """An argparse type: a number, or 'none' for no limit (as for every optional option)."""
+    def parse(text: str):
+        return None if text.lower() == "none" else cast(text)
+
+    parse.__name__ = cast.__name__  # argparse names the type in its error message
+    return parse
+
+
 def add_budget_arguments(group) -> None:
     """--max-params, --max-macs, --max-latency-ms and --latency-batch."""
-    group.add_argument("--max-params", type=int, default=None, metavar="N",
+    group.add_argument("--max-params", type=optional_number(int), default=None, metavar="N",
                        help="parameters of the final network (space.final_size)")
-    group.add_argument("--max-macs", type=int, default=None, metavar="N",
+    group.add_argument("--max-macs", type=optional_number(int), default=None, metavar="N",
                        help="multiply-adds of one image through the final network")
-    group.add_argument("--max-latency-ms", type=float, default=None, metavar="T",
+    group.add_argument("--max-latency-ms", type=optional_number(float), default=None,
+                       metavar="T",
                        help="median forward time of the final network on --device at "
                             "--latency-batch, cached per device")
     group.add_argument("--latency-batch", type=int, default=1, metavar="B",

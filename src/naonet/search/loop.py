@@ -373,10 +373,12 @@ def check_supernet_fits(space: SearchSpace, config: SearchConfig, data: DataBund
     costs about 2 KB of Python objects (counted on a one-cell-per-stage copy on the
     'meta' device, which allocates nothing)."""
     probe = getattr(space, "space", space).sample(random.Random(0))  # unconstrained
+    copies = (1 if config.few_shot_split is None
+              else space.integer_limits()[config.few_shot_split])  # held from the start
     check_network_fits(probe, space.network_config(config.channels, config.layers,
                                                    data.num_classes, data.skeleton),
-                       torch.device("cpu"), what="the supernet")
-    cells = 3 * config.layers + 2
+                       torch.device("cpu"), what="the supernet", copies=copies)
+    cells = (3 * config.layers + 2) * copies
     if cells <= SURELY_FITTING_CELLS:
         return  # a few hundred MB at most: not worth the second it takes to count
     with torch.device("meta"):
@@ -384,10 +386,11 @@ def check_supernet_fits(space: SearchSpace, config: SearchConfig, data: DataBund
     modules = sum(1 for _ in smallest.modules()) * cells // 5
     total = device_memory(torch.device("cpu"))
     if total is not None and MODULE_BYTES * modules > total:
-        raise UserError(f"the supernet of N {config.layers} would hold about {modules:,} "
-                        f"modules, {MODULE_BYTES * modules / 2**30:,.0f} GiB of Python "
-                        f"objects, more than the {total / 2**30:,.0f} GiB of memory; pass a "
-                        "smaller --layers")
+        held = f" in {copies} few-shot copies" if copies > 1 else ""
+        raise UserError(f"the supernet of N {config.layers}{held} would hold about "
+                        f"{modules:,} modules, {MODULE_BYTES * modules / 2**30:,.0f} GiB of "
+                        f"Python objects, more than the {total / 2**30:,.0f} GiB of memory; "
+                        "pass a smaller --layers")
 
 
 def build_controller(space: SearchSpace, config: SearchConfig) -> Controller:

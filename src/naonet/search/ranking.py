@@ -65,6 +65,9 @@ class RankingConfig:
         if not self.reference:
             raise UserError("the ranking experiment needs a benchmark table: --reference "
                             "table:PATH")
+        if self.search.few_shot_split is not None:
+            raise UserError("the ranking experiment trains one supernet; leave out "
+                            "--few-shot-split (or pass --few-shot-split none)")
         metric_column(self.metric)
 
     def to_dict(self) -> dict:

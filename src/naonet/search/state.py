@@ -147,7 +147,7 @@ def load_search_checkpoint(path: Path, config_dict: dict) -> dict | None:
 
 # Options added after run folders were first written, with the value every search made
 # before them ran with: a saved config without the key resumes only with that value.
-ADDED_OPTIONS = {"strategy": "nao"}
+ADDED_OPTIONS = {"strategy": "nao", "few_shot_split": None, "few_shot_after": 1}
 
 
 def check_resumable(saved: dict, current: dict, path: Path) -> None:

@@ -62,10 +62,11 @@ def device_memory(device: torch.device) -> int | None:
 
 
 def check_network_fits(architecture, network_config, device: torch.device,
-                       what: str = "a network") -> None:
-    """Refuse, before allocating anything, a network whose weights, gradients and
-    momentum (12 bytes a parameter, activations not even counted) exceed the device."""
-    parameters = architecture.space.parameter_count(architecture, network_config)
+                       what: str = "a network", copies: int = 1) -> None:
+    """Refuse, before allocating anything, a network (``copies`` of it, as a few-shot
+    supernet holds) whose weights, gradients and momentum (12 bytes a parameter,
+    activations not even counted) exceed the device."""
+    parameters = copies * architecture.space.parameter_count(architecture, network_config)
     total = device_memory(device)
     if total is not None and 12 * parameters > total:
         raise UserError(f"{what} of C {network_config.channels}, N {network_layers(network_config)}"

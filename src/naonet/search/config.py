@@ -301,14 +301,15 @@ PRESETS: dict[str, dict] = {
         score_metric="loss", controller_epochs=100, rerank_top=0),
     # The NAS-Bench-201 supernet recipe for a 2-core CPU (above).
     "nb201-rank-cpu": NB201_CPU_RECIPE,
-    # One-shot NAO-V2 on NAS-Bench-201 at that CPU scale, about 42 minutes on one thread
+    # One-shot NAO-V2 on NAS-Bench-201 at that CPU scale, about 44 minutes on one thread
     # (two side by side on 2 cores; docs/nas-bench-201.md): the supernet recipe over 3
     # rounds of 24 epochs, trained on every cell scored so far; 200 random cells, then
     # 100 new ones a round, each scored on the same 2000 images. After round 1 the
     # supernet splits into one copy per op on edge 0 -> 3 (few-shot); the copies' firsts
     # (one per canonical form) are re-ranked by 5 epochs of training from scratch at the
     # supernet's size. Seeds 0-2 found 93.98, 93.99 and 93.69 % (true test accuracy);
-    # with one supernet 93.38, 93.30 and 94.24 %.
+    # with one supernet 93.38, 93.30 and 94.24 %; random search with the few-shot
+    # supernet 93.95, 93.64 and 91.98 %.
     "nb201-search-cpu": dict(
         NB201_CPU_RECIPE, rounds=3, supernet_epochs=24, supernet_pool="all",
         few_shot_split=3, few_shot_after=1,

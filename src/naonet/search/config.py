@@ -307,9 +307,9 @@ PRESETS: dict[str, dict] = {
     # 100 new ones a round, each scored on the same 2000 images. After round 1 the
     # supernet splits into one copy per op on edge 0 -> 3 (few-shot); the copies' firsts
     # (one per canonical form) are re-ranked by 5 epochs of training from scratch at the
-    # supernet's size. Seeds 0-2 found 93.98, 93.99 and 93.69 % (true test accuracy);
-    # with one supernet 93.38, 93.30 and 94.24 %; random search with the few-shot
-    # supernet 93.95, 93.64 and 91.98 %.
+    # supernet's size. Seeds 0-4 found 93.98, 93.99, 93.69, 92.69 and 93.58 % (true
+    # test accuracy; 93.59 on the mean); seeds 0-2 with one supernet 93.38, 93.30 and
+    # 94.24 %, random search with the few-shot supernet 93.95, 93.64 and 91.98 %.
     "nb201-search-cpu": dict(
         NB201_CPU_RECIPE, rounds=3, supernet_epochs=24, supernet_pool="all",
         few_shot_split=3, few_shot_after=1,

@@ -58,6 +58,11 @@ def resolve_options(config_class, presets: dict[str, dict], preset: str | None,
     return replace(config_class(), **coerce_options(config_class, values, command))
 
 
+def means_none(value) -> bool:
+    """Whether a flag or file value unsets an optional option: None, or 'none' in any case."""
+    return value is None or str(value).lower() == "none"
+
+
 def coerce_options(config_class, values: dict, command: str) -> dict:
     """Cast values (from YAML or flags) to the field types of ``config_class``."""
     types = {field.name: field.type for field in fields(config_class)}
@@ -68,7 +73,7 @@ def coerce_options(config_class, values: dict, command: str) -> dict:
         kind = types[key] if isinstance(types[key], str) else types[key].__name__
         base = kind.removesuffix(" | None")  # an optional value: None or 'none' unsets it
         try:
-            if base != kind and (value is None or str(value).lower() == "none"):
+            if base != kind and means_none(value):
                 value = None
             elif base == "bool" and isinstance(value, str):
                 value = value.lower() in ("1", "true", "yes", "on")

@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from naonet import options
 from naonet.constraints import Budget
 from naonet.errors import UserError
 from naonet.nb201 import VALIDATION_METRICS, BenchmarkTable
@@ -45,7 +46,7 @@ def add_table_search_arguments(parser: argparse.ArgumentParser) -> None:
 def optional_number(cast):
     """An argparse type: a number, or 'none' for no limit (as for every optional option)."""
     def parse(text: str):
-        return None if text.lower() == "none" else cast(text)
+        return None if options.means_none(text) else cast(text)
 
     parse.__name__ = cast.__name__  # argparse names the type in its error message
     return parse

@@ -356,11 +356,18 @@ def build_supernet(space: SearchSpace, config: SearchConfig, data: DataBundle,
             drop_path_exempts_pass_through=config.drop_path_exempts_pass_through)
 
     if config.few_shot_split is not None:
-        position = config.few_shot_split
+        copies = few_shot_copies(space, config)
         return seeded(derive_seed(config.seed, "supernet-init", round_index),
-                      lambda: FewShotSupernet(build, position,
-                                              space.integer_limits()[position]))
+                      lambda: FewShotSupernet(build, config.few_shot_split, copies))
     return seeded(derive_seed(config.seed, "supernet-init", round_index), build)
+
+
+def few_shot_copies(space: SearchSpace, config: SearchConfig) -> int:
+    """How many supernets the search holds: one per choice at the few-shot position
+    (all of them from the start), else one."""
+    if config.few_shot_split is None:
+        return 1
+    return space.integer_limits()[config.few_shot_split]
 
 
 MODULE_BYTES = 2048  # Python memory of one small nn.Module (measured: 2.2 KB at C 8)
@@ -373,8 +380,7 @@ def check_supernet_fits(space: SearchSpace, config: SearchConfig, data: DataBund
     costs about 2 KB of Python objects (counted on a one-cell-per-stage copy on the
     'meta' device, which allocates nothing)."""
     probe = getattr(space, "space", space).sample(random.Random(0))  # unconstrained
-    copies = (1 if config.few_shot_split is None
-              else space.integer_limits()[config.few_shot_split])  # held from the start
+    copies = few_shot_copies(space, config)
     check_network_fits(probe, space.network_config(config.channels, config.layers,
                                                    data.num_classes, data.skeleton),
                        torch.device("cpu"), what="the supernet", copies=copies)

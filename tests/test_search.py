@@ -343,6 +343,101 @@ def test_a_folder_from_before_the_strategy_option_resumes_only_as_nao(tmp_path):
         check_resumable(saved, SearchConfig(strategy="random").to_dict(), tmp_path)
 
 
+@pytest.mark.parametrize("common", [True, False])
+def test_re_ranked_architectures_share_their_seeds_and_batches_only_when_asked(
+        cifar_mini, tmp_path, monkeypatch, common):
+    """Common random numbers: with ``rerank_common_seeds`` every candidate starts from
+    the same seed and sees the same first batch; without, each its own."""
+    from naonet.search import rerank
+
+    init_seeds, first_batches = [], []
+    start_job, train_epoch = rerank.start_rerank_job, rerank.train_one_epoch
+
+    def start(architecture, config, data, context, init_seed):
+        init_seeds.append(init_seed)
+        return start_job(architecture, config, data, context, init_seed)
+
+    def train(model, loader, *args, **kwargs):
+        first_batches.append(next(iter(loader))[0].clone())
+        return train_epoch(model, loader, *args, **kwargs)
+
+    monkeypatch.setattr(rerank, "start_rerank_job", start)
+    monkeypatch.setattr(rerank, "train_one_epoch", train)
+    search(tiny_config(cifar_mini, tmp_path / "run", rounds=1, rerank_top=3,
+                       rerank_common_seeds=common, plot=False), show_progress=False)
+    assert len(init_seeds) == len(first_batches) == 3
+    assert len(set(init_seeds)) == (1 if common else 3)
+    same_batch = [torch.equal(batch, first_batches[0]) for batch in first_batches[1:]]
+    assert same_batch == [common, common]
+
+
+def test_re_rank_repeats_are_averaged_and_worker_processes_train_them_alike(cifar_mini,
+                                                                              tmp_path):
+    records = {}
+    for processes in (1, 2):
+        output = tmp_path / f"processes-{processes}"
+        search(tiny_config(cifar_mini, output, rounds=1, rerank_top=2, rerank_repeats=2,
+                           rerank_processes=processes, plot=False), show_progress=False)
+        pool = json.loads((output / "pool.json").read_text())["architectures"]
+        records[processes] = [(r["arch"], r["rerank_accuracy"], r["rerank_runs"])
+                              for r in pool if r["rerank_runs"]]
+        assert (output / "arch_pool.final").read_text() == \
+            (tmp_path / "processes-1" / "arch_pool.final").read_text()
+    assert records[2] == records[1] and len(records[1]) == 2
+    for _, accuracy, runs in records[1]:
+        assert len(runs) == 2 and accuracy == pytest.approx(sum(runs) / 2, abs=1e-12)
+
+
+def test_a_parallel_re_rank_stopped_after_one_training_resumes_to_the_same_result(
+        cifar_mini, tmp_path, monkeypatch):
+    def config(name):
+        return tiny_config(cifar_mini, tmp_path / name, rounds=1, rerank_top=2,
+                           rerank_repeats=2, rerank_processes=2, plot=False)
+
+    def reranked(name):
+        pool = json.loads((tmp_path / name / "pool.json").read_text())["architectures"]
+        return [(r["arch"], r["rerank_accuracy"], r["rerank_runs"]) for r in pool]
+
+    search(config("whole"), show_progress=False)
+    record = search_loop.record_rerank
+
+    def stop_after_the_first(run, top, accuracy):
+        record(run, top, accuracy)
+        raise KeyboardInterrupt  # the checkpoint holds one training's accuracy
+
+    monkeypatch.setattr(search_loop, "record_rerank", stop_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        search(config("stopped"), show_progress=False)
+    assert sum(len(runs) for _, _, runs in reranked("stopped")) == 1
+    monkeypatch.setattr(search_loop, "record_rerank", record)
+    search(config("stopped"), show_progress=False)
+    assert reranked("stopped") == reranked("whole")
+    assert (tmp_path / "stopped" / "arch_pool.final").read_text() == \
+        (tmp_path / "whole" / "arch_pool.final").read_text()
+
+
+def test_re_rank_processes_are_refused_under_torchrun_or_on_an_accelerator():
+    from types import SimpleNamespace
+
+    for context in (DistributedContext(rank=0, world_size=2, local_rank=0,
+                                       device=torch.device("cpu")),
+                    DistributedContext(rank=0, world_size=1, local_rank=0,
+                                       device=torch.device("meta"))):
+        with pytest.raises(UserError, match="--rerank-processes 1"):
+            search_loop.check_parallel_rerank(SimpleNamespace(context=context))
+    search_loop.check_parallel_rerank(SimpleNamespace(context=CPU))
+
+
+def test_a_folder_from_before_common_re_rank_seeds_resumes_only_without_them(tmp_path):
+    from naonet.search.state import check_resumable
+
+    saved = SearchConfig(rerank_common_seeds=False).to_dict()
+    del saved["rerank_common_seeds"]  # written before the option: a seed per candidate
+    check_resumable(saved, SearchConfig(rerank_common_seeds=False).to_dict(), tmp_path)
+    with pytest.raises(UserError, match="rerank_common_seeds=False"):
+        check_resumable(saved, SearchConfig().to_dict(), tmp_path)
+
+
 def test_seed_pool_file_and_uniform_sampling(cifar_mini, tmp_path):
     architectures = sample_architectures("small", 4, np.random.default_rng(5))
     file = tmp_path / "seeds.txt"
@@ -581,6 +676,22 @@ def test_few_shot_options_are_checked():
         SearchConfig(space="nb201", few_shot_split=6)
     with pytest.raises(UserError, match="--few-shot-after"):
         SearchConfig(space="nb201", few_shot_split=3, few_shot_after=4, rounds=4)
+    with pytest.raises(UserError, match="--rerank-turns must be a position 0-5"):
+        SearchConfig(space="nb201", rerank_turns=6)
+    with pytest.raises(UserError, match="re-ranks by turns at its split"):
+        SearchConfig(space="nb201", few_shot_split=3, rerank_turns=2)
+
+
+def test_re_rank_turns_group_one_supernets_candidates_by_the_choice_there():
+    from naonet.search.loop import candidate_groups
+
+    space = get_space("nb201")
+    cell = space.parse("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+    assert candidate_groups(SearchConfig(space="nb201")) is None
+    assert candidate_groups(SearchConfig(space="nb201", rerank_turns=3))(cell) == 1
+    assert candidate_groups(SearchConfig(space="nb201", rerank_turns=0))(cell) == 3
+    assert candidate_groups(SearchConfig(space="nb201", few_shot_split=3,
+                                         rerank_turns=3))(cell) == 1
 
 
 def test_with_a_few_shot_split_the_final_list_takes_the_copies_best_in_turn():

@@ -90,6 +90,15 @@ HELP = {
     "rerank_channels": "re-rank network width C",
     "rerank_layers": "re-rank network cells per stage N",
     "rerank_aux_weight": "re-rank auxiliary head loss weight (0: no auxiliary head)",
+    "rerank_common_seeds": "every re-ranked architecture starts from the same seed and "
+                           "trains on the same batches (no: a seed of its own each)",
+    "rerank_repeats": "train each re-ranked architecture this many times from other seeds; "
+                      "its accuracy is the mean",
+    "rerank_processes": "CPU processes that run the re-rank's trainings at once (the same "
+                        "results as one; each gets its share of the threads)",
+    "rerank_turns": "re-rank the best of each choice at this position of the space's "
+                    "coding in turn (a few-shot supernet: its split); 'none': the best by "
+                    "score",
     "amp": "mixed precision of training: none or bf16",
     "output": "run folder (arch_pool, arch_pool.final, pool.json, scores.png, checkpoint)",
     "device": "auto, cpu, cuda, cuda:N or mps",

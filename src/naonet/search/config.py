@@ -126,6 +126,20 @@ class SearchConfig:
     rerank_keep_prob: float = 0.6
     rerank_drop_path_keep_prob: float = 0.8
     rerank_aux_weight: float = 0.4  # 0: no auxiliary head
+    # Every candidate starts from the same seed and trains on the same batches (common
+    # random numbers: the candidates' differences keep less of the training's noise);
+    # False: a seed of its own each, as the released code's running random state gave.
+    rerank_common_seeds: bool = True
+    # Each architecture trains this many times, from other seeds; its accuracy is the
+    # mean (the released code: once).
+    rerank_repeats: int = 1
+    # CPU processes that run the re-rank's trainings at once (the same results as one)
+    rerank_processes: int = 1
+    # The re-rank (and the final list) take turns among the choices at this position of
+    # the space's coding: the best-scored architecture of each choice, then the second
+    # of each, ...; None: the best by score alone. A few-shot supernet always takes
+    # turns at its split (its copies' scores are not on one scale).
+    rerank_turns: int | None = None
     # a budget on the final network (naonet.constraints; None: no limit)
     max_params: int | None = None
     max_macs: int | None = None
@@ -171,6 +185,7 @@ class SearchConfig:
     def _checks(self) -> list[tuple[bool, str]]:
         positive = ("rounds", "seed_pool_size", "top_seeds", "max_lambda", "supernet_epochs",
                     "batch_size", "eval_batch_size", "eval_batches", "rerank_epochs",
+                    "rerank_repeats", "rerank_processes",
                     "log_every")
         return [
             *[(getattr(self, name) >= 1, f"{_flag(name)} must be >= 1, got "
@@ -194,7 +209,7 @@ class SearchConfig:
              or get_space(self.space).size <= MAX_ENUMERATED_SPACE,
              f"--supernet-pool space trains on every architecture of the space, and the "
              f"{self.space!r} space holds too many; use --supernet-pool all"),
-            *self._few_shot_checks(),
+            *self._position_checks(),
             (self.scoring in SCORING_MODES, f"--scoring must be one of: "
              f"{', '.join(SCORING_MODES)}"),
             (not self.reference or self.reference.startswith("table:"),
@@ -209,19 +224,27 @@ class SearchConfig:
             (self.output.strip() != "", "--output must name the run folder"),
         ]
 
-    def _few_shot_checks(self) -> list[tuple[bool, str]]:
+    def _position_checks(self) -> list[tuple[bool, str]]:
+        checks = []
+        if self.rerank_turns is not None:
+            checks.append(self._position_check("--rerank-turns", self.rerank_turns))
         if self.few_shot_split is None:
-            return []
-        limits = get_space(self.space).integer_limits()
-        position = self.few_shot_split
-        return [
-            (0 <= position < len(limits) and limits[position] >= 2,
-             f"--few-shot-split must be a position 0-{len(limits) - 1} of the "
-             f"{self.space!r} space's coding with 2 or more choices, got {position}"),
+            return checks
+        return checks + [
+            self._position_check("--few-shot-split", self.few_shot_split),
             (0 <= self.few_shot_after < self.rounds,
              f"--few-shot-after must be 0 to --rounds - 1 ({self.rounds - 1}), got "
              f"{self.few_shot_after}"),
+            (self.rerank_turns in (None, self.few_shot_split),
+             f"a few-shot supernet re-ranks by turns at its split ({self.few_shot_split}); "
+             f"drop --rerank-turns {self.rerank_turns} or set it to the split"),
         ]
+
+    def _position_check(self, flag: str, position: int) -> tuple[bool, str]:
+        limits = get_space(self.space).integer_limits()
+        return (0 <= position < len(limits) and limits[position] >= 2,
+                f"{flag} must be a position 0-{len(limits) - 1} of the {self.space!r} "
+                f"space's coding with 2 or more choices, got {position}")
 
     # ----------------------------------------------------------------- derived configs
     def data_config(self) -> DataConfig:

@@ -44,7 +44,15 @@ from naonet.search.outputs import (
 )
 from naonet.search.plots import plot_pareto, plot_score_distribution
 from naonet.search.reference import ReferenceTable
-from naonet.search.rerank import RerankJob, start_rerank_job, validation_accuracy
+from naonet.search.rerank import (
+    RerankJob,
+    rerank_stream,
+    rerank_train_epoch,
+    start_rerank_job,
+    start_stream_job,
+    train_in_processes,
+    validation_accuracy,
+)
 from naonet.search.scoring import ScoringData, build_scoring_data, score_pool
 from naonet.search.state import (
     CHECKPOINT_NAME,
@@ -74,7 +82,7 @@ from naonet.strategies.base import Seen, sample_new
 from naonet.strategies.evolution import EvolutionConfig, evolve_generation
 from naonet.supernet import FewShotSupernet, PoolSampler, sample_architectures
 from naonet.supernet.few_shot import choice_at
-from naonet.training import EpochStats, Precision, train_one_epoch
+from naonet.training import EpochStats, Precision
 from naonet.training.checkpoint import atomic_write_text, restore_rng_state
 from naonet.training.run import check_network_fits, device_memory
 
@@ -208,9 +216,11 @@ def few_shot_group(supernet: nn.Module):
 
 def candidate_groups(config: SearchConfig):
     """What the final list and the re-rank take turns among: a few-shot supernet's
-    copies (by the split choice, whether or not this process's supernet is split yet);
-    None for one supernet."""
-    return None if config.few_shot_split is None else choice_at(config.few_shot_split)
+    copies (by the split choice, whether or not this process's supernet is split yet),
+    else the choices at ``rerank_turns``; None: the best by score alone."""
+    position = config.few_shot_split if config.few_shot_split is not None \
+        else config.rerank_turns
+    return None if position is None else choice_at(position)
 
 
 def training_pool(state: SearchState, config: SearchConfig, space: SearchSpace) -> list:
@@ -272,27 +282,65 @@ def grow_pool(run: SearchRun) -> None:
 
 def rerank_top(run: SearchRun) -> None:
     """3: train each of the top ``rerank_top`` from scratch (one per canonical form),
-    record its validation accuracy."""
+    ``rerank_repeats`` times, record its mean validation accuracy."""
     state, config = run.state, run.config
     top = distinct_top(state.pool, config.rerank_top, candidate_groups(config))
-    while state.rerank_index < len(top):
-        entry = top[state.rerank_index]
+    trainings = len(top) * config.rerank_repeats
+    if config.rerank_processes > 1 and state.rerank_index < trainings:
+        check_parallel_rerank(run)
+        run.rerank_job, state.epoch = None, 0  # a training under way restarts in a worker
+        jobs = [(top[index].architecture.to_qualified_string(),
+                 rerank_stream(config, index, repeat)) for index, repeat in
+                (divmod(number, config.rerank_repeats)
+                 for number in range(state.rerank_index, trainings))]
+        for accuracy in train_in_processes(config, jobs, config.rerank_processes):
+            record_rerank(run, top, accuracy)
+    while state.rerank_index < trainings:
+        index, repeat = divmod(state.rerank_index, config.rerank_repeats)
+        stream = rerank_stream(config, index, repeat)
         if run.rerank_job is None:
-            run.rerank_job = start_rerank_job(
-                entry.architecture, config, run.data, run.context,
-                derive_seed(config.seed, "rerank-init", state.rerank_index))
+            run.rerank_job = start_stream_job(top[index].architecture, config, run.data,
+                                              run.context, stream)
         while state.epoch < config.rerank_epochs:
-            rerank_epoch(run, entry, len(top))
+            rerank_epoch(run, stream, rerank_label(run, len(top)))
             state.epoch += 1
             checkpoint(run)
-        entry.rerank = validation_accuracy(run.rerank_job, run.data, run.precision)
-        announce(run, f"re-rank {state.rerank_index + 1}/{len(top)}: validation accuracy "
-                      f"{entry.rerank:.4f} (supernet {entry.score:.4f}) "
-                      f"{entry.architecture.to_qualified_string()}")
-        run.rerank_job, state.rerank_index, state.epoch = None, state.rerank_index + 1, 0
-        checkpoint(run, outputs=True)
+        record_rerank(run, top, validation_accuracy(run.rerank_job, run.data, run.precision))
     state.phase = DONE
     checkpoint(run, outputs=True)
+
+
+def check_parallel_rerank(run: SearchRun) -> None:
+    if run.context.is_distributed or run.context.device.type != "cpu":
+        raise UserError("--rerank-processes runs the re-rank in CPU processes of one "
+                        "search; use --rerank-processes 1 with torchrun or an accelerator")
+
+
+def record_rerank(run: SearchRun, top: list[PoolEntry], accuracy: float) -> None:
+    """The next training's validation accuracy; an architecture's re-rank accuracy is
+    the mean of its trainings once all have run."""
+    state, config = run.state, run.config
+    entry = top[state.rerank_index // config.rerank_repeats]
+    entry.rerank_runs.append(accuracy)
+    if len(entry.rerank_runs) == config.rerank_repeats:
+        entry.rerank = sum(entry.rerank_runs) / len(entry.rerank_runs)
+    announce(run, f"{rerank_label(run, len(top))}: validation accuracy {accuracy:.4f}"
+                  + (f", mean {entry.rerank:.4f}" if config.rerank_repeats > 1
+                     and not math.isnan(entry.rerank) else "")
+                  + f" (supernet {entry.score:.4f}) "
+                  f"{entry.architecture.to_qualified_string()}")
+    run.rerank_job, state.rerank_index, state.epoch = None, state.rerank_index + 1, 0
+    checkpoint(run, outputs=True)
+
+
+def rerank_label(run: SearchRun, count: int) -> str:
+    """'re-rank 2/5' (with repeats: 're-rank 2/5, training 1/3') for the training under
+    way; ``count``: how many architectures the re-rank trains."""
+    index, repeat = divmod(run.state.rerank_index, run.config.rerank_repeats)
+    label = f"re-rank {index + 1}/{count}"
+    if run.config.rerank_repeats > 1:
+        label += f", training {repeat + 1}/{run.config.rerank_repeats}"
+    return label
 
 
 # ----------------------------------------------------------------------- starting
@@ -461,8 +509,9 @@ def resume(run: SearchRun) -> bool:
         if name in checkpoint_data:
             module.load_state_dict(checkpoint_data[name])
     if run.state.phase == RERANK and run.state.epoch > 0:
+        index = run.state.rerank_index // run.config.rerank_repeats
         entry = distinct_top(run.state.pool, run.config.rerank_top,
-                             candidate_groups(run.config))[run.state.rerank_index]
+                             candidate_groups(run.config))[index]
         run.rerank_job = start_rerank_job(entry.architecture, run.config, run.data,
                                           run.context, 0)
         run.rerank_job.load(checkpoint_data)
@@ -566,26 +615,15 @@ def baseline_step(run: SearchRun) -> tuple[list[str], list[float], None, None]:
     return [arch.to_qualified_string() for arch in new], predictions, None, None
 
 
-def rerank_epoch(run: SearchRun, entry: PoolEntry, count: int) -> None:
-    """One training epoch of the architecture being re-ranked (seeded like the supernet's);
-    ``count``: how many architectures the re-rank trains (for the progress label)."""
-    state, config, job = run.state, run.config, run.rerank_job
-    run.data.train.set_epoch(state.rerank_index * config.rerank_epochs + state.epoch)
-    torch.manual_seed(derive_seed(config.seed, "rerank-epoch", state.rerank_index,
-                                  state.epoch, run.context.rank))
-    steps = len(run.data.train)
-    progress = make_progress(run, steps, f"re-rank {state.rerank_index + 1}/"
-                                         f"{count} epoch {state.epoch + 1}/"
-                                         f"{config.rerank_epochs}")
-    train_one_epoch(job.model, run.data.train, job.optimizer, nn.CrossEntropyLoss(),
-                    aux_weight=config.rerank_aux_weight, grad_clip=config.grad_clip,
-                    precision=run.precision, scaler=None, first_step=state.epoch * steps,
-                    # The released re-rank networks get the supernet's step count
-                    # (args.steps), so drop path ramps up over supernet_epochs epochs.
-                    total_steps=config.supernet_epochs * steps, progress=progress,
-                    log_every=config.log_every)
+def rerank_epoch(run: SearchRun, stream: int, label: str) -> None:
+    """One training epoch of the architecture being re-ranked, drawing from ``stream``;
+    ``label`` names the training for the progress bar."""
+    state, config = run.state, run.config
+    progress = make_progress(run, len(run.data.train),
+                             f"{label} epoch {state.epoch + 1}/{config.rerank_epochs}")
+    rerank_train_epoch(run.rerank_job, run.data, config, stream, state.epoch,
+                       run.context.rank, run.precision, progress)
     close(progress)
-    job.scheduler.step()
 
 
 # ----------------------------------------------------------------------- bookkeeping

@@ -80,6 +80,7 @@ def entry_record(entry: PoolEntry, network_config, truth=None, costs=None) -> di
             "supernet_score": json_number(entry.score),
             "controller_prediction": json_number(entry.prediction),
             "rerank_accuracy": json_number(entry.rerank),
+            "rerank_runs": list(entry.rerank_runs),  # each training's; their mean above
             "params": entry.architecture.space.parameter_count(entry.architecture,
                                                                network_config),
             "scores_by_round": {str(r + 1): s for r, s in sorted(entry.scores.items())}}

@@ -32,7 +32,7 @@ PHASES = (TRAIN, SCORE, CONTROLLER, RERANK, DONE)
 
 # Options that may change between a search and its resumption without changing its result.
 RESUMABLE_CHANGES = {"workers", "log_every", "device", "output", "data", "download",
-                     "pipeline", "plot", "host_allocator"}
+                     "pipeline", "plot", "host_allocator", "rerank_processes"}
 
 # Stream names for derive_seed (any fixed integers; they only have to differ).
 STREAMS = {"seed-pool": 1, "supernet-init": 2, "supernet-epoch": 3, "sampler": 4,
@@ -58,19 +58,23 @@ class PoolEntry:
     prediction: float = math.nan
     rerank: float = math.nan  # validation top-1 (a fraction) after training from scratch
     scores: dict[int, float] = field(default_factory=dict)  # round -> supernet score
+    # each re-rank training's validation top-1 so far (``rerank`` is their mean)
+    rerank_runs: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"arch": self.architecture.to_qualified_string(), "born": self.born,
                 "score": json_number(self.score), "prediction": json_number(self.prediction),
                 "rerank": json_number(self.rerank),
-                "scores": {str(r): s for r, s in self.scores.items()}}
+                "scores": {str(r): s for r, s in self.scores.items()},
+                "rerank_runs": list(self.rerank_runs)}
 
     @classmethod
     def from_dict(cls, values: dict, space: SearchSpace) -> PoolEntry:
         return cls(space.parse(values["arch"]), values["born"],
                    _float(values["score"]), _float(values["prediction"]),
                    _float(values["rerank"]),
-                   {int(r): s for r, s in values["scores"].items()})
+                   {int(r): s for r, s in values["scores"].items()},
+                   list(values.get("rerank_runs", [])))
 
 
 @dataclass
@@ -83,7 +87,9 @@ class SearchState:
     pool: list[PoolEntry] = field(default_factory=list)  # scored so far, best first
     children: list = field(default_factory=list)  # trained this round
     child_predictions: list[float] = field(default_factory=list)  # by the generating controller
-    rerank_index: int = 0  # architectures of the top re-ranked so far
+    # re-rank trainings finished (each architecture of the top trains rerank_repeats
+    # times, one after the other)
+    rerank_index: int = 0
     rounds_log: list[dict] = field(default_factory=list)  # one summary per round
     # the round's last supernet epoch (checkpointed: a resumed round still reports it)
     supernet_loss: float = math.nan
@@ -147,7 +153,8 @@ def load_search_checkpoint(path: Path, config_dict: dict) -> dict | None:
 
 # Options added after run folders were first written, with the value every search made
 # before them ran with: a saved config without the key resumes only with that value.
-ADDED_OPTIONS = {"strategy": "nao", "few_shot_split": None, "few_shot_after": 1}
+ADDED_OPTIONS = {"strategy": "nao", "few_shot_split": None, "few_shot_after": 1,
+                 "rerank_common_seeds": False, "rerank_turns": None, "rerank_repeats": 1}
 
 
 def check_resumable(saved: dict, current: dict, path: Path) -> None:

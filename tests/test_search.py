@@ -78,7 +78,8 @@ def test_defaults_are_the_released_search():
                     controller_trade_off=0.8, controller_augment=10, rerank_top=5,
                     rerank_epochs=10, rerank_channels=20, rerank_layers=3,
                     rerank_keep_prob=0.6, rerank_drop_path_keep_prob=0.8,
-                    rerank_aux_weight=0.4)
+                    rerank_aux_weight=0.4, rerank_repeats=1, rerank_common_seeds=False,
+                    rerank_turns=None)
     assert {key: getattr(config, key) for key in released} == released
     assert resolve_search_config("nao-v2-cifar10").controller_epochs == 1000
     assert resolve_search_config("nao-v2-cifar10").scoring == "per-architecture"
@@ -431,11 +432,11 @@ def test_re_rank_processes_are_refused_under_torchrun_or_on_an_accelerator():
 def test_a_folder_from_before_common_re_rank_seeds_resumes_only_without_them(tmp_path):
     from naonet.search.state import check_resumable
 
-    saved = SearchConfig(rerank_common_seeds=False).to_dict()
+    saved = SearchConfig().to_dict()
     del saved["rerank_common_seeds"]  # written before the option: a seed per candidate
-    check_resumable(saved, SearchConfig(rerank_common_seeds=False).to_dict(), tmp_path)
+    check_resumable(saved, SearchConfig().to_dict(), tmp_path)
     with pytest.raises(UserError, match="rerank_common_seeds=False"):
-        check_resumable(saved, SearchConfig().to_dict(), tmp_path)
+        check_resumable(saved, SearchConfig(rerank_common_seeds=True).to_dict(), tmp_path)
 
 
 def test_seed_pool_file_and_uniform_sampling(cifar_mini, tmp_path):

@@ -127,9 +127,10 @@ class SearchConfig:
     rerank_drop_path_keep_prob: float = 0.8
     rerank_aux_weight: float = 0.4  # 0: no auxiliary head
     # Every candidate starts from the same seed and trains on the same batches (common
-    # random numbers: the candidates' differences keep less of the training's noise);
-    # False: a seed of its own each, as the released code's running random state gave.
-    rerank_common_seeds: bool = True
+    # random numbers, meant to keep the training's noise out of their differences; on
+    # NB201 it changed no choice: docs/nas-bench-201.md); False: a seed of its own each,
+    # as the released code's running random state gave.
+    rerank_common_seeds: bool = False
     # Each architecture trains this many times, from other seeds; its accuracy is the
     # mean (the released code: once).
     rerank_repeats: int = 1

@@ -4,8 +4,9 @@ The search advances through phases; each round is ``train`` (the supernet, epoch
 epoch), ``score`` (the whole pool) and, except in the last round, ``controller``
 (train it, generate new architectures). After the last round comes ``rerank``
 (architecture by architecture, epoch by epoch), then ``done``. The checkpoint is
-written after every supernet epoch, every re-rank epoch and every phase, so a killed
-search reruns at most one epoch.
+written after every supernet epoch, every re-rank epoch (re-rank trainings run in
+worker processes: every training) and every phase, so a killed search reruns at most
+one epoch (one training).
 
 Every random stream that a step draws from is seeded from ``(seed, phase, round,
 epoch)`` when the step starts (:func:`derive_seed`), so a resumed search draws exactly

@@ -293,6 +293,8 @@ def rerank_top(run: SearchRun) -> None:
                  rerank_stream(config, index, repeat)) for index, repeat in
                 (divmod(number, config.rerank_repeats)
                  for number in range(state.rerank_index, trainings))]
+        announce(run, f"re-rank: {len(jobs)} trainings in {config.rerank_processes} worker "
+                      "processes")
         for accuracy in train_in_processes(config, jobs, config.rerank_processes):
             record_rerank(run, top, accuracy)
     while state.rerank_index < trainings:

@@ -298,7 +298,7 @@ def rerank_top(run: SearchRun) -> None:
         for accuracy in train_in_processes(config, jobs, config.rerank_processes):
             record_rerank(run, top, accuracy)
     while state.rerank_index < trainings:
-        index, repeat = divmod(state.rerank_index, config.rerank_repeats)
+        index, repeat = rerank_position(run)
         stream = rerank_stream(config, index, repeat)
         if run.rerank_job is None:
             run.rerank_job = start_stream_job(top[index].architecture, config, run.data,
@@ -322,8 +322,9 @@ def record_rerank(run: SearchRun, top: list[PoolEntry], accuracy: float) -> None
     """The next training's validation accuracy; an architecture's re-rank accuracy is
     the mean of its trainings once all have run."""
     state, config = run.state, run.config
-    entry = top[state.rerank_index // config.rerank_repeats]
-    entry.rerank_runs.append(accuracy)
+    index, repeat = rerank_position(run)
+    entry = top[index]
+    entry.rerank_runs[repeat:] = [accuracy]  # the runs so far are this training's first
     if len(entry.rerank_runs) == config.rerank_repeats:
         entry.rerank = sum(entry.rerank_runs) / len(entry.rerank_runs)
     announce(run, f"{rerank_label(run, len(top))}: validation accuracy {accuracy:.4f}"
@@ -335,10 +336,16 @@ def record_rerank(run: SearchRun, top: list[PoolEntry], accuracy: float) -> None
     checkpoint(run, outputs=True)
 
 
+def rerank_position(run: SearchRun) -> tuple[int, int]:
+    """The training under way (``state.rerank_index``) as (architecture of the top, its
+    repeat): each architecture's trainings run one after the other."""
+    return divmod(run.state.rerank_index, run.config.rerank_repeats)
+
+
 def rerank_label(run: SearchRun, count: int) -> str:
     """'re-rank 2/5' (with repeats: 're-rank 2/5, training 1/3') for the training under
     way; ``count``: how many architectures the re-rank trains."""
-    index, repeat = divmod(run.state.rerank_index, run.config.rerank_repeats)
+    index, repeat = rerank_position(run)
     label = f"re-rank {index + 1}/{count}"
     if run.config.rerank_repeats > 1:
         label += f", training {repeat + 1}/{run.config.rerank_repeats}"
@@ -511,9 +518,8 @@ def resume(run: SearchRun) -> bool:
         if name in checkpoint_data:
             module.load_state_dict(checkpoint_data[name])
     if run.state.phase == RERANK and run.state.epoch > 0:
-        index = run.state.rerank_index // run.config.rerank_repeats
         entry = distinct_top(run.state.pool, run.config.rerank_top,
-                             candidate_groups(run.config))[index]
+                             candidate_groups(run.config))[rerank_position(run)[0]]
         run.rerank_job = start_rerank_job(entry.architecture, run.config, run.data,
                                           run.context, 0)
         run.rerank_job.load(checkpoint_data)

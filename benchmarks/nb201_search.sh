@@ -4,8 +4,9 @@
 # 0, 1 and 2, and random search with the same supernet training, scoring and re-rank
 # (`--strategy random`, the same number of cells scored) as its baseline; then the
 # table of true test accuracies (the NB201 table is read for the report only).
-# Two searches run side by side, one process and one torch thread each (about 35
-# minutes a pair on this 2-core machine; six searches take three pairs).
+# One search at a time on the machine's 2 cores: two torch threads for the supernet
+# phases, and the preset's re-rank trains two cells at once in two worker processes
+# (about 40 minutes a search here; six take four hours).
 #
 #   bash benchmarks/nb201_search.sh [OUTPUT_DIR] [extra nao search flags...]
 set -uo pipefail
@@ -15,7 +16,7 @@ shift || true
 source benchmarks/shared_data.sh
 [ -n "$DATA" ] || { echo "nb201_search.sh: no shared data folder (set NAONET_SHARED to the folder holding data/)"; exit 2; }
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 mkdir -p "$OUTPUT_DIR"
 search() {  # STRATEGY SEED
     python3 -m naonet.cli.main search --space nb201 --preset nb201-search-cpu \
@@ -24,8 +25,8 @@ search() {  # STRATEGY SEED
         --data "$DATA/cifar10/cifar10-jpg.tar.gz" --output "$OUTPUT_DIR/$1-seed$2" "${@:3}" \
         > "$OUTPUT_DIR/$1-seed$2.log" 2>&1
 }
-search nao 0 "$@" & search nao 1 "$@" & wait
-search nao 2 "$@" & search random 0 "$@" & wait
-search random 1 "$@" & search random 2 "$@" & wait
+for strategy in nao random; do
+    for seed in 0 1 2; do search "$strategy" "$seed" "$@"; done
+done
 tail -n 2 "$OUTPUT_DIR"/*.log
 python3 benchmarks/nb201_search.py "$OUTPUT_DIR"/*-seed? | tee "$OUTPUT_DIR/table.md"

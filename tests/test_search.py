@@ -418,15 +418,28 @@ def test_a_parallel_re_rank_stopped_after_one_training_resumes_to_the_same_resul
 
 
 def test_re_rank_processes_are_refused_under_torchrun_or_on_an_accelerator():
-    from types import SimpleNamespace
-
+    parallel = SearchConfig(rerank_top=5, rerank_processes=2)
     for context in (DistributedContext(rank=0, world_size=2, local_rank=0,
                                        device=torch.device("cpu")),
                     DistributedContext(rank=0, world_size=1, local_rank=0,
                                        device=torch.device("meta"))):
         with pytest.raises(UserError, match="--rerank-processes 1"):
-            search_loop.check_parallel_rerank(SimpleNamespace(context=context))
-    search_loop.check_parallel_rerank(SimpleNamespace(context=CPU))
+            search_loop.check_parallel_rerank(parallel, context)
+        # one process, or no re-rank at all, runs anywhere
+        search_loop.check_parallel_rerank(SearchConfig(rerank_top=5), context)
+        search_loop.check_parallel_rerank(SearchConfig(rerank_top=0, rerank_processes=2),
+                                          context)
+    search_loop.check_parallel_rerank(parallel, CPU)
+
+
+def test_a_search_refuses_re_rank_processes_before_it_writes_anything(tmp_path, monkeypatch):
+    accelerator = DistributedContext(rank=0, world_size=1, local_rank=0,
+                                     device=torch.device("meta"))
+    monkeypatch.setattr(search_loop, "init_distributed", lambda device: accelerator)
+    config = SearchConfig(rerank_top=5, rerank_processes=2, output=str(tmp_path / "run"))
+    with pytest.raises(UserError, match="--rerank-processes 1"):
+        search(config, show_progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_folder_from_before_common_re_rank_seeds_resumes_only_without_them(tmp_path):
@@ -723,11 +736,11 @@ def test_with_a_few_shot_split_the_final_list_takes_the_copies_best_in_turn():
 
 def test_none_unsets_a_presets_optional_value_from_a_flag_or_a_file():
     preset = resolve_search_config("nb201-search-cpu", {}, {})
-    assert preset.few_shot_split == 3  # the CPU preset's few-shot split on edge 0 -> 3
-    assert resolve_search_config("nb201-search-cpu", {}, {"few_shot_split": "none"}
-                                 ).few_shot_split is None
-    assert resolve_search_config("nb201-search-cpu", {"few_shot_split": None}, {}
-                                 ).few_shot_split is None
+    assert preset.rerank_turns == 3  # the CPU preset re-ranks in turns on edge 0 -> 3
+    assert resolve_search_config("nb201-search-cpu", {}, {"rerank_turns": "none"}
+                                 ).rerank_turns is None
+    assert resolve_search_config("nb201-search-cpu", {"rerank_turns": None}, {}
+                                 ).rerank_turns is None
     assert resolve_search_config(None, {}, {"space": "nb201", "few_shot_split": "2"}
                                  ).few_shot_split == 2
     with pytest.raises(UserError, match="few_shot_split must be an integer or none"):
@@ -742,13 +755,11 @@ def test_none_unsets_a_presets_optional_value_from_a_flag_or_a_file():
 def test_a_folder_from_before_the_few_shot_option_resumes_only_with_one_supernet(tmp_path):
     from naonet.search.state import check_resumable
 
-    saved = resolve_search_config("nb201-search-cpu", {}, {"few_shot_split": "none"}
-                                  ).to_dict()
+    saved = resolve_search_config("nb201-search-cpu", {}, {}).to_dict()
     del saved["few_shot_split"], saved["few_shot_after"]  # written before the options
-    check_resumable(saved, resolve_search_config("nb201-search-cpu", {}, {
-        "few_shot_split": "none"}).to_dict(), tmp_path)
-    # the preset now splits: rerunning an old command must not load one supernet's
-    # checkpoint into the copies
+    check_resumable(saved, resolve_search_config("nb201-search-cpu", {}, {}).to_dict(),
+                    tmp_path)
+    # a split must not load one supernet's checkpoint into the copies
     with pytest.raises(UserError, match="few_shot_split=None"):
-        check_resumable(saved, resolve_search_config("nb201-search-cpu", {}, {}).to_dict(),
-                        tmp_path)
+        check_resumable(saved, resolve_search_config("nb201-search-cpu", {}, {
+            "few_shot_split": "3"}).to_dict(), tmp_path)

@@ -287,7 +287,6 @@ def rerank_top(run: SearchRun) -> None:
     top = distinct_top(state.pool, config.rerank_top, candidate_groups(config))
     trainings = len(top) * config.rerank_repeats
     if config.rerank_processes > 1 and state.rerank_index < trainings:
-        check_parallel_rerank(run)
         run.rerank_job, state.epoch = None, 0  # a training under way restarts in a worker
         jobs = [(top[index].architecture.to_qualified_string(),
                  rerank_stream(config, index, repeat)) for index, repeat in
@@ -312,8 +311,12 @@ def rerank_top(run: SearchRun) -> None:
     checkpoint(run, outputs=True)
 
 
-def check_parallel_rerank(run: SearchRun) -> None:
-    if run.context.is_distributed or run.context.device.type != "cpu":
+def check_parallel_rerank(config: SearchConfig, context: DistributedContext) -> None:
+    """Refuse worker processes for the re-rank where they cannot run: checked at the
+    start, so a search never trains its supernet only to stop at the re-rank."""
+    if config.rerank_top == 0 or config.rerank_processes == 1:
+        return
+    if context.is_distributed or context.device.type != "cpu":
         raise UserError("--rerank-processes runs the re-rank in CPU processes of one "
                         "search; use --rerank-processes 1 with torchrun or an accelerator")
 
@@ -356,6 +359,7 @@ def rerank_label(run: SearchRun, count: int) -> str:
 def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
     """Build data, supernet, optimiser and controller; resume from the run folder."""
     context = init_distributed(config.device)
+    check_parallel_rerank(config, context)
     if config.amp == "fp16":
         raise UserError("--amp fp16 is not supported by the search; use --amp bf16 or none")
     space = get_space(config.space)

@@ -28,7 +28,8 @@ from nb201_ranking import mean_std  # benchmarks/ is the script's folder
 
 # settings whose values, where the runs differ in them, name a run's group
 RECIPE_KEYS = ("sampling", "supernet_pool", "channels", "layers", "supernet_epochs",
-               "few_shot_split", "few_shot_after")
+               "few_shot_split", "few_shot_after", "rerank_turns", "rerank_top",
+               "rerank_epochs", "rerank_channels", "rerank_layers")
 
 
 def read_run(folder: Path) -> dict | None:

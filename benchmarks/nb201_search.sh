@@ -4,9 +4,9 @@
 # 0, 1 and 2, and random search with the same supernet training, scoring and re-rank
 # (`--strategy random`, the same number of cells scored) as its baseline; then the
 # table of true test accuracies (the NB201 table is read for the report only).
-# One search at a time on the machine's 2 cores: two torch threads for the supernet
-# phases, and the preset's re-rank trains two cells at once in two worker processes
-# (about 40 minutes a search here; six take four hours).
+# One search at a time on the machine's 2 cores: one torch thread for the supernet
+# phases (a second one, under OMP_WAIT_POLICY=PASSIVE, makes them slower), and the
+# preset's re-rank trains two cells at once in two worker processes, a thread each.
 #
 #   bash benchmarks/nb201_search.sh [OUTPUT_DIR] [extra nao search flags...]
 set -uo pipefail
@@ -16,7 +16,7 @@ shift || true
 source benchmarks/shared_data.sh
 [ -n "$DATA" ] || { echo "nb201_search.sh: no shared data folder (set NAONET_SHARED to the folder holding data/)"; exit 2; }
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 mkdir -p "$OUTPUT_DIR"
 search() {  # STRATEGY SEED
     python3 -m naonet.cli.main search --space nb201 --preset nb201-search-cpu \

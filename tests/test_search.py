@@ -4,6 +4,7 @@ real CIFAR-10 images, its outputs, resumption, and ``nao show``."""
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -763,3 +764,56 @@ def test_a_folder_from_before_the_few_shot_option_resumes_only_with_one_supernet
     with pytest.raises(UserError, match="few_shot_split=None"):
         check_resumable(saved, resolve_search_config("nb201-search-cpu", {}, {
             "few_shot_split": "3"}).to_dict(), tmp_path)
+
+
+# ------------------------------------------------- benchmarks/rerank_again.py
+def load_rerank_again():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import rerank_again
+    finally:
+        sys.path.pop(0)
+    return rerank_again
+
+
+def test_a_re_rank_run_again_on_a_finished_search_reproduces_it_and_takes_new_options(
+        tiny_run, cifar_mini, tmp_path):
+    """What docs/nas-bench-201.md's re-rank measurements rest on: a finished folder set
+    back to its re-rank and resumed re-ranks the same candidates to the same accuracies,
+    and with another re-rank option only the re-rank changes."""
+    rerank_again = load_rerank_again()
+
+    def reranked(folder):
+        pool = json.loads((folder / "pool.json").read_text())["architectures"]
+        return [(r["arch"], r["rerank_accuracy"]) for r in pool if r["rerank_runs"]]
+
+    again = tmp_path / "again"
+    rerank_again.reset_to_rerank(tiny_run, again, {})
+    assert not (again / "pool.json").exists() and not (again / "arch_pool.final").exists()
+    search(tiny_config(cifar_mini, again), show_progress=False)
+    assert reranked(again) == reranked(tiny_run) and len(reranked(tiny_run)) == 2
+    assert (again / "arch_pool.final").read_text() == \
+        (tiny_run / "arch_pool.final").read_text()
+
+    longer = tmp_path / "longer"
+    rerank_again.reset_to_rerank(tiny_run, longer, rerank_again.parse_options(
+        ["rerank_epochs=2"]))
+    with pytest.raises(UserError, match="rerank_epochs"):  # the old command no longer fits
+        search(tiny_config(cifar_mini, longer), show_progress=False)
+    search(tiny_config(cifar_mini, longer, rerank_epochs=2), show_progress=False)
+    assert [arch for arch, _ in reranked(longer)] == [arch for arch, _ in reranked(tiny_run)]
+    assert [accuracy for _, accuracy in reranked(longer)] != \
+        [accuracy for _, accuracy in reranked(tiny_run)]
+    assert (longer / "arch_pool").read_text() == (tiny_run / "arch_pool").read_text()
+
+
+def test_rerank_again_refuses_what_it_cannot_run_again(tiny_run, tmp_path):
+    rerank_again = load_rerank_again()
+    with pytest.raises(UserError, match="rerank_KEY=VALUE"):
+        rerank_again.parse_options(["channels=8"])
+    with pytest.raises(UserError, match="not options of nao search"):
+        rerank_again.reset_to_rerank(tiny_run, tmp_path / "x", {"rerank_colour": 1})
+    with pytest.raises(UserError, match="exists"):
+        rerank_again.reset_to_rerank(tiny_run, tiny_run, {})
+    assert rerank_again.main([str(tiny_run), str(tmp_path / "y"), "epochs=3"]) == 2
+    assert not (tmp_path / "y").exists()

@@ -318,7 +318,8 @@ def check_parallel_rerank(config: SearchConfig, context: DistributedContext) -> 
         return
     if context.is_distributed or context.device.type != "cpu":
         raise UserError("--rerank-processes runs the re-rank in CPU processes of one "
-                        "search; use --rerank-processes 1 with torchrun or an accelerator")
+                        "search; use --rerank-processes 1 with torchrun or an accelerator "
+                        "(or --device cpu)")
 
 
 def record_rerank(run: SearchRun, top: list[PoolEntry], accuracy: float) -> None:

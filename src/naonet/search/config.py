@@ -334,7 +334,8 @@ PRESETS: dict[str, dict] = {
     # benchmark's depth (C 8, 5 cells per stage, 16 px): with one cell per stage a
     # residual cell has no advantage and the re-rank chose within noise. Its re-rank on
     # the saved pools of seeds 0-4 chose 94.02, 94.36, 93.69, 93.99 and 93.87 % (true
-    # test accuracy; 93.99 on the mean). Run it with OMP_NUM_THREADS=1: the re-rank's workers use both cores.
+    # test accuracy; 93.99 on the mean). Run it with OMP_NUM_THREADS=1: the re-rank's
+    # workers use both cores.
     "nb201-search-cpu": dict(
         NB201_CPU_RECIPE, rounds=3, supernet_epochs=24, supernet_pool="all",
         seed_pool_size=200, new_architectures=100, top_seeds=100, controller_epochs=200,

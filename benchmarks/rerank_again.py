@@ -6,12 +6,12 @@ re-rank options, on the pool the search found.
 
 Copies SRC to DST, sets DST's saved state back to the start of the re-rank (every
 re-rank accuracy and any training under way cleared) and writes the given options into
-its saved config, so that the command of the search with those options as flags resumes
-DST and runs the re-rank alone. The phases before the re-rank do not depend on it (the
-re-rank trains new networks; the checkpoint of the re-rank phase holds no supernet), so
-this measures a re-rank setting on a search's candidates without training its supernet
-again (docs/nas-bench-201.md measured the preset's re-rank this way). Only ``rerank_*``
-options may change.
+its saved config (the resumed search rewrites config.yaml), so that the command of the
+search with those options as flags resumes DST and runs the re-rank alone. The phases
+before the re-rank do not depend on it (the re-rank trains new networks; the checkpoint
+of the re-rank phase holds no supernet), so this measures a re-rank setting on a
+search's candidates without training its supernet again (docs/nas-bench-201.md measured
+the preset's re-rank this way). Only ``rerank_*`` options may change.
 """
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ import yaml
 
 from naonet.errors import UserError
 from naonet.search.config import field_names
+from naonet.search.rerank import JOB_MODULES
 from naonet.search.state import CHECKPOINT_NAME, DONE, RERANK, SearchState
 from naonet.spaces import get_space
-from naonet.training.checkpoint import atomic_save, atomic_write_text, load_checkpoint
+from naonet.training.checkpoint import atomic_save, load_checkpoint
 
-RERANK_JOB = ("rerank_network", "rerank_optimizer", "rerank_scheduler")
 # outputs that hold re-rank results: removed, so that a re-run stopped half-way is never
 # read as a result (the search writes them again)
 RERANK_OUTPUTS = ("pool.json", "arch_pool.final", "arch_pool.final.json",
@@ -62,15 +62,12 @@ def reset_to_rerank(source: Path, target: Path, options: dict) -> None:
     state.timings["re-ranking"] = 0.0
     config.update(options)
     checkpoint.update(state=state.to_dict(), config=config)
-    for name in RERANK_JOB:  # a training under way when the source stopped
+    for name in JOB_MODULES:  # a training under way when the source stopped
         checkpoint.pop(name, None)
     shutil.copytree(source, target)
     for name in RERANK_OUTPUTS:
         (target / name).unlink(missing_ok=True)
-    atomic_save(checkpoint, target / CHECKPOINT_NAME)
-    saved = yaml.safe_load((target / "config.yaml").read_text())
-    saved.update(options, output=str(target))
-    atomic_write_text(target / "config.yaml", yaml.safe_dump(saved, sort_keys=False))
+    atomic_save(checkpoint, target / CHECKPOINT_NAME)  # config.yaml: the resumed search
 
 
 def main(argv: list[str]) -> int:

@@ -31,6 +31,9 @@ from naonet.seeding import seeded
 from naonet.spaces import get_space
 from naonet.training import Precision, evaluate, train_one_epoch
 
+# the search checkpoint's keys of a re-rank training under way
+JOB_MODULES = ("rerank_network", "rerank_optimizer", "rerank_scheduler")
+
 
 @dataclass
 class RerankJob:
@@ -43,8 +46,7 @@ class RerankJob:
 
     def modules(self) -> dict:
         """What the search checkpoint saves of this job."""
-        return {"rerank_network": self.network, "rerank_optimizer": self.optimizer,
-                "rerank_scheduler": self.scheduler}
+        return dict(zip(JOB_MODULES, (self.network, self.optimizer, self.scheduler)))
 
     def load(self, checkpoint: dict) -> None:
         for name, module in self.modules().items():

@@ -8,7 +8,8 @@ fast path off and no data cache, run one after the other on this machine.
 
 Each search runs as its own ``nao search`` process (start-up included) into a fresh
 folder; the phases come from the run's ``timings.json`` and the wall time from this
-script. ``baseline``: ``--no-channels-last --host-allocator system``, an empty
+script. ``baseline``: ``--no-channels-last --host-allocator system --threads 0`` (torch's
+default thread count, where ``quick-nb201`` sets one), an empty
 ``NAONET_CACHE`` (the archive is extracted and every JPEG decoded) and
 ``NAONET_DECODED_CACHE=0``. ``naonet``: the defaults, with a cache warmed once before
 the timed runs (what every run after a user's first one finds). The report says whether
@@ -33,7 +34,7 @@ SEARCHES = {
     "quick-nb201": [],
 }
 VARIANTS = ("baseline", "naonet")
-BASELINE_FLAGS = ["--no-channels-last", "--host-allocator", "system"]
+BASELINE_FLAGS = ["--no-channels-last", "--host-allocator", "system", "--threads", "0"]
 
 
 def run_search(preset: str, variant: str, data: str, cache: Path, folder: Path,

@@ -105,7 +105,7 @@ def test_presets_resolve_and_flags_override_files(tmp_path):
 @pytest.mark.parametrize("bad", [dict(rounds=0), dict(scoring="random"), dict(sampling="x"),
                                  dict(lr_min=1.0), dict(controller_trade_off=2.0),
                                  dict(valid_size=0), dict(channels=3), dict(rerank_layers=0),
-                                 dict(controller_epochs=0)])
+                                 dict(controller_epochs=0), dict(threads=-1)])
 def test_bad_options_are_one_line_user_errors(bad):
     with pytest.raises(UserError) as error:
         SearchConfig(**bad)
@@ -441,6 +441,56 @@ def test_a_search_refuses_re_rank_processes_before_it_writes_anything(tmp_path, 
     with pytest.raises(UserError, match="--rerank-processes 1"):
         search(config, show_progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_threads_one_runs_as_one_thread_of_the_environment_does(cifar_mini, tmp_path):
+    """``threads=1`` (the NB201 CPU presets) gives what the documented
+    ``OMP_NUM_THREADS=1`` runs gave, whatever the environment's thread count."""
+    from conftest import run_nao
+
+    previous = torch.get_num_threads()
+    try:
+        search(tiny_config(cifar_mini, tmp_path / "option", threads=1, plot=False),
+               show_progress=False)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)
+    flags = [item for key, value in TINY.items()
+             for item in (f"--{key.replace('_', '-')}", str(value))]
+    result = run_nao("search", *flags, "--data", str(cifar_mini),
+                     "--output", str(tmp_path / "environment"), "--no-progress", "--no-plot",
+                     env={"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    for name in ("arch_pool", "arch_pool.final", "pool.json"):
+        assert ((tmp_path / "option" / name).read_bytes()
+                == (tmp_path / "environment" / name).read_bytes()), name
+    saved = yaml.safe_load((tmp_path / "option" / "config.yaml").read_text())
+    assert saved["threads"] == 1
+
+
+def test_cpu_threads_are_set_on_the_cpu_only():
+    from naonet.runtime import use_cpu_threads
+
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        use_cpu_threads(0, torch.device("cpu"))  # 0: torch's default stays
+        assert torch.get_num_threads() == 2
+        use_cpu_threads(1, torch.device("meta"))  # an accelerator keeps its host threads
+        assert torch.get_num_threads() == 2
+        use_cpu_threads(1, torch.device("cpu"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_nb201_cpu_presets_run_on_one_thread_and_resume_on_any():
+    from naonet.search.state import check_resumable
+
+    for name in ("quick-nb201", "nb201-rank-cpu", "nb201-search-cpu"):
+        assert resolve_search_config(name).threads == 1, name
+    check_resumable(SearchConfig(threads=1).to_dict(), SearchConfig(threads=4).to_dict(),
+                    Path("run"))
 
 
 def test_a_folder_from_before_common_re_rank_seeds_resumes_only_without_them(tmp_path):

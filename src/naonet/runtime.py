@@ -16,7 +16,8 @@
 
 :func:`configure_backends` enables cuDNN's autotuner (fixed shapes) on CUDA.
 :func:`small_kernel_threads` runs the controller on one CPU thread while OpenMP's
-threads sleep between kernels (``OMP_WAIT_POLICY=PASSIVE``, naonet's default).
+threads sleep between kernels (``OMP_WAIT_POLICY=PASSIVE``, naonet's default);
+:func:`use_cpu_threads` sets a run's thread count from its configuration.
 """
 
 from __future__ import annotations
@@ -223,6 +224,14 @@ class CompiledNetwork(nn.Module):
 def maybe_compile(network: nn.Module, enabled: bool, **compile_options) -> nn.Module:
     """``CompiledNetwork(network)`` when ``enabled``, else ``network`` itself."""
     return CompiledNetwork(network, **compile_options) if enabled else network
+
+
+def use_cpu_threads(threads: int, device: torch.device) -> None:
+    """``threads`` intra-op threads for this process's CPU kernels from now on when
+    ``device`` is the CPU (0: leave torch's default); an accelerator's run keeps its
+    host threads for data loading and augmentation."""
+    if threads and device.type == "cpu":
+        torch.set_num_threads(threads)
 
 
 @contextmanager

@@ -149,6 +149,12 @@ class SearchConfig:
     # execution
     seed: int = 0
     device: str = "auto"
+    # torch's intra-op threads on the CPU (0: torch's default, one per core). Under
+    # passive OpenMP waiting (naonet's default) every kernel first wakes the sleeping
+    # threads, and a small supernet's kernels lose more to that than a second thread
+    # gains: the NAS-Bench-201 CPU presets run on one (docs/nas-bench-201.md). A run is
+    # reproducible for a given thread count.
+    threads: int = 0
     amp: str = "none"
     # fast paths, resolved per device as training resolves them (naonet.runtime)
     channels_last: bool = True  # NHWC activations for supernet, scoring and re-rank
@@ -159,8 +165,9 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         options.check_values(self, at_least=dict(
-            workers=0, momentum=0, weight_decay=0, image_size=0, controller_weight_decay=0,
-            controller_epochs=1, controller_batch_size=1, controller_augment=1),
+            workers=0, threads=0, momentum=0, weight_decay=0, image_size=0,
+            controller_weight_decay=0, controller_epochs=1, controller_batch_size=1,
+            controller_augment=1),
             above=dict(grad_clip=0, controller_lr=0, controller_grad_clip=0))
         for ok, message in self._checks():
             if not ok:
@@ -294,12 +301,14 @@ def _flag(name: str) -> str:
 # sampling, scores by validation loss; batch 32 (twice the sampled cells of batch 64 per
 # image) over 96 epochs, about 21 minutes on one thread (uniform and balanced side by
 # side fit 30 minutes on 2 cores): tau 0.60 +- 0.04 over 3 seeds against 0.57 for
-# counting parameters (batch 32 over 72 epochs: 0.57; batch 64 over 96: 0.53).
+# counting parameters (batch 32 over 72 epochs: 0.57; batch 64 over 96: 0.53). One torch
+# thread: under passive OpenMP waiting a second one makes this supernet's epochs twice as
+# slow.
 NB201_CPU_RECIPE = dict(
     space="nb201", dataset="cifar10", image_size=16, train_subset=25_000,
     valid_size=25_000, channels=16, layers=1, sampling="balanced", supernet_epochs=96,
     batch_size=32, lr=0.025, lr_min=0.0, eval_batch_size=250, eval_batches=8,
-    score_metric="loss")
+    score_metric="loss", threads=1)
 
 PRESETS: dict[str, dict] = {
     # The released NAO-V2 search on CIFAR-10 (SPEC 5): meant for a GPU (about a day).
@@ -315,14 +324,15 @@ PRESETS: dict[str, dict] = {
         rerank_top=5, rerank_epochs=1, rerank_channels=8, rerank_layers=1),
     # A first one-shot search on NAS-Bench-201 in a few minutes on 2 cores: the CPU
     # ranking recipe below at a tenth of the images (5000 training, 1000 scoring), 2
-    # rounds of 3 supernet epochs, 100 + 50 cells scored, no re-ranking. Give it
-    # --reference table:CSV to see the found cell's true accuracy.
+    # rounds of 3 supernet epochs, 100 + 50 cells scored, no re-ranking, one torch thread
+    # (82 s on 2 cores; 107 s on two threads). Give it --reference table:CSV to see the
+    # found cell's true accuracy.
     "quick-nb201": dict(
         space="nb201", dataset="cifar10", image_size=16, train_subset=5000,
         valid_size=1000, channels=16, layers=1, sampling="balanced", rounds=2,
         seed_pool_size=100, new_architectures=50, top_seeds=50, supernet_epochs=3,
         batch_size=64, lr=0.05, lr_min=0.0, eval_batch_size=250, eval_batches=4,
-        score_metric="loss", controller_epochs=100, rerank_top=0),
+        score_metric="loss", controller_epochs=100, rerank_top=0, threads=1),
     # The NAS-Bench-201 supernet recipe for a 2-core CPU (above).
     "nb201-rank-cpu": NB201_CPU_RECIPE,
     # One-shot NAO-V2 on NAS-Bench-201 at that CPU scale, one search on 2 cores
@@ -334,8 +344,8 @@ PRESETS: dict[str, dict] = {
     # benchmark's depth (C 8, 5 cells per stage, 16 px): with one cell per stage a
     # residual cell has no advantage and the re-rank chose within noise. Its re-rank on
     # the saved pools of seeds 0-4 chose 94.02, 94.36, 93.69, 93.99 and 93.87 % (true
-    # test accuracy; 93.99 on the mean). Run it with OMP_NUM_THREADS=1: the re-rank's
-    # workers use both cores.
+    # test accuracy; 93.99 on the mean). One torch thread (the recipe's threads=1); the
+    # re-rank's two workers use both cores.
     "nb201-search-cpu": dict(
         NB201_CPU_RECIPE, rounds=3, supernet_epochs=24, supernet_pool="all",
         seed_pool_size=200, new_architectures=100, top_seeds=100, controller_epochs=200,

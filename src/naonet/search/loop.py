@@ -31,7 +31,7 @@ from naonet.distributed import DistributedContext, barrier, broadcast_object, in
 from naonet.errors import UserError
 from naonet.revision import code_revision
 from naonet.run_folder import claim_run_folder
-from naonet.runtime import to_memory_format
+from naonet.runtime import to_memory_format, use_cpu_threads
 from naonet.search.config import SearchConfig
 from naonet.search.outputs import (
     DEFAULT_FINAL_COUNT,
@@ -360,6 +360,7 @@ def rerank_label(run: SearchRun, count: int) -> str:
 def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
     """Build data, supernet, optimiser and controller; resume from the run folder."""
     context = init_distributed(config.device)
+    use_cpu_threads(config.threads, context.device)
     check_parallel_rerank(config, context)
     if config.amp == "fp16":
         raise UserError("--amp fp16 is not supported by the search; use --amp bf16 or none")

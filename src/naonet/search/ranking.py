@@ -27,7 +27,7 @@ from naonet.data import build_data
 from naonet.distributed import init_distributed
 from naonet.errors import UserError
 from naonet.nb201 import DEFAULT_METRIC, BenchmarkTable, metric_column
-from naonet.runtime import FastPaths, to_memory_format
+from naonet.runtime import FastPaths, to_memory_format, use_cpu_threads
 from naonet.search.config import SearchConfig
 from naonet.search.scoring import build_scoring_data, score_pool
 from naonet.search.state import derive_seed
@@ -128,6 +128,7 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
     """Train one supernet per sampling and compare its scores with the table."""
     search = config.search
     context = init_distributed(search.device)
+    use_cpu_threads(search.threads, context.device)
     space = get_space(search.space)
     if space != table.space:
         raise UserError(f"the table is of the {table.space.name!r} space; pass --space "

@@ -33,7 +33,7 @@ PHASES = (TRAIN, SCORE, CONTROLLER, RERANK, DONE)
 
 # Options that may change between a search and its resumption without changing its result.
 RESUMABLE_CHANGES = {"workers", "log_every", "device", "output", "data", "download",
-                     "pipeline", "plot", "host_allocator", "rerank_processes"}
+                     "pipeline", "plot", "host_allocator", "rerank_processes", "threads"}
 
 # Stream names for derive_seed (any fixed integers; they only have to differ).
 STREAMS = {"seed-pool": 1, "supernet-init": 2, "supernet-epoch": 3, "sampler": 4,

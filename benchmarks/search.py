@@ -2,14 +2,14 @@
 quick one-shot NB201 search, with naonet's defaults against the same search with every
 fast path off and no data cache, run one after the other on this machine.
 
-    OMP_NUM_THREADS=2 python benchmarks/search.py \\
+    env -u OMP_NUM_THREADS python benchmarks/search.py \\
         --data ../shared/data/cifar10/cifar10-jpg.tar.gz \\
         --json /tmp/search-bench.json
 
 Each search runs as its own ``nao search`` process (start-up included) into a fresh
 folder; the phases come from the run's ``timings.json`` and the wall time from this
-script. ``baseline``: ``--no-channels-last --host-allocator system --threads 0`` (torch's
-default thread count, where ``quick-nb201`` sets one), an empty
+script. ``baseline``: ``--no-channels-last --host-allocator system --threads 0``
+(torch's default thread count, where ``quick-nb201`` sets one), an empty
 ``NAONET_CACHE`` (the archive is extracted and every JPEG decoded) and
 ``NAONET_DECODED_CACHE=0``. ``naonet``: the defaults, with a cache warmed once before
 the timed runs (what every run after a user's first one finds). The report says whether

@@ -443,18 +443,22 @@ def test_a_search_refuses_re_rank_processes_before_it_writes_anything(tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
-def test_threads_one_runs_as_one_thread_of_the_environment_does(cifar_mini, tmp_path):
-    """``threads=1`` (the NB201 CPU presets) gives what the documented
-    ``OMP_NUM_THREADS=1`` runs gave, whatever the environment's thread count."""
+def test_threads_one_runs_as_one_thread_of_the_environment_does(cifar_mini, tmp_path,
+                                                                 capsys):
+    """``threads=1`` (the NB201 CPU presets) runs the search on one thread from a process
+    on two, gives what the documented ``OMP_NUM_THREADS=1`` runs gave, and hands the
+    caller its two threads back."""
     from conftest import run_nao
 
     previous = torch.get_num_threads()
     try:
+        torch.set_num_threads(2)
         search(tiny_config(cifar_mini, tmp_path / "option", threads=1, plot=False),
                show_progress=False)
-        assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
+    assert "(cpu, 1 thread)" in capsys.readouterr().out  # what the search ran on
     flags = [item for key, value in TINY.items()
              for item in (f"--{key.replace('_', '-')}", str(value))]
     result = run_nao("search", *flags, "--data", str(cifar_mini),
@@ -466,6 +470,30 @@ def test_threads_one_runs_as_one_thread_of_the_environment_does(cifar_mini, tmp_
                 == (tmp_path / "environment" / name).read_bytes()), name
     saved = yaml.safe_load((tmp_path / "option" / "config.yaml").read_text())
     assert saved["threads"] == 1
+
+
+def test_the_ranking_experiment_takes_its_thread_count_and_restores_the_callers(
+        monkeypatch):
+    from naonet.search import ranking
+
+    class Applied(Exception):
+        pass
+
+    def apply_then_stop(threads, device):
+        torch.set_num_threads(threads)
+        raise Applied(threads, device.type)
+
+    monkeypatch.setattr(ranking, "use_cpu_threads", apply_then_stop)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        config = ranking.RankingConfig(SearchConfig(space="nb201", threads=1, device="cpu"),
+                                       reference="unused")
+        with pytest.raises(Applied) as applied:
+            ranking.run_ranking_experiment(config, table=None)
+        assert applied.value.args == (1, "cpu") and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
 
 
 def test_cpu_threads_are_set_on_the_cpu_only():

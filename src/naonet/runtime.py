@@ -17,7 +17,8 @@
 :func:`configure_backends` enables cuDNN's autotuner (fixed shapes) on CUDA.
 :func:`small_kernel_threads` runs the controller on one CPU thread while OpenMP's
 threads sleep between kernels (``OMP_WAIT_POLICY=PASSIVE``, naonet's default);
-:func:`use_cpu_threads` sets a run's thread count from its configuration.
+:func:`use_cpu_threads` sets a run's thread count from its configuration and
+:func:`keep_cpu_threads` restores the caller's afterwards.
 """
 
 from __future__ import annotations
@@ -227,11 +228,23 @@ def maybe_compile(network: nn.Module, enabled: bool, **compile_options) -> nn.Mo
 
 
 def use_cpu_threads(threads: int, device: torch.device) -> None:
-    """``threads`` intra-op threads for this process's CPU kernels from now on when
-    ``device`` is the CPU (0: leave torch's default); an accelerator's run keeps its
-    host threads for data loading and augmentation."""
+    """``threads`` intra-op threads for this process's CPU kernels when ``device`` is the
+    CPU (0: leave torch's default, which follows ``OMP_NUM_THREADS``); an accelerator's
+    run keeps its host threads for data loading and augmentation. Callers that return to
+    other code wrap the run in :func:`keep_cpu_threads`."""
     if threads and device.type == "cpu":
         torch.set_num_threads(threads)
+
+
+@contextmanager
+def keep_cpu_threads() -> Iterator[None]:
+    """The process's intra-op thread count as it was before, once the block ends (a run
+    inside may set its own with :func:`use_cpu_threads`)."""
+    previous = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @contextmanager

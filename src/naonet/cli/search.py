@@ -102,8 +102,9 @@ HELP = {
     "amp": "mixed precision of training: none or bf16",
     "output": "run folder (arch_pool, arch_pool.final, pool.json, scores.png, checkpoint)",
     "device": "auto, cpu, cuda, cuda:N or mps",
-    "threads": "torch threads on the CPU (0: one per core); the nb201 CPU presets use 1, "
-               "faster there under passive OpenMP waiting",
+    "threads": "torch threads on the CPU (0: torch's default, OMP_NUM_THREADS or one per "
+               "core); the nb201 CPU presets set 1, faster there under passive OpenMP "
+               "waiting",
     "plot": "write scores.png (needs matplotlib)",
 }
 

@@ -325,7 +325,7 @@ PRESETS: dict[str, dict] = {
     # A first one-shot search on NAS-Bench-201 in a few minutes on 2 cores: the CPU
     # ranking recipe below at a tenth of the images (5000 training, 1000 scoring), 2
     # rounds of 3 supernet epochs, 100 + 50 cells scored, no re-ranking, one torch thread
-    # (82 s on 2 cores; 107 s on two threads). Give it --reference table:CSV to see the
+    # (83-88 s on 2 cores; 101-136 s on two threads). Give it --reference table:CSV to see the
     # found cell's true accuracy.
     "quick-nb201": dict(
         space="nb201", dataset="cifar10", image_size=16, train_subset=5000,

@@ -31,7 +31,7 @@ from naonet.distributed import DistributedContext, barrier, broadcast_object, in
 from naonet.errors import UserError
 from naonet.revision import code_revision
 from naonet.run_folder import claim_run_folder
-from naonet.runtime import to_memory_format, use_cpu_threads
+from naonet.runtime import keep_cpu_threads, to_memory_format, use_cpu_threads
 from naonet.search.config import SearchConfig
 from naonet.search.outputs import (
     DEFAULT_FINAL_COUNT,
@@ -165,6 +165,7 @@ class SearchRun:
 
 
 # ----------------------------------------------------------------------- the loop
+@keep_cpu_threads()  # config.threads is the search's; the caller gets its own back
 def search(config: SearchConfig, show_progress: bool = True) -> list[dict]:
     """Run (or resume) the search of ``config``; returns the final architectures."""
     started = time.perf_counter()
@@ -744,6 +745,10 @@ def announce_start(run: SearchRun, resumed: bool) -> None:
     state, config, context = run.state, run.config, run.context
     where = f"{context.device}" + (f" x {context.world_size} processes"
                                    if context.is_distributed else "")
+    if context.device.type == "cpu":
+        threads = torch.get_num_threads()
+        where += f", {threads} thread{'s' if threads > 1 else ''}" + (
+            " each" if context.is_distributed else "")
     parameters = sum(p.numel() for p in run.supernet.parameters())
     supernet = f"C {config.channels} N {config.layers} ({parameters / 1e6:.2f} M parameters"
     if isinstance(run.supernet, FewShotSupernet):

@@ -27,7 +27,7 @@ from naonet.data import build_data
 from naonet.distributed import init_distributed
 from naonet.errors import UserError
 from naonet.nb201 import DEFAULT_METRIC, BenchmarkTable, metric_column
-from naonet.runtime import FastPaths, to_memory_format, use_cpu_threads
+from naonet.runtime import FastPaths, keep_cpu_threads, to_memory_format, use_cpu_threads
 from naonet.search.config import SearchConfig
 from naonet.search.scoring import build_scoring_data, score_pool
 from naonet.search.state import derive_seed
@@ -123,6 +123,7 @@ def benchmark_parameter_counts(table: BenchmarkTable, architectures: list) -> li
 BENCHMARK_SIZE = (16, 5)  # NAS-Bench-201's network: C 16, 5 cells per stage
 
 
+@keep_cpu_threads()  # search.threads is the experiment's; the caller gets its own back
 def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
                            log: Callable[[str], None] = lambda line: None) -> RankingResult:
     """Train one supernet per sampling and compare its scores with the table."""

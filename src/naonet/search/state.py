@@ -31,7 +31,8 @@ CHECKPOINT_NAME = "search_state.pt"
 TRAIN, SCORE, CONTROLLER, RERANK, DONE = "train", "score", "controller", "rerank", "done"
 PHASES = (TRAIN, SCORE, CONTROLLER, RERANK, DONE)
 
-# Options that may change between a search and its resumption without changing its result.
+# Options that may change between a search and its resumption: they change how it runs,
+# not what it computes (device and threads only through the order of floating-point sums).
 RESUMABLE_CHANGES = {"workers", "log_every", "device", "output", "data", "download",
                      "pipeline", "plot", "host_allocator", "rerank_processes", "threads"}
 

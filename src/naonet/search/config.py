@@ -149,11 +149,11 @@ class SearchConfig:
     # execution
     seed: int = 0
     device: str = "auto"
-    # torch's intra-op threads on the CPU (0: torch's default, one per core). Under
-    # passive OpenMP waiting (naonet's default) every kernel first wakes the sleeping
-    # threads, and a small supernet's kernels lose more to that than a second thread
-    # gains: the NAS-Bench-201 CPU presets run on one (docs/nas-bench-201.md). A run is
-    # reproducible for a given thread count.
+    # torch's intra-op threads on the CPU (0: torch's default, which follows
+    # OMP_NUM_THREADS, else one per core). Under passive OpenMP waiting (naonet's default)
+    # every kernel first wakes the sleeping threads, and a small supernet's kernels lose
+    # more to that than a second thread gains: the NAS-Bench-201 CPU presets run on one
+    # (docs/nas-bench-201.md). A run is reproducible for a given thread count.
     threads: int = 0
     amp: str = "none"
     # fast paths, resolved per device as training resolves them (naonet.runtime)
@@ -325,8 +325,8 @@ PRESETS: dict[str, dict] = {
     # A first one-shot search on NAS-Bench-201 in a few minutes on 2 cores: the CPU
     # ranking recipe below at a tenth of the images (5000 training, 1000 scoring), 2
     # rounds of 3 supernet epochs, 100 + 50 cells scored, no re-ranking, one torch thread
-    # (83-88 s on 2 cores; 101-136 s on two threads). Give it --reference table:CSV to see the
-    # found cell's true accuracy.
+    # (83-88 s on 2 cores; 101-136 s on two threads). Give it --reference table:CSV to see
+    # the found cell's true accuracy.
     "quick-nb201": dict(
         space="nb201", dataset="cifar10", image_size=16, train_subset=5000,
         valid_size=1000, channels=16, layers=1, sampling="balanced", rounds=2,

@@ -650,23 +650,32 @@ def test_supernet_pool_space_trains_on_every_cell_of_a_small_space_only():
         SearchConfig(space="small", supernet_pool="space")
 
 
-def test_phase_clock_times_each_phase_exclusive_of_the_phases_inside():
-    import time as clock
+class ManualClock:
+    """A clock that moves only when told: phase arithmetic checked exactly, on any load."""
 
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_phase_clock_times_each_phase_exclusive_of_the_phases_inside():
     from naonet.search.loop import PhaseClock
 
-    phases = PhaseClock()
-    start = clock.perf_counter()
+    clock = ManualClock()
+    phases = PhaseClock(clock=clock)
     with phases.phase("outer"):
-        clock.sleep(0.02)
+        clock.advance(2.0)
         with phases.phase("inner"):
-            clock.sleep(0.03)
-        phases.add("measured", 0.01)  # measured by the caller inside "outer"
-    total = clock.perf_counter() - start
-    seconds = phases.seconds
-    assert seconds["inner"] >= 0.03 and seconds["measured"] == 0.01
-    assert seconds["outer"] >= 0.01  # 20 ms of its own, less the 10 ms moved out
-    assert abs(sum(seconds.values()) - total) < 0.005  # the phases add up to the whole
+            clock.advance(3.0)
+        phases.add("measured", 1.0)  # measured by the caller inside "outer"
+        clock.advance(0.5)
+    assert phases.seconds == {"inner": 3.0, "measured": 1.0, "outer": 1.5}
+    assert sum(phases.seconds.values()) == 5.5  # the phases add up to the whole
 
 
 def test_a_finished_search_writes_its_phase_timings(tiny_run):
@@ -684,20 +693,20 @@ def test_controller_options_are_checked_when_the_config_is_made(bad):
 
 
 def test_phase_clock_flush_counts_open_phases_before_a_checkpoint():
-    import time as clock
-
     from naonet.search.loop import PhaseClock
 
-    phases = PhaseClock()
-    start = clock.perf_counter()
+    clock = ManualClock()
+    phases = PhaseClock(clock=clock)
     with phases.phase("training"):
-        clock.sleep(0.02)
-        phases.flush()  # what a checkpoint inside the phase saves
-        saved = dict(phases.seconds)
-        clock.sleep(0.01)
-    total = clock.perf_counter() - start
-    assert saved["training"] >= 0.02
-    assert abs(phases.seconds["training"] - total) < 0.005  # counted on, never twice
+        clock.advance(2.0)
+        with phases.phase("scoring"):
+            clock.advance(1.0)
+            phases.flush()  # what a checkpoint inside the phases saves
+            saved = dict(phases.seconds)
+            clock.advance(4.0)
+        clock.advance(0.5)
+    assert saved == {"training": 2.0, "scoring": 1.0}
+    assert phases.seconds == {"training": 2.5, "scoring": 5.0}  # counted on, never twice
 
 
 @pytest.mark.parametrize("strategy", ["random", "evolution"])

@@ -13,6 +13,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,19 +94,21 @@ class PhaseClock:
     """Wall seconds per phase, each phase exclusive of the phases timed inside it (so the
     phases add up to the whole run), added in place to ``seconds`` (the search state's)."""
 
-    def __init__(self, seconds: dict[str, float] | None = None) -> None:
+    def __init__(self, seconds: dict[str, float] | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.seconds = seconds if seconds is not None else {}
+        self._clock = clock  # seconds since some fixed point; a test passes its own
         self._open: list[list] = []  # per open phase: [name, start, seconds of inner phases]
 
     @contextmanager
     def phase(self, name: str):
-        entry = [name, time.perf_counter(), 0.0]
+        entry = [name, self._clock(), 0.0]
         self._open.append(entry)
         try:
             yield
         finally:
             self._open.pop()
-            elapsed = time.perf_counter() - entry[1]
+            elapsed = self._clock() - entry[1]
             self._count(name, elapsed - entry[2])
             if self._open:
                 self._open[-1][2] += elapsed
@@ -119,9 +122,12 @@ class PhaseClock:
     def flush(self) -> None:
         """Count the open phases up to now (a checkpoint is about to save the seconds;
         a kill after it loses nothing counted so far) and time them on from here."""
-        now = time.perf_counter()
-        for entry in self._open:
-            self._count(entry[0], now - entry[1] - entry[2])
+        now = self._clock()
+        open_inside = 0.0  # seconds so far of the open phase directly inside this one
+        for entry in reversed(self._open):
+            elapsed = now - entry[1]
+            self._count(entry[0], elapsed - entry[2] - open_inside)
+            open_inside = elapsed
             entry[1], entry[2] = now, 0.0
 
     def _count(self, name: str, seconds: float) -> None:

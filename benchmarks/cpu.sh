@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Figures (a)-(f) at the default (CPU) sizes on this machine's CPU, one after the
+# Figures (a)-(h) at the default (CPU) sizes on this machine's CPU, one after the
 # other, each interleaving the baseline and naonet's defaults; JSON reports, logs and a
 # markdown table go to OUTPUT_DIR (default $TMPDIR/naonet-bench-cpu).
 #
@@ -15,7 +15,7 @@ mkdir -p "$OUTPUT_DIR"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 status=0
-for name in train_step inference supernet_step scoring controller epoch pooling; do
+for name in train_step inference supernet_step scoring controller epoch pooling counting; do
     echo "== $name"
     python3 benchmarks/"$name".py --device cpu --json "$OUTPUT_DIR/$name.json" 2>&1 \
         | tee "$OUTPUT_DIR/$name.log" || status=1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Figures (a)-(f) at full size on one CUDA GPU: the eager float32 baseline against
+# Figures (a)-(g) at full size on one CUDA GPU: the eager float32 baseline against
 # naonet's defaults (channels_last, bf16 autocast, torch.compile, device pipeline,
 # batched scoring), interleaved in one run per figure. Writes a markdown table and
 # the JSON reports to OUTPUT_DIR (default: $OUT if set, else $TMPDIR/naonet-bench-gpu).

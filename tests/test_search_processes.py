@@ -119,10 +119,9 @@ def test_quick_preset_on_the_shared_cifar10(tmp_path):
     """The README's first search: the quick preset on all of CIFAR-10, then nao train."""
     archive = require(CIFAR_ARCHIVE)
     output = tmp_path / "quick"
-    start = time.monotonic()
+    # its time is measured by benchmarks/search.py, not asserted here
     checked(run_nao("search", "--preset", "quick-cifar10", "--data", str(archive),
                     "--output", str(output), "--no-progress", timeout=1800))
-    minutes = (time.monotonic() - start) / 60
     final = (output / "arch_pool.final").read_text().splitlines()
     records = json.loads((output / "arch_pool.final.json").read_text())["architectures"]
     assert len(final) == 5 and all(r["rerank_accuracy"] is not None for r in records)
@@ -132,4 +131,3 @@ def test_quick_preset_on_the_shared_cifar10(tmp_path):
                               "--train-subset", "64", "--test-subset", "64", "--no-progress",
                               "--output", str(tmp_path / "train")))
     assert final[0] in (tmp_path / "train" / "result.json").read_text(), trained.stdout
-    assert minutes < 15, f"the quick preset took {minutes:.1f} minutes"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import random
-import time
 
 import numpy as np
 import pytest
@@ -86,15 +85,6 @@ def test_analytic_count_of_published_networks():
     imagenet = NetworkConfig(skeleton="imagenet", channels=52, layers=4, num_classes=1000)
     assert count_network_parameters(architecture, cifar) == 4_387_654  # 4.39 M (SPEC 2)
     assert count_network_parameters(architecture, imagenet) == 7_026_850  # 7.03 M
-
-
-def test_analytic_count_is_fast():
-    architectures = sample_architectures("small", 1000, np.random.default_rng(2))
-    config = SupernetConfig().network_config()
-    start = time.perf_counter()
-    counts = [count_network_parameters(architecture, config) for architecture in architectures]
-    assert time.perf_counter() - start < 2.0  # thousands per second, even on a slow core
-    assert min(counts) > 0
 
 
 # ----------------------------------------------------------------------- random architectures

@@ -39,12 +39,13 @@ def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_an_uninterrupted_run(c
     interrupted = tmp_path / "killed"
     process = subprocess.Popen(train_command(cifar_mini, interrupted, *extra),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (interrupted / "last.pt").exists() and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # well inside epoch 2
+    deadline = time.monotonic() + 300
+    while not (interrupted / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # last.pt is epoch 1's last output: killed now, the run is inside epoch 2
     process.send_signal(signal.SIGKILL)
     process.wait()
+    assert (interrupted / "last.pt").exists(), "epoch 1 never finished"
     assert torch.load(interrupted / "last.pt", weights_only=True)["epoch"] == 1
     resumed = subprocess.run(train_command(cifar_mini, interrupted, *extra),
                              capture_output=True, text=True, timeout=600)
@@ -111,6 +112,45 @@ def test_resuming_after_an_epoch_gives_the_uninterrupted_weights(cifar_mini, tmp
                        for folder in (interrupted, tmp_path / "ref"))
     for key, value in expected["model"].items():
         assert torch.equal(final["model"][key], value), key
+
+
+def test_a_kill_while_an_epoch_is_saved_loses_none_of_its_outputs(cifar_mini, tmp_path,
+                                                                   monkeypatch):
+    """Interrupted at each write of epoch 1's outputs (best.pt, the metrics line, last.pt)
+    in turn, the rerun ends with every metrics line and the uninterrupted weights."""
+    from naonet.training import run as training_run
+    from naonet.training.config import TrainConfig
+
+    common = dict(data=str(cifar_mini), channels=8, layers=1, batch_size=32,
+                  test_subset=40, train_subset=64, device="cpu", epochs=2, lr=0.05,
+                  valid_size=32)
+    training_run.train(TrainConfig(output=str(tmp_path / "ref"), **common), False)
+    expected = torch.load(tmp_path / "ref" / "last.pt", weights_only=True)["model"]
+    real = {name: getattr(training_run, name) for name in ("write_checkpoint", "log_epoch")}
+    writes_of_epoch_one = 3  # best.pt (epoch 1 is the best so far), metrics, last.pt
+
+    def killed_at(kill_at: int, calls: list, name: str):
+        def write(*args, **kwargs):
+            if len(calls) == kill_at:
+                raise KeyboardInterrupt
+            calls.append(name)
+            return real[name](*args, **kwargs)
+        return write
+
+    for kill_at in range(writes_of_epoch_one):
+        calls = []
+        for name in real:
+            monkeypatch.setattr(training_run, name, killed_at(kill_at, calls, name))
+        folder = tmp_path / f"killed-at-{kill_at}"
+        with pytest.raises(KeyboardInterrupt):
+            training_run.train(TrainConfig(output=str(folder), **common), False)
+        for name, function in real.items():
+            monkeypatch.setattr(training_run, name, function)
+        training_run.train(TrainConfig(output=str(folder), **common), False)
+        assert [m["epoch"] for m in read_metrics(folder)] == [1, 2], calls
+        final = torch.load(folder / "last.pt", weights_only=True)["model"]
+        assert all(torch.equal(final[key], value) for key, value in expected.items()), calls
+        assert (folder / "best.pt").exists()
 
 
 def test_corrupt_last_checkpoint_is_reported_in_one_line(capsys, cifar_mini, tmp_path):

@@ -164,8 +164,8 @@ def prepare_run_folder(run_dir: Path, config: TrainConfig, context: DistributedC
 
 
 def log_epoch(run_dir: Path, record: dict) -> None:
-    """Append one JSON line per epoch (after the checkpoint, so a resumed run never
-    repeats a line: lines of epochs beyond the checkpoint are dropped first)."""
+    """Append one JSON line per epoch (before the checkpoint; a resumed run that repeats
+    an epoch drops that epoch's line and any later ones first, so no line repeats)."""
     path = run_dir / "metrics.jsonl"
     lines = path.read_text().splitlines() if path.exists() else []
     lines = [line for line in lines if json.loads(line)["epoch"] < record["epoch"]]
@@ -242,12 +242,14 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
                                show_progress)
         state.epoch += 1
         if context.is_main:
-            write_checkpoint(run_dir / "last.pt", model, optimizer, scheduler, state, config,
-                             architecture, network_config, scaler, data.classes)
+            # last.pt commits the epoch, so it is written after the epoch's other outputs:
+            # a kill before it repeats the epoch (and rewrites them), never loses them.
             if state.best_epoch == state.epoch:
                 write_checkpoint(run_dir / "best.pt", model, optimizer, scheduler, state,
                                  config, architecture, network_config, scaler, data.classes)
             log_epoch(run_dir, last_test)
+            write_checkpoint(run_dir / "last.pt", model, optimizer, scheduler, state, config,
+                             architecture, network_config, scaler, data.classes)
             if board is not None:
                 board.write(last_test)
     if last_test is None:  # already finished: report the saved result

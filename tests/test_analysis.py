@@ -20,6 +20,9 @@ from naonet.analysis.correlation import (
 )
 from naonet.analysis.scores import read_scores, write_scores
 from naonet.errors import UserError
+from naonet.nb201 import DEFAULT_METRIC, BenchmarkTable, metric_column
+from naonet.search.ranking import BENCHMARK_SIZE
+from naonet.spaces import get_space
 
 from conftest import NB201_TABLE, nao_in_process, require
 
@@ -123,11 +126,22 @@ def run_small_experiment(capsys, data, tmp_path, *extra: str):
     rows = {" ".join(line.split()[:2]): line.split()[2:] for line in out.splitlines()
             if line.startswith(("supernet uniform", "supernet balanced", "parameter count"))}
     assert set(rows) == {"parameter count", "supernet uniform", "supernet balanced"}
-    for row in rows.values():
-        assert -1.0 <= float(row[0]) <= 1.0  # kendall tau
+    # Every printed tau, recomputed from the score files and the table itself (to the
+    # printed 4 decimals): scored against the wrong column or sampling, it fails.
+    nb201 = get_space("nb201")
+    truth = BenchmarkTable.load(table)
+    column = metric_column(DEFAULT_METRIC)
+    config = nb201.network_config(*BENCHMARK_SIZE)
     for sampling in ("uniform", "balanced"):
         scores = read_scores(output / f"scores_{sampling}.txt")
         assert len(scores) == 8 and all(0 <= s <= 1 for s in scores.values())  # fractions
+        cells = [nb201.parse(name) for name in scores]
+        reference = [truth.value(cell, column) for cell in cells]
+        tau = kendall_tau(list(scores.values()), reference)
+        assert float(rows[f"supernet {sampling}"][0]) == pytest.approx(tau, abs=5e-5)
+        counts = [nb201.parameter_count(cell, config) for cell in cells]
+        assert float(rows["parameter count"][0]) == pytest.approx(
+            kendall_tau(counts, reference), abs=5e-5)
     summary = json.loads((output / "summary.json").read_text())
     assert set(summary["samplings"]) == {"uniform", "balanced"}
     assert summary["config"]["search"]["space"] == "nb201"

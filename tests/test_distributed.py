@@ -13,7 +13,7 @@ pytestmark = pytest.mark.dist
 
 def test_two_process_run_trains_writes_once_and_averages_over_ranks(cifar_mini, tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_port", "29731", "-m", "naonet.cli.main", "train",
+               "--standalone", "-m", "naonet.cli.main", "train",
                "--data", str(cifar_mini), "--output", str(tmp_path), "--channels", "8",
                "--layers", "1", "--batch-size", "32", "--epochs", "1", "--train-subset", "256",
                "--test-subset", "100", "--device", "cpu", "--no-progress", "--lr", "0.05"]

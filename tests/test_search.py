@@ -205,6 +205,7 @@ def test_released_scoring_draws_a_batch_per_architecture_reproducibly():
 
 
 def test_sharded_scoring_adds_up_to_the_single_process_scores():
+    torch.manual_seed(0)  # the same weights whatever ran before
     images, labels = validation_set()
     data = ScoringData(images, labels, 30, 2)
     architectures = sample_architectures("small", 5, np.random.default_rng(0))
@@ -378,8 +379,10 @@ def test_re_rank_repeats_are_averaged_and_worker_processes_train_them_alike(cifa
     records = {}
     for processes in (1, 2):
         output = tmp_path / f"processes-{processes}"
+        # threads=1: each worker gets one thread, so both runs compute on one
         search(tiny_config(cifar_mini, output, rounds=1, rerank_top=2, rerank_repeats=2,
-                           rerank_processes=processes, plot=False), show_progress=False)
+                           rerank_processes=processes, threads=1, plot=False),
+               show_progress=False)
         pool = json.loads((output / "pool.json").read_text())["architectures"]
         records[processes] = [(r["arch"], r["rerank_accuracy"], r["rerank_runs"])
                               for r in pool if r["rerank_runs"]]
@@ -394,7 +397,7 @@ def test_a_parallel_re_rank_stopped_after_one_training_resumes_to_the_same_resul
         cifar_mini, tmp_path, monkeypatch):
     def config(name):
         return tiny_config(cifar_mini, tmp_path / name, rounds=1, rerank_top=2,
-                           rerank_repeats=2, rerank_processes=2, plot=False)
+                           rerank_repeats=2, rerank_processes=2, threads=1, plot=False)
 
     def reranked(name):
         pool = json.loads((tmp_path / name / "pool.json").read_text())["architectures"]

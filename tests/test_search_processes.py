@@ -96,7 +96,7 @@ def wait_for_round_two_epoch(run_dir: Path, process: subprocess.Popen) -> None:
 def test_two_gloo_processes_search_and_write_once(cifar_mini, tmp_path):
     output = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_port", str(29500 + os.getpid() % 1000), "-m", "naonet.cli.main",
+               "--standalone", "-m", "naonet.cli.main",
                *search_command(cifar_mini, output, supernet_epochs=1, train_subset=128)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900,
                             env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE",

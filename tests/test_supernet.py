@@ -236,6 +236,7 @@ def test_only_the_sampled_path_receives_gradients(space):
 
 
 def test_each_input_id_has_its_own_weights():
+    torch.manual_seed(0)  # the same weights whatever ran before
     operation = PerInputOperation("sep_conv_3x3", 8, num_inputs=4, reduction=True)
     ids = [{id(p) for p in op.parameters()} for op in operation.per_input]
     assert all(not (ids[i] & ids[j]) for i in range(4) for j in range(i + 1, 4))
@@ -287,6 +288,7 @@ def _module_state(model: torch.nn.Module):
 
 
 def test_scoring_restores_every_module_state_exactly():
+    torch.manual_seed(0)  # the same weights whatever ran before
     supernet = tiny_supernet("small")
     architectures = sample_architectures("small", 3, np.random.default_rng(15))
     supernet(fixed_batch(seed=1)[0], architectures[0])  # non-trivial running statistics
@@ -305,6 +307,7 @@ def test_scoring_restores_every_module_state_exactly():
 
 
 def test_scoring_normalises_with_batch_statistics():
+    torch.manual_seed(0)  # the same weights whatever ran before
     supernet = tiny_supernet("small", drop_path_keep_prob=1.0)
     architecture = sample_architectures("small", 1, np.random.default_rng(16))[0]
     images, labels = fixed_batch()

@@ -115,7 +115,8 @@ def test_an_unusable_output_path_is_one_line(capsys, cifar_mini, tmp_path, comma
 
 
 def bad_tables(folder):
-    """A binary file, a table with a NaN, and a row cut short, each as a table."""
+    """A binary file, a table with a NaN, a row cut short, a file cut off early in its
+    last row (its arch field missing) and a row too long, each as a table."""
     from nb201_synthetic import write_synthetic_table
 
     table = write_synthetic_table(folder / "good.csv")
@@ -125,7 +126,9 @@ def bad_tables(folder):
     with_nan[header.index("valid_acc_200ep")] = "nan"
     cases = {"binary.csv": bytes(range(256)) * 8,
              "nan.csv": "\n".join([lines[0], ",".join(with_nan), *lines[2:]]).encode(),
-             "short.csv": "\n".join([lines[0], ",".join(with_nan[:3]), *lines[2:]]).encode()}
+             "short.csv": "\n".join([lines[0], ",".join(with_nan[:3]), *lines[2:]]).encode(),
+             "truncated.csv": "\n".join([*lines[:5], lines[5].split(",")[0]]).encode(),
+             "long.csv": "\n".join([*lines[:3], lines[3] + ",1", *lines[4:]]).encode()}
     for name, content in cases.items():
         (folder / name).write_bytes(content)
     return folder
@@ -133,7 +136,9 @@ def bad_tables(folder):
 
 @pytest.mark.parametrize("name, fragment", [("binary.csv", "is not a text CSV"),
                                             ("nan.csv", "has nan in valid_acc_200ep"),
-                                            ("short.csv", "has a bad row")])
+                                            ("short.csv", ":2: the row has 3 field(s)"),
+                                            ("truncated.csv", ":6: the row has 1 field(s)"),
+                                            ("long.csv", ":4: the row has")])
 def test_a_bad_table_is_one_line(capsys, tmp_path, name, fragment):
     table = bad_tables(tmp_path) / name
     status = main(["search", "--space", "nb201", "--evaluator", f"table:{table}",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from naonet.errors import UserError
@@ -71,13 +71,23 @@ def _read_csv(path: Path, column: str) -> dict[str, float]:
                             "(choose one with --column-a / --column-b)")
         key_column = KEY_COLUMN if KEY_COLUMN in fields else fields[0]
         return {normalise_key(row[key_column]): _number(row[column], path, number)
-                for number, row in enumerate(reader, start=2)}
+                for number, row in complete_rows(reader, path)}
 
 
-def _number(text: str | None, path: Path, line: int) -> float:
-    if text is None:  # a CSV row with fewer fields than the header
-        raise UserError(f"{path}:{line}: the row is shorter than the header; each row needs "
-                        "every column")
+def complete_rows(reader: csv.DictReader, path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, row) of a CSV, each row as long as the header (a truncated file's
+    last row is not: csv fills the missing fields with None)."""
+    for number, row in enumerate(reader, start=2):
+        if None in row.values() or None in row:
+            given = sum(value is not None for key, value in row.items() if key is not None)
+            given += len(row.get(None, []))  # fields beyond the header's
+            raise UserError(f"{path}:{number}: the row has {given} field(s) where the header "
+                            f"has {len(reader.fieldnames or [])} (a truncated or edited "
+                            "file?); each row needs one value per column")
+        yield number, row
+
+
+def _number(text: str, path: Path, line: int) -> float:
     try:
         value = float(text)
     except ValueError:

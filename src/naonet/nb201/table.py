@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from naonet.analysis.scores import complete_rows
 from naonet.errors import UserError
 from naonet.spaces.nb201 import NB201, NB201Architecture, NB201Space
 
@@ -57,7 +58,7 @@ class BenchmarkTable:
                     raise UserError(f"benchmark table {path} lacks the column(s) "
                                     f"{', '.join(missing)}; expected at least "
                                     f"{', '.join(REQUIRED_COLUMNS)}")
-                rows = list(reader)
+                rows = [row for _, row in complete_rows(reader, path)]
         except (UnicodeDecodeError, csv.Error) as error:
             raise UserError(f"benchmark table {path} is not a text CSV ({error}); pass the "
                             "NAS-Bench-201 CSV") from None

@@ -68,6 +68,18 @@ CASES = [
     (["bench-search", "--evaluator", "table:t.csv", "--fill", "none"],
      "--fill none does not complete a round"),
     (["show", "naonet-v2", "-o", "cells.png", "--title", "$\\foo$"], "Unknown symbol"),
+    (["show", "naonet-v2", "-o", "cells.jpg"], "cannot write cells.jpg: give a file ending in"),
+    (TRAIN + ["--momentum", "5"], "--momentum must be < 1"),
+    (SEARCH + ["--momentum", "1"], "--momentum must be < 1"),
+    # a checkpoint's folder, and options of the other kind of search
+    (["eval", str(FIXTURES), "--dataset", "cifar10"], "is a folder; pass one of its checkpoints"),
+    (["export", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), "m.pt", "--batch-size", "4"],
+     "a TorchScript file takes any batch"),
+    (SEARCH + ["--budget", "5"], "--budget applies only to a table search"),
+    (["search", "--space", "nb201", "--evaluator", "table:t.csv", "--output", "out"],
+     "a table search writes no run folder, --result-json FILE keeps its result"),
+    (["search", "--space", "nb201", "--evaluator", "table:t.csv", "--supernet-epochs", "3"],
+     "--supernet-epochs applies only to the one-shot search"),
 ]
 
 
@@ -199,3 +211,69 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, args, f
     assert len(lines) == 1 and fragment in lines[0], captured.err
     assert "Traceback" not in captured.err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_errors_that_span_lines_elsewhere_are_one_line_here(capsys, tmp_path):
+    """A YAML parser's message and tarfile's list of every compression it tried."""
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("{bad: [")
+    not_an_archive = tmp_path / "data.tar.gz"
+    not_an_archive.write_text("hello\n")
+    checkpoint = str(FIXTURES / "naonet_v2_cifar_c8_l1.pt")
+    for args, fragment in [
+            (["train", "--config", str(bad_yaml)], "is not valid YAML/JSON"),
+            (["eval", checkpoint, "--arch", "naonet-v2", "--dataset", "cifar10",
+              "--data", str(not_an_archive), "--device", "cpu"], "pass an intact tar archive")]:
+        status = main(args)
+        err = capsys.readouterr().err
+        assert status == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_missing_image_is_named_as_missing(tmp_path):
+    from naonet.data.sources import read_image
+    from naonet.errors import UserError
+
+    with pytest.raises(UserError, match="does not exist"):
+        read_image(tmp_path / "no-such.jpg")
+    with pytest.raises(UserError, match="is not an image file"):
+        read_image(tmp_path)  # a folder named where an image was expected
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does_and_the_handler_is_restored(capsys,
+                                                                            monkeypatch):
+    import os
+    import signal
+    import time
+
+    from naonet.cli import info
+
+    def killed(args):
+        os.kill(os.getpid(), signal.SIGTERM)  # a scheduler's stop
+        time.sleep(10)  # the handler raises before this ends
+        return 0
+
+    monkeypatch.setattr(info, "run", killed)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["info", "naonet-v2"]) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err == "nao: terminated; rerun the same command to resume\n"
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_closed_output_pipe_ends_quietly(capsys, monkeypatch):
+    import signal
+
+    from naonet.cli import info
+
+    def reader_gone(args):
+        raise BrokenPipeError(32, "Broken pipe")  # what print raises after `| head -1`
+
+    monkeypatch.setattr(info, "run", reader_gone)
+    assert main(["info", "naonet-v2"]) == 128 + signal.SIGPIPE
+    assert capsys.readouterr().err == ""
+
+
+def test_version_names_the_package_and_its_revision(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith("naonet ")

@@ -90,10 +90,11 @@ def coerce_options(config_class, values: dict, command: str) -> dict:
     return out
 
 
-def check_values(config, at_least: dict[str, float], above: dict[str, float]) -> None:
+def check_values(config, at_least: dict[str, float], above: dict[str, float],
+                 below: dict[str, float] | None = None) -> None:
     """The numeric checks every config makes, so the CLI, config files and the library
     all get them: every float finite (a NaN or inf trains to NaN without a word), and
-    the fields named in ``at_least`` / ``above`` within their bounds."""
+    the fields named in ``at_least`` / ``above`` / ``below`` within their bounds."""
     import math
 
     for field in fields(config):
@@ -107,6 +108,10 @@ def check_values(config, at_least: dict[str, float], above: dict[str, float]) ->
     for name, bound in above.items():
         if not getattr(config, name) > bound:
             raise UserError(f"--{_flag(name)} must be > {bound:g}, got "
+                            f"{getattr(config, name)}")
+    for name, bound in (below or {}).items():
+        if not getattr(config, name) < bound:
+            raise UserError(f"--{_flag(name)} must be < {bound:g}, got "
                             f"{getattr(config, name)}")
 
 

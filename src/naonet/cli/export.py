@@ -24,7 +24,8 @@ def add_parser(subparsers) -> None:
                         choices=["onnx", "torchscript"],
                         help="default: from the output's suffix (.onnx: onnx, else torchscript)")
     parser.add_argument("--batch-size", type=int, default=0,
-                        help="a fixed batch dimension (default 0: dynamic)")
+                        help="ONNX only: a fixed batch dimension (default 0: dynamic; "
+                             "TorchScript always takes any batch)")
     parser.add_argument("--image-size", type=int, default=0,
                         help="input size (default: the size it was trained at)")
     parser.add_argument("--dataset", default=None,
@@ -46,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--batch-size and --image-size must be >= 0 (0: dynamic / trained size)")
     export_format = args.export_format or ("onnx" if args.output.lower().endswith(".onnx")
                                            else "torchscript")
+    if export_format == "torchscript" and args.batch_size:
+        raise UserError("--batch-size fixes the batch of an ONNX file; a TorchScript file "
+                        "takes any batch: drop --batch-size, or write .onnx")
     loaded = load_model(args.checkpoint, arch=args.arch, space=args.space)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # unusable: fail before work
     dataset = dataset_of(loaded, args.dataset, args.checkpoint)

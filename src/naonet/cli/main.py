@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 # OpenMP busy-waiting makes torch many times slower when another process computes at the
 # same time (data workers, a second run); set before torch is imported.
@@ -37,8 +39,23 @@ def _load(name: str):
         raise
 
 
+class _Version(argparse.Action):
+    """``nao --version``: the version and the source's git commit (looked up only then)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from naonet.revision import code_revision
+
+        print(code_revision())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nao", description="NAO-V2: search, train and evaluate NAONets.")
+    parser.add_argument("--version", action=_Version,
+                        help="print naonet's version and source commit, then exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in SUBCOMMANDS:
         module = _load(name)
@@ -56,6 +73,20 @@ def describe_os_error(error: OSError) -> str:
     return f"{error.strerror or error}" + (f" ({path})" if path else "")
 
 
+def one_line(text: str) -> str:
+    """A message on one line (a parser's or an archive reader's may span several)."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's stop, ``kill``): handled as Ctrl-C is, so a run stops the
+    same way and says that rerunning resumes it."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     from naonet.errors import UserError
 
@@ -64,18 +95,39 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return int(args.handler(args) or 0)
     except UserError as error:
-        sys.stderr.write(f"nao {args.command}: error: {error}\n")
+        sys.stderr.write(f"nao {args.command}: error: {one_line(error)}\n")
         return 2
+    except BrokenPipeError:  # the reader of the output went away (nao info | head)
+        _silence_stdout()
+        return 128 + signal.SIGPIPE
     except OSError as error:  # an unusable path or a full disk: the system's own words
-        sys.stderr.write(f"nao {args.command}: error: {describe_os_error(error)}; "
+        sys.stderr.write(f"nao {args.command}: error: {one_line(describe_os_error(error))}; "
                          "check the paths you passed and the free disk space\n")
         return 2
+    except Terminated:
+        sys.stderr.write("nao: terminated; rerun the same command to resume\n")
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         sys.stderr.write("nao: interrupted; rerun the same command to resume\n")
         return 130
+    finally:
+        if in_main_thread:  # only the main thread may set handlers
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail again on
+    the closed pipe (and print a second error)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (a test's capture)
+        pass
 
 
 if __name__ == "__main__":

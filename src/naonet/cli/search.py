@@ -132,15 +132,17 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--evaluator", default=SUPERNET_EVALUATOR,
                         help="supernet (one-shot weight sharing) or table:PATH (scores from "
                              "a benchmark table, with --space nb201)")
-    shared = _add_table_arguments(parser, SearchConfig)
+    table_defaults = _add_table_arguments(parser, SearchConfig)
     add_dataclass_flags(parser.add_argument_group("one-shot search (--evaluator supernet)"),
-                        SearchConfig, HELP, skip=tuple(shared))
-    parser.set_defaults(handler=run, table_defaults=shared)
+                        SearchConfig, HELP, skip=tuple(table_defaults))
+    parser.set_defaults(handler=run, table_defaults=table_defaults)
 
 
 def _add_table_arguments(parser: argparse.ArgumentParser, config_class) -> dict:
-    """Add the table search's options; returns those it shares with ours and their
-    table defaults (ours come from the preset, so the flags default to None)."""
+    """Add the table search's options; returns each with its table default. Every one
+    defaults to None here, so that a flag given is told from one left out (the one-shot
+    search refuses the table's own, and takes the shared ones' defaults from its
+    preset)."""
     table, _ = _table_search()
     if table is None:
         return {}
@@ -148,12 +150,22 @@ def _add_table_arguments(parser: argparse.ArgumentParser, config_class) -> dict:
     table.add_table_search_arguments(probe)
     their_defaults = vars(probe.parse_args([]))
     table.add_table_search_arguments(parser)
-    from dataclasses import fields
+    parser.set_defaults(**{name: None for name in their_defaults})
+    return their_defaults
 
-    shared = {field.name: their_defaults[field.name] for field in fields(config_class)
-              if field.name in their_defaults}
-    parser.set_defaults(**{name: None for name in shared})
-    return shared
+
+# The one-shot options the table search reads too (seed and device: --max-latency-ms).
+TABLE_SEARCH_READS = ("seed", "device", "space")
+
+
+def _refuse_flags(args: argparse.Namespace, names, applies_to: str, note: str = "") -> None:
+    """A UserError naming the first of ``names`` given on the command line."""
+    from naonet.errors import UserError
+
+    for name in names:
+        if getattr(args, name, None) is not None:
+            raise UserError(f"--{name.replace('_', '-')} applies only to {applies_to}; drop "
+                            f"it{note} (nao search --help lists each search's options)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -167,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
     from naonet.search.config import field_names, load_config_file, resolve_search_config
     from naonet.search.loop import search
 
+    _refuse_flags(args, [name for name in args.table_defaults if name not in field_names()],
+                  f"a table search (--evaluator {TABLE_PREFIX}PATH)")
     flags = {name: getattr(args, name, None) for name in field_names()}
     file_values = load_config_file(args.config) if args.config else {}
     if flags.get("output") is None and "output" not in file_values:
@@ -184,6 +198,14 @@ def _run_table_search(args: argparse.Namespace) -> int:
         raise UserError(f"--evaluator {TABLE_PREFIX}PATH needs naonet.cli.table_search, which "
                         f"this installation lacks ({error}); reinstall naonet, or use "
                         f"--evaluator {SUPERNET_EVALUATOR}")
+    from naonet.search.config import field_names
+
+    one_shot_only = [name for name in ("preset", "config", *field_names())
+                     if name not in args.table_defaults and name not in TABLE_SEARCH_READS]
+    one_shot = f"the one-shot search (--evaluator {SUPERNET_EVALUATOR})"
+    _refuse_flags(args, ["output"], one_shot,
+                  "; a table search writes no run folder, --result-json FILE keeps its result")
+    _refuse_flags(args, one_shot_only, one_shot)
     for name, default in args.table_defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, default)

@@ -18,6 +18,7 @@ import torch
 
 from naonet.compat.renaming import KeyRenamer
 from naonet.errors import UserError
+from naonet.training.checkpoint import require_checkpoint_file
 
 # (released pattern, naonet replacement), applied in order to every key.
 NETWORK_KEYS = KeyRenamer([
@@ -75,8 +76,7 @@ def read_checkpoint_payload(path: str | Path) -> object:
     other class into an inert placeholder (nothing is imported or executed).
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist; check the path")
+    require_checkpoint_file(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - any failure falls back to the inert reader
@@ -176,7 +176,8 @@ def _is_legacy_checkpoint(path: Path) -> bool:
 def _load_with_placeholders(path: Path) -> object:
     if not (zipfile.is_zipfile(path) or _is_legacy_checkpoint(path)):
         raise UserError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated); "
-                        "download it again")
+                        "pass an intact copy (download a released one again; rerun the "
+                        "run that wrote one of ours)")
     try:
         # torch.load with a custom pickle module: only the unpickling of the record changes.
         return torch.load(path, map_location="cpu", weights_only=False,

@@ -183,15 +183,17 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
         classes = list(train_split.classes)
     else:
         iterators, classes = _folder_iterators(root, config, spec, common, seed)
-    check_class_count(config.dataset, spec, len(classes), root)
+    check_class_count(config.dataset, spec, len(classes), config.data)
     return DataBundle(iterators["train"], iterators["valid"], iterators["test"], len(classes),
                       spec.skeleton, spec, classes)
 
 
-def check_class_count(dataset: str, spec: DatasetSpec, count: int, root: Path) -> None:
+def check_class_count(dataset: str, spec: DatasetSpec, count: int, data: str | Path) -> None:
+    """``data``: the path the user passed (an archive's extraction folder would mean
+    nothing to them)."""
     if spec.num_classes is not None and count != spec.num_classes:
         raise UserError(f"{dataset} should have {spec.num_classes} classes but "
-                        f"{root} has {count}; check --data")
+                        f"{data} has {count}; check --data and --dataset")
 
 
 def find_test_source(root: Path, dataset: str) -> tuple[str, Path]:
@@ -236,7 +238,7 @@ def build_test_data(config: DataConfig, device: torch.device) -> TestData:
         batches = LoaderBatches(part, config.eval_batch_size, train=False,
                                 workers=config.workers, **common)
         classes = list(test_set.classes)
-    check_class_count(config.dataset, spec, len(classes), root)
+    check_class_count(config.dataset, spec, len(classes), config.data)
     return TestData(batches, classes, spec)
 
 

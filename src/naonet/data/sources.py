@@ -97,8 +97,11 @@ def extract_archive(archive: Path) -> Path:
             tar.extractall(staging, filter="data")
     except (tarfile.TarError, OSError, EOFError) as error:
         shutil.rmtree(staging, ignore_errors=True)
-        raise UserError(f"could not extract {archive} ({error}); the archive looks corrupt, "
-                        "download it again") from None
+        # tarfile lists every compression it tried, one line each: its first line says it
+        reason = str(error).splitlines()[0].rstrip(": ") if str(error) else type(error).__name__
+        raise UserError(f"could not extract {archive} ({reason}); pass an intact tar archive "
+                        "(.tar, .tar.gz, .tar.bz2 or .tar.xz; download it again if it came "
+                        "from the web)") from None
     try:
         os.replace(staging, target)
     except OSError:  # another process finished first
@@ -281,6 +284,8 @@ def read_image(file: Path, size: int | None = None) -> np.ndarray:
     if given and different; a file that is not an image is a UserError."""
     from PIL import Image, UnidentifiedImageError
 
+    if not Path(file).exists():
+        raise UserError(f"image {file} does not exist; check the path")
     if not Path(file).is_file():  # a folder or a FIFO named like an image
         raise UserError(f"{file} is not an image file; pass image files")
     try:

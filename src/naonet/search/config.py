@@ -168,7 +168,8 @@ class SearchConfig:
             workers=0, threads=0, momentum=0, weight_decay=0, image_size=0,
             controller_weight_decay=0, controller_epochs=1, controller_batch_size=1,
             controller_augment=1),
-            above=dict(grad_clip=0, controller_lr=0, controller_grad_clip=0))
+            above=dict(grad_clip=0, controller_lr=0, controller_grad_clip=0),
+            below=dict(momentum=1))  # at 1 SGD never forgets a gradient; above, it diverges
         for ok, message in self._checks():
             if not ok:
                 raise UserError(message)

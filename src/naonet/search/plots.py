@@ -160,6 +160,7 @@ def draw_architecture(architecture: Architecture, path: str | Path,
                       title: str | None = None) -> None:
     """Both cells of ``architecture`` as graphs, one above the other, into a PNG, SVG
     or PDF file."""
+    path = check_picture_path(path)  # before the drawing, and outside the title's try
     plt = _pyplot()
     width = 1.9 * (architecture.space.num_nodes + 2)
     figure, axes = plt.subplots(2, 1, figsize=(width, width * 0.62))

@@ -58,11 +58,22 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(Path(path), lambda file: file.write(text.encode()))
 
 
+def require_checkpoint_file(path: Path) -> None:
+    """A UserError unless ``path`` is a file; a run folder gets the names of its
+    checkpoints."""
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.pt"))
+        hint = (f"pass one of its checkpoints ({', '.join(found)}), e.g. {path / found[0]}"
+                if found else "pass a checkpoint file (.pt)")
+        raise UserError(f"{path} is a folder; {hint}")
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist; check the path")
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Load a naonet checkpoint safely, or a one-line UserError saying what is wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist; check the path")
+    require_checkpoint_file(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - truncated zips, bad pickles, ...

@@ -85,7 +85,8 @@ class TrainConfig:
         ]
         options.check_values(self, at_least=dict(
             test_subset=0, workers=0, eval_batch_size=1, lr_min=0, momentum=0,
-            weight_decay=0, aux_weight=0, image_size=0), above=dict(grad_clip=0, lr_gamma=0))
+            weight_decay=0, aux_weight=0, image_size=0), above=dict(grad_clip=0, lr_gamma=0),
+            below=dict(momentum=1))  # at 1 SGD never forgets a gradient; above, it diverges
         for ok, message in checks:
             if not ok:
                 raise UserError(message)

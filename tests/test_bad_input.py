@@ -24,6 +24,7 @@ CASES = [
     (TRAIN + ["--amp", "fp8"], "amp must be"),
     (["eval", str(REPO / "pyproject.toml"), "--dataset", "cifar10"], "corrupt"),
     (["info", "small:1 1 0 1"], "has 4 integers"),
+    (["info", "naonet-v2", "--reference", "table:t.csv"], "looks NAS-Bench-201 cells up"),
     # numbers that would train to NaN or silently do nothing
     (TRAIN + ["--lr", "inf"], "--lr must be a finite number"),
     (TRAIN + ["--momentum", "nan"], "--momentum must be a finite number"),

@@ -19,3 +19,34 @@ def test_info_prints_the_published_parameter_counts(capsys):
     assert status == 0, err
     assert "4,387,654" in out and "7,026,850" in out
     assert "node 2 = sep_conv_5x5(state 1) + sep_conv_5x5(state 0)" in out
+
+
+def test_a_nas_bench_201_line_of_arch_pool_is_shown_and_looked_up(capsys, tmp_path):
+    """What a one-shot NB201 search writes is read by nao info and nao show, plain or
+    with its space's prefix; the table's own numbers (its best cell's parameter count and
+    accuracy) come back."""
+    from naonet.nb201 import TEST_COLUMN, BenchmarkTable
+
+    from conftest import NB201_TABLE, require
+
+    table = BenchmarkTable.load(require(NB201_TABLE))
+    best_row = int(table.column(TEST_COLUMN).argmax())
+    best = table.architectures[best_row]
+    test_accuracy = table.column(TEST_COLUMN)[best_row]
+    parameters = round(table.column("params_mb")[best_row] * 1e6)  # the table's CIFAR-10 net
+    for line in (best.to_string(), f"nb201:{best.to_string()}"):
+        status, out, err = nao_in_process(capsys, "info", line, "--reference",
+                                          f"table:{NB201_TABLE}")
+        assert status == 0, err
+        assert f"{'CIFAR-10':<22}{parameters:>12,}" in out
+        assert f"test {test_accuracy:.2f} % (rank 1 of 15,625)" in out
+        assert f"index {table.index(best)}," in out
+    status, out, err = nao_in_process(capsys, "show", best.to_string(), "-o",
+                                      str(tmp_path / "cell.png"))
+    assert status == 0, err
+    assert (tmp_path / "cell.png").read_bytes()[:4] == b"\x89PNG"
+    for command in (["train", "--arch", best.to_string()], ["info", best.to_string(),
+                                                             "--space", "small"]):
+        status, _, err = nao_in_process(capsys, *command)
+        assert status == 2 and len(err.strip().splitlines()) == 1, err
+        assert ("small or middle space" in err) or ("written for the 'nb201' space" in err)

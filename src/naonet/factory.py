@@ -39,7 +39,7 @@ def create_model(name_or_arch: str, checkpoint: str | Path | None = None, *,
     (``channels``, ``layers``, ``num_classes``, ``aux_head``, ``skeleton``, drop rates)
     that override the published or default values.
     """
-    from naonet.spaces import resolve_architecture
+    from naonet.spaces import require_cell_architecture, resolve_architecture
 
     unknown = sorted(set(config) - {field.name for field in fields(NetworkConfig)})
     if unknown:
@@ -49,7 +49,8 @@ def create_model(name_or_arch: str, checkpoint: str | Path | None = None, *,
         arch_text, base = published_config(name_or_arch)
     else:
         arch_text, base = name_or_arch, {}
-    architecture = resolve_architecture(arch_text, space)
+    architecture = require_cell_architecture(resolve_architecture(arch_text, space),
+                                             "create_model")
     if checkpoint is None:
         return build_network(architecture, NetworkConfig(**{**base, **config}))
     from naonet.compat.model_file import load_model

@@ -1,31 +1,51 @@
-"""``nao info ARCH``: both cells, parameter counts and multiply-adds."""
+"""``nao info ARCH``: an architecture's cells, parameter counts and multiply-adds; for a
+NAS-Bench-201 cell with ``--reference table:CSV``, what the benchmark measured of it."""
 
 from __future__ import annotations
 
 import argparse
 
+from naonet.errors import UserError
 from naonet.models import NetworkConfig, build_network, count_multiply_adds, count_parameters
-from naonet.spaces import resolve_architecture
+from naonet.spaces import Architecture, resolve_architecture
 
 # (label, skeleton, C, N, classes, input size): the published configurations.
 PUBLISHED_CONFIGS = [
     ("CIFAR-10, C 36, N 6", "cifar", 36, 6, 10, 32),
     ("ImageNet, C 52, N 4", "imagenet", 52, 4, 1000, 224),
 ]
+# (label, classes, input size): the data sets NAS-Bench-201 trained its network on.
+BENCHMARK_DATASETS = [("CIFAR-10", 10, 32), ("CIFAR-100", 100, 32), ("ImageNet16-120", 120, 16)]
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("info", help="show an architecture's cells, parameters "
                                    "and multiply-adds", description=__doc__)
-    parser.add_argument("arch", help="architecture name (naonet-v2) or string")
+    parser.add_argument("arch", help="architecture name (naonet-v2), string, or a line of "
+                        "arch_pool (NAS-Bench-201 cells too)")
     parser.add_argument("--space", default=None, help="search space of an integer string "
                         "(default: small)")
+    parser.add_argument("--reference", default=None, metavar="table:CSV",
+                        help="a NAS-Bench-201 cell's index, accuracies and rank in this table")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     architecture = resolve_architecture(args.arch, args.space)
+    is_naonet = isinstance(architecture, Architecture)
+    if is_naonet and args.reference is not None:
+        raise UserError("--reference looks NAS-Bench-201 cells up in their table; "
+                        f"{args.arch!r} is a NAONet of the {architecture.space.name} space")
     print(f"architecture: {architecture.to_qualified_string()}")
+    if is_naonet:
+        print_naonet(architecture)
+    else:
+        print_benchmark_cell(architecture, args.reference)
+    return 0
+
+
+def print_naonet(architecture: Architecture) -> None:
+    """Both cells, then the sizes of the published networks built from them."""
     for cell_type, cell in architecture.cells().items():
         print(f"{cell_type} cell (output = concat of states {list(cell.loose_ends())}):")
         for index, node in enumerate(cell.nodes):
@@ -39,4 +59,33 @@ def run(args: argparse.Namespace) -> int:
         macs = count_multiply_adds(network, (3, size, size))
         print(f"{label:<22}{count_parameters(network):>17,}"
               f"{count_parameters(network, include_aux=True):>15,}{macs / 1e6:>12,.1f} M")
-    return 0
+
+
+def print_benchmark_cell(architecture, reference: str | None) -> None:
+    """The cell's edges, the benchmark network's sizes, and (given the table) what the
+    benchmark measured."""
+    from naonet.search.ranking import BENCHMARK_SIZE
+
+    space = architecture.space
+    print("cell (node 0 is the cell input, node 3 its output):")
+    for target in range(1, space.num_nodes):
+        terms = " + ".join(f"{op}(node {source})" for source, op in architecture.incoming(target))
+        print(f"  node {target} = {terms}")
+    channels, cells = BENCHMARK_SIZE
+    print(f"benchmark network, C {channels}, {cells} cells per stage:")
+    print(f"{'data set':<22}{'params':>12}{'mult-adds':>14}")
+    for label, classes, size in BENCHMARK_DATASETS:
+        config = space.network_config(channels, cells, classes)
+        macs = space.multiply_adds(architecture, config, size)
+        print(f"{label:<22}{space.parameter_count(architecture, config):>12,}"
+              f"{macs / 1e6:>12,.1f} M")
+    if reference is not None:
+        from naonet.nb201 import DEFAULT_METRIC, metric_column
+        from naonet.search.reference import ReferenceTable
+
+        table = ReferenceTable.load(reference, space)
+        truth = table.true_accuracy(architecture)
+        validation = table.table.value(architecture, metric_column(DEFAULT_METRIC))
+        print(f"in {table.table.source}: index {table.table.index(architecture)}, "
+              f"validation {validation:.2f} %, test {100 * truth.test_accuracy:.2f} % "
+              f"(rank {truth.rank:,} of {truth.of:,})")

@@ -1,8 +1,9 @@
 """``nao show ARCH``: draw the normal and the reduction cell of an architecture.
 
 ARCH is a name (naonet-v2), a line of arch_pool / arch_pool.final ("small:1 1 0 ..."),
-40 integers, or the readable form. The picture format follows the file name (.png,
-.svg or .pdf); the readable form is printed too.
+40 integers, the readable form, or a NAS-Bench-201 cell ("|nor_conv_3x3~0|+..."; its one
+cell is drawn). The picture format follows the file name (.png, .svg or .pdf); the
+readable form is printed too.
 
   nao show naonet-v2 -o naonet-v2.png
   nao show "$(head -n 1 runs/search/arch_pool.final)" -o best.svg
@@ -19,7 +20,8 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("arch", metavar="ARCH", help="architecture name or string")
     parser.add_argument("--space", default=None,
-                        help="search space of an integer string without prefix (small, middle)")
+                        help="search space of an integer string without prefix (small, "
+                             "middle); NAS-Bench-201 cells say their own")
     parser.add_argument("-o", "--output", default="cells.png",
                         help="picture file: .png, .svg or .pdf (default: cells.png)")
     parser.add_argument("--title", default=None, help="title (default: the architecture)")
@@ -27,11 +29,16 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from naonet.search.plots import draw_architecture
-    from naonet.spaces import resolve_architecture
+    from naonet.search.plots import draw_architecture, draw_benchmark_cell
+    from naonet.spaces import Architecture, resolve_architecture
 
     architecture = resolve_architecture(args.arch, args.space)
-    draw_architecture(architecture, args.output, args.title)
-    print(architecture.to_readable())
-    print(f"cells drawn in {args.output}")
+    if isinstance(architecture, Architecture):
+        draw_architecture(architecture, args.output, args.title)
+        print(architecture.to_readable())
+        print(f"cells drawn in {args.output}")
+    else:  # a NAS-Bench-201 cell: one cell, the benchmark's own network around it
+        draw_benchmark_cell(architecture, args.output, args.title)
+        print(architecture.to_qualified_string())
+        print(f"cell drawn in {args.output}")
     return 0

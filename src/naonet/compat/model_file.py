@@ -15,7 +15,7 @@ from naonet.compat.released import (
 )
 from naonet.errors import UserError
 from naonet.models import NAONet, NetworkConfig, build_network
-from naonet.spaces import Architecture, resolve_architecture
+from naonet.spaces import Architecture, require_cell_architecture, resolve_architecture
 
 
 @dataclass
@@ -41,7 +41,8 @@ def load_model(path: str | Path, arch: str | None = None, space: str | None = No
     state_dict = extract_state_dict(payload, path)
     is_ours = isinstance(payload, dict) and "network" in payload and "arch" in payload
     if is_ours:
-        architecture = resolve_architecture(arch or payload["arch"], space)
+        architecture = require_cell_architecture(
+            resolve_architecture(arch or payload["arch"], space), "a naonet checkpoint")
         values = {**payload["network"],
                   **{k: v for k, v in network_overrides.items() if v is not None}}
         config = NetworkConfig(**values)
@@ -54,7 +55,8 @@ def load_model(path: str | Path, arch: str | None = None, space: str | None = No
         if not arch_text:
             raise UserError(f"{path} does not record its architecture; pass --arch (for "
                             "example --arch naonet-v2)")
-        architecture = resolve_architecture(str(arch_text), space or saved.get("search_space"))
+        architecture = require_cell_architecture(resolve_architecture(
+            str(arch_text), space or saved.get("search_space")), "a released checkpoint")
         config = infer_network_config(state_dict, **network_overrides)
         dataset, image_size, classes = saved.get("dataset"), 0, None
     network = build_network(architecture, config)

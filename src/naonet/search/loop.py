@@ -733,7 +733,10 @@ def finish(run: SearchRun) -> list[dict]:
                           f"of {truth.of:,} in {config.reference}")
         elif isinstance(run.meter.space, CellSearchSpace):
             announce(run, f"train the first with: nao train --arch \"$(head -n 1 "
-                          f"{run.run_dir / 'arch_pool.final'})\"")
+                          f"{run.run_dir / 'arch_pool.final'})\" --data {config.data}")
+        else:  # a benchmark's cell: the benchmark trained it
+            announce(run, f"look the first up with: nao info \"$(head -n 1 "
+                          f"{run.run_dir / 'arch_pool.final'})\" --reference table:CSV")
     barrier()
     return [entry_record(entry, network_config, costs=run.costs) for entry in final]
 

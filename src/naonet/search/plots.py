@@ -177,6 +177,47 @@ def draw_architecture(architecture: Architecture, path: str | Path,
         plt.close(figure)
 
 
+def draw_benchmark_cell(architecture, path: str | Path, title: str | None = None) -> None:
+    """A NAS-Bench-201 cell as a graph (nodes in a row, every edge but ``none`` drawn
+    with its op) into a PNG, SVG or PDF file."""
+    path = check_picture_path(path)
+    plt = _pyplot()
+    space = architecture.space
+    op_names = space.op_names
+    colours = {name: f"C{index % 10}" for index, name in enumerate(op_names)}
+    spacing = 1.6 * COLUMN_WIDTH  # room for an op's name between neighbours
+    places = {node: (spacing * node, 0.0) for node in range(space.num_nodes)}
+    figure, axes = plt.subplots(figsize=(2.6 * space.num_nodes, 3.2))
+    for (source, target), op in zip(space.edges, architecture.op_names):
+        if op == "none":  # no connection: nothing flows along it
+            continue
+        span = target - source  # neighbours straight, longer edges arc above, the longest below
+        bend = 0.0 if span == 1 else (-0.45 if span == 2 else 0.35)
+        _edge(axes, places[source], places[target], colours[op], bend, op)
+    box = dict(boxstyle="round,pad=0.3", linewidth=1)
+    last = space.num_nodes - 1
+    for node, (x, y) in places.items():
+        label, face = (("input", "#d8e8f8") if node == 0 else
+                       ("output", "#fde9c9") if node == last else (str(node), "#e8f4e0"))
+        axes.text(x, y, label, ha="center", va="center", fontsize=10, zorder=3,
+                  bbox={**box, "facecolor": face})
+    axes.set_xlim(-0.9, spacing * last + 0.9)
+    axes.set_ylim(-1.9, 1.9)
+    axes.set_aspect("equal")  # arc3 bends in display space: label positions need 1:1
+    axes.axis("off")
+    figure.suptitle(title or architecture.to_qualified_string(), fontsize=8)
+    try:
+        figure.tight_layout()
+        _save(figure, path)
+    except UserError:
+        raise
+    except ValueError as error:  # matplotlib's mathtext cannot typeset the title
+        raise UserError(f"cannot typeset the title ({mathtext_problem(error)}); pass a "
+                        "--title with valid $...$ math, or escape $ as \\$") from None
+    finally:
+        plt.close(figure)
+
+
 def mathtext_problem(error: ValueError) -> str:
     """The last line of a mathtext error (its first lines repeat the text)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]

@@ -24,6 +24,7 @@ from naonet.spaces.registry import (
     architecture_names,
     named_architecture,
     register_architecture,
+    require_cell_architecture,
     resolve_architecture,
 )
 
@@ -55,6 +56,7 @@ __all__ = [
     "parse_architecture",
     "register_architecture",
     "register_space",
+    "require_cell_architecture",
     "resolve_architecture",
     "space_names",
 ]

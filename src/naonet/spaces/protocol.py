@@ -142,16 +142,24 @@ def parse_architecture(text: str, space: str | SearchSpace | None = None):
     ``|op~0|+...`` of NAS-Bench-201); else it is read in the default space.
     """
     stripped = text.strip()
+    said = space_named_by(stripped)
     if space is None:
-        space = _space_named_by(stripped)
-    return get_space(space).parse(stripped)
+        return get_space(said).parse(stripped)  # None: the default space
+    wanted = get_space(space)
+    if said is not None and said != wanted.name:
+        raise UserError(f"architecture is written for the {said!r} space but the "
+                        f"{wanted.name!r} space was asked for; drop the prefix or pass "
+                        f"--space {said}")
+    return wanted.parse(stripped)
 
 
-def _space_named_by(text: str) -> str:
+def space_named_by(text: str) -> str | None:
+    """The space ``text`` names (a ``name:`` or ``name |`` prefix) or is written in (a
+    form only one space writes); None when it does not say."""
     for separator in (":", "|"):
         head = text.split(separator, 1)[0].strip()
         if separator in text and head in _SPACES:
             return head
     claimed = [name for name, space in _SPACES.items()
                if getattr(space, "claims", lambda _: False)(text)]
-    return claimed[0] if claimed else DEFAULT_SPACE
+    return claimed[0] if claimed else None

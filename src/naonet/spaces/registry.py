@@ -33,8 +33,9 @@ def named_architecture(name: str) -> Architecture:
     return Architecture.parse(text, space)
 
 
-def resolve_architecture(text: str, space: str | CellSearchSpace | None = None) -> Architecture:
-    """A registered name or any text form of an architecture."""
+def resolve_architecture(text: str, space: str | CellSearchSpace | None = None):
+    """A registered name or any text form of an architecture of any registered space
+    (:func:`require_cell_architecture` where only a NAONet's cells will do)."""
     text = text.strip()
     if text in _NAMED:
         architecture = named_architecture(text)
@@ -48,4 +49,17 @@ def resolve_architecture(text: str, space: str | CellSearchSpace | None = None) 
     if looks_like_name and not any(ch.isdigit() for ch in text.split()[0][:1]):
         if " " not in text and ":" not in text:
             named_architecture(text)  # raises the unknown-name error
-    return Architecture.parse(text, space)
+    from naonet.spaces.protocol import parse_architecture
+
+    return parse_architecture(text, space)
+
+
+def require_cell_architecture(architecture, what: str) -> Architecture:
+    """``architecture`` if it is a NAONet cell pair (small, middle), else a UserError
+    saying that ``what`` builds NAONets: a NAS-Bench-201 cell's network is the
+    benchmark's, and its trained accuracy is in the benchmark table."""
+    if isinstance(architecture, Architecture):
+        return architecture
+    raise UserError(f"{what} builds NAONets from cells of the small or middle space, not a "
+                    f"cell of the {architecture.space.name} space; the benchmark trained it: "
+                    "nao info ARCH --reference table:CSV looks up its accuracy")

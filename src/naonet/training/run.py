@@ -26,7 +26,7 @@ from naonet.models import NAONet, NetworkConfig, build_network, count_parameters
 from naonet.run_folder import claim_run_folder
 from naonet.runtime import FastPaths, maybe_compile, to_memory_format
 from naonet.runtime import apply as apply_fast_paths
-from naonet.spaces import Architecture, resolve_architecture
+from naonet.spaces import Architecture, require_cell_architecture, resolve_architecture
 from naonet.training.checkpoint import (
     atomic_save,
     atomic_write_text,
@@ -209,7 +209,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     precision = Precision.from_name(paths.amp, context.device)
     if paths.amp == "fp16" and context.device.type != "cuda":
         raise UserError("--amp fp16 needs a CUDA device; use --amp bf16 on this device")
-    architecture = resolve_architecture(config.arch, config.space)
+    architecture = require_cell_architecture(resolve_architecture(config.arch, config.space),
+                                             "nao train")
     run_dir = Path(config.output)
     if not config.download:
         existing_data_path(config.data)  # bad input writes nothing, not even a run folder

@@ -249,28 +249,43 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_and_the_handler_is_restored(caps
     from naonet.cli import info
 
     def killed(args):
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            return 99  # no handler: the signal would end pytest itself
         os.kill(os.getpid(), signal.SIGTERM)  # a scheduler's stop
         time.sleep(10)  # the handler raises before this ends
         return 0
 
     monkeypatch.setattr(info, "run", killed)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
     before = signal.getsignal(signal.SIGTERM)
+    assert before is signal.SIG_DFL  # as a process starts
     assert main(["info", "naonet-v2"]) == 128 + signal.SIGTERM
     assert capsys.readouterr().err == "nao: terminated; rerun the same command to resume\n"
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_a_closed_output_pipe_ends_quietly(capsys, monkeypatch):
+def test_a_closed_output_pipe_ends_quietly():
+    """nao info | head -1: the reader closes the pipe before nao writes."""
     import signal
+    import subprocess
+    import sys
 
+    process = subprocess.Popen([sys.executable, "-m", "naonet.cli.main", "info", "naonet-v2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the interpreter has even started writing
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGPIPE and err == b"", err
+
+
+def test_a_broken_pipe_that_is_not_the_output_is_an_error(capsys, monkeypatch):
     from naonet.cli import info
 
-    def reader_gone(args):
-        raise BrokenPipeError(32, "Broken pipe")  # what print raises after `| head -1`
+    def lost_a_worker(args):
+        raise BrokenPipeError(32, "Broken pipe")  # a pipe to a worker, not stdout
 
-    monkeypatch.setattr(info, "run", reader_gone)
-    assert main(["info", "naonet-v2"]) == 128 + signal.SIGPIPE
-    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(info, "run", lost_a_worker)
+    assert main(["info", "naonet-v2"]) == 2
+    assert "Broken pipe" in capsys.readouterr().err
 
 
 def test_version_names_the_package_and_its_revision(capsys):

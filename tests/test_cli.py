@@ -45,8 +45,11 @@ def test_a_nas_bench_201_line_of_arch_pool_is_shown_and_looked_up(capsys, tmp_pa
                                       str(tmp_path / "cell.png"))
     assert status == 0, err
     assert (tmp_path / "cell.png").read_bytes()[:4] == b"\x89PNG"
-    for command in (["train", "--arch", best.to_string()], ["info", best.to_string(),
-                                                             "--space", "small"]):
+    for command, fragment in [
+            (["train", "--arch", best.to_string()], "builds NAONets from cells of the small"),
+            (["info", best.to_string(), "--space", "small"], "written in the form of the "
+                                                             "'nb201' space"),
+            (["info", f"nb201:{best.to_string()}", "--space", "small"], "prefixed the 'nb201'")]:
         status, _, err = nao_in_process(capsys, *command)
         assert status == 2 and len(err.strip().splitlines()) == 1, err
-        assert ("small or middle space" in err) or ("written for the 'nb201' space" in err)
+        assert fragment in err, err

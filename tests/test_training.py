@@ -116,8 +116,9 @@ def test_resuming_after_an_epoch_gives_the_uninterrupted_weights(cifar_mini, tmp
 
 def test_a_kill_while_an_epoch_is_saved_loses_none_of_its_outputs(cifar_mini, tmp_path,
                                                                    monkeypatch):
-    """Interrupted at each write of epoch 1's outputs (best.pt, the metrics line, last.pt)
-    in turn, the rerun ends with every metrics line and the uninterrupted weights."""
+    """Interrupted at each write of epoch 1's outputs (the metrics line, last.pt, best.pt)
+    in turn, the rerun ends with every metrics line, the uninterrupted weights and the
+    uninterrupted best.pt (a kill before best.pt: written again on resume)."""
     from naonet.training import run as training_run
     from naonet.training.config import TrainConfig
 
@@ -126,8 +127,9 @@ def test_a_kill_while_an_epoch_is_saved_loses_none_of_its_outputs(cifar_mini, tm
                   valid_size=32)
     training_run.train(TrainConfig(output=str(tmp_path / "ref"), **common), False)
     expected = torch.load(tmp_path / "ref" / "last.pt", weights_only=True)["model"]
+    expected_best = torch.load(tmp_path / "ref" / "best.pt", weights_only=True)
     real = {name: getattr(training_run, name) for name in ("write_checkpoint", "log_epoch")}
-    writes_of_epoch_one = 3  # best.pt (epoch 1 is the best so far), metrics, last.pt
+    writes_of_epoch_one = 3  # metrics, last.pt, best.pt (epoch 1 is the best so far)
 
     def killed_at(kill_at: int, calls: list, name: str):
         def write(*args, **kwargs):
@@ -150,7 +152,10 @@ def test_a_kill_while_an_epoch_is_saved_loses_none_of_its_outputs(cifar_mini, tm
         assert [m["epoch"] for m in read_metrics(folder)] == [1, 2], calls
         final = torch.load(folder / "last.pt", weights_only=True)["model"]
         assert all(torch.equal(final[key], value) for key, value in expected.items()), calls
-        assert (folder / "best.pt").exists()
+        best = torch.load(folder / "best.pt", weights_only=True)
+        assert best["epoch"] == expected_best["epoch"], calls
+        assert all(torch.equal(best["model"][key], value)
+                   for key, value in expected_best["model"].items()), calls
 
 
 def test_corrupt_last_checkpoint_is_reported_in_one_line(capsys, cifar_mini, tmp_path):

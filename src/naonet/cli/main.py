@@ -95,20 +95,26 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    # Not under torchrun (its agent stops the ranks; a rank blocked in a collective could
+    # not run a Python handler), nor where the parent chose to ignore SIGTERM, nor off
+    # the main thread (only it may set handlers).
+    handles_sigterm = (threading.current_thread() is threading.main_thread()
+                       and "TORCHELASTIC_RUN_ID" not in os.environ
+                       and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+    if handles_sigterm:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.handler(args) or 0)
     except UserError as error:
         sys.stderr.write(f"nao {args.command}: error: {one_line(error)}\n")
         return 2
-    except BrokenPipeError:  # the reader of the output went away (nao info | head)
-        _silence_stdout()
+    except BrokenPipeError as error:
+        if not _stdout_closed():  # another pipe or socket: an error like any other
+            return _report_os_error(args.command, error)
+        _silence_stdout()  # the reader of the output went away (nao info | head)
         return 128 + signal.SIGPIPE
     except OSError as error:  # an unusable path or a full disk: the system's own words
-        sys.stderr.write(f"nao {args.command}: error: {one_line(describe_os_error(error))}; "
-                         "check the paths you passed and the free disk space\n")
-        return 2
+        return _report_os_error(args.command, error)
     except Terminated:
         sys.stderr.write("nao: terminated; rerun the same command to resume\n")
         return 128 + signal.SIGTERM
@@ -116,8 +122,27 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("nao: interrupted; rerun the same command to resume\n")
         return 130
     finally:
-        if in_main_thread:  # only the main thread may set handlers
-            signal.signal(signal.SIGTERM, previous)
+        if handles_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _report_os_error(command: str, error: OSError) -> int:
+    sys.stderr.write(f"nao {command}: error: {one_line(describe_os_error(error))}; check the "
+                     "paths you passed and the free disk space\n")
+    return 2
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader went away (poll reports an error on the
+    write end of such a pipe)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll, or stdout is not a file
+        return False
 
 
 def _silence_stdout() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shlex
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -732,11 +733,13 @@ def finish(run: SearchRun) -> list[dict]:
                           f"accuracy {100 * truth.test_accuracy:.2f} %, rank {truth.rank:,} "
                           f"of {truth.of:,} in {config.reference}")
         elif isinstance(run.meter.space, CellSearchSpace):
-            announce(run, f"train the first with: nao train --arch \"$(head -n 1 "
-                          f"{run.run_dir / 'arch_pool.final'})\" --data {config.data}")
+            final_file = shlex.quote(str(run.run_dir / "arch_pool.final"))
+            announce(run, f"train the first with: nao train --arch \"$(head -n 1 {final_file})\""
+                          f" --dataset {config.dataset} --data {shlex.quote(str(config.data))}")
         else:  # a benchmark's cell: the benchmark trained it
-            announce(run, f"look the first up with: nao info \"$(head -n 1 "
-                          f"{run.run_dir / 'arch_pool.final'})\" --reference table:CSV")
+            final_file = shlex.quote(str(run.run_dir / "arch_pool.final"))
+            announce(run, f"look the first up with: nao info \"$(head -n 1 {final_file})\" "
+                          "--reference table:CSV")
     barrier()
     return [entry_record(entry, network_config, costs=run.costs) for entry in final]
 

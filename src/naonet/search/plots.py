@@ -166,10 +166,18 @@ def draw_architecture(architecture: Architecture, path: str | Path,
     figure, axes = plt.subplots(2, 1, figsize=(width, width * 0.62))
     _draw_cell(axes[0], architecture, architecture.normal, "normal cell")
     _draw_cell(axes[1], architecture, architecture.reduction, "reduction cell")
-    figure.suptitle(title or architecture.to_qualified_string(), fontsize=8)
+    _save_titled(plt, figure, title or architecture.to_qualified_string(), path)
+
+
+def _save_titled(plt, figure, title: str, path: Path) -> None:
+    """Title, lay out and save a drawing; a title matplotlib cannot typeset is a
+    UserError; the figure is closed in any case."""
+    figure.suptitle(title, fontsize=8)
     try:
         figure.tight_layout()  # lays the title out: where bad $...$ math fails
         _save(figure, path)
+    except UserError:
+        raise
     except ValueError as error:  # matplotlib's mathtext cannot typeset the title
         raise UserError(f"cannot typeset the title ({mathtext_problem(error)}); pass a "
                         "--title with valid $...$ math, or escape $ as \\$") from None
@@ -205,17 +213,7 @@ def draw_benchmark_cell(architecture, path: str | Path, title: str | None = None
     axes.set_ylim(-1.9, 1.9)
     axes.set_aspect("equal")  # arc3 bends in display space: label positions need 1:1
     axes.axis("off")
-    figure.suptitle(title or architecture.to_qualified_string(), fontsize=8)
-    try:
-        figure.tight_layout()
-        _save(figure, path)
-    except UserError:
-        raise
-    except ValueError as error:  # matplotlib's mathtext cannot typeset the title
-        raise UserError(f"cannot typeset the title ({mathtext_problem(error)}); pass a "
-                        "--title with valid $...$ math, or escape $ as \\$") from None
-    finally:
-        plt.close(figure)
+    _save_titled(plt, figure, title or architecture.to_qualified_string(), path)
 
 
 def mathtext_problem(error: ValueError) -> str:

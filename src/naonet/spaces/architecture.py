@@ -105,11 +105,9 @@ class Architecture:
         named_space, body = _split_space_prefix(text)
         if named_space is not None and space is not None:
             if get_cell_space(space).name != get_cell_space(named_space).name:
-                raise UserError(
-                    f"architecture is written for the {named_space!r} space but the "
-                    f"{get_cell_space(space).name!r} space was asked for; drop the prefix or "
-                    f"pass --space {named_space}"
-                )
+                from naonet.spaces.protocol import space_mismatch
+
+                raise space_mismatch(named_space, get_cell_space(space).name, prefixed=True)
         resolved = get_cell_space(named_space or space)
         if "normal:" in body or "(" in body:
             return cls._parse_readable(body, resolved)

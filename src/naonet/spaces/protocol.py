@@ -142,24 +142,39 @@ def parse_architecture(text: str, space: str | SearchSpace | None = None):
     ``|op~0|+...`` of NAS-Bench-201); else it is read in the default space.
     """
     stripped = text.strip()
-    said = space_named_by(stripped)
+    prefix = _prefix_space(stripped)
+    said = prefix or _claiming_space(stripped)
     if space is None:
         return get_space(said).parse(stripped)  # None: the default space
     wanted = get_space(space)
     if said is not None and said != wanted.name:
-        raise UserError(f"architecture is written for the {said!r} space but the "
-                        f"{wanted.name!r} space was asked for; drop the prefix or pass "
-                        f"--space {said}")
+        raise space_mismatch(said, wanted.name, prefixed=prefix is not None)
     return wanted.parse(stripped)
+
+
+def space_mismatch(said: str, wanted: str, prefixed: bool) -> UserError:
+    """The error for text of the ``said`` space where the ``wanted`` one was asked for."""
+    how = "prefixed" if prefixed else "written in the form of"
+    fix = "drop the prefix or pass" if prefixed else "drop --space, or pass"
+    return UserError(f"the architecture is {how} the {said!r} space but the {wanted!r} space "
+                     f"was asked for; {fix} --space {said}")
 
 
 def space_named_by(text: str) -> str | None:
     """The space ``text`` names (a ``name:`` or ``name |`` prefix) or is written in (a
     form only one space writes); None when it does not say."""
+    return _prefix_space(text) or _claiming_space(text)
+
+
+def _prefix_space(text: str) -> str | None:
     for separator in (":", "|"):
         head = text.split(separator, 1)[0].strip()
         if separator in text and head in _SPACES:
             return head
+    return None
+
+
+def _claiming_space(text: str) -> str | None:
     claimed = [name for name, space in _SPACES.items()
                if getattr(space, "claims", lambda _: False)(text)]
     return claimed[0] if claimed else None

@@ -62,9 +62,17 @@ def require_checkpoint_file(path: Path) -> None:
     """A UserError unless ``path`` is a file; a run folder gets the names of its
     checkpoints."""
     if path.is_dir():
-        found = sorted(p.name for p in path.glob("*.pt"))
-        hint = (f"pass one of its checkpoints ({', '.join(found)}), e.g. {path / found[0]}"
-                if found else "pass a checkpoint file (.pt)")
+        from naonet.search.state import CHECKPOINT_NAME as SEARCH_STATE
+
+        # a search's state is no network: its run folder says how to get one
+        found = sorted(p.name for p in path.glob("*.pt") if p.name != SEARCH_STATE)
+        if found:
+            hint = f"pass one of its checkpoints ({', '.join(found)}), e.g. {path / found[0]}"
+        elif (path / "arch_pool.final").is_file():
+            hint = ("a search's folder holds no trained network; train a line of its "
+                    "arch_pool.final with nao train --arch")
+        else:
+            hint = "pass a checkpoint file (.pt)"
         raise UserError(f"{path} is a folder; {hint}")
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist; check the path")

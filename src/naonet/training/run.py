@@ -173,16 +173,33 @@ def log_epoch(run_dir: Path, record: dict) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+def restore_best_checkpoint(run_dir: Path, model, optimizer, scheduler, state: RunState,
+                            *saved) -> None:
+    """Write best.pt again if the last committed epoch was the best and a kill came
+    before best.pt was written (the model holds that epoch's weights: just resumed)."""
+    if state.epoch == 0 or state.best_epoch != state.epoch:
+        return
+    best = run_dir / "best.pt"
+    try:
+        if best.is_file() and load_checkpoint(best).get("epoch") == state.epoch:
+            return
+    except UserError:  # unreadable: written again below
+        pass
+    write_checkpoint(best, model, optimizer, scheduler, state, *saved)
+
+
 class TensorBoardLog:
     """Per-epoch scalars for TensorBoard (rank 0, when ``--tensorboard`` is on)."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, first_step: int = 1):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise UserError("--tensorboard needs the tensorboard package; install it with "
                             "pip install 'naonet[tensorboard]'") from None
-        self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        # A resumed run repeats the epochs after last.pt: their old events are purged.
+        self.writer = SummaryWriter(str(run_dir / "tensorboard"),
+                                    purge_step=first_step if first_step > 1 else None)
 
     def write(self, record: dict) -> None:
         for key, value in record.items():
@@ -234,7 +251,11 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
         model = maybe_compile(wrap_data_parallel(network, context), paths.compile)
     _announce(context, config, architecture, network, data, state, paths)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    board = TensorBoardLog(run_dir) if config.tensorboard and context.is_main else None
+    board = (TensorBoardLog(run_dir, first_step=state.epoch + 1)
+             if config.tensorboard and context.is_main else None)
+    if context.is_main:
+        restore_best_checkpoint(run_dir, model, optimizer, scheduler, state, config,
+                                architecture, network_config, scaler, data.classes)
     steps_per_epoch = len(data.train)
     last_test = None
     while state.epoch < config.epochs:
@@ -243,16 +264,18 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
                                show_progress)
         state.epoch += 1
         if context.is_main:
-            # last.pt commits the epoch, so it is written after the epoch's other outputs:
-            # a kill before it repeats the epoch (and rewrites them), never loses them.
+            # last.pt commits the epoch. The logs come first: a kill before last.pt repeats
+            # the epoch and rewrites them. best.pt comes after, from the committed state: a
+            # kill before it is mended on resume (restore_best_checkpoint), so it never
+            # holds an epoch the run then repeated.
+            log_epoch(run_dir, last_test)
+            if board is not None:
+                board.write(last_test)
+            write_checkpoint(run_dir / "last.pt", model, optimizer, scheduler, state, config,
+                             architecture, network_config, scaler, data.classes)
             if state.best_epoch == state.epoch:
                 write_checkpoint(run_dir / "best.pt", model, optimizer, scheduler, state,
                                  config, architecture, network_config, scaler, data.classes)
-            log_epoch(run_dir, last_test)
-            write_checkpoint(run_dir / "last.pt", model, optimizer, scheduler, state, config,
-                             architecture, network_config, scaler, data.classes)
-            if board is not None:
-                board.write(last_test)
     if last_test is None:  # already finished: report the saved result
         last_test = _final_evaluation(eval_model, data, precision)
     result = {**last_test, "arch": architecture.to_qualified_string(),

@@ -46,7 +46,6 @@ def test_a_nas_bench_201_line_of_arch_pool_is_shown_and_looked_up(capsys, tmp_pa
     assert status == 0, err
     assert (tmp_path / "cell.png").read_bytes()[:4] == b"\x89PNG"
     for command, fragment in [
-            (["train", "--arch", best.to_string()], "builds NAONets from cells of the small"),
             (["info", best.to_string(), "--space", "small"], "written in the form of the "
                                                              "'nb201' space"),
             (["info", f"nb201:{best.to_string()}", "--space", "small"], "prefixed the 'nb201'")]:

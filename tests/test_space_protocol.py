@@ -91,6 +91,13 @@ def test_controller_encoding_decodes_what_it_encodes(space):
         assert space.from_integers(space.to_integers(variant)) == variant
 
 
+def test_a_saved_network_config_reads_back_as_it_was(space):
+    """What a checkpoint saves (``config.to_dict()``) builds the same network again."""
+    config = space.network_config(channels=6, layers=2, num_classes=7)
+    again = space.network_config_from_dict(config.to_dict())
+    assert again == config and type(again) is type(config)
+
+
 def test_parameter_count_is_the_built_networks(space):
     config = space.network_config(**TINY)
     for arch in draws(space, count=4):

@@ -284,3 +284,39 @@ def test_pictures_get_the_umask_mode_and_keep_a_users_chmod(tmp_path, capsys):
     assert nao_in_process(capsys, "show", "naonet-v2", "-o", str(picture))[0] == 0
     assert stat.S_IMODE(picture.stat().st_mode) == 0o600
     assert [path.name for path in tmp_path.iterdir()] == ["cells.png"]  # no temporary left
+
+
+def test_a_nas_bench_201_cell_trains_and_its_checkpoint_evaluates_and_exports(capsys,
+                                                                             cifar_mini,
+                                                                             tmp_path):
+    """A line of a one-shot NB201 search's arch_pool (on a user's own images the table
+    knows nothing of it) trains as the benchmark's network, here at C 4 with 1 cell per
+    stage; its checkpoint evaluates to the run's own test accuracy and exports."""
+    from naonet.spaces import get_space, parse_architecture
+
+    from conftest import nao_in_process
+
+    cell = ("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+"
+            "|none~0|avg_pool_3x3~1|nor_conv_3x3~2|")
+    run = tmp_path / "run"
+    status, out, err = nao_in_process(
+        capsys, "train", "--arch", cell, "--data", str(cifar_mini), "--output", str(run),
+        "--channels", "4", "--layers", "1", "--batch-size", "32", "--epochs", "2",
+        "--train-subset", "64", "--test-subset", "40", "--device", "cpu", "--no-progress")
+    assert status == 0, err
+    assert "done: epoch 2/2" in out
+    result = json.loads((run / "result.json").read_text())
+    space = get_space("nb201")
+    assert result["arch"] == cell
+    assert result["params"] == space.parameter_count(parse_architecture(cell),
+                                                     space.network_config(4, 1, 10))
+    saved = torch.load(run / "last.pt", weights_only=True)
+    assert saved["network"] == {"channels": 4, "cells_per_stage": 1, "num_classes": 10,
+                                "stages": 3}
+    status, out, err = nao_in_process(capsys, "eval", str(run / "last.pt"), "--data",
+                                      str(cifar_mini), "--test-subset", "40", "--device", "cpu")
+    assert status == 0, err
+    assert f"{100 * result['test_top1']:.2f} %" in out, out
+    status, out, err = nao_in_process(capsys, "export", str(run / "last.pt"),
+                                      str(tmp_path / "cell.pt"))
+    assert status == 0 and "input dynamic x 3 x 32 x 32" in out, err

@@ -2,9 +2,9 @@
 
 Writes to the run folder (--output): arch_pool (every architecture, best first),
 arch_pool.final (the re-ranked top 5), pool.json (every score), rounds.jsonl,
-scores.png and a resumable checkpoint. Each line of arch_pool.final of a NAO cell
-space is accepted by 'nao train --arch' as it is (of NAS-Bench-201: by 'nao info LINE
---reference table:CSV', which prints the benchmark's accuracies):
+scores.png and a resumable checkpoint. Each line of arch_pool.final is accepted by
+'nao train --arch' as it is (a NAS-Bench-201 cell trains as the benchmark's network;
+'nao info LINE --reference table:CSV' prints what the benchmark measured of it):
 
   nao search --preset quick-cifar10 --data cifar10-jpg.tar.gz --output runs/search
   nao train --preset naonet-v2-cifar10 --arch "$(head -n 1 runs/search/arch_pool.final)" \

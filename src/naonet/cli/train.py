@@ -13,8 +13,11 @@ import argparse
 from naonet.cli.options import add_dataclass_flags
 
 HELP = {
-    "arch": "architecture name (naonet-v2) or string of integers",
-    "space": "search space of an integer architecture string (small or middle)",
+    "arch": "architecture name (naonet-v2), string of integers, or any line of arch_pool "
+            "(a NAS-Bench-201 cell trains as the benchmark's network: --channels 16 "
+            "--layers 5 for its size)",
+    "space": "search space of an integer architecture string (small or middle; a "
+             "NAS-Bench-201 cell says its own)",
     "dataset": "cifar10, cifar100, imagenet or folder (any train/ + test/ image folders)",
     "data": "data folder or .tar.gz archive",
     "download": "download CIFAR into --data when it is missing (needs the internet)",

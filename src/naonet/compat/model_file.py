@@ -3,8 +3,11 @@ of the released code (converted on the fly)."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
+
+from torch import nn
 
 from naonet.compat.released import (
     convert_state_dict,
@@ -14,14 +17,13 @@ from naonet.compat.released import (
     released_arguments,
 )
 from naonet.errors import UserError
-from naonet.models import NAONet, NetworkConfig, build_network
 from naonet.spaces import Architecture, require_cell_architecture, resolve_architecture
 
 
 @dataclass
 class LoadedModel:
-    network: NAONet
-    architecture: Architecture
+    network: nn.Module  # a NAONet, or the network of another space (NAS-Bench-201)
+    architecture: Architecture | Hashable
     dataset: str | None  # the data set it was trained on, when the file says
     released: bool  # whether the file came from the released code
     classes: list[str] | None = None  # class names by output index, when known
@@ -40,12 +42,15 @@ def load_model(path: str | Path, arch: str | None = None, space: str | None = No
     payload = read_checkpoint_payload(path)
     state_dict = extract_state_dict(payload, path)
     is_ours = isinstance(payload, dict) and "network" in payload and "arch" in payload
-    if is_ours:
-        architecture = require_cell_architecture(
-            resolve_architecture(arch or payload["arch"], space), "a naonet checkpoint")
+    if is_ours:  # a network of any space: the file names its architecture and config
+        architecture = resolve_architecture(arch or payload["arch"], space)
         values = {**payload["network"],
                   **{k: v for k, v in network_overrides.items() if v is not None}}
-        config = NetworkConfig(**values)
+        try:
+            config = architecture.space.network_config_from_dict(values)
+        except TypeError as error:  # an option the space's network does not have
+            raise UserError(f"{path}: {error}; its {architecture.space.name} network "
+                            "takes no such option") from None
         training = payload.get("config") or {}
         dataset, image_size = training.get("dataset"), int(training.get("image_size") or 0)
         classes = payload.get("classes")
@@ -59,8 +64,15 @@ def load_model(path: str | Path, arch: str | None = None, space: str | None = No
             str(arch_text), space or saved.get("search_space")), "a released checkpoint")
         config = infer_network_config(state_dict, **network_overrides)
         dataset, image_size, classes = saved.get("dataset"), 0, None
-    network = build_network(architecture, config)
-    network.load_state_dict(convert_state_dict(state_dict, network.state_dict()))
+    network = architecture.space.build_network(architecture, config)
+    if isinstance(architecture, Architecture):  # NAONet names: the released ones renamed
+        state_dict = convert_state_dict(state_dict, network.state_dict())
+    try:
+        network.load_state_dict(state_dict)
+    except RuntimeError as error:  # another space's network: its own names, checked here
+        reason = str(error).splitlines()[0]
+        raise UserError(f"{path} does not fit its {architecture.space.name} network "
+                        f"({reason}); check --arch and the network options") from None
     classes = known_classes(classes, dataset, config.num_classes)
     return LoadedModel(network, architecture, dataset, released=not is_ours, classes=classes,
                        image_size=image_size)

@@ -732,14 +732,16 @@ def finish(run: SearchRun) -> list[dict]:
             announce(run, f"found: {final[0].architecture.to_qualified_string()}: true test "
                           f"accuracy {100 * truth.test_accuracy:.2f} %, rank {truth.rank:,} "
                           f"of {truth.of:,} in {config.reference}")
-        elif isinstance(run.meter.space, CellSearchSpace):
+        else:
+            from naonet.search.ranking import BENCHMARK_SIZE
+
             final_file = shlex.quote(str(run.run_dir / "arch_pool.final"))
+            # a benchmark's cell trains as the benchmark's network, at the benchmark's size
+            size = ("" if isinstance(run.meter.space, CellSearchSpace) else
+                    " --channels {} --layers {}".format(*BENCHMARK_SIZE))
             announce(run, f"train the first with: nao train --arch \"$(head -n 1 {final_file})\""
-                          f" --dataset {config.dataset} --data {shlex.quote(str(config.data))}")
-        else:  # a benchmark's cell: the benchmark trained it
-            final_file = shlex.quote(str(run.run_dir / "arch_pool.final"))
-            announce(run, f"look the first up with: nao info \"$(head -n 1 {final_file})\" "
-                          "--reference table:CSV")
+                          f"{size} --dataset {config.dataset} "
+                          f"--data {shlex.quote(str(config.data))}")
     barrier()
     return [entry_record(entry, network_config, costs=run.costs) for entry in final]
 

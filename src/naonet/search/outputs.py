@@ -2,8 +2,7 @@
 
 * ``arch_pool``: every architecture scored so far, best supernet score first, one
   ``space:integers`` line each, or a NAS-Bench-201 cell in the benchmark's form
-  (``nao show`` and ``nao info`` accept any line as it is, ``nao train --arch`` any of a
-  NAO cell space);
+  (``nao train --arch``, ``nao show`` and ``nao info`` accept any line as it is);
   ``arch_pool.perf``: their supernet scores, line by line (the released layout).
 * ``arch_pool.final``: the top architectures (one of each canonical form; with a
   few-shot supernet, the copies' best in turn), re-ranked by training from scratch once

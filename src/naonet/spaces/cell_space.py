@@ -112,6 +112,11 @@ class CellSearchSpace(IntegerCodedSpace):
         return NetworkConfig(skeleton=skeleton, channels=channels, layers=layers,
                              num_classes=num_classes, **regularisation)
 
+    def network_config_from_dict(self, values: dict):
+        from naonet.models import NetworkConfig
+
+        return NetworkConfig(**values)
+
     def build_network(self, architecture, config):
         from naonet.models import build_network
 

@@ -165,6 +165,11 @@ class NB201Space(IntegerCodedSpace):
 
         return NB201NetworkConfig(channels, layers, num_classes)
 
+    def network_config_from_dict(self, values: dict):
+        from naonet.models.nb201 import NB201NetworkConfig
+
+        return NB201NetworkConfig(**values)
+
     def build_network(self, architecture: NB201Architecture, config):
         from naonet.models.nb201 import build_nb201_network
 

@@ -58,6 +58,9 @@ class SearchSpace(Protocol):
                        skeleton: str = "cifar", **regularisation: Any):
         """The config of the space's discrete network of that size."""
 
+    def network_config_from_dict(self, values: dict):
+        """The network config a checkpoint saved (its ``to_dict()``), read back."""
+
     def build_network(self, architecture, config):
         """The discrete network; ``forward(images)`` -> ``(logits, aux_logits or None)``."""
 

@@ -56,10 +56,10 @@ def resolve_architecture(text: str, space: str | CellSearchSpace | None = None):
 
 def require_cell_architecture(architecture, what: str) -> Architecture:
     """``architecture`` if it is a NAONet cell pair (small, middle), else a UserError
-    saying that ``what`` builds NAONets: a NAS-Bench-201 cell's network is the
-    benchmark's, and its trained accuracy is in the benchmark table."""
+    saying that ``what`` builds NAONets only."""
     if isinstance(architecture, Architecture):
         return architecture
+    name = architecture.space.name
     raise UserError(f"{what} builds NAONets from cells of the small or middle space, not a "
-                    f"cell of the {architecture.space.name} space; the benchmark trained it: "
-                    "nao info ARCH --reference table:CSV looks up its accuracy")
+                    f"cell of the {name} space; build that with "
+                    f"get_space({name!r}).build_network, or train it with nao train")

@@ -22,11 +22,11 @@ from naonet.data import DataBundle, build_data
 from naonet.data.sources import existing_data_path
 from naonet.distributed import DistributedContext, barrier, init_distributed, wrap_data_parallel
 from naonet.errors import UserError
-from naonet.models import NAONet, NetworkConfig, build_network, count_parameters
+from naonet.models import NAONet, NetworkConfig, count_parameters
 from naonet.run_folder import claim_run_folder
 from naonet.runtime import FastPaths, maybe_compile, to_memory_format
 from naonet.runtime import apply as apply_fast_paths
-from naonet.spaces import Architecture, require_cell_architecture, resolve_architecture
+from naonet.spaces import Architecture, CellSearchSpace, resolve_architecture
 from naonet.training.checkpoint import (
     atomic_save,
     atomic_write_text,
@@ -80,12 +80,17 @@ def network_layers(network_config) -> int:
     return getattr(network_config, "layers", getattr(network_config, "cells_per_stage", 0))
 
 
-def network_config_for(config: TrainConfig, data: DataBundle) -> NetworkConfig:
-    return NetworkConfig(skeleton=data.skeleton, channels=config.channels, layers=config.layers,
-                         num_classes=data.num_classes, aux_head=config.aux_head,
-                         keep_prob=config.keep_prob,
-                         drop_path_keep_prob=config.drop_path_keep_prob,
-                         drop_path_exempts_pass_through=config.drop_path_exempts_pass_through)
+def network_config_for(config: TrainConfig, data: DataBundle, space):
+    """The network config of ``space`` for this data (a NAS-Bench-201 network takes no
+    auxiliary head, dropout or drop path: those options leave it as it is)."""
+    if not isinstance(space, CellSearchSpace) and data.skeleton != "cifar":
+        raise UserError(f"the {space.name} network is built for small images (CIFAR, "
+                        "ImageNet16); pass --image-size 64 or less")
+    return space.network_config(
+        config.channels, config.layers, data.num_classes, data.skeleton,
+        aux_head=config.aux_head, keep_prob=config.keep_prob,
+        drop_path_keep_prob=config.drop_path_keep_prob,
+        drop_path_exempts_pass_through=config.drop_path_exempts_pass_through)
 
 
 def seed_everything(seed: int) -> None:
@@ -226,8 +231,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     precision = Precision.from_name(paths.amp, context.device)
     if paths.amp == "fp16" and context.device.type != "cuda":
         raise UserError("--amp fp16 needs a CUDA device; use --amp bf16 on this device")
-    architecture = require_cell_architecture(resolve_architecture(config.arch, config.space),
-                                             "nao train")
+    architecture = resolve_architecture(config.arch, config.space)  # any space's
     run_dir = Path(config.output)
     if not config.download:
         existing_data_path(config.data)  # bad input writes nothing, not even a run folder
@@ -236,9 +240,10 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     data = build_data(config.data_config(), context.device, seed=config.seed,
                       rank=context.rank, world_size=context.world_size,
                       channels_last=paths.channels_last)
-    network_config = network_config_for(config, data)
+    space = architecture.space
+    network_config = network_config_for(config, data, space)
     check_network_fits(architecture, network_config, context.device)
-    network = build_network(architecture, network_config).to(context.device)
+    network = space.build_network(architecture, network_config).to(context.device)
     network = to_memory_format(network, paths.channels_last)
     optimizer, scheduler = build_optimizer(network, config, context.world_size)
     scaler = precision.grad_scaler()

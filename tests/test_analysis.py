@@ -21,7 +21,6 @@ from naonet.analysis.correlation import (
 from naonet.analysis.scores import read_scores, write_scores
 from naonet.errors import UserError
 from naonet.nb201 import DEFAULT_METRIC, BenchmarkTable, metric_column
-from naonet.search.ranking import BENCHMARK_SIZE
 from naonet.spaces import get_space
 
 from conftest import NB201_TABLE, nao_in_process, require
@@ -131,7 +130,7 @@ def run_small_experiment(capsys, data, tmp_path, *extra: str):
     nb201 = get_space("nb201")
     truth = BenchmarkTable.load(table)
     column = metric_column(DEFAULT_METRIC)
-    config = nb201.network_config(*BENCHMARK_SIZE)
+    config = nb201.network_config(*nb201.final_size)
     for sampling in ("uniform", "balanced"):
         scores = read_scores(output / f"scores_{sampling}.txt")
         assert len(scores) == 8 and all(0 <= s <= 1 for s in scores.values())  # fractions

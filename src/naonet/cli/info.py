@@ -64,14 +64,12 @@ def print_naonet(architecture: Architecture) -> None:
 def print_benchmark_cell(architecture, reference: str | None) -> None:
     """The cell's edges, the benchmark network's sizes, and (given the table) what the
     benchmark measured."""
-    from naonet.search.ranking import BENCHMARK_SIZE
-
     space = architecture.space
     print("cell (node 0 is the cell input, node 3 its output):")
     for target in range(1, space.num_nodes):
         terms = " + ".join(f"{op}(node {source})" for source, op in architecture.incoming(target))
         print(f"  node {target} = {terms}")
-    channels, cells = BENCHMARK_SIZE
+    channels, cells = space.final_size  # the benchmark's network
     print(f"benchmark network, C {channels}, {cells} cells per stage:")
     print(f"{'data set':<22}{'params':>12}{'mult-adds':>14}")
     for label, classes, size in BENCHMARK_DATASETS:

@@ -79,7 +79,7 @@ from naonet.search.supernet_training import (
     wrap_for_training,
 )
 from naonet.seeding import seeded
-from naonet.spaces import CellSearchSpace, SearchSpace, get_space
+from naonet.spaces import SearchSpace, get_space
 from naonet.strategies.base import Seen, sample_new
 from naonet.strategies.evolution import EvolutionConfig, evolve_generation
 from naonet.supernet import FewShotSupernet, PoolSampler, sample_architectures
@@ -732,15 +732,11 @@ def finish(run: SearchRun) -> list[dict]:
             announce(run, f"found: {final[0].architecture.to_qualified_string()}: true test "
                           f"accuracy {100 * truth.test_accuracy:.2f} %, rank {truth.rank:,} "
                           f"of {truth.of:,} in {config.reference}")
-        else:
-            from naonet.search.ranking import BENCHMARK_SIZE
-
+        else:  # at the size of the network a search of the space delivers
             final_file = shlex.quote(str(run.run_dir / "arch_pool.final"))
-            # a benchmark's cell trains as the benchmark's network, at the benchmark's size
-            size = ("" if isinstance(run.meter.space, CellSearchSpace) else
-                    " --channels {} --layers {}".format(*BENCHMARK_SIZE))
+            channels, layers = run.meter.space.final_size
             announce(run, f"train the first with: nao train --arch \"$(head -n 1 {final_file})\""
-                          f"{size} --dataset {config.dataset} "
+                          f" --channels {channels} --layers {layers} --dataset {config.dataset} "
                           f"--data {shlex.quote(str(config.data))}")
     barrier()
     return [entry_record(entry, network_config, costs=run.costs) for entry in final]

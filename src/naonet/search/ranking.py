@@ -114,13 +114,10 @@ def sample_architectures(table: BenchmarkTable, count: int, seed: int) -> list:
 
 
 def benchmark_parameter_counts(table: BenchmarkTable, architectures: list) -> list[int]:
-    """Parameter counts of the benchmark's own networks (its default size)."""
+    """Parameter counts of the benchmark's own networks (its size: the space's final)."""
     space = table.space
-    config = space.network_config(*BENCHMARK_SIZE)
+    config = space.network_config(*space.final_size)
     return [space.parameter_count(arch, config) for arch in architectures]
-
-
-BENCHMARK_SIZE = (16, 5)  # NAS-Bench-201's network: C 16, 5 cells per stage
 
 
 @keep_cpu_threads()  # search.threads is the experiment's; the caller gets its own back

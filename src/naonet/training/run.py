@@ -10,6 +10,7 @@ import json
 import math
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,10 +179,11 @@ def log_epoch(run_dir: Path, record: dict) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def restore_best_checkpoint(run_dir: Path, model, optimizer, scheduler, state: RunState,
-                            *saved) -> None:
-    """Write best.pt again if the last committed epoch was the best and a kill came
-    before best.pt was written (the model holds that epoch's weights: just resumed)."""
+def restore_best_checkpoint(run_dir: Path, state: RunState,
+                            save: Callable[[Path], None]) -> None:
+    """Write best.pt again (with ``save``, the run's checkpoint writer) if the last
+    committed epoch was the best and a kill came before best.pt was written (the model
+    holds that epoch's weights: just resumed)."""
     if state.epoch == 0 or state.best_epoch != state.epoch:
         return
     best = run_dir / "best.pt"
@@ -190,7 +192,7 @@ def restore_best_checkpoint(run_dir: Path, model, optimizer, scheduler, state: R
             return
     except UserError:  # unreadable: written again below
         pass
-    write_checkpoint(best, model, optimizer, scheduler, state, *saved)
+    save(best)
 
 
 class TensorBoardLog:
@@ -258,9 +260,13 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     board = (TensorBoardLog(run_dir, first_step=state.epoch + 1)
              if config.tensorboard and context.is_main else None)
+
+    def save(path: Path) -> None:  # the run as it stands, into a checkpoint file
+        write_checkpoint(path, model, optimizer, scheduler, state, config, architecture,
+                         network_config, scaler, data.classes)
+
     if context.is_main:
-        restore_best_checkpoint(run_dir, model, optimizer, scheduler, state, config,
-                                architecture, network_config, scaler, data.classes)
+        restore_best_checkpoint(run_dir, state, save)
     steps_per_epoch = len(data.train)
     last_test = None
     while state.epoch < config.epochs:
@@ -276,11 +282,9 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
             log_epoch(run_dir, last_test)
             if board is not None:
                 board.write(last_test)
-            write_checkpoint(run_dir / "last.pt", model, optimizer, scheduler, state, config,
-                             architecture, network_config, scaler, data.classes)
+            save(run_dir / "last.pt")
             if state.best_epoch == state.epoch:
-                write_checkpoint(run_dir / "best.pt", model, optimizer, scheduler, state,
-                                 config, architecture, network_config, scaler, data.classes)
+                save(run_dir / "best.pt")
     if last_test is None:  # already finished: report the saved result
         last_test = _final_evaluation(eval_model, data, precision)
     result = {**last_test, "arch": architecture.to_qualified_string(),

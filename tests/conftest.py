@@ -26,6 +26,23 @@ def require(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def thread_count(request):
+    """A module marked ``pytestmark = pytest.mark.threads(N)`` runs on N compute threads,
+    and the count is restored after it: the pin stays inside that module, so every other
+    module runs on torch's default count, as a user's process does."""
+    marker = request.node.get_closest_marker("threads")
+    if marker is None:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(marker.args[0])
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory) -> Path:
     """Extracted archives, decoded images and latencies go to this session's own cache,

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from nb201_synthetic import write_synthetic_table
 
 from naonet.analysis.correlation import (
@@ -26,7 +25,7 @@ from naonet.spaces import get_space
 from conftest import NB201_TABLE, nao_in_process, require
 
 scipy_stats = pytest.importorskip("scipy.stats")
-torch.set_num_threads(1)
+pytestmark = pytest.mark.threads(1)  # the thread count its figures were measured with
 
 
 def random_pairs():

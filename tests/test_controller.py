@@ -32,7 +32,7 @@ from naonet.supernet import sample_architectures
 
 from conftest import FIXTURES, REPO  # ../shared, or $NAONET_SHARED
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.threads(1)  # the thread count its figures were measured with
 
 CONTROLLER_FIXTURE = FIXTURES / "nao_controller_default.pt"
 TINY = ControllerConfig(embedding_size=16, hidden_size=32)

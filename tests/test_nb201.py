@@ -15,7 +15,7 @@ from naonet.nb201 import BenchmarkTable
 from naonet.spaces import NB201, NB201_OPS, dead_nodes, encoding_for
 from naonet.supernet import NB201Supernet
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.threads(1)  # the thread count its figures were measured with
 
 BEST_CELL = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+"
              "|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|")  # index 6111

@@ -34,7 +34,7 @@ from naonet.search.supernet_training import build_optimizer, start_schedule
 from naonet.spaces import Architecture, get_space, resolve_architecture
 from naonet.supernet import Supernet, SupernetConfig, sample_architectures
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.threads(1)  # the thread count its figures were measured with
 
 CPU = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 

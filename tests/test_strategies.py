@@ -31,7 +31,7 @@ from naonet.strategies.nao import new_controller
 
 from conftest import NB201_TABLE, require
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.threads(1)  # the thread count its figures were measured with
 
 # A NAO small enough for unit tests (the defaults are measured on the shared table).
 QUICK_NAO = NAOConfig(initial_queries=10, candidates_per_round=5,

@@ -31,7 +31,7 @@ from naonet.supernet import (
     score_architectures,
 )
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.threads(1)  # the thread count its figures were measured with
 
 SPACES = ("small", "middle")
 SKELETON_NAMES = ("cifar", "imagenet")

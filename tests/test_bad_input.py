@@ -81,6 +81,13 @@ CASES = [
      "a table search writes no run folder, --result-json FILE keeps its result"),
     (["search", "--space", "nb201", "--evaluator", "table:t.csv", "--supernet-epochs", "3"],
      "--supernet-epochs applies only to the one-shot search"),
+    # seeds every random generator takes (once a traceback after the folder was claimed)
+    (SEARCH + ["--seed", "-1"], "--seed must be an integer from 0 to"),
+    (TRAIN + ["--seed", str(2**70)], "--seed must be an integer from 0 to"),
+    (["search", "--space", "nb201", "--evaluator", "table:t.csv", "--seed", "-3"],
+     "--seed must be an integer from 0 to"),
+    (["bench-search", "--evaluator", "table:t.csv", "--first-seed", str(2**63 - 2)],
+     "--first-seed must be an integer from 0 to"),
 ]
 
 
@@ -293,3 +300,94 @@ def test_version_names_the_package_and_its_revision(capsys):
         main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.startswith("naonet ")
+
+
+def damaged_files(folder, table) -> dict[str, tuple[list[str], str]]:
+    """Files that load but do not hold what they should: each with the command that
+    reads it and the words its one line must have."""
+    import torch
+
+    from naonet.compat.model_file import LoadedModel, model_file_payload
+    from naonet.spaces import NB201
+
+    options = folder / "options.yaml"
+    options.write_text("1: 2\n")  # a key that is not an option's name
+    released = torch.load(FIXTURES / "naonet_v2_cifar_c8_l1.pt", weights_only=True)
+    stem_only = {k: v for k, v in released["state_dict"].items() if k.startswith("stem")}
+    torch.save({"model": stem_only}, folder / "stem.pt")
+    cell = NB201.parse(NB201_CELL)
+    payload = model_file_payload(LoadedModel(NB201.build_network(
+        cell, NB201.network_config(8, 1, 10)), cell, "cifar10", False), "cifar10")
+    torch.save({**payload, "network": [8, 1]}, folder / "network-list.pt")
+    lines = table.read_text().splitlines()
+    huge = lines[1].split(",")
+    huge[0] = str(10**30)
+    (folder / "huge-index.csv").write_text("\n".join([lines[0], ",".join(huge), *lines[2:]]))
+    return {
+        "option-key": (["train", "--config", str(options)], "option 1, which is not a name"),
+        "stem-only": (["eval", str(folder / "stem.pt"), "--arch", "naonet-v2", "--dataset",
+                       "cifar10"], "has a stem but not the cells and classifier"),
+        "network-list": (["eval", str(folder / "network-list.pt"), "--dataset", "cifar10"],
+                         "does not hold what it should (TypeError"),
+        "huge-index": (["search", "--space", "nb201", "--evaluator",
+                        f"table:{folder / 'huge-index.csv'}", "--budget", "5"],
+                       "has a bad row"),
+    }
+
+
+NB201_CELL = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+"
+              "|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|")
+DAMAGED = ["option-key", "stem-only", "network-list", "huge-index"]
+
+
+@pytest.mark.parametrize("name", DAMAGED)
+def test_a_file_that_loads_but_is_damaged_is_one_line(capsys, tmp_path, name):
+    """Once an AttributeError, a ValueError, a TypeError and an OverflowError."""
+    from nb201_synthetic import write_synthetic_table
+
+    require(FIXTURES / "naonet_v2_cifar_c8_l1.pt")
+    table = write_synthetic_table(tmp_path / "table.csv")
+    args, fragment = damaged_files(tmp_path, table)[name]
+    status = main(args)
+    err = capsys.readouterr().err
+    assert status == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_damaged_run_folder_is_one_line_that_says_how_to_start_over(tmp_path):
+    """A checkpoint or metrics file that loads but lacks an entry, or one another
+    version wrote: a line naming the file and the fix, not a KeyError."""
+    import torch
+
+    from naonet.errors import UserError
+    from naonet.models import NetworkConfig, build_network
+    from naonet.search.config import SearchConfig
+    from naonet.search.state import load_search_checkpoint
+    from naonet.spaces import named_architecture
+    from naonet.training.config import TrainConfig
+    from naonet.training.run import build_optimizer, log_epoch, try_resume
+
+    config = TrainConfig(epochs=2)
+    network = build_network(named_architecture("naonet-v2"),
+                            NetworkConfig(channels=8, layers=1))
+    optimizer, scheduler = build_optimizer(network, config, 1)
+    torch.save({"format": 1, "config": config.to_dict(), "model": {}}, tmp_path / "last.pt")
+    with pytest.raises(UserError, match=r"last.pt does not hold what it should .*"
+                                         r"pass another --output, or delete the folder"):
+        try_resume(tmp_path, config, network, optimizer, scheduler, None)
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\nnot json\n')
+    with pytest.raises(UserError, match="metrics.jsonl has a line that is not an epoch's"):
+        log_epoch(tmp_path, {"epoch": 2})
+    torch.save({"format": 1, "state": {}, "config": ["not", "a", "mapping"]},
+               tmp_path / "search.pt")
+    with pytest.raises(UserError, match="search.pt does not hold what it should"):
+        load_search_checkpoint(tmp_path / "search.pt", SearchConfig().to_dict())
+
+
+def test_a_binary_seed_pool_file_is_one_line(tmp_path):
+    from naonet.errors import UserError
+    from naonet.search.loop import read_architecture_file
+    from naonet.spaces import get_space
+
+    (tmp_path / "pool.txt").write_bytes(bytes(range(128, 256)) * 8)
+    with pytest.raises(UserError, match="pool.txt is not text"):
+        read_architecture_file(tmp_path / "pool.txt", get_space("small"))

@@ -90,6 +90,27 @@ def test_nao_convert_then_eval_reproduces_the_released_network(released_file, tm
     assert '"images": 200' in printed
 
 
+def test_nao_convert_rewrites_a_nas_bench_201_network_file(tmp_path, capsys):
+    """Once an AttributeError (the NB201 config has no skeleton) after the file was
+    written."""
+    from naonet.compat.model_file import LoadedModel, load_model, model_file_payload
+    from naonet.spaces import NB201
+
+    cell = NB201.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+"
+                       "|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|")
+    network = NB201.build_network(cell, NB201.network_config(8, 1, 10))
+    source, out = tmp_path / "nb201.pt", tmp_path / "converted.pt"
+    torch.save(model_file_payload(LoadedModel(network, cell, "cifar10", False), "cifar10"),
+               source)
+    status, printed, err = nao_in_process(capsys, "convert", str(source), str(out))
+    assert status == 0, err
+    assert "C 8, 1 cells per stage, 10 classes" in printed
+    converted = load_model(out)
+    assert converted.architecture == cell and converted.dataset == "cifar10"
+    assert all(torch.equal(value, network.state_dict()[key])
+               for key, value in converted.network.state_dict().items())
+
+
 @pytest.mark.parametrize("prefix", ["", "module."])
 def test_legacy_format_checkpoints_convert_like_their_zip_twins(released_file, tmp_path, prefix):
     """The authors' 2019 checkpoints predate PyTorch 1.6's zip format; DataParallel runs

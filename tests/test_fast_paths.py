@@ -15,6 +15,7 @@ import random
 import subprocess
 import sys
 import warnings
+from dataclasses import replace
 
 import pytest
 import torch
@@ -24,6 +25,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from naonet import runtime
 from naonet.data import BatchAugment, DeviceBatches, InMemorySplit
 from naonet.data.augment import cutout, random_crop_flip
+from naonet.errors import UserError
 from naonet.models import NetworkConfig, build_network
 from naonet.runtime import CompiledNetwork, FastPaths, input_memory_format, maybe_compile
 from naonet.spaces import named_architecture
@@ -32,7 +34,7 @@ from naonet.supernet.scoring import batch_statistics
 from naonet.training import Precision, train_one_epoch
 from naonet.training.engine import unwrap
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.threads(1)  # the thread count its figures were measured with
 
 FLOAT32_TOLERANCE = 1e-4
 FLOAT64_TOLERANCE = 1e-10
@@ -321,11 +323,16 @@ def test_defaults_per_device(monkeypatch):
 
 
 def test_fast_path_options_may_change_when_a_run_resumes(tmp_path):
+    from naonet.training.checkpoint import check_same_run
     from naonet.training.config import TrainConfig
-    from naonet.training.run import check_resumable
+    from naonet.training.run import RESUMABLE_CHANGES
 
     saved = TrainConfig(channels_last=False, compile="off", host_allocator="system")
-    check_resumable(saved.to_dict(), TrainConfig(), tmp_path / "last.pt")
+    check_same_run(saved.to_dict(), TrainConfig().to_dict(), tmp_path / "last.pt",
+                   RESUMABLE_CHANGES, "run")
+    with pytest.raises(UserError, match="belongs to a run with epochs=3"):
+        check_same_run(replace(saved, epochs=3).to_dict(), TrainConfig().to_dict(),
+                       tmp_path / "last.pt", RESUMABLE_CHANGES, "run")
 
 
 RETAIN_SCRIPT = """

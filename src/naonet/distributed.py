@@ -51,6 +51,11 @@ def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
                             "--device cpu or auto")
         if preference == "cuda":
             return torch.device("cuda", local_rank % torch.cuda.device_count())
+        index, count = int(preference.split(":")[1]), torch.cuda.device_count()
+        if index >= count:
+            raise UserError(f"--device {preference} names GPU {index}, but {count} "
+                            f"{'is' if count == 1 else 'are'} visible (0 to {count - 1}); "
+                            "pick one of them, or --device cuda")
     if preference == "mps" and not torch.backends.mps.is_available():
         raise UserError("--device mps was asked for but MPS is not available; use auto")
     return torch.device(preference)

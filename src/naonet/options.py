@@ -38,6 +38,10 @@ def load_option_file(path: str | Path, config_class, command: str) -> dict:
         raise UserError(f"config file {path} is not valid YAML/JSON ({error})") from None
     if not isinstance(values, dict):
         raise UserError(f"config file {path} must hold a mapping of option: value")
+    not_names = [key for key in values if not isinstance(key, str)]
+    if not_names:
+        raise UserError(f"config file {path} has option {not_names[0]!r}, which is not a "
+                        "name; write each option as name: value")
     values = {key.replace("-", "_"): value for key, value in values.items()}
     unknown = sorted(set(values) - field_names(config_class))
     if unknown:
@@ -94,13 +98,16 @@ def check_values(config, at_least: dict[str, float], above: dict[str, float],
                  below: dict[str, float] | None = None) -> None:
     """The numeric checks every config makes, so the CLI, config files and the library
     all get them: every float finite (a NaN or inf trains to NaN without a word), and
-    the fields named in ``at_least`` / ``above`` / ``below`` within their bounds."""
+    the fields named in ``at_least`` / ``above`` / ``below`` within their bounds, and a
+    ``seed`` field a seed every generator takes."""
     import math
 
     for field in fields(config):
         value = getattr(config, field.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise UserError(f"--{_flag(field.name)} must be a finite number, got {value}")
+    if "seed" in {field.name for field in fields(config)}:
+        check_seed(config.seed, "--seed")
     for name, bound in at_least.items():
         if getattr(config, name) < bound:
             raise UserError(f"--{_flag(name)} must be >= {bound:g}, got "
@@ -113,6 +120,16 @@ def check_values(config, at_least: dict[str, float], above: dict[str, float],
         if not getattr(config, name) < bound:
             raise UserError(f"--{_flag(name)} must be < {bound:g}, got "
                             f"{getattr(config, name)}")
+
+
+SEED_LIMIT = 2**63  # torch, numpy's SeedSequence and random all take 0 <= seed < 2**63
+
+
+def check_seed(seed: int, flag: str, count: int = 1) -> None:
+    """``count`` seeds from ``seed`` on are seeds every random generator takes."""
+    if not 0 <= seed <= SEED_LIMIT - count:
+        raise UserError(f"{flag} must be an integer from 0 to {SEED_LIMIT - count:,}, "
+                        f"got {seed}")
 
 
 def _flag(name: str) -> str:

@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     atomic_save(model_file_payload(loaded, dataset), args.output)
     config = loaded.network.config
     print(f"wrote {args.output}: {loaded.architecture.to_qualified_string()}, "
-          f"{config.skeleton} C {config.channels} N {config.layers}, {config.num_classes} "
-          f"classes, {count_parameters(loaded.network):,} parameters (aux head excluded)")
+          f"{config.describe()}, {count_parameters(loaded.network):,} parameters "
+          "(aux head excluded)")
     return 0
 
 

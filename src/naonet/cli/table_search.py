@@ -136,8 +136,9 @@ def load_table(evaluator: str, space: str | None) -> BenchmarkTable:
 def run_table_search(args: argparse.Namespace) -> int:
     """Search the table, print the best architecture by validation and its test accuracy."""
     limits = budget_from_args(args)  # bad flags fail before the table is read
-    table = load_table(args.evaluator, getattr(args, "space", None))
     seed = getattr(args, "seed", 0) or 0
+    options.check_seed(seed, "--seed")
+    table = load_table(args.evaluator, getattr(args, "space", None))
     config = strategy_configs(args).get(args.strategy)
     summary = search_table(table, args.strategy, args.budget, seed, args.metric, config,
                            limits, latency_device(getattr(args, "device", None), limits))

@@ -18,6 +18,7 @@ from naonet.compat.released import (
 )
 from naonet.errors import UserError
 from naonet.spaces import Architecture, require_cell_architecture, resolve_architecture
+from naonet.training.checkpoint import restoring
 
 
 @dataclass
@@ -43,17 +44,19 @@ def load_model(path: str | Path, arch: str | None = None, space: str | None = No
     state_dict = extract_state_dict(payload, path)
     is_ours = isinstance(payload, dict) and "network" in payload and "arch" in payload
     if is_ours:  # a network of any space: the file names its architecture and config
-        architecture = resolve_architecture(arch or payload["arch"], space)
-        values = {**payload["network"],
-                  **{k: v for k, v in network_overrides.items() if v is not None}}
-        try:
-            config = architecture.space.network_config_from_dict(values)
-        except TypeError as error:  # an option the space's network does not have
-            raise UserError(f"{path}: {error}; its {architecture.space.name} network "
-                            "takes no such option") from None
-        training = payload.get("config") or {}
-        dataset, image_size = training.get("dataset"), int(training.get("image_size") or 0)
-        classes = payload.get("classes")
+        with restoring(Path(path), "pass a whole naonet checkpoint"):
+            architecture = resolve_architecture(arch or str(payload["arch"]), space)
+            values = {**payload["network"],
+                      **{k: v for k, v in network_overrides.items() if v is not None}}
+            try:
+                config = architecture.space.network_config_from_dict(values)
+            except TypeError as error:  # an option the space's network does not have
+                raise UserError(f"{path}: {error}; its {architecture.space.name} network "
+                                "takes no such option") from None
+            training = payload.get("config") or {}
+            dataset = training.get("dataset")
+            image_size = int(training.get("image_size") or 0)
+            classes = payload.get("classes")
     else:
         saved = released_arguments(payload)
         arch_text = arch or saved.get("arch") or unrecorded_arch

@@ -101,16 +101,21 @@ def infer_network_config(state_dict: Mapping[str, torch.Tensor], **overrides):
     """The NetworkConfig a released (or converted) state_dict was made with, read off
     its tensor shapes: skeleton, C, N, classes and whether it has an aux head."""
     from naonet.models import NetworkConfig
+    from naonet.models.networks import STEM_MULTIPLIER, layers_of
 
     converted = {convert_key(k): v for k, v in state_dict.items()}
     if "stem.conv.weight" in converted:
-        skeleton, channels = "cifar", converted["stem.conv.weight"].shape[0] // 3
+        skeleton, channels = "cifar", converted["stem.conv.weight"].shape[0] // STEM_MULTIPLIER
     elif "stem0.conv2.weight" in converted:
         skeleton, channels = "imagenet", converted["stem0.conv2.weight"].shape[0]
     else:
         raise UserError("state_dict has no stem (stem.0 / stem0.0): not a NAO network")
-    cells = {int(k.split(".")[1]) for k in converted if k.startswith("cells.")}
-    layers = (max(cells) + 1 - 2) // 3
+    cells = {k.split(".")[1] for k in converted if k.startswith("cells.")}
+    numbered = bool(cells) and all(map(str.isdigit, cells))
+    layers = layers_of(max(map(int, cells)) + 1) if numbered else None
+    if layers is None or "classifier.weight" not in converted:
+        raise UserError("state_dict has a stem but not the cells and classifier of a NAO "
+                        "network (a partial or different model?); pass a whole checkpoint")
     values = dict(skeleton=skeleton, channels=int(channels), layers=layers,
                   num_classes=int(converted["classifier.weight"].shape[0]),
                   aux_head=any(k.startswith("aux_head.") for k in converted))

@@ -43,8 +43,18 @@ class NB201NetworkConfig:
         """Channels of each stage: doubled at every reduction."""
         return [self.channels * 2 ** stage for stage in range(self.stages)]
 
+    @property
+    def skeleton(self) -> str:
+        """The benchmark network takes CIFAR-sized images (its stem does not reduce)."""
+        return "cifar"
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def describe(self) -> str:
+        """The network's size in a few words, for messages."""
+        return (f"C {self.channels}, {self.cells_per_stage} cells per stage, "
+                f"{self.num_classes} classes")
 
 
 def tracked_batch_norm(channels: int) -> nn.Module:

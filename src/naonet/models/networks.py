@@ -52,6 +52,11 @@ class NetworkConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def describe(self) -> str:
+        """The network's size in a few words, for messages."""
+        return (f"{self.skeleton} C {self.channels} N {self.layers}, "
+                f"{self.num_classes} classes")
+
 
 AUX_HIDDEN_CHANNELS = (128, 768)  # the auxiliary head's two convolutions
 AUX_SECOND_KERNEL = 2
@@ -61,6 +66,13 @@ def cell_layout(layers: int) -> tuple[int, tuple[int, int]]:
     """The 3N + 2 cells of a network with N cells per stage, and the indices of its two
     reduction cells (after N and after 2N + 1 cells); the auxiliary head reads the last."""
     return 3 * layers + 2, (layers, 2 * layers + 1)
+
+
+def layers_of(num_cells: int) -> int | None:
+    """N, the cells per stage, of a network of ``num_cells`` cells (the inverse of
+    ``cell_layout``); None where no N gives that many."""
+    layers = round((num_cells - cell_layout(0)[0]) / (cell_layout(1)[0] - cell_layout(0)[0]))
+    return layers if layers >= 1 and cell_layout(layers)[0] == num_cells else None
 
 
 class AuxiliaryHead(nn.Module):

@@ -70,7 +70,8 @@ class BenchmarkTable:
             architectures = tuple(space.parse(row["arch"]) for row in rows)
             indices = np.array([int(row["index"]) for row in rows], dtype=np.int64)
             columns = {c: np.array([float(row[c]) for row in rows]) for c in numeric}
-        except (ValueError, TypeError, UserError) as error:  # TypeError: a short row
+        except (ValueError, TypeError, OverflowError, UserError) as error:
+            # TypeError: a short row; OverflowError: an index beyond 64 bits
             raise UserError(f"benchmark table {path} has a bad row: {error}") from None
         for column, values in columns.items():
             if not np.isfinite(values).all():

@@ -31,6 +31,7 @@ from naonet.data import DataBundle, build_data
 from naonet.data.sources import existing_data_path
 from naonet.distributed import DistributedContext, barrier, broadcast_object, init_distributed
 from naonet.errors import UserError
+from naonet.models.networks import cell_layout
 from naonet.revision import code_revision
 from naonet.run_folder import claim_run_folder
 from naonet.runtime import keep_cpu_threads, to_memory_format, use_cpu_threads
@@ -85,7 +86,7 @@ from naonet.strategies.evolution import EvolutionConfig, evolve_generation
 from naonet.supernet import FewShotSupernet, PoolSampler, sample_architectures
 from naonet.supernet.few_shot import choice_at
 from naonet.training import EpochStats, Precision
-from naonet.training.checkpoint import atomic_write_text, restore_rng_state
+from naonet.training.checkpoint import atomic_write_text, restore_rng_state, restoring
 from naonet.training.run import check_network_fits, device_memory
 
 TIMINGS_NAME = "timings.json"
@@ -455,12 +456,12 @@ def check_supernet_fits(space: SearchSpace, config: SearchConfig, data: DataBund
     check_network_fits(probe, space.network_config(config.channels, config.layers,
                                                    data.num_classes, data.skeleton),
                        torch.device("cpu"), what="the supernet", copies=copies)
-    cells = (3 * config.layers + 2) * copies
+    cells = cell_layout(config.layers)[0] * copies
     if cells <= SURELY_FITTING_CELLS:
         return  # a few hundred MB at most: not worth the second it takes to count
     with torch.device("meta"):
         smallest = space.build_supernet(config.channels, 1, data.num_classes, data.skeleton)
-    modules = sum(1 for _ in smallest.modules()) * cells // 5
+    modules = sum(1 for _ in smallest.modules()) * cells // cell_layout(1)[0]
     total = device_memory(torch.device("cpu"))
     if total is not None and MODULE_BYTES * modules > total:
         held = f" in {copies} few-shot copies" if copies > 1 else ""
@@ -507,8 +508,13 @@ def read_architecture_file(path: Path, space: SearchSpace) -> list:
     """Distinct architectures of a file, one a line (blank lines and # comments skipped)."""
     if not path.is_file():
         raise UserError(f"seed pool file {path} does not exist; check --seed-pool-file")
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"seed pool file {path} is not text; pass architectures one a "
+                        "line") from None
     found: dict = {}  # an insertion-ordered set
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         text = line.split("#", 1)[0].strip()
         if text:
             try:
@@ -527,17 +533,18 @@ def resume(run: SearchRun) -> bool:
                                              run.config.to_dict())
     if checkpoint_data is None:
         return False
-    run.state = SearchState.from_dict(checkpoint_data["state"], run.space)
-    for name, module in modules_to_save(run).items():
-        if name in checkpoint_data:
-            module.load_state_dict(checkpoint_data[name])
-    if run.state.phase == RERANK and run.state.epoch > 0:
-        entry = distinct_top(run.state.pool, run.config.rerank_top,
-                             candidate_groups(run.config))[rerank_position(run)[0]]
-        run.rerank_job = start_rerank_job(entry.architecture, run.config, run.data,
-                                          run.context, 0)
-        run.rerank_job.load(checkpoint_data)
-    restore_rng_state(checkpoint_data["rng"])
+    with restoring(run.run_dir / CHECKPOINT_NAME):
+        run.state = SearchState.from_dict(checkpoint_data["state"], run.space)
+        for name, module in modules_to_save(run).items():
+            if name in checkpoint_data:
+                module.load_state_dict(checkpoint_data[name])
+        if run.state.phase == RERANK and run.state.epoch > 0:
+            entry = distinct_top(run.state.pool, run.config.rerank_top,
+                                 candidate_groups(run.config))[rerank_position(run)[0]]
+            run.rerank_job = start_rerank_job(entry.architecture, run.config, run.data,
+                                              run.context, 0)
+            run.rerank_job.load(checkpoint_data)
+        restore_rng_state(checkpoint_data["rng"])
     return True
 
 

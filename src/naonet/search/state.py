@@ -23,7 +23,13 @@ import numpy as np
 
 from naonet.errors import UserError
 from naonet.spaces import SearchSpace
-from naonet.training.checkpoint import atomic_save, capture_rng_state, load_checkpoint
+from naonet.training.checkpoint import (
+    atomic_save,
+    capture_rng_state,
+    check_same_run,
+    load_checkpoint,
+    restoring,
+)
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_NAME = "search_state.pt"
@@ -149,7 +155,8 @@ def load_search_checkpoint(path: Path, config_dict: dict) -> dict | None:
     checkpoint = load_checkpoint(path)
     if checkpoint.get("format") != CHECKPOINT_FORMAT or "state" not in checkpoint:
         raise UserError(f"{path} is not a naonet search checkpoint; pass another --output")
-    check_resumable(checkpoint.get("config", {}), config_dict, path)
+    with restoring(path):
+        check_resumable(checkpoint.get("config", {}), config_dict, path)
     return checkpoint
 
 
@@ -163,10 +170,5 @@ def check_resumable(saved: dict, current: dict, path: Path) -> None:
     """A run folder resumes only the search it was made by."""
     saved = {**{key: value for key, value in ADDED_OPTIONS.items() if key in current},
              **saved}
-    for key, value in saved.items():
-        if key in RESUMABLE_CHANGES or current.get(key) == value:
-            continue
-        raise UserError(f"{path} belongs to a search with {key}={value!r}, not "
-                        f"{current.get(key)!r}; pass another --output, or delete the folder "
-                        "to start over")
+    check_same_run(saved, current, path, RESUMABLE_CHANGES, "search")
 

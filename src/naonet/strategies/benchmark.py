@@ -76,6 +76,7 @@ class BenchmarkConfig:
             raise UserError(f"--budget must be >= 1, got {self.budget}")
         if self.seeds < 1:
             raise UserError(f"--seeds must be >= 1, got {self.seeds}")
+        options.check_seed(self.first_seed, "--first-seed", count=self.seeds)
 
     @property
     def seed_range(self) -> range:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +93,37 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(state, dict):
         raise UserError(f"checkpoint {path} does not hold a dictionary; not a naonet checkpoint")
     return state
+
+
+START_OVER = "pass another --output, or delete the folder to start over"
+
+
+def check_same_run(saved: dict, current: dict, path: Path, resumable: Collection[str],
+                   what: str) -> None:
+    """A run folder resumes only the run it was made by: every saved option but the
+    ``resumable`` ones (where and how fast it runs, not what it computes) must be the
+    current one."""
+    for key, value in saved.items():
+        if key in resumable or current.get(key) == value:
+            continue
+        raise UserError(f"{path} belongs to a {what} with {key}={value!r}, not "
+                        f"{current.get(key)!r}; {START_OVER}")
+
+
+@contextmanager
+def restoring(path: Path, fix: str = START_OVER) -> Iterator[None]:
+    """Read what a checkpoint holds inside this block: a missing or mismatched entry (a
+    damaged file, or one another version wrote) becomes one line naming ``fix``."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+            RuntimeError) as error:
+        lines = str(error).strip().splitlines()
+        reason = f"{type(error).__name__}: {lines[0][:120]}" if lines else type(error).__name__
+        raise UserError(f"{path} does not hold what it should ({reason}): it is damaged or "
+                        f"another version wrote it; {fix}") from None
 
 
 def capture_rng_state() -> dict:

@@ -32,8 +32,10 @@ from naonet.training.checkpoint import (
     atomic_save,
     atomic_write_text,
     capture_rng_state,
+    check_same_run,
     load_checkpoint,
     restore_rng_state,
+    restoring,
 )
 from naonet.training.config import TrainConfig
 from naonet.training.engine import EpochStats, Precision, evaluate, train_one_epoch, unwrap
@@ -114,16 +116,6 @@ def build_optimizer(model: nn.Module, config: TrainConfig, world_size: int
     return optimizer, scheduler
 
 
-def check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
-    """A run folder resumes only the run it was made by."""
-    current = config.to_dict()
-    for key, value in saved.items():
-        if key in RESUMABLE_CHANGES or current.get(key) == value:
-            continue
-        raise UserError(f"{path} belongs to a run with {key}={value!r}, not {current.get(key)!r};"
-                        " pass another --output, or delete the folder to start over")
-
-
 def write_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, state: RunState,
                      config: TrainConfig, architecture: Architecture,
                      network_config: NetworkConfig, scaler, classes: list[str]) -> None:
@@ -151,14 +143,17 @@ def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, 
     if not path.exists():
         return RunState()
     checkpoint = load_checkpoint(path)
-    check_resumable(checkpoint.get("config", {}), config, path)
-    unwrap(model).load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    scheduler.load_state_dict(checkpoint["scheduler"])
-    if scaler is not None and checkpoint.get("scaler"):
-        scaler.load_state_dict(checkpoint["scaler"])
-    restore_rng_state(checkpoint["rng"])
-    return RunState(checkpoint["epoch"], checkpoint["best_valid_top1"], checkpoint["best_epoch"])
+    with restoring(path):
+        check_same_run(checkpoint.get("config", {}), config.to_dict(), path,
+                       RESUMABLE_CHANGES, "run")
+        unwrap(model).load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        if scaler is not None and checkpoint.get("scaler"):
+            scaler.load_state_dict(checkpoint["scaler"])
+        restore_rng_state(checkpoint["rng"])
+        return RunState(int(checkpoint["epoch"]), float(checkpoint["best_valid_top1"]),
+                        int(checkpoint["best_epoch"]))
 
 
 def prepare_run_folder(run_dir: Path, config: TrainConfig, context: DistributedContext) -> None:
@@ -174,9 +169,18 @@ def log_epoch(run_dir: Path, record: dict) -> None:
     an epoch drops that epoch's line and any later ones first, so no line repeats)."""
     path = run_dir / "metrics.jsonl"
     lines = path.read_text().splitlines() if path.exists() else []
-    lines = [line for line in lines if json.loads(line)["epoch"] < record["epoch"]]
+    lines = [line for line in lines if logged_epoch(path, line) < record["epoch"]]
     lines.append(json.dumps(record))
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def logged_epoch(path: Path, line: str) -> int:
+    """The epoch of one line of ``metrics.jsonl``."""
+    try:
+        return int(json.loads(line)["epoch"])
+    except (ValueError, TypeError, KeyError):
+        raise UserError(f"{path} has a line that is not an epoch's record ({line[:40]!r}); "
+                        "delete that line (or the file) and rerun") from None
 
 
 def restore_best_checkpoint(run_dir: Path, state: RunState,

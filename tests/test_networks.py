@@ -122,3 +122,53 @@ def test_network_config_rejects_bad_values():
         NetworkConfig(channels=7)
     with pytest.raises(UserError, match="unknown network skeleton"):
         NetworkConfig(skeleton="mnist")
+
+
+def test_factorized_reduce_is_the_released_pair_of_stride_2_convolutions():
+    """Every other pixel through a stride-1 1x1 conv is the released stride-2 1x1 conv:
+    the same products, summed over the 8 input channels (a different kernel may order
+    the sum differently: a bound of 8 roundings of the largest sum of magnitudes)."""
+    import torch.nn.functional as F
+
+    from naonet.models.operations import FactorizedReduce
+
+    torch.manual_seed(0)
+    reduce = FactorizedReduce(8, 8).eval()
+    for size in (31, 32):  # odd: the shifted path's last row and column are padding
+        x = torch.randn(2, 8, size, size)
+        shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
+        released = [F.conv2d(x, reduce.conv1.weight, stride=2),
+                    F.conv2d(shifted, reduce.conv2.weight, stride=2)]
+        magnitude = torch.cat([F.conv2d(x.abs(), reduce.conv1.weight.abs(), stride=2),
+                               F.conv2d(shifted.abs(), reduce.conv2.weight.abs(), stride=2)], 1)
+        with torch.no_grad():
+            ours = torch.cat([reduce.conv1(x[:, :, ::2, ::2]),
+                              reduce.conv2(shifted[:, :, ::2, ::2])], 1)
+            assert torch.equal(reduce(x), reduce.bn(ours))
+        bound = 8 * torch.finfo(torch.float32).eps * magnitude.max()
+        assert (ours - torch.cat(released, 1)).abs().max() <= bound
+
+
+CHANNELS_LAST_REDUCE = """
+import torch
+from naonet.models.operations import FactorizedReduce
+reduce = FactorizedReduce(8, 8).to(memory_format=torch.channels_last)
+for _ in range(3):
+    x = torch.randn(32, 8, 48, 48).contiguous(memory_format=torch.channels_last)
+    reduce(x.requires_grad_()).sum().backward()
+print("ok")
+"""
+
+
+def test_a_channels_last_reduction_on_48_pixel_images_trains():
+    """PyTorch's CPU weight gradient of a channels-last 1x1 stride-2 conv with 8 input
+    channels corrupts memory at 48 px; the search on a user's 48-px folder died with a
+    segmentation fault. Run apart: a fault here must fail this test, not end pytest."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", CHANNELS_LAST_REDUCE],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-500:]

@@ -39,7 +39,7 @@ def test_a_nas_bench_201_line_of_arch_pool_is_shown_and_looked_up(capsys, tmp_pa
                                           f"table:{NB201_TABLE}")
         assert status == 0, err
         assert f"{'CIFAR-10':<22}{parameters:>12,}" in out
-        assert f"test {test_accuracy:.2f} % (rank 1 of 15,625)" in out
+        assert f"test {100 * test_accuracy:.2f} % (rank 1 of 15,625)" in out
         assert f"index {table.index(best)}," in out
     status, out, err = nao_in_process(capsys, "show", best.to_string(), "-o",
                                       str(tmp_path / "cell.png"))
@@ -52,3 +52,10 @@ def test_a_nas_bench_201_line_of_arch_pool_is_shown_and_looked_up(capsys, tmp_pa
         status, _, err = nao_in_process(capsys, *command)
         assert status == 2 and len(err.strip().splitlines()) == 1, err
         assert fragment in err, err
+
+
+def test_every_search_preset_is_described_in_the_help():
+    from naonet.cli.search import PRESET_HELP
+    from naonet.search.config import PRESETS
+
+    assert set(PRESET_HELP) == set(PRESETS)

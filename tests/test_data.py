@@ -169,6 +169,32 @@ class _Exploit:
         return (os.system, (f"touch {self.marker}",))
 
 
+def test_an_archive_of_an_image_folder_is_read_through_its_top_folder(cifar_mini, tmp_path,
+                                                                      monkeypatch):
+    """``tar czf images.tar.gz images`` wraps the data set in its folder's name (once
+    refused: 'no data set found'); CIFAR's python archive keeps its named folder."""
+    import tarfile
+
+    monkeypatch.setenv("NAONET_CACHE", str(tmp_path / "cache"))
+    archive = tmp_path / "images.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for split in ("train", "test"):
+            tar.add(cifar_mini / split, arcname=f"images/{split}")
+    bundle = build_data(DataConfig(data=str(archive), dataset="folder", valid_size=0),
+                        torch.device("cpu"))
+    assert bundle.num_classes == 10
+    assert sum(labels.shape[0] for _, labels in bundle.train) == 600
+    assert sum(labels.shape[0] for _, labels in bundle.test) == 200
+    pickles = tmp_path / "cifar-python.tar.gz"
+    write_cifar_pickles(load_image_folder(cifar_mini / "train"),
+                        tmp_path / "batches" / "cifar-10-batches-py")
+    with tarfile.open(pickles, "w:gz") as tar:
+        tar.add(tmp_path / "batches" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    from naonet.data.sources import resolve_data_root
+
+    assert (resolve_data_root(pickles) / "cifar-10-batches-py").is_dir()
+
+
 @pytest.mark.parametrize("packed", [False, True])
 def test_a_crafted_cifar_batch_runs_no_code(cifar_mini, tmp_path, packed, monkeypatch):
     """A data set is data: a batch whose pickle names os.system is refused, unrun, in a

@@ -97,6 +97,7 @@ def test_eval_needs_only_test_images_in_any_layout(released_file, cifar_mini, tm
     status, _, err = nao_in_process(capsys, "eval", str(path), "--data", str(renamed),
                                     "--device", "cpu")
     assert status == 2 and "differ from the network's" in err
+    assert "only in the network: cat; only in the test images: kitten" in err
     assert len(err.strip().splitlines()) == 1
 
 

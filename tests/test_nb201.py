@@ -7,6 +7,7 @@ import random
 import pytest
 import torch
 
+from naonet.controller.model import legal_token_mask
 from naonet.errors import UserError
 from naonet.models import count_parameters
 from naonet.models.complexity import count_multiply_adds
@@ -53,7 +54,7 @@ def test_mutation_changes_exactly_one_edge():
 def test_encoding_layout_and_round_trip():
     encoding = encoding_for(NB201)
     assert (encoding.vocab_size, encoding.sequence_length, encoding.tokens_per_step) == (9, 12, 2)
-    mask = encoding.legal_mask()
+    mask = legal_token_mask(encoding)  # what the controller's decoder may emit
     assert mask.shape == (12, 9) and not mask[:, 0].any()  # SOS never legal inside
     assert [encoding.legal_tokens(p) for p in (0, 2, 4)] == [(1,), (1,), (2,)]
     assert encoding.legal_tokens(1) == tuple(range(4, 9))

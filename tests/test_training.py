@@ -320,3 +320,28 @@ def test_a_nas_bench_201_cell_trains_and_its_checkpoint_evaluates_and_exports(ca
     status, out, err = nao_in_process(capsys, "export", str(run / "last.pt"),
                                       str(tmp_path / "cell.pt"))
     assert status == 0 and "input dynamic x 3 x 32 x 32" in out, err
+
+
+@pytest.mark.parametrize("scale", [True, False])
+def test_the_learning_rates_grow_with_the_processes_as_the_searchs_do(scale):
+    """Training and the search build their SGD through one helper: with
+    scale_lr_with_world_size the maximum and the floor of the cosine schedule both grow
+    with the number of processes (training once scaled only the maximum)."""
+    from naonet.search.config import SearchConfig
+    from naonet.search.supernet_training import build_optimizer as search_optimizer
+    from naonet.search.supernet_training import start_schedule
+    from naonet.training.config import TrainConfig
+    from naonet.training.run import build_optimizer
+
+    model = torch.nn.Linear(2, 2)
+    config = TrainConfig(lr=0.1, lr_min=0.01, epochs=4, scale_lr_with_world_size=scale)
+    optimizer, scheduler = build_optimizer(model, config, world_size=4)
+    factor = 4 if scale else 1
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * factor)
+    assert scheduler.eta_min == pytest.approx(0.01 * factor)
+    search = SearchConfig(lr=0.1, lr_min=0.01, scale_lr_with_world_size=scale)
+    supernet_optimizer = search_optimizer(model, search, world_size=4)
+    schedule = start_schedule(supernet_optimizer, search, 4, epochs=4)
+    assert (supernet_optimizer.param_groups[0]["lr"], schedule.eta_min) == pytest.approx(
+        (optimizer.param_groups[0]["lr"], scheduler.eta_min))
+    assert optimizer.param_groups[0]["momentum"] == config.momentum

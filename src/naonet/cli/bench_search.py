@@ -73,8 +73,9 @@ def benchmark_config(args: argparse.Namespace) -> BenchmarkConfig:
     """The run's frozen config, from the flags."""
     names = tuple(name.strip() for name in args.strategies.split(",") if name.strip())
     limits = budget_from_args(args)
-    return BenchmarkConfig(table=args.evaluator, strategies=names, budget=args.budget,
-                           first_seed=args.first_seed, seeds=args.seeds, metric=args.metric,
+    return BenchmarkConfig(table=args.evaluator, space=args.space, strategies=names,
+                           budget=args.budget, first_seed=args.first_seed, seeds=args.seeds,
+                           metric=args.metric,
                            strategy_configs=strategy_configs(args), limits=limits,
                            device=latency_device(args.device, limits))
 
@@ -83,27 +84,29 @@ def run(args: argparse.Namespace) -> int:
     config = benchmark_config(args)
     if args.plot:
         check_picture_path(args.plot)  # before minutes of searching, not after
-    table = load_table(args.evaluator, args.space)
+    table = load_table(config.table, config.space)
     seeds = config.seed_range
 
     def report(strategy, seed, summary) -> None:
         if not args.quiet:
             print(f"{strategy:<10} seed {seed:<4} best index {summary.best_index:<6} "
-                  f"valid {summary.best_validation:6.2f}  test {summary.test_accuracy:6.2f}",
+                  f"valid {100 * summary.best_validation:6.2f}  "
+                  f"test {100 * summary.test_accuracy:6.2f}",
                   file=sys.stderr, flush=True)
 
     results = benchmark_strategies(table, config.strategies, seeds, config.budget,
                                    config.metric, config.strategy_configs, on_run=report,
                                    limits=config.limits, device=config.device)
-    best_possible = table.test_accuracy(table.best(metric_column(args.metric)))
+    best_possible = table.test_accuracy(table.best(metric_column(config.metric)))
     optimum = feasible_optimum(table, config.limits) if config.limits.active else None
     if optimum is not None:
         best_possible = optimum[1]  # the best any search within the budget could find
-    print_summary(results, args, best_possible, config.limits)
+    print_summary(results, config, best_possible)
     if args.plot:
         plot_best_so_far({runs.strategy: [s.test_curve for s in runs.summaries]
                           for runs in results}, args.plot, reference=best_possible,
-                         title=f"{table.space.name}, {args.seeds} seeds, metric {args.metric}")
+                         title=f"{table.space.name}, {config.seeds} seeds, "
+                               f"metric {config.metric}")
         print(f"plot: {args.plot}")
     if args.output:
         atomic_write_text(Path(args.output), json.dumps(
@@ -113,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_summary(results: list[StrategyRuns], args: argparse.Namespace,
-                  best_possible: float, limits) -> None:
+def print_summary(results: list[StrategyRuns], config: BenchmarkConfig,
+                  best_possible: float) -> None:
+    limits = config.limits
     within = ""
     if limits.active:
         named = {"max_params": "parameters", "max_macs": "multiply-adds",
@@ -122,11 +126,11 @@ def print_summary(results: list[StrategyRuns], args: argparse.Namespace,
         within = " within " + ", ".join(f"{named[key]} <= {value:,}" for key, value in
                                         limits.to_dict().items()
                                         if key in named and value is not None)
-    print(f"test accuracy of the best-by-validation architecture after {args.budget} "
-          f"queries, {args.seeds} seeds (metric {args.metric}){within}; best possible "
-          f"{best_possible:.2f}")
+    print(f"test accuracy of the best-by-validation architecture after {config.budget} "
+          f"queries, {config.seeds} seeds (metric {config.metric}){within}; best possible "
+          f"{100 * best_possible:.2f} %")
     print(f"{'strategy':<12}{'mean':>8}{'std':>8}{'min':>8}{'max':>8}{'seconds':>10}")
     for runs in results:
         values = runs.test_accuracies
-        print(f"{runs.strategy:<12}{runs.mean():>8.2f}{runs.std():>8.2f}{min(values):>8.2f}"
-              f"{max(values):>8.2f}{runs.seconds:>10.1f}")
+        print(f"{runs.strategy:<12}{100 * runs.mean():>8.2f}{100 * runs.std():>8.2f}"
+              f"{100 * min(values):>8.2f}{100 * max(values):>8.2f}{runs.seconds:>10.1f}")

@@ -77,7 +77,8 @@ def check_test_classes(loaded, classes: list[str], dataset: str) -> None:
         raise UserError(f"the network has {expected} classes but the {dataset} test images "
                         f"have {len(classes)}; check --data and --dataset")
     if loaded.classes is not None and list(classes) != list(loaded.classes):
-        differ = [f"{ours}/{theirs}" for ours, theirs in zip(loaded.classes, classes,
-                                                            strict=True) if ours != theirs]
-        raise UserError(f"the test classes differ from the network's ({', '.join(differ[:3])}"
-                        f"{' ...' if len(differ) > 3 else ''}); make the class folders match")
+        from naonet.data.registry import class_difference
+
+        difference = class_difference(loaded.classes, classes, "the network", "the test images")
+        raise UserError(f"the test classes differ from the network's ({difference}); make the "
+                        "class folders match")

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import argparse
 
+from naonet.data.registry import DATASETS
 from naonet.errors import UserError
-from naonet.models import NetworkConfig, build_network, count_multiply_adds, count_parameters
+from naonet.factory import PUBLISHED_MODELS, published_config
+from naonet.models import NetworkConfig, build_network, count_parameters
 from naonet.spaces import Architecture, resolve_architecture
+from naonet.training.config import PRESETS
 
-# (label, skeleton, C, N, classes, input size): the published configurations.
-PUBLISHED_CONFIGS = [
-    ("CIFAR-10, C 36, N 6", "cifar", 36, 6, 10, 32),
-    ("ImageNet, C 52, N 4", "imagenet", 52, 4, 1000, 224),
-]
 # (label, classes, input size): the data sets NAS-Bench-201 trained its network on.
 BENCHMARK_DATASETS = [("CIFAR-10", 10, 32), ("CIFAR-100", 100, 32), ("ImageNet16-120", 120, 16)]
 
@@ -52,12 +50,15 @@ def print_naonet(architecture: Architecture) -> None:
             ops = architecture.space.op_names
             print(f"  node {index + 2} = {ops[node.op_a]}(state {node.input_a}) + "
                   f"{ops[node.op_b]}(state {node.input_b})")
-    print(f"{'configuration':<22}{'params (no aux)':>17}{'params (aux)':>15}{'mult-adds':>14}")
-    for label, skeleton, channels, layers, classes, size in PUBLISHED_CONFIGS:
-        network = build_network(architecture, NetworkConfig(
-            skeleton=skeleton, channels=channels, layers=layers, num_classes=classes))
-        macs = count_multiply_adds(network, (3, size, size))
-        print(f"{label:<22}{count_parameters(network):>17,}"
+    print(f"{'configuration':<30}{'params (no aux)':>17}{'params (aux)':>15}{'mult-adds':>14}")
+    for name in PUBLISHED_MODELS:  # the published networks, as create_model builds them
+        _, fields = published_config(name)
+        config = NetworkConfig(**{**fields, "aux_head": True})
+        network = build_network(architecture, config)
+        dataset = DATASETS[PRESETS[name]["dataset"]]
+        macs = architecture.space.multiply_adds(architecture, config, dataset.image_size)
+        label = f"{name}, C {config.channels}, N {config.layers}"
+        print(f"{label:<30}{count_parameters(network):>17,}"
               f"{count_parameters(network, include_aux=True):>15,}{macs / 1e6:>12,.1f} M")
 
 
@@ -65,7 +66,7 @@ def print_benchmark_cell(architecture, reference: str | None) -> None:
     """The cell's edges, the benchmark network's sizes, and (given the table) what the
     benchmark measured."""
     space = architecture.space
-    print("cell (node 0 is the cell input, node 3 its output):")
+    print(f"cell (node 0 is the cell input, node {space.num_nodes - 1} its output):")
     for target in range(1, space.num_nodes):
         terms = " + ".join(f"{op}(node {source})" for source, op in architecture.incoming(target))
         print(f"  node {target} = {terms}")
@@ -85,5 +86,5 @@ def print_benchmark_cell(architecture, reference: str | None) -> None:
         truth = table.true_accuracy(architecture)
         validation = table.table.value(architecture, metric_column(DEFAULT_METRIC))
         print(f"in {table.table.source}: index {table.table.index(architecture)}, "
-              f"validation {validation:.2f} %, test {100 * truth.test_accuracy:.2f} % "
+              f"validation {100 * validation:.2f} %, test {100 * truth.test_accuracy:.2f} % "
               f"(rank {truth.rank:,} of {truth.of:,})")

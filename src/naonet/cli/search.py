@@ -7,7 +7,7 @@ scores.png and a resumable checkpoint. Each line of arch_pool.final is accepted 
 'nao info LINE --reference table:CSV' prints what the benchmark measured of it):
 
   nao search --preset quick-cifar10 --data cifar10-jpg.tar.gz --output runs/search
-  nao train --preset naonet-v2-cifar10 --arch "$(head -n 1 runs/search/arch_pool.final)" \
+  nao train --preset naonet-v2-cifar10 --arch "$(head -n 1 runs/search/arch_pool.final)" \\
       --data cifar10-jpg.tar.gz
 
 Rerunning the same command after an interruption resumes where it stopped. For N
@@ -39,7 +39,8 @@ HELP = {
     "download": "download CIFAR into --data when it is missing (needs the internet)",
     "valid_size": "training images held out to score architectures on",
     "train_subset": "train on only this many of the remaining images (0: all)",
-    "image_size": "resize folder data sets to this size",
+    "image_size": "resize the images to this size (0: the data set's own; a folder's images "
+                  "are read at 32 px)",
     "pipeline": "device (data set on the device, batched augmentation), loader or auto",
     "cutout": "cutout size for supernet and re-rank training (0: none)",
     "channels": "supernet width C",
@@ -120,6 +121,20 @@ def _table_search():
     return table_search, None
 
 
+# What each preset is for (search/config.py holds what it sets, and why).
+PRESET_HELP = {
+    "nao-v2-cifar10": "the released search on CIFAR-10, for a GPU (about a day)",
+    "quick-cifar10": "the same code path at a tiny size, about 5 minutes on 2 CPU cores",
+    "quick-nb201": "one-shot NAO-V2 on NAS-Bench-201 at a tiny size, under 2 minutes on "
+                   "2 CPU cores",
+    "nb201-rank-cpu": "the NAS-Bench-201 supernet recipe of 'nao correlate --supernet' for "
+                      "2 CPU cores",
+    "nb201-search-cpu": "one-shot NAO-V2 on NAS-Bench-201 at that recipe's scale, about "
+                        "40 minutes on 2 CPU cores",
+    "nb201-rank-gpu": "the NAS-Bench-201 supernet recipe at the paper's scale, for a GPU",
+}
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "search", help="search architectures with NAO-V2 (resumable, multi-GPU)",
@@ -127,8 +142,7 @@ def add_parser(subparsers) -> None:
     from naonet.search.config import PRESETS, SearchConfig
 
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                        help="nao-v2-cifar10 (the released search, for a GPU) or "
-                             "quick-cifar10 (about 10 minutes on a 2-core CPU)")
+                        help="; ".join(f"{name}: {PRESET_HELP[name]}" for name in PRESETS))
     parser.add_argument("--config", default=None, help="YAML or JSON file of options")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--evaluator", default=SUPERNET_EVALUATOR,

@@ -146,12 +146,13 @@ def run_table_search(args: argparse.Namespace) -> int:
     print(f"strategy {args.strategy}, {summary.queries} queries, seed {seed}, "
           f"metric {args.metric}")
     print(f"best by validation: index {summary.best_index} {summary.best}")
-    print(f"  validation {summary.best_validation:.2f}  test {summary.test_accuracy:.2f}  "
-          f"(best-by-validation of the whole table: test {best_possible:.2f})")
+    print(f"  validation {100 * summary.best_validation:.2f} %  "
+          f"test {100 * summary.test_accuracy:.2f} %  "
+          f"(best-by-validation of the whole table: test {100 * best_possible:.2f} %)")
     optimum = feasible_optimum(table, limits) if limits.active else None
     if optimum is not None:
-        print(f"  within the budget the table's best test accuracy is {optimum[1]:.2f} "
-              f"(index {optimum[0]})")
+        print(f"  within the budget the table's best test accuracy is "
+              f"{100 * optimum[1]:.2f} % (index {optimum[0]})")
     if args.result_json:
         result = {"strategy": args.strategy, "seed": seed, "metric": args.metric,
                   "budget": args.budget, "table": str(table.source),

@@ -24,7 +24,8 @@ HELP = {
     "valid_size": "hold out this many training images for choosing best.pt",
     "train_subset": "train on only this many images (0: all)",
     "test_subset": "evaluate on only this many test images (0: all)",
-    "image_size": "resize folder data sets to this size",
+    "image_size": "resize the images to this size (0: the data set's own; a folder's images "
+                  "are read at 32 px)",
     "pipeline": "device (data set on the device, batched augmentation), loader or auto",
     "channels": "width C of the first cells",
     "layers": "cells per stage N",
@@ -34,7 +35,7 @@ HELP = {
     "drop_path_exempts_pass_through": "never drop identity (and zero) branches; the "
                                       "released HEAD drops every branch",
     "lr_schedule": "cosine or exponential",
-    "scale_lr_with_world_size": "multiply lr by the number of processes",
+    "scale_lr_with_world_size": "multiply lr and lr-min by the number of processes",
     "amp": "mixed precision: auto (bf16 on CUDA, float32 elsewhere), none, bf16 or fp16",
     "channels_last": "NHWC memory layout (faster on these CPUs and on recent GPUs)",
     "compile": "torch.compile the network: auto (CUDA only), on or off; falls back to eager",

@@ -89,7 +89,7 @@ class DataConfig:
     autoaugment: bool = False
     pipeline: str = "auto"  # 'device' | 'loader' | 'auto'
     workers: int = 2
-    image_size: int = 0  # resize the images to this (0: the data set's own size)
+    image_size: int = 0  # resize the images to this (0: the data set's own; folder: 32)
 
     def __post_init__(self) -> None:
         from naonet.options import check_values
@@ -245,12 +245,20 @@ def build_test_data(config: DataConfig, device: torch.device) -> TestData:
 def check_same_classes(train_classes: list[str], test_classes: list[str], root: Path) -> None:
     """Labels are class positions: a test set with other classes would shift them all."""
     if list(train_classes) != list(test_classes):
-        only_train = sorted(set(train_classes) - set(test_classes))
-        only_test = sorted(set(test_classes) - set(train_classes))
-        difference = (f"only in train: {', '.join(only_train) or '-'}; only in test: "
-                      f"{', '.join(only_test) or '-'}")
+        difference = class_difference(train_classes, test_classes, "train", "test")
         raise UserError(f"the train and test classes of {root} differ ({difference}); make "
                         "the class folders match")
+
+
+def class_difference(first: list[str], second: list[str], first_name: str,
+                     second_name: str) -> str:
+    """How two class lists differ, in words: the names only one of them has."""
+    only_first = sorted(set(first) - set(second))
+    only_second = sorted(set(second) - set(first))
+    if not only_first and not only_second:
+        return "the same names in another order"
+    return (f"only in {first_name}: {', '.join(only_first) or '-'}; only in {second_name}: "
+            f"{', '.join(only_second) or '-'}")
 
 
 def _load_small(root: Path, config: DataConfig, spec: DatasetSpec

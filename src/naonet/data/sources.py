@@ -79,8 +79,21 @@ def resolve_data_root(path: str | Path) -> Path:
         if not path.name.endswith((".tar.gz", ".tgz", ".tar")):
             raise UserError(f"data path {path} is a file but not a .tar.gz/.tar archive; pass "
                             "the data set folder")
-        return extract_archive(path)
+        return unwrapped(extract_archive(path))
     return path
+
+
+def unwrapped(root: Path) -> Path:
+    """The data set inside ``root``: an archive made the usual way (``tar czf data.tar.gz
+    data``) holds one folder around it; CIFAR's python archive keeps its named folder."""
+    while not (root / "train").is_dir():
+        entries = [entry for entry in root.iterdir()
+                   if not entry.name.startswith((".", "__MACOSX"))]
+        if len(entries) != 1 or not entries[0].is_dir() or \
+                entries[0].name in PICKLE_FOLDERS.values():
+            break
+        root = entries[0]
+    return root
 
 
 def extract_archive(archive: Path) -> Path:
@@ -134,8 +147,9 @@ def detect_layout(root: Path, dataset: str) -> str:
     if find_split_folder(root, "train") is not None:
         return "folder"
     expected = f"'{folder}/' (python batches) or " if folder else ""
+    fetch = " (use --download to fetch CIFAR when online)" if folder else ""
     raise UserError(f"no data set found in {root}: expected {expected}'train/<class>/' image "
-                    "folders; check --data (use --download to fetch CIFAR when online)")
+                    f"folders; check --data{fetch}")
 
 
 # --------------------------------------------------------------------------- pickle batches

@@ -10,7 +10,7 @@ from torch import nn
 from naonet.models.operations import FactorizedReduce, ReLUConvBN, build_operation
 from naonet.spaces import Cell as CellArch
 from naonet.spaces import CellSearchSpace
-from naonet.spaces.cell_space import NUM_CELL_INPUTS
+from naonet.spaces.cell_space import is_reduced, read_stride
 
 
 @dataclass(frozen=True)
@@ -77,24 +77,18 @@ class DiscreteCell(nn.Module):
         self.inputs = [node.inputs for node in arch.nodes]
         self.loose_ends = arch.loose_ends()
         self.calibrate = CalibrateInputs(shape0, shape1, channels)
-        stride = 2 if reduction else 1
         self.nodes = nn.ModuleList()
         for node in arch.nodes:
             branches = nn.ModuleList()
             for state, op in zip(node.inputs, node.ops):
                 name = space.op_names[op]
-                # only the cell inputs are reduced
-                branch_stride = stride if state < NUM_CELL_INPUTS else 1
-                branches.append(NodeBranch(name, channels, branch_stride,
+                branches.append(NodeBranch(name, channels, read_stride(state, reduction),
                                            droppable=name not in exempt))
             self.nodes.append(branches)
         # A loose end that is a cell input of a reduction cell is still at full size.
+        self.reduced_loose_ends = [s for s in self.loose_ends if is_reduced(s, reduction)]
         self.output_reducers = nn.ModuleList(
-            FactorizedReduce(channels, channels)
-            for state in self.loose_ends if reduction and state < NUM_CELL_INPUTS
-        )
-        self.reduced_loose_ends = [s for s in self.loose_ends
-                                   if reduction and s < NUM_CELL_INPUTS]
+            FactorizedReduce(channels, channels) for _ in self.reduced_loose_ends)
         out_scale = shape1.scale * (2 if reduction else 1)
         self.out_shape = StateShape(channels * len(self.loose_ends), out_scale)
 

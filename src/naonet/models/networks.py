@@ -238,6 +238,9 @@ class NAONet(CellStack):
 def build_network(architecture: Architecture, config: NetworkConfig | None = None,
                   **overrides) -> NAONet:
     """Build the discrete network of ``architecture``; keyword overrides edit ``config``."""
+    if not isinstance(architecture, Architecture):
+        raise TypeError(f"build_network takes an Architecture, not {type(architecture).__name__}"
+                        "; read a name or string with naonet.spaces.resolve_architecture")
     config = config or NetworkConfig()
     if overrides:
         config = NetworkConfig(**{**config.to_dict(), **overrides})

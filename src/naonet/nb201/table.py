@@ -4,7 +4,9 @@ The documented format has one row per architecture with the columns ``index`` (t
 benchmark's own index), ``arch`` (the string form), ``params_mb``, ``valid_acc_200ep``,
 ``valid_split_test_acc_200ep``, ``test_acc_200ep``, ``valid_acc_12ep`` and
 ``test_acc_12ep``. Validation columns are what a search may see; test columns are for
-reporting (see :mod:`naonet.nb201.evaluator`).
+reporting (see :mod:`naonet.nb201.evaluator`). The file holds accuracies in percent, as
+the benchmark publishes them; the table holds them as fractions, as the rest of naonet
+does (a percent only when printed).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ DEFAULT_METRIC = "valid_200ep"
 TEST_COLUMN = "test_acc_200ep"
 REQUIRED_COLUMNS = ("index", "arch", *VALIDATION_METRICS.values(), TEST_COLUMN)
 OPTIONAL_COLUMNS = ("params_mb", "valid_split_test_acc_200ep", "test_acc_12ep")
+PERCENT_COLUMNS = (*VALIDATION_METRICS.values(), TEST_COLUMN, "valid_split_test_acc_200ep",
+                   "test_acc_12ep")  # accuracies: percent in the file, fractions here
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +73,8 @@ class BenchmarkTable:
         try:
             architectures = tuple(space.parse(row["arch"]) for row in rows)
             indices = np.array([int(row["index"]) for row in rows], dtype=np.int64)
-            columns = {c: np.array([float(row[c]) for row in rows]) for c in numeric}
+            columns = {c: np.array([float(row[c]) for row in rows])
+                       / (100.0 if c in PERCENT_COLUMNS else 1.0) for c in numeric}
         except (ValueError, TypeError, OverflowError, UserError) as error:
             # TypeError: a short row; OverflowError: an index beyond 64 bits
             raise UserError(f"benchmark table {path} has a bad row: {error}") from None

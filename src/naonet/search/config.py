@@ -315,7 +315,7 @@ PRESETS: dict[str, dict] = {
     # The released NAO-V2 search on CIFAR-10 (SPEC 5): meant for a GPU (about a day).
     # Each architecture is scored on its own random batch of 500, as released.
     "nao-v2-cifar10": dict(dataset="cifar10", scoring="per-architecture"),
-    # A first search on a CPU in about 10 minutes on 2 cores: the same code path at a tiny
+    # A first search on a CPU in about 5 minutes on 2 cores: the same code path at a tiny
     # size (2000 training images, C 8, N 1, 2 rounds of 2 supernet epochs, 50 + 30
     # architectures scored on 100 images, a 1-epoch re-rank of the top 5).
     "quick-cifar10": dict(

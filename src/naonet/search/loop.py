@@ -742,9 +742,10 @@ def finish(run: SearchRun) -> list[dict]:
         else:  # at the size of the network a search of the space delivers
             final_file = shlex.quote(str(run.run_dir / "arch_pool.final"))
             channels, layers = run.meter.space.final_size
+            size = f" --image-size {config.image_size}" if config.image_size else ""
             announce(run, f"train the first with: nao train --arch \"$(head -n 1 {final_file})\""
                           f" --channels {channels} --layers {layers} --dataset {config.dataset} "
-                          f"--data {shlex.quote(str(config.data))}")
+                          f"--data {shlex.quote(str(config.data))}{size}")
     barrier()
     return [entry_record(entry, network_config, costs=run.costs) for entry in final]
 
@@ -771,16 +772,17 @@ def announce_start(run: SearchRun, resumed: bool) -> None:
     if isinstance(run.supernet, FewShotSupernet):
         supernet += (f" in {len(run.supernet.parts)} few-shot copies, split on coding "
                      f"position {config.few_shot_split} after round {config.few_shot_after}")
-    text = (f"searching the {config.space} space on {config.dataset} ({where}): supernet "
-            f"{supernet}), "
+    size = config.image_size or run.data.spec.image_size
+    text = (f"searching the {config.space} space on {config.dataset} at {size} px ({where}): "
+            f"supernet {supernet}), "
             f"{config.rounds} rounds x {config.supernet_epochs} epochs of "
             f"{len(run.data.train)} steps, seed pool "
             f"{config.seed_pool_file or config.seed_pool_size}, +{config.new_architectures} "
             f"per round ({PROPOSERS[config.strategy]}); scoring on {len(run.scoring)} "
             f"validation images ({config.scoring})")
     if resumed:
-        text += (f"; resuming in round {state.round + 1}, phase {state.phase}, "
-                 f"epoch {state.epoch}")
+        at = f"after epoch {state.epoch}" if state.epoch else "at its start"
+        text += f"; resuming in round {state.round + 1}, phase {state.phase}, {at}"
     announce(run, text)
 
 

@@ -5,7 +5,6 @@ matplotlib is imported only when a picture is asked for (the ``plot`` extra).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +17,9 @@ INPUT_NAMES = ("h[k-2]", "h[k-1]")
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot, drawing to files only; a UserError naming the extra to
+    install where matplotlib is absent."""
     try:
         import matplotlib
 
@@ -38,19 +39,14 @@ def check_picture_path(path: str | Path) -> Path:
     return path
 
 
-def _save(figure, path: str | Path) -> None:
-    path = check_picture_path(path)
-    from naonet.training.checkpoint import file_mode
+def save_figure(figure, path: str | Path) -> None:
+    """Write ``figure`` to ``path`` atomically (a viewer never sees half a picture), in
+    the format its suffix names."""
+    from naonet.training.checkpoint import atomic_write_bytes
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = file_mode(path)  # what open() would give, or the mode a user set
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        figure.savefig(temporary, dpi=120)
-        os.chmod(temporary, mode)
-        temporary.replace(path)  # atomic: a viewer never sees half a picture
-    finally:
-        temporary.unlink(missing_ok=True)
+    path = check_picture_path(path)
+    atomic_write_bytes(path, lambda file: figure.savefig(file, dpi=120,
+                                                         format=path.suffix[1:].lower()))
 
 
 # ----------------------------------------------------------------------- score distribution
@@ -69,7 +65,7 @@ def plot_score_distribution(pool: Sequence[PoolEntry], rounds: int, path: str | 
     (new architectures of the round in orange)."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     per_round = scores_by_round(pool, rounds)
     figure, axes = plt.subplots(figsize=(max(4.0, 1.2 * rounds + 2.5), 4))
     positions = list(range(1, rounds + 1))
@@ -90,7 +86,7 @@ def plot_score_distribution(pool: Sequence[PoolEntry], rounds: int, path: str | 
     axes.set_ylabel("supernet validation accuracy")
     axes.set_title("architecture scores per round")
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
     plt.close(figure)
 
 
@@ -161,7 +157,7 @@ def draw_architecture(architecture: Architecture, path: str | Path,
     """Both cells of ``architecture`` as graphs, one above the other, into a PNG, SVG
     or PDF file."""
     path = check_picture_path(path)  # before the drawing, and outside the title's try
-    plt = _pyplot()
+    plt = pyplot()
     width = 1.9 * (architecture.space.num_nodes + 2)
     figure, axes = plt.subplots(2, 1, figsize=(width, width * 0.62))
     _draw_cell(axes[0], architecture, architecture.normal, "normal cell")
@@ -175,7 +171,7 @@ def _save_titled(plt, figure, title: str, path: Path) -> None:
     figure.suptitle(title, fontsize=8)
     try:
         figure.tight_layout()  # lays the title out: where bad $...$ math fails
-        _save(figure, path)
+        save_figure(figure, path)
     except UserError:
         raise
     except ValueError as error:  # matplotlib's mathtext cannot typeset the title
@@ -189,7 +185,7 @@ def draw_benchmark_cell(architecture, path: str | Path, title: str | None = None
     """A NAS-Bench-201 cell as a graph (nodes in a row, every edge but ``none`` drawn
     with its op) into a PNG, SVG or PDF file."""
     path = check_picture_path(path)
-    plt = _pyplot()
+    plt = pyplot()
     space = architecture.space
     op_names = space.op_names
     colours = {name: f"C{index % 10}" for index, name in enumerate(op_names)}
@@ -227,7 +223,7 @@ def plot_pareto(records: Sequence[dict], front: Sequence[dict], final: Sequence[
                 path: str | Path, cost: str = "final_parameters") -> None:
     """Every scored architecture's supernet score against the final network's ``cost``,
     the non-dominated front highlighted and arch_pool.final's architectures marked."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6, 4))
     scored = [r for r in records if r.get("supernet_score") is not None and cost in r]
     axes.scatter([r[cost] for r in scored], [r["supernet_score"] for r in scored], s=8,
@@ -242,5 +238,5 @@ def plot_pareto(records: Sequence[dict], front: Sequence[dict], final: Sequence[
     axes.set_ylabel("supernet score")
     axes.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
     plt.close(figure)

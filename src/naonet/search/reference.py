@@ -5,7 +5,7 @@ how well the supernet's scores rank the pool (Kendall's tau against the table's
 validation accuracy) and what the current best architectures really are: their test
 accuracy and their rank among every architecture of the table. These lookups are for
 people reading the results; nothing here is ever fed back into the search.
-Accuracies are fractions, as everywhere in the library (the table stores percents).
+Accuracies are fractions, as everywhere in the library.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class ReferenceTable:
         test = self.table.test_accuracy(architecture)
         better = len(self._sorted_test) - int(np.searchsorted(self._sorted_test, test,
                                                               side="right"))
-        return TrueAccuracy(test / 100.0, better + 1, len(self._sorted_test))
+        return TrueAccuracy(test, better + 1, len(self._sorted_test))
 
     def round_report(self, architectures: list, scores: list[float]) -> dict:
         """Kendall's tau of the scores against the table, and the truth of the best."""

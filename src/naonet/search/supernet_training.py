@@ -16,6 +16,7 @@ from naonet.runtime import FastPaths
 from naonet.runtime import apply as apply_fast_paths
 from naonet.search.config import SearchConfig
 from naonet.supernet import PoolSampler
+from naonet.training.optimizer import learning_rates, sgd
 
 
 class SampledSupernet(nn.Module):
@@ -71,18 +72,17 @@ def wrap_for_training(supernet: nn.Module, context: DistributedContext) -> tuple
     return wrapper, wrap_data_parallel(wrapper, context, find_unused_parameters=True)
 
 
-def learning_rates(config: SearchConfig, world_size: int) -> tuple[float, float]:
-    """(maximum, minimum) learning rate; both grow with the number of processes when
-    ``scale_lr_with_world_size`` (each process trains on its own batch)."""
-    scale = world_size if config.scale_lr_with_world_size else 1
-    return config.lr * scale, config.lr_min * scale
+def search_learning_rates(config: SearchConfig, world_size: int) -> tuple[float, float]:
+    """(maximum, minimum) learning rate of the supernet and the re-rank."""
+    return learning_rates(config.lr, config.lr_min, world_size,
+                          config.scale_lr_with_world_size)
 
 
 def build_optimizer(model: nn.Module, config: SearchConfig, world_size: int
                     ) -> torch.optim.Optimizer:
     """SGD with momentum and weight decay (the released child optimizer)."""
-    return torch.optim.SGD(model.parameters(), lr=learning_rates(config, world_size)[0],
-                           momentum=config.momentum, weight_decay=config.weight_decay)
+    return sgd(model, search_learning_rates(config, world_size)[0], config.momentum,
+               config.weight_decay)
 
 
 def start_schedule(optimizer: torch.optim.Optimizer, config: SearchConfig, world_size: int,
@@ -93,7 +93,7 @@ def start_schedule(optimizer: torch.optim.Optimizer, config: SearchConfig, world
     left (from PyTorch 1.4 on, the released per-round restart silently continued from
     the last round's low rate; before 1.4 it restarted): reset it first.
     """
-    lr_max, lr_min = learning_rates(config, world_size)
+    lr_max, lr_min = search_learning_rates(config, world_size)
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] = lr_max
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=lr_min)

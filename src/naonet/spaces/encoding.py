@@ -55,15 +55,6 @@ class LegalTokens:
     def legal_tokens(self, position: int) -> tuple[int, ...]:
         return self._legal[position]
 
-    def legal_mask(self):
-        """Boolean tensor [sequence_length, vocab_size]: True where a token is legal."""
-        import torch
-
-        mask = torch.zeros(self.sequence_length, self.vocab_size, dtype=torch.bool)
-        for position, tokens in enumerate(self._legal):
-            mask[position, list(tokens)] = True
-        return mask
-
 
 class CellSpaceEncoding(LegalTokens):
     """The released NAO token layout for a :class:`CellSearchSpace`."""

@@ -65,7 +65,8 @@ class SearchSpace(Protocol):
         """The discrete network; ``forward(images)`` -> ``(logits, aux_logits or None)``."""
 
     def parameter_count(self, architecture, config) -> int:
-        """Trainable parameters of the discrete network, without building it."""
+        """Trainable parameters of the discrete network, without building it (an
+        auxiliary head excluded, as published counts and ``count_parameters`` do)."""
 
     def multiply_adds(self, architecture, config, image_size: int = 32) -> int:
         """Multiply-adds (convolutions and linear layers) of one evaluation of the

@@ -62,6 +62,7 @@ class BenchmarkConfig:
 
     table: str  # table:PATH of the benchmark CSV
     strategies: tuple[str, ...]
+    space: str = "nb201"  # the table's space
     budget: int = 100
     first_seed: int = 0
     seeds: int = 20

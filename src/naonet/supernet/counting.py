@@ -32,7 +32,7 @@ from naonet.models.networks import (
     cell_layout,
 )
 from naonet.spaces import Architecture, Cell, CellSearchSpace
-from naonet.spaces.cell_space import NUM_CELL_INPUTS
+from naonet.spaces.cell_space import is_reduced, read_stride
 
 
 @dataclass(frozen=True)
@@ -205,15 +205,13 @@ def cell_body_cost(space: CellSearchSpace, cell: Cell, channels: int, reduction:
                    pixels: int) -> Cost:
     """The node operations and the reducers of full-size loose ends (no calibration);
     every one of them outputs at the cell's resolution, ``pixels``."""
-    stride = 2 if reduction else 1
     total = Cost()
     for node in cell.nodes:
         for state, op in zip(node.inputs, node.ops):
-            branch_stride = stride if state < NUM_CELL_INPUTS else 1
-            total += operation_cost(space.op_names[op], channels, branch_stride, pixels)
-    if reduction:
-        reduced = sum(1 for state in cell.loose_ends() if state < NUM_CELL_INPUTS)
-        total += factorized_reduce_cost(channels, channels, pixels).times(reduced)
+            total += operation_cost(space.op_names[op], channels,
+                                    read_stride(state, reduction), pixels)
+    reduced = sum(1 for state in cell.loose_ends() if is_reduced(state, reduction))
+    total += factorized_reduce_cost(channels, channels, pixels).times(reduced)
     return total
 
 

@@ -23,7 +23,7 @@ from naonet.models.cells import CalibrateInputs, StateShape, drop_path
 from naonet.models.networks import CellStack
 from naonet.models.operations import FactorizedReduce
 from naonet.spaces import Architecture, Cell, CellSearchSpace, Node, get_cell_space
-from naonet.spaces.cell_space import NUM_CELL_INPUTS
+from naonet.spaces.cell_space import NUM_CELL_INPUTS, is_reduced
 from naonet.supernet.config import SupernetConfig
 from naonet.supernet.operations import LooseEndCombine, PerInputOperation
 
@@ -92,7 +92,7 @@ class SupernetCell(nn.Module):
             states.append(module(states, node, keep_prob))
         loose_ends = cell.loose_ends()
         outputs = [self.output_reducers[state](states[state])
-                   if self.reduction and state < NUM_CELL_INPUTS else states[state]
+                   if is_reduced(state, self.reduction) else states[state]
                    for state in loose_ends]
         return self.combine(outputs, loose_ends)  # [batch, C, height, width]
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from naonet.models.operations import build_operation
-from naonet.spaces.cell_space import NUM_CELL_INPUTS
+from naonet.spaces.cell_space import read_stride
 
 
 class PerInputOperation(nn.Module):
@@ -35,7 +35,7 @@ class PerInputOperation(nn.Module):
         super().__init__()
         self.name = name
         self.per_input = nn.ModuleList(
-            build_operation(name, channels, 2 if reduction and state < NUM_CELL_INPUTS else 1)
+            build_operation(name, channels, read_stride(state, reduction))
             for state in range(num_inputs)
         )
 

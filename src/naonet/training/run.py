@@ -39,6 +39,7 @@ from naonet.training.checkpoint import (
 )
 from naonet.training.config import TrainConfig
 from naonet.training.engine import EpochStats, Precision, evaluate, train_one_epoch, unwrap
+from naonet.training.optimizer import learning_rates, sgd
 
 CHECKPOINT_FORMAT = 1
 # Options that may change between a run and its resumption without changing its result.
@@ -105,12 +106,12 @@ def seed_everything(seed: int) -> None:
 def build_optimizer(model: nn.Module, config: TrainConfig, world_size: int
                     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """SGD with momentum; cosine or exponential decay stepped after every epoch."""
-    lr = config.lr * (world_size if config.scale_lr_with_world_size else 1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+    lr, lr_min = learning_rates(config.lr, config.lr_min, world_size,
+                                config.scale_lr_with_world_size)
+    optimizer = sgd(model, lr, config.momentum, config.weight_decay)
     if config.lr_schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=config.epochs, eta_min=config.lr_min)
+            optimizer, T_max=config.epochs, eta_min=lr_min)
     else:
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
     return optimizer, scheduler
@@ -366,6 +367,8 @@ def _announce(context, config: TrainConfig, architecture: Architecture, network:
     where = f"{context.device}" + (f" x {context.world_size} processes"
                                    if context.is_distributed else "")
     resumed = f", resuming after epoch {state.epoch}" if state.epoch else ""
-    print(f"training {architecture.to_qualified_string()} on {config.dataset} ({where}): "
+    size = config.image_size or data.spec.image_size
+    print(f"training {architecture.to_qualified_string()} on {config.dataset} at {size} px "
+          f"({where}): "
           f"{count_parameters(network):,} parameters, {len(data.train)} steps/epoch, "
           f"{config.epochs} epochs{resumed}; {paths.describe()}", flush=True)

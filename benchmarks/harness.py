@@ -235,7 +235,9 @@ def _measure(figure: Figure, args: argparse.Namespace) -> Report:
                     getattr(row, worker.variant).append(units / seconds)
             done += 1
             if args.json:
-                Path(args.json).write_text(report().to_json())
+                from naonet.training.checkpoint import atomic_write_text
+
+                atomic_write_text(args.json, report().to_json())
             now = time.perf_counter()
             print(f"  round {done}/{rounds} done ({now - start:.0f} s)", file=sys.stderr,
                   flush=True)

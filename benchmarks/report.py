@@ -39,7 +39,9 @@ def main() -> None:
         raise SystemExit(f"{path} has no {begin} ... {end} markers")
     text = re.sub(re.escape(begin) + ".*?" + re.escape(end),
                   lambda _: f"{begin}\n{table}\n{end}", text, flags=re.S)
-    path.write_text(text)
+    from naonet.training.checkpoint import atomic_write_text
+
+    atomic_write_text(path, text)
     print(f"updated {path}")
 
 

@@ -242,7 +242,9 @@ def main() -> None:
     print(f"device: cpu ({machine})\n")
     print(table(results))
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine, "results": {
+        from naonet.training.checkpoint import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps({"machine": machine, "results": {
             preset: {variant: {k: v for k, v in measured.items() if k != "arch_pool"}
                      for variant, measured in variants.items()}
             for preset, variants in results.items()}}, indent=1))

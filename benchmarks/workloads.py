@@ -21,6 +21,7 @@ from torch import nn
 from naonet import runtime
 from naonet.data import InMemorySplit
 from naonet.runtime import FastPaths
+from naonet.training.checkpoint import atomic_save
 
 REPO = Path(__file__).resolve().parents[1]
 ARCHIVE = Path("data") / "cifar10" / "cifar10-jpg.tar.gz"  # inside a shared folder
@@ -118,11 +119,8 @@ def _decoded_training_set(archive: Path) -> InMemorySplit:
         data = torch.load(cached, weights_only=True)
         return InMemorySplit(data["images"], data["labels"], list(data["classes"]))
     split = load_image_folder(extract_archive(archive) / "train")
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cached.with_suffix(f".{os.getpid()}.tmp")
-    torch.save({"images": split.images, "labels": split.labels, "classes": split.classes},
-               temporary)
-    os.replace(temporary, cached)
+    atomic_save({"images": split.images, "labels": split.labels, "classes": split.classes},
+                cached)
     return split
 
 

@@ -318,7 +318,7 @@ def test_defaults_per_device(monkeypatch):
                              host_allocator="system")
     assert FastPaths.resolve(torch.device("cpu"), compile="on", amp="bf16").compile
     assert Precision.from_name("auto", torch.device("cpu")).dtype is None
-    with pytest.raises(Exception, match="compile must be"):
+    with pytest.raises(UserError, match="compile must be"):
         FastPaths.resolve(torch.device("cpu"), compile="sometimes")
 
 

@@ -364,11 +364,14 @@ def test_few_shot_supernet_runs_one_copy_until_split_then_one_per_choice():
     # the copies start as the one supernet, momentum included ...
     torch.testing.assert_close(supernet(images, residual)[0], before, rtol=0, atol=0)
     first, second = supernet.parts[0], supernet.parts[1]
+    copied = 0
     for a, b in zip(first.parameters(), second.parameters()):
         assert a.data_ptr() != b.data_ptr()
         if a in optimizer.state:
             torch.testing.assert_close(optimizer.state[b]["momentum_buffer"],
                                        optimizer.state[a]["momentum_buffer"])
+            copied += 1
+    assert copied > 0  # the step above gave the first copy momentum to copy
     # ... and then train apart: a step on the residual cell leaves the others' copy alone
     untouched = [p.detach().clone() for p in supernet.parts[3].parameters()]
     optimizer.zero_grad(set_to_none=True)

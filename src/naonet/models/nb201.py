@@ -20,7 +20,7 @@ from torch import nn
 from naonet.errors import UserError
 from naonet.models.networks import count_parameters
 from naonet.models.operations import average_pool_3x3
-from naonet.spaces.nb201 import NB201Architecture
+from naonet.spaces.nb201 import ZERO_OP, NB201Architecture
 
 Norm = Callable[[int], nn.Module]
 
@@ -89,7 +89,6 @@ OPERATIONS: dict[str, Callable[[int, Norm], nn.Module]] = {
     "nor_conv_3x3": lambda channels, norm: ReLUConvBN(channels, channels, 3, 1, norm),
     "avg_pool_3x3": lambda channels, norm: AvgPool3x3(),
 }
-ZERO_OP = "none"
 
 
 def build_operation(name: str, channels: int, norm: Norm = tracked_batch_norm

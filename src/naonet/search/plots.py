@@ -12,6 +12,7 @@ from naonet.errors import UserError
 from naonet.search.state import PoolEntry
 from naonet.spaces import Architecture, Cell
 from naonet.spaces.cell_space import NUM_CELL_INPUTS
+from naonet.spaces.nb201 import ZERO_OP
 
 INPUT_NAMES = ("h[k-2]", "h[k-1]")
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -193,7 +194,7 @@ def draw_benchmark_cell(architecture, path: str | Path, title: str | None = None
     places = {node: (spacing * node, 0.0) for node in range(space.num_nodes)}
     figure, axes = plt.subplots(figsize=(2.6 * space.num_nodes, 3.2))
     for (source, target), op in zip(space.edges, architecture.op_names):
-        if op == "none":  # no connection: nothing flows along it
+        if op == ZERO_OP:  # no connection: nothing flows along it
             continue
         span = target - source  # neighbours straight, longer edges arc above, the longest below
         bend = 0.0 if span == 1 else (-0.45 if span == 2 else 0.35)

@@ -18,7 +18,8 @@ from typing import Any
 from naonet.errors import UserError
 from naonet.spaces.protocol import IntegerCodedSpace, register_space
 
-NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+ZERO_OP = "none"  # the op whose output is zero: the edge carries nothing
+NB201_OPS = (ZERO_OP, "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
 @dataclass(frozen=True)
@@ -130,11 +131,11 @@ class NB201Space(IntegerCodedSpace):
         bias from BatchNorm on zeros in the benchmark network. The benchmark trained each
         of the 15,625 cells separately, so its table gives such twins different
         accuracies; that spread is training noise, not a difference of the cells."""
-        if "none" not in self.op_names:  # every edge carries something
+        if ZERO_OP not in self.op_names:  # every edge carries something
             return architecture
         from_input, to_output = self.reached_from_input(architecture), \
             self.reaches_output(architecture)
-        none = self.op_index("none")
+        none = self.op_index(ZERO_OP)
         return NB201Architecture(self, tuple(
             op if from_input[source] and to_output[target] else none
             for op, (source, target) in zip(architecture.ops, self.edges)))
@@ -143,7 +144,7 @@ class NB201Space(IntegerCodedSpace):
         """Per node: whether a path of non-``none`` edges leads to it from the input."""
         reached = [True] + [False] * (self.num_nodes - 1)
         for edge, (source, target) in enumerate(self.edges):  # sources come first
-            if reached[source] and self.op_names[architecture.ops[edge]] != "none":
+            if reached[source] and self.op_names[architecture.ops[edge]] != ZERO_OP:
                 reached[target] = True
         return reached
 

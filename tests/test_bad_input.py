@@ -86,7 +86,7 @@ CASES = [
     (TRAIN + ["--seed", str(2**70)], "--seed must be an integer from 0 to"),
     (["search", "--space", "nb201", "--evaluator", "table:t.csv", "--seed", "-3"],
      "--seed must be an integer from 0 to"),
-    (["bench-search", "--evaluator", "table:t.csv", "--first-seed", str(2**63 - 2)],
+    (["bench-search", "--evaluator", "table:t.csv", "--first-seed", str(2**32 - 2)],
      "--first-seed must be an integer from 0 to"),
 ]
 
@@ -374,9 +374,16 @@ def test_a_damaged_run_folder_is_one_line_that_says_how_to_start_over(tmp_path):
     with pytest.raises(UserError, match=r"last.pt does not hold what it should .*"
                                          r"pass another --output, or delete the folder"):
         try_resume(tmp_path, config, network, optimizer, scheduler, None)
+    torch.save({"format": 1, "config": config.to_dict(), "classes": ["cat", "dog"]},
+               tmp_path / "last.pt")
+    with pytest.raises(UserError, match=r"trained on other classes \(only in the run: dog; "
+                                         r"only in --data: kitten\)"):
+        try_resume(tmp_path, config, network, optimizer, scheduler, None, ["cat", "kitten"])
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\nnot json\n')
     with pytest.raises(UserError, match="metrics.jsonl has a line that is not an epoch's"):
         log_epoch(tmp_path, {"epoch": 2})
+    with pytest.raises(UserError, match="metrics.jsonl has a line"):  # before any training
+        try_resume(tmp_path, config, network, optimizer, scheduler, None)
     torch.save({"format": 1, "state": {}, "config": ["not", "a", "mapping"]},
                tmp_path / "search.pt")
     with pytest.raises(UserError, match="search.pt does not hold what it should"):
@@ -391,3 +398,21 @@ def test_a_binary_seed_pool_file_is_one_line(tmp_path):
     (tmp_path / "pool.txt").write_bytes(bytes(range(128, 256)) * 8)
     with pytest.raises(UserError, match="pool.txt is not text"):
         read_architecture_file(tmp_path / "pool.txt", get_space("small"))
+
+
+def test_restoring_blames_the_file_only_for_what_reading_it_raises(tmp_path):
+    """A device running out of memory while a run resumes is not a damaged file: it
+    passes through (the advice to delete the folder would throw a day's search away).
+    A mismatch keeps every line of torch's message (the first only names the module)."""
+    import torch
+
+    from naonet.errors import UserError
+    from naonet.training.checkpoint import restoring
+
+    with pytest.raises(torch.OutOfMemoryError):
+        with restoring(tmp_path / "search_state.pt"):
+            raise torch.OutOfMemoryError("CUDA out of memory")
+    with pytest.raises(UserError, match=r"Error\(s\) in loading state_dict for Linear:; "
+                                        r"Missing key\(s\)"):
+        with restoring(tmp_path / "last.pt"):
+            torch.nn.Linear(2, 2).load_state_dict({})

@@ -26,6 +26,20 @@ def test_table_lookups_by_index_and_architecture(synthetic):
         synthetic.architecture(10 ** 6)
 
 
+def test_the_files_percents_are_read_as_fractions_and_the_rest_as_written(synthetic):
+    """The benchmark publishes accuracies in percent; naonet holds fractions everywhere."""
+    import csv
+
+    with open(synthetic.source, newline="") as handle:
+        rows = [row for _, row in zip(range(50), csv.DictReader(handle))]
+    for row in rows:
+        arch = synthetic.architecture(int(row["index"]))
+        assert synthetic.test_accuracy(arch) == float(row["test_acc_200ep"]) / 100
+        for column in ("valid_acc_200ep", "valid_acc_12ep"):
+            assert synthetic.value(arch, column) == float(row[column]) / 100
+        assert synthetic.value(arch, "params_mb") == float(row["params_mb"])
+
+
 def test_missing_columns_and_files_are_user_errors(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("index,arch,valid_acc_200ep\n0,|none~0|+|none~0|none~1|+|none~0|none~1|"

@@ -33,6 +33,9 @@ from naonet.errors import UserError
 
 MAX_SAMPLE_DRAWS = 20_000  # random draws before a budget is declared unmeetable
 MAX_MUTATION_TRIES = 100
+# Bump when the networks compute differently, so cached latencies are measured again
+# (2: FactorizedReduce subsamples and runs stride-1 convolutions).
+LATENCY_FORMAT = 2
 LATENCY_WARMUP, LATENCY_REPEATS = 2, 7
 LATENCY_CACHE_NAME = "latency.json"
 TIMED_DEVICES = ("cpu", "cuda", "mps")
@@ -129,10 +132,13 @@ class CostMeter:
 
     # ------------------------------------------------------------------ latency
     def _latency_key(self, architecture) -> str:
+        """A cached latency is reused only for the same network, input, torch and
+        naonet's way of computing the network (``LATENCY_FORMAT``)."""
         return json.dumps([architecture.to_qualified_string()
                            if hasattr(architecture, "to_qualified_string")
                            else str(architecture), asdict(self.config),
-                           self.budget.image_size, self.budget.latency_batch])
+                           self.budget.image_size, self.budget.latency_batch,
+                           torch.__version__, LATENCY_FORMAT])
 
     @torch.no_grad()
     def _time(self, architecture) -> dict[str, float]:

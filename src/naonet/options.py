@@ -122,7 +122,9 @@ def check_values(config, at_least: dict[str, float], above: dict[str, float],
                             f"{getattr(config, name)}")
 
 
-SEED_LIMIT = 2**63  # torch, numpy's SeedSequence and random all take 0 <= seed < 2**63
+# Seeds up to 2**32 (numpy's legacy limit): the data order draws from a generator seeded
+# with (seed * 100_003 + epoch) * 16 + ..., which must stay within torch's 64 bits.
+SEED_LIMIT = 2**32
 
 
 def check_seed(seed: int, flag: str, count: int = 1) -> None:

@@ -533,17 +533,20 @@ def resume(run: SearchRun) -> bool:
                                              run.config.to_dict())
     if checkpoint_data is None:
         return False
-    with restoring(run.run_dir / CHECKPOINT_NAME):
+    path = run.run_dir / CHECKPOINT_NAME
+    with restoring(path):
         run.state = SearchState.from_dict(checkpoint_data["state"], run.space)
         for name, module in modules_to_save(run).items():
             if name in checkpoint_data:
                 module.load_state_dict(checkpoint_data[name])
-        if run.state.phase == RERANK and run.state.epoch > 0:
-            entry = distinct_top(run.state.pool, run.config.rerank_top,
-                                 candidate_groups(run.config))[rerank_position(run)[0]]
-            run.rerank_job = start_rerank_job(entry.architecture, run.config, run.data,
-                                              run.context, 0)
+    if run.state.phase == RERANK and run.state.epoch > 0:
+        entry = distinct_top(run.state.pool, run.config.rerank_top,
+                             candidate_groups(run.config))[rerank_position(run)[0]]
+        run.rerank_job = start_rerank_job(entry.architecture, run.config, run.data,
+                                          run.context, 0)
+        with restoring(path):
             run.rerank_job.load(checkpoint_data)
+    with restoring(path):
         restore_rng_state(checkpoint_data["rng"])
     return True
 
@@ -742,7 +745,10 @@ def finish(run: SearchRun) -> list[dict]:
         else:  # at the size of the network a search of the space delivers
             final_file = shlex.quote(str(run.run_dir / "arch_pool.final"))
             channels, layers = run.meter.space.final_size
-            size = f" --image-size {config.image_size}" if config.image_size else ""
+            # A folder's images are read at --image-size; a named data set's smaller size
+            # is only the search's proxy (the found network trains at its own size).
+            size = (f" --image-size {config.image_size}"
+                    if config.image_size and config.dataset == "folder" else "")
             announce(run, f"train the first with: nao train --arch \"$(head -n 1 {final_file})\""
                           f" --channels {channels} --layers {layers} --dataset {config.dataset} "
                           f"--data {shlex.quote(str(config.data))}{size}")

@@ -13,6 +13,7 @@ NUM_CELL_INPUTS = 2  # h[k-2] (id 0) and h[k-1] (id 1)
 BRANCHES_PER_NODE = 2  # a node sums two (input, op) branches
 INTEGERS_PER_BRANCH = 2  # the released format writes a branch as "input op"
 INPUT_SLOT = 0  # the input id comes first in a branch, the op second
+CELLS_PER_ARCHITECTURE = 2  # a normal and a reduction cell
 
 
 def is_reduced(state: int, reduction: bool) -> bool:
@@ -24,7 +25,6 @@ def is_reduced(state: int, reduction: bool) -> bool:
 def read_stride(state: int, reduction: bool) -> int:
     """The stride of an operation that reads ``state`` (2 where it must be reduced)."""
     return 2 if is_reduced(state, reduction) else 1
-CELLS_PER_ARCHITECTURE = 2  # a normal and a reduction cell
 
 
 @dataclass(frozen=True)

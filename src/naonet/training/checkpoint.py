@@ -116,12 +116,13 @@ def restoring(path: Path, fix: str = START_OVER) -> Iterator[None]:
     damaged file, or one another version wrote) becomes one line naming ``fix``."""
     try:
         yield
-    except UserError:
-        raise
+    except (UserError, torch.OutOfMemoryError, torch.AcceleratorError):
+        raise  # already one line, or the device's trouble, not the file's
     except (KeyError, TypeError, ValueError, AttributeError, IndexError,
             RuntimeError) as error:
-        lines = str(error).strip().splitlines()
-        reason = f"{type(error).__name__}: {lines[0][:120]}" if lines else type(error).__name__
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = f"{type(error).__name__}: {'; '.join(lines)[:200]}" if lines \
+            else type(error).__name__
         raise UserError(f"{path} does not hold what it should ({reason}): it is damaged or "
                         f"another version wrote it; {fix}") from None
 
@@ -146,7 +147,9 @@ def restore_rng_state(state: dict) -> None:
     kind, keys, *rest = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # A run may resume with fewer GPUs visible (--device may change): restore those.
+        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
 
 
 def _to_plain(value):

@@ -20,6 +20,7 @@ import yaml
 from torch import nn
 
 from naonet.data import DataBundle, build_data
+from naonet.data.registry import class_difference
 from naonet.data.sources import existing_data_path
 from naonet.distributed import DistributedContext, barrier, init_distributed, wrap_data_parallel
 from naonet.errors import UserError
@@ -138,8 +139,14 @@ def write_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, state: 
 
 
 def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, scheduler,
-               scaler) -> RunState:
-    """Restore ``run_dir/last.pt`` if present; a fresh RunState otherwise."""
+               scaler, classes: list[str] | None = None) -> RunState:
+    """Restore ``run_dir/last.pt`` if present; a fresh RunState otherwise. The folder's
+    metrics log is checked first (a damaged line fails now, not after an epoch), and
+    ``classes`` (the data's) against the classes the run trained on."""
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.exists():
+        for line in metrics.read_text().splitlines():
+            logged_epoch(metrics, line)
     path = run_dir / "last.pt"
     if not path.exists():
         return RunState()
@@ -147,6 +154,12 @@ def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, 
     with restoring(path):
         check_same_run(checkpoint.get("config", {}), config.to_dict(), path,
                        RESUMABLE_CHANGES, "run")
+        trained_on = checkpoint.get("classes")
+    if classes is not None and trained_on and list(trained_on) != list(classes):
+        difference = class_difference(list(trained_on), list(classes), "the run", "--data")
+        raise UserError(f"{path} trained on other classes ({difference}); pass the data it "
+                        "was trained on, or another --output")
+    with restoring(path):
         unwrap(model).load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
@@ -254,7 +267,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     network = to_memory_format(network, paths.channels_last)
     optimizer, scheduler = build_optimizer(network, config, context.world_size)
     scaler = precision.grad_scaler()
-    state = try_resume(run_dir, config, network, optimizer, scheduler, scaler)
+    state = try_resume(run_dir, config, network, optimizer, scheduler, scaler, data.classes)
     prepare_run_folder(run_dir, config, context)
     # Evaluation never goes through DDP (ranks evaluate different numbers of batches).
     eval_model = maybe_compile(network, paths.compile)

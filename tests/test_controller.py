@@ -157,15 +157,11 @@ def test_tokens_per_step_must_divide_length():
         Controller(OddEncoding("small"), TINY)
 
 
-def test_configs_round_trip_and_validate():
-    config = ControllerConfig(mlp_layers=2)
-    assert ControllerConfig.from_dict(config.to_dict()) == config
-    train = ControllerTrainConfig(epochs=3)
-    assert ControllerTrainConfig.from_dict(train.to_dict()) == train
-    with pytest.raises(UserError, match="unknown field"):
-        ControllerConfig.from_dict({"hidden": 64})
+def test_configs_validate():
     with pytest.raises(UserError, match="hidden_size"):
         ControllerConfig(hidden_size=0)
+    with pytest.raises(UserError, match="epochs"):
+        ControllerTrainConfig(epochs=0)
 
 
 # --------------------------------------------------------------------------- arithmetic

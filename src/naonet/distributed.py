@@ -108,7 +108,3 @@ def wrap_data_parallel(module: torch.nn.Module, context: DistributedContext,
     return torch.nn.parallel.DistributedDataParallel(
         module, device_ids=device_ids, find_unused_parameters=find_unused_parameters)
 
-
-def cleanup() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()

@@ -6,7 +6,7 @@ Defaults are those of the released NAO-V2 search (``controller_*`` flags of its
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from naonet.errors import UserError
 
@@ -44,9 +44,6 @@ class ControllerConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict) -> ControllerConfig:
-        return cls(**_known_fields(cls, values, "controller config"))
 
 
 @dataclass(frozen=True)
@@ -84,20 +81,9 @@ class ControllerTrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict) -> ControllerTrainConfig:
-        return cls(**_known_fields(cls, values, "controller training config"))
 
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise UserError(message)
 
-
-def _known_fields(cls, values: dict, what: str) -> dict:
-    names = {field.name for field in fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise UserError(f"{what} has unknown field {unknown[0]!r}; known fields: "
-                        f"{', '.join(sorted(names))}")
-    return dict(values)

@@ -164,12 +164,6 @@ def space_mismatch(said: str, wanted: str, prefixed: bool) -> UserError:
                      f"was asked for; {fix} --space {said}")
 
 
-def space_named_by(text: str) -> str | None:
-    """The space ``text`` names (a ``name:`` or ``name |`` prefix) or is written in (a
-    form only one space writes); None when it does not say."""
-    return _prefix_space(text) or _claiming_space(text)
-
-
 def _prefix_space(text: str) -> str | None:
     for separator in (":", "|"):
         head = text.split(separator, 1)[0].strip()

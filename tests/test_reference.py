@@ -17,7 +17,7 @@ import pytest
 from naonet.analysis.correlation import kendall_tau
 from naonet.errors import UserError
 from naonet.nb201 import BenchmarkTable
-from naonet.search.ranking import benchmark_parameter_counts, sample_architectures
+from naonet.search.ranking import benchmark_parameter_counts, sample_table_cells
 from naonet.search.reference import ReferenceTable, table_path
 from naonet.spaces import NB201, SMALL
 
@@ -71,7 +71,7 @@ def test_round_report_tau_and_best_against_the_table(reference, rows):
 
 def test_parameter_count_ranks_with_tau_about_0_55():
     table = BenchmarkTable.load(require(NB201_TABLE))
-    cells = sample_architectures(table, 1000, seed=0)
+    cells = sample_table_cells(table, 1000, seed=0)
     counts = benchmark_parameter_counts(table, cells)
     tau = kendall_tau(counts, [table.value(cell, "valid_acc_200ep") for cell in cells])
     assert 0.50 < tau < 0.60

@@ -33,6 +33,7 @@ from naonet.controller.generation import generate_architectures
 from naonet.controller.model import Controller
 from naonet.controller.training import ControllerReport, train_controller
 from naonet.errors import UserError
+from naonet.spaces.protocol import sample_unseen
 
 SCORE_TRANSFORMS = ("raw", "rank")
 FILLS = ("none", "random", "mutation", "predicted")
@@ -143,14 +144,11 @@ def random_new(space, known: set, count: int, rng: random.Random) -> list:
     """``count`` uniformly random architectures, none of them in ``known``."""
     found: list = []
     for _ in range(count):
-        for _ in range(MAX_RANDOM_DRAWS):
-            architecture = space.sample(rng)
-            if architecture not in known:
-                known.add(architecture)
-                found.append(architecture)
-                break
-        else:
+        architecture = sample_unseen(space, known.__contains__, rng, MAX_RANDOM_DRAWS)
+        if architecture is None:
             break  # the space is (nearly) exhausted
+        known.add(architecture)
+        found.append(architecture)
     return found
 
 

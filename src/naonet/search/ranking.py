@@ -106,7 +106,7 @@ class RankingResult:
     samplings: list[SamplingResult]
 
 
-def sample_architectures(table: BenchmarkTable, count: int, seed: int) -> list:
+def sample_table_cells(table: BenchmarkTable, count: int, seed: int) -> list:
     """A fixed random sample of the table's architectures (the same for every recipe)."""
     if count > len(table):
         raise UserError(f"cannot score {count} architectures; the table has {len(table)}")
@@ -137,7 +137,7 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
                       channels_last=paths.channels_last)
     if data.valid is None:
         raise UserError("the experiment scores on held-out images; pass --valid-size N")
-    architectures = sample_architectures(table, config.sample_size, search.seed)
+    architectures = sample_table_cells(table, config.sample_size, search.seed)
     reference = [table.value(arch, metric_column(config.metric)) for arch in architectures]
     counts = benchmark_parameter_counts(table, architectures)
     scoring = build_scoring_data(data.valid, search.eval_batch_size, search.eval_batches,

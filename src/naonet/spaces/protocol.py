@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from naonet.errors import UserError
@@ -112,6 +112,17 @@ class IntegerCodedSpace:
 
 # ----------------------------------------------------------------------- registry
 _SPACES: dict[str, SearchSpace] = {}
+
+
+def sample_unseen(space: SearchSpace, is_known: Callable[[object], bool], rng: random.Random,
+                  tries: int):
+    """A uniformly random architecture of ``space`` that ``is_known`` rejects; None when
+    ``tries`` draws found none (the space is nearly exhausted)."""
+    for _ in range(tries):
+        architecture = space.sample(rng)
+        if not is_known(architecture):
+            return architecture
+    return None
 
 
 def register_space(space: SearchSpace) -> SearchSpace:

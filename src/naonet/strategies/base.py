@@ -13,6 +13,7 @@ from typing import Protocol
 
 from naonet.errors import UserError
 from naonet.spaces import SearchSpace
+from naonet.spaces.protocol import sample_unseen
 
 
 class Evaluator(Protocol):
@@ -40,10 +41,9 @@ class Seen(set):
 def sample_new(space: SearchSpace, evaluator: Evaluator, rng: random.Random,
                max_tries: int = 10_000):
     """A uniformly random architecture the evaluator has not seen yet."""
-    for _ in range(max_tries):
-        architecture = space.sample(rng)
-        if not evaluator.known(architecture):
-            return architecture
+    architecture = sample_unseen(space, evaluator.known, rng, max_tries)
+    if architecture is not None:
+        return architecture
     raise UserError(f"no unseen architecture in {max_tries} random draws: the query budget "
                     "is close to the number of architectures the space (within any size "
                     "budget) holds; lower --budget")

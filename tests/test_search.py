@@ -63,6 +63,19 @@ def tiny_run(cifar_mini, tmp_path_factory) -> Path:
     return output
 
 
+def test_a_search_needs_no_test_images_and_finds_the_same_without_them(tiny_run, cifar_mini,
+                                                                       tmp_path):
+    """The search scores on held-out training images: a folder of training images alone
+    is enough (it once asked for a test/ folder), and the outputs are the same."""
+    import shutil
+
+    train_only = tmp_path / "train-only"
+    shutil.copytree(cifar_mini / "train", train_only / "train")
+    search(tiny_config(train_only, tmp_path / "run"), show_progress=False)
+    for name in ("arch_pool", "arch_pool.final"):
+        assert (tmp_path / "run" / name).read_bytes() == (tiny_run / name).read_bytes(), name
+
+
 # ----------------------------------------------------------------------- config
 def test_defaults_are_the_released_search():
     config = SearchConfig()

@@ -85,6 +85,7 @@ class DataConfig:
     valid_size: int = 0  # images held out of the training set for model selection
     train_subset: int = 0  # use only this many training images (0: all)
     test_subset: int = 0
+    with_test: bool = True  # load the test split (a search scores on held-out training images)
     cutout: int = 0
     autoaugment: bool = False
     pipeline: str = "auto"  # 'device' | 'loader' | 'auto'
@@ -105,7 +106,7 @@ class DataBundle:
 
     train: DeviceBatches | LoaderBatches
     valid: DeviceBatches | LoaderBatches | None
-    test: DeviceBatches | LoaderBatches
+    test: DeviceBatches | LoaderBatches | None  # None when the config asks for no test split
     num_classes: int
     skeleton: str
     spec: DatasetSpec
@@ -169,10 +170,11 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
                   channels_last=channels_last)
     if spec.small_images:
         train_split, test_split = _load_small(root, config, spec)
-        check_same_classes(train_split.classes, test_split.classes, root)
+        if test_split is not None:
+            check_same_classes(train_split.classes, test_split.classes, root)
         train_index, valid_index = split_indices(len(train_split), config.valid_size,
                                                  config.train_subset, seed)
-        if config.test_subset:
+        if config.test_subset and test_split is not None:
             test_split = test_split.subset(subset_indices(len(test_split), config.test_subset))
         parts = {"train": train_split.subset(train_index),
                  "valid": train_split.subset(valid_index) if config.valid_size else None,
@@ -262,16 +264,20 @@ def class_difference(first: list[str], second: list[str], first_name: str,
 
 
 def _load_small(root: Path, config: DataConfig, spec: DatasetSpec
-                ) -> tuple[InMemorySplit, InMemorySplit]:
+                ) -> tuple[InMemorySplit, InMemorySplit | None]:
+    """The training split and the test split (None when the config needs none)."""
     layout = detect_layout(root, config.dataset)
     if layout == "pickle":
         return (load_small_split(root, layout, "train", config, spec),
-                load_small_split(root, layout, "test", config, spec))
+                load_small_split(root, layout, "test", config, spec)
+                if config.with_test else None)
+    train = load_small_split(find_split_folder(root, "train"), layout, "train", config, spec)
+    if not config.with_test:
+        return train, None
     test_folder = find_split_folder(root, "test")
     if test_folder is None:
         raise UserError(f"{root} has train/ but no test/ or val/ folder; add one")
-    return (load_small_split(find_split_folder(root, "train"), layout, "train", config, spec),
-            load_small_split(test_folder, layout, "test", config, spec))
+    return train, load_small_split(test_folder, layout, "test", config, spec)
 
 
 def load_small_split(where: Path, layout: str, split: str, config: DataConfig,
@@ -384,21 +390,25 @@ def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common:
     from torchvision.datasets import ImageFolder
 
     train_folder, test_folder = find_split_folder(root, "train"), find_split_folder(root, "test")
-    if train_folder is None or test_folder is None:
+    if train_folder is None or (test_folder is None and config.with_test):
         raise UserError(f"{root} needs train/ and val/ (or test/) folders of class folders")
     train_set = ImageFolder(str(train_folder), large_image_transform(True, config, spec))
     plain_train = ImageFolder(str(train_folder), large_image_transform(False, config, spec))
-    test_set = ImageFolder(str(test_folder), large_image_transform(False, config, spec))
+    test_set = (ImageFolder(str(test_folder), large_image_transform(False, config, spec))
+                if config.with_test else None)
     train_index, valid_index = split_indices(len(train_set), config.valid_size,
                                              config.train_subset, seed)
+    test_part = test_set
+    if test_set is not None and config.test_subset:
+        test_part = Subset(test_set, subset_indices(len(test_set), config.test_subset).tolist())
     parts = {"train": Subset(train_set, train_index.tolist()),
              "valid": Subset(plain_train, valid_index.tolist()) if config.valid_size else None,
-             "test": (Subset(test_set, subset_indices(len(test_set), config.test_subset).tolist())
-                      if config.test_subset else test_set)}
+             "test": test_part}
     iterators = {
         name: LoaderBatches(part, config.batch_size if name == "train" else
                             config.eval_batch_size, train=name == "train",
                             workers=config.workers, **common) if part is not None else None
         for name, part in parts.items()}
-    check_same_classes(train_set.classes, test_set.classes, root)
+    if test_set is not None:
+        check_same_classes(train_set.classes, test_set.classes, root)
     return iterators, list(train_set.classes)

@@ -261,7 +261,7 @@ class SearchConfig:
         return DataConfig(
             dataset=self.dataset, data=self.data, download=self.download,
             batch_size=self.batch_size, eval_batch_size=self.eval_batch_size,
-            valid_size=self.valid_size, train_subset=self.train_subset, test_subset=1,
+            valid_size=self.valid_size, train_subset=self.train_subset, with_test=False,
             cutout=self.cutout, pipeline=self.pipeline, workers=self.workers,
             image_size=self.image_size)
 

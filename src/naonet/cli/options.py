@@ -6,6 +6,18 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, fields
 
+# Help of the options nao train and nao search share word for word.
+SHARED_HELP = {
+    "data": "data folder or .tar.gz archive",
+    "download": "download CIFAR into --data when it is missing (needs the internet)",
+    "image_size": "resize the images to this size (0: the data set's own; a folder's images "
+                  "are read at 32 px)",
+    "pipeline": "device (data set on the device, batched augmentation), loader or auto",
+    "drop_path_exempts_pass_through": "never drop identity (and zero) branches; the "
+                                      "released HEAD drops every branch",
+    "device": "auto, cpu, cuda, cuda:N or mps",
+}
+
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, config_class, help_texts: dict,
                         skip: tuple[str, ...] = ()) -> list[str]:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import argparse
 
-from naonet.cli.options import add_dataclass_flags
+from naonet.cli.options import SHARED_HELP, add_dataclass_flags
 from naonet.search.reference import TABLE_PREFIX
 
 SUPERNET_EVALUATOR = "supernet"
 
 HELP = {
+    **SHARED_HELP,
     "space": "search space: small (NAO-V2), middle or nb201 (NAS-Bench-201)",
     "score_metric": "supernet score: accuracy, or loss (minus the mean cross-entropy)",
     "update_off_path": "SGD keeps applying momentum and weight decay to parameters off the "
@@ -35,20 +36,13 @@ HELP = {
     "reference": "table:PATH of a benchmark (nb201): records each round's Kendall tau and "
                  "the true accuracy of the best architectures; never seen by the search",
     "dataset": "cifar10, cifar100, imagenet or folder (any nao train data set)",
-    "data": "data folder or .tar.gz archive",
-    "download": "download CIFAR into --data when it is missing (needs the internet)",
     "valid_size": "training images held out to score architectures on",
     "train_subset": "train on only this many of the remaining images (0: all)",
-    "image_size": "resize the images to this size (0: the data set's own; a folder's images "
-                  "are read at 32 px)",
-    "pipeline": "device (data set on the device, batched augmentation), loader or auto",
     "cutout": "cutout size for supernet and re-rank training (0: none)",
     "channels": "supernet width C",
     "layers": "supernet cells per stage N",
     "keep_prob": "supernet: 1 - dropout before the classifier",
     "drop_path_keep_prob": "supernet: drop path keep probability at the last cell and step",
-    "drop_path_exempts_pass_through": "never drop identity (and zero) branches; the "
-                                      "released HEAD drops every branch",
     "sampling": "how a training step picks its architecture: balanced (by parameter count, "
                 "NAO-V2) or uniform",
     "supernet_pool": "what a round's supernet training samples from: children (the "
@@ -104,7 +98,6 @@ HELP = {
                     "score",
     "amp": "mixed precision of training: none or bf16",
     "output": "run folder (arch_pool, arch_pool.final, pool.json, scores.png, checkpoint)",
-    "device": "auto, cpu, cuda, cuda:N or mps",
     "threads": "torch threads on the CPU (0: torch's default, OMP_NUM_THREADS or one per "
                "core); the nb201 CPU presets set 1, faster there under passive OpenMP "
                "waiting",

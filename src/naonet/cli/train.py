@@ -10,30 +10,24 @@ from __future__ import annotations
 
 import argparse
 
-from naonet.cli.options import add_dataclass_flags
+from naonet.cli.options import SHARED_HELP, add_dataclass_flags
 
 HELP = {
+    **SHARED_HELP,
     "arch": "architecture name (naonet-v2), string of integers, or any line of arch_pool "
             "(a NAS-Bench-201 cell trains as the benchmark's network: --channels 16 "
             "--layers 5 for its size)",
     "space": "search space of an integer architecture string (small or middle; a "
              "NAS-Bench-201 cell says its own)",
     "dataset": "cifar10, cifar100, imagenet or folder (any train/ + test/ image folders)",
-    "data": "data folder or .tar.gz archive",
-    "download": "download CIFAR into --data when it is missing (needs the internet)",
     "valid_size": "hold out this many training images for choosing best.pt",
     "train_subset": "train on only this many images (0: all)",
     "test_subset": "evaluate on only this many test images (0: all)",
-    "image_size": "resize the images to this size (0: the data set's own; a folder's images "
-                  "are read at 32 px)",
-    "pipeline": "device (data set on the device, batched augmentation), loader or auto",
     "channels": "width C of the first cells",
     "layers": "cells per stage N",
     "aux_weight": "weight of the auxiliary head's loss",
     "keep_prob": "1 - dropout before the classifier",
     "drop_path_keep_prob": "keep probability of drop path at the last cell and step",
-    "drop_path_exempts_pass_through": "never drop identity (and zero) branches; the "
-                                      "released HEAD drops every branch",
     "lr_schedule": "cosine or exponential",
     "scale_lr_with_world_size": "multiply lr and lr-min by the number of processes",
     "amp": "mixed precision: auto (bf16 on CUDA, float32 elsewhere), none, bf16 or fp16",
@@ -41,7 +35,6 @@ HELP = {
     "compile": "torch.compile the network: auto (CUDA only), on or off; falls back to eager",
     "host_allocator": "auto, retain (keep freed host memory: much faster CPU steps) or system",
     "output": "run folder (checkpoints, metrics.jsonl, config.yaml, result.json)",
-    "device": "auto, cpu, cuda, cuda:N or mps",
     "tensorboard": "write per-epoch scalars for TensorBoard to OUTPUT/tensorboard",
 }
 

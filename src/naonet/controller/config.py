@@ -45,7 +45,6 @@ class ControllerConfig:
         return asdict(self)
 
 
-
 @dataclass(frozen=True)
 class ControllerTrainConfig:
     """How the controller is trained on a pool of scored architectures."""
@@ -80,7 +79,6 @@ class ControllerTrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
 
 
 def _require(condition: bool, message: str) -> None:

@@ -38,7 +38,7 @@ from naonet.spaces.protocol import sample_unseen
 SCORE_TRANSFORMS = ("raw", "rank")
 FILLS = ("none", "random", "mutation", "predicted")
 PREDICTED_FILL_FACTOR = 10  # mutations drawn per missing architecture for 'predicted'
-MAX_RANDOM_DRAWS = 10_000  # per architecture, before a fill gives up (a tiny space)
+MAX_RANDOM_DRAWS = 10_000  # mutations tried before a mutation fill gives up (a tiny space)
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def random_new(space, known: set, count: int, rng: random.Random) -> list:
     """``count`` uniformly random architectures, none of them in ``known``."""
     found: list = []
     for _ in range(count):
-        architecture = sample_unseen(space, known.__contains__, rng, MAX_RANDOM_DRAWS)
+        architecture = sample_unseen(space, known.__contains__, rng)
         if architecture is None:
             break  # the space is (nearly) exhausted
         known.add(architecture)

@@ -111,6 +111,7 @@ class DataBundle:
     skeleton: str
     spec: DatasetSpec
     classes: list[str] = field(default_factory=list)  # class names, by label
+    image_size: int = 0  # the side of the images its batches hold
 
 
 @dataclass
@@ -187,7 +188,7 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
         iterators, classes = _folder_iterators(root, config, spec, common, seed)
     check_class_count(config.dataset, spec, len(classes), config.data)
     return DataBundle(iterators["train"], iterators["valid"], iterators["test"], len(classes),
-                      spec.skeleton, spec, classes)
+                      spec.skeleton, spec, classes, config.image_size or spec.image_size)
 
 
 def check_class_count(dataset: str, spec: DatasetSpec, count: int, data: str | Path) -> None:

@@ -52,11 +52,11 @@ class FactorizedReduce(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.relu_first:
             x = F.relu(x)
-        # Shift by one pixel (zero-filled at the far edge) so the two paths sample the
-        # even and the odd grid: together they see every pixel.
-        shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
-        return self.bn(torch.cat([self.conv1(x[:, :, ::2, ::2]),
-                                  self.conv2(shifted[:, :, ::2, ::2])], dim=1))
+        # The even grid, and the odd grid (the released one-pixel shift), zero-filled at
+        # the far edge of an odd side so both grids have ceil(side / 2) pixels: together
+        # they see every pixel. Only the sampled quarter is copied.
+        odd = F.pad(x[:, :, 1::2, 1::2], (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
+        return self.bn(torch.cat([self.conv1(x[:, :, ::2, ::2]), self.conv2(odd)], dim=1))
 
 
 class SepConv(nn.Module):

@@ -385,7 +385,7 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
                       channels_last=paths.channels_last)
     if data.valid is None:
         raise UserError("the search needs a validation split; pass --valid-size N")
-    limits = config.limits(config.image_size or data.spec.image_size)
+    limits = config.limits(data.image_size)
     meter = CostMeter(space, limits, num_classes=data.num_classes, device=context.device,
                       skeleton=data.skeleton)
     if limits.active:  # every architecture the search draws or generates fits the budget
@@ -543,10 +543,10 @@ def resume(run: SearchRun) -> bool:
         entry = distinct_top(run.state.pool, run.config.rerank_top,
                              candidate_groups(run.config))[rerank_position(run)[0]]
         run.rerank_job = start_rerank_job(entry.architecture, run.config, run.data,
-                                          run.context, 0)
-        with restoring(path):
-            run.rerank_job.load(checkpoint_data)
+                                          run.context, 0)  # built outside: not the file's
     with restoring(path):
+        if run.rerank_job is not None:
+            run.rerank_job.load(checkpoint_data)
         restore_rng_state(checkpoint_data["rng"])
     return True
 
@@ -778,8 +778,8 @@ def announce_start(run: SearchRun, resumed: bool) -> None:
     if isinstance(run.supernet, FewShotSupernet):
         supernet += (f" in {len(run.supernet.parts)} few-shot copies, split on coding "
                      f"position {config.few_shot_split} after round {config.few_shot_after}")
-    size = config.image_size or run.data.spec.image_size
-    text = (f"searching the {config.space} space on {config.dataset} at {size} px ({where}): "
+    text = (f"searching the {config.space} space on {config.dataset} at {run.data.image_size} px "
+            f"({where}): "
             f"supernet {supernet}), "
             f"{config.rounds} rounds x {config.supernet_epochs} epochs of "
             f"{len(run.data.train)} steps, seed pool "

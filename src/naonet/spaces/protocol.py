@@ -114,8 +114,11 @@ class IntegerCodedSpace:
 _SPACES: dict[str, SearchSpace] = {}
 
 
+MAX_UNSEEN_DRAWS = 10_000  # random draws for one unseen architecture before giving up
+
+
 def sample_unseen(space: SearchSpace, is_known: Callable[[object], bool], rng: random.Random,
-                  tries: int):
+                  tries: int = MAX_UNSEEN_DRAWS):
     """A uniformly random architecture of ``space`` that ``is_known`` rejects; None when
     ``tries`` draws found none (the space is nearly exhausted)."""
     for _ in range(tries):

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from naonet.errors import UserError
 from naonet.spaces import SearchSpace
-from naonet.spaces.protocol import sample_unseen
+from naonet.spaces.protocol import MAX_UNSEEN_DRAWS, sample_unseen
 
 
 class Evaluator(Protocol):
@@ -39,7 +39,7 @@ class Seen(set):
 
 
 def sample_new(space: SearchSpace, evaluator: Evaluator, rng: random.Random,
-               max_tries: int = 10_000):
+               max_tries: int = MAX_UNSEEN_DRAWS):
     """A uniformly random architecture the evaluator has not seen yet."""
     architecture = sample_unseen(space, evaluator.known, rng, max_tries)
     if architecture is not None:

@@ -380,8 +380,8 @@ def _announce(context, config: TrainConfig, architecture: Architecture, network:
     where = f"{context.device}" + (f" x {context.world_size} processes"
                                    if context.is_distributed else "")
     resumed = f", resuming after epoch {state.epoch}" if state.epoch else ""
-    size = config.image_size or data.spec.image_size
-    print(f"training {architecture.to_qualified_string()} on {config.dataset} at {size} px "
+    print(f"training {architecture.to_qualified_string()} on {config.dataset} at "
+          f"{data.image_size} px "
           f"({where}): "
           f"{count_parameters(network):,} parameters, {len(data.train)} steps/epoch, "
           f"{config.epochs} epochs{resumed}; {paths.describe()}", flush=True)

@@ -101,7 +101,8 @@ def commands_writing_to(output: str, cifar_mini, table) -> dict[str, list[str]]:
     data = ["--data", str(cifar_mini)]
     return {
         "train": [*TRAIN, *data, "--epochs", "1", "--output", output],
-        "search": [*SEARCH, "--preset", "quick-cifar10", *data, "--output", output],
+        "search": [*SEARCH, "--preset", "quick-cifar10", "--train-subset", "0", *data,
+                   "--output", output],
         "bench-search": ["bench-search", "--evaluator", f"table:{table}", "--strategies",
                          "random", "--seeds", "1", "--budget", "5", "--plot", "", "--quiet",
                          "--output", output + ".json"],
@@ -195,14 +196,29 @@ def test_a_network_too_large_for_memory_is_refused_before_allocation(capsys, cif
     table = write_synthetic_table(tmp_path / "table.csv")
     output = ["--data", str(cifar_mini), "--output", str(tmp_path / "run")]
     args = {"train": [*TRAIN, *output, "--epochs", "1"],
-            "search": [*SEARCH, "--preset", "quick-cifar10", *output],
+            "search": [*SEARCH, "--preset", "quick-cifar10", "--train-subset", "0", *output],
             "correlate": ["correlate", "--supernet", "--preset", "quick-nb201", "--reference",
-                          f"table:{table}", "--archs", "4", "--valid-size", "100", *output]}
+                          f"table:{table}", "--archs", "4", "--valid-size", "100",
+                          "--train-subset", "0", *output]}
     status = main([*args[command], *size])
     err = capsys.readouterr().err
     assert status == 2 and ("pass smaller --channels / --layers" in err
                             or "pass a smaller --layers" in err), err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["train", "search"])
+def test_a_training_subset_larger_than_the_data_is_refused(capsys, cifar_mini, tmp_path,
+                                                           command):
+    """It silently trained on fewer images than asked (600 - 100 here, not 1,000)."""
+    args = {"train": [*TRAIN, "--epochs", "1"], "search": [*SEARCH, "--preset", "quick-cifar10"]}
+    status = main([*args[command], "--data", str(cifar_mini), "--valid-size", "100",
+                   "--train-subset", "1000", "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert ("--train-subset 1000 asks for more images than the 500 the training set has "
+            "left after --valid-size 100") in err and "--train-subset 0" in err, err
+    assert not (tmp_path / "run").exists()  # the refused run's folder is gone again
 
 
 @pytest.mark.parametrize("args, fragment", CASES, ids=[" ".join(args[-2:]) + f" ({args[0]})"

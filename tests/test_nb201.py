@@ -173,3 +173,13 @@ def test_a_space_without_none_has_no_dead_edges():
     space = NB201Space(name="nb201-no-none", op_names=("skip_connect", "nor_conv_3x3"))
     arch = space.sample(random.Random(0))
     assert space.canonical(arch) == arch
+
+
+def test_the_benchmark_network_and_its_supernet_refuse_large_images():
+    """Training refused them and the one-shot search built the small-image network
+    anyway; the space now says it once, for both."""
+    with pytest.raises(UserError, match="built for small images .* --image-size 64 or less"):
+        NB201.network_config(4, 1, 10, "imagenet")
+    with pytest.raises(UserError, match="built for small images"):
+        NB201.build_supernet(4, 1, 10, "imagenet")
+    assert NB201.network_config(4, 1, 10, "cifar") == TINY

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from nb201_synthetic import write_synthetic_table
 
@@ -34,9 +36,10 @@ def test_the_files_percents_are_read_as_fractions_and_the_rest_as_written(synthe
         rows = [row for _, row in zip(range(50), csv.DictReader(handle))]
     for row in rows:
         arch = synthetic.architecture(int(row["index"]))
-        assert synthetic.test_accuracy(arch) == float(row["test_acc_200ep"]) / 100
+        # correctly rounded: the decimal text with its point moved, not float / 100
+        assert synthetic.test_accuracy(arch) == float(row["test_acc_200ep"] + "e-2")
         for column in ("valid_acc_200ep", "valid_acc_12ep"):
-            assert synthetic.value(arch, column) == float(row[column]) / 100
+            assert synthetic.value(arch, column) == float(row[column] + "e-2")
         assert synthetic.value(arch, "params_mb") == float(row["params_mb"])
 
 
@@ -48,6 +51,13 @@ def test_missing_columns_and_files_are_user_errors(tmp_path):
         BenchmarkTable.load(bad)
     with pytest.raises(UserError, match="does not exist"):
         BenchmarkTable.load(tmp_path / "absent.csv")
+    header = "index,arch,valid_acc_200ep,valid_acc_12ep,test_acc_200ep\n"
+    cell = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    for accuracy, problem in (("n/a", "has a bad row: could not convert string to float: "
+                               "'n/a'"), ("nan", "has nan in valid_acc_200ep of row 2")):
+        bad.write_text(f"{header}0,{cell},{accuracy},10.0,10.0\n")
+        with pytest.raises(UserError, match=re.escape(problem)):
+            BenchmarkTable.load(bad)
 
 
 def test_evaluator_counts_distinct_queries_and_enforces_the_budget(synthetic):
@@ -90,3 +100,5 @@ def test_shared_table_holds_the_whole_space_and_its_optimum():
     best = table.best("valid_acc_200ep")
     assert table.index(best) == 6111
     assert table.test_accuracy(best) == pytest.approx(0.94373333)  # the file's 94.373333 %
+    # the shortest form, as JSON files show it: no trace of a second rounding
+    assert repr(table.value(table.architecture(0), "valid_acc_200ep")) == "0.81982667"

@@ -47,10 +47,16 @@ def test_a_second_process_is_refused_until_the_holder_dies(tmp_path):
     release_run_folder(folder)
 
 
+def finished_run(folder, command):
+    """A folder a run of ``command`` has written to and released."""
+    claim_run_folder(folder, command)
+    (folder / "config.yaml").write_text("seed: 0\n")
+    release_run_folder(folder)
+
+
 def test_a_folder_of_another_command_is_refused(tmp_path):
     folder = tmp_path / "search-run"
-    claim_run_folder(folder, "search")
-    release_run_folder(folder)
+    finished_run(folder, "search")
     assert (folder / LOCK_NAME).read_text().startswith("nao search (process ")
     with pytest.raises(UserError, match="holds a `nao search` run"):
         claim_run_folder(folder, "train")
@@ -79,8 +85,7 @@ def test_unusable_output_paths_are_one_line_errors(tmp_path, make, fragment):
 
 def test_nao_train_into_a_search_folder_exits_2_and_writes_nothing(capsys, tmp_path):
     folder = tmp_path / "search-run"
-    claim_run_folder(folder, "search")
-    release_run_folder(folder)
+    finished_run(folder, "search")
     before = sorted(path.name for path in folder.iterdir())
     (tmp_path / "no-data").mkdir()  # exists: the folder check is what refuses
     status, _, err = nao_in_process(capsys, "train", "--arch", "naonet-v2", "--output",
@@ -89,3 +94,19 @@ def test_nao_train_into_a_search_folder_exits_2_and_writes_nothing(capsys, tmp_p
     assert status == 2
     assert "holds a `nao search` run" in err and len(err.strip().splitlines()) == 1
     assert sorted(path.name for path in folder.iterdir()) == before
+
+
+def test_a_run_refused_before_writing_leaves_its_folder_as_it_found_it(tmp_path):
+    """Releasing a folder that holds only the lock tidies it; a run's files are kept."""
+    made = tmp_path / "made-by-the-claim"
+    claim_run_folder(made, "train")
+    release_run_folder(made)
+    assert not made.exists()
+    existing = tmp_path / "made-by-the-user"
+    existing.mkdir()
+    claim_run_folder(existing, "search")
+    release_run_folder(existing)
+    assert existing.is_dir() and list(existing.iterdir()) == []
+    written = tmp_path / "written-to"
+    finished_run(written, "train")
+    assert sorted(path.name for path in written.iterdir()) == [LOCK_NAME, "config.yaml"]

@@ -6,7 +6,10 @@ ends, however it ends, so a killed run leaves no stale lock and rerunning it res
 second process gets a one-line error naming the holder. The lock file also says which
 command made the folder (``nao train (process 123)``): a folder of another command is
 refused before anything in it is touched; whether the configuration matches is checked
-by each command against its checkpoint, also before writing.
+by each command against its checkpoint, also before writing. A run refused after its
+claim (bad data, a configuration that does not match) leaves no trace: releasing a
+folder that holds nothing but the lock removes the lock, and the folder if the claim
+made it.
 """
 
 from __future__ import annotations
@@ -24,14 +27,9 @@ LOCK_NAME = ".naonet.lock"  # holds "nao COMMAND (process PID)" of the last hold
 # Folders made before the marker existed are told apart by their checkpoint.
 CHECKPOINT_OF = {"train": "last.pt", "search": "search_state.pt"}
 
-_held: dict[Path, IO] = {}  # open lock files: the lock lives as long as the handle
-
-
-@atexit.register
-def _release_all() -> None:
-    """Close the lock files at exit (the system would drop the locks anyway)."""
-    for folder in list(_held):
-        release_run_folder(folder)
+# open lock files (the lock lives as long as the handle), and whether the claim made
+# the folder
+_held: dict[Path, tuple[IO, bool]] = {}
 
 
 def claim_run_folder(folder: str | Path, command: str) -> Path:
@@ -43,9 +41,10 @@ def claim_run_folder(folder: str | Path, command: str) -> Path:
     folder = Path(folder)  # an empty --output is refused by the configs
     held = _held.get(folder.resolve())
     if held is not None:  # claimed earlier by this process (library use, tests)
-        held.seek(0)
-        check_command(folder, command, held.read())
+        held[0].seek(0)
+        check_command(folder, command, held[0].read())
         return folder
+    created = not folder.exists()
     make_folder(folder)
     handle = _lock(folder)
     try:
@@ -58,15 +57,36 @@ def claim_run_folder(folder: str | Path, command: str) -> Path:
     except BaseException:
         handle.close()
         raise
-    _held[folder.resolve()] = handle
+    _held[folder.resolve()] = (handle, created)
     return folder
 
 
 def release_run_folder(folder: str | Path) -> None:
-    """Drop this process's lock on ``folder`` (it is dropped at exit anyway)."""
-    handle = _held.pop(Path(folder).resolve(), None)
-    if handle is not None:
+    """Drop this process's lock on ``folder`` (it is dropped at exit anyway). A folder
+    that holds nothing but the lock (its run was refused before it wrote anything) is
+    left as it was found: the lock file goes, and the folder too if the claim made it."""
+    folder = Path(folder).resolve()
+    held = _held.pop(folder, None)
+    if held is None:
+        return
+    handle, created = held
+    try:
+        if [entry.name for entry in folder.iterdir()] == [LOCK_NAME]:
+            (folder / LOCK_NAME).unlink()  # while still locked: no one claims it meanwhile
+            if created:
+                folder.rmdir()
+    except OSError:  # gone or unreadable: nothing of the run's to tidy
+        pass
+    finally:
         handle.close()
+
+
+@atexit.register
+def release_all_run_folders() -> None:
+    """Release every folder this process holds: at exit (the system would drop the locks
+    anyway, but not tidy a refused run's folder), and when a command ends."""
+    for folder in list(_held):
+        release_run_folder(folder)
 
 
 def make_folder(folder: Path) -> None:

@@ -89,6 +89,7 @@ def _terminate(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from naonet.errors import UserError
+    from naonet.run_folder import release_all_run_folders
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("nao: interrupted; rerun the same command to resume\n")
         return 130
     finally:
+        release_all_run_folders()  # a refused run leaves its folder as it found it
         if handles_sigterm:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 

@@ -140,6 +140,10 @@ def split_indices(total: int, valid_size: int, train_subset: int, seed: int
     if valid_size >= total:
         raise UserError(f"--valid-size {valid_size} leaves no training images (the training "
                         f"set has {total}); lower it")
+    if train_subset > total - valid_size:
+        raise UserError(f"--train-subset {train_subset} asks for more images than the "
+                        f"{total - valid_size} the training set has left after --valid-size "
+                        f"{valid_size}; lower it, or pass --train-subset 0 to use them all")
     order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
     valid, train = order[:valid_size], order[valid_size:]
     if train_subset:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,16 @@ REQUIRED_COLUMNS = ("index", "arch", *VALIDATION_METRICS.values(), TEST_COLUMN)
 OPTIONAL_COLUMNS = ("params_mb", "valid_split_test_acc_200ep", "test_acc_12ep")
 PERCENT_COLUMNS = (*VALIDATION_METRICS.values(), TEST_COLUMN, "valid_split_test_acc_200ep",
                    "test_acc_12ep")  # accuracies: percent in the file, fractions here
+
+
+def percent_to_fraction(text: str) -> float:
+    """The float nearest the fraction that a percent written in decimal denotes: the
+    file's 93.743333 is 0.93743333, where ``93.743333 / 100`` gives 0.9374333300000001
+    (two roundings), which then shows in every JSON file a search writes."""
+    try:
+        return float(Decimal(text).scaleb(-2))
+    except InvalidOperation:
+        raise ValueError(f"could not convert string to float: {text!r}") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,8 +84,8 @@ class BenchmarkTable:
         try:
             architectures = tuple(space.parse(row["arch"]) for row in rows)
             indices = np.array([int(row["index"]) for row in rows], dtype=np.int64)
-            columns = {c: np.array([float(row[c]) for row in rows])
-                       / (100.0 if c in PERCENT_COLUMNS else 1.0) for c in numeric}
+            columns = {c: np.array([percent_to_fraction(row[c]) if c in PERCENT_COLUMNS
+                                    else float(row[c]) for row in rows]) for c in numeric}
         except (ValueError, TypeError, OverflowError, UserError) as error:
             # TypeError: a short row; OverflowError: an index beyond 64 bits
             raise UserError(f"benchmark table {path} has a bad row: {error}") from None

@@ -161,9 +161,12 @@ class NB201Space(IntegerCodedSpace):
                        skeleton: str = "cifar", **regularisation: Any):
         """The benchmark network's config: ``layers`` is cells per stage. The benchmark
         network has no dropout, drop path or auxiliary head, so ``regularisation`` is
-        not used."""
+        not used; it has only the small-image stem, so ``skeleton`` must be ``cifar``."""
         from naonet.models.nb201 import NB201NetworkConfig
 
+        if skeleton != "cifar":
+            raise UserError(f"the {self.name} network is built for small images (CIFAR, "
+                            "ImageNet16); pass --image-size 64 or less")
         return NB201NetworkConfig(channels, layers, num_classes)
 
     def network_config_from_dict(self, values: dict):
@@ -188,7 +191,8 @@ class NB201Space(IntegerCodedSpace):
         """Every op on every edge (separate weights per edge), batch-statistics BN."""
         from naonet.supernet.nb201 import NB201Supernet
 
-        return NB201Supernet(self.network_config(channels, layers, num_classes), self)
+        return NB201Supernet(self.network_config(channels, layers, num_classes, skeleton),
+                             self)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from naonet.models import NAONet, NetworkConfig, count_parameters
 from naonet.run_folder import claim_run_folder
 from naonet.runtime import FastPaths, maybe_compile, to_memory_format
 from naonet.runtime import apply as apply_fast_paths
-from naonet.spaces import Architecture, CellSearchSpace, resolve_architecture
+from naonet.spaces import Architecture, resolve_architecture
 from naonet.training.checkpoint import (
     atomic_save,
     atomic_write_text,
@@ -88,9 +88,6 @@ def network_layers(network_config) -> int:
 def network_config_for(config: TrainConfig, data: DataBundle, space):
     """The network config of ``space`` for this data (a NAS-Bench-201 network takes no
     auxiliary head, dropout or drop path: those options leave it as it is)."""
-    if not isinstance(space, CellSearchSpace) and data.skeleton != "cifar":
-        raise UserError(f"the {space.name} network is built for small images (CIFAR, "
-                        "ImageNet16); pass --image-size 64 or less")
     return space.network_config(
         config.channels, config.layers, data.num_classes, data.skeleton,
         aux_head=config.aux_head, keep_prob=config.keep_prob,

@@ -58,7 +58,7 @@ def test_pairwise_accuracy_and_precision_at_top():
     assert pairwise_accuracy(x, y) == pytest.approx((1 + kendall_tau(x, y)) / 2)
     assert precision_at_top([4, 3, 2, 1], [4, 3, 1, 2], 2) == 1.0
     assert precision_at_top([1, 2, 3, 4], [4, 3, 2, 1], 2) == 0.0
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match=r"top-k needs 1 <= k <= 40 .*, got 41"):
         precision_at_top(x, y, 41)
     report = correlate(x, y, top_k=(5, 100))
     assert report.count == 40 and list(report.precision_at_top) == [5]

@@ -4,6 +4,8 @@ new case costs milliseconds, not a Python start-up."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from naonet.cli.main import main
@@ -88,6 +90,25 @@ CASES = [
      "--seed must be an integer from 0 to"),
     (["bench-search", "--evaluator", "table:t.csv", "--first-seed", str(2**32 - 2)],
      "--first-seed must be an integer from 0 to"),
+    # sizes and counts of the other commands
+    (["eval", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), "--arch", "naonet-v2", "--dataset",
+      "cifar10", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["predict", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), "x.jpg", "--arch", "naonet-v2",
+      "--top-k", "0"], "--top-k must be >= 1, got 0"),
+    (["predict", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), "x.jpg", "--arch", "naonet-v2",
+      "--image-size", "-1"], "--image-size must be >= 0, got -1"),
+    (["export", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), "m.onnx", "--arch", "naonet-v2",
+      "--batch-size", "-1"], "--batch-size and --image-size must be >= 0"),
+    (["convert", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), ""],
+     "the output file name is empty"),
+    (["correlate", "--supernet", "a.txt", "b.txt"], "--supernet takes no score files"),
+    (["correlate", "--supernet"], "--supernet needs --reference table:PATH"),
+    (CORRELATE + ["--archs", "1"], "--archs must be >= 2 to rank anything"),
+    (CORRELATE + ["--score-every", "-1"], "--score-every must be >= 0"),
+    (["bench-search", "--evaluator", "table:t.csv", "--budget", "0"], "--budget must be >= 1"),
+    (["bench-search", "--evaluator", "table:t.csv", "--seeds", "0"], "--seeds must be >= 1"),
+    (TRAIN + ["--amp", "fp16"], "--amp fp16 needs a CUDA device; use --amp bf16"),
+    (SEARCH + ["--amp", "fp16"], "--amp fp16 is not supported by the search"),
 ]
 
 
@@ -287,6 +308,22 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_and_the_handler_is_restored(caps
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_ctrl_c_stops_a_command_with_130_and_says_how_to_resume(capsys, monkeypatch):
+    from naonet.cli import info
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(info, "run", interrupted)
+    assert main(["info", "naonet-v2"]) == 130
+    assert capsys.readouterr().err == "nao: interrupted; rerun the same command to resume\n"
+
+
+def test_nao_without_a_command_prints_the_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+
+
 def test_a_closed_output_pipe_ends_quietly():
     """nao info | head -1: the reader closes the pipe before nao writes."""
     import signal
@@ -315,7 +352,22 @@ def test_version_names_the_package_and_its_revision(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0
-    assert capsys.readouterr().out.startswith("naonet ")
+    import re
+    import subprocess
+    from importlib import metadata
+
+    out = capsys.readouterr().out.strip()
+    version = re.escape(metadata.version("naonet"))
+    import naonet
+
+    source = Path(naonet.__file__).parent
+    commit = subprocess.run(["git", "-C", str(source), "rev-parse", "--short=12", "HEAD"],
+                            capture_output=True, text=True)
+    if commit.returncode == 0:  # run from a checkout (CI's clone): its commit, marked if edited
+        assert re.fullmatch(rf"naonet {version} git {commit.stdout.strip()}(\+dirty)?",
+                            out), out
+    else:
+        assert re.fullmatch(rf"naonet {version}", out), out
 
 
 def damaged_files(folder, table) -> dict[str, tuple[list[str], str]]:
@@ -432,3 +484,28 @@ def test_restoring_blames_the_file_only_for_what_reading_it_raises(tmp_path):
                                         r"Missing key\(s\)"):
         with restoring(tmp_path / "last.pt"):
             torch.nn.Linear(2, 2).load_state_dict({})
+
+
+@pytest.mark.parametrize("command", ["search", "bench-search"])
+def test_a_missing_matplotlib_is_named_before_the_work_not_after(capsys, monkeypatch,
+                                                                 cifar_mini, tmp_path,
+                                                                 command):
+    """The search drew its first picture after the first round's training, bench-search
+    after every seed's search; both stop at the start now, naming the way round."""
+    import sys
+
+    from nb201_synthetic import write_synthetic_table
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    table = write_synthetic_table(tmp_path / "table.csv")
+    args = {"search": [*SEARCH, "--preset", "quick-cifar10", "--train-subset", "0", "--data",
+                       str(cifar_mini), "--output", str(tmp_path / "run")],
+            "bench-search": ["bench-search", "--evaluator", f"table:{table}", "--strategies",
+                             "random", "--seeds", "1", "--budget", "5", "--quiet",
+                             "--output", str(tmp_path / "bench.json")]}[command]
+    status = main(args)
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert "pictures need matplotlib: pip install 'naonet[plot]'" in err, err
+    assert ("--no-plot" if command == "search" else "--plot ''") in err, err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["table.csv"]

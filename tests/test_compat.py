@@ -64,7 +64,7 @@ def test_malicious_pickle_is_not_executed(tmp_path):
 def test_corrupt_checkpoint_is_a_user_error(tmp_path):
     path = tmp_path / "broken.pt"
     path.write_bytes(b"PK\x03\x04 this is not a checkpoint")
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="is not a readable PyTorch checkpoint .*pass an intact"):
         load_released_checkpoint(path)
 
 

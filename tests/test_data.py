@@ -55,6 +55,52 @@ def test_corrupt_and_missing_data_are_user_errors(tmp_path):
         build_data(DataConfig(data=str(tmp_path / "empty")), torch.device("cpu"))
 
 
+def broken_layouts(root, cifar_mini):
+    """Data folders a user gets wrong, each with what its one-line error must say."""
+    import shutil
+
+    cases = {}
+    (root / "notes.txt").write_text("not data")
+    cases["a plain file"] = (root / "notes.txt", {}, "is a file but not a .tar.gz/.tar archive")
+    flat = root / "flat"  # images but no class folders
+    flat.mkdir()
+    shutil.copy(next((cifar_mini / "train" / "cat").iterdir()), flat / "x.jpg")
+    cases["no class folders"] = (flat, dict(dataset="folder"), "no data set found")
+    empty_classes = root / "empty-classes" / "train"
+    for name in ("cat", "dog"):
+        (empty_classes / name).mkdir(parents=True)
+    shutil.copytree(empty_classes, root / "empty-classes" / "test")
+    cases["class folders without images"] = (root / "empty-classes", dict(dataset="folder"),
+                                              "holds no images")
+    mixed = root / "mixed"
+    shutil.copytree(cifar_mini, mixed)
+    from PIL import Image
+
+    Image.new("RGB", (40, 40)).save(mixed / "train" / "cat" / "zz-larger.png")
+    cases["images of two sizes"] = (mixed, {},  # a folder data set is resized to 32 px
+                                    "is 40x40 but the first image is 32x32; pass --image-size")
+    train_only = root / "train-only"
+    shutil.copytree(cifar_mini / "train", train_only / "train")
+    cases["train/ without test/"] = (train_only, {}, "has train/ but no test/ or val/ folder")
+    incomplete = root / "incomplete"
+    write_cifar_pickles(load_image_folder(cifar_mini / "train"),
+                        incomplete / "cifar-10-batches-py")
+    (incomplete / "cifar-10-batches-py" / "data_batch_3").unlink()
+    cases["a missing CIFAR batch"] = (incomplete, {}, "data_batch_3 is missing; the data set "
+                                      "folder is incomplete")
+    return cases
+
+
+def test_data_a_user_gets_wrong_is_named_in_one_line(cifar_mini, tmp_path):
+    """Each case once reached the user only through its message: pin the message."""
+    import re
+
+    for name, (data, options, fragment) in broken_layouts(tmp_path, cifar_mini).items():
+        with pytest.raises(UserError, match=re.escape(fragment)) as error:
+            build_data(DataConfig(data=str(data), **options), torch.device("cpu"))
+        assert "\n" not in str(error.value), name
+
+
 def test_random_crop_matches_a_crop_of_the_padded_image():
     images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
     generator = torch.Generator().manual_seed(0)
@@ -295,7 +341,18 @@ def test_decoded_images_are_cached_and_the_cache_follows_the_files(cifar_mini, t
     decoded = load_image_folder(folder)
     cache = decoded_cache_file(folder, *list_image_folder(folder)[:1], None)
     assert cache.is_file()
-    again = load_image_folder(folder)  # from the cache: the same tensors
+    from naonet.data import sources
+
+    decode = sources._decode_images
+    decodes = []
+
+    def counted(*args, **kwargs):
+        decodes.append(1)
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(sources, "_decode_images", counted)
+    again = load_image_folder(folder)  # from the cache: the same tensors, nothing decoded
+    assert decodes == []
     assert torch.equal(again.images, decoded.images) and torch.equal(again.labels,
                                                                       decoded.labels)
     # an edited image changes the key: decoded again, not served stale
@@ -303,11 +360,13 @@ def test_decoded_images_are_cached_and_the_cache_follows_the_files(cifar_mini, t
     shutil.copy(sorted((folder / "dog").iterdir())[0], image)
     os.utime(image, ns=(1, 1))
     edited = load_image_folder(folder)
+    assert decodes == [1]
     row = list_image_folder(folder)[0].index((image, decoded.classes.index("cat")))
     assert not torch.equal(edited.images[row], decoded.images[row])
     # a damaged cache file is decoded again, never trusted
     damaged = decoded_cache_file(folder, list_image_folder(folder)[0], None)
     damaged.write_bytes(b"not a tensor file")
     assert torch.equal(load_image_folder(folder).images, edited.images)
+    assert decodes == [1, 1]
     monkeypatch.setenv("NAONET_DECODED_CACHE", "0")
     assert decoded_cache_file(folder, list_image_folder(folder)[0], None) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 import torch
@@ -35,11 +36,15 @@ def test_string_form_round_trips_for_every_architecture():
     assert NB201.parse(BEST_CELL).edge_op(2, 3) == "nor_conv_1x1"
 
 
-@pytest.mark.parametrize("text", ["", "|none~0|+|none~0|none~1|",
-                                  "|none~0|+|none~0|none~1|+|none~0|none~1|conv~2|",
-                                  "|none~0|+|none~1|none~0|+|none~0|none~1|none~2|"])
-def test_bad_strings_are_user_errors(text):
-    with pytest.raises(UserError):
+@pytest.mark.parametrize("text, fragment", [
+    ("", "expected 3 '|...|' groups joined by '+'"),
+    ("|none~0|+|none~0|none~1|", "expected 3 '|...|' groups joined by '+'"),
+    ("|none~0|+|none~0|none~1|+|none~0|none~1|conv~2|",
+     "operation 'conv' is not in the 'nb201' space; use one of: none, skip_connect"),
+    ("|none~0|+|none~1|none~0|+|none~0|none~1|none~2|",
+     "edge 'none~1' of node 2 must read node 0 ('none~0')")])
+def test_bad_strings_are_user_errors(text, fragment):
+    with pytest.raises(UserError, match=re.escape(fragment)):
         NB201.parse(text)
 
 
@@ -62,7 +67,8 @@ def test_encoding_layout_and_round_trip():
         tokens = encoding.encode(arch)
         assert all(mask[p, t] for p, t in enumerate(tokens))
         assert encoding.decode(tokens) == arch
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match=re.escape("token 2 is not legal at position 0 "
+                                                  "(legal: [1])")):
         encoding.decode([2] + tokens[1:])  # wrong source token for edge 0 -> 1
 
 

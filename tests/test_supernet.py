@@ -60,7 +60,7 @@ def test_operation_formula_matches_built_operation(name, stride):
 
 def test_every_operation_has_a_formula():
     assert set(OPERATION_COSTS) >= set(OPERATIONS)
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="no cost formula for operation 'conv_9x9'"):
         operation_parameters("conv_9x9", 8, 1)
 
 
@@ -112,7 +112,7 @@ def test_sampled_architectures_are_uniform():
 
 
 def test_sample_architectures_rejects_bad_requests():
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="cannot sample -1 architectures"):
         sample_architectures("small", -1, np.random.default_rng(0))
     with pytest.raises(TypeError):
         sample_architectures("small", 2, 42)
@@ -153,9 +153,9 @@ def test_uniform_sampling_is_uniform():
 
 def test_sampling_rejects_bad_input():
     pool = sample_architectures("small", 3, np.random.default_rng(0))
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="unknown sampling 'greedy'; use one of: balanced"):
         sampling_probabilities(pool, "greedy")
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="cannot sample from an empty architecture pool"):
         sampling_probabilities([], "uniform")
 
 
@@ -165,7 +165,7 @@ def test_supernet_defaults_are_the_released_search_defaults():
     assert (config.layers, config.channels, config.aux_head) == (3, 20, False)
     assert (config.keep_prob, config.drop_path_keep_prob) == (1.0, 0.9)
     assert config.network_config().aux_head is False
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="channels must be an even number >= 2, got 7"):
         SupernetConfig(channels=7)
 
 
@@ -195,7 +195,8 @@ def test_supernet_aux_head():
 def test_supernet_rejects_architecture_of_another_space():
     supernet = tiny_supernet("small")
     other = sample_architectures("middle", 1, np.random.default_rng(0))[0]
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="architecture of the 'middle' space given to a "
+                                        "supernet of the 'small' space"):
         supernet(torch.randn(2, 3, 8, 8), other)
 
 

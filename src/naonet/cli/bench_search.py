@@ -24,7 +24,7 @@ from naonet.cli.table_search import (
 from naonet.nb201 import VALIDATION_METRICS
 from naonet.nb201.table import DEFAULT_METRIC, metric_column
 from naonet.revision import code_revision
-from naonet.search.plots import check_picture_path
+from naonet.search.plots import check_can_draw, check_picture_path
 from naonet.strategies import STRATEGIES
 from naonet.strategies.benchmark import (
     BenchmarkConfig,
@@ -82,8 +82,9 @@ def benchmark_config(args: argparse.Namespace) -> BenchmarkConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = benchmark_config(args)
-    if args.plot:
-        check_picture_path(args.plot)  # before minutes of searching, not after
+    if args.plot:  # before minutes of searching, not after
+        check_picture_path(args.plot)
+        check_can_draw("--plot ''")
     table = load_table(config.table, config.space)
     seeds = config.seed_range
 

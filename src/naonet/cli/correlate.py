@@ -27,6 +27,10 @@ from naonet.revision import code_revision
 DEFAULT_TOP_K = "5,10"
 
 
+EXPERIMENT_OUTPUT_HELP = ("folder for the score files and summary.json (default: none; "
+                          "nothing is written without it)")
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("correlate", help="rank correlation of two score files, "
                                    "or the supernet ranking experiment on NAS-Bench-201",
@@ -70,7 +74,8 @@ def add_parser(subparsers) -> None:
     from naonet.search.config import SearchConfig
 
     add_dataclass_flags(parser.add_argument_group("supernet recipe (search options)"),
-                        SearchConfig, HELP, skip=("sampling",))
+                        SearchConfig, {**HELP, "output": EXPERIMENT_OUTPUT_HELP},
+                        skip=("sampling",))
     parser.set_defaults(handler=run)
 
 

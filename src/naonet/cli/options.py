@@ -32,7 +32,8 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, config_class, help_text
         flag = "--" + field.name.replace("_", "-")
         default = field.default if field.default is not MISSING else None
         text = help_texts.get(field.name, "")
-        text = f"{text} (default: {default})" if text else f"default: {default}"
+        if "(default" not in text:  # a text may state its own (one a preset decides)
+            text = f"{text} (default: {default})" if text else f"default: {default}"
         kind = field.type if isinstance(field.type, str) else field.type.__name__
         optional = kind.endswith(" | None")
         kind = kind.removesuffix(" | None")  # optional numbers: the flag's absence is None

@@ -97,7 +97,8 @@ HELP = {
                     "coding in turn (a few-shot supernet: its split); 'none': the best by "
                     "score",
     "amp": "mixed precision of training: none or bf16",
-    "output": "run folder (arch_pool, arch_pool.final, pool.json, scores.png, checkpoint)",
+    "output": "run folder (arch_pool, arch_pool.final, pool.json, scores.png, checkpoint) "
+              "(default: runs/PRESET, or runs/search without --preset)",
     "threads": "torch threads on the CPU (0: torch's default, OMP_NUM_THREADS or one per "
                "core); the nb201 CPU presets set 1, faster there under passive OpenMP "
                "waiting",

@@ -34,7 +34,8 @@ HELP = {
     "channels_last": "NHWC memory layout (faster on these CPUs and on recent GPUs)",
     "compile": "torch.compile the network: auto (CUDA only), on or off; falls back to eager",
     "host_allocator": "auto, retain (keep freed host memory: much faster CPU steps) or system",
-    "output": "run folder (checkpoints, metrics.jsonl, config.yaml, result.json)",
+    "output": "run folder (checkpoints, metrics.jsonl, config.yaml, result.json) "
+              "(default: runs/PRESET, or runs/train without --preset)",
     "tensorboard": "write per-epoch scalars for TensorBoard to OUTPUT/tensorboard",
 }
 

@@ -45,7 +45,7 @@ from naonet.search.outputs import (
     summary_line,
     write_search_outputs,
 )
-from naonet.search.plots import plot_pareto, plot_score_distribution
+from naonet.search.plots import check_can_draw, plot_pareto, plot_score_distribution
 from naonet.search.reference import ReferenceTable
 from naonet.search.rerank import (
     RerankJob,
@@ -375,6 +375,8 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
         raise UserError("--amp fp16 is not supported by the search; use --amp bf16 or none")
     space = get_space(config.space)
     paths = search_fast_paths(config, context.device)
+    if config.plot and context.is_main:
+        check_can_draw("--no-plot")  # the first pictures come after the first round
     run_dir = Path(config.output)
     if not config.download:
         existing_data_path(config.data)  # bad input writes nothing, not even a run folder
@@ -385,7 +387,9 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
                       channels_last=paths.channels_last)
     if data.valid is None:
         raise UserError("the search needs a validation split; pass --valid-size N")
-    limits = config.limits(data.image_size)
+    # The found network trains at the data set's own size (a folder's: --image-size); a
+    # named data set's smaller --image-size is only the search's proxy.
+    limits = config.limits(data.spec.image_size)
     meter = CostMeter(space, limits, num_classes=data.num_classes, device=context.device,
                       skeleton=data.skeleton)
     if limits.active:  # every architecture the search draws or generates fits the budget

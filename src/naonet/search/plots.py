@@ -31,6 +31,15 @@ def pyplot():
     return plt
 
 
+def check_can_draw(without: str) -> None:
+    """A UserError before a run's work, not after it, where matplotlib is absent;
+    ``without``: the option that leaves the pictures out."""
+    try:
+        pyplot()
+    except UserError as error:
+        raise UserError(f"{error}, or pass {without}") from None
+
+
 def check_picture_path(path: str | Path) -> Path:
     """``path`` if it names a picture file matplotlib writes, else a UserError."""
     path = Path(path)

@@ -110,16 +110,21 @@ def image_folder(root, per_class: int = 40, classes: int = 10, seed: int = 0):
     return root
 
 
-def run_small_experiment(capsys, data, tmp_path, *extra: str):
-    """The paper's experiment at a very small scale; returns (stdout rows, output dir)."""
+def run_small_experiment(capsys, data, tmp_path, *extra: str, output_in_file: bool = False):
+    """The paper's experiment at a very small scale; returns (stdout rows, output dir).
+    ``output_in_file``: the output folder comes from a --config file, not --output."""
     table = write_synthetic_table(tmp_path / "table.csv")  # scores only need a reference
     output = tmp_path / "out"
+    where = ["--output", str(output)]
+    if output_in_file:  # once ignored: only the flag wrote the folder
+        (tmp_path / "options.yaml").write_text(f"output: {output}\n")
+        where = ["--config", str(tmp_path / "options.yaml")]
     status, out, err = nao_in_process(capsys, "correlate", "--supernet", "--reference",
                                       f"table:{table}",
                            "--data", str(data), "--archs", "8", "--channels", "4",
                            "--layers", "1", "--batch-size", "64", "--device", "cpu",
                            "--top-k", "3", "--eval-batch-size", "64", "--eval-batches", "2",
-                           "--score-every", "1", "--output", str(output), *extra)
+                           "--score-every", "1", *where, *extra)
     assert status == 0, err
     rows = {" ".join(line.split()[:2]): line.split()[2:] for line in out.splitlines()
             if line.startswith(("supernet uniform", "supernet balanced", "parameter count"))}
@@ -153,7 +158,7 @@ def run_small_experiment(capsys, data, tmp_path, *extra: str):
 def test_supernet_experiment_runs_on_cpu_and_reports_tau_for_both_samplings(tmp_path, capsys):
     data = image_folder(tmp_path / "images")
     run_small_experiment(capsys, data, tmp_path, "--supernet-epochs", "1",
-                         "--train-subset", "256", "--valid-size", "128")
+                         "--train-subset", "256", "--valid-size", "128", output_in_file=True)
 
 
 @pytest.mark.slow

@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def ranking_config(args: argparse.Namespace):
-    """The experiment's frozen config: preset, then --config file, then flags."""
+    """The experiment's frozen config (preset, then --config file, then flags), and
+    whether it names an output folder (by --output or in the file)."""
     from naonet.search.config import field_names, load_config_file, resolve_search_config
     from naonet.search.ranking import RankingConfig
 
@@ -120,9 +121,10 @@ def ranking_config(args: argparse.Namespace):
     file_values = load_config_file(args.config) if args.config else {}
     search = resolve_search_config(args.preset, file_values, flags)
     samplings = tuple(part.strip() for part in args.samplings.split(",") if part.strip())
-    return RankingConfig(search=search, reference=reference, sample_size=args.archs,
-                         samplings=samplings, metric=args.metric,
-                         top_k=parse_top_k(args.top_k), score_every=args.score_every)
+    config = RankingConfig(search=search, reference=reference, sample_size=args.archs,
+                           samplings=samplings, metric=args.metric,
+                           top_k=parse_top_k(args.top_k), score_every=args.score_every)
+    return config, args.output is not None or "output" in file_values
 
 
 def run_experiment(args: argparse.Namespace) -> int:
@@ -130,10 +132,9 @@ def run_experiment(args: argparse.Namespace) -> int:
     from naonet.run_folder import claim_run_folder
     from naonet.search.ranking import run_ranking_experiment
 
-    config = ranking_config(args)
+    config, keep = ranking_config(args)
     search = config.search
     table = load_table(config.reference, search.space)
-    keep = bool(search.output and args.output is not None)
     if keep:  # an unusable folder is refused before minutes of training, not after
         claim_run_folder(search.output, "correlate")
     result = run_ranking_experiment(config, table, log=lambda line: print(

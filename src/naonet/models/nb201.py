@@ -14,12 +14,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from naonet.errors import UserError
 from naonet.models.networks import count_parameters
-from naonet.models.operations import average_pool_3x3
+from naonet.models.operations import AvgPool, ReLUConvBN
 from naonet.spaces.nb201 import ZERO_OP, NB201Architecture
 
 Norm = Callable[[int], nn.Module]
@@ -62,32 +61,19 @@ def tracked_batch_norm(channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels)
 
 
-class ReLUConvBN(nn.Module):
-    """ReLU, k x k convolution (no bias), norm."""
-
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, norm: Norm):
-        super().__init__()
-        self.conv = nn.Conv2d(c_in, c_out, kernel_size, stride=stride,
-                              padding=kernel_size // 2, bias=False)
-        self.bn = norm(c_out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(F.relu(x)))
-
-
-class AvgPool3x3(nn.Module):
-    """3x3 average pooling that averages only real pixels at the border."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return average_pool_3x3(x)
+def relu_conv_norm(c_in: int, c_out: int, kernel_size: int, stride: int,
+                   norm: Norm) -> ReLUConvBN:
+    """The benchmark's ReLU-Conv-norm: 'same' padding."""
+    return ReLUConvBN(c_in, c_out, kernel_size, stride, kernel_size // 2, norm)
 
 
 # OPERATIONS[name](channels, norm) -> a C -> C module; 'none' has no module (see cells).
+# The average pool counts only real pixels at the border, as the NAO cells' does.
 OPERATIONS: dict[str, Callable[[int, Norm], nn.Module]] = {
     "skip_connect": lambda channels, norm: nn.Identity(),
-    "nor_conv_1x1": lambda channels, norm: ReLUConvBN(channels, channels, 1, 1, norm),
-    "nor_conv_3x3": lambda channels, norm: ReLUConvBN(channels, channels, 3, 1, norm),
-    "avg_pool_3x3": lambda channels, norm: AvgPool3x3(),
+    "nor_conv_1x1": lambda channels, norm: relu_conv_norm(channels, channels, 1, 1, norm),
+    "nor_conv_3x3": lambda channels, norm: relu_conv_norm(channels, channels, 3, 1, norm),
+    "avg_pool_3x3": lambda channels, norm: AvgPool(1),
 }
 
 
@@ -141,8 +127,8 @@ class ResidualReduction(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, norm: Norm = tracked_batch_norm):
         super().__init__()
-        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, norm)
-        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, norm)
+        self.conv_a = relu_conv_norm(c_in, c_out, 3, 2, norm)
+        self.conv_b = relu_conv_norm(c_out, c_out, 3, 1, norm)
         # ceil_mode: at an odd size the shortcut keeps the strided convolution's
         # ceil(size / 2) (the benchmark's even sizes are unchanged).
         self.shortcut = nn.Sequential(nn.AvgPool2d(2, stride=2, ceil_mode=True),

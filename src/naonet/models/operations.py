@@ -14,14 +14,16 @@ from torch import nn
 
 
 class ReLUConvBN(nn.Module):
-    """ReLU, k x k convolution, BatchNorm (used to bring a cell input to C channels)."""
+    """ReLU, k x k convolution (no bias), a norm: BatchNorm unless ``norm`` builds
+    another (the NAS-Bench-201 supernet's batch-statistics BatchNorm). The NAO cells
+    bring their inputs to C channels with it; NAS-Bench-201's convolutions are it."""
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int = 1, stride: int = 1,
-                 padding: int = 0):
+                 padding: int = 0, norm: Callable[[int], nn.Module] = nn.BatchNorm2d):
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding,
                               bias=False)
-        self.bn = nn.BatchNorm2d(c_out)
+        self.bn = norm(c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv(F.relu(x)))

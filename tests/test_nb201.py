@@ -184,7 +184,8 @@ def test_a_space_without_none_has_no_dead_edges():
 def test_the_benchmark_network_and_its_supernet_refuse_large_images():
     """Training refused them and the one-shot search built the small-image network
     anyway; the space now says it once, for both."""
-    with pytest.raises(UserError, match="built for small images .* --image-size 64 or less"):
+    with pytest.raises(UserError, match="built for small images .* --dataset folder with "
+                                        "--image-size 64 or less"):
         NB201.network_config(4, 1, 10, "imagenet")
     with pytest.raises(UserError, match="built for small images"):
         NB201.build_supernet(4, 1, 10, "imagenet")

@@ -101,8 +101,9 @@ def test_drop_path_grows_with_progress():
     torch.manual_seed(0)
     first = network(images)[0]
     torch.manual_seed(1)
-    # No drop path at progress 0: only batch statistics matter, and they are identical.
-    assert torch.allclose(first, network(images)[0])
+    # No drop path at progress 0: only batch statistics matter, and they are identical
+    # (the same input through the same kernels: bit for bit)
+    assert torch.equal(first, network(images)[0])
     network.set_training_progress(1.0)
     outputs = {tuple(network(images)[0].flatten().tolist()) for _ in range(4)}
     assert len(outputs) > 1

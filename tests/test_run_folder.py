@@ -104,3 +104,60 @@ def test_a_run_refused_before_writing_leaves_its_folder_as_it_found_it(tmp_path)
     written = tmp_path / "written-to"
     finished_run(written, "train")
     assert sorted(path.name for path in written.iterdir()) == [LOCK_NAME, "config.yaml"]
+
+
+def test_the_folders_a_refused_claim_made_go_and_the_others_stay(tmp_path):
+    (tmp_path / "kept").mkdir()
+    deep = tmp_path / "kept" / "runs" / "preset"  # runs/ is made too, as for runs/PRESET
+    claim_run_folder(deep, "search")
+    release_run_folder(deep)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kept"]
+    assert list((tmp_path / "kept").iterdir()) == []
+
+
+def test_a_lock_file_deleted_between_open_and_lock_is_not_trusted(tmp_path, monkeypatch):
+    """A releasing run deletes the lock file while a second process has it open: the
+    second then gets the lock on a file no third process will ever see. It must lock the
+    file at the path instead, or two runs would share the folder."""
+    import os
+
+    from naonet import run_folder
+
+    folder = tmp_path / "run"
+    claim_run_folder(folder, "train")
+    stale = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 - opened before the release
+    release_run_folder(folder)  # deletes the file (and the folder the claim made)
+    assert not folder.exists()
+    real = run_folder._locked_file
+    opened = []
+
+    def open_stale_first(path, where):
+        if not opened:
+            import fcntl
+
+            fcntl.flock(stale, fcntl.LOCK_EX | fcntl.LOCK_NB)  # succeeds: no one holds it
+            opened.append(stale)
+            return stale
+        opened.append(real(path, where))
+        return opened[-1]
+
+    monkeypatch.setattr(run_folder, "_locked_file", open_stale_first)
+    claim_run_folder(folder, "search")
+    assert len(opened) == 2 and stale.closed
+    assert os.path.samestat(os.fstat(opened[1].fileno()), os.stat(folder / LOCK_NAME))
+    (folder / "config.yaml").write_text("seed: 0\n")
+    release_run_folder(folder)
+
+
+def test_a_command_releases_only_the_folders_it_claimed(capsys, tmp_path):
+    """A library caller's claim outlives a `nao` command run in the same process."""
+    from naonet import run_folder
+
+    mine = tmp_path / "library-run"
+    claim_run_folder(mine, "train")
+    status, _, _ = nao_in_process(capsys, "train", "--arch", "naonet-v2", "--device", "cpu",
+                                  "--output", str(tmp_path / "refused"), "--data",
+                                  str(tmp_path / "no-such-data"))
+    assert status == 2 and not (tmp_path / "refused").exists()
+    assert mine.resolve() in run_folder._held
+    release_run_folder(mine)

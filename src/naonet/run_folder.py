@@ -18,6 +18,7 @@ import atexit
 import errno
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -27,9 +28,10 @@ LOCK_NAME = ".naonet.lock"  # holds "nao COMMAND (process PID)" of the last hold
 # Folders made before the marker existed are told apart by their checkpoint.
 CHECKPOINT_OF = {"train": "last.pt", "search": "search_state.pt"}
 
-# open lock files (the lock lives as long as the handle), and whether the claim made
-# the folder
-_held: dict[Path, tuple[IO, bool]] = {}
+# open lock files (the lock lives as long as the handle), and the topmost folder the
+# claim made (None: the run folder existed)
+_held: dict[Path, tuple[IO, Path | None]] = {}
+LOCK_ATTEMPTS = 5  # a lock file replaced under us again and again means a busy folder
 
 
 def claim_run_folder(folder: str | Path, command: str) -> Path:
@@ -44,9 +46,12 @@ def claim_run_folder(folder: str | Path, command: str) -> Path:
         held[0].seek(0)
         check_command(folder, command, held[0].read())
         return folder
-    created = not folder.exists()
-    make_folder(folder)
-    handle = _lock(folder)
+    created = topmost_missing(folder.resolve())
+    try:
+        handle = _lock(folder)
+    except BaseException:
+        _remove_empty_folders(folder.resolve(), created)
+        raise
     try:
         handle.seek(0)
         check_command(folder, command, handle.read())
@@ -56,15 +61,26 @@ def claim_run_folder(folder: str | Path, command: str) -> Path:
         handle.flush()
     except BaseException:
         handle.close()
+        _remove_empty_folders(folder.resolve(), created)
         raise
     _held[folder.resolve()] = (handle, created)
     return folder
 
 
+def topmost_missing(folder: Path) -> Path | None:
+    """The highest of ``folder`` and its parents that does not exist (None: it does)."""
+    missing = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        missing = path
+    return missing
+
+
 def release_run_folder(folder: str | Path) -> None:
     """Drop this process's lock on ``folder`` (it is dropped at exit anyway). A folder
     that holds nothing but the lock (its run was refused before it wrote anything) is
-    left as it was found: the lock file goes, and the folder too if the claim made it."""
+    left as it was found: the lock file goes, and so do the folders the claim made."""
     folder = Path(folder).resolve()
     held = _held.pop(folder, None)
     if held is None:
@@ -72,21 +88,47 @@ def release_run_folder(folder: str | Path) -> None:
     handle, created = held
     try:
         if [entry.name for entry in folder.iterdir()] == [LOCK_NAME]:
-            (folder / LOCK_NAME).unlink()  # while still locked: no one claims it meanwhile
-            if created:
-                folder.rmdir()
+            # while still locked: a process that opened this file meanwhile finds it gone
+            # once it gets the lock, and locks the new one instead (_lock)
+            (folder / LOCK_NAME).unlink()
     except OSError:  # gone or unreadable: nothing of the run's to tidy
         pass
     finally:
-        handle.close()
+        handle.close()  # before rmdir: on NFS an open deleted file keeps a folder busy
+    _remove_empty_folders(folder, created)
+
+
+def _remove_empty_folders(folder: Path, top: Path | None) -> None:
+    """Remove ``folder`` and its parents up to ``top`` while they are empty."""
+    if top is None:
+        return
+    for path in (folder, *folder.parents):
+        try:
+            path.rmdir()  # refuses a folder that is not empty: then the rest stays too
+        except OSError:
+            return
+        if path == top:
+            return
 
 
 @atexit.register
 def release_all_run_folders() -> None:
-    """Release every folder this process holds: at exit (the system would drop the locks
-    anyway, but not tidy a refused run's folder), and when a command ends."""
+    """Release every folder this process holds (at exit: the system would drop the
+    locks anyway, but not tidy a refused run's folder)."""
     for folder in list(_held):
         release_run_folder(folder)
+
+
+@contextmanager
+def releasing_new_claims():
+    """Release, when the block ends, the folders claimed inside it (a command's), and
+    only those: a library caller's own claims stay held."""
+    before = set(_held)
+    try:
+        yield
+    finally:
+        for folder in set(_held) - before:
+            release_run_folder(folder)
 
 
 def make_folder(folder: Path) -> None:
@@ -102,9 +144,26 @@ def make_folder(folder: Path) -> None:
 
 
 def _lock(folder: Path) -> IO:
+    """The folder's lock file, open and exclusively locked. A releasing run may delete
+    the file between our open and our lock: then the lock we got is on a file no one
+    else will see, so lock the one at the path instead."""
+    for _ in range(LOCK_ATTEMPTS):
+        make_folder(folder)  # again after a release removed it
+        handle = _locked_file(folder / LOCK_NAME, folder)
+        try:
+            current = os.stat(folder / LOCK_NAME)
+        except FileNotFoundError:
+            current = None
+        if current is not None and os.path.samestat(os.fstat(handle.fileno()), current):
+            return handle
+        handle.close()
+    raise UserError(f"the lock file of the output folder {folder} keeps being replaced; "
+                    "another process is using it: pass another --output")
+
+
+def _locked_file(path: Path, folder: Path) -> IO:
     import fcntl
 
-    path = folder / LOCK_NAME
     try:
         handle = open(path, "a+")  # noqa: SIM115 - held open for the life of the run
     except OSError as error:

@@ -89,7 +89,7 @@ def _terminate(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from naonet.errors import UserError
-    from naonet.run_folder import release_all_run_folders
+    from naonet.run_folder import releasing_new_claims
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if handles_sigterm:
         signal.signal(signal.SIGTERM, _terminate)
     try:
-        return int(args.handler(args) or 0)
+        with releasing_new_claims():  # a refused run leaves its folder as it found it
+            return int(args.handler(args) or 0)
     except UserError as error:
         sys.stderr.write(f"nao {args.command}: error: {one_line(error)}\n")
         return 2
@@ -123,7 +124,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("nao: interrupted; rerun the same command to resume\n")
         return 130
     finally:
-        release_all_run_folders()  # a refused run leaves its folder as it found it
         if handles_sigterm:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 

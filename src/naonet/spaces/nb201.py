@@ -166,7 +166,8 @@ class NB201Space(IntegerCodedSpace):
 
         if skeleton != "cifar":
             raise UserError(f"the {self.name} network is built for small images (CIFAR, "
-                            "ImageNet16); pass --image-size 64 or less")
+                            "ImageNet16): use --dataset cifar10 or cifar100, or --dataset "
+                            "folder with --image-size 64 or less (downsampled ImageNet too)")
         return NB201NetworkConfig(channels, layers, num_classes)
 
     def network_config_from_dict(self, values: dict):

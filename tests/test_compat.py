@@ -83,7 +83,9 @@ def test_nao_convert_then_eval_reproduces_the_released_network(released_file, tm
         network = load_model(source).network.eval()
         with torch.no_grad():
             logits = network(fixture["input"])[0]
-        assert torch.allclose(logits, fixture["logits"], rtol=1e-4, atol=1e-5)
+        # the fixture README's tolerance: 1e-4 relative to the largest logit
+        error = (logits - fixture["logits"]).abs().max() / fixture["logits"].abs().max()
+        assert error < 1e-4
     status, printed, err = nao_in_process(capsys, "eval", str(out), "--data", str(cifar_mini),
                                           "--json", "--device", "cpu")
     assert status == 0, err

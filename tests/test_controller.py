@@ -83,9 +83,12 @@ def test_fixture_prediction_and_reconstruction(released):
     assert torch.equal(controller.teacher_forcing_input(tokens), fixture["decoder_input"])
     with torch.no_grad():
         predicted, log_probs = controller(tokens)
-    torch.testing.assert_close(predicted, fixture["predict_value"].squeeze(-1),
-                               atol=1e-5, rtol=0)
-    torch.testing.assert_close(log_probs, fixture["log_probs"], atol=1e-5, rtol=0)
+    # The released arithmetic in another order (the bound of the textbook test below:
+    # 16 float32 ulps of the largest value; measured: 4 ulps of 1 on one thread and two)
+    for ours, released_value in ((predicted, fixture["predict_value"].squeeze(-1)),
+                                 (log_probs, fixture["log_probs"])):
+        bound = 16 * torch.finfo(torch.float32).eps * max(released_value.abs().max().item(), 1)
+        torch.testing.assert_close(ours, released_value, atol=bound, rtol=0)
     assert torch.equal(controller.legal_argmax(log_probs), fixture["greedy_teacher_forced"])
 
 
@@ -242,7 +245,10 @@ def test_a_step_in_parts_side_by_side_equals_the_whole_batch_step():
             expected = train_step(whole, whole_optimizer, tokens[batch], targets[batch], config)
             losses = train_step(parted, parted_optimizer, tokens[batch], targets[batch],
                                 config, shards)
-            torch.testing.assert_close(losses, expected, atol=1e-6, rtol=0)
+            # the same sums split in parts: 16 float32 ulps of the loss (a loss of about 1.5)
+            torch.testing.assert_close(losses, expected, rtol=0,
+                                       atol=16 * torch.finfo(torch.float32).eps
+                                       * max(expected.abs().max().item(), 1))
     tolerance = steps * 2 * torch.finfo(torch.float32).eps  # as in the test above
     for (name, weight), reference in zip(parted.named_parameters(), whole.parameters()):
         torch.testing.assert_close(weight, reference, atol=tolerance, rtol=0, msg=name)

@@ -84,6 +84,13 @@ def cifar_mini(tmp_path_factory) -> Path:
     return target
 
 
+def relative_error(value, reference) -> float:
+    """max |value - reference| / max |reference| (the scale of the logits), in float64;
+    the fixtures' README gives released logits 1e-4 of it."""
+    return ((value.double() - reference.double()).abs().max()
+            / reference.double().abs().max().clamp_min(1e-12)).item()
+
+
 def nao_in_process(capsys, *args: str):
     """Run the ``nao`` command line in this process: (exit status, stdout, stderr)."""
     from naonet.cli.main import main

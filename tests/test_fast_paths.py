@@ -34,6 +34,8 @@ from naonet.supernet.scoring import batch_statistics
 from naonet.training import Precision, train_one_epoch
 from naonet.training.engine import unwrap
 
+from conftest import relative_error
+
 pytestmark = pytest.mark.threads(1)  # the thread count its figures were measured with
 
 # Forward passes that sum in another order (relative to the largest logit). Against a
@@ -43,12 +45,6 @@ pytestmark = pytest.mark.threads(1)  # the thread count its figures were measure
 # 1e-4 bounds both; a wrong layout, op or weight errs by order 1e-1.
 FLOAT32_TOLERANCE = 1e-4
 FLOAT64_TOLERANCE = 1e-10
-
-
-def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
-    """max |value - reference| / max |reference| (the scale of the logits)."""
-    return ((value.double() - reference.double()).abs().max()
-            / reference.double().abs().max().clamp_min(1e-12)).item()
 
 
 def small_network(**overrides) -> nn.Module:

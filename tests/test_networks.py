@@ -10,7 +10,7 @@ from naonet.compat import convert_state_dict
 from naonet.models import NetworkConfig, build_network, count_multiply_adds, count_parameters
 from naonet.spaces import MIDDLE, SMALL, named_architecture
 
-from conftest import FIXTURES, require
+from conftest import FIXTURES, relative_error, require
 from test_spaces import random_architecture
 
 PUBLISHED = {
@@ -34,8 +34,7 @@ def test_converted_released_weights_give_the_released_logits(name, skeleton):
     with torch.no_grad():
         logits, aux = network(fixture["input"])
     assert aux is None
-    relative = (logits - fixture["logits"]).abs().max() / fixture["logits"].abs().max()
-    assert relative < 1e-4
+    assert relative_error(logits, fixture["logits"]) < 1e-4  # the fixtures' README
 
 
 @pytest.mark.parametrize("key", sorted(PUBLISHED))

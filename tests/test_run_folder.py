@@ -161,3 +161,16 @@ def test_a_command_releases_only_the_folders_it_claimed(capsys, tmp_path):
     assert status == 2 and not (tmp_path / "refused").exists()
     assert mine.resolve() in run_folder._held
     release_run_folder(mine)
+
+
+def test_a_claim_that_fails_after_locking_removes_the_folder_it_made(tmp_path, monkeypatch):
+    """E.g. a full disk while writing the lock's text: the made folder and its lock go."""
+    from naonet import run_folder
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run_folder, "check_command", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        claim_run_folder(tmp_path / "new" / "run", "train")
+    assert list(tmp_path.iterdir()) == []

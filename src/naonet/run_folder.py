@@ -41,18 +41,16 @@ def claim_run_folder(folder: str | Path, command: str) -> Path:
     another process or belongs to another command.
     """
     folder = Path(folder)  # an empty --output is refused by the configs
-    held = _held.get(folder.resolve())
+    key = folder.resolve()
+    held = _held.get(key)
     if held is not None:  # claimed earlier by this process (library use, tests)
         held[0].seek(0)
         check_command(folder, command, held[0].read())
         return folder
-    created = topmost_missing(folder.resolve())
+    created = topmost_missing(key)
+    handle = None
     try:
         handle = _lock(folder)
-    except BaseException:
-        _remove_empty_folders(folder.resolve(), created)
-        raise
-    try:
         handle.seek(0)
         check_command(folder, command, handle.read())
         handle.seek(0)
@@ -60,10 +58,13 @@ def claim_run_folder(folder: str | Path, command: str) -> Path:
         handle.write(f"nao {command} (process {os.getpid()})\n")
         handle.flush()
     except BaseException:
-        handle.close()
-        _remove_empty_folders(folder.resolve(), created)
+        if handle is not None:
+            if created is not None:  # the claim made the folder: the lock file is ours
+                (key / LOCK_NAME).unlink(missing_ok=True)
+            handle.close()
+        _remove_empty_folders(key, created)
         raise
-    _held[folder.resolve()] = (handle, created)
+    _held[key] = (handle, created)
     return folder
 
 

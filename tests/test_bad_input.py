@@ -10,7 +10,7 @@ import pytest
 
 from naonet.cli.main import main
 
-from conftest import FIXTURES, REPO, require
+from conftest import FIXTURES, REPO, nao_in_process, require
 
 TRAIN = ["train", "--arch", "naonet-v2", "--device", "cpu"]
 SEARCH = ["search", "--device", "cpu"]
@@ -509,3 +509,22 @@ def test_a_missing_matplotlib_is_named_before_the_work_not_after(capsys, monkeyp
     assert "pictures need matplotlib: pip install 'naonet[plot]'" in err, err
     assert ("--no-plot" if command == "search" else "--plot ''") in err, err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["table.csv"]
+
+
+@pytest.mark.parametrize("command", ["info", "eval", "export"])
+def test_a_search_state_is_named_where_a_trained_network_is_expected(capsys, tmp_path,
+                                                                     command):
+    """search_state.pt sits beside a search's arch_pool; given to a command that reads a
+    trained network it is named as what it is, with the way to a trained network."""
+    import torch
+
+    from naonet.search.state import SearchState, save_checkpoint
+
+    path = tmp_path / "search_state.pt"
+    save_checkpoint(path, SearchState(), {"space": "small"},
+                    {"controller": torch.nn.Linear(2, 2)})
+    extra = {"eval": ["--data", str(tmp_path)], "export": [str(tmp_path / "net.pt")]}
+    status, _, err = nao_in_process(capsys, command, str(path), *extra.get(command, []))
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert "is a search's state, not a trained network; train a line of the " \
+           "arch_pool.final beside it with nao train --arch LINE" in err, err

@@ -38,7 +38,7 @@ def test_a_nas_bench_201_line_of_arch_pool_is_shown_and_looked_up(capsys, tmp_pa
     best = table.architectures[best_row]
     test_accuracy = table.column(TEST_COLUMN)[best_row]
     parameters = round(table.column("params_mb")[best_row] * 1e6)  # the table's CIFAR-10 net
-    for line in (best.to_string(), f"nb201:{best.to_string()}"):
+    for line in (best.to_string(), f"nb201:{best.to_string()}", str(table.index(best))):
         status, out, err = nao_in_process(capsys, "info", line, "--reference",
                                           f"table:{NB201_TABLE}")
         assert status == 0, err
@@ -52,7 +52,8 @@ def test_a_nas_bench_201_line_of_arch_pool_is_shown_and_looked_up(capsys, tmp_pa
     for command, fragment in [
             (["info", best.to_string(), "--space", "small"], "written in the form of the "
                                                              "'nb201' space"),
-            (["info", f"nb201:{best.to_string()}", "--space", "small"], "prefixed the 'nb201'")]:
+            (["info", f"nb201:{best.to_string()}", "--space", "small"], "prefixed with the name of the 'nb201'"),
+            (["info", "42"], "a NAS-Bench-201 index needs --reference table:CSV")]:
         status, _, err = nao_in_process(capsys, *command)
         assert status == 2 and len(err.strip().splitlines()) == 1, err
         assert fragment in err, err

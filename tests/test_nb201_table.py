@@ -9,7 +9,7 @@ from nb201_synthetic import write_synthetic_table
 
 from naonet.errors import UserError
 from naonet.nb201 import BenchmarkTable, BudgetExhausted, TableEvaluator, summarize
-from naonet.spaces import NB201
+from naonet.spaces import NB201, named_architecture
 
 from conftest import NB201_TABLE, require
 
@@ -64,13 +64,18 @@ def test_evaluator_counts_distinct_queries_and_enforces_the_budget(synthetic):
     evaluator = TableEvaluator(synthetic, "valid_200ep", budget=2)
     a, b, c = (synthetic.architecture(i) for i in range(3))
     assert evaluator.query(a) == synthetic.value(a, "valid_acc_200ep")
-    evaluator.query(a)  # repeated query: free
+    evaluator.query(a.to_string())  # repeated query, in text form: free
     assert evaluator.queries == 1 and evaluator.remaining == 1
     evaluator.query(b)
     assert evaluator.exhausted
     with pytest.raises(BudgetExhausted):
         evaluator.query(c)
     assert [arch for arch, _ in evaluator.history()] == [a, b]
+    assert synthetic.index(c.to_string()) == synthetic.index(c)
+    small = named_architecture("naonet-v2")
+    with pytest.raises(UserError, match="the table evaluator takes architectures of the "
+                                        "'nb201' space, got one of the 'small' space"):
+        TableEvaluator(synthetic).query(small)
 
 
 def test_evaluator_answers_the_chosen_validation_metric_only(synthetic):

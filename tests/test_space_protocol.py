@@ -163,3 +163,67 @@ def test_canonical_forms_compute_what_the_architecture_computes(space):
         assert space.from_integers(space.to_integers(form)) == form
         with torch.no_grad():
             torch.testing.assert_close(supernet(images, form)[0], supernet(images, arch)[0])
+
+
+def other_space(space) -> SearchSpace:
+    """A registered space of another kind than ``space`` (cell space <-> NAS-Bench-201)."""
+    return get_space("small" if space.name == "nb201" else "nb201")
+
+
+def test_the_text_form_works_wherever_an_architecture_is_taken(space):
+    """Every method that takes an architecture reads its text form as the architecture."""
+    arch = draws(space, count=1, seed=5)[0]
+    text, config = arch.to_string(), space.network_config(**TINY)
+    assert space.as_architecture(text) == arch
+    assert space.to_integers(text) == space.to_integers(arch)
+    assert space.canonical(text) == space.canonical(arch)
+    assert space.parameter_count(text, config) == space.parameter_count(arch, config)
+    assert space.mutate(text, random.Random(1)) == space.mutate(arch, random.Random(1))
+    assert space.encoding().encode(text) == space.encoding().encode(arch)
+    torch.manual_seed(0)
+    supernet, images = space.build_supernet(**TINY).eval(), torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(supernet(images, text)[0], supernet(images, arch)[0])
+
+
+def test_another_spaces_architecture_is_refused_by_name(space):
+    """An architecture of another space, wherever it is given, is a one-line UserError
+    naming both spaces (it used to be an AttributeError deep inside)."""
+    from naonet.errors import UserError
+
+    foreign = draws(other_space(space), count=1)[0]
+    config, supernet = space.network_config(**TINY), space.build_supernet(**TINY)
+    calls = {
+        "mutate": lambda: space.mutate(foreign, random.Random(0)),
+        "parameter_count": lambda: space.parameter_count(foreign, config),
+        "multiply_adds": lambda: space.multiply_adds(foreign, config),
+        "build_network": lambda: space.build_network(foreign, config),
+        "canonical": lambda: space.canonical(foreign),
+        "the controller": lambda: space.encoding().encode(foreign),
+        "the supernet": lambda: supernet(torch.randn(2, 3, 16, 16), foreign),
+    }
+    for user, call in calls.items():
+        with pytest.raises(UserError, match=f"{user} takes architectures of the "
+                                            f"'{space.name}' space, got one of the "
+                                            f"'{foreign.space.name}' space"):
+            call()
+    with pytest.raises(UserError, match="the architecture is .* the "
+                                        f"'{foreign.space.name}' space but the "
+                                        f"'{space.name}' space was asked for"):
+        space.parse(foreign.to_qualified_string())
+
+
+def test_another_spaces_network_config_and_a_bad_rng_are_refused(space):
+    from naonet.errors import UserError
+
+    arch = draws(space, count=1)[0]
+    foreign_config = other_space(space).network_config(**TINY)
+    with pytest.raises(UserError, match=f"got a {type(foreign_config).__name__}; make it "
+                                        f"with get_space\\('{space.name}'\\).network_config"):
+        space.build_network(arch, foreign_config)
+    with pytest.raises(UserError, match="takes an architecture of the .* or its text form, "
+                                        "got an object of type int"):
+        space.canonical(7)
+    with pytest.raises(UserError, match="sampling takes a random.Random, got an object of "
+                                        "type int; pass random.Random"):
+        space.sample(0)

@@ -206,8 +206,8 @@ def test_supernet_aux_head():
 def test_supernet_rejects_architecture_of_another_space():
     supernet = tiny_supernet("small")
     other = sample_architectures("middle", 1, np.random.default_rng(0))[0]
-    with pytest.raises(UserError, match="architecture of the 'middle' space given to a "
-                                        "supernet of the 'small' space"):
+    with pytest.raises(UserError, match="the supernet takes architectures of the 'small' "
+                                        "space, got one of the 'middle' space"):
         supernet(torch.randn(2, 3, 8, 8), other)
 
 
@@ -316,6 +316,11 @@ def test_scoring_restores_every_module_state_exactly():
         assert torch.equal(after_tensors[name], value), name
     assert len(scores) == 3 and all(0.0 <= score <= 1.0 for score in scores)
     assert score_architecture(supernet, architectures[1], batches) == scores[1]
+    with pytest.raises(UserError, match="unknown score metric 'acc'; use one of: accuracy, "
+                                        "loss"):
+        score_architectures(supernet, architectures, batches, metric="acc")
+    with pytest.raises(UserError, match="needs at least one .images, labels. batch"):
+        score_architectures(supernet, architectures, [])
 
 
 def test_scoring_normalises_with_batch_statistics():

@@ -320,6 +320,25 @@ def test_a_nas_bench_201_cell_trains_and_its_checkpoint_evaluates_and_exports(ca
     status, out, err = nao_in_process(capsys, "export", str(run / "last.pt"),
                                       str(tmp_path / "cell.pt"))
     assert status == 0 and "input dynamic x 3 x 32 x 32" in out, err
+    status, out, err = nao_in_process(capsys, "info", str(run / "last.pt"))
+    assert status == 0 and f"architecture: {cell}" in out, err
+    # In Python too: create_model reads the checkpoint of any space, with or without the
+    # architecture, and refuses another architecture.
+    import naonet
+
+    images = torch.randn(2, 3, 32, 32)
+    for network in (naonet.create_model(checkpoint=run / "last.pt"),
+                    naonet.create_model(cell, run / "last.pt")):
+        assert network.config.to_dict() == saved["network"]
+        torch.testing.assert_close(network.state_dict(), saved["model"], rtol=0, atol=0)
+    with pytest.raises(naonet.UserError, match="holds .*, not .*; pass that architecture, "
+                                               "or none to take the checkpoint's"):
+        naonet.create_model(space.example().to_string(), run / "last.pt")
+    fresh = naonet.create_model(cell, channels=4, cells_per_stage=1)
+    assert fresh.eval()(images)[0].shape == (2, 10)
+    with pytest.raises(naonet.UserError, match="unknown network option.s. layers for the "
+                                               "nb201 network; use its config's fields"):
+        naonet.create_model(cell, layers=1)
 
 
 @pytest.mark.parametrize("scale", [True, False])

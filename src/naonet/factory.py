@@ -1,13 +1,16 @@
-"""``create_model``: a NAONet by published name or architecture, with weights from a
-naonet or released checkpoint, in one call (in the spirit of timm's ``create_model``)."""
+"""``create_model``: a network by published name, architecture or checkpoint (naonet's
+own of any space, or a released one), in one call (in the spirit of timm's
+``create_model``)."""
 
 from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
 
+from torch import nn
+
 from naonet.errors import UserError
-from naonet.models import NAONet, NetworkConfig, build_network
+from naonet.models import NetworkConfig
 
 # The published configurations are the training presets of the same names.
 PUBLISHED_MODELS = ("naonet-v2-cifar10", "naonet-v2-imagenet")
@@ -26,37 +29,51 @@ def published_config(name: str) -> tuple[str, dict]:
                             "num_classes": spec.num_classes}
 
 
-def create_model(name_or_arch: str, checkpoint: str | Path | None = None, *,
-                 space: str | None = None, **config) -> NAONet:
-    """A NAONet, ready to use.
+def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None = None, *,
+                 space: str | None = None, **config) -> nn.Module:
+    """A network of any search space, ready to use.
 
     ``name_or_arch``: a published configuration (``naonet-v2-cifar10``: C 36, N 6, aux
     head, 10 classes; ``naonet-v2-imagenet``: C 52, N 4, 1,000 classes) or any
-    architecture (a name such as ``naonet-v2``, or a cell string of ``space``).
-    ``checkpoint``: a naonet file (``nao train`` / ``nao convert``) or a released NAO-V2
-    file; its weights are loaded and its recorded network config used, and the
-    architecture it holds must be the one asked for. ``config``: NetworkConfig fields
-    (``channels``, ``layers``, ``num_classes``, ``aux_head``, ``skeleton``, drop rates)
-    that override the published or default values.
+    architecture (a name such as ``naonet-v2``, or the text form of an architecture of
+    any space, a NAS-Bench-201 cell included); it may be left out when a checkpoint is
+    given. ``checkpoint``: a naonet file (``nao train`` / ``nao convert``, any space) or a
+    released NAO-V2 file; its weights are loaded and its recorded network config used,
+    and an architecture asked for must be the one it holds. ``config``: fields of the
+    space's network config that override the published or default values
+    (``NetworkConfig``: ``channels``, ``layers``, ``num_classes``, ``aux_head``,
+    ``skeleton``, drop rates; ``NB201NetworkConfig``: ``channels``, ``cells_per_stage``,
+    ``num_classes``).
     """
-    from naonet.spaces import require_cell_architecture, resolve_architecture
+    from naonet.spaces import resolve_architecture
 
-    unknown = sorted(set(config) - {field.name for field in fields(NetworkConfig)})
-    if unknown:
-        raise UserError(f"unknown network option(s) {', '.join(unknown)}; use NetworkConfig "
-                        "fields (channels, layers, num_classes, aux_head, skeleton, ...)")
+    if name_or_arch is None and checkpoint is None:
+        raise UserError("create_model needs an architecture (a published name such as "
+                        "naonet-v2-cifar10, an architecture name or string) or a checkpoint")
     if name_or_arch in PUBLISHED_MODELS:
         arch_text, base = published_config(name_or_arch)
     else:
         arch_text, base = name_or_arch, {}
-    architecture = require_cell_architecture(resolve_architecture(arch_text, space),
-                                             "create_model")
+    architecture = None if arch_text is None else resolve_architecture(arch_text, space)
     if checkpoint is None:
-        return build_network(architecture, NetworkConfig(**{**base, **config}))
+        network_config = architecture_network_config(architecture.space, {**base, **config})
+        return architecture.space.build_network(architecture, network_config)
     from naonet.compat.model_file import load_model
 
     loaded = load_model(checkpoint, space=space, unrecorded_arch=arch_text, **config)
-    if loaded.architecture != architecture:
+    if architecture is not None and loaded.architecture != architecture:
         raise UserError(f"{checkpoint} holds {loaded.architecture.to_qualified_string()}, not "
-                        f"{name_or_arch}; pass that architecture (or no checkpoint)")
+                        f"{name_or_arch}; pass that architecture, or none to take the "
+                        "checkpoint's")
     return loaded.network
+
+
+def architecture_network_config(space, values: dict):
+    """The network config of ``space`` with ``values`` for some of its fields, or a
+    UserError naming the fields it has."""
+    known = {field.name for field in fields(space.network_config_from_dict({}))}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"unknown network option(s) {', '.join(unknown)} for the {space.name} "
+                        f"network; use its config's fields: {', '.join(sorted(known))}")
+    return space.network_config_from_dict(values)

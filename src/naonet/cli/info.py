@@ -4,12 +4,13 @@ NAS-Bench-201 cell with ``--reference table:CSV``, what the benchmark measured o
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from naonet.data.registry import DATASETS
 from naonet.errors import UserError
 from naonet.factory import PUBLISHED_MODELS, published_config
 from naonet.models import NetworkConfig, build_network, count_parameters
-from naonet.spaces import Architecture, resolve_architecture
+from naonet.spaces import Architecture, get_space, resolve_architecture
 from naonet.training.config import PRESETS
 
 # (label, classes, input size): the data sets NAS-Bench-201 trained its network on.
@@ -19,8 +20,9 @@ BENCHMARK_DATASETS = [("CIFAR-10", 10, 32), ("CIFAR-100", 100, 32), ("ImageNet16
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("info", help="show an architecture's cells, parameters "
                                    "and multiply-adds", description=__doc__)
-    parser.add_argument("arch", help="architecture name (naonet-v2), string, or a line of "
-                        "arch_pool (NAS-Bench-201 cells too)")
+    parser.add_argument("arch", help="architecture name (naonet-v2), string, a line of "
+                        "arch_pool (NAS-Bench-201 cells too), a checkpoint file, or with "
+                        "--reference a NAS-Bench-201 index")
     parser.add_argument("--space", default=None, help="search space of an integer string "
                         "(default: small)")
     parser.add_argument("--reference", default=None, metavar="table:CSV",
@@ -29,7 +31,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    architecture = resolve_architecture(args.arch, args.space)
+    architecture = read_architecture(args.arch, args.space, args.reference)
     is_naonet = isinstance(architecture, Architecture)
     if is_naonet and args.reference is not None:
         raise UserError("--reference looks NAS-Bench-201 cells up in their table; "
@@ -40,6 +42,25 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_benchmark_cell(architecture, args.reference)
     return 0
+
+
+def read_architecture(text: str, space: str | None, reference: str | None):
+    """The architecture ``text`` names: a checkpoint file's, a NAS-Bench-201 index in the
+    ``reference`` table, or any name or text form."""
+    if Path(text).is_file():
+        from naonet.compat.model_file import recorded_architecture
+
+        recorded, recorded_space = recorded_architecture(text)
+        return resolve_architecture(recorded, space or recorded_space)
+    if text.strip().isdigit() and reference is None:
+        raise UserError(f"{text.strip()} is one integer: a NAS-Bench-201 index needs "
+                        "--reference table:CSV; a NAONet takes 40 integers or a name")
+    if text.strip().isdigit():
+        from naonet.search.reference import ReferenceTable
+
+        table = ReferenceTable.load(reference, get_space(space or "nb201"))
+        return table.table.architecture(int(text))
+    return resolve_architecture(text, space)
 
 
 def print_naonet(architecture: Architecture) -> None:

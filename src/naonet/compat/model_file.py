@@ -14,6 +14,7 @@ from naonet.compat.released import (
     extract_state_dict,
     infer_network_config,
     read_checkpoint_payload,
+    refuse_search_state,
     released_arguments,
 )
 from naonet.errors import UserError
@@ -79,6 +80,20 @@ def load_model(path: str | Path, arch: str | None = None, space: str | None = No
     classes = known_classes(classes, dataset, config.num_classes)
     return LoadedModel(network, architecture, dataset, released=not is_ours, classes=classes,
                        image_size=image_size)
+
+
+def recorded_architecture(path: str | Path) -> tuple[str, str | None]:
+    """(architecture text, space) a checkpoint records: naonet's own file, or a released
+    file's saved arguments (read without running pickled code)."""
+    payload = read_checkpoint_payload(path)
+    if isinstance(payload, dict) and "arch" in payload and "network" in payload:
+        return str(payload["arch"]), None  # the qualified form names its space
+    refuse_search_state(payload, path)
+    saved = released_arguments(payload)
+    if not saved.get("arch"):
+        raise UserError(f"{path} does not record an architecture; pass the architecture "
+                        "itself")
+    return str(saved["arch"]), saved.get("search_space")
 
 
 def known_classes(stored, dataset: str | None, num_classes: int) -> list[str] | None:

@@ -120,10 +120,24 @@ def infer_network_config(state_dict: Mapping[str, torch.Tensor], **overrides):
                   num_classes=int(converted["classifier.weight"].shape[0]),
                   aux_head=any(k.startswith("aux_head.") for k in converted))
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return NetworkConfig(**values)
+    try:
+        return NetworkConfig(**values)
+    except TypeError as error:  # an option a NAONet does not have
+        raise UserError(f"{error}; a released NAONet takes NetworkConfig fields (channels, "
+                        "layers, num_classes, aux_head, skeleton, drop rates)") from None
+
+
+def refuse_search_state(payload: object, path: Path | str) -> None:
+    """A UserError if ``payload`` is a search's saved state (``search_state.pt``): it
+    holds a search's pool, random states and its supernet or controller, not one
+    trained network."""
+    if isinstance(payload, Mapping) and {"state", "rng", "config"} <= payload.keys():
+        raise UserError(f"{path} is a search's state, not a trained network; train a line "
+                        "of the arch_pool.final beside it with nao train --arch LINE")
 
 
 def extract_state_dict(payload: object, path: Path | str) -> dict[str, torch.Tensor]:
+    refuse_search_state(payload, path)
     if isinstance(payload, Mapping):
         for key in ("model", "state_dict", "model_state"):
             if key in payload and isinstance(payload[key], Mapping):

@@ -23,6 +23,11 @@ class TableEvaluator(BudgetedEvaluator):
         values, row = table.column(metric_column(metric)), table.row
         super().__init__(lambda architecture: values[row(architecture)], budget)
         self.metric = metric
+        self.space = table.space
+
+    def query(self, architecture: NB201Architecture) -> float:
+        """The validation score of ``architecture`` (or of its text form)."""
+        return super().query(self.space.as_architecture(architecture, "the table evaluator"))
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,8 @@ class BenchmarkTable:
         return architecture in self._row_of_arch
 
     def row(self, architecture: NB201Architecture) -> int:
+        """The table row of ``architecture`` (or of its text form)."""
+        architecture = self.space.as_architecture(architecture, "the benchmark table")
         try:
             return self._row_of_arch[architecture]
         except KeyError:

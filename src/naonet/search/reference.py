@@ -51,7 +51,7 @@ class ReferenceTable:
         table = BenchmarkTable.load(table_path(reference))
         if table.space != space:
             raise UserError(f"--reference is a table of the {table.space.name!r} space, but "
-                            f"the search is of {space.name!r}; pass --space "
+                            f"the architectures are of the {space.name!r} space; pass --space "
                             f"{table.space.name}")
         return cls(table)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from naonet.errors import UserError
 from naonet.spaces.cell_space import CellSearchSpace, get_cell_space
+from naonet.spaces.protocol import get_space, named_space, space_mismatch
 
 CELL_TYPES = ("normal", "reduction")
 
@@ -102,12 +103,8 @@ class Architecture:
         text = text.strip()
         if not text:
             raise UserError("empty architecture string; give a name (naonet-v2) or 40 integers")
+        _check_cell_text(text, space)
         named_space, body = _split_space_prefix(text)
-        if named_space is not None and space is not None:
-            if get_cell_space(space).name != get_cell_space(named_space).name:
-                from naonet.spaces.protocol import space_mismatch
-
-                raise space_mismatch(named_space, get_cell_space(space).name, prefixed=True)
         resolved = get_cell_space(named_space or space)
         if "normal:" in body or "(" in body:
             return cls._parse_readable(body, resolved)
@@ -187,6 +184,17 @@ class Architecture:
 
     def __str__(self) -> str:
         return self.to_qualified_string()
+
+
+def _check_cell_text(text: str, space: str | CellSearchSpace | None) -> None:
+    """A UserError if ``text`` names another space than ``space``; without ``space``, if
+    it names a space that is not a NAO cell space."""
+    said, prefixed = named_space(text)
+    wanted = get_cell_space(space).name
+    if said is None or said == wanted:
+        return
+    if space is not None or not isinstance(get_space(said), CellSearchSpace):
+        raise space_mismatch(said, wanted, prefixed)
 
 
 def _split_space_prefix(text: str) -> tuple[str | None, str]:

@@ -101,14 +101,14 @@ class CellSearchSpace(IntegerCodedSpace):
         return Architecture.from_integers(list(values), self)
 
     def to_integers(self, architecture) -> list[int]:
-        return architecture.to_integers()
+        return self.as_architecture(architecture, "to_integers").to_integers()
 
     def canonical(self, architecture):
         """The architecture itself: every node of a NAO cell feeds the cell's output (the
         unused ones are concatenated), so no choice is dead. Nodes whose two branches
         are swapped compute the same sum, but the released search lists such twins as
         they come, and so does this one."""
-        return architecture
+        return self.as_architecture(architecture, "canonical")
 
     def encoding(self):
         from naonet.spaces.encoding import CellSpaceEncoding
@@ -131,17 +131,30 @@ class CellSearchSpace(IntegerCodedSpace):
     def build_network(self, architecture, config):
         from naonet.models import build_network
 
-        return build_network(architecture, config)
+        return build_network(self.as_architecture(architecture, "build_network"),
+                             self._check_config(config))
 
     def parameter_count(self, architecture, config) -> int:
         from naonet.supernet.counting import count_network_parameters
 
-        return count_network_parameters(architecture, config)
+        return count_network_parameters(self.as_architecture(architecture, "parameter_count"),
+                                        self._check_config(config))
 
     def multiply_adds(self, architecture, config, image_size: int = 32) -> int:
         from naonet.supernet.counting import count_network_multiply_adds
 
-        return count_network_multiply_adds(architecture, config, image_size)
+        return count_network_multiply_adds(self.as_architecture(architecture, "multiply_adds"),
+                                           self._check_config(config), image_size)
+
+    def _check_config(self, config):
+        """``config`` if it is a NAONet config, else a UserError."""
+        from naonet.models import NetworkConfig
+
+        if not isinstance(config, NetworkConfig):
+            raise UserError(f"a NAONet takes a NetworkConfig, got a {type(config).__name__}; "
+                            f"make it with get_space({self.name!r}).network_config(channels, "
+                            "layers)")
+        return config
 
     def build_supernet(self, channels: int, layers: int, num_classes: int = 10,
                        skeleton: str = "cifar", **regularisation: Any):

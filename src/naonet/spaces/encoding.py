@@ -87,9 +87,7 @@ class CellSpaceEncoding(LegalTokens):
 
     # ----------------------------------------------------------------- conversion
     def encode(self, architecture: Architecture) -> list[int]:
-        if architecture.space.name != self.space.name:
-            raise UserError(f"architecture of space {architecture.space.name!r} given to the "
-                            f"{self.space.name!r} encoding")
+        architecture = self.space.as_architecture(architecture, "the controller")
         tokens = []
         for position, value in enumerate(architecture.to_integers()):
             _, is_input = self._position_role(position)

@@ -16,7 +16,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from naonet.errors import UserError
-from naonet.spaces.protocol import IntegerCodedSpace, register_space
+from naonet.spaces.protocol import IntegerCodedSpace, check_text_space, register_space
 
 ZERO_OP = "none"  # the op whose output is zero: the edge carries nothing
 NB201_OPS = (ZERO_OP, "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -77,6 +77,7 @@ class NB201Space(IntegerCodedSpace):
         """Read the benchmark's string form ``|op~0|+|op~0|op~1|+...`` (optionally
         prefixed ``nb201:``)."""
         text = text.strip()
+        check_text_space(text, self.name)
         if text.startswith(f"{self.name}:"):
             text = text[len(self.name) + 1:]
         groups = text.strip().split("+")
@@ -120,7 +121,7 @@ class NB201Space(IntegerCodedSpace):
         return self.architecture(values)
 
     def to_integers(self, architecture: NB201Architecture) -> list[int]:
-        return list(architecture.ops)
+        return list(self.as_architecture(architecture, "to_integers").ops)
 
     def canonical(self, architecture: NB201Architecture) -> NB201Architecture:
         """The cell with ``none`` on every edge that cannot carry the input to the output:
@@ -131,6 +132,7 @@ class NB201Space(IntegerCodedSpace):
         bias from BatchNorm on zeros in the benchmark network. The benchmark trained each
         of the 15,625 cells separately, so its table gives such twins different
         accuracies; that spread is training noise, not a difference of the cells."""
+        architecture = self.as_architecture(architecture, "canonical")
         if ZERO_OP not in self.op_names:  # every edge carries something
             return architecture
         from_input, to_output = self.reached_from_input(architecture), \
@@ -178,14 +180,27 @@ class NB201Space(IntegerCodedSpace):
     def build_network(self, architecture: NB201Architecture, config):
         from naonet.models.nb201 import build_nb201_network
 
-        return build_nb201_network(architecture, config)
+        return build_nb201_network(self.as_architecture(architecture, "build_network"),
+                                   self._check_config(config))
 
     def parameter_count(self, architecture: NB201Architecture, config) -> int:
-        return _cost_counter(self, config, 32).parameters(architecture)
+        return _cost_counter(self, self._check_config(config), 32).parameters(
+            self.as_architecture(architecture, "parameter_count"))
 
     def multiply_adds(self, architecture: NB201Architecture, config,
                       image_size: int = 32) -> int:
-        return _cost_counter(self, config, image_size).multiply_adds(architecture)
+        return _cost_counter(self, self._check_config(config), image_size).multiply_adds(
+            self.as_architecture(architecture, "multiply_adds"))
+
+    def _check_config(self, config):
+        """``config`` if it is this space's network config, else a UserError."""
+        from naonet.models.nb201 import NB201NetworkConfig
+
+        if not isinstance(config, NB201NetworkConfig):
+            raise UserError(f"the {self.name} network takes an NB201NetworkConfig, got a "
+                            f"{type(config).__name__}; make it with "
+                            f"get_space({self.name!r}).network_config(channels, layers)")
+        return config
 
     def build_supernet(self, channels: int, layers: int, num_classes: int = 10,
                        skeleton: str = "cifar", **regularisation: Any):

@@ -39,9 +39,7 @@ class NB201Encoding(LegalTokens):
 
 
     def encode(self, architecture: NB201Architecture) -> list[int]:
-        if architecture.space != self.space:
-            raise UserError(f"architecture of space {architecture.space.name!r} given to the "
-                            f"{self.space.name!r} encoding")
+        architecture = self.space.as_architecture(architecture, "the controller")
         tokens = []
         for (source, _), op in zip(self.space.edges, architecture.ops):
             tokens += [self.source_offset + source, self.op_offset + op]

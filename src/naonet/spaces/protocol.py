@@ -36,6 +36,11 @@ class SearchSpace(Protocol):
     def parse(self, text: str) -> Hashable:
         """An architecture from any of the space's text forms (UserError if malformed)."""
 
+    def as_architecture(self, value, user: str = "this") -> Hashable:
+        """``value`` if it is an architecture of this space, parsed if it is text, else a
+        UserError naming what ``user`` takes (every method that takes an architecture
+        reads its argument through this)."""
+
     def integer_limits(self) -> tuple[int, ...]:
         """Exclusive upper bound of every entry of the integer coding."""
 
@@ -95,19 +100,44 @@ class IntegerCodedSpace:
         for values in itertools.product(*(range(high) for high in self.integer_limits())):
             yield self.from_integers(values)
 
+    def as_architecture(self, value, user: str = "this"):
+        """``value`` as an architecture of this space: one of its architectures passes
+        through and its text form is parsed; anything else is a UserError that names
+        what ``user`` takes and the space ``value`` belongs to."""
+        if isinstance(value, str):
+            return self.parse(value)
+        space = getattr(value, "space", None)
+        if space is self or space == self:
+            return value
+        if hasattr(space, "name"):
+            raise UserError(f"{user} takes architectures of the {self.name!r} space, got one "
+                            f"of the {space.name!r} space; use get_space({space.name!r}) "
+                            "for it")
+        raise UserError(f"{user} takes an architecture of the {self.name!r} space or its "
+                        f"text form, got an object of type {type(value).__name__}; read text with "
+                        f"get_space({self.name!r}).parse")
+
     def sample(self, rng: random.Random):
         """A uniformly random architecture (every entry drawn independently)."""
+        _check_rng(rng)
         return self.from_integers([rng.randrange(high) for high in self.integer_limits()])
 
     def mutate(self, architecture, rng: random.Random):
         """A neighbour: one entry of the coding changed to another legal value."""
-        values = self.to_integers(architecture)
+        _check_rng(rng)
+        values = self.to_integers(self.as_architecture(architecture, "mutate"))
         limits = self.integer_limits()
         positions = [i for i, high in enumerate(limits) if high > 1]
         position = rng.choice(positions)
         values[position] = rng.choice([v for v in range(limits[position])
                                        if v != values[position]])
         return self.from_integers(values)
+
+
+def _check_rng(rng) -> None:
+    if not isinstance(rng, random.Random):
+        raise UserError("sampling takes a random.Random, got an object of type "
+                        f"{type(rng).__name__}; pass random.Random(seed)")
 
 
 # ----------------------------------------------------------------------- registry
@@ -160,22 +190,35 @@ def parse_architecture(text: str, space: str | SearchSpace | None = None):
     ``|op~0|+...`` of NAS-Bench-201); else it is read in the default space.
     """
     stripped = text.strip()
-    prefix = _prefix_space(stripped)
-    said = prefix or _claiming_space(stripped)
     if space is None:
-        return get_space(said).parse(stripped)  # None: the default space
-    wanted = get_space(space)
-    if said is not None and said != wanted.name:
-        raise space_mismatch(said, wanted.name, prefixed=prefix is not None)
-    return wanted.parse(stripped)
+        space = named_space(stripped)[0]  # None: the default space
+    return get_space(space).parse(stripped)  # each space refuses another space's text
+
+
+def named_space(text: str) -> tuple[str | None, bool]:
+    """The registered space that ``text`` names: ``(name, True)`` for a ``name:`` or
+    ``name |`` prefix, ``(name, False)`` for a form only that space writes, else
+    ``(None, False)``."""
+    prefix = _prefix_space(text.strip())
+    if prefix is not None:
+        return prefix, True
+    return _claiming_space(text.strip()), False
+
+
+def check_text_space(text: str, wanted: str) -> None:
+    """A UserError if ``text`` names a space other than ``wanted`` (see :func:`named_space`)."""
+    said, prefixed = named_space(text)
+    if said is not None and said != wanted:
+        raise space_mismatch(said, wanted, prefixed)
 
 
 def space_mismatch(said: str, wanted: str, prefixed: bool) -> UserError:
     """The error for text of the ``said`` space where the ``wanted`` one was asked for."""
-    how = "prefixed" if prefixed else "written in the form of"
+    how = "prefixed with the name of" if prefixed else "written in the form of"
     fix = "drop the prefix or pass" if prefixed else "drop --space, or pass"
     return UserError(f"the architecture is {how} the {said!r} space but the {wanted!r} space "
-                     f"was asked for; {fix} --space {said}")
+                     f"was asked for; {fix} --space {said} (in Python, use "
+                     f"get_space({said!r}))")
 
 
 def _prefix_space(text: str) -> str | None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from naonet.errors import UserError
 from naonet.models.cells import CalibrateInputs, StateShape, drop_path
 from naonet.models.networks import CellStack
 from naonet.models.operations import FactorizedReduce
@@ -116,17 +115,11 @@ class Supernet(CellStack):
         """The discrete network of the same size (balanced sampling counts its parameters)."""
         return self.config.network_config()
 
-    def _check_architecture(self, architecture: Architecture) -> None:
-        if architecture.space != self.space:
-            raise UserError(f"architecture of the {architecture.space.name!r} space given to a "
-                            f"supernet of the {self.space.name!r} space; build the supernet "
-                            f"with space={architecture.space.name!r}")
-
     def forward(self, images: torch.Tensor, architecture: Architecture
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits of ``architecture`` (normal and reduction cell) on ``images``
         ``[batch, 3, height, width]``; ``aux_logits`` only in training with the aux head."""
-        self._check_architecture(architecture)
+        architecture = self.space.as_architecture(architecture, "the supernet")
 
         def run_cell(cell, s0, s1, drop_rate):
             cell_arch = architecture.reduction if cell.reduction else architecture.normal

@@ -65,6 +65,11 @@ class NB201Supernet(NB201Skeleton):
         super().__init__(config, lambda channels: SharedCell(space, channels, norm), norm)
         self.space = space
 
+    def forward(self, images: torch.Tensor, architecture: NB201Architecture
+                ) -> tuple[torch.Tensor, None]:
+        """``(logits, None)`` of ``architecture`` on ``images`` ``[batch, 3, height, width]``."""
+        return super().forward(images, self.space.as_architecture(architecture, "the supernet"))
+
     def set_training_progress(self, fraction: float) -> None:
         """The benchmark network has no drop path: nothing depends on progress."""
 

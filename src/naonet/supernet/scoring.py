@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from naonet.errors import UserError
+
 Batch = tuple[torch.Tensor, torch.Tensor]  # (images [batch, 3, H, W], labels [batch])
 
 
@@ -91,9 +93,11 @@ def score_architectures(supernet: nn.Module, architectures: Sequence,
     and the supernet's state is unchanged afterwards.
     """
     if metric not in SCORE_METRICS:
-        raise ValueError(f"unknown score metric {metric!r}; use one of {SCORE_METRICS}")
+        raise UserError(f"unknown score metric {metric!r}; use one of: "
+                        f"{', '.join(SCORE_METRICS)}")
     if not batches:
-        raise ValueError("score_architectures needs at least one (images, labels) batch")
+        raise UserError("score_architectures needs at least one (images, labels) batch; "
+                        "pass a list of (images, labels) tensors")
     batches = _on_device_of(supernet, batches)
     total = sum(labels.numel() for _, labels in batches)
     totals = torch.zeros(len(architectures), 2, dtype=torch.float64,

@@ -38,6 +38,9 @@ def test_a_nas_bench_201_line_of_arch_pool_is_shown_and_looked_up(capsys, tmp_pa
     best = table.architectures[best_row]
     test_accuracy = table.column(TEST_COLUMN)[best_row]
     parameters = round(table.column("params_mb")[best_row] * 1e6)  # the table's CIFAR-10 net
+    from naonet.training.config import PRESETS
+
+    assert PRESETS["nb201-cifar10"]["arch"] == best.to_string()  # the preset's own cell
     for line in (best.to_string(), f"nb201:{best.to_string()}", str(table.index(best))):
         status, out, err = nao_in_process(capsys, "info", line, "--reference",
                                           f"table:{NB201_TABLE}")

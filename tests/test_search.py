@@ -288,6 +288,33 @@ def test_nao_train_accepts_the_first_final_line(tiny_run, cifar_mini, tmp_path, 
     assert json.loads((tmp_path / "train" / "result.json").read_text())["arch"] == line
 
 
+@pytest.mark.parametrize("space", ["small", "nb201"])
+def test_a_search_ends_with_the_command_that_trains_its_first_line(cifar_mini, tmp_path,
+                                                                    capsys, space):
+    """The closing line trains the first line of arch_pool.final with its space's
+    published recipe (NAONet-V2's, or NAS-Bench-201's for its cells); with --reference
+    the found cell's truth is printed as well, not instead."""
+    from naonet.training.config import PRESETS
+
+    from conftest import NB201_TABLE, require
+
+    reference = {"reference": f"table:{require(NB201_TABLE)}"} if space == "nb201" else {}
+    run = tmp_path / "run"
+    search(tiny_config(cifar_mini, run, space=space, rerank_top=0, plot=False, **reference),
+           show_progress=False)
+    out = capsys.readouterr().out
+    preset = get_space(space).training_preset
+    assert (PRESETS[preset]["channels"], PRESETS[preset]["layers"]) == \
+        get_space(space).final_size
+    final = f"$(head -n 1 {run / 'arch_pool.final'})"
+    assert f'train the first with: nao train --preset {preset} --arch "{final}" --dataset ' \
+           f"cifar10 --data {cifar_mini}\n" in out, out
+    if space == "nb201":
+        first = read_lines(run / "arch_pool.final")[0]
+        assert re.search(f"found: {re.escape(first)}: true test accuracy [0-9.]+ %, rank "
+                         "[0-9,]+ of 15,625", out), out
+
+
 def test_finished_search_reruns_without_work(tiny_run, cifar_mini, monkeypatch):
     before = {name: (tiny_run / name).read_text() for name in ("arch_pool", "arch_pool.final")}
     for phase in ("supernet_epoch", "score_architectures_so_far", "controller_step",

@@ -163,6 +163,12 @@ def test_bad_strategy_requests_are_user_errors(synthetic):
         run_strategy("random", NB201, TableEvaluator(synthetic, budget=NB201.size + 1), 0)
     with pytest.raises(UserError, match="takes a"):
         run_strategy("nao", NB201, TableEvaluator(synthetic, budget=5), 0, EvolutionConfig())
+    # a budget the random start spends whole would make NAO random search under its name
+    evaluator = TableEvaluator(synthetic, budget=20)
+    with pytest.raises(UserError, match="a budget of 20 queries leaves NAO none after its 20 "
+                                        "random initial ones; raise --budget above"):
+        run_strategy("nao", NB201, evaluator, 0)
+    assert evaluator.queries == 0
 
 
 def test_bench_search_prints_mean_and_std_and_writes_the_plot(synthetic, tmp_path, capsys):

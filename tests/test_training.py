@@ -290,8 +290,9 @@ def test_a_nas_bench_201_cell_trains_and_its_checkpoint_evaluates_and_exports(ca
                                                                              cifar_mini,
                                                                              tmp_path):
     """A line of a one-shot NB201 search's arch_pool (on a user's own images the table
-    knows nothing of it) trains as the benchmark's network, here at C 4 with 1 cell per
-    stage; its checkpoint evaluates to the run's own test accuracy and exports."""
+    knows nothing of it) trains as the benchmark's network with the benchmark's recipe
+    (--preset nb201-cifar10), here at C 4 with 1 cell per stage; its checkpoint evaluates
+    to the run's own test accuracy and exports."""
     from naonet.spaces import get_space, parse_architecture
 
     from conftest import nao_in_process
@@ -300,7 +301,8 @@ def test_a_nas_bench_201_cell_trains_and_its_checkpoint_evaluates_and_exports(ca
             "|none~0|avg_pool_3x3~1|nor_conv_3x3~2|")
     run = tmp_path / "run"
     status, out, err = nao_in_process(
-        capsys, "train", "--arch", cell, "--data", str(cifar_mini), "--output", str(run),
+        capsys, "train", "--preset", "nb201-cifar10", "--arch", cell, "--data", str(cifar_mini),
+        "--output", str(run),
         "--channels", "4", "--layers", "1", "--batch-size", "32", "--epochs", "2",
         "--train-subset", "64", "--test-subset", "40", "--device", "cpu", "--no-progress")
     assert status == 0, err
@@ -311,6 +313,10 @@ def test_a_nas_bench_201_cell_trains_and_its_checkpoint_evaluates_and_exports(ca
     assert result["params"] == space.parameter_count(parse_architecture(cell),
                                                      space.network_config(4, 1, 10))
     saved = torch.load(run / "last.pt", weights_only=True)
+    # the benchmark's optimizer: Nesterov SGD, lr 0.1, weight decay 5e-4, no clipping
+    group = saved["optimizer"]["param_groups"][0]
+    assert (group["nesterov"], group["momentum"], group["weight_decay"]) == (True, 0.9, 5e-4)
+    assert (saved["config"]["grad_clip"], saved["config"]["lr"]) == (0.0, 0.1)
     assert saved["network"] == {"channels": 4, "cells_per_stage": 1, "num_classes": 10,
                                 "stages": 3}
     status, out, err = nao_in_process(capsys, "eval", str(run / "last.pt"), "--data",

@@ -15,8 +15,8 @@ from naonet.cli.options import SHARED_HELP, add_dataclass_flags
 HELP = {
     **SHARED_HELP,
     "arch": "architecture name (naonet-v2), string of integers, or any line of arch_pool "
-            "(a NAS-Bench-201 cell trains as the benchmark's network: --channels 16 "
-            "--layers 5 for its size)",
+            "(a NAS-Bench-201 cell trains as the benchmark's network: --preset "
+            "nb201-cifar10 for its size and recipe)",
     "space": "search space of an integer architecture string (small or middle; a "
              "NAS-Bench-201 cell says its own)",
     "dataset": "cifar10, cifar100, imagenet or folder (any train/ + test/ image folders)",
@@ -29,6 +29,8 @@ HELP = {
     "keep_prob": "1 - dropout before the classifier",
     "drop_path_keep_prob": "keep probability of drop path at the last cell and step",
     "lr_schedule": "cosine or exponential",
+    "nesterov": "Nesterov momentum (NAS-Bench-201's recipe, --preset nb201-cifar10)",
+    "grad_clip": "largest gradient norm (0: no clipping)",
     "scale_lr_with_world_size": "multiply lr and lr-min by the number of processes",
     "amp": "mixed precision: auto (bf16 on CUDA, float32 elsewhere), none, bf16 or fp16",
     "channels_last": "NHWC memory layout (faster on these CPUs and on recent GPUs)",

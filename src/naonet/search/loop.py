@@ -746,18 +746,24 @@ def finish(run: SearchRun) -> list[dict]:
             announce(run, f"found: {final[0].architecture.to_qualified_string()}: true test "
                           f"accuracy {100 * truth.test_accuracy:.2f} %, rank {truth.rank:,} "
                           f"of {truth.of:,} in {config.reference}")
-        else:  # at the size of the network a search of the space delivers
-            final_file = shlex.quote(str(run.run_dir / "arch_pool.final"))
-            channels, layers = run.meter.space.final_size
-            # A folder's images are read at --image-size; a named data set's smaller size
-            # is only the search's proxy (the found network trains at its own size).
-            size = (f" --image-size {config.image_size}"
-                    if config.image_size and config.dataset == "folder" else "")
-            announce(run, f"train the first with: nao train --arch \"$(head -n 1 {final_file})\""
-                          f" --channels {channels} --layers {layers} --dataset {config.dataset} "
-                          f"--data {shlex.quote(str(config.data))}{size}")
+        announce(run, f"train the first with: {training_command(run)}")
     barrier()
     return [entry_record(entry, network_config, costs=run.costs) for entry in final]
+
+
+def training_command(run: SearchRun) -> str:
+    """The ``nao train`` command of the first final architecture: the space's published
+    recipe (NAONet-V2's, or NAS-Bench-201's for its cells) at the size a search of the
+    space delivers, on the search's data."""
+    config = run.config
+    final_file = shlex.quote(str(run.run_dir / "arch_pool.final"))
+    # A folder's images are read at --image-size; a named data set's smaller size is only
+    # the search's proxy (the found network trains at its own size).
+    size = (f" --image-size {config.image_size}"
+            if config.image_size and config.dataset == "folder" else "")
+    return (f"nao train --preset {run.meter.space.training_preset} --arch "
+            f"\"$(head -n 1 {final_file})\" --dataset {config.dataset} "
+            f"--data {shlex.quote(str(config.data))}{size}")
 
 
 def announce(run: SearchRun, text: str) -> None:

@@ -45,6 +45,8 @@ class CellSearchSpace(IntegerCodedSpace):
     # (C, N) of the published CIFAR network (NAONet-V2-36): the size whose parameters,
     # multiply-adds and latency a search's budget limits
     final_size: tuple[int, int] = (36, 6)
+    # the `nao train` preset of the published recipe, at that size
+    training_preset: str = "naonet-v2-cifar10"
 
     @property
     def num_ops(self) -> int:

@@ -32,6 +32,8 @@ class NB201Space(IntegerCodedSpace):
     # (channels, cells per stage) of the benchmark's trained networks: the size whose
     # parameters, multiply-adds and latency a search's budget limits
     final_size: tuple[int, int] = (16, 5)
+    # the `nao train` preset of the benchmark's recipe, at that size
+    training_preset: str = "nb201-cifar10"
 
     def __post_init__(self) -> None:
         if self.num_nodes < 2:

@@ -31,6 +31,7 @@ class SearchSpace(Protocol):
     name: str
     op_names: tuple[str, ...]
     final_size: tuple[int, int]  # (channels, layers) of the network a search delivers
+    training_preset: str  # the `nao train` preset that trains it (at final_size)
 
     # ----------------------------------------------------------------- values
     def parse(self, text: str) -> Hashable:

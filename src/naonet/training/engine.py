@@ -107,6 +107,12 @@ def restore_zero_gradients(optimizer: torch.optim.Optimizer) -> None:
                 parameter.grad = torch.zeros_like(parameter)
 
 
+def clip_gradients(model: nn.Module, max_norm: float) -> None:
+    """Scale the gradients down to norm ``max_norm`` at most (0: leave them)."""
+    if max_norm > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+
+
 def train_one_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer,
                     criterion: nn.Module, *, aux_weight: float, grad_clip: float,
                     precision: Precision, scaler: torch.amp.GradScaler | None,
@@ -135,12 +141,12 @@ def train_one_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer,
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            clip_gradients(model, grad_clip)
             scaler.step(optimizer)
             scaler.update()
         else:
             loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            clip_gradients(model, grad_clip)
             optimizer.step()
         with torch.no_grad():
             _accumulate(sums, loss.detach() * labels.shape[0],

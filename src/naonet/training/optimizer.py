@@ -16,9 +16,10 @@ def learning_rates(lr: float, lr_min: float, world_size: int,
     return lr * scale, lr_min * scale
 
 
-def sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float
-        ) -> torch.optim.SGD:
+def sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float,
+        nesterov: bool = False) -> torch.optim.SGD:
     """SGD with momentum and weight decay on every parameter of ``model`` (the released
-    optimizer of the child networks and the supernet)."""
+    optimizer of the child networks and the supernet; Nesterov's for NAS-Bench-201's
+    recipe)."""
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
-                           weight_decay=weight_decay)
+                           weight_decay=weight_decay, nesterov=nesterov)

@@ -106,7 +106,7 @@ def build_optimizer(model: nn.Module, config: TrainConfig, world_size: int
     """SGD with momentum; cosine or exponential decay stepped after every epoch."""
     lr, lr_min = learning_rates(config.lr, config.lr_min, world_size,
                                 config.scale_lr_with_world_size)
-    optimizer = sgd(model, lr, config.momentum, config.weight_decay)
+    optimizer = sgd(model, lr, config.momentum, config.weight_decay, config.nesterov)
     if config.lr_schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=config.epochs, eta_min=lr_min)

@@ -188,3 +188,34 @@ def test_correlate_reads_the_shared_table_as_a_csv_score_file(capsys):
                            "--top-k", "10,100")
     assert status == 0, err
     assert "architectures      15625" in out
+
+
+def test_correlate_reads_a_searchs_arch_pool_with_its_scores(capsys, tmp_path):
+    """arch_pool and the arch_pool.perf beside it are a score file as they are (no
+    pasting); against the shared table their tau is scipy's on the same cells."""
+    from naonet.nb201 import BenchmarkTable
+
+    table = BenchmarkTable.load(require(NB201_TABLE))
+    rows = range(0, 15625, 313)  # 50 cells
+    cells = [table.architectures[row] for row in rows]
+    early = [table.column("valid_acc_12ep")[row] for row in rows]
+    final = [table.column("valid_acc_200ep")[row] for row in rows]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "arch_pool").write_text("".join(f"{cell.to_qualified_string()}\n" for cell in cells))
+    (run / "arch_pool.perf").write_text("".join(f"{float(value)!r}\n" for value in early))
+    status, out, err = nao_in_process(capsys, "correlate", str(run / "arch_pool"),
+                                      str(NB201_TABLE), "--column-b", "valid_acc_200ep")
+    assert status == 0, err
+    assert "architectures      50" in out, out
+    tau = float(next(line for line in out.splitlines()
+                     if line.startswith("kendall tau")).split()[-1])
+    assert tau == pytest.approx(scipy_stats.kendalltau(early, final).statistic, abs=1e-4)
+    (run / "arch_pool.perf").write_text("0.5\n")
+    status, _, err = nao_in_process(capsys, "correlate", str(run / "arch_pool"),
+                                    str(NB201_TABLE), "--column-b", "valid_acc_200ep")
+    assert status == 2 and "lists 50 architectures but" in err and "1 scores" in err, err
+    (run / "arch_pool.perf").unlink()
+    status, _, err = nao_in_process(capsys, "correlate", str(run / "arch_pool"),
+                                    str(NB201_TABLE), "--column-b", "valid_acc_200ep")
+    assert status == 2 and "arch_pool.perf is missing" in err, err

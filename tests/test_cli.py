@@ -55,7 +55,8 @@ def test_a_nas_bench_201_line_of_arch_pool_is_shown_and_looked_up(capsys, tmp_pa
     for command, fragment in [
             (["info", best.to_string(), "--space", "small"], "written in the form of the "
                                                              "'nb201' space"),
-            (["info", f"nb201:{best.to_string()}", "--space", "small"], "prefixed with the name of the 'nb201'"),
+            (["info", f"nb201:{best.to_string()}", "--space", "small"],
+             "prefixed with the name of the 'nb201'"),
             (["info", "42"], "a NAS-Bench-201 index needs --reference table:CSV")]:
         status, _, err = nao_in_process(capsys, *command)
         assert status == 2 and len(err.strip().splitlines()) == 1, err

@@ -1,12 +1,14 @@
 """Score files: architectures with one number each, as ``nao correlate`` reads them.
 
-Two formats:
+Three formats:
 
 * text: one ``ARCHITECTURE SCORE`` per line, the score being the last whitespace-
   separated field (so an architecture written with spaces is fine); blank lines and
   lines starting with ``#`` are skipped;
 * CSV (``.csv``): a header row; the architecture is in the ``arch`` column (or the
-  first column) and the score in the column named by the caller (default ``score``).
+  first column) and the score in the column named by the caller (default ``score``);
+* a search's ``arch_pool`` or ``arch_pool.final``: the scores are the lines of the
+  ``arch_pool.perf`` or ``arch_pool.perf.final`` beside it, in the same order.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from naonet.training.checkpoint import atomic_write_text
 
 KEY_COLUMN = "arch"
 SCORE_COLUMN = "score"
+# a search's architecture lists and the files of their scores, line for line
+POOL_SCORE_FILES = {"arch_pool": "arch_pool.perf", "arch_pool.final": "arch_pool.perf.final"}
 
 
 def normalise_key(key: str) -> str:
@@ -36,6 +40,8 @@ def read_scores(path: str | Path, column: str | None = None) -> dict[str, float]
     try:
         if path.suffix.lower() == ".csv":
             scores = _read_csv(path, column or SCORE_COLUMN)
+        elif path.name in POOL_SCORE_FILES:
+            scores = _read_pool(path, path.with_name(POOL_SCORE_FILES[path.name]))
         else:
             if column is not None:
                 raise UserError(f"{path} is a text score file; --column applies to CSV files "
@@ -60,6 +66,20 @@ def _read_text(path: Path) -> dict[str, float]:
             raise UserError(f"{path}:{number}: expected 'ARCHITECTURE SCORE', got {line!r}")
         scores[normalise_key(parts[0])] = _number(parts[1], path, number)
     return scores
+
+
+def _read_pool(path: Path, perf_path: Path) -> dict[str, float]:
+    if not perf_path.is_file():
+        raise UserError(f"{path} is a search's list without its scores: {perf_path} is "
+                        "missing; pass a score file or the run folder's own arch_pool")
+    architectures = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    values = [(number, line) for number, line in
+              enumerate(perf_path.read_text().splitlines(), start=1) if line.strip()]
+    if len(values) != len(architectures):
+        raise UserError(f"{path} lists {len(architectures)} architectures but {perf_path} "
+                        f"{len(values)} scores; pass the two files of one run folder")
+    return {normalise_key(architecture): _number(text, perf_path, number)
+            for architecture, (number, text) in zip(architectures, values)}
 
 
 def _read_csv(path: Path, column: str) -> dict[str, float]:

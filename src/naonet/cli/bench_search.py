@@ -129,7 +129,8 @@ def print_summary(results: list[StrategyRuns], config: BenchmarkConfig,
                                         if key in named and value is not None)
     print(f"test accuracy of the best-by-validation architecture after {config.budget} "
           f"queries, {config.seeds} seeds (metric {config.metric}){within}; best possible "
-          f"{100 * best_possible:.2f} %")
+          f"{100 * best_possible:.2f} %; std is the population standard deviation over "
+          "seeds")
     print(f"{'strategy':<12}{'mean':>8}{'std':>8}{'min':>8}{'max':>8}{'seconds':>10}")
     for runs in results:
         values = runs.test_accuracies

@@ -1,6 +1,7 @@
 """``nao correlate``: how well one scoring of architectures ranks like another.
 
-``nao correlate A B`` compares two score files (text ``ARCH SCORE`` lines or CSV) on
+``nao correlate A B`` compares two score files (text ``ARCH SCORE`` lines, CSV, or a
+search's ``arch_pool`` with the ``arch_pool.perf`` beside it) on
 the architectures they share: Kendall's tau, Spearman's rho, pairwise accuracy and
 precision at top-k (B is the reference).
 

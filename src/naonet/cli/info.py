@@ -71,14 +71,15 @@ def print_naonet(architecture: Architecture) -> None:
             ops = architecture.space.op_names
             print(f"  node {index + 2} = {ops[node.op_a]}(state {node.input_a}) + "
                   f"{ops[node.op_b]}(state {node.input_b})")
-    print(f"{'configuration':<30}{'params (no aux)':>17}{'params (aux)':>15}{'mult-adds':>14}")
+    print(f"{'published size':<30}{'params (no aux)':>17}{'params (aux)':>15}{'mult-adds':>14}")
     for name in PUBLISHED_MODELS:  # the published networks, as create_model builds them
         _, fields = published_config(name)
         config = NetworkConfig(**{**fields, "aux_head": True})
         network = build_network(architecture, config)
         dataset = DATASETS[PRESETS[name]["dataset"]]
         macs = architecture.space.multiply_adds(architecture, config, dataset.image_size)
-        label = f"{name}, C {config.channels}, N {config.layers}"
+        # the published sizes, built from this architecture's cells
+        label = f"{PRESETS[name]['dataset']}, C {config.channels}, N {config.layers}"
         print(f"{label:<30}{count_parameters(network):>17,}"
               f"{count_parameters(network, include_aux=True):>15,}{macs / 1e6:>12,.1f} M")
 

@@ -32,12 +32,13 @@ class GenerationResult:
 
 
 def generate_architectures(controller: Controller, seeds: Sequence, known: Iterable,
-                           count: int, max_lambda: int = 50,
+                           count: int, max_lambda: int = 51,
                            accept: Callable[[object], bool] | None = None) -> GenerationResult:
     """Up to ``count`` architectures that are neither ``known`` nor generated twice (and
     that ``accept`` accepts, when given: the step size grows past rejected ones).
 
-    Step sizes 1 .. ``max_lambda`` are tried in turn until ``count`` are found; within a
+    Step sizes 1 .. ``max_lambda`` (51 by default, as the released search tries) are
+    tried in turn until ``count`` are found; within a
     step size the seeds are taken in order.
     """
     if count < 0:

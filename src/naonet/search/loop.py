@@ -793,9 +793,10 @@ def announce_start(run: SearchRun, resumed: bool) -> None:
             f"supernet {supernet}), "
             f"{config.rounds} rounds x {config.supernet_epochs} epochs of "
             f"{len(run.data.train)} steps, seed pool "
-            f"{config.seed_pool_file or config.seed_pool_size}, +{config.new_architectures} "
-            f"per round ({PROPOSERS[config.strategy]}); scoring on {len(run.scoring)} "
-            f"validation images ({config.scoring})")
+            f"{config.seed_pool_file or config.seed_pool_size}"
+            + (f", +{config.new_architectures} per round ({PROPOSERS[config.strategy]})"
+               if config.rounds > 1 else " (one round: no new architectures)")
+            + f"; scoring on {len(run.scoring)} validation images ({config.scoring})")
     if resumed:
         at = f"after epoch {state.epoch}" if state.epoch else "at its start"
         text += f"; resuming in round {state.round + 1}, phase {state.phase}, {at}"

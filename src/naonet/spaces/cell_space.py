@@ -119,7 +119,10 @@ class CellSearchSpace(IntegerCodedSpace):
 
     def network_config(self, channels: int, layers: int, num_classes: int = 10,
                        skeleton: str = "cifar", **regularisation: Any):
-        """A NAONet config (``regularisation``: aux_head, keep_prob, drop_path_keep_prob)."""
+        """A NAONet config (``regularisation``: aux_head, keep_prob, drop_path_keep_prob;
+        unset ones take the published recipe's values: an auxiliary head, which
+        ``parameter_count`` leaves out as published counts do, dropout 0.4, drop path
+        0.2)."""
         from naonet.models import NetworkConfig
 
         return NetworkConfig(skeleton=skeleton, channels=channels, layers=layers,

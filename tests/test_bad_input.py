@@ -33,6 +33,7 @@ CASES = [
     (TRAIN + ["--weight-decay", "nan"], "--weight-decay must be a finite number"),
     (TRAIN + ["--grad-clip", "nan"], "--grad-clip must be a finite number"),
     (TRAIN + ["--grad-clip", "-1"], "--grad-clip must be >= 0"),
+    (SEARCH + ["--grad-clip", "-1"], "--grad-clip must be >= 0"),
     (TRAIN + ["--nesterov", "--momentum", "0"], "--nesterov needs --momentum above 0"),
     (TRAIN + ["--lr-gamma", "0"], "--lr-gamma must be > 0"),
     (TRAIN + ["--momentum", "-1"], "--momentum must be >= 0"),

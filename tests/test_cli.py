@@ -2,6 +2,8 @@
 
 import pytest
 
+import naonet
+
 from conftest import nao_in_process
 
 
@@ -18,11 +20,19 @@ def test_help_lists_the_subcommands(capsys):
                       "show", "bench-search", "correlate"}
 
 
-def test_info_prints_the_published_parameter_counts(capsys):
+def test_info_prints_the_published_parameter_counts(capsys, tmp_path):
     status, out, err = nao_in_process(capsys, "info", "naonet-v2")
     assert status == 0, err
     assert "4,387,654" in out and "7,026,850" in out
     assert "node 2 = sep_conv_5x5(state 1) + sep_conv_5x5(state 0)" in out
+    # the readable form nao show prints is longer than a file name may be
+    readable = naonet.named_architecture("naonet-v2").to_readable()
+    assert len(readable) > 255
+    status, same, err = nao_in_process(capsys, "info", readable)
+    assert status == 0 and same == out, err
+    (tmp_path / "arch_pool").write_text(f"{readable}\n")
+    status, _, err = nao_in_process(capsys, "info", str(tmp_path / "arch_pool"))
+    assert status == 2 and "lists a search's architectures; pass one of its lines" in err, err
 
 
 def test_a_nas_bench_201_line_of_arch_pool_is_shown_and_looked_up(capsys, tmp_path):

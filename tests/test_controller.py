@@ -387,7 +387,7 @@ def test_generation_returns_only_new_valid_architectures(trained_small):
         for hook in hooks:
             hook.remove()
     assert len(result.architectures) == 10
-    assert 1 <= result.lambda_reached <= 50
+    assert 1 <= result.lambda_reached <= 51
     assert len(set(result.architectures)) == 10
     assert not set(result.architectures) & set(pool)
     for architecture in result.architectures:
@@ -402,6 +402,11 @@ def test_generation_respects_count_and_max_lambda(trained_small):
     controller, pool = trained_small
     few = generate_architectures(controller, pool[:20], known=pool, count=3)
     assert len(few.architectures) == 3
+    # known architectures in text form are known as well (a set of strings once excluded
+    # nothing): the same three come back
+    texts = [architecture.to_string() for architecture in pool]
+    assert generate_architectures(controller, texts[:20], known=texts,
+                                  count=3).architectures == few.architectures
     capped = generate_architectures(controller, pool[:2], known=pool, count=1000, max_lambda=3)
     assert capped.lambda_reached == 3
     assert len(capped.architectures) <= 2 * 3

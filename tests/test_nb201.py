@@ -181,6 +181,20 @@ def test_a_space_without_none_has_no_dead_edges():
     assert space.canonical(arch) == arch
 
 
+def test_a_variant_space_reads_the_benchmark_form_it_writes_too():
+    """An unregistered variant writes NAS-Bench-201's string form as the built-in space
+    does, so that form is its own; another space's prefix is still refused."""
+    from naonet.spaces.nb201 import NB201Space
+
+    space = NB201Space(name="nb201-5", num_nodes=5)
+    arch = space.sample(random.Random(1))
+    assert space.parse(arch.to_string()) == arch
+    assert space.canonical(arch.to_string()) == space.canonical(arch)
+    with pytest.raises(UserError, match="prefixed with the name of the 'nb201' space but the "
+                                        "'nb201-5' space was asked for"):
+        space.parse(f"nb201:{NB201.example().to_string()}")
+
+
 def test_the_benchmark_network_and_its_supernet_refuse_large_images():
     """Training refused them and the one-shot search built the small-image network
     anyway; the space now says it once, for both."""

@@ -294,8 +294,6 @@ def test_a_search_ends_with_the_command_that_trains_its_first_line(cifar_mini, t
     """The closing line trains the first line of arch_pool.final with its space's
     published recipe (NAONet-V2's, or NAS-Bench-201's for its cells); with --reference
     the found cell's truth is printed as well, not instead."""
-    from naonet.training.config import PRESETS
-
     from conftest import NB201_TABLE, require
 
     reference = {"reference": f"table:{require(NB201_TABLE)}"} if space == "nb201" else {}
@@ -303,9 +301,7 @@ def test_a_search_ends_with_the_command_that_trains_its_first_line(cifar_mini, t
     search(tiny_config(cifar_mini, run, space=space, rerank_top=0, plot=False, **reference),
            show_progress=False)
     out = capsys.readouterr().out
-    preset = get_space(space).training_preset
-    assert (PRESETS[preset]["channels"], PRESETS[preset]["layers"]) == \
-        get_space(space).final_size
+    preset = {"small": "naonet-v2-cifar10", "nb201": "nb201-cifar10"}[space]
     final = f"$(head -n 1 {run / 'arch_pool.final'})"
     assert f'train the first with: nao train --preset {preset} --arch "{final}" --dataset ' \
            f"cifar10 --data {cifar_mini}\n" in out, out
@@ -313,6 +309,20 @@ def test_a_search_ends_with_the_command_that_trains_its_first_line(cifar_mini, t
         first = read_lines(run / "arch_pool.final")[0]
         assert re.search(f"found: {re.escape(first)}: true test accuracy [0-9.]+ %, rank "
                          "[0-9,]+ of 15,625", out), out
+
+
+def test_the_training_options_follow_the_data_set_and_the_spaces_final_size():
+    """The preset's own size needs no flags; a space that delivers another size says it,
+    and a NAONet found for ImageNet trains with the ImageNet recipe."""
+    from naonet.spaces.cell_space import SMALL
+    from naonet.spaces.nb201 import NB201Space
+
+    assert SMALL.training_options("cifar100") == "--preset naonet-v2-cifar10"
+    assert SMALL.training_options("imagenet") == "--preset naonet-v2-imagenet"
+    assert replace(SMALL, final_size=(20, 3)).training_options("folder") == \
+        "--preset naonet-v2-cifar10 --channels 20 --layers 3"
+    assert NB201Space(final_size=(32, 2)).training_options("cifar10") == \
+        "--preset nb201-cifar10 --channels 32 --layers 2"
 
 
 def test_finished_search_reruns_without_work(tiny_run, cifar_mini, monkeypatch):

@@ -180,6 +180,11 @@ def test_the_text_form_works_wherever_an_architecture_is_taken(space):
     assert space.parameter_count(text, config) == space.parameter_count(arch, config)
     assert space.mutate(text, random.Random(1)) == space.mutate(arch, random.Random(1))
     assert space.encoding().encode(text) == space.encoding().encode(arch)
+    from naonet.supernet import PoolSampler
+
+    # a sampler knows no space: the qualified form names it
+    assert PoolSampler([arch.to_qualified_string()], random.Random(0), "balanced",
+                       space.network_config(**TINY)).pool == [arch]
     torch.manual_seed(0)
     supernet, images = space.build_supernet(**TINY).eval(), torch.randn(2, 3, 16, 16)
     with torch.no_grad():

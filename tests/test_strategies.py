@@ -171,6 +171,17 @@ def test_bad_strategy_requests_are_user_errors(synthetic):
     assert evaluator.queries == 0
 
 
+def test_bench_search_refuses_a_nao_budget_before_any_strategy_runs(synthetic, capsys):
+    from naonet.cli.main import main
+
+    status = main(["bench-search", "--evaluator", f"table:{synthetic.source}",
+                   "--strategies", "random,nao", "--seeds", "2", "--budget", "20",
+                   "--plot", ""])
+    err = capsys.readouterr().err
+    assert status == 2 and "leaves NAO none after its 20 random initial ones" in err, err
+    assert "seed" not in err  # random search did not run its seeds first
+
+
 def test_bench_search_prints_mean_and_std_and_writes_the_plot(synthetic, tmp_path, capsys):
     from naonet.cli.main import main
 

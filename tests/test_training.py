@@ -334,7 +334,8 @@ def test_a_nas_bench_201_cell_trains_and_its_checkpoint_evaluates_and_exports(ca
 
     images = torch.randn(2, 3, 32, 32)
     for network in (naonet.create_model(checkpoint=run / "last.pt"),
-                    naonet.create_model(cell, run / "last.pt")):
+                    naonet.create_model(cell, run / "last.pt"),
+                    naonet.create_model(parse_architecture(cell), run / "last.pt")):
         assert network.config.to_dict() == saved["network"]
         torch.testing.assert_close(network.state_dict(), saved["model"], rtol=0, atol=0)
     with pytest.raises(naonet.UserError, match="holds .*, not .*; pass that architecture, "
@@ -370,3 +371,33 @@ def test_the_learning_rates_grow_with_the_processes_as_the_searchs_do(scale):
     assert (supernet_optimizer.param_groups[0]["lr"], schedule.eta_min) == pytest.approx(
         (optimizer.param_groups[0]["lr"], scheduler.eta_min))
     assert optimizer.param_groups[0]["momentum"] == config.momentum
+
+
+def test_a_folder_from_before_an_option_resumes_only_with_that_options_old_value(tmp_path):
+    """A last.pt written before --nesterov existed trained without it: resuming it with
+    --nesterov would load the saved optimizer (nesterov off) under a config that says on."""
+    from naonet.errors import UserError
+    from naonet.training.checkpoint import check_same_run
+    from naonet.training.config import TrainConfig
+    from naonet.training.run import ADDED_OPTIONS, RESUMABLE_CHANGES
+
+    old = TrainConfig().to_dict()
+    del old["nesterov"]
+    check_same_run(old, TrainConfig().to_dict(), tmp_path, RESUMABLE_CHANGES, "run",
+                   ADDED_OPTIONS)
+    with pytest.raises(UserError, match="belongs to a run with nesterov=False, not True"):
+        check_same_run(old, TrainConfig(nesterov=True).to_dict(), tmp_path,
+                       RESUMABLE_CHANGES, "run", ADDED_OPTIONS)
+
+
+def test_a_zero_clip_leaves_the_gradients_and_a_positive_one_bounds_their_norm():
+    from naonet.training.engine import clip_gradients
+
+    layer = torch.nn.Linear(4, 3)
+    layer(torch.ones(2, 4)).sum().mul(100).backward()
+    before = [p.grad.clone() for p in layer.parameters()]
+    clip_gradients(layer, 0.0)
+    assert all(torch.equal(p.grad, g) for p, g in zip(layer.parameters(), before))
+    clip_gradients(layer, 1.0)
+    norm = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in layer.parameters()]))
+    assert norm.item() == pytest.approx(1.0, rel=1e-5)  # clip_grad_norm_ adds 1e-6

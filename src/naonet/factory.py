@@ -50,13 +50,19 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
     if name_or_arch is None and checkpoint is None:
         raise UserError("create_model needs an architecture (a published name such as "
                         "naonet-v2-cifar10, an architecture name or string) or a checkpoint")
+    if not isinstance(name_or_arch, str | None):  # an architecture value
+        arch_space = getattr(name_or_arch, "space", None)
+        if arch_space is None:
+            raise UserError("create_model takes a name, an architecture or its text form, "
+                            f"got an object of type {type(name_or_arch).__name__}")
+        name_or_arch = arch_space.as_architecture(name_or_arch).to_qualified_string()
     if name_or_arch in PUBLISHED_MODELS:
         arch_text, base = published_config(name_or_arch)
     else:
         arch_text, base = name_or_arch, {}
     architecture = None if arch_text is None else resolve_architecture(arch_text, space)
     if checkpoint is None:
-        network_config = architecture_network_config(architecture.space, {**base, **config})
+        network_config = architecture.space.network_config_from_dict({**base, **config})
         return architecture.space.build_network(architecture, network_config)
     from naonet.compat.model_file import load_model
 
@@ -67,13 +73,3 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
                         "checkpoint's")
     return loaded.network
 
-
-def architecture_network_config(space, values: dict):
-    """The network config of ``space`` with ``values`` for some of its fields, or a
-    UserError naming the fields it has."""
-    known = {field.name for field in fields(space.network_config_from_dict({}))}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise UserError(f"unknown network option(s) {', '.join(unknown)} for the {space.name} "
-                        f"network; use its config's fields: {', '.join(sorted(known))}")
-    return space.network_config_from_dict(values)

@@ -40,12 +40,11 @@ def read_scores(path: str | Path, column: str | None = None) -> dict[str, float]
     try:
         if path.suffix.lower() == ".csv":
             scores = _read_csv(path, column or SCORE_COLUMN)
+        elif column is not None:
+            raise UserError(f"{path} is not a CSV; --column applies to CSV files only")
         elif path.name in POOL_SCORE_FILES:
             scores = _read_pool(path, path.with_name(POOL_SCORE_FILES[path.name]))
         else:
-            if column is not None:
-                raise UserError(f"{path} is a text score file; --column applies to CSV files "
-                                "only")
             scores = _read_text(path)
     except (UnicodeDecodeError, csv.Error) as error:
         raise UserError(f"score file {path} is not text ({error}); pass 'ARCH SCORE' lines "
@@ -78,8 +77,10 @@ def _read_pool(path: Path, perf_path: Path) -> dict[str, float]:
     if len(values) != len(architectures):
         raise UserError(f"{path} lists {len(architectures)} architectures but {perf_path} "
                         f"{len(values)} scores; pass the two files of one run folder")
+    # a pool written before its newest members were scored holds nan for them
     return {normalise_key(architecture): _number(text, perf_path, number)
-            for architecture, (number, text) in zip(architectures, values)}
+            for architecture, (number, text) in zip(architectures, values)
+            if text.strip().lower() != "nan"}
 
 
 def _read_csv(path: Path, column: str) -> dict[str, float]:

@@ -47,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
 def read_architecture(text: str, space: str | None, reference: str | None):
     """The architecture ``text`` names: a checkpoint file's, a NAS-Bench-201 index in the
     ``reference`` table, or any name or text form."""
-    if Path(text).is_file():
+    if names_a_file(text):
+        if Path(text).name.startswith("arch_pool"):
+            raise UserError(f"{text} lists a search's architectures; pass one of its lines, "
+                            f"for example nao info \"$(head -n 1 {text})\"")
         from naonet.compat.model_file import recorded_architecture
 
         recorded, recorded_space = recorded_architecture(text)
@@ -61,6 +64,15 @@ def read_architecture(text: str, space: str | None, reference: str | None):
         table = ReferenceTable.load(reference, get_space(space or "nb201"))
         return table.table.architecture(int(text))
     return resolve_architecture(text, space)
+
+
+def names_a_file(text: str) -> bool:
+    """Whether ``text`` is the path of a file (an architecture's readable form can be
+    longer than a path may be)."""
+    try:
+        return Path(text).is_file()
+    except OSError:
+        return False
 
 
 def print_naonet(architecture: Architecture) -> None:

@@ -69,7 +69,7 @@ HELP = {
     "lr": "maximum learning rate (cosine schedule), supernet and re-rank",
     "lr_min": "minimum learning rate of the cosine schedule",
     "weight_decay": "SGD weight decay",
-    "grad_clip": "gradient-norm clip",
+    "grad_clip": "largest gradient norm of the supernet and the re-rank (0: no clipping)",
     "restart_schedule": "restart the cosine schedule every round (NAO-V2); else one "
                         "schedule over all rounds",
     "reinit_supernet": "re-initialise the supernet weights at every round",

@@ -43,17 +43,13 @@ def load_model(path: str | Path, arch: str | None = None, space: str | None = No
     """
     payload = read_checkpoint_payload(path)
     state_dict = extract_state_dict(payload, path)
-    is_ours = isinstance(payload, dict) and "network" in payload and "arch" in payload
+    is_ours = is_naonet_model_file(payload)
     if is_ours:  # a network of any space: the file names its architecture and config
         with restoring(Path(path), "pass a whole naonet checkpoint"):
             architecture = resolve_architecture(arch or str(payload["arch"]), space)
             values = {**payload["network"],
                       **{k: v for k, v in network_overrides.items() if v is not None}}
-            try:
-                config = architecture.space.network_config_from_dict(values)
-            except TypeError as error:  # an option the space's network does not have
-                raise UserError(f"{path}: {error}; its {architecture.space.name} network "
-                                "takes no such option") from None
+            config = architecture.space.network_config_from_dict(values)
             training = payload.get("config") or {}
             dataset = training.get("dataset")
             image_size = int(training.get("image_size") or 0)
@@ -63,7 +59,7 @@ def load_model(path: str | Path, arch: str | None = None, space: str | None = No
         arch_text = arch or saved.get("arch") or unrecorded_arch
         if not arch_text:
             raise UserError(f"{path} does not record its architecture; pass --arch (for "
-                            "example --arch naonet-v2)")
+                            "example --arch naonet-v2; in Python, the architecture)")
         architecture = require_cell_architecture(resolve_architecture(
             str(arch_text), space or saved.get("search_space")), "a released checkpoint")
         config = infer_network_config(state_dict, **network_overrides)
@@ -82,11 +78,17 @@ def load_model(path: str | Path, arch: str | None = None, space: str | None = No
                        image_size=image_size)
 
 
+def is_naonet_model_file(payload: object) -> bool:
+    """Whether a checkpoint's contents are naonet's own (they name the architecture and
+    the network config)."""
+    return isinstance(payload, dict) and "network" in payload and "arch" in payload
+
+
 def recorded_architecture(path: str | Path) -> tuple[str, str | None]:
     """(architecture text, space) a checkpoint records: naonet's own file, or a released
     file's saved arguments (read without running pickled code)."""
     payload = read_checkpoint_payload(path)
-    if isinstance(payload, dict) and "arch" in payload and "network" in payload:
+    if is_naonet_model_file(payload):
         return str(payload["arch"]), None  # the qualified form names its space
     refuse_search_state(payload, path)
     saved = released_arguments(payload)

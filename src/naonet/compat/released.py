@@ -102,6 +102,7 @@ def infer_network_config(state_dict: Mapping[str, torch.Tensor], **overrides):
     its tensor shapes: skeleton, C, N, classes and whether it has an aux head."""
     from naonet.models import NetworkConfig
     from naonet.models.networks import STEM_MULTIPLIER, layers_of
+    from naonet.spaces.protocol import config_from_fields
 
     converted = {convert_key(k): v for k, v in state_dict.items()}
     if "stem.conv.weight" in converted:
@@ -120,11 +121,7 @@ def infer_network_config(state_dict: Mapping[str, torch.Tensor], **overrides):
                   num_classes=int(converted["classifier.weight"].shape[0]),
                   aux_head=any(k.startswith("aux_head.") for k in converted))
     values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return NetworkConfig(**values)
-    except TypeError as error:  # an option a NAONet does not have
-        raise UserError(f"{error}; a released NAONet takes NetworkConfig fields (channels, "
-                        "layers, num_classes, aux_head, skeleton, drop rates)") from None
+    return config_from_fields(NetworkConfig, values, "NAONet")
 
 
 def refuse_search_state(payload: object, path: Path | str) -> None:

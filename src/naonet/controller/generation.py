@@ -49,8 +49,11 @@ def generate_architectures(controller: Controller, seeds: Sequence, known: Itera
         return GenerationResult((), 0)
     if not seeds:
         raise UserError("no seed architectures to generate from; pass the top of the pool")
+    space = controller.encoding.space  # known ones may be given in text form
+    seen = {space.as_architecture(architecture, "generate_architectures")
+            for architecture in known}
     with small_kernel_threads(controller.legal_mask.device):
-        return _generate(controller, seeds, set(known), count, max_lambda, accept)
+        return _generate(controller, seeds, seen, count, max_lambda, accept)
 
 
 def _generate(controller: Controller, seeds: Sequence, seen: set, count: int,

@@ -29,6 +29,9 @@ class TableEvaluator(BudgetedEvaluator):
         """The validation score of ``architecture`` (or of its text form)."""
         return super().query(self.space.as_architecture(architecture, "the table evaluator"))
 
+    def known(self, architecture: NB201Architecture) -> bool:
+        return super().known(self.space.as_architecture(architecture, "the table evaluator"))
+
 
 @dataclass(frozen=True)
 class SearchSummary:

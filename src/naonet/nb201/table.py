@@ -102,7 +102,8 @@ class BenchmarkTable:
         return len(self.architectures)
 
     def __contains__(self, architecture: NB201Architecture) -> bool:
-        return architecture in self._row_of_arch
+        return self.space.as_architecture(architecture, "the benchmark table") \
+            in self._row_of_arch
 
     def row(self, architecture: NB201Architecture) -> int:
         """The table row of ``architecture`` (or of its text form)."""

@@ -87,7 +87,7 @@ class SearchConfig:
     lr_min: float = 0.001
     momentum: float = 0.9
     weight_decay: float = 3e-4
-    grad_clip: float = 5.0
+    grad_clip: float = 5.0  # of the supernet and the re-rank; 0: no clipping
     restart_schedule: bool = True
     reinit_supernet: bool = False
     scale_lr_with_world_size: bool = True
@@ -167,8 +167,8 @@ class SearchConfig:
         options.check_values(self, at_least=dict(
             workers=0, threads=0, momentum=0, weight_decay=0, image_size=0,
             controller_weight_decay=0, controller_epochs=1, controller_batch_size=1,
-            controller_augment=1),
-            above=dict(grad_clip=0, controller_lr=0, controller_grad_clip=0),
+            controller_augment=1, grad_clip=0),
+            above=dict(controller_lr=0, controller_grad_clip=0),
             below=dict(momentum=1))  # at 1 SGD never forgets a gradient; above, it diverges
         for ok, message in self._checks():
             if not ok:

@@ -761,9 +761,13 @@ def training_command(run: SearchRun) -> str:
     # the search's proxy (the found network trains at its own size).
     size = (f" --image-size {config.image_size}"
             if config.image_size and config.dataset == "folder" else "")
-    return (f"nao train --preset {run.meter.space.training_preset} --arch "
-            f"\"$(head -n 1 {final_file})\" --dataset {config.dataset} "
-            f"--data {shlex.quote(str(config.data))}{size}")
+    space = run.meter.space
+    if hasattr(space, "training_options"):
+        recipe = space.training_options(config.dataset)
+    else:  # a space written before the protocol had it: the size alone
+        recipe = f"--channels {space.final_size[0]} --layers {space.final_size[1]}"
+    return (f"nao train {recipe} --arch \"$(head -n 1 {final_file})\" --dataset "
+            f"{config.dataset} --data {shlex.quote(str(config.data))}{size}")
 
 
 def announce(run: SearchRun, text: str) -> None:

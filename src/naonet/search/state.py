@@ -168,7 +168,5 @@ ADDED_OPTIONS = {"strategy": "nao", "few_shot_split": None, "few_shot_after": 1,
 
 def check_resumable(saved: dict, current: dict, path: Path) -> None:
     """A run folder resumes only the search it was made by."""
-    saved = {**{key: value for key, value in ADDED_OPTIONS.items() if key in current},
-             **saved}
-    check_same_run(saved, current, path, RESUMABLE_CHANGES, "search")
+    check_same_run(saved, current, path, RESUMABLE_CHANGES, "search", ADDED_OPTIONS)
 

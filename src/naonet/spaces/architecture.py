@@ -104,8 +104,8 @@ class Architecture:
         if not text:
             raise UserError("empty architecture string; give a name (naonet-v2) or 40 integers")
         _check_cell_text(text, space)
-        named_space, body = _split_space_prefix(text)
-        resolved = get_cell_space(named_space or space)
+        prefix_space, body = _split_space_prefix(text)
+        resolved = get_cell_space(prefix_space or space)
         if "normal:" in body or "(" in body:
             return cls._parse_readable(body, resolved)
         tokens = body.replace(",", " ").split()

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from naonet.errors import UserError
-from naonet.spaces.protocol import IntegerCodedSpace, get_space, register_space
+from naonet.spaces.protocol import (
+    IntegerCodedSpace,
+    config_from_fields,
+    get_space,
+    preset_options,
+    register_space,
+)
 
 NUM_CELL_INPUTS = 2  # h[k-2] (id 0) and h[k-1] (id 1)
 BRANCHES_PER_NODE = 2  # a node sums two (input, op) branches
@@ -45,8 +51,6 @@ class CellSearchSpace(IntegerCodedSpace):
     # (C, N) of the published CIFAR network (NAONet-V2-36): the size whose parameters,
     # multiply-adds and latency a search's budget limits
     final_size: tuple[int, int] = (36, 6)
-    # the `nao train` preset of the published recipe, at that size
-    training_preset: str = "naonet-v2-cifar10"
 
     @property
     def num_ops(self) -> int:
@@ -131,35 +135,32 @@ class CellSearchSpace(IntegerCodedSpace):
     def network_config_from_dict(self, values: dict):
         from naonet.models import NetworkConfig
 
-        return NetworkConfig(**values)
+        return config_from_fields(NetworkConfig, values, "NAONet")
 
     def build_network(self, architecture, config):
         from naonet.models import build_network
 
         return build_network(self.as_architecture(architecture, "build_network"),
-                             self._check_config(config))
+                             self.check_config(config))
 
     def parameter_count(self, architecture, config) -> int:
         from naonet.supernet.counting import count_network_parameters
 
         return count_network_parameters(self.as_architecture(architecture, "parameter_count"),
-                                        self._check_config(config))
+                                        self.check_config(config))
 
     def multiply_adds(self, architecture, config, image_size: int = 32) -> int:
         from naonet.supernet.counting import count_network_multiply_adds
 
         return count_network_multiply_adds(self.as_architecture(architecture, "multiply_adds"),
-                                           self._check_config(config), image_size)
+                                           self.check_config(config), image_size)
 
-    def _check_config(self, config):
-        """``config`` if it is a NAONet config, else a UserError."""
-        from naonet.models import NetworkConfig
-
-        if not isinstance(config, NetworkConfig):
-            raise UserError(f"a NAONet takes a NetworkConfig, got a {type(config).__name__}; "
-                            f"make it with get_space({self.name!r}).network_config(channels, "
-                            "layers)")
-        return config
+    def training_options(self, dataset: str) -> str:
+        """NAONet-V2's published recipe: its ImageNet network on ImageNet, else its
+        CIFAR-10 recipe at ``final_size``."""
+        if dataset == "imagenet":
+            return "--preset naonet-v2-imagenet"
+        return preset_options("naonet-v2-cifar10", self.final_size)
 
     def build_supernet(self, channels: int, layers: int, num_classes: int = 10,
                        skeleton: str = "cifar", **regularisation: Any):

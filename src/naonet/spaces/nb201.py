@@ -16,7 +16,13 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from naonet.errors import UserError
-from naonet.spaces.protocol import IntegerCodedSpace, check_text_space, register_space
+from naonet.spaces.protocol import (
+    IntegerCodedSpace,
+    check_text_space,
+    config_from_fields,
+    preset_options,
+    register_space,
+)
 
 ZERO_OP = "none"  # the op whose output is zero: the edge carries nothing
 NB201_OPS = (ZERO_OP, "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -32,8 +38,6 @@ class NB201Space(IntegerCodedSpace):
     # (channels, cells per stage) of the benchmark's trained networks: the size whose
     # parameters, multiply-adds and latency a search's budget limits
     final_size: tuple[int, int] = (16, 5)
-    # the `nao train` preset of the benchmark's recipe, at that size
-    training_preset: str = "nb201-cifar10"
 
     def __post_init__(self) -> None:
         if self.num_nodes < 2:
@@ -79,7 +83,7 @@ class NB201Space(IntegerCodedSpace):
         """Read the benchmark's string form ``|op~0|+|op~0|op~1|+...`` (optionally
         prefixed ``nb201:``)."""
         text = text.strip()
-        check_text_space(text, self.name)
+        check_text_space(text, self)
         if text.startswith(f"{self.name}:"):
             text = text[len(self.name) + 1:]
         groups = text.strip().split("+")
@@ -177,32 +181,27 @@ class NB201Space(IntegerCodedSpace):
     def network_config_from_dict(self, values: dict):
         from naonet.models.nb201 import NB201NetworkConfig
 
-        return NB201NetworkConfig(**values)
+        return config_from_fields(NB201NetworkConfig, values, self.name)
 
     def build_network(self, architecture: NB201Architecture, config):
         from naonet.models.nb201 import build_nb201_network
 
         return build_nb201_network(self.as_architecture(architecture, "build_network"),
-                                   self._check_config(config))
+                                   self.check_config(config))
 
     def parameter_count(self, architecture: NB201Architecture, config) -> int:
-        return _cost_counter(self, self._check_config(config), 32).parameters(
+        return _cost_counter(self, self.check_config(config), 32).parameters(
             self.as_architecture(architecture, "parameter_count"))
 
     def multiply_adds(self, architecture: NB201Architecture, config,
                       image_size: int = 32) -> int:
-        return _cost_counter(self, self._check_config(config), image_size).multiply_adds(
+        return _cost_counter(self, self.check_config(config), image_size).multiply_adds(
             self.as_architecture(architecture, "multiply_adds"))
 
-    def _check_config(self, config):
-        """``config`` if it is this space's network config, else a UserError."""
-        from naonet.models.nb201 import NB201NetworkConfig
-
-        if not isinstance(config, NB201NetworkConfig):
-            raise UserError(f"the {self.name} network takes an NB201NetworkConfig, got a "
-                            f"{type(config).__name__}; make it with "
-                            f"get_space({self.name!r}).network_config(channels, layers)")
-        return config
+    def training_options(self, dataset: str) -> str:
+        """The benchmark's recipe (``--preset nb201-cifar10``) at ``final_size``; the
+        benchmark network takes small images only, whatever the data set."""
+        return preset_options("nb201-cifar10", self.final_size)
 
     def build_supernet(self, channels: int, layers: int, num_classes: int = 10,
                        skeleton: str = "cifar", **regularisation: Any):

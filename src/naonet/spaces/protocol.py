@@ -31,7 +31,6 @@ class SearchSpace(Protocol):
     name: str
     op_names: tuple[str, ...]
     final_size: tuple[int, int]  # (channels, layers) of the network a search delivers
-    training_preset: str  # the `nao train` preset that trains it (at final_size)
 
     # ----------------------------------------------------------------- values
     def parse(self, text: str) -> Hashable:
@@ -58,6 +57,10 @@ class SearchSpace(Protocol):
         """One representative of the architectures that compute the same function as
         ``architecture``: two with equal canonical forms score alike in the supernet, so
         a search re-ranks or reports only one of them."""
+
+    def training_options(self, dataset: str) -> str:
+        """The ``nao train`` options that train a found architecture on ``dataset`` with
+        the space's published recipe (a preset, and the size where it differs)."""
 
     # ----------------------------------------------------------------- networks
     def network_config(self, channels: int, layers: int, num_classes: int = 10,
@@ -110,6 +113,10 @@ class IntegerCodedSpace:
         space = getattr(value, "space", None)
         if space is self or space == self:
             return value
+        if getattr(space, "name", None) == self.name:
+            raise UserError(f"{user} takes architectures of this {self.name!r} space, got one "
+                            f"of another space object of that name (defined differently); "
+                            "use one space object for both")
         if hasattr(space, "name"):
             raise UserError(f"{user} takes architectures of the {self.name!r} space, got one "
                             f"of the {space.name!r} space; use get_space({space.name!r}) "
@@ -134,9 +141,42 @@ class IntegerCodedSpace:
                                        if v != values[position]])
         return self.from_integers(values)
 
+    def check_config(self, config):
+        """``config`` if it is this space's network config, else a UserError."""
+        expected = type(self.network_config_from_dict({}))
+        if not isinstance(config, expected):
+            raise UserError(f"the {self.name} network takes a {expected.__name__}, got a "
+                            f"{type(config).__name__}; make it with "
+                            f"get_space({self.name!r}).network_config(channels, layers)")
+        return config
+
+
+def config_from_fields(config_type: type, values: dict, network: str):
+    """``config_type(**values)``, or a UserError naming the unknown fields and the known
+    ones (``network`` names the network in the message)."""
+    from dataclasses import fields
+
+    known = [field.name for field in fields(config_type)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise UserError(f"unknown network option(s) {', '.join(unknown)} for the {network} "
+                        f"network; use its config's fields: {', '.join(known)}")
+    return config_type(**values)
+
+
+def preset_options(preset: str, size: tuple[int, int]) -> str:
+    """``--preset PRESET``, with ``--channels`` and ``--layers`` where ``size`` (channels,
+    layers) is not the preset's own."""
+    from naonet.training.config import PRESETS
+
+    options = f"--preset {preset}"
+    if (PRESETS[preset]["channels"], PRESETS[preset]["layers"]) != tuple(size):
+        options += f" --channels {size[0]} --layers {size[1]}"
+    return options
+
 
 def _check_rng(rng) -> None:
-    if not isinstance(rng, random.Random):
+    if not (hasattr(rng, "randrange") and hasattr(rng, "choice")):  # random.Random's API
         raise UserError("sampling takes a random.Random, got an object of type "
                         f"{type(rng).__name__}; pass random.Random(seed)")
 
@@ -206,11 +246,16 @@ def named_space(text: str) -> tuple[str | None, bool]:
     return _claiming_space(text.strip()), False
 
 
-def check_text_space(text: str, wanted: str) -> None:
-    """A UserError if ``text`` names a space other than ``wanted`` (see :func:`named_space`)."""
+def check_text_space(text: str, space: SearchSpace) -> None:
+    """A UserError if ``text`` names a space other than ``space`` (see
+    :func:`named_space`); a form ``space`` claims as well is its own (a variant of
+    NAS-Bench-201's space writes the benchmark's form too)."""
     said, prefixed = named_space(text)
-    if said is not None and said != wanted:
-        raise space_mismatch(said, wanted, prefixed)
+    if said is None or said == space.name:
+        return
+    if not prefixed and getattr(space, "claims", lambda _: False)(text):
+        return
+    raise space_mismatch(said, space.name, prefixed)
 
 
 def space_mismatch(said: str, wanted: str, prefixed: bool) -> UserError:

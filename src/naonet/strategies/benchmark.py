@@ -18,6 +18,7 @@ from naonet.nb201 import (
     summarize,
 )
 from naonet.nb201.table import TEST_COLUMN
+from naonet.strategies.nao import NAOConfig, check_query_budget
 from naonet.strategies.registry import STRATEGIES, run_strategy
 
 
@@ -126,6 +127,8 @@ def benchmark_strategies(table: BenchmarkTable, strategies: Sequence[str], seeds
     """Search with every strategy and seed; ``on_run`` is called after each search.
     Latency (when ``limits`` has a latency limit) is timed on ``device``."""
     configs = configs or {}
+    if "nao" in strategies:  # before any strategy spends its time
+        check_query_budget(budget, configs.get("nao") or NAOConfig())
     results = []
     for strategy in strategies:
         runs = StrategyRuns(strategy)

@@ -81,15 +81,20 @@ class NAOConfig:
         return asdict(self)
 
 
+def check_query_budget(budget: int | None, config: NAOConfig) -> None:
+    """A UserError if ``budget`` queries (None: unlimited) leave NAO none after its random
+    start: every query would be a random one, random search under NAO's name."""
+    if budget is not None and budget <= config.initial_queries:
+        raise UserError(f"a budget of {budget} queries leaves NAO none after its "
+                        f"{config.initial_queries} random initial ones; raise --budget above "
+                        "--initial-queries or lower --initial-queries")
+
+
 def nao_search(space: SearchSpace, evaluator: Evaluator, seed: int,
                config: NAOConfig | None = None) -> None:
     """Run NAO's predictor loop until the evaluator's budget is spent."""
     config = config or NAOConfig()
-    if evaluator.budget is not None and evaluator.budget <= config.initial_queries:
-        # every query would be one of the random start: random search under NAO's name
-        raise UserError(f"a budget of {evaluator.budget} queries leaves NAO none after its "
-                        f"{config.initial_queries} random initial ones; raise --budget above "
-                        "--initial-queries or lower --initial-queries")
+    check_query_budget(evaluator.remaining, config)
     rng = random.Random(seed)
     query_random(space, evaluator, rng, config.initial_queries)
     controller = None

@@ -150,7 +150,12 @@ class PoolSampler:
 
     def __init__(self, pool: Sequence, rng: RandomSource, sampling: str = "balanced",
                  network_config=None, group_of: Callable | None = None):
-        self.pool = list(pool)
+        from naonet.spaces import parse_architecture
+
+        # text forms as the architectures they name (the sampler hands them to a
+        # supernet); it knows no space, so a form that does not name one is the default's
+        self.pool = [parse_architecture(arch) if isinstance(arch, str) else arch
+                     for arch in pool]
         self.rng = rng
         self.sampling = sampling
         self.probabilities = sampling_probabilities(self.pool, sampling, network_config)

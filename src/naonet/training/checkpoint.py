@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -99,10 +99,14 @@ START_OVER = "pass another --output, or delete the folder to start over"
 
 
 def check_same_run(saved: dict, current: dict, path: Path, resumable: Collection[str],
-                   what: str) -> None:
+                   what: str, added: Mapping[str, object] | None = None) -> None:
     """A run folder resumes only the run it was made by: every saved option but the
     ``resumable`` ones (where and how fast it runs, not what it computes) must be the
-    current one."""
+    current one. ``added``: options that came after run folders were first written, with
+    the value every run made before them ran with (a folder that lacks one resumes only
+    with that value)."""
+    saved = {**{key: value for key, value in (added or {}).items() if key in current},
+             **saved}
     for key, value in saved.items():
         if key in resumable or current.get(key) == value:
             continue

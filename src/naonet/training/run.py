@@ -46,6 +46,9 @@ CHECKPOINT_FORMAT = 1
 # Options that may change between a run and its resumption without changing its result.
 RESUMABLE_CHANGES = {"workers", "log_every", "device", "eval_batch_size", "output", "data",
                      "download", "pipeline", "channels_last", "compile", "host_allocator"}
+# Options added after run folders were first written, with the value every run made
+# before them trained with: a saved config without the key resumes only with that value.
+ADDED_OPTIONS = {"nesterov": False}
 
 
 @dataclass
@@ -150,7 +153,7 @@ def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, 
     checkpoint = load_checkpoint(path)
     with restoring(path):
         check_same_run(checkpoint.get("config", {}), config.to_dict(), path,
-                       RESUMABLE_CHANGES, "run")
+                       RESUMABLE_CHANGES, "run", ADDED_OPTIONS)
         trained_on = checkpoint.get("classes")
     if classes is not None and trained_on and list(trained_on) != list(classes):
         difference = class_difference(list(trained_on), list(classes), "the run", "--data")

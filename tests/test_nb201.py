@@ -193,6 +193,10 @@ def test_a_variant_space_reads_the_benchmark_form_it_writes_too():
     with pytest.raises(UserError, match="prefixed with the name of the 'nb201' space but the "
                                         "'nb201-5' space was asked for"):
         space.parse(f"nb201:{NB201.example().to_string()}")
+    namesake = NB201Space(num_nodes=5)  # called nb201 too, but not the benchmark's space
+    with pytest.raises(UserError, match="got one of another space object of that name"):
+        NB201.canonical(namesake.example())
+    assert NB201.canonical(NB201Space().example()) == NB201.example()  # an equal definition
 
 
 def test_the_benchmark_network_and_its_supernet_refuse_large_images():

@@ -72,4 +72,3 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
                         f"{name_or_arch}; pass that architecture, or none to take the "
                         "checkpoint's")
     return loaded.network
-

@@ -4,6 +4,7 @@ ranking experiment at small scale."""
 from __future__ import annotations
 
 import json
+import random
 
 import numpy as np
 import pytest
@@ -92,6 +93,12 @@ def test_correlate_command_on_two_files(tmp_path, capsys):
     assert "precision@top-5" in out
     status, _, err = nao_in_process(capsys, "correlate", str(tmp_path / "a.txt"))
     assert status == 2 and "two score files" in err
+    status, out, err = nao_in_process(capsys, "correlate", str(tmp_path / "a.txt"),
+                                      str(tmp_path / "b.csv"), "--top-k", "5,40")
+    assert status == 0, err
+    assert "precision@top-40: skipped, the files share only 30 architectures" in out
+    status, _, err = nao_in_process(capsys, "correlate", str(tmp_path), str(tmp_path / "b.csv"))
+    assert status == 2 and f"{tmp_path} is a folder; pass a score file" in err
 
 
 def image_folder(root, per_class: int = 40, classes: int = 10, seed: int = 0):
@@ -219,3 +226,9 @@ def test_correlate_reads_a_searchs_arch_pool_with_its_scores(capsys, tmp_path):
     status, _, err = nao_in_process(capsys, "correlate", str(run / "arch_pool"),
                                     str(NB201_TABLE), "--column-b", "valid_acc_200ep")
     assert status == 2 and "arch_pool.perf is missing" in err, err
+    small = [get_space("small").sample(random.Random(seed)) for seed in range(3)]
+    (run / "arch_pool").write_text("".join(f"{arch.to_string()}\n" for arch in small))
+    (run / "arch_pool.perf").write_text("0.5\n0.6\n0.7\n")
+    status, _, err = nao_in_process(capsys, "correlate", str(run / "arch_pool"),
+                                    str(NB201_TABLE), "--column-b", "valid_acc_200ep")
+    assert status == 2 and "architectures of different spaces (small and nb201)" in err, err

@@ -79,7 +79,8 @@ def test_a_feasible_space_lists_only_the_architectures_within_the_budget():
 def test_an_unmeetable_budget_names_the_smallest_possible_value():
     space = get_space("nb201")
     limited = FeasibleSpace(space, CostMeter(space, Budget(max_params=1000)))
-    with pytest.raises(UserError, match=r"smallest possible: 73,306"):
+    with pytest.raises(UserError, match=r"--max-params 1,000 \(below the smallest possible, "
+                                        r"73,306\)"):
         limited.sample(random.Random(0))
 
 

@@ -1,6 +1,7 @@
 """Data sources and pipelines on real CIFAR-10 images."""
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -370,3 +371,42 @@ def test_decoded_images_are_cached_and_the_cache_follows_the_files(cifar_mini, t
     assert decodes == [1, 1]
     monkeypatch.setenv("NAONET_DECODED_CACHE", "0")
     assert decoded_cache_file(folder, list_image_folder(folder)[0], None) is None
+
+
+def test_an_extraction_killed_midway_is_cleaned_up_by_the_next(tmp_path, monkeypatch):
+    """A killed extraction once left its staging folder in the cache for ever; one whose
+    process still runs (its lock held) is left alone."""
+    import fcntl
+    import subprocess
+    import sys
+    import tarfile
+
+    from naonet.data.sources import extract_archive
+
+    monkeypatch.setenv("NAONET_CACHE", str(tmp_path / "cache"))
+    extracted = tmp_path / "cache" / "extracted"
+    extracted.mkdir(parents=True)
+    # a process that claimed a staging folder the way extract_archive does, then died
+    claim = ("import pathlib, sys; from naonet.data.sources import extraction_claim\n"
+             "with extraction_claim(pathlib.Path(sys.argv[1])) as staging:\n"
+             "    (staging / 'half.bin').write_bytes(bytes(1000))\n"
+             "    sys.stdout.write(str(staging)); sys.stdout.flush()\n"
+             "    import os; os._exit(9)\n")
+    result = subprocess.run([sys.executable, "-c", claim, str(extracted)], capture_output=True,
+                            text=True, timeout=120)
+    abandoned = Path(result.stdout)
+    assert result.returncode == 9 and abandoned.is_dir(), result.stderr
+    live = extracted / ".extracting-live"
+    (live / "part").mkdir(parents=True)
+    with open(extracted / ".extracting-live.lock", "w") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # a running extraction's
+        archive = tmp_path / "images.tar.gz"
+        (tmp_path / "images" / "train").mkdir(parents=True)
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(tmp_path / "images", arcname="images")
+        target = extract_archive(archive)
+        assert (target / "images" / "train").is_dir()
+        assert not abandoned.exists() and not Path(f"{abandoned}.lock").exists()
+        assert live.is_dir()
+    assert sorted(entry.name for entry in extracted.iterdir()) == sorted(
+        [target.name, ".extracting-live", ".extracting-live.lock"])

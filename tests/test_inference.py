@@ -151,3 +151,96 @@ def test_prepare_image_is_the_evaluation_preprocessing(cifar_mini, size):
     row = labels.tolist().index(cat)  # the first cat of the sorted listing
     first_cat = sorted((cifar_mini / "test" / "cat").iterdir())[0]
     assert torch.allclose(prepare_image(first_cat, "cifar10", size), images[row], atol=1e-5)
+
+
+def pooling_twin(architecture):
+    """``architecture`` with its first average pooling made a max pooling: a network of
+    the same weights, which loads the other's state_dict without complaint."""
+    space = architecture.space
+    integers = list(space.to_integers(architecture))
+    position = next(i for i in range(1, len(integers), 2)
+                    if integers[i] == space.op_index("avg_pool_3x3"))
+    integers[position] = space.op_index("max_pool_3x3")
+    return space.from_integers(integers)
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    """A naonet checkpoint of naonet-v2 at C 8, N 1, trained on cifar10 (as recorded)."""
+    from naonet.compat.model_file import LoadedModel, model_file_payload
+    from naonet.spaces import resolve_architecture
+
+    own = resolve_architecture("naonet-v2")
+    network = naonet.create_model(own, channels=8, layers=1)
+    path = tmp_path / "tiny.pt"
+    torch.save(model_file_payload(LoadedModel(network, own, "cifar10", False), "cifar10"),
+               path)
+    return path, own, network
+
+
+def test_a_checkpoint_refuses_an_architecture_other_than_its_own(tiny_checkpoint, tmp_path,
+                                                                 capsys):
+    path, own, network = tiny_checkpoint
+    twin = pooling_twin(own)
+    # the twin's network takes these weights as they are: the refusal is the only guard
+    naonet.create_model(twin, channels=8, layers=1).load_state_dict(network.state_dict())
+    for command in (["eval", str(path), "--data", str(tmp_path)],
+                    ["predict", str(path), str(tmp_path / "image.jpg")],
+                    ["export", str(path), str(tmp_path / "model.pt")]):
+        status, out, err = nao_in_process(capsys, *command, "--arch", twin.to_string())
+        assert status == 2 and out == "", (command, err)
+        assert f"holds {own.to_qualified_string()}, not {twin.to_qualified_string()}" in err
+        assert len(err.strip().splitlines()) == 1
+    with pytest.raises(UserError, match="leave the architecture out"):
+        naonet.create_model(twin, path)
+    loaded = naonet.create_model(own.to_string(), path)  # the same one, as text: loads
+    assert all(torch.equal(value, network.state_dict()[key])
+               for key, value in loaded.state_dict().items())
+    with pytest.raises(UserError, match=r"is a file, not an architecture; pass it as "
+                                         r"create_model\(checkpoint="):
+        naonet.create_model(str(path))
+
+
+@pytest.mark.parametrize("command", ["predict", "export"])
+def test_a_data_set_other_than_the_recorded_one_is_refused(tiny_checkpoint, tmp_path, capsys,
+                                                           command):
+    """Another data set's normalisation and class names would be applied silently."""
+    path, _, _ = tiny_checkpoint
+    target = str(tmp_path / ("image.jpg" if command == "predict" else "model.pt"))
+    status, out, err = nao_in_process(capsys, command, str(path), target,
+                                      "--dataset", "cifar100")
+    assert status == 2 and out == ""
+    assert f"{path} was trained on cifar10, not cifar100; drop --dataset" in err
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_info_on_a_checkpoint_describes_its_own_network(tiny_checkpoint, capsys):
+    from naonet.models import count_parameters
+
+    path, own, network = tiny_checkpoint
+    status, out, err = nao_in_process(capsys, "info", str(path))
+    assert status == 0, err
+    assert f"architecture: {own.to_qualified_string()}" in out
+    assert (f"this checkpoint: small network (skeleton cifar, channels 8, layers 1, "
+            f"num_classes 10, aux_head {network.config.aux_head}), "
+            f"{count_parameters(network):,} parameters "
+            "(no aux), 10 classes, trained on cifar10") in out
+
+
+def test_create_model_loads_a_plain_state_dict_of_a_nas_bench_201_cell(tmp_path):
+    from naonet.spaces import NB201
+
+    cell = NB201.sample(random.Random(1))
+    network = NB201.build_network(cell, NB201.network_config(8, 1, 10))
+    path = tmp_path / "weights.pt"
+    torch.save(network.state_dict(), path)
+    loaded = naonet.create_model(cell, path, channels=8, cells_per_stage=1)
+    assert all(torch.equal(value, network.state_dict()[key])
+               for key, value in loaded.state_dict().items())
+    with pytest.raises(UserError) as error:  # the default size (C 16, N 5) does not fit
+        naonet.create_model(cell, path)
+    message = str(error.value)
+    assert "does not fit the nb201 network (channels 16, cells_per_stage 5, num_classes 10)" \
+        in message and "\n" not in message
+    assert "weights of another shape, such as stem.0.weight" in message
+    assert "check the architecture and the network options" in message

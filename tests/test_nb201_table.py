@@ -73,6 +73,8 @@ def test_evaluator_counts_distinct_queries_and_enforces_the_budget(synthetic):
     assert [arch for arch, _ in evaluator.history()] == [a, b]
     assert synthetic.index(c.to_string()) == synthetic.index(c)
     assert c.to_string() in synthetic and evaluator.known(a.to_string())
+    # membership, as a set's: anything that is no row of the table is not in it
+    assert "garbage" not in synthetic and named_architecture("naonet-v2") not in synthetic
     assert not evaluator.known(c.to_string())
     small = named_architecture("naonet-v2")
     with pytest.raises(UserError, match="the table evaluator takes architectures of the "

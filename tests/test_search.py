@@ -119,11 +119,19 @@ def test_presets_resolve_and_flags_override_files(tmp_path):
 @pytest.mark.parametrize("bad", [dict(rounds=0), dict(scoring="random"), dict(sampling="x"),
                                  dict(lr_min=1.0), dict(controller_trade_off=2.0),
                                  dict(valid_size=0), dict(channels=3), dict(rerank_layers=0),
-                                 dict(controller_epochs=0), dict(threads=-1)])
+                                 dict(controller_epochs=0), dict(threads=-1),
+                                 dict(seed_pool_size=1)])
 def test_bad_options_are_one_line_user_errors(bad):
     with pytest.raises(UserError) as error:
         SearchConfig(**bad)
     assert "\n" not in str(error.value)
+
+
+def test_a_seed_pool_of_one_is_refused_before_anything_runs():
+    """Once refused only after the first round, with its folder then unusable."""
+    with pytest.raises(UserError, match="--seed-pool-size must be >= 2 for NAO"):
+        SearchConfig(seed_pool_size=1)
+    assert SearchConfig(seed_pool_size=1, strategy="random").seed_pool_size == 1
 
 
 def test_derived_seeds_are_stable_and_distinct():
@@ -304,7 +312,7 @@ def test_a_search_ends_with_the_command_that_trains_its_first_line(cifar_mini, t
     preset = {"small": "naonet-v2-cifar10", "nb201": "nb201-cifar10"}[space]
     final = f"$(head -n 1 {run / 'arch_pool.final'})"
     assert f'train the first with: nao train --preset {preset} --arch "{final}" --dataset ' \
-           f"cifar10 --data {cifar_mini}\n" in out, out
+           f"cifar10 --data {cifar_mini} --output {run / 'train'}\n" in out, out
     if space == "nb201":
         first = read_lines(run / "arch_pool.final")[0]
         assert re.search(f"found: {re.escape(first)}: true test accuracy [0-9.]+ %, rank "
@@ -325,13 +333,16 @@ def test_the_training_options_follow_the_data_set_and_the_spaces_final_size():
         "--preset nb201-cifar10 --channels 32 --layers 2"
 
 
-def test_finished_search_reruns_without_work(tiny_run, cifar_mini, monkeypatch):
+def test_finished_search_reruns_without_work(tiny_run, cifar_mini, monkeypatch, capsys):
     before = {name: (tiny_run / name).read_text() for name in ("arch_pool", "arch_pool.final")}
     for phase in ("supernet_epoch", "score_architectures_so_far", "controller_step",
                   "baseline_step", "rerank_epoch"):  # no phase runs again
         monkeypatch.setattr(search_loop, phase, _fail)
+    capsys.readouterr()
     search(tiny_config(cifar_mini, tiny_run), show_progress=False)
     assert {name: (tiny_run / name).read_text() for name in before} == before
+    out = capsys.readouterr().out  # once 'resuming in round 3, phase done'
+    assert "; finished already: its outputs are rewritten" in out and "resuming" not in out
 
 
 def _fail(*args, **kwargs):

@@ -251,8 +251,14 @@ class FeasibleSpace:
         parts = []
         if self.budget.max_params is not None:
             smallest, exact = smallest_parameters(self.space, self.meter, draws)
-            parts.append(f"--max-params {self.budget.max_params:,} (smallest "
-                         f"{'possible' if exact else 'found'}: {smallest:,})")
+            if not exact:
+                note = f"smallest found: {smallest:,}"
+            elif smallest > self.budget.max_params:
+                note = f"below the smallest possible, {smallest:,}"
+            else:  # it exists, but sampling seldom reaches it
+                note = f"the smallest possible is {smallest:,}, but random draws come that " \
+                       "low too seldom"
+            parts.append(f"--max-params {self.budget.max_params:,} ({note})")
         if self.budget.max_macs is not None:
             parts.append(f"--max-macs {self.budget.max_macs:,} (smallest of "
                          f"{len(draws):,} random draws: "

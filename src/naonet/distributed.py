@@ -6,6 +6,7 @@ are reported, so logs show the figures of the whole data-parallel job.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -13,6 +14,8 @@ import torch
 import torch.distributed as dist
 
 from naonet.errors import UserError
+
+_joined_group = False  # whether init_distributed made the process group (then it ends it)
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,26 @@ def init_distributed(device_preference: str = "auto") -> DistributedContext:
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend)
+        global _joined_group
+        _joined_group = True
+        if backend == "gloo":
+            # Gloo's worker threads outlive a group nobody destroyed and can abort the
+            # interpreter as it shuts down (SIGABRT, "terminate called without an active
+            # exception"; pytorch/pytorch#190489). Destroying a gloo group is local to
+            # this process, so it is safe even when another rank failed.
+            atexit.register(close_distributed)
     return DistributedContext(rank, world_size, local_rank, device)
+
+
+def close_distributed() -> None:
+    """Leave the process group that :func:`init_distributed` made; nothing otherwise
+    (a group the caller made stays theirs to end)."""
+    global _joined_group
+    if _joined_group and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    _joined_group = False
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:

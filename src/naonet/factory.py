@@ -45,30 +45,20 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
     ``skeleton``, drop rates; ``NB201NetworkConfig``: ``channels``, ``cells_per_stage``,
     ``num_classes``).
     """
-    from naonet.spaces import resolve_architecture
+    from naonet.compat.model_file import asked_architecture, load_model, names_a_file
 
     if name_or_arch is None and checkpoint is None:
         raise UserError("create_model needs an architecture (a published name such as "
                         "naonet-v2-cifar10, an architecture name or string) or a checkpoint")
-    if not isinstance(name_or_arch, str | None):  # an architecture value
-        arch_space = getattr(name_or_arch, "space", None)
-        if arch_space is None:
-            raise UserError("create_model takes a name, an architecture or its text form, "
-                            f"got an object of type {type(name_or_arch).__name__}")
-        name_or_arch = arch_space.as_architecture(name_or_arch).to_qualified_string()
-    if name_or_arch in PUBLISHED_MODELS:
-        arch_text, base = published_config(name_or_arch)
-    else:
-        arch_text, base = name_or_arch, {}
-    architecture = None if arch_text is None else resolve_architecture(arch_text, space)
+    if isinstance(name_or_arch, str) and names_a_file(name_or_arch):
+        raise UserError(f"{name_or_arch!r} is a file, not an architecture; pass it as "
+                        f"create_model(checkpoint={name_or_arch!r})")
+    base = {}
+    if isinstance(name_or_arch, str) and name_or_arch in PUBLISHED_MODELS:
+        name_or_arch, base = published_config(name_or_arch)
+    architecture = (None if name_or_arch is None
+                    else asked_architecture(name_or_arch, space))
     if checkpoint is None:
         network_config = architecture.space.network_config_from_dict({**base, **config})
         return architecture.space.build_network(architecture, network_config)
-    from naonet.compat.model_file import load_model
-
-    loaded = load_model(checkpoint, space=space, unrecorded_arch=arch_text, **config)
-    if architecture is not None and loaded.architecture != architecture:
-        raise UserError(f"{checkpoint} holds {loaded.architecture.to_qualified_string()}, not "
-                        f"{name_or_arch}; pass that architecture, or none to take the "
-                        "checkpoint's")
-    return loaded.network
+    return load_model(checkpoint, arch=architecture, space=space, **config).network

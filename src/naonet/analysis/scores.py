@@ -35,6 +35,9 @@ def normalise_key(key: str) -> str:
 def read_scores(path: str | Path, column: str | None = None) -> dict[str, float]:
     """Architecture -> score from a text or CSV score file."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; pass a score file (of a search's folder: "
+                        f"{path / 'arch_pool.final'} or {path / 'arch_pool'})")
     if not path.is_file():
         raise UserError(f"score file {path} does not exist")
     try:
@@ -119,6 +122,17 @@ def _number(text: str, path: Path, line: int) -> float:
     return value
 
 
+def space_of(key: str) -> str | None:
+    """The name of the space whose text form ``key`` is; None for other keys (a score
+    file may name its architectures any way)."""
+    from naonet.spaces.protocol import parse_architecture
+
+    try:
+        return parse_architecture(key).space.name
+    except UserError:
+        return None
+
+
 def write_scores(path: str | Path, scores: Iterable[tuple[str, float]]) -> None:
     """Write a text score file (atomically)."""
     lines = [f"{normalise_key(key)} {value:.6f}" for key, value in scores]
@@ -129,6 +143,10 @@ def matched(scores: dict[str, float], reference: dict[str, float]
             ) -> tuple[list[str], list[float], list[float]]:
     """Architectures present in both, with their two scores (in ``scores``' order)."""
     keys = [key for key in scores if key in reference]
+    spaces = [space_of(next(iter(scoring))) for scoring in (scores, reference)]
+    if not keys and None not in spaces and spaces[0] != spaces[1]:
+        raise UserError(f"the two score files hold architectures of different spaces "
+                        f"({spaces[0]} and {spaces[1]}); compare files of one space")
     if len(keys) < 2:
         raise UserError(f"the two score files share {len(keys)} architecture(s); at least 2 "
                         "are needed (are both written in the same form?)")

@@ -101,9 +101,14 @@ def run(args: argparse.Namespace) -> int:
     scores = read_scores(args.files[0], args.column_a)
     reference = read_scores(args.files[1], args.column_b)
     _, a, b = matched(scores, reference)
-    report = correlate(a, b, parse_top_k(args.top_k))
+    top_k = parse_top_k(args.top_k)
+    report = correlate(a, b, top_k)
     print(f"A: {args.files[0]} ({len(scores)})  B: {args.files[1]} ({len(reference)})")
     print("\n".join(report.lines()))
+    skipped = [k for k in top_k if k > report.count]
+    if skipped:
+        print(f"precision@top-{', '.join(map(str, skipped))}: skipped, the files share only "
+              f"{report.count} architectures")
     return 0
 
 

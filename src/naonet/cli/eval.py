@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from naonet.cli.options import add_model_file_flags
 from naonet.errors import UserError
 
 
@@ -17,10 +18,7 @@ def add_parser(subparsers) -> None:
                                    description=__doc__)
     parser.add_argument("checkpoint", help="naonet or released .pt file")
     parser.add_argument("--data", default="data", help="data folder or archive")
-    parser.add_argument("--dataset", default=None,
-                        help="cifar10, cifar100, imagenet or folder (default: from the file)")
-    parser.add_argument("--arch", default=None, help="architecture (released files)")
-    parser.add_argument("--space", default=None, help="search space of --arch")
+    add_model_file_flags(parser)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--test-subset", type=int, default=0)
     parser.add_argument("--image-size", type=int, default=0)
@@ -62,7 +60,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def dataset_of(loaded, dataset: str | None, checkpoint: str) -> str:
-    """The data set named on the command line, else the one the checkpoint records."""
+    """The data set named on the command line, else the one the checkpoint records (a
+    name that contradicts the file would preprocess with another data set's
+    normalisation and label the outputs with its classes)."""
+    if dataset and loaded.dataset and dataset != loaded.dataset:
+        raise UserError(f"{checkpoint} was trained on {loaded.dataset}, not {dataset}; drop "
+                        "--dataset (the file's is used)")
     dataset = dataset or loaded.dataset
     if dataset is None:
         raise UserError(f"{checkpoint} does not say which data set it was trained on; "

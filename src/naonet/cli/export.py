@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from naonet.cli.options import add_model_file_flags
 from naonet.errors import UserError
 
 
@@ -28,10 +29,7 @@ def add_parser(subparsers) -> None:
                              "TorchScript always takes any batch)")
     parser.add_argument("--image-size", type=int, default=0,
                         help="input size (default: the size it was trained at)")
-    parser.add_argument("--dataset", default=None,
-                        help="the data set it was trained on (default: from the file)")
-    parser.add_argument("--arch", default=None, help="architecture (released files)")
-    parser.add_argument("--space", default=None, help="search space of --arch")
+    add_model_file_flags(parser)
     parser.set_defaults(handler=run)
 
 

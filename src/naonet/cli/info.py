@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from naonet.compat.model_file import names_a_file, recorded_architecture
 from naonet.data.registry import DATASETS
 from naonet.errors import UserError
 from naonet.factory import PUBLISHED_MODELS, published_config
@@ -41,7 +42,23 @@ def run(args: argparse.Namespace) -> int:
         print_naonet(architecture)
     else:
         print_benchmark_cell(architecture, args.reference)
+    if names_a_file(args.arch):
+        print_checkpoint_network(args.arch, args.space)
     return 0
+
+
+def print_checkpoint_network(path: str, space: str | None) -> None:
+    """The network a checkpoint holds: its size, parameters, classes and data set."""
+    from naonet.compat.model_file import config_summary, load_model
+
+    loaded = load_model(path, space=space)
+    config = loaded.network.config
+    trained = f", trained on {loaded.dataset}" if loaded.dataset else ""
+    if loaded.image_size:
+        trained += f" at {loaded.image_size} px"
+    print(f"this checkpoint: {loaded.architecture.space.name} network "
+          f"{config_summary(config)}, {count_parameters(loaded.network):,} parameters "
+          f"(no aux), {config.num_classes} classes{trained}")
 
 
 def read_architecture(text: str, space: str | None, reference: str | None):
@@ -51,8 +68,6 @@ def read_architecture(text: str, space: str | None, reference: str | None):
         if Path(text).name.startswith("arch_pool"):
             raise UserError(f"{text} lists a search's architectures; pass one of its lines, "
                             f"for example nao info \"$(head -n 1 {text})\"")
-        from naonet.compat.model_file import recorded_architecture
-
         recorded, recorded_space = recorded_architecture(text)
         return resolve_architecture(recorded, space or recorded_space)
     if text.strip().isdigit() and reference is None:
@@ -64,15 +79,6 @@ def read_architecture(text: str, space: str | None, reference: str | None):
         table = ReferenceTable.load(reference, get_space(space or "nb201"))
         return table.table.architecture(int(text))
     return resolve_architecture(text, space)
-
-
-def names_a_file(text: str) -> bool:
-    """Whether ``text`` is the path of a file (an architecture's readable form can be
-    longer than a path may be)."""
-    try:
-        return Path(text).is_file()
-    except OSError:
-        return False
 
 
 def print_naonet(architecture: Architecture) -> None:

@@ -49,3 +49,15 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, config_class, help_text
                                 metavar=field.name.upper())
         names.append(field.name)
     return names
+
+
+def add_model_file_flags(parser: argparse.ArgumentParser) -> None:
+    """--dataset, --arch and --space of the commands that read a trained network's file
+    (eval, predict, export)."""
+    parser.add_argument("--dataset", default=None,
+                        help="cifar10, cifar100, imagenet or folder: the data set it was "
+                             "trained on (default: from the file, which must not say another)")
+    parser.add_argument("--arch", default=None,
+                        help="architecture of a released file that records none (a file "
+                             "that records one must hold it)")
+    parser.add_argument("--space", default=None, help="search space of --arch")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from naonet.cli.options import add_model_file_flags
 from naonet.errors import UserError
 
 IMAGES_PER_BATCH = 64
@@ -22,10 +23,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("checkpoint", help="naonet or released .pt file")
     parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, ...)")
     parser.add_argument("--top-k", type=int, default=5, help="classes shown per image")
-    parser.add_argument("--dataset", default=None,
-                        help="the data set it was trained on (default: from the file)")
-    parser.add_argument("--arch", default=None, help="architecture (released files)")
-    parser.add_argument("--space", default=None, help="search space of --arch")
+    add_model_file_flags(parser)
     parser.add_argument("--image-size", type=int, default=0,
                         help="input size (default: the size it was trained at)")
     parser.add_argument("--device", default="auto")

@@ -3,6 +3,7 @@ of the released code (converted on the fly)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from naonet.compat.released import (
     released_arguments,
 )
 from naonet.errors import UserError
-from naonet.spaces import Architecture, require_cell_architecture, resolve_architecture
+from naonet.spaces import Architecture, resolve_architecture
 from naonet.training.checkpoint import restoring
 
 
@@ -32,21 +33,24 @@ class LoadedModel:
     image_size: int = 0  # the size it was trained at (0: the data set's own)
 
 
-def load_model(path: str | Path, arch: str | None = None, space: str | None = None,
-               unrecorded_arch: str | None = None, **network_overrides) -> LoadedModel:
+def load_model(path: str | Path, arch=None, space: str | None = None,
+               **network_overrides) -> LoadedModel:
     """Build the network a checkpoint describes and load its weights.
 
-    naonet checkpoints carry their architecture and network config. For released files
-    the architecture comes from ``arch``, the file's saved arguments or
-    ``unrecorded_arch`` (in that order), and the network config is read off the tensor
-    shapes (``network_overrides`` win).
+    naonet checkpoints carry their architecture and network config. A released file
+    (or a plain state_dict) takes its architecture from its saved arguments, else from
+    ``arch``; a NAONet's network config is read off the tensor shapes, another space's
+    comes from ``network_overrides`` and the space's defaults (``network_overrides``
+    always win). ``arch`` (text or value): the architecture the caller expects; a file
+    that records another is refused, as loading it would mislabel the network (and
+    weightless operations such as pooling would load without complaint).
     """
     payload = read_checkpoint_payload(path)
     state_dict = extract_state_dict(payload, path)
     is_ours = is_naonet_model_file(payload)
     if is_ours:  # a network of any space: the file names its architecture and config
         with restoring(Path(path), "pass a whole naonet checkpoint"):
-            architecture = resolve_architecture(arch or str(payload["arch"]), space)
+            architecture = resolve_architecture(str(payload["arch"]), space)
             values = {**payload["network"],
                       **{k: v for k, v in network_overrides.items() if v is not None}}
             config = architecture.space.network_config_from_dict(values)
@@ -56,26 +60,89 @@ def load_model(path: str | Path, arch: str | None = None, space: str | None = No
             classes = payload.get("classes")
     else:
         saved = released_arguments(payload)
-        arch_text = arch or saved.get("arch") or unrecorded_arch
-        if not arch_text:
+        recorded = saved.get("arch")
+        if not (recorded or arch):
             raise UserError(f"{path} does not record its architecture; pass --arch (for "
                             "example --arch naonet-v2; in Python, the architecture)")
-        architecture = require_cell_architecture(resolve_architecture(
-            str(arch_text), space or saved.get("search_space")), "a released checkpoint")
-        config = infer_network_config(state_dict, **network_overrides)
+        architecture = (resolve_architecture(str(recorded), space or saved.get("search_space"))
+                        if recorded else asked_architecture(arch, space))
+        if isinstance(architecture, Architecture):
+            config = infer_network_config(state_dict, **network_overrides)
+        else:  # another space's plain state_dict: its config as asked for
+            config = architecture.space.network_config_from_dict(
+                {k: v for k, v in network_overrides.items() if v is not None})
         dataset, image_size, classes = saved.get("dataset"), 0, None
+    if arch is not None and (is_ours or recorded):
+        check_asked_architecture(path, architecture, asked_architecture(arch, space))
     network = architecture.space.build_network(architecture, config)
     if isinstance(architecture, Architecture):  # NAONet names: the released ones renamed
         state_dict = convert_state_dict(state_dict, network.state_dict())
     try:
         network.load_state_dict(state_dict)
     except RuntimeError as error:  # another space's network: its own names, checked here
-        reason = str(error).splitlines()[0]
-        raise UserError(f"{path} does not fit its {architecture.space.name} network "
-                        f"({reason}); check --arch and the network options") from None
+        raise UserError(f"{path} does not fit the {architecture.space.name} network "
+                        f"{config_summary(config)} ({load_error_summary(error)}); check the "
+                        "architecture and the network options") from None
     classes = known_classes(classes, dataset, config.num_classes)
     return LoadedModel(network, architecture, dataset, released=not is_ours, classes=classes,
                        image_size=image_size)
+
+
+def asked_architecture(arch, space: str | None):
+    """``arch`` (a name, a text form or an architecture value) as an architecture."""
+    if isinstance(arch, str):
+        return resolve_architecture(arch, space)
+    arch_space = getattr(arch, "space", None)
+    if arch_space is None:
+        raise UserError("the architecture must be a name, a text form or an architecture, "
+                        f"got an object of type {type(arch).__name__}")
+    return arch_space.as_architecture(arch)
+
+
+def check_asked_architecture(path, recorded, asked) -> None:
+    """A UserError if the file holds another architecture than the one asked for."""
+    if asked != recorded:
+        raise UserError(f"{path} holds {recorded.to_qualified_string()}, not "
+                        f"{asked.to_qualified_string()}; leave the architecture out (--arch) "
+                        "to take the file's, or load another file")
+
+
+def config_summary(config) -> str:
+    """The fields of a network config that decide its shapes, as ``(channels 36, ...)``."""
+    shown = ("skeleton", "channels", "layers", "cells_per_stage", "num_classes", "aux_head")
+    values = config.to_dict()
+    return "(" + ", ".join(f"{name} {values[name]}" for name in shown if name in values) + ")"
+
+
+def load_error_summary(error: RuntimeError) -> str:
+    """PyTorch's load_state_dict error in a few words: how many weights are missing,
+    unexpected or of another shape, with the first of each."""
+    parts = []
+    for line in str(error).splitlines():
+        line = line.strip()
+        for label, marker in (("missing", "Missing key(s)"), ("unexpected", "Unexpected key(s)"),
+                              ("of another shape", "size mismatch for")):
+            if line.startswith(marker):
+                names = (re.findall(r'"([^"]+)"', line) if label != "of another shape"
+                         else [line[len(marker):].split(":", 1)[0].strip()])
+                parts.append((label, names))
+    merged: dict[str, list[str]] = {}
+    for label, names in parts:
+        merged.setdefault(label, []).extend(names)
+    if not merged:
+        return str(error).splitlines()[0][:200]
+    return "; ".join(f"{len(names)} weight{'' if len(names) == 1 else 's'} {label}, such as "
+                     f"{names[0]}"
+                     for label, names in merged.items())
+
+
+def names_a_file(text: str) -> bool:
+    """Whether ``text`` is the path of a file (an architecture's readable form can be
+    longer than a path may be)."""
+    try:
+        return Path(text).is_file()
+    except OSError:
+        return False
 
 
 def is_naonet_model_file(payload: object) -> bool:

@@ -12,6 +12,7 @@ Supported layouts (detected, never guessed silently):
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 import os
 import pickle
@@ -104,22 +105,64 @@ def extract_archive(archive: Path) -> Path:
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".extracting-"))
+    remove_abandoned_extractions(target.parent)
+    with extraction_claim(target.parent) as staging:
+        extract_into(archive, staging)
+        try:
+            os.replace(staging, target)
+        except OSError:  # another process finished first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+STAGING_PREFIX = ".extracting-"  # FOLDER.lock beside each, locked while it fills
+
+
+@contextlib.contextmanager
+def extraction_claim(parent: Path):
+    """A fresh staging folder in ``parent``, with a lock file beside it that this
+    process holds (locked before the folder exists, so no one takes it for abandoned)
+    until the block ends; both are gone afterwards unless the folder was moved."""
+    import fcntl
+
+    descriptor, lock_path = tempfile.mkstemp(dir=parent, prefix=STAGING_PREFIX, suffix=".lock")
+    with os.fdopen(descriptor, "w") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        staging = Path(lock_path[:-len(".lock")])
+        try:
+            staging.mkdir()
+            yield staging
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            Path(lock_path).unlink(missing_ok=True)
+
+
+def remove_abandoned_extractions(parent: Path) -> None:
+    """Delete the staging folders of extractions whose process died (killed mid-way): the
+    operating system dropped their locks, so their lock files can be locked here."""
+    import fcntl
+
+    for lock_path in parent.glob(f"{STAGING_PREFIX}*.lock"):
+        try:
+            with open(lock_path) as holder:
+                fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(lock_path.with_suffix(""), ignore_errors=True)
+                lock_path.unlink(missing_ok=True)
+        except OSError:  # held by a live extraction, or already gone
+            continue
+
+
+def extract_into(archive: Path, staging: Path) -> None:
+    """Unpack ``archive`` into ``staging``; a UserError if it is not an intact tar."""
     try:
         with tarfile.open(archive) as tar:
             tar.extractall(staging, filter="data")
     except (tarfile.TarError, OSError, EOFError) as error:
-        shutil.rmtree(staging, ignore_errors=True)
         # tarfile lists every compression it tried, one line each: its first line says it
         reason = str(error).splitlines()[0].rstrip(": ") if str(error) else type(error).__name__
         raise UserError(f"could not extract {archive} ({reason}); pass an intact tar archive "
                         "(.tar, .tar.gz, .tar.bz2 or .tar.xz; download it again if it came "
                         "from the web)") from None
-    try:
-        os.replace(staging, target)
-    except OSError:  # another process finished first
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def find_split_folder(root: Path, split: str) -> Path | None:

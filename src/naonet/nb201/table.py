@@ -102,8 +102,13 @@ class BenchmarkTable:
         return len(self.architectures)
 
     def __contains__(self, architecture: NB201Architecture) -> bool:
-        return self.space.as_architecture(architecture, "the benchmark table") \
-            in self._row_of_arch
+        """Whether the table has a row of ``architecture`` (or of its text form); False
+        for anything else, as ``in`` is for a set."""
+        try:
+            return self.space.as_architecture(architecture, "the benchmark table") \
+                in self._row_of_arch
+        except UserError:
+            return False
 
     def row(self, architecture: NB201Architecture) -> int:
         """The table row of ``architecture`` (or of its text form)."""

@@ -200,6 +200,11 @@ class SearchConfig:
             *[(getattr(self, name) >= 1, f"{_flag(name)} must be >= 1, got "
                f"{getattr(self, name)}") for name in positive],
             (self.new_architectures >= 0, "--new-architectures must be >= 0"),
+            # the controller learns from pairs of scored architectures (else the folder
+            # would be refused after its first round, with the supernet trained)
+            (self.strategy != "nao" or self.seed_pool_file or self.seed_pool_size >= 2,
+             f"--seed-pool-size must be >= 2 for NAO: its controller learns from the "
+             f"scores of at least 2 architectures, got {self.seed_pool_size}"),
             (self.strategy in ONE_SHOT_STRATEGIES, f"--strategy must be one of: "
              f"{', '.join(ONE_SHOT_STRATEGIES)}"),
             (self.strategy != "evolution" or 1 <= self.sample_size <= self.population_size,

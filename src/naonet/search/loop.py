@@ -766,8 +766,9 @@ def training_command(run: SearchRun) -> str:
         recipe = space.training_options(config.dataset)
     else:  # a space written before the protocol had it: the size alone
         recipe = f"--channels {space.final_size[0]} --layers {space.final_size[1]}"
+    output = shlex.quote(str(run.run_dir / "train"))  # beside what it trains, not runs/PRESET
     return (f"nao train {recipe} --arch \"$(head -n 1 {final_file})\" --dataset "
-            f"{config.dataset} --data {shlex.quote(str(config.data))}{size}")
+            f"{config.dataset} --data {shlex.quote(str(config.data))}{size} --output {output}")
 
 
 def announce(run: SearchRun, text: str) -> None:
@@ -801,7 +802,9 @@ def announce_start(run: SearchRun, resumed: bool) -> None:
             + (f", +{config.new_architectures} per round ({PROPOSERS[config.strategy]})"
                if config.rounds > 1 else " (one round: no new architectures)")
             + f"; scoring on {len(run.scoring)} validation images ({config.scoring})")
-    if resumed:
+    if resumed and state.phase == DONE:
+        text += "; finished already: its outputs are rewritten from the saved state"
+    elif resumed:
         at = f"after epoch {state.epoch}" if state.epoch else "at its start"
         text += f"; resuming in round {state.round + 1}, phase {state.phase}, {at}"
     announce(run, text)

@@ -24,7 +24,6 @@ from naonet.spaces.registry import (
     architecture_names,
     named_architecture,
     register_architecture,
-    require_cell_architecture,
     resolve_architecture,
 )
 
@@ -56,7 +55,6 @@ __all__ = [
     "parse_architecture",
     "register_architecture",
     "register_space",
-    "require_cell_architecture",
     "resolve_architecture",
     "space_names",
 ]

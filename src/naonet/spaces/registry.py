@@ -34,8 +34,7 @@ def named_architecture(name: str) -> Architecture:
 
 
 def resolve_architecture(text: str, space: str | CellSearchSpace | None = None):
-    """A registered name or any text form of an architecture of any registered space
-    (:func:`require_cell_architecture` where only a NAONet's cells will do)."""
+    """A registered name or any text form of an architecture of any registered space."""
     text = text.strip()
     if text in _NAMED:
         architecture = named_architecture(text)
@@ -52,14 +51,3 @@ def resolve_architecture(text: str, space: str | CellSearchSpace | None = None):
     from naonet.spaces.protocol import parse_architecture
 
     return parse_architecture(text, space)
-
-
-def require_cell_architecture(architecture, what: str) -> Architecture:
-    """``architecture`` if it is a NAONet cell pair (small, middle), else a UserError
-    saying that ``what`` builds NAONets only."""
-    if isinstance(architecture, Architecture):
-        return architecture
-    name = architecture.space.name
-    raise UserError(f"{what} builds NAONets from cells of the small or middle space, not a "
-                    f"cell of the {name} space; build that with "
-                    f"get_space({name!r}).build_network, or train it with nao train")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import pickle
 import random
+import re
 import shutil
 import tarfile
 
@@ -201,17 +202,19 @@ def test_a_checkpoint_refuses_an_architecture_other_than_its_own(tiny_checkpoint
         naonet.create_model(str(path))
 
 
-@pytest.mark.parametrize("command", ["predict", "export"])
+@pytest.mark.parametrize("command", ["eval", "predict", "export", "convert"])
 def test_a_data_set_other_than_the_recorded_one_is_refused(tiny_checkpoint, tmp_path, capsys,
                                                            command):
     """Another data set's normalisation and class names would be applied silently."""
     path, _, _ = tiny_checkpoint
-    target = str(tmp_path / ("image.jpg" if command == "predict" else "model.pt"))
-    status, out, err = nao_in_process(capsys, command, str(path), target,
+    target = {"eval": ["--data", str(tmp_path)], "predict": [str(tmp_path / "image.jpg")],
+              "export": [str(tmp_path / "out" / "model.pt")],
+              "convert": [str(tmp_path / "out" / "model.pt")]}[command]
+    status, out, err = nao_in_process(capsys, command, str(path), *target,
                                       "--dataset", "cifar100")
     assert status == 2 and out == ""
     assert f"{path} was trained on cifar10, not cifar100; drop --dataset" in err
-    assert not (tmp_path / "model.pt").exists()
+    assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
 def test_info_on_a_checkpoint_describes_its_own_network(tiny_checkpoint, capsys):
@@ -234,13 +237,77 @@ def test_create_model_loads_a_plain_state_dict_of_a_nas_bench_201_cell(tmp_path)
     network = NB201.build_network(cell, NB201.network_config(8, 1, 10))
     path = tmp_path / "weights.pt"
     torch.save(network.state_dict(), path)
-    loaded = naonet.create_model(cell, path, channels=8, cells_per_stage=1)
-    assert all(torch.equal(value, network.state_dict()[key])
-               for key, value in loaded.state_dict().items())
-    with pytest.raises(UserError) as error:  # the default size (C 16, N 5) does not fit
-        naonet.create_model(cell, path)
+    for loaded in (naonet.create_model(cell, path),  # the size read off the weights
+                   naonet.create_model(cell, path, channels=8, cells_per_stage=1)):
+        assert all(torch.equal(value, network.state_dict()[key])
+                   for key, value in loaded.state_dict().items())
+    with pytest.raises(UserError) as error:  # a size asked for that the weights are not
+        naonet.create_model(cell, path, channels=16)
     message = str(error.value)
-    assert "does not fit the nb201 network (channels 16, cells_per_stage 5, num_classes 10)" \
+    assert "does not fit the nb201 network (channels 16, cells_per_stage 1, num_classes 10)" \
         in message and "\n" not in message
     assert "weights of another shape, such as stem.0.weight" in message
     assert "check the architecture and the network options" in message
+
+
+def test_a_released_file_reads_the_architecture_asked_for_in_its_own_space(tmp_path):
+    """A released middle-space file records search_space 'middle': an --arch of the same
+    bare integers names its architecture (once read in the default small space and
+    refused)."""
+    import argparse
+
+    middle, small = naonet.get_space("middle"), naonet.get_space("small")
+    seeds = (seed for seed in range(100) if not _parses(small, middle.sample(
+        random.Random(seed)).to_string()))
+    own = middle.sample(random.Random(next(seeds)))
+    network = naonet.create_model(own, channels=8, layers=1)
+    path = tmp_path / "released.pt"
+    args = argparse.Namespace(arch=own.to_string(), search_space="middle", dataset="cifar10")
+    torch.save({"model": network.state_dict(), "args": args}, path)
+    from naonet.compat.model_file import load_model
+
+    loaded = load_model(path, arch=own.to_string())
+    assert loaded.architecture == own and loaded.network.config.channels == 8
+    other = middle.mutate(own, random.Random(0))
+    with pytest.raises(UserError, match=f"holds {re.escape(own.to_qualified_string())}, not "
+                                        f"{re.escape(other.to_qualified_string())}"):
+        load_model(path, arch=other.to_string())
+
+
+def _parses(space, text: str) -> bool:
+    try:
+        space.parse(text)
+    except UserError:
+        return False
+    return True
+
+
+def test_an_architecture_value_of_another_space_than_the_one_named_is_refused():
+    from naonet.spaces import NB201
+
+    cell = NB201.sample(random.Random(0))
+    with pytest.raises(UserError, match="the architecture is of the 'nb201' space, not "
+                                        "'small'"):
+        naonet.create_model(cell, space="small")
+
+
+def test_a_nas_bench_201_state_dict_converts_with_its_size_read_off_its_weights(tmp_path,
+                                                                                capsys):
+    """The command line has no size flags: C 8, 2 cells per stage and 100 classes come
+    from the weights, also where every edge of the cell is weightless."""
+    from naonet.compat.model_file import load_model
+    from naonet.spaces import NB201
+
+    cell = NB201.parse("|none~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|none~1|"
+                       "skip_connect~2|")
+    network = NB201.build_network(cell, NB201.network_config(8, 2, 100))
+    source, out = tmp_path / "weights.pt", tmp_path / "converted.pt"
+    torch.save(network.state_dict(), source)
+    status, printed, err = nao_in_process(capsys, "convert", str(source), str(out), "--arch",
+                                          cell.to_string(), "--dataset", "cifar100")
+    assert status == 0, err
+    assert "C 8, 2 cells per stage, 100 classes" in printed
+    converted = load_model(out)
+    assert converted.architecture == cell and converted.dataset == "cifar100"
+    assert all(torch.equal(value, network.state_dict()[key])
+               for key, value in converted.network.state_dict().items())

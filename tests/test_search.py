@@ -132,6 +132,7 @@ def test_a_seed_pool_of_one_is_refused_before_anything_runs():
     with pytest.raises(UserError, match="--seed-pool-size must be >= 2 for NAO"):
         SearchConfig(seed_pool_size=1)
     assert SearchConfig(seed_pool_size=1, strategy="random").seed_pool_size == 1
+    assert SearchConfig(seed_pool_size=1, rounds=1).seed_pool_size == 1  # no controller
 
 
 def test_derived_seeds_are_stable_and_distinct():

@@ -98,6 +98,17 @@ def test_a_saved_network_config_reads_back_as_it_was(space):
     assert again == config and type(again) is type(config)
 
 
+def test_a_bare_state_dict_gives_back_the_config_it_was_made_with(space):
+    """A plain state_dict (no saved config) is read off its weights, also for a cell
+    whose operations are weightless where they can be."""
+    config = space.network_config(channels=6, layers=2, num_classes=7)
+    for arch in (*draws(space, count=3), space.from_integers(
+            [0] * len(space.integer_limits()))):
+        weights = space.build_network(arch, config).state_dict()
+        assert space.network_config_from_weights(weights) == config
+    assert space.network_config_from_weights(weights, num_classes=3).num_classes == 3
+
+
 def test_parameter_count_is_the_built_networks(space):
     config = space.network_config(**TINY)
     for arch in draws(space, count=4):

@@ -339,7 +339,8 @@ def test_a_nas_bench_201_cell_trains_and_its_checkpoint_evaluates_and_exports(ca
         assert network.config.to_dict() == saved["network"]
         torch.testing.assert_close(network.state_dict(), saved["model"], rtol=0, atol=0)
     with pytest.raises(naonet.UserError, match="holds .*, not .*; leave the architecture "
-                                               r"out \(--arch\) to take the file's"):
+                                               r"out \(--arch; in Python, None\) to take "
+                                               "the file's"):
         naonet.create_model(space.example().to_string(), run / "last.pt")
     fresh = naonet.create_model(cell, channels=4, cells_per_stage=1)
     assert fresh.eval()(images)[0].shape == (2, 10)

@@ -26,6 +26,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from naonet.cli.eval import check_recorded_dataset
     from naonet.compat.model_file import load_model, model_file_payload
     from naonet.models import count_parameters
     from naonet.training.checkpoint import atomic_save
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.output.strip():
         raise UserError("the output file name is empty; pass the file to write")
     loaded = load_model(args.source, arch=args.arch, space=args.space)
+    check_recorded_dataset(loaded, args.dataset, args.source)
     dataset = args.dataset or loaded.dataset or _dataset_from_classes(loaded)
     atomic_save(model_file_payload(loaded, dataset), args.output)
     config = loaded.network.config

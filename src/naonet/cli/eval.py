@@ -60,12 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def dataset_of(loaded, dataset: str | None, checkpoint: str) -> str:
-    """The data set named on the command line, else the one the checkpoint records (a
-    name that contradicts the file would preprocess with another data set's
-    normalisation and label the outputs with its classes)."""
-    if dataset and loaded.dataset and dataset != loaded.dataset:
-        raise UserError(f"{checkpoint} was trained on {loaded.dataset}, not {dataset}; drop "
-                        "--dataset (the file's is used)")
+    """The data set named on the command line, else the one the checkpoint records."""
+    check_recorded_dataset(loaded, dataset, checkpoint)
     dataset = dataset or loaded.dataset
     if dataset is None:
         raise UserError(f"{checkpoint} does not say which data set it was trained on; "
@@ -73,12 +69,21 @@ def dataset_of(loaded, dataset: str | None, checkpoint: str) -> str:
     return dataset
 
 
+def check_recorded_dataset(loaded, dataset: str | None, checkpoint: str) -> None:
+    """A UserError if ``--dataset`` contradicts the data set the file records (it would
+    preprocess with another data set's normalisation and label with its classes)."""
+    if dataset and loaded.dataset and dataset != loaded.dataset:
+        raise UserError(f"{checkpoint} was trained on {loaded.dataset}, not {dataset}; drop "
+                        "--dataset (the file's is used)")
+
+
 def check_test_classes(loaded, classes: list[str], dataset: str) -> None:
     """Labels are class positions: the test folders must hold the network's classes."""
     expected = loaded.network.config.num_classes
     if len(classes) != expected:
         raise UserError(f"the network has {expected} classes but the {dataset} test images "
-                        f"have {len(classes)}; check --data and --dataset")
+                        f"have {len(classes)}; check --data" + (
+                            "" if loaded.dataset else " and --dataset"))
     if loaded.classes is not None and list(classes) != list(loaded.classes):
         from naonet.data.registry import class_difference
 

@@ -49,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--batch-size fixes the batch of an ONNX file; a TorchScript file "
                         "takes any batch: drop --batch-size, or write .onnx")
     loaded = load_model(args.checkpoint, arch=args.arch, space=args.space)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # unusable: fail before work
     dataset = dataset_of(loaded, args.dataset, args.checkpoint)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # unusable: fail before work
     spec = get_dataset_spec(dataset, args.image_size or loaded.image_size or None)
     size = args.image_size or loaded.image_size or spec.image_size
     metadata = {"arch": loaded.architecture.to_qualified_string(), "dataset": dataset,

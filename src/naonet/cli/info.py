@@ -49,9 +49,14 @@ def run(args: argparse.Namespace) -> int:
 
 def print_checkpoint_network(path: str, space: str | None) -> None:
     """The network a checkpoint holds: its size, parameters, classes and data set."""
+    from naonet.cli.main import one_line
     from naonet.compat.model_file import config_summary, load_model
 
-    loaded = load_model(path, space=space)
+    try:
+        loaded = load_model(path, space=space)
+    except UserError as error:  # the architecture it records is shown all the same
+        print(f"this checkpoint: its weights do not load ({one_line(error)})")
+        return
     config = loaded.network.config
     trained = f", trained on {loaded.dataset}" if loaded.dataset else ""
     if loaded.image_size:

@@ -108,12 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         with releasing_new_claims():  # a refused run leaves its folder as it found it
             status = int(args.handler(args) or 0)
         # A command that ran under torchrun ends its process group on success (on any
-        # backend; after a failure the launcher stops the ranks). Only such a command
-        # has imported naonet.distributed: checking sys.modules keeps torch out of the
-        # others' start-up.
-        distributed = sys.modules.get("naonet.distributed")
-        if distributed is not None:
-            distributed.close_distributed()
+        # backend; after a failure the launcher stops the ranks); nothing otherwise.
+        from naonet.distributed import close_distributed
+
+        close_distributed()
         return status
     except UserError as error:
         sys.stderr.write(f"nao {args.command}: error: {one_line(error)}\n")

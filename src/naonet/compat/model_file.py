@@ -13,7 +13,6 @@ from torch import nn
 from naonet.compat.released import (
     convert_state_dict,
     extract_state_dict,
-    infer_network_config,
     read_checkpoint_payload,
     refuse_search_state,
     released_arguments,
@@ -58,22 +57,20 @@ def load_model(path: str | Path, arch=None, space: str | None = None,
             dataset = training.get("dataset")
             image_size = int(training.get("image_size") or 0)
             classes = payload.get("classes")
-    else:
+    else:  # a released file or a bare state_dict: the config is read off the weights
         saved = released_arguments(payload)
         recorded = saved.get("arch")
+        space = space or saved.get("search_space")
         if not (recorded or arch):
             raise UserError(f"{path} does not record its architecture; pass --arch (for "
                             "example --arch naonet-v2; in Python, the architecture)")
-        architecture = (resolve_architecture(str(recorded), space or saved.get("search_space"))
-                        if recorded else asked_architecture(arch, space))
-        if isinstance(architecture, Architecture):
-            config = infer_network_config(state_dict, **network_overrides)
-        else:  # another space's plain state_dict: its config as asked for
-            config = architecture.space.network_config_from_dict(
-                {k: v for k, v in network_overrides.items() if v is not None})
+        architecture = (resolve_architecture(str(recorded), space) if recorded
+                        else asked_architecture(arch, space))
+        config = architecture.space.network_config_from_weights(state_dict,
+                                                                **network_overrides)
         dataset, image_size, classes = saved.get("dataset"), 0, None
     if arch is not None and (is_ours or recorded):
-        check_asked_architecture(path, architecture, asked_architecture(arch, space))
+        check_asked_architecture(path, architecture, arch, space)
     network = architecture.space.build_network(architecture, config)
     if isinstance(architecture, Architecture):  # NAONet names: the released ones renamed
         state_dict = convert_state_dict(state_dict, network.state_dict())
@@ -89,22 +86,35 @@ def load_model(path: str | Path, arch=None, space: str | None = None,
 
 
 def asked_architecture(arch, space: str | None):
-    """``arch`` (a name, a text form or an architecture value) as an architecture."""
+    """``arch`` (a name, a text form or an architecture value) as an architecture of
+    ``space`` (any space when None)."""
     if isinstance(arch, str):
         return resolve_architecture(arch, space)
     arch_space = getattr(arch, "space", None)
     if arch_space is None:
         raise UserError("the architecture must be a name, a text form or an architecture, "
                         f"got an object of type {type(arch).__name__}")
+    if space is not None and arch_space.name != getattr(space, "name", space):
+        raise UserError(f"the architecture is of the {arch_space.name!r} space, not "
+                        f"{getattr(space, 'name', space)!r}; pass an architecture of that "
+                        "space, or no space")
     return arch_space.as_architecture(arch)
 
 
-def check_asked_architecture(path, recorded, asked) -> None:
-    """A UserError if the file holds another architecture than the one asked for."""
+def check_asked_architecture(path, recorded, arch, space: str | None) -> None:
+    """A UserError if the file holds another architecture than ``arch``, which is read
+    in ``space``, else in the recorded one's (a bare integer string of the middle space
+    names the file's, not the default space's), else in its own (a prefixed form)."""
+    try:
+        asked = asked_architecture(arch, space or recorded.space.name)
+    except UserError:
+        if space is not None:
+            raise
+        asked = asked_architecture(arch, None)
     if asked != recorded:
         raise UserError(f"{path} holds {recorded.to_qualified_string()}, not "
-                        f"{asked.to_qualified_string()}; leave the architecture out (--arch) "
-                        "to take the file's, or load another file")
+                        f"{asked.to_qualified_string()}; leave the architecture out (--arch; "
+                        "in Python, None) to take the file's, or load another file")
 
 
 def config_summary(config) -> str:

@@ -123,18 +123,37 @@ def extraction_claim(parent: Path):
     """A fresh staging folder in ``parent``, with a lock file beside it that this
     process holds (locked before the folder exists, so no one takes it for abandoned)
     until the block ends; both are gone afterwards unless the folder was moved."""
+    holder, lock_path = _held_lock_file(parent)
+    staging = Path(lock_path[:-len(".lock")])
+    try:
+        staging.mkdir()
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        Path(lock_path).unlink(missing_ok=True)
+        holder.close()
+
+
+def _held_lock_file(parent: Path, attempts: int = 5):
+    """A new ``.extracting-*.lock`` file in ``parent``, open and locked: (handle, path).
+    A cleanup may lock and delete a new file before its maker locks it; then another
+    is made. Where the file system has no locks, the file is kept unlocked (an
+    extraction killed there leaves its folder behind, as before)."""
     import fcntl
 
-    descriptor, lock_path = tempfile.mkstemp(dir=parent, prefix=STAGING_PREFIX, suffix=".lock")
-    with os.fdopen(descriptor, "w") as holder:
-        fcntl.flock(holder, fcntl.LOCK_EX)
-        staging = Path(lock_path[:-len(".lock")])
+    for attempt in range(attempts):
+        descriptor, lock_path = tempfile.mkstemp(dir=parent, prefix=STAGING_PREFIX,
+                                                 suffix=".lock")
+        holder = os.fdopen(descriptor, "w")
         try:
-            staging.mkdir()
-            yield staging
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            Path(lock_path).unlink(missing_ok=True)
+            fcntl.flock(holder, fcntl.LOCK_EX)
+        except OSError:  # no locks on this file system
+            return holder, lock_path
+        # still ours (nobody took it before the lock); the last try is kept all the same
+        if Path(lock_path).exists() or attempt == attempts - 1:
+            return holder, lock_path
+        holder.close()
+    raise AssertionError("unreachable: the last attempt returns")
 
 
 def remove_abandoned_extractions(parent: Path) -> None:

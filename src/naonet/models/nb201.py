@@ -56,6 +56,25 @@ class NB201NetworkConfig:
                 f"{self.num_classes} classes")
 
 
+def infer_nb201_config(state_dict, network: str = "nb201", **overrides) -> NB201NetworkConfig:
+    """The config a NAS-Bench-201 network's state_dict was made with: the width from the
+    stem, the classes from the classifier, and stages and cells per stage from the
+    residual blocks between stages (the layers with a ``conv_a``: cells whose edges are
+    all weightless have no weights to count)."""
+    from naonet.spaces.protocol import config_from_fields
+
+    blocks = sorted({int(key.split(".")[1]) for key in state_dict
+                     if key.startswith("layers.") and ".conv_a." in key})
+    if "stem.0.weight" not in state_dict or "classifier.weight" not in state_dict or not blocks:
+        raise UserError(f"the weights are not those of a whole {network} network (its stem, "
+                        "residual blocks and classifier); pass the whole state_dict")
+    values = dict(channels=int(state_dict["stem.0.weight"].shape[0]),
+                  cells_per_stage=blocks[0], stages=len(blocks) + 1,
+                  num_classes=int(state_dict["classifier.weight"].shape[0]))
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return config_from_fields(NB201NetworkConfig, values, network)
+
+
 def tracked_batch_norm(channels: int) -> nn.Module:
     """BatchNorm of a stand-alone network: affine, with running statistics."""
     return nn.BatchNorm2d(channels)

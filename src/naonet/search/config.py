@@ -201,8 +201,10 @@ class SearchConfig:
                f"{getattr(self, name)}") for name in positive],
             (self.new_architectures >= 0, "--new-architectures must be >= 0"),
             # the controller learns from pairs of scored architectures (else the folder
-            # would be refused after its first round, with the supernet trained)
-            (self.strategy != "nao" or self.seed_pool_file or self.seed_pool_size >= 2,
+            # would be refused after its first round, with the supernet trained); one
+            # round trains no controller
+            (self.strategy != "nao" or self.rounds == 1 or self.seed_pool_file
+             or self.seed_pool_size >= 2,
              f"--seed-pool-size must be >= 2 for NAO: its controller learns from the "
              f"scores of at least 2 architectures, got {self.seed_pool_size}"),
             (self.strategy in ONE_SHOT_STRATEGIES, f"--strategy must be one of: "

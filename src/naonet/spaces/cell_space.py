@@ -137,6 +137,11 @@ class CellSearchSpace(IntegerCodedSpace):
 
         return config_from_fields(NetworkConfig, values, "NAONet")
 
+    def network_config_from_weights(self, state_dict: dict, **overrides):
+        from naonet.compat.released import infer_network_config
+
+        return infer_network_config(state_dict, **overrides)  # released names too
+
     def build_network(self, architecture, config):
         from naonet.models import build_network
 

@@ -183,6 +183,11 @@ class NB201Space(IntegerCodedSpace):
 
         return config_from_fields(NB201NetworkConfig, values, self.name)
 
+    def network_config_from_weights(self, state_dict: dict, **overrides):
+        from naonet.models.nb201 import infer_nb201_config
+
+        return infer_nb201_config(state_dict, self.name, **overrides)
+
     def build_network(self, architecture: NB201Architecture, config):
         from naonet.models.nb201 import build_nb201_network
 

@@ -70,6 +70,10 @@ class SearchSpace(Protocol):
     def network_config_from_dict(self, values: dict):
         """The network config a checkpoint saved (its ``to_dict()``), read back."""
 
+    def network_config_from_weights(self, state_dict: dict, **overrides: Any):
+        """The network config a bare state_dict of the space's network was made with,
+        read off its tensor names and shapes (``overrides`` that are not None win)."""
+
     def build_network(self, architecture, config):
         """The discrete network; ``forward(images)`` -> ``(logits, aux_logits or None)``."""
 

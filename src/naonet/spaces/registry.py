@@ -41,7 +41,8 @@ def resolve_architecture(text: str, space: str | CellSearchSpace | None = None):
         if space is not None and architecture.space.name != getattr(space, "name", space):
             raise UserError(
                 f"architecture {text!r} belongs to the {architecture.space.name!r} space, "
-                f"not {getattr(space, 'name', space)!r}; drop --space or pick another"
+                f"not {getattr(space, 'name', space)!r}; drop --space (in Python, space=) "
+                f"or pick another"
             )
         return architecture
     looks_like_name = text.replace("-", "").replace("_", "").isalnum() and not text.isdigit()

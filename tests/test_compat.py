@@ -91,25 +91,36 @@ def test_nao_convert_then_eval_reproduces_the_released_network(released_file, tm
     assert '"images": 200' in printed
 
 
-def test_nao_convert_rewrites_a_nas_bench_201_network_file(tmp_path, capsys):
+# (cell, C, N, classes, data set, bare): a naonet file, and a bare state_dict whose cell
+# has only weightless edges (its size must come from the residual blocks)
+NB201_FILES = [("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"
+                "nor_conv_3x3~1|nor_conv_1x1~2|", 8, 1, 10, "cifar10", False),
+               ("|none~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|none~1|skip_connect~2|",
+                8, 2, 100, "cifar100", True)]
+
+
+@pytest.mark.parametrize("text, channels, cells, classes, dataset, bare", NB201_FILES)
+def test_nao_convert_rewrites_a_nas_bench_201_network_file(tmp_path, capsys, text, channels,
+                                                           cells, classes, dataset, bare):
     """Once an AttributeError (the NB201 config has no skeleton) after the file was
-    written."""
+    written. The command line has no size flags: a bare state_dict's size comes from its
+    weights."""
     from naonet.compat.model_file import LoadedModel, load_model, model_file_payload
     from naonet.spaces import NB201
 
-    cell = NB201.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+"
-                       "|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|")
-    network = NB201.build_network(cell, NB201.network_config(8, 1, 10))
+    cell = NB201.parse(text)
+    network = NB201.build_network(cell, NB201.network_config(channels, cells, classes))
     source, out = tmp_path / "nb201.pt", tmp_path / "converted.pt"
-    torch.save(model_file_payload(LoadedModel(network, cell, "cifar10", False), "cifar10"),
-               source)
-    status, printed, err = nao_in_process(capsys, "convert", str(source), str(out))
+    torch.save(network.state_dict() if bare else model_file_payload(
+        LoadedModel(network, cell, dataset, False), dataset), source)
+    flags = ["--arch", cell.to_string(), "--dataset", dataset] if bare else []
+    status, printed, err = nao_in_process(capsys, "convert", str(source), str(out), *flags)
     assert status == 0, err
-    assert "C 8, 1 cells per stage, 10 classes" in printed
+    assert f"C {channels}, {cells} cells per stage, {classes} classes" in printed
     converted = load_model(out)
-    assert converted.architecture == cell and converted.dataset == "cifar10"
-    assert all(torch.equal(value, network.state_dict()[key])
-               for key, value in converted.network.state_dict().items())
+    assert converted.architecture == cell and converted.dataset == dataset
+    torch.testing.assert_close(converted.network.state_dict(), network.state_dict(),
+                               rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("prefix", ["", "module."])

@@ -143,10 +143,11 @@ def matched(scores: dict[str, float], reference: dict[str, float]
             ) -> tuple[list[str], list[float], list[float]]:
     """Architectures present in both, with their two scores (in ``scores``' order)."""
     keys = [key for key in scores if key in reference]
-    spaces = [space_of(next(iter(scoring), "")) for scoring in (scores, reference)]
-    if not keys and None not in spaces and spaces[0] != spaces[1]:
-        raise UserError(f"the two score files hold architectures of different spaces "
-                        f"({spaces[0]} and {spaces[1]}); compare files of one space")
+    if not keys:  # say why, where the files name their architectures in two spaces
+        spaces = [space_of(next(iter(scoring), "")) for scoring in (scores, reference)]
+        if None not in spaces and spaces[0] != spaces[1]:
+            raise UserError(f"the two score files hold architectures of different spaces "
+                            f"({spaces[0]} and {spaces[1]}); compare files of one space")
     if len(keys) < 2:
         raise UserError(f"the two score files share {len(keys)} architecture(s); at least 2 "
                         "are needed (are both written in the same form?)")

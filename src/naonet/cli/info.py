@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 def print_checkpoint_network(path: str, space: str | None) -> None:
     """The network a checkpoint holds: its size, parameters, classes and data set."""
     from naonet.cli.main import one_line
-    from naonet.compat.model_file import config_summary, load_model
+    from naonet.compat.model_file import load_model
 
     try:
         loaded = load_model(path, space=space)
@@ -61,9 +61,9 @@ def print_checkpoint_network(path: str, space: str | None) -> None:
     trained = f", trained on {loaded.dataset}" if loaded.dataset else ""
     if loaded.image_size:
         trained += f" at {loaded.image_size} px"
-    print(f"this checkpoint: {loaded.architecture.space.name} network "
-          f"{config_summary(config)}, {count_parameters(loaded.network):,} parameters "
-          f"(no aux), {config.num_classes} classes{trained}")
+    aux = ", aux head" if getattr(config, "aux_head", False) else ""
+    print(f"this checkpoint: {loaded.architecture.space.name} network of {config.describe()}"
+          f"{aux}, {count_parameters(loaded.network):,} parameters (no aux){trained}")
 
 
 def read_architecture(text: str, space: str | None, reference: str | None):

@@ -18,7 +18,7 @@ from naonet.compat.released import (
     released_arguments,
 )
 from naonet.errors import UserError
-from naonet.spaces import Architecture, resolve_architecture
+from naonet.spaces import Architecture, get_space, resolve_architecture
 from naonet.training.checkpoint import restoring
 
 
@@ -38,11 +38,10 @@ def load_model(path: str | Path, arch=None, space: str | None = None,
 
     naonet checkpoints carry their architecture and network config. A released file
     (or a plain state_dict) takes its architecture from its saved arguments, else from
-    ``arch``; a NAONet's network config is read off the tensor shapes, another space's
-    comes from ``network_overrides`` and the space's defaults (``network_overrides``
-    always win). ``arch`` (text or value): the architecture the caller expects; a file
-    that records another is refused, as loading it would mislabel the network (and
-    weightless operations such as pooling would load without complaint).
+    ``arch``, and its network config is read off the weights by the architecture's space
+    (``network_overrides`` win). ``arch`` (text or value): the architecture the caller
+    expects; a file that records another is refused, as loading it would mislabel the
+    network (and weightless operations such as pooling would load without complaint).
     """
     payload = read_checkpoint_payload(path)
     state_dict = extract_state_dict(payload, path)
@@ -77,8 +76,8 @@ def load_model(path: str | Path, arch=None, space: str | None = None,
     try:
         network.load_state_dict(state_dict)
     except RuntimeError as error:  # another space's network: its own names, checked here
-        raise UserError(f"{path} does not fit the {architecture.space.name} network "
-                        f"{config_summary(config)} ({load_error_summary(error)}); check the "
+        raise UserError(f"{path} does not fit the {architecture.space.name} network of "
+                        f"{config.describe()} ({load_error_summary(error)}); check the "
                         "architecture and the network options") from None
     classes = known_classes(classes, dataset, config.num_classes)
     return LoadedModel(network, architecture, dataset, released=not is_ours, classes=classes,
@@ -94,11 +93,7 @@ def asked_architecture(arch, space: str | None):
     if arch_space is None:
         raise UserError("the architecture must be a name, a text form or an architecture, "
                         f"got an object of type {type(arch).__name__}")
-    if space is not None and arch_space.name != getattr(space, "name", space):
-        raise UserError(f"the architecture is of the {arch_space.name!r} space, not "
-                        f"{getattr(space, 'name', space)!r}; pass an architecture of that "
-                        "space, or no space")
-    return arch_space.as_architecture(arch)
+    return get_space(space or arch_space).as_architecture(arch, "the space asked for")
 
 
 def check_asked_architecture(path, recorded, arch, space: str | None) -> None:
@@ -117,33 +112,22 @@ def check_asked_architecture(path, recorded, arch, space: str | None) -> None:
                         "in Python, None) to take the file's, or load another file")
 
 
-def config_summary(config) -> str:
-    """The fields of a network config that decide its shapes, as ``(channels 36, ...)``."""
-    shown = ("skeleton", "channels", "layers", "cells_per_stage", "num_classes", "aux_head")
-    values = config.to_dict()
-    return "(" + ", ".join(f"{name} {values[name]}" for name in shown if name in values) + ")"
-
-
 def load_error_summary(error: RuntimeError) -> str:
     """PyTorch's load_state_dict error in a few words: how many weights are missing,
     unexpected or of another shape, with the first of each."""
-    parts = []
-    for line in str(error).splitlines():
-        line = line.strip()
-        for label, marker in (("missing", "Missing key(s)"), ("unexpected", "Unexpected key(s)"),
-                              ("of another shape", "size mismatch for")):
-            if line.startswith(marker):
-                names = (re.findall(r'"([^"]+)"', line) if label != "of another shape"
-                         else [line[len(marker):].split(":", 1)[0].strip()])
-                parts.append((label, names))
-    merged: dict[str, list[str]] = {}
-    for label, names in parts:
-        merged.setdefault(label, []).extend(names)
-    if not merged:
+    markers = {"missing": "Missing key(s)", "unexpected": "Unexpected key(s)",
+               "of another shape": "size mismatch for"}
+    names: dict[str, list[str]] = {}
+    for line in map(str.strip, str(error).splitlines()):
+        for label, marker in markers.items():
+            if line.startswith(marker):  # a list of quoted keys, or one key and its shapes
+                names.setdefault(label, []).extend(
+                    re.findall(r'"([^"]+)"', line) if '"' in line
+                    else [line[len(marker):].split(":", 1)[0].strip()])
+    if not names:
         return str(error).splitlines()[0][:200]
-    return "; ".join(f"{len(names)} weight{'' if len(names) == 1 else 's'} {label}, such as "
-                     f"{names[0]}"
-                     for label, names in merged.items())
+    return "; ".join(f"{len(keys)} weight{'' if len(keys) == 1 else 's'} {label}, such as "
+                     f"{keys[0]}" for label, keys in names.items())
 
 
 def names_a_file(text: str) -> bool:

@@ -141,19 +141,19 @@ def _held_lock_file(parent: Path, attempts: int = 5):
     extraction killed there leaves its folder behind, as before)."""
     import fcntl
 
-    for attempt in range(attempts):
+    for attempt in range(1, attempts + 1):
         descriptor, lock_path = tempfile.mkstemp(dir=parent, prefix=STAGING_PREFIX,
                                                  suffix=".lock")
         holder = os.fdopen(descriptor, "w")
         try:
             fcntl.flock(holder, fcntl.LOCK_EX)
         except OSError:  # no locks on this file system
-            return holder, lock_path
+            break
         # still ours (nobody took it before the lock); the last try is kept all the same
-        if Path(lock_path).exists() or attempt == attempts - 1:
-            return holder, lock_path
+        if Path(lock_path).exists() or attempt == attempts:
+            break
         holder.close()
-    raise AssertionError("unreachable: the last attempt returns")
+    return holder, lock_path
 
 
 def remove_abandoned_extractions(parent: Path) -> None:

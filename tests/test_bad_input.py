@@ -244,6 +244,21 @@ def test_a_training_subset_larger_than_the_data_is_refused(capsys, cifar_mini, t
     assert not (tmp_path / "run").exists()  # the refused run's folder is gone again
 
 
+@pytest.mark.parametrize("command", ["train", "search"])
+def test_a_folder_of_one_class_is_refused(capsys, cifar_mini, tmp_path, command):
+    """With one class the loss is 0 from the first step: it trained and searched nothing."""
+    for split in ("train", "test"):
+        (tmp_path / "one" / split).mkdir(parents=True)
+        (tmp_path / "one" / split / "cat").symlink_to(cifar_mini / split / "cat")
+    args = {"train": [*TRAIN, "--epochs", "1"], "search": [*SEARCH, "--preset", "quick-cifar10"]}
+    status = main([*args[command], "--dataset", "folder", "--data", str(tmp_path / "one"),
+                   "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert "has 1 class folder; training a classifier needs at least 2" in err, err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("args, fragment", CASES, ids=[" ".join(args[-2:]) + f" ({args[0]})"
                                                         for args, _ in CASES])
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, args, fragment):

@@ -34,6 +34,8 @@ def test_create_model_builds_the_published_configurations():
         manifests["cifar10_C36_N6_aux"]["params_total"]
     small = naonet.create_model("naonet-v2", channels=8, layers=1, num_classes=3)
     assert (small.config.channels, small.config.num_classes) == (8, 3)
+    assert cifar.classes[:3] == ["airplane", "automobile", "bird"] and len(cifar.classes) == 10
+    assert imagenet.classes is None and small.classes is None  # no names known
     with pytest.raises(UserError, match="unknown network option"):
         naonet.create_model("naonet-v2", widht=3)
 
@@ -61,6 +63,18 @@ def test_training_stores_the_class_names(capsys, cifar_mini, tmp_path):
     assert status == 0, err
     classes = torch.load(tmp_path / "last.pt", weights_only=True)["classes"]
     assert classes == sorted(path.name for path in (cifar_mini / "train").iterdir())
+
+
+def test_create_model_names_a_checkpoints_outputs_by_its_recorded_classes(tmp_path):
+    from naonet.compat.model_file import LoadedModel, model_file_payload
+    from naonet.spaces import resolve_architecture
+
+    network = naonet.create_model("naonet-v2", channels=8, layers=1, num_classes=3)
+    path = tmp_path / "three.pt"
+    torch.save(model_file_payload(LoadedModel(network, resolve_architecture("naonet-v2"),
+                                              "folder", False, classes=["ant", "bee", "cow"]),
+                                  "folder"), path)
+    assert naonet.create_model(checkpoint=path).classes == ["ant", "bee", "cow"]
 
 
 def write_test_layouts(cifar_mini, root):
@@ -101,6 +115,27 @@ def test_eval_needs_only_test_images_in_any_layout(released_file, cifar_mini, tm
     assert status == 2 and "differ from the network's" in err
     assert "only in the network: cat; only in the test images: kitten" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_eval_prints_top_5_only_with_more_than_5_classes(tmp_path, cifar_mini, capsys):
+    """With 5 classes or fewer top-5 is 100 % whatever the network does: not printed."""
+    from naonet.compat.model_file import LoadedModel, model_file_payload
+    from naonet.spaces import resolve_architecture
+
+    for count in (3, 6):
+        data = tmp_path / f"classes-{count}"
+        data.mkdir()
+        classes = sorted(path.name for path in (cifar_mini / "test").iterdir())[:count]
+        for name in classes:
+            (data / name).symlink_to(cifar_mini / "test" / name)
+        network = naonet.create_model("naonet-v2", channels=8, layers=1, num_classes=count)
+        path = tmp_path / f"net-{count}.pt"
+        torch.save(model_file_payload(LoadedModel(network, resolve_architecture("naonet-v2"),
+                                                  "folder", False), "folder"), path)
+        status, out, err = nao_in_process(capsys, "eval", str(path), "--data", str(data),
+                                          "--device", "cpu")
+        assert status == 0, err
+        assert "top-1 " in out and ("top-5 " in out) == (count > 5), out
 
 
 def test_predict_gives_the_probabilities_eval_computes(released_file, cifar_mini, capsys):

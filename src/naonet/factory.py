@@ -44,8 +44,18 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
     (``NetworkConfig``: ``channels``, ``layers``, ``num_classes``, ``aux_head``,
     ``skeleton``, drop rates; ``NB201NetworkConfig``: ``channels``, ``cells_per_stage``,
     ``num_classes``).
+
+    The network's ``classes`` attribute names its outputs by index: the class names a
+    checkpoint records (or its data set's), a published configuration's data set's, else
+    ``None``.
     """
-    from naonet.compat.model_file import asked_architecture, load_model, names_a_file
+    from naonet.compat.model_file import (
+        asked_architecture,
+        known_classes,
+        load_model,
+        names_a_file,
+    )
+    from naonet.training.config import PRESETS
 
     if name_or_arch is None and checkpoint is None:
         raise UserError("create_model needs an architecture (a published name such as "
@@ -53,12 +63,17 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
     if isinstance(name_or_arch, str) and names_a_file(name_or_arch):
         raise UserError(f"{name_or_arch!r} is a file, not an architecture; pass it as "
                         f"create_model(checkpoint={name_or_arch!r})")
-    base = {}
+    base, dataset = {}, None
     if isinstance(name_or_arch, str) and name_or_arch in PUBLISHED_MODELS:
+        dataset = PRESETS[name_or_arch]["dataset"]
         name_or_arch, base = published_config(name_or_arch)
     architecture = (None if name_or_arch is None
                     else asked_architecture(name_or_arch, space))
     if checkpoint is None:
         network_config = architecture.space.network_config_from_dict({**base, **config})
-        return architecture.space.build_network(architecture, network_config)
-    return load_model(checkpoint, arch=architecture, space=space, **config).network
+        network = architecture.space.build_network(architecture, network_config)
+        network.classes = known_classes(None, dataset, network_config.num_classes)
+        return network
+    loaded = load_model(checkpoint, arch=architecture, space=space, **config)
+    loaded.network.classes = loaded.classes
+    return loaded.network

@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from naonet.data import DataConfig, build_test_data
     from naonet.distributed import resolve_device
     from naonet.training import Precision, evaluate
+    from naonet.training.engine import accuracy_text
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -53,9 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        top1, top5 = 100 * stats.top1, 100 * stats.top5
-        print(f"{dataset} test: top-1 {top1:.2f} % (error {100 - top1:.2f} %), "
-              f"top-5 {top5:.2f} % on {stats.images} images")
+        text = accuracy_text(stats.top1, stats.top5, len(data.classes))
+        print(f"{dataset} test: {text} on {stats.images} images")
     return 0
 
 

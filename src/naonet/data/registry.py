@@ -175,6 +175,7 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
                   channels_last=channels_last)
     if spec.small_images:
         train_split, test_split = _load_small(root, config, spec)
+        check_training_classes(config, spec, train_split.classes)
         if test_split is not None:
             check_same_classes(train_split.classes, test_split.classes, root)
         train_index, valid_index = split_indices(len(train_split), config.valid_size,
@@ -190,7 +191,6 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
         classes = list(train_split.classes)
     else:
         iterators, classes = _folder_iterators(root, config, spec, common, seed)
-    check_class_count(config.dataset, spec, len(classes), config.data)
     return DataBundle(iterators["train"], iterators["valid"], iterators["test"], len(classes),
                       spec.skeleton, spec, classes, config.image_size or spec.image_size)
 
@@ -201,6 +201,15 @@ def check_class_count(dataset: str, spec: DatasetSpec, count: int, data: str | P
     if spec.num_classes is not None and count != spec.num_classes:
         raise UserError(f"{dataset} should have {spec.num_classes} classes but "
                         f"{data} has {count}; check --data and --dataset")
+
+
+def check_training_classes(config: DataConfig, spec: DatasetSpec, classes: list[str]) -> None:
+    """A UserError unless the training images hold the data set's classes, and at least 2
+    (with one the loss is 0 from the first step: nothing is learnt)."""
+    check_class_count(config.dataset, spec, len(classes), config.data)
+    if len(classes) < 2:
+        raise UserError(f"{config.data} has {len(classes)} class folder; training a "
+                        "classifier needs at least 2, one folder of images per class")
 
 
 def find_test_source(root: Path, dataset: str) -> tuple[str, Path]:
@@ -398,6 +407,7 @@ def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common:
     if train_folder is None or (test_folder is None and config.with_test):
         raise UserError(f"{root} needs train/ and val/ (or test/) folders of class folders")
     train_set = ImageFolder(str(train_folder), large_image_transform(True, config, spec))
+    check_training_classes(config, spec, train_set.classes)
     plain_train = ImageFolder(str(train_folder), large_image_transform(False, config, spec))
     test_set = (ImageFolder(str(test_folder), large_image_transform(False, config, spec))
                 if config.with_test else None)

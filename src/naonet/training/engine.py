@@ -61,6 +61,13 @@ class EpochStats:
         return self.images / max(self.seconds, 1e-9)
 
 
+def accuracy_text(top1: float, top5: float, num_classes: int) -> str:
+    """'top-1 T % (error E %), top-5 F %' as printed; top-5 is left out when there are
+    five classes or fewer, where it is 100 % whatever the network does."""
+    text = f"top-1 {100 * top1:.2f} % (error {100 - 100 * top1:.2f} %)"
+    return text + (f", top-5 {100 * top5:.2f} %" if num_classes > 5 else "")
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """The plain network inside DistributedDataParallel and compilation wrappers (or the
     model itself): the module whose ``state_dict`` checkpoints hold."""

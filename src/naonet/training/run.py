@@ -39,7 +39,14 @@ from naonet.training.checkpoint import (
     restoring,
 )
 from naonet.training.config import TrainConfig
-from naonet.training.engine import EpochStats, Precision, evaluate, train_one_epoch, unwrap
+from naonet.training.engine import (
+    EpochStats,
+    Precision,
+    accuracy_text,
+    evaluate,
+    train_one_epoch,
+    unwrap,
+)
 from naonet.training.optimizer import learning_rates, sgd
 
 CHECKPOINT_FORMAT = 1
@@ -310,9 +317,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
               "best_epoch": state.best_epoch}
     if context.is_main:
         atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2) + "\n")
-        print(f"done: epoch {state.epoch}/{config.epochs}, test top-1 "
-              f"{100 * result['test_top1']:.2f} %, top-5 {100 * result['test_top5']:.2f} % "
-              f"(results in {run_dir})")
+        text = accuracy_text(result["test_top1"], result["test_top5"], data.num_classes)
+        print(f"done: epoch {state.epoch}/{config.epochs}, test {text} (results in {run_dir})")
     barrier()
     return result
 

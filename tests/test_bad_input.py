@@ -255,7 +255,7 @@ def test_a_folder_of_one_class_is_refused(capsys, cifar_mini, tmp_path, command)
                    "--output", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert status == 2 and len(err.strip().splitlines()) == 1, err
-    assert "has 1 class folder; training a classifier needs at least 2" in err, err
+    assert "are all of one class (cat); training a classifier needs at least 2" in err, err
     assert not (tmp_path / "run").exists()
 
 

@@ -73,6 +73,14 @@ def broken_layouts(root, cifar_mini):
     shutil.copytree(empty_classes, root / "empty-classes" / "test")
     cases["class folders without images"] = (root / "empty-classes", dict(dataset="folder"),
                                               "holds no images")
+    one_empty = root / "one-empty-class"  # trained an output no image ever asked for
+    shutil.copytree(cifar_mini, one_empty)
+    for split in ("train", "test"):
+        (one_empty / split / "zebra").mkdir()
+    cases["one class folder without images"] = (
+        one_empty, dict(dataset="folder"),
+        f"class folder {one_empty / 'train' / 'zebra'} holds no images; add images or remove "
+        "the folder")
     mixed = root / "mixed"
     shutil.copytree(cifar_mini, mixed)
     from PIL import Image

@@ -1,5 +1,5 @@
-"""Every fast path computes what the plain path computes, within its precision, on 1 and
-on 2 compute threads.
+"""Every fast path computes what the plain path computes, within its precision; the
+numerical comparisons on 1 and on 2 compute threads.
 
 float32 paths (channels_last, retained host memory, compilation, batched scoring, the
 device pipeline, statistics kept on the device): logits within 1e-4 relative, the same
@@ -38,14 +38,19 @@ from naonet.training.engine import unwrap
 from conftest import relative_error
 
 
-@pytest.fixture(scope="module", autouse=True, params=[1, 2], ids=["1-thread", "2-threads"])
+@pytest.fixture(autouse=True)
 def compute_threads(request):
-    """Every test runs on 1 and on 2 compute threads: the figures below were measured at
-    1, and another count sums in another order (CI and users run torch's default)."""
+    """Each test runs on one compute thread, the count its figures were measured with;
+    those marked ``ON_1_AND_2_THREADS`` also on two (another count sums in another order,
+    and CI and users run torch's default)."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
+    torch.set_num_threads(getattr(request, "param", 1))
+    yield
     torch.set_num_threads(previous)
+
+
+ON_1_AND_2_THREADS = pytest.mark.parametrize("compute_threads", [1, 2], indirect=True,
+                                             ids=["1-thread", "2-threads"])
 
 
 # Forward passes that sum in another order (relative to the largest logit). Against a
@@ -93,6 +98,7 @@ def train(model: nn.Module, data, precision: Precision | None = None, seed: int 
 
 
 # --------------------------------------------------------------------------- channels_last
+@ON_1_AND_2_THREADS
 def test_channels_last_network_gives_the_nchw_logits_before_and_after_training():
     plain, fast = small_network(), runtime.to_memory_format(small_network(), True)
     data = batches(2)
@@ -107,6 +113,7 @@ def test_channels_last_network_gives_the_nchw_logits_before_and_after_training()
     train(plain, data[1:]), train(fast, to_channels_last(data[1:]))  # the step runs in NHWC
 
 
+@ON_1_AND_2_THREADS
 def test_channels_last_training_changes_only_the_order_of_float_operations():
     """Trained in float64, the two layouts give the same network.
 
@@ -128,6 +135,7 @@ def test_channels_last_training_changes_only_the_order_of_float_operations():
         assert relative_error(after, plain.eval()(images)[0]) < FLOAT64_TOLERANCE
 
 
+@ON_1_AND_2_THREADS
 def test_channels_last_supernet_gives_the_nchw_logits():
     torch.manual_seed(0)
     plain = Supernet("small", SupernetConfig(channels=8, layers=1))
@@ -158,6 +166,7 @@ def released_scores(supernet: Supernet, architectures, data) -> list[float]:
     return scores
 
 
+@ON_1_AND_2_THREADS
 def test_batched_scoring_on_a_channels_last_supernet_gives_the_released_scores():
     torch.manual_seed(0)
     plain = Supernet("small", SupernetConfig(channels=8, layers=1))
@@ -220,6 +229,7 @@ def test_training_step_never_reads_the_device_back():
     assert stats.images == 24
 
 
+@ON_1_AND_2_THREADS
 def test_on_device_statistics_equal_a_textbook_loop():
     engine_network, textbook_network = small_network(), small_network()
     data = batches(3)
@@ -245,6 +255,7 @@ def test_on_device_statistics_equal_a_textbook_loop():
     assert stats.top1 == pytest.approx(correct / 24)
 
 
+@ON_1_AND_2_THREADS
 def test_bf16_autocast_loss_curve_tracks_float32():
     data = batches(6, size=16)
     curves = {}
@@ -432,6 +443,7 @@ def test_cuda_compiled_network_gives_the_eager_logits():
     assert not compiled.fallen_back
 
 
+@ON_1_AND_2_THREADS
 @pytest.mark.parametrize("stride", (1, 2))
 @pytest.mark.parametrize("channels_last", (False, True))
 def test_average_pool_equals_pytorchs_pooling(stride, channels_last):

@@ -216,7 +216,10 @@ def test_short_cpu_run_on_shared_cifar10_beats_chance_by_far(cifar_root, tmp_pat
                      "--test-subset", "0", timeout=3000)
     assert result.returncode == 0, result.stderr
     final = json.loads((tmp_path / "result.json").read_text())
-    assert final["test_top1"] >= 0.30  # a fraction; chance is 0.10
+    # a fraction; chance is 0.10. Measured on the 10,000 test images, one thread: 46.64,
+    # 45.76 and 47.24 % with --seed 0, 1, 2; 0.30 leaves 15 points for other thread counts
+    # and machines, and a network that does not learn stays near 0.10
+    assert final["test_top1"] >= 0.30
 
 
 @pytest.mark.slow  # bf16 and NHWC each keep a default test in tests/test_fast_paths.py
@@ -231,8 +234,13 @@ def test_bf16_channels_last_training_tracks_float32(cifar_mini, tmp_path):
             lr=0.05, seed=5, **extra))
         train(config, show_progress=False)
         results[name] = read_metrics(tmp_path / name)
+    # bf16's unit roundoff is u = 2**-8; twelve steps amplify it: the epochs' train losses
+    # differed by 0.0003 to 0.0255 (up to 6.5 u) over --seed 5, 0, 1, 2 at 1 and at 2
+    # threads. 16 u bounds that; the two must differ, or the run never left float32.
     for fp32, bf16 in zip(results["fp32"], results["bf16"], strict=True):
-        assert bf16["train_loss"] == pytest.approx(fp32["train_loss"], rel=0.1)
+        assert bf16["train_loss"] == pytest.approx(fp32["train_loss"], rel=16 * 2**-8)
+    assert [r["train_loss"] for r in results["fp32"]] != [r["train_loss"] for r in
+                                                            results["bf16"]]
 
 
 def test_atomic_files_get_the_umask_mode_and_keep_a_users_chmod(tmp_path):

@@ -204,12 +204,13 @@ def check_class_count(dataset: str, spec: DatasetSpec, count: int, data: str | P
 
 
 def check_training_classes(config: DataConfig, spec: DatasetSpec, classes: list[str]) -> None:
-    """A UserError unless the training images hold the data set's classes, and at least 2
-    (with one the loss is 0 from the first step: nothing is learnt)."""
+    """A UserError unless the training images hold the data set's number of classes, and
+    at least 2 (with one the loss is 0 from the first step: nothing is learnt)."""
     check_class_count(config.dataset, spec, len(classes), config.data)
     if len(classes) < 2:
-        raise UserError(f"{config.data} has {len(classes)} class folder; training a "
-                        "classifier needs at least 2, one folder of images per class")
+        raise UserError(f"the training images of {config.data} are all of one class "
+                        f"({', '.join(classes)}); training a classifier needs at least 2, "
+                        "one folder of images per class")
 
 
 def find_test_source(root: Path, dataset: str) -> tuple[str, Path]:

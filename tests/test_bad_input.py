@@ -17,6 +17,12 @@ SEARCH = ["search", "--device", "cpu"]
 CORRELATE = ["correlate", "--supernet", "--reference", "table:t.csv", "--data", "d"]
 
 CASES = [
+    # a subcommand's bad flags name its help (they named nao's)
+    (["train", "--preset", "nope"], "nao train: error: argument --preset: invalid choice"),
+    (["train", "--image-size", "abc"], "(see 'nao train --help')"),
+    (["train", "--bogus", "1"], "nao train: error: unrecognized arguments: --bogus 1 (see "
+                                "'nao train --help')"),
+    (["predict", "x.pt"], "nao predict: error: the following arguments are required: images"),
     # architectures, data, presets and choices
     (TRAIN + ["--arch", "1 2 3"], "has 3 integers"),
     (TRAIN + ["--arch", "naonet-v9"], "unknown architecture name"),

@@ -263,6 +263,16 @@ def test_info_on_a_checkpoint_describes_its_own_network(tiny_checkpoint, capsys)
             f"{count_parameters(network):,} parameters (no aux), trained on cifar10") in out
 
 
+def test_show_draws_the_architecture_a_checkpoint_records(tiny_checkpoint, tmp_path, capsys):
+    """It once read the file's path as an architecture string."""
+    path, own, _ = tiny_checkpoint
+    status, out, err = nao_in_process(capsys, "show", str(path), "-o",
+                                      str(tmp_path / "cells.png"))
+    assert status == 0, err
+    assert own.to_readable() in out
+    assert (tmp_path / "cells.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_create_model_loads_a_plain_state_dict_of_a_nas_bench_201_cell(tmp_path):
     from naonet.spaces import NB201
 

@@ -14,6 +14,13 @@ import random
 import pytest
 import torch
 
+from naonet.controller import (
+    Controller,
+    ControllerConfig,
+    ControllerTrainConfig,
+    generate_architectures,
+    train_controller,
+)
 from naonet.models import count_parameters
 from naonet.models.complexity import count_multiply_adds
 from naonet.spaces import SearchSpace, get_space, parse_architecture, space_names
@@ -181,6 +188,14 @@ def other_space(space) -> SearchSpace:
     return get_space("small" if space.name == "nb201" else "nb201")
 
 
+CONTROLLER_STEPS = ControllerTrainConfig(epochs=1, batch_size=4, augment_factor=2)
+
+
+def tiny_controller(space) -> Controller:
+    torch.manual_seed(0)
+    return Controller(space.encoding(), ControllerConfig(embedding_size=8, hidden_size=16))
+
+
 def test_the_text_form_works_wherever_an_architecture_is_taken(space):
     """Every method that takes an architecture reads its text form as the architecture."""
     arch = draws(space, count=1, seed=5)[0]
@@ -200,6 +215,16 @@ def test_the_text_form_works_wherever_an_architecture_is_taken(space):
     supernet, images = space.build_supernet(**TINY).eval(), torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(supernet(images, text)[0], supernet(images, arch)[0])
+    # the controller trains and generates on text forms as on the architectures
+    pool = draws(space, count=6, seed=7)
+    texts = [architecture.to_string() for architecture in pool]
+    trained = {}
+    for name, given in {"architectures": pool, "text": texts}.items():
+        controller = tiny_controller(space)
+        train_controller(controller, given, list(range(6)), CONTROLLER_STEPS, seed=0)
+        trained[name] = generate_architectures(controller, given[:2], known=given,
+                                               count=2).architectures
+    assert trained["text"] == trained["architectures"]
 
 
 def test_another_spaces_architecture_is_refused_by_name(space):
@@ -217,6 +242,10 @@ def test_another_spaces_architecture_is_refused_by_name(space):
         "canonical": lambda: space.canonical(foreign),
         "the controller": lambda: space.encoding().encode(foreign),
         "the supernet": lambda: supernet(torch.randn(2, 3, 16, 16), foreign),
+        "train_controller": lambda: train_controller(tiny_controller(space), [foreign] * 2,
+                                                     [0.0, 1.0], CONTROLLER_STEPS, seed=0),
+        "generate_architectures": lambda: generate_architectures(  # its known ones
+            tiny_controller(space), draws(space, count=1), known=[foreign], count=1),
     }
     for user, call in calls.items():
         with pytest.raises(UserError, match=f"{user} takes architectures of the "

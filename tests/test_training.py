@@ -162,8 +162,29 @@ def test_corrupt_last_checkpoint_is_reported_in_one_line(capsys, cifar_mini, tmp
     (tmp_path / "last.pt").write_bytes(b"not a checkpoint at all")
     status, _, err = nao_in_process(capsys, "train", "--data", str(cifar_mini), "--output",
                                     str(tmp_path), *TINY, "--epochs", "1")
-    assert status == 2
-    assert "corrupt" in err and len(err.strip().splitlines()) == 1
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert (f"checkpoint {tmp_path / 'last.pt'} is corrupt or not a naonet checkpoint (not a "
+            "PyTorch file, or truncated); delete it to start over") in err, err
+
+
+def test_a_checkpoint_load_failure_is_said_in_a_few_words(tmp_path):
+    """PyTorch's paragraphs of weights_only advice were cut mid-word into the message."""
+    from naonet.training.checkpoint import load_checkpoint
+
+    intact = tmp_path / "intact.pt"
+    torch.save({"model": {"w": torch.ones(2)}}, intact)
+    (tmp_path / "truncated.pt").write_bytes(intact.read_bytes()[:200])
+    torch.save({"model": tmp_path}, tmp_path / "pickled.pt")  # a class no one allowed (a path)
+    reasons = {}
+    for name in ("truncated", "pickled"):
+        with pytest.raises(UserError) as error:
+            load_checkpoint(tmp_path / f"{name}.pt")
+        reasons[name] = str(error.value)
+    assert "(not a PyTorch file, or truncated)" in reasons["truncated"]
+    assert "Unsupported global" in reasons["pickled"] and "PosixPath" in reasons["pickled"]
+    for reason in reasons.values():
+        assert "weights_only" not in reason and "Please" not in reason, reason
+        assert "\n" not in reason
 
 
 def test_bad_input_in_a_fresh_process_is_one_line(tmp_path):

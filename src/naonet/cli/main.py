@@ -22,10 +22,11 @@ SUBCOMMANDS = ["train", "eval", "predict", "export", "info", "convert", "search"
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with exit status 2 and a one-line message for bad flags."""
+    """argparse with exit status 2 and a one-line message for bad flags, naming the
+    subcommand whose flags they were (``nao train: error: ... see 'nao train --help'``)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"nao: error: {message} (see 'nao --help')\n")
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
         sys.exit(2)
 
 
@@ -92,9 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     from naonet.run_folder import releasing_new_claims
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
     if not getattr(args, "command", None):
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         parser.print_help()
+        return 2
+    if unknown:  # the subcommand's flags were parsed: name its help, not nao's
+        sys.stderr.write(f"nao {args.command}: error: unrecognized arguments: "
+                         f"{' '.join(unknown)} (see 'nao {args.command} --help')\n")
         return 2
     # Not under torchrun (its agent stops the ranks; a rank blocked in a collective could
     # not run a Python handler), nor where the parent chose to ignore SIGTERM, nor off

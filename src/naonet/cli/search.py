@@ -138,7 +138,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="; ".join(f"{name}: {PRESET_HELP[name]}" for name in PRESETS))
     parser.add_argument("--config", default=None, help="YAML or JSON file of options")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (a display choice, not a config key)")
     parser.add_argument("--evaluator", default=SUPERNET_EVALUATOR,
                         help="supernet (one-shot weight sharing) or table:PATH (scores from "
                              "a benchmark table, with --space nb201)")

@@ -1,12 +1,13 @@
 """``nao show ARCH``: draw the normal and the reduction cell of an architecture.
 
 ARCH is a name (naonet-v2), a line of arch_pool / arch_pool.final ("small:1 1 0 ..."),
-40 integers, the readable form, or a NAS-Bench-201 cell ("|nor_conv_3x3~0|+..."; its one
-cell is drawn). The picture format follows the file name (.png, .svg or .pdf); the
-readable form is printed too.
+40 integers, the readable form, a NAS-Bench-201 cell ("|nor_conv_3x3~0|+..."; its one
+cell is drawn), or a checkpoint file (the architecture it records). The picture format
+follows the file name (.png, .svg or .pdf); the readable form is printed too.
 
   nao show naonet-v2 -o naonet-v2.png
   nao show "$(head -n 1 runs/search/arch_pool.final)" -o best.svg
+  nao show runs/train/last.pt -o trained.png
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "show", help="draw an architecture's cells (PNG, SVG or PDF)", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("arch", metavar="ARCH", help="architecture name or string")
+    parser.add_argument("arch", metavar="ARCH", help="architecture name or string, or a "
+                        "checkpoint file")
     parser.add_argument("--space", default=None,
                         help="search space of an integer string without prefix (small, "
                              "middle); NAS-Bench-201 cells say their own")
@@ -29,10 +31,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from naonet.cli.info import read_architecture
+    from naonet.compat.model_file import names_a_file
     from naonet.search.plots import draw_architecture, draw_benchmark_cell
     from naonet.spaces import Architecture, resolve_architecture
 
-    architecture = resolve_architecture(args.arch, args.space)
+    architecture = (read_architecture(args.arch, args.space, reference=None)
+                    if names_a_file(args.arch) else resolve_architecture(args.arch, args.space))
     if isinstance(architecture, Architecture):
         draw_architecture(architecture, args.output, args.title)
         print(architecture.to_readable())

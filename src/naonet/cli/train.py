@@ -51,7 +51,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="start from a published recipe (flags and --config override it)")
     parser.add_argument("--config", default=None, help="YAML or JSON file of options")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (a display choice, not a config key)")
     add_dataclass_flags(parser, TrainConfig, HELP)
     parser.set_defaults(handler=run)
 

@@ -63,8 +63,11 @@ def train_controller(controller: Controller, architectures: Sequence, scores: Se
     With ``valid_fraction`` 0 the metrics are measured on the (unaugmented) pool.
     """
     _check_pool(architectures, scores)
+    space = controller.encoding.space  # text forms are read, other spaces refused
+    architectures = [space.as_architecture(architecture, "train_controller")
+                     for architecture in architectures]
     rng = random.Random(seed)
-    split = _split_pool(controller, list(architectures), normalise_scores(scores), config, rng)
+    split = _split_pool(controller, architectures, normalise_scores(scores), config, rng)
     device = controller.legal_mask.device
     with torch.random.fork_rng(devices=_rng_devices(device)), \
             controller_execution(controller, config.batch_size) as shards:

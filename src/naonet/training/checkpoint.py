@@ -87,12 +87,28 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - truncated zips, bad pickles, ...
-        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
-        raise UserError(f"checkpoint {path} is corrupt or not a naonet checkpoint ({reason}); "
-                        "delete it to start over, or pass another file") from None
+        raise UserError(f"checkpoint {path} is corrupt or not a naonet checkpoint "
+                        f"({load_failure(path, error)}); delete it to start over, or pass "
+                        "another file") from None
     if not isinstance(state, dict):
         raise UserError(f"checkpoint {path} does not hold a dictionary; not a naonet checkpoint")
     return state
+
+
+def load_failure(path: Path, error: Exception) -> str:
+    """Why ``torch.load`` failed, in a few words: PyTorch's own messages run to paragraphs
+    of advice about ``weights_only`` that would mislead here."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):  # every checkpoint torch.save writes is a zip archive
+        return "not a PyTorch file, or truncated"
+    text = str(error)
+    marker = "WeightsUnpickler error:"
+    if marker in text:  # the one line that says what the file holds
+        text = text.split(marker, 1)[1]
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    first = first.split(" Please ", 1)[0]  # advice for the code that called torch.load
+    return first if len(first) <= 120 else first[:117].rsplit(" ", 1)[0] + " ..."
 
 
 START_OVER = "pass another --output, or delete the folder to start over"

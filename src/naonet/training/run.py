@@ -390,4 +390,5 @@ def _announce(context, config: TrainConfig, architecture: Architecture, network:
           f"{data.image_size} px "
           f"({where}): "
           f"{count_parameters(network):,} parameters, {len(data.train)} steps/epoch, "
-          f"{config.epochs} epochs{resumed}; {paths.describe()}", flush=True)
+          f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}{resumed}; "
+          f"{paths.describe()}", flush=True)

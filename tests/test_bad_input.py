@@ -23,6 +23,7 @@ CASES = [
     (["train", "--bogus", "1"], "nao train: error: unrecognized arguments: --bogus 1 (see "
                                 "'nao train --help')"),
     (["predict", "x.pt"], "nao predict: error: the following arguments are required: images"),
+    (["--bogus", "train"], "nao: error: unrecognized arguments: --bogus (see 'nao --help')"),
     # architectures, data, presets and choices
     (TRAIN + ["--arch", "1 2 3"], "has 3 integers"),
     (TRAIN + ["--arch", "naonet-v9"], "unknown architecture name"),

@@ -164,10 +164,10 @@ def test_corrupt_last_checkpoint_is_reported_in_one_line(capsys, cifar_mini, tmp
                                     str(tmp_path), *TINY, "--epochs", "1")
     assert status == 2 and len(err.strip().splitlines()) == 1
     assert (f"checkpoint {tmp_path / 'last.pt'} is corrupt or not a naonet checkpoint (not a "
-            "PyTorch file, or truncated); delete it to start over") in err, err
+            "PyTorch zip archive, or truncated); delete it to start over") in err, err
 
 
-def test_a_checkpoint_load_failure_is_said_in_a_few_words(tmp_path):
+def test_a_checkpoint_load_failure_is_said_in_a_few_words(tmp_path, monkeypatch):
     """PyTorch's paragraphs of weights_only advice were cut mid-word into the message."""
     from naonet.training.checkpoint import load_checkpoint
 
@@ -180,11 +180,20 @@ def test_a_checkpoint_load_failure_is_said_in_a_few_words(tmp_path):
         with pytest.raises(UserError) as error:
             load_checkpoint(tmp_path / f"{name}.pt")
         reasons[name] = str(error.value)
-    assert "(not a PyTorch file, or truncated)" in reasons["truncated"]
-    assert "Unsupported global" in reasons["pickled"] and "PosixPath" in reasons["pickled"]
+    assert "(not a PyTorch zip archive, or truncated)" in reasons["truncated"]
+    assert "PosixPath" in reasons["pickled"]  # the class the file holds, in torch's words
     for reason in reasons.values():
         assert "weights_only" not in reason and "Please" not in reason, reason
         assert "\n" not in reason
+
+    def unreadable(path, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    # an intact file it may not read is not called corrupt (nor to be deleted): the
+    # system's error reaches the command, which reports it in its own words
+    monkeypatch.setattr(torch, "load", unreadable)
+    with pytest.raises(PermissionError):
+        load_checkpoint(intact)
 
 
 def test_bad_input_in_a_fresh_process_is_one_line(tmp_path):

@@ -72,7 +72,7 @@ def read_architecture(text: str, space: str | None, reference: str | None):
     if names_a_file(text):
         if Path(text).name.startswith("arch_pool"):
             raise UserError(f"{text} lists a search's architectures; pass one of its lines, "
-                            f"for example nao info \"$(head -n 1 {text})\"")
+                            f"for example \"$(head -n 1 {text})\"")
         recorded, recorded_space = recorded_architecture(text)
         return resolve_architecture(recorded, space or recorded_space)
     if text.strip().isdigit() and reference is None:

@@ -93,15 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     from naonet.run_folder import releasing_new_claims
 
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args, unknown = parser.parse_known_args(argv)
-    if not getattr(args, "command", None):
-        if unknown:
-            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    command = getattr(args, "command", None)
+    first_unknown = argv.index(unknown[0]) if unknown and unknown[0] in argv else len(argv)
+    if unknown and (not command or first_unknown < argv.index(command)):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")  # before the command
+    if not command:
         parser.print_help()
         return 2
-    if unknown:  # the subcommand's flags were parsed: name its help, not nao's
-        sys.stderr.write(f"nao {args.command}: error: unrecognized arguments: "
-                         f"{' '.join(unknown)} (see 'nao {args.command} --help')\n")
+    if unknown:  # among the subcommand's flags: name its help, not nao's
+        sys.stderr.write(f"nao {command}: error: unrecognized arguments: "
+                         f"{' '.join(unknown)} (see 'nao {command} --help')\n")
         return 2
     # Not under torchrun (its agent stops the ranks; a rank blocked in a collective could
     # not run a Python handler), nor where the parent chose to ignore SIGTERM, nor off

@@ -86,6 +86,8 @@ def load_checkpoint(path: str | Path) -> dict:
     require_checkpoint_file(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:  # an intact file it may not read: the system's words, not "delete it"
+        raise
     except Exception as error:  # noqa: BLE001 - truncated zips, bad pickles, ...
         raise UserError(f"checkpoint {path} is corrupt or not a naonet checkpoint "
                         f"({load_failure(path, error)}); delete it to start over, or pass "
@@ -101,7 +103,7 @@ def load_failure(path: Path, error: Exception) -> str:
     import zipfile
 
     if not zipfile.is_zipfile(path):  # every checkpoint torch.save writes is a zip archive
-        return "not a PyTorch file, or truncated"
+        return "not a PyTorch zip archive, or truncated"
     text = str(error)
     marker = "WeightsUnpickler error:"
     if marker in text:  # the one line that says what the file holds

@@ -354,9 +354,9 @@ def list_image_folder(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
         raise UserError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     empty = sorted(set(classes) - {classes[index] for _, index in samples})
     if empty:  # a class never seen would still take an output (torchvision refuses too)
-        raise UserError(f"class folder {folder / empty[0]} holds no images"
-                        f"{f' (nor {len(empty) - 1} more)' if len(empty) > 1 else ''}; add "
-                        "images or remove the folder")
+        more = f" and {len(empty) - 1} more" if len(empty) > 1 else ""
+        raise UserError(f"class folder {folder / empty[0]}{more} hold{'' if more else 's'} "
+                        f"no images; add images or remove the folder{'s' if more else ''}")
     return samples, classes
 
 

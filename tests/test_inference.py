@@ -65,15 +65,21 @@ def test_training_stores_the_class_names(capsys, cifar_mini, tmp_path):
     assert classes == sorted(path.name for path in (cifar_mini / "train").iterdir())
 
 
-def test_create_model_names_a_checkpoints_outputs_by_its_recorded_classes(tmp_path):
+def save_naonet_v2(path, dataset: str, num_classes: int = 10, classes=None):
+    """A naonet checkpoint of naonet-v2 at C 8, N 1 recording ``dataset`` (and
+    ``classes``); returns (path, architecture, network)."""
     from naonet.compat.model_file import LoadedModel, model_file_payload
     from naonet.spaces import resolve_architecture
 
-    network = naonet.create_model("naonet-v2", channels=8, layers=1, num_classes=3)
-    path = tmp_path / "three.pt"
-    torch.save(model_file_payload(LoadedModel(network, resolve_architecture("naonet-v2"),
-                                              "folder", False, classes=["ant", "bee", "cow"]),
-                                  "folder"), path)
+    own = resolve_architecture("naonet-v2")
+    network = naonet.create_model(own, channels=8, layers=1, num_classes=num_classes)
+    torch.save(model_file_payload(LoadedModel(network, own, dataset, False, classes=classes),
+                                  dataset), path)
+    return path, own, network
+
+
+def test_create_model_names_a_checkpoints_outputs_by_its_recorded_classes(tmp_path):
+    path, _, _ = save_naonet_v2(tmp_path / "three.pt", "folder", 3, ["ant", "bee", "cow"])
     assert naonet.create_model(checkpoint=path).classes == ["ant", "bee", "cow"]
 
 
@@ -119,8 +125,6 @@ def test_eval_needs_only_test_images_in_any_layout(released_file, cifar_mini, tm
 
 def test_eval_prints_top_5_only_with_more_than_5_classes(tmp_path, cifar_mini, capsys):
     """With 5 classes or fewer top-5 is 100 % whatever the network does: not printed."""
-    from naonet.compat.model_file import LoadedModel, model_file_payload
-    from naonet.spaces import resolve_architecture
 
     for count in (3, 6):
         data = tmp_path / f"classes-{count}"
@@ -128,10 +132,7 @@ def test_eval_prints_top_5_only_with_more_than_5_classes(tmp_path, cifar_mini, c
         classes = sorted(path.name for path in (cifar_mini / "test").iterdir())[:count]
         for name in classes:
             (data / name).symlink_to(cifar_mini / "test" / name)
-        network = naonet.create_model("naonet-v2", channels=8, layers=1, num_classes=count)
-        path = tmp_path / f"net-{count}.pt"
-        torch.save(model_file_payload(LoadedModel(network, resolve_architecture("naonet-v2"),
-                                                  "folder", False), "folder"), path)
+        path, _, _ = save_naonet_v2(tmp_path / f"net-{count}.pt", "folder", count)
         status, out, err = nao_in_process(capsys, "eval", str(path), "--data", str(data),
                                           "--device", "cpu")
         assert status == 0, err
@@ -203,15 +204,7 @@ def pooling_twin(architecture):
 @pytest.fixture
 def tiny_checkpoint(tmp_path):
     """A naonet checkpoint of naonet-v2 at C 8, N 1, trained on cifar10 (as recorded)."""
-    from naonet.compat.model_file import LoadedModel, model_file_payload
-    from naonet.spaces import resolve_architecture
-
-    own = resolve_architecture("naonet-v2")
-    network = naonet.create_model(own, channels=8, layers=1)
-    path = tmp_path / "tiny.pt"
-    torch.save(model_file_payload(LoadedModel(network, own, "cifar10", False), "cifar10"),
-               path)
-    return path, own, network
+    return save_naonet_v2(tmp_path / "tiny.pt", "cifar10")
 
 
 def test_a_checkpoint_refuses_an_architecture_other_than_its_own(tiny_checkpoint, tmp_path,

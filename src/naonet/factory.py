@@ -16,8 +16,8 @@ from naonet.models import NetworkConfig
 PUBLISHED_MODELS = ("naonet-v2-cifar10", "naonet-v2-imagenet")
 
 
-def published_config(name: str) -> tuple[str, dict]:
-    """(architecture, NetworkConfig fields) of a published configuration."""
+def published_config(name: str) -> tuple[str, dict, str]:
+    """(architecture, NetworkConfig fields, data set) of a published configuration."""
     from naonet.data.registry import DATASETS
     from naonet.training.config import PRESETS
 
@@ -26,7 +26,7 @@ def published_config(name: str) -> tuple[str, dict]:
     network_fields = {field.name for field in fields(NetworkConfig)}
     values = {key: value for key, value in preset.items() if key in network_fields}
     return preset["arch"], {**values, "skeleton": spec.skeleton,
-                            "num_classes": spec.num_classes}
+                            "num_classes": spec.num_classes}, preset["dataset"]
 
 
 def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None = None, *,
@@ -55,7 +55,6 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
         load_model,
         names_a_file,
     )
-    from naonet.training.config import PRESETS
 
     if name_or_arch is None and checkpoint is None:
         raise UserError("create_model needs an architecture (a published name such as "
@@ -65,8 +64,7 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
                         f"create_model(checkpoint={name_or_arch!r})")
     base, dataset = {}, None
     if isinstance(name_or_arch, str) and name_or_arch in PUBLISHED_MODELS:
-        dataset = PRESETS[name_or_arch]["dataset"]
-        name_or_arch, base = published_config(name_or_arch)
+        name_or_arch, base, dataset = published_config(name_or_arch)
     architecture = (None if name_or_arch is None
                     else asked_architecture(name_or_arch, space))
     if checkpoint is None:

@@ -12,7 +12,6 @@ from naonet.errors import UserError
 from naonet.factory import PUBLISHED_MODELS, published_config
 from naonet.models import NetworkConfig, build_network, count_parameters
 from naonet.spaces import Architecture, get_space, resolve_architecture
-from naonet.training.config import PRESETS
 
 # (label, classes, input size): the data sets NAS-Bench-201 trained its network on.
 BENCHMARK_DATASETS = [("CIFAR-10", 10, 32), ("CIFAR-100", 100, 32), ("ImageNet16-120", 120, 16)]
@@ -96,13 +95,13 @@ def print_naonet(architecture: Architecture) -> None:
                   f"{ops[node.op_b]}(state {node.input_b})")
     print(f"{'published size':<30}{'params (no aux)':>17}{'params (aux)':>15}{'mult-adds':>14}")
     for name in PUBLISHED_MODELS:  # the published networks, as create_model builds them
-        _, fields = published_config(name)
+        _, fields, dataset = published_config(name)
         config = NetworkConfig(**{**fields, "aux_head": True})
         network = build_network(architecture, config)
-        dataset = DATASETS[PRESETS[name]["dataset"]]
-        macs = architecture.space.multiply_adds(architecture, config, dataset.image_size)
+        macs = architecture.space.multiply_adds(architecture, config,
+                                                DATASETS[dataset].image_size)
         # the published sizes, built from this architecture's cells
-        label = f"{PRESETS[name]['dataset']}, C {config.channels}, N {config.layers}"
+        label = f"{dataset}, C {config.channels}, N {config.layers}"
         print(f"{label:<30}{count_parameters(network):>17,}"
               f"{count_parameters(network, include_aux=True):>15,}{macs / 1e6:>12,.1f} M")
 

@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version,
                         help="print naonet's version and source commit, then exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.subcommand_parsers = subparsers.choices  # each one's error() names it
     for name in SUBCOMMANDS:
         module = _load(name)
         if module is not None:
@@ -96,15 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args, unknown = parser.parse_known_args(argv)
     command = getattr(args, "command", None)
-    first_unknown = argv.index(unknown[0]) if unknown and unknown[0] in argv else len(argv)
-    if unknown and (not command or first_unknown < argv.index(command)):
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")  # before the command
+    if unknown:  # the parser they came after reports them, naming its own help
+        first_unknown = argv.index(unknown[0]) if unknown[0] in argv else len(argv)
+        after_command = command and first_unknown > argv.index(command)
+        owner = parser.subcommand_parsers[command] if after_command else parser
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not command:
         parser.print_help()
-        return 2
-    if unknown:  # among the subcommand's flags: name its help, not nao's
-        sys.stderr.write(f"nao {command}: error: unrecognized arguments: "
-                         f"{' '.join(unknown)} (see 'nao {command} --help')\n")
         return 2
     # Not under torchrun (its agent stops the ranks; a rank blocked in a collective could
     # not run a Python handler), nor where the parent chose to ignore SIGTERM, nor off

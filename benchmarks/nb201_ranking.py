@@ -53,11 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     for folder in args.runs:
         path = folder / "summary.json"
         if not path.is_file():
-            print(f"skipping {folder}: no summary.json (not finished)", file=sys.stderr)
+            print(f"skipping {folder}: no summary.json (no point scored)", file=sys.stderr)
             continue
-        runs.append(json.loads(path.read_text()))
+        run = json.loads(path.read_text())
+        if not run.get("finished", True):  # written at each scored point; stopped early
+            epochs = [point["epochs"] for result in run["samplings"].values()
+                      for point in result["curve"]]
+            print(f"{folder}: unfinished (stopped after epoch {max(epochs)} of "
+                  f"{run['config']['search']['supernet_epochs']}); its scored points count")
+        runs.append(run)
     if not runs:
-        print("no finished runs", file=sys.stderr)
+        print("no runs with a scored point", file=sys.stderr)
         return 2
     print(f"{len(runs)} run(s); {runs[0]['config']['sample_size']} cells against "
           f"{runs[0]['config']['metric']}; revision {runs[0].get('revision', '?')}")

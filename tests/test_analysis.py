@@ -155,7 +155,7 @@ def run_small_experiment(capsys, data, tmp_path, *extra: str, output_in_file: bo
     summary = json.loads((output / "summary.json").read_text())
     assert set(summary["samplings"]) == {"uniform", "balanced"}
     assert summary["config"]["search"]["space"] == "nb201"
-    assert "naonet" in summary["revision"]
+    assert "naonet" in summary["revision"] and summary["finished"] is True
     epochs = summary["config"]["search"]["supernet_epochs"]
     assert [point["epochs"] for point in summary["samplings"]["uniform"]["curve"]] == \
         list(range(1, epochs + 1))
@@ -166,6 +166,42 @@ def test_supernet_experiment_runs_on_cpu_and_reports_tau_for_both_samplings(tmp_
     data = image_folder(tmp_path / "images")
     run_small_experiment(capsys, data, tmp_path, "--supernet-epochs", "1",
                          "--train-subset", "256", "--valid-size", "128", output_in_file=True)
+
+
+def test_an_experiment_stopped_mid_training_keeps_the_points_it_scored(
+        tmp_path, capsys, monkeypatch):
+    """A run stopped at a time limit (the GPU script's) leaves its summary so far."""
+    from naonet.search import ranking
+
+    train_epoch = ranking.SupernetTrainer.epoch
+
+    def stop_in_the_third_epoch(trainer, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt  # what SIGINT from `timeout` raises
+        return train_epoch(trainer, epoch)
+
+    monkeypatch.setattr(ranking.SupernetTrainer, "epoch", stop_in_the_third_epoch)
+    data = image_folder(tmp_path / "images", per_class=12)
+    table = write_synthetic_table(tmp_path / "table.csv")
+    output = tmp_path / "out"
+    status, _, err = nao_in_process(
+        capsys, "correlate", "--supernet", "--reference", f"table:{table}", "--data",
+        str(data), "--archs", "6", "--channels", "4", "--layers", "1", "--batch-size", "32",
+        "--device", "cpu", "--eval-batch-size", "32", "--eval-batches", "1",
+        "--supernet-epochs", "4", "--score-every", "1", "--train-subset", "64",
+        "--valid-size", "32", "--samplings", "balanced", "--output", str(output))
+    assert status == 130 and "interrupted" in err
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["finished"] is False
+    curve = summary["samplings"]["balanced"]["curve"]
+    assert [point["epochs"] for point in curve] == [1, 2]
+    scores = read_scores(output / "scores_balanced.txt")
+    assert list(scores.values()) == curve[-1]["scores"]  # the last point's scores
+    truth = BenchmarkTable.load(table)
+    cells = [get_space("nb201").parse(name) for name in scores]
+    reference = [truth.value(cell, metric_column(DEFAULT_METRIC)) for cell in cells]
+    assert curve[-1]["kendall_tau"] == pytest.approx(
+        kendall_tau(list(scores.values()), reference), abs=1e-12)
 
 
 @pytest.mark.slow

@@ -143,8 +143,12 @@ def run_experiment(args: argparse.Namespace) -> int:
     table = load_table(config.reference, search.space)
     if keep:  # an unusable folder is refused before minutes of training, not after
         claim_run_folder(search.output, "correlate")
+    # Every scored point is kept as it comes: a run stopped at a time limit still leaves
+    # its summary (marked unfinished) and score files.
+    progress = ((lambda partial: write_experiment(Path(search.output), config, partial,
+                                                  finished=False)) if keep else None)
     result = run_ranking_experiment(config, table, log=lambda line: print(
-        line, file=sys.stderr, flush=True))
+        line, file=sys.stderr, flush=True), progress=progress)
     print(f"supernet C {search.channels}, {search.layers} cells per stage, "
           f"{search.supernet_epochs} epochs on {search.train_subset or 'all'} training "
           f"images{f' at {search.image_size} px' if search.image_size else ''}; "
@@ -167,9 +171,10 @@ def run_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_experiment(folder: Path, config, result) -> None:
+def write_experiment(folder: Path, config, result, finished: bool = True) -> None:
     """Score files (``nao correlate`` recomputes everything from them), the parameter
-    counts, and a summary with the config, every statistic and the tau-budget curve."""
+    counts, and a summary with the config, every statistic and the tau-budget curve;
+    ``finished`` is false while the experiment is still training (a partial result)."""
     from naonet.training.checkpoint import atomic_write_text
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -178,7 +183,7 @@ def write_experiment(folder: Path, config, result) -> None:
     write_scores(folder / "parameters.txt", zip(names, result.parameter_counts))
     for sampling in result.samplings:
         write_scores(folder / f"scores_{sampling.sampling}.txt", zip(names, sampling.scores))
-    summary = {"config": config.to_dict(), "revision": code_revision(),
+    summary = {"config": config.to_dict(), "revision": code_revision(), "finished": finished,
                "parameter_count": result.parameter_report.to_dict(),
                "samplings": {s.sampling: {**s.report.to_dict(), "losses": s.losses,
                                           "curve": [asdict(point) for point in s.curve],

@@ -122,8 +122,14 @@ def benchmark_parameter_counts(table: BenchmarkTable, architectures: list) -> li
 
 @keep_cpu_threads()  # search.threads is the experiment's; the caller gets its own back
 def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
-                           log: Callable[[str], None] = lambda line: None) -> RankingResult:
-    """Train one supernet per sampling and compare its scores with the table."""
+                           log: Callable[[str], None] = lambda line: None,
+                           progress: Callable[[RankingResult], None] | None = None,
+                           ) -> RankingResult:
+    """Train one supernet per sampling and compare its scores with the table.
+
+    ``progress`` receives the result so far after every scoring point (the samplings
+    finished, then the one in training up to its last point), so that a caller can keep
+    what a run stopped at its time limit has measured."""
     search = config.search
     context = init_distributed(search.device)
     use_cpu_threads(search.threads, context.device)
@@ -143,13 +149,20 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
     scoring = build_scoring_data(data.valid, search.eval_batch_size, search.eval_batches,
                                  search.scoring, derive_seed(search.seed, "scoring-data"),
                                  context)
-    results = []
+    parameter_report = correlate(counts, reference, config.top_k)
+    results: list[SamplingResult] = []
+
+    def report_point(partial: SamplingResult) -> None:
+        if progress is not None:
+            progress(RankingResult(architectures, reference, counts, parameter_report,
+                                   [*results, partial]))
+
     for sampling in config.samplings:
         trainer = SupernetTrainer(replace(search, sampling=sampling), space, data, context,
                                   list(table.architectures), paths)
-        results.append(trainer.run(config, architectures, reference, scoring, log))
-    return RankingResult(architectures, reference, counts,
-                         correlate(counts, reference, config.top_k), results)
+        results.append(trainer.run(config, architectures, reference, scoring, log,
+                                   report_point))
+    return RankingResult(architectures, reference, counts, parameter_report, results)
 
 
 class SupernetTrainer:
@@ -186,8 +199,11 @@ class SupernetTrainer:
                           self.context, metric=self.search.score_metric)
 
     def run(self, config: RankingConfig, architectures: list, reference: list[float],
-            scoring, log: Callable[[str], None]) -> SamplingResult:
-        """Train every epoch, scoring the sample every ``score_every`` epochs and last."""
+            scoring, log: Callable[[str], None],
+            point_scored: Callable[[SamplingResult], None] = lambda partial: None,
+            ) -> SamplingResult:
+        """Train every epoch, scoring the sample every ``score_every`` epochs and last;
+        ``point_scored`` gets the result up to each scored point."""
         search, start = self.search, time.perf_counter()
         images_per_epoch = len(self.data.train) * search.batch_size * self.context.world_size
         losses, curve, scores = [], [], []
@@ -202,6 +218,9 @@ class SupernetTrainer:
                                          time.perf_counter() - start, list(scores)))
                 log(f"{search.sampling}: epoch {done}/{search.supernet_epochs} loss "
                     f"{losses[-1]:.4f} kendall tau {tau:.4f}")
+                point_scored(SamplingResult(
+                    search.sampling, list(scores), correlate(scores, reference, config.top_k),
+                    list(losses), list(curve), time.perf_counter() - start))
             else:
                 log(f"{search.sampling}: epoch {done}/{search.supernet_epochs} loss "
                     f"{losses[-1]:.4f}")

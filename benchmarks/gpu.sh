@@ -11,7 +11,7 @@
 # read from src/ (no install). Real CIFAR-10 images for (d) and (f): the archive in
 # $NAONET_SHARED/data, shared/data or ../shared/data (benchmarks/workloads.py); without
 # it both variants use random images (the same cost). Budget: NAONET_GPU_SECONDS
-# (default 480, 8 minutes on one H100). Each figure has its share of it as a time limit
+# (default 480 s). Each figure has its share of it as a time limit
 # (below): it starts no timed round past it and is stopped 10 s later, keeping the
 # rounds it finished (written after every round); the other figures still run.
 set -uo pipefail

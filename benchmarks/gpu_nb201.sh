@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# NAS-Bench-201 at the paper's scale on one CUDA GPU (issue 8, item 7), in under 8
-# minutes (NAONET_GPU_SECONDS, default 480): (1) the supernet ranking experiment, C 16,
+# NAS-Bench-201 at the paper's scale on one CUDA GPU (issue 8, item 7), in
+# NAONET_GPU_SECONDS (default 480): (1) the supernet ranking experiment, C 16,
 # 5 cells per stage, 32 px, the benchmark's 25k/25k split, 50 epochs, uniform and
 # balanced sampling, 100 cells scored by validation loss against valid_acc_200ep,
 # beside the parameter-count ranking; (2) the one-shot NAO-V2 search on NB201 at the
 # same scale, reporting the found cell's true test accuracy and rank among 15,625. The
-# three runs share the GPU at once (each stopped at the budget less 20 s).
+# three runs share the GPU at once (each stopped at the budget less 20 s). Measured on an
+# H200 (docs/nas-bench-201.md, "At the paper's scale on one GPU"): an epoch takes about
+# 12.3 s with the three sharing it, so 50 epochs need about 10.5 minutes per sampling;
+# a run stopped at the budget keeps the points it scored (summary.json, unfinished).
 #
 #   bash benchmarks/gpu_nb201.sh [OUTPUT_DIR]
 #

@@ -7,6 +7,10 @@
 # CUDA-only equivalence tests (`pytest -m gpu`), in what is left of 570 s. Everything
 # it writes is packed into one archive, gpu-session.tar.gz, beside the two tables, in
 # OUTPUT_DIR (default $OUT, the folder a device call brings back: at most 8 files).
+# Run once on an H200 (docs/benchmarks.md, "GPU figures"): at this split only figures (e)
+# and (g) finished (compiling NAONet-V2-36 outlasts a figure's 15-35 s share) and the
+# 50-epoch rankings stopped at epochs 27 and 24; where device time allows, give each part
+# a call of its own (NB201_SECONDS=480, FIGURES_SECONDS=480).
 #
 # From a session that was lent a device (docs/benchmarks.md, "GPU figures"):
 #   mkdir -p shared && cp -r ../shared/data shared/   # ../shared does not travel

@@ -39,7 +39,7 @@ import sys
 import torch
 from torch import nn
 
-from naonet.distributed import init_distributed, wrap_data_parallel
+from naonet.distributed import close_distributed, init_distributed, wrap_data_parallel
 from naonet.training.engine import Precision, train_one_epoch
 from naonet.training.optimizer import sgd
 
@@ -73,6 +73,8 @@ stats = train_one_epoch(model, batches(context.rank, context.world_size), optimi
 if context.rank == 0:
     torch.save({"weights": network.state_dict(), "images": stats.images,
                 "loss": stats.loss}, sys.argv[1])
+del model  # a script ends as every nao command does: the DDP wrapper first, then the group
+close_distributed()
 """
 
 

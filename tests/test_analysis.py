@@ -204,6 +204,41 @@ def test_an_experiment_stopped_mid_training_keeps_the_points_it_scored(
         kendall_tau(list(scores.values()), reference), abs=1e-12)
 
 
+def test_trained_on_the_sample_the_supernet_samples_only_the_scored_cells(
+        tmp_path, capsys, monkeypatch):
+    from naonet.search import ranking
+
+    pools = []
+    make_trainer = ranking.SupernetTrainer.__init__
+
+    def keep_pool(trainer, search, space, data, context, pool, paths):
+        pools.append([cell.to_string() for cell in pool])
+        make_trainer(trainer, search, space, data, context, pool, paths)
+
+    monkeypatch.setattr(ranking.SupernetTrainer, "__init__", keep_pool)
+    data = image_folder(tmp_path / "images", per_class=12)
+    table = write_synthetic_table(tmp_path / "table.csv")
+    runs = {}
+    for train_on in ("space", "sample"):
+        output = tmp_path / train_on
+        status, out, err = nao_in_process(
+            capsys, "correlate", "--supernet", "--reference", f"table:{table}", "--data",
+            str(data), "--archs", "5", "--channels", "4", "--layers", "1", "--batch-size",
+            "32", "--device", "cpu", "--eval-batch-size", "32", "--eval-batches", "1",
+            "--supernet-epochs", "1", "--train-subset", "64", "--valid-size", "32",
+            "--samplings", "uniform", "--train-on", train_on, "--output", str(output))
+        assert status == 0, err
+        assert f"sampled from {'every cell' if train_on == 'space' else 'the sample'}" in out
+        runs[train_on] = (pools.pop(), read_scores(output / "scores_uniform.txt"),
+                          json.loads((output / "summary.json").read_text()))
+    space_pool, scored, summary = runs["space"]
+    assert len(space_pool) == len(BenchmarkTable.load(table)) and summary["config"][
+        "train_on"] == "space"
+    sample_pool, scored_too, summary = runs["sample"]
+    assert sorted(sample_pool) == sorted(scored) == sorted(scored_too)  # the same 5 cells
+    assert summary["config"]["train_on"] == "sample"
+
+
 @pytest.mark.slow
 def test_supernet_experiment_on_real_cifar10(tmp_path, capsys, cifar_mini):
     run_small_experiment(capsys, cifar_mini, tmp_path, "--supernet-epochs", "3",

@@ -114,6 +114,8 @@ CASES = [
     (["correlate", "--supernet"], "--supernet needs --reference table:PATH"),
     (CORRELATE + ["--archs", "1"], "--archs must be >= 2 to rank anything"),
     (CORRELATE + ["--score-every", "-1"], "--score-every must be >= 0"),
+    (CORRELATE + ["--train-on", "pool"], "argument --train-on: invalid choice: 'pool'"),
+    (CORRELATE + ["--supernet-pool", "all"], "unrecognized arguments: --supernet-pool"),
     (["bench-search", "--evaluator", "table:t.csv", "--budget", "0"], "--budget must be >= 1"),
     (["bench-search", "--evaluator", "table:t.csv", "--seeds", "0"], "--seeds must be >= 1"),
     (TRAIN + ["--amp", "fp16"], "--amp fp16 needs a CUDA device; use --amp bf16"),

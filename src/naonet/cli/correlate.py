@@ -67,6 +67,10 @@ def add_parser(subparsers) -> None:
     experiment.add_argument("--metric", choices=sorted(VALIDATION_METRICS),
                             default="valid_200ep",
                             help="table column to compare with (default valid_200ep)")
+    experiment.add_argument("--train-on", choices=("space", "sample"), default="space",
+                            help="what the supernet trains on: every cell of the table "
+                                 "(space) or only the --archs cells it scores (sample, as a "
+                                 "search trains on its pool; default space)")
     experiment.add_argument("--score-every", type=int, default=0,
                             help="also score every this many epochs: tau against the "
                                  "training budget (default 0: at the end only)")
@@ -76,7 +80,7 @@ def add_parser(subparsers) -> None:
 
     add_dataclass_flags(parser.add_argument_group("supernet recipe (search options)"),
                         SearchConfig, {**HELP, "output": EXPERIMENT_OUTPUT_HELP},
-                        skip=("sampling",))
+                        skip=("sampling", "supernet_pool"))  # --samplings, --train-on
     parser.set_defaults(handler=run)
 
 
@@ -129,7 +133,8 @@ def ranking_config(args: argparse.Namespace):
     samplings = tuple(part.strip() for part in args.samplings.split(",") if part.strip())
     config = RankingConfig(search=search, reference=reference, sample_size=args.archs,
                            samplings=samplings, metric=args.metric,
-                           top_k=parse_top_k(args.top_k), score_every=args.score_every)
+                           top_k=parse_top_k(args.top_k), score_every=args.score_every,
+                           train_on=args.train_on)
     return config, args.output is not None or "output" in file_values
 
 
@@ -151,7 +156,8 @@ def run_experiment(args: argparse.Namespace) -> int:
         line, file=sys.stderr, flush=True), progress=progress)
     print(f"supernet C {search.channels}, {search.layers} cells per stage, "
           f"{search.supernet_epochs} epochs on {search.train_subset or 'all'} training "
-          f"images{f' at {search.image_size} px' if search.image_size else ''}; "
+          f"images{f' at {search.image_size} px' if search.image_size else ''}, paths "
+          f"sampled from {'every cell' if config.train_on == 'space' else 'the sample'}; "
           f"{config.sample_size} architectures scored ({search.score_metric}) on "
           f"{'the same' if search.scoring == 'fixed' else 'their own random'} "
           f"{search.eval_batch_size * search.eval_batches} held-out images, against "

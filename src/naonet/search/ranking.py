@@ -42,6 +42,8 @@ from naonet.spaces import get_space
 from naonet.supernet import SAMPLING_WEIGHTS, PoolSampler
 from naonet.training import Precision
 
+TRAIN_ON = ("space", "sample")
+
 
 @dataclass(frozen=True)
 class RankingConfig:
@@ -55,9 +57,15 @@ class RankingConfig:
     metric: str = DEFAULT_METRIC  # the table column the scores are compared with
     top_k: tuple[int, ...] = (5, 10)
     score_every: int = 0  # also score the sample every this many epochs (0: at the end)
+    # what the supernet samples its training paths from: the whole space of the table,
+    # or only the scored sample (as a search trains on the pool it will score)
+    train_on: str = "space"
 
     def __post_init__(self) -> None:
         options.check_names(self.samplings, tuple(SAMPLING_WEIGHTS), "--samplings")
+        if self.train_on not in TRAIN_ON:
+            raise UserError(f"--train-on must be one of: {', '.join(TRAIN_ON)}, got "
+                            f"{self.train_on!r}")
         if self.sample_size < 2:
             raise UserError(f"--archs must be >= 2 to rank anything, got {self.sample_size}")
         if self.score_every < 0:
@@ -157,9 +165,10 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
             progress(RankingResult(architectures, reference, counts, parameter_report,
                                    [*results, partial]))
 
+    pool = list(table.architectures if config.train_on == "space" else architectures)
     for sampling in config.samplings:
         trainer = SupernetTrainer(replace(search, sampling=sampling), space, data, context,
-                                  list(table.architectures), paths)
+                                  pool, paths)
         results.append(trainer.run(config, architectures, reference, scoring, log,
                                    report_point))
     return RankingResult(architectures, reference, counts, parameter_report, results)

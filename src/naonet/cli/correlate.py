@@ -67,7 +67,9 @@ def add_parser(subparsers) -> None:
     experiment.add_argument("--metric", choices=sorted(VALIDATION_METRICS),
                             default="valid_200ep",
                             help="table column to compare with (default valid_200ep)")
-    experiment.add_argument("--train-on", choices=("space", "sample"), default="space",
+    from naonet.search.ranking import TRAIN_ON
+
+    experiment.add_argument("--train-on", choices=TRAIN_ON, default="space",
                             help="what the supernet trains on: every cell of the table "
                                  "(space) or only the --archs cells it scores (sample, as a "
                                  "search trains on its pool; default space)")

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 
 from naonet import options
-from naonet.analysis.correlation import CorrelationReport, correlate, kendall_tau
+from naonet.analysis.correlation import CorrelationReport, correlate
 from naonet.data import build_data
 from naonet.distributed import init_distributed
 from naonet.errors import UserError
@@ -215,26 +215,28 @@ class SupernetTrainer:
         ``point_scored`` gets the result up to each scored point."""
         search, start = self.search, time.perf_counter()
         images_per_epoch = len(self.data.train) * search.batch_size * self.context.world_size
-        losses, curve, scores = [], [], []
+        losses, curve, scores, report = [], [], [], None
+
+        def result_so_far() -> SamplingResult:
+            return SamplingResult(search.sampling, list(scores), report, list(losses),
+                                  list(curve), time.perf_counter() - start)
+
         for epoch in range(search.supernet_epochs):
             losses.append(self.epoch(epoch))
             done = epoch + 1
             if done == search.supernet_epochs or (config.score_every
                                                   and done % config.score_every == 0):
                 scores = self.score(architectures, scoring)
-                tau = kendall_tau(scores, reference)
-                curve.append(BudgetPoint(done, done * images_per_epoch, tau,
+                report = correlate(scores, reference, config.top_k)
+                curve.append(BudgetPoint(done, done * images_per_epoch, report.kendall_tau,
                                          time.perf_counter() - start, list(scores)))
                 log(f"{search.sampling}: epoch {done}/{search.supernet_epochs} loss "
-                    f"{losses[-1]:.4f} kendall tau {tau:.4f}")
-                point_scored(SamplingResult(
-                    search.sampling, list(scores), correlate(scores, reference, config.top_k),
-                    list(losses), list(curve), time.perf_counter() - start))
+                    f"{losses[-1]:.4f} kendall tau {report.kendall_tau:.4f}")
+                point_scored(result_so_far())
             else:
                 log(f"{search.sampling}: epoch {done}/{search.supernet_epochs} loss "
                     f"{losses[-1]:.4f}")
-        if not scores:  # no training epoch: score the initial supernet
+        if report is None:  # no training epoch: score the initial supernet
             scores = self.score(architectures, scoring)
-        return SamplingResult(search.sampling, scores,
-                              correlate(scores, reference, config.top_k), losses, curve,
-                              time.perf_counter() - start)
+            report = correlate(scores, reference, config.top_k)
+        return result_so_far()

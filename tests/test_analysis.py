@@ -168,31 +168,68 @@ def test_supernet_experiment_runs_on_cpu_and_reports_tau_for_both_samplings(tmp_
                          "--train-subset", "256", "--valid-size", "128", output_in_file=True)
 
 
-def test_an_experiment_stopped_mid_training_keeps_the_points_it_scored(
-        tmp_path, capsys, monkeypatch):
-    """A run stopped at a time limit (the GPU script's) leaves its summary so far."""
-    from naonet.search import ranking
-
-    train_epoch = ranking.SupernetTrainer.epoch
-
-    def stop_in_the_third_epoch(trainer, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt  # what SIGINT from `timeout` raises
-        return train_epoch(trainer, epoch)
-
-    monkeypatch.setattr(ranking.SupernetTrainer, "epoch", stop_in_the_third_epoch)
-    data = image_folder(tmp_path / "images", per_class=12)
-    table = write_synthetic_table(tmp_path / "table.csv")
-    output = tmp_path / "out"
-    status, _, err = nao_in_process(
+def tiny_experiment(capsys, data, table, output, *extra: str):
+    """A two-sampling ranking experiment small enough for a unit test; (status, out, err)."""
+    return nao_in_process(
         capsys, "correlate", "--supernet", "--reference", f"table:{table}", "--data",
         str(data), "--archs", "6", "--channels", "4", "--layers", "1", "--batch-size", "32",
         "--device", "cpu", "--eval-batch-size", "32", "--eval-batches", "1",
         "--supernet-epochs", "4", "--score-every", "1", "--train-subset", "64",
-        "--valid-size", "32", "--samplings", "balanced", "--output", str(output))
+        "--valid-size", "32", "--samplings", "uniform,balanced", "--output", str(output),
+        *extra)
+
+
+def without_timings(summary: dict) -> dict:
+    """A summary without what differs between two runs of the same experiment."""
+    summary = json.loads(json.dumps(summary))
+    summary.pop("revision")
+    summary["config"]["search"].pop("output")
+    for sampling in summary["samplings"].values():
+        sampling.pop("seconds")
+        for point in sampling["curve"]:
+            point.pop("seconds")
+    return summary
+
+
+@pytest.fixture
+def trained_epochs(monkeypatch):
+    """(sampling, epoch) of every supernet epoch trained; set ``stop_at`` to one of them
+    to raise KeyboardInterrupt there (what SIGINT from `timeout` raises)."""
+    from naonet.search import ranking
+
+    train_epoch = ranking.SupernetTrainer.epoch
+    trained = []
+
+    def counted(trainer, epoch):
+        if (trainer.search.sampling, epoch) == getattr(counted, "stop_at", None):
+            raise KeyboardInterrupt
+        trained.append((trainer.search.sampling, epoch))
+        return train_epoch(trainer, epoch)
+
+    monkeypatch.setattr(ranking.SupernetTrainer, "epoch", counted)
+    return counted, trained
+
+
+def test_an_experiment_stopped_mid_training_keeps_its_points_and_resumes_to_the_same_result(
+        tmp_path, capsys, trained_epochs):
+    """A run stopped at a time limit (the GPU script's) leaves its summary so far, and
+    the same command resumes it after its last epoch, to the uninterrupted run's scores."""
+    interrupt, trained = trained_epochs
+    data = image_folder(tmp_path / "images", per_class=12)
+    table = write_synthetic_table(tmp_path / "table.csv")
+    status, _, err = tiny_experiment(capsys, data, table, tmp_path / "straight")
+    assert status == 0, err
+    assert trained == [(s, e) for s in ("uniform", "balanced") for e in range(4)]
+
+    output = tmp_path / "stopped"
+    interrupt.stop_at = ("balanced", 2)
+    trained.clear()
+    status, _, err = tiny_experiment(capsys, data, table, output)
     assert status == 130 and "interrupted" in err
     summary = json.loads((output / "summary.json").read_text())
     assert summary["finished"] is False
+    assert [point["epochs"] for point in summary["samplings"]["uniform"]["curve"]] == [
+        1, 2, 3, 4]
     curve = summary["samplings"]["balanced"]["curve"]
     assert [point["epochs"] for point in curve] == [1, 2]
     scores = read_scores(output / "scores_balanced.txt")
@@ -202,6 +239,43 @@ def test_an_experiment_stopped_mid_training_keeps_the_points_it_scored(
     reference = [truth.value(cell, metric_column(DEFAULT_METRIC)) for cell in cells]
     assert curve[-1]["kendall_tau"] == pytest.approx(
         kendall_tau(list(scores.values()), reference), abs=1e-12)
+
+    interrupt.stop_at = None
+    trained.clear()
+    status, out, err = tiny_experiment(capsys, data, table, output)
+    assert status == 0, err
+    assert "balanced: resumed after epoch 2/4" in err
+    assert trained == [("balanced", 2), ("balanced", 3)]  # nothing trained twice
+    straight = json.loads((tmp_path / "straight" / "summary.json").read_text())
+    resumed = json.loads((output / "summary.json").read_text())
+    assert resumed["finished"] is True
+    assert without_timings(resumed) == without_timings(straight)
+    for name in ("scores_uniform.txt", "scores_balanced.txt", "reference.txt"):
+        assert (output / name).read_text() == (tmp_path / "straight" / name).read_text()
+
+    trained.clear()  # a finished experiment reports what it saved, training nothing
+    status, again, err = tiny_experiment(capsys, data, table, output)
+    assert status == 0 and trained == [] and "every sampling finished" in err
+    assert again.splitlines()[2:] == out.splitlines()[2:]  # the figures; seconds aside
+
+
+def test_an_experiment_folder_resumes_only_its_own_experiment(tmp_path, capsys,
+                                                              trained_epochs):
+    interrupt, _ = trained_epochs
+    interrupt.stop_at = ("uniform", 1)
+    data = image_folder(tmp_path / "images", per_class=12)
+    table = write_synthetic_table(tmp_path / "table.csv")
+    output = tmp_path / "out"
+    assert tiny_experiment(capsys, data, table, output)[0] == 130
+    assert (output / "ranking_state.pt").is_file()
+    status, _, err = tiny_experiment(capsys, data, table, output, "--lr", "0.2")
+    assert status == 2
+    assert err.strip().endswith("pass another --output, or delete the folder to start over")
+    assert "belongs to a ranking experiment with lr=" in err and len(err.splitlines()) == 1
+    (output / "ranking_state.pt").write_bytes(b"not a checkpoint")
+    status, _, err = tiny_experiment(capsys, data, table, output)
+    assert status == 2 and "is corrupt or not a naonet checkpoint" in err
+    assert len(err.splitlines()) == 1
 
 
 def test_trained_on_the_sample_the_supernet_samples_only_the_scored_cells(

@@ -114,6 +114,32 @@ def test_two_gloo_processes_search_and_write_once(cifar_mini, tmp_path):
     assert [p.name for p in output.iterdir() if p.name.startswith(".")] == [".naonet.lock"]
 
 
+@pytest.mark.dist
+@pytest.mark.slow
+def test_two_gloo_processes_run_the_ranking_experiment_and_write_once(cifar_mini, tmp_path):
+    from nb201_synthetic import write_synthetic_table
+
+    table = write_synthetic_table(tmp_path / "table.csv")
+    output = tmp_path / "ranking"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--standalone", "-m", "naonet.cli.main", "correlate", "--supernet",
+               "--reference", f"table:{table}", "--data", str(cifar_mini), "--archs", "6",
+               "--samplings", "balanced", "--score-every", "1", "--output", str(output),
+               *flags({**TINY_FLAGS, "supernet_epochs": 2, "train_subset": 128})]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE",
+                                 "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("supernet balanced") == 1  # rank 0 alone reports
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["finished"] is True
+    curve = summary["samplings"]["balanced"]["curve"]
+    # 128 images an epoch: 2 steps of 32 on each of the 2 processes
+    assert [(point["epochs"], point["images"]) for point in curve] == [(1, 128), (2, 256)]
+    assert len((output / "scores_balanced.txt").read_text().splitlines()) == 6
+    assert [p.name for p in output.iterdir() if p.name.startswith(".")] == [".naonet.lock"]
+
+
 @pytest.mark.slow
 def test_quick_preset_on_the_shared_cifar10(tmp_path):
     """The README's first search: the quick preset on all of CIFAR-10, then nao train."""

@@ -142,20 +142,28 @@ def ranking_config(args: argparse.Namespace):
 
 def run_experiment(args: argparse.Namespace) -> int:
     from naonet.cli.table_search import load_table
+    from naonet.distributed import init_distributed
     from naonet.run_folder import claim_run_folder
-    from naonet.search.ranking import run_ranking_experiment
+    from naonet.search.ranking import CHECKPOINT_NAME, run_ranking_experiment
 
     config, keep = ranking_config(args)
     search = config.search
     table = load_table(config.reference, search.space)
-    if keep:  # an unusable folder is refused before minutes of training, not after
+    # Under torchrun the first process writes everything; the others only train.
+    context = init_distributed(search.device)
+    writes = keep and context.is_main
+    if writes:  # an unusable folder is refused before minutes of training, not after
         claim_run_folder(search.output, "correlate")
     # Every scored point is kept as it comes: a run stopped at a time limit still leaves
-    # its summary (marked unfinished) and score files.
+    # its summary (marked unfinished) and score files; its checkpoint (after every epoch)
+    # lets the same command resume it.
     progress = ((lambda partial: write_experiment(Path(search.output), config, partial,
-                                                  finished=False)) if keep else None)
-    result = run_ranking_experiment(config, table, log=lambda line: print(
-        line, file=sys.stderr, flush=True), progress=progress)
+                                                  finished=False)) if writes else None)
+    result = run_ranking_experiment(
+        config, table, log=lambda line: print(line, file=sys.stderr, flush=True),
+        progress=progress, checkpoint=Path(search.output) / CHECKPOINT_NAME if keep else None)
+    if not context.is_main:
+        return 0
     print(f"supernet C {search.channels}, {search.layers} cells per stage, "
           f"{search.supernet_epochs} epochs on {search.train_subset or 'all'} training "
           f"images{f' at {search.image_size} px' if search.image_size else ''}, paths "
@@ -173,7 +181,7 @@ def run_experiment(args: argparse.Namespace) -> int:
         print(f"{'supernet ' + sampling.sampling:<18}{report.kendall_tau:>13.4f}"
               f"{report.spearman_rho:>10.4f}{report.pairwise_accuracy:>10.4f}"
               f"{sampling.seconds:>9.1f}")
-    if keep:
+    if writes:
         write_experiment(Path(search.output), config, result)
         print(f"scores and summary: {search.output}")
     return 0

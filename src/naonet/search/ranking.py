@@ -10,14 +10,21 @@ search's fixed scoring batches (:func:`~naonet.search.scoring.score_pool`) and
 compared with the table. Every ``score_every`` epochs the sample is scored too, which
 gives Kendall's tau against the training budget in one run. Beside it stands the
 trivial baseline that every ranking must beat: the parameter count of each cell.
+
+Given a checkpoint path, the experiment saves its state after every epoch (the samplings
+finished; the supernet, optimizer and schedule of the one in training) and a rerun on
+it resumes after the last epoch saved, to the same scores: every epoch's data order and
+architecture draws are fixed by (seed, epoch), as in the search.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import torch
 
@@ -30,7 +37,7 @@ from naonet.nb201 import DEFAULT_METRIC, BenchmarkTable, metric_column
 from naonet.runtime import FastPaths, keep_cpu_threads, to_memory_format, use_cpu_threads
 from naonet.search.config import SearchConfig
 from naonet.search.scoring import build_scoring_data, score_pool
-from naonet.search.state import derive_seed
+from naonet.search.state import ADDED_OPTIONS, RESUMABLE_CHANGES, derive_seed
 from naonet.search.supernet_training import (
     build_optimizer,
     search_fast_paths,
@@ -41,8 +48,20 @@ from naonet.search.supernet_training import (
 from naonet.spaces import get_space
 from naonet.supernet import SAMPLING_WEIGHTS, PoolSampler
 from naonet.training import Precision
+from naonet.training.checkpoint import (
+    START_OVER,
+    atomic_save,
+    check_same_run,
+    load_checkpoint,
+    restoring,
+)
 
 TRAIN_ON = ("space", "sample")
+CHECKPOINT_NAME = "ranking_state.pt"
+CHECKPOINT_FORMAT = 1
+# The table may move with the data (another machine's path): the sample drawn from it is
+# checked instead.
+RESUMABLE_EXPERIMENT_CHANGES = {"reference"}
 
 
 @dataclass(frozen=True)
@@ -95,14 +114,34 @@ class BudgetPoint:
 
 @dataclass
 class SamplingResult:
-    """Scores of the sample by a supernet trained with one sampling."""
+    """Scores of the sample by a supernet trained with one sampling (while it trains: the
+    scores and report of its last scored point, None before the first)."""
 
     sampling: str
     scores: list[float]
-    report: CorrelationReport
+    report: CorrelationReport | None
     losses: list[float] = field(default_factory=list)  # mean training loss per epoch
     curve: list[BudgetPoint] = field(default_factory=list)
     seconds: float = 0.0
+
+    def copy(self) -> SamplingResult:
+        return replace(self, scores=list(self.scores), losses=list(self.losses),
+                       curve=list(self.curve))
+
+    def to_state(self) -> dict:
+        """Everything but the report, which the scores and the reference give back."""
+        return {"sampling": self.sampling, "scores": list(self.scores),
+                "losses": list(self.losses), "curve": [asdict(point) for point in self.curve],
+                "seconds": self.seconds}
+
+    @classmethod
+    def from_state(cls, state: dict, reference: list[float], top_k: tuple[int, ...]
+                   ) -> SamplingResult:
+        scores = [float(score) for score in state["scores"]]
+        return cls(state["sampling"], scores,
+                   correlate(scores, reference, top_k) if scores else None,
+                   [float(loss) for loss in state["losses"]],
+                   [BudgetPoint(**point) for point in state["curve"]], float(state["seconds"]))
 
 
 @dataclass
@@ -132,12 +171,14 @@ def benchmark_parameter_counts(table: BenchmarkTable, architectures: list) -> li
 def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
                            log: Callable[[str], None] = lambda line: None,
                            progress: Callable[[RankingResult], None] | None = None,
-                           ) -> RankingResult:
+                           checkpoint: Path | None = None) -> RankingResult:
     """Train one supernet per sampling and compare its scores with the table.
 
     ``progress`` receives the result so far after every scoring point (the samplings
     finished, then the one in training up to its last point), so that a caller can keep
-    what a run stopped at its time limit has measured."""
+    what a run stopped at its time limit has measured; on the main process only.
+    ``checkpoint``: the file the state is saved to after every epoch and resumed from
+    (None: neither)."""
     search = config.search
     context = init_distributed(search.device)
     use_cpu_threads(search.threads, context.device)
@@ -158,20 +199,100 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
                                  search.scoring, derive_seed(search.seed, "scoring-data"),
                                  context)
     parameter_report = correlate(counts, reference, config.top_k)
-    results: list[SamplingResult] = []
+    saved = ExperimentCheckpoint(checkpoint, config, architectures, context.is_main)
+    results = saved.finished(reference, config.top_k)
 
     def report_point(partial: SamplingResult) -> None:
-        if progress is not None:
+        if progress is not None and context.is_main:
             progress(RankingResult(architectures, reference, counts, parameter_report,
                                    [*results, partial]))
 
+    if len(results) == len(config.samplings):
+        log(f"every sampling finished in {checkpoint}: its results")
     pool = list(table.architectures if config.train_on == "space" else architectures)
-    for sampling in config.samplings:
+    for sampling in config.samplings[len(results):]:
         trainer = SupernetTrainer(replace(search, sampling=sampling), space, data, context,
                                   pool, paths)
-        results.append(trainer.run(config, architectures, reference, scoring, log,
-                                   report_point))
+        resumed = saved.resume(trainer, sampling, reference, config.top_k)
+        if resumed is not None:
+            log(f"{sampling}: resumed after epoch {len(resumed.losses)}/"
+                f"{search.supernet_epochs} from {checkpoint}")
+        results.append(trainer.run(
+            config, architectures, reference, scoring, log, report_point, resumed,
+            epoch_done=lambda partial, trainer=trainer: saved.save(results, partial, trainer)))
+        saved.save(results)
     return RankingResult(architectures, reference, counts, parameter_report, results)
+
+
+class ExperimentCheckpoint:
+    """The experiment's state in one file, written (by the main process) after every
+    epoch: the samplings finished, and the one in training with its supernet, optimizer
+    and schedule. It belongs to one experiment: another config, or another sample of
+    the table, is refused."""
+
+    def __init__(self, path: Path | None, config: RankingConfig, architectures: list,
+                 writes: bool):
+        self.path, self.writes = path, writes
+        self.config = _plain(config.to_dict())
+        self.names = [arch.to_string() for arch in architectures]
+        self.state = self._load() if path is not None and path.exists() else None
+
+    def _load(self) -> dict:
+        state = load_checkpoint(self.path)
+        if state.get("format") != CHECKPOINT_FORMAT or "experiment" not in state:
+            raise UserError(f"{self.path} is not a naonet ranking checkpoint; {START_OVER}")
+        with restoring(self.path):
+            check_same_experiment(state["experiment"], self.config, self.path)
+            if list(state["architectures"]) != self.names:
+                raise UserError(f"{self.path} scored another sample of the table (another "
+                                f"table?); {START_OVER}")
+        return state
+
+    def finished(self, reference: list[float], top_k: tuple[int, ...]) -> list[SamplingResult]:
+        if self.state is None:
+            return []
+        with restoring(self.path):
+            return [SamplingResult.from_state(done, reference, top_k)
+                    for done in self.state["finished"]]
+
+    def resume(self, trainer: SupernetTrainer, sampling: str, reference: list[float],
+               top_k: tuple[int, ...]) -> SamplingResult | None:
+        """The saved part of ``sampling``'s training, loaded into ``trainer``; None when
+        nothing of it was saved."""
+        if self.state is None:
+            return None
+        with restoring(self.path):
+            current = self.state["current"]
+            if not current or current["result"]["sampling"] != sampling:
+                return None
+            trainer.load_state_dict(current["trainer"])
+            return SamplingResult.from_state(current["result"], reference, top_k)
+
+    def save(self, finished: list[SamplingResult], current: SamplingResult | None = None,
+             trainer: SupernetTrainer | None = None) -> None:
+        """Write the state atomically: ``finished``, and ``current`` trained by ``trainer``."""
+        if self.path is None or not self.writes:
+            return
+        in_training = None if current is None else {"result": current.to_state(),
+                                                     "trainer": trainer.state_dict()}
+        atomic_save({"format": CHECKPOINT_FORMAT, "experiment": self.config,
+                     "architectures": self.names,
+                     "finished": [result.to_state() for result in finished],
+                     "current": in_training}, self.path)
+
+
+def check_same_experiment(saved: dict, current: dict, path: Path) -> None:
+    """A folder resumes only its own experiment: the recipe as a search checks it (where
+    and how fast it runs may change), the rest as it was but for the table's path."""
+    outer = {key: value for key, value in saved.items() if key != "search"}
+    check_same_run(outer, current, path, RESUMABLE_EXPERIMENT_CHANGES, "ranking experiment")
+    check_same_run(saved["search"], current["search"], path, RESUMABLE_CHANGES,
+                   "ranking experiment", ADDED_OPTIONS)
+
+
+def _plain(value: dict) -> dict:
+    """Tuples as lists, as a saved dictionary holds them."""
+    return json.loads(json.dumps(value))
 
 
 class SupernetTrainer:
@@ -192,6 +313,16 @@ class SupernetTrainer:
                                         search.supernet_epochs)
         self.precision = Precision.from_name(search.amp, context.device)
 
+    def state_dict(self) -> dict:
+        return {"supernet": self.supernet.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "schedule": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.supernet.load_state_dict(state["supernet"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["schedule"])
+
     def epoch(self, epoch: int) -> float:
         """One epoch exactly as the search's first round trains it; the mean loss."""
         stats = train_supernet_epoch(self.model, self.sampled, self.data, self.optimizer,
@@ -210,33 +341,41 @@ class SupernetTrainer:
     def run(self, config: RankingConfig, architectures: list, reference: list[float],
             scoring, log: Callable[[str], None],
             point_scored: Callable[[SamplingResult], None] = lambda partial: None,
+            resumed: SamplingResult | None = None,
+            epoch_done: Callable[[SamplingResult], None] = lambda partial: None,
             ) -> SamplingResult:
-        """Train every epoch, scoring the sample every ``score_every`` epochs and last;
-        ``point_scored`` gets the result up to each scored point."""
+        """Train every epoch (after those ``resumed`` holds), scoring the sample every
+        ``score_every`` epochs and last; ``point_scored`` gets the result up to each
+        scored point, ``epoch_done`` the result after every epoch."""
         search, start = self.search, time.perf_counter()
         images_per_epoch = len(self.data.train) * search.batch_size * self.context.world_size
-        losses, curve, scores, report = [], [], [], None
+        result = resumed.copy() if resumed else SamplingResult(search.sampling, [], None)
+        seconds_before = result.seconds
 
-        def result_so_far() -> SamplingResult:
-            return SamplingResult(search.sampling, list(scores), report, list(losses),
-                                  list(curve), time.perf_counter() - start)
+        def so_far() -> SamplingResult:
+            result.seconds = seconds_before + time.perf_counter() - start
+            return result.copy()
 
-        for epoch in range(search.supernet_epochs):
-            losses.append(self.epoch(epoch))
+        def score() -> None:
+            result.scores = self.score(architectures, scoring)
+            result.report = correlate(result.scores, reference, config.top_k)
+
+        for epoch in range(len(result.losses), search.supernet_epochs):
+            result.losses.append(self.epoch(epoch))
             done = epoch + 1
+            line = (f"{search.sampling}: epoch {done}/{search.supernet_epochs} loss "
+                    f"{result.losses[-1]:.4f}")
             if done == search.supernet_epochs or (config.score_every
                                                   and done % config.score_every == 0):
-                scores = self.score(architectures, scoring)
-                report = correlate(scores, reference, config.top_k)
-                curve.append(BudgetPoint(done, done * images_per_epoch, report.kendall_tau,
-                                         time.perf_counter() - start, list(scores)))
-                log(f"{search.sampling}: epoch {done}/{search.supernet_epochs} loss "
-                    f"{losses[-1]:.4f} kendall tau {report.kendall_tau:.4f}")
-                point_scored(result_so_far())
+                score()
+                result.curve.append(BudgetPoint(done, done * images_per_epoch,
+                                                result.report.kendall_tau,
+                                                so_far().seconds, list(result.scores)))
+                log(f"{line} kendall tau {result.report.kendall_tau:.4f}")
+                point_scored(so_far())
             else:
-                log(f"{search.sampling}: epoch {done}/{search.supernet_epochs} loss "
-                    f"{losses[-1]:.4f}")
-        if report is None:  # no training epoch: score the initial supernet
-            scores = self.score(architectures, scoring)
-            report = correlate(scores, reference, config.top_k)
-        return result_so_far()
+                log(line)
+            epoch_done(so_far())
+        if result.report is None:  # no training epoch: score the initial supernet
+            score()
+        return so_far()

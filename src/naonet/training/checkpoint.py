@@ -64,10 +64,12 @@ def require_checkpoint_file(path: Path) -> None:
     """A UserError unless ``path`` is a file; a run folder gets the names of its
     checkpoints."""
     if path.is_dir():
+        from naonet.search.ranking import CHECKPOINT_NAME as RANKING_STATE
         from naonet.search.state import CHECKPOINT_NAME as SEARCH_STATE
 
-        # a search's state is no network: its run folder says how to get one
-        found = sorted(p.name for p in path.glob("*.pt") if p.name != SEARCH_STATE)
+        # a search's or an experiment's state is no network: its folder says how to get one
+        found = sorted(p.name for p in path.glob("*.pt")
+                       if p.name not in (SEARCH_STATE, RANKING_STATE))
         if found:
             hint = f"pass one of its checkpoints ({', '.join(found)}), e.g. {path / found[0]}"
         elif (path / "arch_pool.final").is_file():

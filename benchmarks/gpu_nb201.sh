@@ -9,6 +9,11 @@
 # H200 (docs/nas-bench-201.md, "At the paper's scale on one GPU"): an epoch takes about
 # 12.3 s with the three sharing it, so 50 epochs need about 10.5 minutes per sampling;
 # a run stopped at the budget keeps the points it scored (summary.json, unfinished).
+# Rerunning the script on the same OUTPUT_DIR resumes all three runs after their last
+# saved epoch (a warm device keeps the folder; give a fresh one an ignored folder of the
+# checkout, e.g. shared/gpu-nb201, and carry it). NAONET_GPU_AMP (default bf16; none is
+# float32) and NAONET_GPU_TRAIN_ON (default space; sample trains the ranking supernets on
+# the 100 scored cells only) select the recipe variants still to be measured at scale.
 #
 #   bash benchmarks/gpu_nb201.sh [OUTPUT_DIR]
 #
@@ -31,6 +36,8 @@ NAO=(python3 -m naonet.cli.main)  # an array, not a function: timeout runs comma
 python3 -c "import torch; assert torch.cuda.is_available(); print(torch.cuda.get_device_name(0))" \
     || { echo "gpu_nb201.sh: no CUDA device visible to torch"; exit 1; }
 BUDGET=${NAONET_GPU_SECONDS:-480}
+AMP=${NAONET_GPU_AMP:-bf16}
+TRAIN_ON=${NAONET_GPU_TRAIN_ON:-space}
 LIMIT=$(( BUDGET - 20 ))  # each run's; SIGINT then, and 10 s later a kill
 start=$SECONDS
 # The preset's batch 64 (on the CPU, batch 256 at lr 0.1 ranked at tau 0.01 against
@@ -38,20 +45,21 @@ start=$SECONDS
 # 64 is bound by kernel launches, not by the GPU, so the three runs (the uniform and the
 # balanced supernet, the search) share the one GPU as three processes at once. The
 # ranking scores on 5,000 held-out images at epochs 25 and 50.
-echo "== ranking (nb201-rank-gpu, uniform and balanced, tau at epochs 25 and 50) and the"
+echo "== ranking (nb201-rank-gpu, uniform and balanced, tau at epochs 25 and 50, trained"
+echo "   on the $TRAIN_ON, autocast $AMP) and the"
 echo "   one-shot NAO-V2 search on NB201, the three at once, at most $LIMIT s each"
 for sampling in uniform balanced; do
     timeout --signal=INT --kill-after=10 "$LIMIT" "${NAO[@]}" correlate --supernet \
         --preset nb201-rank-gpu --samplings "$sampling" --eval-batches 10 \
         --reference "$TABLE" --data "$IMAGES" --archs 100 --score-every 25 \
-        --device cuda --amp bf16 --workers 4 --output "$OUTPUT_DIR/ranking_$sampling" \
+        --train-on "$TRAIN_ON" --device cuda --amp "$AMP" --workers 4 --output "$OUTPUT_DIR/ranking_$sampling" \
         > "$OUTPUT_DIR/ranking_$sampling.log" 2>&1 &
 done
 timeout --signal=INT --kill-after=10 "$LIMIT" "${NAO[@]}" search --space nb201 \
     --preset nb201-rank-gpu --eval-batches 10 \
     --rounds 3 --supernet-epochs 8 --seed-pool-size 200 \
     --new-architectures 100 --top-seeds 100 --controller-epochs 300 --rerank-top 0 \
-    --reference "$TABLE" --data "$IMAGES" --device cuda --amp bf16 --workers 4 \
+    --reference "$TABLE" --data "$IMAGES" --device cuda --amp "$AMP" --workers 4 \
     --no-progress --output "$OUTPUT_DIR/search" > "$OUTPUT_DIR/search.log" 2>&1 &
 wait
 cat "$OUTPUT_DIR"/ranking_*.log

@@ -330,11 +330,11 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_and_the_handler_is_restored(caps
     before = signal.getsignal(signal.SIGTERM)
     assert before is signal.SIG_DFL  # as a process starts
     assert main(["info", "naonet-v2"]) == 128 + signal.SIGTERM
-    assert capsys.readouterr().err == "nao: terminated; rerun the same command to resume\n"
+    assert capsys.readouterr().err == "nao: terminated\n"  # info keeps nothing to resume
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_ctrl_c_stops_a_command_with_130_and_says_how_to_resume(capsys, monkeypatch):
+def test_ctrl_c_stops_a_command_with_130(capsys, monkeypatch):
     from naonet.cli import info
 
     def interrupted(args):
@@ -342,6 +342,18 @@ def test_ctrl_c_stops_a_command_with_130_and_says_how_to_resume(capsys, monkeypa
 
     monkeypatch.setattr(info, "run", interrupted)
     assert main(["info", "naonet-v2"]) == 130
+    assert capsys.readouterr().err == "nao: interrupted\n"  # a rerun starts over
+
+
+def test_a_stopped_command_that_keeps_a_checkpoint_says_a_rerun_resumes(capsys, monkeypatch,
+                                                                          tmp_path):
+    from naonet.cli import train
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "run", interrupted)
+    assert main(["train", "--output", str(tmp_path / "run")]) == 130
     assert capsys.readouterr().err == "nao: interrupted; rerun the same command to resume\n"
 
 

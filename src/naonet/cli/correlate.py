@@ -147,6 +147,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     from naonet.search.ranking import CHECKPOINT_NAME, run_ranking_experiment
 
     config, keep = ranking_config(args)
+    args.resumes = keep  # from the folder's checkpoint; without one a rerun starts over
     search = config.search
     table = load_table(config.reference, search.space)
     # Under torchrun the first process writes everything; the others only train.

@@ -89,6 +89,12 @@ def _terminate(signum, frame) -> None:
     raise Terminated
 
 
+def _rerun_hint(args: argparse.Namespace) -> str:
+    """What rerunning a stopped command does, for the commands that keep a checkpoint
+    (they set ``args.resumes``); the others start over, which needs no saying."""
+    return "; rerun the same command to resume" if getattr(args, "resumes", False) else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     from naonet.errors import UserError
     from naonet.run_folder import releasing_new_claims
@@ -133,10 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # an unusable path or a full disk: the system's own words
         return _report_os_error(args.command, error)
     except Terminated:
-        sys.stderr.write("nao: terminated; rerun the same command to resume\n")
+        sys.stderr.write(f"nao: terminated{_rerun_hint(args)}\n")
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        sys.stderr.write("nao: interrupted; rerun the same command to resume\n")
+        sys.stderr.write(f"nao: interrupted{_rerun_hint(args)}\n")
         return 130
     finally:
         if handles_sigterm:

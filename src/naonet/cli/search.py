@@ -183,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
     from naonet.errors import UserError
 
     if args.evaluator.startswith(TABLE_PREFIX):
-        return _run_table_search(args)
+        return _run_table_search(args)  # seconds long: a rerun starts over
+    args.resumes = True
     if args.evaluator != SUPERNET_EVALUATOR:
         raise UserError(f"unknown --evaluator {args.evaluator!r}; use supernet or "
                         f"{TABLE_PREFIX}PATH")

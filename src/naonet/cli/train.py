@@ -54,7 +54,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars (a display choice, not a config key)")
     add_dataclass_flags(parser, TrainConfig, HELP)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, resumes=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -395,6 +395,25 @@ def test_interrupted_search_resumes_to_the_same_outputs(tiny_run, cifar_mini, tm
         assert [mine[key] for key in statistics] == [reference[key] for key in statistics]
 
 
+def test_a_search_without_momentum_resumes_to_the_same_scores(cifar_mini, tmp_path):
+    """SGD without momentum keeps no state: the checkpoint's gradient holders alone tell
+    which parameters off the sampled path keep getting weight decay after a resume."""
+    def scored_pool(output: Path) -> list:
+        return json.loads((output / "pool.json").read_text())["architectures"]
+
+    # scored by loss, to every bit (accuracy on 60 images would hide a small change)
+    options = dict(momentum=0.0, weight_decay=0.01, rounds=1, rerank_top=0,
+                   score_metric="loss")
+    search(tiny_config(cifar_mini, tmp_path / "straight", **options), show_progress=False)
+    config = tiny_config(cifar_mini, tmp_path / "run", **options)
+    with pytest.MonkeyPatch.context() as patch:
+        interrupt_at(patch, "supernet_epoch", lambda s: s.epoch == 1)
+        with pytest.raises(Interrupted):
+            search(config, show_progress=False)
+    search(config, show_progress=False)
+    assert scored_pool(tmp_path / "run") == scored_pool(tmp_path / "straight")
+
+
 def test_resuming_with_other_options_is_refused(tiny_run, cifar_mini):
     with pytest.raises(UserError, match="belongs to a search with channels=4"):
         search(tiny_config(cifar_mini, tiny_run, channels=6), show_progress=False)

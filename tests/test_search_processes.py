@@ -126,11 +126,12 @@ def test_two_gloo_processes_run_the_ranking_experiment_and_write_once(cifar_mini
                "--reference", f"table:{table}", "--data", str(cifar_mini), "--archs", "6",
                "--samplings", "balanced", "--score-every", "1", "--output", str(output),
                *flags({**TINY_FLAGS, "supernet_epochs": 2, "train_subset": 128})]
+    environment = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=900,
-                            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE",
-                                 "OMP_NUM_THREADS": "1"})
+                            env=environment)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("supernet balanced") == 1  # rank 0 alone reports
+    assert result.stderr.count("balanced: epoch 2/2") == 1
     summary = json.loads((output / "summary.json").read_text())
     assert summary["finished"] is True
     curve = summary["samplings"]["balanced"]["curve"]
@@ -138,6 +139,12 @@ def test_two_gloo_processes_run_the_ranking_experiment_and_write_once(cifar_mini
     assert [(point["epochs"], point["images"]) for point in curve] == [(1, 128), (2, 256)]
     assert len((output / "scores_balanced.txt").read_text().splitlines()) == 6
     assert [p.name for p in output.iterdir() if p.name.startswith(".")] == [".naonet.lock"]
+    # both processes read the finished checkpoint, and neither trains again
+    again = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                           env=environment)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("every sampling finished") == 1
+    assert "epoch" not in again.stderr and again.stdout == result.stdout
 
 
 @pytest.mark.slow

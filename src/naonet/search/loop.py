@@ -87,6 +87,7 @@ from naonet.supernet import FewShotSupernet, PoolSampler, sample_architectures
 from naonet.supernet.few_shot import choice_at
 from naonet.training import EpochStats, Precision
 from naonet.training.checkpoint import atomic_write_text, restore_rng_state, restoring
+from naonet.training.engine import GradientHolders
 from naonet.training.run import check_network_fits, device_memory
 
 TIMINGS_NAME = "timings.json"
@@ -668,7 +669,8 @@ def modules_to_save(run: SearchRun) -> dict:
     modules = {"controller": run.controller}
     if run.state.phase in (TRAIN, SCORE, CONTROLLER):
         modules.update(supernet=run.supernet, supernet_optimizer=run.optimizer,
-                       supernet_scheduler=run.scheduler)
+                       supernet_scheduler=run.scheduler,
+                       supernet_gradients=GradientHolders(run.optimizer))
     if run.rerank_job is not None:
         modules.update(run.rerank_job.modules())
     return modules

@@ -13,8 +13,9 @@ trivial baseline that every ranking must beat: the parameter count of each cell.
 
 Given a checkpoint path, the experiment saves its state after every epoch (the samplings
 finished; the supernet, optimizer and schedule of the one in training) and a rerun on
-it resumes after the last epoch saved, to the same scores: every epoch's data order and
-architecture draws are fixed by (seed, epoch), as in the search.
+it resumes after the last epoch saved, to the same scores: as in the search, every
+epoch's architecture draws, data order and (on the in-memory device pipeline, the
+CIFAR default) augmentation are fixed by (seed, epoch).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from naonet.training.checkpoint import (
     load_checkpoint,
     restoring,
 )
+from naonet.training.engine import GradientHolders
 
 TRAIN_ON = ("space", "sample")
 CHECKPOINT_NAME = "ranking_state.pt"
@@ -137,11 +139,15 @@ class SamplingResult:
     @classmethod
     def from_state(cls, state: dict, reference: list[float], top_k: tuple[int, ...]
                    ) -> SamplingResult:
+        """The saved result, every statistic computed again against ``reference`` (a
+        moved table is checked only by the sample it gives)."""
         scores = [float(score) for score in state["scores"]]
+        curve = [BudgetPoint(**point) for point in state["curve"]]
+        for point in curve:
+            point.kendall_tau = correlate(point.scores, reference, top_k).kendall_tau
         return cls(state["sampling"], scores,
                    correlate(scores, reference, top_k) if scores else None,
-                   [float(loss) for loss in state["losses"]],
-                   [BudgetPoint(**point) for point in state["curve"]], float(state["seconds"]))
+                   [float(loss) for loss in state["losses"]], curve, float(state["seconds"]))
 
 
 @dataclass
@@ -178,9 +184,11 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
     finished, then the one in training up to its last point), so that a caller can keep
     what a run stopped at its time limit has measured; on the main process only.
     ``checkpoint``: the file the state is saved to after every epoch and resumed from
-    (None: neither)."""
+    (None: neither). ``log`` too is called on the main process only."""
     search = config.search
     context = init_distributed(search.device)
+    if not context.is_main:
+        log = lambda line: None  # noqa: E731 - one process reports
     use_cpu_threads(search.threads, context.device)
     space = get_space(search.space)
     if space != table.space:
@@ -238,7 +246,10 @@ class ExperimentCheckpoint:
         self.state = self._load() if path is not None and path.exists() else None
 
     def _load(self) -> dict:
-        state = load_checkpoint(self.path)
+        try:
+            state = load_checkpoint(self.path)
+        except UserError as error:  # its fix names a file argument this command lacks
+            raise UserError(f"{str(error).split(';')[0]}; {START_OVER}") from None
         if state.get("format") != CHECKPOINT_FORMAT or "experiment" not in state:
             raise UserError(f"{self.path} is not a naonet ranking checkpoint; {START_OVER}")
         with restoring(self.path):
@@ -265,7 +276,7 @@ class ExperimentCheckpoint:
             current = self.state["current"]
             if not current or current["result"]["sampling"] != sampling:
                 return None
-            trainer.load_state_dict(current["trainer"])
+            trainer.load_state_dict(current.pop("trainer"))  # not held for the whole run
             return SamplingResult.from_state(current["result"], reference, top_k)
 
     def save(self, finished: list[SamplingResult], current: SamplingResult | None = None,
@@ -286,8 +297,9 @@ def check_same_experiment(saved: dict, current: dict, path: Path) -> None:
     and how fast it runs may change), the rest as it was but for the table's path."""
     outer = {key: value for key, value in saved.items() if key != "search"}
     check_same_run(outer, current, path, RESUMABLE_EXPERIMENT_CHANGES, "ranking experiment")
-    check_same_run(saved["search"], current["search"], path, RESUMABLE_CHANGES,
-                   "ranking experiment", ADDED_OPTIONS)
+    check_same_run(saved["search"], current["search"], path,
+                   RESUMABLE_CHANGES | RESUMABLE_EXPERIMENT_CHANGES, "ranking experiment",
+                   ADDED_OPTIONS)
 
 
 def _plain(value: dict) -> dict:
@@ -296,7 +308,8 @@ def _plain(value: dict) -> dict:
 
 
 class SupernetTrainer:
-    """A fresh supernet of ``search`` trained on a fixed pool, epoch by epoch."""
+    """A supernet of ``search`` trained on a fixed pool, epoch by epoch: fresh, or as a
+    checkpoint left it (``load_state_dict``)."""
 
     def __init__(self, search: SearchConfig, space, data, context, pool: list,
                  paths: FastPaths):
@@ -316,11 +329,13 @@ class SupernetTrainer:
     def state_dict(self) -> dict:
         return {"supernet": self.supernet.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
+                "gradients": GradientHolders(self.optimizer).state_dict(),
                 "schedule": self.scheduler.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.supernet.load_state_dict(state["supernet"])
         self.optimizer.load_state_dict(state["optimizer"])
+        GradientHolders(self.optimizer).load_state_dict(state["gradients"])
         self.scheduler.load_state_dict(state["schedule"])
 
     def epoch(self, epoch: int) -> float:

@@ -107,11 +107,38 @@ def restore_zero_gradients(optimizer: torch.optim.Optimizer) -> None:
     A checkpoint holds no gradients, so after a resume the parameters off the first
     sampled paths would have ``grad`` None and be skipped by SGD, where the uninterrupted
     run (whose gradients were zeroed, not dropped) applied momentum and weight decay.
+    The optimizer's state shows only where momentum is kept (SGD without momentum keeps
+    none): a checkpoint that saved :class:`GradientHolders` has said so exactly already.
     """
-    for group in optimizer.param_groups:
-        for parameter in group["params"]:
-            if parameter.grad is None and optimizer.state.get(parameter):
+    for parameter in _parameters(optimizer):
+        if parameter.grad is None and optimizer.state.get(parameter):
+            parameter.grad = torch.zeros_like(parameter)
+
+
+class GradientHolders:
+    """Which parameters of ``optimizer`` hold a gradient, saved and loaded like a module's
+    state: loading gives each of them a zero gradient, so that SGD keeps applying weight
+    decay (and momentum) to them after a resume as it did before."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer):
+        self.optimizer = optimizer
+
+    def state_dict(self) -> dict:
+        return {"positions": [position for position, parameter
+                              in enumerate(_parameters(self.optimizer))
+                              if parameter.grad is not None]}
+
+    def load_state_dict(self, state: dict) -> None:
+        parameters = _parameters(self.optimizer)
+        for position in state["positions"]:
+            parameter = parameters[position]
+            if parameter.grad is None:
                 parameter.grad = torch.zeros_like(parameter)
+
+
+def _parameters(optimizer: torch.optim.Optimizer) -> list[nn.Parameter]:
+    """The optimizer's parameters in its own order (that of its state_dict)."""
+    return [parameter for group in optimizer.param_groups for parameter in group["params"]]
 
 
 def clip_gradients(model: nn.Module, max_norm: float) -> None:

@@ -114,6 +114,53 @@ def test_two_gloo_processes_search_and_write_once(cifar_mini, tmp_path):
     assert [p.name for p in output.iterdir() if p.name.startswith(".")] == [".naonet.lock"]
 
 
+def ranking_command(data: Path, table: Path, output: Path) -> list[str]:
+    return ["correlate", "--supernet", "--reference", f"table:{table}", "--data", str(data),
+            "--archs", "6", "--samplings", "uniform,balanced", "--score-every", "2",
+            "--score-metric", "loss", "--output", str(output),
+            *flags({**TINY_FLAGS, "supernet_epochs": 6})]
+
+
+@pytest.mark.slow  # resume itself: test_analysis.py::test_an_experiment_stopped_mid_...
+def test_sigkill_during_the_ranking_experiment_resumes_to_the_same_outputs(cifar_mini,
+                                                                          tmp_path):
+    from nb201_synthetic import write_synthetic_table
+
+    table = write_synthetic_table(tmp_path / "table.csv")
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    checked(run_nao(*ranking_command(cifar_mini, table, reference)))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "naonet.cli.main", *ranking_command(cifar_mini, table, killed)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    try:
+        wait_for_second_sampling(killed / "ranking_state.pt", process)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    resumed = checked(run_nao(*ranking_command(cifar_mini, table, killed)))
+    assert "balanced: resumed after epoch" in resumed.stderr
+    for name in ("scores_uniform.txt", "scores_balanced.txt", "parameters.txt"):
+        assert (killed / name).read_text() == (reference / name).read_text(), name
+    curves = [{sampling: [(point["epochs"], point["scores"]) for point in result["curve"]]
+               for sampling, result in json.loads((folder / "summary.json").read_text())[
+                   "samplings"].items()} for folder in (killed, reference)]
+    assert curves[0] == curves[1]
+
+
+def wait_for_second_sampling(state_file: Path, process: subprocess.Popen) -> None:
+    """Return once the checkpoint holds the second sampling after an epoch of it."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the experiment ended before it could be killed"
+        if state_file.exists():
+            state = torch.load(state_file, weights_only=True)
+            if len(state["finished"]) == 1 and state["current"] is not None:
+                return
+        time.sleep(0.05)
+    raise AssertionError("the second sampling never started")
+
+
 @pytest.mark.dist
 @pytest.mark.slow
 def test_two_gloo_processes_run_the_ranking_experiment_and_write_once(cifar_mini, tmp_path):

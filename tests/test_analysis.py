@@ -264,6 +264,23 @@ def test_an_experiment_stopped_mid_training_keeps_its_points_and_resumes_to_the_
     assert again == out  # the figures and seconds saved
 
 
+def revise_metric(table, target, revise) -> dict[str, float]:
+    """Copy ``table`` to ``target`` with ``revise`` applied to the compared metric; the
+    revised values by architecture."""
+    import csv
+
+    column = metric_column(DEFAULT_METRIC)
+    with open(table, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row[column] = f"{revise(float(row[column])):.4f}"
+    with open(target, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return {row["arch"]: float(row[column]) for row in rows}
+
+
 def test_an_experiment_folder_resumes_only_its_own_experiment(tmp_path, capsys,
                                                               trained_epochs):
     interrupt, _ = trained_epochs
@@ -281,11 +298,19 @@ def test_an_experiment_folder_resumes_only_its_own_experiment(tmp_path, capsys,
     status, _, err = tiny_experiment(capsys, data, other, output)
     assert status == 2 and "scored another sample of the table" in err
     interrupt.stop_at = ("uniform", 2)
-    moved = tmp_path / "moved" / "table.csv"  # the same table elsewhere resumes
+    # The table elsewhere, its values revised (the same cells, so the same sample):
+    # resumed, and every statistic, the saved point's too, is against the new values.
+    moved = tmp_path / "moved" / "table.csv"
     moved.parent.mkdir()
-    moved.write_bytes(table.read_bytes())
+    revised = revise_metric(table, moved, lambda value: 200.0 - value)
     status, _, err = tiny_experiment(capsys, data, moved, output)
     assert status == 130 and "uniform: resumed after epoch 1/4" in err
+    curve = json.loads((output / "summary.json").read_text())["samplings"]["uniform"]["curve"]
+    assert [point["epochs"] for point in curve] == [1, 2]
+    truth = [revised[name] for name in read_scores(output / "reference.txt")]
+    for point in curve:
+        assert point["kendall_tau"] == pytest.approx(kendall_tau(point["scores"], truth),
+                                                     abs=1e-12)
     (output / "ranking_state.pt").write_bytes(b"not a checkpoint")
     status, _, err = tiny_experiment(capsys, data, table, output)
     assert status == 2 and "is corrupt or not a naonet checkpoint" in err

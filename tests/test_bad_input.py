@@ -345,6 +345,17 @@ def test_ctrl_c_stops_a_command_with_130(capsys, monkeypatch):
     assert capsys.readouterr().err == "nao: interrupted\n"  # a rerun starts over
 
 
+def test_a_stopped_table_search_starts_over(capsys, monkeypatch):
+    from naonet.cli import search
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search, "_run_table_search", interrupted)
+    assert main(["search", "--space", "nb201", "--evaluator", "table:t.csv"]) == 130
+    assert capsys.readouterr().err == "nao: interrupted\n"  # seconds long, no checkpoint
+
+
 def test_a_stopped_command_that_keeps_a_checkpoint_says_a_rerun_resumes(capsys, monkeypatch,
                                                                           tmp_path):
     from naonet.cli import train

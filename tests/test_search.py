@@ -414,6 +414,14 @@ def test_a_search_without_momentum_resumes_to_the_same_scores(cifar_mini, tmp_pa
     assert scored_pool(tmp_path / "run") == scored_pool(tmp_path / "straight")
 
 
+def test_a_corrupt_search_checkpoint_is_refused_in_one_line(cifar_mini, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "search_state.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match=r"is corrupt or not a naonet checkpoint .*; pass "
+                       r"another --output, or delete the folder to start over$"):
+        search(tiny_config(cifar_mini, tmp_path / "run"), show_progress=False)
+
+
 def test_resuming_with_other_options_is_refused(tiny_run, cifar_mini):
     with pytest.raises(UserError, match="belongs to a search with channels=4"):
         search(tiny_config(cifar_mini, tiny_run, channels=6), show_progress=False)

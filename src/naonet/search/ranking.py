@@ -246,10 +246,7 @@ class ExperimentCheckpoint:
         self.state = self._load() if path is not None and path.exists() else None
 
     def _load(self) -> dict:
-        try:
-            state = load_checkpoint(self.path)
-        except UserError as error:  # its fix names a file argument this command lacks
-            raise UserError(f"{str(error).split(';')[0]}; {START_OVER}") from None
+        state = load_checkpoint(self.path, START_OVER)
         if state.get("format") != CHECKPOINT_FORMAT or "experiment" not in state:
             raise UserError(f"{self.path} is not a naonet ranking checkpoint; {START_OVER}")
         with restoring(self.path):
@@ -335,7 +332,8 @@ class SupernetTrainer:
     def load_state_dict(self, state: dict) -> None:
         self.supernet.load_state_dict(state["supernet"])
         self.optimizer.load_state_dict(state["optimizer"])
-        GradientHolders(self.optimizer).load_state_dict(state["gradients"])
+        if "gradients" in state:  # else, as the search's older files: by momentum state
+            GradientHolders(self.optimizer).load_state_dict(state["gradients"])
         self.scheduler.load_state_dict(state["schedule"])
 
     def epoch(self, epoch: int) -> float:

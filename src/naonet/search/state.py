@@ -24,6 +24,7 @@ import numpy as np
 from naonet.errors import UserError
 from naonet.spaces import SearchSpace
 from naonet.training.checkpoint import (
+    START_OVER,
     atomic_save,
     capture_rng_state,
     check_same_run,
@@ -152,7 +153,7 @@ def load_search_checkpoint(path: Path, config_dict: dict) -> dict | None:
     """The checkpoint of ``path`` if it exists and belongs to this search, else None."""
     if not path.exists():
         return None
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, START_OVER)
     if checkpoint.get("format") != CHECKPOINT_FORMAT or "state" not in checkpoint:
         raise UserError(f"{path} is not a naonet search checkpoint; pass another --output")
     with restoring(path):

@@ -82,8 +82,10 @@ def require_checkpoint_file(path: Path) -> None:
         raise UserError(f"checkpoint {path} does not exist; check the path")
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Load a naonet checkpoint safely, or a one-line UserError saying what is wrong."""
+def load_checkpoint(path: str | Path,
+                    fix: str = "delete it to start over, or pass another file") -> dict:
+    """Load a naonet checkpoint safely, or a one-line UserError saying what is wrong
+    and, for a damaged file, ``fix``."""
     path = Path(path)
     require_checkpoint_file(path)
     try:
@@ -92,8 +94,7 @@ def load_checkpoint(path: str | Path) -> dict:
         raise
     except Exception as error:  # noqa: BLE001 - truncated zips, bad pickles, ...
         raise UserError(f"checkpoint {path} is corrupt or not a naonet checkpoint "
-                        f"({load_failure(path, error)}); delete it to start over, or pass "
-                        "another file") from None
+                        f"({load_failure(path, error)}); {fix}") from None
     if not isinstance(state, dict):
         raise UserError(f"checkpoint {path} does not hold a dictionary; not a naonet checkpoint")
     return state

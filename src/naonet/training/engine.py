@@ -131,6 +131,8 @@ class GradientHolders:
     def load_state_dict(self, state: dict) -> None:
         parameters = _parameters(self.optimizer)
         for position in state["positions"]:
+            if not 0 <= position < len(parameters):
+                raise IndexError(f"gradient holder {position} of {len(parameters)} parameters")
             parameter = parameters[position]
             if parameter.grad is None:
                 parameter.grad = torch.zeros_like(parameter)

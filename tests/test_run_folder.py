@@ -48,6 +48,27 @@ def finished_run(folder, command):
     release_run_folder(folder)
 
 
+def test_a_claim_removes_the_temporaries_a_killed_run_left_and_nothing_else(tmp_path):
+    from naonet.training.checkpoint import atomic_write_text
+
+    folder = tmp_path / "run"
+    finished_run(folder, "train")
+    atomic_write_text(folder / "result.json", "{}")  # what a finished write leaves
+    left = ".last.pt.k3x_9q0a"  # a write killed before its rename (mkstemp's pattern)
+    kept = [".last.pt.notmine", ".hidden", "last.pt.k3x_9q0a", "result.json", "config.yaml"]
+    for name in (left, *kept):
+        (folder / name).write_text("")
+    claim_run_folder(folder, "train")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([LOCK_NAME, *kept])
+    release_run_folder(folder)
+    mine = tmp_path / "mine"  # a folder no run made: nothing in it is touched
+    mine.mkdir()
+    (mine / left).write_text("")
+    claim_run_folder(mine, "train")
+    assert (mine / left).exists()
+    release_run_folder(mine)
+
+
 def test_a_folder_of_another_command_is_refused(tmp_path):
     folder = tmp_path / "search-run"
     finished_run(folder, "search")

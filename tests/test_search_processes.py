@@ -146,6 +146,8 @@ def test_sigkill_during_the_ranking_experiment_resumes_to_the_same_outputs(cifar
                for sampling, result in json.loads((folder / "summary.json").read_text())[
                    "samplings"].items()} for folder in (killed, reference)]
     assert curves[0] == curves[1]
+    # a write the kill cut short leaves no temporary file once the rerun has claimed it
+    assert [p.name for p in killed.iterdir() if p.name.startswith(".")] == [".naonet.lock"]
 
 
 def wait_for_second_sampling(state_file: Path, process: subprocess.Popen) -> None:

@@ -163,8 +163,9 @@ def test_corrupt_last_checkpoint_is_reported_in_one_line(capsys, cifar_mini, tmp
     status, _, err = nao_in_process(capsys, "train", "--data", str(cifar_mini), "--output",
                                     str(tmp_path), *TINY, "--epochs", "1")
     assert status == 2 and len(err.strip().splitlines()) == 1
-    assert (f"checkpoint {tmp_path / 'last.pt'} is corrupt or not a naonet checkpoint (not a "
-            "PyTorch zip archive, or truncated); delete it to start over") in err, err
+    assert err == (f"nao train: error: checkpoint {tmp_path / 'last.pt'} is corrupt or not a "
+                   "naonet checkpoint (not a PyTorch zip archive, or truncated); pass another "
+                   "--output, or delete the folder to start over\n")
 
 
 def test_a_checkpoint_load_failure_is_said_in_a_few_words(tmp_path, monkeypatch):

@@ -52,7 +52,10 @@ def claim_run_folder(folder: str | Path, command: str) -> Path:
     try:
         handle = _lock(folder)
         handle.seek(0)
-        check_command(folder, command, handle.read())
+        holder = handle.read()
+        check_command(folder, command, holder)
+        if folder_command(folder, holder) == command:  # a run of ours was here before
+            remove_abandoned_temporaries(folder)
         handle.seek(0)
         handle.truncate()
         handle.write(f"nao {command} (process {os.getpid()})\n")
@@ -66,6 +69,21 @@ def claim_run_folder(folder: str | Path, command: str) -> Path:
         raise
     _held[key] = (handle, created)
     return folder
+
+
+# An atomic write's temporary file, beside its target (training.checkpoint: mkstemp's
+# ".NAME." prefix and 8 random characters).
+TEMPORARY_FILE = re.compile(r"\..+\.[a-z0-9_]{8}")
+
+
+def remove_abandoned_temporaries(folder: Path) -> None:
+    """Delete the temporary files of writes a killed run never finished. Called with the
+    folder's lock held, in a folder a run of the same command made: no one else is
+    writing there, and nothing else in it is named so."""
+    for entry in folder.iterdir():
+        if TEMPORARY_FILE.fullmatch(entry.name) and entry.is_file() \
+                and not entry.is_symlink():
+            entry.unlink(missing_ok=True)
 
 
 def topmost_missing(folder: Path) -> Path | None:

@@ -30,6 +30,7 @@ from naonet.runtime import FastPaths, maybe_compile, to_memory_format
 from naonet.runtime import apply as apply_fast_paths
 from naonet.spaces import Architecture, resolve_architecture
 from naonet.training.checkpoint import (
+    START_OVER,
     atomic_save,
     atomic_write_text,
     capture_rng_state,
@@ -157,7 +158,7 @@ def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, 
     path = run_dir / "last.pt"
     if not path.exists():
         return RunState()
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, START_OVER)  # the command takes no checkpoint file
     with restoring(path):
         check_same_run(checkpoint.get("config", {}), config.to_dict(), path,
                        RESUMABLE_CHANGES, "run", ADDED_OPTIONS)

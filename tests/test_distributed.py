@@ -39,7 +39,12 @@ import sys
 import torch
 from torch import nn
 
-from naonet.distributed import close_distributed, init_distributed, wrap_data_parallel
+from naonet.distributed import (
+    close_distributed,
+    exit_process,
+    init_distributed,
+    wrap_data_parallel,
+)
 from naonet.training.engine import Precision, train_one_epoch
 from naonet.training.optimizer import sgd
 
@@ -75,6 +80,7 @@ if context.rank == 0:
                 "loss": stats.loss}, sys.argv[1])
 del model  # a script ends as every nao command does: the DDP wrapper first, then the group
 close_distributed()
+exit_process(0)
 """
 
 

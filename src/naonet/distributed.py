@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -16,6 +18,7 @@ import torch.distributed as dist
 from naonet.errors import UserError
 
 _joined_group = False  # whether init_distributed made the process group (then it ends it)
+_used_gloo = False  # whether this process ever joined a gloo group (see exit_process)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ def init_distributed(device_preference: str = "auto") -> DistributedContext:
         global _joined_group
         _joined_group = True
         if backend == "gloo":
+            global _used_gloo
+            _used_gloo = True
             # Gloo's worker threads outlive a group nobody destroyed and can abort the
             # interpreter as it shuts down (SIGABRT, "terminate called without an active
             # exception"; pytorch/pytorch#190489). Destroying a gloo group is local to
@@ -91,17 +96,37 @@ def close_distributed() -> None:
     (a group the caller made stays theirs to end).
 
     Every ``nao`` command calls it on success. A script of its own should end the same
-    way: drop the modules :func:`wrap_data_parallel` returned (``del model``), then call
-    this. The exit-time fallback cannot do the first half: a DistributedDataParallel
-    wrapper still alive at exit keeps gloo work that holds Python objects, and gloo can
-    then abort the interpreter as it shuts down. Measured with the two-process script of
-    tests/test_distributed.py (60 torchrun runs each, two at once on 2 cores): 7 aborts
-    relying on the fallback, 3 calling this with the wrapper alive, none after ``del``.
+    way: drop the modules :func:`wrap_data_parallel` returned (``del model``), call
+    this, then :func:`exit_process`. The exit-time fallback cannot do the first half: a
+    DistributedDataParallel wrapper still alive at exit keeps gloo work that holds Python
+    objects, and gloo can then abort the interpreter as it shuts down. Measured with the
+    two-process script of tests/test_distributed.py (60 torchrun runs each, two at once
+    on 2 cores): 7 aborts relying on the fallback, 3 calling this with the wrapper alive,
+    0 after ``del`` (but 1 in a later 60, and one in CI: hence :func:`exit_process`).
     """
     global _joined_group
     if _joined_group and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
     _joined_group = False
+
+
+def exit_process(status: int) -> NoReturn:
+    """End the process with ``status`` (call :func:`close_distributed` first).
+
+    A process that ran a gloo group skips the interpreter's finalization: even after the
+    group is destroyed and the DDP wrappers dropped, gloo can abort it there (SIGABRT,
+    "terminate called without an active exception", no Python frame), failing a run that
+    had finished. Measured with the two-process script of tests/test_distributed.py, two
+    loops of torchrun runs at once on 2 cores: 1 abort in 60 runs ending with ``del
+    model; close_distributed()`` (and one in a CI run), 0 in 120 ending with this.
+    Buffers are flushed first; atexit handlers do not run (the system releases the run
+    folder's lock).
+    """
+    if _used_gloo:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:

@@ -178,5 +178,13 @@ def _silence_stdout() -> None:
         pass
 
 
+def run() -> None:
+    """The ``nao`` program: :func:`main`, then the process ends with its status (skipping
+    the interpreter's finalization after a gloo run: :func:`naonet.distributed.exit_process`)."""
+    from naonet.distributed import exit_process
+
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

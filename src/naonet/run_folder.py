@@ -71,17 +71,14 @@ def claim_run_folder(folder: str | Path, command: str) -> Path:
     return folder
 
 
-# An atomic write's temporary file, beside its target (training.checkpoint: mkstemp's
-# ".NAME." prefix and 8 random characters).
-TEMPORARY_FILE = re.compile(r"\..+\.[a-z0-9_]{8}")
-
-
 def remove_abandoned_temporaries(folder: Path) -> None:
     """Delete the temporary files of writes a killed run never finished. Called with the
     folder's lock held, in a folder a run of the same command made: no one else is
     writing there, and nothing else in it is named so."""
+    from naonet.training.checkpoint import ATOMIC_TEMPORARY_NAME
+
     for entry in folder.iterdir():
-        if TEMPORARY_FILE.fullmatch(entry.name) and entry.is_file() \
+        if ATOMIC_TEMPORARY_NAME.fullmatch(entry.name) and entry.is_file() \
                 and not entry.is_symlink():
             entry.unlink(missing_ok=True)
 

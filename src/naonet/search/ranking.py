@@ -332,8 +332,7 @@ class SupernetTrainer:
     def load_state_dict(self, state: dict) -> None:
         self.supernet.load_state_dict(state["supernet"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if "gradients" in state:  # else, as the search's older files: by momentum state
-            GradientHolders(self.optimizer).load_state_dict(state["gradients"])
+        GradientHolders(self.optimizer).load_state_dict(state["gradients"])
         self.scheduler.load_state_dict(state["schedule"])
 
     def epoch(self, epoch: int) -> float:
@@ -365,9 +364,8 @@ class SupernetTrainer:
         result = resumed.copy() if resumed else SamplingResult(search.sampling, [], None)
         seconds_before = result.seconds
 
-        def so_far() -> SamplingResult:
-            result.seconds = seconds_before + time.perf_counter() - start
-            return result.copy()
+        def elapsed() -> float:
+            return seconds_before + time.perf_counter() - start
 
         def score() -> None:
             result.scores = self.score(architectures, scoring)
@@ -378,17 +376,22 @@ class SupernetTrainer:
             done = epoch + 1
             line = (f"{search.sampling}: epoch {done}/{search.supernet_epochs} loss "
                     f"{result.losses[-1]:.4f}")
-            if done == search.supernet_epochs or (config.score_every
-                                                  and done % config.score_every == 0):
+            scored = done == search.supernet_epochs or (config.score_every
+                                                         and done % config.score_every == 0)
+            if scored:
                 score()
+            result.seconds = elapsed()
+            if scored:
                 result.curve.append(BudgetPoint(done, done * images_per_epoch,
-                                                result.report.kendall_tau,
-                                                so_far().seconds, list(result.scores)))
-                log(f"{line} kendall tau {result.report.kendall_tau:.4f}")
-                point_scored(so_far())
-            else:
-                log(line)
-            epoch_done(so_far())
+                                                result.report.kendall_tau, result.seconds,
+                                                list(result.scores)))
+                line += f" kendall tau {result.report.kendall_tau:.4f}"
+            log(line)
+            snapshot = result.copy()  # the callbacks only read it
+            if scored:
+                point_scored(snapshot)
+            epoch_done(snapshot)
         if result.report is None:  # no training epoch: score the initial supernet
             score()
-        return so_far()
+        result.seconds = elapsed()
+        return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import tempfile
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -18,6 +19,9 @@ import numpy as np
 import torch
 
 from naonet.errors import UserError
+
+# The name of atomic_write_bytes' temporary file: ".NAME." and mkstemp's 8 characters.
+ATOMIC_TEMPORARY_NAME = re.compile(r"\..+\.[a-z0-9_]{8}")
 
 
 def atomic_write_bytes(path: Path, write) -> None:

@@ -436,8 +436,8 @@ def test_a_zero_clip_leaves_the_gradients_and_a_positive_one_bounds_their_norm()
     layer = torch.nn.Linear(4, 3)
     layer(torch.ones(2, 4)).sum().mul(100).backward()
     before = [p.grad.clone() for p in layer.parameters()]
-    clip_gradients(layer, 0.0)
+    clip_gradients(list(layer.parameters()), 0.0)
     assert all(torch.equal(p.grad, g) for p, g in zip(layer.parameters(), before))
-    clip_gradients(layer, 1.0)
+    clip_gradients(list(layer.parameters()), 1.0)
     norm = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in layer.parameters()]))
     assert norm.item() == pytest.approx(1.0, rel=1e-5)  # clip_grad_norm_ adds 1e-6

@@ -386,7 +386,7 @@ class SupernetTrainer:
                                                 result.report.kendall_tau, result.seconds,
                                                 list(result.scores)))
                 line += f" kendall tau {result.report.kendall_tau:.4f}"
-            log(line)
+            log(f"{line} ({result.seconds:.0f} s)")
             snapshot = result.copy()  # the callbacks only read it
             if scored:
                 point_scored(snapshot)

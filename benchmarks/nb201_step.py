@@ -30,6 +30,7 @@ import argparse
 import json
 import math
 import multiprocessing
+import queue
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # also in workers
 
+WAIT_SECONDS = 180  # for a worker's start-up and warm-up before the layout gives up
 BASELINE = (3, "bf16")  # (processes at once, autocast): gpu_nb201.sh until this figure
 SEARCH_EPOCHS = 3 * 8  # gpu_nb201.sh's search: --rounds 3 --supernet-epochs 8
 RANKINGS = 2  # uniform and balanced
@@ -127,7 +129,7 @@ def worker(index: int, args: argparse.Namespace, start, results) -> None:
             epoch += 1
             if time.perf_counter() - began >= args.warmup:
                 break
-        start.wait()  # every process of the layout starts timing together
+        start.wait(timeout=WAIT_SECONDS)  # the layout's processes start timing together
         began, steps = time.perf_counter(), 0
         while time.perf_counter() - began < args.seconds:
             trainer.epoch(epoch)  # ends by reading the loss back: the device is done
@@ -145,13 +147,18 @@ def measure_layout(args: argparse.Namespace, processes: int) -> dict[str, list[d
     for process in workers:
         process.start()
     measured: dict[str, list[dict]] = {amp: [] for amp in args.amps}
-    for _ in range(processes * len(args.amps)):
-        _, amp, steps, seconds = results.get()
-        measured[amp].append({"steps": steps, "seconds": seconds})
-    for process in workers:
-        process.join()
-        if process.exitcode != 0:
-            raise SystemExit(f"nb201_step.py: a worker failed (exit {process.exitcode})")
+    try:
+        for _ in range(processes * len(args.amps)):
+            _, amp, steps, seconds = results.get(timeout=WAIT_SECONDS + args.seconds)
+            measured[amp].append({"steps": steps, "seconds": seconds})
+    except queue.Empty:
+        raise SystemExit(f"nb201_step.py: a worker of {processes} at once reported nothing "
+                         f"for {WAIT_SECONDS + args.seconds:.0f} s (its error is above)") from None
+    finally:
+        for process in workers:
+            process.join(timeout=WAIT_SECONDS)
+            if process.is_alive():
+                process.kill()
     return measured
 
 

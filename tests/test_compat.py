@@ -17,7 +17,7 @@ from naonet.compat import (
 )
 from naonet.errors import UserError
 
-from conftest import nao_in_process, relative_error
+from conftest import FIXTURES, nao_in_process, relative_error, require
 
 
 def test_key_conversion_examples():
@@ -89,6 +89,35 @@ def test_nao_convert_then_eval_reproduces_the_released_network(released_file, tm
                                           "--json", "--device", "cpu")
     assert status == 0, err
     assert '"images": 200' in printed
+
+
+def test_a_file_that_records_no_data_set_takes_the_one_its_network_fits(tmp_path, capsys):
+    """The released ImageNet weights, bare (no arguments saved): --dataset cifar10 would
+    have written an ImageNet network labelled cifar10, which eval and predict then ran on
+    32 px images; without --dataset the network's shape names the data set."""
+    source = require(FIXTURES / "naonet_v2_imagenet_c8_l1.pt")
+    out = tmp_path / "converted.pt"
+    status, _, err = nao_in_process(capsys, "convert", str(source), str(out), "--arch",
+                                    "naonet-v2", "--dataset", "cifar10")
+    assert status == 2 and not out.exists()
+    assert ("holds a network for imagenet images with 1000 classes; cifar10 has cifar "
+            "images with 10 classes: pass --dataset imagenet") in err
+    status, printed, err = nao_in_process(capsys, "convert", str(source), str(out),
+                                          "--arch", "naonet-v2")
+    assert status == 0, err
+    assert torch.load(out, weights_only=True)["config"]["dataset"] == "imagenet"
+
+
+def test_eval_takes_a_bare_released_cifar_file_as_convert_does(tmp_path, cifar_mini, capsys):
+    source = require(FIXTURES / "naonet_v2_cifar_c8_l1.pt")
+    status, printed, err = nao_in_process(capsys, "eval", str(source), "--arch", "naonet-v2",
+                                          "--data", str(cifar_mini), "--json",
+                                          "--device", "cpu")
+    assert status == 0, err
+    assert '"dataset": "cifar10"' in printed and '"images": 200' in printed
+    status, _, err = nao_in_process(capsys, "eval", str(source), "--arch", "naonet-v2",
+                                    "--data", str(cifar_mini), "--dataset", "cifar100")
+    assert status == 2 and "pass --dataset cifar10" in err
 
 
 # (cell, C, N, classes, data set, bare): a naonet file, and a bare state_dict whose cell

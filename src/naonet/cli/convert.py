@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from naonet.cli.eval import check_recorded_dataset
+    from naonet.cli.eval import check_recorded_dataset, dataset_from_network
     from naonet.compat.model_file import load_model, model_file_payload
     from naonet.models import count_parameters
     from naonet.training.checkpoint import atomic_save
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("the output file name is empty; pass the file to write")
     loaded = load_model(args.source, arch=args.arch, space=args.space)
     check_recorded_dataset(loaded, args.dataset, args.source)
-    dataset = args.dataset or loaded.dataset or _dataset_from_classes(loaded)
+    dataset = args.dataset or loaded.dataset or dataset_from_network(loaded)
     atomic_save(model_file_payload(loaded, dataset), args.output)
     config = loaded.network.config
     print(f"wrote {args.output}: {loaded.architecture.to_qualified_string()}, "
@@ -43,10 +43,3 @@ def run(args: argparse.Namespace) -> int:
           "(aux head excluded)")
     return 0
 
-
-def _dataset_from_classes(loaded) -> str | None:
-    config = loaded.network.config
-    if config.skeleton == "imagenet" and config.num_classes == 1000:
-        return "imagenet"
-    return {10: "cifar10", 100: "cifar100"}.get(config.num_classes) \
-        if config.skeleton == "cifar" else None

@@ -60,9 +60,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def dataset_of(loaded, dataset: str | None, checkpoint: str) -> str:
-    """The data set named on the command line, else the one the checkpoint records."""
+    """The data set named on the command line, else the one the checkpoint records, else
+    the one its network's shape names (a released file records none)."""
     check_recorded_dataset(loaded, dataset, checkpoint)
-    dataset = dataset or loaded.dataset
+    dataset = dataset or loaded.dataset or dataset_from_network(loaded)
     if dataset is None:
         raise UserError(f"{checkpoint} does not say which data set it was trained on; "
                         "pass --dataset")
@@ -70,11 +71,36 @@ def dataset_of(loaded, dataset: str | None, checkpoint: str) -> str:
 
 
 def check_recorded_dataset(loaded, dataset: str | None, checkpoint: str) -> None:
-    """A UserError if ``--dataset`` contradicts the data set the file records (it would
-    preprocess with another data set's normalisation and label with its classes)."""
+    """A UserError if ``--dataset`` contradicts the data set the file records, or names a
+    data set whose images or classes the network cannot take (it would preprocess with
+    another data set's normalisation and label with its classes)."""
     if dataset and loaded.dataset and dataset != loaded.dataset:
         raise UserError(f"{checkpoint} was trained on {loaded.dataset}, not {dataset}; drop "
                         "--dataset (the file's is used)")
+    if not dataset:
+        return
+    from naonet.data.registry import get_dataset_spec
+
+    spec, config = get_dataset_spec(dataset), loaded.network.config
+    if spec.num_classes is None:  # a folder: its classes and image size are the data's
+        return
+    if (spec.skeleton, spec.num_classes) != (config.skeleton, config.num_classes):
+        fitting = dataset_from_network(loaded)
+        raise UserError(
+            f"{checkpoint} holds a network for {config.skeleton} images with "
+            f"{config.num_classes} classes; {dataset} has {spec.skeleton} images with "
+            f"{spec.num_classes} classes: " + (f"pass --dataset {fitting}" if fitting else
+                                                "pass --dataset folder with its images"))
+
+
+def dataset_from_network(loaded) -> str | None:
+    """The one named data set whose images and classes the network fits, if any."""
+    from naonet.data.registry import DATASETS
+
+    config = loaded.network.config
+    fitting = [name for name, spec in DATASETS.items()
+               if (spec.skeleton, spec.num_classes) == (config.skeleton, config.num_classes)]
+    return fitting[0] if len(fitting) == 1 else None
 
 
 def check_test_classes(loaded, classes: list[str], dataset: str) -> None:

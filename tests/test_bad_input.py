@@ -577,3 +577,28 @@ def test_a_search_state_is_named_where_a_trained_network_is_expected(capsys, tmp
     assert status == 2 and len(err.strip().splitlines()) == 1, err
     assert "is a search's state, not a trained network; train a line of the " \
            "arch_pool.final beside it with nao train --arch LINE" in err, err
+
+
+def test_a_corrupt_pickle_is_one_line_without_torchs_warning_above_it(capsys, tmp_path,
+                                                                     cifar_mini):
+    """Bytes that start like a pickle made torch warn about an unexpected protocol before
+    our line (two lines of a library's path and advice on stderr)."""
+    import warnings
+
+    path = tmp_path / "p.pt"
+    path.write_bytes(b"\x80\x70" + b"garbage" * 100)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(path.read_bytes())
+    for args, fragment in [
+            (["info", str(path)], "is not a readable PyTorch checkpoint"),
+            (["eval", str(path), "--dataset", "cifar10"], "is not a readable PyTorch checkpoint"),
+            (TRAIN + ["--output", str(run), "--data", str(cifar_mini)],
+             "is corrupt or not a naonet checkpoint")]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            status = main(args)
+        err = capsys.readouterr().err
+        assert status == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+        assert not [warning for warning in caught
+                    if "pickle protocol" in str(warning.message)], args

@@ -18,7 +18,7 @@ import torch
 
 from naonet.compat.renaming import KeyRenamer
 from naonet.errors import UserError
-from naonet.training.checkpoint import require_checkpoint_file
+from naonet.training.checkpoint import require_checkpoint_file, torch_load_quietly
 
 # (released pattern, naonet replacement), applied in order to every key.
 NETWORK_KEYS = KeyRenamer([
@@ -78,7 +78,7 @@ def read_checkpoint_payload(path: str | Path) -> object:
     path = Path(path)
     require_checkpoint_file(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch_load_quietly(path, weights_only=True)
     except Exception:  # noqa: BLE001 - any failure falls back to the inert reader
         payload = _load_with_placeholders(path)
     return payload
@@ -196,8 +196,7 @@ def _load_with_placeholders(path: Path) -> object:
                         "run that wrote one of ours)")
     try:
         # torch.load with a custom pickle module: only the unpickling of the record changes.
-        return torch.load(path, map_location="cpu", weights_only=False,
-                          pickle_module=_InertPickleModule)
+        return torch_load_quietly(path, weights_only=False, pickle_module=_InertPickleModule)
     except Exception as error:  # noqa: BLE001
         raise UserError(f"{path} could not be read as a checkpoint ({type(error).__name__}); "
                         "check the file") from None

@@ -86,6 +86,17 @@ def require_checkpoint_file(path: Path) -> None:
         raise UserError(f"checkpoint {path} does not exist; check the path")
 
 
+def torch_load_quietly(path: str | Path, **options):
+    """``torch.load(path, map_location='cpu', **options)`` without torch's warning about a
+    pickle protocol it did not expect: a damaged or foreign file gets our one-line error
+    (or loads), never a warning printed above it."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        return torch.load(path, map_location="cpu", **options)
+
+
 def load_checkpoint(path: str | Path,
                     fix: str = "delete it to start over, or pass another file") -> dict:
     """Load a naonet checkpoint safely, or a one-line UserError saying what is wrong
@@ -93,7 +104,7 @@ def load_checkpoint(path: str | Path,
     path = Path(path)
     require_checkpoint_file(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch_load_quietly(path, weights_only=True)
     except OSError:  # an intact file it may not read: the system's words, not "delete it"
         raise
     except Exception as error:  # noqa: BLE001 - truncated zips, bad pickles, ...

@@ -365,7 +365,8 @@ def interrupt_at(monkeypatch, name: str, when) -> None:
     monkeypatch.setattr(search_loop, name, step)
 
 
-def test_interrupted_search_resumes_to_the_same_outputs(tiny_run, cifar_mini, tmp_path):
+def test_interrupted_search_resumes_to_the_same_outputs(tiny_run, cifar_mini, tmp_path,
+                                                       capsys):
     config = tiny_config(cifar_mini, tmp_path / "run")
     with pytest.MonkeyPatch.context() as patch:  # during round 2's supernet training
         interrupt_at(patch, "supernet_epoch", lambda s: (s.round, s.epoch) == (1, 1))
@@ -380,7 +381,10 @@ def test_interrupted_search_resumes_to_the_same_outputs(tiny_run, cifar_mini, tm
         interrupt_at(patch, "rerank_epoch", lambda s: s.rerank_index == 1)
         with pytest.raises(Interrupted):
             search(config, show_progress=False)
+    capsys.readouterr()
     search(config, show_progress=False)
+    # it once said 'phase rerank, at its start' and went on with the second training
+    assert "resuming in round 2, phase rerank, 1 re-rank training done" in capsys.readouterr().out
     for name in ("arch_pool", "arch_pool.perf", "arch_pool.final", "arch_pool.perf.final"):
         assert (tmp_path / "run" / name).read_text() == (tiny_run / name).read_text(), name
     resumed = json.loads((tmp_path / "run" / "pool.json").read_text())["architectures"]

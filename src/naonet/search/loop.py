@@ -807,9 +807,18 @@ def announce_start(run: SearchRun, resumed: bool) -> None:
     if resumed and state.phase == DONE:
         text += "; finished already: its outputs are rewritten from the saved state"
     elif resumed:
-        at = f"after epoch {state.epoch}" if state.epoch else "at its start"
-        text += f"; resuming in round {state.round + 1}, phase {state.phase}, {at}"
+        text += f"; resuming in round {state.round + 1}, {resume_point(state)}"
     announce(run, text)
+
+
+def resume_point(state: SearchState) -> str:
+    """Where a resumed search continues: the phase, and how far into it."""
+    if state.phase == RERANK:
+        done = state.rerank_index
+        text = f"phase rerank, {done} re-rank training{'' if done == 1 else 's'} done"
+        return text + (f", epoch {state.epoch} of the next" if state.epoch else "")
+    return f"phase {state.phase}, " + (f"after epoch {state.epoch}" if state.epoch
+                                       else "at its start")
 
 
 def make_progress(run: SearchRun, total: int, description: str):

@@ -78,3 +78,23 @@ def test_every_search_preset_is_described_in_the_help():
     from naonet.search.config import PRESETS
 
     assert set(PRESET_HELP) == set(PRESETS)
+
+
+def test_search_help_gives_the_one_shot_default_of_each_option_shared_with_the_table(capsys):
+    """--score-transform said '(default rank)': the table search's; the one-shot search's
+    is raw."""
+    import re
+
+    from naonet.cli.main import main
+    from naonet.search.config import SearchConfig
+
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    one_shot = SearchConfig()
+    for flag, field in [("--score-transform", "score_transform"), ("--max-lambda", "max_lambda"),
+                        ("--fill", "fill"), ("--population-size", "population_size"),
+                        ("--sample-size", "sample_size")]:
+        # the option's help, up to the next option
+        entry = re.search(rf"(?<!\[){flag} (?:(?! --[a-z]).)*", text).group(0)
+        assert f"one-shot: {getattr(one_shot, field)})" in entry, entry

@@ -81,7 +81,9 @@ def budget_from_args(args: argparse.Namespace) -> Budget:
 
 def add_strategy_options(group) -> None:
     """Tuning options of NAO and evolution, shared with ``nao bench-search``."""
-    nao, evolution = NAOConfig(), EvolutionConfig()
+    from naonet.search.config import SearchConfig
+
+    nao, evolution, one_shot = NAOConfig(), EvolutionConfig(), SearchConfig()
     group.add_argument("--initial-queries", type=int, default=nao.initial_queries,
                        help=f"NAO: random architectures before the first controller "
                             f"(default {nao.initial_queries})")
@@ -92,25 +94,27 @@ def add_strategy_options(group) -> None:
                        help=f"NAO: generate from the best this many (default {nao.seed_count})")
     group.add_argument("--max-lambda", type=int, default=nao.max_lambda,
                        help=f"NAO: largest step size tried when generating (default "
-                            f"{nao.max_lambda}; one-shot: 51)")
+                            f"{nao.max_lambda}; one-shot: {one_shot.max_lambda})")
     group.add_argument("--controller-epochs", type=int, default=nao.training.epochs,
                        help=f"NAO: controller epochs per round (default {nao.training.epochs})")
     group.add_argument("--score-transform", choices=("rank", "raw"),
                        default=nao.score_transform,
                        help=f"NAO: train the controller on score ranks or raw scores "
-                            f"(default {nao.score_transform})")
+                            f"(default {nao.score_transform}; one-shot: "
+                            f"{one_shot.score_transform})")
     # shared with the one-shot search, whose rounds may also stay short ('none')
     group.add_argument("--fill", default=nao.fill,
                        help=f"NAO: what completes a round the decoder leaves short: random "
                             f"new architectures, mutation (of the best) or predicted (the "
                             f"mutations the predictor rates highest); the one-shot "
-                            f"search also takes none (default {nao.fill}; one-shot: none)")
+                            f"search also takes none (default {nao.fill}; one-shot: "
+                            f"{one_shot.fill})")
     group.add_argument("--population-size", type=int, default=evolution.population_size,
                        help=f"evolution: population size (default "
-                            f"{evolution.population_size}; one-shot: 100)")
+                            f"{evolution.population_size}; one-shot: {one_shot.population_size})")
     group.add_argument("--sample-size", type=int, default=evolution.sample_size,
                        help=f"evolution: tournament size (default {evolution.sample_size}; "
-                            f"one-shot: 25)")
+                            f"one-shot: {one_shot.sample_size})")
 
 
 def strategy_configs(args: argparse.Namespace) -> dict:

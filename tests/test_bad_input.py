@@ -27,6 +27,8 @@ CASES = [
     # architectures, data, presets and choices
     (TRAIN + ["--arch", "1 2 3"], "has 3 integers"),
     (TRAIN + ["--arch", "naonet-v9"], "unknown architecture name"),
+    # once "'naonet-v2' belongs to the 'small' space, not 'bogus'"
+    (TRAIN + ["--space", "bogus"], "unknown search space 'bogus'; use one of: middle, nb201"),
     (TRAIN + ["--data", "/no/such/folder", "--epochs", "1"], "does not exist"),
     (TRAIN + ["--epochs", "many"], "invalid int value"),
     (TRAIN + ["--preset", "nope"], "invalid choice"),
@@ -602,3 +604,11 @@ def test_a_corrupt_pickle_is_one_line_without_torchs_warning_above_it(capsys, tm
         assert status == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
         assert not [warning for warning in caught
                     if "pickle protocol" in str(warning.message)], args
+
+
+def test_info_with_a_missing_table_prints_nothing_before_its_error(capsys, tmp_path):
+    """It printed the whole cell report, then the error."""
+    status = main(["info", NB201_CELL, "--reference", f"table:{tmp_path / 'none.csv'}"])
+    captured = capsys.readouterr()
+    assert status == 2 and captured.out == ""
+    assert "none.csv does not exist" in captured.err

@@ -36,11 +36,16 @@ def run(args: argparse.Namespace) -> int:
     if is_naonet and args.reference is not None:
         raise UserError("--reference looks NAS-Bench-201 cells up in their table; "
                         f"{args.arch!r} is a NAONet of the {architecture.space.name} space")
+    table = None
+    if args.reference is not None:  # read before printing: a bad table is the only line
+        from naonet.search.reference import ReferenceTable
+
+        table = ReferenceTable.load(args.reference, architecture.space)
     print(f"architecture: {architecture.to_qualified_string()}")
     if is_naonet:
         print_naonet(architecture)
     else:
-        print_benchmark_cell(architecture, args.reference)
+        print_benchmark_cell(architecture, table)
     if names_a_file(args.arch):
         print_checkpoint_network(args.arch, args.space)
     return 0
@@ -106,9 +111,9 @@ def print_naonet(architecture: Architecture) -> None:
               f"{count_parameters(network, include_aux=True):>15,}{macs / 1e6:>12,.1f} M")
 
 
-def print_benchmark_cell(architecture, reference: str | None) -> None:
-    """The cell's edges, the benchmark network's sizes, and (given the table) what the
-    benchmark measured."""
+def print_benchmark_cell(architecture, table) -> None:
+    """The cell's edges, the benchmark network's sizes, and (given the ``ReferenceTable``)
+    what the benchmark measured."""
     space = architecture.space
     print(f"cell (node 0 is the cell input, node {space.num_nodes - 1} its output):")
     for target in range(1, space.num_nodes):
@@ -122,11 +127,9 @@ def print_benchmark_cell(architecture, reference: str | None) -> None:
         macs = space.multiply_adds(architecture, config, size)
         print(f"{label:<22}{space.parameter_count(architecture, config):>12,}"
               f"{macs / 1e6:>12,.1f} M")
-    if reference is not None:
+    if table is not None:
         from naonet.nb201 import DEFAULT_METRIC, metric_column
-        from naonet.search.reference import ReferenceTable
 
-        table = ReferenceTable.load(reference, space)
         truth = table.true_accuracy(architecture)
         validation = table.table.value(architecture, metric_column(DEFAULT_METRIC))
         print(f"in {table.table.source}: index {table.table.index(architecture)}, "

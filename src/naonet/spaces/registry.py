@@ -35,7 +35,11 @@ def named_architecture(name: str) -> Architecture:
 
 def resolve_architecture(text: str, space: str | CellSearchSpace | None = None):
     """A registered name or any text form of an architecture of any registered space."""
+    from naonet.spaces.protocol import get_space, parse_architecture
+
     text = text.strip()
+    if isinstance(space, str):
+        get_space(space)  # an unknown space is named as such, not as the wrong one
     if text in _NAMED:
         architecture = named_architecture(text)
         if space is not None and architecture.space.name != getattr(space, "name", space):
@@ -49,6 +53,4 @@ def resolve_architecture(text: str, space: str | CellSearchSpace | None = None):
     if looks_like_name and not any(ch.isdigit() for ch in text.split()[0][:1]):
         if " " not in text and ":" not in text:
             named_architecture(text)  # raises the unknown-name error
-    from naonet.spaces.protocol import parse_architecture
-
     return parse_architecture(text, space)

@@ -612,3 +612,15 @@ def test_info_with_a_missing_table_prints_nothing_before_its_error(capsys, tmp_p
     captured = capsys.readouterr()
     assert status == 2 and captured.out == ""
     assert "none.csv does not exist" in captured.err
+
+
+def test_a_controller_checkpoint_passed_as_a_network_is_named_as_no_network(capsys):
+    """It asked for --arch, and with --arch said 'state_dict has no stem', naming neither
+    the file nor a fix."""
+    controller = str(require(FIXTURES / "nao_controller_default.pt"))
+    for extra in ([], ["--arch", "naonet-v2"]):
+        status = main(["eval", controller, "--dataset", "cifar10", *extra])
+        err = capsys.readouterr().err
+        assert status == 2 and len(err.strip().splitlines()) == 1, err
+        assert (f"{controller} holds no network's weights (no stem among decoder, encoder); "
+                "pass a network checkpoint") in err

@@ -57,6 +57,7 @@ def load_model(path: str | Path, arch=None, space: str | None = None,
             image_size = int(training.get("image_size") or 0)
             classes = payload.get("classes")
     else:  # a released file or a bare state_dict: the config is read off the weights
+        check_network_weights(state_dict, path)
         saved = released_arguments(payload)
         recorded = saved.get("arch")
         space = space or saved.get("search_space")
@@ -82,6 +83,18 @@ def load_model(path: str | Path, arch=None, space: str | None = None,
     classes = known_classes(classes, dataset, config.num_classes)
     return LoadedModel(network, architecture, dataset, released=not is_ours, classes=classes,
                        image_size=image_size)
+
+
+def check_network_weights(state_dict: dict, path) -> None:
+    """A UserError unless the weights start with a network's stem (every network of every
+    space has one): a controller's or another model's weights would otherwise be asked
+    for an architecture, then fail on their shapes."""
+    tops = sorted({key.removeprefix("module.").split(".")[0] for key in state_dict})
+    if not {"stem", "stem0", "stem1"} & set(tops):
+        named = ", ".join(tops[:4]) + (", ..." if len(tops) > 4 else "")
+        raise UserError(f"{path} holds no network's weights (no stem among {named}); pass "
+                        "a network checkpoint: nao train's last.pt or best.pt, or a "
+                        "released model file")
 
 
 def asked_architecture(arch, space: str | None):

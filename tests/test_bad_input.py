@@ -624,3 +624,23 @@ def test_a_controller_checkpoint_passed_as_a_network_is_named_as_no_network(caps
         assert status == 2 and len(err.strip().splitlines()) == 1, err
         assert (f"{controller} holds no network's weights (no stem among decoder, encoder); "
                 "pass a network checkpoint") in err
+
+
+def test_a_stopped_command_clears_its_progress_bar_before_its_last_line(capsys, monkeypatch):
+    """The line once followed the bar: '...loss=1.944]nao: interrupted'."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from naonet.cli import info
+
+    def interrupted_mid_bar(args):
+        bar = tqdm(total=10, desc="epoch 1/3", leave=False, file=sys.stderr)
+        bar.update(3)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(info, "run", interrupted_mid_bar)
+    assert main(["info", "naonet-v2"]) == 130
+    err = capsys.readouterr().err
+    assert "epoch 1/3" in err  # the bar was drawn, then cleared: the line starts afresh
+    assert err.endswith("\rnao: interrupted\n"), repr(err[-80:])

@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         close_distributed()
         return status
     except UserError as error:
+        _close_progress_bars()
         sys.stderr.write(f"nao {args.command}: error: {one_line(error)}\n")
         return 2
     except BrokenPipeError as error:
@@ -139,14 +140,26 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # an unusable path or a full disk: the system's own words
         return _report_os_error(args.command, error)
     except Terminated:
+        _close_progress_bars()
         sys.stderr.write(f"nao: terminated{_rerun_hint(args)}\n")
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
+        _close_progress_bars()
         sys.stderr.write(f"nao: interrupted{_rerun_hint(args)}\n")
         return 130
     finally:
         if handles_sigterm:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _close_progress_bars() -> None:
+    """Close the progress bars a stopped command left open, so that its last line starts
+    a line of its own (it followed the bar: '...loss=1.944]nao: interrupted')."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is None:
+        return
+    for bar in list(getattr(tqdm.tqdm, "_instances", ())):
+        bar.close()
 
 
 def _report_os_error(command: str, error: OSError) -> int:

@@ -418,3 +418,35 @@ def test_an_extraction_killed_midway_is_cleaned_up_by_the_next(tmp_path, monkeyp
         assert live.is_dir()
     assert sorted(entry.name for entry in extracted.iterdir()) == sorted(
         [target.name, ".extracting-live", ".extracting-live.lock"])
+
+
+def test_copies_of_a_gzip_archive_share_one_extraction_and_a_changed_one_gets_its_own(
+        tmp_path, monkeypatch):
+    """Each checkout's copy of the CIFAR-10 archive once made its own 236 MB extraction:
+    a gzip archive is known by its content (its gzip trailer sums all of it)."""
+    import shutil
+    import tarfile
+
+    from naonet.data.sources import extract_archive
+
+    monkeypatch.setenv("NAONET_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "images" / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "images" / "train" / "cat" / "a.txt").write_text("first")
+
+    def pack(name: str) -> Path:
+        archive = tmp_path / name / "images.tar.gz"
+        archive.parent.mkdir()
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(tmp_path / "images", arcname="images")
+        return archive
+
+    original = pack("one")
+    copy = tmp_path / "two" / "images.tar.gz"
+    copy.parent.mkdir()
+    shutil.copy(original, copy)  # a new path and a new modification time
+    assert extract_archive(copy) == extract_archive(original)
+    (tmp_path / "images" / "train" / "cat" / "a.txt").write_text("other")  # same length
+    changed = extract_archive(pack("three"))
+    assert changed != extract_archive(original)
+    assert (changed / "images" / "train" / "cat" / "a.txt").read_text() == "other"
+    assert len(list((tmp_path / "cache" / "extracted").iterdir())) == 2

@@ -118,7 +118,7 @@ def test_multiply_adds_of_a_single_convolution():
 def test_network_config_rejects_bad_values():
     from naonet.errors import UserError
 
-    with pytest.raises(UserError, match="channels must be an even number"):
+    with pytest.raises(UserError, match="--channels must be an even number"):
         NetworkConfig(channels=7)
     with pytest.raises(UserError, match="unknown network skeleton"):
         NetworkConfig(skeleton="mnist")

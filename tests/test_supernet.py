@@ -176,7 +176,7 @@ def test_supernet_defaults_are_the_released_search_defaults():
     assert (config.layers, config.channels, config.aux_head) == (3, 20, False)
     assert (config.keep_prob, config.drop_path_keep_prob) == (1.0, 0.9)
     assert config.network_config().aux_head is False
-    with pytest.raises(UserError, match="channels must be an even number >= 2, got 7"):
+    with pytest.raises(UserError, match="--channels must be an even number >= 2, got 7"):
         SupernetConfig(channels=7)
 
 

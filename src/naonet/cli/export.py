@@ -41,8 +41,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.output.strip():
         raise UserError("the output file name is empty; pass the file to write")
-    if args.batch_size < 0 or args.image_size < 0:
-        raise UserError("--batch-size and --image-size must be >= 0 (0: dynamic / trained size)")
+    for flag, value, zero in (("--batch-size", args.batch_size, "dynamic"),
+                              ("--image-size", args.image_size, "the trained size")):
+        if value < 0:
+            raise UserError(f"{flag} must be >= 0 (0: {zero}), got {value}")
     export_format = args.export_format or ("onnx" if args.output.lower().endswith(".onnx")
                                            else "torchscript")
     if export_format == "torchscript" and args.batch_size:

@@ -41,13 +41,13 @@ class NetworkConfig:
             raise UserError(f"unknown network skeleton {self.skeleton!r}; use one of: "
                             f"{', '.join(SKELETONS)}")
         if self.channels < 2 or self.channels % 2:
-            raise UserError(f"channels must be an even number >= 2, got {self.channels}")
+            raise UserError(f"--channels must be an even number >= 2, got {self.channels}")
         if self.layers < 1:
-            raise UserError(f"layers (cells per stage, N) must be >= 1, got {self.layers}")
+            raise UserError(f"--layers (cells per stage, N) must be >= 1, got {self.layers}")
         for name in ("keep_prob", "drop_path_keep_prob"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
-                raise UserError(f"{name} must be in (0, 1], got {value}")
+                raise UserError(f"--{name.replace('_', '-')} must be in (0, 1], got {value}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -167,7 +167,7 @@ class SearchConfig:
         options.check_values(self, at_least=dict(
             workers=0, threads=0, momentum=0, weight_decay=0, image_size=0,
             controller_weight_decay=0, controller_epochs=1, controller_batch_size=1,
-            controller_augment=1, grad_clip=0),
+            controller_augment=1, grad_clip=0, train_subset=0, cutout=0),
             above=dict(controller_lr=0, controller_grad_clip=0),
             below=dict(momentum=1))  # at 1 SGD never forgets a gradient; above, it diverges
         for ok, message in self._checks():
@@ -216,7 +216,6 @@ class SearchConfig:
             (self.rerank_top >= 0, "--rerank-top must be >= 0 (0: no re-ranking)"),
             (self.valid_size >= 1, "--valid-size must be >= 1: architectures are scored on "
              "images held out of the training set"),
-            (self.train_subset >= 0 and self.cutout >= 0, "sizes must be >= 0"),
             (self.sampling in SAMPLING_WEIGHTS,
              f"--sampling must be one of: {', '.join(SAMPLING_WEIGHTS)}"),
             (self.supernet_pool in SUPERNET_POOLS, f"--supernet-pool must be one of: "

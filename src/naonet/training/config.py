@@ -69,26 +69,29 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.batch_size >= 1, "batch-size must be >= 1"),
-            (self.lr > 0, "lr must be > 0"),
             (self.lr_schedule in ("cosine", "exponential"),
-             "lr-schedule must be 'cosine' or 'exponential'"),
-            (self.amp in AMP_MODES, f"amp must be {', '.join(AMP_MODES)}"),
-            (self.compile in COMPILE_MODES, f"compile must be {', '.join(COMPILE_MODES)}"),
+             f"--lr-schedule must be 'cosine' or 'exponential', got {self.lr_schedule!r}"),
+            (self.amp in AMP_MODES, f"--amp must be {', '.join(AMP_MODES)}, got {self.amp!r}"),
+            (self.compile in COMPILE_MODES,
+             f"--compile must be {', '.join(COMPILE_MODES)}, got {self.compile!r}"),
             (self.host_allocator in HOST_ALLOCATORS,
-             f"host-allocator must be {', '.join(HOST_ALLOCATORS)}"),
+             f"--host-allocator must be {', '.join(HOST_ALLOCATORS)}, got "
+             f"{self.host_allocator!r}"),
             (options.valid_device(self.device), options.DEVICE_HELP),
-            (0 <= self.label_smoothing < 1, "label-smoothing must be in [0, 1)"),
-            (self.cutout >= 0, "cutout must be >= 0"),
             (self.momentum > 0 or not self.nesterov, "--nesterov needs --momentum above 0"),
-            (self.valid_size >= 0 and self.train_subset >= 0, "sizes must be >= 0"),
             (self.output.strip() != "", "--output must name the run folder"),
+            # the network checks these too, but only once the data is read
+            (0 < self.keep_prob <= 1, f"--keep-prob must be in (0, 1], got {self.keep_prob}"),
+            (0 < self.drop_path_keep_prob <= 1,
+             f"--drop-path-keep-prob must be in (0, 1], got {self.drop_path_keep_prob}"),
         ]
         options.check_values(self, at_least=dict(
-            test_subset=0, workers=0, eval_batch_size=1, lr_min=0, momentum=0,
-            weight_decay=0, aux_weight=0, image_size=0, grad_clip=0), above=dict(lr_gamma=0),
-            below=dict(momentum=1))  # at 1 SGD never forgets a gradient; above, it diverges
+            epochs=1, batch_size=1, test_subset=0, workers=0, eval_batch_size=1, lr_min=0,
+            momentum=0, weight_decay=0, aux_weight=0, image_size=0, grad_clip=0, cutout=0,
+            valid_size=0, train_subset=0, label_smoothing=0),
+            above=dict(lr=0, lr_gamma=0),
+            # at momentum 1 SGD never forgets a gradient; above, it diverges
+            below=dict(momentum=1, label_smoothing=1))
         for ok, message in checks:
             if not ok:
                 raise UserError(message)

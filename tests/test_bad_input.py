@@ -29,7 +29,9 @@ CASES = [
     (TRAIN + ["--arch", "naonet-v9"], "unknown architecture name"),
     # once "'naonet-v2' belongs to the 'small' space, not 'bogus'"
     (TRAIN + ["--space", "bogus"], "unknown search space 'bogus'; use one of: middle, nb201"),
-    (TRAIN + ["--data", "/no/such/folder", "--epochs", "1"], "does not exist"),
+    (TRAIN + ["--data", "/no/such/folder", "--epochs", "1"], "does not exist; pass --data with "
+     "the folder (or archive) of the data set, or add --download to fetch cifar10 there"),
+    (SEARCH + ["--dataset", "folder", "--data", "/no/such/folder"], "of the data set"),
     (TRAIN + ["--epochs", "many"], "invalid int value"),
     (TRAIN + ["--preset", "nope"], "invalid choice"),
     (TRAIN + ["--amp", "fp8"], "--amp must be auto, none, bf16, fp16, got 'fp8'"),

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset, Subset
 from naonet.data.augment import Cutout
 from naonet.data.pipelines import BatchAugment, DeviceBatches, LoaderBatches
 from naonet.data.sources import (
+    DOWNLOADABLE,
     InMemorySplit,
     detect_layout,
     download_cifar,
@@ -163,7 +164,7 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
     """Load the data set of ``config`` and wrap each split in a batch iterator."""
     spec = get_dataset_spec(config.dataset, config.image_size or None)
     root = Path(config.data).expanduser()
-    if config.download and config.dataset in ("cifar10", "cifar100"):
+    if config.download and config.dataset in DOWNLOADABLE:
         root.mkdir(parents=True, exist_ok=True)
         try:
             detect_layout(root, config.dataset)

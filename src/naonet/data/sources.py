@@ -64,12 +64,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NAONET_CACHE", Path.home() / ".cache" / "naonet"))
 
 
-def existing_data_path(path: str | Path) -> Path:
-    """``path`` if it exists (a cheap check a run makes before writing anything)."""
+def existing_data_path(path: str | Path, dataset: str | None = None) -> Path:
+    """``path`` if it exists (a cheap check a run makes before writing anything); the
+    error offers --download for a ``dataset`` that can be fetched."""
     path = Path(path).expanduser()
     if not path.exists():
+        fetch = (f", or add --download to fetch {dataset} there"
+                 if dataset in DOWNLOADABLE else "")
         raise UserError(f"data path {path} does not exist; pass --data with the folder (or "
-                        "archive) of the data set")
+                        f"archive) of the data set{fetch}")
     return path
 
 
@@ -339,6 +342,9 @@ def _read_pickle(path: Path, keys: tuple[bytes, ...]) -> dict:
                         f"{', '.join(key.decode() for key in keys)}); download the data set "
                         "again")
     return batch
+
+
+DOWNLOADABLE = ("cifar10", "cifar100")  # data sets --download fetches (torchvision's)
 
 
 def download_cifar(root: Path, dataset: str) -> None:

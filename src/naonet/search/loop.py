@@ -380,7 +380,8 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
         check_can_draw("--no-plot")  # the first pictures come after the first round
     run_dir = Path(config.output)
     if not config.download:
-        existing_data_path(config.data)  # bad input writes nothing, not even a run folder
+        # bad input writes nothing, not even a run folder
+        existing_data_path(config.data, config.dataset)
     if context.is_main:
         claim_run_folder(run_dir, "search")  # one run per folder, before anything is written
     data = build_data(config.data_config(), context.device, seed=config.seed,

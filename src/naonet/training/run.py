@@ -262,7 +262,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     architecture = resolve_architecture(config.arch, config.space)  # any space's
     run_dir = Path(config.output)
     if not config.download:
-        existing_data_path(config.data)  # bad input writes nothing, not even a run folder
+        # bad input writes nothing, not even a run folder
+        existing_data_path(config.data, config.dataset)
     if context.is_main:
         claim_run_folder(run_dir, "train")  # one run per folder, before anything is written
     data = build_data(config.data_config(), context.device, seed=config.seed,

@@ -71,6 +71,9 @@ def test_rerunning_a_finished_run_only_reports_and_other_configs_are_refused(cap
              "--epochs", "1", "--train-subset", "64"]
     status, _, err = nao_in_process(capsys, *train)
     assert status == 0, err
+    result = json.loads((tmp_path / "result.json").read_text())
+    # no validation split: null, once the sentinels -1.0 and -1
+    assert result["best_valid_top1"] is None and result["best_epoch"] is None
     status, out, _ = nao_in_process(capsys, *train)
     assert status == 0 and "done: epoch 1/1" in out
     assert len(read_metrics(tmp_path)) == 1
@@ -125,9 +128,11 @@ def test_a_kill_while_an_epoch_is_saved_loses_none_of_its_outputs(cifar_mini, tm
     common = dict(data=str(cifar_mini), channels=8, layers=1, batch_size=32,
                   test_subset=40, train_subset=64, device="cpu", epochs=2, lr=0.05,
                   valid_size=32)
-    training_run.train(TrainConfig(output=str(tmp_path / "ref"), **common), False)
+    result = training_run.train(TrainConfig(output=str(tmp_path / "ref"), **common), False)
     expected = torch.load(tmp_path / "ref" / "last.pt", weights_only=True)["model"]
     expected_best = torch.load(tmp_path / "ref" / "best.pt", weights_only=True)
+    assert result["best_epoch"] == expected_best["epoch"] in (1, 2)
+    assert result["best_valid_top1"] == expected_best["best_valid_top1"] >= 0
     real = {name: getattr(training_run, name) for name in ("write_checkpoint", "log_epoch")}
     writes_of_epoch_one = 3  # metrics, last.pt, best.pt (epoch 1 is the best so far)
 

@@ -314,9 +314,11 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
                 save(run_dir / "best.pt")
     if last_test is None:  # already finished: report the saved result
         last_test = _final_evaluation(eval_model, data, precision)
+    validated = state.best_epoch > 0  # null, not a sentinel, without a validation split
     result = {**last_test, "arch": architecture.to_qualified_string(),
-              "params": count_parameters(network), "best_valid_top1": state.best_valid_top1,
-              "best_epoch": state.best_epoch}
+              "params": count_parameters(network),
+              "best_valid_top1": state.best_valid_top1 if validated else None,
+              "best_epoch": state.best_epoch if validated else None}
     if context.is_main:
         atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2) + "\n")
         text = accuracy_text(result["test_top1"], result["test_top5"], data.num_classes)

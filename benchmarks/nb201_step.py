@@ -19,7 +19,8 @@ bf16. The table gives each layout's milliseconds a step per process, its steps a
 summed over its processes, the ratio to the baseline, and the seconds the script's
 training steps would take laid out that way: the two 50-epoch rankings and the search's
 3 x 8 epochs, 391 steps of 64 each, either all at once (the longest run decides) or one
-after another. Start-up, loading CIFAR-10 and scoring are not in the estimate.
+after another. Start-up, loading CIFAR-10, scoring and the search's controller are not in
+the estimate (one after another, they add up; at once, they overlap).
 ``--env-file`` writes the fastest layout as ``NAONET_GPU_AT_ONCE`` and ``NAONET_GPU_AMP``
 for the script.
 """

@@ -41,6 +41,12 @@ CASES = [
     (TRAIN + ["--lr-schedule", "step"], "--lr-schedule must be 'cosine' or 'exponential'"),
     (TRAIN + ["--cutout", "-1"], "--cutout must be >= 0, got -1"),
     (SEARCH + ["--cutout", "-1"], "--cutout must be >= 0, got -1"),
+    # the re-rank network's options under their own names, not as --channels or --keep-prob
+    (SEARCH + ["--rerank-channels", "3"], "--rerank-channels must be an even number >= 2"),
+    (SEARCH + ["--rerank-keep-prob", "0"], "--rerank-keep-prob must be in (0, 1], got 0.0"),
+    (SEARCH + ["--rerank-drop-path-keep-prob", "2"], "--rerank-drop-path-keep-prob must be"),
+    (SEARCH + ["--rerank-layers", "0"], "--rerank-layers (cells per stage, N) must be >= 1"),
+    (SEARCH + ["--channels", "3"], "--channels must be an even number >= 2, got 3"),
     (["eval", str(REPO / "pyproject.toml"), "--dataset", "cifar10"], "corrupt"),
     (["info", "small:1 1 0 1"], "has 4 integers"),
     (["info", "naonet-v2", "--reference", "table:t.csv"], "looks NAS-Bench-201 cells up"),

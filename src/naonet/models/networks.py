@@ -21,6 +21,22 @@ from naonet.spaces import Architecture
 STEM_MULTIPLIER = 3  # CIFAR stem width is 3 C
 
 
+def check_network_size(channels: int, layers: int, prefix: str = "") -> None:
+    """A NAONet's width and depth in range; ``prefix`` names the options they came from
+    (``rerank-`` for the search's re-rank network)."""
+    if channels < 2 or channels % 2:
+        raise UserError(f"--{prefix}channels must be an even number >= 2, got {channels}")
+    if layers < 1:
+        raise UserError(f"--{prefix}layers (cells per stage, N) must be >= 1, got {layers}")
+
+
+def check_keep_probs(keep_prob: float, drop_path_keep_prob: float, prefix: str = "") -> None:
+    """Dropout's and drop path's keep probabilities in (0, 1]."""
+    for name, value in (("keep-prob", keep_prob), ("drop-path-keep-prob", drop_path_keep_prob)):
+        if not 0.0 < value <= 1.0:
+            raise UserError(f"--{prefix}{name} must be in (0, 1], got {value}")
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     """Macro structure of a NAONet: skeleton, width C, cells per stage N, head."""
@@ -40,14 +56,8 @@ class NetworkConfig:
         if self.skeleton not in SKELETONS:
             raise UserError(f"unknown network skeleton {self.skeleton!r}; use one of: "
                             f"{', '.join(SKELETONS)}")
-        if self.channels < 2 or self.channels % 2:
-            raise UserError(f"--channels must be an even number >= 2, got {self.channels}")
-        if self.layers < 1:
-            raise UserError(f"--layers (cells per stage, N) must be >= 1, got {self.layers}")
-        for name in ("keep_prob", "drop_path_keep_prob"):
-            value = getattr(self, name)
-            if not 0.0 < value <= 1.0:
-                raise UserError(f"--{name.replace('_', '-')} must be in (0, 1], got {value}")
+        check_network_size(self.channels, self.layers)
+        check_keep_probs(self.keep_prob, self.drop_path_keep_prob)
 
     def to_dict(self) -> dict:
         return asdict(self)

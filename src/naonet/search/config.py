@@ -16,7 +16,7 @@ from naonet.controller import ControllerConfig, ControllerTrainConfig
 from naonet.controller.rounds import RoundConfig
 from naonet.data import DataConfig
 from naonet.errors import UserError
-from naonet.models import NetworkConfig
+from naonet.models.networks import check_keep_probs, check_network_size
 from naonet.spaces.protocol import DEFAULT_SPACE, get_space
 from naonet.supernet import SAMPLING_WEIGHTS, SCORE_METRICS
 
@@ -173,12 +173,14 @@ class SearchConfig:
         for ok, message in self._checks():
             if not ok:
                 raise UserError(message)
-        # The network and controller configs validate their own fields.
-        NetworkConfig(channels=self.channels, layers=self.layers, keep_prob=self.keep_prob,
-                      drop_path_keep_prob=self.drop_path_keep_prob)
-        NetworkConfig(channels=self.rerank_channels, layers=self.rerank_layers,
-                      keep_prob=self.rerank_keep_prob,
-                      drop_path_keep_prob=self.rerank_drop_path_keep_prob)
+        # The networks' options as the networks check them, named as given here; the
+        # controller configs validate their own fields.
+        for prefix in ("", "rerank-"):
+            field = prefix.replace("-", "_")
+            check_network_size(getattr(self, f"{field}channels"), getattr(self, f"{field}layers"),
+                               prefix)
+            check_keep_probs(getattr(self, f"{field}keep_prob"),
+                             getattr(self, f"{field}drop_path_keep_prob"), prefix)
         self.controller_config()
         self.controller_train_config()
         self.round_config()

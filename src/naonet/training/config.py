@@ -12,6 +12,7 @@ from pathlib import Path
 from naonet import options
 from naonet.data import DataConfig
 from naonet.errors import UserError
+from naonet.models.networks import check_keep_probs
 from naonet.runtime import AMP_MODES, COMPILE_MODES, HOST_ALLOCATORS
 
 
@@ -80,10 +81,6 @@ class TrainConfig:
             (options.valid_device(self.device), options.DEVICE_HELP),
             (self.momentum > 0 or not self.nesterov, "--nesterov needs --momentum above 0"),
             (self.output.strip() != "", "--output must name the run folder"),
-            # the network checks these too, but only once the data is read
-            (0 < self.keep_prob <= 1, f"--keep-prob must be in (0, 1], got {self.keep_prob}"),
-            (0 < self.drop_path_keep_prob <= 1,
-             f"--drop-path-keep-prob must be in (0, 1], got {self.drop_path_keep_prob}"),
         ]
         options.check_values(self, at_least=dict(
             epochs=1, batch_size=1, test_subset=0, workers=0, eval_batch_size=1, lr_min=0,
@@ -95,6 +92,9 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+        # as the network checks them (it is built only once the data is read; its width
+        # rule is the NAONet spaces', so it waits for the network)
+        check_keep_probs(self.keep_prob, self.drop_path_keep_prob)
 
     def data_config(self) -> DataConfig:
         return DataConfig(

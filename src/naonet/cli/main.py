@@ -163,6 +163,7 @@ def _close_progress_bars() -> None:
 
 
 def _report_os_error(command: str, error: OSError) -> int:
+    _close_progress_bars()
     sys.stderr.write(f"nao {command}: error: {one_line(describe_os_error(error))}; check the "
                      "paths you passed and the free disk space\n")
     return 2

@@ -180,3 +180,24 @@ def test_legacy_format_runs_no_code(tmp_path):
                _use_new_zipfile_serialization=False)
     assert list(load_released_checkpoint(path)) == ["w"]
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod."])
+def test_a_state_dict_saved_from_a_wrapped_network_loads_in_every_space(tmp_path, prefix):
+    """DDP's 'module.' reached only the NAONet renaming, and torch.compile's '_orig_mod.'
+    nothing: such a file was 'no network's weights'."""
+    from naonet.compat.model_file import load_model
+    from naonet.models import NetworkConfig, build_network
+    from naonet.spaces import NB201, named_architecture
+
+    cell = NB201.parse("|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+"
+                       "|none~0|nor_conv_1x1~1|skip_connect~2|")
+    naonet = named_architecture("naonet-v2")
+    for architecture, network in (
+            (cell, NB201.build_network(cell, NB201.network_config(8, 1, 10))),
+            (naonet, build_network(naonet, NetworkConfig(channels=8, layers=1)))):
+        path = tmp_path / "wrapped.pt"
+        torch.save({prefix + key: value for key, value in network.state_dict().items()}, path)
+        loaded = load_model(path, arch=architecture.to_qualified_string())
+        torch.testing.assert_close(loaded.network.state_dict(), network.state_dict(),
+                                   rtol=0, atol=0)

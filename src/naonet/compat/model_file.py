@@ -89,7 +89,7 @@ def check_network_weights(state_dict: dict, path) -> None:
     """A UserError unless the weights start with a network's stem (every network of every
     space has one): a controller's or another model's weights would otherwise be asked
     for an architecture, then fail on their shapes."""
-    tops = sorted({key.removeprefix("module.").split(".")[0] for key in state_dict})
+    tops = sorted({key.split(".")[0] for key in state_dict})  # wrappers' prefixes gone
     if not {"stem", "stem0", "stem1"} & set(tops):
         named = ", ".join(tops[:4]) + (", ..." if len(tops) > 4 else "")
         raise UserError(f"{path} holds no network's weights (no stem among {named}); pass "

@@ -144,7 +144,19 @@ def extract_state_dict(payload: object, path: Path | str) -> dict[str, torch.Ten
             torch.is_tensor(v) for v in payload.values()):
         raise UserError(f"{path} holds no model state_dict (looked for 'model' and "
                         "'state_dict'); pass a released NAO checkpoint or a naonet one")
-    return dict(payload)
+    return {without_wrappers(key): value for key, value in payload.items()}
+
+
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DDP, torch.compile
+
+
+def without_wrappers(key: str) -> str:
+    """A parameter's name in the bare network: a state_dict saved from a wrapped network
+    (DDP's ``module.``, torch.compile's ``_orig_mod.``, in any nesting) names it inside
+    the wrappers."""
+    while key.startswith(WRAPPER_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
 
 
 class _Placeholder:

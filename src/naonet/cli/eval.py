@@ -84,7 +84,7 @@ def check_recorded_dataset(loaded, dataset: str | None, checkpoint: str) -> None
     spec, config = get_dataset_spec(dataset), loaded.network.config
     if spec.num_classes is None:  # a folder: its classes and image size are the data's
         return
-    if (spec.skeleton, spec.num_classes) != (config.skeleton, config.num_classes):
+    if not network_fits(spec, config):
         fitting = dataset_from_network(loaded)
         raise UserError(
             f"{checkpoint} holds a network for {config.skeleton} images with "
@@ -97,10 +97,14 @@ def dataset_from_network(loaded) -> str | None:
     """The one named data set whose images and classes the network fits, if any."""
     from naonet.data.registry import DATASETS
 
-    config = loaded.network.config
     fitting = [name for name, spec in DATASETS.items()
-               if (spec.skeleton, spec.num_classes) == (config.skeleton, config.num_classes)]
+               if network_fits(spec, loaded.network.config)]
     return fitting[0] if len(fitting) == 1 else None
+
+
+def network_fits(spec, config) -> bool:
+    """Whether a network of ``config`` takes the images and classes of data set ``spec``."""
+    return (spec.skeleton, spec.num_classes) == (config.skeleton, config.num_classes)
 
 
 def check_test_classes(loaded, classes: list[str], dataset: str) -> None:

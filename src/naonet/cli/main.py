@@ -129,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         close_distributed()
         return status
     except UserError as error:
-        _close_progress_bars()
-        sys.stderr.write(f"nao {args.command}: error: {one_line(error)}\n")
+        _last_line(f"nao {args.command}: error: {one_line(error)}")
         return 2
     except BrokenPipeError as error:
         if not _stdout_closed():  # another pipe or socket: an error like any other
@@ -140,32 +139,29 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # an unusable path or a full disk: the system's own words
         return _report_os_error(args.command, error)
     except Terminated:
-        _close_progress_bars()
-        sys.stderr.write(f"nao: terminated{_rerun_hint(args)}\n")
+        _last_line(f"nao: terminated{_rerun_hint(args)}")
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        _close_progress_bars()
-        sys.stderr.write(f"nao: interrupted{_rerun_hint(args)}\n")
+        _last_line(f"nao: interrupted{_rerun_hint(args)}")
         return 130
     finally:
         if handles_sigterm:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _close_progress_bars() -> None:
-    """Close the progress bars a stopped command left open, so that its last line starts
-    a line of its own (it followed the bar: '...loss=1.944]nao: interrupted')."""
+def _last_line(text: str) -> None:
+    """A stopped or failed command's last line on stderr, after closing the progress bars
+    it left open, so that the line starts a line of its own (it followed the bar:
+    '...loss=1.944]nao: interrupted')."""
     tqdm = sys.modules.get("tqdm")
-    if tqdm is None:
-        return
-    for bar in list(getattr(tqdm.tqdm, "_instances", ())):
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
         bar.close()
+    sys.stderr.write(f"{text}\n")
 
 
 def _report_os_error(command: str, error: OSError) -> int:
-    _close_progress_bars()
-    sys.stderr.write(f"nao {command}: error: {one_line(describe_os_error(error))}; check the "
-                     "paths you passed and the free disk space\n")
+    _last_line(f"nao {command}: error: {one_line(describe_os_error(error))}; check the "
+               "paths you passed and the free disk space")
     return 2
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from naonet.compat.renaming import KeyRenamer
+from naonet.compat.renaming import KeyRenamer, without_wrappers
 from naonet.errors import UserError
 from naonet.training.checkpoint import require_checkpoint_file, torch_load_quietly
 
@@ -78,7 +78,7 @@ def read_checkpoint_payload(path: str | Path) -> object:
     path = Path(path)
     require_checkpoint_file(path)
     try:
-        payload = torch_load_quietly(path, weights_only=True)
+        payload = torch_load_quietly(path)
     except Exception:  # noqa: BLE001 - any failure falls back to the inert reader
         payload = _load_with_placeholders(path)
     return payload
@@ -147,18 +147,6 @@ def extract_state_dict(payload: object, path: Path | str) -> dict[str, torch.Ten
     return {without_wrappers(key): value for key, value in payload.items()}
 
 
-WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DDP, torch.compile
-
-
-def without_wrappers(key: str) -> str:
-    """A parameter's name in the bare network: a state_dict saved from a wrapped network
-    (DDP's ``module.``, torch.compile's ``_orig_mod.``, in any nesting) names it inside
-    the wrappers."""
-    while key.startswith(WRAPPER_PREFIXES):
-        key = key.split(".", 1)[1]
-    return key
-
-
 class _Placeholder:
     """Stands in for any non-allow-listed class found in a pickle; holds its state."""
 
@@ -208,7 +196,7 @@ def _load_with_placeholders(path: Path) -> object:
                         "run that wrote one of ours)")
     try:
         # torch.load with a custom pickle module: only the unpickling of the record changes.
-        return torch_load_quietly(path, weights_only=False, pickle_module=_InertPickleModule)
+        return torch_load_quietly(path, restricted_pickle_module=_InertPickleModule)
     except Exception as error:  # noqa: BLE001
         raise UserError(f"{path} could not be read as a checkpoint ({type(error).__name__}); "
                         "check the file") from None

@@ -9,6 +9,17 @@ import torch
 
 from naonet.errors import UserError
 
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DDP, torch.compile
+
+
+def without_wrappers(key: str) -> str:
+    """A parameter's name in the bare module: a state_dict saved from a wrapped one
+    (DDP's ``module.``, torch.compile's ``_orig_mod.``, in any nesting) names it inside
+    the wrappers."""
+    while key.startswith(WRAPPER_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
+
 
 class KeyRenamer:
     """Ordered regular-expression rules that map foreign parameter names to ours."""
@@ -19,7 +30,7 @@ class KeyRenamer:
         self.hint = hint  # what to check when a state does not fit
 
     def convert_key(self, key: str) -> str:
-        key = key.removeprefix("module.")  # saved from nn.DataParallel / DDP
+        key = without_wrappers(key)
         for pattern, replacement in self.rules:
             key = pattern.sub(replacement, key)
         return key

@@ -436,7 +436,9 @@ def read_decoded(path: Path | None, count: int, classes: list[str]) -> InMemoryS
     if path is None or not path.is_file():
         return None
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        from naonet.training.checkpoint import torch_load_quietly
+
+        saved = torch_load_quietly(path)
         images, labels = saved["images"], saved["labels"]
         usable = (saved.get("classes") == list(classes) and images.dtype == torch.uint8
                   and labels.dtype == torch.int64 and len(images) == count == len(labels))

@@ -175,12 +175,10 @@ class SearchConfig:
                 raise UserError(message)
         # The networks' options as the networks check them, named as given here; the
         # controller configs validate their own fields.
-        for prefix in ("", "rerank-"):
-            field = prefix.replace("-", "_")
-            check_network_size(getattr(self, f"{field}channels"), getattr(self, f"{field}layers"),
-                               prefix)
-            check_keep_probs(getattr(self, f"{field}keep_prob"),
-                             getattr(self, f"{field}drop_path_keep_prob"), prefix)
+        check_network_size(self.channels, self.layers)
+        check_keep_probs(self.keep_prob, self.drop_path_keep_prob)
+        check_network_size(self.rerank_channels, self.rerank_layers, "rerank-")
+        check_keep_probs(self.rerank_keep_prob, self.rerank_drop_path_keep_prob, "rerank-")
         self.controller_config()
         self.controller_train_config()
         self.round_config()

@@ -86,15 +86,20 @@ def require_checkpoint_file(path: Path) -> None:
         raise UserError(f"checkpoint {path} does not exist; check the path")
 
 
-def torch_load_quietly(path: str | Path, **options):
-    """``torch.load(path, map_location='cpu', **options)`` without torch's warning about a
+def torch_load_quietly(path: str | Path, restricted_pickle_module=None):
+    """``torch.load`` onto the CPU, never running pickled code: tensors and plain
+    containers only (``weights_only``), or through ``restricted_pickle_module``, an
+    unpickler that builds nothing it was not told to. Without torch's warning about a
     pickle protocol it did not expect: a damaged or foreign file gets our one-line error
     (or loads), never a warning printed above it."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Detected pickle protocol")
-        return torch.load(path, map_location="cpu", **options)
+        if restricted_pickle_module is None:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=False,
+                          pickle_module=restricted_pickle_module)
 
 
 def load_checkpoint(path: str | Path,
@@ -104,7 +109,7 @@ def load_checkpoint(path: str | Path,
     path = Path(path)
     require_checkpoint_file(path)
     try:
-        state = torch_load_quietly(path, weights_only=True)
+        state = torch_load_quietly(path)
     except OSError:  # an intact file it may not read: the system's words, not "delete it"
         raise
     except Exception as error:  # noqa: BLE001 - truncated zips, bad pickles, ...

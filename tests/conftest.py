@@ -124,3 +124,25 @@ def released_file(tmp_path):
                               layers=1, channels=8)
     torch.save({"model": fixture["state_dict"], "args": args, "epoch": 600}, path)
     return path, fixture
+
+
+def seed_globally(seed: int) -> None:
+    """Seed every global random stream (Python's, NumPy's, torch's CPU one)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def global_draws() -> tuple:
+    """One draw from each global random stream."""
+    import random
+
+    import numpy as np
+    import torch
+
+    return random.random(), float(np.random.rand()), torch.rand(1).item()

@@ -235,6 +235,33 @@ def test_a_fifo_among_the_images_is_skipped_not_read(cifar_mini, tmp_path):
     assert len(samples) == 600 and all(path.name != "x.jpg" for path, _ in samples)
 
 
+def test_images_in_sub_folders_of_a_class_count_and_hidden_entries_do_not(cifar_mini,
+                                                                           tmp_path):
+    """A class folder's sub-folders hold its images too (torchvision's ImageFolder reads
+    them; they were skipped without a word); what a system or a notebook hides there
+    (``.ipynb_checkpoints/``, macOS's ``._photo.jpg``) is neither a class nor an image."""
+    import shutil
+
+    from naonet.data.sources import list_image_folder
+
+    root = tmp_path / "data"
+    shutil.copytree(cifar_mini / "train", root)
+    cats = sorted((root / "cat").iterdir())
+    (root / "cat" / "2023").mkdir()
+    for image in cats[:20]:
+        image.rename(root / "cat" / "2023" / image.name)
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / "dog" / ".thumbnails").mkdir()
+    shutil.copy(cats[30], root / "dog" / ".thumbnails" / "x.jpg")
+    (root / "dog" / "._photo.jpg").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble
+    samples, classes = list_image_folder(root)
+    assert ".ipynb_checkpoints" not in classes and len(classes) == 10
+    assert len(samples) == 600
+    assert sum(path.parent.name == "2023" for path, _ in samples) == 20
+    cat = classes.index("cat")
+    assert {path.name for path, label in samples if label == cat} == {p.name for p in cats}
+
+
 @pytest.mark.parametrize("command, size", [
     ("train", ["--layers", "100000"]), ("train", ["--channels", "100000"]),
     ("search", ["--layers", "100000"]), ("correlate", ["--channels", "100000"])])
@@ -589,7 +616,7 @@ def test_a_search_state_is_named_where_a_trained_network_is_expected(capsys, tmp
 
     path = tmp_path / "search_state.pt"
     save_checkpoint(path, SearchState(), {"space": "small"},
-                    {"controller": torch.nn.Linear(2, 2)})
+                    {"controller": torch.nn.Linear(2, 2)}, ["cat", "dog"])
     extra = {"eval": ["--data", str(tmp_path)], "export": [str(tmp_path / "net.pt")]}
     status, _, err = nao_in_process(capsys, command, str(path), *extra.get(command, []))
     assert status == 2 and len(err.strip().splitlines()) == 1, err
@@ -660,3 +687,53 @@ def test_a_stopped_command_clears_its_progress_bar_before_its_last_line(capsys, 
     err = capsys.readouterr().err
     assert "epoch 1/3" in err  # the bar was drawn, then cleared: the line starts afresh
     assert err.endswith("\rnao: interrupted\n"), repr(err[-80:])
+
+
+def _library_mistakes():
+    """What a library caller gets wrong, and the words of the error it must get."""
+    import math
+
+    from naonet.controller import ControllerTrainConfig
+    from naonet.models import NetworkConfig
+    from naonet.spaces import get_space
+    from naonet.strategies.evolution import EvolutionConfig
+    from naonet.strategies.nao import NAOConfig
+
+    return [
+        (lambda: ControllerTrainConfig(epochs=2.5), "epochs must be an integer, got 2.5"),
+        (lambda: ControllerTrainConfig(grad_clip=math.inf), "grad_clip must be a finite"),
+        (lambda: ControllerTrainConfig(epochs=True), "epochs must be an integer, got True"),
+        (lambda: EvolutionConfig(population_size=4.5), "population_size must be an integer"),
+        (lambda: NetworkConfig(num_classes=0), "num_classes must be >= 1, got 0"),
+        (lambda: NAOConfig(device="banana"), "--device must be auto, cpu, cuda"),
+        (lambda: get_space("nb201").network_config(8, 1, chanels=4),
+         "unknown network option(s) chanels"),
+        (lambda: get_space("nb201").build_supernet(8, 1, chanels=4),
+         "unknown network option(s) chanels"),
+        (lambda: get_space("small").network_config(8, 1, chanels=4),
+         "unknown network option(s) chanels"),
+        (lambda: get_space("small").build_supernet(8, 1, chanels=4),
+         "unknown network option(s) chanels"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_library_mistakes())))
+def test_a_library_callers_mistake_is_refused_where_the_config_is_made(case):
+    """Library configs check what the CLI's casts check: a float where an integer goes,
+    inf, a bool for a count, an unknown device or network option is a UserError when
+    the config is made, not a TypeError (or a NaN, or a silent default) deep in a run."""
+    from naonet.errors import UserError
+
+    make, words = _library_mistakes()[case]
+    with pytest.raises(UserError) as error:
+        make()
+    assert words in str(error.value)
+
+
+def test_a_query_budget_that_is_no_whole_number_is_refused():
+    from naonet.errors import UserError
+    from naonet.evaluators import BudgetedEvaluator
+
+    for budget in (2.5, True, 0):
+        with pytest.raises(UserError, match="the query budget must be an integer >= 1"):
+            BudgetedEvaluator(lambda architecture: 0.0, budget=budget)

@@ -67,6 +67,17 @@ def broken_layouts(root, cifar_mini):
     flat.mkdir()
     shutil.copy(next((cifar_mini / "train" / "cat").iterdir()), flat / "x.jpg")
     cases["no class folders"] = (flat, dict(dataset="folder"), "no data set found")
+    classes_only = root / "classes-only"  # what nao eval reads, not a training set
+    shutil.copytree(cifar_mini / "train", classes_only)
+    cases["class folders without train/"] = (
+        classes_only, dict(dataset="folder"),
+        f"if its folders are your classes, move them into {classes_only}/train/")
+    three = root / "three-classes"
+    for name in ("cat", "dog", "ship"):
+        shutil.copytree(cifar_mini / "train" / name, three / "train" / name)
+        shutil.copytree(cifar_mini / "test" / name, three / "test" / name)
+    cases["own classes without --dataset folder"] = (
+        three, {}, "has 3; check --data, or pass --dataset folder for your own classes")
     empty_classes = root / "empty-classes" / "train"
     for name in ("cat", "dog"):
         (empty_classes / name).mkdir(parents=True)
@@ -90,7 +101,9 @@ def broken_layouts(root, cifar_mini):
                                     "is 40x40 but the first image is 32x32; pass --image-size")
     train_only = root / "train-only"
     shutil.copytree(cifar_mini / "train", train_only / "train")
-    cases["train/ without test/"] = (train_only, {}, "has train/ but no test/ or val/ folder")
+    cases["train/ without test/"] = (train_only, {}, "has train/ but no test/ or val/ folder; "
+                                     "add one, or hold out validation images with "
+                                     "--valid-size N")
     incomplete = root / "incomplete"
     write_cifar_pickles(load_image_folder(cifar_mini / "train"),
                         incomplete / "cifar-10-batches-py")

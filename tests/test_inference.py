@@ -50,6 +50,11 @@ def test_create_model_loads_released_and_converted_weights(released_file, tmp_pa
             logits = network(fixture["input"])[0]
         # the fixture README's tolerance: 1e-4 relative to the largest logit
         assert relative_error(logits, fixture["logits"]) < 1e-4
+    # a bare state_dict records no data set: the published configuration's names them
+    bare = tmp_path / "bare.pt"
+    torch.save(fixture["state_dict"], bare)
+    published = naonet.create_model("naonet-v2-cifar10", bare)
+    assert published.classes[:2] == ["airplane", "automobile"] and len(published.classes) == 10
     other = naonet.get_space("small").sample(random.Random(0)).to_qualified_string()
     with pytest.raises(UserError, match="holds small:"):
         naonet.create_model(other, converted)

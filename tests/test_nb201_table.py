@@ -26,6 +26,11 @@ def test_table_lookups_by_index_and_architecture(synthetic):
     assert synthetic.resolve("123") == arch == synthetic.resolve(arch.to_string())
     with pytest.raises(UserError, match="no architecture with index"):
         synthetic.architecture(10 ** 6)
+    # what the table hands out cannot change its later answers
+    accuracy, before = synthetic.column("test_acc_200ep"), synthetic.test_accuracy(arch)
+    with pytest.raises(ValueError, match="read-only"):
+        accuracy *= 100
+    assert synthetic.test_accuracy(arch) == before
 
 
 def test_the_files_percents_are_read_as_fractions_and_the_rest_as_written(synthetic):

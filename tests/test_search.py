@@ -35,6 +35,8 @@ from naonet.search.supernet_training import build_optimizer, start_schedule
 from naonet.spaces import Architecture, get_space, resolve_architecture
 from naonet.supernet import Supernet, SupernetConfig, sample_architectures
 
+from conftest import global_draws, nao_in_process, seed_globally
+
 pytestmark = pytest.mark.threads(1)  # the thread count its figures were measured with
 
 CPU = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -65,14 +67,34 @@ def tiny_run(cifar_mini, tmp_path_factory) -> Path:
 
 
 def test_a_search_needs_no_test_images_and_finds_the_same_without_them(tiny_run, cifar_mini,
-                                                                       tmp_path):
+                                                                       tmp_path, capsys):
     """The search scores on held-out training images: a folder of training images alone
-    is enough (it once asked for a test/ folder), and the outputs are the same."""
+    is enough (it once asked for a test/ folder), and the outputs are the same. The
+    training command it ends with holds validation images out of that folder too (it
+    once failed for want of test/), and that training runs."""
     import shutil
 
     train_only = tmp_path / "train-only"
     shutil.copytree(cifar_mini / "train", train_only / "train")
+    seed_globally(11)
+    expected = global_draws()
+    seed_globally(11)
     search(tiny_config(train_only, tmp_path / "run"), show_progress=False)
+    # the search seeds the global streams; a library caller's come back as they were
+    assert global_draws() == expected
+    command = capsys.readouterr().out.split("train the first with: ")[1].splitlines()[0]
+    assert f"--data {train_only} --valid-size 60 --output" in command, command
+    run = tmp_path / "train"
+    status, out, err = nao_in_process(
+        capsys, "train", "--arch", read_lines(tmp_path / "run" / "arch_pool.final")[0],
+        "--data", str(train_only), "--valid-size", "60", "--train-subset", "64",
+        "--channels", "4", "--layers", "1", "--epochs", "1", "--batch-size", "32",
+        "--device", "cpu", "--no-progress", "--output", str(run))
+    assert status == 0, err
+    assert re.search(r"done: epoch 1/1, best valid [0-9.]+ % at epoch 1 \(no test images\)",
+                     out), out
+    result = json.loads((run / "result.json").read_text())
+    assert result["test_top1"] is None and 0 <= result["best_valid_top1"] <= 1
     for name in ("arch_pool", "arch_pool.final"):
         assert (tmp_path / "run" / name).read_bytes() == (tiny_run / name).read_bytes(), name
 
@@ -424,6 +446,28 @@ def test_a_corrupt_search_checkpoint_is_refused_in_one_line(cifar_mini, tmp_path
     with pytest.raises(UserError, match=r"is corrupt or not a naonet checkpoint .*; pass "
                        r"another --output, or delete the folder to start over$"):
         search(tiny_config(cifar_mini, tmp_path / "run"), show_progress=False)
+
+
+def test_a_search_resumes_only_on_the_classes_it_was_searched_on(cifar_mini, tmp_path):
+    """Labels are class positions: a class folder renamed or added under a stopped search
+    once resumed it silently with shifted labels, or called its state damaged."""
+    import shutil
+
+    data = tmp_path / "photos"
+    for name in ("cat", "dog", "ship"):
+        shutil.copytree(cifar_mini / "train" / name, data / "train" / name)
+    config = tiny_config(data, tmp_path / "run", dataset="folder", rounds=1, rerank_top=0,
+                         train_subset=0, valid_size=30)
+    search(config, show_progress=False)
+    (data / "train" / "ship").rename(data / "train" / "boat")
+    with pytest.raises(UserError, match=r"search_state.pt was searched on other classes "
+                                        r"\(only in the run: ship; only in --data: boat\)"):
+        search(config, show_progress=False)
+    (data / "train" / "boat").rename(data / "train" / "ship")
+    shutil.copytree(cifar_mini / "train" / "bird", data / "train" / "bird")
+    with pytest.raises(UserError, match=r"was searched on other classes \(only in the run: "
+                                        r"-; only in --data: bird\)"):
+        search(config, show_progress=False)
 
 
 def test_resuming_with_other_options_is_refused(tiny_run, cifar_mini):

@@ -107,6 +107,11 @@ def test_a_short_round_is_filled_with_random_new_architectures_when_asked(synthe
     near = nao_round(None, *args, RoundConfig(seed_count=3, new_count=40, max_lambda=1,
                                               fill="mutation"), QUICK_NAO.training, seed=0)
     assert len(near.new) == 40 and len(set(near.new) | set(architectures)) == 65
+    # the pool given in text form: the fill-ups still leave out what it holds
+    texts = [arch.to_string() for arch in architectures]
+    as_text = nao_round(None, args[0], NB201, texts, args[3], RoundConfig(
+        seed_count=1, new_count=40, max_lambda=1, fill="random"), QUICK_NAO.training, seed=0)
+    assert len(as_text.new) == 40 and len(set(as_text.new) | set(architectures)) == 65
     best = sorted(history, key=lambda item: -item[1])[:3]  # the round's seeds
     mutated = near.new[near.generated:]
     # every mutation differs from one of the best three in exactly one edge

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from naonet.errors import UserError
-from naonet.training.checkpoint import atomic_save, capture_rng_state, restore_rng_state
+from naonet.seeding import capture_rng_state, restore_rng_state
+from naonet.training.checkpoint import atomic_save
 from naonet.training.config import load_config_file, resolve_config
 
-from conftest import nao_in_process, run_nao
+from conftest import global_draws, nao_in_process, run_nao, seed_globally
 
 TINY = ["--channels", "8", "--layers", "1", "--batch-size", "32", "--test-subset", "100",
         "--device", "cpu", "--no-progress", "--lr", "0.05", "--cutout", "8",
@@ -77,6 +78,18 @@ def test_rerunning_a_finished_run_only_reports_and_other_configs_are_refused(cap
     status, out, _ = nao_in_process(capsys, *train)
     assert status == 0 and "done: epoch 1/1" in out
     assert len(read_metrics(tmp_path)) == 1
+    # the same architecture in other words is the same run (it was refused when the
+    # text differed, e.g. only by its 'small:' prefix)
+    from naonet.spaces import named_architecture
+
+    same = named_architecture("naonet-v2")
+    for words in (["--arch", same.to_qualified_string()],
+                  ["--arch", same.to_string(), "--space", "small"]):
+        status, out, err = nao_in_process(capsys, *train, *words)
+        assert status == 0 and "done: epoch 1/1" in out, err
+    other = same.space.mutate(same, __import__("random").Random(0)).to_qualified_string()
+    status, _, err = nao_in_process(capsys, *train, "--arch", other)
+    assert status == 2 and "belongs to a run with arch='naonet-v2'" in err
     status, _, err = nao_in_process(capsys, *train, "--weight-decay", "0.1")
     assert status == 2
     assert "belongs to a run with weight_decay" in err
@@ -93,7 +106,12 @@ def test_resuming_after_an_epoch_gives_the_uninterrupted_weights(cifar_mini, tmp
     common = dict(data=str(cifar_mini), channels=8, layers=1, batch_size=32,
                   test_subset=40, train_subset=96, device="cpu", epochs=2, lr=0.05,
                   cutout=8, drop_path_keep_prob=0.8, keep_prob=0.8)
+    seed_globally(11)
+    expected = global_draws()
+    seed_globally(11)
     training_run.train(TrainConfig(output=str(tmp_path / "ref"), **common), False)
+    # the run seeds the global streams; a library caller's come back as they were
+    assert global_draws() == expected
     interrupted = tmp_path / "interrupted"
     real_epoch = training_run._run_epoch
     calls = []

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from naonet.errors import UserError
+from naonet.options import check_field_types
 
 MAX_SAMPLE_DRAWS = 20_000  # random draws before a budget is declared unmeetable
 MAX_MUTATION_TRIES = 100
@@ -55,6 +56,7 @@ class Budget:
     image_size: int = 32
 
     def __post_init__(self) -> None:
+        check_field_types(self, finite=False)  # below: a limit is positive and finite
         for name in ("max_params", "max_macs", "max_latency_ms"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):

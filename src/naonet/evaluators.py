@@ -22,8 +22,9 @@ class BudgetedEvaluator:
     """``measure(architecture)`` under a budget of distinct queries (None: unlimited)."""
 
     def __init__(self, measure: Callable[[Hashable], float], budget: int | None = None):
-        if budget is not None and budget < 1:
-            raise UserError(f"the query budget must be >= 1, got {budget}")
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
+                                   or budget < 1):
+            raise UserError(f"the query budget must be an integer >= 1, got {budget!r}")
         self.measure = measure
         self.budget = budget
         self._scores: dict = {}  # insertion order = query order

@@ -73,5 +73,7 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
         network.classes = known_classes(None, dataset, network_config.num_classes)
         return network
     loaded = load_model(checkpoint, arch=architecture, space=space, **config)
-    loaded.network.classes = loaded.classes
+    # a file that records no class names takes the published configuration's data set's
+    loaded.network.classes = loaded.classes or known_classes(
+        None, dataset, loaded.network.config.num_classes)
     return loaded.network

@@ -94,6 +94,37 @@ def coerce_options(config_class, values: dict, command: str) -> dict:
     return out
 
 
+def check_field_types(config, finite: bool = True) -> None:
+    """Every int, float, bool or str field of the dataclass ``config`` (optional ones may
+    be None) holds a value of its type, and every float is finite (unless ``finite`` is
+    False: the config checks that itself, in its own words): a library caller's
+    ``epochs=2.5`` or ``grad_clip=inf`` is refused when the config is made, not deep
+    inside a run (the CLI's values are cast by :func:`coerce_options` first)."""
+    import math
+    from numbers import Integral, Real
+
+    for field in fields(config):
+        kind = field.type if isinstance(field.type, str) else field.type.__name__
+        base = kind.removesuffix(" | None")
+        value = getattr(config, field.name)
+        if base not in _KIND_NAMES or (value is None and base != kind):
+            continue
+        if base == "bool":
+            fits = isinstance(value, bool)
+        elif base == "str":
+            fits = isinstance(value, str)
+        else:  # a bool is an int to Python, never a number of epochs
+            fits = (isinstance(value, Integral if base == "int" else Real)
+                    and not isinstance(value, bool))
+        if not fits:
+            wanted = _KIND_NAMES[base] + (" or None" if base != kind else "")
+            raise UserError(f"{type(config).__name__}.{field.name} must be {wanted}, got "
+                            f"{value!r}")
+        if finite and base == "float" and not math.isfinite(value):
+            raise UserError(f"{type(config).__name__}.{field.name} must be a finite number, "
+                            f"got {value}")
+
+
 def check_values(config, at_least: dict[str, float], above: dict[str, float],
                  below: dict[str, float] | None = None) -> None:
     """The numeric checks every config makes, so the CLI, config files and the library
@@ -106,6 +137,7 @@ def check_values(config, at_least: dict[str, float], above: dict[str, float],
         value = getattr(config, field.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise UserError(f"--{_flag(field.name)} must be a finite number, got {value}")
+    check_field_types(config)
     if "seed" in {field.name for field in fields(config)}:
         check_seed(config.seed, "--seed")
     for name, bound in at_least.items():

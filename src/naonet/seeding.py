@@ -1,11 +1,15 @@
 """The one way naonet builds something from a seed without touching the caller's
-random state."""
+random state, and the one way it saves, restores and keeps the global random streams
+(Python's, NumPy's, torch's CPU and CUDA generators)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
+import numpy as np
 import torch
 
 T = TypeVar("T")
@@ -18,3 +22,52 @@ def seeded(seed: int, make: Callable[[], T]) -> T:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return make()
+
+
+def capture_rng_state() -> dict:
+    """Every random stream a run draws from, as weights-only-loadable values."""
+    numpy_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": _to_plain(random.getstate()),
+        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)),
+                  *numpy_state[2:]],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_to_tuple(state["python"]))
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    if "cuda" in state and torch.cuda.is_available():
+        # A run may resume with fewer GPUs visible (--device may change): restore those.
+        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
+
+
+def _to_plain(value):
+    if isinstance(value, tuple):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _to_tuple(value):
+    if isinstance(value, list):
+        return tuple(_to_tuple(v) for v in value)
+    return value
+
+
+@contextmanager
+def caller_random_state_kept() -> Iterator[None]:
+    """Run a block that seeds the global random streams (a training run, a search) and
+    hand the caller's streams back afterwards: a caller that draws between runs, or
+    loops over them, draws as if the runs had not happened."""
+    state = capture_rng_state()
+    try:
+        yield
+    finally:
+        restore_rng_state(state)

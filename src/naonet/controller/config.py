@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from naonet.errors import UserError
+from naonet.options import check_field_types
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ControllerConfig:
     decoder_dropout: float = 0.0  # between stacked LSTM layers only
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         for name in ("embedding_size", "hidden_size", "encoder_layers", "decoder_layers",
                      "mlp_hidden_size"):
             _require(getattr(self, name) >= 1, f"controller {name} must be >= 1, "
@@ -60,6 +62,7 @@ class ControllerTrainConfig:
     augment_factor: int = 10  # training part = originals + (factor - 1) equivalent variants
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         _require(self.epochs >= 1, f"controller epochs must be >= 1, got {self.epochs}")
         _require(self.batch_size >= 1, f"controller batch_size must be >= 1, got "
                  f"{self.batch_size}")

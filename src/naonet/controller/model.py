@@ -216,6 +216,9 @@ class Controller(nn.Module):
 
     def __init__(self, encoding: SequenceEncoding, config: ControllerConfig | None = None):
         super().__init__()
+        if not hasattr(encoding, "sequence_length") and callable(
+                getattr(encoding, "encoding", None)):
+            encoding = encoding.encoding()  # given the space: its encoding
         self.encoding = encoding
         self.config = config or ControllerConfig()
         length, per_step = encoding.sequence_length, encoding.tokens_per_step

@@ -33,6 +33,7 @@ from naonet.controller.generation import generate_architectures
 from naonet.controller.model import Controller
 from naonet.controller.training import ControllerReport, train_controller
 from naonet.errors import UserError
+from naonet.options import check_field_types
 from naonet.spaces.protocol import sample_unseen
 
 SCORE_TRANSFORMS = ("raw", "rank")
@@ -54,6 +55,7 @@ class RoundConfig:
     fill: str = "none"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.seed_count < 1 or self.new_count < 0 or self.max_lambda < 1:
             raise UserError("a NAO round needs seed count >= 1, new count >= 0 and max "
                             "lambda >= 1")
@@ -91,6 +93,9 @@ def nao_round(controller: Controller | None, make_controller: Callable[[], Contr
     """
     if controller is None or config.fresh_controller:
         controller = make_controller()
+    # Text forms become architectures first: the fill-ups compare them with new ones.
+    architectures = [controller.encoding.space.as_architecture(architecture, "nao_round")
+                     for architecture in architectures]
     targets = transform_scores(list(scores), config.score_transform)
     report = train_controller(controller, architectures, targets, train_config, seed=seed,
                               progress=progress)

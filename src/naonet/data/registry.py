@@ -86,7 +86,9 @@ class DataConfig:
     valid_size: int = 0  # images held out of the training set for model selection
     train_subset: int = 0  # use only this many training images (0: all)
     test_subset: int = 0
-    with_test: bool = True  # load the test split (a search scores on held-out training images)
+    # load the test split (a search scores on held-out training images); with valid_size,
+    # train/ alone will do: the run then reports validation figures only
+    with_test: bool = True
     cutout: int = 0
     autoaugment: bool = False
     pipeline: str = "auto"  # 'device' | 'loader' | 'auto'
@@ -201,7 +203,8 @@ def check_class_count(dataset: str, spec: DatasetSpec, count: int, data: str | P
     nothing to them)."""
     if spec.num_classes is not None and count != spec.num_classes:
         raise UserError(f"{dataset} should have {spec.num_classes} classes but "
-                        f"{data} has {count}; check --data and --dataset")
+                        f"{data} has {count}; check --data, or pass --dataset folder for "
+                        "your own classes")
 
 
 def check_training_classes(config: DataConfig, spec: DatasetSpec, classes: list[str]) -> None:
@@ -292,7 +295,10 @@ def _load_small(root: Path, config: DataConfig, spec: DatasetSpec
         return train, None
     test_folder = find_split_folder(root, "test")
     if test_folder is None:
-        raise UserError(f"{root} has train/ but no test/ or val/ folder; add one")
+        if config.valid_size:  # held-out training images stand in: no test figures
+            return train, None
+        raise UserError(f"{root} has train/ but no test/ or val/ folder; add one, or hold "
+                        "out validation images with --valid-size N")
     return train, load_small_split(test_folder, layout, "test", config, spec)
 
 
@@ -406,13 +412,15 @@ def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common:
     from torchvision.datasets import ImageFolder
 
     train_folder, test_folder = find_split_folder(root, "train"), find_split_folder(root, "test")
-    if train_folder is None or (test_folder is None and config.with_test):
-        raise UserError(f"{root} needs train/ and val/ (or test/) folders of class folders")
+    if train_folder is None or (test_folder is None and config.with_test
+                                and not config.valid_size):
+        raise UserError(f"{root} needs train/ and val/ (or test/) folders of class folders "
+                        "(or train/ alone with --valid-size N)")
     train_set = ImageFolder(str(train_folder), large_image_transform(True, config, spec))
     check_training_classes(config, spec, train_set.classes)
     plain_train = ImageFolder(str(train_folder), large_image_transform(False, config, spec))
     test_set = (ImageFolder(str(test_folder), large_image_transform(False, config, spec))
-                if config.with_test else None)
+                if config.with_test and test_folder is not None else None)
     train_index, valid_index = split_indices(len(train_set), config.valid_size,
                                              config.train_subset, seed)
     test_part = test_set

@@ -220,6 +220,12 @@ def holds_pickles(root: Path, dataset: str, split: str = "train") -> bool:
                              or any((root / name).is_file() for name in loose))
 
 
+def has_test_images(root: Path, dataset: str) -> bool:
+    """Whether the data set in ``root`` holds test images: CIFAR's test batch, or test/
+    or val/ class folders."""
+    return holds_pickles(root, dataset, "test") or find_split_folder(root, "test") is not None
+
+
 def detect_layout(root: Path, dataset: str) -> str:
     """'pickle' or 'folder', or a UserError describing what was expected."""
     folder = PICKLE_FOLDERS.get(dataset)
@@ -229,6 +235,10 @@ def detect_layout(root: Path, dataset: str) -> str:
         return "folder"
     expected = f"'{folder}/' (python batches) or " if folder else ""
     fetch = " (use --download to fetch CIFAR when online)" if folder else ""
+    if root.is_dir() and any(entry.is_dir() and not entry.name.startswith(".")
+                             for entry in root.iterdir()):
+        # class folders straight in root (what nao eval and predict read)
+        fetch += f"; if its folders are your classes, move them into {root}/train/"
     raise UserError(f"no data set found in {root}: expected {expected}'train/<class>/' image "
                     f"folders; check --data{fetch}")
 
@@ -362,16 +372,16 @@ def download_cifar(root: Path, dataset: str) -> None:
 
 # --------------------------------------------------------------------------- image folders
 def list_image_folder(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
-    """(path, class index) pairs of ``folder/<class>/*`` in sorted order, and the classes."""
-    classes = sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
+    """(path, class index) pairs of the images under ``folder/<class>/`` (its sub-folders
+    included, as torchvision's ImageFolder reads them) in sorted order, and the classes.
+    Hidden entries (``.ipynb_checkpoints/``, macOS's ``._photo.jpg``) are no classes or
+    images."""
+    classes = sorted(entry.name for entry in folder.iterdir()
+                     if entry.is_dir() and not entry.name.startswith("."))
     if not classes:
         raise UserError(f"{folder} has no class sub-folders; expected {folder}/<class>/<image>")
-    samples = []
-    for index, name in enumerate(classes):
-        for file in sorted((folder / name).iterdir()):
-            # regular files only: a FIFO named x.jpg would block the read forever
-            if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file():
-                samples.append((file, index))
+    samples = [(file, index) for index, name in enumerate(classes)
+               for file in _image_files(folder / name)]
     if not samples:
         raise UserError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     empty = sorted(set(classes) - {classes[index] for _, index in samples})
@@ -380,6 +390,20 @@ def list_image_folder(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
         raise UserError(f"class folder {folder / empty[0]}{more} hold{'' if more else 's'} "
                         f"no images; add images or remove the folder{'s' if more else ''}")
     return samples, classes
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The image files anywhere under ``folder``, sorted by path; hidden ones skipped."""
+    found = []
+    for root, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in files:
+            path = Path(root) / name
+            # regular files only: a FIFO named x.jpg would block the read forever
+            if (not name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+                    and path.is_file()):
+                found.append(path)
+    return sorted(found)
 
 
 def read_image(file: Path, size: int | None = None) -> np.ndarray:

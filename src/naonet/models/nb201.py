@@ -19,6 +19,7 @@ from torch import nn
 from naonet.errors import UserError
 from naonet.models.networks import count_parameters
 from naonet.models.operations import AvgPool, ReLUConvBN
+from naonet.options import check_field_types
 from naonet.spaces.nb201 import ZERO_OP, NB201Architecture
 
 Norm = Callable[[int], nn.Module]
@@ -34,6 +35,7 @@ class NB201NetworkConfig:
     stages: int = 3
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         for name in ("channels", "cells_per_stage", "num_classes", "stages"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -16,6 +16,7 @@ from torch import nn
 
 from naonet.errors import UserError
 from naonet.models.cells import DiscreteCell, StateShape
+from naonet.options import check_field_types
 from naonet.spaces import Architecture
 
 STEM_MULTIPLIER = 3  # CIFAR stem width is 3 C
@@ -53,10 +54,13 @@ class NetworkConfig:
     drop_path_exempts_pass_through: bool = False
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.skeleton not in SKELETONS:
             raise UserError(f"unknown network skeleton {self.skeleton!r}; use one of: "
                             f"{', '.join(SKELETONS)}")
         check_network_size(self.channels, self.layers)
+        if self.num_classes < 1:
+            raise UserError(f"num_classes must be >= 1, got {self.num_classes}")
         check_keep_probs(self.keep_prob, self.drop_path_keep_prob)
 
     def to_dict(self) -> dict:

@@ -42,6 +42,13 @@ def percent_to_fraction(text: str) -> float:
         raise ValueError(f"could not convert string to float: {text!r}") from None
 
 
+def _read_only(values, dtype) -> np.ndarray:
+    """A copy of ``values`` that cannot be written to."""
+    array = np.array(values, dtype=dtype)
+    array.flags.writeable = False
+    return array
+
+
 @dataclass(frozen=True, eq=False)
 class BenchmarkTable:
     """Metrics of every architecture of a space, by benchmark index and by architecture."""
@@ -53,6 +60,11 @@ class BenchmarkTable:
     source: str = ""
 
     def __post_init__(self) -> None:
+        # Read-only copies: ``column()`` hands these out, and an in-place change by a
+        # caller (``accuracy *= 100``) would otherwise alter every later lookup.
+        object.__setattr__(self, "indices", _read_only(self.indices, np.int64))
+        object.__setattr__(self, "columns", {name: _read_only(values, np.float64)
+                                             for name, values in self.columns.items()})
         object.__setattr__(self, "_row_of_arch",
                            {arch: row for row, arch in enumerate(self.architectures)})
         object.__setattr__(self, "_row_of_index",
@@ -140,6 +152,7 @@ class BenchmarkTable:
         return float(self.column(column)[self.row(architecture)])
 
     def column(self, column: str) -> np.ndarray:
+        """The values of ``column`` in row order (read-only; copy to change them)."""
         if column not in self.columns:
             raise UserError(f"the benchmark table has no column {column!r}; it has "
                             f"{', '.join(self.columns)}")

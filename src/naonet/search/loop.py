@@ -28,7 +28,7 @@ from naonet.constraints import CostMeter, FeasibleSpace
 from naonet.controller import Controller
 from naonet.controller.rounds import nao_round
 from naonet.data import DataBundle, build_data
-from naonet.data.sources import existing_data_path
+from naonet.data.sources import existing_data_path, has_test_images, resolve_data_root
 from naonet.distributed import DistributedContext, barrier, broadcast_object, init_distributed
 from naonet.errors import UserError
 from naonet.models.networks import cell_layout
@@ -79,14 +79,14 @@ from naonet.search.supernet_training import (
     train_supernet_epoch,
     wrap_for_training,
 )
-from naonet.seeding import seeded
+from naonet.seeding import caller_random_state_kept, restore_rng_state, seeded
 from naonet.spaces import SearchSpace, get_space
 from naonet.strategies.base import Seen, sample_new
 from naonet.strategies.evolution import EvolutionConfig, evolve_generation
 from naonet.supernet import FewShotSupernet, PoolSampler, sample_architectures
 from naonet.supernet.few_shot import choice_at
 from naonet.training import EpochStats, Precision
-from naonet.training.checkpoint import atomic_write_text, restore_rng_state, restoring
+from naonet.training.checkpoint import atomic_write_text, check_run_classes, restoring
 from naonet.training.engine import GradientHolders
 from naonet.training.run import check_network_fits, device_memory
 
@@ -175,6 +175,7 @@ class SearchRun:
 
 # ----------------------------------------------------------------------- the loop
 @keep_cpu_threads()  # config.threads is the search's; the caller gets its own back
+@caller_random_state_kept()  # the search seeds the global streams; the caller's come back
 def search(config: SearchConfig, show_progress: bool = True) -> list[dict]:
     """Run (or resume) the search of ``config``; returns the final architectures."""
     started = time.perf_counter()
@@ -540,6 +541,7 @@ def resume(run: SearchRun) -> bool:
     if checkpoint_data is None:
         return False
     path = run.run_dir / CHECKPOINT_NAME
+    check_run_classes(path, checkpoint_data.get("classes"), run.data.classes, "searched")
     with restoring(path):
         run.state = SearchState.from_dict(checkpoint_data["state"], run.space)
         for name, module in modules_to_save(run).items():
@@ -683,7 +685,7 @@ def checkpoint(run: SearchRun, outputs: bool = False) -> None:
         run.clock.flush()
         if run.is_main:
             save_checkpoint(run.run_dir / CHECKPOINT_NAME, run.state, run.config.to_dict(),
-                            modules_to_save(run))
+                            modules_to_save(run), run.data.classes)
             if outputs:
                 write_outputs(run)
         barrier()
@@ -770,8 +772,12 @@ def training_command(run: SearchRun) -> str:
     else:  # a space written before the protocol had it: the size alone
         recipe = f"--channels {space.final_size[0]} --layers {space.final_size[1]}"
     output = shlex.quote(str(run.run_dir / "train"))  # beside what it trains, not runs/PRESET
+    # data of train/ alone (all a search needs): the training holds validation images out
+    held_out = ("" if has_test_images(resolve_data_root(config.data), config.dataset)
+                else f" --valid-size {config.valid_size}")
     return (f"nao train {recipe} --arch \"$(head -n 1 {final_file})\" --dataset "
-            f"{config.dataset} --data {shlex.quote(str(config.data))}{size} --output {output}")
+            f"{config.dataset} --data {shlex.quote(str(config.data))}{size}{held_out} "
+            f"--output {output}")
 
 
 def announce(run: SearchRun, text: str) -> None:

@@ -35,6 +35,7 @@ from naonet.data import build_data
 from naonet.distributed import init_distributed
 from naonet.errors import UserError
 from naonet.nb201 import DEFAULT_METRIC, BenchmarkTable, metric_column
+from naonet.options import check_field_types
 from naonet.runtime import FastPaths, keep_cpu_threads, to_memory_format, use_cpu_threads
 from naonet.search.config import SearchConfig
 from naonet.search.scoring import build_scoring_data, score_pool
@@ -46,6 +47,7 @@ from naonet.search.supernet_training import (
     train_supernet_epoch,
     wrap_for_training,
 )
+from naonet.seeding import caller_random_state_kept
 from naonet.spaces import get_space
 from naonet.supernet import SAMPLING_WEIGHTS, PoolSampler
 from naonet.training import Precision
@@ -83,6 +85,7 @@ class RankingConfig:
     train_on: str = "space"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         options.check_names(self.samplings, tuple(SAMPLING_WEIGHTS), "--samplings")
         if self.train_on not in TRAIN_ON:
             raise UserError(f"--train-on must be one of: {', '.join(TRAIN_ON)}, got "
@@ -174,6 +177,7 @@ def benchmark_parameter_counts(table: BenchmarkTable, architectures: list) -> li
 
 
 @keep_cpu_threads()  # search.threads is the experiment's; the caller gets its own back
+@caller_random_state_kept()  # and so are the global random streams it seeds
 def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
                            log: Callable[[str], None] = lambda line: None,
                            progress: Callable[[RankingResult], None] | None = None,

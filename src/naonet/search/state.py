@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from naonet.errors import UserError
+from naonet.seeding import capture_rng_state
 from naonet.spaces import SearchSpace
 from naonet.training.checkpoint import (
     START_OVER,
     atomic_save,
-    capture_rng_state,
     check_same_run,
     load_checkpoint,
     restoring,
@@ -141,10 +141,12 @@ def _float(value: float | None) -> float:
 
 
 # ----------------------------------------------------------------------- checkpoint
-def save_checkpoint(path: Path, state: SearchState, config_dict: dict, modules: dict) -> None:
-    """Write the state, the config and every module's ``state_dict`` atomically."""
+def save_checkpoint(path: Path, state: SearchState, config_dict: dict, modules: dict,
+                    classes: list[str]) -> None:
+    """Write the state, the config, the data's classes and every module's ``state_dict``
+    atomically."""
     atomic_save({"format": CHECKPOINT_FORMAT, "state": state.to_dict(),
-                 "config": config_dict, "rng": capture_rng_state(),
+                 "config": config_dict, "classes": list(classes), "rng": capture_rng_state(),
                  **{name: module.state_dict() for name, module in modules.items()
                     if module is not None}}, path)
 

@@ -129,8 +129,9 @@ class CellSearchSpace(IntegerCodedSpace):
         0.2)."""
         from naonet.models import NetworkConfig
 
-        return NetworkConfig(skeleton=skeleton, channels=channels, layers=layers,
-                             num_classes=num_classes, **regularisation)
+        return config_from_fields(NetworkConfig, dict(
+            skeleton=skeleton, channels=channels, layers=layers, num_classes=num_classes,
+            **regularisation), "NAONet")
 
     def network_config_from_dict(self, values: dict):
         from naonet.models import NetworkConfig
@@ -172,9 +173,9 @@ class CellSearchSpace(IntegerCodedSpace):
         """The NAO supernet (``regularisation``: keep_prob, drop_path_keep_prob)."""
         from naonet.supernet import Supernet, SupernetConfig
 
-        return Supernet(self, SupernetConfig(skeleton=skeleton, channels=channels,
-                                             layers=layers, num_classes=num_classes,
-                                             **regularisation))
+        return Supernet(self, config_from_fields(SupernetConfig, dict(
+            skeleton=skeleton, channels=channels, layers=layers, num_classes=num_classes,
+            **regularisation), "supernet"))
 
 
 SMALL = CellSearchSpace(

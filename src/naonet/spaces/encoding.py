@@ -108,6 +108,7 @@ class CellSpaceEncoding(LegalTokens):
     def equivalent_variant(self, architecture: Architecture, rng: random.Random
                            ) -> Architecture:
         """Swap the two branches of one random node in each cell (same function)."""
+        architecture = self.space.as_architecture(architecture, "equivalent_variant")
         cells = []
         for cell_type in CELL_TYPES:
             cell = architecture.cells()[cell_type]

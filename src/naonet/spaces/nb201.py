@@ -69,15 +69,7 @@ class NB201Space(IntegerCodedSpace):
     # ----------------------------------------------------------------- architectures
     def architecture(self, ops: tuple[int, ...] | list[int]) -> NB201Architecture:
         """The architecture with op index ``ops[e]`` on edge ``e`` (validated)."""
-        ops = tuple(int(op) for op in ops)
-        if len(ops) != self.num_edges:
-            raise UserError(f"an {self.name} architecture has {self.num_edges} edges, got "
-                            f"{len(ops)} ops")
-        bad = [op for op in ops if not 0 <= op < self.num_ops]
-        if bad:
-            raise UserError(f"op index {bad[0]} is not in the {self.name} space "
-                            f"(0..{self.num_ops - 1})")
-        return NB201Architecture(self, ops)
+        return NB201Architecture(self, tuple(int(op) for op in ops))
 
     def parse(self, text: str) -> NB201Architecture:
         """Read the benchmark's string form ``|op~0|+|op~0|op~1|+...`` (optionally
@@ -172,6 +164,7 @@ class NB201Space(IntegerCodedSpace):
         not used; it has only the small-image stem, so ``skeleton`` must be ``cifar``."""
         from naonet.models.nb201 import NB201NetworkConfig
 
+        _check_regularisation_names(regularisation)
         if skeleton != "cifar":
             raise UserError(f"the {self.name} network is built for small images (CIFAR, "
                             "ImageNet16): use --dataset cifar10 or cifar100, or --dataset "
@@ -213,8 +206,24 @@ class NB201Space(IntegerCodedSpace):
         """Every op on every edge (separate weights per edge), batch-statistics BN."""
         from naonet.supernet.nb201 import NB201Supernet
 
-        return NB201Supernet(self.network_config(channels, layers, num_classes, skeleton),
-                             self)
+        return NB201Supernet(self.network_config(channels, layers, num_classes, skeleton,
+                                                 **regularisation), self)
+
+
+def _check_regularisation_names(regularisation: dict) -> None:
+    """Refuse a name that is no NAONet regularisation option (a typo): the benchmark
+    network takes those options from callers of every space and leaves them unused."""
+    from dataclasses import fields
+
+    from naonet.models import NetworkConfig
+
+    size = {"skeleton", "channels", "layers", "num_classes"}
+    known = [field.name for field in fields(NetworkConfig) if field.name not in size]
+    unknown = sorted(set(regularisation) - set(known))
+    if unknown:
+        raise UserError(f"unknown network option(s) {', '.join(unknown)} for the nb201 "
+                        f"network; it takes channels, layers, num_classes and skeleton "
+                        f"(and leaves {', '.join(known)} unused)")
 
 
 @dataclass(frozen=True)
@@ -224,12 +233,26 @@ class NB201Architecture:
     space: NB201Space
     ops: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        space = self.space
+        if len(self.ops) != space.num_edges:
+            raise UserError(f"an {space.name} architecture has {space.num_edges} edges, got "
+                            f"{len(self.ops)} ops")
+        bad = [op for op in self.ops if not 0 <= op < space.num_ops]
+        if bad:
+            raise UserError(f"op index {bad[0]} is not in the {space.name} space "
+                            f"(0..{space.num_ops - 1})")
+
     @property
     def op_names(self) -> tuple[str, ...]:
         return tuple(self.space.op_names[op] for op in self.ops)
 
     def edge_op(self, source: int, target: int) -> str:
         """The op name on edge ``source -> target``."""
+        if (source, target) not in self.space.edges:
+            raise UserError(f"the {self.space.name} cell has no edge {source} -> {target}; "
+                            f"its edges join node i to node j > i, nodes 0 to "
+                            f"{self.space.num_nodes - 1}")
         return self.op_names[self.space.edges.index((source, target))]
 
     def incoming(self, target: int) -> list[tuple[int, str]]:

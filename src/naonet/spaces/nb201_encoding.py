@@ -65,6 +65,7 @@ class NB201Encoding(LegalTokens):
         ops on its incoming edges do not change the network; without such a node the
         architecture has no other equivalent form and is returned unchanged.
         """
+        architecture = self.space.as_architecture(architecture, "equivalent_variant")
         if "none" not in self.space.op_names:
             return architecture
         ops = list(architecture.ops)

@@ -203,8 +203,14 @@ def sample_unseen(space: SearchSpace, is_known: Callable[[object], bool], rng: r
     return None
 
 
-def register_space(space: SearchSpace) -> SearchSpace:
-    """Add a space to the registry (for example a cell space with another node count)."""
+def register_space(space: SearchSpace, replace: bool = False) -> SearchSpace:
+    """Add a space to the registry (for example a cell space with another node count).
+    A name already taken by another space is refused unless ``replace``: the files and
+    architecture names that name it would otherwise change meaning without a word."""
+    taken = _SPACES.get(space.name)
+    if taken is not None and taken != space and not replace:
+        raise UserError(f"a search space named {space.name!r} is registered already; give "
+                        "yours another name (or pass replace=True)")
     _SPACES[space.name] = space
     return space
 

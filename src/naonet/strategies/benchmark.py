@@ -73,6 +73,7 @@ class BenchmarkConfig:
     device: str = "cpu"  # where latency is timed
 
     def __post_init__(self) -> None:
+        options.check_field_types(self)
         options.check_names(self.strategies, tuple(STRATEGIES), "--strategies")
         if self.budget < 1:
             raise UserError(f"--budget must be >= 1, got {self.budget}")

@@ -8,6 +8,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from naonet.errors import UserError
+from naonet.options import check_field_types
 from naonet.strategies.base import Evaluator, SearchSpace, Seen, query_random, sample_new
 
 
@@ -22,6 +23,7 @@ class EvolutionConfig:
     mutation_tries: int = 50
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.population_size < 1 or not 1 <= self.sample_size <= self.population_size:
             raise UserError(f"evolution needs 1 <= sample size ({self.sample_size}) <= "
                             f"population size ({self.population_size})")

@@ -16,6 +16,7 @@ import functools
 import random
 from dataclasses import asdict, dataclass, field
 
+from naonet import options
 from naonet.controller import Controller, ControllerConfig, ControllerTrainConfig
 from naonet.controller.rounds import FILLS, RoundConfig, nao_round
 from naonet.errors import UserError
@@ -58,11 +59,14 @@ class NAOConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        options.check_field_types(self)
         if self.initial_queries < 2:
             raise UserError(f"NAO needs at least 2 initial queries to train its controller, "
                             f"got {self.initial_queries}")
         if self.candidates_per_round < 1:
             raise UserError("candidates per round must be >= 1")
+        if not options.valid_device(self.device):
+            raise UserError(f"{options.DEVICE_HELP}, got {self.device!r}")
         # the round's own checks (seed count, max lambda, score transform, fill), once
         # here before any query instead of again in this class
         self.round_config(1)
@@ -115,7 +119,8 @@ def nao_search(space: SearchSpace, evaluator: Evaluator, seed: int,
 
 def new_controller(space: SearchSpace, config: NAOConfig, seed: int) -> Controller:
     """A freshly initialised controller (initialisation fixed by ``seed``)."""
+    from naonet.distributed import resolve_device
     from naonet.seeding import seeded
 
     return seeded(seed, lambda: Controller(space.encoding(), config.controller)).to(
-        config.device)
+        resolve_device(config.device))

@@ -42,7 +42,11 @@ def get_strategy(name: str) -> Strategy:
 
 def run_strategy(name: str, space: SearchSpace, evaluator: Evaluator, seed: int,
                  config=None) -> None:
-    """Run strategy ``name`` until the evaluator's budget is spent."""
+    """Run strategy ``name`` until the evaluator's budget is spent (``space``: a space
+    or its name)."""
+    from naonet.spaces import get_space
+
+    space = get_space(space)
     strategy = get_strategy(name)
     if evaluator.budget is None:
         raise UserError("a search needs a query budget")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from naonet.models.networks import NetworkConfig
+from naonet.options import check_field_types
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class SupernetConfig:
     drop_path_exempts_pass_through: bool = False  # see NetworkConfig
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         self.network_config()  # the discrete config validates every shared field
 
     def network_config(self) -> NetworkConfig:

@@ -8,14 +8,12 @@ as tensors and plain Python values (no pickled classes).
 from __future__ import annotations
 
 import os
-import random
 import re
 import tempfile
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from naonet.errors import UserError
@@ -155,6 +153,18 @@ def check_same_run(saved: dict, current: dict, path: Path, resumable: Collection
                         f"{current.get(key)!r}; {START_OVER}")
 
 
+def check_run_classes(path: Path, saved, current: list[str] | None, done: str) -> None:
+    """A run folder resumes only on the classes its run was ``done`` on (labels are class
+    positions: a renamed or added class folder would shift or break them). ``saved``
+    None: a file written before runs recorded their classes."""
+    from naonet.data.registry import class_difference
+
+    if saved and current is not None and list(saved) != list(current):
+        difference = class_difference(list(saved), list(current), "the run", "--data")
+        raise UserError(f"{path} was {done} on other classes ({difference}); pass the data "
+                        f"it was {done} on, or another --output")
+
+
 @contextmanager
 def restoring(path: Path, fix: str = START_OVER) -> Iterator[None]:
     """Read what a checkpoint holds inside this block: a missing or mismatched entry (a
@@ -170,40 +180,3 @@ def restoring(path: Path, fix: str = START_OVER) -> Iterator[None]:
             else type(error).__name__
         raise UserError(f"{path} does not hold what it should ({reason}): it is damaged or "
                         f"another version wrote it; {fix}") from None
-
-
-def capture_rng_state() -> dict:
-    """Every random stream a run draws from, as weights-only-loadable values."""
-    numpy_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": _to_plain(random.getstate()),
-        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)),
-                  *numpy_state[2:]],
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(_to_tuple(state["python"]))
-    kind, keys, *rest = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
-    if "cuda" in state and torch.cuda.is_available():
-        # A run may resume with fewer GPUs visible (--device may change): restore those.
-        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(cuda_state, index)
-
-
-def _to_plain(value):
-    if isinstance(value, tuple):
-        return [_to_plain(v) for v in value]
-    return value
-
-
-def _to_tuple(value):
-    if isinstance(value, list):
-        return tuple(_to_tuple(v) for v in value)
-    return value

@@ -20,7 +20,6 @@ import yaml
 from torch import nn
 
 from naonet.data import DataBundle, build_data
-from naonet.data.registry import class_difference
 from naonet.data.sources import existing_data_path
 from naonet.distributed import DistributedContext, barrier, init_distributed, wrap_data_parallel
 from naonet.errors import UserError
@@ -28,15 +27,15 @@ from naonet.models import NAONet, NetworkConfig, count_parameters
 from naonet.run_folder import claim_run_folder
 from naonet.runtime import FastPaths, maybe_compile, to_memory_format
 from naonet.runtime import apply as apply_fast_paths
+from naonet.seeding import caller_random_state_kept, capture_rng_state, restore_rng_state
 from naonet.spaces import Architecture, resolve_architecture
 from naonet.training.checkpoint import (
     START_OVER,
     atomic_save,
     atomic_write_text,
-    capture_rng_state,
+    check_run_classes,
     check_same_run,
     load_checkpoint,
-    restore_rng_state,
     restoring,
 )
 from naonet.training.config import TrainConfig
@@ -146,6 +145,18 @@ def write_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, state: 
     }, path)
 
 
+def as_saved_architecture(config: TrainConfig, saved: dict, saved_arch: str | None) -> dict:
+    """``config`` as a dict, its ``arch`` and ``space`` written as the saved run wrote them
+    where both name the same architecture: a name, a text form with or without its space
+    prefix, or ``--space`` given or not, resume the same run."""
+    current = config.to_dict()
+    same = saved_arch is not None and resolve_architecture(
+        config.arch, config.space).to_qualified_string() == saved_arch
+    if same and "arch" in saved:
+        current.update(arch=saved["arch"], space=saved.get("space"))
+    return current
+
+
 def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, scheduler,
                scaler, classes: list[str] | None = None) -> RunState:
     """Restore ``run_dir/last.pt`` if present; a fresh RunState otherwise. The folder's
@@ -160,13 +171,10 @@ def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, 
         return RunState()
     checkpoint = load_checkpoint(path, START_OVER)  # the command takes no checkpoint file
     with restoring(path):
-        check_same_run(checkpoint.get("config", {}), config.to_dict(), path,
-                       RESUMABLE_CHANGES, "run", ADDED_OPTIONS)
-        trained_on = checkpoint.get("classes")
-    if classes is not None and trained_on and list(trained_on) != list(classes):
-        difference = class_difference(list(trained_on), list(classes), "the run", "--data")
-        raise UserError(f"{path} trained on other classes ({difference}); pass the data it "
-                        "was trained on, or another --output")
+        saved = checkpoint.get("config", {})
+        check_same_run(saved, as_saved_architecture(config, saved, checkpoint.get("arch")),
+                       path, RESUMABLE_CHANGES, "run", ADDED_OPTIONS)
+    check_run_classes(path, checkpoint.get("classes"), classes, "trained")
     with restoring(path):
         unwrap(model).load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -250,6 +258,7 @@ def make_progress(total: int, epoch: int, epochs: int, enabled: bool):
                 dynamic_ncols=True)
 
 
+@caller_random_state_kept()  # the run seeds the global streams; the caller gets its own back
 def train(config: TrainConfig, show_progress: bool = True) -> dict:
     """Train ``config.arch`` as configured; returns the final metrics."""
     context = init_distributed(config.device)
@@ -315,14 +324,15 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     if last_test is None:  # already finished: report the saved result
         last_test = _final_evaluation(eval_model, data, precision)
     validated = state.best_epoch > 0  # null, not a sentinel, without a validation split
-    result = {**last_test, "arch": architecture.to_qualified_string(),
+    no_test = {"test_loss": None, "test_top1": None, "test_top5": None}  # train/ alone
+    result = {**no_test, **last_test, "arch": architecture.to_qualified_string(),
               "params": count_parameters(network),
               "best_valid_top1": state.best_valid_top1 if validated else None,
               "best_epoch": state.best_epoch if validated else None}
     if context.is_main:
         atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2) + "\n")
-        text = accuracy_text(result["test_top1"], result["test_top5"], data.num_classes)
-        print(f"done: epoch {state.epoch}/{config.epochs}, test {text} (results in {run_dir})")
+        print(f"done: epoch {state.epoch}/{config.epochs}, {_final_figures(result, data)} "
+              f"(results in {run_dir})")
     barrier()
     return result
 
@@ -351,26 +361,27 @@ def _run_epoch(model, eval_model, data: DataBundle, optimizer, scheduler, criter
     scheduler.step()  # after the epoch's optimizer steps, never before
     valid_stats = (evaluate(eval_model, data.valid, precision) if data.valid is not None
                    else None)
-    test_stats = evaluate(eval_model, data.test, precision)
+    test_stats = evaluate(eval_model, data.test, precision) if data.test is not None else None
     if valid_stats is not None and valid_stats.top1 > state.best_valid_top1:
         state.best_valid_top1, state.best_epoch = valid_stats.top1, epoch + 1
     record = _epoch_record(epoch + 1, lr, train_stats, valid_stats, test_stats)
     if context.is_main:
         valid_text = f" valid {100 * valid_stats.top1:.2f}" if valid_stats else ""
+        test_text = f" test {100 * test_stats.top1:.2f}" if test_stats else ""
         print(f"epoch {epoch + 1}/{config.epochs} lr {lr:.4g} train loss "
-              f"{train_stats.loss:.4f} acc {100 * train_stats.top1:.2f}{valid_text} test "
-              f"{100 * test_stats.top1:.2f} % ({train_stats.images_per_second:.0f} img/s)",
-              flush=True)
+              f"{train_stats.loss:.4f} acc {100 * train_stats.top1:.2f}{valid_text}{test_text} "
+              f"% ({train_stats.images_per_second:.0f} img/s)", flush=True)
     return record
 
 
 def _epoch_record(epoch: int, lr: float, train_stats: EpochStats,
-                  valid_stats: EpochStats | None, test_stats: EpochStats) -> dict:
+                  valid_stats: EpochStats | None, test_stats: EpochStats | None) -> dict:
     record = {"epoch": epoch, "lr": lr, "train_loss": train_stats.loss,
               "train_top1": train_stats.top1, "train_images": train_stats.images,
-              "train_images_per_second": train_stats.images_per_second,
-              "test_loss": test_stats.loss, "test_top1": test_stats.top1,
-              "test_top5": test_stats.top5}
+              "train_images_per_second": train_stats.images_per_second}
+    if test_stats is not None:
+        record.update(test_loss=test_stats.loss, test_top1=test_stats.top1,
+                      test_top5=test_stats.top5)
     if valid_stats is not None:
         record.update(valid_loss=valid_stats.loss, valid_top1=valid_stats.top1,
                       valid_top5=valid_stats.top5)
@@ -379,8 +390,20 @@ def _epoch_record(epoch: int, lr: float, train_stats: EpochStats,
 
 
 def _final_evaluation(model, data: DataBundle, precision: Precision) -> dict:
+    if data.test is None:  # trained on train/ alone: its validation split is the figure
+        return {"test_loss": None, "test_top1": None, "test_top5": None}
     stats = evaluate(model, data.test, precision)
     return {"test_loss": stats.loss, "test_top1": stats.top1, "test_top5": stats.top5}
+
+
+def _final_figures(result: dict, data: DataBundle) -> str:
+    """The run's last figures in words: its test accuracy, or without test images its
+    best validation accuracy."""
+    if result.get("test_top1") is not None:
+        return "test " + accuracy_text(result["test_top1"], result["test_top5"],
+                                       data.num_classes)
+    return (f"best valid {100 * result['best_valid_top1']:.2f} % at epoch "
+            f"{result['best_epoch']} (no test images)")
 
 
 def _announce(context, config: TrainConfig, architecture: Architecture, network: NAONet,

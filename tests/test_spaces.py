@@ -109,3 +109,30 @@ def test_encoding_legal_tokens_and_swap_augmentation(space):
 
 def sorted_pair(node):
     return tuple(sorted([(node.input_a, node.op_a), (node.input_b, node.op_b)]))
+
+
+def test_what_a_library_caller_writes_naturally_works_or_says_what_to_write():
+    """From a trial as a library user: each of these once ended in an AttributeError, a
+    ValueError from deep inside, or a silently replaced built-in space."""
+    from dataclasses import replace
+
+    from naonet.controller import Controller
+    from naonet.spaces import get_space, register_space
+    from naonet.spaces.nb201 import NB201
+
+    # the space where its encoding goes
+    assert Controller(NB201).encoding.sequence_length == Controller(
+        NB201.encoding()).encoding.sequence_length
+    # a text form where an architecture goes
+    cell = NB201.sample(random.Random(0))
+    for space in (NB201, get_space("small")):
+        text = space.sample(random.Random(1)).to_string()
+        assert space.encoding().equivalent_variant(text, random.Random(2)).space is space
+    with pytest.raises(UserError, match="has no edge 3 -> 2"):
+        cell.edge_op(3, 2)
+    with pytest.raises(UserError, match="op index 9 is not in the nb201 space"):
+        type(cell)(NB201, (9,) * 6)
+    # a built-in name is not silently taken over
+    with pytest.raises(UserError, match="a search space named 'small' is registered already"):
+        register_space(replace(get_space("small"), final_size=(20, 3)))
+    assert register_space(get_space("small")) is get_space("small")  # the same: a no-op

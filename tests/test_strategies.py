@@ -78,6 +78,12 @@ def test_evolution_children_are_single_edge_mutations(synthetic):
                    for earlier in history[:position])
 
 
+def test_a_strategy_takes_a_spaces_name_where_the_space_goes(synthetic):
+    evaluator = TableEvaluator(synthetic, budget=5)
+    run_strategy("random", "nb201", evaluator, seed=0)  # once: 'str' has no attribute 'size'
+    assert evaluator.queries == 5
+
+
 def test_nao_generates_new_architectures_from_the_best(synthetic):
     evaluator = TableEvaluator(synthetic, budget=30)
     run_strategy("nao", NB201, evaluator, seed=0, config=QUICK_NAO)

@@ -242,10 +242,13 @@ def test_images_in_sub_folders_of_a_class_count_and_hidden_entries_do_not(cifar_
     (``.ipynb_checkpoints/``, macOS's ``._photo.jpg``) is neither a class nor an image."""
     import shutil
 
+    import torch
+
+    from naonet.data import DataConfig, build_data
     from naonet.data.sources import list_image_folder
 
-    root = tmp_path / "data"
-    shutil.copytree(cifar_mini / "train", root)
+    shutil.copytree(cifar_mini, tmp_path / "data")
+    root = tmp_path / "data" / "train"
     cats = sorted((root / "cat").iterdir())
     (root / "cat" / "2023").mkdir()
     for image in cats[:20]:
@@ -260,6 +263,14 @@ def test_images_in_sub_folders_of_a_class_count_and_hidden_entries_do_not(cifar_
     assert sum(path.parent.name == "2023" for path, _ in samples) == 20
     cat = classes.index("cat")
     assert {path.name for path, label in samples if label == cat} == {p.name for p in cats}
+    # images too large to decode at once are read from the same listing (96 px: the
+    # loader pipeline, once torchvision's ImageFolder, which took hidden folders as classes)
+    large = build_data(DataConfig(dataset="folder", data=str(tmp_path / "data"),
+                                  image_size=96, workers=0, batch_size=100,
+                                  eval_batch_size=100), torch.device("cpu"))
+    assert large.classes == classes and len(large.train) == 6
+    images, labels = next(iter(large.train))
+    assert images.shape == (100, 3, 96, 96) and int(labels.max()) < 10
 
 
 @pytest.mark.parametrize("command, size", [

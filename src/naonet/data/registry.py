@@ -12,11 +12,13 @@ from naonet.data.augment import Cutout
 from naonet.data.pipelines import BatchAugment, DeviceBatches, LoaderBatches
 from naonet.data.sources import (
     DOWNLOADABLE,
+    ImageFiles,
     InMemorySplit,
     detect_layout,
     download_cifar,
     find_split_folder,
     holds_pickles,
+    list_image_folder,
     load_cifar_pickle,
     load_image_folder,
     read_image,
@@ -251,9 +253,7 @@ def build_test_data(config: DataConfig, device: torch.device) -> TestData:
                 else _small_loader_batches)
         batches, classes = make(split, False, config, spec, common), list(split.classes)
     else:
-        from torchvision.datasets import ImageFolder
-
-        test_set = ImageFolder(str(where), large_image_transform(False, config, spec))
+        test_set = ImageFiles(where, large_image_transform(False, config, spec))
         part = (Subset(test_set, subset_indices(len(test_set), config.test_subset).tolist())
                 if config.test_subset else test_set)
         batches = LoaderBatches(part, config.eval_batch_size, train=False,
@@ -409,17 +409,16 @@ def _small_loader_batches(split: InMemorySplit, train: bool, config: DataConfig,
 
 def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common: dict,
                       seed: int) -> tuple[dict, list[str]]:
-    from torchvision.datasets import ImageFolder
-
     train_folder, test_folder = find_split_folder(root, "train"), find_split_folder(root, "test")
     if train_folder is None or (test_folder is None and config.with_test
                                 and not config.valid_size):
         raise UserError(f"{root} needs train/ and val/ (or test/) folders of class folders "
                         "(or train/ alone with --valid-size N)")
-    train_set = ImageFolder(str(train_folder), large_image_transform(True, config, spec))
+    listing = list_image_folder(train_folder)  # listed once: ImageNet has 1.28 million
+    train_set = ImageFiles(train_folder, large_image_transform(True, config, spec), listing)
     check_training_classes(config, spec, train_set.classes)
-    plain_train = ImageFolder(str(train_folder), large_image_transform(False, config, spec))
-    test_set = (ImageFolder(str(test_folder), large_image_transform(False, config, spec))
+    plain_train = ImageFiles(train_folder, large_image_transform(False, config, spec), listing)
+    test_set = (ImageFiles(test_folder, large_image_transform(False, config, spec))
                 if config.with_test and test_folder is not None else None)
     train_index, valid_index = split_indices(len(train_set), config.valid_size,
                                              config.train_subset, seed)

@@ -406,9 +406,9 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def read_image(file: Path, size: int | None = None) -> np.ndarray:
-    """One image as an RGB uint8 array (height x width x 3), resized to ``size`` x ``size``
-    if given and different; a file that is not an image is a UserError."""
+def open_rgb(file: Path):
+    """One image file as an RGB PIL image, read whole; a file that is not an image is a
+    UserError."""
     from PIL import Image, UnidentifiedImageError
 
     if not Path(file).exists():
@@ -417,12 +417,36 @@ def read_image(file: Path, size: int | None = None) -> np.ndarray:
         raise UserError(f"{file} is not an image file; pass image files")
     try:
         with Image.open(file) as image:
-            image = image.convert("RGB")
-            if size is not None and image.size != (size, size):
-                image = image.resize((size, size))
-            return np.asarray(image, dtype=np.uint8)
+            return image.convert("RGB")
     except (UnidentifiedImageError, OSError) as error:
         raise UserError(f"cannot read image {file} ({error}); remove or replace it") from None
+
+
+def read_image(file: Path, size: int | None = None) -> np.ndarray:
+    """One image as an RGB uint8 array (height x width x 3), resized to ``size`` x ``size``
+    if given and different; a file that is not an image is a UserError."""
+    image = open_rgb(file)
+    if size is not None and image.size != (size, size):
+        image = image.resize((size, size))
+    return np.asarray(image, dtype=np.uint8)
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """The images of ``folder/<class>/`` as :func:`list_image_folder` lists them (class
+    sub-folders included, hidden entries skipped), read as RGB and passed through
+    ``transform``: ``(transform(image), label)``, as torchvision's ImageFolder gives, for
+    images too large to decode into memory at once."""
+
+    def __init__(self, folder: Path, transform, listing=None):
+        self.samples, self.classes = listing or list_image_folder(Path(folder))
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        path, label = self.samples[index]
+        return self.transform(open_rgb(path)), label
 
 
 def load_image_folder(folder: Path, size: int | None = None) -> InMemorySplit:

@@ -257,20 +257,51 @@ def test_images_in_sub_folders_of_a_class_count_and_hidden_entries_do_not(cifar_
     (root / "dog" / ".thumbnails").mkdir()
     shutil.copy(cats[30], root / "dog" / ".thumbnails" / "x.jpg")
     (root / "dog" / "._photo.jpg").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble
+    elsewhere = tmp_path / "more-dogs"  # a linked folder is followed, as ImageFolder does
+    elsewhere.mkdir()
+    shutil.copy(cats[30], elsewhere / "y.jpg")
+    (root / "dog" / "linked").symlink_to(elsewhere, target_is_directory=True)
     samples, classes = list_image_folder(root)
     assert ".ipynb_checkpoints" not in classes and len(classes) == 10
-    assert len(samples) == 600
+    assert len(samples) == 601
     assert sum(path.parent.name == "2023" for path, _ in samples) == 20
     cat = classes.index("cat")
     assert {path.name for path, label in samples if label == cat} == {p.name for p in cats}
+    in_cat = [path for path, label in samples if label == cat]  # ImageFolder's order
+    assert in_cat == sorted(cats[20:]) + sorted(root / "cat" / "2023" / p.name
+                                                for p in cats[:20])
     # images too large to decode at once are read from the same listing (96 px: the
     # loader pipeline, once torchvision's ImageFolder, which took hidden folders as classes)
     large = build_data(DataConfig(dataset="folder", data=str(tmp_path / "data"),
                                   image_size=96, workers=0, batch_size=100,
                                   eval_batch_size=100), torch.device("cpu"))
-    assert large.classes == classes and len(large.train) == 6
+    assert large.classes == classes and len(large.train) == 7
     images, labels = next(iter(large.train))
     assert images.shape == (100, 3, 96, 96) and int(labels.max()) < 10
+    # train/ alone, with held-out validation images: no test split, no error
+    shutil.rmtree(tmp_path / "data" / "test")
+    alone = build_data(DataConfig(dataset="folder", data=str(tmp_path / "data"),
+                                  image_size=96, workers=0, valid_size=50), torch.device("cpu"))
+    assert alone.test is None and alone.valid is not None
+
+
+def test_an_unreadable_image_read_in_a_worker_process_is_one_line(cifar_mini, tmp_path):
+    """PyTorch re-raises a worker's error with the worker's traceback in its message."""
+    import shutil
+
+    import torch
+
+    from naonet.data import DataConfig, build_data
+    from naonet.errors import UserError
+
+    shutil.copytree(cifar_mini, tmp_path / "data")
+    (tmp_path / "data" / "train" / "cat" / "0000.jpg").write_bytes(b"not a jpeg")
+    data = build_data(DataConfig(dataset="folder", data=str(tmp_path / "data"), image_size=96,
+                                 workers=1, batch_size=700), torch.device("cpu"))
+    with pytest.raises(UserError) as error:
+        next(iter(data.train))
+    assert str(error.value).startswith("cannot read image ") and "\n" not in str(error.value)
+    assert "0000.jpg" in str(error.value)
 
 
 @pytest.mark.parametrize("command, size", [
@@ -739,6 +770,22 @@ def test_a_library_callers_mistake_is_refused_where_the_config_is_made(case):
     with pytest.raises(UserError) as error:
         make()
     assert words in str(error.value)
+
+
+def test_what_a_library_caller_naturally_passes_is_taken():
+    """A path where a string goes, NumPy's scalars where numbers and flags go."""
+    import numpy as np
+
+    from naonet.controller import ControllerTrainConfig
+    from naonet.evaluators import BudgetedEvaluator
+    from naonet.models import NetworkConfig
+    from naonet.training.config import TrainConfig
+
+    config = TrainConfig(output=Path("runs") / "x", data=Path("data"))
+    assert (config.output, config.data) == (str(Path("runs") / "x"), "data")
+    assert NetworkConfig(aux_head=np.bool_(False), channels=np.int64(8)).channels == 8
+    assert ControllerTrainConfig(learning_rate=np.float32(0.01)).epochs == 1000
+    assert BudgetedEvaluator(lambda architecture: 0.0, budget=np.int64(5)).budget == 5
 
 
 def test_a_query_budget_that_is_no_whole_number_is_refused():

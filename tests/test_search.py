@@ -95,6 +95,9 @@ def test_a_search_needs_no_test_images_and_finds_the_same_without_them(tiny_run,
                      out), out
     result = json.loads((run / "result.json").read_text())
     assert result["test_top1"] is None and 0 <= result["best_valid_top1"] <= 1
+    epoch = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert epoch["test_top1"] is None and epoch["valid_top1"] == result["best_valid_top1"]
+    assert f"no test images in {train_only}" in out
     for name in ("arch_pool", "arch_pool.final"):
         assert (tmp_path / "run" / name).read_bytes() == (tiny_run / name).read_bytes(), name
 

@@ -121,8 +121,9 @@ def test_what_a_library_caller_writes_naturally_works_or_says_what_to_write():
     from naonet.spaces.nb201 import NB201
 
     # the space where its encoding goes
-    assert Controller(NB201).encoding.sequence_length == Controller(
-        NB201.encoding()).encoding.sequence_length
+    for given in (NB201, "nb201"):
+        assert Controller(given).encoding.sequence_length == Controller(
+            NB201.encoding()).encoding.sequence_length
     # a text form where an architecture goes
     cell = NB201.sample(random.Random(0))
     for space in (NB201, get_space("small")):

@@ -10,6 +10,7 @@ architecture once against the budget; a repeated query is free. ``random``,
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from numbers import Integral
 
 from naonet.errors import UserError
 
@@ -22,7 +23,7 @@ class BudgetedEvaluator:
     """``measure(architecture)`` under a budget of distinct queries (None: unlimited)."""
 
     def __init__(self, measure: Callable[[Hashable], float], budget: int | None = None):
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, Integral)
                                    or budget < 1):
             raise UserError(f"the query budget must be an integer >= 1, got {budget!r}")
         self.measure = measure

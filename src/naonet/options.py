@@ -99,18 +99,26 @@ def check_field_types(config, finite: bool = True) -> None:
     be None) holds a value of its type, and every float is finite (unless ``finite`` is
     False: the config checks that itself, in its own words): a library caller's
     ``epochs=2.5`` or ``grad_clip=inf`` is refused when the config is made, not deep
-    inside a run (the CLI's values are cast by :func:`coerce_options` first)."""
+    inside a run (the CLI's values are cast by :func:`coerce_options` first). A path
+    where a string goes (``output=Path(...)``) is taken as its string."""
     import math
+    import os
     from numbers import Integral, Real
 
+    import numpy as np
+
     for field in fields(config):
-        kind = field.type if isinstance(field.type, str) else field.type.__name__
+        kind = field.type if isinstance(field.type, str) else getattr(
+            field.type, "__name__", str(field.type))  # a class, or a union such as int | None
         base = kind.removesuffix(" | None")
         value = getattr(config, field.name)
         if base not in _KIND_NAMES or (value is None and base != kind):
             continue
+        if base == "str" and isinstance(value, os.PathLike):
+            value = os.fspath(value)
+            object.__setattr__(config, field.name, value)  # frozen configs too
         if base == "bool":
-            fits = isinstance(value, bool)
+            fits = isinstance(value, bool | np.bool_)
         elif base == "str":
             fits = isinstance(value, str)
         else:  # a bool is an int to Python, never a number of epochs
@@ -137,7 +145,7 @@ def check_values(config, at_least: dict[str, float], above: dict[str, float],
         value = getattr(config, field.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise UserError(f"--{_flag(field.name)} must be a finite number, got {value}")
-    check_field_types(config)
+    check_field_types(config, finite=False)  # finite above, in the flags' words
     if "seed" in {field.name for field in fields(config)}:
         check_seed(config.seed, "--seed")
     for name, bound in at_least.items():

@@ -65,9 +65,24 @@ def _to_tuple(value):
 def caller_random_state_kept() -> Iterator[None]:
     """Run a block that seeds the global random streams (a training run, a search) and
     hand the caller's streams back afterwards: a caller that draws between runs, or
-    loops over them, draws as if the runs had not happened."""
+    loops over them, draws as if the runs had not happened. CUDA's streams too: saved
+    when CUDA is in use, else re-seeded as the caller left them (``torch.manual_seed``
+    seeds CUDA as well, even before CUDA starts); and MPS's where it is available."""
     state = capture_rng_state()
+    seed_for_cuda = (torch.initial_seed()
+                     if torch.cuda.is_available() and "cuda" not in state else None)
+    mps = _mps_available()
+    mps_state = torch.mps.get_rng_state() if mps else None
     try:
         yield
     finally:
         restore_rng_state(state)
+        if seed_for_cuda is not None:
+            torch.cuda.manual_seed_all(seed_for_cuda)
+        if mps_state is not None:
+            torch.mps.set_rng_state(mps_state)
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())

@@ -20,7 +20,8 @@ HELP = {
     "space": "search space of an integer architecture string (small or middle; a "
              "NAS-Bench-201 cell says its own)",
     "dataset": "cifar10, cifar100, imagenet or folder (any train/ + test/ image folders)",
-    "valid_size": "hold out this many training images for choosing best.pt",
+    "valid_size": "hold out this many training images for choosing best.pt (data of train/ "
+                  "alone trains with it: its validation figures are the run's)",
     "train_subset": "train on only this many images (0: all)",
     "test_subset": "evaluate on only this many test images (0: all)",
     "channels": "width C of the first cells",

@@ -216,6 +216,10 @@ class Controller(nn.Module):
 
     def __init__(self, encoding: SequenceEncoding, config: ControllerConfig | None = None):
         super().__init__()
+        if isinstance(encoding, str):  # a space's name
+            from naonet.spaces import get_space
+
+            encoding = get_space(encoding)
         if not hasattr(encoding, "sequence_length") and callable(
                 getattr(encoding, "encoding", None)):
             encoding = encoding.encoding()  # given the space: its encoding

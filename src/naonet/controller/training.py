@@ -26,6 +26,7 @@ from naonet.controller.config import ControllerTrainConfig
 from naonet.controller.model import Controller
 from naonet.errors import UserError
 from naonet.runtime import small_kernel_threads
+from naonet.seeding import caller_random_state_kept
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,7 @@ def train_controller(controller: Controller, architectures: Sequence, scores: Se
                      for architecture in architectures]
     rng = random.Random(seed)
     split = _split_pool(controller, architectures, normalise_scores(scores), config, rng)
-    device = controller.legal_mask.device
-    with torch.random.fork_rng(devices=_rng_devices(device)), \
+    with caller_random_state_kept(), \
             controller_execution(controller, config.batch_size) as shards:
         torch.manual_seed(seed)  # dropout draws from the global generator
         batch_order = torch.Generator().manual_seed(seed)
@@ -303,7 +303,3 @@ def _num_valid(count: int, fraction: float) -> int:
         return 0
     # At least one validation and one training architecture.
     return min(max(1, int(count * fraction)), count - 1)
-
-
-def _rng_devices(device: torch.device) -> list:
-    return [device] if device.type == "cuda" else []

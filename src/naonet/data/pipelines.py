@@ -149,11 +149,27 @@ class LoaderBatches:
         return len(self.loader)
 
     def __iter__(self):
-        for images, labels in self.loader:
+        for images, labels in _worker_errors_as_raised(self.loader):
             images = images.to(self.device, non_blocking=True)
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             yield images, labels.to(self.device, non_blocking=True)
+
+
+def _worker_errors_as_raised(loader):
+    """``loader``'s batches; a UserError raised in a worker process (an unreadable image)
+    comes out as it was raised, not as PyTorch's re-raise that puts the worker's whole
+    traceback into its message."""
+    from naonet.errors import UserError
+
+    try:
+        yield from loader
+    except UserError as error:
+        text = str(error)
+        if not text.startswith("Caught UserError in DataLoader worker"):
+            raise
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        raise UserError(last.split("UserError: ", 1)[-1]) from None
 
 
 def _seed_worker(worker_id: int) -> None:

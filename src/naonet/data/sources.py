@@ -27,7 +27,7 @@ import torch
 
 from naonet.errors import UserError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
 PICKLE_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 TEST_SPLIT_NAMES = ("test", "val", "valid", "validation")
 
@@ -393,17 +393,26 @@ def list_image_folder(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    """The image files anywhere under ``folder``, sorted by path; hidden ones skipped."""
-    found = []
-    for root, folders, files in os.walk(folder):
+    """The image files anywhere under ``folder`` (linked folders followed), hidden ones
+    skipped, in torchvision ImageFolder's order: folder by folder in sorted order, each
+    folder's files sorted."""
+    def unreadable(error: OSError) -> None:
+        raise UserError(f"cannot read {error.filename} ({error.strerror}); check its "
+                        "permissions or remove it")
+
+    walked = []
+    for root, folders, files in os.walk(folder, onerror=unreadable, followlinks=True):
         folders[:] = [name for name in folders if not name.startswith(".")]
-        for name in files:
+        walked.append((root, files))
+    found = []
+    for root, files in sorted(walked):
+        for name in sorted(files):
             path = Path(root) / name
             # regular files only: a FIFO named x.jpg would block the read forever
             if (not name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
                     and path.is_file()):
                 found.append(path)
-    return sorted(found)
+    return found
 
 
 def open_rgb(file: Path):

@@ -142,11 +142,12 @@ def _float(value: float | None) -> float:
 
 # ----------------------------------------------------------------------- checkpoint
 def save_checkpoint(path: Path, state: SearchState, config_dict: dict, modules: dict,
-                    classes: list[str]) -> None:
-    """Write the state, the config, the data's classes and every module's ``state_dict``
-    atomically."""
+                    classes: list[str] | None = None) -> None:
+    """Write the state, the config, the data's classes (a resume checks them; None: not
+    checked) and every module's ``state_dict`` atomically."""
     atomic_save({"format": CHECKPOINT_FORMAT, "state": state.to_dict(),
-                 "config": config_dict, "classes": list(classes), "rng": capture_rng_state(),
+                 "config": config_dict, "classes": None if classes is None else list(classes),
+                 "rng": capture_rng_state(),
                  **{name: module.state_dict() for name, module in modules.items()
                     if module is not None}}, path)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from numbers import Integral
 from typing import Any
 
 from naonet.errors import UserError
@@ -68,7 +69,8 @@ class NB201Space(IntegerCodedSpace):
 
     # ----------------------------------------------------------------- architectures
     def architecture(self, ops: tuple[int, ...] | list[int]) -> NB201Architecture:
-        """The architecture with op index ``ops[e]`` on edge ``e`` (validated)."""
+        """The architecture with op index ``ops[e]`` on edge ``e`` (validated; integer
+        values of any type, a tensor's included, are taken as op indices)."""
         return NB201Architecture(self, tuple(int(op) for op in ops))
 
     def parse(self, text: str) -> NB201Architecture:
@@ -235,6 +237,10 @@ class NB201Architecture:
 
     def __post_init__(self) -> None:
         space = self.space
+        if not all(isinstance(op, Integral) and not isinstance(op, bool) for op in self.ops):
+            raise UserError(f"an {space.name} architecture's ops are op indices (integers), "
+                            f"got {tuple(self.ops)}")
+        object.__setattr__(self, "ops", tuple(int(op) for op in self.ops))  # hashable, plain
         if len(self.ops) != space.num_edges:
             raise UserError(f"an {space.name} architecture has {space.num_edges} edges, got "
                             f"{len(self.ops)} ops")

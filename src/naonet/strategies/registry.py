@@ -46,6 +46,8 @@ def run_strategy(name: str, space: SearchSpace, evaluator: Evaluator, seed: int,
     or its name)."""
     from naonet.spaces import get_space
 
+    if space is None:  # get_space(None) is the default space: say which instead
+        raise UserError("run_strategy needs the space to search (a space or its name)")
     space = get_space(space)
     strategy = get_strategy(name)
     if evaluator.budget is None:

@@ -69,6 +69,7 @@ class TrainConfig:
     tensorboard: bool = False  # also write per-epoch scalars to OUTPUT/tensorboard
 
     def __post_init__(self) -> None:
+        options.check_field_types(self, finite=False)  # before the checks below read them
         checks = [
             (self.lr_schedule in ("cosine", "exponential"),
              f"--lr-schedule must be 'cosine' or 'exponential', got {self.lr_schedule!r}"),

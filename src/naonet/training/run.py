@@ -324,8 +324,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     if last_test is None:  # already finished: report the saved result
         last_test = _final_evaluation(eval_model, data, precision)
     validated = state.best_epoch > 0  # null, not a sentinel, without a validation split
-    no_test = {"test_loss": None, "test_top1": None, "test_top5": None}  # train/ alone
-    result = {**no_test, **last_test, "arch": architecture.to_qualified_string(),
+    result = {**last_test, "arch": architecture.to_qualified_string(),
               "params": count_parameters(network),
               "best_valid_top1": state.best_valid_top1 if validated else None,
               "best_epoch": state.best_epoch if validated else None}
@@ -379,6 +378,7 @@ def _epoch_record(epoch: int, lr: float, train_stats: EpochStats,
     record = {"epoch": epoch, "lr": lr, "train_loss": train_stats.loss,
               "train_top1": train_stats.top1, "train_images": train_stats.images,
               "train_images_per_second": train_stats.images_per_second}
+    record.update(test_loss=None, test_top1=None, test_top5=None)  # no test images: null
     if test_stats is not None:
         record.update(test_loss=test_stats.loss, test_top1=test_stats.top1,
                       test_top5=test_stats.top5)
@@ -419,3 +419,6 @@ def _announce(context, config: TrainConfig, architecture: Architecture, network:
           f"{count_parameters(network):,} parameters, {len(data.train)} steps/epoch, "
           f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}{resumed}; "
           f"{paths.describe()}", flush=True)
+    if data.test is None:
+        print(f"no test images in {config.data} (no test/ or val/ folder): the run reports "
+              f"its {config.valid_size} held-out validation images", flush=True)

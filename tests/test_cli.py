@@ -98,3 +98,17 @@ def test_search_help_gives_the_one_shot_default_of_each_option_shared_with_the_t
         # the option's help, up to the next option
         entry = re.search(rf"(?<!\[){flag} (?:(?! --[a-z]).)*", text).group(0)
         assert f"one-shot: {getattr(one_shot, field)})" in entry, entry
+
+
+def test_a_preset_of_another_space_is_noted_with_the_recipe_that_fits(capsys):
+    """--preset nb201-cifar10 with a NAONet cell trained a C 16 N 5 NAONet without a word
+    (a trial user got chance accuracy); it still runs, but says which recipe fits."""
+    status, _, err = nao_in_process(capsys, "train", "--preset", "nb201-cifar10", "--arch",
+                                    "naonet-v2", "--data", "/no/such/folder")
+    assert status == 2  # the missing data, after the note
+    assert err.splitlines()[0] == ("nao train: note: --preset nb201-cifar10 is the recipe of "
+                                   "nb201 networks; a small architecture's is --preset "
+                                   "naonet-v2-cifar10")
+    status, _, err = nao_in_process(capsys, "train", "--preset", "naonet-v2-cifar10",
+                                    "--data", "/no/such/folder")
+    assert status == 2 and "note:" not in err

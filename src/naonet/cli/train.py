@@ -67,5 +67,24 @@ def run(args: argparse.Namespace) -> int:
     if flags.get("output") is None and "output" not in file_values:
         flags["output"] = f"runs/{args.preset or 'train'}"
     config = resolve_config(args.preset, file_values, flags)
+    note_another_spaces_preset(args.preset, config)
     train(config, show_progress=not args.no_progress)
     return 0
+
+
+def note_another_spaces_preset(preset: str | None, config) -> None:
+    """A preset is the recipe of one space's networks (its architecture's); given an
+    architecture of another space it still trains, but say which recipe fits it."""
+    import sys
+
+    from naonet.spaces import resolve_architecture
+    from naonet.training.config import PRESETS
+
+    if preset is None:
+        return
+    recipe_space = resolve_architecture(PRESETS[preset]["arch"]).space
+    space = resolve_architecture(config.arch, config.space).space
+    if space.name != recipe_space.name:
+        print(f"nao train: note: --preset {preset} is the recipe of {recipe_space.name} "
+              f"networks; a {space.name} architecture's is "
+              f"{space.training_options(config.dataset)}", file=sys.stderr, flush=True)

@@ -210,6 +210,25 @@ def trained_epochs(monkeypatch):
     return counted, trained
 
 
+def test_an_experiment_resumes_only_on_the_classes_it_was_measured_on(tmp_path, capsys,
+                                                                      trained_epochs):
+    """Labels are class positions: a class folder renamed under a stopped experiment
+    would shift them, so the resume is refused in one line."""
+    interrupt, _ = trained_epochs
+    data = image_folder(tmp_path / "images", per_class=12)
+    table = write_synthetic_table(tmp_path / "table.csv")
+    interrupt.stop_at = ("uniform", 1)
+    status, _, err = tiny_experiment(capsys, data, table, tmp_path / "run")
+    assert status == 130, err
+    for split in ("train", "test"):
+        (data / split / "class9").rename(data / split / "zebra")
+    interrupt.stop_at = None
+    status, _, err = tiny_experiment(capsys, data, table, tmp_path / "run")
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert "was measured on other classes (only in the run: class9; only in --data: " \
+           "zebra)" in err, err
+
+
 # Without momentum SGD keeps no state: only the saved gradient holders tell which
 # parameters off the sampled path still get weight decay after the resume.
 @pytest.mark.parametrize("optimizer", [(), ("--momentum", "0", "--weight-decay", "0.01")],

@@ -54,6 +54,7 @@ from naonet.training import Precision
 from naonet.training.checkpoint import (
     START_OVER,
     atomic_save,
+    check_run_classes,
     check_same_run,
     load_checkpoint,
     restoring,
@@ -211,7 +212,8 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
                                  search.scoring, derive_seed(search.seed, "scoring-data"),
                                  context)
     parameter_report = correlate(counts, reference, config.top_k)
-    saved = ExperimentCheckpoint(checkpoint, config, architectures, context.is_main)
+    saved = ExperimentCheckpoint(checkpoint, config, architectures, context.is_main,
+                                 data.classes)
     results = saved.finished(reference, config.top_k)
 
     def report_point(partial: SamplingResult) -> None:
@@ -240,13 +242,14 @@ class ExperimentCheckpoint:
     """The experiment's state in one file, written (by the main process) after every
     epoch: the samplings finished, and the one in training with its supernet, optimizer
     and schedule. It belongs to one experiment: another config, or another sample of
-    the table, is refused."""
+    the table, or data of other classes, is refused."""
 
     def __init__(self, path: Path | None, config: RankingConfig, architectures: list,
-                 writes: bool):
+                 writes: bool, classes: list[str] | None = None):
         self.path, self.writes = path, writes
         self.config = _plain(config.to_dict())
         self.names = [arch.to_string() for arch in architectures]
+        self.classes = None if classes is None else list(classes)
         self.state = self._load() if path is not None and path.exists() else None
 
     def _load(self) -> dict:
@@ -258,6 +261,7 @@ class ExperimentCheckpoint:
             if list(state["architectures"]) != self.names:
                 raise UserError(f"{self.path} scored another sample of the table (another "
                                 f"table?); {START_OVER}")
+        check_run_classes(self.path, state.get("classes"), self.classes, "measured")
         return state
 
     def finished(self, reference: list[float], top_k: tuple[int, ...]) -> list[SamplingResult]:
@@ -288,7 +292,7 @@ class ExperimentCheckpoint:
         in_training = None if current is None else {"result": current.to_state(),
                                                      "trainer": trainer.state_dict()}
         atomic_save({"format": CHECKPOINT_FORMAT, "experiment": self.config,
-                     "architectures": self.names,
+                     "architectures": self.names, "classes": self.classes,
                      "finished": [result.to_state() for result in finished],
                      "current": in_training}, self.path)
 

@@ -94,13 +94,14 @@ def coerce_options(config_class, values: dict, command: str) -> dict:
     return out
 
 
-def check_field_types(config, finite: bool = True) -> None:
+def check_field_types(config, finite: bool = True, as_flags: bool = False) -> None:
     """Every int, float, bool or str field of the dataclass ``config`` (optional ones may
     be None) holds a value of its type, and every float is finite (unless ``finite`` is
     False: the config checks that itself, in its own words): a library caller's
     ``epochs=2.5`` or ``grad_clip=inf`` is refused when the config is made, not deep
     inside a run (the CLI's values are cast by :func:`coerce_options` first). A path
-    where a string goes (``output=Path(...)``) is taken as its string."""
+    where a string goes (``output=Path(...)``) is taken as its string. Errors name the
+    field as ``Config.field``, or as its flag (``--field``) with ``as_flags``."""
     import math
     import os
     from numbers import Integral, Real
@@ -124,13 +125,13 @@ def check_field_types(config, finite: bool = True) -> None:
         else:  # a bool is an int to Python, never a number of epochs
             fits = (isinstance(value, Integral if base == "int" else Real)
                     and not isinstance(value, bool))
+        name = f"--{_flag(field.name)}" if as_flags else \
+            f"{type(config).__name__}.{field.name}"
         if not fits:
             wanted = _KIND_NAMES[base] + (" or None" if base != kind else "")
-            raise UserError(f"{type(config).__name__}.{field.name} must be {wanted}, got "
-                            f"{value!r}")
+            raise UserError(f"{name} must be {wanted}, got {value!r}")
         if finite and base == "float" and not math.isfinite(value):
-            raise UserError(f"{type(config).__name__}.{field.name} must be a finite number, "
-                            f"got {value}")
+            raise UserError(f"{name} must be a finite number, got {value}")
 
 
 def check_values(config, at_least: dict[str, float], above: dict[str, float],
@@ -138,14 +139,9 @@ def check_values(config, at_least: dict[str, float], above: dict[str, float],
     """The numeric checks every config makes, so the CLI, config files and the library
     all get them: every float finite (a NaN or inf trains to NaN without a word), and
     the fields named in ``at_least`` / ``above`` / ``below`` within their bounds, and a
-    ``seed`` field a seed every generator takes."""
-    import math
-
-    for field in fields(config):
-        value = getattr(config, field.name)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise UserError(f"--{_flag(field.name)} must be a finite number, got {value}")
-    check_field_types(config, finite=False)  # finite above, in the flags' words
+    ``seed`` field a seed every generator takes (and every field of its type:
+    :func:`check_field_types`)."""
+    check_field_types(config, as_flags=True)
     if "seed" in {field.name for field in fields(config)}:
         check_seed(config.seed, "--seed")
     for name, bound in at_least.items():

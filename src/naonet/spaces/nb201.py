@@ -236,18 +236,23 @@ class NB201Architecture:
     ops: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        space = self.space
-        if not all(isinstance(op, Integral) and not isinstance(op, bool) for op in self.ops):
-            raise UserError(f"an {space.name} architecture's ops are op indices (integers), "
-                            f"got {tuple(self.ops)}")
-        object.__setattr__(self, "ops", tuple(int(op) for op in self.ops))  # hashable, plain
-        if len(self.ops) != space.num_edges:
+        # Made by the thousand (generation, the table, every cell of the space): a tuple
+        # of plain ints, what the space's own methods pass, is only range-checked.
+        ops, space = self.ops, self.space
+        if type(ops) is not tuple or set(map(type, ops)) != {int}:
+            if not all(isinstance(op, Integral) and not isinstance(op, bool) for op in ops):
+                raise UserError(f"an {space.name} architecture's ops are op indices "
+                                f"(integers), got {tuple(ops)}")
+            ops = tuple(int(op) for op in ops)  # hashable, plain
+            object.__setattr__(self, "ops", ops)
+        if len(ops) != len(space.edges):
             raise UserError(f"an {space.name} architecture has {space.num_edges} edges, got "
-                            f"{len(self.ops)} ops")
-        bad = [op for op in self.ops if not 0 <= op < space.num_ops]
-        if bad:
-            raise UserError(f"op index {bad[0]} is not in the {space.name} space "
-                            f"(0..{space.num_ops - 1})")
+                            f"{len(ops)} ops")
+        num_ops = len(space.op_names)
+        if ops and (min(ops) < 0 or max(ops) >= num_ops):
+            bad = next(op for op in ops if not 0 <= op < num_ops)
+            raise UserError(f"op index {bad} is not in the {space.name} space "
+                            f"(0..{num_ops - 1})")
 
     @property
     def op_names(self) -> tuple[str, ...]:

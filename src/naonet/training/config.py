@@ -69,7 +69,13 @@ class TrainConfig:
     tensorboard: bool = False  # also write per-epoch scalars to OUTPUT/tensorboard
 
     def __post_init__(self) -> None:
-        options.check_field_types(self, finite=False)  # before the checks below read them
+        options.check_values(self, at_least=dict(
+            epochs=1, batch_size=1, test_subset=0, workers=0, eval_batch_size=1, lr_min=0,
+            momentum=0, weight_decay=0, aux_weight=0, image_size=0, grad_clip=0, cutout=0,
+            valid_size=0, train_subset=0, label_smoothing=0),
+            above=dict(lr=0, lr_gamma=0),
+            # at momentum 1 SGD never forgets a gradient; above, it diverges
+            below=dict(momentum=1, label_smoothing=1))  # first: the checks below read them
         checks = [
             (self.lr_schedule in ("cosine", "exponential"),
              f"--lr-schedule must be 'cosine' or 'exponential', got {self.lr_schedule!r}"),
@@ -83,13 +89,6 @@ class TrainConfig:
             (self.momentum > 0 or not self.nesterov, "--nesterov needs --momentum above 0"),
             (self.output.strip() != "", "--output must name the run folder"),
         ]
-        options.check_values(self, at_least=dict(
-            epochs=1, batch_size=1, test_subset=0, workers=0, eval_batch_size=1, lr_min=0,
-            momentum=0, weight_decay=0, aux_weight=0, image_size=0, grad_clip=0, cutout=0,
-            valid_size=0, train_subset=0, label_smoothing=0),
-            above=dict(lr=0, lr_gamma=0),
-            # at momentum 1 SGD never forgets a gradient; above, it diverges
-            below=dict(momentum=1, label_smoothing=1))
         for ok, message in checks:
             if not ok:
                 raise UserError(message)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from naonet.cli.main import main
 
@@ -49,6 +50,15 @@ CASES = [
     (SEARCH + ["--channels", "3"], "--channels must be an even number >= 2, got 3"),
     (["eval", str(REPO / "pyproject.toml"), "--dataset", "cifar10"], "corrupt"),
     (["info", "small:1 1 0 1"], "has 4 integers"),
+    # once "architecture string has a non-integer entry 'nonexistent.pt'"
+    (["info", "nonexistent.pt"], "nonexistent.pt does not exist; check the path"),
+    (["info", "runs/x/last"], "runs/x/last does not exist; check the path"),
+    # once TorchScript written into a .onnx file, or into a .txt one
+    (["export", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), "m.onnx", "--format",
+      "torchscript"], "--format torchscript does not fit m.onnx (.onnx is the suffix of onnx "
+                      "files); name it .pt, or drop --format"),
+    (["export", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), "m.txt"],
+     "cannot tell the format from m.txt's suffix; name it .onnx or .pt"),
     (["info", "naonet-v2", "--reference", "table:t.csv"], "looks NAS-Bench-201 cells up"),
     # numbers that would train to NaN or silently do nothing
     (TRAIN + ["--lr", "inf"], "--lr must be a finite number"),
@@ -471,6 +481,47 @@ def test_a_closed_output_pipe_ends_quietly():
     process.stdout.close()  # before the interpreter has even started writing
     _, err = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGPIPE and err == b"", err
+
+
+@pytest.mark.parametrize("command, failure, resumes", [
+    ("predict", RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. "
+                             "DefaultCPUAllocator: can't allocate memory: you tried to "
+                             "allocate 120000000000 bytes.\nmore lines"), False),
+    ("train", torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB."), True),
+    ("eval", MemoryError(), False)])
+def test_running_out_of_memory_is_one_line_naming_the_sizes(capsys, monkeypatch, command,
+                                                            failure, resumes):
+    """nao predict --image-size 100000 ended in a 29-line traceback of the allocator."""
+    import importlib
+
+    module = importlib.import_module(f"naonet.cli.{command}")
+
+    def allocate(args):
+        raise failure
+
+    monkeypatch.setattr(module, "run", allocate)
+    from naonet.cli.main import build_parser
+
+    parser = build_parser()
+    argv = {"predict": ["predict", "x.pt", "x.jpg"], "train": ["train"],
+            "eval": ["eval", "x.pt"]}[command]
+    parser.parse_args(argv)  # the flags are real: only the handler is replaced
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"nao {command}: error: out of memory (")
+    assert "pass a smaller batch (--batch-size, --eval-batch-size) or --image-size" in err
+    assert ("rerun the same command to resume" in err) == resumes
+
+
+def test_a_runtime_error_that_is_no_memory_shortage_is_not_dressed_as_one(monkeypatch):
+    from naonet.cli import info
+
+    def fails(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(info, "run", fails)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["info", "naonet-v2"])
 
 
 def test_a_broken_pipe_that_is_not_the_output_is_an_error(capsys, monkeypatch):

@@ -112,3 +112,21 @@ def test_a_preset_of_another_space_is_noted_with_the_recipe_that_fits(capsys):
     status, _, err = nao_in_process(capsys, "train", "--preset", "naonet-v2-cifar10",
                                     "--data", "/no/such/folder")
     assert status == 2 and "note:" not in err
+
+
+def test_a_preset_of_another_skeleton_on_folder_images_is_noted(capsys):
+    """--preset naonet-v2-imagenet --dataset folder trained the CIFAR network at 32 px
+    without a word (a trial user's surprise): it still runs, but says how to get the
+    ImageNet one."""
+    status, _, err = nao_in_process(capsys, "train", "--preset", "naonet-v2-imagenet",
+                                    "--dataset", "folder", "--data", "/no/such/folder")
+    assert status == 2  # the missing data, after the note
+    assert err.splitlines()[0] == (
+        "nao train: note: --preset naonet-v2-imagenet is the recipe of the imagenet network; "
+        "folder images at 32 px train the cifar network (--image-size 65 or more (224 as "
+        "published) for the imagenet one)")
+    for flags in (["--image-size", "224"], ["--dataset", "imagenet"]):
+        status, _, err = nao_in_process(capsys, "train", "--preset", "naonet-v2-imagenet",
+                                        "--dataset", "folder", *flags, "--data",
+                                        "/no/such/folder")
+        assert status == 2 and "note:" not in err

@@ -4,6 +4,7 @@ import argparse
 import os
 import pickle
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -95,7 +96,7 @@ def test_a_file_that_records_no_data_set_takes_the_one_its_network_fits(tmp_path
     """The released ImageNet weights, bare (no arguments saved): --dataset cifar10 would
     have written an ImageNet network labelled cifar10, which eval and predict then ran on
     32 px images; without --dataset the network's shape names the data set."""
-    source = require(FIXTURES / "naonet_v2_imagenet_c8_l1.pt")
+    source = bare_weights(require(FIXTURES / "naonet_v2_imagenet_c8_l1.pt"), tmp_path)
     out = tmp_path / "converted.pt"
     status, _, err = nao_in_process(capsys, "convert", str(source), str(out), "--arch",
                                     "naonet-v2", "--dataset", "cifar10")
@@ -108,8 +109,16 @@ def test_a_file_that_records_no_data_set_takes_the_one_its_network_fits(tmp_path
     assert torch.load(out, weights_only=True)["config"]["dataset"] == "imagenet"
 
 
+def bare_weights(fixture: Path, folder: Path) -> Path:
+    """The fixture's weights alone, as a bare state_dict file (the fixture itself records
+    its architecture and data set)."""
+    bare = folder / f"bare-{fixture.name}"
+    torch.save(torch.load(fixture, weights_only=True)["state_dict"], bare)
+    return bare
+
+
 def test_eval_takes_a_bare_released_cifar_file_as_convert_does(tmp_path, cifar_mini, capsys):
-    source = require(FIXTURES / "naonet_v2_cifar_c8_l1.pt")
+    source = bare_weights(require(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), tmp_path)
     status, printed, err = nao_in_process(capsys, "eval", str(source), "--arch", "naonet-v2",
                                           "--data", str(cifar_mini), "--json",
                                           "--device", "cpu")
@@ -201,3 +210,34 @@ def test_a_state_dict_saved_from_a_wrapped_network_loads_in_every_space(tmp_path
         loaded = load_model(path, arch=architecture.to_qualified_string())
         torch.testing.assert_close(loaded.network.state_dict(), network.state_dict(),
                                    rtol=0, atol=0)
+
+
+def test_nao_convert_keeps_the_image_size_and_neither_command_writes_over_its_source(
+        tmp_path, capsys):
+    """nao convert dropped the size a network was trained at (a 128 px ImageNet-skeleton
+    folder network then exported and evaluated at 32 px); nao export SOURCE SOURCE
+    replaced the checkpoint with the exported model."""
+    from naonet.compat.model_file import load_model
+    from naonet.models import NetworkConfig, build_network
+    from naonet.spaces import named_architecture
+
+    architecture = named_architecture("naonet-v2")
+    network = build_network(architecture, NetworkConfig(
+        skeleton="imagenet", channels=8, layers=1, num_classes=3, aux_head=False))
+    source = tmp_path / "last.pt"  # as nao train writes it: the whole training config
+    torch.save({"format": 1, "model": network.state_dict(),
+                "network": network.config.to_dict(),
+                "arch": architecture.to_qualified_string(), "classes": ["a", "b", "c"],
+                "config": {"dataset": "folder", "image_size": 128, "epochs": 1}}, source)
+    out = tmp_path / "converted.pt"
+    status, _, err = nao_in_process(capsys, "convert", str(source), str(out))
+    assert status == 0, err
+    converted = load_model(out)
+    assert (converted.dataset, converted.image_size, converted.classes) == (
+        "folder", 128, ["a", "b", "c"])
+    before = source.read_bytes()
+    for command, output in (("convert", source), ("export", source),
+                            ("export", tmp_path / "." / "last.pt")):
+        status, _, err = nao_in_process(capsys, command, str(source), str(output))
+        assert status == 2 and "is the checkpoint being read; pass another output" in err
+    assert source.read_bytes() == before

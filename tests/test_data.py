@@ -227,6 +227,43 @@ def test_autoaugment_and_large_image_folders_use_the_loader_pipeline(cifar_mini)
     assert logits.shape == (8, 10)
 
 
+def test_imagenet_images_are_prepared_at_the_image_size_asked(cifar_mini):
+    """--image-size was ignored for --dataset imagenet (train, eval, predict, export's
+    preprocessing all at 224 px) while the run recorded the size asked."""
+    from naonet.data import get_dataset_spec, prepare_image
+    from naonet.data.registry import large_image_transform
+    from naonet.data.sources import open_rgb
+
+    image = sorted((cifar_mini / "test").glob("*/*"))[0]  # a real JPEG
+    assert prepare_image(image, "imagenet").shape == (3, 224, 224)  # the released size
+    assert prepare_image(image, "imagenet", 128).shape == (3, 128, 128)
+    config = DataConfig(dataset="imagenet", image_size=96)
+    for train in (True, False):  # training's random crop, evaluation's centre crop
+        transform = large_image_transform(train, config, get_dataset_spec("imagenet", 96))
+        assert transform(open_rgb(image)).shape == (3, 96, 96)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "F", "I"])
+def test_images_wider_than_8_bits_keep_their_brightness(tmp_path, mode):
+    """A 16-bit grayscale PNG read as almost white (PIL clips at 255: mean 254.6 for an
+    image of mean 127.7), a float TIFF in [0, 1] as black."""
+    from PIL import Image
+
+    from naonet.data.sources import read_image
+
+    ramp = np.linspace(0.0, 1.0, 64 * 64).reshape(64, 64)  # black to white
+    values = {"I;16": (ramp * 65535).astype(np.uint16), "F": ramp.astype(np.float32),
+              "I": (ramp * 65535).astype(np.int32)}[mode]
+    path = tmp_path / ("ramp.png" if mode == "I;16" else "ramp.tiff")
+    Image.fromarray(values).save(path)
+    with Image.open(path) as opened:
+        assert opened.mode == mode  # the mode under test is the one PIL reads back
+    pixels = read_image(path).astype(np.float64)
+    assert pixels.shape == (64, 64, 3)
+    np.testing.assert_allclose(pixels[..., 0], np.rint(ramp * 255), atol=1)
+    assert (pixels[..., 0] == pixels[..., 2]).all()
+
+
 class _Exploit:
     def __init__(self, marker):
         self.marker = marker

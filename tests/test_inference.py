@@ -329,3 +329,28 @@ def test_an_architecture_value_of_another_space_than_the_one_named_is_refused():
     with pytest.raises(UserError, match="takes architectures of the 'small' space, got "
                                         "one of the 'nb201' space"):
         naonet.create_model(cell, space="small")
+
+
+def test_the_fixtures_recorded_architecture_and_data_set_are_read(capsys):
+    """The reference fixtures keep the released code's architecture string and config at
+    their top level; info, eval and convert said the file 'does not record its
+    architecture; pass --arch', and create_model gave it no class names."""
+    from naonet.data.registry import CIFAR10_CLASSES
+
+    cifar = require(FIXTURES / "naonet_v2_cifar_c8_l1.pt")
+    fixture = torch.load(cifar, weights_only=True)
+    status, printed, err = nao_in_process(capsys, "info", str(cifar))
+    assert status == 0, err
+    assert f"architecture: small:{fixture['arch']}" in printed
+    assert "trained on cifar10" in printed
+    network = naonet.create_model("naonet-v2", cifar)
+    assert network.classes == list(CIFAR10_CLASSES)
+
+
+@pytest.mark.parametrize("name, other", [("naonet-v2-imagenet", "naonet_v2_cifar_c8_l1.pt"),
+                                         ("naonet-v2-cifar10", "naonet_v2_imagenet_c8_l1.pt")])
+def test_a_published_name_refuses_a_file_of_the_other_network(name, other):
+    """create_model('naonet-v2-imagenet', <CIFAR file>) gave a 10-class CIFAR network
+    under the ImageNet network's name; the command line refused such a file."""
+    with pytest.raises(UserError, match=f"is not a {name} network: trained on"):
+        naonet.create_model(name, require(FIXTURES / other))

@@ -198,13 +198,18 @@ def test_a_checkpoint_load_failure_is_said_in_a_few_words(tmp_path, monkeypatch)
     intact = tmp_path / "intact.pt"
     torch.save({"model": {"w": torch.ones(2)}}, intact)
     (tmp_path / "truncated.pt").write_bytes(intact.read_bytes()[:200])
+    # cut where torch's zip reader fails with OSError 22, "Invalid argument": it was
+    # reported as a bad path ("check the paths you passed and the free disk space")
+    torch.save({"model": {"w": torch.ones(10_000)}}, tmp_path / "large.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "large.pt").read_bytes()[:5000])
     torch.save({"model": tmp_path}, tmp_path / "pickled.pt")  # a class no one allowed (a path)
     reasons = {}
-    for name in ("truncated", "pickled"):
+    for name in ("truncated", "cut", "pickled"):
         with pytest.raises(UserError) as error:
             load_checkpoint(tmp_path / f"{name}.pt")
         reasons[name] = str(error.value)
     assert "(not a PyTorch zip archive, or truncated)" in reasons["truncated"]
+    assert reasons["cut"].startswith(f"checkpoint {tmp_path / 'cut.pt'} is corrupt")
     assert "PosixPath" in reasons["pickled"]  # the class the file holds, in torch's words
     for reason in reasons.values():
         assert "weights_only" not in reason and "Please" not in reason, reason

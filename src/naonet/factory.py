@@ -62,8 +62,9 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
     if isinstance(name_or_arch, str) and names_a_file(name_or_arch):
         raise UserError(f"{name_or_arch!r} is a file, not an architecture; pass it as "
                         f"create_model(checkpoint={name_or_arch!r})")
-    base, dataset = {}, None
+    base, dataset, published = {}, None, None
     if isinstance(name_or_arch, str) and name_or_arch in PUBLISHED_MODELS:
+        published = name_or_arch
         name_or_arch, base, dataset = published_config(name_or_arch)
     architecture = (None if name_or_arch is None
                     else asked_architecture(name_or_arch, space))
@@ -73,7 +74,26 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
         network.classes = known_classes(None, dataset, network_config.num_classes)
         return network
     loaded = load_model(checkpoint, arch=architecture, space=space, **config)
+    if published is not None:
+        check_published_fit(published, loaded, {**base, **config}, dataset, checkpoint)
     # a file that records no class names takes the published configuration's data set's
     loaded.network.classes = loaded.classes or known_classes(
         None, dataset, loaded.network.config.num_classes)
     return loaded.network
+
+
+def check_published_fit(name: str, loaded, published: dict, dataset: str, checkpoint) -> None:
+    """A UserError when a checkpoint loaded under a published name is not that network:
+    the data set it records, its skeleton (CIFAR or ImageNet stem) or its number of
+    classes is another (``published``: the name's network fields, the caller's overrides
+    applied)."""
+    config = loaded.network.config
+    differences = [text.format(held, wanted) for text, held, wanted in (
+        ("trained on {} (not {})", loaded.dataset, dataset),
+        ("the {} stem (not {}'s)", getattr(config, "skeleton", None), published["skeleton"]),
+        ("{} classes (not {})", config.num_classes, published["num_classes"]))
+        if held is not None and held != wanted]
+    if differences:
+        raise UserError(f"{checkpoint} is not a {name} network: {', '.join(differences)}; "
+                        "load it by its architecture (create_model(checkpoint=...), which "
+                        "takes the file's), or pass the published name that fits")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 
-from naonet.errors import UserError
-
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("convert", help="convert a released checkpoint to naonet's "
@@ -27,12 +25,12 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from naonet.cli.eval import check_recorded_dataset, dataset_from_network
+    from naonet.cli.options import check_output_file
     from naonet.compat.model_file import load_model, model_file_payload
     from naonet.models import count_parameters
     from naonet.training.checkpoint import atomic_save
 
-    if not args.output.strip():
-        raise UserError("the output file name is empty; pass the file to write")
+    check_output_file(args.source, args.output)
     loaded = load_model(args.source, arch=args.arch, space=args.space)
     check_recorded_dataset(loaded, args.dataset, args.source)
     dataset = args.dataset or loaded.dataset or dataset_from_network(loaded)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from naonet.cli.options import add_model_file_flags
+from naonet.cli.options import add_model_file_flags, check_output_file
 from naonet.errors import UserError
 
 
@@ -23,7 +23,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("output", help="the file to write (.onnx or .pt)")
     parser.add_argument("--format", dest="export_format", default=None,
                         choices=["onnx", "torchscript"],
-                        help="default: from the output's suffix (.onnx: onnx, else torchscript)")
+                        help="default: from the output's suffix (.onnx: onnx; .pt, .pth, .ts: "
+                             "torchscript)")
     parser.add_argument("--batch-size", type=int, default=0,
                         help="ONNX only: a fixed batch dimension (default 0: dynamic; "
                              "TorchScript always takes any batch)")
@@ -39,14 +40,12 @@ def run(args: argparse.Namespace) -> int:
     from naonet.data import get_dataset_spec
     from naonet.export import ExportSpec, export_model
 
-    if not args.output.strip():
-        raise UserError("the output file name is empty; pass the file to write")
+    check_output_file(args.checkpoint, args.output)
     for flag, value, zero in (("--batch-size", args.batch_size, "dynamic"),
                               ("--image-size", args.image_size, "the trained size")):
         if value < 0:
             raise UserError(f"{flag} must be >= 0 (0: {zero}), got {value}")
-    export_format = args.export_format or ("onnx" if args.output.lower().endswith(".onnx")
-                                           else "torchscript")
+    export_format = export_format_of(args.output, args.export_format)
     if export_format == "torchscript" and args.batch_size:
         raise UserError("--batch-size fixes the batch of an ONNX file; a TorchScript file "
                         "takes any batch: drop --batch-size, or write .onnx")
@@ -66,3 +65,24 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.output}: {export_format}, input {batch} x 3 x {size} x {size}, "
           f"{loaded.network.config.num_classes} classes, {metadata['arch']}")
     return 0
+
+
+# The suffixes each format's files are written with.
+FORMAT_SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".pth", ".ts", ".torchscript")}
+
+
+def export_format_of(output: str, asked: str | None) -> str:
+    """The format to write ``output`` in: ``asked`` (--format), else the one its suffix
+    names. A UserError when the suffix names another format than the one asked (an ONNX
+    runtime would then be handed a TorchScript file), or none and none is asked."""
+    suffix = Path(output).suffix.lower()
+    named = next((name for name, suffixes in FORMAT_SUFFIXES.items() if suffix in suffixes),
+                 None)
+    if asked is not None and named is not None and named != asked:
+        raise UserError(f"--format {asked} does not fit {output} ({suffix} is the suffix of "
+                        f"{named} files); name it {FORMAT_SUFFIXES[asked][0]}, or drop "
+                        "--format")
+    if asked is None and named is None:
+        raise UserError(f"cannot tell the format from {output}'s suffix; name it .onnx or "
+                        ".pt, or pass --format onnx|torchscript")
+    return asked or named

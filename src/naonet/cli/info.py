@@ -79,6 +79,11 @@ def read_architecture(text: str, space: str | None, reference: str | None):
                             f"for example \"$(head -n 1 {text})\"")
         recorded, recorded_space = recorded_architecture(text)
         return resolve_architecture(recorded, space or recorded_space)
+    if text in PUBLISHED_MODELS:  # create_model's names of the published networks
+        return resolve_architecture(published_config(text)[0], space)
+    if looks_like_a_path(text):
+        raise UserError(f"{text} does not exist; check the path of the checkpoint (or "
+                        "pass an architecture)")
     if text.strip().isdigit() and reference is None:
         raise UserError(f"{text.strip()} is one integer: a NAS-Bench-201 index needs "
                         "--reference table:CSV; a NAONet takes 40 integers or a name")
@@ -88,6 +93,12 @@ def read_architecture(text: str, space: str | None, reference: str | None):
         table = ReferenceTable.load(reference, get_space(space or "nb201"))
         return table.table.architecture(int(text))
     return resolve_architecture(text, space)
+
+
+def looks_like_a_path(text: str) -> bool:
+    """Whether ``text`` is meant as a file: a checkpoint's suffix, or a folder in it (no
+    architecture's text form holds a '/')."""
+    return "/" in text or Path(text).suffix.lower() in {".pt", ".pth", ".ckpt", ".tar"}
 
 
 def print_naonet(architecture: Architecture) -> None:

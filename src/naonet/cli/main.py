@@ -138,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signal.SIGPIPE
     except OSError as error:  # an unusable path or a full disk: the system's own words
         return _report_os_error(args.command, error)
+    except (MemoryError, RuntimeError) as error:
+        shortage = describe_memory_shortage(error)
+        if shortage is None:
+            raise
+        _last_line(f"nao {args.command}: error: {shortage}; pass a smaller batch "
+                   f"(--batch-size, --eval-batch-size) or --image-size{_rerun_hint(args)}")
+        return 2
     except Terminated:
         _last_line(f"nao: terminated{_rerun_hint(args)}")
         return 128 + signal.SIGTERM
@@ -147,6 +154,22 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if handles_sigterm:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+# How PyTorch's allocators say that memory ran out (CPU, CUDA, MPS); torch's
+# OutOfMemoryError is a RuntimeError that says the second.
+MEMORY_SHORTAGE_MARKERS = ("can't allocate memory", "out of memory")
+
+
+def describe_memory_shortage(error: BaseException) -> str | None:
+    """One line for an allocation that failed (the first line of the allocator's message),
+    or None when ``error`` is no such failure."""
+    text = str(error).strip()
+    if not isinstance(error, MemoryError) and not any(
+            marker in text.lower() for marker in MEMORY_SHORTAGE_MARKERS):
+        return None
+    first = text.splitlines()[0][:200] if text else "no details"
+    return f"out of memory ({first})"
 
 
 def _last_line(text: str) -> None:

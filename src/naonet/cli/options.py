@@ -61,3 +61,18 @@ def add_model_file_flags(parser: argparse.ArgumentParser) -> None:
                         help="architecture of a released file that records none (a file "
                              "that records one must hold it)")
     parser.add_argument("--space", default=None, help="search space of --arch")
+
+
+def check_output_file(source: str, output: str) -> None:
+    """A UserError when the file to write is empty or is ``source`` itself (writing it
+    would replace the checkpoint being read)."""
+    from pathlib import Path
+
+    from naonet.errors import UserError
+
+    if not output.strip():
+        raise UserError("the output file name is empty; pass the file to write")
+    written, read = Path(output), Path(source)
+    if written.exists() and read.exists() and written.resolve() == read.resolve():
+        raise UserError(f"{output} is the checkpoint being read; pass another output file "
+                        "(writing it would replace the checkpoint)")

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         flags["output"] = f"runs/{args.preset or 'train'}"
     config = resolve_config(args.preset, file_values, flags)
     note_another_spaces_preset(args.preset, config)
+    note_another_skeletons_preset(args.preset, config)
     train(config, show_progress=not args.no_progress)
     return 0
 
@@ -88,3 +89,24 @@ def note_another_spaces_preset(preset: str | None, config) -> None:
         print(f"nao train: note: --preset {preset} is the recipe of {recipe_space.name} "
               f"networks; a {space.name} architecture's is "
               f"{space.training_options(config.dataset)}", file=sys.stderr, flush=True)
+
+
+def note_another_skeletons_preset(preset: str | None, config) -> None:
+    """A preset of one network skeleton (the ImageNet recipe's stride-8 stem, or CIFAR's)
+    on data that builds the other (a folder's images at 64 px or less build the CIFAR
+    network): it still trains, but say so and how to get the preset's network."""
+    import sys
+
+    from naonet.data import get_dataset_spec
+    from naonet.training.config import PRESETS
+
+    if preset is None or config.dataset != "folder":
+        return
+    wanted = get_dataset_spec(PRESETS[preset]["dataset"]).skeleton
+    spec = get_dataset_spec(config.dataset, config.image_size or None)
+    if spec.skeleton != wanted:
+        size = "--image-size 65 or more (224 as published)" if wanted == "imagenet" \
+            else "--image-size 64 or less"
+        print(f"nao train: note: --preset {preset} is the recipe of the {wanted} network; "
+              f"folder images at {spec.image_size} px train the {spec.skeleton} network "
+              f"({size} for the {wanted} one)", file=sys.stderr, flush=True)

@@ -187,6 +187,13 @@ def model_file_payload(loaded: LoadedModel, dataset: str | None) -> dict:
     return {"format": 1, "model": loaded.network.state_dict(),
             "network": loaded.network.config.to_dict(),
             "arch": loaded.architecture.to_qualified_string(),
-            "config": {"dataset": dataset} if dataset else {},
+            "config": training_record(dataset, loaded.image_size),
             "classes": loaded.classes or known_classes(None, dataset,
                                                       loaded.network.config.num_classes)}
+
+
+def training_record(dataset: str | None, image_size: int) -> dict:
+    """The part of a training config a model file keeps: the data set and the image size
+    it was trained at (what evaluation, prediction and export preprocess for)."""
+    record = {"dataset": dataset} if dataset else {}
+    return {**record, "image_size": image_size} if image_size else record

@@ -45,7 +45,8 @@ NETWORK_KEYS = KeyRenamer([
     (r"\.op\.op\.7\.", ".op.bn2."),
     (r"\.path1\.1\.", ".conv1."),
     (r"\.path2\.1\.", ".conv2."),
-], what="checkpoint", hint="check --arch, --channels, --layers, --dataset and --aux-head")
+], what="checkpoint",
+    hint="check the architecture (--arch) and that the file holds a network of it")
 
 
 def convert_key(key: str) -> str:
@@ -86,15 +87,24 @@ def read_checkpoint_payload(path: str | Path) -> object:
 
 def released_arguments(payload: object) -> dict:
     """The training arguments saved beside a released model (``args``), as a dict;
-    empty when absent. They are read as data: the Namespace class is never built."""
-    if isinstance(payload, Mapping):
-        args = payload.get("args")
-        state = getattr(args, "state", None)
-        if isinstance(state, Mapping):
-            return dict(state)
-        if isinstance(args, Mapping):
-            return dict(args)
-    return {}
+    empty when absent. They are read as data: the Namespace class is never built. A file
+    that keeps them at its top level instead (the released code's networks saved with
+    their architecture string and a ``config`` dict, as the reference fixtures are) gives
+    its ``arch`` and its config's ``dataset`` and ``search_space``."""
+    if not isinstance(payload, Mapping):
+        return {}
+    args = payload.get("args")
+    state = getattr(args, "state", None)
+    if isinstance(state, Mapping):
+        return dict(state)
+    if isinstance(args, Mapping):
+        return dict(args)
+    config = payload.get("config")
+    described = {key: config[key] for key in ("dataset", "search_space")
+                 if isinstance(config, Mapping) and isinstance(config.get(key), str)}
+    if isinstance(payload.get("arch"), str):
+        described["arch"] = payload["arch"]
+    return described
 
 
 def infer_network_config(state_dict: Mapping[str, torch.Tensor], **overrides):

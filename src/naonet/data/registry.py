@@ -362,10 +362,11 @@ def small_image_transform(train: bool, config: DataConfig, spec: DatasetSpec,
 
 
 def large_image_transform(train: bool, config: DataConfig, spec: DatasetSpec):
-    """The released ImageNet transforms."""
+    """The released ImageNet transforms, at ``--image-size`` when given (224 px is the
+    released size)."""
     from torchvision import transforms as T
 
-    size = spec.image_size
+    size = config.image_size or spec.image_size
     if train:
         steps = [T.RandomResizedCrop(size), T.RandomHorizontalFlip(),
                  T.ColorJitter(0.4, 0.4, 0.4, 0.2)]

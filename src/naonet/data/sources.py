@@ -426,9 +426,33 @@ def open_rgb(file: Path):
         raise UserError(f"{file} is not an image file; pass image files")
     try:
         with Image.open(file) as image:
-            return image.convert("RGB")
+            return (eight_bit_gray(image) if image.mode in WIDE_GRAY_MODES
+                    else image).convert("RGB")
     except (UnidentifiedImageError, OSError) as error:
         raise UserError(f"cannot read image {file} ({error}); remove or replace it") from None
+
+
+# PIL's modes of one channel wider than 8 bits: 16-bit PNG and TIFF, 32-bit integer and
+# float TIFF. PIL's own conversion to RGB clips their values at 255, so a 16-bit image
+# turns almost white and a float one in [0, 1] black.
+WIDE_GRAY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def eight_bit_gray(image):
+    """A wide grayscale PIL image scaled to 8 bits ('L'): 16-bit ranges by 65535 / 255, a
+    float image in [0, 1] by 255, a 32-bit one by its own range when it exceeds 16 bits."""
+    from PIL import Image
+
+    values = np.asarray(image, dtype=np.float64)
+    top = float(values.max()) if values.size else 0.0
+    if image.mode.startswith("I;16") or 255 < top <= 65535:
+        full = 65535.0
+    elif image.mode == "F" and top <= 1.0:
+        full = 1.0
+    else:
+        full = max(top, 255.0)
+    eight = np.clip(np.rint(values * (255.0 / full)), 0, 255).astype(np.uint8)
+    return Image.fromarray(eight, "L")
 
 
 def read_image(file: Path, size: int | None = None) -> np.ndarray:

@@ -7,6 +7,7 @@ as tensors and plain Python values (no pickled classes).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -108,14 +109,31 @@ def load_checkpoint(path: str | Path,
     require_checkpoint_file(path)
     try:
         state = torch_load_quietly(path)
-    except OSError:  # an intact file it may not read: the system's words, not "delete it"
-        raise
+    except OSError as error:
+        # torch's zip reader fails on some truncated archives with errno 22 ("Invalid
+        # argument"), which would read as a bad path; any other system error (a file it
+        # may not read) keeps the system's words, not "delete it"
+        if error.errno != errno.EINVAL or not readable(path):
+            raise
+        raise UserError(f"checkpoint {path} is corrupt or not a naonet checkpoint "
+                        f"({load_failure(path, error)}); {fix}") from None
     except Exception as error:  # noqa: BLE001 - truncated zips, bad pickles, ...
         raise UserError(f"checkpoint {path} is corrupt or not a naonet checkpoint "
                         f"({load_failure(path, error)}); {fix}") from None
     if not isinstance(state, dict):
         raise UserError(f"checkpoint {path} does not hold a dictionary; not a naonet checkpoint")
     return state
+
+
+def readable(path: Path) -> bool:
+    """Whether the system lets this process read ``path`` through to its end."""
+    try:
+        with open(path, "rb") as file:
+            while file.read(1 << 20):
+                pass
+        return True
+    except OSError:
+        return False
 
 
 def load_failure(path: Path, error: Exception) -> str:

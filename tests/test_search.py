@@ -238,6 +238,38 @@ def test_scoring_uses_the_same_batches_drawn_once():
                    for a, b in zip(seen, reference))
 
 
+@pytest.mark.parametrize("pipeline", ["device", "loader"])
+def test_the_scoring_images_are_the_same_at_any_number_of_processes(pipeline):
+    """Under torchrun rank 0 drew the scoring images from its own share of the
+    validation split: 500 of the quick-nb201 preset's 1,000, and other ones than one
+    process scores on."""
+    from naonet.data import DeviceBatches, LoaderBatches
+    from naonet.data.registry import CIFAR10_MEAN, CIFAR10_STD
+    from naonet.data.sources import InMemorySplit
+
+    generator = torch.Generator().manual_seed(0)
+    split = InMemorySplit(torch.randint(0, 256, (90, 3, 8, 8), dtype=torch.uint8,
+                                        generator=generator),
+                          torch.randint(0, 10, (90,), generator=generator),
+                          [str(label) for label in range(10)])
+
+    def batches(rank, world_size):  # rank's share of the validation split, as built
+        if pipeline == "device":
+            return DeviceBatches(split, 16, torch.device("cpu"), CIFAR10_MEAN, CIFAR10_STD,
+                                 train=False, rank=rank, world_size=world_size)
+        images = split.images.float() / 255
+        return LoaderBatches(torch.utils.data.TensorDataset(images, split.labels), 16,
+                             torch.device("cpu"), train=False, workers=0, rank=rank,
+                             world_size=world_size)
+
+    drawn = [build_scoring_data(batches(0, world_size), 20, 3, "fixed", 3, CPU)
+             for world_size in (1, 2, 3)]
+    assert len(drawn[0]) == 60
+    for other in drawn[1:]:
+        assert torch.equal(other.images, drawn[0].images)
+        assert torch.equal(other.labels, drawn[0].labels)
+
+
 def test_released_scoring_draws_a_batch_per_architecture_reproducibly():
     images, labels = validation_set()
     data = build_scoring_data(CountingBatches(images, labels, 16), 20, 1, "per-architecture",

@@ -77,7 +77,12 @@ def test_rerunning_a_finished_run_only_reports_and_other_configs_are_refused(cap
     assert result["best_valid_top1"] is None and result["best_epoch"] is None
     status, out, _ = nao_in_process(capsys, *train)
     assert status == 0 and "done: epoch 1/1" in out
+    assert "finished (epoch 1): its results as saved" in out  # it said 'resuming'
     assert len(read_metrics(tmp_path)) == 1
+    # result.json as the run wrote it: the rerun rewrote it without the training figures
+    # (epoch, lr, train_loss, ...), from an evaluation of its own
+    assert json.loads((tmp_path / "result.json").read_text()) == result
+    assert result["train_loss"] == read_metrics(tmp_path)[0]["train_loss"]
     # the same architecture in other words is the same run (it was refused when the
     # text differed, e.g. only by its 'small:' prefix)
     from naonet.spaces import named_architecture

@@ -150,6 +150,26 @@ def broadcast_object(value, source: int = 0):
     return holder[0]
 
 
+def gather_objects(value) -> list:
+    """``value`` of every rank, by rank, on every rank (``[value]`` on one process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def broadcast_buffers(module: torch.nn.Module, source: int = 0) -> None:
+    """Give every rank rank ``source``'s buffers of ``module`` (BatchNorm's running
+    statistics): DistributedDataParallel copies them at the start of each training
+    forward only, so after the last step each rank holds statistics its own last batch
+    updated, and evaluating outside DDP would use them; a checkpoint holds rank 0's."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer, src=source)
+
+
 def wrap_data_parallel(module: torch.nn.Module, context: DistributedContext,
                        find_unused_parameters: bool = False) -> torch.nn.Module:
     """``module`` inside DistributedDataParallel on several processes; itself on one.

@@ -76,6 +76,9 @@ def add_parser(subparsers) -> None:
     experiment.add_argument("--score-every", type=int, default=0,
                             help="also score every this many epochs: tau against the "
                                  "training budget (default 0: at the end only)")
+    experiment.add_argument("--no-progress", action="store_true",
+                            help="taken as nao train and nao search take it; the experiment "
+                                 "draws no progress bars (one line per epoch)")
     from naonet.cli.options import add_dataclass_flags
     from naonet.cli.search import HELP
     from naonet.search.config import SearchConfig

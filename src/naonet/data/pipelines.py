@@ -12,6 +12,7 @@ seed (a resumed run sees the same batches as an uninterrupted one).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -51,6 +52,13 @@ class DeviceBatches:
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def unsharded(self) -> DeviceBatches:
+        """The same batches over the whole split, every rank's share, in one process's
+        order (what a run draws from that must not depend on the number of processes)."""
+        whole = copy.copy(self)
+        whole.rank, whole.world_size = 0, 1
+        return whole
 
     def _indices(self) -> torch.Tensor:
         """This rank's sample order for the current epoch.
@@ -125,6 +133,9 @@ class LoaderBatches:
         self.device = device
         self.channels_last = channels_last
         self.sampler = None
+        self.arguments = dict(dataset=dataset, batch_size=batch_size, device=device,
+                              train=train, workers=workers, seed=seed,
+                              channels_last=channels_last)  # for unsharded()
         generator = torch.Generator().manual_seed(seed)
         if world_size > 1 and train:
             self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
@@ -139,6 +150,11 @@ class LoaderBatches:
             sampler=self.sampler, num_workers=workers, generator=generator,
             pin_memory=device.type == "cuda", drop_last=False,
             persistent_workers=workers > 0, worker_init_fn=_seed_worker)
+
+    def unsharded(self) -> LoaderBatches:
+        """The same batches over the whole data set, every rank's share, in one process's
+        order (see :meth:`DeviceBatches.unsharded`)."""
+        return LoaderBatches(**self.arguments)
 
     def set_epoch(self, epoch: int) -> None:
         if isinstance(self.sampler, DistributedSampler):

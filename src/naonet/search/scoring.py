@@ -90,13 +90,16 @@ def build_scoring_data(valid_batches: Iterable[Batch], batch_size: int, num_batc
     """Draw the scoring images once; every rank gets rank 0's draw.
 
     ``fixed`` keeps ``batch_size * num_batches`` images; ``per-architecture`` keeps the
-    whole validation split to draw a new batch from for every architecture.
+    whole validation split to draw a new batch from for every architecture. The draw is
+    from the whole split (``unsharded()`` where the batches are a rank's share of it), so
+    it is the same at any number of processes.
     """
     count = batch_size * num_batches if mode == "fixed" else 0
     drawn = None
     if context.is_main:
         generator = torch.Generator().manual_seed(seed)
-        images, labels = sample_once(valid_batches, count, generator)
+        whole = getattr(valid_batches, "unsharded", None)
+        images, labels = sample_once(whole() if whole else valid_batches, count, generator)
         drawn = (images.cpu(), labels.cpu()) if context.is_distributed else (images, labels)
     images, labels = broadcast_object(drawn)
     return ScoringData(images.to(context.device), labels.to(context.device), batch_size,

@@ -21,7 +21,14 @@ from torch import nn
 
 from naonet.data import DataBundle, build_data
 from naonet.data.sources import existing_data_path
-from naonet.distributed import DistributedContext, barrier, init_distributed, wrap_data_parallel
+from naonet.distributed import (
+    DistributedContext,
+    barrier,
+    broadcast_buffers,
+    gather_objects,
+    init_distributed,
+    wrap_data_parallel,
+)
 from naonet.errors import UserError
 from naonet.models import NAONet, NetworkConfig, count_parameters
 from naonet.run_folder import claim_run_folder
@@ -127,7 +134,10 @@ def build_optimizer(model: nn.Module, config: TrainConfig, world_size: int
 
 def write_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, state: RunState,
                      config: TrainConfig, architecture: Architecture,
-                     network_config: NetworkConfig, scaler, classes: list[str]) -> None:
+                     network_config: NetworkConfig, scaler, classes: list[str],
+                     rng_states: list[dict]) -> None:
+    """The run as it stands. ``rng_states``: every rank's random streams, by rank (each
+    rank draws its own dropout, drop path and augmentation; a resume restores each)."""
     atomic_save({
         "format": CHECKPOINT_FORMAT,
         "model": unwrap(model).state_dict(),
@@ -137,7 +147,8 @@ def write_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, state: 
         "epoch": state.epoch,
         "best_valid_top1": state.best_valid_top1,
         "best_epoch": state.best_epoch,
-        "rng": capture_rng_state(),
+        "rng": rng_states[0],
+        "rng_other_ranks": rng_states[1:],
         "config": config.to_dict(),
         "network": network_config.to_dict(),
         "arch": architecture.to_qualified_string(),
@@ -158,10 +169,12 @@ def as_saved_architecture(config: TrainConfig, saved: dict, saved_arch: str | No
 
 
 def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, scheduler,
-               scaler, classes: list[str] | None = None) -> RunState:
+               scaler, classes: list[str] | None = None,
+               context: DistributedContext | None = None) -> RunState:
     """Restore ``run_dir/last.pt`` if present; a fresh RunState otherwise. The folder's
     metrics log is checked first (a damaged line fails now, not after an epoch), and
-    ``classes`` (the data's) against the classes the run trained on."""
+    ``classes`` (the data's) against the classes the run trained on. Each rank of
+    ``context`` takes back its own random streams."""
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists():
         for line in metrics.read_text().splitlines():
@@ -181,9 +194,27 @@ def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, 
         scheduler.load_state_dict(checkpoint["scheduler"])
         if scaler is not None and checkpoint.get("scaler"):
             scaler.load_state_dict(checkpoint["scaler"])
-        restore_rng_state(checkpoint["rng"])
+        restore_rank_random_state(checkpoint, config, context)
         return RunState(int(checkpoint["epoch"]), float(checkpoint["best_valid_top1"]),
                         int(checkpoint["best_epoch"]))
+
+
+def restore_rank_random_state(checkpoint: dict, config: TrainConfig,
+                              context: DistributedContext | None) -> None:
+    """This rank's random streams as saved. Where the checkpoint has none for this rank
+    (another number of processes wrote it, or a version that kept rank 0's alone), the
+    rank is seeded afresh from the seed, its rank and the epoch, so that no two ranks
+    draw the same dropout and augmentation."""
+    rank = context.rank if context is not None else 0
+    world_size = context.world_size if context is not None else 1
+    others = checkpoint.get("rng_other_ranks") or []
+    if rank == 0:
+        restore_rng_state(checkpoint["rng"])
+    elif len(others) == world_size - 1:
+        restore_rng_state(others[rank - 1])
+    else:
+        seed_everything(int(np.random.SeedSequence(
+            [config.seed % 2**32, rank, int(checkpoint["epoch"])]).generate_state(1)[0]))
 
 
 def prepare_run_folder(run_dir: Path, config: TrainConfig, context: DistributedContext) -> None:
@@ -202,6 +233,17 @@ def log_epoch(run_dir: Path, record: dict) -> None:
     lines = [line for line in lines if logged_epoch(path, line) < record["epoch"]]
     lines.append(json.dumps(record))
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def logged_record(run_dir: Path, epoch: int) -> dict | None:
+    """The line ``metrics.jsonl`` holds for ``epoch``, if any: a finished run rerun
+    reports it (and rewrites result.json with it) instead of evaluating again."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    records = [json.loads(line) for line in path.read_text().splitlines()
+               if logged_epoch(path, line) == epoch]
+    return records[-1] if records else None
 
 
 def logged_epoch(path: Path, line: str) -> int:
@@ -285,7 +327,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     network = to_memory_format(network, paths.channels_last)
     optimizer, scheduler = build_optimizer(network, config, context.world_size)
     scaler = precision.grad_scaler()
-    state = try_resume(run_dir, config, network, optimizer, scheduler, scaler, data.classes)
+    state = try_resume(run_dir, config, network, optimizer, scheduler, scaler, data.classes,
+                       context)
     prepare_run_folder(run_dir, config, context)
     # Evaluation never goes through DDP (ranks evaluate different numbers of batches).
     eval_model = maybe_compile(network, paths.compile)
@@ -297,12 +340,13 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     board = (TensorBoardLog(run_dir, first_step=state.epoch + 1)
              if config.tensorboard and context.is_main else None)
 
-    def save(path: Path) -> None:  # the run as it stands, into a checkpoint file
+    def save(path: Path, rng_states: list[dict]) -> None:  # the run as it stands
         write_checkpoint(path, model, optimizer, scheduler, state, config, architecture,
-                         network_config, scaler, data.classes)
+                         network_config, scaler, data.classes, rng_states)
 
+    rng_states = gather_objects(capture_rng_state())  # every rank's, for rank 0 to save
     if context.is_main:
-        restore_best_checkpoint(run_dir, state, save)
+        restore_best_checkpoint(run_dir, state, lambda path: save(path, rng_states))
     steps_per_epoch = len(data.train)
     last_test = None
     while state.epoch < config.epochs:
@@ -310,6 +354,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
                                precision, scaler, state, config, context, steps_per_epoch,
                                show_progress)
         state.epoch += 1
+        rng_states = gather_objects(capture_rng_state())
         if context.is_main:
             # last.pt commits the epoch. The logs come first: a kill before last.pt repeats
             # the epoch and rewrites them. best.pt comes after, from the committed state: a
@@ -318,11 +363,12 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
             log_epoch(run_dir, last_test)
             if board is not None:
                 board.write(last_test)
-            save(run_dir / "last.pt")
+            save(run_dir / "last.pt", rng_states)
             if state.best_epoch == state.epoch:
-                save(run_dir / "best.pt")
-    if last_test is None:  # already finished: report the saved result
-        last_test = _final_evaluation(eval_model, data, precision)
+                save(run_dir / "best.pt", rng_states)
+    if last_test is None:  # already finished: report its last epoch as it was logged
+        last_test = (logged_record(run_dir, state.epoch)
+                     or _final_evaluation(eval_model, data, precision))
     validated = state.best_epoch > 0  # null, not a sentinel, without a validation split
     result = {**last_test, "arch": architecture.to_qualified_string(),
               "params": count_parameters(network),
@@ -358,6 +404,7 @@ def _run_epoch(model, eval_model, data: DataBundle, optimizer, scheduler, criter
     if progress is not None:
         progress.close()
     scheduler.step()  # after the epoch's optimizer steps, never before
+    broadcast_buffers(unwrap(model))  # every rank evaluates what rank 0 saves
     valid_stats = (evaluate(eval_model, data.valid, precision) if data.valid is not None
                    else None)
     test_stats = evaluate(eval_model, data.test, precision) if data.test is not None else None
@@ -413,6 +460,8 @@ def _announce(context, config: TrainConfig, architecture: Architecture, network:
     where = f"{context.device}" + (f" x {context.world_size} processes"
                                    if context.is_distributed else "")
     resumed = f", resuming after epoch {state.epoch}" if state.epoch else ""
+    if state.epoch >= config.epochs:
+        resumed = f", finished (epoch {state.epoch}): its results as saved"
     print(f"training {architecture.to_qualified_string()} on {config.dataset} at "
           f"{data.image_size} px "
           f"({where}): "

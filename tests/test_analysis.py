@@ -77,6 +77,21 @@ def test_score_files_text_and_csv(tmp_path):
         read_scores(tmp_path / "c.txt")
 
 
+
+def test_an_architecture_listed_twice_with_two_scores_is_refused(tmp_path):
+    """The last line silently won: three cells and a repeat of the first with score 99
+    gave tau -1.0 with no word."""
+    (tmp_path / "a.txt").write_text("arch one 1.0\narch two 3\narch one 1\n")
+    assert read_scores(tmp_path / "a.txt") == {"arch one": 1.0, "arch two": 3.0}
+    (tmp_path / "b.txt").write_text("arch one 1.0\narch two 3\narch one 99\n")
+    with pytest.raises(UserError, match=r"b.txt:3: arch one comes again with another score "
+                                        r"\(99; line 1 gives 1\); keep one line per"):
+        read_scores(tmp_path / "b.txt")
+    (tmp_path / "c.csv").write_text("arch,acc\narch one,5\narch one,7\n")
+    with pytest.raises(UserError, match=r"c.csv:3: arch one comes again"):
+        read_scores(tmp_path / "c.csv", "acc")
+
+
 def test_correlate_command_on_two_files(tmp_path, capsys):
     rng = np.random.default_rng(2)
     truth = rng.normal(size=30)

@@ -82,6 +82,12 @@ def test_an_unmeetable_budget_names_the_smallest_possible_value():
     with pytest.raises(UserError, match=r"--max-params 1,000 \(below the smallest possible, "
                                         r"73,306\)"):
         limited.sample(random.Random(0))
+    # multiply-adds too (they were the smallest of 1,000 random draws, said to be exact;
+    # 7,783,040 is the smallest over all 15,625 cells, enumerated in a trial)
+    limited = FeasibleSpace(space, CostMeter(space, Budget(max_macs=1000)))
+    with pytest.raises(UserError, match=r"--max-macs 1,000 \(below the smallest possible, "
+                                        r"7,783,040\)"):
+        limited.sample(random.Random(0))
 
 
 def test_latency_is_measured_once_per_device_and_cached(tmp_path):

@@ -193,6 +193,24 @@ def test_bench_search_refuses_a_nao_budget_before_any_strategy_runs(synthetic, c
     assert "seed" not in err  # random search did not run its seeds first
 
 
+def test_under_a_latency_limit_the_best_possible_is_not_claimed(synthetic, tmp_path, capsys):
+    """Under --max-latency-ms the report called the whole table's best cell (most likely
+    slower than the limit) the 'best possible'."""
+    from naonet.cli.main import main
+
+    best = max(synthetic.column("test_acc_200ep"))
+    output = tmp_path / "runs.json"
+    status = main(["bench-search", "--evaluator", f"table:{synthetic.source}",
+                   "--strategies", "random", "--seeds", "1", "--budget", "3",
+                   "--max-latency-ms", "1e6", "--plot", "", "--output", str(output),
+                   "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert (f"best possible under the latency limit not known (not every network is timed; "
+            f"at most {100 * best:.2f} %, the best in the whole table)") in out
+    assert json.loads(output.read_text())["best_possible"] is None
+
+
 def test_bench_search_prints_mean_and_std_and_writes_the_plot(synthetic, tmp_path, capsys):
     from naonet.cli.main import main
 

@@ -251,20 +251,20 @@ class FeasibleSpace:
         """Name the smallest value of each limited cost among random draws."""
         draws = [self.space.sample(rng) for _ in range(min(self.max_draws(), 1000))]
         parts = []
-        if self.budget.max_params is not None:
-            smallest, exact = smallest_parameters(self.space, self.meter, draws)
+        for flag, limit, cost in (("--max-params", self.budget.max_params,
+                                   self.meter.parameters),
+                                  ("--max-macs", self.budget.max_macs, self.meter.macs)):
+            if limit is None:
+                continue
+            smallest, exact = smallest_cost(self.space, cost, draws)
             if not exact:
                 note = f"smallest found: {smallest:,}"
-            elif smallest > self.budget.max_params:
+            elif smallest > limit:
                 note = f"below the smallest possible, {smallest:,}"
             else:  # it exists, but sampling seldom reaches it
                 note = f"the smallest possible is {smallest:,}, but random draws come that " \
                        "low too seldom"
-            parts.append(f"--max-params {self.budget.max_params:,} ({note})")
-        if self.budget.max_macs is not None:
-            parts.append(f"--max-macs {self.budget.max_macs:,} (smallest of "
-                         f"{len(draws):,} random draws: "
-                         f"{min(self.meter.macs(a) for a in draws):,})")
+            parts.append(f"{flag} {limit:,} ({note})")
         if self.budget.max_latency_ms is not None:
             batch = str(self.budget.latency_batch)
             fastest = min(self.meter.latency_ms(a)[batch] for a in draws[:10])
@@ -274,17 +274,18 @@ class FeasibleSpace:
                 f"{self.max_draws():,} random draws; raise the budget")
 
 
-def smallest_parameters(space, meter: CostMeter, draws: list) -> tuple[int, bool]:
-    """The fewest parameters of an architecture of ``space``, and whether that is exact:
-    every architecture of a space small enough to enumerate, else a descent from the
-    smallest random draw, one entry at a time while that lowers the count."""
+def smallest_cost(space, cost, draws: list) -> tuple[int, bool]:
+    """The smallest ``cost`` (parameters or multiply-adds of an architecture) in
+    ``space``, and whether that is exact: every architecture of a space small enough to
+    enumerate, else a descent from the cheapest random draw, one entry at a time while
+    that lowers the cost."""
     if space.size <= 100_000:
         import itertools
 
-        return min(meter.parameters(space.from_integers(values)) for values in
+        return min(cost(space.from_integers(values)) for values in
                    itertools.product(*(range(limit) for limit in space.integer_limits()))), True
-    best = min(draws, key=meter.parameters)
-    values, count = space.to_integers(best), meter.parameters(best)
+    best = min(draws, key=cost)
+    values, count = space.to_integers(best), cost(best)
     improved = True
     while improved:
         improved = False
@@ -293,7 +294,7 @@ def smallest_parameters(space, meter: CostMeter, draws: list) -> tuple[int, bool
                 trial = list(values)
                 trial[position] = value
                 try:
-                    candidate = meter.parameters(space.from_integers(trial))
+                    candidate = cost(space.from_integers(trial))
                 except UserError:
                     continue  # not a valid coding
                 if candidate < count:

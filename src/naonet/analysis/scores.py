@@ -58,7 +58,7 @@ def read_scores(path: str | Path, column: str | None = None) -> dict[str, float]
 
 
 def _read_text(path: Path) -> dict[str, float]:
-    scores: dict[str, float] = {}
+    entries = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -66,7 +66,25 @@ def _read_text(path: Path) -> dict[str, float]:
         parts = line.rsplit(None, 1)
         if len(parts) != 2:
             raise UserError(f"{path}:{number}: expected 'ARCHITECTURE SCORE', got {line!r}")
-        scores[normalise_key(parts[0])] = _number(parts[1], path, number)
+        entries.append((number, normalise_key(parts[0]), _number(parts[1], path, number)))
+    return one_score_each(entries, path)
+
+
+def one_score_each(entries: Iterable[tuple[int, str, float]], path: Path) -> dict[str, float]:
+    """{architecture: score} of (line number, architecture, score) entries; a UserError
+    when an architecture comes again with another score (the last line silently won:
+    which of the two a file means is the user's to say). A repeat of the same score is
+    taken once."""
+    scores: dict[str, float] = {}
+    first_line: dict[str, int] = {}
+    for number, key, value in entries:
+        if key in scores and not (scores[key] == value
+                                  or math.isnan(scores[key]) and math.isnan(value)):
+            raise UserError(f"{path}:{number}: {key} comes again with another score "
+                            f"({value:g}; line {first_line[key]} gives {scores[key]:g}); keep "
+                            "one line per architecture")
+        scores[key] = value
+        first_line.setdefault(key, number)
     return scores
 
 
@@ -81,9 +99,10 @@ def _read_pool(path: Path, perf_path: Path) -> dict[str, float]:
         raise UserError(f"{path} lists {len(architectures)} architectures but {perf_path} "
                         f"{len(values)} scores; pass the two files of one run folder")
     # a pool written before its newest members were scored holds nan for them
-    return {normalise_key(architecture): _number(text, perf_path, number)
-            for architecture, (number, text) in zip(architectures, values)
-            if text.strip().lower() != "nan"}
+    return one_score_each([(number, normalise_key(architecture), _number(text, perf_path,
+                                                                          number))
+                           for architecture, (number, text) in zip(architectures, values)
+                           if text.strip().lower() != "nan"], path)
 
 
 def _read_csv(path: Path, column: str) -> dict[str, float]:
@@ -94,8 +113,9 @@ def _read_csv(path: Path, column: str) -> dict[str, float]:
             raise UserError(f"{path} has no column {column!r}; its columns: {', '.join(fields)} "
                             "(choose one with --column-a / --column-b)")
         key_column = KEY_COLUMN if KEY_COLUMN in fields else fields[0]
-        return {normalise_key(row[key_column]): _number(row[column], path, number)
-                for number, row in complete_rows(reader, path)}
+        return one_score_each([(number, normalise_key(row[key_column]),
+                                 _number(row[column], path, number))
+                                for number, row in complete_rows(reader, path)], path)
 
 
 def complete_rows(reader: csv.DictReader, path: Path) -> Iterator[tuple[int, dict]]:

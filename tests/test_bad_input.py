@@ -483,15 +483,31 @@ def test_a_closed_output_pipe_ends_quietly():
     assert process.returncode == 128 + signal.SIGPIPE and err == b"", err
 
 
-@pytest.mark.parametrize("command, failure, resumes", [
+@pytest.mark.parametrize("command, failure, said, hint, resumes", [
     ("predict", RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. "
                              "DefaultCPUAllocator: can't allocate memory: you tried to "
-                             "allocate 120000000000 bytes.\nmore lines"), False),
-    ("train", torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB."), True),
-    ("eval", MemoryError(), False)])
+                             "allocate 120000000000 bytes.\nmore lines"),
+     "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+     "memory: you tried to allocate 120000000000 bytes.", "pass a smaller --image-size",
+     False),
+    ("train", torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB."),
+     "CUDA out of memory. Tried to allocate 2.00 GiB.",
+     "pass a smaller --batch-size or --eval-batch-size or --image-size", True),
+    # a DataLoader worker's re-raise: the worker's words come first
+    ("eval", RuntimeError("Caught RuntimeError in DataLoader worker process 0.\nOriginal "
+                          "Traceback (most recent call last):\nRuntimeError: "
+                          "DefaultCPUAllocator: can't allocate memory: you tried to "
+                          "allocate 5 bytes."),
+     "RuntimeError: DefaultCPUAllocator: can't allocate memory: you tried to allocate 5 "
+     "bytes.", "pass a smaller --batch-size or --image-size", False),
+    ("info", MemoryError(), "no details",
+     "free memory (other programs, or other processes on the device) and rerun", False),
+    ("train", OSError(12, "Cannot allocate memory"), "Cannot allocate memory",
+     "pass a smaller --batch-size or --eval-batch-size or --image-size", True)])
 def test_running_out_of_memory_is_one_line_naming_the_sizes(capsys, monkeypatch, command,
-                                                            failure, resumes):
-    """nao predict --image-size 100000 ended in a 29-line traceback of the allocator."""
+                                                            failure, said, hint, resumes):
+    """nao predict --image-size 100000 ended in a 29-line traceback of the allocator. The
+    hint names the size flags the command has."""
     import importlib
 
     module = importlib.import_module(f"naonet.cli.{command}")
@@ -502,15 +518,13 @@ def test_running_out_of_memory_is_one_line_naming_the_sizes(capsys, monkeypatch,
     monkeypatch.setattr(module, "run", allocate)
     from naonet.cli.main import build_parser
 
-    parser = build_parser()
     argv = {"predict": ["predict", "x.pt", "x.jpg"], "train": ["train"],
-            "eval": ["eval", "x.pt"]}[command]
-    parser.parse_args(argv)  # the flags are real: only the handler is replaced
+            "eval": ["eval", "x.pt"], "info": ["info", "naonet-v2"]}[command]
+    build_parser().parse_args(argv)  # the flags are real: only the handler is replaced
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"nao {command}: error: out of memory (")
-    assert "pass a smaller batch (--batch-size, --eval-batch-size) or --image-size" in err
-    assert ("rerun the same command to resume" in err) == resumes
+    rerun = "; rerun the same command to resume" if resumes else ""
+    assert err == f"nao {command}: error: out of memory ({said}); {hint}{rerun}\n"
 
 
 def test_a_runtime_error_that_is_no_memory_shortage_is_not_dressed_as_one(monkeypatch):

@@ -264,6 +264,23 @@ def test_images_wider_than_8_bits_keep_their_brightness(tmp_path, mode):
     assert (pixels[..., 0] == pixels[..., 2]).all()
 
 
+def test_a_float_image_with_overshoot_or_nan_keeps_its_brightness():
+    """A float image in [0, 1] overshooting to 1.01 (resampling) read black, and one NaN
+    pixel made the whole image black."""
+    from PIL import Image
+
+    from naonet.data.sources import eight_bit_gray
+
+    ramp = np.linspace(0.0, 1.0, 64 * 64).reshape(64, 64)
+    over = np.asarray(eight_bit_gray(Image.fromarray((ramp * 1.01).astype(np.float32))))
+    np.testing.assert_allclose(over, np.clip(np.rint(ramp * 1.01 * 255), 0, 255), atol=1)
+    holed = ramp.astype(np.float32)
+    holed[0, 0] = np.nan
+    gray = np.asarray(eight_bit_gray(Image.fromarray(holed))).astype(np.float64)
+    assert gray[0, 0] == 0  # NaN reads as black, the rest as it was
+    np.testing.assert_allclose(gray.ravel()[1:], np.rint(ramp.ravel()[1:] * 255), atol=1)
+
+
 class _Exploit:
     def __init__(self, marker):
         self.marker = marker

@@ -127,6 +127,7 @@ def test_two_processes_step_as_one_process_on_the_whole_batch(tmp_path):
 
 
 INTERRUPTED_TRAINING = """
+import inspect
 import sys
 
 from naonet.training import run
@@ -137,8 +138,7 @@ run_epoch = run._run_epoch
 
 
 def stopping(*args, **kwargs):
-    state = args[8]  # _run_epoch(model, eval_model, data, optimizer, scheduler, criterion,
-    #                                   precision, scaler, state, ...)
+    state = inspect.signature(run_epoch).bind(*args, **kwargs).arguments["state"]
     if state.epoch + 1 == stop_before:  # last.pt holds the epochs before: a kill here
         raise SystemExit(3)
     return run_epoch(*args, **kwargs)

@@ -347,6 +347,23 @@ def test_the_fixtures_recorded_architecture_and_data_set_are_read(capsys):
     assert network.classes == list(CIFAR10_CLASSES)
 
 
+
+def test_another_projects_arch_entry_is_not_taken_for_an_architecture(tmp_path):
+    """timm's and torchvision's example checkpoints keep their own ``arch`` beside the
+    weights: once the fixtures' top-level form was read, such a file was refused with
+    'unknown architecture name' even with the architecture given."""
+    from naonet.compat.model_file import load_model
+
+    fixture = torch.load(require(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), weights_only=True)
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"arch": "naonet_v2_c8", "epoch": 3, "config": {"lr": 0.1},
+                "state_dict": fixture["state_dict"]}, path)
+    loaded = load_model(path, arch="naonet-v2")
+    assert loaded.architecture.to_string() == fixture["arch"] and loaded.dataset is None
+    with pytest.raises(UserError, match="does not record its architecture; pass --arch"):
+        load_model(path)
+
+
 @pytest.mark.parametrize("name, other", [("naonet-v2-imagenet", "naonet_v2_cifar_c8_l1.pt"),
                                          ("naonet-v2-cifar10", "naonet_v2_imagenet_c8_l1.pt")])
 def test_a_published_name_refuses_a_file_of_the_other_network(name, other):

@@ -230,6 +230,37 @@ def test_a_checkpoint_load_failure_is_said_in_a_few_words(tmp_path, monkeypatch)
         load_checkpoint(intact)
 
 
+def test_a_resume_at_another_number_of_processes_gives_each_rank_its_own_streams():
+    """last.pt holds every rank's random streams; where it holds none for a rank (one
+    process wrote it, three resume), the rank draws a stream of its own, the same on
+    every such resume, and never rank 0's (every rank once took rank 0's)."""
+    from naonet.distributed import DistributedContext
+    from naonet.seeding import caller_random_state_kept, capture_rng_state
+    from naonet.training.config import TrainConfig
+    from naonet.training.run import restore_rank_random_state
+
+    config = TrainConfig(seed=5)
+    with caller_random_state_kept():
+        torch.manual_seed(123)
+        checkpoint = {"rng": capture_rng_state(), "rng_other_ranks": [], "epoch": 2}
+        expected_rank0 = torch.rand(4)
+
+        def draws(rank: int, world_size: int) -> torch.Tensor:
+            context = DistributedContext(rank, world_size, rank, torch.device("cpu"))
+            restore_rank_random_state(checkpoint, config, context)
+            return torch.rand(4)
+
+        first = [draws(rank, 3) for rank in range(3)]
+        assert torch.equal(first[0], expected_rank0)  # rank 0 takes the saved streams
+        assert not torch.equal(first[1], first[0]) and not torch.equal(first[2], first[1])
+        assert all(torch.equal(draws(rank, 3), first[rank]) for rank in range(3))
+        # saved by two processes and resumed by two: rank 1 takes its own saved streams
+        torch.manual_seed(77)
+        checkpoint["rng_other_ranks"] = [capture_rng_state()]
+        expected_rank1 = torch.rand(4)
+        assert torch.equal(draws(1, 2), expected_rank1)
+
+
 def test_bad_input_in_a_fresh_process_is_one_line(tmp_path):
     """The rest of the bad-input table runs in process (tests/test_bad_input.py)."""
     result = run_nao("train", "--arch", "1 2 3", "--output", str(tmp_path))

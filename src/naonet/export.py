@@ -25,6 +25,8 @@ from naonet.errors import UserError
 from naonet.training.checkpoint import atomic_write_bytes
 
 FORMATS = ("onnx", "torchscript")
+# The suffixes each format's files are written with (the first: the one to suggest).
+FORMAT_SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".pth", ".ts", ".torchscript")}
 METADATA_FILE = "naonet.json"  # TorchScript's extra file holding the metadata
 ONNX_INPUT, ONNX_OUTPUT = "images", "logits"
 

@@ -82,16 +82,16 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
     return loaded.network
 
 
-def check_published_fit(name: str, loaded, published: dict, dataset: str, checkpoint) -> None:
+def check_published_fit(name: str, loaded, expected: dict, dataset: str, checkpoint) -> None:
     """A UserError when a checkpoint loaded under a published name is not that network:
     the data set it records, its skeleton (CIFAR or ImageNet stem) or its number of
-    classes is another (``published``: the name's network fields, the caller's overrides
+    classes is another (``expected``: the name's network fields, the caller's overrides
     applied)."""
     config = loaded.network.config
     differences = [text.format(held, wanted) for text, held, wanted in (
         ("trained on {} (not {})", loaded.dataset, dataset),
-        ("the {} stem (not {}'s)", getattr(config, "skeleton", None), published["skeleton"]),
-        ("{} classes (not {})", config.num_classes, published["num_classes"]))
+        ("the {} stem (not {}'s)", getattr(config, "skeleton", None), expected["skeleton"]),
+        ("{} classes (not {})", config.num_classes, expected["num_classes"]))
         if held is not None and held != wanted]
     if differences:
         raise UserError(f"{checkpoint} is not a {name} network: {', '.join(differences)}; "

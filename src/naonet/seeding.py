@@ -24,6 +24,19 @@ def seeded(seed: int, make: Callable[[], T]) -> T:
         return make()
 
 
+# Every random stream derived from a run's seed, each with its own number.
+STREAMS = {"seed-pool": 1, "supernet-init": 2, "supernet-epoch": 3, "sampler": 4,
+           "scoring": 5, "controller-init": 6, "controller-train": 7, "rerank-init": 8,
+           "rerank-epoch": 9, "scoring-data": 10, "controller-fill": 11, "strategy": 12,
+           "train-rank": 13}
+
+
+def derive_seed(seed: int, stream: str, *keys: int) -> int:
+    """A 63-bit seed for one random stream of one step, fixed by the run's ``seed``."""
+    entropy = [seed % 2**32, seed // 2**32, STREAMS[stream], *keys]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]) >> 1
+
+
 def capture_rng_state() -> dict:
     """Every random stream a run draws from, as weights-only-loadable values."""
     numpy_state = np.random.get_state()

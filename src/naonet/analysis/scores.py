@@ -78,8 +78,7 @@ def one_score_each(entries: Iterable[tuple[int, str, float]], path: Path) -> dic
     scores: dict[str, float] = {}
     first_line: dict[str, int] = {}
     for number, key, value in entries:
-        if key in scores and not (scores[key] == value
-                                  or math.isnan(scores[key]) and math.isnan(value)):
+        if key in scores and scores[key] != value:  # scores are finite numbers
             raise UserError(f"{path}:{number}: {key} comes again with another score "
                             f"({value:g}; line {first_line[key]} gives {scores[key]:g}); keep "
                             "one line per architecture")
@@ -102,7 +101,7 @@ def _read_pool(path: Path, perf_path: Path) -> dict[str, float]:
     return one_score_each([(number, normalise_key(architecture), _number(text, perf_path,
                                                                           number))
                            for architecture, (number, text) in zip(architectures, values)
-                           if text.strip().lower() != "nan"], path)
+                           if text.strip().lower() != "nan"], perf_path)
 
 
 def _read_csv(path: Path, column: str) -> dict[str, float]:

@@ -22,7 +22,7 @@ from naonet.cli.table_search import (
     strategy_configs,
 )
 from naonet.nb201 import VALIDATION_METRICS
-from naonet.nb201.table import DEFAULT_METRIC, metric_column
+from naonet.nb201.table import DEFAULT_METRIC
 from naonet.revision import code_revision
 from naonet.search.plots import check_can_draw, check_picture_path
 from naonet.strategies import STRATEGIES
@@ -30,7 +30,7 @@ from naonet.strategies.benchmark import (
     BenchmarkConfig,
     StrategyRuns,
     benchmark_strategies,
-    feasible_optimum,
+    best_possible,
 )
 from naonet.training.checkpoint import atomic_write_text
 
@@ -98,42 +98,24 @@ def run(args: argparse.Namespace) -> int:
     results = benchmark_strategies(table, config.strategies, seeds, config.budget,
                                    config.metric, config.strategy_configs, on_run=report,
                                    limits=config.limits, device=config.device)
-    best_possible, said = best_possible_within(table, config)
-    print_summary(results, config, said)
+    best, best_text = best_possible(table, config.limits, config.metric)
+    print_summary(results, config, best_text)
     if args.plot:
         plot_best_so_far({runs.strategy: [s.test_curve for s in runs.summaries]
-                          for runs in results}, args.plot, reference=best_possible,
+                          for runs in results}, args.plot, reference=best,
                          title=f"{table.space.name}, {config.seeds} seeds, "
                                f"metric {config.metric}")
         print(f"plot: {args.plot}")
     if args.output:
         atomic_write_text(Path(args.output), json.dumps(
             {"config": config.to_dict(), "revision": code_revision(),
-             "best_possible": best_possible, "table": table.source,
+             "best_possible": best, "table": table.source,
              "strategies": [runs.to_dict() for runs in results]}, indent=1) + "\n")
     return 0
 
 
-def best_possible_within(table, config: BenchmarkConfig) -> tuple[float | None, str]:
-    """The best test accuracy a search within the limits could find (the table's best,
-    or the best within the parameter and multiply-add limits), and the words that report
-    it; None under a latency limit, where only an upper bound is known (not every
-    network is timed)."""
-    best = table.test_accuracy(table.best(metric_column(config.metric)))
-    limits = config.limits
-    if limits.active and (limits.max_params is not None or limits.max_macs is not None):
-        optimum = feasible_optimum(table, limits)
-        best = optimum[1] if optimum is not None else best
-    if limits.max_latency_ms is None:
-        return best, f"best possible {100 * best:.2f} %"
-    bound = ("within the other limits alone" if limits.max_params is not None
-             or limits.max_macs is not None else "in the whole table")
-    return None, (f"best possible under the latency limit not known (not every network is "
-                  f"timed; at most {100 * best:.2f} %, the best {bound})")
-
-
 def print_summary(results: list[StrategyRuns], config: BenchmarkConfig,
-                  best_possible: str) -> None:
+                  best_text: str) -> None:
     limits = config.limits
     within = ""
     if limits.active:
@@ -143,7 +125,7 @@ def print_summary(results: list[StrategyRuns], config: BenchmarkConfig,
                                         limits.to_dict().items()
                                         if key in named and value is not None)
     print(f"test accuracy of the best-by-validation architecture after {config.budget} "
-          f"queries, {config.seeds} seeds (metric {config.metric}){within}; {best_possible}; "
+          f"queries, {config.seeds} seeds (metric {config.metric}){within}; {best_text}; "
           "std is the population standard deviation over seeds")
     print(f"{'strategy':<12}{'mean':>8}{'std':>8}{'min':>8}{'max':>8}{'seconds':>10}")
     for runs in results:

@@ -23,8 +23,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("output", help="the file to write (.onnx or .pt)")
     parser.add_argument("--format", dest="export_format", default=None,
                         choices=["onnx", "torchscript"],
-                        help="default: from the output's suffix (.onnx: onnx; .pt, .pth, .ts: "
-                             "torchscript)")
+                        help="default: from the output's suffix (.onnx: onnx; .pt, .pth, .ts, "
+                             ".torchscript: torchscript)")
     parser.add_argument("--batch-size", type=int, default=0,
                         help="ONNX only: a fixed batch dimension (default 0: dynamic; "
                              "TorchScript always takes any batch)")
@@ -67,14 +67,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-# The suffixes each format's files are written with.
-FORMAT_SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".pth", ".ts", ".torchscript")}
-
-
 def export_format_of(output: str, asked: str | None) -> str:
     """The format to write ``output`` in: ``asked`` (--format), else the one its suffix
     names. A UserError when the suffix names another format than the one asked (an ONNX
     runtime would then be handed a TorchScript file), or none and none is asked."""
+    from naonet.export import FORMAT_SUFFIXES
+
     suffix = Path(output).suffix.lower()
     named = next((name for name, suffixes in FORMAT_SUFFIXES.items() if suffix in suffixes),
                  None)

@@ -7,6 +7,7 @@ A :class:`~naonet.errors.UserError` anywhere becomes one line on stderr and exit
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import signal
@@ -136,15 +137,15 @@ def main(argv: list[str] | None = None) -> int:
             return _report_os_error(args.command, error)
         _silence_stdout()  # the reader of the output went away (nao info | head)
         return 128 + signal.SIGPIPE
-    except OSError as error:  # an unusable path or a full disk: the system's own words
-        return _report_os_error(args.command, error)
-    except (MemoryError, RuntimeError) as error:
+    except (MemoryError, RuntimeError, OSError) as error:
         shortage = describe_memory_shortage(error)
-        if shortage is None:
-            raise
-        _last_line(f"nao {args.command}: error: {shortage}; pass a smaller batch "
-                   f"(--batch-size, --eval-batch-size) or --image-size{_rerun_hint(args)}")
-        return 2
+        if shortage is not None:
+            hint = memory_hint(parser.subcommand_parsers[args.command])
+            _last_line(f"nao {args.command}: error: {shortage}; {hint}{_rerun_hint(args)}")
+            return 2
+        if isinstance(error, OSError):  # an unusable path or a full disk: the system's words
+            return _report_os_error(args.command, error)
+        raise
     except Terminated:
         _last_line(f"nao: terminated{_rerun_hint(args)}")
         return 128 + signal.SIGTERM
@@ -156,20 +157,35 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-# How PyTorch's allocators say that memory ran out (CPU, CUDA, MPS); torch's
-# OutOfMemoryError is a RuntimeError that says the second.
-MEMORY_SHORTAGE_MARKERS = ("can't allocate memory", "out of memory")
+# How allocators say that memory ran out: PyTorch's CPU allocator ("can't allocate
+# memory"), CUDA's and MPS's ("out of memory"; torch's OutOfMemoryError says it too),
+# cuBLAS's and cuDNN's ("..._STATUS_ALLOC_FAILED"), the system's ENOMEM in shared memory
+# ("Cannot allocate memory").
+MEMORY_SHORTAGE_MARKERS = ("can't allocate memory", "cannot allocate memory", "out of memory",
+                           "alloc_failed")
 
 
 def describe_memory_shortage(error: BaseException) -> str | None:
-    """One line for an allocation that failed (the first line of the allocator's message),
-    or None when ``error`` is no such failure."""
-    text = str(error).strip()
-    if not isinstance(error, MemoryError) and not any(
-            marker in text.lower() for marker in MEMORY_SHORTAGE_MARKERS):
+    """One line for an allocation that failed (the line of the message that says so: a
+    DataLoader worker's re-raise puts the worker's words first), or None when ``error``
+    is no such failure."""
+    if isinstance(error, OSError) and error.errno == errno.ENOMEM:
+        return f"out of memory ({error.strerror or error})"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    said = [line for line in lines
+            if any(marker in line.lower() for marker in MEMORY_SHORTAGE_MARKERS)]
+    if not said and not isinstance(error, MemoryError):
         return None
-    first = text.splitlines()[0][:200] if text else "no details"
-    return f"out of memory ({first})"
+    return f"out of memory ({said[0][:200] if said else 'no details'})"
+
+
+def memory_hint(command_parser: argparse.ArgumentParser) -> str:
+    """What shrinks a command's memory: the size flags it has."""
+    flags = [flag for flag in ("--batch-size", "--eval-batch-size", "--image-size")
+             if flag in command_parser._option_string_actions]
+    if not flags:
+        return "free memory (other programs, or other processes on the device) and rerun"
+    return "pass a smaller " + " or ".join(flags)
 
 
 def _last_line(text: str) -> None:

@@ -87,10 +87,13 @@ def read_checkpoint_payload(path: str | Path) -> object:
 
 def released_arguments(payload: object) -> dict:
     """The training arguments saved beside a released model (``args``), as a dict;
-    empty when absent. They are read as data: the Namespace class is never built. A file
-    that keeps them at its top level instead (the released code's networks saved with
-    their architecture string and a ``config`` dict, as the reference fixtures are) gives
-    its ``arch`` and its config's ``dataset`` and ``search_space``."""
+    empty when absent. They are read as data: the Namespace class is never built.
+
+    The reference fixtures (the released networks saved by the fixtures' generator) keep
+    them at the top level instead: an architecture string ``arch`` beside a ``config``
+    dict. That form is read only when ``arch`` is an architecture naonet knows, since
+    other projects' checkpoints (timm's, torchvision's examples') name their own
+    ``arch`` there."""
     if not isinstance(payload, Mapping):
         return {}
     args = payload.get("args")
@@ -100,11 +103,23 @@ def released_arguments(payload: object) -> dict:
     if isinstance(args, Mapping):
         return dict(args)
     config = payload.get("config")
+    if not isinstance(config, Mapping) or not isinstance(payload.get("arch"), str):
+        return {}
     described = {key: config[key] for key in ("dataset", "search_space")
-                 if isinstance(config, Mapping) and isinstance(config.get(key), str)}
-    if isinstance(payload.get("arch"), str):
-        described["arch"] = payload["arch"]
-    return described
+                 if isinstance(config.get(key), str)}
+    return ({**described, "arch": payload["arch"]}
+            if names_an_architecture(payload["arch"], described.get("search_space")) else {})
+
+
+def names_an_architecture(text: str, space: str | None) -> bool:
+    """Whether ``text`` is an architecture of ``space`` (any space when None)."""
+    from naonet.spaces import resolve_architecture
+
+    try:
+        resolve_architecture(text, space)
+    except UserError:
+        return False
+    return True
 
 
 def infer_network_config(state_dict: Mapping[str, torch.Tensor], **overrides):

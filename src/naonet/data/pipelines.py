@@ -133,9 +133,9 @@ class LoaderBatches:
         self.device = device
         self.channels_last = channels_last
         self.sampler = None
-        self.arguments = dict(dataset=dataset, batch_size=batch_size, device=device,
-                              train=train, workers=workers, seed=seed,
-                              channels_last=channels_last)  # for unsharded()
+        self.init_arguments = dict(dataset=dataset, batch_size=batch_size, device=device,
+                                   train=train, workers=workers, seed=seed,
+                                   channels_last=channels_last)  # for unsharded()
         generator = torch.Generator().manual_seed(seed)
         if world_size > 1 and train:
             self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
@@ -152,9 +152,10 @@ class LoaderBatches:
             persistent_workers=workers > 0, worker_init_fn=_seed_worker)
 
     def unsharded(self) -> LoaderBatches:
-        """The same batches over the whole data set, every rank's share, in one process's
-        order (see :meth:`DeviceBatches.unsharded`)."""
-        return LoaderBatches(**self.arguments)
+        """Batches over the whole data set, every rank's share, in one process's order:
+        for an evaluation split (fixed order), what one process iterates (see
+        :meth:`DeviceBatches.unsharded`); a training split's copy starts at epoch 0."""
+        return LoaderBatches(**self.init_arguments)
 
     def set_epoch(self, epoch: int) -> None:
         if isinstance(self.sampler, DistributedSampler):

@@ -439,18 +439,24 @@ WIDE_GRAY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
 def eight_bit_gray(image):
-    """A wide grayscale PIL image scaled to 8 bits ('L'): 16-bit ranges by 65535 / 255, a
-    float image in [0, 1] by 255, a 32-bit one by its own range when it exceeds 16 bits."""
+    """A wide grayscale PIL image scaled to 8 bits ('L'). The range is read from the
+    mode and the values: 16 bits for 16-bit images; [0, 1] for a float image whose 99th
+    percentile is at most 1 (a little overshoot allowed), else the smallest of [0, 255],
+    [0, 65535] (integer images only: a 16-bit source) that holds the values, else their
+    own maximum. NaN and infinities count as black and as the maximum."""
     from PIL import Image
 
     values = np.asarray(image, dtype=np.float64)
-    top = float(values.max()) if values.size else 0.0
-    if image.mode.startswith("I;16") or 255 < top <= 65535:
+    finite = values[np.isfinite(values)]
+    top = float(finite.max()) if finite.size else 0.0
+    values = np.nan_to_num(values, nan=0.0, posinf=top, neginf=0.0)
+    if image.mode.startswith("I;16"):
         full = 65535.0
-    elif image.mode == "F" and top <= 1.0:
+    elif image.mode == "F" and finite.size and np.percentile(finite, 99) <= 1.0:
         full = 1.0
     else:
-        full = max(top, 255.0)
+        ranges = (255.0,) if image.mode == "F" else (255.0, 65535.0)
+        full = next((limit for limit in ranges if top <= limit), top)
     eight = np.clip(np.rint(values * (255.0 / full)), 0, 255).astype(np.uint8)
     return Image.fromarray(eight, "L")
 

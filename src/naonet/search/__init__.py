@@ -4,7 +4,8 @@ from naonet.search.config import PRESETS, SCORING_MODES, SearchConfig, resolve_s
 from naonet.search.loop import search
 from naonet.search.plots import draw_architecture, plot_score_distribution
 from naonet.search.scoring import ScoringData, build_scoring_data, sample_once, score_pool
-from naonet.search.state import PoolEntry, SearchState, derive_seed
+from naonet.search.state import PoolEntry, SearchState
+from naonet.seeding import derive_seed  # the search's random streams
 
 __all__ = [
     "PRESETS",

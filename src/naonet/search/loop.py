@@ -66,7 +66,6 @@ from naonet.search.state import (
     TRAIN,
     PoolEntry,
     SearchState,
-    derive_seed,
     load_search_checkpoint,
     save_checkpoint,
 )
@@ -79,7 +78,7 @@ from naonet.search.supernet_training import (
     train_supernet_epoch,
     wrap_for_training,
 )
-from naonet.seeding import caller_random_state_kept, restore_rng_state, seeded
+from naonet.seeding import caller_random_state_kept, derive_seed, restore_rng_state, seeded
 from naonet.spaces import SearchSpace, get_space
 from naonet.strategies.base import Seen, sample_new
 from naonet.strategies.evolution import EvolutionConfig, evolve_generation

@@ -39,7 +39,7 @@ from naonet.options import check_field_types
 from naonet.runtime import FastPaths, keep_cpu_threads, to_memory_format, use_cpu_threads
 from naonet.search.config import SearchConfig
 from naonet.search.scoring import build_scoring_data, score_pool
-from naonet.search.state import ADDED_OPTIONS, RESUMABLE_CHANGES, derive_seed
+from naonet.search.state import ADDED_OPTIONS, RESUMABLE_CHANGES
 from naonet.search.supernet_training import (
     build_optimizer,
     search_fast_paths,
@@ -47,7 +47,7 @@ from naonet.search.supernet_training import (
     train_supernet_epoch,
     wrap_for_training,
 )
-from naonet.seeding import caller_random_state_kept
+from naonet.seeding import caller_random_state_kept, derive_seed
 from naonet.spaces import get_space
 from naonet.supernet import SAMPLING_WEIGHTS, PoolSampler
 from naonet.training import Precision

@@ -25,9 +25,8 @@ from naonet.data import DataBundle, build_data
 from naonet.distributed import DistributedContext, wrap_data_parallel
 from naonet.runtime import to_memory_format
 from naonet.search.config import SearchConfig
-from naonet.search.state import derive_seed
 from naonet.search.supernet_training import build_optimizer, search_fast_paths, start_schedule
-from naonet.seeding import seeded
+from naonet.seeding import derive_seed, seeded
 from naonet.spaces import get_space
 from naonet.training import Precision, evaluate, train_one_epoch
 

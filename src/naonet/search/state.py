@@ -9,8 +9,8 @@ worker processes: every training) and every phase, so a killed search reruns at 
 one epoch (one training).
 
 Every random stream that a step draws from is seeded from ``(seed, phase, round,
-epoch)`` when the step starts (:func:`derive_seed`), so a resumed search draws exactly
-what the uninterrupted one drew.
+epoch)`` when the step starts (:func:`naonet.seeding.derive_seed`), so a resumed search
+draws exactly what the uninterrupted one drew.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from naonet.errors import UserError
 from naonet.seeding import capture_rng_state
@@ -42,17 +40,6 @@ PHASES = (TRAIN, SCORE, CONTROLLER, RERANK, DONE)
 # not what it computes (device and threads only through the order of floating-point sums).
 RESUMABLE_CHANGES = {"workers", "log_every", "device", "output", "data", "download",
                      "pipeline", "plot", "host_allocator", "rerank_processes", "threads"}
-
-# Stream names for derive_seed (any fixed integers; they only have to differ).
-STREAMS = {"seed-pool": 1, "supernet-init": 2, "supernet-epoch": 3, "sampler": 4,
-           "scoring": 5, "controller-init": 6, "controller-train": 7, "rerank-init": 8,
-           "rerank-epoch": 9, "scoring-data": 10, "controller-fill": 11, "strategy": 12}
-
-
-def derive_seed(seed: int, stream: str, *keys: int) -> int:
-    """A 63-bit seed for one random stream of one step, fixed by the run's ``seed``."""
-    entropy = [seed % 2**32, seed // 2**32, STREAMS[stream], *keys]
-    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]) >> 1
 
 
 @dataclass

@@ -112,7 +112,7 @@ def train_supernet_epoch(model: nn.Module, sampled: SampledSupernet, data, optim
     """One supernet epoch as the search trains it (the ranking experiment too). Its data
     order, architecture draws and drop-path masks are fixed by (seed, round, epoch), so
     a resumed epoch repeats exactly; every rank draws the same architectures."""
-    from naonet.search.state import derive_seed
+    from naonet.seeding import derive_seed
     from naonet.training import train_one_epoch
 
     data.train.set_epoch(round_index * config.supernet_epochs + epoch)

@@ -17,7 +17,7 @@ from naonet.nb201 import (
     TableEvaluator,
     summarize,
 )
-from naonet.nb201.table import TEST_COLUMN
+from naonet.nb201.table import TEST_COLUMN, metric_column
 from naonet.strategies.nao import NAOConfig, check_query_budget
 from naonet.strategies.registry import STRATEGIES, run_strategy
 
@@ -54,6 +54,27 @@ def feasible_optimum(table: BenchmarkTable, limits: Budget) -> tuple[int, float]
         return None
     best = max(rows, key=lambda row: tests[row])
     return int(table.indices[best]), float(tests[best])
+
+
+def best_possible(table: BenchmarkTable, limits: Budget, metric: str
+                  ) -> tuple[float | None, str]:
+    """What a search within ``limits`` could at best end with, and the words that report
+    it: without limits, the test accuracy of the table's best cell by ``metric`` (where a
+    perfect search by validation ends); within parameter and multiply-add limits, the
+    best test accuracy among the cells within them (:func:`feasible_optimum`). Under a
+    latency limit it is not known (not every network is timed): None, and the words give
+    an upper bound, the best test accuracy within the other limits or in the table."""
+    sized = limits.max_params is not None or limits.max_macs is not None
+    optimum = feasible_optimum(table, limits) if sized else None
+    if limits.max_latency_ms is not None:
+        bound = optimum[1] if optimum is not None else float(max(table.column(TEST_COLUMN)))
+        where = "within the other limits alone" if sized else "in the whole table"
+        return None, ("best possible under the latency limit not known (not every network "
+                      f"is timed; at most {100 * bound:.2f} %, the best test accuracy {where})")
+    if optimum is not None:
+        return optimum[1], f"best possible {100 * optimum[1]:.2f} % (index {optimum[0]})"
+    best = table.test_accuracy(table.best(metric_column(metric)))
+    return best, f"best possible {100 * best:.2f} %"
 
 
 @dataclass(frozen=True)

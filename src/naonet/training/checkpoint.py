@@ -109,15 +109,13 @@ def load_checkpoint(path: str | Path,
     require_checkpoint_file(path)
     try:
         state = torch_load_quietly(path)
-    except OSError as error:
-        # torch's zip reader fails on some truncated archives with errno 22 ("Invalid
-        # argument"), which would read as a bad path; any other system error (a file it
-        # may not read) keeps the system's words, not "delete it"
-        if error.errno != errno.EINVAL or not readable(path):
-            raise
-        raise UserError(f"checkpoint {path} is corrupt or not a naonet checkpoint "
-                        f"({load_failure(path, error)}); {fix}") from None
     except Exception as error:  # noqa: BLE001 - truncated zips, bad pickles, ...
+        # A system error (a file it may not read) keeps the system's words, not "delete
+        # it"; but torch's zip reader fails on some truncated archives with errno 22
+        # ("Invalid argument"), which would read as a bad path.
+        if isinstance(error, OSError) and (error.errno != errno.EINVAL
+                                           or not readable(path)):
+            raise
         raise UserError(f"checkpoint {path} is corrupt or not a naonet checkpoint "
                         f"({load_failure(path, error)}); {fix}") from None
     if not isinstance(state, dict):

@@ -34,7 +34,12 @@ from naonet.models import NAONet, NetworkConfig, count_parameters
 from naonet.run_folder import claim_run_folder
 from naonet.runtime import FastPaths, maybe_compile, to_memory_format
 from naonet.runtime import apply as apply_fast_paths
-from naonet.seeding import caller_random_state_kept, capture_rng_state, restore_rng_state
+from naonet.seeding import (
+    caller_random_state_kept,
+    capture_rng_state,
+    derive_seed,
+    restore_rng_state,
+)
 from naonet.spaces import Architecture, resolve_architecture
 from naonet.training.checkpoint import (
     START_OVER,
@@ -213,8 +218,7 @@ def restore_rank_random_state(checkpoint: dict, config: TrainConfig,
     elif len(others) == world_size - 1:
         restore_rng_state(others[rank - 1])
     else:
-        seed_everything(int(np.random.SeedSequence(
-            [config.seed % 2**32, rank, int(checkpoint["epoch"])]).generate_state(1)[0]))
+        seed_everything(derive_seed(config.seed, "train-rank", rank, int(checkpoint["epoch"])))
 
 
 def prepare_run_folder(run_dir: Path, config: TrainConfig, context: DistributedContext) -> None:

@@ -66,13 +66,13 @@ def add_model_file_flags(parser: argparse.ArgumentParser) -> None:
 def check_output_file(source: str, output: str) -> None:
     """A UserError when the file to write is empty or is ``source`` itself (writing it
     would replace the checkpoint being read)."""
-    from pathlib import Path
+    import os
 
     from naonet.errors import UserError
 
     if not output.strip():
         raise UserError("the output file name is empty; pass the file to write")
-    written, read = Path(output), Path(source)
-    if written.exists() and read.exists() and written.resolve() == read.resolve():
+    # samefile: the same file under another path, a link or a hard link too
+    if os.path.exists(output) and os.path.exists(source) and os.path.samefile(output, source):
         raise UserError(f"{output} is the checkpoint being read; pass another output file "
                         "(writing it would replace the checkpoint)")

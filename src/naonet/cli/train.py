@@ -98,6 +98,7 @@ def note_another_skeletons_preset(preset: str | None, config) -> None:
     import sys
 
     from naonet.data import get_dataset_spec
+    from naonet.data.registry import SMALL_IMAGE_MAX
     from naonet.training.config import PRESETS
 
     if preset is None or config.dataset != "folder":
@@ -105,8 +106,8 @@ def note_another_skeletons_preset(preset: str | None, config) -> None:
     wanted = get_dataset_spec(PRESETS[preset]["dataset"]).skeleton
     spec = get_dataset_spec(config.dataset, config.image_size or None)
     if spec.skeleton != wanted:
-        size = "--image-size 65 or more (224 as published)" if wanted == "imagenet" \
-            else "--image-size 64 or less"
+        size = (f"--image-size {SMALL_IMAGE_MAX + 1} or more (224 as published)"
+                if wanted == "imagenet" else f"--image-size {SMALL_IMAGE_MAX} or less")
         print(f"nao train: note: --preset {preset} is the recipe of the {wanted} network; "
               f"folder images at {spec.image_size} px train the {spec.skeleton} network "
               f"({size} for the {wanted} one)", file=sys.stderr, flush=True)

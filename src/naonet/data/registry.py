@@ -65,12 +65,17 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+# The largest side at which a folder's images count as small: the CIFAR network, decoded
+# into memory; above it the ImageNet network and per-image transforms.
+SMALL_IMAGE_MAX = 64
+
+
 def get_dataset_spec(name: str, image_size: int | None = None) -> DatasetSpec:
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; use one of: {', '.join(DATASETS)}")
     spec = DATASETS[name]
     if name == "folder" and image_size is not None and image_size != spec.image_size:
-        small = image_size <= 64
+        small = image_size <= SMALL_IMAGE_MAX
         spec = DatasetSpec("folder", "cifar" if small else "imagenet", None, spec.mean,
                            spec.std, small, image_size)
     return spec

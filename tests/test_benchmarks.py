@@ -147,3 +147,25 @@ def test_the_gpu_session_runs_the_probe_and_lays_gpu_nb201_out_as_it_chose(
     assert "== gpu_nb201.sh (" in result.stdout and layout in result.stdout
     assert "no CUDA device visible" in result.stdout  # gpu_nb201.sh ran, and found none
     assert (tmp_path / "out" / "gpu-session.tar.gz").is_file()
+
+
+def test_the_engine_clears_the_supernets_gradients_in_one_call(monkeypatch):
+    """benchmarks/step_operators.py on the CPU: zero_grad clears the NB201 supernet's
+    gradients one parameter at a time, the engine with one multi-tensor call, and the
+    rest of the step is the same."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import step_operators
+
+    from naonet.training import engine
+
+    monkeypatch.setattr(engine, "zero_gradients", engine.zero_gradients)  # put back after
+    args = step_operators.parse_arguments(["--device", "cpu", "--cells-per-stage", "1",
+                                           "--image-size", "8", "--steps", "2"])
+    baseline = step_operators.build(args, baseline=True)
+    parameters = len(list(baseline.supernet.parameters()))
+    zero_grad = step_operators.count(baseline, args)
+    ours = step_operators.count(step_operators.build(args, baseline=False), args)
+    assert zero_grad["clear gradients"] == parameters > 1
+    assert ours["clear gradients"] == 1
+    for phase in ("optimizer step", "forward, backward and the rest"):
+        assert ours[phase] == zero_grad[phase]

@@ -505,3 +505,55 @@ def test_a_zero_clip_leaves_the_gradients_and_a_positive_one_bounds_their_norm()
     clip_gradients(list(layer.parameters()), 1.0)
     norm = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in layer.parameters()]))
     assert norm.item() == pytest.approx(1.0, rel=1e-5)  # clip_grad_norm_ adds 1e-6
+
+
+class _AlternatingPaths(torch.nn.Module):
+    """Two linear paths, the first step taking ``a``, every later one ``b`` (as a
+    supernet's sampled path leaves other weights without a gradient)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+        self.steps = 0
+
+    def forward(self, images):
+        path = self.a if self.steps == 0 else self.b
+        self.steps += 1
+        return path(images), None
+
+
+def _train_alternating(batches, clear_to_none: bool, ours: bool) -> torch.Tensor:
+    """Path ``a``'s weights after training a fresh ``_AlternatingPaths`` on ``batches``
+    with train_one_epoch (``ours``) or the textbook loop around optimizer.zero_grad."""
+    from naonet.training import Precision, train_one_epoch
+
+    torch.manual_seed(1)
+    model = _AlternatingPaths()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
+    if ours:
+        train_one_epoch(model, batches, optimizer, torch.nn.CrossEntropyLoss(),
+                        aux_weight=0.0, grad_clip=5.0,
+                        precision=Precision.from_name("none", torch.device("cpu")),
+                        scaler=None, first_step=0, total_steps=len(batches),
+                        clear_gradients_to_none=clear_to_none)
+    else:
+        for images, labels in batches:
+            optimizer.zero_grad(set_to_none=clear_to_none)
+            torch.nn.functional.cross_entropy(model(images)[0], labels).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+    return model.a.weight.detach().clone()
+
+
+@pytest.mark.parametrize("clear_to_none", [False, True])
+def test_off_path_weights_are_updated_as_zero_grad_leaves_them(clear_to_none):
+    """train_one_epoch clears gradients as optimizer.zero_grad does, bit for bit: zeroed
+    gradients keep momentum and weight decay moving the weights off the path (the
+    released search), gradients set to None leave them where the last step put them."""
+    torch.manual_seed(0)
+    batches = [(torch.randn(5, 4), torch.randint(0, 3, (5,))) for _ in range(4)]
+    ours = _train_alternating(batches, clear_to_none, ours=True)
+    textbook = _train_alternating(batches, clear_to_none, ours=False)
+    torch.testing.assert_close(ours, textbook, rtol=0, atol=0)
+    after_its_only_step = _train_alternating(batches[:1], clear_to_none, ours=True)
+    assert torch.equal(ours, after_its_only_step) == clear_to_none

@@ -138,6 +138,21 @@ class GradientHolders:
                 parameter.grad = torch.zeros_like(parameter)
 
 
+def zero_gradients(optimizer: torch.optim.Optimizer) -> None:
+    """Zero every gradient the optimizer's parameters hold, keeping it (not None).
+
+    ``optimizer.zero_grad(set_to_none=False)`` launches one kernel per parameter unless
+    the optimizer was built with ``foreach=True``: 189 a step for the NB201 supernet at
+    the paper's scale, a fifth of the step's operator calls (counted by PyTorch's
+    profiler, with SGD's multi-tensor step as on CUDA), where the GPU waits on the
+    host. One multi-tensor call zeroes them all, as zero_grad does with ``foreach``.
+    """
+    gradients = [parameter.grad for parameter in _parameters(optimizer)
+                 if parameter.grad is not None]
+    if gradients:
+        torch._foreach_zero_(gradients)
+
+
 def _parameters(optimizer: torch.optim.Optimizer) -> list[nn.Parameter]:
     """The optimizer's parameters in its own order (that of its state_dict)."""
     return [parameter for group in optimizer.param_groups for parameter in group["params"]]
@@ -178,7 +193,10 @@ def train_one_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer,
         with precision.autocast():
             logits, aux_logits = model(images)
             loss = classification_loss(criterion, logits, aux_logits, labels, aux_weight)
-        optimizer.zero_grad(set_to_none=clear_gradients_to_none)
+        if clear_gradients_to_none:
+            optimizer.zero_grad(set_to_none=True)
+        else:
+            zero_gradients(optimizer)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)

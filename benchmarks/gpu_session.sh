@@ -12,7 +12,8 @@
 #     480, the item's 8 minutes) or what is left, if less.
 # (3) benchmarks/gpu.sh, the speed figures, in FIGURES_SECONDS (default 0: skipped; they
 #     need a call of their own at 480) or what is left, if less.
-# (4) the CUDA-only equivalence tests (`pytest -m gpu`) in what is left.
+# (4) the CUDA-only equivalence tests (`pytest -m gpu`) in what is left, then (5)
+#     benchmarks/step_operators.py, the calls and kernels of a supernet step, if 45 s are.
 # After each part, what it wrote is packed into one archive, gpu-session.tar.gz, beside
 # the tables, in OUTPUT_DIR (default $OUT, the folder a device call brings back: at most
 # 8 files), so a call cut short still brings back the parts that finished. Run once on an
@@ -80,6 +81,13 @@ if [ "$left" -ge 20 ]; then
     PYTHONPATH="$PWD/src" timeout "$left" python3 -m pytest -q -m gpu -p no:cacheprovider \
         tests/test_fast_paths.py > "$WORK/pytest-gpu.log" 2>&1
     tail -n 5 "$WORK/pytest-gpu.log"
+fi
+left=$(( LIMIT - 10 - (SECONDS - start) ))
+if [ "$left" -ge 45 ]; then  # (5) the kernels a supernet step launches, by phase
+    echo "== step_operators.py (${left} s left)"
+    timeout $(( left - 5 )) python3 benchmarks/step_operators.py --device cuda \
+        > "$WORK/step-operators.md" 2>&1
+    grep '^|\|ratio' "$WORK/step-operators.md"
 fi
 pack
 echo "gpu_session.sh: $((SECONDS - start)) s in all; $OUTPUT_DIR/gpu-session.tar.gz"

@@ -232,6 +232,15 @@ def test_a_bad_table_is_one_line(capsys, tmp_path, name, fragment):
     assert status == 2 and len(err.strip().splitlines()) == 1, err
 
 
+def test_a_column_named_for_a_text_score_file_is_refused_naming_it(capsys, tmp_path):
+    scores = tmp_path / "scores.txt"
+    scores.write_text("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2| 0.5\n")
+    status = main(["correlate", str(scores), str(scores), "--column-a", "acc"])
+    err = capsys.readouterr().err
+    assert status == 2 and "score column ('acc') was named for" in err
+    assert "--column " not in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_a_fifo_among_the_images_is_skipped_not_read(cifar_mini, tmp_path):
     import os
     import shutil

@@ -159,7 +159,7 @@ def check_values(config, at_least: dict[str, float], above: dict[str, float],
 
 
 # Seeds up to 2**32 (numpy's legacy limit): the data order draws from a generator seeded
-# with (seed * 100_003 + epoch) * 16 + ..., which must stay within torch's 64 bits.
+# with naonet.data.pipelines.epoch_seed(seed, epoch) * 16 + ..., within torch's 64 bits.
 SEED_LIMIT = 2**32
 
 

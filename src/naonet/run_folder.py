@@ -25,8 +25,12 @@ from typing import IO
 from naonet.errors import UserError
 
 LOCK_NAME = ".naonet.lock"  # holds "nao COMMAND (process PID)" of the last holder
+# Files of a run folder that more than one module names.
+CONFIG_NAME = "config.yaml"  # the run's options as resolved (nao train and nao search)
+TRAIN_CHECKPOINT = "last.pt"  # nao train's latest epoch
+SEARCH_CHECKPOINT = "search_state.pt"  # nao search's state
 # Folders made before the marker existed are told apart by their checkpoint.
-CHECKPOINT_OF = {"train": "last.pt", "search": "search_state.pt"}
+CHECKPOINT_OF = {"train": TRAIN_CHECKPOINT, "search": SEARCH_CHECKPOINT}
 
 # open lock files (the lock lives as long as the handle), and the topmost folder the
 # claim made (None: the run folder existed)

@@ -44,7 +44,8 @@ def read_scores(path: str | Path, column: str | None = None) -> dict[str, float]
         if path.suffix.lower() == ".csv":
             scores = _read_csv(path, column or SCORE_COLUMN)
         elif column is not None:
-            raise UserError(f"{path} is not a CSV; --column applies to CSV files only")
+            raise UserError(f"a score column ({column!r}) was named for {path}, which is not "
+                            "a CSV; drop the column (it applies to CSV files only)")
         elif path.name in POOL_SCORE_FILES:
             scores = _read_pool(path, path.with_name(POOL_SCORE_FILES[path.name]))
         else:

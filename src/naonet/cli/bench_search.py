@@ -22,7 +22,7 @@ from naonet.cli.table_search import (
     strategy_configs,
 )
 from naonet.nb201 import VALIDATION_METRICS
-from naonet.nb201.table import DEFAULT_METRIC
+from naonet.nb201.table import DEFAULT_METRIC, TABLE_SPACE
 from naonet.revision import code_revision
 from naonet.search.plots import check_can_draw, check_picture_path
 from naonet.strategies import STRATEGIES
@@ -42,7 +42,8 @@ def add_parser(subparsers) -> None:
                                    "benchmark table over seeds", description=__doc__)
     parser.add_argument("--evaluator", required=True, metavar="table:PATH",
                         help="the benchmark table to search (table:PATH of the CSV)")
-    parser.add_argument("--space", default="nb201", help="search space (default nb201)")
+    parser.add_argument("--space", default=TABLE_SPACE,
+                        help=f"search space (default {TABLE_SPACE})")
     parser.add_argument("--strategies", default=DEFAULT_STRATEGIES,
                         help=f"comma-separated strategies (default {DEFAULT_STRATEGIES}; "
                              f"known: {', '.join(STRATEGIES)})")

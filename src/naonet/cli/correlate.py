@@ -23,6 +23,7 @@ from naonet.analysis.correlation import correlate
 from naonet.analysis.scores import matched, read_scores, write_scores
 from naonet.errors import UserError
 from naonet.nb201 import VALIDATION_METRICS
+from naonet.nb201.table import TABLE_SPACE
 from naonet.revision import code_revision
 
 DEFAULT_TOP_K = "5,10"
@@ -132,7 +133,7 @@ def ranking_config(args: argparse.Namespace):
         raise UserError("--supernet needs --reference table:PATH (the NAS-Bench-201 CSV) "
                         "and --data DIR (CIFAR-10)")
     flags = {name: getattr(args, name, None) for name in field_names()}
-    flags.update(reference=reference, space=args.space or "nb201")
+    flags.update(reference=reference, space=args.space or TABLE_SPACE)
     file_values = load_config_file(args.config) if args.config else {}
     search = resolve_search_config(args.preset, file_values, flags)
     samplings = tuple(part.strip() for part in args.samplings.split(",") if part.strip())

@@ -11,7 +11,9 @@ from naonet.data.registry import DATASETS
 from naonet.errors import UserError
 from naonet.factory import PUBLISHED_MODELS, published_config
 from naonet.models import NetworkConfig, build_network, count_parameters
+from naonet.nb201.table import TABLE_SPACE
 from naonet.spaces import Architecture, get_space, resolve_architecture
+from naonet.spaces.protocol import DEFAULT_SPACE
 
 # (label, classes, input size): the data sets NAS-Bench-201 trained its network on.
 BENCHMARK_DATASETS = [("CIFAR-10", 10, 32), ("CIFAR-100", 100, 32), ("ImageNet16-120", 120, 16)]
@@ -85,12 +87,13 @@ def read_architecture(text: str, space: str | None, reference: str | None):
         raise UserError(f"{text} does not exist; check the path of the checkpoint (or "
                         "pass an architecture)")
     if text.strip().isdigit() and reference is None:
+        integers = len(get_space(DEFAULT_SPACE).integer_limits())
         raise UserError(f"{text.strip()} is one integer: a NAS-Bench-201 index needs "
-                        "--reference table:CSV; a NAONet takes 40 integers or a name")
+                        f"--reference table:CSV; a NAONet takes {integers} integers or a name")
     if text.strip().isdigit():
         from naonet.search.reference import ReferenceTable
 
-        table = ReferenceTable.load(reference, get_space(space or "nb201"))
+        table = ReferenceTable.load(reference, get_space(space or TABLE_SPACE))
         return table.table.architecture(int(text))
     return resolve_architecture(text, space)
 

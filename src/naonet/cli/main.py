@@ -14,10 +14,6 @@ import signal
 import sys
 import threading
 
-# OpenMP busy-waiting makes torch many times slower when another process computes at the
-# same time (data workers, a second run); set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 SUBCOMMANDS = ["train", "eval", "predict", "export", "info", "convert", "search", "show",
                "bench-search", "correlate"]
 

@@ -17,13 +17,13 @@ from naonet import options
 from naonet.constraints import Budget
 from naonet.errors import UserError
 from naonet.nb201 import VALIDATION_METRICS, BenchmarkTable
-from naonet.nb201.table import DEFAULT_METRIC, metric_column
+from naonet.nb201.table import DEFAULT_METRIC, TABLE_SPACE, metric_column
 from naonet.search.reference import table_path
 from naonet.strategies import STRATEGIES, EvolutionConfig, NAOConfig
 from naonet.strategies.benchmark import best_possible, search_table
 from naonet.training.checkpoint import atomic_write_text
 
-TABLE_SPACES = ("nb201",)
+TABLE_SPACES = (TABLE_SPACE,)
 
 
 def add_table_search_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,6 +20,10 @@ from naonet.controller.model import Controller, Encoded, pool_steps
 from naonet.errors import UserError
 from naonet.runtime import small_kernel_threads
 
+# The released loop stops once the step size exceeds its max_step_size 50, after
+# generating with it: step sizes 1 .. 51 are tried.
+RELEASED_MAX_LAMBDA = 51
+
 
 @dataclass(frozen=True)
 class GenerationResult:
@@ -32,12 +36,12 @@ class GenerationResult:
 
 
 def generate_architectures(controller: Controller, seeds: Sequence, known: Iterable,
-                           count: int, max_lambda: int = 51,
+                           count: int, max_lambda: int = RELEASED_MAX_LAMBDA,
                            accept: Callable[[object], bool] | None = None) -> GenerationResult:
     """Up to ``count`` architectures that are neither ``known`` nor generated twice (and
     that ``accept`` accepts, when given: the step size grows past rejected ones).
 
-    Step sizes 1 .. ``max_lambda`` (51 by default, as the released search tries) are
+    Step sizes 1 .. ``max_lambda`` (by default the released search's 51) are
     tried in turn until ``count`` are found; within a
     step size the seeds are taken in order.
     """

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from naonet.analysis.correlation import average_ranks
-from naonet.controller.generation import generate_architectures
+from naonet.controller.generation import RELEASED_MAX_LAMBDA, generate_architectures
 from naonet.controller.model import Controller
 from naonet.controller.training import ControllerReport, train_controller
 from naonet.errors import UserError
@@ -49,7 +49,7 @@ class RoundConfig:
 
     seed_count: int = 100  # generate from the best this many
     new_count: int = 300  # new architectures asked of the decoder
-    max_lambda: int = 51  # largest step size tried
+    max_lambda: int = RELEASED_MAX_LAMBDA  # largest step size tried
     score_transform: str = "raw"
     fresh_controller: bool = False
     fill: str = "none"

@@ -22,6 +22,12 @@ from naonet.data.augment import crop_flip, cutout_at, draw_crop_flip, draw_cutou
 from naonet.data.sources import InMemorySplit
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of a run's data order (and, times 16 plus the rank, augmentation) in
+    ``epoch``; naonet.options.SEED_LIMIT keeps it within torch's 64 bits."""
+    return seed * 100_003 + epoch
+
+
 @dataclass(frozen=True)
 class BatchAugment:
     """Batched augmentation settings of the device pipeline (CIFAR recipe)."""
@@ -70,7 +76,7 @@ class DeviceBatches:
         total = self.labels.shape[0]
         if not self.train:
             return torch.arange(self.rank, total, self.world_size)
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         order = torch.randperm(total, generator=generator)
         per_rank = total // self.world_size
         return order[self.rank * per_rank: (self.rank + 1) * per_rank]
@@ -88,7 +94,7 @@ class DeviceBatches:
         if not self.train:
             return {}
         generator = torch.Generator().manual_seed(
-            (self.seed * 100_003 + self.epoch) * 16 + self.rank + 7)
+            epoch_seed(self.seed, self.epoch) * 16 + self.rank + 7)
         _, _, height, width = self.images.shape
         parts: dict[str, list[torch.Tensor]] = {"offsets": [], "flips": [], "centres": []}
         for start in range(0, total, self.batch_size):
@@ -160,7 +166,7 @@ class LoaderBatches:
     def set_epoch(self, epoch: int) -> None:
         if isinstance(self.sampler, DistributedSampler):
             self.sampler.set_epoch(epoch)
-        self.generator.manual_seed(self.seed * 100_003 + epoch)
+        self.generator.manual_seed(epoch_seed(self.seed, epoch))
 
     def __len__(self) -> int:
         return len(self.loader)

@@ -23,6 +23,7 @@ from naonet.supernet import SAMPLING_WEIGHTS, SCORE_METRICS
 SCORING_MODES = ("fixed", "per-architecture")
 ONE_SHOT_STRATEGIES = ("nao", "random", "evolution")
 SUPERNET_POOLS = ("children", "all", "space")
+SEARCH_AMP_MODES = ("none", "bf16")  # fp16 would need a gradient scaler
 # --supernet-pool space lists the whole space each round: only for spaces this small
 # (NAS-Bench-201 holds 15,625 cells; the NAO cell spaces hold more than 10^20)
 MAX_ENUMERATED_SPACE = 100_000
@@ -77,9 +78,7 @@ class SearchConfig:
     score_transform: str = "raw"
     fresh_controller: bool = False
     fill: str = "none"
-    # The released loop stops once the step size exceeds max_step_size 50, after
-    # generating with it: step sizes 1..51 are tried.
-    max_lambda: int = 51
+    max_lambda: int = RoundConfig.max_lambda  # the released search's 51
     # supernet training, restarted every round (V2 change 3)
     supernet_epochs: int = 50
     batch_size: int = 64
@@ -233,7 +232,10 @@ class SearchConfig:
              f"{', '.join(SCORE_METRICS)}"),
             (0 < self.lr and 0 <= self.lr_min <= self.lr, "need 0 <= --lr-min <= --lr, --lr > 0"),
             (0.0 <= self.controller_trade_off <= 1.0, "--controller-trade-off must be in [0, 1]"),
-            (self.amp in ("none", "bf16", "fp16"), "--amp must be none, bf16 or fp16"),
+            (self.amp != "fp16", "--amp fp16 is not supported by the search (it trains "
+                                 "without a gradient scaler); use --amp bf16 or none"),
+            (self.amp in SEARCH_AMP_MODES, f"--amp must be {' or '.join(SEARCH_AMP_MODES)}, "
+                                           f"got {self.amp!r}"),
             (self.rerank_aux_weight >= 0, "--rerank-aux-weight must be >= 0"),
             (options.valid_device(self.device), options.DEVICE_HELP),
             (self.output.strip() != "", "--output must name the run folder"),

@@ -33,7 +33,7 @@ from naonet.distributed import DistributedContext, barrier, broadcast_object, in
 from naonet.errors import UserError
 from naonet.models.networks import cell_layout
 from naonet.revision import code_revision
-from naonet.run_folder import claim_run_folder
+from naonet.run_folder import CONFIG_NAME, claim_run_folder
 from naonet.runtime import keep_cpu_threads, to_memory_format, use_cpu_threads
 from naonet.search.config import SearchConfig
 from naonet.search.outputs import (
@@ -372,8 +372,6 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
     context = init_distributed(config.device)
     use_cpu_threads(config.threads, context.device)
     check_parallel_rerank(config, context)
-    if config.amp == "fp16":
-        raise UserError("--amp fp16 is not supported by the search; use --amp bf16 or none")
     space = get_space(config.space)
     paths = search_fast_paths(config, context.device)
     if config.plot and context.is_main:
@@ -561,7 +559,7 @@ def resume(run: SearchRun) -> bool:
 def prepare_run_folder(run: SearchRun) -> None:
     if run.is_main:
         run.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run.run_dir / "config.yaml",
+        atomic_write_text(run.run_dir / CONFIG_NAME,
                           yaml.safe_dump(run.config.to_dict(), sort_keys=False))
     barrier()
 
@@ -691,7 +689,8 @@ def checkpoint(run: SearchRun, outputs: bool = False) -> None:
 
 
 def write_outputs(run: SearchRun) -> None:
-    """Rewrite arch_pool, arch_pool.final, pool.json, rounds.jsonl and scores.png."""
+    """Rewrite every output file of the run folder (naonet.search.outputs lists them) and
+    its pictures, scores.png and pareto.png."""
     if not run.state.pool or math.isnan(run.state.pool[0].score):
         return  # nothing scored yet
     config = run.config

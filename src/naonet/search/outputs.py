@@ -13,6 +13,9 @@
   and per round), controller prediction, re-rank accuracy, parameter count.
 * ``rounds.jsonl``: one summary per round; ``scores.png``: the score distribution per
   round. Rounds are numbered from 1 in every file.
+* ``pareto.json`` (and ``pareto.png``): the pool's Pareto fronts of supernet score
+  against each cost of the final network it records (parameters; multiply-adds and
+  latency where measured).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from naonet.search.state import PoolEntry, SearchState, json_number
+from naonet.search.state import DONE, PoolEntry, SearchState, json_number
 from naonet.training.checkpoint import atomic_write_text
 
 DEFAULT_FINAL_COUNT = 5  # arch_pool.final without re-ranking: the seed README's top 5
@@ -64,12 +67,13 @@ def final_entries(state: SearchState, count: int,
     the groups of ``group_of``, see :func:`distinct_top`), re-ordered by re-rank
     accuracy where known."""
     top = distinct_top(state.pool, count, group_of)
-    if all(not math.isnan(entry.rerank) for entry in top):
+    if is_reranked(top):
         return sorted(top, key=lambda entry: -entry.rerank)  # stable: ties keep pool order
     return top
 
 
 def is_reranked(entries: Sequence[PoolEntry]) -> bool:
+    """Whether every one of ``entries`` (at least one) has a re-rank accuracy."""
     return bool(entries) and all(not math.isnan(entry.rerank) for entry in entries)
 
 
@@ -109,7 +113,7 @@ def write_search_outputs(run_dir: Path, state: SearchState, final_count: int,
                  [_text(e.rerank if reranked else e.score) for e in final])
     records = {id(e): entry_record(e, network_config, truth, costs) for e in state.pool}
     summary = {**header, "phase": state.phase, "rounds_done": len(state.rounds_log),
-               "complete": state.phase == "done", "reranked": reranked}
+               "complete": state.phase == DONE, "reranked": reranked}
     _write_json(run_dir / "arch_pool.final.json",
                 {**summary, "architectures": [records[id(e)] for e in final]})
     _write_json(run_dir / "pool.json",

@@ -53,10 +53,6 @@ class CellSearchSpace(IntegerCodedSpace):
     final_size: tuple[int, int] = (36, 6)
 
     @property
-    def num_ops(self) -> int:
-        return len(self.op_names)
-
-    @property
     def num_states(self) -> int:
         """Cell inputs plus node outputs."""
         return self.num_nodes + NUM_CELL_INPUTS
@@ -72,16 +68,6 @@ class CellSearchSpace(IntegerCodedSpace):
     def num_candidate_inputs(self, node: int) -> int:
         """How many states node `node` (0-based) may read."""
         return node + NUM_CELL_INPUTS
-
-    def op_index(self, name: str) -> int:
-        """The index of an operation name, or a UserError naming the valid ones."""
-        try:
-            return self.op_names.index(name)
-        except ValueError:
-            raise UserError(
-                f"operation {name!r} is not in the {self.name!r} space; "
-                f"use one of: {', '.join(self.op_names)}"
-            ) from None
 
     def describe_ops(self) -> str:
         return ", ".join(f"{i} {name}" for i, name in enumerate(self.op_names))

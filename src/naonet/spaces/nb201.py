@@ -56,17 +56,6 @@ class NB201Space(IntegerCodedSpace):
     def num_edges(self) -> int:
         return len(self.edges)
 
-    @property
-    def num_ops(self) -> int:
-        return len(self.op_names)
-
-    def op_index(self, name: str) -> int:
-        try:
-            return self.op_names.index(name)
-        except ValueError:
-            raise UserError(f"operation {name!r} is not in the {self.name!r} space; use one of: "
-                            f"{', '.join(self.op_names)}") from None
-
     # ----------------------------------------------------------------- architectures
     def architecture(self, ops: tuple[int, ...] | list[int]) -> NB201Architecture:
         """The architecture with op index ``ops[e]`` on edge ``e`` (validated; integer

@@ -95,7 +95,20 @@ class SearchSpace(Protocol):
 
 class IntegerCodedSpace:
     """Sampling, mutation and size for a space that provides ``integer_limits``,
-    ``from_integers`` and ``to_integers``."""
+    ``from_integers`` and ``to_integers``; operation lookups for one that names its
+    operations in ``op_names``."""
+
+    @property
+    def num_ops(self) -> int:
+        return len(self.op_names)
+
+    def op_index(self, name: str) -> int:
+        """The index of an operation name, or a UserError naming the valid ones."""
+        try:
+            return self.op_names.index(name)
+        except ValueError:
+            raise UserError(f"operation {name!r} is not in the {self.name!r} space; use one "
+                            f"of: {', '.join(self.op_names)}") from None
 
     @property
     def size(self) -> int:

@@ -17,7 +17,7 @@ from naonet.nb201 import (
     TableEvaluator,
     summarize,
 )
-from naonet.nb201.table import TEST_COLUMN, metric_column
+from naonet.nb201.table import TABLE_SPACE, TEST_COLUMN, metric_column
 from naonet.strategies.nao import NAOConfig, check_query_budget
 from naonet.strategies.registry import STRATEGIES, run_strategy
 
@@ -83,7 +83,7 @@ class BenchmarkConfig:
 
     table: str  # table:PATH of the benchmark CSV
     strategies: tuple[str, ...]
-    space: str = "nb201"  # the table's space
+    space: str = TABLE_SPACE
     budget: int = 100
     first_seed: int = 0
     seeds: int = 20

@@ -31,7 +31,7 @@ from naonet.distributed import (
 )
 from naonet.errors import UserError
 from naonet.models import NAONet, NetworkConfig, count_parameters
-from naonet.run_folder import claim_run_folder
+from naonet.run_folder import CONFIG_NAME, TRAIN_CHECKPOINT, claim_run_folder
 from naonet.runtime import FastPaths, maybe_compile, to_memory_format
 from naonet.runtime import apply as apply_fast_paths
 from naonet.seeding import (
@@ -68,6 +68,9 @@ RESUMABLE_CHANGES = {"workers", "log_every", "device", "eval_batch_size", "outpu
 # Options added after run folders were first written, with the value every run made
 # before them trained with: a saved config without the key resumes only with that value.
 ADDED_OPTIONS = {"nesterov": False}
+
+BEST_CHECKPOINT = "best.pt"  # the epoch of the best validation (or test) accuracy
+METRICS_NAME = "metrics.jsonl"  # one line an epoch
 
 
 @dataclass
@@ -180,11 +183,11 @@ def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, 
     metrics log is checked first (a damaged line fails now, not after an epoch), and
     ``classes`` (the data's) against the classes the run trained on. Each rank of
     ``context`` takes back its own random streams."""
-    metrics = run_dir / "metrics.jsonl"
+    metrics = run_dir / METRICS_NAME
     if metrics.exists():
         for line in metrics.read_text().splitlines():
             logged_epoch(metrics, line)
-    path = run_dir / "last.pt"
+    path = run_dir / TRAIN_CHECKPOINT
     if not path.exists():
         return RunState()
     checkpoint = load_checkpoint(path, START_OVER)  # the command takes no checkpoint file
@@ -224,7 +227,7 @@ def restore_rank_random_state(checkpoint: dict, config: TrainConfig,
 def prepare_run_folder(run_dir: Path, config: TrainConfig, context: DistributedContext) -> None:
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(),
+        atomic_write_text(run_dir / CONFIG_NAME, yaml.safe_dump(config.to_dict(),
                                                                   sort_keys=False))
     barrier()
 
@@ -232,7 +235,7 @@ def prepare_run_folder(run_dir: Path, config: TrainConfig, context: DistributedC
 def log_epoch(run_dir: Path, record: dict) -> None:
     """Append one JSON line per epoch (before the checkpoint; a resumed run that repeats
     an epoch drops that epoch's line and any later ones first, so no line repeats)."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS_NAME
     lines = path.read_text().splitlines() if path.exists() else []
     lines = [line for line in lines if logged_epoch(path, line) < record["epoch"]]
     lines.append(json.dumps(record))
@@ -242,7 +245,7 @@ def log_epoch(run_dir: Path, record: dict) -> None:
 def logged_record(run_dir: Path, epoch: int) -> dict | None:
     """The line ``metrics.jsonl`` holds for ``epoch``, if any: a finished run rerun
     reports it (and rewrites result.json with it) instead of evaluating again."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS_NAME
     if not path.is_file():
         return None
     records = [json.loads(line) for line in path.read_text().splitlines()
@@ -266,7 +269,7 @@ def restore_best_checkpoint(run_dir: Path, state: RunState,
     holds that epoch's weights: just resumed)."""
     if state.epoch == 0 or state.best_epoch != state.epoch:
         return
-    best = run_dir / "best.pt"
+    best = run_dir / BEST_CHECKPOINT
     try:
         if best.is_file() and load_checkpoint(best).get("epoch") == state.epoch:
             return
@@ -367,9 +370,9 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
             log_epoch(run_dir, last_test)
             if board is not None:
                 board.write(last_test)
-            save(run_dir / "last.pt", rng_states)
+            save(run_dir / TRAIN_CHECKPOINT, rng_states)
             if state.best_epoch == state.epoch:
-                save(run_dir / "best.pt", rng_states)
+                save(run_dir / BEST_CHECKPOINT, rng_states)
     if last_test is None:  # already finished: report its last epoch as it was logged
         last_test = (logged_record(run_dir, state.epoch)
                      or _final_evaluation(eval_model, data, precision))

@@ -8,7 +8,6 @@ import random
 
 import numpy as np
 import pytest
-from nb201_synthetic import write_synthetic_table
 
 from naonet.analysis.correlation import (
     average_ranks,
@@ -24,6 +23,7 @@ from naonet.nb201 import DEFAULT_METRIC, BenchmarkTable, metric_column
 from naonet.spaces import get_space
 
 from conftest import NB201_TABLE, nao_in_process, require
+from nb201_synthetic import write_synthetic_table
 
 scipy_stats = pytest.importorskip("scipy.stats")
 pytestmark = pytest.mark.threads(1)  # the thread count its figures were measured with

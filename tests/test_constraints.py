@@ -111,10 +111,10 @@ def test_pareto_front_keeps_the_non_dominated_points():
 
 @pytest.mark.parametrize("strategy", ["random", "evolution", "nao"])
 def test_table_searches_query_only_architectures_within_the_budget(strategy, tmp_path):
-    from nb201_synthetic import write_synthetic_table
-
     from naonet.nb201 import BenchmarkTable, TableEvaluator
     from naonet.strategies import run_strategy
+
+    from nb201_synthetic import write_synthetic_table
 
     table = BenchmarkTable.load(write_synthetic_table(tmp_path / "table.csv"))
     limits = Budget(max_params=157_306)

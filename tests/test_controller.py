@@ -15,11 +15,9 @@ from naonet.controller import (
     Controller,
     ControllerConfig,
     ControllerTrainConfig,
-    convert_controller_state_dict,
     generate_architectures,
     predictor_pairwise_accuracy,
     propose_sequences,
-    released_controller_config,
     train_controller,
 )
 from naonet.controller.model import Encoded, pool_steps
@@ -31,6 +29,7 @@ from naonet.spaces.encoding import encoding_for
 from naonet.supernet import sample_architectures
 
 from conftest import FIXTURES, REPO  # ../shared, or $NAONET_SHARED
+from released_controller import convert_controller_state_dict, released_controller_config
 
 pytestmark = pytest.mark.threads(1)  # the thread count its figures were measured with
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from nb201_synthetic import write_synthetic_table
 
 from naonet.errors import UserError
 from naonet.nb201 import BenchmarkTable, BudgetExhausted, TableEvaluator, summarize
 from naonet.spaces import NB201, named_architecture
 
 from conftest import NB201_TABLE, require
+from nb201_synthetic import write_synthetic_table
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from dataclasses import replace
 
 import pytest
 import torch
-from nb201_synthetic import write_synthetic_table
 
 from naonet.controller import ControllerTrainConfig
 from naonet.controller.rounds import (
@@ -30,6 +29,7 @@ from naonet.strategies.benchmark import benchmark_strategies, search_table
 from naonet.strategies.nao import new_controller
 
 from conftest import NB201_TABLE, require
+from nb201_synthetic import write_synthetic_table
 
 pytestmark = pytest.mark.threads(1)  # the thread count its figures were measured with
 

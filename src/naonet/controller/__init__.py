@@ -8,11 +8,6 @@ from naonet.controller.generation import (
     propose_sequences,
 )
 from naonet.controller.model import Controller, ControllerOutput, Encoded
-from naonet.controller.released import (
-    convert_controller_key,
-    convert_controller_state_dict,
-    released_controller_config,
-)
 from naonet.controller.training import (
     ControllerReport,
     hamming_distance,
@@ -29,13 +24,10 @@ __all__ = [
     "ControllerTrainConfig",
     "Encoded",
     "GenerationResult",
-    "convert_controller_key",
-    "convert_controller_state_dict",
     "generate_architectures",
     "hamming_distance",
     "normalise_scores",
     "predictor_pairwise_accuracy",
     "propose_sequences",
-    "released_controller_config",
     "train_controller",
 ]

@@ -23,7 +23,6 @@ from naonet.spaces.protocol import (
 from naonet.spaces.registry import (
     architecture_names,
     named_architecture,
-    register_architecture,
     resolve_architecture,
 )
 
@@ -53,7 +52,6 @@ __all__ = [
     "get_space",
     "named_architecture",
     "parse_architecture",
-    "register_architecture",
     "register_space",
     "resolve_architecture",
     "space_names",

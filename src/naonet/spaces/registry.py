@@ -13,11 +13,6 @@ _NAMED: dict[str, tuple[str, str]] = {
 }
 
 
-def register_architecture(name: str, architecture: Architecture) -> None:
-    """Make an architecture available by name."""
-    _NAMED[name] = (architecture.space.name, architecture.to_string())
-
-
 def architecture_names() -> list[str]:
     return sorted(_NAMED)
 

@@ -1,4 +1,5 @@
-"""The released NAO controller's parameter names and configuration, mapped to naonet's.
+"""The released NAO controller's parameter names and configuration, mapped to naonet's:
+how the tests load the released controller's fixture into naonet's controller.
 
 The released code keeps the predictor inside its encoder (``encoder.mlp``,
 ``encoder.regressor``); naonet has a separate ``predictor`` module and whole-word names.
@@ -26,11 +27,6 @@ CONTROLLER_KEYS = KeyRenamer([
     (r"^decoder\.attention\.output_proj\.", "decoder.attention.output_projection."),
     (r"^decoder\.out\.", "decoder.output."),
 ], what="controller state", hint="check the search space and the controller sizes")
-
-
-def convert_controller_key(key: str) -> str:
-    """The naonet name of a released controller parameter name."""
-    return CONTROLLER_KEYS.convert_key(key)
 
 
 def convert_controller_state_dict(released: Mapping[str, torch.Tensor],

@@ -261,6 +261,16 @@ def test_info_on_a_checkpoint_describes_its_own_network(tiny_checkpoint, capsys)
             f"{count_parameters(network):,} parameters (no aux), trained on cifar10") in out
 
 
+def test_info_says_a_released_checkpoint_is_the_released_codes(capsys):
+    path = require(FIXTURES / "naonet_v2_cifar_c8_l1.pt")
+    status, out, err = nao_in_process(capsys, "info", str(path))
+    assert status == 0, err
+    # as the fixture's config says (dataset cifar10, C 8, 1 cell a stage, an aux head)
+    line = next(line for line in out.splitlines() if "checkpoint:" in line)
+    assert line.startswith("the released code's checkpoint: small network of cifar C 8 N 1, "
+                           "10 classes, aux head, ") and line.endswith("trained on cifar10")
+
+
 def test_show_draws_the_architecture_a_checkpoint_records(tiny_checkpoint, tmp_path, capsys):
     """It once read the file's path as an architecture string."""
     path, own, _ = tiny_checkpoint

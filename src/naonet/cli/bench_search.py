@@ -46,7 +46,9 @@ def add_parser(subparsers) -> None:
                         help=f"search space (default {TABLE_SPACE})")
     parser.add_argument("--strategies", default=DEFAULT_STRATEGIES,
                         help=f"comma-separated strategies (default {DEFAULT_STRATEGIES}; "
-                             f"known: {', '.join(STRATEGIES)})")
+                             "known: " + "; ".join(f"{name}, {strategy.description}"
+                                                   for name, strategy in STRATEGIES.items())
+                             + ")")
     parser.add_argument("--budget", type=int, default=100,
                         help="queries per search (default 100)")
     parser.add_argument("--seeds", type=int, default=20, help="searches per strategy "

@@ -68,8 +68,10 @@ def print_checkpoint_network(path: str, space: str | None) -> None:
     if loaded.image_size:
         trained += f" at {loaded.image_size} px"
     aux = ", aux head" if getattr(config, "aux_head", False) else ""
-    print(f"this checkpoint: {loaded.architecture.space.name} network of {config.describe()}"
-          f"{aux}, {count_parameters(loaded.network):,} parameters (no aux){trained}")
+    origin = "the released code's" if loaded.released else "this"
+    print(f"{origin} checkpoint: {loaded.architecture.space.name} network of "
+          f"{config.describe()}{aux}, {count_parameters(loaded.network):,} parameters (no "
+          f"aux){trained}")
 
 
 def read_architecture(text: str, space: str | None, reference: str | None):

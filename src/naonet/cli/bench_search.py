@@ -22,7 +22,6 @@ from naonet.cli.table_search import (
     strategy_configs,
 )
 from naonet.nb201 import VALIDATION_METRICS
-from naonet.nb201.table import DEFAULT_METRIC, TABLE_SPACE
 from naonet.revision import code_revision
 from naonet.search.plots import check_can_draw, check_picture_path
 from naonet.strategies import STRATEGIES
@@ -42,20 +41,22 @@ def add_parser(subparsers) -> None:
                                    "benchmark table over seeds", description=__doc__)
     parser.add_argument("--evaluator", required=True, metavar="table:PATH",
                         help="the benchmark table to search (table:PATH of the CSV)")
-    parser.add_argument("--space", default=TABLE_SPACE,
-                        help=f"search space (default {TABLE_SPACE})")
+    defaults = BenchmarkConfig  # said once, there
+    parser.add_argument("--space", default=defaults.space,
+                        help=f"search space (default {defaults.space})")
     parser.add_argument("--strategies", default=DEFAULT_STRATEGIES,
                         help=f"comma-separated strategies (default {DEFAULT_STRATEGIES}; "
                              "known: " + "; ".join(f"{name}, {strategy.description}"
                                                    for name, strategy in STRATEGIES.items())
                              + ")")
-    parser.add_argument("--budget", type=int, default=100,
-                        help="queries per search (default 100)")
-    parser.add_argument("--seeds", type=int, default=20, help="searches per strategy "
-                        "(seeds first-seed .. first-seed + seeds - 1; default 20)")
-    parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--metric", choices=sorted(VALIDATION_METRICS), default=DEFAULT_METRIC,
-                        help=f"validation metric the searches see (default {DEFAULT_METRIC})")
+    parser.add_argument("--budget", type=int, default=defaults.budget,
+                        help=f"queries per search (default {defaults.budget})")
+    parser.add_argument("--seeds", type=int, default=defaults.seeds,
+                        help="searches per strategy (seeds first-seed .. first-seed + seeds "
+                             f"- 1; default {defaults.seeds})")
+    parser.add_argument("--first-seed", type=int, default=defaults.first_seed)
+    parser.add_argument("--metric", choices=sorted(VALIDATION_METRICS), default=defaults.metric,
+                        help=f"validation metric the searches see (default {defaults.metric})")
     parser.add_argument("--plot", default="bench_search.png", metavar="PNG",
                         help="where to write the best-so-far plot (default "
                              "bench_search.png; '' for none)")

@@ -60,23 +60,27 @@ def add_parser(subparsers) -> None:
     experiment.add_argument("--config", default=None, help="YAML or JSON file of options")
     experiment.add_argument("--evaluator", dest="reference_alias", metavar="table:PATH",
                             help="the same as --reference")
-    experiment.add_argument("--archs", type=int, default=100,
-                            help="architectures of the table scored (default 100)")
-    experiment.add_argument("--samplings", default="uniform,balanced",
-                            help="comma-separated samplings compared (default "
-                                 "uniform,balanced)")
-    experiment.add_argument("--metric", choices=sorted(VALIDATION_METRICS),
-                            default="valid_200ep",
-                            help="table column to compare with (default valid_200ep)")
-    from naonet.search.ranking import TRAIN_ON
+    from naonet.search.ranking import TRAIN_ON, RankingConfig
 
-    experiment.add_argument("--train-on", choices=TRAIN_ON, default="space",
+    defaults = RankingConfig  # the experiment's defaults, said once
+
+    experiment.add_argument("--archs", type=int, default=defaults.sample_size,
+                            help=f"architectures of the table scored (default "
+                                 f"{defaults.sample_size})")
+    samplings = ",".join(defaults.samplings)
+    experiment.add_argument("--samplings", default=samplings,
+                            help=f"comma-separated samplings compared (default {samplings})")
+    experiment.add_argument("--metric", choices=sorted(VALIDATION_METRICS),
+                            default=defaults.metric,
+                            help=f"table column to compare with (default {defaults.metric})")
+    experiment.add_argument("--train-on", choices=TRAIN_ON, default=defaults.train_on,
                             help="what the supernet trains on: every cell of the table "
                                  "(space) or only the --archs cells it scores (sample, as a "
-                                 "search trains on its pool; default space)")
-    experiment.add_argument("--score-every", type=int, default=0,
+                                 f"search trains on its pool; default {defaults.train_on})")
+    experiment.add_argument("--score-every", type=int, default=defaults.score_every,
                             help="also score every this many epochs: tau against the "
-                                 "training budget (default 0: at the end only)")
+                                 f"training budget (default {defaults.score_every}: at the "
+                                 "end only)")
     experiment.add_argument("--no-progress", action="store_true",
                             help="taken as nao train and nao search take it; the experiment "
                                  "draws no progress bars (one line per epoch)")

@@ -11,6 +11,7 @@ import json
 
 from naonet.cli.options import add_model_file_flags
 from naonet.errors import UserError
+from naonet.runtime import AMP_MODES
 
 
 def add_parser(subparsers) -> None:
@@ -24,7 +25,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--image-size", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    parser.add_argument("--amp", default="none", choices=AMP_MODES,
+                        help="mixed precision (auto: bf16 on CUDA where supported)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(handler=run)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from naonet.cli.options import add_model_file_flags, check_output_file
 from naonet.errors import UserError
+from naonet.export import FORMAT_SUFFIXES, FORMATS
 
 
 def add_parser(subparsers) -> None:
@@ -22,9 +23,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("checkpoint", help="naonet or released .pt file")
     parser.add_argument("output", help="the file to write (.onnx or .pt)")
     parser.add_argument("--format", dest="export_format", default=None,
-                        choices=["onnx", "torchscript"],
-                        help="default: from the output's suffix (.onnx: onnx; .pt, .pth, .ts, "
-                             ".torchscript: torchscript)")
+                        choices=FORMATS,
+                        help="default: from the output's suffix (" + "; ".join(
+                            f"{', '.join(suffixes)}: {name}"
+                            for name, suffixes in FORMAT_SUFFIXES.items()) + ")")
     parser.add_argument("--batch-size", type=int, default=0,
                         help="ONNX only: a fixed batch dimension (default 0: dynamic; "
                              "TorchScript always takes any batch)")
@@ -71,7 +73,6 @@ def export_format_of(output: str, asked: str | None) -> str:
     """The format to write ``output`` in: ``asked`` (--format), else the one its suffix
     names. A UserError when the suffix names another format than the one asked (an ONNX
     runtime would then be handed a TorchScript file), or none and none is asked."""
-    from naonet.export import FORMAT_SUFFIXES
 
     suffix = Path(output).suffix.lower()
     named = next((name for name, suffixes in FORMAT_SUFFIXES.items() if suffix in suffixes),
@@ -81,6 +82,7 @@ def export_format_of(output: str, asked: str | None) -> str:
                         f"{named} files); name it {FORMAT_SUFFIXES[asked][0]}, or drop "
                         "--format")
     if asked is None and named is None:
-        raise UserError(f"cannot tell the format from {output}'s suffix; name it .onnx or "
-                        ".pt, or pass --format onnx|torchscript")
+        first = [suffixes[0] for suffixes in FORMAT_SUFFIXES.values()]
+        raise UserError(f"cannot tell the format from {output}'s suffix; name it "
+                        f"{' or '.join(first)}, or pass --format {'|'.join(FORMATS)}")
     return asked or named

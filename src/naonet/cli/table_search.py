@@ -20,7 +20,7 @@ from naonet.nb201 import VALIDATION_METRICS, BenchmarkTable
 from naonet.nb201.table import DEFAULT_METRIC, TABLE_SPACE, metric_column
 from naonet.search.reference import table_path
 from naonet.strategies import STRATEGIES, EvolutionConfig, NAOConfig
-from naonet.strategies.benchmark import best_possible, search_table
+from naonet.strategies.benchmark import BenchmarkConfig, best_possible, search_table
 from naonet.training.checkpoint import atomic_write_text
 
 TABLE_SPACES = (TABLE_SPACE,)
@@ -29,8 +29,9 @@ TABLE_SPACES = (TABLE_SPACE,)
 def add_table_search_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of a search over a benchmark table (``--evaluator table:PATH``)."""
     group = parser.add_argument_group("benchmark-table search (--evaluator table:PATH)")
-    group.add_argument("--budget", type=int, default=100,
-                       help="distinct architectures the search may query (default 100)")
+    budget = BenchmarkConfig.budget  # a table search's default, as bench-search's
+    group.add_argument("--budget", type=int, default=budget,
+                       help=f"distinct architectures the search may query (default {budget})")
     group.add_argument("--strategy", choices=sorted(STRATEGIES), default="nao",
                        help="search strategy (default nao); the one-shot search runs "
                             "random and evolution on the same supernet and counts")
@@ -81,6 +82,7 @@ def budget_from_args(args: argparse.Namespace) -> Budget:
 
 def add_strategy_options(group) -> None:
     """Tuning options of NAO and evolution, shared with ``nao bench-search``."""
+    from naonet.controller.rounds import SCORE_TRANSFORMS
     from naonet.search.config import SearchConfig
 
     nao, evolution, one_shot = NAOConfig(), EvolutionConfig(), SearchConfig()
@@ -97,7 +99,7 @@ def add_strategy_options(group) -> None:
                             f"{nao.max_lambda}; one-shot: {one_shot.max_lambda})")
     group.add_argument("--controller-epochs", type=int, default=nao.training.epochs,
                        help=f"NAO: controller epochs per round (default {nao.training.epochs})")
-    group.add_argument("--score-transform", choices=("rank", "raw"),
+    group.add_argument("--score-transform", choices=SCORE_TRANSFORMS,
                        default=nao.score_transform,
                        help=f"NAO: train the controller on score ranks or raw scores "
                             f"(default {nao.score_transform}; one-shot: "

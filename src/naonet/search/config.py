@@ -101,22 +101,23 @@ class SearchConfig:
     # reporting only, never seen by the search: a benchmark table (table:CSV) to look the
     # pool's true accuracies up in (nb201)
     reference: str = ""
-    # the controller (SPEC 6)
-    controller_epochs: int = 1000
-    controller_batch_size: int = 100
-    controller_lr: float = 1e-3
-    controller_weight_decay: float = 0.0
-    controller_grad_clip: float = 5.0
-    controller_trade_off: float = 0.8  # loss = t * MSE + (1 - t) * NLL
-    controller_valid_fraction: float = 0.1
-    controller_augment: int = 10
-    controller_embedding_size: int = 32
-    controller_hidden_size: int = 64
-    controller_encoder_layers: int = 1
-    controller_decoder_layers: int = 1
-    controller_mlp_layers: int = 0
-    controller_mlp_hidden_size: int = 200
-    controller_mlp_dropout: float = 0.1
+    # the controller (SPEC 6), by default as the controller's own configs are
+    controller_epochs: int = ControllerTrainConfig.epochs
+    controller_batch_size: int = ControllerTrainConfig.batch_size
+    controller_lr: float = ControllerTrainConfig.learning_rate
+    controller_weight_decay: float = ControllerTrainConfig.weight_decay
+    controller_grad_clip: float = ControllerTrainConfig.grad_clip
+    # loss = t * MSE + (1 - t) * NLL
+    controller_trade_off: float = ControllerTrainConfig.mse_weight
+    controller_valid_fraction: float = ControllerTrainConfig.valid_fraction
+    controller_augment: int = ControllerTrainConfig.augment_factor
+    controller_embedding_size: int = ControllerConfig.embedding_size
+    controller_hidden_size: int = ControllerConfig.hidden_size
+    controller_encoder_layers: int = ControllerConfig.encoder_layers
+    controller_decoder_layers: int = ControllerConfig.decoder_layers
+    controller_mlp_layers: int = ControllerConfig.mlp_layers
+    controller_mlp_hidden_size: int = ControllerConfig.mlp_hidden_size
+    controller_mlp_dropout: float = ControllerConfig.mlp_dropout
     # re-ranking the best architectures by training them from scratch
     rerank_top: int = 5
     rerank_epochs: int = 10

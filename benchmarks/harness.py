@@ -235,7 +235,7 @@ def _measure(figure: Figure, args: argparse.Namespace) -> Report:
                     getattr(row, worker.variant).append(units / seconds)
             done += 1
             if args.json:
-                from naonet.training.checkpoint import atomic_write_text
+                from naonet.files import atomic_write_text
 
                 atomic_write_text(args.json, report().to_json())
             now = time.perf_counter()

@@ -39,7 +39,7 @@ def main() -> None:
         raise SystemExit(f"{path} has no {begin} ... {end} markers")
     text = re.sub(re.escape(begin) + ".*?" + re.escape(end),
                   lambda _: f"{begin}\n{table}\n{end}", text, flags=re.S)
-    from naonet.training.checkpoint import atomic_write_text
+    from naonet.files import atomic_write_text
 
     atomic_write_text(path, text)
     print(f"updated {path}")

@@ -242,7 +242,7 @@ def main() -> None:
     print(f"device: cpu ({machine})\n")
     print(table(results))
     if args.json:
-        from naonet.training.checkpoint import atomic_write_text
+        from naonet.files import atomic_write_text
 
         atomic_write_text(args.json, json.dumps({"machine": machine, "results": {
             preset: {variant: {k: v for k, v in measured.items() if k != "arch_pool"}

@@ -49,7 +49,7 @@ def finished_run(folder, command):
 
 
 def test_a_claim_removes_the_temporaries_a_killed_run_left_and_nothing_else(tmp_path):
-    from naonet.training.checkpoint import atomic_write_text
+    from naonet.files import atomic_write_text
 
     folder = tmp_path / "run"
     finished_run(folder, "train")

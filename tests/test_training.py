@@ -341,7 +341,7 @@ def test_bf16_channels_last_training_tracks_float32(cifar_mini, tmp_path):
 def test_atomic_files_get_the_umask_mode_and_keep_a_users_chmod(tmp_path):
     import os
 
-    from naonet.training.checkpoint import atomic_write_text
+    from naonet.files import atomic_write_text
 
     previous = os.umask(0o022)
     try:

@@ -183,7 +183,7 @@ class CostMeter:
         return dict(entries) if isinstance(entries, dict) else {}
 
     def _write_cache(self) -> None:
-        from naonet.training.checkpoint import atomic_write_text
+        from naonet.files import atomic_write_text
 
         path = self._cache_path()
         try:

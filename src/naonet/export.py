@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from naonet.errors import UserError
-from naonet.training.checkpoint import atomic_write_bytes
+from naonet.files import atomic_write_bytes
 
 FORMATS = ("onnx", "torchscript")
 # The suffixes each format's files are written with (the first: the one to suggest).

@@ -79,7 +79,7 @@ def remove_abandoned_temporaries(folder: Path) -> None:
     """Delete the temporary files of writes a killed run never finished. Called with the
     folder's lock held, in a folder a run of the same command made: no one else is
     writing there, and nothing else in it is named so."""
-    from naonet.training.checkpoint import ATOMIC_TEMPORARY_NAME
+    from naonet.files import ATOMIC_TEMPORARY_NAME
 
     for entry in folder.iterdir():
         if ATOMIC_TEMPORARY_NAME.fullmatch(entry.name) and entry.is_file() \

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from naonet.errors import UserError
-from naonet.training.checkpoint import atomic_write_text
+from naonet.files import atomic_write_text
 
 KEY_COLUMN = "arch"
 SCORE_COLUMN = "score"

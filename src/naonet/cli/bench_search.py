@@ -21,6 +21,7 @@ from naonet.cli.table_search import (
     load_table,
     strategy_configs,
 )
+from naonet.files import atomic_write_text
 from naonet.nb201 import VALIDATION_METRICS
 from naonet.revision import code_revision
 from naonet.search.plots import check_can_draw, check_picture_path
@@ -31,7 +32,6 @@ from naonet.strategies.benchmark import (
     benchmark_strategies,
     best_possible,
 )
-from naonet.training.checkpoint import atomic_write_text
 
 DEFAULT_STRATEGIES = "random,evolution,nao"
 

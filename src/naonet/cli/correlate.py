@@ -200,7 +200,7 @@ def write_experiment(folder: Path, config, result, finished: bool = True) -> Non
     """Score files (``nao correlate`` recomputes everything from them), the parameter
     counts, and a summary with the config, every statistic and the tau-budget curve;
     ``finished`` is false while the experiment is still training (a partial result)."""
-    from naonet.training.checkpoint import atomic_write_text
+    from naonet.files import atomic_write_text
 
     folder.mkdir(parents=True, exist_ok=True)
     names = [arch.to_string() for arch in result.architectures]

@@ -16,14 +16,12 @@ from pathlib import Path
 from naonet import options
 from naonet.constraints import Budget
 from naonet.errors import UserError
+from naonet.files import atomic_write_text
 from naonet.nb201 import VALIDATION_METRICS, BenchmarkTable
 from naonet.nb201.table import DEFAULT_METRIC, TABLE_SPACE, metric_column
 from naonet.search.reference import table_path
 from naonet.strategies import STRATEGIES, EvolutionConfig, NAOConfig
 from naonet.strategies.benchmark import BenchmarkConfig, best_possible, search_table
-from naonet.training.checkpoint import atomic_write_text
-
-TABLE_SPACES = (TABLE_SPACE,)
 
 
 def add_table_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -133,9 +131,9 @@ def strategy_configs(args: argparse.Namespace) -> dict:
 
 def load_table(evaluator: str, space: str | None) -> BenchmarkTable:
     """The benchmark table of ``--evaluator table:PATH`` for ``--space``."""
-    if space not in (None, *TABLE_SPACES):
-        raise UserError(f"a table evaluator searches the {', '.join(TABLE_SPACES)} space, not "
-                        f"{space!r}; pass --space nb201")
+    if space not in (None, TABLE_SPACE):  # refused before the table is read
+        raise UserError(f"a table evaluator searches the {TABLE_SPACE} space, not {space!r}; "
+                        f"pass --space {TABLE_SPACE}")
     return BenchmarkTable.load(table_path(evaluator, "--evaluator"))
 
 

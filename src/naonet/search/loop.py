@@ -31,6 +31,7 @@ from naonet.data import DataBundle, build_data
 from naonet.data.sources import existing_data_path, has_test_images, resolve_data_root
 from naonet.distributed import DistributedContext, barrier, broadcast_object, init_distributed
 from naonet.errors import UserError
+from naonet.files import atomic_write_text
 from naonet.models.networks import cell_layout
 from naonet.revision import code_revision
 from naonet.run_folder import CONFIG_NAME, claim_run_folder
@@ -85,7 +86,7 @@ from naonet.strategies.evolution import EvolutionConfig, evolve_generation
 from naonet.supernet import FewShotSupernet, PoolSampler, sample_architectures
 from naonet.supernet.few_shot import choice_at
 from naonet.training import EpochStats, Precision
-from naonet.training.checkpoint import atomic_write_text, check_run_classes, restoring
+from naonet.training.checkpoint import check_run_classes, restoring
 from naonet.training.engine import GradientHolders
 from naonet.training.run import check_network_fits, device_memory
 

@@ -27,8 +27,8 @@ import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from naonet.files import atomic_write_text
 from naonet.search.state import DONE, PoolEntry, SearchState, json_number
-from naonet.training.checkpoint import atomic_write_text
 
 DEFAULT_FINAL_COUNT = 5  # arch_pool.final without re-ranking: the seed README's top 5
 

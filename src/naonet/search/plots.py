@@ -52,7 +52,7 @@ def check_picture_path(path: str | Path) -> Path:
 def save_figure(figure, path: str | Path) -> None:
     """Write ``figure`` to ``path`` atomically (a viewer never sees half a picture), in
     the format its suffix names."""
-    from naonet.training.checkpoint import atomic_write_bytes
+    from naonet.files import atomic_write_bytes
 
     path = check_picture_path(path)
     atomic_write_bytes(path, lambda file: figure.savefig(file, dpi=120,

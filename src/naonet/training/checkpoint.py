@@ -8,9 +8,6 @@ as tensors and plain Python values (no pickled classes).
 from __future__ import annotations
 
 import errno
-import os
-import re
-import tempfile
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,49 +15,12 @@ from pathlib import Path
 import torch
 
 from naonet.errors import UserError
-
-# The name of atomic_write_bytes' temporary file: ".NAME." and mkstemp's 8 characters.
-ATOMIC_TEMPORARY_NAME = re.compile(r"\..+\.[a-z0-9_]{8}")
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``.
-
-    The file gets the mode ``open`` would give it (0666 less the umask), or keeps the
-    mode of the file it replaces: a user's ``chmod`` survives a resumed run.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = file_mode(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.chmod(file.fileno(), mode)  # mkstemp creates 0600
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def file_mode(path: Path) -> int:
-    """The mode of the existing ``path``, else what ``open`` gives a new file."""
-    try:
-        return path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)  # reading the umask means setting it; put it straight back
-        return 0o666 & ~umask
+from naonet.files import atomic_write_bytes
 
 
 def atomic_save(obj: dict, path: str | Path) -> None:
     """``torch.save`` that never leaves a half-written file at ``path``."""
     atomic_write_bytes(Path(path), lambda file: torch.save(obj, file))
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(Path(path), lambda file: file.write(text.encode()))
 
 
 def require_checkpoint_file(path: Path) -> None:

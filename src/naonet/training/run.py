@@ -30,6 +30,7 @@ from naonet.distributed import (
     wrap_data_parallel,
 )
 from naonet.errors import UserError
+from naonet.files import atomic_write_text
 from naonet.models import NAONet, NetworkConfig, count_parameters
 from naonet.run_folder import CONFIG_NAME, TRAIN_CHECKPOINT, claim_run_folder
 from naonet.runtime import FastPaths, maybe_compile, to_memory_format
@@ -44,7 +45,6 @@ from naonet.spaces import Architecture, resolve_architecture
 from naonet.training.checkpoint import (
     START_OVER,
     atomic_save,
-    atomic_write_text,
     check_run_classes,
     check_same_run,
     load_checkpoint,

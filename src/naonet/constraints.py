@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from naonet.errors import UserError
-from naonet.options import check_field_types
+from naonet.options import check_field_types, flag_name
 
 MAX_SAMPLE_DRAWS = 20_000  # random draws before a budget is declared unmeetable
 MAX_MUTATION_TRIES = 100
@@ -60,7 +60,7 @@ class Budget:
         for name in ("max_params", "max_macs", "max_latency_ms"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
-                raise UserError(f"--{name.replace('_', '-')} must be a positive number, got "
+                raise UserError(f"{flag_name(name)} must be a positive number, got "
                                 f"{value} (leave it out for no limit)")
         if self.latency_batch < 1 or self.image_size < 1:
             raise UserError("--latency-batch and the image size must be >= 1")

@@ -125,7 +125,7 @@ def check_field_types(config, finite: bool = True, as_flags: bool = False) -> No
         else:  # a bool is an int to Python, never a number of epochs
             fits = (isinstance(value, Integral if base == "int" else Real)
                     and not isinstance(value, bool))
-        name = f"--{_flag(field.name)}" if as_flags else \
+        name = flag_name(field.name) if as_flags else \
             f"{type(config).__name__}.{field.name}"
         if not fits:
             wanted = _KIND_NAMES[base] + (" or None" if base != kind else "")
@@ -146,15 +146,15 @@ def check_values(config, at_least: dict[str, float], above: dict[str, float],
         check_seed(config.seed, "--seed")
     for name, bound in at_least.items():
         if getattr(config, name) < bound:
-            raise UserError(f"--{_flag(name)} must be >= {bound:g}, got "
+            raise UserError(f"{flag_name(name)} must be >= {bound:g}, got "
                             f"{getattr(config, name)}")
     for name, bound in above.items():
         if not getattr(config, name) > bound:
-            raise UserError(f"--{_flag(name)} must be > {bound:g}, got "
+            raise UserError(f"{flag_name(name)} must be > {bound:g}, got "
                             f"{getattr(config, name)}")
     for name, bound in (below or {}).items():
         if not getattr(config, name) < bound:
-            raise UserError(f"--{_flag(name)} must be < {bound:g}, got "
+            raise UserError(f"{flag_name(name)} must be < {bound:g}, got "
                             f"{getattr(config, name)}")
 
 
@@ -170,8 +170,9 @@ def check_seed(seed: int, flag: str, count: int = 1) -> None:
                         f"got {seed}")
 
 
-def _flag(name: str) -> str:
-    return name.replace("_", "-")
+def flag_name(field_name: str) -> str:
+    """The command-line flag of a config field: ``max_params`` -> ``--max-params``."""
+    return "--" + field_name.replace("_", "-")
 
 
 DEVICE_HELP = "--device must be auto, cpu, cuda, cuda:N or mps"

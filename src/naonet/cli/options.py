@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, fields
 
+from naonet.options import flag_name
+
 # Help of the options nao train and nao search share word for word.
 SHARED_HELP = {
     "data": "data folder or .tar.gz archive",
@@ -29,7 +31,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, config_class, help_text
     for field in fields(config_class):
         if field.name in skip:
             continue
-        flag = "--" + field.name.replace("_", "-")
+        flag = flag_name(field.name)
         default = field.default if field.default is not MISSING else None
         text = help_texts.get(field.name, "")
         if "(default" not in text:  # a text may state its own (one a preset decides)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 
 from naonet.cli.options import SHARED_HELP, add_dataclass_flags
+from naonet.options import flag_name
 from naonet.search.reference import TABLE_PREFIX
 
 SUPERNET_EVALUATOR = "supernet"
@@ -175,7 +176,7 @@ def _refuse_flags(args: argparse.Namespace, names, applies_to: str, note: str = 
 
     for name in names:
         if getattr(args, name, None) is not None:
-            raise UserError(f"--{name.replace('_', '-')} applies only to {applies_to}; drop "
+            raise UserError(f"{flag_name(name)} applies only to {applies_to}; drop "
                             f"it{note} (nao search --help lists each search's options)")
 
 

@@ -197,7 +197,7 @@ class SearchConfig:
                     "rerank_repeats", "rerank_processes",
                     "log_every")
         return [
-            *[(getattr(self, name) >= 1, f"{_flag(name)} must be >= 1, got "
+            *[(getattr(self, name) >= 1, f"{options.flag_name(name)} must be >= 1, got "
                f"{getattr(self, name)}") for name in positive],
             (self.new_architectures >= 0, "--new-architectures must be >= 0"),
             # the controller learns from pairs of scored architectures (else the folder
@@ -300,10 +300,6 @@ class SearchConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 # The NAS-Bench-201 supernet recipe for a 2-core CPU (docs/nas-bench-201.md): the

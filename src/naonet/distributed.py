@@ -38,6 +38,11 @@ class DistributedContext:
     def is_distributed(self) -> bool:
         return self.world_size > 1
 
+    def describe(self) -> str:
+        """Where the job runs, for its first line: ``cpu``, ``cuda:0 x 2 processes``."""
+        processes = f" x {self.world_size} processes" if self.is_distributed else ""
+        return f"{self.device}{processes}"
+
 
 def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
     """'auto' picks CUDA (this process's GPU), then MPS, then the CPU."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from naonet.errors import UserError
+from naonet.files import ATOMIC_TEMPORARY_NAME, atomic_write_text
 
 LOCK_NAME = ".naonet.lock"  # holds "nao COMMAND (process PID)" of the last holder
 # Files of a run folder that more than one module names.
@@ -79,8 +80,6 @@ def remove_abandoned_temporaries(folder: Path) -> None:
     """Delete the temporary files of writes a killed run never finished. Called with the
     folder's lock held, in a folder a run of the same command made: no one else is
     writing there, and nothing else in it is named so."""
-    from naonet.files import ATOMIC_TEMPORARY_NAME
-
     for entry in folder.iterdir():
         if ATOMIC_TEMPORARY_NAME.fullmatch(entry.name) and entry.is_file() \
                 and not entry.is_symlink():
@@ -220,3 +219,16 @@ def check_command(folder: Path, command: str, lock_text: str) -> None:
     if owner is not None and owner != command:
         raise UserError(f"{folder} holds a `nao {owner}` run; `nao {command}` would overwrite "
                         "it: pass another --output")
+
+
+def write_run_config(run_dir: Path, config: dict, is_main: bool) -> None:
+    """Make ``run_dir`` and write the run's resolved options to it (``CONFIG_NAME``) on
+    the main process; every process waits until it is there."""
+    import yaml
+
+    from naonet.distributed import barrier
+
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / CONFIG_NAME, yaml.safe_dump(config, sort_keys=False))
+    barrier()

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 from naonet.constraints import CostMeter, FeasibleSpace
@@ -34,7 +33,7 @@ from naonet.errors import UserError
 from naonet.files import atomic_write_text
 from naonet.models.networks import cell_layout
 from naonet.revision import code_revision
-from naonet.run_folder import CONFIG_NAME, claim_run_folder
+from naonet.run_folder import claim_run_folder, write_run_config
 from naonet.runtime import keep_cpu_threads, to_memory_format, use_cpu_threads
 from naonet.search.config import SearchConfig
 from naonet.search.outputs import (
@@ -87,7 +86,7 @@ from naonet.supernet import FewShotSupernet, PoolSampler, sample_architectures
 from naonet.supernet.few_shot import choice_at
 from naonet.training import EpochStats, Precision
 from naonet.training.checkpoint import check_run_classes, restoring
-from naonet.training.engine import GradientHolders
+from naonet.training.engine import GradientHolders, step_progress
 from naonet.training.run import check_network_fits, device_memory
 
 TIMINGS_NAME = "timings.json"
@@ -417,7 +416,7 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
         names = broadcast_object([architecture.to_qualified_string() for architecture in
                                   seed_pool(space, config)] if context.is_main else None)
         run.state.children = [space.parse(name) for name in names]
-    prepare_run_folder(run)
+    write_run_config(run.run_dir, run.config.to_dict(), run.is_main)
     announce_start(run, checkpoint_found)
     return run
 
@@ -555,14 +554,6 @@ def resume(run: SearchRun) -> bool:
             run.rerank_job.load(checkpoint_data)
         restore_rng_state(checkpoint_data["rng"])
     return True
-
-
-def prepare_run_folder(run: SearchRun) -> None:
-    if run.is_main:
-        run.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run.run_dir / CONFIG_NAME,
-                          yaml.safe_dump(run.config.to_dict(), sort_keys=False))
-    barrier()
 
 
 # ----------------------------------------------------------------------- round steps
@@ -790,8 +781,7 @@ PROPOSERS = {"nao": "NAO controller", "random": "random search",
 
 def announce_start(run: SearchRun, resumed: bool) -> None:
     state, config, context = run.state, run.config, run.context
-    where = f"{context.device}" + (f" x {context.world_size} processes"
-                                   if context.is_distributed else "")
+    where = context.describe()
     if context.device.type == "cpu":
         threads = torch.get_num_threads()
         where += f", {threads} thread{'s' if threads > 1 else ''}" + (
@@ -828,11 +818,7 @@ def resume_point(state: SearchState) -> str:
 
 
 def make_progress(run: SearchRun, total: int, description: str):
-    if not (run.show_progress and run.is_main):
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=description, unit="step", leave=False, dynamic_ncols=True)
+    return step_progress(total, description, run.show_progress and run.is_main)
 
 
 def close(progress) -> None:

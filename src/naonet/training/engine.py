@@ -165,6 +165,15 @@ def clip_gradients(parameters: list[nn.Parameter], max_norm: float) -> None:
         nn.utils.clip_grad_norm_(parameters, max_norm)
 
 
+def step_progress(total: int, description: str, enabled: bool):
+    """A progress bar over ``total`` steps for ``train_one_epoch`` (None: no bar)."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="step", leave=False, dynamic_ncols=True)
+
+
 def train_one_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer,
                     criterion: nn.Module, *, aux_weight: float, grad_clip: float,
                     precision: Precision, scaler: torch.amp.GradScaler | None,

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 from naonet.data import DataBundle, build_data
@@ -32,7 +31,7 @@ from naonet.distributed import (
 from naonet.errors import UserError
 from naonet.files import atomic_write_text
 from naonet.models import NAONet, NetworkConfig, count_parameters
-from naonet.run_folder import CONFIG_NAME, TRAIN_CHECKPOINT, claim_run_folder
+from naonet.run_folder import TRAIN_CHECKPOINT, claim_run_folder, write_run_config
 from naonet.runtime import FastPaths, maybe_compile, to_memory_format
 from naonet.runtime import apply as apply_fast_paths
 from naonet.seeding import (
@@ -56,6 +55,7 @@ from naonet.training.engine import (
     Precision,
     accuracy_text,
     evaluate,
+    step_progress,
     train_one_epoch,
     unwrap,
 )
@@ -224,14 +224,6 @@ def restore_rank_random_state(checkpoint: dict, config: TrainConfig,
         seed_everything(derive_seed(config.seed, "train-rank", rank, int(checkpoint["epoch"])))
 
 
-def prepare_run_folder(run_dir: Path, config: TrainConfig, context: DistributedContext) -> None:
-    if context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / CONFIG_NAME, yaml.safe_dump(config.to_dict(),
-                                                                  sort_keys=False))
-    barrier()
-
-
 def log_epoch(run_dir: Path, record: dict) -> None:
     """Append one JSON line per epoch (before the checkpoint; a resumed run that repeats
     an epoch drops that epoch's line and any later ones first, so no line repeats)."""
@@ -298,15 +290,6 @@ class TensorBoardLog:
         self.writer.flush()
 
 
-def make_progress(total: int, epoch: int, epochs: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit="step", leave=False,
-                dynamic_ncols=True)
-
-
 @caller_random_state_kept()  # the run seeds the global streams; the caller gets its own back
 def train(config: TrainConfig, show_progress: bool = True) -> dict:
     """Train ``config.arch`` as configured; returns the final metrics."""
@@ -336,7 +319,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     scaler = precision.grad_scaler()
     state = try_resume(run_dir, config, network, optimizer, scheduler, scaler, data.classes,
                        context)
-    prepare_run_folder(run_dir, config, context)
+    write_run_config(run_dir, config.to_dict(), context.is_main)
     # Evaluation never goes through DDP (ranks evaluate different numbers of batches).
     eval_model = maybe_compile(network, paths.compile)
     model: nn.Module = eval_model
@@ -401,7 +384,7 @@ def _run_epoch(model, eval_model, data: DataBundle, optimizer, scheduler, criter
     epoch = state.epoch
     data.train.set_epoch(epoch)
     lr = optimizer.param_groups[0]["lr"]
-    progress = make_progress(steps_per_epoch, epoch, config.epochs,
+    progress = step_progress(steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}",
                              show_progress and context.is_main)
     train_stats = train_one_epoch(
         model, data.train, optimizer, criterion, aux_weight=config.aux_weight,
@@ -464,8 +447,7 @@ def _announce(context, config: TrainConfig, architecture: Architecture, network:
               data: DataBundle, state: RunState, paths: FastPaths) -> None:
     if not context.is_main:
         return
-    where = f"{context.device}" + (f" x {context.world_size} processes"
-                                   if context.is_distributed else "")
+    where = context.describe()
     resumed = f", resuming after epoch {state.epoch}" if state.epoch else ""
     if state.epoch >= config.epochs:
         resumed = f", finished (epoch {state.epoch}): its results as saved"

@@ -517,3 +517,47 @@ def test_copies_of_a_gzip_archive_share_one_extraction_and_a_changed_one_gets_it
     assert changed != extract_archive(original)
     assert (changed / "images" / "train" / "cat" / "a.txt").read_text() == "other"
     assert len(list((tmp_path / "cache" / "extracted").iterdir())) == 2
+
+
+class _RandomlyAugmented(torch.utils.data.Dataset):
+    """Sample i: i plus draws from each global stream an image transform may use."""
+
+    def __len__(self) -> int:
+        return 24
+
+    def __getitem__(self, index: int):
+        import random
+
+        noise = [torch.rand(()).item(), random.random(), float(np.random.rand())]
+        return torch.tensor([float(index), *noise]), index % 3
+
+
+def _epoch_batches(loader, epoch: int) -> list[torch.Tensor]:
+    loader.set_epoch(epoch)
+    return [images.clone() for images, _ in loader]
+
+
+def test_loader_augmentations_depend_on_the_epoch_and_sample_only():
+    """A resumed run (new workers, started in a later epoch) augments as the run it
+    continues: persistent workers once carried their random streams across epochs. The
+    number of workers does not matter either, and without workers the training's own
+    streams are left as they were."""
+    from naonet.data.pipelines import LoaderBatches
+
+    def loader(workers: int) -> LoaderBatches:
+        return LoaderBatches(_RandomlyAugmented(), 5, torch.device("cpu"), train=True,
+                             workers=workers, seed=3)
+
+    uninterrupted = loader(1)
+    epochs = [_epoch_batches(uninterrupted, epoch) for epoch in range(3)]
+    resumed = _epoch_batches(loader(1), 2)
+    for a, b in zip(epochs[2], resumed, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(torch.cat(epochs[1]), torch.cat(epochs[2]))  # new draws each epoch
+    torch.manual_seed(11)
+    expected = torch.rand(3)
+    torch.manual_seed(11)
+    in_process = _epoch_batches(loader(0), 2)
+    assert torch.equal(torch.rand(3), expected)  # the caller's stream, untouched
+    for a, b in zip(epochs[2], in_process, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -41,6 +41,35 @@ def test_a_second_process_is_refused_until_the_holder_dies(tmp_path):
     release_run_folder(folder)
 
 
+FORKING_HOLDER = """
+import os, sys, time
+from naonet.run_folder import claim_run_folder
+claim_run_folder(sys.argv[1], "train")
+child = os.fork()  # as a DataLoader worker is: it outlives a killed parent for seconds
+if child == 0:
+    time.sleep(600)
+    os._exit(0)
+print(child, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_runs_forked_children_do_not_keep_its_folder_locked(tmp_path):
+    import os
+
+    folder = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", FORKING_HOLDER, str(folder)],
+                              stdout=subprocess.PIPE, text=True)
+    child = int(holder.stdout.readline())
+    try:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=60)
+        claim_run_folder(folder, "train")  # at once, the child still alive
+        release_run_folder(folder)
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
 def finished_run(folder, command):
     """A folder a run of ``command`` has written to and released."""
     claim_run_folder(folder, command)

@@ -39,6 +39,18 @@ _held: dict[Path, tuple[IO, Path | None]] = {}
 LOCK_ATTEMPTS = 5  # a lock file replaced under us again and again means a busy folder
 
 
+def _forget_inherited_locks() -> None:
+    """In a forked child (a DataLoader worker): close the inherited lock files. A lock
+    lasts while any process has its file open, and workers orphaned by a killed run
+    live on for seconds, so the rerun that should resume found its folder "in use"."""
+    for handle, _ in _held.values():
+        handle.close()  # the child's copy; the parent keeps its own and its lock
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_locks)
+
+
 def claim_run_folder(folder: str | Path, command: str) -> Path:
     """Create ``folder`` if needed, lock it for this process and mark it as ``command``'s.
 

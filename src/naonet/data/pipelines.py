@@ -12,11 +12,12 @@ seed (a resumed run sees the same batches as an uninterrupted one).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler
 
 from naonet.data.augment import crop_flip, cutout_at, draw_crop_flip, draw_cutout
 from naonet.data.sources import InMemorySplit
@@ -142,6 +143,10 @@ class LoaderBatches:
         self.init_arguments = dict(dataset=dataset, batch_size=batch_size, device=device,
                                    train=train, workers=workers, seed=seed,
                                    channels_last=channels_last)  # for unsharded()
+        # The sample order has a generator of its own: the DataLoader draws its workers'
+        # base seed from its generator whenever it starts them (every epoch, or once with
+        # persistent workers), which would shift a shared generator's permutation.
+        self.order = torch.Generator().manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         if world_size > 1 and train:
             self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
@@ -149,13 +154,17 @@ class LoaderBatches:
         elif world_size > 1:
             # Strided shards: every sample evaluated once, none padded in.
             self.sampler = list(range(rank, len(dataset), world_size))
-        self.seed = seed
+        elif train:
+            self.sampler = RandomSampler(dataset, generator=self.order)
+        self.seed, self.epoch = seed, 0
         self.generator = generator
+        sampler = self.sampler
+        if train:  # augmentation draws fixed by (seed, epoch, sample), see _SeededSamples
+            dataset, sampler = _SeededSamples(dataset, seed), _EpochIndices(self.sampler, self)
         self.loader = DataLoader(
-            dataset, batch_size=batch_size, shuffle=train and self.sampler is None,
-            sampler=self.sampler, num_workers=workers, generator=generator,
-            pin_memory=device.type == "cuda", drop_last=False,
-            persistent_workers=workers > 0, worker_init_fn=_seed_worker)
+            dataset, batch_size=batch_size, shuffle=False, sampler=sampler,
+            num_workers=workers, generator=generator, pin_memory=device.type == "cuda",
+            drop_last=False, persistent_workers=workers > 0, worker_init_fn=_seed_worker)
 
     def unsharded(self) -> LoaderBatches:
         """Batches over the whole data set, every rank's share, in one process's order:
@@ -166,7 +175,9 @@ class LoaderBatches:
     def set_epoch(self, epoch: int) -> None:
         if isinstance(self.sampler, DistributedSampler):
             self.sampler.set_epoch(epoch)
+        self.order.manual_seed(epoch_seed(self.seed, epoch))
         self.generator.manual_seed(epoch_seed(self.seed, epoch))
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -177,6 +188,75 @@ class LoaderBatches:
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             yield images, labels.to(self.device, non_blocking=True)
+
+
+class _EpochIndices(Sampler):
+    """``sampler``'s indices, each paired with the epoch ``owner`` is in when drawn."""
+
+    def __init__(self, sampler, owner: LoaderBatches):
+        self.sampler, self.owner = sampler, owner
+
+    def __iter__(self):
+        epoch = self.owner.epoch
+        return ((epoch, index) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class _SeededSamples(Dataset):
+    """``dataset[index]`` with every global random stream seeded by (seed, epoch, index)
+    first: a sample's augmentation is the same whichever worker makes it, however long
+    that worker has lived and however many there are. Persistent workers would otherwise
+    carry their streams across epochs, and a run resumed in a later epoch (new workers)
+    would augment differently from the run it continues."""
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        from torch.utils.data import get_worker_info
+
+        from naonet.seeding import derive_seed
+
+        epoch, index = key
+        seed = derive_seed(self.seed, "augment", epoch, index)
+        if get_worker_info() is not None:  # a worker's streams serve this alone
+            _seed_cpu_streams(seed)
+            return self.dataset[index]
+        with _cpu_streams_kept():  # without workers: the training's streams stay its own
+            _seed_cpu_streams(seed)
+            return self.dataset[index]
+
+
+def _seed_cpu_streams(seed: int) -> None:
+    """Seed the CPU streams image transforms draw from: torch's, Python's and NumPy's."""
+    import random
+
+    import numpy as np
+
+    torch.default_generator.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+@contextlib.contextmanager
+def _cpu_streams_kept():
+    """Hand torch's CPU, Python's and NumPy's global streams back as they were."""
+    import random
+
+    import numpy as np
+
+    python, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy_state)
 
 
 def _worker_errors_as_raised(loader):

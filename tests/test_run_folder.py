@@ -127,6 +127,22 @@ def test_unusable_output_paths_are_one_line_errors(tmp_path, make, fragment):
         claim_run_folder(make(tmp_path), "train")
 
 
+def test_a_folder_a_run_was_killed_in_while_starting_takes_another_command(tmp_path):
+    """A kill between the claim and the first file leaves the lock alone: no run to
+    overwrite, so another command may have the folder (and its leftovers go)."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / LOCK_NAME).write_text("nao train (process 1234)\n")
+    (folder / ".config.yaml.ab12cd34").write_text("partial")
+    claim_run_folder(folder, "search")
+    assert sorted(path.name for path in folder.iterdir()) == [LOCK_NAME]
+    release_run_folder(folder)
+    (folder / LOCK_NAME).write_text("nao train (process 1234)\n")
+    (folder / "config.yaml").write_text("seed: 0\n")
+    with pytest.raises(UserError, match="holds a `nao train` run"):
+        claim_run_folder(folder, "search")
+
+
 def test_nao_train_into_a_search_folder_exits_2_and_writes_nothing(capsys, tmp_path):
     folder = tmp_path / "search-run"
     finished_run(folder, "search")
@@ -224,3 +240,34 @@ def test_a_claim_that_fails_after_locking_removes_the_folder_it_made(tmp_path, m
     with pytest.raises(OSError, match="No space left"):
         claim_run_folder(tmp_path / "new" / "run", "train")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_write_removes_the_temporaries_killed_writes_of_its_file_left(tmp_path):
+    """Outside a run folder (a cache, an export) a killed write's temporary was never
+    removed; the next write of the same file removes those whose process is gone and
+    that nothing has touched for a minute, and no others."""
+    import os
+    import time
+
+    from naonet.files import STALE_AFTER_SECONDS, atomic_write_text
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=60)
+    old = time.time() - STALE_AFTER_SECONDS - 5
+    target = tmp_path / "model.ts"
+    temporaries = {
+        "abandoned": tmp_path / f".model.ts.{gone.pid}.ab12cd34",
+        "still being written": tmp_path / f".model.ts.{os.getppid()}.ab12cd34",
+        "just left": tmp_path / f".model.ts.{gone.pid}.zz99yy88",
+        "another file's": tmp_path / f".other.ts.{gone.pid}.ab12cd34",
+    }
+    for name, path in temporaries.items():
+        path.write_bytes(b"partial")
+        if name != "just left":
+            os.utime(path, (old, old))
+    atomic_write_text(target, "done")
+    assert target.read_text() == "done"
+    left = {name for name, path in temporaries.items() if path.exists()}
+    assert left == {"still being written", "just left", "another file's"}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".model")) == \
+        sorted(temporaries[name].name for name in ("still being written", "just left"))

@@ -5,13 +5,19 @@ written through here."""
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
-# The name of atomic_write_bytes' temporary file: ".NAME." and mkstemp's 8 characters.
+# The name of atomic_write_bytes' temporary file: ".NAME.PID." and mkstemp's 8 characters
+# (".NAME." and the 8 before the writer's process id was in it).
 ATOMIC_TEMPORARY_NAME = re.compile(r"\..+\.[a-z0-9_]{8}")
+# A temporary left by a process that is gone and untouched this long is abandoned (a live
+# write keeps writing to its file until it renames it).
+STALE_AFTER_SECONDS = 60
 
 
 def atomic_write_bytes(path: Path, write) -> None:
@@ -21,8 +27,10 @@ def atomic_write_bytes(path: Path, write) -> None:
     mode of the file it replaces: a user's ``chmod`` survives a resumed run.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     mode = file_mode(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    handle, temporary = tempfile.mkstemp(dir=path.parent,
+                                         prefix=f".{path.name}.{os.getpid()}.")
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
@@ -33,6 +41,37 @@ def atomic_write_bytes(path: Path, write) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporaries of ``path`` that killed writes left behind: those of a
+    process that no longer runs, untouched for ``STALE_AFTER_SECONDS``. Outside a run
+    folder (caches, exports, result files) nothing else would ever remove them, and a
+    decoded data set's can be 150 MB."""
+    prefix = f".{path.name}."
+    now = time.time()
+    for entry in path.parent.glob(glob.escape(prefix) + "*"):
+        pid, dot, random_part = entry.name[len(prefix):].partition(".")
+        if not (pid.isdigit() and dot and len(random_part) == 8) or _running(int(pid)):
+            continue
+        try:
+            if entry.is_file() and now - entry.stat().st_mtime >= STALE_AFTER_SECONDS:
+                entry.unlink()
+        except OSError:  # gone already, or not ours to remove: leave it
+            continue
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (on Windows: assumed so)."""
+    if pid == os.getpid() or os.name == "nt":  # Windows' os.kill would end it
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, under another user
+        return True
+    return True
 
 
 def file_mode(path: Path) -> int:

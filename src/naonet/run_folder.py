@@ -70,8 +70,12 @@ def claim_run_folder(folder: str | Path, command: str) -> Path:
         handle = _lock(folder)
         handle.seek(0)
         holder = handle.read()
-        check_command(folder, command, holder)
-        if folder_command(folder, holder) == command:  # a run of ours was here before
+        owner = folder_command(folder, holder)
+        # A run killed between its claim and its first file leaves nothing to overwrite.
+        killed_starting = owner is not None and holds_only_its_lock(folder)
+        if not killed_starting:
+            check_command(folder, command, holder)
+        if owner == command or killed_starting:
             remove_abandoned_temporaries(folder)
         handle.seek(0)
         handle.truncate()
@@ -90,8 +94,8 @@ def claim_run_folder(folder: str | Path, command: str) -> Path:
 
 def remove_abandoned_temporaries(folder: Path) -> None:
     """Delete the temporary files of writes a killed run never finished. Called with the
-    folder's lock held, in a folder a run of the same command made: no one else is
-    writing there, and nothing else in it is named so."""
+    folder's lock held, in a folder a run of the same command made (or one that holds
+    nothing else): no one else is writing there, and nothing else in it is named so."""
     for entry in folder.iterdir():
         if ATOMIC_TEMPORARY_NAME.fullmatch(entry.name) and entry.is_file() \
                 and not entry.is_symlink():
@@ -227,10 +231,16 @@ def folder_command(folder: Path, lock_text: str) -> str | None:
 
 
 def check_command(folder: Path, command: str, lock_text: str) -> None:
+    """A UserError if ``folder`` holds another command's run."""
     owner = folder_command(folder, lock_text)
     if owner is not None and owner != command:
         raise UserError(f"{folder} holds a `nao {owner}` run; `nao {command}` would overwrite "
                         "it: pass another --output")
+
+
+def holds_only_its_lock(folder: Path) -> bool:
+    return all(entry.name == LOCK_NAME or ATOMIC_TEMPORARY_NAME.fullmatch(entry.name)
+               for entry in folder.iterdir())
 
 
 def write_run_config(run_dir: Path, config: dict, is_main: bool) -> None:

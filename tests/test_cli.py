@@ -130,3 +130,22 @@ def test_a_preset_of_another_skeleton_on_folder_images_is_noted(capsys):
                                         "--dataset", "folder", *flags, "--data",
                                         "/no/such/folder")
         assert status == 2 and "note:" not in err
+
+
+def test_ctrl_c_while_nao_starts_is_one_line():
+    """The command imports torch only once it runs (a second or two): a Ctrl-C then was
+    a traceback and status -2, before main's handling began."""
+    import subprocess
+    import sys
+
+    probe = "import sys, naonet.cli.main; print('torch' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=120)
+    assert loaded.stdout.strip() == "False", loaded.stderr
+    interrupted = ("import naonet.cli.main as cli\n"
+                   "def interrupt():\n    raise KeyboardInterrupt\n"
+                   "cli.build_parser = interrupt  # the parser imports the subcommands\n"
+                   "cli.run()\n")
+    result = subprocess.run([sys.executable, "-c", interrupted], capture_output=True,
+                            text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (130, "nao: interrupted\n")

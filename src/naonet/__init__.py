@@ -1,25 +1,37 @@
-"""naonet: NAO-V2 (Balanced One-shot Neural Architecture Optimization) in PyTorch."""
+"""naonet: NAO-V2 (Balanced One-shot Neural Architecture Optimization) in PyTorch.
 
+The names below load on first use, so that importing the package (as the ``nao``
+command does before it can handle Ctrl-C) does not import torch.
+"""
+
+import importlib
 import os
 
-# OpenMP reads its wait policy when torch loads, and this package imports torch below:
-# setting it in cli/main.py alone comes too late for `nao` (busy-waiting makes every run
-# several times slower while another process computes).
+# OpenMP reads its wait policy when torch loads, which every use of naonet comes to:
+# busy-waiting makes every run several times slower while another process computes.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from naonet.errors import UserError
-from naonet.factory import PUBLISHED_MODELS, create_model
-from naonet.models import NetworkConfig, build_network
-from naonet.spaces import Architecture, get_space, named_architecture
-
-__all__ = [
-    "Architecture",
-    "NetworkConfig",
-    "PUBLISHED_MODELS",
-    "UserError",
-    "build_network",
-    "create_model",
-    "get_space",
-    "named_architecture",
-]
+_HOMES = {  # public name -> the module that defines it
+    "Architecture": "naonet.spaces",
+    "NetworkConfig": "naonet.models",
+    "PUBLISHED_MODELS": "naonet.factory",
+    "UserError": "naonet.errors",
+    "build_network": "naonet.models",
+    "create_model": "naonet.factory",
+    "get_space": "naonet.spaces",
+    "named_architecture": "naonet.spaces",
+}
+__all__ = sorted(_HOMES)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'naonet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

@@ -226,9 +226,18 @@ def _silence_stdout() -> None:
 def run() -> None:
     """The ``nao`` program: :func:`main`, then the process ends with its status (skipping
     the interpreter's finalization after a gloo run: :func:`naonet.distributed.exit_process`)."""
-    from naonet.distributed import exit_process
-
-    exit_process(main())
+    try:
+        status = main()
+    except KeyboardInterrupt:  # before main's own handling: while torch loads (a second)
+        _last_line("nao: interrupted")
+        # torch may be half imported: nothing more of it (an import would fail), and no
+        # finalization (its half-registered parts can fail there too)
+        sys.stderr.flush()
+        os._exit(130)
+    distributed = sys.modules.get("naonet.distributed")  # only a run that used it needs it
+    if distributed is not None:
+        distributed.exit_process(status)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -756,11 +756,7 @@ def training_command(run: SearchRun) -> str:
     # the search's proxy (the found network trains at its own size).
     size = (f" --image-size {config.image_size}"
             if config.image_size and config.dataset == "folder" else "")
-    space = run.meter.space
-    if hasattr(space, "training_options"):
-        recipe = space.training_options(config.dataset)
-    else:  # a space written before the protocol had it: the size alone
-        recipe = f"--channels {space.final_size[0]} --layers {space.final_size[1]}"
+    recipe = run.meter.space.training_options(config.dataset)  # part of the protocol
     output = shlex.quote(str(run.run_dir / "train"))  # beside what it trains, not runs/PRESET
     # data of train/ alone (all a search needs): the training holds validation images out
     held_out = ("" if has_test_images(resolve_data_root(config.data), config.dataset)

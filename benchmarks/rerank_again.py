@@ -23,9 +23,10 @@ from pathlib import Path
 import yaml
 
 from naonet.errors import UserError
+from naonet.run_folder import SEARCH_CHECKPOINT
 from naonet.search.config import field_names
 from naonet.search.rerank import JOB_MODULES
-from naonet.search.state import CHECKPOINT_NAME, DONE, RERANK, SearchState
+from naonet.search.state import DONE, RERANK, SearchState
 from naonet.spaces import get_space
 from naonet.training.checkpoint import atomic_save, load_checkpoint
 
@@ -48,7 +49,7 @@ def parse_options(pairs: list[str]) -> dict:
 def reset_to_rerank(source: Path, target: Path, options: dict) -> None:
     if target.exists():
         raise UserError(f"{target} exists; pass a new folder")
-    checkpoint = load_checkpoint(source / CHECKPOINT_NAME)
+    checkpoint = load_checkpoint(source / SEARCH_CHECKPOINT)
     config = checkpoint["config"]
     state = SearchState.from_dict(checkpoint["state"], get_space(config["space"]))
     if state.phase not in (RERANK, DONE):
@@ -67,7 +68,7 @@ def reset_to_rerank(source: Path, target: Path, options: dict) -> None:
     shutil.copytree(source, target)
     for name in RERANK_OUTPUTS:
         (target / name).unlink(missing_ok=True)
-    atomic_save(checkpoint, target / CHECKPOINT_NAME)  # config.yaml: the resumed search
+    atomic_save(checkpoint, target / SEARCH_CHECKPOINT)  # config.yaml: the resumed search
 
 
 def main(argv: list[str]) -> int:

@@ -31,7 +31,8 @@ from naonet.training.engine import zero_gradients as ENGINE_ZERO_GRADIENTS  # no
 CLEAR_RANGE = "clear gradients"
 PHASES = {CLEAR_RANGE: CLEAR_RANGE, "Optimizer.step": "optimizer step"}  # range: phase
 WARMUP_EPOCHS = 20  # of --steps each, at most
-PHASE_NAMES = (CLEAR_RANGE, "optimizer step", "forward, backward and the rest")
+REST = "forward, backward and the rest"
+PHASE_NAMES = (CLEAR_RANGE, "optimizer step", REST)
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -109,7 +110,7 @@ def _phase(event) -> str:
             if parent.name.startswith(prefix):
                 return phase
         parent = parent.cpu_parent
-    return "forward, backward and the rest"
+    return REST
 
 
 def main(argv: list[str] | None = None) -> dict:

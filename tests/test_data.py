@@ -544,15 +544,17 @@ def test_loader_augmentations_depend_on_the_epoch_and_sample_only():
     streams are left as they were."""
     from naonet.data.pipelines import LoaderBatches
 
-    def loader(workers: int) -> LoaderBatches:
+    def loader(workers: int, world_size: int = 1) -> LoaderBatches:
         return LoaderBatches(_RandomlyAugmented(), 5, torch.device("cpu"), train=True,
-                             workers=workers, seed=3)
+                             workers=workers, seed=3, rank=world_size - 1,
+                             world_size=world_size)
 
-    uninterrupted = loader(1)
-    epochs = [_epoch_batches(uninterrupted, epoch) for epoch in range(3)]
-    resumed = _epoch_batches(loader(1), 2)
-    for a, b in zip(epochs[2], resumed, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for world_size in (2, 1):  # rank 1 of two under torchrun (its DistributedSampler)
+        uninterrupted = loader(1, world_size)
+        epochs = [_epoch_batches(uninterrupted, epoch) for epoch in range(3)]
+        resumed = _epoch_batches(loader(1, world_size), 2)
+        for a, b in zip(epochs[2], resumed, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert not torch.equal(torch.cat(epochs[1]), torch.cat(epochs[2]))  # new draws each epoch
     torch.manual_seed(11)
     expected = torch.rand(3)

@@ -83,8 +83,9 @@ def test_a_claim_removes_the_temporaries_a_killed_run_left_and_nothing_else(tmp_
     folder = tmp_path / "run"
     finished_run(folder, "train")
     atomic_write_text(folder / "result.json", "{}")  # what a finished write leaves
-    left = ".last.pt.k3x_9q0a"  # a write killed before its rename (mkstemp's pattern)
-    kept = [".last.pt.notmine", ".hidden", "last.pt.k3x_9q0a", "result.json", "config.yaml"]
+    left = ".last.pt.4242.k3x_9q0a"  # a write killed before its rename (".NAME.PID.")
+    kept = [".last.pt.notmine", ".hidden", "last.pt.4242.k3x_9q0a", "result.json",
+            "config.yaml", ".metrics.jsonl.backup01"]
     for name in (left, *kept):
         (folder / name).write_text("")
     claim_run_folder(folder, "train")
@@ -133,7 +134,7 @@ def test_a_folder_a_run_was_killed_in_while_starting_takes_another_command(tmp_p
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / LOCK_NAME).write_text("nao train (process 1234)\n")
-    (folder / ".config.yaml.ab12cd34").write_text("partial")
+    (folder / ".config.yaml.1234.ab12cd34").write_text("partial")
     claim_run_folder(folder, "search")
     assert sorted(path.name for path in folder.iterdir()) == [LOCK_NAME]
     release_run_folder(folder)

@@ -137,3 +137,18 @@ def test_what_a_library_caller_writes_naturally_works_or_says_what_to_write():
     with pytest.raises(UserError, match="a search space named 'small' is registered already"):
         register_space(replace(get_space("small"), final_size=(20, 3)))
     assert register_space(get_space("small")) is get_space("small")  # the same: a no-op
+
+
+def test_a_space_without_every_member_of_the_protocol_is_refused_when_registered():
+    """A search of it would otherwise fail at its very end (its training command)."""
+    from naonet.spaces import get_space, register_space
+
+    class WithoutARecipe:
+        def __getattr__(self, name):
+            if name == "training_options":
+                raise AttributeError(name)
+            return getattr(get_space("small"), name)
+
+    with pytest.raises(UserError, match="lacks what the SearchSpace protocol asks for: "
+                                        "training_options$"):
+        register_space(WithoutARecipe())

@@ -1,7 +1,8 @@
 """Files written atomically: a temporary file beside the target, renamed over it, so
-that a kill leaves the old file or the new one, never a part of either. Every file a
-run produces (checkpoints, result and score files, pictures, exports, caches) is
-written through here."""
+that a kill leaves the old file or the new one, never a part of either. The files a run
+produces (checkpoints, result and score files, pictures, exports, the decoded-data
+cache) are written through here; TensorBoard's event files and an archive's extraction
+(staged in a folder renamed into place) are not."""
 
 from __future__ import annotations
 
@@ -12,9 +13,14 @@ import tempfile
 import time
 from pathlib import Path
 
-# The name of atomic_write_bytes' temporary file: ".NAME.PID." and mkstemp's 8 characters
-# (".NAME." and the 8 before the writer's process id was in it).
-ATOMIC_TEMPORARY_NAME = re.compile(r"\..+\.[a-z0-9_]{8}")
+
+def temporary_name(target: str) -> re.Pattern:
+    """The names of atomic_write_bytes' temporaries of ``target`` (a regular expression):
+    ".TARGET.PID." and mkstemp's 8 characters."""
+    return re.compile(rf"\.{target}\.(?P<pid>\d+)\.[a-z0-9_]{{8}}")
+
+
+ATOMIC_TEMPORARY_NAME = temporary_name(".+")  # of any file
 # A temporary left by a process that is gone and untouched this long is abandoned (a live
 # write keeps writing to its file until it renames it).
 STALE_AFTER_SECONDS = 60
@@ -48,11 +54,12 @@ def remove_stale_temporaries(path: Path) -> None:
     process that no longer runs, untouched for ``STALE_AFTER_SECONDS``. Outside a run
     folder (caches, exports, result files) nothing else would ever remove them, and a
     decoded data set's can be 150 MB."""
-    prefix = f".{path.name}."
-    now = time.time()
-    for entry in path.parent.glob(glob.escape(prefix) + "*"):
-        pid, dot, random_part = entry.name[len(prefix):].partition(".")
-        if not (pid.isdigit() and dot and len(random_part) == 8) or _running(int(pid)):
+    # "Gone" means gone on this machine: a temporary on a file system shared with other
+    # machines (or containers) could be a live write there, if untouched for a minute.
+    pattern, now = temporary_name(re.escape(path.name)), time.time()
+    for entry in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        named = pattern.fullmatch(entry.name)
+        if named is None or _running(int(named["pid"])):
             continue
         try:
             if entry.is_file() and now - entry.stat().st_mtime >= STALE_AFTER_SECONDS:
@@ -67,7 +74,7 @@ def _running(pid: int) -> bool:
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # no such process (or no such number)
         return False
     except OSError:  # it exists, under another user
         return True

@@ -2,14 +2,16 @@
 
 A run (``nao train``, ``nao search``) holds an exclusive lock on ``FOLDER/.naonet.lock``
 for as long as its process lives. The operating system drops the lock when the process
-ends, however it ends, so a killed run leaves no stale lock and rerunning it resumes. A
-second process gets a one-line error naming the holder. The lock file also says which
-command made the folder (``nao train (process 123)``): a folder of another command is
-refused before anything in it is touched; whether the configuration matches is checked
-by each command against its checkpoint, also before writing. A run refused after its
-claim (bad data, a configuration that does not match) leaves no trace: releasing a
-folder that holds nothing but the lock removes the lock, and the folder if the claim
-made it.
+ends, however it ends (forked children, such as DataLoader workers, close their copies
+of the lock file, so orphaned ones do not keep it), so a killed run leaves no stale lock
+and rerunning it resumes. A second process gets a one-line error naming the holder. The
+lock file also says which command made the folder (``nao train (process 123)``): a
+folder of another command is refused before anything in it is touched, unless it holds
+nothing but that lock (and temporaries: a run killed before its first file); whether
+the configuration matches is checked by each command against its checkpoint, also
+before writing. A run refused after its claim (bad data, a configuration that does not
+match) leaves no trace: releasing a folder that holds nothing but the lock removes the
+lock, and the folder if the claim made it.
 """
 
 from __future__ import annotations
@@ -48,14 +50,15 @@ def _forget_inherited_locks() -> None:
     _held.clear()
 
 
-os.register_at_fork(after_in_child=_forget_inherited_locks)
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_forget_inherited_locks)
 
 
 def claim_run_folder(folder: str | Path, command: str) -> Path:
     """Create ``folder`` if needed, lock it for this process and mark it as ``command``'s.
 
     Raises a UserError (nothing written) when the folder cannot be used, is held by
-    another process or belongs to another command.
+    another process or belongs to another command (one that wrote something there).
     """
     folder = Path(folder)  # an empty --output is refused by the configs
     key = folder.resolve()
@@ -239,6 +242,7 @@ def check_command(folder: Path, command: str, lock_text: str) -> None:
 
 
 def holds_only_its_lock(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but its lock file and write temporaries."""
     return all(entry.name == LOCK_NAME or ATOMIC_TEMPORARY_NAME.fullmatch(entry.name)
                for entry in folder.iterdir())
 

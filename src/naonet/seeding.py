@@ -37,6 +37,34 @@ def derive_seed(seed: int, stream: str, *keys: int) -> int:
     return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]) >> 1
 
 
+def seed_cpu_streams(seed: int) -> None:
+    """Seed the global streams that draw on the CPU: Python's, NumPy's (with the low 32
+    bits) and torch's CPU generator."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.default_generator.manual_seed(seed)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every global stream: the CPU's, and CUDA's and MPS's (``torch.manual_seed``)."""
+    seed_cpu_streams(seed)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def random_streams_kept() -> Iterator[None]:
+    """Hand Python's, NumPy's and torch's CPU streams back as they were after the block:
+    the cheap form of :func:`caller_random_state_kept` for a block that draws on the CPU
+    only (a batch of image transforms)."""
+    python, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy_state)
+
+
 def capture_rng_state() -> dict:
     """Every random stream a run draws from, as weights-only-loadable values."""
     numpy_state = np.random.get_state()

@@ -232,12 +232,12 @@ def run() -> None:
         _last_line("nao: interrupted")
         # torch may be half imported: nothing more of it (an import would fail), and no
         # finalization (its half-registered parts can fail there too)
+        sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)
-    distributed = sys.modules.get("naonet.distributed")  # only a run that used it needs it
-    if distributed is not None:
-        distributed.exit_process(status)
-    sys.exit(status)
+    # only a run that used naonet.distributed needs its exit (and it may be half imported)
+    exit_process = getattr(sys.modules.get("naonet.distributed"), "exit_process", sys.exit)
+    exit_process(status)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ seed (a resumed run sees the same batches as an uninterrupted one).
 
 from __future__ import annotations
 
-import contextlib
 import copy
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -21,11 +21,13 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 
 from naonet.data.augment import crop_flip, cutout_at, draw_crop_flip, draw_cutout
 from naonet.data.sources import InMemorySplit
+from naonet.seeding import derive_seed, random_streams_kept, seed_cpu_streams
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of a run's data order (and, times 16 plus the rank, augmentation) in
-    ``epoch``; naonet.options.SEED_LIMIT keeps it within torch's 64 bits."""
+    """The seed of a run's data order in ``epoch`` (and, times 16 plus the rank, of the
+    device pipeline's augmentation); naonet.options.SEED_LIMIT keeps it within torch's
+    64 bits."""
     return seed * 100_003 + epoch
 
 
@@ -160,7 +162,9 @@ class LoaderBatches:
         self.generator = generator
         sampler = self.sampler
         if train:  # augmentation draws fixed by (seed, epoch, sample), see _SeededSamples
-            dataset, sampler = _SeededSamples(dataset, seed), _EpochIndices(self.sampler, self)
+            dataset = _SeededSamples(dataset, seed)
+            sampler = _EpochIndices(self.sampler, weakref.ref(self))  # no cycle: the
+            # workers of a dropped loader end with it, not at the next full collection
         self.loader = DataLoader(
             dataset, batch_size=batch_size, shuffle=False, sampler=sampler,
             num_workers=workers, generator=generator, pin_memory=device.type == "cuda",
@@ -191,13 +195,14 @@ class LoaderBatches:
 
 
 class _EpochIndices(Sampler):
-    """``sampler``'s indices, each paired with the epoch ``owner`` is in when drawn."""
+    """``sampler``'s indices, each paired with the epoch its owner (a weak reference to
+    a :class:`LoaderBatches`) is in when they are drawn."""
 
-    def __init__(self, sampler, owner: LoaderBatches):
+    def __init__(self, sampler, owner):
         self.sampler, self.owner = sampler, owner
 
     def __iter__(self):
-        epoch = self.owner.epoch
+        epoch = self.owner().epoch
         return ((epoch, index) for index in self.sampler)
 
     def __len__(self) -> int:
@@ -218,45 +223,21 @@ class _SeededSamples(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, key: tuple[int, int]):
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list:
+        """A batch of samples (the DataLoader asks for a batch at once where it can)."""
         from torch.utils.data import get_worker_info
 
-        from naonet.seeding import derive_seed
-
-        epoch, index = key
-        seed = derive_seed(self.seed, "augment", epoch, index)
         if get_worker_info() is not None:  # a worker's streams serve this alone
-            _seed_cpu_streams(seed)
-            return self.dataset[index]
-        with _cpu_streams_kept():  # without workers: the training's streams stay its own
-            _seed_cpu_streams(seed)
-            return self.dataset[index]
+            return [self._seeded(key) for key in keys]
+        with random_streams_kept():  # without workers: the training's streams stay its own
+            return [self._seeded(key) for key in keys]
 
-
-def _seed_cpu_streams(seed: int) -> None:
-    """Seed the CPU streams image transforms draw from: torch's, Python's and NumPy's."""
-    import random
-
-    import numpy as np
-
-    torch.default_generator.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-
-
-@contextlib.contextmanager
-def _cpu_streams_kept():
-    """Hand torch's CPU, Python's and NumPy's global streams back as they were."""
-    import random
-
-    import numpy as np
-
-    python, numpy_state = random.getstate(), np.random.get_state()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            yield
-    finally:
-        random.setstate(python)
-        np.random.set_state(numpy_state)
+    def _seeded(self, key: tuple[int, int]):
+        epoch, index = key
+        seed_cpu_streams(derive_seed(self.seed, "augment", epoch, index))
+        return self.dataset[index]
 
 
 def _worker_errors_as_raised(loader):
@@ -276,11 +257,6 @@ def _worker_errors_as_raised(loader):
 
 
 def _seed_worker(worker_id: int) -> None:
-    """Give every worker process distinct, reproducible random streams."""
-    import random
-
-    import numpy as np
-
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
+    """Give every worker process distinct, reproducible random streams: Python's and
+    NumPy's from the seed the DataLoader gave the worker's torch generator."""
+    seed_cpu_streams(torch.initial_seed())

@@ -33,7 +33,7 @@ from naonet.errors import UserError
 from naonet.files import atomic_write_text
 from naonet.models.networks import cell_layout
 from naonet.revision import code_revision
-from naonet.run_folder import claim_run_folder, write_run_config
+from naonet.run_folder import SEARCH_CHECKPOINT, claim_run_folder, write_run_config
 from naonet.runtime import keep_cpu_threads, to_memory_format, use_cpu_threads
 from naonet.search.config import SearchConfig
 from naonet.search.outputs import (
@@ -58,7 +58,6 @@ from naonet.search.rerank import (
 )
 from naonet.search.scoring import ScoringData, build_scoring_data, score_pool
 from naonet.search.state import (
-    CHECKPOINT_NAME,
     CONTROLLER,
     DONE,
     RERANK,
@@ -533,11 +532,11 @@ def read_architecture_file(path: Path, space: SearchSpace) -> list:
 
 def resume(run: SearchRun) -> bool:
     """Restore the run folder's checkpoint into ``run``; False when there is none."""
-    checkpoint_data = load_search_checkpoint(run.run_dir / CHECKPOINT_NAME,
+    checkpoint_data = load_search_checkpoint(run.run_dir / SEARCH_CHECKPOINT,
                                              run.config.to_dict())
     if checkpoint_data is None:
         return False
-    path = run.run_dir / CHECKPOINT_NAME
+    path = run.run_dir / SEARCH_CHECKPOINT
     check_run_classes(path, checkpoint_data.get("classes"), run.data.classes, "searched")
     with restoring(path):
         run.state = SearchState.from_dict(checkpoint_data["state"], run.space)
@@ -673,7 +672,7 @@ def checkpoint(run: SearchRun, outputs: bool = False) -> None:
     with run.clock.phase("checkpoints and outputs"):
         run.clock.flush()
         if run.is_main:
-            save_checkpoint(run.run_dir / CHECKPOINT_NAME, run.state, run.config.to_dict(),
+            save_checkpoint(run.run_dir / SEARCH_CHECKPOINT, run.state, run.config.to_dict(),
                             modules_to_save(run), run.data.classes)
             if outputs:
                 write_outputs(run)

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from naonet.errors import UserError
-from naonet.run_folder import SEARCH_CHECKPOINT
 from naonet.seeding import capture_rng_state
 from naonet.spaces import SearchSpace
 from naonet.training.checkpoint import (
@@ -32,7 +31,6 @@ from naonet.training.checkpoint import (
 )
 
 CHECKPOINT_FORMAT = 1
-CHECKPOINT_NAME = SEARCH_CHECKPOINT
 
 TRAIN, SCORE, CONTROLLER, RERANK, DONE = "train", "score", "controller", "rerank", "done"
 PHASES = (TRAIN, SCORE, CONTROLLER, RERANK, DONE)

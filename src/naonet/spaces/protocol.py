@@ -216,10 +216,20 @@ def sample_unseen(space: SearchSpace, is_known: Callable[[object], bool], rng: r
     return None
 
 
+# What every space has: the protocol's attributes and methods.
+PROTOCOL_MEMBERS = tuple(sorted({*SearchSpace.__annotations__, *(
+    name for name, value in vars(SearchSpace).items()
+    if callable(value) and not name.startswith("_"))}))
+
+
 def register_space(space: SearchSpace, replace: bool = False) -> SearchSpace:
     """Add a space to the registry (for example a cell space with another node count).
     A name already taken by another space is refused unless ``replace``: the files and
     architecture names that name it would otherwise change meaning without a word."""
+    missing = [name for name in PROTOCOL_MEMBERS if not hasattr(space, name)]
+    if missing:
+        raise UserError(f"the space {getattr(space, 'name', space)!r} lacks what the "
+                        f"SearchSpace protocol asks for: {', '.join(missing)}")
     taken = _SPACES.get(space.name)
     if taken is not None and taken != space and not replace:
         raise UserError(f"a search space named {space.name!r} is registered already; give "

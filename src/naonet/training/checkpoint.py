@@ -27,8 +27,8 @@ def require_checkpoint_file(path: Path) -> None:
     """A UserError unless ``path`` is a file; a run folder gets the names of its
     checkpoints."""
     if path.is_dir():
+        from naonet.run_folder import SEARCH_CHECKPOINT as SEARCH_STATE
         from naonet.search.ranking import CHECKPOINT_NAME as RANKING_STATE
-        from naonet.search.state import CHECKPOINT_NAME as SEARCH_STATE
 
         # a search's or an experiment's state is no network: its folder says how to get one
         found = sorted(p.name for p in path.glob("*.pt")

@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -39,6 +37,7 @@ from naonet.seeding import (
     capture_rng_state,
     derive_seed,
     restore_rng_state,
+    seed_everything,
 )
 from naonet.spaces import Architecture, resolve_architecture
 from naonet.training.checkpoint import (
@@ -118,12 +117,6 @@ def network_config_for(config: TrainConfig, data: DataBundle, space):
         aux_head=config.aux_head, keep_prob=config.keep_prob,
         drop_path_keep_prob=config.drop_path_keep_prob,
         drop_path_exempts_pass_through=config.drop_path_exempts_pass_through)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig, world_size: int

@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import pytest
+import torch
 
 from naonet.analysis.correlation import (
     average_ranks,
@@ -246,7 +247,10 @@ def test_an_experiment_resumes_only_on_the_classes_it_was_measured_on(tmp_path, 
 
 # Without momentum SGD keeps no state: only the saved gradient holders tell which
 # parameters off the sampled path still get weight decay after the resume.
-@pytest.mark.parametrize("optimizer", [(), ("--momentum", "0", "--weight-decay", "0.01")],
+# The second also trains on a partial last batch (64 images, batch 24): a curve point
+# counts the images trained on, 64 an epoch (the count was steps x batch, 72).
+@pytest.mark.parametrize("optimizer", [(), ("--momentum", "0", "--weight-decay", "0.01",
+                                            "--batch-size", "24")],
                          ids=["momentum", "no-momentum"])
 def test_an_experiment_stopped_mid_training_keeps_its_points_and_resumes_to_the_same_result(
         tmp_path, capsys, trained_epochs, optimizer):
@@ -267,8 +271,8 @@ def test_an_experiment_stopped_mid_training_keeps_its_points_and_resumes_to_the_
     assert status == 130 and "interrupted" in err
     summary = json.loads((output / "summary.json").read_text())
     assert summary["finished"] is False
-    assert [point["epochs"] for point in summary["samplings"]["uniform"]["curve"]] == [
-        1, 2, 3, 4]
+    assert [(point["epochs"], point["images"]) for point in
+            summary["samplings"]["uniform"]["curve"]] == [(e, 64 * e) for e in (1, 2, 3, 4)]
     curve = summary["samplings"]["balanced"]["curve"]
     assert [point["epochs"] for point in curve] == [1, 2]
     scores = read_scores(output / "scores_balanced.txt")  # the last point's, to 6 decimals
@@ -289,6 +293,8 @@ def test_an_experiment_stopped_mid_training_keeps_its_points_and_resumes_to_the_
     resumed = json.loads((output / "summary.json").read_text())
     assert resumed["finished"] is True
     assert without_timings(resumed) == without_timings(straight)
+    assert [point["images"] for point in resumed["samplings"]["balanced"]["curve"]] == [
+        64, 128, 192, 256]  # the epochs before the stop counted as they were
     for name in ("scores_uniform.txt", "scores_balanced.txt", "reference.txt"):
         assert (output / name).read_text() == (tmp_path / "straight" / name).read_text()
 
@@ -323,7 +329,17 @@ def test_an_experiment_folder_resumes_only_its_own_experiment(tmp_path, capsys,
     table = write_synthetic_table(tmp_path / "table.csv")
     output = tmp_path / "out"
     assert tiny_experiment(capsys, data, table, output)[0] == 130
-    assert (output / "ranking_state.pt").is_file()
+    state_file = output / "ranking_state.pt"
+    saved_bytes = state_file.read_bytes()
+    state = torch.load(state_file, weights_only=True)
+    assert state["world_size"] == 1
+    state["world_size"] = 2  # as if torchrun had run it with two processes
+    torch.save(state, state_file)
+    status, _, err = tiny_experiment(capsys, data, table, output)
+    assert status == 2 and len(err.splitlines()) == 1
+    assert ("is a ranking experiment of 2 processes, this one has 1: rerun it under torchrun "
+            "with 2 processes") in err
+    state_file.write_bytes(saved_bytes)
     status, _, err = tiny_experiment(capsys, data, table, output, "--lr", "0.2")
     assert status == 2
     assert err.strip().endswith("pass another --output, or delete the folder to start over")

@@ -483,6 +483,22 @@ def test_a_corrupt_search_checkpoint_is_refused_in_one_line(cifar_mini, tmp_path
         search(tiny_config(cifar_mini, tmp_path / "run"), show_progress=False)
 
 
+def test_a_search_resumes_only_at_the_number_of_processes_it_ran_on(cifar_mini, tmp_path):
+    """The steps of an epoch and the learning rate are those of the search's process
+    count: a rerun at another count once resumed silently, mixing two recipes."""
+    config = tiny_config(cifar_mini, tmp_path / "run", rounds=1, rerank_top=0)
+    search(config, show_progress=False)
+    path = tmp_path / "run" / "search_state.pt"
+    state = torch.load(path, weights_only=True)
+    assert state["world_size"] == 1
+    state["world_size"] = 3  # as if torchrun had run it with three processes
+    torch.save(state, path)
+    with pytest.raises(UserError, match=r"search_state.pt is a search of 3 processes, this "
+                       r"one has 1: rerun it under torchrun with 3 processes .*, or pass "
+                       r"another --output$"):
+        search(config, show_progress=False)
+
+
 def test_a_search_resumes_only_on_the_classes_it_was_searched_on(cifar_mini, tmp_path):
     """Labels are class positions: a class folder renamed or added under a stopped search
     once resumed it silently with shifted labels, or called its state damaged."""

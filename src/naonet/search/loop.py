@@ -533,7 +533,7 @@ def read_architecture_file(path: Path, space: SearchSpace) -> list:
 def resume(run: SearchRun) -> bool:
     """Restore the run folder's checkpoint into ``run``; False when there is none."""
     checkpoint_data = load_search_checkpoint(run.run_dir / SEARCH_CHECKPOINT,
-                                             run.config.to_dict())
+                                             run.config.to_dict(), run.context.world_size)
     if checkpoint_data is None:
         return False
     path = run.run_dir / SEARCH_CHECKPOINT
@@ -673,7 +673,8 @@ def checkpoint(run: SearchRun, outputs: bool = False) -> None:
         run.clock.flush()
         if run.is_main:
             save_checkpoint(run.run_dir / SEARCH_CHECKPOINT, run.state, run.config.to_dict(),
-                            modules_to_save(run), run.data.classes)
+                            modules_to_save(run), run.data.classes,
+                            run.context.world_size)
             if outputs:
                 write_outputs(run)
         barrier()

@@ -55,11 +55,12 @@ from naonet.training.checkpoint import (
     START_OVER,
     atomic_save,
     check_run_classes,
+    check_same_processes,
     check_same_run,
     load_checkpoint,
     restoring,
 )
-from naonet.training.engine import GradientHolders
+from naonet.training.engine import EpochStats, GradientHolders
 
 TRAIN_ON = ("space", "sample")
 CHECKPOINT_NAME = "ranking_state.pt"
@@ -112,7 +113,7 @@ class BudgetPoint:
     """Kendall's tau of the supernet's scores after ``epochs`` epochs."""
 
     epochs: int
-    images: int  # training images seen (epochs x images per epoch)
+    images: int  # training images seen up to here, by every process
     kendall_tau: float
     seconds: float
     scores: list[float] = field(default_factory=list)  # of the sample, at this point
@@ -129,6 +130,7 @@ class SamplingResult:
     losses: list[float] = field(default_factory=list)  # mean training loss per epoch
     curve: list[BudgetPoint] = field(default_factory=list)
     seconds: float = 0.0
+    images: int | None = 0  # trained so far (None: a checkpoint from before the count)
 
     def copy(self) -> SamplingResult:
         return replace(self, scores=list(self.scores), losses=list(self.losses),
@@ -138,7 +140,7 @@ class SamplingResult:
         """Everything but the report, which the scores and the reference give back."""
         return {"sampling": self.sampling, "scores": list(self.scores),
                 "losses": list(self.losses), "curve": [asdict(point) for point in self.curve],
-                "seconds": self.seconds}
+                "seconds": self.seconds, "images": self.images}
 
     @classmethod
     def from_state(cls, state: dict, reference: list[float], top_k: tuple[int, ...]
@@ -151,7 +153,8 @@ class SamplingResult:
             point.kendall_tau = correlate(point.scores, reference, top_k).kendall_tau
         return cls(state["sampling"], scores,
                    correlate(scores, reference, top_k) if scores else None,
-                   [float(loss) for loss in state["losses"]], curve, float(state["seconds"]))
+                   [float(loss) for loss in state["losses"]], curve, float(state["seconds"]),
+                   state.get("images"))
 
 
 @dataclass
@@ -213,7 +216,7 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
                                  context)
     parameter_report = correlate(counts, reference, config.top_k)
     saved = ExperimentCheckpoint(checkpoint, config, architectures, context.is_main,
-                                 data.classes)
+                                 data.classes, context.world_size)
     results = saved.finished(reference, config.top_k)
 
     def report_point(partial: SamplingResult) -> None:
@@ -245,8 +248,8 @@ class ExperimentCheckpoint:
     the table, or data of other classes, is refused."""
 
     def __init__(self, path: Path | None, config: RankingConfig, architectures: list,
-                 writes: bool, classes: list[str] | None = None):
-        self.path, self.writes = path, writes
+                 writes: bool, classes: list[str] | None = None, world_size: int = 1):
+        self.path, self.writes, self.world_size = path, writes, world_size
         self.config = _plain(config.to_dict())
         self.names = [arch.to_string() for arch in architectures]
         self.classes = None if classes is None else list(classes)
@@ -262,6 +265,8 @@ class ExperimentCheckpoint:
                 raise UserError(f"{self.path} scored another sample of the table (another "
                                 f"table?); {START_OVER}")
         check_run_classes(self.path, state.get("classes"), self.classes, "measured")
+        check_same_processes(self.path, state.get("world_size"), self.world_size,
+                             "ranking experiment")
         return state
 
     def finished(self, reference: list[float], top_k: tuple[int, ...]) -> list[SamplingResult]:
@@ -293,6 +298,7 @@ class ExperimentCheckpoint:
                                                      "trainer": trainer.state_dict()}
         atomic_save({"format": CHECKPOINT_FORMAT, "experiment": self.config,
                      "architectures": self.names, "classes": self.classes,
+                     "world_size": self.world_size,
                      "finished": [result.to_state() for result in finished],
                      "current": in_training}, self.path)
 
@@ -343,12 +349,13 @@ class SupernetTrainer:
         GradientHolders(self.optimizer).load_state_dict(state["gradients"])
         self.scheduler.load_state_dict(state["schedule"])
 
-    def epoch(self, epoch: int) -> float:
-        """One epoch exactly as the search's first round trains it; the mean loss."""
+    def epoch(self, epoch: int) -> EpochStats:
+        """One epoch exactly as the search's first round trains it; its statistics (the
+        mean loss, the images every process trained on)."""
         stats = train_supernet_epoch(self.model, self.sampled, self.data, self.optimizer,
                                      self.search, 0, epoch, self.context, self.precision)
         self.scheduler.step()
-        return stats.loss
+        return stats
 
     def score(self, architectures: list, scoring) -> list[float]:
         """Every architecture on the same batches (``fixed``) or on its own random ones
@@ -368,8 +375,10 @@ class SupernetTrainer:
         ``score_every`` epochs and last; ``point_scored`` gets the result up to each
         scored point, ``epoch_done`` the result after every epoch."""
         search, start = self.search, time.perf_counter()
-        images_per_epoch = len(self.data.train) * search.batch_size * self.context.world_size
         result = resumed.copy() if resumed else SamplingResult(search.sampling, [], None)
+        if result.images is None:  # saved before the count was kept: the old estimate
+            result.images = (len(result.losses) * len(self.data.train) * search.batch_size
+                             * self.context.world_size)
         seconds_before = result.seconds
 
         def elapsed() -> float:
@@ -380,7 +389,9 @@ class SupernetTrainer:
             result.report = correlate(result.scores, reference, config.top_k)
 
         for epoch in range(len(result.losses), search.supernet_epochs):
-            result.losses.append(self.epoch(epoch))
+            stats = self.epoch(epoch)
+            result.losses.append(stats.loss)
+            result.images += stats.images
             done = epoch + 1
             line = (f"{search.sampling}: epoch {done}/{search.supernet_epochs} loss "
                     f"{result.losses[-1]:.4f}")
@@ -390,7 +401,7 @@ class SupernetTrainer:
                 score()
             result.seconds = elapsed()
             if scored:
-                result.curve.append(BudgetPoint(done, done * images_per_epoch,
+                result.curve.append(BudgetPoint(done, result.images,
                                                 result.report.kendall_tau, result.seconds,
                                                 list(result.scores)))
                 line += f" kendall tau {result.report.kendall_tau:.4f}"

@@ -25,6 +25,7 @@ from naonet.spaces import SearchSpace
 from naonet.training.checkpoint import (
     START_OVER,
     atomic_save,
+    check_same_processes,
     check_same_run,
     load_checkpoint,
     restoring,
@@ -128,18 +129,21 @@ def _float(value: float | None) -> float:
 
 # ----------------------------------------------------------------------- checkpoint
 def save_checkpoint(path: Path, state: SearchState, config_dict: dict, modules: dict,
-                    classes: list[str] | None = None) -> None:
+                    classes: list[str] | None = None, world_size: int = 1) -> None:
     """Write the state, the config, the data's classes (a resume checks them; None: not
-    checked) and every module's ``state_dict`` atomically."""
+    checked), the number of processes and every module's ``state_dict`` atomically."""
     atomic_save({"format": CHECKPOINT_FORMAT, "state": state.to_dict(),
                  "config": config_dict, "classes": None if classes is None else list(classes),
+                 "world_size": world_size,
                  "rng": capture_rng_state(),
                  **{name: module.state_dict() for name, module in modules.items()
                     if module is not None}}, path)
 
 
-def load_search_checkpoint(path: Path, config_dict: dict) -> dict | None:
-    """The checkpoint of ``path`` if it exists and belongs to this search, else None."""
+def load_search_checkpoint(path: Path, config_dict: dict, world_size: int = 1
+                           ) -> dict | None:
+    """The checkpoint of ``path`` if it exists and belongs to this search (run on
+    ``world_size`` processes), else None."""
     if not path.exists():
         return None
     checkpoint = load_checkpoint(path, START_OVER)
@@ -147,6 +151,7 @@ def load_search_checkpoint(path: Path, config_dict: dict) -> dict | None:
         raise UserError(f"{path} is not a naonet search checkpoint; pass another --output")
     with restoring(path):
         check_resumable(checkpoint.get("config", {}), config_dict, path)
+    check_same_processes(path, checkpoint.get("world_size"), world_size, "search")
     return checkpoint
 
 

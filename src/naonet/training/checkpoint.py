@@ -113,6 +113,19 @@ def load_failure(path: Path, error: Exception) -> str:
 START_OVER = "pass another --output, or delete the folder to start over"
 
 
+def check_same_processes(path: Path, saved, current: int, what: str) -> None:
+    """A UserError if the run saved at ``path`` ran on another number of processes: the
+    steps of its epochs, its data shards and its learning rate are that count's (a file
+    written before the count was saved is not checked)."""
+    if saved is None or int(saved) == current:
+        return
+    saved = int(saved)
+    how = "without torchrun" if saved == 1 else f"under torchrun with {saved} processes"
+    raise UserError(f"{path} is a {what} of {saved} process{'es' if saved > 1 else ''}, this "
+                    f"one has {current}: rerun it {how} (its epochs' steps and learning "
+                    f"rate are those of {saved}), or pass another --output")
+
+
 def check_same_run(saved: dict, current: dict, path: Path, resumable: Collection[str],
                    what: str, added: Mapping[str, object] | None = None) -> None:
     """A run folder resumes only the run it was made by: every saved option but the

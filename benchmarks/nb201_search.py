@@ -26,6 +26,10 @@ from pathlib import Path
 import yaml
 from nb201_ranking import mean_std  # benchmarks/ is the script's folder
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from naonet.search.loop import TIMINGS_NAME  # noqa: E402
+from naonet.search.outputs import FINAL_POOL, POOL_JSON, ROUNDS_LOG  # noqa: E402
+
 # settings whose values, where the runs differ in them, name a run's group
 RECIPE_KEYS = ("sampling", "supernet_pool", "channels", "layers", "supernet_epochs",
                "few_shot_split", "few_shot_after", "rerank_turns", "rerank_top",
@@ -34,7 +38,7 @@ RECIPE_KEYS = ("sampling", "supernet_pool", "channels", "layers", "supernet_epoc
 
 def read_run(folder: Path) -> dict | None:
     """The figures of one finished run folder (None, with a message, if unfinished)."""
-    final_path, pool_path = folder / "arch_pool.final.json", folder / "pool.json"
+    final_path, pool_path = folder / f"{FINAL_POOL}.json", folder / POOL_JSON
     if not final_path.is_file() or not pool_path.is_file():
         print(f"skipping {folder}: no arch_pool.final.json (not started?)", file=sys.stderr)
         return None
@@ -46,8 +50,8 @@ def read_run(folder: Path) -> dict | None:
         print(f"skipping {folder}: run without --reference table:CSV", file=sys.stderr)
         return None
     config = yaml.safe_load((folder / "config.yaml").read_text())
-    rounds = [json.loads(line) for line in (folder / "rounds.jsonl").read_text().splitlines()]
-    timings = folder / "timings.json"
+    rounds = [json.loads(line) for line in (folder / ROUNDS_LOG).read_text().splitlines()]
+    timings = folder / TIMINGS_NAME
     seconds = sum(json.loads(timings.read_text())["seconds"].values()) if timings.is_file() \
         else float("nan")
     architectures = pool["architectures"]
@@ -103,7 +107,7 @@ def edge_groups_table(folders: list[Path], position: int) -> str:
     lines = [f"| run | op on edge {position} | cells | tau within | group's first | "
              "group's best |", "|---|---|---|---|---|---|"]
     for folder in folders:
-        records = json.loads((folder / "pool.json").read_text())["architectures"]
+        records = json.loads((folder / POOL_JSON).read_text())["architectures"]
         groups: dict[int, list[dict]] = {}
         for record in records:  # pool.json lists the pool best score first
             choice = space.to_integers(space.parse(record["arch"]))[position]

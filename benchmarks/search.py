@@ -29,6 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from naonet.search.loop import TIMINGS_NAME  # noqa: E402
+
 SEARCHES = {
     "quick-cifar10": [],
     "quick-nb201": [],
@@ -52,7 +55,7 @@ def run_search(preset: str, variant: str, data: str, cache: Path, folder: Path,
     wall = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{preset} ({variant}) failed:\n{result.stderr[-2000:]}")
-    phases = json.loads((folder / "timings.json").read_text())["seconds"]
+    phases = json.loads((folder / TIMINGS_NAME).read_text())["seconds"]
     phases["process start and the rest"] = wall - sum(phases.values())
     return {"wall": wall, "phases": phases,
             "arch_pool": (folder / "arch_pool").read_text()}

@@ -38,6 +38,9 @@ from naonet.runtime import keep_cpu_threads, to_memory_format, use_cpu_threads
 from naonet.search.config import SearchConfig
 from naonet.search.outputs import (
     DEFAULT_FINAL_COUNT,
+    FINAL_POOL,
+    PARETO_JSON,
+    POOL_JSON,
     distinct_top,
     entry_record,
     final_entries,
@@ -696,10 +699,10 @@ def write_outputs(run: SearchRun) -> None:
     if config.plot and run.state.rounds_log:
         plot_score_distribution(run.state.pool, len(run.state.rounds_log),
                                 run.run_dir / "scores.png")
-        pareto = json.loads((run.run_dir / "pareto.json").read_text())
+        pareto = json.loads((run.run_dir / PARETO_JSON).read_text())
         front = pareto["fronts"].get("final_parameters")
         if front:  # none when no architecture has a score yet
-            pool = json.loads((run.run_dir / "pool.json").read_text())["architectures"]
+            pool = json.loads((run.run_dir / POOL_JSON).read_text())["architectures"]
             plot_pareto(pool, front, pareto["final"], run.run_dir / "pareto.png")
 
 
@@ -751,7 +754,7 @@ def training_command(run: SearchRun) -> str:
     recipe (NAONet-V2's, or NAS-Bench-201's for its cells) at the size a search of the
     space delivers, on the search's data."""
     config = run.config
-    final_file = shlex.quote(str(run.run_dir / "arch_pool.final"))
+    final_file = shlex.quote(str(run.run_dir / FINAL_POOL))
     # A folder's images are read at --image-size; a named data set's smaller size is only
     # the search's proxy (the found network trains at its own size).
     size = (f" --image-size {config.image_size}"

@@ -32,6 +32,12 @@ from naonet.search.state import DONE, PoolEntry, SearchState, json_number
 
 DEFAULT_FINAL_COUNT = 5  # arch_pool.final without re-ranking: the seed README's top 5
 
+# The output files other modules read too.
+FINAL_POOL = "arch_pool.final"
+POOL_JSON = "pool.json"
+ROUNDS_LOG = "rounds.jsonl"
+PARETO_JSON = "pareto.json"
+
 
 def distinct_top(pool: Sequence[PoolEntry], count: int,
                  group_of: Callable | None = None) -> list[PoolEntry]:
@@ -106,7 +112,7 @@ def write_search_outputs(run_dir: Path, state: SearchState, final_count: int,
     _write_lines(run_dir / "arch_pool", [e.architecture.to_qualified_string()
                                          for e in state.pool])
     _write_lines(run_dir / "arch_pool.perf", [_text(e.score) for e in state.pool])
-    _write_lines(run_dir / "arch_pool.final", [e.architecture.to_qualified_string()
+    _write_lines(run_dir / FINAL_POOL, [e.architecture.to_qualified_string()
                                                for e in final])
     reranked = is_reranked(final)
     _write_lines(run_dir / "arch_pool.perf.final",
@@ -116,12 +122,12 @@ def write_search_outputs(run_dir: Path, state: SearchState, final_count: int,
                "complete": state.phase == DONE, "reranked": reranked}
     _write_json(run_dir / "arch_pool.final.json",
                 {**summary, "architectures": [records[id(e)] for e in final]})
-    _write_json(run_dir / "pool.json",
+    _write_json(run_dir / POOL_JSON,
                 {**summary, "architectures": [records[id(e)] for e in state.pool]})
-    atomic_write_text(run_dir / "rounds.jsonl",
+    atomic_write_text(run_dir / ROUNDS_LOG,
                       "".join(json.dumps(record) + "\n" for record in state.rounds_log))
     if costs is not None:
-        _write_json(run_dir / "pareto.json", {**summary, **pareto_fronts(
+        _write_json(run_dir / PARETO_JSON, {**summary, **pareto_fronts(
             [records[id(e)] for e in state.pool], [records[id(e)]["arch"] for e in final])})
 
 

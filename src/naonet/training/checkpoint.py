@@ -28,6 +28,7 @@ def require_checkpoint_file(path: Path) -> None:
     checkpoints."""
     if path.is_dir():
         from naonet.run_folder import SEARCH_CHECKPOINT as SEARCH_STATE
+        from naonet.search.outputs import FINAL_POOL
         from naonet.search.ranking import CHECKPOINT_NAME as RANKING_STATE
 
         # a search's or an experiment's state is no network: its folder says how to get one
@@ -35,9 +36,9 @@ def require_checkpoint_file(path: Path) -> None:
                        if p.name not in (SEARCH_STATE, RANKING_STATE))
         if found:
             hint = f"pass one of its checkpoints ({', '.join(found)}), e.g. {path / found[0]}"
-        elif (path / "arch_pool.final").is_file():
+        elif (path / FINAL_POOL).is_file():
             hint = ("a search's folder holds no trained network; train a line of its "
-                    "arch_pool.final with nao train --arch")
+                    f"{FINAL_POOL} with nao train --arch")
         else:
             hint = "pass a checkpoint file (.pt)"
         raise UserError(f"{path} is a folder; {hint}")

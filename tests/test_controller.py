@@ -350,6 +350,29 @@ def test_training_guards_equal_scores_and_bad_input():
         ControllerTrainConfig(valid_fraction=1.0)
 
 
+def test_the_controller_says_what_its_encoding_and_configs_lack():
+    """From a library trial: each once ended in an AttributeError or a reshape error."""
+    encoding = CellSpaceEncoding("small")
+
+    class WithoutItsSpace:  # every member but the space, which reads text forms
+        def __getattr__(self, name):
+            if name == "space":
+                raise AttributeError(name)
+            return getattr(encoding, name)
+
+    with pytest.raises(UserError, match="the controller's encoding lacks what the "
+                                        "SequenceEncoding protocol asks for: space$"):
+        Controller(WithoutItsSpace())
+    with pytest.raises(UserError, match="takes a ControllerConfig, got a dict"):
+        Controller(encoding, {"hidden_size": 8})
+    controller = Controller(encoding, TINY)
+    pool = random_architectures(encoding, 4, seed=3)
+    with pytest.raises(UserError, match="takes a ControllerTrainConfig, got a NoneType; pass "
+                                        "ControllerTrainConfig\\(\\) for the defaults"):
+        train_controller(controller, pool, [0.1, 0.2, 0.3, 0.4], None, seed=0)
+    assert controller.predict_architectures([]).shape == (0,)
+
+
 def test_predictor_pairwise_accuracy_counts_ordered_pairs():
     targets = torch.tensor([0.1, 0.2, 0.3, 0.4])
     assert predictor_pairwise_accuracy(targets, targets * 2) == 1.0

@@ -258,6 +258,22 @@ def test_another_spaces_architecture_is_refused_by_name(space):
         space.parse(foreign.to_qualified_string())
 
 
+def test_naonets_build_network_builds_any_spaces_network(space):
+    """``naonet.build_network``, the top-level name, refused NAS-Bench-201's cells."""
+    import naonet
+
+    arch, config = draws(space, count=1)[0], space.network_config(**TINY)
+    torch.manual_seed(0)
+    built = naonet.build_network(arch, config)
+    torch.manual_seed(0)
+    expected = space.build_network(arch, config)
+    assert type(built) is type(expected)
+    assert count_parameters(built) == count_parameters(expected) == \
+        space.parameter_count(arch, config)
+    fewer_classes = naonet.build_network(arch, config, num_classes=3)
+    assert fewer_classes(torch.randn(2, 3, 16, 16))[0].shape == (2, 3)
+
+
 def test_another_spaces_network_config_and_a_bad_rng_are_refused(space):
     from naonet.errors import UserError
 

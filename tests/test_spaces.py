@@ -12,6 +12,7 @@ from naonet.spaces import (
     SMALL,
     Architecture,
     CellSpaceEncoding,
+    get_space,
     named_architecture,
     resolve_architecture,
 )
@@ -139,16 +140,79 @@ def test_what_a_library_caller_writes_naturally_works_or_says_what_to_write():
     assert register_space(get_space("small")) is get_space("small")  # the same: a no-op
 
 
-def test_a_space_without_every_member_of_the_protocol_is_refused_when_registered():
-    """A search of it would otherwise fail at its very end (its training command)."""
+@pytest.mark.parametrize("member", ["training_options", "size", "sample", "mutate"])
+def test_a_space_without_every_member_of_the_protocol_is_refused_when_registered(member):
+    """A search of it would otherwise fail at its very end (its training command), or at
+    its start with an AttributeError (the strategies draw, mutate and count)."""
     from naonet.spaces import get_space, register_space
 
-    class WithoutARecipe:
+    class WithoutOneMember:
         def __getattr__(self, name):
-            if name == "training_options":
+            if name == member:
                 raise AttributeError(name)
             return getattr(get_space("small"), name)
 
     with pytest.raises(UserError, match="lacks what the SearchSpace protocol asks for: "
-                                        "training_options$"):
-        register_space(WithoutARecipe())
+                                        f"{member}$"):
+        register_space(WithoutOneMember())
+
+
+@pytest.fixture
+def own_registry(monkeypatch):
+    """The registry as it is, restored after the test (spaces it registers go)."""
+    from naonet.spaces import protocol
+
+    monkeypatch.setattr(protocol, "_SPACES", dict(protocol._SPACES))
+
+
+def test_a_cell_architectures_entries_are_integers():
+    """0.5 or True once made an architecture that no text form reads back and that
+    failed with a TypeError when built; NumPy's and a tensor's integers are taken."""
+    import numpy as np
+
+    for bad in ([0.5] * 40, [True] * 40, torch.zeros(40), np.zeros(40, dtype=bool)):
+        with pytest.raises(UserError, match="'small'-space architecture's entries are "
+                                            "integers, got"):
+            SMALL.from_integers(bad)
+    arch = SMALL.parse(NAONET_V2)
+    for given in (np.array(arch.to_integers()), torch.tensor(arch.to_integers())):
+        built = SMALL.from_integers(given)
+        assert built == arch and hash(built) == hash(arch)
+        assert {type(value) for value in built.to_integers()} == {int}
+
+
+def test_a_space_object_reads_its_own_text(own_registry):
+    """A cell space parsed through the registry: an unregistered one could not read its
+    own text, and after a replacement the old object read the new one's architectures."""
+    from naonet.spaces import CellSearchSpace, register_space
+
+    first = register_space(CellSearchSpace(name="two-node", op_names=("sep_conv_3x3",
+                                                                      "identity"),
+                                           num_nodes=2))
+    register_space(CellSearchSpace(name="two-node", op_names=("identity", "sep_conv_3x3"),
+                                   num_nodes=2), replace=True)
+    unregistered = CellSearchSpace(name="unregistered", op_names=("identity",
+                                                                  "sep_conv_3x3"),
+                                   num_nodes=2)
+    for space in (first, unregistered):
+        arch = space.sample(random.Random(1))
+        for text in (arch.to_qualified_string(), arch.to_readable(), arch.to_string()):
+            parsed = space.parse(text)
+            assert parsed == arch and parsed.space is space
+
+
+def test_a_variant_of_nb201_names_itself_in_files(own_registry):
+    """The benchmark's form is NAS-Bench-201's: a registered variant's cells were read
+    back as nb201 cells (silently, or refused with advice that pointed the wrong way)."""
+    from naonet.spaces import NB201Space, parse_architecture, register_space
+    from naonet.supernet import PoolSampler
+
+    variant = register_space(NB201Space(name="nb201-three-ops",
+                                        op_names=("none", "nor_conv_3x3", "skip_connect")))
+    cell = variant.architecture([1, 1, 0, 2, 1, 1])
+    text = cell.to_qualified_string()
+    assert text == f"nb201-three-ops:{cell.to_string()}"
+    assert parse_architecture(text) == cell and variant.parse(text) == cell
+    assert PoolSampler([text], random.Random(0)).pool == [cell]
+    nb201_cell = get_space("nb201").sample(random.Random(0))
+    assert nb201_cell.to_qualified_string() == nb201_cell.to_string()  # the benchmark's own

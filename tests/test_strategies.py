@@ -23,7 +23,7 @@ from naonet.controller.rounds import (
 )
 from naonet.errors import UserError
 from naonet.nb201 import BenchmarkTable, TableEvaluator
-from naonet.spaces import NB201
+from naonet.spaces import NB201, get_space
 from naonet.strategies import STRATEGIES, EvolutionConfig, NAOConfig, run_strategy
 from naonet.strategies.benchmark import benchmark_strategies, search_table
 from naonet.strategies.nao import new_controller
@@ -82,6 +82,42 @@ def test_a_strategy_takes_a_spaces_name_where_the_space_goes(synthetic):
     evaluator = TableEvaluator(synthetic, budget=5)
     run_strategy("random", "nb201", evaluator, seed=0)  # once: 'str' has no attribute 'size'
     assert evaluator.queries == 5
+
+
+def test_the_strategy_functions_check_what_run_strategy_checks(synthetic):
+    """Called directly (they are exported), a strategy once failed with a TypeError on an
+    evaluator without a budget and an AttributeError on a space's name."""
+    from naonet.evaluators import BudgetedEvaluator
+    from naonet.strategies import nao_search, random_search, regularized_evolution
+
+    for strategy in (random_search, nao_search, regularized_evolution):
+        with pytest.raises(UserError, match="a search needs a query budget; give the "
+                                            "evaluator one"):
+            strategy(NB201, BudgetedEvaluator(lambda architecture: 0.0), 0)
+        with pytest.raises(UserError, match="this strategy takes a"):
+            strategy(NB201, TableEvaluator(synthetic, budget=30), 0, object())
+    evaluator = TableEvaluator(synthetic, budget=5)
+    random_search("nb201", evaluator, 0)
+    assert evaluator.queries == 5
+
+
+def test_an_architecture_and_its_text_are_one_query():
+    """The evaluator of one's own measurement reads text forms into their architectures:
+    it charged one architecture twice, once as a value and once as its text."""
+    from naonet.evaluators import BudgetedEvaluator
+
+    measured = []
+    evaluator = BudgetedEvaluator(lambda arch: measured.append(arch) or 1.0, budget=5)
+    cell = NB201.sample(random.Random(1))
+    evaluator.query(cell)
+    evaluator.query(cell.to_string())
+    assert evaluator.known(cell.to_string())
+    assert evaluator.queries == 1 and measured == [cell]
+    assert evaluator.history() == [(cell, 1.0)]
+    in_space = BudgetedEvaluator(lambda arch: 1.0, budget=5, space=NB201)
+    with pytest.raises(UserError, match="the evaluator takes architectures of the 'nb201' "
+                                        "space, got one of the 'small' space"):
+        in_space.query(get_space("small").sample(random.Random(0)))
 
 
 def test_nao_generates_new_architectures_from_the_best(synthetic):

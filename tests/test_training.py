@@ -557,3 +557,12 @@ def test_off_path_weights_are_updated_as_zero_grad_leaves_them(clear_to_none):
     torch.testing.assert_close(ours, textbook, rtol=0, atol=0)
     after_its_only_step = _train_alternating(batches[:1], clear_to_none, ours=True)
     assert torch.equal(ours, after_its_only_step) == clear_to_none
+
+
+def test_running_sums_are_float32_only_on_mps():
+    """MPS has no float64: the evaluation's and the scorer's sums were float64 on every
+    device, so a run with --device mps failed at its first evaluation."""
+    from naonet.runtime import sum_dtype
+
+    assert sum_dtype(torch.device("mps")) == torch.float32
+    assert sum_dtype(torch.device("cpu")) == sum_dtype("cuda:0") == torch.float64

@@ -20,15 +20,34 @@ class BudgetExhausted(RuntimeError):
 
 
 class BudgetedEvaluator:
-    """``measure(architecture)`` under a budget of distinct queries (None: unlimited)."""
+    """``measure(architecture)`` under a budget of distinct queries (None: unlimited).
 
-    def __init__(self, measure: Callable[[Hashable], float], budget: int | None = None):
+    An architecture may be asked about as a value or in a text form: text is read into
+    its value first (in ``space`` when given, which also refuses another space's
+    architectures; else by :func:`naonet.spaces.parse_architecture`), so both count as one
+    query and ``measure`` and ``history`` see values only."""
+
+    described_as = "the evaluator"  # in the errors that refuse another space's architecture
+
+    def __init__(self, measure: Callable[[Hashable], float], budget: int | None = None,
+                 space=None):
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, Integral)
                                    or budget < 1):
             raise UserError(f"the query budget must be an integer >= 1, got {budget!r}")
         self.measure = measure
         self.budget = budget
+        self.space = space
         self._scores: dict = {}  # insertion order = query order
+
+    def architecture(self, value) -> Hashable:
+        """``value`` as the architecture the evaluator counts (text read into its value)."""
+        if self.space is not None:
+            return self.space.as_architecture(value, self.described_as)
+        if isinstance(value, str):
+            from naonet.spaces import parse_architecture
+
+            return parse_architecture(value)
+        return value
 
     @property
     def queries(self) -> int:
@@ -44,10 +63,11 @@ class BudgetedEvaluator:
         return self.budget is not None and self.queries >= self.budget
 
     def known(self, architecture) -> bool:
-        return architecture in self._scores
+        return self.architecture(architecture) in self._scores
 
     def query(self, architecture) -> float:
         """The score of ``architecture``; a repeated query is free."""
+        architecture = self.architecture(architecture)
         if architecture in self._scores:
             return self._scores[architecture]
         if self.exhausted:

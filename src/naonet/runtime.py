@@ -153,6 +153,12 @@ def apply(paths: FastPaths, device: torch.device) -> None:
     configure_backends(device)
 
 
+def sum_dtype(device: torch.device) -> torch.dtype:
+    """The dtype of running sums on ``device`` (losses, correct counts): float64, exact
+    for any number of images, except on MPS, which has no float64 (float32 there)."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
 def to_memory_format(module: nn.Module, channels_last: bool) -> nn.Module:
     """``module`` with NHWC parameters when ``channels_last`` (in place; returned)."""
     return module.to(memory_format=torch.channels_last) if channels_last else module

@@ -8,6 +8,7 @@ from naonet.controller.generation import (
     propose_sequences,
 )
 from naonet.controller.model import Controller, ControllerOutput, Encoded
+from naonet.controller.rounds import RoundConfig, RoundOutcome, nao_round
 from naonet.controller.training import (
     ControllerReport,
     hamming_distance,
@@ -24,8 +25,11 @@ __all__ = [
     "ControllerTrainConfig",
     "Encoded",
     "GenerationResult",
+    "RoundConfig",
+    "RoundOutcome",
     "generate_architectures",
     "hamming_distance",
+    "nao_round",
     "normalise_scores",
     "predictor_pairwise_accuracy",
     "propose_sequences",

@@ -20,6 +20,7 @@ from torch import nn
 from naonet.controller.config import ControllerConfig
 from naonet.errors import UserError
 from naonet.spaces.encoding import SOS_TOKEN, SequenceEncoding
+from naonet.spaces.protocol import protocol_members
 
 # Every parameter keeps PyTorch's default initialisation, as in the released controller
 # (its decoder's Attention builds plain nn.Linear projections).
@@ -211,6 +212,9 @@ class ControllerOutput(NamedTuple):
     log_probs: torch.Tensor  # [N, L, V] teacher-forced reconstruction
 
 
+ENCODING_MEMBERS = protocol_members(SequenceEncoding)  # what the controller uses of one
+
+
 class Controller(nn.Module):
     """NAO encoder-predictor-decoder for the token encoding of one search space."""
 
@@ -223,6 +227,13 @@ class Controller(nn.Module):
         if not hasattr(encoding, "sequence_length") and callable(
                 getattr(encoding, "encoding", None)):
             encoding = encoding.encoding()  # given the space: its encoding
+        missing = [name for name in ENCODING_MEMBERS if not hasattr(encoding, name)]
+        if missing:
+            raise UserError(f"the controller's encoding lacks what the SequenceEncoding "
+                            f"protocol asks for: {', '.join(missing)}")
+        if config is not None and not isinstance(config, ControllerConfig):
+            raise UserError(f"the controller takes a ControllerConfig, got a "
+                            f"{type(config).__name__}; pass ControllerConfig(...)")
         self.encoding = encoding
         self.config = config or ControllerConfig()
         length, per_step = encoding.sequence_length, encoding.tokens_per_step
@@ -257,6 +268,8 @@ class Controller(nn.Module):
     @torch.no_grad()
     def predict_architectures(self, architectures: Sequence) -> torch.Tensor:
         """Predicted score [N] of each architecture, in eval mode (no dropout)."""
+        if not architectures:
+            return torch.zeros(0, device=self.legal_mask.device)
         was_training = self.training
         self.eval()
         try:

@@ -64,6 +64,10 @@ def train_controller(controller: Controller, architectures: Sequence, scores: Se
     With ``valid_fraction`` 0 the metrics are measured on the (unaugmented) pool.
     """
     _check_pool(architectures, scores)
+    if not isinstance(config, ControllerTrainConfig):
+        raise UserError(f"train_controller takes a ControllerTrainConfig, got a "
+                        f"{type(config).__name__}; pass ControllerTrainConfig() for the "
+                        "defaults")
     space = controller.encoding.space  # text forms are read, other spaces refused
     architectures = [space.as_architecture(architecture, "train_controller")
                      for architecture in architectures]

@@ -250,11 +250,22 @@ class NAONet(CellStack):
 
 
 def build_network(architecture: Architecture, config: NetworkConfig | None = None,
-                  **overrides) -> NAONet:
-    """Build the discrete network of ``architecture``; keyword overrides edit ``config``."""
+                  **overrides) -> nn.Module:
+    """Build the discrete network of ``architecture``; keyword overrides edit ``config``.
+
+    A NAO cell architecture builds a :class:`NAONet` (default config: NAONet's); an
+    architecture of another space is built by its space (``space.build_network``; default
+    config: the size its searches deliver, ``space.final_size``)."""
+    space = getattr(architecture, "space", None)
     if not isinstance(architecture, Architecture):
-        raise TypeError(f"build_network takes an Architecture, not {type(architecture).__name__}"
-                        "; read a name or string with naonet.spaces.resolve_architecture")
+        if not callable(getattr(space, "build_network", None)):
+            raise UserError(f"build_network takes an architecture, not a "
+                            f"{type(architecture).__name__}; read a name or string with "
+                            "naonet.spaces.resolve_architecture")
+        config = config if config is not None else space.network_config(*space.final_size)
+        if overrides:
+            config = space.network_config_from_dict({**config.to_dict(), **overrides})
+        return space.build_network(architecture, config)
     config = config or NetworkConfig()
     if overrides:
         config = NetworkConfig(**{**config.to_dict(), **overrides})

@@ -18,19 +18,13 @@ from naonet.spaces.nb201 import NB201Architecture
 class TableEvaluator(BudgetedEvaluator):
     """Validation accuracy of architectures from a table, under a query budget."""
 
+    described_as = "the table evaluator"
+
     def __init__(self, table: BenchmarkTable, metric: str = DEFAULT_METRIC,
                  budget: int | None = None):
         values, row = table.column(metric_column(metric)), table.row
-        super().__init__(lambda architecture: values[row(architecture)], budget)
+        super().__init__(lambda architecture: values[row(architecture)], budget, table.space)
         self.metric = metric
-        self.space = table.space
-
-    def query(self, architecture: NB201Architecture) -> float:
-        """The validation score of ``architecture`` (or of its text form)."""
-        return super().query(self.space.as_architecture(architecture, "the table evaluator"))
-
-    def known(self, architecture: NB201Architecture) -> bool:
-        return super().known(self.space.as_architecture(architecture, "the table evaluator"))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from naonet.distributed import DistributedContext, all_reduce_sum, broadcast_object
+from naonet.runtime import sum_dtype
 from naonet.supernet import score_architectures
 from naonet.supernet.scoring import Batch
 
@@ -115,7 +116,8 @@ def score_pool(supernet: nn.Module, architectures: Sequence, data: ScoringData,
 
     ``seeds[i]`` seeds architecture ``i``'s batch in ``per-architecture`` mode.
     """
-    scores = torch.zeros(len(architectures), dtype=torch.float64, device=context.device)
+    scores = torch.zeros(len(architectures), dtype=sum_dtype(context.device),
+                         device=context.device)
     mine = list(range(context.rank, len(architectures), context.world_size))
     fixed = data.fixed_batches() if mode == "fixed" else None
     for start in range(0, len(mine), SCORE_CHUNK):

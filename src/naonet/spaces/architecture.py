@@ -10,6 +10,7 @@ Two text forms are parsed and printed, and this module is the only place that de
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 
@@ -72,6 +73,7 @@ class Architecture:
                       ) -> Architecture:
         """Build from the released integer list, validating every entry."""
         space = get_cell_space(space)
+        values = _plain_integers(values, space)
         expected = space.integers_per_architecture
         if len(values) != expected:
             raise UserError(
@@ -105,7 +107,11 @@ class Architecture:
             raise UserError("empty architecture string; give a name (naonet-v2) or 40 integers")
         _check_cell_text(text, space)
         prefix_space, body = _split_space_prefix(text)
-        resolved = get_cell_space(prefix_space or space)
+        # A space object parses its own text (registered or not, replaced or not); a name
+        # is looked up in the registry.
+        given = space if isinstance(space, CellSearchSpace) else None
+        resolved = (given if given is not None and prefix_space in (None, given.name)
+                    else get_cell_space(prefix_space or space))
         if "normal:" in body or "(" in body:
             return cls._parse_readable(body, resolved)
         tokens = body.replace(",", " ").split()
@@ -206,6 +212,24 @@ def _split_space_prefix(text: str) -> tuple[str | None, str]:
     if match and match.group(1) not in CELL_TYPES:
         return match.group(1), match.group(2)
     return None, text
+
+
+def _plain_integers(values, space: CellSearchSpace) -> list[int]:
+    """``values`` as plain ints (NumPy's and a tensor's integers included), or a UserError
+    for any other entry: 0.5 or True would build an architecture no text form reads back."""
+    values = list(values)
+    if all(type(value) is int for value in values):
+        return values
+    plain = []
+    for value in values:
+        try:
+            if isinstance(value, bool) or "bool" in str(getattr(value, "dtype", "")):
+                raise TypeError
+            plain.append(operator.index(value))
+        except TypeError:
+            raise UserError(f"a {space.name!r}-space architecture's entries are integers, "
+                            f"got {value!r}; pass state and op indices") from None
+    return plain
 
 
 def _check_input(space: CellSearchSpace, cell_type: str, node: int, state: int) -> None:

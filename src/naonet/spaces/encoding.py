@@ -31,6 +31,7 @@ SOS_TOKEN = 0
 class SequenceEncoding(Protocol):
     """What a search space offers the controller."""
 
+    space: object  # the SearchSpace it encodes: reads text forms, refuses other spaces'
     vocab_size: int
     sequence_length: int
     tokens_per_step: int  # consecutive tokens the encoder concatenates into one step

@@ -27,13 +27,14 @@ from naonet.spaces.protocol import (
 
 ZERO_OP = "none"  # the op whose output is zero: the edge carries nothing
 NB201_OPS = (ZERO_OP, "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NB201_SPACE_NAME = "nb201"  # the benchmark's own space: its cells are written unprefixed
 
 
 @dataclass(frozen=True)
 class NB201Space(IntegerCodedSpace):
     """A NAS-Bench-201-style cell space: every edge of a complete DAG picks one op."""
 
-    name: str = "nb201"
+    name: str = NB201_SPACE_NAME
     op_names: tuple[str, ...] = NB201_OPS
     num_nodes: int = 4
     # (channels, cells per stage) of the benchmark's trained networks: the size whose
@@ -267,8 +268,12 @@ class NB201Architecture:
         return "+".join(groups)
 
     def to_qualified_string(self) -> str:
-        """The form naonet writes to files: the benchmark's own (no other space writes it)."""
-        return self.to_string()
+        """The form naonet writes to files: the benchmark's own (no other space writes it),
+        prefixed ``NAME:`` for a variant of the space registered under another name, which
+        would otherwise be read back as a cell of NAS-Bench-201's."""
+        if self.space.name == NB201_SPACE_NAME:
+            return self.to_string()
+        return f"{self.space.name}:{self.to_string()}"
 
     def __str__(self) -> str:
         return self.to_string()

@@ -8,7 +8,8 @@ loop, the strategies, the samplers and the scorer only ever talk to this protoco
 
 Every space codes an architecture as a fixed-length list of integers whose entry ``i``
 lies in ``[0, integer_limits()[i])`` independently of the others, so uniform sampling,
-one-entry mutation and the size of the space are written once here.
+one-entry mutation and the size of the space are written once here
+(:class:`IntegerCodedSpace`: a space of your own gets them by deriving from it).
 """
 
 from __future__ import annotations
@@ -52,6 +53,17 @@ class SearchSpace(Protocol):
 
     def encoding(self):
         """The controller's token encoding (a ``SequenceEncoding``)."""
+
+    size: int  # how many architectures the space holds
+
+    def sample(self, rng: random.Random) -> Hashable:
+        """A uniformly random architecture, drawn from ``rng``."""
+
+    def mutate(self, architecture, rng: random.Random) -> Hashable:
+        """A random neighbour of ``architecture`` (one choice changed)."""
+
+    def all_architectures(self) -> Iterator:
+        """Every architecture of the space (sensible only for a small one)."""
 
     def canonical(self, architecture) -> Hashable:
         """One representative of the architectures that compute the same function as
@@ -136,8 +148,9 @@ class IntegerCodedSpace:
                             "use one space object for both")
         if hasattr(space, "name"):
             raise UserError(f"{user} takes architectures of the {self.name!r} space, got one "
-                            f"of the {space.name!r} space; use get_space({space.name!r}) "
-                            "for it")
+                            f"of the {space.name!r} space; give it an architecture of "
+                            f"get_space({self.name!r}), or work in the {space.name!r} space "
+                            f"(get_space({space.name!r})) throughout")
         raise UserError(f"{user} takes an architecture of the {self.name!r} space or its "
                         f"text form, got an object of type {type(value).__name__}; read text with "
                         f"get_space({self.name!r}).parse")
@@ -216,10 +229,14 @@ def sample_unseen(space: SearchSpace, is_known: Callable[[object], bool], rng: r
     return None
 
 
-# What every space has: the protocol's attributes and methods.
-PROTOCOL_MEMBERS = tuple(sorted({*SearchSpace.__annotations__, *(
-    name for name, value in vars(SearchSpace).items()
-    if callable(value) and not name.startswith("_"))}))
+def protocol_members(protocol: type) -> tuple[str, ...]:
+    """The attributes and public methods a ``Protocol`` class asks for, sorted."""
+    return tuple(sorted({*protocol.__annotations__, *(
+        name for name, value in vars(protocol).items()
+        if callable(value) and not name.startswith("_"))}))
+
+
+PROTOCOL_MEMBERS = protocol_members(SearchSpace)  # what every space has
 
 
 def register_space(space: SearchSpace, replace: bool = False) -> SearchSpace:

@@ -30,6 +30,27 @@ class Evaluator(Protocol):
     def history(self) -> list[tuple[Hashable, float]]: ...
 
 
+def search_inputs(space, evaluator: Evaluator, config, config_class: type):
+    """The space (a name is looked up) and the config (None: the defaults) a strategy
+    runs with, or a UserError for what cannot make a search: no space, an evaluator
+    without a query budget or with one above the space's size, another strategy's config."""
+    from naonet.spaces import get_space
+
+    if space is None:  # get_space(None) is the default space: say which instead
+        raise UserError("a search needs the space to search (a space or its name)")
+    space = get_space(space)
+    if getattr(evaluator, "budget", None) is None:
+        raise UserError("a search needs a query budget; give the evaluator one "
+                        "(BudgetedEvaluator(measure, budget=N))")
+    if evaluator.budget > space.size:
+        raise UserError(f"a budget of {evaluator.budget} queries exceeds the "
+                        f"{space.size} architectures of the space")
+    if config is not None and not isinstance(config, config_class):
+        raise UserError(f"this strategy takes a {config_class.__name__}, got a "
+                        f"{type(config).__name__}")
+    return space, config or config_class()
+
+
 class Seen(set):
     """Architectures already taken, with the evaluator's ``known`` (for proposing new
     architectures outside a query loop, as the one-shot search's rounds do)."""

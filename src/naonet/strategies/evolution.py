@@ -9,7 +9,14 @@ from dataclasses import dataclass
 
 from naonet.errors import UserError
 from naonet.options import check_field_types
-from naonet.strategies.base import Evaluator, SearchSpace, Seen, query_random, sample_new
+from naonet.strategies.base import (
+    Evaluator,
+    SearchSpace,
+    Seen,
+    query_random,
+    sample_new,
+    search_inputs,
+)
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ class EvolutionConfig:
 def regularized_evolution(space: SearchSpace, evaluator: Evaluator, seed: int,
                           config: EvolutionConfig | None = None) -> None:
     """Evolve a population until the evaluator's budget is spent."""
-    config = config or EvolutionConfig()
+    space, config = search_inputs(space, evaluator, config, EvolutionConfig)
     rng = random.Random(seed)
     query_random(space, evaluator, rng, config.population_size)
     population = deque(evaluator.history())  # (architecture, score), oldest first

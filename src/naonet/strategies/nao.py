@@ -20,7 +20,7 @@ from naonet import options
 from naonet.controller import Controller, ControllerConfig, ControllerTrainConfig
 from naonet.controller.rounds import FILLS, RoundConfig, nao_round
 from naonet.errors import UserError
-from naonet.strategies.base import Evaluator, SearchSpace, query_random
+from naonet.strategies.base import Evaluator, SearchSpace, query_random, search_inputs
 
 # every fill but 'none' completes a round, so a budgeted loop always makes progress
 BUDGETED_FILLS = tuple(fill for fill in FILLS if fill != "none")
@@ -97,7 +97,7 @@ def check_query_budget(budget: int | None, config: NAOConfig) -> None:
 def nao_search(space: SearchSpace, evaluator: Evaluator, seed: int,
                config: NAOConfig | None = None) -> None:
     """Run NAO's predictor loop until the evaluator's budget is spent."""
-    config = config or NAOConfig()
+    space, config = search_inputs(space, evaluator, config, NAOConfig)
     check_query_budget(evaluator.remaining, config)
     rng = random.Random(seed)
     query_random(space, evaluator, rng, config.initial_queries)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from naonet.strategies.base import Evaluator, SearchSpace, query_random
+from naonet.strategies.base import Evaluator, SearchSpace, query_random, search_inputs
 
 
 @dataclass(frozen=True)
@@ -16,5 +16,6 @@ class RandomSearchConfig:
 def random_search(space: SearchSpace, evaluator: Evaluator, seed: int,
                   config: RandomSearchConfig | None = None) -> None:
     """Query random architectures until the evaluator's budget is spent."""
+    space, config = search_inputs(space, evaluator, config, RandomSearchConfig)
     rng = random.Random(seed)
     query_random(space, evaluator, rng, evaluator.remaining)

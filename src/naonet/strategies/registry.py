@@ -44,18 +44,4 @@ def run_strategy(name: str, space: SearchSpace, evaluator: Evaluator, seed: int,
                  config=None) -> None:
     """Run strategy ``name`` until the evaluator's budget is spent (``space``: a space
     or its name)."""
-    from naonet.spaces import get_space
-
-    if space is None:  # get_space(None) is the default space: say which instead
-        raise UserError("run_strategy needs the space to search (a space or its name)")
-    space = get_space(space)
-    strategy = get_strategy(name)
-    if evaluator.budget is None:
-        raise UserError("a search needs a query budget")
-    if evaluator.budget > space.size:
-        raise UserError(f"a budget of {evaluator.budget} queries exceeds the "
-                        f"{space.size} architectures of the space")
-    if config is not None and not isinstance(config, strategy.config_class):
-        raise UserError(f"strategy {name!r} takes a {strategy.config_class.__name__}, got "
-                        f"{type(config).__name__}")
-    strategy.run(space, evaluator, seed, config or strategy.config_class())
+    get_strategy(name).run(space, evaluator, seed, config)

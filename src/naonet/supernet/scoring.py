@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from naonet.errors import UserError
+from naonet.runtime import sum_dtype
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (images [batch, 3, H, W], labels [batch])
 
@@ -100,8 +101,9 @@ def score_architectures(supernet: nn.Module, architectures: Sequence,
                         "pass a list of (images, labels) tensors")
     batches = _on_device_of(supernet, batches)
     total = sum(labels.numel() for _, labels in batches)
-    totals = torch.zeros(len(architectures), 2, dtype=torch.float64,
-                         device=batches[0][1].device)  # [archs, (correct, loss sum)]
+    device = batches[0][1].device
+    totals = torch.zeros(len(architectures), 2, dtype=sum_dtype(device),
+                         device=device)  # [archs, (correct, loss sum)]
     with torch.inference_mode(), batch_statistics(supernet):
         for index, architecture in enumerate(architectures):
             _accumulate(supernet, architecture, batches, totals[index])

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from naonet.distributed import all_reduce_sum
+from naonet.runtime import sum_dtype
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ def train_one_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer,
     # the GPU waits on the host (a launch-bound step) that is GPU time too.
     parameters = list(model.parameters())
     device = parameters[0].device
-    sums = torch.zeros(3, device=device, dtype=torch.float64)  # loss * n, correct, n
+    sums = torch.zeros(3, device=device, dtype=sum_dtype(device))  # loss * n, correct, n
     start = time.perf_counter()
     for step, (images, labels) in enumerate(batches):
         if hasattr(network, "set_training_progress"):
@@ -252,7 +253,7 @@ def evaluate(model: nn.Module, batches, precision: Precision,
     network = inference_module(model)
     criterion = criterion or nn.CrossEntropyLoss()
     device = next(unwrap(model).parameters()).device
-    sums = torch.zeros(4, device=device, dtype=torch.float64)  # loss * n, top1, top5, n
+    sums = torch.zeros(4, device=device, dtype=sum_dtype(device))  # loss * n, top1, top5, n
     start = time.perf_counter()
     for images, labels in batches:
         with precision.autocast():

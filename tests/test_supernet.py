@@ -339,6 +339,21 @@ def test_scoring_normalises_with_batch_statistics():
         pytest.approx(expected)
 
 
+def test_scoring_takes_float32_batches_for_a_supernet_of_another_dtype():
+    """The batches follow the supernet's dtype as they follow its device: a float64
+    supernet given float32 images failed with a dtype mismatch deep in a convolution."""
+    torch.manual_seed(0)
+    supernet = tiny_supernet("small")
+    architectures = sample_architectures("small", 3, np.random.default_rng(17))
+    batches = [fixed_batch(seed=4)]
+    in_float32 = score_architectures(supernet, architectures, batches, metric="loss")
+    in_float64 = score_architectures(copy.deepcopy(supernet).double(), architectures,
+                                     batches, metric="loss")
+    # float32 against float64 arithmetic on the same weights: a mean cross-entropy of a
+    # few units agrees to float32's relative precision times the depth's growth
+    assert in_float64 == pytest.approx(in_float32, rel=1e-4)
+
+
 # ----------------------------------------------------------------------- few-shot
 def test_group_shares_are_equal_and_keep_proportions_within_a_group():
     pool = sample_architectures("nb201", 40, np.random.default_rng(11))

@@ -53,13 +53,14 @@ def batch_statistics(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def _on_device_of(model: nn.Module, batches: Sequence[Batch]) -> list[Batch]:
-    """The batches on the model's device and in its memory format (NHWC when its
-    convolutions are): no copy when they already are."""
+    """The batches on the model's device, in its floating dtype and in its memory format
+    (NHWC when its convolutions are): no copy when they already are."""
     from naonet.runtime import input_memory_format
 
-    device = next(model.parameters()).device
+    first = next(model.parameters())
     memory_format = input_memory_format(model)
-    return [(images.to(device).contiguous(memory_format=memory_format), labels.to(device))
+    return [(images.to(first.device, first.dtype if images.is_floating_point() else None)
+             .contiguous(memory_format=memory_format), labels.to(first.device))
             for images, labels in batches]
 
 

@@ -147,6 +147,21 @@ CASES = [
     (["bench-search", "--evaluator", "table:t.csv", "--budget", "0"], "--budget must be >= 1"),
     (["bench-search", "--evaluator", "table:t.csv", "--seeds", "0"], "--seeds must be >= 1"),
     (TRAIN + ["--amp", "fp16"], "--amp fp16 needs a CUDA device; use --amp bf16"),
+    # a flag is its whole name (argparse took --epoch for --epochs)
+    (TRAIN + ["--epoch", "1"], "unrecognized arguments: --epoch 1"),
+    # paths where an architecture goes (once "non-integer entry 'out/nonexist.pt'")
+    (TRAIN + ["--arch", "out/missing.pt"], "out/missing.pt does not exist; --arch takes an "
+     "architecture (a name or a text form), or check the path"),
+    (["show", "out/missing.pt"], "out/missing.pt does not exist; check the path of the "
+     "checkpoint"),
+    (TRAIN + ["--arch", "small:1 1 0 1 2 4 0 0 0 0 2 1 0 0 0 2 0 3 0 0 0 2 0 2 2 2 1 0 0 0 0 "
+              "1 0 0 0 3 0 0 0 1\nsmall:0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 "
+              "0 0 0 0 0 0 0 0 0 0 0 0 0 0 0"],
+     "the architecture text holds 2 lines, as a search's arch_pool files list one "
+     "architecture a line; pass one of them"),
+    (["info", "small:|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|"
+              "nor_conv_3x3~1|nor_conv_3x3~2|"],  # once "unknown search space 'small:'"
+     "is written in the form of the 'nb201' space but prefixed 'small'; drop the prefix"),
     (SEARCH + ["--amp", "fp16"], "--amp fp16 is not supported by the search"),
 ]
 
@@ -719,6 +734,57 @@ def test_a_missing_matplotlib_is_named_before_the_work_not_after(capsys, monkeyp
     assert "pictures need matplotlib: pip install 'naonet[plot]'" in err, err
     assert ("--no-plot" if command == "search" else "--plot ''") in err, err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["table.csv"]
+
+
+def test_a_file_or_folder_where_an_architecture_goes_is_named_for_what_it_is(capsys,
+                                                                          tmp_path):
+    """From a user's trial: a run folder given to nao info was said not to exist, and a
+    checkpoint, a search's list or a folder given as --arch or to nao show met a parser's
+    'non-integer entry'."""
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(require(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), run / "best.pt")
+    (run / "arch_pool.final").write_text("naonet-v2\n")
+    cases = {
+        ("info", str(run)): f"{run} is a folder; pass one of its checkpoints (best.pt)",
+        ("show", str(run)): f"{run} is a folder; pass one of its checkpoints (best.pt)",
+        ("show", str(run / "arch_pool.final")): "lists a search's architectures; pass one of "
+                                                "its lines",
+        ("train", "--arch", str(run / "best.pt")): f"{run / 'best.pt'} is a file; --arch takes "
+                                                   "an architecture (a name or a text form): "
+                                                   f"nao info {run / 'best.pt'} prints the one "
+                                                   "it holds",
+        ("train", "--arch", str(run / "arch_pool.final")): "lists a search's architectures",
+        ("train", "--arch", str(run)): f"{run} is a folder; --arch takes an architecture",
+    }
+    for args, fragment in cases.items():
+        status, _, err = nao_in_process(capsys, *args, "--output", str(tmp_path / "out")) \
+            if args[0] == "train" else nao_in_process(capsys, *args)
+        assert status == 2 and err.strip().splitlines() == [err.strip()], err
+        assert fragment in err, (args, err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_exported_model_where_a_checkpoint_goes_is_named_as_such(capsys, tmp_path):
+    """torch.load hands a TorchScript archive to torch.jit.load: it printed three of
+    torch's warnings, then that the file held no state_dict."""
+    import warnings
+
+    import torch
+
+    exported = tmp_path / "model.ts"
+    with warnings.catch_warnings():  # torch 2.9+ says TorchScript is deprecated
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(exported))
+    for command, extra in (("eval", ["--data", str(tmp_path)]), ("info", []),
+                           ("predict", ["x.png"]), ("export", [str(tmp_path / "m.onnx")])):
+        status, _, err = nao_in_process(capsys, command, str(exported), *extra)
+        assert status == 2, err
+        assert err.strip() == f"nao {command}: error: {exported} is an exported TorchScript " \
+                              "model (nao export), not a checkpoint; pass the .pt file nao " \
+                              "train wrote (run it with torch.jit.load)", err
 
 
 @pytest.mark.parametrize("command", ["info", "eval", "export"])

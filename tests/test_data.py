@@ -9,10 +9,10 @@ import torch
 
 from naonet.data import DataConfig, DeviceBatches, build_data
 from naonet.data.augment import cutout, random_crop_flip
-from naonet.data.sources import load_cifar_pickle, load_image_folder
+from naonet.data.sources import list_image_folder, load_cifar_pickle, load_image_folder
 from naonet.errors import UserError
 
-from conftest import require
+from conftest import MINI_COUNTS, require
 
 
 def write_cifar_pickles(split, folder):
@@ -62,7 +62,8 @@ def broken_layouts(root, cifar_mini):
 
     cases = {}
     (root / "notes.txt").write_text("not data")
-    cases["a plain file"] = (root / "notes.txt", {}, "is a file but not a .tar.gz/.tar archive")
+    cases["a plain file"] = (root / "notes.txt", {}, "is a file but not a tar archive "
+                             "(.tar.gz, .tgz, .tar, .tar.bz2")
     flat = root / "flat"  # images but no class folders
     flat.mkdir()
     shutil.copy(next((cifar_mini / "train" / "cat").iterdir()), flat / "x.jpg")
@@ -110,6 +111,24 @@ def broken_layouts(root, cifar_mini):
     (incomplete / "cifar-10-batches-py" / "data_batch_3").unlink()
     cases["a missing CIFAR batch"] = (incomplete, {}, "data_batch_3 is missing; the data set "
                                       "folder is incomplete")
+    (root / "data.zip").write_bytes(b"PK\x03\x04")
+    cases["a zip archive"] = (root / "data.zip", {}, "is a .zip archive, which naonet does "
+                              "not read; unzip it and pass the folder, or pack the folder as "
+                              ".tar.gz")
+    import tarfile
+
+    with tarfile.open(root / "train-only.tar.xz", "w:xz") as archive:
+        archive.add(train_only, arcname="train-only")
+    cases["train/ without test/, packed"] = (  # the archive named, not its extraction
+        root / "train-only.tar.xz", {},
+        f"{root / 'train-only.tar.xz'} has train/ but no test/ or val/ folder")
+    renamed = root / "renamed-test"  # what a search of it would end by training on
+    shutil.copytree(cifar_mini, renamed)
+    (renamed / "test" / "cat").rename(renamed / "test" / "kitten")
+    cases["test/ with other classes, for a search"] = (
+        renamed, dict(dataset="folder", with_test=False, valid_size=100),
+        "the train and test classes of " f"{renamed} differ (only in train: cat; only in "
+        "test: kitten); make the class folders match (the search reads train/ only")
     return cases
 
 
@@ -121,6 +140,43 @@ def test_data_a_user_gets_wrong_is_named_in_one_line(cifar_mini, tmp_path):
         with pytest.raises(UserError, match=re.escape(fragment)) as error:
             build_data(DataConfig(data=str(data), **options), torch.device("cpu"))
         assert "\n" not in str(error.value), name
+
+
+def test_a_linked_folder_is_read_once(cifar_mini, tmp_path):
+    """A link to a folder above it (cat/self -> .) listed the class's images again at
+    every depth the system allows: 41 times, silently, in a user's trial."""
+    import shutil
+
+    shutil.copytree(cifar_mini / "train", tmp_path / "train")
+    (tmp_path / "train" / "cat" / "self").symlink_to(tmp_path / "train" / "cat")
+    (tmp_path / "train" / "dog" / "cats").symlink_to(tmp_path / "train" / "cat")
+    samples, classes = list_image_folder(tmp_path / "train")
+    expected, _ = list_image_folder(cifar_mini / "train")
+    assert len(samples) == len(expected) + MINI_COUNTS["train"]  # dog/cats is one more
+    assert [index for _, index in samples] == sorted(
+        [index for _, index in expected] + [classes.index("dog")] * MINI_COUNTS["train"])
+
+
+def test_a_class_is_one_class_in_either_unicode_form(cifar_mini, tmp_path):
+    """macOS writes folder names decomposed (NFD): a network trained on 'ñandú' typed here
+    refused test folders copied from a Mac, saying the classes differed in two names that
+    printed alike."""
+    import shutil
+    import unicodedata
+
+    from naonet.data.registry import same_classes
+
+    composed = unicodedata.normalize("NFC", "gato ñandú")
+    for form, root in (("NFC", tmp_path / "composed"), ("NFD", tmp_path / "decomposed")):
+        for name in ("cat", "dog"):
+            target = unicodedata.normalize(form, composed) if name == "cat" else name
+            shutil.copytree(cifar_mini / "test" / name, root / target)
+    listed = {root.name: list_image_folder(root) for root in tmp_path.iterdir()}
+    assert listed["composed"][1] == listed["decomposed"][1] == ["dog", composed]
+    assert [index for _, index in listed["composed"][0]] == \
+        [index for _, index in listed["decomposed"][0]]
+    assert same_classes([unicodedata.normalize("NFD", composed)], [composed])
+    assert not same_classes(["cat", "dog"], ["dog", "cat"])
 
 
 def test_random_crop_matches_a_crop_of_the_padded_image():
@@ -409,7 +465,7 @@ def test_decoded_images_are_cached_and_the_cache_follows_the_files(cifar_mini, t
     import os
     import shutil
 
-    from naonet.data.sources import decoded_cache_file, list_image_folder
+    from naonet.data.sources import decoded_cache_file
 
     monkeypatch.setenv("NAONET_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "test"
@@ -563,3 +619,22 @@ def test_loader_augmentations_depend_on_the_epoch_and_sample_only():
     assert torch.equal(torch.rand(3), expected)  # the caller's stream, untouched
     for a, b in zip(epochs[2], in_process, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_gif_and_jfif_photos_are_images(tmp_path):
+    """PIL reads them (nao predict did), but training skipped them without a word."""
+    from PIL import Image
+
+    for name, suffix in (("cat", ".gif"), ("cat", ".jfif"), ("dog", ".jpe"), ("dog", ".png")):
+        (tmp_path / name).mkdir(exist_ok=True)
+        image = Image.new("RGB", (8, 8), (200, 30, 30) if name == "cat" else (30, 30, 200))
+        image.save(tmp_path / name / f"photo{suffix}", format={".gif": "GIF", ".png": "PNG"}
+                   .get(suffix, "JPEG"))
+    (tmp_path / "dog" / "notes.txt").write_text("not an image")
+    samples, classes = list_image_folder(tmp_path)
+    assert classes == ["cat", "dog"]
+    assert sorted(path.name for path, _ in samples) == ["photo.gif", "photo.jfif", "photo.jpe",
+                                                        "photo.png"]
+    split = load_image_folder(tmp_path)
+    red = split.images[split.labels == 0].float().mean(dim=(0, 2, 3))
+    assert red[0] > 150 and red[2] < 80  # the GIF's palette read back as its colour

@@ -257,8 +257,11 @@ def test_info_on_a_checkpoint_describes_its_own_network(tiny_checkpoint, capsys)
     assert status == 0, err
     assert f"architecture: {own.to_qualified_string()}" in out
     aux = ", aux head" if network.config.aux_head else ""
+    # the size even where the run kept the data set's own (0), and the class names
     assert (f"this checkpoint: small network of cifar C 8 N 1, 10 classes{aux}, "
-            f"{count_parameters(network):,} parameters (no aux), trained on cifar10") in out
+            f"{count_parameters(network):,} parameters (no aux), trained on cifar10 at 32 px; "
+            "classes: airplane, automobile, bird, cat, deer, dog, frog, horse, ship, "
+            "truck") in out
 
 
 def test_info_says_a_released_checkpoint_is_the_released_codes(capsys):
@@ -268,7 +271,9 @@ def test_info_says_a_released_checkpoint_is_the_released_codes(capsys):
     # as the fixture's config says (dataset cifar10, C 8, 1 cell a stage, an aux head)
     line = next(line for line in out.splitlines() if "checkpoint:" in line)
     assert line.startswith("the released code's checkpoint: small network of cifar C 8 N 1, "
-                           "10 classes, aux head, ") and line.endswith("trained on cifar10")
+                           "10 classes, aux head, ") and line.endswith(
+        "trained on cifar10 at 32 px; classes: airplane, automobile, bird, cat, deer, dog, "
+        "frog, horse, ship, truck")
 
 
 def test_show_draws_the_architecture_a_checkpoint_records(tiny_checkpoint, tmp_path, capsys):
@@ -381,3 +386,20 @@ def test_a_published_name_refuses_a_file_of_the_other_network(name, other):
     under the ImageNet network's name; the command line refused such a file."""
     with pytest.raises(UserError, match=f"is not a {name} network: trained on"):
         naonet.create_model(name, require(FIXTURES / other))
+
+
+def test_another_image_size_than_the_trained_one_is_noted(tiny_checkpoint, tmp_path, capsys):
+    """A network runs at any size (its pooling adapts): eval gave chance accuracy at 1 px
+    without a word."""
+    from PIL import Image
+
+    path, _, _ = tiny_checkpoint
+    Image.new("RGB", (40, 30), (90, 120, 200)).save(tmp_path / "photo.png")
+    notes = {}
+    for size in ("8", "32", "0"):
+        status, out, err = nao_in_process(capsys, "predict", str(path),
+                                          str(tmp_path / "photo.png"), "--image-size", size)
+        assert status == 0 and out.startswith(str(tmp_path / "photo.png")), err
+        notes[size] = err.strip()
+    assert notes == {"8": "nao predict: note: the network was trained at 32 px; running it "
+                          "at 8 px (--image-size)", "32": "", "0": ""}

@@ -56,7 +56,7 @@ def test_random_architectures_round_trip(space):
     ("1 1 0 1 2 4 0 0 0 0 2 1 0 0 0 2 0 3 0 0 0 2 0 2 2 2 1 0 0 0 0 1 0 0 0 3 0 0 0 9",
      "op 9, which is not in the 'small' space"),
     ("5 1 0 1 2 4 0 0 0 0 2 1 0 0 0 2 0 3 0 0 0 2 0 2 2 2 1 0 0 0 0 1 0 0 0 3 0 0 0 1",
-     "node 0 of the normal cell reads input 5"),
+     "node 0 of the normal cell (state 2 in nao info) reads input 5"),
     ("1 x 0 1", "non-integer entry 'x'"),
     ("middle:" + NAONET_V2, "prefixed with the name of the 'middle' space"),
     ("small | normal: conv_9x9(0) + identity(1)", "lacks its reduction cell"),

@@ -12,7 +12,7 @@ import torch
 from naonet.errors import UserError
 from naonet.seeding import capture_rng_state, restore_rng_state
 from naonet.training.checkpoint import atomic_save
-from naonet.training.config import load_config_file, resolve_config
+from naonet.training.config import TrainConfig, load_config_file, resolve_config
 
 from conftest import global_draws, nao_in_process, run_nao, seed_globally
 
@@ -566,3 +566,20 @@ def test_running_sums_are_float32_only_on_mps():
 
     assert sum_dtype(torch.device("mps")) == torch.float32
     assert sum_dtype(torch.device("cpu")) == sum_dtype("cuda:0") == torch.float64
+
+
+def test_the_data_sets_own_image_size_is_recorded_one_way(tmp_path):
+    """A folder run started with --image-size 32 was refused when rerun without it (and
+    the other way round), though both train at 32 px; nao info showed the size of one."""
+    from naonet.search import SearchConfig
+    from naonet.training.checkpoint import check_same_run
+
+    for dataset, own in (("folder", 32), ("cifar10", 32), ("imagenet", 224)):
+        assert TrainConfig(arch="naonet-v2", dataset=dataset, image_size=own).image_size == 0
+        assert SearchConfig(dataset=dataset, image_size=own).image_size == 0
+    assert TrainConfig(arch="naonet-v2", dataset="folder", image_size=64).image_size == 64
+    current = TrainConfig(arch="naonet-v2", dataset="folder").to_dict()
+    # a folder written before: it recorded the 32 it was given
+    check_same_run({**current, "image_size": 32}, current, tmp_path, (), "train")
+    with pytest.raises(UserError, match="image_size=64"):
+        check_same_run({**current, "image_size": 64}, current, tmp_path, (), "train")

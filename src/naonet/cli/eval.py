@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     loaded = load_model(args.checkpoint, arch=args.arch, space=args.space)
     dataset = dataset_of(loaded, args.dataset, args.checkpoint)
+    note_another_size("eval", loaded, dataset, args.image_size)
     device = resolve_device(args.device)
     data = build_test_data(DataConfig(dataset=dataset, data=args.data,
                                       eval_batch_size=args.batch_size,
@@ -59,6 +60,19 @@ def run(args: argparse.Namespace) -> int:
         text = accuracy_text(stats.top1, stats.top5, len(data.classes))
         print(f"{dataset} test: {text} on {stats.images} images")
     return 0
+
+
+def note_another_size(command: str, loaded, dataset: str, asked: int) -> None:
+    """A note on stderr where ``--image-size`` is not the size the network was trained at:
+    it runs at any size, but is only as accurate as trained at that one."""
+    import sys
+
+    from naonet.data.registry import get_dataset_spec
+
+    trained = loaded.image_size or get_dataset_spec(dataset).image_size
+    if asked and asked != trained:
+        print(f"nao {command}: note: the network was trained at {trained} px; running it at "
+              f"{asked} px (--image-size)", file=sys.stderr, flush=True)
 
 
 def dataset_of(loaded, dataset: str | None, checkpoint: str) -> str:
@@ -112,12 +126,16 @@ def network_fits(spec, config) -> bool:
 def check_test_classes(loaded, classes: list[str], dataset: str) -> None:
     """Labels are class positions: the test folders must hold the network's classes."""
     expected = loaded.network.config.num_classes
+    from naonet.data.registry import class_difference, same_classes
+
     if len(classes) != expected:
+        named = (f" ({class_difference(loaded.classes, classes, 'the network', 'the test images')})"
+                 if loaded.classes is not None else "")
         raise UserError(f"the network has {expected} classes but the {dataset} test images "
-                        f"have {len(classes)}; check --data" + (
+                        f"have {len(classes)}{named}; check --data" + (
                             "" if loaded.dataset else " and --dataset"))
-    if loaded.classes is not None and list(classes) != list(loaded.classes):
-        from naonet.data.registry import class_difference
+
+    if loaded.classes is not None and not same_classes(classes, loaded.classes):
 
         difference = class_difference(loaded.classes, classes, "the network", "the test images")
         raise UserError(f"the test classes differ from the network's ({difference}); make the "

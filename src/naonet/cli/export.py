@@ -37,7 +37,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from naonet.cli.eval import dataset_of
+    from naonet.cli.eval import dataset_of, note_another_size
     from naonet.compat.model_file import load_model
     from naonet.data import get_dataset_spec
     from naonet.export import ExportSpec, export_model
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
                         "takes any batch: drop --batch-size, or write .onnx")
     loaded = load_model(args.checkpoint, arch=args.arch, space=args.space)
     dataset = dataset_of(loaded, args.dataset, args.checkpoint)
+    note_another_size("export", loaded, dataset, args.image_size)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # unusable: fail before work
     spec = get_dataset_spec(dataset, args.image_size or loaded.image_size or None)
     size = args.image_size or loaded.image_size or spec.image_size

@@ -15,6 +15,7 @@ from naonet.nb201.table import TABLE_SPACE
 from naonet.spaces import Architecture, get_space, resolve_architecture
 from naonet.spaces.protocol import DEFAULT_SPACE
 
+CLASSES_SHOWN = 20  # a checkpoint's class names listed by nao info (ImageNet has 1,000)
 # (label, classes, input size): the data sets NAS-Bench-201 trained its network on.
 BENCHMARK_DATASETS = [("CIFAR-10", 10, 32), ("CIFAR-100", 100, 32), ("ImageNet16-120", 120, 16)]
 
@@ -65,8 +66,14 @@ def print_checkpoint_network(path: str, space: str | None) -> None:
         return
     config = loaded.network.config
     trained = f", trained on {loaded.dataset}" if loaded.dataset else ""
-    if loaded.image_size:
-        trained += f" at {loaded.image_size} px"
+    if loaded.dataset in DATASETS:  # 0 is the data set's own size
+        trained += f" at {loaded.image_size or DATASETS[loaded.dataset].image_size} px"
+    classes = loaded.classes or ()
+    if classes:
+        shown = ", ".join(classes[:CLASSES_SHOWN])
+        more = f" and {len(classes) - CLASSES_SHOWN:,} more" if len(classes) > CLASSES_SHOWN \
+            else ""
+        trained += f"; classes: {shown}{more}"
     aux = ", aux head" if getattr(config, "aux_head", False) else ""
     origin = "the released code's" if loaded.released else "this"
     print(f"{origin} checkpoint: {loaded.architecture.space.name} network of "
@@ -78,13 +85,15 @@ def read_architecture(text: str, space: str | None, reference: str | None):
     """The architecture ``text`` names: a checkpoint file's, a NAS-Bench-201 index in the
     ``reference`` table, or any name or text form."""
     if names_a_file(text):
-        if Path(text).name.startswith("arch_pool"):
-            raise UserError(f"{text} lists a search's architectures; pass one of its lines, "
-                            f"for example \"$(head -n 1 {text})\"")
+        refuse_an_architecture_list(text)
         recorded, recorded_space = recorded_architecture(text)
         return resolve_architecture(recorded, space or recorded_space)
     if text in PUBLISHED_MODELS:  # create_model's names of the published networks
         return resolve_architecture(published_config(text)[0], space)
+    if names_a_folder(text):
+        from naonet.training.checkpoint import require_checkpoint_file
+
+        require_checkpoint_file(Path(text))  # names the checkpoints it holds
     if looks_like_a_path(text):
         raise UserError(f"{text} does not exist; check the path of the checkpoint (or "
                         "pass an architecture)")
@@ -98,6 +107,42 @@ def read_architecture(text: str, space: str | None, reference: str | None):
         table = ReferenceTable.load(reference, get_space(space or TABLE_SPACE))
         return table.table.architecture(int(text))
     return resolve_architecture(text, space)
+
+
+def refuse_an_architecture_list(path: str) -> None:
+    """A UserError for a search's list of architectures where one is asked for."""
+    if Path(path).name.startswith("arch_pool"):
+        raise UserError(f"{path} lists a search's architectures; pass one of its lines, for "
+                        f"example \"$(head -n 1 {path})\"")
+
+
+def check_architecture_argument(text: str | None, flag: str = "--arch") -> None:
+    """A UserError naming the mistake when ``text``, given where an architecture (not a
+    file) is asked for, is a path: a checkpoint, a search's list, a folder, or a path
+    that does not exist."""
+    from naonet.spaces import architecture_names
+
+    if not isinstance(text, str) or text.strip() in architecture_names():
+        return  # a name wins over a file of that name in the working folder
+    if names_a_file(text):
+        refuse_an_architecture_list(text)
+        raise UserError(f"{text} is a file; {flag} takes an architecture (a name or a text "
+                        f"form): nao info {text} prints the one it holds")
+    if names_a_folder(text):
+        raise UserError(f"{text} is a folder; {flag} takes an architecture (a name or a text "
+                        "form), such as a line of a search's arch_pool.final")
+    if looks_like_a_path(text):
+        raise UserError(f"{text} does not exist; {flag} takes an architecture (a name or a "
+                        "text form), or check the path")
+
+
+def names_a_folder(text: str) -> bool:
+    """Whether ``text`` is the path of a folder (an architecture's text form may be longer
+    than a path may be)."""
+    try:
+        return Path(text).is_dir()
+    except OSError:
+        return False
 
 
 def looks_like_a_path(text: str) -> bool:

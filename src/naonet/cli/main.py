@@ -20,7 +20,13 @@ SUBCOMMANDS = ["train", "eval", "predict", "export", "info", "convert", "search"
 
 class _Parser(argparse.ArgumentParser):
     """argparse with exit status 2 and a one-line message for bad flags, naming the
-    subcommand whose flags they were (``nao train: error: ... see 'nao train --help'``)."""
+    subcommand whose flags they were (``nao train: error: ... see 'nao train --help'``).
+    A flag is its whole name: ``--epoch`` is no ``--epochs`` (a config file's ``epoch:`` is
+    refused too, and an abbreviation that worked would break when a flag is added)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")

@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from naonet.cli.eval import dataset_of
+    from naonet.cli.eval import dataset_of, note_another_size
     from naonet.compat.model_file import load_model
     from naonet.data import prepare_image
     from naonet.distributed import resolve_device
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--image-size must be >= 0, got {args.image_size}")
     loaded = load_model(args.checkpoint, arch=args.arch, space=args.space)
     dataset = dataset_of(loaded, args.dataset, args.checkpoint)
+    note_another_size("predict", loaded, dataset, args.image_size)
     size = args.image_size or loaded.image_size
     # Every image is read before anything is printed: a bad file fails the whole call.
     inputs = torch.stack([prepare_image(path, dataset, size) for path in args.images])

@@ -119,7 +119,7 @@ def _table_search():
 # What each preset is for (search/config.py holds what it sets, and why).
 PRESET_HELP = {
     "nao-v2-cifar10": "the released search on CIFAR-10, for a GPU (about a day)",
-    "quick-cifar10": "the same code path at a tiny size, about 5 minutes on 2 CPU cores",
+    "quick-cifar10": "the same code path at a tiny size, about 3 minutes on 2 CPU cores",
     "quick-nb201": "one-shot NAO-V2 on NAS-Bench-201 at a tiny size, under 2 minutes on "
                    "2 CPU cores",
     "nb201-rank-cpu": "the NAS-Bench-201 supernet recipe of 'nao correlate --supernet' for "

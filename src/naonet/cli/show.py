@@ -32,12 +32,11 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from naonet.cli.info import read_architecture
-    from naonet.compat.model_file import names_a_file
     from naonet.search.plots import draw_architecture, draw_benchmark_cell
-    from naonet.spaces import Architecture, resolve_architecture
+    from naonet.spaces import Architecture
 
-    architecture = (read_architecture(args.arch, args.space, reference=None)
-                    if names_a_file(args.arch) else resolve_architecture(args.arch, args.space))
+    # as nao info reads it: a checkpoint's, a name or a text form; a wrong path named
+    architecture = read_architecture(args.arch, args.space, reference=None)
     if isinstance(architecture, Architecture):
         draw_architecture(architecture, args.output, args.title)
         print(architecture.to_readable())

@@ -59,11 +59,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from naonet.cli.info import check_architecture_argument
     from naonet.training.config import field_names, load_config_file, resolve_config
     from naonet.training.run import train
 
     flags = {name: getattr(args, name) for name in field_names()}
     file_values = load_config_file(args.config) if args.config else {}
+    check_architecture_argument(flags.get("arch") or file_values.get("arch"))
     if flags.get("output") is None and "output" not in file_values:
         flags["output"] = f"runs/{args.preset or 'train'}"
     config = resolve_config(args.preset, file_values, flags)

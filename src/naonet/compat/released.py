@@ -80,6 +80,8 @@ def read_checkpoint_payload(path: str | Path) -> object:
     require_checkpoint_file(path)
     try:
         payload = torch_load_quietly(path)
+    except UserError:  # a file that is no checkpoint at all, named for what it is
+        raise
     except Exception:  # noqa: BLE001 - any failure falls back to the inert reader
         payload = _load_with_placeholders(path)
     return payload

@@ -14,6 +14,8 @@ from naonet.data.sources import (
     DOWNLOADABLE,
     ImageFiles,
     InMemorySplit,
+    class_folders,
+    class_name,
     detect_layout,
     download_cifar,
     find_split_folder,
@@ -68,6 +70,14 @@ DATASETS: dict[str, DatasetSpec] = {
 # The largest side at which a folder's images count as small: the CIFAR network, decoded
 # into memory; above it the ImageNet network and per-image transforms.
 SMALL_IMAGE_MAX = 64
+
+
+def own_size_as_zero(dataset: str, image_size: int) -> int:
+    """``image_size`` as a config records it: the data set's own size is 0, however it was
+    given, so a run started with ``--image-size 32`` on a folder resumes without it (and
+    the other way round), as both train at 32 px."""
+    spec = DATASETS.get(dataset)
+    return 0 if spec is not None and image_size == spec.image_size else image_size
 
 
 def get_dataset_spec(name: str, image_size: int | None = None) -> DatasetSpec:
@@ -187,7 +197,8 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
         train_split, test_split = _load_small(root, config, spec)
         check_training_classes(config, spec, train_split.classes)
         if test_split is not None:
-            check_same_classes(train_split.classes, test_split.classes, root)
+            check_same_classes(train_split.classes, test_split.classes,
+                               described(root, config.data))
         train_index, valid_index = split_indices(len(train_split), config.valid_size,
                                                  config.train_subset, seed)
         if config.test_subset and test_split is not None:
@@ -201,6 +212,8 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
         classes = list(train_split.classes)
     else:
         iterators, classes = _folder_iterators(root, config, spec, common, seed)
+    if not config.with_test:
+        check_unread_test_classes(root, classes, config.data)
     return DataBundle(iterators["train"], iterators["valid"], iterators["test"], len(classes),
                       spec.skeleton, spec, classes, config.image_size or spec.image_size)
 
@@ -224,7 +237,14 @@ def check_training_classes(config: DataConfig, spec: DatasetSpec, classes: list[
                         "one folder of images per class")
 
 
-def find_test_source(root: Path, dataset: str) -> tuple[str, Path]:
+def described(root: Path, given: str | Path) -> str:
+    """How an error names the data at ``root``: the archive the user gave, not its
+    extraction in the cache."""
+    return f"{given}" if Path(given).is_file() else f"{root}"
+
+
+def find_test_source(root: Path, dataset: str, given: str | Path | None = None
+                     ) -> tuple[str, Path]:
     """Where the test images under ``root`` are, needing no training images:
     ``('pickle', root)`` for CIFAR python batches, ``('folder', F)`` for ``test/`` or
     ``val/`` class folders, or ``root`` itself when it is a folder of class folders
@@ -235,12 +255,13 @@ def find_test_source(root: Path, dataset: str) -> tuple[str, Path]:
     if test is not None:
         return "folder", test
     if find_split_folder(root, "train") is not None:
-        raise UserError(f"{root} has train/ but no test/ or val/ folder; pass the folder of "
-                        "test images")
+        raise UserError(f"{described(root, given or root)} has train/ but no test/ or val/ "
+                        "folder; pass the folder of test images")
     if any(entry.is_dir() for entry in root.iterdir()):
         return "folder", root
-    raise UserError(f"no test images in {root}: expected <class>/<image> folders, test/ or "
-                    "val/ class folders, or CIFAR python batches; check --data")
+    raise UserError(f"no test images in {described(root, given or root)}: expected "
+                    "<class>/<image> folders, test/ or val/ class folders, or CIFAR python "
+                    "batches; check --data")
 
 
 def build_test_data(config: DataConfig, device: torch.device) -> TestData:
@@ -248,7 +269,7 @@ def build_test_data(config: DataConfig, device: torch.device) -> TestData:
     ``val/``, CIFAR batches, or an archive of any of these) as evaluation batches."""
     spec = get_dataset_spec(config.dataset, config.image_size or None)
     root = resolve_data_root(config.data)
-    layout, where = find_test_source(root, config.dataset)
+    layout, where = find_test_source(root, config.dataset, config.data)
     common = dict(device=device, seed=0, rank=0, world_size=1, channels_last=False)
     if spec.small_images:
         split = load_small_split(where, layout, "test", config, spec)
@@ -268,17 +289,40 @@ def build_test_data(config: DataConfig, device: torch.device) -> TestData:
     return TestData(batches, classes, spec)
 
 
-def check_same_classes(train_classes: list[str], test_classes: list[str], root: Path) -> None:
+def check_same_classes(train_classes: list[str], test_classes: list[str], root: str) -> None:
     """Labels are class positions: a test set with other classes would shift them all."""
-    if list(train_classes) != list(test_classes):
+    if not same_classes(train_classes, test_classes):
         difference = class_difference(train_classes, test_classes, "train", "test")
         raise UserError(f"the train and test classes of {root} differ ({difference}); make "
                         "the class folders match")
 
 
+def check_unread_test_classes(root: Path, classes: list[str], given: str | Path) -> None:
+    """A search reads train/ only, but the training it ends by printing reads test/ too:
+    test/ class folders that differ from train/'s would fail that command at once, after
+    a search of hours. Only the folders' names are read."""
+    test = find_split_folder(root, "test")
+    if test is None:
+        return
+    test_classes = sorted(class_folders(test))
+    if not same_classes(classes, test_classes):
+        difference = class_difference(classes, test_classes, "train", "test")
+        raise UserError(f"the train and test classes of {described(root, given)} differ "
+                        f"({difference}); make the class folders match (the search reads "
+                        "train/ only, but the training of what it finds reads test/)")
+
+
+def same_classes(first, second) -> bool:
+    """Whether two class lists name the same classes in the same order (Unicode's forms
+    of one name count as one: a network trained on a Mac's decomposed folder names
+    evaluates on the same folders copied elsewhere)."""
+    return [class_name(name) for name in first] == [class_name(name) for name in second]
+
+
 def class_difference(first: list[str], second: list[str], first_name: str,
                      second_name: str) -> str:
     """How two class lists differ, in words: the names only one of them has."""
+    first, second = [class_name(n) for n in first], [class_name(n) for n in second]
     only_first = sorted(set(first) - set(second))
     only_second = sorted(set(second) - set(first))
     if not only_first and not only_second:
@@ -302,8 +346,8 @@ def _load_small(root: Path, config: DataConfig, spec: DatasetSpec
     if test_folder is None:
         if config.valid_size:  # held-out training images stand in: no test figures
             return train, None
-        raise UserError(f"{root} has train/ but no test/ or val/ folder; add one, or hold "
-                        "out validation images with --valid-size N")
+        raise UserError(f"{described(root, config.data)} has train/ but no test/ or val/ "
+                        "folder; add one, or hold out validation images with --valid-size N")
     return train, load_small_split(test_folder, layout, "test", config, spec)
 
 
@@ -440,5 +484,6 @@ def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common:
                             workers=config.workers, **common) if part is not None else None
         for name, part in parts.items()}
     if test_set is not None:
-        check_same_classes(train_set.classes, test_set.classes, root)
+        check_same_classes(train_set.classes, test_set.classes,
+                               described(root, config.data))
     return iterators, list(train_set.classes)

@@ -19,6 +19,7 @@ import pickle
 import shutil
 import tarfile
 import tempfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,13 @@ import torch
 
 from naonet.errors import UserError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
+# What --data may name besides a folder: a tar archive, compressed or not (tarfile reads
+# each; its error names the others if the file is not one).
+TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+# torchvision ImageFolder's image files, and the JPEG and GIF names it skips that PIL
+# reads as well (a GIF's first frame): a user's photos are all used.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff",
+                  ".jpe", ".jfif", ".gif")
 PICKLE_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 TEST_SPLIT_NAMES = ("test", "val", "valid", "validation")
 
@@ -80,9 +87,13 @@ def resolve_data_root(path: str | Path) -> Path:
     """The folder to read: ``path`` itself, or an archive's extraction in the cache."""
     path = existing_data_path(path)
     if path.is_file():
-        if not path.name.endswith((".tar.gz", ".tgz", ".tar")):
-            raise UserError(f"data path {path} is a file but not a .tar.gz/.tar archive; pass "
-                            "the data set folder")
+        if path.name.lower().endswith(".zip"):
+            raise UserError(f"data path {path} is a .zip archive, which naonet does not "
+                            "read; unzip it and pass the folder, or pack the folder as "
+                            ".tar.gz (tar czf data.tar.gz FOLDER)")
+        if not path.name.lower().endswith(TAR_SUFFIXES):
+            raise UserError(f"data path {path} is a file but not a tar archive "
+                            f"({', '.join(TAR_SUFFIXES)}); pass the data set folder")
         return unwrapped(extract_archive(path))
     return path
 
@@ -371,17 +382,37 @@ def download_cifar(root: Path, dataset: str) -> None:
 
 
 # --------------------------------------------------------------------------- image folders
+def class_name(text: str) -> str:
+    """A class name as naonet compares and records it: Unicode's composed form (NFC)."""
+    return unicodedata.normalize("NFC", text)
+
+
+def class_folders(folder: Path) -> dict[str, str]:
+    """The class folders of ``folder``: class name -> folder name. A class is its folder's
+    name in Unicode's composed form (NFC): macOS writes names decomposed, so "ñandú"
+    copied from a Mac names the same class as one typed here. Hidden folders are none."""
+    folders: dict[str, str] = {}
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.name.startswith("."):
+            name = class_name(entry.name)
+            if name in folders:
+                raise UserError(f"{folder} has two class folders named {name!r} (written "
+                                "with different Unicode forms); merge them")
+            folders[name] = entry.name
+    return folders
+
+
 def list_image_folder(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     """(path, class index) pairs of the images under ``folder/<class>/`` (its sub-folders
     included, as torchvision's ImageFolder reads them) in sorted order, and the classes.
     Hidden entries (``.ipynb_checkpoints/``, macOS's ``._photo.jpg``) are no classes or
     images."""
-    classes = sorted(entry.name for entry in folder.iterdir()
-                     if entry.is_dir() and not entry.name.startswith("."))
+    folders = class_folders(folder)
+    classes = sorted(folders)
     if not classes:
         raise UserError(f"{folder} has no class sub-folders; expected {folder}/<class>/<image>")
     samples = [(file, index) for index, name in enumerate(classes)
-               for file in _image_files(folder / name)]
+               for file in _image_files(folder / folders[name])]
     if not samples:
         raise UserError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     empty = sorted(set(classes) - {classes[index] for _, index in samples})
@@ -400,8 +431,15 @@ def _image_files(folder: Path) -> list[Path]:
         raise UserError(f"cannot read {error.filename} ({error.strerror}); check its "
                         "permissions or remove it")
 
-    walked = []
+    walked, visited = [], set()
     for root, folders, files in os.walk(folder, onerror=unreadable, followlinks=True):
+        # A linked folder is read once: a link to itself or to a folder above (cat/self ->
+        # .) would list every image again at every depth the system allows.
+        real = os.path.realpath(root)
+        if real in visited:
+            folders[:] = []
+            continue
+        visited.add(real)
         folders[:] = [name for name in folders if not name.startswith(".")]
         walked.append((root, files))
     found = []

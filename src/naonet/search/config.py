@@ -15,6 +15,7 @@ from naonet import options
 from naonet.controller import ControllerConfig, ControllerTrainConfig
 from naonet.controller.rounds import RoundConfig
 from naonet.data import DataConfig
+from naonet.data.registry import own_size_as_zero
 from naonet.errors import UserError
 from naonet.models.networks import check_keep_probs, check_network_size
 from naonet.spaces.protocol import DEFAULT_SPACE, get_space
@@ -170,6 +171,8 @@ class SearchConfig:
             controller_augment=1, grad_clip=0, train_subset=0, cutout=0),
             above=dict(controller_lr=0, controller_grad_clip=0),
             below=dict(momentum=1))  # at 1 SGD never forgets a gradient; above, it diverges
+        # the data set's own size is said one way (0): --image-size 32 on a folder resumes without
+        object.__setattr__(self, "image_size", own_size_as_zero(self.dataset, self.image_size))
         for ok, message in self._checks():
             if not ok:
                 raise UserError(message)
@@ -320,7 +323,7 @@ PRESETS: dict[str, dict] = {
     # The released NAO-V2 search on CIFAR-10 (SPEC 5): meant for a GPU (about a day).
     # Each architecture is scored on its own random batch of 500, as released.
     "nao-v2-cifar10": dict(dataset="cifar10", scoring="per-architecture"),
-    # A first search on a CPU in about 5 minutes on 2 cores: the same code path at a tiny
+    # A first search on a CPU in about 3 minutes on 2 cores: the same code path at a tiny
     # size (2000 training images, C 8, N 1, 2 rounds of 2 supernet epochs, 50 + 30
     # architectures scored on 100 images, a 1-epoch re-rank of the top 5).
     "quick-cifar10": dict(

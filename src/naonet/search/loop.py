@@ -769,6 +769,11 @@ def training_command(run: SearchRun) -> str:
             f"--output {output}")
 
 
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless one ('1 round', '2 rounds')."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def announce(run: SearchRun, text: str) -> None:
     if run.is_main:
         print(text, flush=True)
@@ -793,8 +798,9 @@ def announce_start(run: SearchRun, resumed: bool) -> None:
     text = (f"searching the {config.space} space on {config.dataset} at {run.data.image_size} px "
             f"({where}): "
             f"supernet {supernet}), "
-            f"{config.rounds} rounds x {config.supernet_epochs} epochs of "
-            f"{len(run.data.train)} steps, seed pool "
+            f"{counted(config.rounds, 'round')} x "
+            f"{counted(config.supernet_epochs, 'epoch')} of "
+            f"{counted(len(run.data.train), 'step')}, seed pool "
             f"{config.seed_pool_file or config.seed_pool_size}"
             + (f", +{config.new_architectures} per round ({PROPOSERS[config.strategy]})"
                if config.rounds > 1 else " (one round: no new architectures)")

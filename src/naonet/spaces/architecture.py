@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from naonet.errors import UserError
-from naonet.spaces.cell_space import CellSearchSpace, get_cell_space
+from naonet.spaces.cell_space import NUM_CELL_INPUTS, CellSearchSpace, get_cell_space
 from naonet.spaces.protocol import get_space, named_space, space_mismatch
 
 CELL_TYPES = ("normal", "reduction")
@@ -112,6 +112,10 @@ class Architecture:
         given = space if isinstance(space, CellSearchSpace) else None
         resolved = (given if given is not None and prefix_space in (None, given.name)
                     else get_cell_space(prefix_space or space))
+        claimed, _ = named_space(body.strip())
+        if claimed is not None and claimed != resolved.name:  # small:|nor_conv_3x3~0|+...
+            raise UserError(f"{body.strip()!r} is written in the form of the {claimed!r} space "
+                            f"but prefixed {resolved.name!r}; drop the prefix")
         if "normal:" in body or "(" in body:
             return cls._parse_readable(body, resolved)
         tokens = body.replace(",", " ").split()
@@ -206,7 +210,8 @@ def _check_cell_text(text: str, space: str | CellSearchSpace | None) -> None:
 def _split_space_prefix(text: str) -> tuple[str | None, str]:
     """Split ``"small:1 2 ..."`` or ``"small | normal: ..."`` into (space, rest)."""
     head, sep, rest = text.partition("|")
-    if sep and "normal:" not in head and "reduction:" not in head:
+    if sep and "normal:" not in head and "reduction:" not in head \
+            and not head.strip().endswith(":"):  # "small:|...": the 'name:' form, below
         return head.strip(), rest
     match = re.match(r"^([A-Za-z][\w-]*)\s*:(.*)$", text, flags=re.S)
     if match and match.group(1) not in CELL_TYPES:
@@ -236,14 +241,16 @@ def _check_input(space: CellSearchSpace, cell_type: str, node: int, state: int) 
     limit = space.num_candidate_inputs(node)
     if not 0 <= state < limit:
         raise UserError(
-            f"node {node} of the {cell_type} cell reads input {state}, but node {node} can only "
-            f"read inputs 0..{limit - 1} (0, 1 are the cell inputs, 2+ earlier nodes)"
+            f"node {node} of the {cell_type} cell (state {node + NUM_CELL_INPUTS} in nao info) "
+            f"reads input {state}, but node {node} can only read inputs 0..{limit - 1} (0, 1 "
+            "are the cell inputs, 2+ earlier nodes)"
         )
 
 
 def _check_op(space: CellSearchSpace, cell_type: str, node: int, op: int) -> None:
     if not 0 <= op < space.num_ops:
         raise UserError(
-            f"node {node} of the {cell_type} cell uses op {op}, which is not in the "
+            f"node {node} of the {cell_type} cell (state {node + NUM_CELL_INPUTS} in nao info) "
+            f"uses op {op}, which is not in the "
             f"{space.name!r} space (ops: {space.describe_ops()}); check --space"
         )

@@ -33,6 +33,11 @@ def resolve_architecture(text: str, space: str | CellSearchSpace | None = None):
     from naonet.spaces.protocol import get_space, parse_architecture
 
     text = text.strip()
+    if "\n" in text:  # "$(cat arch_pool.final)": a list where one is asked for
+        lines = [line for line in text.splitlines() if line.strip()]
+        raise UserError(f"the architecture text holds {len(lines)} lines, as a search's "
+                        "arch_pool files list one architecture a line; pass one of them, for "
+                        "example \"$(head -n 1 arch_pool.final)\"")
     if isinstance(space, str):
         get_space(space)  # an unknown space is named as such, not as the wrong one
     if text in _NAMED:

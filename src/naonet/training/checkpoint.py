@@ -54,12 +54,31 @@ def torch_load_quietly(path: str | Path, restricted_pickle_module=None):
     (or loads), never a warning printed above it."""
     import warnings
 
+    if is_torchscript_archive(path):  # torch.load would hand it to torch.jit.load
+        raise UserError(f"{path} is an exported TorchScript model (nao export), not a "
+                        "checkpoint; pass the .pt file nao train wrote (run it with "
+                        "torch.jit.load)")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Detected pickle protocol")
         if restricted_pickle_module is None:
             return torch.load(path, map_location="cpu", weights_only=True)
         return torch.load(path, map_location="cpu", weights_only=False,
                           pickle_module=restricted_pickle_module)
+
+
+def is_torchscript_archive(path: str | Path) -> bool:
+    """Whether ``path`` is a TorchScript archive: a zip holding ``constants.pkl``, as
+    ``torch.jit.save`` writes and ``torch.load`` recognises."""
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            return any(name.rsplit("/", 1)[-1] == "constants.pkl"
+                       for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False  # unreadable: torch.load says what is wrong
 
 
 def load_checkpoint(path: str | Path,
@@ -134,8 +153,13 @@ def check_same_run(saved: dict, current: dict, path: Path, resumable: Collection
     current one. ``added``: options that came after run folders were first written, with
     the value every run made before them ran with (a folder that lacks one resumes only
     with that value)."""
+    from naonet.data.registry import own_size_as_zero
+
     saved = {**{key: value for key, value in (added or {}).items() if key in current},
              **saved}
+    if isinstance(saved.get("image_size"), int) and "dataset" in saved:
+        # folders written before configs recorded the data set's own size as 0
+        saved["image_size"] = own_size_as_zero(saved["dataset"], saved["image_size"])
     for key, value in saved.items():
         if key in resumable or current.get(key) == value:
             continue
@@ -147,9 +171,9 @@ def check_run_classes(path: Path, saved, current: list[str] | None, done: str) -
     """A run folder resumes only on the classes its run was ``done`` on (labels are class
     positions: a renamed or added class folder would shift or break them). ``saved``
     None: a file written before runs recorded their classes."""
-    from naonet.data.registry import class_difference
+    from naonet.data.registry import class_difference, same_classes
 
-    if saved and current is not None and list(saved) != list(current):
+    if saved and current is not None and not same_classes(saved, current):
         difference = class_difference(list(saved), list(current), "the run", "--data")
         raise UserError(f"{path} was {done} on other classes ({difference}); pass the data "
                         f"it was {done} on, or another --output")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from naonet import options
 from naonet.data import DataConfig
+from naonet.data.registry import own_size_as_zero
 from naonet.errors import UserError
 from naonet.models.networks import check_keep_probs
 from naonet.runtime import AMP_MODES, COMPILE_MODES, HOST_ALLOCATORS
@@ -76,6 +77,8 @@ class TrainConfig:
             above=dict(lr=0, lr_gamma=0),
             # at momentum 1 SGD never forgets a gradient; above, it diverges
             below=dict(momentum=1, label_smoothing=1))  # first: the checks below read them
+        # the data set's own size is said one way (0): --image-size 32 on a folder resumes without
+        object.__setattr__(self, "image_size", own_size_as_zero(self.dataset, self.image_size))
         checks = [
             (self.lr_schedule in ("cosine", "exponential"),
              f"--lr-schedule must be 'cosine' or 'exponential', got {self.lr_schedule!r}"),

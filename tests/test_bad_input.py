@@ -157,8 +157,8 @@ CASES = [
     (TRAIN + ["--arch", "small:1 1 0 1 2 4 0 0 0 0 2 1 0 0 0 2 0 3 0 0 0 2 0 2 2 2 1 0 0 0 0 "
               "1 0 0 0 3 0 0 0 1\nsmall:0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 "
               "0 0 0 0 0 0 0 0 0 0 0 0 0 0 0"],
-     "the architecture text holds 2 lines, as a search's arch_pool files list one "
-     "architecture a line; pass one of them"),
+     "the architecture text holds 2 architectures, one a line, as a search's arch_pool "
+     "files list them; pass one of them"),
     (["info", "small:|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|"
               "nor_conv_3x3~1|nor_conv_3x3~2|"],  # once "unknown search space 'small:'"
      "is written in the form of the 'nb201' space but prefixed 'small'; drop the prefix"),
@@ -769,22 +769,32 @@ def test_a_file_or_folder_where_an_architecture_goes_is_named_for_what_it_is(cap
 
 def test_an_exported_model_where_a_checkpoint_goes_is_named_as_such(capsys, tmp_path):
     """torch.load hands a TorchScript archive to torch.jit.load: it printed three of
-    torch's warnings, then that the file held no state_dict."""
+    torch's warnings, then that the file held no state_dict; an ONNX file was called
+    corrupt."""
     import warnings
 
     import torch
+
+    from naonet.errors import UserError
+    from naonet.training.checkpoint import load_checkpoint
 
     exported = tmp_path / "model.ts"
     with warnings.catch_warnings():  # torch 2.9+ says TorchScript is deprecated
         warnings.simplefilter("ignore", FutureWarning)
         torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(exported))
+    onnx = tmp_path / "model.bin"  # an ONNX model's first bytes: ir_version 8, producer
+    onnx.write_bytes(b"\x08\x08\x12\x07pytorch" + bytes(64))
     for command, extra in (("eval", ["--data", str(tmp_path)]), ("info", []),
                            ("predict", ["x.png"]), ("export", [str(tmp_path / "m.onnx")])):
-        status, _, err = nao_in_process(capsys, command, str(exported), *extra)
-        assert status == 2, err
-        assert err.strip() == f"nao {command}: error: {exported} is an exported TorchScript " \
-                              "model (nao export), not a checkpoint; pass the .pt file nao " \
-                              "train wrote (run it with torch.jit.load)", err
+        for path, kind, runner in ((exported, "TorchScript", "torch.jit.load"),
+                                   (onnx, "ONNX", "ONNX Runtime")):
+            status, _, err = nao_in_process(capsys, command, str(path), *extra)
+            assert status == 2, err
+            assert err.strip() == f"nao {command}: error: {path} is an exported {kind} model " \
+                                  "(nao export), not a checkpoint; pass the .pt file nao " \
+                                  f"train wrote (run it with {runner})", err
+    with pytest.raises(UserError, match="exported TorchScript model"):  # as a run's last.pt
+        load_checkpoint(exported)
 
 
 @pytest.mark.parametrize("command", ["info", "eval", "export"])

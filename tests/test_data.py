@@ -12,7 +12,7 @@ from naonet.data.augment import cutout, random_crop_flip
 from naonet.data.sources import list_image_folder, load_cifar_pickle, load_image_folder
 from naonet.errors import UserError
 
-from conftest import MINI_COUNTS, require
+from conftest import MINI_COUNTS, nao_in_process, require
 
 
 def write_cifar_pickles(split, folder):
@@ -122,13 +122,6 @@ def broken_layouts(root, cifar_mini):
     cases["train/ without test/, packed"] = (  # the archive named, not its extraction
         root / "train-only.tar.xz", {},
         f"{root / 'train-only.tar.xz'} has train/ but no test/ or val/ folder")
-    renamed = root / "renamed-test"  # what a search of it would end by training on
-    shutil.copytree(cifar_mini, renamed)
-    (renamed / "test" / "cat").rename(renamed / "test" / "kitten")
-    cases["test/ with other classes, for a search"] = (
-        renamed, dict(dataset="folder", with_test=False, valid_size=100),
-        "the train and test classes of " f"{renamed} differ (only in train: cat; only in "
-        "test: kitten); make the class folders match (the search reads train/ only")
     return cases
 
 
@@ -177,6 +170,13 @@ def test_a_class_is_one_class_in_either_unicode_form(cifar_mini, tmp_path):
         [index for _, index in listed["decomposed"][0]]
     assert same_classes([unicodedata.normalize("NFD", composed)], [composed])
     assert not same_classes(["cat", "dog"], ["dog", "cat"])
+    # The order stays the folder names' (torchvision's, and what runs recorded before):
+    # decomposed, 'Äpfel' starts with 'A' and sorts before 'Birnen'.
+    apples = unicodedata.normalize("NFC", "Äpfel")
+    mac = tmp_path / "mac"
+    for name in (unicodedata.normalize("NFD", apples), "Birnen"):
+        shutil.copytree(cifar_mini / "test" / "cat", mac / name)
+    assert list_image_folder(mac)[1] == [apples, "Birnen"]
 
 
 def test_random_crop_matches_a_crop_of_the_padded_image():
@@ -619,6 +619,47 @@ def test_loader_augmentations_depend_on_the_epoch_and_sample_only():
     assert torch.equal(torch.rand(3), expected)  # the caller's stream, untouched
     for a, b in zip(epochs[2], in_process, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_search_checks_the_test_classes_its_printed_training_will_read(cifar_mini,
+                                                                        tmp_path, capsys):
+    """A search reads train/ only: with test/ classes of other names it ran to its end
+    and printed a nao train command that failed at once."""
+    import re
+    import shutil
+
+    from naonet.data.registry import check_split_classes
+
+    check_split_classes(cifar_mini)  # the same classes: nothing to say
+    renamed = tmp_path / "renamed"
+    shutil.copytree(cifar_mini, renamed)
+    (renamed / "test" / "cat").rename(renamed / "test" / "kitten")
+    with pytest.raises(UserError, match=re.escape(
+            f"the train and test classes of {renamed} differ (only in train: cat; only in "
+            "test: kitten) (the search reads train/ only, but the training of what it finds "
+            "reads test/); make the class folders match, or search a copy without test/")):
+        check_split_classes(renamed)
+    status, _, err = nao_in_process(capsys, "search", "--preset", "quick-cifar10", "--dataset",
+                                    "folder", "--data", str(renamed), "--output",
+                                    str(tmp_path / "run"))
+    assert status == 2 and "the train and test classes of" in err and "\n" not in err.strip()
+    assert not (tmp_path / "run").exists()  # refused before anything is read or written
+    flat = tmp_path / "flat-test"  # test images not sorted into classes
+    shutil.copytree(cifar_mini / "train", flat / "train")
+    (flat / "test").mkdir()
+    shutil.copy(next((cifar_mini / "test" / "cat").iterdir()), flat / "test" / "x.jpg")
+    with pytest.raises(UserError, match="'s test/ holds no class folders"):
+        check_split_classes(flat)
+    shutil.rmtree(flat / "test")
+    check_split_classes(flat)  # train/ alone: the search holds validation images out
+
+
+def test_an_error_lists_twenty_class_names_and_counts_the_rest():
+    from naonet.data.registry import class_difference
+
+    names = [f"n{index:08d}" for index in range(1000)]
+    said = class_difference(names, ["cat"], "train", "test")
+    assert said == f"only in train: {', '.join(names[:20])} and 980 more; only in test: cat"
 
 
 def test_gif_and_jfif_photos_are_images(tmp_path):

@@ -179,6 +179,13 @@ def test_a_cell_architectures_entries_are_integers():
         built = SMALL.from_integers(given)
         assert built == arch and hash(built) == hash(arch)
         assert {type(value) for value in built.to_integers()} == {int}
+    # NAS-Bench-201's cells by the same rule (0.5 was taken as op 0, True as op 1)
+    nb201 = get_space("nb201")
+    for bad in ([0.5] * 6, [True] * 6):
+        with pytest.raises(UserError, match="an nb201 architecture's ops are integers, got"):
+            nb201.from_integers(bad)
+    cell = nb201.from_integers(torch.tensor([1, 2, 3, 4, 0, 1]))
+    assert cell == nb201.from_integers([1, 2, 3, 4, 0, 1]) and type(cell.ops[0]) is int
 
 
 def test_a_space_object_reads_its_own_text(own_registry):

@@ -94,7 +94,7 @@ def test_the_strategy_functions_check_what_run_strategy_checks(synthetic):
         with pytest.raises(UserError, match="a search needs a query budget; give the "
                                             "evaluator one"):
             strategy(NB201, BudgetedEvaluator(lambda architecture: 0.0), 0)
-        with pytest.raises(UserError, match="this strategy takes a"):
+        with pytest.raises(UserError, match="strategy '.*' takes a .*Config, got object"):
             strategy(NB201, TableEvaluator(synthetic, budget=30), 0, object())
     evaluator = TableEvaluator(synthetic, budget=5)
     random_search("nb201", evaluator, 0)
@@ -114,6 +114,11 @@ def test_an_architecture_and_its_text_are_one_query():
     assert evaluator.known(cell.to_string())
     assert evaluator.queries == 1 and measured == [cell]
     assert evaluator.history() == [(cell, 1.0)]
+    small = get_space("small").sample(random.Random(2))
+    evaluator.query(small.to_qualified_string())  # names its space: read
+    assert measured[-1] == small
+    evaluator.query("my own key")  # names none: a measure of one's own may key on text
+    assert measured[-1] == "my own key" and evaluator.queries == 3
     in_space = BudgetedEvaluator(lambda arch: 1.0, budget=5, space=NB201)
     with pytest.raises(UserError, match="the evaluator takes architectures of the 'nb201' "
                                         "space, got one of the 'small' space"):

@@ -23,9 +23,11 @@ class BudgetedEvaluator:
     """``measure(architecture)`` under a budget of distinct queries (None: unlimited).
 
     An architecture may be asked about as a value or in a text form: text is read into
-    its value first (in ``space`` when given, which also refuses another space's
-    architectures; else by :func:`naonet.spaces.parse_architecture`), so both count as one
-    query and ``measure`` and ``history`` see values only."""
+    its value first, so both count as one query and ``measure`` and ``history`` see the
+    value. With ``space`` every query is read in it (another space's architecture is
+    refused); without, text that names its space (``to_qualified_string()``, or
+    NAS-Bench-201's own form) is read into its value and other text is left as it is
+    (a ``measure`` of your own may key on it)."""
 
     described_as = "the evaluator"  # in the errors that refuse another space's architecture
 
@@ -44,9 +46,10 @@ class BudgetedEvaluator:
         if self.space is not None:
             return self.space.as_architecture(value, self.described_as)
         if isinstance(value, str):
-            from naonet.spaces import parse_architecture
+            from naonet.spaces.protocol import named_space, parse_architecture
 
-            return parse_architecture(value)
+            if named_space(value)[0] is not None:
+                return parse_architecture(value)
         return value
 
     @property

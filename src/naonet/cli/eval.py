@@ -70,7 +70,7 @@ def note_another_size(command: str, loaded, dataset: str, asked: int) -> None:
     from naonet.data.registry import get_dataset_spec
 
     trained = loaded.image_size or get_dataset_spec(dataset).image_size
-    if asked and asked != trained:
+    if asked > 0 and asked != trained:  # 0: the trained size; below, refused elsewhere
         print(f"nao {command}: note: the network was trained at {trained} px; running it at "
               f"{asked} px (--image-size)", file=sys.stderr, flush=True)
 
@@ -125,18 +125,16 @@ def network_fits(spec, config) -> bool:
 
 def check_test_classes(loaded, classes: list[str], dataset: str) -> None:
     """Labels are class positions: the test folders must hold the network's classes."""
-    expected = loaded.network.config.num_classes
     from naonet.data.registry import class_difference, same_classes
 
+    expected = loaded.network.config.num_classes
+    difference = (class_difference(loaded.classes, classes, "the network", "the test images")
+                  if loaded.classes is not None else None)
     if len(classes) != expected:
-        named = (f" ({class_difference(loaded.classes, classes, 'the network', 'the test images')})"
-                 if loaded.classes is not None else "")
+        named = f" ({difference})" if difference is not None else ""
         raise UserError(f"the network has {expected} classes but the {dataset} test images "
                         f"have {len(classes)}{named}; check --data" + (
                             "" if loaded.dataset else " and --dataset"))
-
     if loaded.classes is not None and not same_classes(classes, loaded.classes):
-
-        difference = class_difference(loaded.classes, classes, "the network", "the test images")
         raise UserError(f"the test classes differ from the network's ({difference}); make the "
                         "class folders match")

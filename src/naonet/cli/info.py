@@ -12,7 +12,7 @@ from naonet.errors import UserError
 from naonet.factory import PUBLISHED_MODELS, published_config
 from naonet.models import NetworkConfig, build_network, count_parameters
 from naonet.nb201.table import TABLE_SPACE
-from naonet.spaces import Architecture, get_space, resolve_architecture
+from naonet.spaces import Architecture, architecture_names, get_space, resolve_architecture
 from naonet.spaces.protocol import DEFAULT_SPACE
 
 CLASSES_SHOWN = 20  # a checkpoint's class names listed by nao info (ImageNet has 1,000)
@@ -90,6 +90,8 @@ def read_architecture(text: str, space: str | None, reference: str | None):
         return resolve_architecture(recorded, space or recorded_space)
     if text in PUBLISHED_MODELS:  # create_model's names of the published networks
         return resolve_architecture(published_config(text)[0], space)
+    if text.strip() in architecture_names():  # a name wins over a folder of that name
+        return resolve_architecture(text, space)
     if names_a_folder(text):
         from naonet.training.checkpoint import require_checkpoint_file
 
@@ -120,8 +122,6 @@ def check_architecture_argument(text: str | None, flag: str = "--arch") -> None:
     """A UserError naming the mistake when ``text``, given where an architecture (not a
     file) is asked for, is a path: a checkpoint, a search's list, a folder, or a path
     that does not exist."""
-    from naonet.spaces import architecture_names
-
     if not isinstance(text, str) or text.strip() in architecture_names():
         return  # a name wins over a file of that name in the working folder
     if names_a_file(text):

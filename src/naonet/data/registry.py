@@ -73,11 +73,14 @@ SMALL_IMAGE_MAX = 64
 
 
 def own_size_as_zero(dataset: str, image_size: int) -> int:
-    """``image_size`` as a config records it: the data set's own size is 0, however it was
-    given, so a run started with ``--image-size 32`` on a folder resumes without it (and
-    the other way round), as both train at 32 px."""
-    spec = DATASETS.get(dataset)
-    return 0 if spec is not None and image_size == spec.image_size else image_size
+    """``image_size`` as a config records it: a folder data set's own size (32 px) is 0,
+    however it was given, so a run started with ``--image-size 32`` resumes without it
+    (and the other way round): its images are decoded at 32 px either way. (A named data
+    set's folder of larger images is resized only when a size is given, so there 32 and 0
+    differ.)"""
+    if dataset == "folder" and image_size == DATASETS["folder"].image_size:
+        return 0
+    return image_size
 
 
 def get_dataset_spec(name: str, image_size: int | None = None) -> DatasetSpec:
@@ -212,8 +215,6 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
         classes = list(train_split.classes)
     else:
         iterators, classes = _folder_iterators(root, config, spec, common, seed)
-    if not config.with_test:
-        check_unread_test_classes(root, classes, config.data)
     return DataBundle(iterators["train"], iterators["valid"], iterators["test"], len(classes),
                       spec.skeleton, spec, classes, config.image_size or spec.image_size)
 
@@ -240,7 +241,7 @@ def check_training_classes(config: DataConfig, spec: DatasetSpec, classes: list[
 def described(root: Path, given: str | Path) -> str:
     """How an error names the data at ``root``: the archive the user gave, not its
     extraction in the cache."""
-    return f"{given}" if Path(given).is_file() else f"{root}"
+    return f"{given}" if Path(given).expanduser().is_file() else f"{root}"
 
 
 def find_test_source(root: Path, dataset: str, given: str | Path | None = None
@@ -297,19 +298,25 @@ def check_same_classes(train_classes: list[str], test_classes: list[str], root: 
                         "the class folders match")
 
 
-def check_unread_test_classes(root: Path, classes: list[str], given: str | Path) -> None:
-    """A search reads train/ only, but the training it ends by printing reads test/ too:
-    test/ class folders that differ from train/'s would fail that command at once, after
-    a search of hours. Only the folders' names are read."""
-    test = find_split_folder(root, "test")
-    if test is None:
+def check_split_classes(data: str | Path) -> None:
+    """A UserError if the class folders of ``data``'s ``test/`` (or ``val/``) are not
+    those of its ``train/``. A search reads train/ only, but the training it ends by
+    printing reads test/ too: this says so at the search's start, not hours later. Only
+    the folders' names are read; data without both folders passes."""
+    root = resolve_data_root(data)
+    train, test = find_split_folder(root, "train"), find_split_folder(root, "test")
+    if train is None or test is None:
         return
-    test_classes = sorted(class_folders(test))
-    if not same_classes(classes, test_classes):
-        difference = class_difference(classes, test_classes, "train", "test")
-        raise UserError(f"the train and test classes of {described(root, given)} differ "
-                        f"({difference}); make the class folders match (the search reads "
-                        "train/ only, but the training of what it finds reads test/)")
+    fix = ("(the search reads train/ only, but the training of what it finds reads "
+           f"{test.name}/); make the class folders match, or search a copy without {test.name}/")
+    test_classes = list(class_folders(test))
+    if not test_classes:
+        raise UserError(f"{described(root, data)}'s {test.name}/ holds no class folders {fix}")
+    train_classes = list(class_folders(train))
+    if not same_classes(train_classes, test_classes):
+        difference = class_difference(train_classes, test_classes, "train", "test")
+        raise UserError(f"the train and test classes of {described(root, data)} differ "
+                        f"({difference}) {fix}")
 
 
 def same_classes(first, second) -> bool:
@@ -327,8 +334,19 @@ def class_difference(first: list[str], second: list[str], first_name: str,
     only_second = sorted(set(second) - set(first))
     if not only_first and not only_second:
         return "the same names in another order"
-    return (f"only in {first_name}: {', '.join(only_first) or '-'}; only in {second_name}: "
-            f"{', '.join(only_second) or '-'}")
+    return (f"only in {first_name}: {_some_names(only_first)}; only in {second_name}: "
+            f"{_some_names(only_second)}")
+
+
+NAMES_SHOWN = 20  # class names an error lists (ImageNet has 1,000)
+
+
+def _some_names(names: list[str]) -> str:
+    """The first names, and how many more."""
+    if not names:
+        return "-"
+    more = f" and {len(names) - NAMES_SHOWN:,} more" if len(names) > NAMES_SHOWN else ""
+    return ", ".join(names[:NAMES_SHOWN]) + more
 
 
 def _load_small(root: Path, config: DataConfig, spec: DatasetSpec
@@ -462,8 +480,8 @@ def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common:
     train_folder, test_folder = find_split_folder(root, "train"), find_split_folder(root, "test")
     if train_folder is None or (test_folder is None and config.with_test
                                 and not config.valid_size):
-        raise UserError(f"{root} needs train/ and val/ (or test/) folders of class folders "
-                        "(or train/ alone with --valid-size N)")
+        raise UserError(f"{described(root, config.data)} needs train/ and val/ (or test/) "
+                        "folders of class folders (or train/ alone with --valid-size N)")
     listing = list_image_folder(train_folder)  # listed once: ImageNet has 1.28 million
     train_set = ImageFiles(train_folder, large_image_transform(True, config, spec), listing)
     check_training_classes(config, spec, train_set.classes)
@@ -484,6 +502,5 @@ def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common:
                             workers=config.workers, **common) if part is not None else None
         for name, part in parts.items()}
     if test_set is not None:
-        check_same_classes(train_set.classes, test_set.classes,
-                               described(root, config.data))
+        check_same_classes(train_set.classes, test_set.classes, described(root, config.data))
     return iterators, list(train_set.classes)

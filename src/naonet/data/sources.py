@@ -388,11 +388,13 @@ def class_name(text: str) -> str:
 
 
 def class_folders(folder: Path) -> dict[str, str]:
-    """The class folders of ``folder``: class name -> folder name. A class is its folder's
-    name in Unicode's composed form (NFC): macOS writes names decomposed, so "ñandú"
-    copied from a Mac names the same class as one typed here. Hidden folders are none."""
+    """The class folders of ``folder``: class name -> folder name, in the order of the
+    folder names (torchvision's ImageFolder's, and the order runs recorded before names
+    were normalised). A class is its folder's name in Unicode's composed form (NFC):
+    macOS writes names decomposed, so "ñandú" copied from a Mac names the same class as
+    one typed here. Hidden folders are none."""
     folders: dict[str, str] = {}
-    for entry in folder.iterdir():
+    for entry in sorted(folder.iterdir(), key=lambda entry: entry.name):
         if entry.is_dir() and not entry.name.startswith("."):
             name = class_name(entry.name)
             if name in folders:
@@ -404,11 +406,11 @@ def class_folders(folder: Path) -> dict[str, str]:
 
 def list_image_folder(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     """(path, class index) pairs of the images under ``folder/<class>/`` (its sub-folders
-    included, as torchvision's ImageFolder reads them) in sorted order, and the classes.
-    Hidden entries (``.ipynb_checkpoints/``, macOS's ``._photo.jpg``) are no classes or
-    images."""
+    included, as torchvision's ImageFolder reads them, and the GIF and JPEG names it
+    skips) in sorted order, and the classes. Hidden entries (``.ipynb_checkpoints/``,
+    macOS's ``._photo.jpg``) are no classes or images."""
     folders = class_folders(folder)
-    classes = sorted(folders)
+    classes = list(folders)
     if not classes:
         raise UserError(f"{folder} has no class sub-folders; expected {folder}/<class>/<image>")
     samples = [(file, index) for index, name in enumerate(classes)

@@ -255,16 +255,16 @@ def build_network(architecture: Architecture, config: NetworkConfig | None = Non
 
     A NAO cell architecture builds a :class:`NAONet` (default config: NAONet's); an
     architecture of another space is built by its space (``space.build_network``; default
-    config: the size its searches deliver, ``space.final_size``)."""
+    config: its network config's defaults, as ``naonet.create_model`` makes it)."""
     space = getattr(architecture, "space", None)
     if not isinstance(architecture, Architecture):
         if not callable(getattr(space, "build_network", None)):
             raise UserError(f"build_network takes an architecture, not a "
                             f"{type(architecture).__name__}; read a name or string with "
                             "naonet.spaces.resolve_architecture")
-        config = config if config is not None else space.network_config(*space.final_size)
-        if overrides:
-            config = space.network_config_from_dict({**config.to_dict(), **overrides})
+        if config is None or overrides:  # as create_model makes a config from values
+            config = space.network_config_from_dict(
+                {**(config.to_dict() if config is not None else {}), **overrides})
         return space.build_network(architecture, config)
     config = config or NetworkConfig()
     if overrides:

@@ -27,6 +27,7 @@ from naonet.constraints import CostMeter, FeasibleSpace
 from naonet.controller import Controller
 from naonet.controller.rounds import nao_round
 from naonet.data import DataBundle, build_data
+from naonet.data.registry import check_split_classes
 from naonet.data.sources import existing_data_path, has_test_images, resolve_data_root
 from naonet.distributed import DistributedContext, barrier, broadcast_object, init_distributed
 from naonet.errors import UserError
@@ -382,6 +383,7 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
     if not config.download:
         # bad input writes nothing, not even a run folder
         existing_data_path(config.data, config.dataset)
+        check_split_classes(config.data)  # before the search, not at its printed training
     if context.is_main:
         claim_run_folder(run_dir, "search")  # one run per folder, before anything is written
     data = build_data(config.data_config(), context.device, seed=config.seed,
@@ -816,7 +818,7 @@ def resume_point(state: SearchState) -> str:
     """Where a resumed search continues: the phase, and how far into it."""
     if state.phase == RERANK:
         done = state.rerank_index
-        text = f"phase rerank, {done} re-rank training{'' if done == 1 else 's'} done"
+        text = f"phase rerank, {counted(done, 're-rank training')} done"
         return text + (f", epoch {state.epoch} of the next" if state.epoch else "")
     return f"phase {state.phase}, " + (f"after epoch {state.epoch}" if state.epoch
                                        else "at its start")

@@ -10,13 +10,12 @@ Two text forms are parsed and printed, and this module is the only place that de
 
 from __future__ import annotations
 
-import operator
 import re
 from dataclasses import dataclass
 
 from naonet.errors import UserError
 from naonet.spaces.cell_space import NUM_CELL_INPUTS, CellSearchSpace, get_cell_space
-from naonet.spaces.protocol import get_space, named_space, space_mismatch
+from naonet.spaces.protocol import get_space, named_space, plain_integers, space_mismatch
 
 CELL_TYPES = ("normal", "reduction")
 
@@ -73,7 +72,8 @@ class Architecture:
                       ) -> Architecture:
         """Build from the released integer list, validating every entry."""
         space = get_cell_space(space)
-        values = _plain_integers(values, space)
+        values = plain_integers(values, f"a {space.name!r}-space architecture's entries",
+                                "pass state and op indices")
         expected = space.integers_per_architecture
         if len(values) != expected:
             raise UserError(
@@ -217,24 +217,6 @@ def _split_space_prefix(text: str) -> tuple[str | None, str]:
     if match and match.group(1) not in CELL_TYPES:
         return match.group(1), match.group(2)
     return None, text
-
-
-def _plain_integers(values, space: CellSearchSpace) -> list[int]:
-    """``values`` as plain ints (NumPy's and a tensor's integers included), or a UserError
-    for any other entry: 0.5 or True would build an architecture no text form reads back."""
-    values = list(values)
-    if all(type(value) is int for value in values):
-        return values
-    plain = []
-    for value in values:
-        try:
-            if isinstance(value, bool) or "bool" in str(getattr(value, "dtype", "")):
-                raise TypeError
-            plain.append(operator.index(value))
-        except TypeError:
-            raise UserError(f"a {space.name!r}-space architecture's entries are integers, "
-                            f"got {value!r}; pass state and op indices") from None
-    return plain
 
 
 def _check_input(space: CellSearchSpace, cell_type: str, node: int, state: int) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from numbers import Integral
 from typing import Any
 
 from naonet.errors import UserError
@@ -21,6 +20,7 @@ from naonet.spaces.protocol import (
     IntegerCodedSpace,
     check_text_space,
     config_from_fields,
+    plain_integers,
     preset_options,
     register_space,
 )
@@ -61,7 +61,7 @@ class NB201Space(IntegerCodedSpace):
     def architecture(self, ops: tuple[int, ...] | list[int]) -> NB201Architecture:
         """The architecture with op index ``ops[e]`` on edge ``e`` (validated; integer
         values of any type, a tensor's included, are taken as op indices)."""
-        return NB201Architecture(self, tuple(int(op) for op in ops))
+        return NB201Architecture(self, tuple(ops))
 
     def parse(self, text: str) -> NB201Architecture:
         """Read the benchmark's string form ``|op~0|+|op~0|op~1|+...`` (optionally
@@ -230,10 +230,8 @@ class NB201Architecture:
         # of plain ints, what the space's own methods pass, is only range-checked.
         ops, space = self.ops, self.space
         if type(ops) is not tuple or set(map(type, ops)) != {int}:
-            if not all(isinstance(op, Integral) and not isinstance(op, bool) for op in ops):
-                raise UserError(f"an {space.name} architecture's ops are op indices "
-                                f"(integers), got {tuple(ops)}")
-            ops = tuple(int(op) for op in ops)  # hashable, plain
+            ops = tuple(plain_integers(ops, f"an {space.name} architecture's ops",
+                                       "pass op indices"))  # hashable, plain
             object.__setattr__(self, "ops", ops)
         if len(ops) != len(space.edges):
             raise UserError(f"an {space.name} architecture has {space.num_edges} edges, got "

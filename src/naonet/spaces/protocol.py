@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import random
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -203,6 +204,24 @@ def preset_options(preset: str, size: tuple[int, int]) -> str:
     if (PRESETS[preset]["channels"], PRESETS[preset]["layers"]) != tuple(size):
         options += f" --channels {size[0]} --layers {size[1]}"
     return options
+
+
+def plain_integers(values, what: str, fix: str) -> list[int]:
+    """``values`` as plain ints (NumPy's and a tensor's integers included), or a UserError
+    saying ``what`` takes integers and ``fix``: 0.5 or True would make an architecture
+    that no text form reads back."""
+    values = list(values)
+    if all(type(value) is int for value in values):
+        return values
+    plain = []
+    for value in values:
+        try:
+            if isinstance(value, bool) or "bool" in str(getattr(value, "dtype", "")):
+                raise TypeError
+            plain.append(operator.index(value))
+        except TypeError:
+            raise UserError(f"{what} are integers, got {value!r}; {fix}") from None
+    return plain
 
 
 def _check_rng(rng) -> None:

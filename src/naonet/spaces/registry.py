@@ -33,11 +33,13 @@ def resolve_architecture(text: str, space: str | CellSearchSpace | None = None):
     from naonet.spaces.protocol import get_space, parse_architecture
 
     text = text.strip()
-    if "\n" in text:  # "$(cat arch_pool.final)": a list where one is asked for
-        lines = [line for line in text.splitlines() if line.strip()]
-        raise UserError(f"the architecture text holds {len(lines)} lines, as a search's "
-                        "arch_pool files list one architecture a line; pass one of them, for "
-                        "example \"$(head -n 1 arch_pool.final)\"")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and all(_is_architecture(line, space) for line in lines):
+        # "$(cat arch_pool.final)": a list where one is asked for (one architecture written
+        # over several lines, a cell a line, reads as one)
+        raise UserError(f"the architecture text holds {len(lines)} architectures, one a "
+                        "line, as a search's arch_pool files list them; pass one of them, "
+                        "for example \"$(head -n 1 arch_pool.final)\"")
     if isinstance(space, str):
         get_space(space)  # an unknown space is named as such, not as the wrong one
     if text in _NAMED:
@@ -54,3 +56,12 @@ def resolve_architecture(text: str, space: str | CellSearchSpace | None = None):
         if " " not in text and ":" not in text:
             named_architecture(text)  # raises the unknown-name error
     return parse_architecture(text, space)
+
+
+def _is_architecture(text: str, space) -> bool:
+    """Whether ``text`` alone reads as an architecture (of ``space`` when given)."""
+    try:
+        resolve_architecture(text, space)
+    except UserError:
+        return False
+    return True

@@ -30,7 +30,7 @@ class Evaluator(Protocol):
     def history(self) -> list[tuple[Hashable, float]]: ...
 
 
-def search_inputs(space, evaluator: Evaluator, config, config_class: type):
+def search_inputs(space, evaluator: Evaluator, config, config_class: type, strategy: str):
     """The space (a name is looked up) and the config (None: the defaults) a strategy
     runs with, or a UserError for what cannot make a search: no space, an evaluator
     without a query budget or with one above the space's size, another strategy's config."""
@@ -46,7 +46,7 @@ def search_inputs(space, evaluator: Evaluator, config, config_class: type):
         raise UserError(f"a budget of {evaluator.budget} queries exceeds the "
                         f"{space.size} architectures of the space")
     if config is not None and not isinstance(config, config_class):
-        raise UserError(f"this strategy takes a {config_class.__name__}, got a "
+        raise UserError(f"strategy {strategy!r} takes a {config_class.__name__}, got "
                         f"{type(config).__name__}")
     return space, config or config_class()
 

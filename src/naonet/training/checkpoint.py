@@ -54,10 +54,12 @@ def torch_load_quietly(path: str | Path, restricted_pickle_module=None):
     (or loads), never a warning printed above it."""
     import warnings
 
-    if is_torchscript_archive(path):  # torch.load would hand it to torch.jit.load
-        raise UserError(f"{path} is an exported TorchScript model (nao export), not a "
-                        "checkpoint; pass the .pt file nao train wrote (run it with "
-                        "torch.jit.load)")
+    exported = exported_format(path)
+    if exported is not None:  # torch.load would hand TorchScript to torch.jit.load
+        runner = {"TorchScript": "torch.jit.load", "ONNX": "ONNX Runtime"}[exported]
+        raise UserError(f"{path} is an exported {exported} model (nao export), not a "
+                        f"checkpoint; pass the .pt file nao train wrote (run it with "
+                        f"{runner})")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Detected pickle protocol")
         if restricted_pickle_module is None:
@@ -66,19 +68,24 @@ def torch_load_quietly(path: str | Path, restricted_pickle_module=None):
                           pickle_module=restricted_pickle_module)
 
 
-def is_torchscript_archive(path: str | Path) -> bool:
-    """Whether ``path`` is a TorchScript archive: a zip holding ``constants.pkl``, as
-    ``torch.jit.save`` writes and ``torch.load`` recognises."""
+def exported_format(path: str | Path) -> str | None:
+    """``"TorchScript"`` for a zip holding ``constants.pkl`` (what ``torch.jit.save``
+    writes and ``torch.load`` recognises), ``"ONNX"`` for an ``.onnx`` file or one that
+    starts as an ONNX model's protobuf does (its first field, ``ir_version``: byte 0x08;
+    a checkpoint starts with a zip's 'PK' or a pickle's 0x80), else None."""
     import zipfile
 
     try:
-        if not zipfile.is_zipfile(path):
-            return False
-        with zipfile.ZipFile(path) as archive:
-            return any(name.rsplit("/", 1)[-1] == "constants.pkl"
-                       for name in archive.namelist())
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                scripted = any(name.rsplit("/", 1)[-1] == "constants.pkl"
+                               for name in archive.namelist())
+            return "TorchScript" if scripted else None
+        with open(path, "rb") as file:
+            first = file.read(1)
     except (OSError, zipfile.BadZipFile):
-        return False  # unreadable: torch.load says what is wrong
+        return None  # unreadable: torch.load says what is wrong
+    return "ONNX" if Path(path).suffix.lower() == ".onnx" or first == b"\x08" else None
 
 
 def load_checkpoint(path: str | Path,
@@ -89,6 +96,8 @@ def load_checkpoint(path: str | Path,
     require_checkpoint_file(path)
     try:
         state = torch_load_quietly(path)
+    except UserError:  # a file that is no checkpoint at all, named for what it is
+        raise
     except Exception as error:  # noqa: BLE001 - truncated zips, bad pickles, ...
         # A system error (a file it may not read) keeps the system's words, not "delete
         # it"; but torch's zip reader fails on some truncated archives with errno 22

@@ -154,6 +154,8 @@ CASES = [
      "architecture (a name or a text form), or check the path"),
     (["show", "out/missing.pt"], "out/missing.pt does not exist; check the path of the "
      "checkpoint"),
+    (["show", "6111"], "6111 is one integer: nao info 6111 --reference table:CSV names the "
+     "NAS-Bench-201 cell of that index"),  # it named --reference, which show has not
     (TRAIN + ["--arch", "small:1 1 0 1 2 4 0 0 0 0 2 1 0 0 0 2 0 3 0 0 0 2 0 2 2 2 1 0 0 0 0 "
               "1 0 0 0 3 0 0 0 1\nsmall:0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 "
               "0 0 0 0 0 0 0 0 0 0 0 0 0 0 0"],
@@ -624,7 +626,8 @@ def damaged_files(folder, table) -> dict[str, tuple[list[str], str]]:
                          "does not hold what it should (TypeError"),
         "huge-index": (["search", "--space", "nb201", "--evaluator",
                         f"table:{folder / 'huge-index.csv'}", "--budget", "5"],
-                       "has a bad row"),
+                       f"huge-index.csv:2: index '{10**30}' is not a whole number of at "
+                       "most 64 bits"),
     }
 
 

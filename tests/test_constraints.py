@@ -107,6 +107,8 @@ def test_latency_is_measured_once_per_device_and_cached(tmp_path):
 def test_pareto_front_keeps_the_non_dominated_points():
     points = [(0.9, 5.0), (0.8, 3.0), (0.85, 6.0), (0.7, 1.0), (0.7, 2.0), (0.9, 4.0)]
     assert pareto_front(points) == [5, 1, 3]
+    # ties in both are non-dominated, each of them (a trial's front dropped five such)
+    assert pareto_front([*points, (0.8, 3.0), (0.7, 1.0), (0.8, 3.5)]) == [5, 1, 6, 3, 7]
 
 
 @pytest.mark.parametrize("strategy", ["random", "evolution", "nao"])
@@ -207,3 +209,18 @@ def test_none_leaves_a_budget_flag_unset_as_for_every_optional_option():
     with pytest.raises(SystemExit) as exit_:  # argparse: "invalid int value: 'lots'"
         parser.parse_args(["search", "--max-params", "lots"])
     assert exit_.value.code == 2
+
+
+def test_a_size_limit_may_be_written_as_a_power_of_ten():
+    """'--max-params 1e6' was refused as no int; 1.5 parameters still is."""
+    import argparse
+
+    from naonet.cli.table_search import add_budget_arguments
+
+    parser = argparse.ArgumentParser()
+    add_budget_arguments(parser)
+    parsed = parser.parse_args(["--max-params", "1e6", "--max-macs", "2.5e8"])
+    assert (parsed.max_params, parsed.max_macs) == (1_000_000, 250_000_000)
+    assert type(parsed.max_params) is int
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--max-params", "1.5"])

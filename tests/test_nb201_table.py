@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -58,11 +59,56 @@ def test_missing_columns_and_files_are_user_errors(tmp_path):
         BenchmarkTable.load(tmp_path / "absent.csv")
     header = "index,arch,valid_acc_200ep,valid_acc_12ep,test_acc_200ep\n"
     cell = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
-    for accuracy, problem in (("n/a", "has a bad row: could not convert string to float: "
-                               "'n/a'"), ("nan", "has nan in valid_acc_200ep of row 2")):
+    for accuracy, problem in (("n/a", f"{bad}:2: valid_acc_200ep 'n/a' is not a number"),
+                              ("nan", "has nan in valid_acc_200ep of row 2")):
         bad.write_text(f"{header}0,{cell},{accuracy},10.0,10.0\n")
         with pytest.raises(UserError, match=re.escape(problem)):
             BenchmarkTable.load(bad)
+
+
+def test_a_table_a_search_would_fail_on_is_refused_when_read(synthetic, tmp_path):
+    """From a researcher's trial: a table of 1,000 rows failed a search in its middle
+    (and its run folder with it); accuracies written as fractions, a spreadsheet's
+    byte-order mark, a folder and rows in the wrong form were read silently or named
+    wrongly."""
+    lines = Path(synthetic.source).read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    columns = header.split(",")
+
+    def table(name: str, body: list[str], head: str = header, prefix: str = "") -> Path:
+        path = tmp_path / name
+        path.write_text(prefix + "\n".join([head, *body]) + "\n", encoding="utf-8")
+        return path
+
+    def as_fractions(row: str) -> str:
+        fields = row.split(",")
+        for column in ("valid_acc_200ep", "valid_acc_12ep", "test_acc_200ep",
+                       "valid_split_test_acc_200ep", "test_acc_12ep"):
+            position = columns.index(column)
+            fields[position] = f"{float(fields[position]) / 100:.6f}"
+        return ",".join(fields)
+
+    prefixed = rows[0].split(",")
+    prefixed[1] = "small:" + prefixed[1]
+    cases = {
+        table("part.csv", rows[:1000]): "has 1,000 cells of the 15,625 of the nb201 space; "
+                                        "pass the whole table",
+        table("twice.csv", [*rows, rows[5]]): f"lists {rows[5].split(',')[1]} twice (rows 7 "
+                                              "and 15627); keep one row a cell",
+        table("fractions.csv", [as_fractions(row) for row in rows]):
+            "every valid_acc_200ep is at most 1, so they look like fractions",
+        table("prefixed.csv", [",".join(prefixed), *rows[1:]]):
+            "prefixed.csv:2: arch 'small:|",
+        tmp_path: "is a folder; pass the NAS-Bench-201 CSV",
+        table("semicolons.csv", [row.replace(",", ";") for row in rows[:3]],
+              head=header.replace(",", ";")): "separated by commas",
+    }
+    for path, fragment in cases.items():
+        with pytest.raises(UserError, match=re.escape(fragment)) as error:
+            BenchmarkTable.load(path)
+        assert "--space" not in str(error.value)  # a table search takes no other space
+    marked = BenchmarkTable.load(table("excel.csv", rows, prefix="\ufeff"))
+    assert marked.architecture(0) == synthetic.architecture(0)
 
 
 def test_evaluator_counts_distinct_queries_and_enforces_the_budget(synthetic):

@@ -101,6 +101,27 @@ def test_the_strategy_functions_check_what_run_strategy_checks(synthetic):
     assert evaluator.queries == 5
 
 
+def test_a_budget_of_every_cell_queries_every_cell(synthetic):
+    """An exhaustive search of NAS-Bench-201 failed near its end ('no unseen architecture
+    in 10000 random draws'), and a budget above the cells within a size limit failed in
+    the middle of the search, not before it."""
+    from naonet.constraints import Budget, CostMeter, FeasibleSpace
+
+    evaluator = TableEvaluator(synthetic, budget=NB201.size)
+    run_strategy("random", NB201, evaluator, seed=0)
+    assert len({architecture for architecture, _ in evaluator.history()}) == NB201.size
+    limited = FeasibleSpace(NB201, CostMeter(NB201, Budget(max_params=73_306)))
+    assert limited.size == 729 and limited.rejected == 0  # counting proposed nothing
+    assert sum(1 for _ in limited.all_architectures()) == 729
+    with pytest.raises(UserError, match="a budget of 730 queries exceeds the 729 "
+                                        "architectures of the space within the size budget; "
+                                        "lower --budget to 729 or less"):
+        run_strategy("random", limited, TableEvaluator(synthetic, budget=730), seed=0)
+    evaluator = TableEvaluator(synthetic, budget=729)
+    run_strategy("evolution", limited, evaluator, seed=0)
+    assert evaluator.queries == 729
+
+
 def test_an_architecture_and_its_text_are_one_query():
     """The evaluator of one's own measurement reads text forms into their architectures:
     it charged one architecture twice, once as a value and once as its text."""
@@ -279,6 +300,7 @@ def test_bench_search_prints_mean_and_std_and_writes_the_plot(synthetic, tmp_pat
     for runs in results:
         tests = [run["test_accuracy"] for run in runs["runs"]]  # fractions; printed in %
         assert all(0 <= test <= 1 for test in tests)
+        assert [run["seed"] for run in runs["runs"]] == [0, 1, 2]  # each run says its seed
         assert float(rows[runs["strategy"]][1]) == pytest.approx(
             100 * statistics.fmean(tests), abs=0.006)
         assert float(rows[runs["strategy"]][2]) == pytest.approx(

@@ -25,12 +25,14 @@ import random
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
 
 from naonet.errors import UserError
 from naonet.options import check_field_types, flag_name
+from naonet.spaces.protocol import ENUMERABLE_SIZE
 
 MAX_SAMPLE_DRAWS = 20_000  # random draws before a budget is declared unmeetable
 MAX_MUTATION_TRIES = 100
@@ -211,6 +213,18 @@ class FeasibleSpace:
             raise AttributeError(name)
         return getattr(self.space, name)
 
+    @cached_property
+    def size(self) -> int:
+        """How many architectures are within the budget: counted where the space can be
+        listed and the budget needs no timing (latency times a network each), else the
+        whole space's count, an upper bound."""
+        if self.space.size > ENUMERABLE_SIZE or self.budget.max_latency_ms is not None:
+            return self.space.size
+        rejected = self.rejected
+        counted = sum(1 for _ in self.all_architectures())
+        self.rejected = rejected  # counting proposed nothing
+        return counted
+
     def feasible(self, architecture) -> bool:
         """Cheapest check first: parameters, then multiply-adds, then latency."""
         budget, meter = self.budget, self.meter
@@ -279,7 +293,7 @@ def smallest_cost(space, cost, draws: list) -> tuple[int, bool]:
     ``space``, and whether that is exact: every architecture of a space small enough to
     enumerate, else a descent from the cheapest random draw, one entry at a time while
     that lowers the cost."""
-    if space.size <= 100_000:
+    if space.size <= ENUMERABLE_SIZE:
         import itertools
 
         return min(cost(space.from_integers(values)) for values in
@@ -304,11 +318,13 @@ def smallest_cost(space, cost, draws: list) -> tuple[int, bool]:
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the non-dominated points of (score, cost): no other point has a score
-    at least as high and a cost at least as low, one of them strictly. Best score first."""
+    at least as high and a cost at least as low, one of them strictly. Best score first.
+    Points equal in both (architectures that tie) are all on the front: none dominates
+    the other."""
     order = sorted(range(len(points)), key=lambda i: (-points[i][0], points[i][1]))
     front, lowest = [], math.inf
     for index in order:
-        if points[index][1] < lowest:
+        if points[index][1] < lowest or (front and points[index] == points[front[-1]]):
             front.append(index)
             lowest = points[index][1]
     return front

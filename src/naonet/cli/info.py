@@ -81,9 +81,11 @@ def print_checkpoint_network(path: str, space: str | None) -> None:
           f"aux){trained}")
 
 
-def read_architecture(text: str, space: str | None, reference: str | None):
+def read_architecture(text: str, space: str | None, reference: str | None,
+                      command: str = "info"):
     """The architecture ``text`` names: a checkpoint file's, a NAS-Bench-201 index in the
-    ``reference`` table, or any name or text form."""
+    ``reference`` table (``nao info`` only: ``command`` names the one asking), or any name
+    or text form."""
     if names_a_file(text):
         refuse_an_architecture_list(text)
         recorded, recorded_space = recorded_architecture(text)
@@ -101,8 +103,11 @@ def read_architecture(text: str, space: str | None, reference: str | None):
                         "pass an architecture)")
     if text.strip().isdigit() and reference is None:
         integers = len(get_space(DEFAULT_SPACE).integer_limits())
-        raise UserError(f"{text.strip()} is one integer: a NAS-Bench-201 index needs "
-                        f"--reference table:CSV; a NAONet takes {integers} integers or a name")
+        index = ("a NAS-Bench-201 index needs --reference table:CSV" if command == "info"
+                 else f"nao info {text.strip()} --reference table:CSV names the NAS-Bench-201 "
+                      "cell of that index")
+        raise UserError(f"{text.strip()} is one integer: {index}; a NAONet takes {integers} "
+                        "integers or a name")
     if text.strip().isdigit():
         from naonet.search.reference import ReferenceTable
 

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from naonet.spaces import Architecture
 
     # as nao info reads it: a checkpoint's, a name or a text form; a wrong path named
-    architecture = read_architecture(args.arch, args.space, reference=None)
+    architecture = read_architecture(args.arch, args.space, reference=None, command="show")
     if isinstance(architecture, Architecture):
         draw_architecture(architecture, args.output, args.title)
         print(architecture.to_readable())

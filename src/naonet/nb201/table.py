@@ -44,6 +44,70 @@ def percent_to_fraction(text: str) -> float:
         raise ValueError(f"could not convert string to float: {text!r}") from None
 
 
+def _cell(space: NB201Space, text: str, path: Path, line: int) -> NB201Architecture:
+    """The cell a row's ``arch`` names, or a UserError naming the row."""
+    try:
+        return space.parse(text)
+    except UserError as error:
+        reason = str(error).split(";")[0]  # what is wrong, without the parser's fix
+        raise UserError(f"benchmark table {path}:{line}: arch {text!r} is not a cell of the "
+                        f"{space.name} space ({reason}); write it in the benchmark's form, "
+                        f"like {space.example().to_string()!r}") from None
+
+
+def _whole_number(text: str, path: Path, line: int) -> int:
+    """A row's index: a whole number that fits 64 bits (the table keeps them so)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not -2**63 <= value < 2**63:
+        raise UserError(f"benchmark table {path}:{line}: index {text!r} is not a whole "
+                        "number of at most 64 bits")
+    return value
+
+
+def _value(text: str, column: str, path: Path, line: int) -> float:
+    """A row's number in ``column`` (a percent as a fraction), or a UserError naming the
+    row and the column."""
+    try:
+        value = percent_to_fraction(text) if column in PERCENT_COLUMNS else float(text)
+    except (ValueError, OverflowError):
+        raise UserError(f"benchmark table {path}:{line}: {column} {text!r} is not a "
+                        "number") from None
+    if not np.isfinite(value):
+        raise UserError(f"benchmark table {path} has {value} in {column} of row {line}; "
+                        "every value must be a number")
+    return value
+
+
+def _check_percents(columns: dict[str, np.ndarray], path: Path) -> None:
+    """Accuracies of at most 1 everywhere are fractions where percents belong: read as
+    percents they would make every cell below 1 % accurate, without a word."""
+    for column in PERCENT_COLUMNS:
+        if column in columns and columns[column].max() <= 0.01:
+            raise UserError(f"benchmark table {path}: every {column} is at most 1, so they "
+                            "look like fractions; the table holds accuracies in percent, as "
+                            "the benchmark publishes them (93.76, not 0.9376): multiply them "
+                            "by 100")
+
+
+def _check_each_cell_once(architectures: list, lines: list[int], path: Path,
+                          space: NB201Space) -> None:
+    """Every cell of ``space`` in one row: a search may ask for any cell, and a cell
+    missing or listed twice would fail or mislead it in the middle."""
+    first: dict = {}
+    for architecture, line in zip(architectures, lines, strict=True):
+        if architecture in first:
+            raise UserError(f"benchmark table {path} lists {architecture.to_string()} twice "
+                            f"(rows {first[architecture]} and {line}); keep one row a cell")
+        first[architecture] = line
+    if len(first) != space.size:
+        raise UserError(f"benchmark table {path} has {len(first):,} cells of the {space.size:,} "
+                        f"of the {space.name} space; pass the whole table (a search may ask "
+                        "for any cell)")
+
+
 def _read_only(values, dtype) -> np.ndarray:
     """A copy of ``values`` that cannot be written to."""
     array = np.array(values, dtype=dtype)
@@ -74,43 +138,46 @@ class BenchmarkTable:
 
     @classmethod
     def load(cls, path: str | Path, space: NB201Space = NB201) -> BenchmarkTable:
-        """Read a table in the documented CSV format."""
+        """Read a table in the documented CSV format: a row for every cell of ``space``
+        (a search may ask for any), accuracies in percent."""
         path = Path(path).expanduser()
+        expected = ("CSV (columns: " + ", ".join(REQUIRED_COLUMNS) + "; optional: "
+                    + ", ".join(OPTIONAL_COLUMNS) + ")")
+        if path.is_dir():
+            raise UserError(f"benchmark table {path} is a folder; pass the NAS-Bench-201 "
+                            f"{expected}")
         if not path.is_file():
             raise UserError(f"benchmark table {path} does not exist; pass the NAS-Bench-201 "
-                            "CSV (columns: " + ", ".join(REQUIRED_COLUMNS) + ")")
+                            f"{expected}")
         try:
-            with open(path, newline="") as handle:
+            # utf-8-sig: a spreadsheet's CSV starts with a byte-order mark, which would
+            # otherwise be part of the first column's name
+            with open(path, newline="", encoding="utf-8-sig") as handle:
                 reader = csv.DictReader(handle)
                 missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
                 if missing:
                     raise UserError(f"benchmark table {path} lacks the column(s) "
                                     f"{', '.join(missing)}; expected at least "
-                                    f"{', '.join(REQUIRED_COLUMNS)}")
-                rows = [row for _, row in complete_rows(reader, path)]
+                                    f"{', '.join(REQUIRED_COLUMNS)}, separated by commas")
+                rows = list(complete_rows(reader, path))
         except (UnicodeDecodeError, csv.Error) as error:
             raise UserError(f"benchmark table {path} is not a text CSV ({error}); pass the "
                             "NAS-Bench-201 CSV") from None
         if not rows:
             raise UserError(f"benchmark table {path} has no rows")
-        numeric = [c for c in (*REQUIRED_COLUMNS[2:], *OPTIONAL_COLUMNS)
-                   if c in rows[0]]
-        try:
-            architectures = tuple(space.parse(row["arch"]) for row in rows)
-            indices = np.array([int(row["index"]) for row in rows], dtype=np.int64)
-            columns = {c: np.array([percent_to_fraction(row[c]) if c in PERCENT_COLUMNS
-                                    else float(row[c]) for row in rows]) for c in numeric}
-        except (ValueError, TypeError, OverflowError, UserError) as error:
-            # TypeError: a short row; OverflowError: an index beyond 64 bits
-            raise UserError(f"benchmark table {path} has a bad row: {error}") from None
-        for column, values in columns.items():
-            if not np.isfinite(values).all():
-                row = int(np.flatnonzero(~np.isfinite(values))[0])
-                raise UserError(f"benchmark table {path} has {values[row]} in {column} of "
-                                f"row {row + 2}; every value must be a number")
-        if len(set(architectures)) != len(architectures):
-            raise UserError(f"benchmark table {path} lists an architecture twice")
-        return cls(space, architectures, indices, columns, str(path))
+        numeric = [c for c in (*REQUIRED_COLUMNS[2:], *OPTIONAL_COLUMNS) if c in rows[0][1]]
+        architectures, indices = [], []
+        values: dict[str, list[float]] = {column: [] for column in numeric}
+        for line, row in rows:
+            architectures.append(_cell(space, row["arch"], path, line))
+            indices.append(_whole_number(row["index"], path, line))
+            for column in numeric:
+                values[column].append(_value(row[column], column, path, line))
+        columns = {column: np.array(values[column]) for column in numeric}
+        _check_percents(columns, path)
+        _check_each_cell_once(architectures, [line for line, _ in rows], path, space)
+        return cls(space, tuple(architectures), np.array(indices, dtype=np.int64), columns,
+                   str(path))
 
     def __len__(self) -> int:
         return len(self.architectures)

@@ -234,18 +234,26 @@ def _check_rng(rng) -> None:
 _SPACES: dict[str, SearchSpace] = {}
 
 
-MAX_UNSEEN_DRAWS = 10_000  # random draws for one unseen architecture before giving up
+MAX_UNSEEN_DRAWS = 10_000  # random draws for one unseen architecture before listing them
+# A space of at most this many architectures may be listed whole (NAS-Bench-201's 15,625).
+ENUMERABLE_SIZE = 100_000
 
 
 def sample_unseen(space: SearchSpace, is_known: Callable[[object], bool], rng: random.Random,
                   tries: int = MAX_UNSEEN_DRAWS):
     """A uniformly random architecture of ``space`` that ``is_known`` rejects; None when
-    ``tries`` draws found none (the space is nearly exhausted)."""
+    there is none. After ``tries`` random draws found none, a space small enough to list
+    is listed and one of its unseen architectures drawn (an exhaustive search of
+    NAS-Bench-201 reaches its last cells); a larger one gives None."""
     for _ in range(tries):
         architecture = space.sample(rng)
         if not is_known(architecture):
             return architecture
-    return None
+    if space.size > ENUMERABLE_SIZE:
+        return None
+    unseen = [architecture for architecture in space.all_architectures()
+              if not is_known(architecture)]
+    return rng.choice(unseen) if unseen else None
 
 
 def protocol_members(protocol: type) -> tuple[str, ...]:

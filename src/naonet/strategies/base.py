@@ -43,8 +43,10 @@ def search_inputs(space, evaluator: Evaluator, config, config_class: type, strat
         raise UserError("a search needs a query budget; give the evaluator one "
                         "(BudgetedEvaluator(measure, budget=N))")
     if evaluator.budget > space.size:
-        raise UserError(f"a budget of {evaluator.budget} queries exceeds the "
-                        f"{space.size} architectures of the space")
+        within = " within the size budget" if hasattr(space, "feasible") else ""
+        raise UserError(f"a budget of {evaluator.budget:,} queries exceeds the "
+                        f"{space.size:,} architectures of the space{within}; lower --budget "
+                        f"to {space.size:,} or less")
     if config is not None and not isinstance(config, config_class):
         raise UserError(f"strategy {strategy!r} takes a {config_class.__name__}, got "
                         f"{type(config).__name__}")
@@ -67,7 +69,7 @@ def sample_new(space: SearchSpace, evaluator: Evaluator, rng: random.Random,
         return architecture
     raise UserError(f"no unseen architecture in {max_tries} random draws: the query budget "
                     "is close to the number of architectures the space (within any size "
-                    "budget) holds; lower --budget")
+                    "budget) holds; lower --budget")  # only a space too large to list
 
 
 def query_random(space: SearchSpace, evaluator: Evaluator, rng: random.Random,

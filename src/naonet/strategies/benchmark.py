@@ -120,6 +120,7 @@ class StrategyRuns:
 
     strategy: str
     summaries: list[SearchSummary] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)  # each summary's seed
     seconds: float = 0.0
 
     @property
@@ -136,7 +137,8 @@ class StrategyRuns:
     def to_dict(self) -> dict:
         return {"strategy": self.strategy, "mean_test_accuracy": self.mean(),
                 "std_test_accuracy": self.std(), "seconds": self.seconds,
-                "runs": [summary.to_dict() for summary in self.summaries]}
+                "runs": [{"seed": seed, **summary.to_dict()}
+                         for seed, summary in zip(self.seeds, self.summaries, strict=True)]}
 
 
 def benchmark_strategies(table: BenchmarkTable, strategies: Sequence[str], seeds: Sequence[int],
@@ -158,6 +160,7 @@ def benchmark_strategies(table: BenchmarkTable, strategies: Sequence[str], seeds
             summary = search_table(table, strategy, budget, seed, metric, configs.get(strategy),
                                    limits, device)
             runs.summaries.append(summary)
+            runs.seeds.append(seed)
             if on_run is not None:
                 on_run(strategy, seed, summary)
         runs.seconds = time.perf_counter() - start

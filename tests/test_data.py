@@ -177,6 +177,13 @@ def test_a_class_is_one_class_in_either_unicode_form(cifar_mini, tmp_path):
     for name in (unicodedata.normalize("NFD", apples), "Birnen"):
         shutil.copytree(cifar_mini / "test" / "cat", mac / name)
     assert list_image_folder(mac)[1] == [apples, "Birnen"]
+    # typed here, the same names sort the other way: refused, saying why
+    from naonet.data.registry import class_difference
+
+    assert class_difference([apples, "Birnen"], ["Birnen", apples], "train", "test") == (
+        "the same names in another order (a name written in another Unicode form, as macOS "
+        "writes folder names, sorts elsewhere: rename the folders of one side in the "
+        "other's form)")
 
 
 def test_random_crop_matches_a_crop_of_the_padded_image():
@@ -636,8 +643,8 @@ def test_a_search_checks_the_test_classes_its_printed_training_will_read(cifar_m
     (renamed / "test" / "cat").rename(renamed / "test" / "kitten")
     with pytest.raises(UserError, match=re.escape(
             f"the train and test classes of {renamed} differ (only in train: cat; only in "
-            "test: kitten) (the search reads train/ only, but the training of what it finds "
-            "reads test/); make the class folders match, or search a copy without test/")):
+            "test: kitten); the search reads train/ only, but the training of what it finds "
+            "reads test/: make the class folders match, or search a copy without test/")):
         check_split_classes(renamed)
     status, _, err = nao_in_process(capsys, "search", "--preset", "quick-cifar10", "--dataset",
                                     "folder", "--data", str(renamed), "--output",

@@ -25,6 +25,7 @@ from naonet.errors import UserError
 from naonet.nb201 import BenchmarkTable, TableEvaluator
 from naonet.spaces import NB201, get_space
 from naonet.strategies import STRATEGIES, EvolutionConfig, NAOConfig, run_strategy
+from naonet.strategies.base import sample_new
 from naonet.strategies.benchmark import benchmark_strategies, search_table
 from naonet.strategies.nao import new_controller
 
@@ -120,6 +121,13 @@ def test_a_budget_of_every_cell_queries_every_cell(synthetic):
     evaluator = TableEvaluator(synthetic, budget=729)
     run_strategy("evolution", limited, evaluator, seed=0)
     assert evaluator.queries == 729
+    with pytest.raises(UserError, match="every architecture of the space .within any size "
+                                        "budget. has been queried; lower --budget"):
+        sample_new(limited, evaluator, random.Random(0), max_tries=10)
+    # no cell within the limit: the error names the smallest possible, not 'budget 0'
+    nothing = FeasibleSpace(NB201, CostMeter(NB201, Budget(max_params=1000)))
+    with pytest.raises(UserError, match="below the smallest possible, 73,306"):
+        run_strategy("random", nothing, TableEvaluator(synthetic, budget=5), seed=0)
 
 
 def test_an_architecture_and_its_text_are_one_query():

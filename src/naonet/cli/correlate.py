@@ -157,7 +157,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     config, keep = ranking_config(args)
     args.resumes = keep  # from the folder's checkpoint; without one a rerun starts over
     search = config.search
-    table = load_table(config.reference, search.space)
+    table = load_table(config.reference, search.space, every_cell=False)  # it samples cells
     # Under torchrun the first process writes everything; the others only train.
     context = init_distributed(search.device)
     writes = keep and context.is_main

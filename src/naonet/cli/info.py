@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if args.reference is not None:  # read before printing: a bad table is the only line
         from naonet.search.reference import ReferenceTable
 
-        table = ReferenceTable.load(args.reference, architecture.space)
+        table = ReferenceTable.load(args.reference, architecture.space,
+                                    every_cell=False)  # a lookup
     print(f"architecture: {architecture.to_qualified_string()}")
     if is_naonet:
         print_naonet(architecture)
@@ -111,7 +112,8 @@ def read_architecture(text: str, space: str | None, reference: str | None,
     if text.strip().isdigit():
         from naonet.search.reference import ReferenceTable
 
-        table = ReferenceTable.load(reference, get_space(space or TABLE_SPACE))
+        table = ReferenceTable.load(reference, get_space(space or TABLE_SPACE),
+                                    every_cell=False)
         return table.table.architecture(int(text))
     return resolve_architecture(text, space)
 

@@ -146,12 +146,13 @@ def strategy_configs(args: argparse.Namespace) -> dict:
     return {"nao": nao, "evolution": evolution}
 
 
-def load_table(evaluator: str, space: str | None) -> BenchmarkTable:
-    """The benchmark table of ``--evaluator table:PATH`` for ``--space``."""
+def load_table(evaluator: str, space: str | None, every_cell: bool = True) -> BenchmarkTable:
+    """The benchmark table of ``--evaluator table:PATH`` for ``--space`` (``every_cell``:
+    as :meth:`BenchmarkTable.load`; a search needs every cell)."""
     if space not in (None, TABLE_SPACE):  # refused before the table is read
         raise UserError(f"a table evaluator searches the {TABLE_SPACE} space, not {space!r}; "
                         f"pass --space {TABLE_SPACE}")
-    return BenchmarkTable.load(table_path(evaluator, "--evaluator"))
+    return BenchmarkTable.load(table_path(evaluator, "--evaluator"), every_cell=every_cell)
 
 
 def run_table_search(args: argparse.Namespace) -> int:

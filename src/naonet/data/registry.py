@@ -307,16 +307,16 @@ def check_split_classes(data: str | Path) -> None:
     train, test = find_split_folder(root, "train"), find_split_folder(root, "test")
     if train is None or test is None:
         return
-    fix = ("(the search reads train/ only, but the training of what it finds reads "
-           f"{test.name}/); make the class folders match, or search a copy without {test.name}/")
+    fix = (f"; the search reads train/ only, but the training of what it finds reads "
+           f"{test.name}/: make the class folders match, or search a copy without {test.name}/")
     test_classes = list(class_folders(test))
     if not test_classes:
-        raise UserError(f"{described(root, data)}'s {test.name}/ holds no class folders {fix}")
+        raise UserError(f"{described(root, data)}'s {test.name}/ holds no class folders{fix}")
     train_classes = list(class_folders(train))
     if not same_classes(train_classes, test_classes):
         difference = class_difference(train_classes, test_classes, "train", "test")
         raise UserError(f"the train and test classes of {described(root, data)} differ "
-                        f"({difference}) {fix}")
+                        f"({difference}){fix}")
 
 
 def same_classes(first, second) -> bool:
@@ -333,7 +333,11 @@ def class_difference(first: list[str], second: list[str], first_name: str,
     only_first = sorted(set(first) - set(second))
     only_second = sorted(set(second) - set(first))
     if not only_first and not only_second:
-        return "the same names in another order"
+        accented = any(not name.isascii() for name in first)
+        return "the same names in another order" + (
+            " (a name written in another Unicode form, as macOS writes folder names, sorts "
+            "elsewhere: rename the folders of one side in the other's form)" if accented
+            else "")
     return (f"only in {first_name}: {_some_names(only_first)}; only in {second_name}: "
             f"{_some_names(only_second)}")
 

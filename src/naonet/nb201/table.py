@@ -12,6 +12,7 @@ does (a percent only when printed).
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -63,7 +64,7 @@ def _whole_number(text: str, path: Path, line: int) -> int:
         value = None
     if value is None or not -2**63 <= value < 2**63:
         raise UserError(f"benchmark table {path}:{line}: index {text!r} is not a whole "
-                        "number of at most 64 bits")
+                        "number of at most 64 bits; write the benchmark's index of the cell")
     return value
 
 
@@ -73,11 +74,10 @@ def _value(text: str, column: str, path: Path, line: int) -> float:
     try:
         value = percent_to_fraction(text) if column in PERCENT_COLUMNS else float(text)
     except (ValueError, OverflowError):
-        raise UserError(f"benchmark table {path}:{line}: {column} {text!r} is not a "
-                        "number") from None
-    if not np.isfinite(value):
-        raise UserError(f"benchmark table {path} has {value} in {column} of row {line}; "
-                        "every value must be a number")
+        value = math.nan
+    if not math.isfinite(value):
+        raise UserError(f"benchmark table {path}:{line}: {column} is {text.strip()!r}; every "
+                        "value must be a finite number (fill in the row or remove it)")
     return value
 
 
@@ -85,7 +85,7 @@ def _check_percents(columns: dict[str, np.ndarray], path: Path) -> None:
     """Accuracies of at most 1 everywhere are fractions where percents belong: read as
     percents they would make every cell below 1 % accurate, without a word."""
     for column in PERCENT_COLUMNS:
-        if column in columns and columns[column].max() <= 0.01:
+        if column in columns and 0 < columns[column].max() <= 0.01:
             raise UserError(f"benchmark table {path}: every {column} is at most 1, so they "
                             "look like fractions; the table holds accuracies in percent, as "
                             "the benchmark publishes them (93.76, not 0.9376): multiply them "
@@ -93,16 +93,17 @@ def _check_percents(columns: dict[str, np.ndarray], path: Path) -> None:
 
 
 def _check_each_cell_once(architectures: list, lines: list[int], path: Path,
-                          space: NB201Space) -> None:
-    """Every cell of ``space`` in one row: a search may ask for any cell, and a cell
-    missing or listed twice would fail or mislead it in the middle."""
+                          space: NB201Space, every_cell: bool) -> None:
+    """Each cell in one row, and with ``every_cell`` every cell of ``space``: a search may
+    ask for any cell, and a cell missing or listed twice would fail or mislead it in the
+    middle."""
     first: dict = {}
     for architecture, line in zip(architectures, lines, strict=True):
         if architecture in first:
             raise UserError(f"benchmark table {path} lists {architecture.to_string()} twice "
                             f"(rows {first[architecture]} and {line}); keep one row a cell")
         first[architecture] = line
-    if len(first) != space.size:
+    if every_cell and len(first) != space.size:
         raise UserError(f"benchmark table {path} has {len(first):,} cells of the {space.size:,} "
                         f"of the {space.name} space; pass the whole table (a search may ask "
                         "for any cell)")
@@ -137,9 +138,11 @@ class BenchmarkTable:
                            {int(index): row for row, index in enumerate(self.indices)})
 
     @classmethod
-    def load(cls, path: str | Path, space: NB201Space = NB201) -> BenchmarkTable:
-        """Read a table in the documented CSV format: a row for every cell of ``space``
-        (a search may ask for any), accuracies in percent."""
+    def load(cls, path: str | Path, space: NB201Space = NB201,
+             every_cell: bool = True) -> BenchmarkTable:
+        """Read a table in the documented CSV format, accuracies in percent: with
+        ``every_cell`` (for a search, which may ask for any cell) a row for every cell of
+        ``space``; without, any cells (looking cells up, sampling from them), each once."""
         path = Path(path).expanduser()
         expected = ("CSV (columns: " + ", ".join(REQUIRED_COLUMNS) + "; optional: "
                     + ", ".join(OPTIONAL_COLUMNS) + ")")
@@ -175,7 +178,8 @@ class BenchmarkTable:
                 values[column].append(_value(row[column], column, path, line))
         columns = {column: np.array(values[column]) for column in numeric}
         _check_percents(columns, path)
-        _check_each_cell_once(architectures, [line for line, _ in rows], path, space)
+        _check_each_cell_once(architectures, [line for line, _ in rows], path, space,
+                              every_cell)
         return cls(space, tuple(architectures), np.array(indices, dtype=np.int64), columns,
                    str(path))
 

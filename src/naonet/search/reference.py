@@ -47,8 +47,10 @@ class ReferenceTable:
         self._sorted_test = np.sort(table.column(TEST_COLUMN))  # ascending
 
     @classmethod
-    def load(cls, reference: str, space) -> ReferenceTable:
-        table = BenchmarkTable.load(table_path(reference))
+    def load(cls, reference: str, space, every_cell: bool = True) -> ReferenceTable:
+        """The table of ``--reference table:PATH``; ``every_cell`` as for
+        :meth:`BenchmarkTable.load` (a search's pool may hold any cell)."""
+        table = BenchmarkTable.load(table_path(reference), every_cell=every_cell)
         if table.space != space:
             raise UserError(f"--reference is a table of the {table.space.name!r} space, but "
                             f"the architectures are of the {space.name!r} space; pass --space "

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from naonet.errors import UserError
 from naonet.spaces import SearchSpace
-from naonet.spaces.protocol import MAX_UNSEEN_DRAWS, sample_unseen
+from naonet.spaces.protocol import ENUMERABLE_SIZE, MAX_UNSEEN_DRAWS, sample_unseen
 
 
 class Evaluator(Protocol):
@@ -42,8 +42,11 @@ def search_inputs(space, evaluator: Evaluator, config, config_class: type, strat
     if getattr(evaluator, "budget", None) is None:
         raise UserError("a search needs a query budget; give the evaluator one "
                         "(BudgetedEvaluator(measure, budget=N))")
+    counted = getattr(space, "counts_its_size", False)  # a FeasibleSpace's own count
+    if counted and space.size == 0:
+        space.sample(random.Random(0))  # raises the error that names the smallest value
     if evaluator.budget > space.size:
-        within = " within the size budget" if hasattr(space, "feasible") else ""
+        within = " within the size budget" if counted else ""
         raise UserError(f"a budget of {evaluator.budget:,} queries exceeds the "
                         f"{space.size:,} architectures of the space{within}; lower --budget "
                         f"to {space.size:,} or less")
@@ -67,9 +70,12 @@ def sample_new(space: SearchSpace, evaluator: Evaluator, rng: random.Random,
     architecture = sample_unseen(space, evaluator.known, rng, max_tries)
     if architecture is not None:
         return architecture
+    if space.size <= ENUMERABLE_SIZE:  # listed: none is left
+        raise UserError("every architecture of the space (within any size budget) has been "
+                        "queried; lower --budget")
     raise UserError(f"no unseen architecture in {max_tries} random draws: the query budget "
                     "is close to the number of architectures the space (within any size "
-                    "budget) holds; lower --budget")  # only a space too large to list
+                    "budget) holds; lower --budget")
 
 
 def query_random(space: SearchSpace, evaluator: Evaluator, rng: random.Random,

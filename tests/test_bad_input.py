@@ -233,7 +233,7 @@ def bad_tables(folder):
 
 
 @pytest.mark.parametrize("name, fragment", [("binary.csv", "is not a text CSV"),
-                                            ("nan.csv", "has nan in valid_acc_200ep"),
+                                            ("nan.csv", "nan.csv:2: valid_acc_200ep is 'nan'"),
                                             ("short.csv", ":2: the row has 3 field(s)"),
                                             ("truncated.csv", ":6: the row has 1 field(s)"),
                                             ("long.csv", ":4: the row has")])

@@ -212,10 +212,19 @@ def test_none_leaves_a_budget_flag_unset_as_for_every_optional_option():
 
 
 def test_a_size_limit_may_be_written_as_a_power_of_ten():
-    """'--max-params 1e6' was refused as no int; 1.5 parameters still is."""
+    """'--max-params 1e6' was refused as no int, and so was 'max_params: 1e6' in a config
+    file; 1.5 parameters still is."""
     import argparse
 
     from naonet.cli.table_search import add_budget_arguments
+    from naonet.options import coerce_options
+    from naonet.search import SearchConfig
+
+    assert coerce_options(SearchConfig, {"max_params": "1e6", "max_macs": 2.5e8},
+                          "search") == {"max_params": 1_000_000, "max_macs": 250_000_000}
+    with pytest.raises(UserError, match="option max_params must be an integer or none, got "
+                                        "'1.5'"):
+        coerce_options(SearchConfig, {"max_params": "1.5"}, "search")
 
     parser = argparse.ArgumentParser()
     add_budget_arguments(parser)

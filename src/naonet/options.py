@@ -13,7 +13,22 @@ from pathlib import Path
 
 from naonet.errors import UserError
 
-_CASTS = {"int": int, "float": float, "bool": bool, "str": str}
+
+def whole_number(value) -> int:
+    """An integer from an int, a whole float, or the text of either: sizes are often
+    written ``1e6`` (a ValueError for anything else, as ``int`` gives)."""
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            value = float(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return int(value)
+
+
+whole_number.__name__ = "int"  # argparse names the type in its error message
+_CASTS = {"int": whole_number, "float": float, "bool": bool, "str": str}
 _KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false",
                "str": "a string"}
 

@@ -51,27 +51,12 @@ def optional_number(cast):
     return parse
 
 
-def whole_number(text: str) -> int:
-    """An argparse type: an integer, also in the exponent form sizes are often written in
-    (``1e6``, ``2.5e5``), if it is whole."""
-    try:
-        return int(text)
-    except ValueError:
-        value = float(text)  # a ValueError here is argparse's 'invalid int value'
-        if not value.is_integer():
-            raise ValueError(text) from None
-        return int(value)
-
-
-whole_number.__name__ = "int"  # argparse names the type in its error message
-
-
 def add_budget_arguments(group) -> None:
     """--max-params, --max-macs, --max-latency-ms and --latency-batch."""
-    group.add_argument("--max-params", type=optional_number(whole_number), default=None,
+    group.add_argument("--max-params", type=optional_number(options.whole_number), default=None,
                        metavar="N",
                        help="parameters of the final network (space.final_size)")
-    group.add_argument("--max-macs", type=optional_number(whole_number), default=None,
+    group.add_argument("--max-macs", type=optional_number(options.whole_number), default=None,
                        metavar="N",
                        help="multiply-adds of one image through the final network")
     group.add_argument("--max-latency-ms", type=optional_number(float), default=None,

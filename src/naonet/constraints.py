@@ -24,8 +24,8 @@ import platform
 import random
 import statistics
 import time
-from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
+from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -219,13 +219,17 @@ class FeasibleSpace:
         can be listed, and the budget needs no timing (latency times a network each)."""
         return self.space.size <= ENUMERABLE_SIZE and self.budget.max_latency_ms is None
 
-    @property
+    @cached_property
     def size(self) -> int:
-        """How many architectures are within the budget where ``counts_its_size``, else
-        the whole space's count, an upper bound."""
+        """How many architectures are within the budget where ``counts_its_size`` (counted
+        once: a benchmark's searches share one FeasibleSpace), else the whole space's
+        count, an upper bound."""
         if not self.counts_its_size:
             return self.space.size
-        return _feasible_count(self.space, self.budget, self.meter.config)
+        rejected = self.rejected
+        counted = sum(1 for _ in self.all_architectures())
+        self.rejected = rejected  # counting proposed nothing
+        return counted
 
     def feasible(self, architecture) -> bool:
         """Cheapest check first: parameters, then multiply-adds, then latency."""
@@ -288,16 +292,6 @@ class FeasibleSpace:
                          f"random draws: {fastest:.3g} ms)")
         return (f"no {self.space.name} architecture found within {'; '.join(parts)} in "
                 f"{self.max_draws():,} random draws; raise the budget")
-
-
-@lru_cache(maxsize=64)
-def _feasible_count(space, budget: Budget, network_config) -> int:
-    """The architectures of ``space`` within the parameter and multiply-add limits of
-    ``budget`` on the final network of ``network_config``: counted once per search's
-    limits (a benchmark of many searches asks for it in each)."""
-    meter = CostMeter(space, replace(budget, max_latency_ms=None))
-    meter.config = network_config
-    return sum(1 for _ in FeasibleSpace(space, meter).all_architectures())
 
 
 def smallest_cost(space, cost, draws: list) -> tuple[int, bool]:

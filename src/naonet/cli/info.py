@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from naonet.compat.model_file import names_a_file, recorded_architecture
-from naonet.data.registry import DATASETS
+from naonet.data.registry import DATASETS, some_names
 from naonet.errors import UserError
 from naonet.factory import PUBLISHED_MODELS, published_config
 from naonet.models import NetworkConfig, build_network, count_parameters
@@ -15,7 +15,6 @@ from naonet.nb201.table import TABLE_SPACE
 from naonet.spaces import Architecture, architecture_names, get_space, resolve_architecture
 from naonet.spaces.protocol import DEFAULT_SPACE
 
-CLASSES_SHOWN = 20  # a checkpoint's class names listed by nao info (ImageNet has 1,000)
 # (label, classes, input size): the data sets NAS-Bench-201 trained its network on.
 BENCHMARK_DATASETS = [("CIFAR-10", 10, 32), ("CIFAR-100", 100, 32), ("ImageNet16-120", 120, 16)]
 
@@ -69,12 +68,8 @@ def print_checkpoint_network(path: str, space: str | None) -> None:
     trained = f", trained on {loaded.dataset}" if loaded.dataset else ""
     if loaded.dataset in DATASETS:  # 0 is the data set's own size
         trained += f" at {loaded.image_size or DATASETS[loaded.dataset].image_size} px"
-    classes = loaded.classes or ()
-    if classes:
-        shown = ", ".join(classes[:CLASSES_SHOWN])
-        more = f" and {len(classes) - CLASSES_SHOWN:,} more" if len(classes) > CLASSES_SHOWN \
-            else ""
-        trained += f"; classes: {shown}{more}"
+    if loaded.classes:
+        trained += f"; classes: {some_names(list(loaded.classes))}"
     aux = ", aux head" if getattr(config, "aux_head", False) else ""
     origin = "the released code's" if loaded.released else "this"
     print(f"{origin} checkpoint: {loaded.architecture.space.name} network of "

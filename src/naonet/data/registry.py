@@ -338,15 +338,15 @@ def class_difference(first: list[str], second: list[str], first_name: str,
             " (a name written in another Unicode form, as macOS writes folder names, sorts "
             "elsewhere: rename the folders of one side in the other's form)" if accented
             else "")
-    return (f"only in {first_name}: {_some_names(only_first)}; only in {second_name}: "
-            f"{_some_names(only_second)}")
+    return (f"only in {first_name}: {some_names(only_first)}; only in {second_name}: "
+            f"{some_names(only_second)}")
 
 
 NAMES_SHOWN = 20  # class names an error lists (ImageNet has 1,000)
 
 
-def _some_names(names: list[str]) -> str:
-    """The first names, and how many more."""
+def some_names(names: list[str]) -> str:
+    """The first ``NAMES_SHOWN`` names, and how many more (class lists in one line)."""
     if not names:
         return "-"
     more = f" and {len(names) - NAMES_SHOWN:,} more" if len(names) > NAMES_SHOWN else ""

@@ -18,16 +18,13 @@ from naonet.data import DataConfig
 from naonet.data.registry import own_size_as_zero
 from naonet.errors import UserError
 from naonet.models.networks import check_keep_probs, check_network_size
-from naonet.spaces.protocol import DEFAULT_SPACE, get_space
+from naonet.spaces.protocol import DEFAULT_SPACE, ENUMERABLE_SIZE, get_space
 from naonet.supernet import SAMPLING_WEIGHTS, SCORE_METRICS
 
 SCORING_MODES = ("fixed", "per-architecture")
 ONE_SHOT_STRATEGIES = ("nao", "random", "evolution")
 SUPERNET_POOLS = ("children", "all", "space")
 SEARCH_AMP_MODES = ("none", "bf16")  # fp16 would need a gradient scaler
-# --supernet-pool space lists the whole space each round: only for spaces this small
-# (NAS-Bench-201 holds 15,625 cells; the NAO cell spaces hold more than 10^20)
-MAX_ENUMERATED_SPACE = 100_000
 
 
 @dataclass(frozen=True)
@@ -223,8 +220,9 @@ class SearchConfig:
              f"--sampling must be one of: {', '.join(SAMPLING_WEIGHTS)}"),
             (self.supernet_pool in SUPERNET_POOLS, f"--supernet-pool must be one of: "
              f"{', '.join(SUPERNET_POOLS)}"),
-            (self.supernet_pool != "space"
-             or get_space(self.space).size <= MAX_ENUMERATED_SPACE,
+            # it lists the whole space each round: only a space small enough to list
+            # (NAS-Bench-201 holds 15,625 cells; the NAO cell spaces more than 10^20)
+            (self.supernet_pool != "space" or get_space(self.space).size <= ENUMERABLE_SIZE,
              f"--supernet-pool space trains on every architecture of the space, and the "
              f"{self.space!r} space holds too many; use --supernet-pool all"),
             *self._position_checks(),

@@ -24,12 +24,17 @@ from naonet.strategies.registry import STRATEGIES, run_strategy
 
 def search_table(table: BenchmarkTable, strategy: str, budget: int, seed: int,
                  metric: str = DEFAULT_METRIC, config=None,
-                 limits: Budget | None = None, device: str = "cpu") -> SearchSummary:
+                 limits: Budget | None = None, device: str = "cpu",
+                 space=None) -> SearchSummary:
     """One search of ``table`` within ``budget`` queries (and, given ``limits``, only
     over architectures within them, latency timed on ``device``); the summary adds
-    test accuracy."""
+    test accuracy. ``space``: ``limited_space(table, limits, device)`` made already, for
+    many searches to share (its count of the architectures within the limits, its
+    timings)."""
     evaluator = TableEvaluator(table, metric, budget)
-    run_strategy(strategy, limited_space(table, limits, device), evaluator, seed, config)
+    if space is None:
+        space = limited_space(table, limits, device)
+    run_strategy(strategy, space, evaluator, seed, config)
     return summarize(evaluator, table)
 
 
@@ -152,13 +157,14 @@ def benchmark_strategies(table: BenchmarkTable, strategies: Sequence[str], seeds
     configs = configs or {}
     if "nao" in strategies:  # before any strategy spends its time
         check_query_budget(budget, configs.get("nao") or NAOConfig())
+    space = limited_space(table, limits, device)  # one for every search: counted once
     results = []
     for strategy in strategies:
         runs = StrategyRuns(strategy)
         start = time.perf_counter()
         for seed in seeds:
             summary = search_table(table, strategy, budget, seed, metric, configs.get(strategy),
-                                   limits, device)
+                                   space=space)
             runs.summaries.append(summary)
             runs.seeds.append(seed)
             if on_run is not None:

@@ -233,3 +233,25 @@ def test_a_size_limit_may_be_written_as_a_power_of_ten():
     assert type(parsed.max_params) is int
     with pytest.raises(SystemExit):
         parser.parse_args(["--max-params", "1.5"])
+
+
+def test_every_integer_flag_takes_a_power_of_ten_and_refuses_a_fraction():
+    """Only --max-params and --max-macs took '1e3', while a config file took it for every
+    integer option: one rule now, for every command's integer flags."""
+    from naonet.cli.main import build_parser
+    from naonet.options import whole_number
+
+    parser = build_parser()
+    checked = []
+    for name, command in parser.subcommand_parsers.items():
+        for action in command._actions:
+            caster = getattr(action.type, "__wrapped__", action.type)
+            if action.type is int:
+                checked.append(f"{name} {action.option_strings[0]} is plain int")
+            elif caster is whole_number:
+                assert action.type("1e3") == 1000 and type(action.type("1e3")) is int
+                with pytest.raises(ValueError):
+                    action.type("1.5")
+                checked.append(name)
+    assert not [entry for entry in checked if "plain int" in entry]
+    assert {"train", "search", "eval", "bench-search", "correlate"} <= set(checked)

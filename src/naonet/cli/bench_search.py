@@ -23,6 +23,7 @@ from naonet.cli.table_search import (
 )
 from naonet.files import atomic_write_text
 from naonet.nb201 import VALIDATION_METRICS
+from naonet.options import whole_number
 from naonet.revision import code_revision
 from naonet.search.plots import check_can_draw, check_picture_path
 from naonet.strategies import STRATEGIES
@@ -49,12 +50,12 @@ def add_parser(subparsers) -> None:
                              "known: " + "; ".join(f"{name}, {strategy.description}"
                                                    for name, strategy in STRATEGIES.items())
                              + ")")
-    parser.add_argument("--budget", type=int, default=defaults.budget,
+    parser.add_argument("--budget", type=whole_number, default=defaults.budget,
                         help=f"queries per search (default {defaults.budget})")
-    parser.add_argument("--seeds", type=int, default=defaults.seeds,
+    parser.add_argument("--seeds", type=whole_number, default=defaults.seeds,
                         help="searches per strategy (seeds first-seed .. first-seed + seeds "
                              f"- 1; default {defaults.seeds})")
-    parser.add_argument("--first-seed", type=int, default=defaults.first_seed)
+    parser.add_argument("--first-seed", type=whole_number, default=defaults.first_seed)
     parser.add_argument("--metric", choices=sorted(VALIDATION_METRICS), default=defaults.metric,
                         help=f"validation metric the searches see (default {defaults.metric})")
     parser.add_argument("--plot", default="bench_search.png", metavar="PNG",

@@ -24,6 +24,7 @@ from naonet.analysis.scores import matched, read_scores, write_scores
 from naonet.errors import UserError
 from naonet.nb201 import VALIDATION_METRICS
 from naonet.nb201.table import TABLE_SPACE
+from naonet.options import whole_number
 from naonet.revision import code_revision
 
 DEFAULT_TOP_K = "5,10"
@@ -64,7 +65,7 @@ def add_parser(subparsers) -> None:
 
     defaults = RankingConfig  # the experiment's defaults, said once
 
-    experiment.add_argument("--archs", type=int, default=defaults.sample_size,
+    experiment.add_argument("--archs", type=whole_number, default=defaults.sample_size,
                             help=f"architectures of the table scored (default "
                                  f"{defaults.sample_size})")
     samplings = ",".join(defaults.samplings)
@@ -77,7 +78,7 @@ def add_parser(subparsers) -> None:
                             help="what the supernet trains on: every cell of the table "
                                  "(space) or only the --archs cells it scores (sample, as a "
                                  f"search trains on its pool; default {defaults.train_on})")
-    experiment.add_argument("--score-every", type=int, default=defaults.score_every,
+    experiment.add_argument("--score-every", type=whole_number, default=defaults.score_every,
                             help="also score every this many epochs: tau against the "
                                  f"training budget (default {defaults.score_every}: at the "
                                  "end only)")

@@ -11,6 +11,7 @@ import json
 
 from naonet.cli.options import add_model_file_flags
 from naonet.errors import UserError
+from naonet.options import whole_number
 from naonet.runtime import AMP_MODES
 
 
@@ -20,10 +21,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("checkpoint", help="naonet or released .pt file")
     parser.add_argument("--data", default="data", help="data folder or archive")
     add_model_file_flags(parser)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--test-subset", type=int, default=0)
-    parser.add_argument("--image-size", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=whole_number, default=256)
+    parser.add_argument("--test-subset", type=whole_number, default=0)
+    parser.add_argument("--image-size", type=whole_number, default=0)
+    parser.add_argument("--workers", type=whole_number, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", default="none", choices=AMP_MODES,
                         help="mixed precision (auto: bf16 on CUDA where supported)")

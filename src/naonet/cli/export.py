@@ -15,6 +15,7 @@ from pathlib import Path
 from naonet.cli.options import add_model_file_flags, check_output_file
 from naonet.errors import UserError
 from naonet.export import FORMAT_SUFFIXES, FORMATS
+from naonet.options import whole_number
 
 
 def add_parser(subparsers) -> None:
@@ -27,10 +28,10 @@ def add_parser(subparsers) -> None:
                         help="default: from the output's suffix (" + "; ".join(
                             f"{', '.join(suffixes)}: {name}"
                             for name, suffixes in FORMAT_SUFFIXES.items()) + ")")
-    parser.add_argument("--batch-size", type=int, default=0,
+    parser.add_argument("--batch-size", type=whole_number, default=0,
                         help="ONNX only: a fixed batch dimension (default 0: dynamic; "
                              "TorchScript always takes any batch)")
-    parser.add_argument("--image-size", type=int, default=0,
+    parser.add_argument("--image-size", type=whole_number, default=0,
                         help="input size (default: the size it was trained at)")
     add_model_file_flags(parser)
     parser.set_defaults(handler=run)

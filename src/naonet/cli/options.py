@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, fields
 
-from naonet.options import flag_name
+from naonet.options import flag_name, whole_number
 
 # Help of the options nao train and nao search share word for word.
 SHARED_HELP = {
@@ -46,7 +46,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, config_class, help_text
             parser.add_argument(flag, dest=field.name, default=None,
                                 action=argparse.BooleanOptionalAction, help=text)
         else:
-            caster = {"int": int, "float": float}.get(kind, str)
+            caster = {"int": whole_number, "float": float}.get(kind, str)
             parser.add_argument(flag, dest=field.name, default=None, type=caster, help=text,
                                 metavar=field.name.upper())
         names.append(field.name)

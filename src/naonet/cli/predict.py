@@ -13,6 +13,7 @@ import json
 
 from naonet.cli.options import add_model_file_flags
 from naonet.errors import UserError
+from naonet.options import whole_number
 
 IMAGES_PER_BATCH = 64
 
@@ -22,9 +23,9 @@ def add_parser(subparsers) -> None:
                                    description=__doc__)
     parser.add_argument("checkpoint", help="naonet or released .pt file")
     parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, ...)")
-    parser.add_argument("--top-k", type=int, default=5, help="classes shown per image")
+    parser.add_argument("--top-k", type=whole_number, default=5, help="classes shown per image")
     add_model_file_flags(parser)
-    parser.add_argument("--image-size", type=int, default=0,
+    parser.add_argument("--image-size", type=whole_number, default=0,
                         help="input size (default: the size it was trained at)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="one JSON line per image")

@@ -483,11 +483,16 @@ def test_a_corrupt_search_checkpoint_is_refused_in_one_line(cifar_mini, tmp_path
         search(tiny_config(cifar_mini, tmp_path / "run"), show_progress=False)
 
 
-def test_a_search_resumes_only_at_the_number_of_processes_it_ran_on(cifar_mini, tmp_path):
+def test_a_search_resumes_only_at_the_number_of_processes_it_ran_on(cifar_mini, tmp_path,
+                                                                    capsys):
     """The steps of an epoch and the learning rate are those of the search's process
     count: a rerun at another count once resumed silently, mixing two recipes."""
     config = tiny_config(cifar_mini, tmp_path / "run", rounds=1, rerank_top=0)
-    search(config, show_progress=False)
+    lines = []  # and its lines go where the caller says (they were printed, always)
+    search(config, show_progress=False, log=lines.append)
+    assert capsys.readouterr().out == ""
+    assert lines[0].startswith("searching the small space on cifar10 at "), lines[0]
+    assert lines[-2].startswith("done: ") and lines[-1].startswith("train the first with: ")
     path = tmp_path / "run" / "search_state.pt"
     state = torch.load(path, weights_only=True)
     assert state["world_size"] == 1

@@ -584,3 +584,23 @@ def test_the_data_sets_own_image_size_is_recorded_one_way(tmp_path):
     check_same_run({**current, "image_size": 32}, current, tmp_path, (), "train")
     with pytest.raises(UserError, match="image_size=64"):
         check_same_run({**current, "image_size": 64}, current, tmp_path, (), "train")
+
+
+def test_a_library_training_logs_where_its_caller_says(cifar_mini, tmp_path, capsys):
+    """train() printed its lines whatever the caller wanted; ``log`` takes them, None
+    silences them."""
+    from naonet.training.run import train
+
+    config = resolve_config(None, {}, {
+        "data": str(cifar_mini), "output": str(tmp_path / "run"), "channels": 8, "layers": 1,
+        "batch_size": 32, "train_subset": 64, "test_subset": 32, "epochs": 1,
+        "device": "cpu"})
+    lines = []
+    result = train(config, show_progress=False, log=lines.append)
+    assert capsys.readouterr().out == ""
+    assert lines[0].startswith("training small:") and "1 epoch;" in lines[0]
+    assert lines[1].startswith("epoch 1/1 lr ")
+    assert lines[-1].startswith(f"done: epoch 1/1, test top-1 {100 * result['test_top1']:.2f} %")
+    assert lines[-1].endswith(f"(results in {tmp_path / 'run'})")
+    train(config, show_progress=False, log=None)  # finished: it only reports
+    assert capsys.readouterr().out == ""

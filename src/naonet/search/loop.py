@@ -89,7 +89,7 @@ from naonet.supernet import FewShotSupernet, PoolSampler, sample_architectures
 from naonet.supernet.few_shot import choice_at
 from naonet.training import EpochStats, Precision
 from naonet.training.checkpoint import check_run_classes, restoring
-from naonet.training.engine import GradientHolders, step_progress
+from naonet.training.engine import GradientHolders, print_line, step_progress
 from naonet.training.run import check_network_fits, device_memory
 
 TIMINGS_NAME = "timings.json"
@@ -158,6 +158,7 @@ class SearchRun:
     precision: Precision
     state: SearchState
     show_progress: bool
+    log: Callable[[str], None] | None = print_line  # the main process's lines; None: silent
     reference: ReferenceTable | None = None  # ground truth for the reports only
     rerank_job: RerankJob | None = None
     round_started: float = field(default_factory=time.perf_counter)
@@ -178,10 +179,16 @@ class SearchRun:
 # ----------------------------------------------------------------------- the loop
 @keep_cpu_threads()  # config.threads is the search's; the caller gets its own back
 @caller_random_state_kept()  # the search seeds the global streams; the caller's come back
-def search(config: SearchConfig, show_progress: bool = True) -> list[dict]:
-    """Run (or resume) the search of ``config``; returns the final architectures."""
+def search(config: SearchConfig, show_progress: bool = True,
+           log: Callable[[str], None] | None = print_line) -> list[dict]:
+    """Run (or resume) the search of ``config``; returns the final architectures.
+
+    ``log`` takes the main process's lines (the start, each round's summary, the found
+    architectures): ``print_line`` (stdout, flushed) by default, a logger's method, or
+    None for none.
+    """
     started = time.perf_counter()
-    run = start_search(config, show_progress)
+    run = start_search(config, show_progress, log)
     run.clock = PhaseClock(run.state.timings)  # a resumed search adds to its timings
     run.clock.add("start-up and data", time.perf_counter() - started)
     state = run.state
@@ -370,7 +377,8 @@ def rerank_label(run: SearchRun, count: int) -> str:
 
 
 # ----------------------------------------------------------------------- starting
-def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
+def start_search(config: SearchConfig, show_progress: bool,
+                 log: Callable[[str], None] | None = print_line) -> SearchRun:
     """Build data, supernet, optimiser and controller; resume from the run folder."""
     context = init_distributed(config.device)
     use_cpu_threads(config.threads, context.device)
@@ -410,7 +418,7 @@ def start_search(config: SearchConfig, show_progress: bool) -> SearchRun:
     run = SearchRun(config, space, context, run_dir, data, supernet, sampled, model, optimizer,
                     scheduler, controller, scoring, Precision.from_name(config.amp,
                                                                         context.device),
-                    SearchState(), show_progress)
+                    SearchState(), show_progress, log)
     run.meter = meter
     if config.reference and context.is_main:
         run.reference = ReferenceTable.load(config.reference, meter.space)
@@ -777,8 +785,9 @@ def counted(count: int, noun: str) -> str:
 
 
 def announce(run: SearchRun, text: str) -> None:
-    if run.is_main:
-        print(text, flush=True)
+    """``text`` to the run's log, from the main process only."""
+    if run.is_main and run.log is not None:
+        run.log(text)
 
 
 PROPOSERS = {"nao": "NAO controller", "random": "random search",

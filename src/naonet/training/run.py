@@ -54,6 +54,7 @@ from naonet.training.engine import (
     Precision,
     accuracy_text,
     evaluate,
+    print_line,
     step_progress,
     train_one_epoch,
     unwrap,
@@ -284,9 +285,15 @@ class TensorBoardLog:
 
 
 @caller_random_state_kept()  # the run seeds the global streams; the caller gets its own back
-def train(config: TrainConfig, show_progress: bool = True) -> dict:
-    """Train ``config.arch`` as configured; returns the final metrics."""
+def train(config: TrainConfig, show_progress: bool = True,
+          log: Callable[[str], None] | None = print_line) -> dict:
+    """Train ``config.arch`` as configured; returns the final metrics.
+
+    ``log`` takes the main process's lines (the start, one per epoch, the result):
+    ``print_line`` (stdout, flushed) by default, a logger's method, or None for none.
+    """
     context = init_distributed(config.device)
+    say = log if log is not None and context.is_main else _say_nothing
     seed_everything(config.seed + context.rank)
     paths = fast_paths_for(config, context.device)
     apply_fast_paths(paths, context.device)
@@ -318,7 +325,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     model: nn.Module = eval_model
     if context.is_distributed:
         model = maybe_compile(wrap_data_parallel(network, context), paths.compile)
-    _announce(context, config, architecture, network, data, state, paths)
+    _announce(say, context, config, architecture, network, data, state, paths)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     board = (TensorBoardLog(run_dir, first_step=state.epoch + 1)
              if config.tensorboard and context.is_main else None)
@@ -335,7 +342,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
     while state.epoch < config.epochs:
         last_test = _run_epoch(model, eval_model, data, optimizer, scheduler, criterion,
                                precision, scaler, state, config, context, steps_per_epoch,
-                               show_progress)
+                               show_progress, say)
         state.epoch += 1
         rng_states = gather_objects(capture_rng_state())
         if context.is_main:
@@ -359,8 +366,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict:
               "best_epoch": state.best_epoch if validated else None}
     if context.is_main:
         atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2) + "\n")
-        print(f"done: epoch {state.epoch}/{config.epochs}, {_final_figures(result, data)} "
-              f"(results in {run_dir})")
+    say(f"done: epoch {state.epoch}/{config.epochs}, {_final_figures(result, data)} "
+        f"(results in {run_dir})")
     barrier()
     return result
 
@@ -373,7 +380,8 @@ def fast_paths_for(config: TrainConfig, device: torch.device) -> FastPaths:
 
 def _run_epoch(model, eval_model, data: DataBundle, optimizer, scheduler, criterion,
                precision, scaler, state: RunState, config: TrainConfig, context,
-               steps_per_epoch: int, show_progress: bool) -> dict:
+               steps_per_epoch: int, show_progress: bool,
+               say: Callable[[str], None]) -> dict:
     epoch = state.epoch
     data.train.set_epoch(epoch)
     lr = optimizer.param_groups[0]["lr"]
@@ -394,12 +402,11 @@ def _run_epoch(model, eval_model, data: DataBundle, optimizer, scheduler, criter
     if valid_stats is not None and valid_stats.top1 > state.best_valid_top1:
         state.best_valid_top1, state.best_epoch = valid_stats.top1, epoch + 1
     record = _epoch_record(epoch + 1, lr, train_stats, valid_stats, test_stats)
-    if context.is_main:
-        valid_text = f" valid {100 * valid_stats.top1:.2f}" if valid_stats else ""
-        test_text = f" test {100 * test_stats.top1:.2f}" if test_stats else ""
-        print(f"epoch {epoch + 1}/{config.epochs} lr {lr:.4g} train loss "
-              f"{train_stats.loss:.4f} acc {100 * train_stats.top1:.2f}{valid_text}{test_text} "
-              f"% ({train_stats.images_per_second:.0f} img/s)", flush=True)
+    valid_text = f" valid {100 * valid_stats.top1:.2f}" if valid_stats else ""
+    test_text = f" test {100 * test_stats.top1:.2f}" if test_stats else ""
+    say(f"epoch {epoch + 1}/{config.epochs} lr {lr:.4g} train loss {train_stats.loss:.4f} "
+        f"acc {100 * train_stats.top1:.2f}{valid_text}{test_text} % "
+        f"({train_stats.images_per_second:.0f} img/s)")
     return record
 
 
@@ -436,20 +443,22 @@ def _final_figures(result: dict, data: DataBundle) -> str:
             f"{result['best_epoch']} (no test images)")
 
 
-def _announce(context, config: TrainConfig, architecture: Architecture, network: NAONet,
-              data: DataBundle, state: RunState, paths: FastPaths) -> None:
-    if not context.is_main:
-        return
+def _say_nothing(text: str) -> None:
+    """The log of a process other than the main one, or of a silent run."""
+
+
+def _announce(say: Callable[[str], None], context, config: TrainConfig,
+              architecture: Architecture, network: NAONet, data: DataBundle, state: RunState,
+              paths: FastPaths) -> None:
     where = context.describe()
     resumed = f", resuming after epoch {state.epoch}" if state.epoch else ""
     if state.epoch >= config.epochs:
         resumed = f", finished (epoch {state.epoch}): its results as saved"
-    print(f"training {architecture.to_qualified_string()} on {config.dataset} at "
-          f"{data.image_size} px "
-          f"({where}): "
-          f"{count_parameters(network):,} parameters, {len(data.train)} steps/epoch, "
-          f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}{resumed}; "
-          f"{paths.describe()}", flush=True)
+    say(f"training {architecture.to_qualified_string()} on {config.dataset} at "
+        f"{data.image_size} px ({where}): {count_parameters(network):,} parameters, "
+        f"{len(data.train)} steps/epoch, "
+        f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}{resumed}; "
+        f"{paths.describe()}")
     if data.test is None:
-        print(f"no test images in {config.data} (no test/ or val/ folder): the run reports "
-              f"its {config.valid_size} held-out validation images", flush=True)
+        say(f"no test images in {config.data} (no test/ or val/ folder): the run reports "
+            f"its {config.valid_size} held-out validation images")

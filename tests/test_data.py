@@ -686,3 +686,36 @@ def test_gif_and_jfif_photos_are_images(tmp_path):
     split = load_image_folder(tmp_path)
     red = split.images[split.labels == 0].float().mean(dim=(0, 2, 3))
     assert red[0] > 150 and red[2] < 80  # the GIF's palette read back as its colour
+
+
+def test_no_training_batch_holds_one_image_alone(cifar_mini):
+    """A last training batch of one image crashed training with a traceback at the end
+    of its first epoch: the auxiliary head's BatchNorm cannot normalise one value per
+    channel. Both pipelines leave that image out (another each epoch); evaluation keeps
+    every image."""
+    from naonet.data.pipelines import LoaderBatches, trained_images
+
+    split = load_image_folder(cifar_mini / "train")
+    subset = type(split)(split.images[:129], split.labels[:129], split.classes)
+    common = dict(batch_size=64, device=torch.device("cpu"), mean=(0.5,) * 3, std=(0.25,) * 3)
+    device = DeviceBatches(subset, train=True, **common)
+    for epoch in range(2):
+        device.set_epoch(epoch)
+        assert [labels.shape[0] for _, labels in device] == [64, 64] and len(device) == 2
+    evaluation = DeviceBatches(subset, train=False, **common)
+    assert [labels.shape[0] for _, labels in evaluation] == [64, 64, 1]
+
+    loader = LoaderBatches(_RandomlyAugmented(), 23, torch.device("cpu"), train=True,
+                           workers=0)  # 24 samples: one batch of 23, and one alone
+    left_out = []
+    for epoch in range(2):
+        batches = _epoch_batches(loader, epoch)
+        assert [len(images) for images in batches] == [23] and len(loader) == 1
+        left_out.append(set(range(24)) - {int(row[0]) for row in batches[0]})
+    assert len(left_out[0]) == len(left_out[1]) == 1 and left_out[0] != left_out[1]
+
+    assert [trained_images(n, b) for n, b in ((129, 64), (130, 64), (65, 1), (2, 64))] == [
+        128, 130, 65, 2]
+    with pytest.raises(UserError, match=r"the training images leave no batch of two images"
+                                        r" .*: use more training images"):
+        trained_images(1, 64)

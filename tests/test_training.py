@@ -604,3 +604,52 @@ def test_a_library_training_logs_where_its_caller_says(cifar_mini, tmp_path, cap
     assert lines[-1].endswith(f"(results in {tmp_path / 'run'})")
     train(config, show_progress=False, log=None)  # finished: it only reports
     assert capsys.readouterr().out == ""
+
+
+def test_a_last_batch_of_one_image_trains_and_batches_of_one_are_refused(capsys, cifar_mini,
+                                                                         tmp_path,
+                                                                         monkeypatch):
+    """65 images in batches of 32 crashed with a traceback at the end of the first epoch
+    (the auxiliary head's BatchNorm on one image); --batch-size 1 with the head now gets
+    one line. A missing tensorboard is said before a folder is made or data read (it was
+    said after, leaving config.yaml and the lock behind)."""
+    import sys
+
+    train = ["train", "--data", str(cifar_mini), *TINY, "--epochs", "1",
+             "--train-subset", "65"]
+    status, out, err = nao_in_process(capsys, *train, "--output", str(tmp_path / "odd"))
+    assert status == 0, err
+    assert "2 steps/epoch" in out
+    assert read_metrics(tmp_path / "odd")[0]["train_images"] == 64
+
+    status, out, err = nao_in_process(capsys, *train, "--batch-size", "1", "--output",
+                                      str(tmp_path / "one"))
+    assert (status, out) == (2, "")
+    assert err == ("nao train: error: --batch-size 1 cannot train the auxiliary head (its "
+                   "BatchNorm needs two images a batch); pass --batch-size 2 or more, or "
+                   "--no-aux-head\n")
+    assert not (tmp_path / "one").exists()
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # not installed
+    status, out, err = nao_in_process(capsys, *train, "--tensorboard", "--output",
+                                      str(tmp_path / "board" / "run"))
+    assert (status, out) == (2, "")
+    assert err.startswith("nao train: error: --tensorboard needs the tensorboard package")
+    assert not (tmp_path / "board").exists()
+
+
+def test_options_a_benchmark_network_lacks_are_named_as_unused(capsys, cifar_mini, tmp_path):
+    """--aux-head, --keep-prob and --drop-path-keep-prob on a NAS-Bench-201 cell changed
+    nothing, silently, while config.yaml recorded them."""
+    cell = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|"
+    train = ["train", "--data", str(cifar_mini), *TINY, "--epochs", "1", "--train-subset",
+             "64", "--arch", cell, "--layers", "1"]
+    status, out, err = nao_in_process(capsys, *train, "--output", str(tmp_path / "a"))
+    assert status == 0, err
+    assert ("note: the nb201 network has no auxiliary head, dropout or drop path, so "
+            "--aux-head, --keep-prob 0.8 and --drop-path-keep-prob 0.8 are not used") in out
+    status, out, err = nao_in_process(capsys, *train, "--no-aux-head", "--keep-prob", "1",
+                                      "--drop-path-keep-prob", "1", "--output",
+                                      str(tmp_path / "b"))
+    assert status == 0, err
+    assert "note:" not in out

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 
 from naonet.data.augment import crop_flip, cutout_at, draw_crop_flip, draw_cutout
 from naonet.data.sources import InMemorySplit
+from naonet.errors import UserError
 from naonet.seeding import derive_seed, random_streams_kept, seed_cpu_streams
 
 
@@ -29,6 +30,20 @@ def epoch_seed(seed: int, epoch: int) -> int:
     device pipeline's augmentation); naonet.options.SEED_LIMIT keeps it within torch's
     64 bits."""
     return seed * 100_003 + epoch
+
+
+def trained_images(images: int, batch_size: int) -> int:
+    """How many of a training shard's ``images`` an epoch trains on: all, but a last
+    batch that would hold one image alone (BatchNorm cannot normalise one value per
+    channel in training, which a NAONet's auxiliary head meets on its 1 x 1 maps; the
+    image left out is another, randomly, each epoch). A UserError when that leaves none."""
+    if images == 1 or batch_size > 1 and images % batch_size == 1:
+        images -= 1
+    if images == 0:
+        raise UserError("the training images leave no batch of two images (BatchNorm in "
+                        "training needs two): use more training images (a lower "
+                        "--valid-size, a larger --train-subset) or fewer processes")
+    return images
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,8 @@ class DeviceBatches:
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
         self.epoch = 0
+        self.trained = (trained_images(self.labels.shape[0] // world_size, batch_size)
+                        if train else 0)  # per rank and epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -73,8 +90,9 @@ class DeviceBatches:
         """This rank's sample order for the current epoch.
 
         Training shards are equal in size (the uneven tail is dropped) so every rank
-        takes the same number of steps; evaluation shards are strided and cover every
-        sample exactly once.
+        takes the same number of steps, less a last batch of one image
+        (:func:`trained_images`); evaluation shards are strided and cover every sample
+        exactly once.
         """
         total = self.labels.shape[0]
         if not self.train:
@@ -82,11 +100,11 @@ class DeviceBatches:
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         order = torch.randperm(total, generator=generator)
         per_rank = total // self.world_size
-        return order[self.rank * per_rank: (self.rank + 1) * per_rank]
+        return order[self.rank * per_rank: self.rank * per_rank + self.trained]
 
     def __len__(self) -> int:
         total = self.labels.shape[0]
-        per_rank = total // self.world_size if self.train else -(-total // self.world_size)
+        per_rank = self.trained if self.train else -(-total // self.world_size)
         return -(-per_rank // self.batch_size)
 
     def _epoch_draws(self, total: int) -> dict[str, torch.Tensor]:
@@ -163,8 +181,9 @@ class LoaderBatches:
         sampler = self.sampler
         if train:  # augmentation draws fixed by (seed, epoch, sample), see _SeededSamples
             dataset = _SeededSamples(dataset, seed)
-            sampler = _EpochIndices(self.sampler, weakref.ref(self))  # no cycle: the
-            # workers of a dropped loader end with it, not at the next full collection
+            count = trained_images(len(self.sampler), batch_size)
+            sampler = _EpochIndices(self.sampler, weakref.ref(self), count)  # no cycle:
+            # the workers of a dropped loader end with it, not at the next full collection
         self.loader = DataLoader(
             dataset, batch_size=batch_size, shuffle=False, sampler=sampler,
             num_workers=workers, generator=generator, pin_memory=device.type == "cuda",
@@ -195,18 +214,18 @@ class LoaderBatches:
 
 
 class _EpochIndices(Sampler):
-    """``sampler``'s indices, each paired with the epoch its owner (a weak reference to
-    a :class:`LoaderBatches`) is in when they are drawn."""
+    """The first ``count`` of ``sampler``'s indices, each paired with the epoch its owner
+    (a weak reference to a :class:`LoaderBatches`) is in when they are drawn."""
 
-    def __init__(self, sampler, owner):
-        self.sampler, self.owner = sampler, owner
+    def __init__(self, sampler, owner, count: int):
+        self.sampler, self.owner, self.count = sampler, owner, count
 
     def __iter__(self):
         epoch = self.owner().epoch
-        return ((epoch, index) for index in self.sampler)
+        return ((epoch, index) for index, _ in zip(self.sampler, range(self.count)))
 
     def __len__(self) -> int:
-        return len(self.sampler)
+        return self.count
 
 
 class _SeededSamples(Dataset):
@@ -244,7 +263,6 @@ def _worker_errors_as_raised(loader):
     """``loader``'s batches; a UserError raised in a worker process (an unreadable image)
     comes out as it was raised, not as PyTorch's re-raise that puts the worker's whole
     traceback into its message."""
-    from naonet.errors import UserError
 
     try:
         yield from loader

@@ -120,6 +120,32 @@ def network_config_for(config: TrainConfig, data: DataBundle, space):
         drop_path_exempts_pass_through=config.drop_path_exempts_pass_through)
 
 
+def check_batch_for_aux_head(config: TrainConfig, network_config) -> None:
+    """Refuse batches of one image for a network with an auxiliary head: its last
+    BatchNorm sees 1 x 1 maps, one value per channel, which it cannot normalise."""
+    if getattr(network_config, "aux_head", False) and config.batch_size < 2:
+        raise UserError("--batch-size 1 cannot train the auxiliary head (its BatchNorm needs "
+                        "two images a batch); pass --batch-size 2 or more, or --no-aux-head")
+
+
+def unused_options_note(config: TrainConfig, network_config, space) -> str | None:
+    """A note naming the regularisation options set on for a network that has none of
+    them (NAS-Bench-201's: no auxiliary head, dropout or drop path), else None."""
+    if hasattr(network_config, "aux_head"):
+        return None
+    unused = ([] if not config.aux_head else ["--aux-head"]) + [
+        f"--{name.replace('_', '-')} {value:g}"
+        for name, value in (("keep_prob", config.keep_prob),
+                            ("drop_path_keep_prob", config.drop_path_keep_prob))
+        if value < 1]
+    if not unused:
+        return None
+    named = " and ".join([", ".join(unused[:-1]), unused[-1]] if len(unused) > 1 else unused)
+    return (f"note: the {space.name} network has no auxiliary head, dropout or drop path, so "
+            f"{named} {'is' if len(unused) == 1 else 'are'} not used (--no-aux-head"
+            " --keep-prob 1 --drop-path-keep-prob 1 say so; --preset nb201-cifar10 sets them)")
+
+
 def build_optimizer(model: nn.Module, config: TrainConfig, world_size: int
                     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """SGD with momentum; cosine or exponential decay stepped after every epoch."""
@@ -268,14 +294,21 @@ class TensorBoardLog:
     """Per-epoch scalars for TensorBoard (rank 0, when ``--tensorboard`` is on)."""
 
     def __init__(self, run_dir: Path, first_step: int = 1):
+        SummaryWriter = self.writer_class()  # noqa: N806 - a class
+        # A resumed run repeats the epochs after last.pt: their old events are purged.
+        self.writer = SummaryWriter(str(run_dir / "tensorboard"),
+                                    purge_step=first_step if first_step > 1 else None)
+
+    @staticmethod
+    def writer_class():
+        """TensorBoard's ``SummaryWriter``; a UserError when tensorboard is missing (checked
+        at a run's start, before its folder or data)."""
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise UserError("--tensorboard needs the tensorboard package; install it with "
                             "pip install 'naonet[tensorboard]'") from None
-        # A resumed run repeats the epochs after last.pt: their old events are purged.
-        self.writer = SummaryWriter(str(run_dir / "tensorboard"),
-                                    purge_step=first_step if first_step > 1 else None)
+        return SummaryWriter
 
     def write(self, record: dict) -> None:
         for key, value in record.items():
@@ -305,6 +338,8 @@ def train(config: TrainConfig, show_progress: bool = True,
     if not config.download:
         # bad input writes nothing, not even a run folder
         existing_data_path(config.data, config.dataset)
+    if config.tensorboard and context.is_main:
+        TensorBoardLog.writer_class()  # missing, it is said before anything is done
     if context.is_main:
         claim_run_folder(run_dir, "train")  # one run per folder, before anything is written
     data = build_data(config.data_config(), context.device, seed=config.seed,
@@ -312,6 +347,7 @@ def train(config: TrainConfig, show_progress: bool = True,
                       channels_last=paths.channels_last)
     space = architecture.space
     network_config = network_config_for(config, data, space)
+    check_batch_for_aux_head(config, network_config)
     check_network_fits(architecture, network_config, context.device)
     network = space.build_network(architecture, network_config).to(context.device)
     network = to_memory_format(network, paths.channels_last)
@@ -326,6 +362,9 @@ def train(config: TrainConfig, show_progress: bool = True,
     if context.is_distributed:
         model = maybe_compile(wrap_data_parallel(network, context), paths.compile)
     _announce(say, context, config, architecture, network, data, state, paths)
+    note = unused_options_note(config, network_config, space)
+    if note is not None:
+        say(note)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     board = (TensorBoardLog(run_dir, first_step=state.epoch + 1)
              if config.tensorboard and context.is_main else None)

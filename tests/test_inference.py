@@ -88,6 +88,32 @@ def test_create_model_names_a_checkpoints_outputs_by_its_recorded_classes(tmp_pa
     assert naonet.create_model(checkpoint=path).classes == ["ant", "bee", "cow"]
 
 
+def test_a_network_says_what_it_was_trained_on_and_a_contradicting_size_is_named(tmp_path):
+    """A loaded network named its classes but not its data set or image size, which
+    prepare_image needs (given the network there, it printed the network's whole repr);
+    channels=16 on a C 8 file blamed the architecture."""
+    from naonet.data import prepare_image
+
+    path, _, _ = save_naonet_v2(tmp_path / "three.pt", "folder", 3, ["ant", "bee", "cow"])
+    network = naonet.create_model(checkpoint=path)
+    assert (network.dataset, network.image_size) == ("folder", 0)
+    published = naonet.create_model("naonet-v2-cifar10")
+    assert (published.dataset, published.image_size) == ("cifar10", 0)
+    image = tmp_path / "ant.png"
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(image)
+    assert prepare_image(image, network.dataset, network.image_size).shape == (3, 32, 32)
+    with pytest.raises(UserError, match=r"^the dataset must be a name, one of: .*; got an "
+                                        r"object of type NAONet \(a network from create_model "
+                                        r"names its own: net.dataset, net.image_size\)$"):
+        prepare_image(image, network)
+    with pytest.raises(UserError, match=r"three.pt holds a network of channels=8, not 16; "
+                                        r"leave channels out"):
+        naonet.create_model("naonet-v2", path, channels=16)
+    assert naonet.create_model("naonet-v2", path, channels=8, keep_prob=0.5).config.channels == 8
+
+
 def write_test_layouts(cifar_mini, root):
     """The test images of cifar_mini in every layout ``nao eval --data`` accepts."""
     test = cifar_mini / "test"

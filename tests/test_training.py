@@ -75,6 +75,11 @@ def test_rerunning_a_finished_run_only_reports_and_other_configs_are_refused(cap
     result = json.loads((tmp_path / "result.json").read_text())
     # no validation split: null, once the sentinels -1.0 and -1
     assert result["best_valid_top1"] is None and result["best_epoch"] is None
+    # the code that trained it (nothing in a training's outputs said which it was)
+    from naonet.revision import code_revision
+
+    assert result["revision"] == read_metrics(tmp_path)[0]["revision"] == code_revision()
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["revision"] == code_revision()
     status, out, _ = nao_in_process(capsys, *train)
     assert status == 0 and "done: epoch 1/1" in out
     assert "finished (epoch 1): its results as saved" in out  # it said 'resuming'

@@ -47,7 +47,9 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
 
     The network's ``classes`` attribute names its outputs by index: the class names a
     checkpoint records (or its data set's), a published configuration's data set's, else
-    ``None``.
+    ``None``. ``dataset`` and ``image_size`` say what it was trained on (the names
+    ``prepare_image(file, net.dataset, net.image_size)`` takes; None and 0, the data
+    set's own size, where unknown).
     """
     from naonet.compat.model_file import (
         asked_architecture,
@@ -72,6 +74,7 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
         network_config = architecture.space.network_config_from_dict({**base, **config})
         network = architecture.space.build_network(architecture, network_config)
         network.classes = known_classes(None, dataset, network_config.num_classes)
+        network.dataset, network.image_size = dataset, 0
         return network
     loaded = load_model(checkpoint, arch=architecture, space=space, **config)
     if published is not None:
@@ -79,6 +82,8 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
     # a file that records no class names takes the published configuration's data set's
     loaded.network.classes = loaded.classes or known_classes(
         None, dataset, loaded.network.config.num_classes)
+    loaded.network.dataset = loaded.dataset or dataset
+    loaded.network.image_size = loaded.image_size
     return loaded.network
 
 

@@ -49,8 +49,9 @@ def load_model(path: str | Path, arch=None, space: str | None = None,
     if is_ours:  # a network of any space: the file names its architecture and config
         with restoring(Path(path), "pass a whole naonet checkpoint"):
             architecture = resolve_architecture(str(payload["arch"]), space)
-            values = {**payload["network"],
-                      **{k: v for k, v in network_overrides.items() if v is not None}}
+            overrides = {k: v for k, v in network_overrides.items() if v is not None}
+            check_overrides_fit(path, payload["network"], overrides)
+            values = {**payload["network"], **overrides}
             config = architecture.space.network_config_from_dict(values)
             training = payload.get("config") or {}
             dataset = training.get("dataset")
@@ -83,6 +84,23 @@ def load_model(path: str | Path, arch=None, space: str | None = None,
     classes = known_classes(classes, dataset, config.num_classes)
     return LoadedModel(network, architecture, dataset, released=not is_ours, classes=classes,
                        image_size=image_size)
+
+
+# Network config fields that shape the weights: a file's own value is the only one that
+# loads (drop rates and the like may be changed).
+SHAPING_FIELDS = ("channels", "layers", "cells_per_stage", "num_classes", "skeleton",
+                  "aux_head")
+
+
+def check_overrides_fit(path, recorded: dict, overrides: dict) -> None:
+    """A UserError naming the first override of a weight-shaping field that contradicts
+    the network config a naonet file records (its weights would not load; the error
+    blamed the architecture)."""
+    for name in SHAPING_FIELDS:
+        if name in overrides and name in recorded and overrides[name] != recorded[name]:
+            raise UserError(f"{path} holds a network of {name}={recorded[name]!r}, not "
+                            f"{overrides[name]!r}; leave {name} out (the file's network "
+                            "config is used)")
 
 
 def check_network_weights(state_dict: dict, path) -> None:

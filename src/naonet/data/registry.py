@@ -84,6 +84,10 @@ def own_size_as_zero(dataset: str, image_size: int) -> int:
 
 
 def get_dataset_spec(name: str, image_size: int | None = None) -> DatasetSpec:
+    if not isinstance(name, str):  # a network or a path passed where the name goes
+        raise UserError(f"the dataset must be a name, one of: {', '.join(DATASETS)}; got an "
+                        f"object of type {type(name).__name__} (a network from create_model "
+                        "names its own: net.dataset, net.image_size)")
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; use one of: {', '.join(DATASETS)}")
     spec = DATASETS[name]

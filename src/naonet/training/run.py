@@ -29,6 +29,7 @@ from naonet.distributed import (
 from naonet.errors import UserError
 from naonet.files import atomic_write_text
 from naonet.models import NAONet, NetworkConfig, count_parameters
+from naonet.revision import code_revision
 from naonet.run_folder import TRAIN_CHECKPOINT, claim_run_folder, write_run_config
 from naonet.runtime import FastPaths, maybe_compile, to_memory_format
 from naonet.runtime import apply as apply_fast_paths
@@ -181,6 +182,7 @@ def write_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, state: 
         "network": network_config.to_dict(),
         "arch": architecture.to_qualified_string(),
         "classes": list(classes),  # what each output means, for nao predict / export
+        "revision": code_revision(),  # the code that wrote it
     }, path)
 
 
@@ -441,6 +443,8 @@ def _run_epoch(model, eval_model, data: DataBundle, optimizer, scheduler, criter
     if valid_stats is not None and valid_stats.top1 > state.best_valid_top1:
         state.best_valid_top1, state.best_epoch = valid_stats.top1, epoch + 1
     record = _epoch_record(epoch + 1, lr, train_stats, valid_stats, test_stats)
+    record["revision"] = code_revision()  # the code that trained this epoch (a resumed run
+    # may span several)
     valid_text = f" valid {100 * valid_stats.top1:.2f}" if valid_stats else ""
     test_text = f" test {100 * test_stats.top1:.2f}" if test_stats else ""
     say(f"epoch {epoch + 1}/{config.epochs} lr {lr:.4g} train loss {train_stats.loss:.4f} "

@@ -719,3 +719,27 @@ def test_no_training_batch_holds_one_image_alone(cifar_mini):
     with pytest.raises(UserError, match=r"the training images leave no batch of two images"
                                         r" .*: use more training images"):
         trained_images(1, 64)
+
+
+def test_a_cutout_that_hides_every_image_and_a_failed_download_are_refused_cleanly(
+        cifar_mini, tmp_path, monkeypatch):
+    """At 7 px the default --cutout 16 blanked every training image whole, silently (the
+    runs at 1, 2 and 7 px trained on the same blank images). A failed --download left
+    the empty folder it had made."""
+    import naonet.data.registry as registry
+
+    with pytest.raises(UserError, match=r"^--cutout 16 hides every 7-px training image "
+                                        r"whole .*; pass a cutout under 14, or 0$"):
+        build_data(DataConfig(data=str(cifar_mini), dataset="folder", image_size=7,
+                              cutout=16), torch.device("cpu"))
+    build_data(DataConfig(data=str(cifar_mini), dataset="folder", image_size=8, cutout=15,
+                          train_subset=10), torch.device("cpu"))  # a corner is left
+
+    def offline(root, dataset):
+        raise UserError(f"could not download {dataset} into {root} (offline)")
+
+    monkeypatch.setattr(registry, "download_cifar", offline)
+    with pytest.raises(UserError, match="could not download cifar10"):
+        build_data(DataConfig(data=str(tmp_path / "new" / "cifar"), download=True),
+                   torch.device("cpu"))
+    assert list(tmp_path.iterdir()) == []

@@ -89,7 +89,7 @@ def claim_run_folder(folder: str | Path, command: str) -> Path:
             if created is not None:  # the claim made the folder: the lock file is ours
                 (key / LOCK_NAME).unlink(missing_ok=True)
             handle.close()
-        _remove_empty_folders(key, created)
+        remove_empty_folders(key, created)
         raise
     _held[key] = (handle, created)
     return folder
@@ -133,10 +133,10 @@ def release_run_folder(folder: str | Path) -> None:
         pass
     finally:
         handle.close()  # before rmdir: on NFS an open deleted file keeps a folder busy
-    _remove_empty_folders(folder, created)
+    remove_empty_folders(folder, created)
 
 
-def _remove_empty_folders(folder: Path, top: Path | None) -> None:
+def remove_empty_folders(folder: Path, top: Path | None) -> None:
     """Remove ``folder`` and its parents up to ``top`` while they are empty."""
     if top is None:
         return

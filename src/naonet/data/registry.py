@@ -185,17 +185,40 @@ def subset_indices(total: int, count: int) -> torch.Tensor:
     return order[:min(count, total)].sort().values
 
 
+def check_cutout(cutout: int, image_size: int) -> None:
+    """A UserError for a cutout square that covers every image whole: centred anywhere
+    in an image, a square of twice its size or more hides all of it."""
+    if cutout >= 2 * image_size:
+        raise UserError(f"--cutout {cutout} hides every {image_size}-px training image whole "
+                        f"(a square of {cutout} px centred anywhere in it covers it); pass a "
+                        f"cutout under {2 * image_size}, or 0")
+
+
+def fetch_if_missing(root: Path, dataset: str) -> None:
+    """Download CIFAR into ``root`` unless it holds it; a failed download leaves no
+    folder it made behind."""
+    from naonet.run_folder import remove_empty_folders, topmost_missing
+
+    created = topmost_missing(root.resolve())
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        detect_layout(root, dataset)
+    except UserError:
+        try:
+            download_cifar(root, dataset)
+        except BaseException:
+            remove_empty_folders(root.resolve(), created)
+            raise
+
+
 def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: int = 0,
                world_size: int = 1, channels_last: bool = False) -> DataBundle:
     """Load the data set of ``config`` and wrap each split in a batch iterator."""
     spec = get_dataset_spec(config.dataset, config.image_size or None)
+    check_cutout(config.cutout, config.image_size or spec.image_size)
     root = Path(config.data).expanduser()
     if config.download and config.dataset in DOWNLOADABLE:
-        root.mkdir(parents=True, exist_ok=True)
-        try:
-            detect_layout(root, config.dataset)
-        except UserError:
-            download_cifar(root, config.dataset)
+        fetch_if_missing(root, config.dataset)
     root = resolve_data_root(root)
     pipeline = choose_pipeline(config, spec)
     common = dict(device=device, seed=seed, rank=rank, world_size=world_size,

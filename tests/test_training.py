@@ -658,3 +658,26 @@ def test_options_a_benchmark_network_lacks_are_named_as_unused(capsys, cifar_min
                                       str(tmp_path / "b"))
     assert status == 0, err
     assert "note:" not in out
+
+
+def test_a_run_folders_config_names_the_run_from_any_folder(capsys, cifar_mini, tmp_path,
+                                                            monkeypatch):
+    """config.yaml kept --data and --output as typed: '--config RUN/config.yaml' given
+    from another folder trained a new run there instead of naming this one."""
+    import yaml
+
+    (tmp_path / "project").mkdir()
+    monkeypatch.chdir(tmp_path / "project")
+    status, _, err = nao_in_process(capsys, "train", "--data", str(cifar_mini), *TINY,
+                                    "--epochs", "1", "--train-subset", "32", "--output",
+                                    "runs/first")
+    assert status == 0, err
+    saved = yaml.safe_load((tmp_path / "project" / "runs" / "first" / "config.yaml").read_text())
+    assert saved["output"] == str(tmp_path / "project" / "runs" / "first")
+    assert saved["data"] == str(cifar_mini)
+    monkeypatch.chdir(tmp_path)
+    status, out, err = nao_in_process(capsys, "train", "--config",
+                                      "project/runs/first/config.yaml")
+    assert status == 0, err
+    assert "finished (epoch 1): its results as saved" in out
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["project"]

@@ -249,12 +249,17 @@ def holds_only_its_lock(folder: Path) -> bool:
 
 def write_run_config(run_dir: Path, config: dict, is_main: bool) -> None:
     """Make ``run_dir`` and write the run's resolved options to it (``CONFIG_NAME``) on
-    the main process; every process waits until it is there."""
+    the main process; every process waits until it is there. ``data`` and ``output`` are
+    written as absolute paths, so ``--config run_dir/config.yaml`` given from any folder
+    names this run and its data (as typed, they were relative to where it was started)."""
     import yaml
 
     from naonet.distributed import barrier
 
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / CONFIG_NAME, yaml.safe_dump(config, sort_keys=False))
+        absolute = {key: str(Path(config[key]).expanduser().resolve())
+                    for key in ("data", "output") if config.get(key)}
+        atomic_write_text(run_dir / CONFIG_NAME,
+                          yaml.safe_dump({**config, **absolute}, sort_keys=False))
     barrier()

@@ -147,6 +147,9 @@ CASES = [
     (["bench-search", "--evaluator", "table:t.csv", "--budget", "0"], "--budget must be >= 1"),
     (["bench-search", "--evaluator", "table:t.csv", "--seeds", "0"], "--seeds must be >= 1"),
     (TRAIN + ["--amp", "fp16"], "--amp fp16 needs a CUDA device; use --amp bf16"),
+    (["eval", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), "--arch", "naonet-v2", "--dataset",
+      "cifar10", "--device", "cpu", "--amp", "fp16"],
+     "--amp fp16 needs a CUDA device; use --amp bf16"),  # eval took it
     # a flag is its whole name (argparse took --epoch for --epochs)
     (TRAIN + ["--epoch", "1"], "unrecognized arguments: --epoch 1"),
     # paths where an architecture goes (once "non-integer entry 'out/nonexist.pt'")

@@ -85,8 +85,11 @@ def _check(value: str, choices: tuple[str, ...], what: str) -> None:
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:
-    """'auto': bf16 on CUDA devices with bfloat16 support, none (float32) elsewhere."""
+    """'auto': bf16 on CUDA devices with bfloat16 support, none (float32) elsewhere. A
+    UserError for fp16 off CUDA (its gradient scaler and kernels are CUDA's)."""
     _check(amp, AMP_MODES, "amp")
+    if amp == "fp16" and device.type != "cuda":
+        raise UserError("--amp fp16 needs a CUDA device; use --amp bf16 on this device")
     if amp != "auto":
         return amp
     if device.type == "cuda" and torch.cuda.is_bf16_supported():

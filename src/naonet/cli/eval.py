@@ -45,13 +45,13 @@ def run(args: argparse.Namespace) -> int:
     dataset = dataset_of(loaded, args.dataset, args.checkpoint)
     note_another_size("eval", loaded, dataset, args.image_size)
     device = resolve_device(args.device)
+    precision = Precision.from_name(args.amp, device)  # fp16 off CUDA: said before the data
     data = build_test_data(DataConfig(dataset=dataset, data=args.data,
                                       eval_batch_size=args.batch_size,
                                       test_subset=args.test_subset, workers=args.workers,
                                       image_size=args.image_size or loaded.image_size), device)
     check_test_classes(loaded, data.classes, dataset)
-    stats = evaluate(loaded.network.to(device), data.batches,
-                     Precision.from_name(args.amp, device))
+    stats = evaluate(loaded.network.to(device), data.batches, precision)
     result = {"checkpoint": str(args.checkpoint), "dataset": dataset, "images": stats.images,
               "top1": stats.top1, "top5": stats.top5, "loss": stats.loss,
               "arch": loaded.architecture.to_qualified_string()}

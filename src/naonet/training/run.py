@@ -333,8 +333,6 @@ def train(config: TrainConfig, show_progress: bool = True,
     paths = fast_paths_for(config, context.device)
     apply_fast_paths(paths, context.device)
     precision = Precision.from_name(paths.amp, context.device)
-    if paths.amp == "fp16" and context.device.type != "cuda":
-        raise UserError("--amp fp16 needs a CUDA device; use --amp bf16 on this device")
     architecture = resolve_architecture(config.arch, config.space)  # any space's
     run_dir = Path(config.output)
     if not config.download:

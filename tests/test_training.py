@@ -88,6 +88,13 @@ def test_rerunning_a_finished_run_only_reports_and_other_configs_are_refused(cap
     # (epoch, lr, train_loss, ...), from an evaluation of its own
     assert json.loads((tmp_path / "result.json").read_text()) == result
     assert result["train_loss"] == read_metrics(tmp_path)[0]["train_loss"]
+    # so it does with metrics.jsonl deleted: the checkpoint keeps the last line (the rerun
+    # wrote result.json without epoch, lr and the training figures)
+    metrics = (tmp_path / "metrics.jsonl").read_bytes()
+    (tmp_path / "metrics.jsonl").unlink()
+    assert nao_in_process(capsys, *train)[0] == 0
+    assert json.loads((tmp_path / "result.json").read_text()) == result
+    (tmp_path / "metrics.jsonl").write_bytes(metrics)
     # the same architecture in other words is the same run (it was refused when the
     # text differed, e.g. only by its 'small:' prefix)
     from naonet.spaces import named_architecture

@@ -81,6 +81,7 @@ class RunState:
     epoch: int = 0
     best_valid_top1: float = -1.0
     best_epoch: int = -1
+    record: dict | None = None  # the last epoch's metrics line, kept in the checkpoint too
 
 
 def device_memory(device: torch.device) -> int | None:
@@ -176,6 +177,7 @@ def write_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, state: 
         "epoch": state.epoch,
         "best_valid_top1": state.best_valid_top1,
         "best_epoch": state.best_epoch,
+        "record": state.record,
         "rng": rng_states[0],
         "rng_other_ranks": rng_states[1:],
         "config": config.to_dict(),
@@ -226,7 +228,7 @@ def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, 
             scaler.load_state_dict(checkpoint["scaler"])
         restore_rank_random_state(checkpoint, config, context)
         return RunState(int(checkpoint["epoch"]), float(checkpoint["best_valid_top1"]),
-                        int(checkpoint["best_epoch"]))
+                        int(checkpoint["best_epoch"]), checkpoint.get("record"))
 
 
 def restore_rank_random_state(checkpoint: dict, config: TrainConfig,
@@ -382,7 +384,7 @@ def train(config: TrainConfig, show_progress: bool = True,
         last_test = _run_epoch(model, eval_model, data, optimizer, scheduler, criterion,
                                precision, scaler, state, config, context, steps_per_epoch,
                                show_progress, say)
-        state.epoch += 1
+        state.epoch, state.record = state.epoch + 1, last_test
         rng_states = gather_objects(capture_rng_state())
         if context.is_main:
             # last.pt commits the epoch. The logs come first: a kill before last.pt repeats
@@ -396,7 +398,9 @@ def train(config: TrainConfig, show_progress: bool = True,
             if state.best_epoch == state.epoch:
                 save(run_dir / BEST_CHECKPOINT, rng_states)
     if last_test is None:  # already finished: report its last epoch as it was logged
-        last_test = (logged_record(run_dir, state.epoch)
+        # (its checkpoint keeps the line too: metrics.jsonl may have been deleted; a
+        # checkpoint of an older naonet has none, and the epoch is evaluated again)
+        last_test = (logged_record(run_dir, state.epoch) or state.record
                      or _final_evaluation(eval_model, data, precision))
     validated = state.best_epoch > 0  # null, not a sentinel, without a validation split
     result = {**last_test, "arch": architecture.to_qualified_string(),

@@ -605,12 +605,13 @@ def test_a_library_training_logs_where_its_caller_says(cifar_mini, tmp_path, cap
 
     config = resolve_config(None, {}, {
         "data": str(cifar_mini), "output": str(tmp_path / "run"), "channels": 8, "layers": 1,
-        "batch_size": 32, "train_subset": 64, "test_subset": 32, "epochs": 1,
+        "batch_size": 64, "train_subset": 64, "test_subset": 32, "epochs": 1,
         "device": "cpu"})
     lines = []
     result = train(config, show_progress=False, log=lines.append)
     assert capsys.readouterr().out == ""
-    assert lines[0].startswith("training small:") and "1 epoch;" in lines[0]
+    assert lines[0].startswith("training small:")
+    assert "parameters, 1 step/epoch, 1 epoch;" in lines[0]  # once '1 steps/epoch'
     assert lines[1].startswith("epoch 1/1 lr ")
     assert lines[-1].startswith(f"done: epoch 1/1, test top-1 {100 * result['test_top1']:.2f} %")
     assert lines[-1].endswith(f"(results in {tmp_path / 'run'})")

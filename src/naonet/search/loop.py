@@ -87,6 +87,7 @@ from naonet.strategies.base import Seen, sample_new
 from naonet.strategies.evolution import EvolutionConfig, evolve_generation
 from naonet.supernet import FewShotSupernet, PoolSampler, sample_architectures
 from naonet.supernet.few_shot import choice_at
+from naonet.text import counted
 from naonet.training import EpochStats, Precision
 from naonet.training.checkpoint import check_run_classes, restoring
 from naonet.training.engine import GradientHolders, print_line, step_progress
@@ -777,11 +778,6 @@ def training_command(run: SearchRun) -> str:
     return (f"nao train {recipe} --arch \"$(head -n 1 {final_file})\" --dataset "
             f"{config.dataset} --data {shlex.quote(str(config.data))}{size}{held_out} "
             f"--output {output}")
-
-
-def counted(count: int, noun: str) -> str:
-    """``count`` and ``noun``, plural unless one ('1 round', '2 rounds')."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def announce(run: SearchRun, text: str) -> None:

@@ -41,6 +41,7 @@ from naonet.seeding import (
     seed_everything,
 )
 from naonet.spaces import Architecture, resolve_architecture
+from naonet.text import counted, joined
 from naonet.training.checkpoint import (
     START_OVER,
     atomic_save,
@@ -142,9 +143,8 @@ def unused_options_note(config: TrainConfig, network_config, space) -> str | Non
         if value < 1]
     if not unused:
         return None
-    named = " and ".join([", ".join(unused[:-1]), unused[-1]] if len(unused) > 1 else unused)
     return (f"note: the {space.name} network has no auxiliary head, dropout or drop path, so "
-            f"{named} {'is' if len(unused) == 1 else 'are'} not used (--no-aux-head"
+            f"{joined(unused)} {'is' if len(unused) == 1 else 'are'} not used (--no-aux-head"
             " --keep-prob 1 --drop-path-keep-prob 1 say so; --preset nb201-cifar10 sets them)")
 
 
@@ -501,8 +501,8 @@ def _announce(say: Callable[[str], None], context, config: TrainConfig,
         resumed = f", finished (epoch {state.epoch}): its results as saved"
     say(f"training {architecture.to_qualified_string()} on {config.dataset} at "
         f"{data.image_size} px ({where}): {count_parameters(network):,} parameters, "
-        f"{len(data.train)} steps/epoch, "
-        f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}{resumed}; "
+        f"{counted(len(data.train), 'step')}/epoch, {counted(config.epochs, 'epoch')}"
+        f"{resumed}; "
         f"{paths.describe()}")
     if data.test is None:
         say(f"no test images in {config.data} (no test/ or val/ folder): the run reports "

@@ -1,0 +1,15 @@
+"""Words for the lines naonet prints: counts with their nouns, lists in prose."""
+
+from __future__ import annotations
+
+
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless one ('1 round', '2 rounds', '1,000 steps')."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def joined(items: list[str]) -> str:
+    """Items as prose: 'a', 'a and b', 'a, b and c'."""
+    if len(items) < 2:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"

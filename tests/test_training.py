@@ -75,6 +75,8 @@ def test_rerunning_a_finished_run_only_reports_and_other_configs_are_refused(cap
     result = json.loads((tmp_path / "result.json").read_text())
     # no validation split: null, once the sentinels -1.0 and -1
     assert result["best_valid_top1"] is None and result["best_epoch"] is None
+    # every line has the same keys: the validation figures are null (they were left out)
+    assert (result["valid_loss"], result["valid_top1"], result["valid_top5"]) == (None,) * 3
     # the code that trained it (nothing in a training's outputs said which it was)
     from naonet.revision import code_revision
 

@@ -460,7 +460,9 @@ def _epoch_record(epoch: int, lr: float, train_stats: EpochStats,
     record = {"epoch": epoch, "lr": lr, "train_loss": train_stats.loss,
               "train_top1": train_stats.top1, "train_images": train_stats.images,
               "train_images_per_second": train_stats.images_per_second}
-    record.update(test_loss=None, test_top1=None, test_top5=None)  # no test images: null
+    # no test images, no validation split: null, so every line has the same keys
+    record.update(test_loss=None, test_top1=None, test_top5=None, valid_loss=None,
+                  valid_top1=None, valid_top5=None)
     if test_stats is not None:
         record.update(test_loss=test_stats.loss, test_top1=test_stats.top1,
                       test_top5=test_stats.top5)

@@ -295,6 +295,15 @@ def test_config_resolution_preset_then_file_then_flags(tmp_path):
     path.write_text("learning_rate: 1\n")
     with pytest.raises(UserError, match="unknown option 'learning_rate'"):
         load_config_file(path)
+    # a typo is named with what it is probably a typo of; preset: with its flag
+    path.write_text("chanels: 8\n")
+    with pytest.raises(UserError, match=r"unknown option 'chanels'; did you mean 'channels'\? "
+                                        r"\(see 'nao train --help'\)$"):
+        load_config_file(path)
+    path.write_text("preset: quick-cifar10\n")
+    with pytest.raises(UserError, match=r"unknown option 'preset'; --preset is given on the "
+                                        r"command line only \(nao train --preset ...\)$"):
+        load_config_file(path)
 
 
 def test_checkpoints_are_written_atomically_and_rng_round_trips(tmp_path, monkeypatch):

@@ -60,9 +60,22 @@ def load_option_file(path: str | Path, config_class, command: str) -> dict:
     values = {key.replace("-", "_"): value for key, value in values.items()}
     unknown = sorted(set(values) - field_names(config_class))
     if unknown:
-        raise UserError(f"config file {path} has unknown option {unknown[0]!r}; see "
-                        f"'nao {command} --help'")
+        raise UserError(f"config file {path} has unknown option {unknown[0]!r}; "
+                        f"{unknown_option_advice(unknown[0], config_class, command)}")
     return values
+
+
+def unknown_option_advice(key: str, config_class, command: str) -> str:
+    """What to do about an unknown option: the option it is probably a typo of, the
+    command-line-only options (``preset``, ``config``) by their flags, else the help."""
+    import difflib
+
+    if key in ("preset", "config"):
+        return f"--{key} is given on the command line only (nao {command} --{key} ...)"
+    close = difflib.get_close_matches(key, sorted(field_names(config_class)), n=1)
+    if close:
+        return f"did you mean {close[0]!r}? (see 'nao {command} --help')"
+    return f"see 'nao {command} --help'"
 
 
 def resolve_options(config_class, presets: dict[str, dict], preset: str | None,
@@ -88,7 +101,8 @@ def coerce_options(config_class, values: dict, command: str) -> dict:
     out = {}
     for key, value in values.items():
         if key not in types:
-            raise UserError(f"unknown option {key!r}; see 'nao {command} --help'")
+            raise UserError(f"unknown option {key!r}; "
+                            f"{unknown_option_advice(key, config_class, command)}")
         kind = types[key] if isinstance(types[key], str) else types[key].__name__
         base = kind.removesuffix(" | None")  # an optional value: None or 'none' unsets it
         try:

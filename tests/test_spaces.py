@@ -77,7 +77,10 @@ def test_unknown_op_name_in_readable_form():
 
 def test_registry_resolves_names_and_rejects_unknown_ones():
     assert resolve_architecture("naonet-v2") == named_architecture("naonet-v2")
-    with pytest.raises(UserError, match="unknown architecture name 'naonet-v3'"):
+    assert resolve_architecture("NAONet-V2") == named_architecture("naonet-v2")  # the paper's
+    with pytest.raises(UserError, match="unknown architecture name 'naonet-v3'; use one of: "
+                                        "naonet-v2, or give the architecture as integers or "
+                                        "in its readable form"):
         resolve_architecture("naonet-v3")
     with pytest.raises(UserError, match="belongs to the 'small' space"):
         resolve_architecture("naonet-v2", "middle")

@@ -18,12 +18,14 @@ def architecture_names() -> list[str]:
 
 
 def named_architecture(name: str) -> Architecture:
+    """The architecture of a registered name, in any case (``NAONet-V2`` too)."""
     try:
-        space, text = _NAMED[name]
+        space, text = _NAMED[name.lower()]
     except KeyError:
         raise UserError(
             f"unknown architecture name {name!r}; use one of: {', '.join(architecture_names())}, "
-            "or give the architecture as integers"
+            "or give the architecture as integers or in its readable form (nao info NAME "
+            "prints both)"
         ) from None
     return Architecture.parse(text, space)
 
@@ -42,7 +44,7 @@ def resolve_architecture(text: str, space: str | CellSearchSpace | None = None):
                         "for example \"$(head -n 1 arch_pool.final)\"")
     if isinstance(space, str):
         get_space(space)  # an unknown space is named as such, not as the wrong one
-    if text in _NAMED:
+    if text.lower() in _NAMED:
         architecture = named_architecture(text)
         if space is not None and architecture.space.name != getattr(space, "name", space):
             raise UserError(

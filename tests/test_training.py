@@ -1,6 +1,7 @@
 """Training runs on real CIFAR-10 images: accuracy, checkpoints, resume after SIGKILL."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -641,9 +642,14 @@ def test_a_last_batch_of_one_image_trains_and_batches_of_one_are_refused(capsys,
 
     train = ["train", "--data", str(cifar_mini), *TINY, "--epochs", "1",
              "--train-subset", "65"]
-    status, out, err = nao_in_process(capsys, *train, "--output", str(tmp_path / "odd"))
+    status, out, err = nao_in_process(capsys, *train, "--valid-size", "20", "--output",
+                                      str(tmp_path / "odd"))
     assert status == 0, err
     assert "2 steps/epoch" in out
+    # the last line names best.pt's validation accuracy beside the test's (it said only
+    # the test's, with a validation split held out)
+    assert re.search(r"\ndone: epoch 1/1, test top-1 [0-9.]+ % .*; best valid [0-9.]+ % at "
+                     r"epoch 1 \(best.pt\) \(results in ", out), out
     assert read_metrics(tmp_path / "odd")[0]["train_images"] == 64
 
     status, out, err = nao_in_process(capsys, *train, "--batch-size", "1", "--output",

@@ -481,13 +481,14 @@ def _final_evaluation(model, data: DataBundle, precision: Precision) -> dict:
 
 
 def _final_figures(result: dict, data: DataBundle) -> str:
-    """The run's last figures in words: its test accuracy, or without test images its
-    best validation accuracy."""
-    if result.get("test_top1") is not None:
-        return "test " + accuracy_text(result["test_top1"], result["test_top5"],
-                                       data.num_classes)
-    return (f"best valid {100 * result['best_valid_top1']:.2f} % at epoch "
-            f"{result['best_epoch']} (no test images)")
+    """The run's last figures in words: its test accuracy, and its best validation
+    accuracy (best.pt's) where it holds a validation split."""
+    best = (f"best valid {100 * result['best_valid_top1']:.2f} % at epoch "
+            f"{result['best_epoch']}" if result.get("best_epoch") else None)
+    if result.get("test_top1") is None:
+        return f"{best} (no test images)"
+    test = "test " + accuracy_text(result["test_top1"], result["test_top5"], data.num_classes)
+    return test if best is None else f"{test}; {best} (best.pt)"
 
 
 def _say_nothing(text: str) -> None:

@@ -706,3 +706,35 @@ def test_a_run_folders_config_names_the_run_from_any_folder(capsys, cifar_mini, 
     assert status == 0, err
     assert "finished (epoch 1): its results as saved" in out
     assert sorted(path.name for path in tmp_path.iterdir()) == ["project"]
+
+
+def test_a_stop_whose_exception_was_lost_still_stops_the_run(capsys, cifar_mini, tmp_path,
+                                                             monkeypatch):
+    """A Ctrl-C whose KeyboardInterrupt landed in a weakref callback ('Exception ignored
+    in ...') was dropped, and the run went on to its end; the stop is now raised again
+    at the next step."""
+    import signal
+
+    import naonet.training.run as run_module
+    from naonet.cli import main as cli_main
+
+    logged = run_module.log_epoch
+
+    def log_then_lose_a_stop(*args):
+        logged(*args)
+        try:  # as a callback would: the handler's exception goes nowhere
+            cli_main._stop(signal.SIGINT, None)
+        except KeyboardInterrupt:
+            pass
+
+    monkeypatch.setattr(run_module, "log_epoch", log_then_lose_a_stop)
+    train = ["train", "--data", str(cifar_mini), *TINY, "--epochs", "2", "--train-subset",
+             "32", "--output", str(tmp_path)]
+    status, _, err = nao_in_process(capsys, *train)
+    assert (status, err.splitlines()[-1]) == (130, "nao: interrupted; rerun the same "
+                                                   "command to resume")
+    assert [m["epoch"] for m in read_metrics(tmp_path)] == [1]
+    monkeypatch.setattr(run_module, "log_epoch", logged)
+    status, out, err = nao_in_process(capsys, *train)  # the stop was forgotten with it
+    assert status == 0, err
+    assert "resuming after epoch 1" in out

@@ -88,8 +88,15 @@ class Terminated(KeyboardInterrupt):
     same way and says that rerunning resumes it."""
 
 
-def _terminate(signum, frame) -> None:
-    raise Terminated
+def _stop(signum, frame) -> None:
+    """Stop the command: Ctrl-C raises KeyboardInterrupt, SIGTERM Terminated. The stop is
+    recorded too, raised again at the next step if this exception is lost
+    (:mod:`naonet.stopping`)."""
+    from naonet import stopping
+
+    kind = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    stopping.request(kind)
+    raise kind
 
 
 def _rerun_hint(args: argparse.Namespace) -> str:
@@ -117,11 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     # Not under torchrun (its agent stops the ranks; a rank blocked in a collective could
     # not run a Python handler), nor where the parent chose to ignore SIGTERM, nor off
     # the main thread (only it may set handlers).
-    handles_sigterm = (threading.current_thread() is threading.main_thread()
-                       and "TORCHELASTIC_RUN_ID" not in os.environ
+    main_thread = threading.current_thread() is threading.main_thread()
+    handles_sigterm = (main_thread and "TORCHELASTIC_RUN_ID" not in os.environ
                        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+    handles_sigint = main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     if handles_sigterm:
-        signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGTERM, _stop)
+    if handles_sigint:
+        signal.signal(signal.SIGINT, _stop)
     try:
         with releasing_new_claims():  # a refused run leaves its folder as it found it
             status = int(args.handler(args) or 0)
@@ -157,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if handles_sigterm:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if handles_sigint:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        from naonet import stopping
+
+        stopping.clear()
 
 
 # How allocators say that memory ran out: PyTorch's CPU allocator ("can't allocate

@@ -27,6 +27,7 @@ from naonet.controller.model import Controller
 from naonet.errors import UserError
 from naonet.runtime import small_kernel_threads
 from naonet.seeding import caller_random_state_kept
+from naonet.stopping import raise_if_stopped
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ def train_controller(controller: Controller, architectures: Sequence, scores: Se
         epochs = tqdm(range(config.epochs), desc="controller", disable=not progress,
                       leave=False)
         for _ in epochs:
+            raise_if_stopped()  # a Ctrl-C its handler's exception failed to deliver
             last = train_epoch(controller, optimizer, split, config, batch_order, shards)
             history.append(last[0])
             epochs.set_postfix(loss=f"{last[0]:.4f}")

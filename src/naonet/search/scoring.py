@@ -20,6 +20,7 @@ from torch import nn
 
 from naonet.distributed import DistributedContext, all_reduce_sum, broadcast_object
 from naonet.runtime import sum_dtype
+from naonet.stopping import raise_if_stopped
 from naonet.supernet import score_architectures
 from naonet.supernet.scoring import Batch
 
@@ -121,6 +122,7 @@ def score_pool(supernet: nn.Module, architectures: Sequence, data: ScoringData,
     mine = list(range(context.rank, len(architectures), context.world_size))
     fixed = data.fixed_batches() if mode == "fixed" else None
     for start in range(0, len(mine), SCORE_CHUNK):
+        raise_if_stopped()  # a Ctrl-C its handler's exception failed to deliver
         chunk = mine[start:start + SCORE_CHUNK]
         if fixed is not None:
             values = score_architectures(supernet, [architectures[i] for i in chunk], fixed,

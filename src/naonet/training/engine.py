@@ -16,6 +16,7 @@ from torch import nn
 
 from naonet.distributed import all_reduce_sum
 from naonet.runtime import sum_dtype
+from naonet.stopping import raise_if_stopped
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ def train_one_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer,
     sums = torch.zeros(3, device=device, dtype=sum_dtype(device))  # loss * n, correct, n
     start = time.perf_counter()
     for step, (images, labels) in enumerate(batches):
+        raise_if_stopped()  # a Ctrl-C its handler's exception failed to deliver
         if hasattr(network, "set_training_progress"):
             network.set_training_progress((first_step + step + 1) / total_steps)
         with precision.autocast():
@@ -262,6 +264,7 @@ def evaluate(model: nn.Module, batches, precision: Precision,
     sums = torch.zeros(4, device=device, dtype=sum_dtype(device))  # loss * n, top1, top5, n
     start = time.perf_counter()
     for images, labels in batches:
+        raise_if_stopped()
         with precision.autocast():
             logits = network(images)[0]
         logits = logits.float()

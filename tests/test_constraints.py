@@ -255,3 +255,35 @@ def test_every_integer_flag_takes_a_power_of_ten_and_refuses_a_fraction():
                 checked.append(name)
     assert not [entry for entry in checked if "plain int" in entry]
     assert {"train", "search", "eval", "bench-search", "correlate"} <= set(checked)
+
+
+def test_a_seed_pool_no_draw_can_fill_is_refused_soon_and_by_its_smallest_value():
+    """An impossible --max-latency-ms timed about 2,000 networks (12 minutes) before it
+    was refused; an empty seed pool under --max-params said 'only 0 architectures'
+    when a second draw, with another generator, found one."""
+    from naonet.search import resolve_search_config
+    from naonet.search.loop import seed_pool
+
+    config = resolve_search_config(None, {}, {"seed_pool_size": 8})
+    space = get_space("nb201")
+    meter = CostMeter(space, Budget(max_latency_ms=1e-9, channels=4, layers=1, image_size=8))
+    timed = []
+    measure = meter.latency_ms
+    meter.latency_ms = lambda architecture: timed.append(architecture) or measure(architecture)
+    with pytest.raises(UserError, match=r"^no nb201 architecture found within --max-latency-ms "
+                                        r"1e-09 \(fastest of 10 random draws: .* ms\)"):
+        seed_pool(FeasibleSpace(space, meter), config)
+    assert len(timed) <= 100 + 8 + 10  # the probes, the last round of draws, the report
+
+    middle = get_space("middle")
+    limited = FeasibleSpace(middle, CostMeter(middle, Budget(max_params=150_000)))
+    with pytest.raises(UserError, match=r"^no middle architecture found within --max-params "
+                                        r"150,000 \(smallest found: [0-9,]+\) in 20,000 random "
+                                        r"draws; raise the budget$"):
+        seed_pool(limited, config)
+    # a limit below the exact minimum is said so, without random draws
+    limited = FeasibleSpace(space, CostMeter(space, Budget(max_params=1000)))
+    with pytest.raises(UserError, match=r"^no nb201 architecture is within --max-params 1,000 "
+                                        r"\(below the smallest possible, 73,306\); raise the "
+                                        r"budget$"):
+        seed_pool(limited, config)

@@ -35,6 +35,7 @@ from naonet.options import check_field_types, flag_name
 from naonet.spaces.protocol import ENUMERABLE_SIZE
 
 MAX_SAMPLE_DRAWS = 20_000  # random draws before a budget is declared unmeetable
+LATENCY_PROBES = 100  # timed random networks without one in the budget: none will be
 MAX_MUTATION_TRIES = 100
 # Bump when the networks compute differently, so cached latencies are measured again
 # (2: FactorizedReduce subsamples and runs stride-1 convolutions).
@@ -249,7 +250,7 @@ class FeasibleSpace:
             architecture = self.space.sample(rng)
             if self.feasible(architecture):
                 return architecture
-        raise UserError(self._unmeetable(rng))
+        raise UserError(self.unmeetable(rng))
 
     def all_architectures(self):
         """Every architecture of the wrapped space within the budget."""
@@ -267,16 +268,24 @@ class FeasibleSpace:
         cheap = self.budget.max_latency_ms is None
         return MAX_SAMPLE_DRAWS if cheap else MAX_SAMPLE_DRAWS // 20
 
-    def _unmeetable(self, rng: random.Random) -> str:
-        """Name the smallest value of each limited cost among random draws."""
+    def draws_before_giving_up(self) -> int:
+        """Random draws after which none within the budget means none will be: all of
+        ``max_draws`` where a draw is cheap, 100 timed networks under a latency limit
+        (an impossible one timed 2,000 networks, 12 minutes, before it was refused)."""
+        return self.max_draws() if self.budget.max_latency_ms is None else LATENCY_PROBES
+
+    def unmeetable(self, rng: random.Random) -> str:
+        """Name the smallest value of each limited cost (exact where the space can be
+        listed), or the fastest of a few random draws under a latency limit."""
         draws = [self.space.sample(rng) for _ in range(min(self.max_draws(), 1000))]
-        parts = []
+        parts, impossible = [], True
         for flag, limit, cost in (("--max-params", self.budget.max_params,
                                    self.meter.parameters),
                                   ("--max-macs", self.budget.max_macs, self.meter.macs)):
             if limit is None:
                 continue
             smallest, exact = smallest_cost(self.space, cost, draws)
+            impossible = impossible and exact and smallest > limit
             if not exact:
                 note = f"smallest found: {smallest:,}"
             elif smallest > limit:
@@ -290,6 +299,10 @@ class FeasibleSpace:
             fastest = min(self.meter.latency_ms(a)[batch] for a in draws[:10])
             parts.append(f"--max-latency-ms {self.budget.max_latency_ms:g} (fastest of 10 "
                          f"random draws: {fastest:.3g} ms)")
+            impossible = False
+        if impossible:  # every limit below its exact minimum: no draw was needed to know
+            return (f"no {self.space.name} architecture is within {'; '.join(parts)}; raise "
+                    "the budget")
         return (f"no {self.space.name} architecture found within {'; '.join(parts)} in "
                 f"{self.max_draws():,} random draws; raise the budget")
 

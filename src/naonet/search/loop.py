@@ -515,8 +515,11 @@ def seed_pool(space: SearchSpace, config: SearchConfig) -> list:
                 pool[architecture] = None
                 if len(pool) == config.seed_pool_size:
                     return list(pool)
-    if not pool:
-        space.sample(random.Random(0))  # raises the error that names the smallest value
+        if not pool and draws >= space.draws_before_giving_up():
+            break
+    if not pool:  # the error that names the smallest value (another draw could find one,
+        # and the message said 'only 0 architectures')
+        raise UserError(space.unmeetable(random.Random(0)))
     raise UserError(f"only {len(pool)} architectures within the budget in {draws:,} random "
                     "draws; lower --seed-pool-size or raise the budget")
 

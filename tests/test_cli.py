@@ -112,6 +112,12 @@ def test_a_preset_of_another_space_is_noted_with_the_recipe_that_fits(capsys):
     status, _, err = nao_in_process(capsys, "train", "--preset", "naonet-v2-cifar10",
                                     "--data", "/no/such/folder")
     assert status == 2 and "note:" not in err
+    # a middle cell's recipe is that preset too: it was noted as 'is the recipe of small
+    # networks; a middle architecture's is --preset naonet-v2-cifar10'
+    middle = "middle:" + " ".join(["0"] * 40)
+    status, _, err = nao_in_process(capsys, "train", "--preset", "naonet-v2-cifar10",
+                                    "--arch", middle, "--data", "/no/such/folder")
+    assert status == 2 and "note:" not in err, err
 
 
 def test_a_preset_of_another_skeleton_on_folder_images_is_noted(capsys):

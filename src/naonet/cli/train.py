@@ -87,10 +87,12 @@ def note_another_spaces_preset(preset: str | None, config) -> None:
         return
     recipe_space = resolve_architecture(PRESETS[preset]["arch"]).space
     space = resolve_architecture(config.arch, config.space).space
-    if space.name != recipe_space.name:
+    recommended = space.training_options(config.dataset)
+    # middle shares small's recipe: no note that names the preset given as the fit
+    if space.name != recipe_space.name and recommended.split()[:2] != ["--preset", preset]:
         print(f"nao train: note: --preset {preset} is the recipe of {recipe_space.name} "
-              f"networks; a {space.name} architecture's is "
-              f"{space.training_options(config.dataset)}", file=sys.stderr, flush=True)
+              f"networks; a {space.name} architecture's is {recommended}", file=sys.stderr,
+              flush=True)
 
 
 def note_another_skeletons_preset(preset: str | None, config) -> None:

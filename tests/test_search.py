@@ -82,8 +82,12 @@ def test_a_search_needs_no_test_images_and_finds_the_same_without_them(tiny_run,
     search(tiny_config(train_only, tmp_path / "run"), show_progress=False)
     # the search seeds the global streams; a library caller's come back as they were
     assert global_draws() == expected
-    command = capsys.readouterr().out.split("train the first with: ")[1].splitlines()[0]
+    said = capsys.readouterr().out
+    command = said.split("train the first with: ")[1].splitlines()[0]
     assert f"--data {train_only} --valid-size 60 --output" in command, command
+    # a re-rank's accuracy in percent, as on every console line (it was a fraction)
+    assert re.search(r"\nre-rank 1/2: validation accuracy [0-9]+\.[0-9]{2} % \(supernet "
+                     r"score -?[0-9.]+\) small:", said), said
     run = tmp_path / "train"
     status, out, err = nao_in_process(
         capsys, "train", "--arch", read_lines(tmp_path / "run" / "arch_pool.final")[0],

@@ -55,7 +55,7 @@ def add_budget_arguments(group) -> None:
     """--max-params, --max-macs, --max-latency-ms and --latency-batch."""
     group.add_argument("--max-params", type=optional_number(options.whole_number), default=None,
                        metavar="N",
-                       help="parameters of the final network (space.final_size)")
+                       help="parameters of the final network (space.final_size; aux head excluded)")
     group.add_argument("--max-macs", type=optional_number(options.whole_number), default=None,
                        metavar="N",
                        help="multiply-adds of one image through the final network")

@@ -352,10 +352,10 @@ def record_rerank(run: SearchRun, top: list[PoolEntry], accuracy: float) -> None
     entry.rerank_runs[repeat:] = [accuracy]  # the runs so far are this training's first
     if len(entry.rerank_runs) == config.rerank_repeats:
         entry.rerank = sum(entry.rerank_runs) / len(entry.rerank_runs)
-    announce(run, f"{rerank_label(run, len(top))}: validation accuracy {accuracy:.4f}"
-                  + (f", mean {entry.rerank:.4f}" if config.rerank_repeats > 1
+    announce(run, f"{rerank_label(run, len(top))}: validation accuracy {100 * accuracy:.2f} %"
+                  + (f", mean {100 * entry.rerank:.2f} %" if config.rerank_repeats > 1
                      and not math.isnan(entry.rerank) else "")
-                  + f" (supernet {entry.score:.4f}) "
+                  + f" (supernet score {entry.score:.4f}) "
                   f"{entry.architecture.to_qualified_string()}")
     run.rerank_job, state.rerank_index, state.epoch = None, state.rerank_index + 1, 0
     checkpoint(run, outputs=True)

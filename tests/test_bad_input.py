@@ -147,6 +147,14 @@ CASES = [
     (["bench-search", "--evaluator", "table:t.csv", "--budget", "0"], "--budget must be >= 1"),
     (["bench-search", "--evaluator", "table:t.csv", "--seeds", "0"], "--seeds must be >= 1"),
     (TRAIN + ["--amp", "fp16"], "--amp fp16 needs a CUDA device; use --amp bf16"),
+    # another strategy's option on a one-shot search (it was dropped without a word)
+    (["search", "--strategy", "random", "--controller-epochs", "5"],
+     "--controller-epochs applies only to --strategy nao; drop it or pass --strategy nao "
+     "(this search runs random)"),
+    (["search", "--max-lambda", "3", "--strategy", "evolution"],
+     "--max-lambda applies only to --strategy nao"),
+    (["search", "--population-size", "10"], "--population-size applies only to --strategy "
+     "evolution; drop it or pass --strategy evolution (this search runs nao)"),
     (["eval", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), "--arch", "naonet-v2", "--dataset",
       "cifar10", "--device", "cpu", "--amp", "fp16"],
      "--amp fp16 needs a CUDA device; use --amp bf16"),  # eval took it

@@ -199,8 +199,27 @@ def run(args: argparse.Namespace) -> int:
     if flags.get("output") is None and "output" not in file_values:
         flags["output"] = f"runs/{args.preset or 'search'}"
     config = resolve_search_config(args.preset, file_values, flags)
+    refuse_other_strategys_flags(args, config.strategy)
     search(config, show_progress=not args.no_progress)
     return 0
+
+
+# The one-shot options only one strategy reads (the others' would be dropped silently).
+EVOLUTION_OPTIONS = ("population_size", "sample_size")
+NAO_OPTIONS = ("top_seeds", "score_transform", "fresh_controller", "fill", "max_lambda")
+
+
+def refuse_other_strategys_flags(args: argparse.Namespace, strategy: str) -> None:
+    """A UserError for a flag of another strategy's (flags only: a run folder's
+    config.yaml holds every option, and is given back as it is)."""
+    from naonet.search.config import field_names
+
+    nao = [*NAO_OPTIONS, *sorted(name for name in field_names()
+                                  if name.startswith("controller_"))]
+    for names, owner in ((nao, "nao"), (EVOLUTION_OPTIONS, "evolution")):
+        if strategy != owner:
+            _refuse_flags(args, names, f"--strategy {owner}",
+                          f" or pass --strategy {owner} (this search runs {strategy})")
 
 
 def _run_table_search(args: argparse.Namespace) -> int:

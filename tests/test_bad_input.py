@@ -163,6 +163,7 @@ CASES = [
     # paths where an architecture goes (once "non-integer entry 'out/nonexist.pt'")
     (TRAIN + ["--arch", "out/missing.pt"], "out/missing.pt does not exist; --arch takes an "
      "architecture (a name or a text form), or check the path"),
+    (["info", ""], "empty architecture string; give a name"),  # was '. is a folder'
     (["show", "out/missing.pt"], "out/missing.pt does not exist; check the path of the "
      "checkpoint"),
     (["show", "6111"], "6111 is one integer: nao info 6111 --reference table:CSV names the "

@@ -42,7 +42,7 @@ def test_the_final_size_is_the_spaces_published_one():
     (dict(max_params=0), "--max-params must be a positive number, got 0"),
     (dict(max_macs=-5), "--max-macs must be a positive number, got -5"),
     (dict(max_latency_ms=float("nan")), "--max-latency-ms must be a positive number, got nan"),
-    (dict(latency_batch=0), "--latency-batch and the image size must be >= 1")])
+    (dict(latency_batch=0), "--latency-batch must be >= 1, got 0")])
 def test_a_zero_negative_or_nan_budget_is_refused(bad, fragment):
     with pytest.raises(UserError, match=re.escape(fragment)):
         Budget(**bad)

@@ -113,6 +113,10 @@ def test_rerunning_a_finished_run_only_reports_and_other_configs_are_refused(cap
     status, _, err = nao_in_process(capsys, *train, "--weight-decay", "0.1")
     assert status == 2
     assert "belongs to a run with weight_decay" in err
+    # every difference is named (the first alone hid the option that was changed)
+    status, _, err = nao_in_process(capsys, *train, "--weight-decay", "0.1", "--lr", "0.2")
+    assert status == 2 and ("belongs to a run with lr=0.05, not 0.2 (and weight_decay=0.0005, "
+                            "not 0.1); ") in err, err
     assert len(err.strip().splitlines()) == 1
 
 

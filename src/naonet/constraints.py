@@ -65,8 +65,10 @@ class Budget:
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise UserError(f"{flag_name(name)} must be a positive number, got "
                                 f"{value} (leave it out for no limit)")
-        if self.latency_batch < 1 or self.image_size < 1:
-            raise UserError("--latency-batch and the image size must be >= 1")
+        if self.latency_batch < 1:
+            raise UserError(f"--latency-batch must be >= 1, got {self.latency_batch}")
+        if self.image_size < 1:
+            raise UserError(f"the image size of a budget must be >= 1, got {self.image_size}")
 
     @property
     def active(self) -> bool:

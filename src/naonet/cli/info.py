@@ -140,7 +140,9 @@ def check_architecture_argument(text: str | None, flag: str = "--arch") -> None:
 
 def names_a_folder(text: str) -> bool:
     """Whether ``text`` is the path of a folder (an architecture's text form may be longer
-    than a path may be)."""
+    than a path may be). Blank text is none, not the working folder (Path('') is '.')."""
+    if not text.strip():
+        return False
     try:
         return Path(text).is_dir()
     except OSError:

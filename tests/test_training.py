@@ -739,6 +739,11 @@ def test_a_stop_whose_exception_was_lost_still_stops_the_run(capsys, cifar_mini,
                                                    "command to resume")
     assert [m["epoch"] for m in read_metrics(tmp_path)] == [1]
     monkeypatch.setattr(run_module, "log_epoch", logged)
+    # and a resume on another number of processes says so (it went on without a word)
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)
+    saved["rng_other_ranks"] = [saved["rng"]]  # as two processes wrote it
+    atomic_save(saved, tmp_path / "last.pt")
     status, out, err = nao_in_process(capsys, *train)  # the stop was forgotten with it
     assert status == 0, err
-    assert "resuming after epoch 1" in out
+    assert ("resuming after epoch 1 (trained on 2 processes so far: the other processes "
+            "draw new random streams, the learning rate goes on as it began)") in out

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 
-def counted(count: int, noun: str) -> str:
-    """``count`` and ``noun``, plural unless one ('1 round', '2 rounds', '1,000 steps')."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``count`` and ``noun``, plural unless one ('1 round', '2 rounds', '1,000 steps';
+    ``plural`` where it is not noun + s: '2 processes')."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
 def joined(items: list[str]) -> str:

@@ -83,6 +83,7 @@ class RunState:
     best_valid_top1: float = -1.0
     best_epoch: int = -1
     record: dict | None = None  # the last epoch's metrics line, kept in the checkpoint too
+    processes: int = 1  # how many processes trained the epochs so far (the checkpoint's)
 
 
 def device_memory(device: torch.device) -> int | None:
@@ -228,7 +229,8 @@ def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, 
             scaler.load_state_dict(checkpoint["scaler"])
         restore_rank_random_state(checkpoint, config, context)
         return RunState(int(checkpoint["epoch"]), float(checkpoint["best_valid_top1"]),
-                        int(checkpoint["best_epoch"]), checkpoint.get("record"))
+                        int(checkpoint["best_epoch"]), checkpoint.get("record"),
+                        1 + len(checkpoint.get("rng_other_ranks") or []))
 
 
 def restore_rank_random_state(checkpoint: dict, config: TrainConfig,
@@ -500,6 +502,10 @@ def _announce(say: Callable[[str], None], context, config: TrainConfig,
               paths: FastPaths) -> None:
     where = context.describe()
     resumed = f", resuming after epoch {state.epoch}" if state.epoch else ""
+    if state.epoch and state.processes != context.world_size:  # allowed, but not the same
+        trained_on = counted(state.processes, "process", "processes")
+        resumed += (f" (trained on {trained_on} so far: the other processes draw new random "
+                    "streams, the learning rate goes on as it began)")
     if state.epoch >= config.epochs:
         resumed = f", finished (epoch {state.epoch}): its results as saved"
     say(f"training {architecture.to_qualified_string()} on {config.dataset} at "

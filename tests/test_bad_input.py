@@ -480,6 +480,27 @@ def test_ctrl_c_stops_a_command_with_130(capsys, monkeypatch):
     assert main(["info", "naonet-v2"]) == 130
     assert capsys.readouterr().err == "nao: interrupted\n"  # a rerun starts over
 
+    # a real SIGINT goes through naonet's handler (which records the stop, for a loop to
+    # raise again where Python lost the exception), and Python's is back afterwards
+    import os
+    import signal
+    import time
+
+    def signalled(args):
+        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(10)  # the handler raises before this ends
+        return 0
+
+    monkeypatch.setattr(info, "run", signalled)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert main(["info", "naonet-v2"]) == 130
+    assert capsys.readouterr().err == "nao: interrupted\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    from naonet import stopping
+
+    stopping.raise_if_stopped()  # the stop was forgotten once reported
+
 
 def test_a_stopped_table_search_starts_over(capsys, monkeypatch):
     from naonet.cli import search

@@ -75,6 +75,8 @@ def print_checkpoint_network(path: str, space: str | None) -> None:
     print(f"{origin} checkpoint: {loaded.architecture.space.name} network of "
           f"{config.describe()}{aux}, {count_parameters(loaded.network):,} parameters (no "
           f"aux){trained}")
+    if loaded.training:
+        print(f"trained to {loaded.training}")
 
 
 def read_architecture(text: str, space: str | None, reference: str | None,

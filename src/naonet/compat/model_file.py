@@ -30,6 +30,7 @@ class LoadedModel:
     released: bool  # whether the file came from the released code
     classes: list[str] | None = None  # class names by output index, when known
     image_size: int = 0  # the size it was trained at (0: the data set's own)
+    training: str | None = None  # how far a nao train checkpoint had trained, in words
 
 
 def load_model(path: str | Path, arch=None, space: str | None = None,
@@ -57,6 +58,7 @@ def load_model(path: str | Path, arch=None, space: str | None = None,
             dataset = training.get("dataset")
             image_size = int(training.get("image_size") or 0)
             classes = payload.get("classes")
+            progress = training_progress(payload)
     else:  # a released file or a bare state_dict: the config is read off the weights
         check_network_weights(state_dict, path)
         saved = released_arguments(payload)
@@ -69,7 +71,7 @@ def load_model(path: str | Path, arch=None, space: str | None = None,
                         else asked_architecture(arch, space))
         config = architecture.space.network_config_from_weights(state_dict,
                                                                 **network_overrides)
-        dataset, image_size, classes = saved.get("dataset"), 0, None
+        dataset, image_size, classes, progress = saved.get("dataset"), 0, None, None
     if arch is not None and (is_ours or recorded):
         check_asked_architecture(path, architecture, arch, space)
     network = architecture.space.build_network(architecture, config)
@@ -83,7 +85,23 @@ def load_model(path: str | Path, arch=None, space: str | None = None,
                         "architecture and the network options") from None
     classes = known_classes(classes, dataset, config.num_classes)
     return LoadedModel(network, architecture, dataset, released=not is_ours, classes=classes,
-                       image_size=image_size)
+                       image_size=image_size, training=progress)
+
+
+def training_progress(payload: dict) -> str | None:
+    """'epoch 3 of 600, test top-1 12.00 %, naonet 0.1 git abc' for a nao train
+    checkpoint (what it records of these); None for a file that records no epoch."""
+    if "epoch" not in payload:
+        return None
+    epochs = (payload.get("config") or {}).get("epochs")
+    parts = [f"epoch {payload['epoch']}" + (f" of {epochs}" if epochs else "")]
+    record = payload.get("record") or {}
+    for key, label in (("test_top1", "test top-1"), ("valid_top1", "valid top-1")):
+        if isinstance(record.get(key), float):
+            parts.append(f"{label} {100 * record[key]:.2f} %")
+    if payload.get("revision"):
+        parts.append(f"by {payload['revision']}")
+    return ", ".join(parts)
 
 
 # Network config fields that shape the weights: a file's own value is the only one that

@@ -264,16 +264,21 @@ def test_a_seed_pool_no_draw_can_fill_is_refused_soon_and_by_its_smallest_value(
     from naonet.search import resolve_search_config
     from naonet.search.loop import seed_pool
 
-    config = resolve_search_config(None, {}, {"seed_pool_size": 8})
+    config = resolve_search_config(None, {}, {})  # the default pool: 1,000 architectures
     space = get_space("nb201")
     meter = CostMeter(space, Budget(max_latency_ms=1e-9, channels=4, layers=1, image_size=8))
     timed = []
     measure = meter.latency_ms
     meter.latency_ms = lambda architecture: timed.append(architecture) or measure(architecture)
     with pytest.raises(UserError, match=r"^no nb201 architecture found within --max-latency-ms "
-                                        r"1e-09 \(fastest of 10 random draws: .* ms\)"):
+                                        r"1e-09 \(fastest of 10 random draws: .* ms\) in 100 "
+                                        r"random draws; raise the budget$"):
         seed_pool(FeasibleSpace(space, meter), config)
-    assert len(timed) <= 100 + 8 + 10  # the probes, the last round of draws, the report
+    assert len(timed) == 100 + 10  # the probes, and the report's fastest of 10
+    timed.clear()  # random search's draws too (FeasibleSpace.sample timed 1,000)
+    with pytest.raises(UserError, match=r"in 100 random draws; raise the budget$"):
+        FeasibleSpace(space, meter).sample(random.Random(1))
+    assert len(timed) == 100 + 10
 
     middle = get_space("middle")
     limited = FeasibleSpace(middle, CostMeter(middle, Budget(max_params=150_000)))
@@ -281,8 +286,10 @@ def test_a_seed_pool_no_draw_can_fill_is_refused_soon_and_by_its_smallest_value(
                                         r"150,000 \(smallest found: [0-9,]+\) in 20,000 random "
                                         r"draws; raise the budget$"):
         seed_pool(limited, config)
-    # a limit below the exact minimum is said so, without random draws
-    limited = FeasibleSpace(space, CostMeter(space, Budget(max_params=1000)))
+    # a limit below the exact minimum is said so, alone (without random draws, and
+    # without a note on another limit that draws would meet)
+    limited = FeasibleSpace(space, CostMeter(space, Budget(max_params=1000,
+                                                           max_macs=10**12)))
     with pytest.raises(UserError, match=r"^no nb201 architecture is within --max-params 1,000 "
                                         r"\(below the smallest possible, 73,306\); raise the "
                                         r"budget$"):

@@ -210,6 +210,7 @@ class FeasibleSpace:
     def __init__(self, space, meter: CostMeter):
         self.space, self.meter, self.budget = space, meter, meter.budget
         self.rejected = 0  # architectures proposed and found over budget
+        self.found_one = False  # whether any architecture was within the budget
 
     def __getattr__(self, name):
         if name.startswith("__") or name == "space":  # copy and pickle probe before init
@@ -245,14 +246,19 @@ class FeasibleSpace:
                        <= budget.max_latency_ms))
         if not within:
             self.rejected += 1
+        self.found_one = self.found_one or within
         return within
 
     def sample(self, rng: random.Random):
-        for _ in range(self.max_draws()):
+        draws = 0
+        while draws < self.max_draws():
             architecture = self.space.sample(rng)
+            draws += 1
             if self.feasible(architecture):
                 return architecture
-        raise UserError(self.unmeetable(rng))
+            if self.hopeless(draws):
+                break
+        raise UserError(self.unmeetable(rng, draws))
 
     def all_architectures(self):
         """Every architecture of the wrapped space within the budget."""
@@ -270,24 +276,29 @@ class FeasibleSpace:
         cheap = self.budget.max_latency_ms is None
         return MAX_SAMPLE_DRAWS if cheap else MAX_SAMPLE_DRAWS // 20
 
-    def draws_before_giving_up(self) -> int:
-        """Random draws after which none within the budget means none will be: all of
-        ``max_draws`` where a draw is cheap, 100 timed networks under a latency limit
-        (an impossible one timed 2,000 networks, 12 minutes, before it was refused)."""
-        return self.max_draws() if self.budget.max_latency_ms is None else LATENCY_PROBES
+    def hopeless(self, draws: int) -> bool:
+        """Whether ``draws`` random draws without one within the budget, none ever found,
+        mean none will be: under a latency limit after 100 timed networks (an impossible
+        limit timed 2,000 networks, 12 minutes, before it was refused); otherwise only
+        after ``max_draws``, which cost microseconds each."""
+        timed = self.budget.max_latency_ms is not None
+        return not self.found_one and draws >= (LATENCY_PROBES if timed else self.max_draws())
 
-    def unmeetable(self, rng: random.Random) -> str:
+    def unmeetable(self, rng: random.Random, draws_made: int) -> str:
         """Name the smallest value of each limited cost (exact where the space can be
-        listed), or the fastest of a few random draws under a latency limit."""
+        listed), or the fastest of a few random draws under a latency limit; the limits
+        below their exact minimum alone where there are such."""
         draws = [self.space.sample(rng) for _ in range(min(self.max_draws(), 1000))]
-        parts, impossible = [], True
+        parts, impossible = [], []
         for flag, limit, cost in (("--max-params", self.budget.max_params,
                                    self.meter.parameters),
                                   ("--max-macs", self.budget.max_macs, self.meter.macs)):
             if limit is None:
                 continue
             smallest, exact = smallest_cost(self.space, cost, draws)
-            impossible = impossible and exact and smallest > limit
+            if exact and smallest > limit:
+                impossible.append(f"{flag} {limit:,} (below the smallest possible, "
+                                  f"{smallest:,})")
             if not exact:
                 note = f"smallest found: {smallest:,}"
             elif smallest > limit:
@@ -301,12 +312,11 @@ class FeasibleSpace:
             fastest = min(self.meter.latency_ms(a)[batch] for a in draws[:10])
             parts.append(f"--max-latency-ms {self.budget.max_latency_ms:g} (fastest of 10 "
                          f"random draws: {fastest:.3g} ms)")
-            impossible = False
-        if impossible:  # every limit below its exact minimum: no draw was needed to know
-            return (f"no {self.space.name} architecture is within {'; '.join(parts)}; raise "
-                    "the budget")
+        if impossible:  # a limit below its exact minimum: no draw was needed to know
+            return (f"no {self.space.name} architecture is within {'; '.join(impossible)}; "
+                    "raise the budget")
         return (f"no {self.space.name} architecture found within {'; '.join(parts)} in "
-                f"{self.max_draws():,} random draws; raise the budget")
+                f"{draws_made:,} random draws; raise the budget")
 
 
 def smallest_cost(space, cost, draws: list) -> tuple[int, bool]:

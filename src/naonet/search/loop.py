@@ -508,18 +508,18 @@ def seed_pool(space: SearchSpace, config: SearchConfig) -> list:
         return sample_architectures(space, config.seed_pool_size, rng)
     pool: dict = {}  # draw, keep those within the budget, until the pool is full
     draws = 0
-    while draws < space.max_draws():  # the cap FeasibleSpace.sample has (cost-aware)
+    while draws < space.max_draws() and not space.hopeless(draws):  # FeasibleSpace.sample's
         for architecture in sample_architectures(space.space, config.seed_pool_size, rng):
             draws += 1
             if architecture not in pool and space.feasible(architecture):
                 pool[architecture] = None
                 if len(pool) == config.seed_pool_size:
                     return list(pool)
-        if not pool and draws >= space.draws_before_giving_up():
-            break
+            if space.hopeless(draws):
+                break
     if not pool:  # the error that names the smallest value (another draw could find one,
         # and the message said 'only 0 architectures')
-        raise UserError(space.unmeetable(random.Random(0)))
+        raise UserError(space.unmeetable(random.Random(0), draws))
     raise UserError(f"only {len(pool)} architectures within the budget in {draws:,} random "
                     "draws; lower --seed-pool-size or raise the budget")
 

@@ -1108,3 +1108,42 @@ def test_rerank_again_refuses_what_it_cannot_run_again(tiny_run, tmp_path):
         rerank_again.reset_to_rerank(tiny_run, tiny_run, {})
     assert rerank_again.main([str(tiny_run), str(tmp_path / "y"), "epochs=3"]) == 2
     assert not (tmp_path / "y").exists()
+
+
+def test_a_search_folders_config_names_its_files_from_any_folder(cifar_mini, tmp_path,
+                                                                 monkeypatch, capsys):
+    """config.yaml kept --data, --reference table:PATH and --seed-pool-file as typed, and
+    a resume named them by absolute paths was refused (the reference was no resumable
+    change): '--config RUN/config.yaml' from another folder failed."""
+    import os
+    import random
+    import shutil
+
+    import yaml
+
+    from conftest import NB201_TABLE, require
+
+    project = tmp_path / "project"
+    shutil.copytree(cifar_mini, project / "data")
+    shutil.copy(require(NB201_TABLE), project / "table.csv")
+    seeds = [get_space("nb201").sample(random.Random(seed)).to_qualified_string()
+             for seed in range(6)]
+    (project / "seeds.txt").write_text("\n".join(seeds) + "\n")
+    monkeypatch.chdir(project)
+    flags = [item for key, value in {**TINY, "rounds": 1, "rerank_top": 0}.items()
+             for item in (f"--{key.replace('_', '-')}", str(value))]
+    status, _, err = nao_in_process(capsys, "search", *flags, "--space", "nb201", "--data",
+                                    "data", "--reference", "table:table.csv",
+                                    "--seed-pool-file", "seeds.txt", "--output", "runs/s",
+                                    "--no-plot", "--no-progress")
+    assert status == 0, err
+    saved = yaml.safe_load((project / "runs" / "s" / "config.yaml").read_text())
+    assert (saved["data"], saved["reference"], saved["seed_pool_file"], saved["output"]) == (
+        str(project / "data"), f"table:{project / 'table.csv'}", str(project / "seeds.txt"),
+        str(project / "runs" / "s"))
+    monkeypatch.chdir(tmp_path)
+    status, out, err = nao_in_process(capsys, "search", "--config",
+                                      os.path.join("project", "runs", "s", "config.yaml"),
+                                      "--no-progress")
+    assert status == 0, err
+    assert "finished already" in out

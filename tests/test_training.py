@@ -700,15 +700,17 @@ def test_a_run_folders_config_names_the_run_from_any_folder(capsys, cifar_mini, 
     from another folder trained a new run there instead of naming this one."""
     import yaml
 
-    (tmp_path / "project").mkdir()
+    import shutil
+
+    shutil.copytree(cifar_mini, tmp_path / "project" / "data")
     monkeypatch.chdir(tmp_path / "project")
-    status, _, err = nao_in_process(capsys, "train", "--data", str(cifar_mini), *TINY,
+    status, _, err = nao_in_process(capsys, "train", "--data", "data", *TINY,
                                     "--epochs", "1", "--train-subset", "32", "--output",
                                     "runs/first")
     assert status == 0, err
     saved = yaml.safe_load((tmp_path / "project" / "runs" / "first" / "config.yaml").read_text())
     assert saved["output"] == str(tmp_path / "project" / "runs" / "first")
-    assert saved["data"] == str(cifar_mini)
+    assert saved["data"] == str(tmp_path / "project" / "data")
     monkeypatch.chdir(tmp_path)
     status, out, err = nao_in_process(capsys, "train", "--config",
                                       "project/runs/first/config.yaml")

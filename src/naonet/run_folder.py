@@ -249,17 +249,35 @@ def holds_only_its_lock(folder: Path) -> bool:
 
 def write_run_config(run_dir: Path, config: dict, is_main: bool) -> None:
     """Make ``run_dir`` and write the run's resolved options to it (``CONFIG_NAME``) on
-    the main process; every process waits until it is there. ``data`` and ``output`` are
-    written as absolute paths, so ``--config run_dir/config.yaml`` given from any folder
-    names this run and its data (as typed, they were relative to where it was started)."""
+    the main process; every process waits until it is there. Paths are written absolute
+    (:func:`absolute_paths`), so ``--config run_dir/config.yaml`` given from any folder
+    names this run and its files (as typed, they were relative to where it started)."""
     import yaml
 
     from naonet.distributed import barrier
 
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        absolute = {key: str(Path(config[key]).expanduser().resolve())
-                    for key in ("data", "output") if config.get(key)}
         atomic_write_text(run_dir / CONFIG_NAME,
-                          yaml.safe_dump({**config, **absolute}, sort_keys=False))
+                          yaml.safe_dump(absolute_paths(config), sort_keys=False))
     barrier()
+
+
+# The options that name files or folders: the data, the run folder, a search's seed pool
+# file, and its reference table (table:PATH).
+PATH_OPTIONS = ("data", "output", "seed_pool_file")
+TABLE_OPTIONS = ("reference",)
+
+
+def absolute_paths(config: dict) -> dict:
+    """``config`` with the paths of its path options made absolute (``~`` expanded)."""
+    from naonet.nb201.table import TABLE_PREFIX
+
+    def absolute(text: str) -> str:
+        return str(Path(text).expanduser().resolve())
+
+    paths = {key: absolute(config[key]) for key in PATH_OPTIONS if config.get(key)}
+    tables = {key: TABLE_PREFIX + absolute(config[key][len(TABLE_PREFIX):])
+              for key in TABLE_OPTIONS
+              if isinstance(config.get(key), str) and config[key].startswith(TABLE_PREFIX)}
+    return {**config, **paths, **tables}

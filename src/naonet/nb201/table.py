@@ -24,6 +24,7 @@ from naonet.errors import UserError
 from naonet.spaces.nb201 import NB201, NB201Architecture, NB201Space
 
 TABLE_SPACE = NB201.name  # the space a NAS-Bench-201 table measures every cell of
+TABLE_PREFIX = "table:"  # how an option names a table: --reference table:CSV
 
 # Metric names a search may use, and the column each reads.
 VALIDATION_METRICS = {"valid_200ep": "valid_acc_200ep", "valid_12ep": "valid_acc_12ep"}

@@ -18,6 +18,7 @@ from naonet.data import DataConfig
 from naonet.data.registry import own_size_as_zero
 from naonet.errors import UserError
 from naonet.models.networks import check_keep_probs, check_network_size
+from naonet.nb201.table import TABLE_PREFIX
 from naonet.spaces.protocol import DEFAULT_SPACE, ENUMERABLE_SIZE, get_space
 from naonet.supernet import SAMPLING_WEIGHTS, SCORE_METRICS
 
@@ -228,7 +229,7 @@ class SearchConfig:
             *self._position_checks(),
             (self.scoring in SCORING_MODES, f"--scoring must be one of: "
              f"{', '.join(SCORING_MODES)}"),
-            (not self.reference or self.reference.startswith("table:"),
+            (not self.reference or self.reference.startswith(TABLE_PREFIX),
              f"--reference {self.reference!r} must be table:PATH (a benchmark CSV)"),
             (self.score_metric in SCORE_METRICS, f"--score-metric must be one of: "
              f"{', '.join(SCORE_METRICS)}"),

@@ -17,8 +17,7 @@ import numpy as np
 from naonet.analysis.correlation import kendall_tau
 from naonet.errors import UserError
 from naonet.nb201 import DEFAULT_METRIC, TEST_COLUMN, BenchmarkTable, metric_column
-
-TABLE_PREFIX = "table:"
+from naonet.nb201.table import TABLE_PREFIX
 
 
 def table_path(text: str, flag: str = "--reference") -> str:

@@ -699,9 +699,16 @@ def test_no_training_batch_holds_one_image_alone(cifar_mini):
     subset = type(split)(split.images[:129], split.labels[:129], split.classes)
     common = dict(batch_size=64, device=torch.device("cpu"), mean=(0.5,) * 3, std=(0.25,) * 3)
     device = DeviceBatches(subset, train=True, **common)
+    left_out = []
     for epoch in range(2):
         device.set_epoch(epoch)
         assert [labels.shape[0] for _, labels in device] == [64, 64] and len(device) == 2
+        left_out.append(set(range(129)) - set(device._indices().tolist()))
+    assert len(left_out[0]) == len(left_out[1]) == 1 and left_out[0] != left_out[1]
+    # a shard's whole split, one process's: the count of all 129 (not of rank 1's 32)
+    shard = DeviceBatches(subset, train=True, rank=1, world_size=4, **common)
+    assert len(shard) == 1 and len(shard.unsharded()) == 2
+    assert shard.unsharded()._indices().numel() == 128
     evaluation = DeviceBatches(subset, train=False, **common)
     assert [labels.shape[0] for _, labels in evaluation] == [64, 64, 1]
 

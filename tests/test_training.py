@@ -698,9 +698,9 @@ def test_a_run_folders_config_names_the_run_from_any_folder(capsys, cifar_mini, 
                                                             monkeypatch):
     """config.yaml kept --data and --output as typed: '--config RUN/config.yaml' given
     from another folder trained a new run there instead of naming this one."""
-    import yaml
-
     import shutil
+
+    import yaml
 
     shutil.copytree(cifar_mini, tmp_path / "project" / "data")
     monkeypatch.chdir(tmp_path / "project")
@@ -723,7 +723,8 @@ def test_a_stop_whose_exception_was_lost_still_stops_the_run(capsys, cifar_mini,
                                                              monkeypatch):
     """A Ctrl-C whose KeyboardInterrupt landed in a weakref callback ('Exception ignored
     in ...') was dropped, and the run went on to its end; the stop is now raised again
-    at the next step."""
+    at the next step. The stopped run's resume, as if on another number of processes,
+    also checks that such a resume says so (it went on without a word)."""
     import signal
 
     import naonet.training.run as run_module
@@ -748,9 +749,10 @@ def test_a_stop_whose_exception_was_lost_still_stops_the_run(capsys, cifar_mini,
     monkeypatch.setattr(run_module, "log_epoch", logged)
     # and a resume on another number of processes says so (it went on without a word)
     saved = torch.load(tmp_path / "last.pt", weights_only=True)
-    saved["rng_other_ranks"] = [saved["rng"]]  # as two processes wrote it
+    assert saved["world_size"] == 1
+    saved["rng_other_ranks"], saved["world_size"] = [saved["rng"]], 2  # as two wrote it
     atomic_save(saved, tmp_path / "last.pt")
     status, out, err = nao_in_process(capsys, *train)  # the stop was forgotten with it
     assert status == 0, err
-    assert ("resuming after epoch 1 (trained on 2 processes so far: the other processes "
-            "draw new random streams, the learning rate goes on as it began)") in out
+    assert ("resuming after epoch 1 (trained on 2 processes so far: the learning rate goes "
+            "on as it began)") in out

@@ -19,6 +19,7 @@ from naonet.compat.released import (
 )
 from naonet.errors import UserError
 from naonet.spaces import Architecture, get_space, resolve_architecture
+from naonet.text import joined
 from naonet.training.checkpoint import restoring
 
 
@@ -106,19 +107,21 @@ def training_progress(payload: dict) -> str | None:
 
 # Network config fields that shape the weights: a file's own value is the only one that
 # loads (drop rates and the like may be changed).
-SHAPING_FIELDS = ("channels", "layers", "cells_per_stage", "num_classes", "skeleton",
-                  "aux_head")
+SHAPING_FIELDS = ("channels", "layers", "cells_per_stage", "stages", "num_classes",
+                  "skeleton", "aux_head")
 
 
 def check_overrides_fit(path, recorded: dict, overrides: dict) -> None:
-    """A UserError naming the first override of a weight-shaping field that contradicts
-    the network config a naonet file records (its weights would not load; the error
-    blamed the architecture)."""
-    for name in SHAPING_FIELDS:
-        if name in overrides and name in recorded and overrides[name] != recorded[name]:
-            raise UserError(f"{path} holds a network of {name}={recorded[name]!r}, not "
-                            f"{overrides[name]!r}; leave {name} out (the file's network "
-                            "config is used)")
+    """A UserError naming every override of a weight-shaping field that contradicts the
+    network config a naonet file records (its weights would not load; the error blamed
+    the architecture)."""
+    wrong = [name for name in SHAPING_FIELDS if name in overrides and name in recorded
+             and overrides[name] != recorded[name]]
+    if wrong:
+        held = ", ".join(f"{name}={recorded[name]!r}" for name in wrong)
+        given = ", ".join(f"{overrides[name]!r}" for name in wrong)
+        raise UserError(f"{path} holds a network of {held}, not {given}; leave "
+                        f"{joined(wrong)} out (the file's network config is used)")
 
 
 def check_network_weights(state_dict: dict, path) -> None:

@@ -13,6 +13,7 @@ seed (a resumed run sees the same batches as an uninterrupted one).
 from __future__ import annotations
 
 import copy
+import itertools
 import weakref
 from dataclasses import dataclass
 
@@ -84,6 +85,8 @@ class DeviceBatches:
         order (what a run draws from that must not depend on the number of processes)."""
         whole = copy.copy(self)
         whole.rank, whole.world_size = 0, 1
+        if self.train:  # the count of one process over the whole split
+            whole.trained = trained_images(self.labels.shape[0], self.batch_size)
         return whole
 
     def _indices(self) -> torch.Tensor:
@@ -222,7 +225,7 @@ class _EpochIndices(Sampler):
 
     def __iter__(self):
         epoch = self.owner().epoch
-        return ((epoch, index) for index, _ in zip(self.sampler, range(self.count)))
+        return ((epoch, index) for index in itertools.islice(self.sampler, self.count))
 
     def __len__(self) -> int:
         return self.count

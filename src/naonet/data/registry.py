@@ -195,8 +195,9 @@ def check_cutout(cutout: int, image_size: int) -> None:
 
 
 def fetch_if_missing(root: Path, dataset: str) -> None:
-    """Download CIFAR into ``root`` unless it holds it; a failed download leaves no
-    folder it made behind."""
+    """Download CIFAR into ``root`` unless it holds it; a download that fails before
+    writing anything leaves no (empty) folder it made behind (one stopped midway keeps
+    its partial file, and the folders that hold it)."""
     from naonet.run_folder import remove_empty_folders, topmost_missing
 
     created = topmost_missing(root.resolve())

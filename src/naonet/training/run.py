@@ -83,7 +83,7 @@ class RunState:
     best_valid_top1: float = -1.0
     best_epoch: int = -1
     record: dict | None = None  # the last epoch's metrics line, kept in the checkpoint too
-    processes: int = 1  # how many processes trained the epochs so far (the checkpoint's)
+    processes: int | None = None  # the processes of the last epoch (None: not recorded)
 
 
 def device_memory(device: torch.device) -> int | None:
@@ -181,6 +181,7 @@ def write_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, state: 
         "record": state.record,
         "rng": rng_states[0],
         "rng_other_ranks": rng_states[1:],
+        "world_size": len(rng_states),  # one state a process
         "config": config.to_dict(),
         "network": network_config.to_dict(),
         "arch": architecture.to_qualified_string(),
@@ -230,7 +231,7 @@ def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, 
         restore_rank_random_state(checkpoint, config, context)
         return RunState(int(checkpoint["epoch"]), float(checkpoint["best_valid_top1"]),
                         int(checkpoint["best_epoch"]), checkpoint.get("record"),
-                        1 + len(checkpoint.get("rng_other_ranks") or []))
+                        checkpoint.get("world_size"))
 
 
 def restore_rank_random_state(checkpoint: dict, config: TrainConfig,
@@ -502,10 +503,13 @@ def _announce(say: Callable[[str], None], context, config: TrainConfig,
               paths: FastPaths) -> None:
     where = context.describe()
     resumed = f", resuming after epoch {state.epoch}" if state.epoch else ""
-    if state.epoch and state.processes != context.world_size:  # allowed, but not the same
+    if state.epoch and state.processes not in (None, context.world_size):  # allowed, but
+        # not the same run as on one number throughout
         trained_on = counted(state.processes, "process", "processes")
-        resumed += (f" (trained on {trained_on} so far: the other processes draw new random "
-                    "streams, the learning rate goes on as it began)")
+        new_streams = (", the processes added draw new random streams"
+                       if context.world_size > state.processes else "")
+        resumed += (f" (trained on {trained_on} so far: the learning rate goes on as it "
+                    f"began{new_streams})")
     if state.epoch >= config.epochs:
         resumed = f", finished (epoch {state.epoch}): its results as saved"
     say(f"training {architecture.to_qualified_string()} on {config.dataset} at "

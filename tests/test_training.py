@@ -662,12 +662,12 @@ def test_a_last_batch_of_one_image_trains_and_batches_of_one_are_refused(capsys,
     assert read_metrics(tmp_path / "odd")[0]["train_images"] == 64
 
     status, out, err = nao_in_process(capsys, *train, "--batch-size", "1", "--output",
-                                      str(tmp_path / "one"))
+                                      str(tmp_path / "one"), "--data", str(tmp_path / "none"))
     assert (status, out) == (2, "")
     assert err == ("nao train: error: --batch-size 1 cannot train the auxiliary head (its "
                    "BatchNorm needs two images a batch); pass --batch-size 2 or more, or "
                    "--no-aux-head\n")
-    assert not (tmp_path / "one").exists()
+    assert not (tmp_path / "one").exists()  # said before the data (here none) is read
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # not installed
     status, out, err = nao_in_process(capsys, *train, "--tensorboard", "--output",
@@ -685,13 +685,14 @@ def test_options_a_benchmark_network_lacks_are_named_as_unused(capsys, cifar_min
              "64", "--arch", cell, "--layers", "1"]
     status, out, err = nao_in_process(capsys, *train, "--output", str(tmp_path / "a"))
     assert status == 0, err
-    assert ("note: the nb201 network has no auxiliary head, dropout or drop path, so "
-            "--aux-head, --keep-prob 0.8 and --drop-path-keep-prob 0.8 are not used") in out
+    assert err.startswith("nao train: note: the nb201 network has no auxiliary head, dropout "
+                          "or drop path, so --aux-head, --keep-prob 0.8 and "
+                          "--drop-path-keep-prob 0.8 are not used"), err
     status, out, err = nao_in_process(capsys, *train, "--no-aux-head", "--keep-prob", "1",
                                       "--drop-path-keep-prob", "1", "--output",
                                       str(tmp_path / "b"))
     assert status == 0, err
-    assert "note:" not in out
+    assert "note:" not in err
 
 
 def test_a_run_folders_config_names_the_run_from_any_folder(capsys, cifar_mini, tmp_path,

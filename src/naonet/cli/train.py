@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_config(args.preset, file_values, flags)
     note_another_spaces_preset(args.preset, config)
     note_another_skeletons_preset(args.preset, config)
+    note_unused_options(config)
     train(config, show_progress=not args.no_progress)
     return 0
 
@@ -93,6 +94,19 @@ def note_another_spaces_preset(preset: str | None, config) -> None:
         print(f"nao train: note: --preset {preset} is the recipe of {recipe_space.name} "
               f"networks; a {space.name} architecture's is {recommended}", file=sys.stderr,
               flush=True)
+
+
+def note_unused_options(config) -> None:
+    """A note on stderr for options the architecture's network has no use for (a
+    NAS-Bench-201 cell's: an auxiliary head, dropout, drop path): it still trains."""
+    import sys
+
+    from naonet.spaces import resolve_architecture
+    from naonet.training.run import unused_options_note
+
+    note = unused_options_note(config, resolve_architecture(config.arch, config.space).space)
+    if note is not None:
+        print(f"nao train: note: {note}", file=sys.stderr, flush=True)
 
 
 def note_another_skeletons_preset(preset: str | None, config) -> None:

@@ -185,9 +185,11 @@ def subset_indices(total: int, count: int) -> torch.Tensor:
     return order[:min(count, total)].sort().values
 
 
-def check_cutout(cutout: int, image_size: int) -> None:
-    """A UserError for a cutout square that covers every image whole: centred anywhere
-    in an image, a square of twice its size or more hides all of it."""
+def check_augmentation(config: DataConfig) -> None:
+    """A UserError for a cutout square that covers every training image whole: centred
+    anywhere in an image, a square of twice its size or more hides all of it."""
+    image_size = config.image_size or get_dataset_spec(config.dataset).image_size
+    cutout = config.cutout
     if cutout >= 2 * image_size:
         raise UserError(f"--cutout {cutout} hides every {image_size}-px training image whole "
                         f"(a square of {cutout} px centred anywhere in it covers it); pass a "
@@ -216,7 +218,7 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
                world_size: int = 1, channels_last: bool = False) -> DataBundle:
     """Load the data set of ``config`` and wrap each split in a batch iterator."""
     spec = get_dataset_spec(config.dataset, config.image_size or None)
-    check_cutout(config.cutout, config.image_size or spec.image_size)
+    check_augmentation(config)
     root = Path(config.data).expanduser()
     if config.download and config.dataset in DOWNLOADABLE:
         fetch_if_missing(root, config.dataset)

@@ -27,7 +27,7 @@ from naonet.constraints import CostMeter, FeasibleSpace
 from naonet.controller import Controller
 from naonet.controller.rounds import nao_round
 from naonet.data import DataBundle, build_data
-from naonet.data.registry import check_split_classes
+from naonet.data.registry import check_augmentation, check_split_classes
 from naonet.data.sources import existing_data_path, has_test_images, resolve_data_root
 from naonet.distributed import DistributedContext, barrier, broadcast_object, init_distributed
 from naonet.errors import UserError
@@ -393,6 +393,7 @@ def start_search(config: SearchConfig, show_progress: bool,
         # bad input writes nothing, not even a run folder
         existing_data_path(config.data, config.dataset)
         check_split_classes(config.data)  # before the search, not at its printed training
+    check_augmentation(config.data_config())  # before a folder is made
     if context.is_main:
         claim_run_folder(run_dir, "search")  # one run per folder, before anything is written
     data = build_data(config.data_config(), context.device, seed=config.seed,

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from naonet.data import DataBundle, build_data
+from naonet.data.registry import check_augmentation
 from naonet.data.sources import existing_data_path
 from naonet.distributed import (
     DistributedContext,
@@ -124,18 +125,29 @@ def network_config_for(config: TrainConfig, data: DataBundle, space):
         drop_path_exempts_pass_through=config.drop_path_exempts_pass_through)
 
 
-def check_batch_for_aux_head(config: TrainConfig, network_config) -> None:
+def options_network_config(config: TrainConfig, space):
+    """The network config ``config``'s options make in ``space``, before any data is
+    read (CIFAR's skeleton and 10 classes stand in for the data's: what the checks of a
+    run's start read does not depend on them)."""
+    return space.network_config(
+        config.channels, config.layers, aux_head=config.aux_head, keep_prob=config.keep_prob,
+        drop_path_keep_prob=config.drop_path_keep_prob,
+        drop_path_exempts_pass_through=config.drop_path_exempts_pass_through)
+
+
+def check_batch_for_aux_head(config: TrainConfig, space) -> None:
     """Refuse batches of one image for a network with an auxiliary head: its last
     BatchNorm sees 1 x 1 maps, one value per channel, which it cannot normalise."""
-    if getattr(network_config, "aux_head", False) and config.batch_size < 2:
+    if getattr(options_network_config(config, space), "aux_head", False) \
+            and config.batch_size < 2:
         raise UserError("--batch-size 1 cannot train the auxiliary head (its BatchNorm needs "
                         "two images a batch); pass --batch-size 2 or more, or --no-aux-head")
 
 
-def unused_options_note(config: TrainConfig, network_config, space) -> str | None:
+def unused_options_note(config: TrainConfig, space) -> str | None:
     """A note naming the regularisation options set on for a network that has none of
     them (NAS-Bench-201's: no auxiliary head, dropout or drop path), else None."""
-    if hasattr(network_config, "aux_head"):
+    if hasattr(options_network_config(config, space), "aux_head"):
         return None
     unused = ([] if not config.aux_head else ["--aux-head"]) + [
         f"--{name.replace('_', '-')} {value:g}"
@@ -144,7 +156,7 @@ def unused_options_note(config: TrainConfig, network_config, space) -> str | Non
         if value < 1]
     if not unused:
         return None
-    return (f"note: the {space.name} network has no auxiliary head, dropout or drop path, so "
+    return (f"the {space.name} network has no auxiliary head, dropout or drop path, so "
             f"{joined(unused)} {'is' if len(unused) == 1 else 'are'} not used (--no-aux-head"
             " --keep-prob 1 --drop-path-keep-prob 1 say so; --preset nb201-cifar10 sets them)")
 
@@ -343,6 +355,9 @@ def train(config: TrainConfig, show_progress: bool = True,
     if not config.download:
         # bad input writes nothing, not even a run folder
         existing_data_path(config.data, config.dataset)
+    # what the options alone refuse, before a folder is made or the data read
+    check_batch_for_aux_head(config, architecture.space)
+    check_augmentation(config.data_config())
     if config.tensorboard and context.is_main:
         TensorBoardLog.writer_class()  # missing, it is said before anything is done
     if context.is_main:
@@ -352,7 +367,6 @@ def train(config: TrainConfig, show_progress: bool = True,
                       channels_last=paths.channels_last)
     space = architecture.space
     network_config = network_config_for(config, data, space)
-    check_batch_for_aux_head(config, network_config)
     check_network_fits(architecture, network_config, context.device)
     network = space.build_network(architecture, network_config).to(context.device)
     network = to_memory_format(network, paths.channels_last)
@@ -367,9 +381,6 @@ def train(config: TrainConfig, show_progress: bool = True,
     if context.is_distributed:
         model = maybe_compile(wrap_data_parallel(network, context), paths.compile)
     _announce(say, context, config, architecture, network, data, state, paths)
-    note = unused_options_note(config, network_config, space)
-    if note is not None:
-        say(note)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     board = (TensorBoardLog(run_dir, first_step=state.epoch + 1)
              if config.tensorboard and context.is_main else None)

@@ -352,12 +352,12 @@ def train(config: TrainConfig, show_progress: bool = True,
     precision = Precision.from_name(paths.amp, context.device)
     architecture = resolve_architecture(config.arch, config.space)  # any space's
     run_dir = Path(config.output)
-    if not config.download:
-        # bad input writes nothing, not even a run folder
-        existing_data_path(config.data, config.dataset)
     # what the options alone refuse, before a folder is made or the data read
     check_batch_for_aux_head(config, architecture.space)
     check_augmentation(config.data_config())
+    if not config.download:
+        # bad input writes nothing, not even a run folder
+        existing_data_path(config.data, config.dataset)
     if config.tensorboard and context.is_main:
         TensorBoardLog.writer_class()  # missing, it is said before anything is done
     if context.is_main:

@@ -1,6 +1,8 @@
-"""Words for the lines naonet prints: counts with their nouns, lists in prose."""
+"""The lines naonet prints: where they go, counts with their nouns, lists in prose."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 
 def counted(count: int, noun: str, plural: str | None = None) -> str:
@@ -14,3 +16,19 @@ def joined(items: list[str]) -> str:
     if len(items) < 2:
         return "".join(items)
     return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def print_line(text: str) -> None:
+    """The default ``log`` of ``train`` and ``search``: one line to stdout, flushed at
+    once (a run's output is often piped to a file that is read while it runs)."""
+    print(text, flush=True)
+
+
+def main_process_log(log: Callable[[str], None] | None, is_main: bool) -> Callable[[str], None]:
+    """Where a run's lines go: ``log`` on the main process, nowhere on the others (every
+    process runs the same code) or where ``log`` is None (the caller wants silence)."""
+    return log if log is not None and is_main else _nowhere
+
+
+def _nowhere(text: str) -> None:
+    """A line no one asked for."""

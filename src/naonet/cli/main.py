@@ -14,6 +14,8 @@ import signal
 import sys
 import threading
 
+from naonet import stopping  # no imports of its own: nothing to load in a signal handler
+
 SUBCOMMANDS = ["train", "eval", "predict", "export", "info", "convert", "search", "show",
                "bench-search", "correlate"]
 
@@ -92,8 +94,6 @@ def _stop(signum, frame) -> None:
     """Stop the command: Ctrl-C raises KeyboardInterrupt, SIGTERM Terminated. The stop is
     recorded too, raised again at the next step if this exception is lost
     (:mod:`naonet.stopping`)."""
-    from naonet import stopping
-
     kind = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
     stopping.request(kind)
     raise kind
@@ -169,8 +169,6 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if handles_sigint:
             signal.signal(signal.SIGINT, signal.default_int_handler)
-        from naonet import stopping
-
         stopping.clear()
 
 

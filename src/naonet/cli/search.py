@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     if flags.get("output") is None and "output" not in file_values:
         flags["output"] = f"runs/{args.preset or 'search'}"
     config = resolve_search_config(args.preset, file_values, flags)
-    refuse_other_strategys_flags(args, config.strategy)
+    refuse_other_strategies_flags(args, config.strategy)
     search(config, show_progress=not args.no_progress)
     return 0
 
@@ -209,7 +209,7 @@ EVOLUTION_OPTIONS = ("population_size", "sample_size")
 NAO_OPTIONS = ("top_seeds", "score_transform", "fresh_controller", "fill", "max_lambda")
 
 
-def refuse_other_strategys_flags(args: argparse.Namespace, strategy: str) -> None:
+def refuse_other_strategies_flags(args: argparse.Namespace, strategy: str) -> None:
     """A UserError for a flag of another strategy's (flags only: a run folder's
     config.yaml holds every option, and is given back as it is)."""
     from naonet.search.config import field_names

@@ -87,10 +87,10 @@ from naonet.strategies.base import Seen, sample_new
 from naonet.strategies.evolution import EvolutionConfig, evolve_generation
 from naonet.supernet import FewShotSupernet, PoolSampler, sample_architectures
 from naonet.supernet.few_shot import choice_at
-from naonet.text import counted
+from naonet.text import counted, main_process_log, print_line
 from naonet.training import EpochStats, Precision
 from naonet.training.checkpoint import check_run_classes, restoring
-from naonet.training.engine import GradientHolders, print_line, step_progress
+from naonet.training.engine import GradientHolders, step_progress
 from naonet.training.run import check_network_fits, device_memory
 
 TIMINGS_NAME = "timings.json"
@@ -786,8 +786,7 @@ def training_command(run: SearchRun) -> str:
 
 def announce(run: SearchRun, text: str) -> None:
     """``text`` to the run's log, from the main process only."""
-    if run.is_main and run.log is not None:
-        run.log(text)
+    main_process_log(run.log, run.is_main)(text)
 
 
 PROPOSERS = {"nao": "NAO controller", "random": "random search",
@@ -799,7 +798,7 @@ def announce_start(run: SearchRun, resumed: bool) -> None:
     where = context.describe()
     if context.device.type == "cpu":
         threads = torch.get_num_threads()
-        where += f", {threads} thread{'s' if threads > 1 else ''}" + (
+        where += f", {counted(threads, 'thread')}" + (
             " each" if context.is_distributed else "")
     parameters = sum(p.numel() for p in run.supernet.parameters())
     supernet = f"C {config.channels} N {config.layers} ({parameters / 1e6:.2f} M parameters"

@@ -16,6 +16,7 @@ import torch
 
 from naonet.errors import UserError
 from naonet.files import atomic_write_bytes
+from naonet.text import counted
 
 
 def atomic_save(obj: dict, path: str | Path) -> None:
@@ -150,7 +151,7 @@ def check_same_processes(path: Path, saved, current: int, what: str) -> None:
         return
     saved = int(saved)
     how = "without torchrun" if saved == 1 else f"under torchrun with {saved} processes"
-    raise UserError(f"{path} is a {what} of {saved} process{'es' if saved > 1 else ''}, this "
+    raise UserError(f"{path} is a {what} of {counted(saved, 'process', 'processes')}, this "
                     f"one has {current}: rerun it {how} (its epochs' steps and learning "
                     f"rate are those of {saved}), or pass another --output")
 

@@ -167,12 +167,6 @@ def clip_gradients(parameters: list[nn.Parameter], max_norm: float) -> None:
         nn.utils.clip_grad_norm_(parameters, max_norm)
 
 
-def print_line(text: str) -> None:
-    """The default ``log`` of ``train`` and ``search``: one line to stdout, flushed at
-    once (a run's output is often piped to a file that is read while it runs)."""
-    print(text, flush=True)
-
-
 def step_progress(total: int, description: str, enabled: bool):
     """A progress bar over ``total`` steps for ``train_one_epoch`` (None: no bar)."""
     if not enabled:

@@ -42,7 +42,7 @@ from naonet.seeding import (
     seed_everything,
 )
 from naonet.spaces import Architecture, resolve_architecture
-from naonet.text import counted, joined
+from naonet.text import counted, joined, main_process_log, print_line
 from naonet.training.checkpoint import (
     START_OVER,
     atomic_save,
@@ -57,7 +57,6 @@ from naonet.training.engine import (
     Precision,
     accuracy_text,
     evaluate,
-    print_line,
     step_progress,
     train_one_epoch,
     unwrap,
@@ -345,7 +344,7 @@ def train(config: TrainConfig, show_progress: bool = True,
     ``print_line`` (stdout, flushed) by default, a logger's method, or None for none.
     """
     context = init_distributed(config.device)
-    say = log if log is not None and context.is_main else _say_nothing
+    say = main_process_log(log, context.is_main)
     seed_everything(config.seed + context.rank)
     paths = fast_paths_for(config, context.device)
     apply_fast_paths(paths, context.device)
@@ -503,10 +502,6 @@ def _final_figures(result: dict, data: DataBundle) -> str:
         return f"{best} (no test images)"
     test = "test " + accuracy_text(result["test_top1"], result["test_top5"], data.num_classes)
     return test if best is None else f"{test}; {best} (best.pt)"
-
-
-def _say_nothing(text: str) -> None:
-    """The log of a process other than the main one, or of a silent run."""
 
 
 def _announce(say: Callable[[str], None], context, config: TrainConfig,

@@ -255,6 +255,11 @@ def test_every_integer_flag_takes_a_power_of_ten_and_refuses_a_fraction():
                 checked.append(name)
     assert not [entry for entry in checked if "plain int" in entry]
     assert {"train", "search", "eval", "bench-search", "correlate"} <= set(checked)
+    from naonet.cli.correlate import parse_top_k  # a list of integers: each by that rule
+
+    assert parse_top_k("1e1,5") == (10, 5)
+    with pytest.raises(UserError, match="must be comma-separated integers"):
+        parse_top_k("1.5")
 
 
 def test_a_seed_pool_no_draw_can_fill_is_refused_soon_and_by_its_smallest_value():

@@ -97,7 +97,7 @@ def add_parser(subparsers) -> None:
 
 def parse_top_k(text: str) -> tuple[int, ...]:
     try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
+        values = tuple(whole_number(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise UserError(f"--top-k {text!r} must be comma-separated integers") from None
     if not values or min(values) < 1:

@@ -90,8 +90,9 @@ def load_model(path: str | Path, arch=None, space: str | None = None,
 
 
 def training_progress(payload: dict) -> str | None:
-    """'epoch 3 of 600, test top-1 12.00 %, naonet 0.1 git abc' for a nao train
-    checkpoint (what it records of these); None for a file that records no epoch."""
+    """'epoch 3 of 600, test top-1 12.00 %, by naonet 0.1.0 git abc123' for a nao train
+    checkpoint (what it records of these, a validation top-1 too); None for a file that
+    records no epoch."""
     if "epoch" not in payload:
         return None
     epochs = (payload.get("config") or {}).get("epochs")

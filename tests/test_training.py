@@ -118,6 +118,18 @@ def test_rerunning_a_finished_run_only_reports_and_other_configs_are_refused(cap
     status, _, err = nao_in_process(capsys, *train, "--weight-decay", "0.1")
     assert status == 2
     assert "belongs to a run with weight_decay" in err
+    # --amp compares as resolved: none is what auto was on the CPU (it was refused), and a
+    # run that trained in bf16 (auto on CUDA) is not resumed in float32 without a word
+    status, out, err = nao_in_process(capsys, *train, "--amp", "none")
+    assert status == 0 and "done: epoch 1/1" in out, err
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert saved["precision"] == "none"
+    atomic_save({**saved, "precision": "bf16"}, tmp_path / "last.pt")
+    status, _, err = nao_in_process(capsys, *train)
+    assert status == 2 and err.endswith("last.pt trained with --amp bf16; --amp auto is none on "
+                                        "this device: pass --amp bf16 to resume the run as it "
+                                        "trained\n"), err
+    atomic_save(saved, tmp_path / "last.pt")
     # every difference is named (the first alone hid the option that was changed)
     status, _, err = nao_in_process(capsys, *train, "--weight-decay", "0.1", "--lr", "0.2")
     assert status == 2 and ("belongs to a run with lr=0.05, not 0.2 (and weight_decay=0.0005, "

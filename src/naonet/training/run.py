@@ -84,6 +84,7 @@ class RunState:
     best_epoch: int = -1
     record: dict | None = None  # the last epoch's metrics line, kept in the checkpoint too
     processes: int | None = None  # the processes of the last epoch (None: not recorded)
+    precision: str = "none"  # the autocast it trains in: --amp as resolved on its device
 
 
 def device_memory(device: torch.device) -> int | None:
@@ -193,6 +194,7 @@ def write_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, state: 
         "rng": rng_states[0],
         "rng_other_ranks": rng_states[1:],
         "world_size": len(rng_states),  # one state a process
+        "precision": state.precision,  # --amp as resolved: 'auto' differs by device
         "config": config.to_dict(),
         "network": network_config.to_dict(),
         "arch": architecture.to_qualified_string(),
@@ -215,23 +217,30 @@ def as_saved_architecture(config: TrainConfig, saved: dict, saved_arch: str | No
 
 def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, scheduler,
                scaler, classes: list[str] | None = None,
-               context: DistributedContext | None = None) -> RunState:
+               context: DistributedContext | None = None, precision: str = "none"
+               ) -> RunState:
     """Restore ``run_dir/last.pt`` if present; a fresh RunState otherwise. The folder's
     metrics log is checked first (a damaged line fails now, not after an epoch), and
     ``classes`` (the data's) against the classes the run trained on. Each rank of
-    ``context`` takes back its own random streams."""
+    ``context`` takes back its own random streams. ``precision``: this run's --amp as
+    resolved on its device, which must be the one the run trained in."""
     metrics = run_dir / METRICS_NAME
     if metrics.exists():
         for line in metrics.read_text().splitlines():
             logged_epoch(metrics, line)
     path = run_dir / TRAIN_CHECKPOINT
     if not path.exists():
-        return RunState()
+        return RunState(precision=precision)
     checkpoint = load_checkpoint(path, START_OVER)  # the command takes no checkpoint file
     with restoring(path):
         saved = checkpoint.get("config", {})
+        # --amp compares as resolved where the file says how it resolved ('auto' is bf16 on
+        # CUDA, float32 elsewhere); an older file compares the option as written
+        resolved = checkpoint.get("precision")
         check_same_run(saved, as_saved_architecture(config, saved, checkpoint.get("arch")),
-                       path, RESUMABLE_CHANGES, "run", ADDED_OPTIONS)
+                       path, RESUMABLE_CHANGES | ({"amp"} if resolved else set()), "run",
+                       ADDED_OPTIONS)
+        check_same_precision(path, resolved, precision, config.amp)
     check_run_classes(path, checkpoint.get("classes"), classes, "trained")
     with restoring(path):
         unwrap(model).load_state_dict(checkpoint["model"])
@@ -242,7 +251,16 @@ def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, 
         restore_rank_random_state(checkpoint, config, context)
         return RunState(int(checkpoint["epoch"]), float(checkpoint["best_valid_top1"]),
                         int(checkpoint["best_epoch"]), checkpoint.get("record"),
-                        checkpoint.get("world_size"))
+                        checkpoint.get("world_size"), precision)
+
+
+def check_same_precision(path: Path, saved: str | None, current: str, asked: str) -> None:
+    """A UserError where the run trained in another autocast than this one would: a run
+    started on the CPU with --amp auto (float32) and resumed on CUDA (bf16) changed its
+    arithmetic without a word."""
+    if saved is not None and saved != current:
+        raise UserError(f"{path} trained with --amp {saved}; --amp {asked} is {current} on this "
+                        f"device: pass --amp {saved} to resume the run as it trained")
 
 
 def restore_rank_random_state(checkpoint: dict, config: TrainConfig,
@@ -372,7 +390,7 @@ def train(config: TrainConfig, show_progress: bool = True,
     optimizer, scheduler = build_optimizer(network, config, context.world_size)
     scaler = precision.grad_scaler()
     state = try_resume(run_dir, config, network, optimizer, scheduler, scaler, data.classes,
-                       context)
+                       context, paths.amp)
     write_run_config(run_dir, config.to_dict(), context.is_main)
     # Evaluation never goes through DDP (ranks evaluate different numbers of batches).
     eval_model = maybe_compile(network, paths.compile)

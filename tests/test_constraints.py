@@ -299,3 +299,24 @@ def test_a_seed_pool_no_draw_can_fill_is_refused_soon_and_by_its_smallest_value(
                                         r"\(below the smallest possible, 73,306\); raise the "
                                         r"budget$"):
         seed_pool(limited, config)
+
+
+def test_a_budget_random_draws_seldom_meet_fills_its_seed_pool_by_mutation():
+    """--max-params 600000 in the small space (its smallest cell has 56,638 parameters)
+    was refused: 'only 9 architectures within the budget in 20,000 random draws'. The
+    pool is now filled with mutations of those found, within the budget, and says so."""
+    from naonet.search import resolve_search_config
+    from naonet.search.loop import seed_pool
+
+    space = get_space("small")
+    meter = CostMeter(space, Budget(max_params=600_000))
+    config = resolve_search_config(None, {}, {"seed_pool_size": 40})
+    said = []
+    pool = seed_pool(FeasibleSpace(space, meter), config, said.append)
+    assert len(pool) == len(set(pool)) == 40
+    assert all(meter.parameters(architecture) <= 600_000 for architecture in pool)
+    (line,) = said
+    found = int(re.match(r"seed pool: ([0-9,]+) random architectures within the budget in "
+                         r"20,000 draws, and ([0-9,]+) mutations of them \(random draws "
+                         r"seldom meet the budget\)$", line).group(1))
+    assert 0 < found < 40

@@ -99,6 +99,21 @@ def _stop(signum, frame) -> None:
     raise kind
 
 
+def _stop_signals() -> dict[int, object]:
+    """The signals the command stops on through :func:`_stop`, each with the handler it
+    finds and gives back: those that still have Python's default (a parent may have
+    chosen otherwise), on the main thread only (only it may set handlers), and SIGTERM
+    not under torchrun (its agent stops the ranks; a rank blocked in a collective could
+    not run a Python handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    defaults = {signal.SIGINT: signal.default_int_handler}
+    if "TORCHELASTIC_RUN_ID" not in os.environ:
+        defaults[signal.SIGTERM] = signal.SIG_DFL
+    return {number: default for number, default in defaults.items()
+            if signal.getsignal(number) is default}
+
+
 def _rerun_hint(args: argparse.Namespace) -> str:
     """What rerunning a stopped command does, for the commands that keep a checkpoint
     (they set ``args.resumes``); the others start over, which needs no saying."""
@@ -121,17 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         parser.print_help()
         return 2
-    # Not under torchrun (its agent stops the ranks; a rank blocked in a collective could
-    # not run a Python handler), nor where the parent chose to ignore SIGTERM, nor off
-    # the main thread (only it may set handlers).
-    main_thread = threading.current_thread() is threading.main_thread()
-    handles_sigterm = (main_thread and "TORCHELASTIC_RUN_ID" not in os.environ
-                       and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
-    handles_sigint = main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    if handles_sigterm:
-        signal.signal(signal.SIGTERM, _stop)
-    if handles_sigint:
-        signal.signal(signal.SIGINT, _stop)
+    handled = _stop_signals()
+    for number in handled:
+        signal.signal(number, _stop)
     try:
         with releasing_new_claims():  # a refused run leaves its folder as it found it
             status = int(args.handler(args) or 0)
@@ -165,10 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         _last_line(f"nao: interrupted{_rerun_hint(args)}")
         return 130
     finally:
-        if handles_sigterm:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if handles_sigint:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        for number, default in handled.items():
+            signal.signal(number, default)
         stopping.clear()
 
 

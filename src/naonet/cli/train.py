@@ -60,6 +60,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from naonet.cli.info import check_architecture_argument
+    from naonet.spaces import resolve_architecture
     from naonet.training.config import field_names, load_config_file, resolve_config
     from naonet.training.run import train
 
@@ -69,14 +70,15 @@ def run(args: argparse.Namespace) -> int:
     if flags.get("output") is None and "output" not in file_values:
         flags["output"] = f"runs/{args.preset or 'train'}"
     config = resolve_config(args.preset, file_values, flags)
-    note_another_spaces_preset(args.preset, config)
+    space = resolve_architecture(config.arch, config.space).space  # the notes' subject
+    note_another_spaces_preset(args.preset, config, space)
     note_another_skeletons_preset(args.preset, config)
-    note_unused_options(config)
+    note_unused_options(config, space)
     train(config, show_progress=not args.no_progress)
     return 0
 
 
-def note_another_spaces_preset(preset: str | None, config) -> None:
+def note_another_spaces_preset(preset: str | None, config, space) -> None:
     """A preset is the recipe of one space's networks (its architecture's); given an
     architecture of another space it still trains, but say which recipe fits it."""
     import sys
@@ -87,7 +89,6 @@ def note_another_spaces_preset(preset: str | None, config) -> None:
     if preset is None:
         return
     recipe_space = resolve_architecture(PRESETS[preset]["arch"]).space
-    space = resolve_architecture(config.arch, config.space).space
     recommended = space.training_options(config.dataset)
     # middle shares small's recipe: no note that names the preset given as the fit
     if space.name != recipe_space.name and recommended.split()[:2] != ["--preset", preset]:
@@ -96,15 +97,15 @@ def note_another_spaces_preset(preset: str | None, config) -> None:
               flush=True)
 
 
-def note_unused_options(config) -> None:
-    """A note on stderr for options the architecture's network has no use for (a
-    NAS-Bench-201 cell's: an auxiliary head, dropout, drop path): it still trains."""
+def note_unused_options(config, space) -> None:
+    """A note on stderr for options the network of an architecture of ``space`` has no
+    use for (a NAS-Bench-201 cell's: an auxiliary head, dropout, drop path): it still
+    trains."""
     import sys
 
-    from naonet.spaces import resolve_architecture
     from naonet.training.run import unused_options_note
 
-    note = unused_options_note(config, resolve_architecture(config.arch, config.space).space)
+    note = unused_options_note(config, space)
     if note is not None:
         print(f"nao train: note: {note}", file=sys.stderr, flush=True)
 

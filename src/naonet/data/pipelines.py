@@ -74,8 +74,8 @@ class DeviceBatches:
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
         self.epoch = 0
-        self.trained = (trained_images(self.labels.shape[0] // world_size, batch_size)
-                        if train else 0)  # per rank and epoch
+        if train:  # too few images to train on is said now, not at the first epoch
+            _ = self.trained
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -85,9 +85,12 @@ class DeviceBatches:
         order (what a run draws from that must not depend on the number of processes)."""
         whole = copy.copy(self)
         whole.rank, whole.world_size = 0, 1
-        if self.train:  # the count of one process over the whole split
-            whole.trained = trained_images(self.labels.shape[0], self.batch_size)
         return whole
+
+    @property
+    def trained(self) -> int:
+        """The training images of this rank's shard an epoch trains on."""
+        return trained_images(self.labels.shape[0] // self.world_size, self.batch_size)
 
     def _indices(self) -> torch.Tensor:
         """This rank's sample order for the current epoch.

@@ -57,7 +57,7 @@ def _cell(space: NB201Space, text: str, path: Path, line: int) -> NB201Architect
                         f"like {space.example().to_string()!r}") from None
 
 
-def _whole_number(text: str, path: Path, line: int) -> int:
+def _row_index(text: str, path: Path, line: int) -> int:
     """A row's index: a whole number that fits 64 bits (the table keeps them so)."""
     try:
         value = int(text)
@@ -174,7 +174,7 @@ class BenchmarkTable:
         values: dict[str, list[float]] = {column: [] for column in numeric}
         for line, row in rows:
             architectures.append(_cell(space, row["arch"], path, line))
-            indices.append(_whole_number(row["index"], path, line))
+            indices.append(_row_index(row["index"], path, line))
             for column in numeric:
                 values[column].append(_value(row[column], column, path, line))
         columns = {column: np.array(values[column]) for column in numeric}

@@ -304,6 +304,28 @@ def test_an_experiment_stopped_mid_training_keeps_its_points_and_resumes_to_the_
     assert again == out  # the figures and seconds saved
 
 
+def test_an_experiment_resumes_whatever_the_search_options_it_does_not_read(
+        tmp_path, capsys, trained_epochs):
+    """A config file (a search's config.yaml, say) holds every search option; those the
+    experiment never reads (the rounds, the re-rank, the plots) neither change its
+    recipe nor stop its folder from resuming without them."""
+    interrupt, trained = trained_epochs
+    data = image_folder(tmp_path / "images", per_class=12)
+    table = write_synthetic_table(tmp_path / "table.csv")
+    options = tmp_path / "search.yaml"
+    options.write_text("rounds: 9\nrerank_top: 2\nplot: false\nmax_params: 100000\n")
+    interrupt.stop_at = ("uniform", 1)
+    status, _, err = tiny_experiment(capsys, data, table, tmp_path / "out", "--config",
+                                     str(options))
+    assert status == 130, err
+    interrupt.stop_at = None
+    trained.clear()
+    status, _, err = tiny_experiment(capsys, data, table, tmp_path / "out")
+    assert status == 0, err
+    assert "uniform: resumed after epoch 1/4" in err
+    assert trained[0] == ("uniform", 1)
+
+
 def revise_metric(table, target, revise) -> dict[str, float]:
     """Copy ``table`` to ``target`` with ``revise`` applied to the compared metric; the
     revised values by architecture."""

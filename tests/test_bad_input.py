@@ -144,6 +144,12 @@ CASES = [
     (CORRELATE + ["--score-every", "-1"], "--score-every must be >= 0"),
     (CORRELATE + ["--train-on", "pool"], "argument --train-on: invalid choice: 'pool'"),
     (CORRELATE + ["--supernet-pool", "all"], "unrecognized arguments: --supernet-pool"),
+    # search options the experiment never reads (they were taken and dropped silently)
+    (CORRELATE + ["--max-params", "100000"], "--max-params applies only to nao search; "
+     "drop it (the ranking experiment trains one supernet once and scores a sample of the "
+     "table; nao correlate --help lists its options)"),
+    (CORRELATE + ["--rerank-top", "9"], "--rerank-top applies only to nao search"),
+    (CORRELATE + ["--no-plot"], "--plot applies only to nao search"),
     (["bench-search", "--evaluator", "table:t.csv", "--budget", "0"], "--budget must be >= 1"),
     (["bench-search", "--evaluator", "table:t.csv", "--seeds", "0"], "--seeds must be >= 1"),
     (TRAIN + ["--amp", "fp16"], "--amp fp16 needs a CUDA device; use --amp bf16"),

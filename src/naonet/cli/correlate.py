@@ -61,7 +61,7 @@ def add_parser(subparsers) -> None:
     experiment.add_argument("--config", default=None, help="YAML or JSON file of options")
     experiment.add_argument("--evaluator", dest="reference_alias", metavar="table:PATH",
                             help="the same as --reference")
-    from naonet.search.ranking import TRAIN_ON, RankingConfig
+    from naonet.search.ranking import TRAIN_ON, UNREAD_SEARCH_OPTIONS, RankingConfig
 
     defaults = RankingConfig  # the experiment's defaults, said once
 
@@ -87,11 +87,16 @@ def add_parser(subparsers) -> None:
                                  "draws no progress bars (one line per epoch)")
     from naonet.cli.options import add_dataclass_flags
     from naonet.cli.search import HELP
-    from naonet.search.config import SearchConfig
+    from naonet.search.config import SearchConfig, field_names
 
+    # --samplings and --train-on stand for two; the search's others are not read
     add_dataclass_flags(parser.add_argument_group("supernet recipe (search options)"),
                         SearchConfig, {**HELP, "output": EXPERIMENT_OUTPUT_HELP},
-                        skip=("sampling", "supernet_pool"))  # --samplings, --train-on
+                        skip=("sampling", "supernet_pool", *sorted(UNREAD_SEARCH_OPTIONS)))
+    # ... and refused by name when given (left out of the help)
+    add_dataclass_flags(parser, SearchConfig, dict.fromkeys(UNREAD_SEARCH_OPTIONS,
+                                                           argparse.SUPPRESS),
+                        skip=tuple(field_names() - UNREAD_SEARCH_OPTIONS))
     parser.set_defaults(handler=run)
 
 
@@ -150,11 +155,15 @@ def ranking_config(args: argparse.Namespace):
 
 
 def run_experiment(args: argparse.Namespace) -> int:
+    from naonet.cli.options import refuse_flags
     from naonet.cli.table_search import load_table
     from naonet.distributed import init_distributed
     from naonet.run_folder import claim_run_folder
-    from naonet.search.ranking import CHECKPOINT_NAME, run_ranking_experiment
+    from naonet.search.ranking import CHECKPOINT_NAME, UNREAD_SEARCH_OPTIONS, run_ranking_experiment
 
+    refuse_flags(args, sorted(UNREAD_SEARCH_OPTIONS), "nao search",
+                 listed_by="the ranking experiment trains one supernet once and scores a "
+                 "sample of the table; nao correlate --help lists its options")
     config, keep = ranking_config(args)
     args.resumes = keep  # from the folder's checkpoint; without one a rerun starts over
     search = config.search

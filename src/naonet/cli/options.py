@@ -34,7 +34,8 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, config_class, help_text
         flag = flag_name(field.name)
         default = field.default if field.default is not MISSING else None
         text = help_texts.get(field.name, "")
-        if "(default" not in text:  # a text may state its own (one a preset decides)
+        # a text may state its own default (one a preset decides); a hidden flag has none
+        if "(default" not in text and text != argparse.SUPPRESS:
             text = f"{text} (default: {default})" if text else f"default: {default}"
         kind = field.type if isinstance(field.type, str) else field.type.__name__
         optional = kind.endswith(" | None")
@@ -78,3 +79,15 @@ def check_output_file(source: str, output: str) -> None:
     if os.path.exists(output) and os.path.exists(source) and os.path.samefile(output, source):
         raise UserError(f"{output} is the checkpoint being read; pass another output file "
                         "(writing it would replace the checkpoint)")
+
+
+def refuse_flags(args: argparse.Namespace, names, applies_to: str, note: str = "",
+                 listed_by: str = "nao search --help lists each search's options") -> None:
+    """A UserError naming the first of ``names`` given on the command line (flags are
+    None unless typed), for an option this command would otherwise take and drop."""
+    from naonet.errors import UserError
+
+    for name in names:
+        if getattr(args, name, None) is not None:
+            raise UserError(f"{flag_name(name)} applies only to {applies_to}; drop "
+                            f"it{note} ({listed_by})")

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import argparse
 
-from naonet.cli.options import SHARED_HELP, add_dataclass_flags
-from naonet.options import flag_name
+from naonet.cli.options import SHARED_HELP, add_dataclass_flags, refuse_flags
 from naonet.search.reference import TABLE_PREFIX
 
 SUPERNET_EVALUATOR = "supernet"
@@ -170,16 +169,6 @@ def _add_table_arguments(parser: argparse.ArgumentParser, config_class) -> dict:
 TABLE_SEARCH_READS = ("seed", "device", "space")
 
 
-def _refuse_flags(args: argparse.Namespace, names, applies_to: str, note: str = "") -> None:
-    """A UserError naming the first of ``names`` given on the command line."""
-    from naonet.errors import UserError
-
-    for name in names:
-        if getattr(args, name, None) is not None:
-            raise UserError(f"{flag_name(name)} applies only to {applies_to}; drop "
-                            f"it{note} (nao search --help lists each search's options)")
-
-
 def run(args: argparse.Namespace) -> int:
     from naonet.errors import UserError
 
@@ -192,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     from naonet.search.config import field_names, load_config_file, resolve_search_config
     from naonet.search.loop import search
 
-    _refuse_flags(args, [name for name in args.table_defaults if name not in field_names()],
+    refuse_flags(args, [name for name in args.table_defaults if name not in field_names()],
                   f"a table search (--evaluator {TABLE_PREFIX}PATH)")
     flags = {name: getattr(args, name, None) for name in field_names()}
     file_values = load_config_file(args.config) if args.config else {}
@@ -218,7 +207,7 @@ def refuse_other_strategies_flags(args: argparse.Namespace, strategy: str) -> No
                                   if name.startswith("controller_"))]
     for names, owner in ((nao, "nao"), (EVOLUTION_OPTIONS, "evolution")):
         if strategy != owner:
-            _refuse_flags(args, names, f"--strategy {owner}",
+            refuse_flags(args, names, f"--strategy {owner}",
                           f" or pass --strategy {owner} (this search runs {strategy})")
 
 
@@ -235,9 +224,9 @@ def _run_table_search(args: argparse.Namespace) -> int:
     one_shot_only = [name for name in ("preset", "config", *field_names())
                      if name not in args.table_defaults and name not in TABLE_SEARCH_READS]
     one_shot = f"the one-shot search (--evaluator {SUPERNET_EVALUATOR})"
-    _refuse_flags(args, ["output"], one_shot,
+    refuse_flags(args, ["output"], one_shot,
                   "; a table search writes no run folder, --result-json FILE keeps its result")
-    _refuse_flags(args, one_shot_only, one_shot)
+    refuse_flags(args, one_shot_only, one_shot)
     for name, default in args.table_defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, default)

@@ -37,7 +37,7 @@ from naonet.errors import UserError
 from naonet.nb201 import DEFAULT_METRIC, BenchmarkTable, metric_column
 from naonet.options import check_field_types
 from naonet.runtime import FastPaths, keep_cpu_threads, to_memory_format, use_cpu_threads
-from naonet.search.config import SearchConfig
+from naonet.search.config import SearchConfig, field_names
 from naonet.search.scoring import build_scoring_data, score_pool
 from naonet.search.state import ADDED_OPTIONS, RESUMABLE_CHANGES
 from naonet.search.supernet_training import (
@@ -68,6 +68,16 @@ CHECKPOINT_FORMAT = 1
 # The table may move with the data (another machine's path): the sample drawn from it is
 # checked instead.
 RESUMABLE_EXPERIMENT_CHANGES = {"reference"}
+# The search options the experiment never reads: it trains one supernet once, with one
+# cosine cycle, and scores a sample of the table; the loop's rounds and seed pool, the
+# strategies, the controller, the re-rank, the budgets and the plots are the search's.
+# `nao correlate` offers no flag for them (a config file may hold them, unread).
+UNREAD_SEARCH_OPTIONS = frozenset(
+    ("rounds", "seed_pool_size", "seed_pool_file", "new_architectures", "top_seeds",
+     "strategy", "population_size", "sample_size", "score_transform", "fresh_controller",
+     "fill", "max_lambda", "restart_schedule", "reinit_supernet", "few_shot_after",
+     "max_params", "max_macs", "max_latency_ms", "latency_batch", "plot",
+     *(name for name in field_names() if name.startswith(("controller_", "rerank_")))))
 
 
 @dataclass(frozen=True)
@@ -309,8 +319,8 @@ def check_same_experiment(saved: dict, current: dict, path: Path) -> None:
     outer = {key: value for key, value in saved.items() if key != "search"}
     check_same_run(outer, current, path, RESUMABLE_EXPERIMENT_CHANGES, "ranking experiment")
     check_same_run(saved["search"], current["search"], path,
-                   RESUMABLE_CHANGES | RESUMABLE_EXPERIMENT_CHANGES, "ranking experiment",
-                   ADDED_OPTIONS)
+                   RESUMABLE_CHANGES | RESUMABLE_EXPERIMENT_CHANGES | UNREAD_SEARCH_OPTIONS,
+                   "ranking experiment", ADDED_OPTIONS)
 
 
 def _plain(value: dict) -> dict:

@@ -4,6 +4,7 @@ ranking experiment at small scale."""
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import numpy as np
@@ -49,6 +50,18 @@ def test_statistics_agree_with_scipy_on_random_data(pair):
     np.testing.assert_allclose(average_ranks(np.asarray(x, float)), scipy_stats.rankdata(x))
 
 
+@pytest.mark.parametrize("size", [0, 1])
+def test_fewer_than_two_architectures_rank_nothing(size):
+    """No pair to order: nan, as for a constant input (none raised numpy's 'zero-size
+    array' error, and rho warned of an empty mean)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for statistic in (kendall_tau, spearman_rho, pairwise_accuracy):
+            assert math.isnan(statistic([0.5] * size, [1.0] * size)), statistic
+
+
 def test_pairwise_accuracy_and_precision_at_top():
     reference = [1.0, 2.0, 3.0, 4.0]
     assert pairwise_accuracy(reference, reference) == 1.0
@@ -66,6 +79,30 @@ def test_pairwise_accuracy_and_precision_at_top():
     assert report.count == 40 and list(report.precision_at_top) == [5]
 
 
+def test_precision_at_top_breaks_ties_at_the_cut_at_random_whatever_the_order():
+    """Ties at a cut count as a random choice among the tied (the first listed won: the
+    order of a file's lines turned 0 into 1)."""
+    import itertools
+
+    assert precision_at_top([1, 1, 0], [0.5, 0.9, 0.1], 1) == 0.5
+    assert precision_at_top([1, 1, 0], [0.9, 0.5, 0.1], 1) == 0.5  # the lines swapped
+    assert precision_at_top([7, 7, 7, 7, 7], [1, 2, 3, 4, 5], 2) == pytest.approx(2 / 5)
+    # the expectation over every tie-break, each scoring's drawn on its own
+    x, y = [3, 1, 1, 1, 0, 2], [2, 2, 5, 0, 2, 1]
+
+    def chance_in_top(values, k):
+        counts = np.zeros(len(values))
+        orders = list(itertools.permutations(range(len(values))))
+        for order in orders:  # the tied listed in this order, the first of them winning
+            ranked = sorted(range(len(values)), key=lambda i: (-values[i], order.index(i)))
+            counts[ranked[:k]] += 1
+        return counts / len(orders)
+
+    for k in range(1, 7):
+        expected = float(np.dot(chance_in_top(x, k), chance_in_top(y, k))) / k
+        assert precision_at_top(x, y, k) == pytest.approx(expected, abs=1e-12), k
+
+
 def test_score_files_text_and_csv(tmp_path):
     write_scores(tmp_path / "a.txt", [("arch one", 1.0), ("arch two", 3.0)])
     assert read_scores(tmp_path / "a.txt") == {"arch one": 1.0, "arch two": 3.0}
@@ -77,6 +114,48 @@ def test_score_files_text_and_csv(tmp_path):
     with pytest.raises(UserError, match="not a number"):
         read_scores(tmp_path / "c.txt")
 
+
+
+def test_score_files_saved_with_a_byte_order_mark_are_read_whole(tmp_path):
+    """A spreadsheet's or Windows editor's BOM was part of the first architecture (its
+    line then matched nothing, silently) or of the first column's name."""
+    bom = "\ufeff"
+    (tmp_path / "a.txt").write_text(f"{bom}arch one 1.5\narch two 3\n", encoding="utf-8")
+    assert read_scores(tmp_path / "a.txt") == {"arch one": 1.5, "arch two": 3.0}
+    (tmp_path / "b.csv").write_text(f"{bom}score,arch\n5,arch one\n7,arch two\n",
+                                    encoding="utf-8")
+    assert read_scores(tmp_path / "b.csv") == {"arch one": 5.0, "arch two": 7.0}
+    (tmp_path / "arch_pool").write_text(f"{bom}arch one\narch two\n", encoding="utf-8")
+    (tmp_path / "arch_pool.perf").write_text(f"{bom}0.5\n0.25\n", encoding="utf-8")
+    assert read_scores(tmp_path / "arch_pool") == {"arch one": 0.5, "arch two": 0.25}
+
+
+def test_a_bad_csv_value_is_named_by_its_line_in_the_file(tmp_path):
+    """Blank lines count (the row's number was named: line 3 for line 5), and the hint
+    names the column, not 'each line must end with the score'."""
+    (tmp_path / "a.csv").write_text("arch,score\n\n\narch one,1\nx,abc\n")
+    with pytest.raises(UserError, match=r"a.csv:5: 'abc' is not a number; the 'score' "
+                                        r"column holds the scores$"):
+        read_scores(tmp_path / "a.csv")
+    (tmp_path / "b.csv").write_text("arch,score\narch one,1\n\narch one,2\n")
+    with pytest.raises(UserError, match=r"b.csv:4: arch one comes again with another "
+                                        r"score \(2; line 2 gives 1\)"):
+        read_scores(tmp_path / "b.csv")
+
+
+def test_another_spelling_of_an_architecture_matches_it():
+    """'nb201:|...|' names the cell the table writes '|...|' (nao info and the table
+    evaluator took it; nao correlate matched nothing)."""
+    from naonet.analysis.scores import matched
+
+    cells = [get_space("nb201").sample(random.Random(seed)).to_qualified_string()
+             for seed in range(3)]
+    scores = {f"nb201:{cells[0]}": 1.0, cells[1]: 2.0, f"nb201:{cells[2]}": 3.0,
+              "not an architecture": 4.0}
+    reference = {cell: 10.0 * number for number, cell in enumerate(cells)}
+    keys, a, b = matched(scores, reference)
+    assert keys == [f"nb201:{cells[0]}", cells[1], f"nb201:{cells[2]}"]
+    assert (a, b) == ([1.0, 2.0, 3.0], [0.0, 10.0, 20.0])
 
 
 def test_an_architecture_listed_twice_with_two_scores_is_refused(tmp_path):

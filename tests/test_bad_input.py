@@ -242,6 +242,8 @@ def bad_tables(folder):
     with_nan[header.index("valid_acc_200ep")] = "nan"
     cases = {"binary.csv": bytes(range(256)) * 8,
              "nan.csv": "\n".join([lines[0], ",".join(with_nan), *lines[2:]]).encode(),
+             # a blank line counts: the row is named by its line in the file
+             "blank.csv": "\n".join([lines[0], "", ",".join(with_nan), *lines[2:]]).encode(),
              "short.csv": "\n".join([lines[0], ",".join(with_nan[:3]), *lines[2:]]).encode(),
              "truncated.csv": "\n".join([*lines[:5], lines[5].split(",")[0]]).encode(),
              "long.csv": "\n".join([*lines[:3], lines[3] + ",1", *lines[4:]]).encode()}
@@ -252,6 +254,7 @@ def bad_tables(folder):
 
 @pytest.mark.parametrize("name, fragment", [("binary.csv", "is not a text CSV"),
                                             ("nan.csv", "nan.csv:2: valid_acc_200ep is 'nan'"),
+                                            ("blank.csv", "blank.csv:3: valid_acc_200ep is"),
                                             ("short.csv", ":2: the row has 3 field(s)"),
                                             ("truncated.csv", ":6: the row has 1 field(s)"),
                                             ("long.csv", ":4: the row has")])

@@ -3,7 +3,8 @@
 All functions take two equally long sequences, ``scores`` (for example a supernet's or a
 predictor's) and ``reference`` (for example a benchmark's accuracies). Kendall's tau is
 the tau-b variant and Spearman's rho uses average ranks for ties, so both agree with
-``scipy.stats.kendalltau`` and ``scipy.stats.spearmanr``; a constant input gives nan.
+``scipy.stats.kendalltau`` and ``scipy.stats.spearmanr``; a constant input, or fewer than
+two architectures, gives nan.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def _tied_pairs(values: np.ndarray) -> float:
 
 def _strict_inversions(values: np.ndarray) -> float:
     """Pairs i < j with values[i] > values[j], in O(n log n) with a Fenwick tree."""
+    if values.size == 0:
+        return 0.0
     ranks = np.unique(values, return_inverse=True)[1].reshape(-1) + 1  # 1-based
     tree = [0] * (int(ranks.max()) + 1)
     inversions = 0
@@ -91,6 +94,8 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
 def spearman_rho(scores: Sequence[float], reference: Sequence[float]) -> float:
     """Spearman's rho: Pearson correlation of average ranks."""
     x, y = _pair(scores, reference)
+    if len(x) < 2:  # no pair to order
+        return math.nan
     rank_x, rank_y = average_ranks(x), average_ranks(y)
     rank_x, rank_y = rank_x - rank_x.mean(), rank_y - rank_y.mean()
     denominator = math.sqrt(float(np.sum(rank_x ** 2) * np.sum(rank_y ** 2)))
@@ -116,15 +121,28 @@ def _pairwise(sums: dict[str, float]) -> float:
 def precision_at_top(scores: Sequence[float], reference: Sequence[float], k: int) -> float:
     """Fraction of the reference's top ``k`` that are also in the scores' top ``k``.
 
-    Ties at the cut are broken by position (the first listed wins).
+    Ties at a cut are a random choice among the tied (as :func:`pairwise_accuracy` counts
+    a tied pair one half): the expected fraction over those choices, so the order the
+    architectures are listed in never matters, and a constant scoring gets ``k / n``,
+    what a random pick gets.
     """
     x, y = _pair(scores, reference)
     if not 1 <= k <= len(x):
         raise UserError(f"top-k needs 1 <= k <= {len(x)} (the number of architectures), "
                         f"got {k}")
-    top_x = set(np.argsort(-x, kind="stable")[:k].tolist())
-    top_y = set(np.argsort(-y, kind="stable")[:k].tolist())
-    return len(top_x & top_y) / k
+    # the two scorings' tie-breaks are independent: chances of being in both multiply
+    return float(np.dot(_chance_in_top(x, k), _chance_in_top(y, k))) / k
+
+
+def _chance_in_top(values: np.ndarray, k: int) -> np.ndarray:
+    """Each architecture's chance of being among the ``k`` highest ``values`` when the
+    ties at the cut are broken at random: 1 above the cut, 0 below, and at it the places
+    left over shared by the tied."""
+    cut = np.partition(values, len(values) - k)[len(values) - k]  # the k-th highest
+    above, at = values > cut, values == cut
+    chance = above.astype(np.float64)
+    chance[at] = (k - int(above.sum())) / int(at.sum())
+    return chance
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,16 @@ SCORE_COLUMN = "score"
 POOL_SCORE_FILES = {"arch_pool": "arch_pool.perf", "arch_pool.final": "arch_pool.perf.final"}
 
 
+# UTF-8, with or without the byte-order mark a spreadsheet or Windows editor writes
+# first (it was read as part of the first architecture, or of the first column's name)
+ENCODING = "utf-8-sig"
+
+
+def read_text(path: Path) -> str:
+    """A score file's text."""
+    return path.read_text(encoding=ENCODING)
+
+
 def normalise_key(key: str) -> str:
     """One spelling per architecture: surrounding and repeated whitespace removed."""
     return " ".join(key.split())
@@ -60,7 +70,7 @@ def read_scores(path: str | Path, column: str | None = None) -> dict[str, float]
 
 def _read_text(path: Path) -> dict[str, float]:
     entries = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -92,9 +102,9 @@ def _read_pool(path: Path, perf_path: Path) -> dict[str, float]:
     if not perf_path.is_file():
         raise UserError(f"{path} is a search's list without its scores: {perf_path} is "
                         "missing; pass a score file or the run folder's own arch_pool")
-    architectures = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    architectures = [line.strip() for line in read_text(path).splitlines() if line.strip()]
     values = [(number, line) for number, line in
-              enumerate(perf_path.read_text().splitlines(), start=1) if line.strip()]
+              enumerate(read_text(perf_path).splitlines(), start=1) if line.strip()]
     if len(values) != len(architectures):
         raise UserError(f"{path} lists {len(architectures)} architectures but {perf_path} "
                         f"{len(values)} scores; pass the two files of one run folder")
@@ -106,22 +116,25 @@ def _read_pool(path: Path, perf_path: Path) -> dict[str, float]:
 
 
 def _read_csv(path: Path, column: str) -> dict[str, float]:
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding=ENCODING) as handle:
         reader = csv.DictReader(handle)
         fields = reader.fieldnames or []
         if column not in fields:
             raise UserError(f"{path} has no column {column!r}; its columns: {', '.join(fields)} "
                             "(choose one with --column-a / --column-b)")
         key_column = KEY_COLUMN if KEY_COLUMN in fields else fields[0]
+        hint = f"the {column!r} column holds the scores"
         return one_score_each([(number, normalise_key(row[key_column]),
-                                 _number(row[column], path, number))
+                                 _number(row[column], path, number, hint))
                                 for number, row in complete_rows(reader, path)], path)
 
 
 def complete_rows(reader: csv.DictReader, path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, row) of a CSV, each row as long as the header (a truncated file's
-    last row is not: csv fills the missing fields with None)."""
-    for number, row in enumerate(reader, start=2):
+    last row is not: csv fills the missing fields with None). The number is the file's
+    line (the reader skips blank lines; a quoted line break makes a row end further on)."""
+    for row in reader:
+        number = reader.line_num
         if None in row.values() or None in row:
             given = sum(value is not None for key, value in row.items() if key is not None)
             given += len(row.get(None, []))  # fields beyond the header's
@@ -131,12 +144,12 @@ def complete_rows(reader: csv.DictReader, path: Path) -> Iterator[tuple[int, dic
         yield number, row
 
 
-def _number(text: str, path: Path, line: int) -> float:
+def _number(text: str, path: Path, line: int,
+            hint: str = "each line must end with the score") -> float:
     try:
         value = float(text)
     except ValueError:
-        raise UserError(f"{path}:{line}: {text.strip()!r} is not a number; each line must "
-                        "end with the score") from None
+        raise UserError(f"{path}:{line}: {text.strip()!r} is not a number; {hint}") from None
     if not math.isfinite(value):
         raise UserError(f"{path}:{line}: score {text.strip()} is not finite")
     return value
@@ -161,8 +174,20 @@ def write_scores(path: str | Path, scores: Iterable[tuple[str, float]]) -> None:
 
 def matched(scores: dict[str, float], reference: dict[str, float]
             ) -> tuple[list[str], list[float], list[float]]:
-    """Architectures present in both, with their two scores (in ``scores``' order)."""
-    keys = [key for key in scores if key in reference]
+    """Architectures present in both, with their two scores (in ``scores``' order). An
+    architecture is matched by its written form, else by the architecture that form
+    names, so that another spelling of it ('nb201:|...|' for '|...|') matches too."""
+    reference_key = {key: key for key in scores if key in reference}
+    if len(reference_key) < len(scores):  # parsed only where the spellings differ
+        by_architecture: dict[str, str] = {}
+        for key in reference:
+            by_architecture.setdefault(_architecture_form(key), key)
+        for key in scores:
+            if key not in reference_key:
+                found = by_architecture.get(_architecture_form(key))
+                if found is not None:
+                    reference_key[key] = found
+    keys = [key for key in scores if key in reference_key]
     if not keys:  # say why, where the files name their architectures in two spaces
         spaces = [space_of(next(iter(scoring), "")) for scoring in (scores, reference)]
         if None not in spaces and spaces[0] != spaces[1]:
@@ -171,4 +196,15 @@ def matched(scores: dict[str, float], reference: dict[str, float]
     if len(keys) < 2:
         raise UserError(f"the two score files share {len(keys)} architecture(s); at least 2 "
                         "are needed (are both written in the same form?)")
-    return keys, [scores[k] for k in keys], [reference[k] for k in keys]
+    return keys, [scores[k] for k in keys], [reference[reference_key[k]] for k in keys]
+
+
+def _architecture_form(key: str) -> str:
+    """The text form naonet writes of the architecture ``key`` names; ``key`` itself
+    where it names none (a score file may name its architectures any way)."""
+    from naonet.spaces.protocol import parse_architecture
+
+    try:
+        return parse_architecture(key).to_qualified_string()
+    except UserError:
+        return key

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from naonet.analysis.scores import complete_rows
+from naonet.analysis.scores import ENCODING, complete_rows
 from naonet.errors import UserError
 from naonet.spaces.nb201 import NB201, NB201Architecture, NB201Space
 
@@ -154,9 +154,7 @@ class BenchmarkTable:
             raise UserError(f"benchmark table {path} does not exist; pass the NAS-Bench-201 "
                             f"{expected}")
         try:
-            # utf-8-sig: a spreadsheet's CSV starts with a byte-order mark, which would
-            # otherwise be part of the first column's name
-            with open(path, newline="", encoding="utf-8-sig") as handle:
+            with open(path, newline="", encoding=ENCODING) as handle:  # a BOM or none
                 reader = csv.DictReader(handle)
                 missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
                 if missing:

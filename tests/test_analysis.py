@@ -405,6 +405,17 @@ def test_an_experiment_resumes_whatever_the_search_options_it_does_not_read(
     assert trained[0] == ("uniform", 1)
 
 
+def test_an_experiment_reports_the_images_it_scored_on(tmp_path, capsys):
+    """3 batches of 32 asked of a 32-image split score on 32 (it said 96)."""
+    data = image_folder(tmp_path / "images", per_class=12)
+    table = write_synthetic_table(tmp_path / "table.csv")
+    status, out, err = tiny_experiment(capsys, data, table, tmp_path / "out", "--eval-batches",
+                                       "3", "--supernet-epochs", "1", "--samplings", "uniform")
+    assert status == 0, err
+    assert "6 architectures scored (loss) on the same 32 held-out images" in out, out
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["scoring_images"] == 32
+
+
 def revise_metric(table, target, revise) -> dict[str, float]:
     """Copy ``table`` to ``target`` with ``revise`` applied to the compared metric; the
     revised values by architecture."""

@@ -788,6 +788,22 @@ def test_score_plot(tmp_path):
     assert (tmp_path / "scores.png").read_bytes()[:4] == b"\x89PNG"
 
 
+
+@pytest.mark.parametrize("metric, label", [
+    ("accuracy", "supernet score: validation accuracy (a fraction)"),
+    ("loss", "supernet score: minus the validation cross-entropy")])  # was 'accuracy'
+def test_the_score_plot_names_the_score_it_shows(tmp_path, monkeypatch, metric, label):
+    from naonet.search import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: drawn.append(
+        figure.axes[0].get_ylabel()))
+    architectures = sample_architectures("small", 2, np.random.default_rng(1))
+    pool = [PoolEntry(a, born=0, score=-2.0, scores={0: -2.0}) for a in architectures]
+    plot_score_distribution(pool, 1, tmp_path / "scores.png", metric)
+    assert drawn == [label]
+
+
 def test_nao_show_draws_both_cells(tmp_path, capsys):
     assert main(["show", "naonet-v2", "-o", str(tmp_path / "cells.png")]) == 0
     assert (tmp_path / "cells.png").read_bytes()[:4] == b"\x89PNG"

@@ -189,7 +189,7 @@ def run_experiment(args: argparse.Namespace) -> int:
           f"sampled from {'every cell' if config.train_on == 'space' else 'the sample'}; "
           f"{config.sample_size} architectures scored ({search.score_metric}) on "
           f"{'the same' if search.scoring == 'fixed' else 'their own random'} "
-          f"{search.eval_batch_size * search.eval_batches} held-out images, against "
+          f"{result.scoring_images} held-out images, against "
           f"{config.metric}")
     print(f"{'ranking':<18}{'kendall tau':>13}{'spearman':>10}{'pairwise':>10}{'seconds':>9}")
     baseline = result.parameter_report
@@ -219,6 +219,7 @@ def write_experiment(folder: Path, config, result, finished: bool = True) -> Non
     for sampling in result.samplings:
         write_scores(folder / f"scores_{sampling.sampling}.txt", zip(names, sampling.scores))
     summary = {"config": config.to_dict(), "revision": code_revision(), "finished": finished,
+               "scoring_images": result.scoring_images,
                "parameter_count": result.parameter_report.to_dict(),
                "samplings": {s.sampling: {**s.report.to_dict(), "losses": s.losses,
                                           "curve": [asdict(point) for point in s.curve],

@@ -743,7 +743,7 @@ def write_outputs(run: SearchRun) -> None:
                          candidate_groups(config))
     if config.plot and run.state.rounds_log:
         plot_score_distribution(run.state.pool, len(run.state.rounds_log),
-                                run.run_dir / "scores.png")
+                                run.run_dir / "scores.png", config.score_metric)
         pareto = json.loads((run.run_dir / PARETO_JSON).read_text())
         front = pareto["fronts"].get("final_parameters")
         if front:  # none when no architecture has a score yet

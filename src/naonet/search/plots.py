@@ -70,10 +70,14 @@ def scores_by_round(pool: Sequence[PoolEntry], rounds: int) -> list[tuple[list, 
     return result
 
 
-def plot_score_distribution(pool: Sequence[PoolEntry], rounds: int, path: str | Path) -> None:
+def plot_score_distribution(pool: Sequence[PoolEntry], rounds: int, path: str | Path,
+                            metric: str = "accuracy") -> None:
     """Box plot of the pool's supernet scores per round, every architecture a dot
-    (new architectures of the round in orange)."""
+    (new architectures of the round in orange); ``metric`` is the scores' (the axis
+    names it)."""
     import numpy as np
+
+    from naonet.supernet import SCORE_METRICS
 
     plt = pyplot()
     per_round = scores_by_round(pool, rounds)
@@ -93,7 +97,7 @@ def plot_score_distribution(pool: Sequence[PoolEntry], rounds: int, path: str | 
     axes.legend(unique.values(), unique.keys(), loc="lower right", fontsize=8)
     axes.set_xticks(positions)
     axes.set_xlabel("round")
-    axes.set_ylabel("supernet validation accuracy")
+    axes.set_ylabel(f"supernet score: {SCORE_METRICS[metric]}")
     axes.set_title("architecture scores per round")
     figure.tight_layout()
     save_figure(figure, path)

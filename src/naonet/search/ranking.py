@@ -174,6 +174,7 @@ class RankingResult:
     parameter_counts: list[int]  # of each one's benchmark-size network
     parameter_report: CorrelationReport  # the trivial baseline: rank by parameter count
     samplings: list[SamplingResult]
+    scoring_images: int  # the held-out images each architecture is scored on
 
 
 def sample_table_cells(table: BenchmarkTable, count: int, seed: int) -> list:
@@ -232,7 +233,7 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
     def report_point(partial: SamplingResult) -> None:
         if progress is not None and context.is_main:
             progress(RankingResult(architectures, reference, counts, parameter_report,
-                                   [*results, partial]))
+                                   [*results, partial], scoring.images_per_architecture))
 
     if len(results) == len(config.samplings):
         log(f"every sampling finished in {checkpoint}: its results")
@@ -248,7 +249,8 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
             config, architectures, reference, scoring, log, report_point, resumed,
             epoch_done=lambda partial, trainer=trainer: saved.save(results, partial, trainer)))
         saved.save(results)
-    return RankingResult(architectures, reference, counts, parameter_report, results)
+    return RankingResult(architectures, reference, counts, parameter_report, results,
+                         scoring.images_per_architecture)
 
 
 class ExperimentCheckpoint:

@@ -39,6 +39,12 @@ class ScoringData:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    @property
+    def images_per_architecture(self) -> int:
+        """The images each architecture is scored on (the split may hold fewer than the
+        batches ask for)."""
+        return min(len(self), self.batch_size * self.num_batches)
+
     def fixed_batches(self) -> list[Batch]:
         """The same ``num_batches`` batches for every architecture (views, no copy)."""
         return [(self.images[start:start + self.batch_size],

@@ -65,7 +65,9 @@ def _on_device_of(model: nn.Module, batches: Sequence[Batch]) -> list[Batch]:
 
 
 # What a score can be; higher is better for both.
-SCORE_METRICS = ("accuracy", "loss")
+# each score an architecture can get, with what it is (higher is better for both)
+SCORE_METRICS = {"accuracy": "validation accuracy (a fraction)",
+                 "loss": "minus the validation cross-entropy"}
 
 
 def _accumulate(model: nn.Module, architecture, batches: Sequence[Batch],

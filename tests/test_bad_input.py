@@ -887,6 +887,28 @@ def test_a_corrupt_pickle_is_one_line_without_torchs_warning_above_it(capsys, tm
                     if "pickle protocol" in str(warning.message)], args
 
 
+def test_a_text_file_where_a_checkpoint_goes_is_named_text(capsys, tmp_path):
+    """A run's summary.json or a score list was called a corrupt or truncated
+    checkpoint; a checkpoint cut short (binary) still is."""
+    files = {"summary.json": '{"finished": true}\n'.encode(),
+             "scores.txt": "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2| 0.5\n"
+                           .encode(),
+             "accents.txt": "caf\u00e9 ".encode() * 1500}  # a character cut at 4 KiB
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+        for command in (["info"], ["eval", "--dataset", "cifar10"]):
+            status = main([command[0], str(tmp_path / name), *command[1:]])
+            err = capsys.readouterr().err
+            assert status == 2 and len(err.strip().splitlines()) == 1, err
+            assert f"{name} is a text file, not a checkpoint; pass a PyTorch checkpoint" in err
+    checkpoint = tmp_path / "cut.pt"
+    torch.save({"weights": torch.zeros(100)}, checkpoint)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:300])
+    assert main(["info", str(checkpoint)]) == 2
+    assert "is not a readable PyTorch checkpoint (corrupt or truncated)" in \
+        capsys.readouterr().err
+
+
 def test_info_with_a_missing_table_prints_nothing_before_its_error(capsys, tmp_path):
     """It printed the whole cell report, then the error."""
     status = main(["info", NB201_CELL, "--reference", f"table:{tmp_path / 'none.csv'}"])

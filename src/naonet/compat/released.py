@@ -216,8 +216,25 @@ def _is_legacy_checkpoint(path: Path) -> bool:
         return False
 
 
+def _is_text(path: Path) -> bool:
+    """Whether the file starts as text does (UTF-8, no NUL byte): a JSON file, a score
+    list, a config, where a checkpoint was expected."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:  # a character cut at the 4096th byte is still text
+        if error.start < len(head) - 3:
+            return False
+    return bool(head) and b"\0" not in head
+
+
 def _load_with_placeholders(path: Path) -> object:
     if not (zipfile.is_zipfile(path) or _is_legacy_checkpoint(path)):
+        if _is_text(path):
+            raise UserError(f"{path} is a text file, not a checkpoint; pass a PyTorch "
+                            "checkpoint (the .pt files nao train and nao search write, or a "
+                            "released one)")
         raise UserError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated); "
                         "pass an intact copy (download a released one again; rerun the "
                         "run that wrote one of ours)")

@@ -149,6 +149,11 @@ CASES = [
      "drop it (the ranking experiment trains one supernet once and scores a sample of the "
      "table; nao correlate --help lists its options)"),
     (CORRELATE + ["--rerank-top", "9"], "--rerank-top applies only to nao search"),
+    # a repeat ran or trained the same thing twice
+    (CORRELATE + ["--samplings", "balanced,uniform,balanced"],
+     "--samplings: 'balanced' comes twice; list each once"),
+    (["bench-search", "--evaluator", "table:t.csv", "--strategies", "random,random"],
+     "--strategies: 'random' comes twice; list each once"),
     (CORRELATE + ["--no-plot"], "--plot applies only to nao search"),
     (["bench-search", "--evaluator", "table:t.csv", "--budget", "0"], "--budget must be >= 1"),
     (["bench-search", "--evaluator", "table:t.csv", "--seeds", "0"], "--seeds must be >= 1"),
@@ -890,9 +895,9 @@ def test_a_corrupt_pickle_is_one_line_without_torchs_warning_above_it(capsys, tm
 def test_a_text_file_where_a_checkpoint_goes_is_named_text(capsys, tmp_path):
     """A run's summary.json or a score list was called a corrupt or truncated
     checkpoint; a checkpoint cut short (binary) still is."""
-    files = {"summary.json": '{"finished": true}\n'.encode(),
-             "scores.txt": "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2| 0.5\n"
-                           .encode(),
+    files = {"summary.json": b'{"finished": true}\n',
+             "scores.txt": b"|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2| 0.5\n"
+,
              "accents.txt": "caf\u00e9 ".encode() * 1500}  # a character cut at 4 KiB
     for name, content in files.items():
         (tmp_path / name).write_bytes(content)

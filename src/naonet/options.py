@@ -213,8 +213,12 @@ def valid_device(device: str) -> bool:
 
 
 def check_names(names, known, flag: str) -> None:
-    """A non-empty list option whose every entry is one of ``known``."""
+    """A non-empty list option whose every entry is one of ``known``, each once (a repeat
+    ran or trained the same thing twice)."""
     unknown = [name for name in names if name not in known]
     if unknown or not names:
         raise UserError(f"{flag}: unknown {unknown[0] if unknown else 'empty list'!r}; use a "
                         f"comma-separated list of: {', '.join(known)}")
+    repeated = next((name for index, name in enumerate(names) if name in names[:index]), None)
+    if repeated is not None:
+        raise UserError(f"{flag}: {repeated!r} comes twice; list each once")

@@ -33,6 +33,7 @@ from naonet.strategies.benchmark import (
     benchmark_strategies,
     best_possible,
 )
+from naonet.text import counted
 
 DEFAULT_STRATEGIES = "random,evolution,nao"
 
@@ -108,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         plot_best_so_far({runs.strategy: [s.test_curve for s in runs.summaries]
                           for runs in results}, args.plot, reference=best,
-                         title=f"{table.space.name}, {config.seeds} seeds, "
-                               f"metric {config.metric}")
+                         title=f"{table.space.name}, {counted(config.seeds, 'seed')}, "
+                               f"metric {config.metric}{budget_text(config.limits)}")
         print(f"plot: {args.plot}")
     if args.output:
         atomic_write_text(Path(args.output), json.dumps(
@@ -119,18 +120,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def budget_text(limits) -> str:
+    """' within parameters <= 157,306, ...' for a search under a budget; '' without."""
+    if not limits.active:
+        return ""
+    named = {"max_params": "parameters", "max_macs": "multiply-adds",
+             "max_latency_ms": "latency ms"}
+    return " within " + ", ".join(f"{named[key]} <= {value:,}" for key, value in
+                                  limits.to_dict().items()
+                                  if key in named and value is not None)
+
+
 def print_summary(results: list[StrategyRuns], config: BenchmarkConfig,
                   best_text: str) -> None:
-    limits = config.limits
-    within = ""
-    if limits.active:
-        named = {"max_params": "parameters", "max_macs": "multiply-adds",
-                 "max_latency_ms": "latency ms"}
-        within = " within " + ", ".join(f"{named[key]} <= {value:,}" for key, value in
-                                        limits.to_dict().items()
-                                        if key in named and value is not None)
     print(f"test accuracy of the best-by-validation architecture after {config.budget} "
-          f"queries, {config.seeds} seeds (metric {config.metric}){within}; {best_text}; "
+          f"queries, {counted(config.seeds, 'seed')} (metric {config.metric})"
+          f"{budget_text(config.limits)}; {best_text}; "
           "std is the population standard deviation over seeds")
     print(f"{'strategy':<12}{'mean':>8}{'std':>8}{'min':>8}{'max':>8}{'seconds':>10}")
     for runs in results:

@@ -26,6 +26,7 @@ from naonet.nb201 import VALIDATION_METRICS
 from naonet.nb201.table import TABLE_SPACE
 from naonet.options import whole_number
 from naonet.revision import code_revision
+from naonet.text import counted
 
 DEFAULT_TOP_K = "5,10"
 
@@ -183,8 +184,9 @@ def run_experiment(args: argparse.Namespace) -> int:
         progress=progress, checkpoint=Path(search.output) / CHECKPOINT_NAME if keep else None)
     if not context.is_main:
         return 0
-    print(f"supernet C {search.channels}, {search.layers} cells per stage, "
-          f"{search.supernet_epochs} epochs on {search.train_subset or 'all'} training "
+    print(f"supernet C {search.channels}, {counted(search.layers, 'cell')} per stage, "
+          f"{counted(search.supernet_epochs, 'epoch')} on {search.train_subset or 'all'} "
+          "training "
           f"images{f' at {search.image_size} px' if search.image_size else ''}, paths "
           f"sampled from {'every cell' if config.train_on == 'space' else 'the sample'}; "
           f"{config.sample_size} architectures scored ({search.score_metric}) on "

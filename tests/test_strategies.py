@@ -288,6 +288,24 @@ def test_under_a_latency_limit_the_best_possible_is_not_claimed(synthetic, tmp_p
     assert "  within the budget, best possible under the latency limit not known" in out
 
 
+def test_the_bench_search_plot_names_its_budget(synthetic, tmp_path, capsys, monkeypatch):
+    """The console named the budget, the picture's title did not."""
+    from naonet.cli import bench_search
+    from naonet.cli.main import main
+
+    titles = []
+    monkeypatch.setattr(bench_search, "plot_best_so_far",
+                        lambda curves, path, reference, title: titles.append(title))
+    status = main(["bench-search", "--evaluator", f"table:{synthetic.source}",
+                   "--strategies", "random", "--seeds", "1", "--budget", "3",
+                   "--max-params", "1e6", "--plot", str(tmp_path / "c.png"), "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "after 3 queries, 1 seed (metric valid_200ep) within parameters <= 1,000,000" \
+        in out, out
+    assert titles == ["nb201, 1 seed, metric valid_200ep within parameters <= 1,000,000"]
+
+
 def test_bench_search_prints_mean_and_std_and_writes_the_plot(synthetic, tmp_path, capsys):
     from naonet.cli.main import main
 

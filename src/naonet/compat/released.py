@@ -216,9 +216,14 @@ def _is_legacy_checkpoint(path: Path) -> bool:
         return False
 
 
+# the control characters text holds: tab, line feed, form feed, carriage return
+TEXT_CONTROLS = frozenset(b"\t\n\f\r")
+
+
 def _is_text(path: Path) -> bool:
-    """Whether the file starts as text does (UTF-8, no NUL byte): a JSON file, a score
-    list, a config, where a checkpoint was expected."""
+    """Whether the file starts as text does (UTF-8 without control characters but line
+    breaks and tabs): a JSON file, a score list, a config, where a checkpoint was
+    expected. A zip's or a pickle's first bytes are control characters."""
     with open(path, "rb") as handle:
         head = handle.read(4096)
     try:
@@ -226,7 +231,7 @@ def _is_text(path: Path) -> bool:
     except UnicodeDecodeError as error:  # a character cut at the 4096th byte is still text
         if error.start < len(head) - 3:
             return False
-    return bool(head) and b"\0" not in head
+    return bool(head) and all(byte >= 32 or byte in TEXT_CONTROLS for byte in head)
 
 
 def _load_with_placeholders(path: Path) -> object:

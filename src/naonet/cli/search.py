@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     from naonet.search.loop import search
 
     refuse_flags(args, [name for name in args.table_defaults if name not in field_names()],
-                  f"a table search (--evaluator {TABLE_PREFIX}PATH)")
+                 f"a table search (--evaluator {TABLE_PREFIX}PATH)")
     flags = {name: getattr(args, name, None) for name in field_names()}
     file_values = load_config_file(args.config) if args.config else {}
     if flags.get("output") is None and "output" not in file_values:
@@ -208,7 +208,7 @@ def refuse_other_strategies_flags(args: argparse.Namespace, strategy: str) -> No
     for names, owner in ((nao, "nao"), (EVOLUTION_OPTIONS, "evolution")):
         if strategy != owner:
             refuse_flags(args, names, f"--strategy {owner}",
-                          f" or pass --strategy {owner} (this search runs {strategy})")
+                         f" or pass --strategy {owner} (this search runs {strategy})")
 
 
 def _run_table_search(args: argparse.Namespace) -> int:
@@ -225,7 +225,7 @@ def _run_table_search(args: argparse.Namespace) -> int:
                      if name not in args.table_defaults and name not in TABLE_SEARCH_READS]
     one_shot = f"the one-shot search (--evaluator {SUPERNET_EVALUATOR})"
     refuse_flags(args, ["output"], one_shot,
-                  "; a table search writes no run folder, --result-json FILE keeps its result")
+                 "; a table search writes no run folder, --result-json FILE keeps its result")
     refuse_flags(args, one_shot_only, one_shot)
     for name, default in args.table_defaults.items():
         if getattr(args, name) is None:

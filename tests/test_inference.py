@@ -154,6 +154,32 @@ def test_eval_needs_only_test_images_in_any_layout(released_file, cifar_mini, tm
     assert len(err.strip().splitlines()) == 1
 
 
+def test_eval_reads_photos_of_any_size_at_the_size_of_a_cifar_network(
+        released_file, cifar_mini, tmp_path, capsys):
+    """A CIFAR network evaluated on a folder of larger photos ran at their size (96 x 72:
+    a loss of 14.8 without a word), and photos of two sizes were refused even with the
+    --image-size the error advised: they are read at 32 px, as nao predict reads them."""
+    from PIL import Image
+
+    path, _ = released_file
+    photos, small = tmp_path / "photos", tmp_path / "small"
+    for index, file in enumerate(sorted((cifar_mini / "test").glob("*/*"))[::4]):
+        size = (96, 72) if index % 3 else (40, 40)  # two sizes, neither 32 px
+        photo = Image.open(file).convert("RGB").resize(size)
+        for root, image in ((photos, photo), (small, photo.resize((32, 32)))):
+            (root / file.parent.name).mkdir(parents=True, exist_ok=True)
+            image.save(root / file.parent.name / f"{file.stem}.png")
+    results = []
+    for data in (photos, small):
+        status, out, err = nao_in_process(capsys, "eval", str(path), "--data", str(data),
+                                          "--json", "--device", "cpu")
+        assert status == 0, err
+        results.append(json.loads(out))
+    assert results[0]["images"] == 50, results
+    assert [results[0][key] for key in ("top1", "top5", "loss")] == \
+        [results[1][key] for key in ("top1", "top5", "loss")]
+
+
 def test_eval_prints_top_5_only_with_more_than_5_classes(tmp_path, cifar_mini, capsys):
     """With 5 classes or fewer top-5 is 100 % whatever the network does: not printed."""
 

@@ -12,8 +12,9 @@ from naonet.options import flag_name, whole_number
 SHARED_HELP = {
     "data": "data folder or .tar.gz archive",
     "download": "download CIFAR into --data when it is missing (needs the internet)",
-    "image_size": "resize the images to this size (0: the data set's own; a folder's images "
-                  "are read at 32 px)",
+    "image_size": "resize the images to this size (0: the data set's own: 224 px for "
+                  "imagenet, else 32 px, at which class folders of photos of any size are "
+                  "read)",
     "pipeline": "device (data set on the device, batched augmentation), loader or auto",
     "drop_path_exempts_pass_through": "never drop identity (and zero) branches; the "
                                       "released HEAD drops every branch",

@@ -406,14 +406,14 @@ def _load_small(root: Path, config: DataConfig, spec: DatasetSpec
 def load_small_split(where: Path, layout: str, split: str, config: DataConfig,
                      spec: DatasetSpec) -> InMemorySplit:
     """One split of small images in memory, at the size the network sees: CIFAR batches
-    (``where`` is their root) or a folder of class folders (``where`` is that folder;
-    folder data sets are decoded straight to their size), area-resized to
-    ``--image-size`` when it is given."""
+    (``where`` is their root) or a folder of class folders (``where`` is that folder),
+    decoded at the data set's size (a folder data set's is ``--image-size``; CIFAR's is
+    32 px, so photos of any size evaluate on a CIFAR network as nao predict reads them),
+    then area-resized to ``--image-size`` when it is given."""
     if layout == "pickle":
         images = load_cifar_pickle(where, config.dataset, split)
     else:
-        images = load_image_folder(where, spec.image_size if config.dataset == "folder"
-                                   else None)
+        images = load_image_folder(where, spec.image_size)
     # Smaller images make a cheap proxy task (the search's supernet on a CPU).
     return resize_split(images, config.image_size) if config.image_size else images
 

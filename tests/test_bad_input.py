@@ -48,7 +48,8 @@ CASES = [
     (SEARCH + ["--rerank-drop-path-keep-prob", "2"], "--rerank-drop-path-keep-prob must be"),
     (SEARCH + ["--rerank-layers", "0"], "--rerank-layers (cells per stage, N) must be >= 1"),
     (SEARCH + ["--channels", "3"], "--channels must be an even number >= 2, got 3"),
-    (["eval", str(REPO / "pyproject.toml"), "--dataset", "cifar10"], "pyproject.toml is a text file, not a checkpoint"),
+    (["eval", str(REPO / "pyproject.toml"), "--dataset", "cifar10"],
+     "pyproject.toml is a text file, not a checkpoint"),
     (["info", "small:1 1 0 1"], "has 4 integers"),
     # once "architecture string has a non-integer entry 'nonexistent.pt'"
     (["info", "nonexistent.pt"], "nonexistent.pt does not exist; check the path"),

@@ -662,6 +662,31 @@ def test_an_error_lists_twenty_class_names_and_counts_the_rest():
     assert said == f"only in train: {', '.join(names[:20])} and 980 more; only in test: cat"
 
 
+def test_a_photo_is_read_upright_as_its_exif_orientation_says(tmp_path):
+    """A phone stores a portrait photo sideways with an orientation tag: it was read
+    sideways (and classified so) by training, eval and predict."""
+    from PIL import Image
+
+    from naonet.data import prepare_image
+
+    upright = np.zeros((32, 32, 3), dtype=np.uint8)
+    upright[:8] = (250, 20, 20)  # a red band along the top
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # band on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to show
+    for name, tagged in (("upright", None), ("sideways", exif)):
+        folder = tmp_path / name / "photos"
+        folder.mkdir(parents=True)
+        (Image.fromarray(upright) if tagged is None else stored).save(
+            folder / "photo.png", **({} if tagged is None else {"exif": tagged}))
+    read = {name: load_image_folder(tmp_path / name).images[0]
+            for name in ("upright", "sideways")}
+    assert read["sideways"][0, :8].float().mean() > 240  # the red band on top, as shown
+    assert torch.equal(read["sideways"], read["upright"])
+    assert torch.equal(prepare_image(tmp_path / "sideways" / "photos" / "photo.png", "cifar10"),
+                       prepare_image(tmp_path / "upright" / "photos" / "photo.png", "cifar10"))
+
+
 def test_gif_and_jfif_photos_are_images(tmp_path):
     """PIL reads them (nao predict did), but training skipped them without a word."""
     from PIL import Image

@@ -456,9 +456,10 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def open_rgb(file: Path):
-    """One image file as an RGB PIL image, read whole; a file that is not an image is a
-    UserError."""
-    from PIL import Image, UnidentifiedImageError
+    """One image file as an RGB PIL image, read whole and turned as its EXIF orientation
+    says (a phone stores a portrait photo sideways, with a tag to turn it upright); a
+    file that is not an image is a UserError."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not Path(file).exists():
         raise UserError(f"image {file} does not exist; check the path")
@@ -466,6 +467,7 @@ def open_rgb(file: Path):
         raise UserError(f"{file} is not an image file; pass image files")
     try:
         with Image.open(file) as image:
+            image = ImageOps.exif_transpose(image)
             return (eight_bit_gray(image) if image.mode in WIDE_GRAY_MODES
                     else image).convert("RGB")
     except (UnidentifiedImageError, OSError) as error:
@@ -545,12 +547,17 @@ def load_image_folder(folder: Path, size: int | None = None) -> InMemorySplit:
     return split
 
 
+# The version of the decoding a cached split holds (2: photos turned upright by their
+# EXIF orientation): a cache of another is decoded again.
+DECODING = 2
+
+
 def decoded_cache_file(folder: Path, samples: list[tuple[Path, int]],
                        size: int | None) -> Path | None:
     """Where the decoded images of this exact listing go (None: caching is off)."""
     if os.environ.get("NAONET_DECODED_CACHE", "1") == "0":
         return None
-    digest = hashlib.sha256(f"{size}".encode())
+    digest = hashlib.sha256(f"{DECODING}:{size}".encode())
     for file, label in samples:
         stat = file.stat()
         digest.update(f"{file.relative_to(folder)}:{label}:{stat.st_size}:"

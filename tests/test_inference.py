@@ -233,6 +233,39 @@ def test_predict_refuses_a_file_that_is_not_an_image(released_file, tmp_path, ca
     assert len(err.strip().splitlines()) == 1 and bad in err
 
 
+def test_predict_classifies_the_readable_images_and_names_the_others(
+        released_file, cifar_mini, tmp_path, capsys, monkeypatch):
+    """One bad file failed the whole call with nothing printed, and every image was read
+    into memory first: the images go a batch at a time, a bad one is named and skipped,
+    and the exit status says so."""
+    from naonet.cli import predict
+
+    monkeypatch.setattr(predict, "IMAGES_PER_BATCH", 2)
+    path, _ = released_file
+    good = [str(file) for file in sorted((cifar_mini / "test" / "cat").iterdir())[:3]]
+    (tmp_path / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    images = [good[0], str(tmp_path / "cut.jpg"), good[1], str(tmp_path / "gone.png"), good[2]]
+    status, out, err = nao_in_process(capsys, "predict", str(path), *images, "--json",
+                                      "--device", "cpu")
+    assert status == 2
+    assert [json.loads(line)["image"] for line in out.splitlines()] == good
+    assert err.splitlines() == [
+        f"nao predict: error: cannot read image {tmp_path / 'cut.jpg'} (Truncated File "
+        "Read); remove or replace it; skipped",
+        f"nao predict: error: image {tmp_path / 'gone.png'} does not exist; check the path; "
+        "skipped"]
+    status, alone, _ = nao_in_process(capsys, "predict", str(path), *good, "--json",
+                                      "--device", "cpu")
+    assert status == 0
+    # the same figures, a batch of 2 or of 3: float32 sums in another order, probabilities
+    # in [0, 1] within a few units of float32's 6e-8
+    for ours, reference in zip(out.splitlines(), alone.splitlines(), strict=True):
+        ours, reference = json.loads(ours)["top"], json.loads(reference)["top"]
+        assert [entry["class"] for entry in ours] == [entry["class"] for entry in reference]
+        assert [entry["probability"] for entry in ours] == pytest.approx(
+            [entry["probability"] for entry in reference], abs=1e-6)
+
+
 @pytest.mark.parametrize("size", [0, 16])
 def test_prepare_image_is_the_evaluation_preprocessing(cifar_mini, size):
     """At the native size and at a training --image-size (area-resized as training does)."""

@@ -3,13 +3,15 @@
 Images are preprocessed as ``nao eval`` preprocesses its test images (the size and
 normalisation of the data set the network was trained on). Class names come from the
 checkpoint (``nao train`` stores them; released CIFAR-10 files get CIFAR-10's names);
-without them the output indices are printed.
+without them the output indices are printed. Results are printed a batch of images at a
+time; a file that cannot be read is named on stderr and skipped (exit status 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from naonet.cli.options import add_model_file_flags
 from naonet.errors import UserError
@@ -33,11 +35,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
+    """Classify the images a batch at a time, printing each batch's results as it goes
+    (memory holds one batch, not every image). A file that cannot be read is named on
+    stderr and skipped; the exit status is then 2."""
     from naonet.cli.eval import dataset_of, note_another_size
     from naonet.compat.model_file import load_model
-    from naonet.data import prepare_image
     from naonet.distributed import resolve_device
 
     if args.top_k < 1:
@@ -47,25 +49,58 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_model(args.checkpoint, arch=args.arch, space=args.space)
     dataset = dataset_of(loaded, args.dataset, args.checkpoint)
     note_another_size("predict", loaded, dataset, args.image_size)
-    size = args.image_size or loaded.image_size
-    # Every image is read before anything is printed: a bad file fails the whole call.
-    inputs = torch.stack([prepare_image(path, dataset, size) for path in args.images])
     device = resolve_device(args.device)
     network = loaded.network.to(device).eval()
+    skipped = 0
+    for start in range(0, len(args.images), IMAGES_PER_BATCH):
+        batch = args.images[start:start + IMAGES_PER_BATCH]
+        paths, inputs = read_images(batch, dataset, args.image_size or loaded.image_size)
+        skipped += len(batch) - len(paths)
+        if inputs:
+            print_predictions(paths, probabilities(network, inputs, device), loaded.classes,
+                              args.top_k, args.json)
+    return 2 if skipped else 0
+
+
+def read_images(paths: list[str], dataset: str, size: int) -> tuple[list[str], list]:
+    """The paths read, and their inputs; each one that cannot be read is named on stderr."""
+    from naonet.cli.main import one_line
+    from naonet.data import prepare_image
+
+    read, inputs = [], []
+    for path in paths:
+        try:
+            inputs.append(prepare_image(path, dataset, size))
+        except UserError as error:
+            print(f"nao predict: error: {one_line(error)}; skipped", file=sys.stderr,
+                  flush=True)
+            continue
+        read.append(path)
+    return read, inputs
+
+
+def probabilities(network, inputs: list, device):
+    """The softmax of the network's logits for a batch of prepared images (on the CPU)."""
+    import torch
+
     with torch.no_grad():
-        probabilities = torch.cat([
-            torch.softmax(network(chunk.to(device))[0].float(), dim=1).cpu()
-            for chunk in inputs.split(IMAGES_PER_BATCH)])
-    top = probabilities.topk(min(args.top_k, probabilities.shape[1]), dim=1)
-    names = loaded.classes or [f"class {index}" for index in range(probabilities.shape[1])]
-    for path, values, indices in zip(args.images, top.values, top.indices, strict=True):
+        logits = network(torch.stack(inputs).to(device))[0]
+    return torch.softmax(logits.float(), dim=1).cpu()
+
+
+def print_predictions(paths: list[str], probabilities, classes, top_k: int,
+                      as_json: bool) -> None:
+    """Each image's ``top_k`` classes: a JSON line, or the path and one line a class."""
+    top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
+    names = classes or [f"class {index}" for index in range(probabilities.shape[1])]
+    for path, values, indices in zip(paths, top.values, top.indices, strict=True):
         ranked = [(names[int(index)], float(value)) for value, index in zip(values, indices,
                                                                             strict=True)]
-        if args.json:
+        if as_json:
             print(json.dumps({"image": path, "top": [{"class": name, "probability": value}
                                                      for name, value in ranked]}))
         else:
             print(path)
             for name, value in ranked:
                 print(f"  {100 * value:6.2f} %  {name}")
-    return 0
+    sys.stdout.flush()  # a long list shows its results as they come

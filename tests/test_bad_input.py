@@ -139,6 +139,14 @@ CASES = [
       "--batch-size", "-1"], "--batch-size must be >= 0 (0: dynamic), got -1"),
     (["convert", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), ""],
      "the output file name is empty"),
+    # the target checked before the work (a folder was found after a 13 s export)
+    (["convert", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), str(REPO / "src")],
+     "/src is a folder; pass the file to write, a name in it or elsewhere"),
+    (["export", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), "out/"],
+     "out/ is a folder; pass the file to write"),
+    (["convert", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), "model.onnx"],
+     "model.onnx names an ONNX file, but nao convert writes a PyTorch checkpoint: name it "
+     ".pt, or export the network with nao export"),
     (["correlate", "--supernet", "a.txt", "b.txt"], "--supernet takes no score files"),
     (["correlate", "--supernet"], "--supernet needs --reference table:PATH"),
     (CORRELATE + ["--archs", "1"], "--archs must be >= 2 to rank anything"),

@@ -272,3 +272,36 @@ def test_a_write_removes_the_temporaries_killed_writes_of_its_file_left(tmp_path
     assert left == {"still being written", "just left", "another file's"}
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".model")) == \
         sorted(temporaries[name].name for name in ("still being written", "just left"))
+
+
+def test_a_write_that_fails_names_the_file_being_written(tmp_path, monkeypatch):
+    """The error named the temporary beside it ('.model.onnx.1507.f3cmdae7'), which
+    means nothing to the user, and a folder in the way was found only by the rename,
+    after all the work of the write."""
+    import os
+    import tempfile
+
+    from naonet.files import atomic_write_text
+
+    (tmp_path / "folder.txt").mkdir()
+    with pytest.raises(IsADirectoryError) as caught:
+        atomic_write_text(tmp_path / "folder.txt", "x")
+    assert caught.value.filename == str(tmp_path / "folder.txt")
+
+    def refused(dir, prefix):  # noqa: A002 - mkstemp's own keyword
+        raise PermissionError(13, "Permission denied", os.path.join(dir, prefix + "abcdefgh"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tempfile, "mkstemp", refused)
+        with pytest.raises(PermissionError) as caught:
+            atomic_write_text(tmp_path / "model.txt", "x")
+    assert caught.value.filename == str(tmp_path / "model.txt")
+
+    def full(source, target):
+        raise OSError(28, "No space left on device", source)
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError) as caught:
+        atomic_write_text(tmp_path / "model.txt", "x")
+    assert (caught.value.errno, caught.value.filename) == (28, str(tmp_path / "model.txt"))
+    assert list(tmp_path.iterdir()) == [tmp_path / "folder.txt"]  # no temporary left

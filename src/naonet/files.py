@@ -6,6 +6,7 @@ cache) are written through here; TensorBoard's event files and an archive's extr
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
@@ -33,10 +34,15 @@ def atomic_write_bytes(path: Path, write) -> None:
     mode of the file it replaces: a user's ``chmod`` survives a resumed run.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():  # found before the work, not by the rename after it
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     remove_stale_temporaries(path)
     mode = file_mode(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent,
-                                         prefix=f".{path.name}.{os.getpid()}.")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent,
+                                             prefix=f".{path.name}.{os.getpid()}.")
+    except OSError as error:
+        raise _naming(error, path) from None
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
@@ -44,9 +50,17 @@ def atomic_write_bytes(path: Path, write) -> None:
             os.chmod(file.fileno(), mode)  # mkstemp creates 0600
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename == temporary:
+            raise _naming(error, path) from None
         raise
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """``error`` about ``path``, the file being written: the temporary's name means
+    nothing to the user."""
+    return type(error)(error.errno, error.strerror, str(path))
 
 
 def remove_stale_temporaries(path: Path) -> None:

@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from naonet.training.checkpoint import atomic_save
 
     check_output_file(args.source, args.output)
+    refuse_export_suffix(args.output)
     loaded = load_model(args.source, arch=args.arch, space=args.space)
     check_recorded_dataset(loaded, args.dataset, args.source)
     dataset = args.dataset or loaded.dataset or dataset_from_network(loaded)
@@ -41,3 +42,20 @@ def run(args: argparse.Namespace) -> int:
           "(aux head excluded)")
     return 0
 
+
+
+def refuse_export_suffix(output: str) -> None:
+    """A UserError when ``output``'s suffix names an export format: convert writes a
+    PyTorch checkpoint, which an ONNX runtime or torch.jit.load cannot read."""
+    from pathlib import Path
+
+    from naonet.errors import UserError
+    from naonet.export import FORMAT_SUFFIXES
+
+    suffix = Path(output).suffix.lower()
+    named = next((name for name, suffixes in FORMAT_SUFFIXES.items()
+                  if suffix in suffixes and suffix not in (".pt", ".pth")), None)
+    if named is not None:
+        shown = {"onnx": "an ONNX", "torchscript": "a TorchScript"}[named]
+        raise UserError(f"{output} names {shown} file, but nao convert writes a PyTorch "
+                        "checkpoint: name it .pt, or export the network with nao export")

@@ -68,14 +68,21 @@ def add_model_file_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def check_output_file(source: str, output: str) -> None:
-    """A UserError when the file to write is empty or is ``source`` itself (writing it
-    would replace the checkpoint being read)."""
+    """A UserError, before any work, when the file to write cannot be: an empty name, a
+    folder, a file in a folder this process cannot write to, or ``source`` itself
+    (writing it would replace the checkpoint being read). A missing folder is made."""
     import os
 
     from naonet.errors import UserError
 
     if not output.strip():
         raise UserError("the output file name is empty; pass the file to write")
+    if os.path.isdir(output) or output.endswith(("/", os.sep)):
+        raise UserError(f"{output} is a folder; pass the file to write, a name in it or "
+                        "elsewhere")
+    folder = os.path.dirname(os.path.abspath(output))
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"the folder {folder} is not writable; pass an output file elsewhere")
     # samefile: the same file under another path, a link or a hard link too
     if os.path.exists(output) and os.path.exists(source) and os.path.samefile(output, source):
         raise UserError(f"{output} is the checkpoint being read; pass another output file "

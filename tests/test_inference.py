@@ -194,6 +194,10 @@ def test_eval_prints_top_5_only_with_more_than_5_classes(tmp_path, cifar_mini, c
                                           "--device", "cpu")
         assert status == 0, err
         assert "top-1 " in out and ("top-5 " in out) == (count > 5), out
+        status, out, err = nao_in_process(capsys, "eval", str(path), "--data", str(data),
+                                          "--device", "cpu", "--json")
+        assert status == 0, err
+        assert (json.loads(out)["top5"] is None) == (count <= 5), out  # it said 1.0
 
 
 def test_predict_gives_the_probabilities_eval_computes(released_file, cifar_mini, capsys):

@@ -108,6 +108,9 @@ def test_a_network_says_what_it_was_trained_on_and_a_contradicting_size_is_named
                                         r"object of type NAONet \(a network from create_model "
                                         r"names its own: net.dataset, net.image_size\)$"):
         prepare_image(image, network)
+    with pytest.raises(UserError, match=r"^image_size must be a whole number >= 0 \(0: the "
+                                        r"data set's own\), got -5$"):  # torch's error, raw
+        prepare_image(image, "cifar10", -5)
     with pytest.raises(UserError, match=r"three.pt holds a network of channels=8, not 16; "
                                         r"leave channels out"):
         naonet.create_model("naonet-v2", path, channels=16)
@@ -464,7 +467,7 @@ def test_another_projects_arch_entry_is_not_taken_for_an_architecture(tmp_path):
                 "state_dict": fixture["state_dict"]}, path)
     loaded = load_model(path, arch="naonet-v2")
     assert loaded.architecture.to_string() == fixture["arch"] and loaded.dataset is None
-    with pytest.raises(UserError, match="does not record its architecture; pass --arch"):
+    with pytest.raises(UserError, match="does not record its architecture; give it with --arch"):
         load_model(path)
 
 

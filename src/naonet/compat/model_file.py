@@ -66,8 +66,10 @@ def load_model(path: str | Path, arch=None, space: str | None = None,
         recorded = saved.get("arch")
         space = space or saved.get("search_space")
         if not (recorded or arch):
-            raise UserError(f"{path} does not record its architecture; pass --arch (for "
-                            "example --arch naonet-v2; in Python, the architecture)")
+            raise UserError(f"{path} does not record its architecture; give it with --arch "
+                            "(nao eval, predict, export and convert: a name such as "
+                            "naonet-v2, or the architecture's text form in any space; in "
+                            "Python, arch=)")
         architecture = (resolve_architecture(str(recorded), space) if recorded
                         else asked_architecture(arch, space))
         config = architecture.space.network_config_from_weights(state_dict,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -483,6 +484,10 @@ def prepare_image(file: str | Path, dataset: str, image_size: int = 0) -> torch.
     the evaluation preprocesses its test images: small-image data sets resize to the
     training size, large ones resize to size * 256 / 224 and crop the centre; then
     scale to [0, 1] and normalise with the data set's mean and standard deviation."""
+    if (isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral)
+            or image_size < 0):
+        raise UserError(f"image_size must be a whole number >= 0 (0: the data set's own), "
+                        f"got {image_size!r}")
     spec = get_dataset_spec(dataset, image_size or None)
     if spec.small_images:
         # As the data set's images reach training: folder images are decoded straight to

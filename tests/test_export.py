@@ -68,6 +68,7 @@ def test_exported_model_gives_the_networks_logits(released_file, cifar_mini, tmp
     assert metadata["arch"] == load_model(path).architecture.to_qualified_string()
     assert metadata["classes"][:2] == ["airplane", "automobile"]
     assert metadata["image_size"] == 32 and len(metadata["mean"]) == 3
+    assert "resized to 32 x 32 (PIL's bicubic)" in metadata["preprocessing"]  # the rule too
 
 
 def test_a_missing_export_extra_is_one_line(released_file, tmp_path, capsys, monkeypatch):

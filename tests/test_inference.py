@@ -273,6 +273,32 @@ def test_predict_classifies_the_readable_images_and_names_the_others(
             [entry["probability"] for entry in reference], abs=1e-6)
 
 
+@pytest.mark.parametrize("dataset", ["cifar10", "imagenet"])
+def test_the_preprocessing_an_export_records_is_what_prepare_image_does(tmp_path, dataset):
+    """An exported file's metadata says how to prepare an image without naonet; done by
+    hand as it says, the input is prepare_image's."""
+    import numpy as np
+    from PIL import Image
+    from torchvision.transforms import functional
+
+    from naonet.data import get_dataset_spec, prepare_image
+    from naonet.data.registry import preprocessing_text
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(
+        tmp_path / "photo.png")
+    text, spec = preprocessing_text(dataset), get_dataset_spec(dataset)
+    image = Image.open(tmp_path / "photo.png").convert("RGB")
+    if dataset == "cifar10":
+        assert "resized to 32 x 32 (PIL's bicubic)" in text
+        image = image.resize((32, 32), Image.Resampling.BICUBIC)
+    else:
+        assert "shorter side resized to 256 (bilinear), the centre 224 x 224 cropped" in text
+        image = functional.center_crop(functional.resize(image, 256), 224)
+    by_hand = functional.normalize(functional.to_tensor(image), spec.mean, spec.std)
+    assert torch.allclose(prepare_image(tmp_path / "photo.png", dataset), by_hand, atol=1e-6)
+
+
 @pytest.mark.parametrize("size", [0, 16])
 def test_prepare_image_is_the_evaluation_preprocessing(cifar_mini, size):
     """At the native size and at a training --image-size (area-resized as training does)."""

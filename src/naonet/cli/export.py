@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from naonet.cli.eval import dataset_of, note_another_size
     from naonet.compat.model_file import load_model
     from naonet.data import get_dataset_spec
+    from naonet.data.registry import preprocessing_text
     from naonet.export import ExportSpec, export_model
 
     check_output_file(args.checkpoint, args.output)
@@ -62,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
                 "classes": loaded.classes or [], "image_size": size,
                 "mean": list(spec.mean), "std": list(spec.std),
                 "input": "float32 N x 3 x H x W, scaled to [0, 1] then (x - mean) / std",
+                "preprocessing": preprocessing_text(dataset, args.image_size
+                                                    or loaded.image_size),
                 "output": "logits N x classes"}
     export_model(loaded.network, args.output, export_format,
                  ExportSpec(image_size=size, batch_size=args.batch_size), metadata)

@@ -479,6 +479,22 @@ def large_image_transform(train: bool, config: DataConfig, spec: DatasetSpec):
     return T.Compose(steps + [T.ToTensor(), T.Normalize(spec.mean, spec.std)])
 
 
+def preprocessing_text(dataset: str, image_size: int = 0) -> str:
+    """What :func:`prepare_image` does to an image, in words, for a deployment that
+    prepares its images without naonet (an exported network's metadata)."""
+    spec = get_dataset_spec(dataset, image_size or None)
+    if spec.small_images:
+        resize = f"resized to {spec.image_size} x {spec.image_size} (PIL's bicubic)"
+        if image_size and dataset != "folder" and image_size != spec.image_size:
+            resize += f", then area-averaged to {image_size} x {image_size}"
+    else:
+        size = image_size or spec.image_size
+        resize = (f"shorter side resized to {int(size * 256 / 224)} (bilinear), the centre "
+                  f"{size} x {size} cropped")
+    return (f"RGB image turned upright by its EXIF orientation, {resize}, scaled to [0, 1], "
+            "then (x - mean) / std per channel")
+
+
 def prepare_image(file: str | Path, dataset: str, image_size: int = 0) -> torch.Tensor:
     """One image file as the network's input (3 x size x size, float32), preprocessed as
     the evaluation preprocesses its test images: small-image data sets resize to the

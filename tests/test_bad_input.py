@@ -844,7 +844,7 @@ def test_an_exported_model_where_a_checkpoint_goes_is_named_as_such(capsys, tmp_
         torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(exported))
     onnx = tmp_path / "model.bin"  # an ONNX model's first bytes: ir_version 8, producer
     onnx.write_bytes(b"\x08\x08\x12\x07pytorch" + bytes(64))
-    for command, extra in (("eval", ["--data", str(tmp_path)]), ("info", []),
+    for command, extra in (("eval", ["--data", str(tmp_path)]),
                            ("predict", ["x.png"]), ("export", [str(tmp_path / "m.onnx")])):
         for path, kind, runner in ((exported, "TorchScript", "torch.jit.load"),
                                    (onnx, "ONNX", "ONNX Runtime")):
@@ -855,6 +855,12 @@ def test_an_exported_model_where_a_checkpoint_goes_is_named_as_such(capsys, tmp_
                                   f"train wrote (run it with {runner})", err
     with pytest.raises(UserError, match="exported TorchScript model"):  # as a run's last.pt
         load_checkpoint(exported)
+    # nao info shows what nao export records; another tool's export has none of it
+    for path, kind in ((exported, "a TorchScript"), (onnx, "an ONNX")):
+        status, _, err = nao_in_process(capsys, "info", str(path))
+        assert status == 2 and err.strip() == (
+            f"nao info: error: {path} is {kind} model without the metadata nao export "
+            "writes (or a damaged one); nao info reads naonet's checkpoints and exports"), err
 
 
 @pytest.mark.parametrize("command", ["info", "eval", "export"])

@@ -69,6 +69,13 @@ def test_exported_model_gives_the_networks_logits(released_file, cifar_mini, tmp
     assert metadata["classes"][:2] == ["airplane", "automobile"]
     assert metadata["image_size"] == 32 and len(metadata["mean"]) == 3
     assert "resized to 32 x 32 (PIL's bicubic)" in metadata["preprocessing"]  # the rule too
+    status, shown, err = nao_in_process(capsys, "info", str(out))  # it refused the file
+    assert status == 0, err
+    assert shown.splitlines()[:4] == [
+        f"{out}: an exported {'ONNX' if export_format == 'onnx' else 'TorchScript'} model "
+        "(nao export)", f"architecture: {metadata['arch']}", "trained on: cifar10",
+        "image size: 32"]
+    assert f"preprocessing: {metadata['preprocessing']}" in shown
 
 
 def test_a_missing_export_extra_is_one_line(released_file, tmp_path, capsys, monkeypatch):

@@ -14,6 +14,7 @@ from naonet.models import NetworkConfig, build_network, count_parameters
 from naonet.nb201.table import TABLE_SPACE
 from naonet.spaces import Architecture, architecture_names, get_space, resolve_architecture
 from naonet.spaces.protocol import DEFAULT_SPACE
+from naonet.training.checkpoint import exported_format
 
 # (label, classes, input size): the data sets NAS-Bench-201 trained its network on.
 BENCHMARK_DATASETS = [("CIFAR-10", 10, 32), ("CIFAR-100", 100, 32), ("ImageNet16-120", 120, 16)]
@@ -33,6 +34,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if names_a_file(args.arch) and exported_format(args.arch) is not None:
+        print_exported(args.arch, exported_format(args.arch))
+        return 0
     architecture = read_architecture(args.arch, args.space, args.reference)
     is_naonet = isinstance(architecture, Architecture)
     if is_naonet and args.reference is not None:
@@ -52,6 +56,34 @@ def run(args: argparse.Namespace) -> int:
     if names_a_file(args.arch):
         print_checkpoint_network(args.arch, args.space)
     return 0
+
+
+# what an exported file's metadata says, in the order shown
+EXPORTED_FIELDS = {"arch": "architecture", "dataset": "trained on", "image_size": "image size",
+                   "classes": "classes", "input": "input", "preprocessing": "preprocessing",
+                   "output": "output"}
+
+
+def print_exported(path: str, exported: str) -> None:
+    """What ``nao export`` recorded in an exported file: the network and how to feed it."""
+    from naonet.export import read_metadata
+
+    try:
+        metadata = read_metadata(path)
+    except ImportError:  # onnx, of the export extra
+        raise UserError(f"{path} is an exported ONNX model; reading its metadata needs the "
+                        "onnx package: pip install 'naonet[export]'") from None
+    except Exception as error:  # noqa: BLE001 - another tool's file, or a damaged one
+        metadata = {"error": f"{type(error).__name__}"}
+    if not isinstance(metadata, dict) or "arch" not in metadata:
+        raise UserError(f"{path} is a{'n' if exported == 'ONNX' else ''} {exported} model "
+                        "without the metadata nao export writes (or a damaged one); nao info "
+                        "reads naonet's checkpoints and exports")
+    print(f"{path}: an exported {exported} model (nao export)")
+    for key, label in EXPORTED_FIELDS.items():
+        if metadata.get(key) not in (None, "", []):
+            value = metadata[key]
+            print(f"{label}: {some_names(value) if key == 'classes' else value}")
 
 
 def print_checkpoint_network(path: str, space: str | None) -> None:

@@ -108,6 +108,10 @@ def test_a_network_says_what_it_was_trained_on_and_a_contradicting_size_is_named
                                         r"object of type NAONet \(a network from create_model "
                                         r"names its own: net.dataset, net.image_size\)$"):
         prepare_image(image, network)
+    with pytest.raises(UserError, match=r"^no dataset named \(None: the network's file does "
+                                        r"not record the data set it was trained on\); name "
+                                        r"it, one of: cifar10, "):  # it pointed to net.dataset
+        prepare_image(image, None)
     with pytest.raises(UserError, match=r"^image_size must be a whole number >= 0 \(0: the "
                                         r"data set's own\), got -5$"):  # torch's error, raw
         prepare_image(image, "cifar10", -5)

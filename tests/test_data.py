@@ -93,6 +93,13 @@ def broken_layouts(root, cifar_mini):
         one_empty, dict(dataset="folder"),
         f"class folder {one_empty / 'train' / 'zebra'} holds no images; add images or remove "
         "the folder")
+    mixed = root / "mixed"
+    shutil.copytree(cifar_mini, mixed)
+    from PIL import Image
+
+    Image.new("RGB", (40, 40)).save(mixed / "train" / "cat" / "zz-larger.png")
+    cases["images of two sizes"] = (mixed, {},  # training: a CIFAR folder's own size
+                                    "is 40x40 but the first image is 32x32; pass --image-size")
     train_only = root / "train-only"
     shutil.copytree(cifar_mini / "train", train_only / "train")
     cases["train/ without test/"] = (train_only, {}, "has train/ but no test/ or val/ folder; "

@@ -307,7 +307,7 @@ def build_test_data(config: DataConfig, device: torch.device) -> TestData:
     layout, where = find_test_source(root, config.dataset, config.data)
     common = dict(device=device, seed=0, rank=0, world_size=1, channels_last=False)
     if spec.small_images:
-        split = load_small_split(where, layout, "test", config, spec)
+        split = load_small_split(where, layout, "test", config, spec, photos=True)
         if config.test_subset:
             split = split.subset(subset_indices(len(split), config.test_subset))
         make = (_device_batches if choose_pipeline(config, spec) == "device"
@@ -408,16 +408,19 @@ def _load_small(root: Path, config: DataConfig, spec: DatasetSpec
 
 
 def load_small_split(where: Path, layout: str, split: str, config: DataConfig,
-                     spec: DatasetSpec) -> InMemorySplit:
+                     spec: DatasetSpec, photos: bool = False) -> InMemorySplit:
     """One split of small images in memory, at the size the network sees: CIFAR batches
     (``where`` is their root) or a folder of class folders (``where`` is that folder),
-    decoded at the data set's size (a folder data set's is ``--image-size``; CIFAR's is
-    32 px, so photos of any size evaluate on a CIFAR network as nao predict reads them),
-    then area-resized to ``--image-size`` when it is given."""
+    area-resized to ``--image-size`` when it is given. A folder data set is decoded
+    straight to its size; a CIFAR-layout folder at its images' own size (a training on
+    larger CIFAR-like images trains at theirs), or, for ``photos`` to evaluate a CIFAR
+    network on (test images alone), at the data set's 32 px, as nao predict reads an
+    image, so that photos of any size and of several sizes evaluate."""
     if layout == "pickle":
         images = load_cifar_pickle(where, config.dataset, split)
     else:
-        images = load_image_folder(where, spec.image_size)
+        decoded_size = spec.image_size if config.dataset == "folder" or photos else None
+        images = load_image_folder(where, decoded_size)
     # Smaller images make a cheap proxy task (the search's supernet on a CPU).
     return resize_split(images, config.image_size) if config.image_size else images
 

@@ -383,16 +383,46 @@ def test_an_experiment_stopped_mid_training_keeps_its_points_and_resumes_to_the_
     assert again == out  # the figures and seconds saved
 
 
-def test_an_experiment_resumes_whatever_the_search_options_it_does_not_read(
+# Every search option the experiment does not read, at another value than its default
+UNREAD_VALUES = {
+    "rounds": 9, "seed_pool_size": 7, "seed_pool_file": "pool.txt", "new_architectures": 5,
+    "top_seeds": 3, "strategy": "evolution", "population_size": 9, "sample_size": 4,
+    "score_transform": "rank", "fresh_controller": True, "fill": "random", "max_lambda": 7,
+    "restart_schedule": False, "reinit_supernet": True, "few_shot_after": 2,
+    "max_params": 100000, "max_macs": 10**7, "max_latency_ms": 5.0, "latency_batch": 2,
+    "plot": False, "log_every": 3, "controller_augment": 2, "controller_batch_size": 8,
+    "controller_decoder_layers": 2, "controller_embedding_size": 8,
+    "controller_encoder_layers": 2, "controller_epochs": 3, "controller_grad_clip": 1.0,
+    "controller_hidden_size": 16, "controller_lr": 0.01, "controller_mlp_dropout": 0.0,
+    "controller_mlp_hidden_size": 20, "controller_mlp_layers": 1,
+    "controller_trade_off": 0.5, "controller_valid_fraction": 0.2,
+    "controller_weight_decay": 0.01, "rerank_aux_weight": 0.0, "rerank_channels": 8,
+    "rerank_common_seeds": True, "rerank_drop_path_keep_prob": 0.9, "rerank_epochs": 2,
+    "rerank_keep_prob": 0.9, "rerank_layers": 1, "rerank_processes": 2, "rerank_repeats": 2,
+    "rerank_top": 2, "rerank_turns": 3}
+
+
+def test_the_search_options_the_experiment_refuses_change_nothing_it_measures(
         tmp_path, capsys, trained_epochs):
-    """A config file (a search's config.yaml, say) holds every search option; those the
-    experiment never reads (the rounds, the re-rank, the plots) neither change its
-    recipe nor stop its folder from resuming without them."""
+    """The options nao correlate refuses as unread (--max-params was taken and dropped):
+    a config file (a search's config.yaml) setting every one of them, and the two the
+    experiment sets itself, measures what the defaults measure, and its folder resumes
+    without the file."""
+    import yaml
+
+    from naonet.search.ranking import SET_BY_THE_EXPERIMENT, UNREAD_SEARCH_OPTIONS
+
+    assert set(UNREAD_VALUES) == UNREAD_SEARCH_OPTIONS  # a new one gets a value here
     interrupt, trained = trained_epochs
     data = image_folder(tmp_path / "images", per_class=12)
     table = write_synthetic_table(tmp_path / "table.csv")
     options = tmp_path / "search.yaml"
-    options.write_text("rounds: 9\nrerank_top: 2\nplot: false\nmax_params: 100000\n")
+    options.write_text(yaml.safe_dump({**UNREAD_VALUES, "sampling": "uniform",
+                                       "supernet_pool": "all"}))
+    (tmp_path / "pool.txt").write_text("")
+    assert SET_BY_THE_EXPERIMENT == {"sampling", "supernet_pool"}
+    status, _, err = tiny_experiment(capsys, data, table, tmp_path / "plain")
+    assert status == 0, err
     interrupt.stop_at = ("uniform", 1)
     status, _, err = tiny_experiment(capsys, data, table, tmp_path / "out", "--config",
                                      str(options))
@@ -401,8 +431,12 @@ def test_an_experiment_resumes_whatever_the_search_options_it_does_not_read(
     trained.clear()
     status, _, err = tiny_experiment(capsys, data, table, tmp_path / "out")
     assert status == 0, err
-    assert "uniform: resumed after epoch 1/4" in err
-    assert trained[0] == ("uniform", 1)
+    assert "uniform: resumed after epoch 1/4" in err and trained[0] == ("uniform", 1)
+    plain, resumed = (without_timings(json.loads((tmp_path / name / "summary.json")
+                                                 .read_text())) for name in ("plain", "out"))
+    assert resumed["samplings"] == plain["samplings"]
+    for name in ("scores_uniform.txt", "scores_balanced.txt"):
+        assert (tmp_path / "out" / name).read_text() == (tmp_path / "plain" / name).read_text()
 
 
 def test_an_experiment_reports_the_images_it_scored_on(tmp_path, capsys):

@@ -62,7 +62,12 @@ def add_parser(subparsers) -> None:
     experiment.add_argument("--config", default=None, help="YAML or JSON file of options")
     experiment.add_argument("--evaluator", dest="reference_alias", metavar="table:PATH",
                             help="the same as --reference")
-    from naonet.search.ranking import TRAIN_ON, UNREAD_SEARCH_OPTIONS, RankingConfig
+    from naonet.search.ranking import (
+        SET_BY_THE_EXPERIMENT,
+        TRAIN_ON,
+        UNREAD_SEARCH_OPTIONS,
+        RankingConfig,
+    )
 
     defaults = RankingConfig  # the experiment's defaults, said once
 
@@ -93,7 +98,7 @@ def add_parser(subparsers) -> None:
     # --samplings and --train-on stand for two; the search's others are not read
     add_dataclass_flags(parser.add_argument_group("supernet recipe (search options)"),
                         SearchConfig, {**HELP, "output": EXPERIMENT_OUTPUT_HELP},
-                        skip=("sampling", "supernet_pool", *sorted(UNREAD_SEARCH_OPTIONS)))
+                        skip=tuple(SET_BY_THE_EXPERIMENT | UNREAD_SEARCH_OPTIONS))
     # ... and refused by name when given (left out of the help)
     add_dataclass_flags(parser, SearchConfig, dict.fromkeys(UNREAD_SEARCH_OPTIONS,
                                                            argparse.SUPPRESS),

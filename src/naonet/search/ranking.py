@@ -70,14 +70,17 @@ CHECKPOINT_FORMAT = 1
 RESUMABLE_EXPERIMENT_CHANGES = {"reference"}
 # The search options the experiment never reads: it trains one supernet once, with one
 # cosine cycle, and scores a sample of the table; the loop's rounds and seed pool, the
-# strategies, the controller, the re-rank, the budgets and the plots are the search's.
-# `nao correlate` offers no flag for them (a config file may hold them, unread).
+# strategies, the controller, the re-rank, the budgets, the plots and the progress bars'
+# figures are the search's. `nao correlate` refuses their flags; a config file (a
+# search's config.yaml) may hold them, and a folder resumes whatever they say.
 UNREAD_SEARCH_OPTIONS = frozenset(
     ("rounds", "seed_pool_size", "seed_pool_file", "new_architectures", "top_seeds",
      "strategy", "population_size", "sample_size", "score_transform", "fresh_controller",
      "fill", "max_lambda", "restart_schedule", "reinit_supernet", "few_shot_after",
-     "max_params", "max_macs", "max_latency_ms", "latency_batch", "plot",
+     "max_params", "max_macs", "max_latency_ms", "latency_batch", "plot", "log_every",
      *(name for name in field_names() if name.startswith(("controller_", "rerank_")))))
+# Two more the experiment sets itself, from --samplings and --train-on (compared as those)
+SET_BY_THE_EXPERIMENT = frozenset(("sampling", "supernet_pool"))
 
 
 @dataclass(frozen=True)
@@ -321,7 +324,8 @@ def check_same_experiment(saved: dict, current: dict, path: Path) -> None:
     outer = {key: value for key, value in saved.items() if key != "search"}
     check_same_run(outer, current, path, RESUMABLE_EXPERIMENT_CHANGES, "ranking experiment")
     check_same_run(saved["search"], current["search"], path,
-                   RESUMABLE_CHANGES | RESUMABLE_EXPERIMENT_CHANGES | UNREAD_SEARCH_OPTIONS,
+                   RESUMABLE_CHANGES | RESUMABLE_EXPERIMENT_CHANGES | UNREAD_SEARCH_OPTIONS
+                   | SET_BY_THE_EXPERIMENT,
                    "ranking experiment", ADDED_OPTIONS)
 
 

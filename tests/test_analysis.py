@@ -115,7 +115,6 @@ def test_score_files_text_and_csv(tmp_path):
         read_scores(tmp_path / "c.txt")
 
 
-
 def test_score_files_saved_with_a_byte_order_mark_are_read_whole(tmp_path):
     """A spreadsheet's or Windows editor's BOM was part of the first architecture (its
     line then matched nothing, silently) or of the first column's name."""
@@ -156,6 +155,9 @@ def test_another_spelling_of_an_architecture_matches_it():
     keys, a, b = matched(scores, reference)
     assert keys == [f"nb201:{cells[0]}", cells[1], f"nb201:{cells[2]}"]
     assert (a, b) == ([1.0, 2.0, 3.0], [0.0, 10.0, 20.0])
+    with pytest.raises(UserError, match=r"^(\S+) and nb201:\1 are one architecture, written "
+                                        r"two ways; keep one line per architecture$"):
+        matched({cells[0]: 1.0, f"nb201:{cells[0]}": 1.0, cells[1]: 2.0}, reference)
 
 
 def test_an_architecture_listed_twice_with_two_scores_is_refused(tmp_path):

@@ -912,7 +912,8 @@ def test_a_text_file_where_a_checkpoint_goes_is_named_text(capsys, tmp_path):
     checkpoint; a checkpoint cut short (binary) still is."""
     files = {"summary.json": b'{"finished": true}\n',
              "scores.txt": b"|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2| 0.5\n",
-             "accents.txt": "caf\u00e9 ".encode() * 1500}  # a character cut at 4 KiB
+             "accents.txt": "caf\u00e9 ".encode() * 1500,  # a character cut at 4 KiB
+             "windows.txt": "arch 0.5\r\n".encode("utf-16")}  # PowerShell's > writes it
     for name, content in files.items():
         (tmp_path / name).write_bytes(content)
         for command in (["info"], ["eval", "--dataset", "cifar10"]):

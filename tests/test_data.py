@@ -694,6 +694,23 @@ def test_a_photo_is_read_upright_as_its_exif_orientation_says(tmp_path):
                        prepare_image(tmp_path / "upright" / "photos" / "photo.png", "cifar10"))
 
 
+def test_a_photo_whose_exif_cannot_be_read_is_read_as_stored(tmp_path, monkeypatch):
+    """PIL's exif_transpose has raised SyntaxError, ZeroDivisionError and IndexError on
+    malformed tags: such a photo, read before orientations were honoured, still is."""
+    from PIL import Image, ImageOps
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.new("RGB", (8, 8), (10, 200, 10)).save(folder / "photo.jpg")
+
+    def malformed(image, in_place=False):
+        raise SyntaxError("not a TIFF file (header b'' not valid)")
+
+    monkeypatch.setattr(ImageOps, "exif_transpose", malformed)
+    monkeypatch.setenv("NAONET_DECODED_CACHE", "0")
+    assert load_image_folder(tmp_path).images[0, 1].float().mean() > 150
+
+
 def test_gif_and_jfif_photos_are_images(tmp_path):
     """PIL reads them (nao predict did), but training skipped them without a word."""
     from PIL import Image

@@ -259,7 +259,12 @@ def test_predict_classifies_the_readable_images_and_names_the_others(
     status, out, err = nao_in_process(capsys, "predict", str(path), *images, "--json",
                                       "--device", "cpu")
     assert status == 2
-    assert [json.loads(line)["image"] for line in out.splitlines()] == good
+    lines = [json.loads(line) for line in out.splitlines()]  # one per image, in order
+    assert [line["image"] for line in lines] == images
+    assert [line["error"] for line in lines[1::2]] == [
+        f"cannot read image {tmp_path / 'cut.jpg'} (Truncated File Read); remove or replace "
+        "it", f"image {tmp_path / 'gone.png'} does not exist; check the path"]
+    out = "".join(line + "\n" for line in out.splitlines()[::2])  # the images read
     assert err.splitlines() == [
         f"nao predict: error: cannot read image {tmp_path / 'cut.jpg'} (Truncated File "
         "Read); remove or replace it; skipped",
@@ -482,7 +487,6 @@ def test_the_fixtures_recorded_architecture_and_data_set_are_read(capsys):
     assert "trained on cifar10" in printed
     network = naonet.create_model("naonet-v2", cifar)
     assert network.classes == list(CIFAR10_CLASSES)
-
 
 
 def test_another_projects_arch_entry_is_not_taken_for_an_architecture(tmp_path):

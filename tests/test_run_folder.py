@@ -297,10 +297,10 @@ def test_a_write_that_fails_names_the_file_being_written(tmp_path, monkeypatch):
             atomic_write_text(tmp_path / "model.txt", "x")
     assert caught.value.filename == str(tmp_path / "model.txt")
 
-    def full(source, target):
-        raise OSError(28, "No space left on device", source)
+    def full(descriptor):  # as a write to a full disk: no file named
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", full)
+    monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(OSError) as caught:
         atomic_write_text(tmp_path / "model.txt", "x")
     assert (caught.value.errno, caught.value.filename) == (28, str(tmp_path / "model.txt"))

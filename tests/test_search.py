@@ -788,7 +788,6 @@ def test_score_plot(tmp_path):
     assert (tmp_path / "scores.png").read_bytes()[:4] == b"\x89PNG"
 
 
-
 @pytest.mark.parametrize("metric, label", [
     ("accuracy", "supernet score: validation accuracy (a fraction)"),
     ("loss", "supernet score: minus the validation cross-entropy")])  # was 'accuracy'

@@ -52,15 +52,17 @@ def atomic_write_bytes(path: Path, write) -> None:
         os.replace(temporary, path)
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.filename == temporary:
-            raise _naming(error, path) from None
+        if isinstance(error, OSError) and error.filename in (None, temporary):
+            raise _naming(error, path) from None  # a full disk's write names no file
         raise
 
 
 def _naming(error: OSError, path: Path) -> OSError:
     """``error`` about ``path``, the file being written: the temporary's name means
     nothing to the user."""
-    return type(error)(error.errno, error.strerror, str(path))
+    named = type(error)(error.errno, error.strerror or str(error), str(path))
+    named.filename2 = error.filename2
+    return named
 
 
 def remove_stale_temporaries(path: Path) -> None:

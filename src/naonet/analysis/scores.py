@@ -187,6 +187,7 @@ def matched(scores: dict[str, float], reference: dict[str, float]
                 found = by_architecture.get(_architecture_form(key))
                 if found is not None:
                     reference_key[key] = found
+        _refuse_two_spellings(reference_key)
     keys = [key for key in scores if key in reference_key]
     if not keys:  # say why, where the files name their architectures in two spaces
         spaces = [space_of(next(iter(scoring), "")) for scoring in (scores, reference)]
@@ -197,6 +198,17 @@ def matched(scores: dict[str, float], reference: dict[str, float]
         raise UserError(f"the two score files share {len(keys)} architecture(s); at least 2 "
                         "are needed (are both written in the same form?)")
     return keys, [scores[k] for k in keys], [reference[reference_key[k]] for k in keys]
+
+
+def _refuse_two_spellings(reference_key: dict[str, str]) -> None:
+    """A UserError when two lines of a score file name one architecture of the reference
+    (written two ways: '|...|' and 'nb201:|...|'); it would be counted twice."""
+    named: dict[str, str] = {}
+    for key, found in reference_key.items():
+        if found in named:
+            raise UserError(f"{named[found]} and {key} are one architecture, written two ways; "
+                            "keep one line per architecture")
+        named[found] = key
 
 
 def _architecture_form(key: str) -> str:

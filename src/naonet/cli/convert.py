@@ -43,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def refuse_export_suffix(output: str) -> None:
     """A UserError when ``output``'s suffix names an export format: convert writes a
     PyTorch checkpoint, which an ONNX runtime or torch.jit.load cannot read."""

@@ -34,8 +34,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if names_a_file(args.arch) and exported_format(args.arch) is not None:
-        print_exported(args.arch, exported_format(args.arch))
+    exported = exported_format(args.arch) if names_a_file(args.arch) else None
+    if exported is not None:
+        print_exported(args.arch, exported)
         return 0
     architecture = read_architecture(args.arch, args.space, args.reference)
     is_naonet = isinstance(architecture, Architecture)

@@ -37,7 +37,8 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Classify the images a batch at a time, printing each batch's results as it goes
     (memory holds one batch, not every image). A file that cannot be read is named on
-    stderr and skipped; the exit status is then 2."""
+    stderr and skipped (with ``--json``, its line says so: one line per image, in order);
+    the exit status is then 2."""
     from naonet.cli.eval import dataset_of, note_another_size
     from naonet.compat.model_file import load_model
     from naonet.distributed import resolve_device
@@ -53,30 +54,32 @@ def run(args: argparse.Namespace) -> int:
     network = loaded.network.to(device).eval()
     skipped = 0
     for start in range(0, len(args.images), IMAGES_PER_BATCH):
-        batch = args.images[start:start + IMAGES_PER_BATCH]
-        paths, inputs = read_images(batch, dataset, args.image_size or loaded.image_size)
-        skipped += len(batch) - len(paths)
-        if inputs:
-            print_predictions(paths, probabilities(network, inputs, device), loaded.classes,
-                              args.top_k, args.json)
+        read = read_images(args.images[start:start + IMAGES_PER_BATCH], dataset,
+                           args.image_size or loaded.image_size)
+        inputs = [prepared for _, prepared in read if not isinstance(prepared, str)]
+        found = iter(probabilities(network, inputs, device) if inputs else [])
+        for path, prepared in read:
+            if isinstance(prepared, str):  # the reason it was not read
+                skipped += 1
+                print_failure(path, prepared, args.json)
+            else:
+                print_prediction(path, next(found), loaded.classes, args.top_k, args.json)
+        sys.stdout.flush()  # a long list shows its results as they come
     return 2 if skipped else 0
 
 
-def read_images(paths: list[str], dataset: str, size: int) -> tuple[list[str], list]:
-    """The paths read, and their inputs; each one that cannot be read is named on stderr."""
+def read_images(paths: list[str], dataset: str, size: int) -> list[tuple[str, object]]:
+    """Each path with its prepared input, or with why it could not be read."""
     from naonet.cli.main import one_line
     from naonet.data import prepare_image
 
-    read, inputs = [], []
+    read = []
     for path in paths:
         try:
-            inputs.append(prepare_image(path, dataset, size))
+            read.append((path, prepare_image(path, dataset, size)))
         except UserError as error:
-            print(f"nao predict: error: {one_line(error)}; skipped", file=sys.stderr,
-                  flush=True)
-            continue
-        read.append(path)
-    return read, inputs
+            read.append((path, one_line(error)))
+    return read
 
 
 def probabilities(network, inputs: list, device):
@@ -88,19 +91,25 @@ def probabilities(network, inputs: list, device):
     return torch.softmax(logits.float(), dim=1).cpu()
 
 
-def print_predictions(paths: list[str], probabilities, classes, top_k: int,
-                      as_json: bool) -> None:
-    """Each image's ``top_k`` classes: a JSON line, or the path and one line a class."""
-    top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
-    names = classes or [f"class {index}" for index in range(probabilities.shape[1])]
-    for path, values, indices in zip(paths, top.values, top.indices, strict=True):
-        ranked = [(names[int(index)], float(value)) for value, index in zip(values, indices,
-                                                                            strict=True)]
-        if as_json:
-            print(json.dumps({"image": path, "top": [{"class": name, "probability": value}
-                                                     for name, value in ranked]}))
-        else:
-            print(path)
-            for name, value in ranked:
-                print(f"  {100 * value:6.2f} %  {name}")
-    sys.stdout.flush()  # a long list shows its results as they come
+def print_prediction(path: str, probabilities, classes, top_k: int, as_json: bool) -> None:
+    """One image's ``top_k`` classes: a JSON line, or the path and one line a class."""
+    top = probabilities.topk(min(top_k, probabilities.shape[0]))
+    names = classes or [f"class {index}" for index in range(probabilities.shape[0])]
+    ranked = [(names[int(index)], float(value)) for value, index in zip(top.values,
+                                                                        top.indices,
+                                                                        strict=True)]
+    if as_json:
+        print(json.dumps({"image": path, "top": [{"class": name, "probability": value}
+                                                 for name, value in ranked]}))
+    else:
+        print(path)
+        for name, value in ranked:
+            print(f"  {100 * value:6.2f} %  {name}")
+
+
+def print_failure(path: str, reason: str, as_json: bool) -> None:
+    """An image that could not be read: named on stderr, and with ``as_json`` a line of
+    its own in the output, so that the lines stay one per image."""
+    print(f"nao predict: error: {reason}; skipped", file=sys.stderr, flush=True)
+    if as_json:
+        print(json.dumps({"image": path, "error": reason}))

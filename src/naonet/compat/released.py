@@ -218,6 +218,7 @@ def _is_legacy_checkpoint(path: Path) -> bool:
 
 # the control characters text holds: tab, line feed, form feed, carriage return
 TEXT_CONTROLS = frozenset(b"\t\n\f\r")
+TEXT_HEAD = 4096  # the bytes read to tell text
 
 
 def _is_text(path: Path) -> bool:
@@ -225,11 +226,13 @@ def _is_text(path: Path) -> bool:
     breaks and tabs): a JSON file, a score list, a config, where a checkpoint was
     expected. A zip's or a pickle's first bytes are control characters."""
     with open(path, "rb") as handle:
-        head = handle.read(4096)
+        head = handle.read(TEXT_HEAD)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16's byte-order mark (Windows)
+        return True
     try:
         head.decode("utf-8")
-    except UnicodeDecodeError as error:  # a character cut at the 4096th byte is still text
-        if error.start < len(head) - 3:
+    except UnicodeDecodeError as error:  # a character cut by the head's end is still text
+        if len(head) < TEXT_HEAD or error.start < len(head) - 3:
             return False
     return bool(head) and all(byte >= 32 or byte in TEXT_CONTROLS for byte in head)
 

@@ -459,7 +459,7 @@ def open_rgb(file: Path):
     """One image file as an RGB PIL image, read whole and turned as its EXIF orientation
     says (a phone stores a portrait photo sideways, with a tag to turn it upright); a
     file that is not an image is a UserError."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     if not Path(file).exists():
         raise UserError(f"image {file} does not exist; check the path")
@@ -467,11 +467,23 @@ def open_rgb(file: Path):
         raise UserError(f"{file} is not an image file; pass image files")
     try:
         with Image.open(file) as image:
-            image = ImageOps.exif_transpose(image)
+            upright(image)
             return (eight_bit_gray(image) if image.mode in WIDE_GRAY_MODES
                     else image).convert("RGB")
     except (UnidentifiedImageError, OSError) as error:
         raise UserError(f"cannot read image {file} ({error}); remove or replace it") from None
+
+
+def upright(image) -> None:
+    """Turn ``image`` in place as its EXIF orientation says. A malformed EXIF block (PIL
+    has raised SyntaxError, ZeroDivisionError and IndexError on some) leaves the image as
+    stored: the photo is still read, as it was before orientations were honoured."""
+    from PIL import ImageOps
+
+    try:
+        ImageOps.exif_transpose(image, in_place=True)
+    except Exception:  # noqa: BLE001 - any failure to read the tag is the tag's
+        pass
 
 
 # PIL's modes of one channel wider than 8 bits: 16-bit PNG and TIFF, 32-bit integer and

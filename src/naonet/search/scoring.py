@@ -53,7 +53,7 @@ class ScoringData:
 
     def random_batches(self, generator: torch.Generator) -> list[Batch]:
         """``num_batches`` batches drawn without replacement (the released behaviour)."""
-        wanted = min(len(self), self.batch_size * self.num_batches)
+        wanted = self.images_per_architecture
         order = torch.randperm(len(self), generator=generator)[:wanted].to(self.labels.device)
         return [(self.images[order[start:start + self.batch_size]],
                  self.labels[order[start:start + self.batch_size]])

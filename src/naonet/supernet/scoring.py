@@ -64,8 +64,7 @@ def _on_device_of(model: nn.Module, batches: Sequence[Batch]) -> list[Batch]:
             for images, labels in batches]
 
 
-# What a score can be; higher is better for both.
-# each score an architecture can get, with what it is (higher is better for both)
+# What a score can be, with what it is; higher is better for both.
 SCORE_METRICS = {"accuracy": "validation accuracy (a fraction)",
                  "loss": "minus the validation cross-entropy"}
 

@@ -129,6 +129,25 @@ def test_score_files_saved_with_a_byte_order_mark_are_read_whole(tmp_path):
     assert read_scores(tmp_path / "arch_pool") == {"arch one": 0.5, "arch two": 0.25}
 
 
+def test_the_released_searchs_round_files_are_read_with_their_scores(tmp_path):
+    """The released search writes arch_pool.N beside arch_pool.perf.N, its scores printed
+    as tensors: each line was read as a 39-integer 'architecture' scored by its last op,
+    and two rounds of different scores correlated at tau 1.0."""
+    cells = [get_space("small").sample(random.Random(seed)).to_string() for seed in range(4)]
+    for round_index, scores in ((2, (0.5, 0.6, 0.7, 0.8)), (3, (0.9, 0.8, 0.7, 0.6))):
+        (tmp_path / f"arch_pool.{round_index}").write_text("".join(f"{c}\n" for c in cells))
+        (tmp_path / f"arch_pool.perf.{round_index}").write_text("".join(
+            f"tensor({score:.4f}, device='cuda:0')\n" for score in scores))
+    assert read_scores(tmp_path / "arch_pool.2") == dict(zip(cells, (0.5, 0.6, 0.7, 0.8)))
+    first, second = (read_scores(tmp_path / f"arch_pool.{index}") for index in (2, 3))
+    assert kendall_tau(list(first.values()), [second[key] for key in first]) == -1.0
+    (tmp_path / "copied.txt").write_text((tmp_path / "arch_pool.2").read_text())
+    with pytest.raises(UserError, match=r"copied.txt:1: the line is an architecture without "
+                                        r"a score; a search's list of architectures is read "
+                                        r"with the scores beside it"):
+        read_scores(tmp_path / "copied.txt")
+
+
 def test_a_bad_csv_value_is_named_by_its_line_in_the_file(tmp_path):
     """Blank lines count (the row's number was named: line 3 for line 5), and the hint
     names the column, not 'each line must end with the score'."""

@@ -8,13 +8,16 @@ Three formats:
 * CSV (``.csv``): a header row; the architecture is in the ``arch`` column (or the
   first column) and the score in the column named by the caller (default ``score``);
 * a search's ``arch_pool`` or ``arch_pool.final``: the scores are the lines of the
-  ``arch_pool.perf`` or ``arch_pool.perf.final`` beside it, in the same order.
+  ``arch_pool.perf`` or ``arch_pool.perf.final`` beside it, in the same order; and so
+  for the released search's round files, ``arch_pool.N`` beside ``arch_pool.perf.N``
+  (their scores printed as tensors, ``tensor(0.8560, device='cuda:0')``, are read).
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -25,6 +28,19 @@ KEY_COLUMN = "arch"
 SCORE_COLUMN = "score"
 # a search's architecture lists and the files of their scores, line for line
 POOL_SCORE_FILES = {"arch_pool": "arch_pool.perf", "arch_pool.final": "arch_pool.perf.final"}
+# the released search's list of round N and its scores: arch_pool.N, arch_pool.perf.N
+ROUND_POOL = re.compile(r"arch_pool\.(\d+)")
+# a score the released search wrote as the tensor it was: "tensor(0.8560, device='cuda:0')"
+TENSOR_TEXT = re.compile(r"tensor\(\s*([^,)\s]+)\s*(,[^)]*)?\)")
+
+
+def pool_scores_file(path: Path) -> Path | None:
+    """The file of scores beside a search's list of architectures, or None for a file
+    that is no such list."""
+    if path.name in POOL_SCORE_FILES:
+        return path.with_name(POOL_SCORE_FILES[path.name])
+    round_pool = ROUND_POOL.fullmatch(path.name)
+    return path.with_name(f"arch_pool.perf.{round_pool[1]}") if round_pool else None
 
 
 # UTF-8, with or without the byte-order mark a spreadsheet or Windows editor writes
@@ -56,8 +72,8 @@ def read_scores(path: str | Path, column: str | None = None) -> dict[str, float]
         elif column is not None:
             raise UserError(f"a score column ({column!r}) was named for {path}, which is not "
                             "a CSV; drop the column (it applies to CSV files only)")
-        elif path.name in POOL_SCORE_FILES:
-            scores = _read_pool(path, path.with_name(POOL_SCORE_FILES[path.name]))
+        elif pool_scores_file(path) is not None:
+            scores = _read_pool(path, pool_scores_file(path))
         else:
             scores = _read_text(path)
     except (UnicodeDecodeError, csv.Error) as error:
@@ -77,6 +93,11 @@ def _read_text(path: Path) -> dict[str, float]:
         parts = line.rsplit(None, 1)
         if len(parts) != 2:
             raise UserError(f"{path}:{number}: expected 'ARCHITECTURE SCORE', got {line!r}")
+        if not entries and space_of(line) is not None:  # its last integer is no score
+            raise UserError(f"{path}:{number}: the line is an architecture without a score; "
+                            "a search's list of architectures is read with the scores beside "
+                            "it (arch_pool with arch_pool.perf, arch_pool.N with "
+                            "arch_pool.perf.N): keep its name, or add each line's score")
         entries.append((number, normalise_key(parts[0]), _number(parts[1], path, number)))
     return one_score_each(entries, path)
 
@@ -146,6 +167,9 @@ def complete_rows(reader: csv.DictReader, path: Path) -> Iterator[tuple[int, dic
 
 def _number(text: str, path: Path, line: int,
             hint: str = "each line must end with the score") -> float:
+    printed_tensor = TENSOR_TEXT.fullmatch(text.strip())
+    if printed_tensor:
+        text = printed_tensor[1]
     try:
         value = float(text)
     except ValueError:

@@ -306,6 +306,8 @@ def test_bad_input_in_a_fresh_process_is_one_line(tmp_path):
 
 
 def test_config_resolution_preset_then_file_then_flags(tmp_path):
+    from naonet.runtime import resolve_amp
+
     path = tmp_path / "config.yaml"
     path.write_text("lr: 0.5\nchannels: 20\nlayers: 2\n")
     config = resolve_config("naonet-v2-cifar10", load_config_file(path), {"layers": 3})
@@ -314,6 +316,9 @@ def test_config_resolution_preset_then_file_then_flags(tmp_path):
     imagenet = resolve_config("naonet-v2-imagenet", {}, {})
     assert (imagenet.lr_schedule, imagenet.lr_gamma, imagenet.label_smoothing) == (
         "exponential", 0.97, 0.1)
+    # the published recipes in float32, as released, on a GPU too (auto is bf16 there)
+    assert config.amp == imagenet.amp == "none"
+    assert resolve_amp(config.amp, torch.device("cuda")) == "none"
     path.write_text("learning_rate: 1\n")
     with pytest.raises(UserError, match="unknown option 'learning_rate'"):
         load_config_file(path)

@@ -114,11 +114,21 @@ def test_two_gloo_processes_search_and_write_once(cifar_mini, tmp_path):
     assert [p.name for p in output.iterdir() if p.name.startswith(".")] == [".naonet.lock"]
 
 
+def ranking_flags(**overrides) -> list[str]:
+    """TINY_FLAGS without the search's options the ranking experiment refuses (it does
+    not read them: the rounds, the controller, the re-rank)."""
+    from naonet.search.ranking import UNREAD_SEARCH_OPTIONS
+
+    values = {**TINY_FLAGS, **overrides}
+    return flags({key: value for key, value in values.items()
+                  if key not in UNREAD_SEARCH_OPTIONS})
+
+
 def ranking_command(data: Path, table: Path, output: Path) -> list[str]:
     return ["correlate", "--supernet", "--reference", f"table:{table}", "--data", str(data),
             "--archs", "6", "--samplings", "uniform,balanced", "--score-every", "2",
             "--score-metric", "loss", "--output", str(output),
-            *flags({**TINY_FLAGS, "supernet_epochs": 6})]
+            *ranking_flags(supernet_epochs=6)]
 
 
 @pytest.mark.slow  # resume itself: test_analysis.py::test_an_experiment_stopped_mid_...
@@ -174,7 +184,7 @@ def test_two_gloo_processes_run_the_ranking_experiment_and_write_once(cifar_mini
                "--standalone", "-m", "naonet.cli.main", "correlate", "--supernet",
                "--reference", f"table:{table}", "--data", str(cifar_mini), "--archs", "6",
                "--samplings", "balanced", "--score-every", "1", "--output", str(output),
-               *flags({**TINY_FLAGS, "supernet_epochs": 2, "train_subset": 128})]
+               *ranking_flags(supernet_epochs=2, train_subset=128)]
     environment = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=900,
                             env=environment)

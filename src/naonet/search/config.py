@@ -1,7 +1,10 @@
 """The search configuration: one typed, validated dataclass, presets, and their resolution.
 
 Every default is the released NAO-V2 search (``train_search.py`` of NAO_pytorch, see
-SPEC sections 4-6); every hidden choice of that script is a named field here.
+SPEC sections 4-6) but the scoring: one set of batches for every architecture
+(``scoring="fixed"``, measured on NAS-Bench-201), where the ``nao-v2-cifar10`` preset
+scores each on its own random batch as released; every hidden choice of that script is
+a named field here.
 Resolution order: preset, then a YAML/JSON config file, then command-line flags. The
 resolved config is saved in the run folder and inside the search checkpoint.
 """

@@ -3,7 +3,8 @@
 * ``arch_pool``: every architecture scored so far, best supernet score first, one
   ``space:integers`` line each, or a NAS-Bench-201 cell in the benchmark's form
   (``nao train --arch``, ``nao show`` and ``nao info`` accept any line as it is);
-  ``arch_pool.perf``: their supernet scores, line by line (the released layout).
+  ``arch_pool.perf``: their supernet scores, line by line (as the released search's
+  ``arch_pool.N`` and ``arch_pool.perf.N`` are laid out; the scores are fractions).
 * ``arch_pool.final``: the top architectures (one of each canonical form; with a
   few-shot supernet, the copies' best in turn), re-ranked by training from scratch once
   the search is done (until then: the current top by supernet score);

@@ -66,14 +66,15 @@ def read_scores(path: str | Path, column: str | None = None) -> dict[str, float]
                         f"{path / 'arch_pool.final'} or {path / 'arch_pool'})")
     if not path.is_file():
         raise UserError(f"score file {path} does not exist")
+    beside = pool_scores_file(path)
     try:
         if path.suffix.lower() == ".csv":
             scores = _read_csv(path, column or SCORE_COLUMN)
         elif column is not None:
             raise UserError(f"a score column ({column!r}) was named for {path}, which is not "
                             "a CSV; drop the column (it applies to CSV files only)")
-        elif pool_scores_file(path) is not None:
-            scores = _read_pool(path, pool_scores_file(path))
+        elif beside is not None:
+            scores = _read_pool(path, beside)
         else:
             scores = _read_text(path)
     except (UnicodeDecodeError, csv.Error) as error:

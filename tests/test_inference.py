@@ -391,6 +391,23 @@ def test_info_on_a_checkpoint_describes_its_own_network(tiny_checkpoint, capsys)
             "truck") in out
 
 
+def test_info_shows_what_a_released_training_checkpoint_recorded(released_file, tmp_path,
+                                                                 capsys):
+    """The released utils.save keeps the epoch and the best top-1 (a percent, sometimes a
+    tensor) beside the weights: nao info left them out."""
+    import argparse
+
+    _, fixture = released_file
+    path = tmp_path / "checkpoint.pt"
+    args = argparse.Namespace(arch=fixture["arch"], search_space="small", epochs=600)
+    torch.save({"model": fixture["state_dict"], "args": args, "epoch": 412, "step": 9,
+                "best_acc_top1": torch.tensor(97.4321)}, path)
+    status, out, err = nao_in_process(capsys, "info", str(path))
+    assert status == 0, err
+    assert out.splitlines()[-1] == ("trained to epoch 412 of 600, best test top-1 97.43 % "
+                                    "(the released code's record)")
+
+
 def test_info_says_a_released_checkpoint_is_the_released_codes(capsys):
     path = require(FIXTURES / "naonet_v2_cifar_c8_l1.pt")
     status, out, err = nao_in_process(capsys, "info", str(path))

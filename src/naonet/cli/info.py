@@ -74,8 +74,8 @@ def print_exported(path: str, exported: str) -> None:
     except ImportError:  # onnx, of the export extra
         raise UserError(f"{path} is an exported ONNX model; reading its metadata needs the "
                         "onnx package: pip install 'naonet[export]'") from None
-    except Exception as error:  # noqa: BLE001 - another tool's file, or a damaged one
-        metadata = {"error": f"{type(error).__name__}"}
+    except Exception:  # noqa: BLE001 - another tool's file, or a damaged one
+        metadata = None
     if not isinstance(metadata, dict) or "arch" not in metadata:
         raise UserError(f"{path} is a{'n' if exported == 'ONNX' else ''} {exported} model "
                         "without the metadata nao export writes (or a damaged one); nao info "

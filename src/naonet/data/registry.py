@@ -422,7 +422,8 @@ def load_small_split(where: Path, layout: str, split: str, config: DataConfig,
         decoded_size = spec.image_size if config.dataset == "folder" or photos else None
         images = load_image_folder(where, decoded_size)
     # Smaller images make a cheap proxy task (the search's supernet on a CPU).
-    return resize_split(images, config.image_size) if config.image_size else images
+    area = area_resize(config.dataset, config.image_size)
+    return resize_split(images, area) if area else images
 
 
 def _device_batches(split: InMemorySplit, train: bool, config: DataConfig, spec: DatasetSpec,
@@ -481,8 +482,21 @@ def large_image_transform(train: bool, config: DataConfig, spec: DatasetSpec):
         if config.autoaugment:
             steps.append(T.AutoAugment(T.AutoAugmentPolicy.IMAGENET))
     else:
-        steps = [T.Resize(int(size * 256 / 224)), T.CenterCrop(size)]
+        steps = [T.Resize(evaluation_resize(size)), T.CenterCrop(size)]
     return T.Compose(steps + [T.ToTensor(), T.Normalize(spec.mean, spec.std)])
+
+
+def area_resize(dataset: str, image_size: int) -> int:
+    """The size a small image, decoded at its data set's size, is then area-averaged to
+    (0: none): a named data set's ``--image-size``; a folder data set's images are
+    decoded straight to theirs."""
+    return image_size if image_size and dataset != "folder" else 0
+
+
+def evaluation_resize(size: int) -> int:
+    """The shorter side a large image is resized to before its centre ``size`` crop is
+    evaluated (the released 256 for 224)."""
+    return int(size * 256 / 224)
 
 
 def preprocessing_text(dataset: str, image_size: int = 0) -> str:
@@ -491,11 +505,12 @@ def preprocessing_text(dataset: str, image_size: int = 0) -> str:
     spec = get_dataset_spec(dataset, image_size or None)
     if spec.small_images:
         resize = f"resized to {spec.image_size} x {spec.image_size} (PIL's bicubic)"
-        if image_size and dataset != "folder" and image_size != spec.image_size:
-            resize += f", then area-averaged to {image_size} x {image_size}"
+        area = area_resize(dataset, image_size)
+        if area and area != spec.image_size:
+            resize += f", then area-averaged to {area} x {area}"
     else:
         size = image_size or spec.image_size
-        resize = (f"shorter side resized to {int(size * 256 / 224)} (bilinear), the centre "
+        resize = (f"shorter side resized to {evaluation_resize(size)} (bilinear), the centre "
                   f"{size} x {size} cropped")
     return (f"RGB image turned upright by its EXIF orientation, {resize}, scaled to [0, 1], "
             "then (x - mean) / std per channel")
@@ -515,7 +530,7 @@ def prepare_image(file: str | Path, dataset: str, image_size: int = 0) -> torch.
         # As the data set's images reach training: folder images are decoded straight to
         # their size; CIFAR's at 32 px, then area-resized to --image-size if it was given.
         decoded = torch.tensor(read_image(Path(file), spec.image_size)).permute(2, 0, 1)
-        if image_size and dataset != "folder":
+        if area_resize(dataset, image_size):
             decoded = resize_split(InMemorySplit(decoded[None], torch.zeros(1), []),
                                    image_size).images[0]
         pixels = decoded.float() / 255

@@ -282,6 +282,36 @@ def test_predict_classifies_the_readable_images_and_names_the_others(
             [entry["probability"] for entry in reference], abs=1e-6)
 
 
+def test_predict_reads_a_folder_as_the_images_under_it(released_file, cifar_mini,
+                                                       tmp_path, capsys):
+    """A folder was refused as "not an image file": it stands for the image files under
+    it, sub-folders included, in sorted order; one without images is named and skipped."""
+    path, _ = released_file
+    cats = sorted((cifar_mini / "test" / "cat").iterdir())[:2]
+    ships = sorted((cifar_mini / "test" / "ship").iterdir())[:1]
+    photos = tmp_path / "photos"
+    (photos / "inner").mkdir(parents=True)
+    (photos / "empty").mkdir()
+    (photos / "notes.txt").write_text("not an image")
+    for index, file in enumerate(cats):
+        (photos / f"b{index}.jpg").symlink_to(file)
+    (photos / "inner" / "a.jpg").symlink_to(ships[0])
+    listed = [str(photos / "b0.jpg"), str(photos / "b1.jpg"), str(photos / "inner" / "a.jpg")]
+    status, by_name, err = nao_in_process(capsys, "predict", str(path), *listed, "--json",
+                                          "--device", "cpu")
+    assert status == 0, err
+    status, by_folder, err = nao_in_process(capsys, "predict", str(path), str(photos),
+                                            "--json", "--device", "cpu")
+    assert status == 0, err
+    assert by_folder == by_name
+    status, out, err = nao_in_process(capsys, "predict", str(path), str(photos / "empty"),
+                                      str(photos / "b0.jpg"), "--device", "cpu")
+    assert status == 2 and out.startswith(str(photos / "b0.jpg") + "\n")
+    assert err.splitlines() == [f"nao predict: error: folder {photos / 'empty'} holds no "
+                                "images (.jpg, .jpeg, .png, .bmp, .ppm, .pgm, .webp, .tif, "
+                                ".tiff, .jpe, .jfif, .gif); skipped"]
+
+
 @pytest.mark.parametrize("dataset", ["cifar10", "imagenet"])
 def test_the_preprocessing_an_export_records_is_what_prepare_image_does(tmp_path, dataset):
     """An exported file's metadata says how to prepare an image without naonet; done by

@@ -1,5 +1,8 @@
 """``nao predict CHECKPOINT IMAGE...``: the most likely classes of each image.
 
+An argument that is a folder stands for the image files under it, its sub-folders
+included, in sorted order (the files a class folder gives training).
+
 Images are preprocessed as ``nao eval`` preprocesses its test images (the size and
 normalisation of the data set the network was trained on). Class names come from the
 checkpoint (``nao train`` stores them; released CIFAR-10 files get CIFAR-10's names);
@@ -24,7 +27,8 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="top-5 classes of image files",
                                    description=__doc__)
     parser.add_argument("checkpoint", help="naonet or released .pt file")
-    parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, ...)")
+    parser.add_argument("images", nargs="+",
+                        help="image files (JPEG, PNG, ...) or folders of them")
     parser.add_argument("--top-k", type=whole_number, default=5, help="classes shown per image")
     add_model_file_flags(parser)
     parser.add_argument("--image-size", type=whole_number, default=0,
@@ -52,9 +56,10 @@ def run(args: argparse.Namespace) -> int:
     note_another_size("predict", loaded, dataset, args.image_size)
     device = resolve_device(args.device)
     network = loaded.network.to(device).eval()
+    images = image_paths(args.images)
     skipped = 0
-    for start in range(0, len(args.images), IMAGES_PER_BATCH):
-        read = read_images(args.images[start:start + IMAGES_PER_BATCH], dataset,
+    for start in range(0, len(images), IMAGES_PER_BATCH):
+        read = read_images(images[start:start + IMAGES_PER_BATCH], dataset,
                            args.image_size or loaded.image_size)
         inputs = [prepared for _, prepared in read if not isinstance(prepared, str)]
         found = iter(probabilities(network, inputs, device) if inputs else [])
@@ -68,13 +73,33 @@ def run(args: argparse.Namespace) -> int:
     return 2 if skipped else 0
 
 
+def image_paths(arguments: list[str]) -> list[str]:
+    """The images the arguments name: a file as given, a folder as the image files under
+    it (sorted, sub-folders included). A folder without images stays, to be named."""
+    from pathlib import Path
+
+    from naonet.data.sources import image_files
+
+    paths = []
+    for argument in arguments:
+        found = image_files(Path(argument)) if Path(argument).is_dir() else []
+        paths.extend(map(str, found) if found else [argument])
+    return paths
+
+
 def read_images(paths: list[str], dataset: str, size: int) -> list[tuple[str, object]]:
     """Each path with its prepared input, or with why it could not be read."""
+    from pathlib import Path
+
     from naonet.cli.main import one_line
     from naonet.data import prepare_image
+    from naonet.data.sources import IMAGE_SUFFIXES
 
     read = []
     for path in paths:
+        if Path(path).is_dir():  # image_paths left it: nothing in it to classify
+            read.append((path, f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})"))
+            continue
         try:
             read.append((path, prepare_image(path, dataset, size)))
         except UserError as error:

@@ -414,7 +414,7 @@ def list_image_folder(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     if not classes:
         raise UserError(f"{folder} has no class sub-folders; expected {folder}/<class>/<image>")
     samples = [(file, index) for index, name in enumerate(classes)
-               for file in _image_files(folder / folders[name])]
+               for file in image_files(folder / folders[name])]
     if not samples:
         raise UserError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     empty = sorted(set(classes) - {classes[index] for _, index in samples})
@@ -425,7 +425,7 @@ def list_image_folder(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     return samples, classes
 
 
-def _image_files(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
     """The image files anywhere under ``folder`` (linked folders followed), hidden ones
     skipped, in torchvision ImageFolder's order: folder by folder in sorted order, each
     folder's files sorted."""

@@ -3,6 +3,7 @@ CIFAR-10 images, and the files carry the architecture and class names."""
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -76,6 +77,14 @@ def test_exported_model_gives_the_networks_logits(released_file, cifar_mini, tmp
         "(nao export)", f"architecture: {metadata['arch']}", "trained on: cifar10",
         "image size: 32"]
     assert f"preprocessing: {metadata['preprocessing']}" in shown
+    if export_format == "onnx":  # the operator set a runtime must read, as the file has it
+        import onnx
+
+        from naonet.export import onnx_opset
+
+        opset = onnx_opset(onnx.load(str(out)))
+        assert metadata["opset"] == opset and f"(operator set {opset})" in printed
+        assert shown.splitlines()[-1] == f"ONNX operator set: {opset}"
 
 
 def test_a_missing_export_extra_is_one_line(released_file, tmp_path, capsys, monkeypatch):
@@ -85,3 +94,47 @@ def test_a_missing_export_extra_is_one_line(released_file, tmp_path, capsys, mon
     assert status == 2 and "pip install 'naonet[export]'" in err
     assert len(err.strip().splitlines()) == 1
     assert [file.name for file in tmp_path.iterdir()] == [path.name]  # nothing written
+
+
+class LogitsPair(torch.nn.Module):
+    """A small network with naonet's outputs (logits, auxiliary logits)."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+
+    def forward(self, images):
+        return self.layers(images), None
+
+
+def test_an_onnx_export_is_written_in_the_operator_set_asked_or_refused(tmp_path):
+    """An older runtime needs an older operator set. torch's exporter writes 18 and newer,
+    and asked for less it logs a failed conversion and writes 18: that file is refused,
+    in one line that names what it can write, and nothing is left behind."""
+    onnx = pytest.importorskip("onnx", reason="the export extra: pip install 'naonet[export]'")
+    from naonet.errors import UserError
+    from naonet.export import ExportSpec, export_model, onnx_opset, read_metadata
+
+    network = LogitsPair().eval()
+    out = tmp_path / "small.onnx"
+    export_model(network, out, "onnx", ExportSpec(image_size=8, opset=19), {"arch": "x"})
+    assert onnx_opset(onnx.load(str(out))) == 19 and read_metadata(out)["opset"] == 19
+    out.unlink()
+    newest = onnx.defs.onnx_opset_version()
+    for asked, says in ((17, "could not write this network in opset 17 (it wrote 18); pick "
+                             f"--opset 18 or newer (up to {newest})"),
+                        (newest + 1, f"--opset {newest + 1} is not an ONNX operator set")):
+        with pytest.raises(UserError, match=re.escape(says)):
+            export_model(network, out, "onnx", ExportSpec(image_size=8, opset=asked), {})
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_opset_is_refused_for_torchscript(released_file, tmp_path, capsys):
+    path, _ = released_file
+    status, _, err = nao_in_process(capsys, "export", str(path), str(tmp_path / "m.ts"),
+                                    "--opset", "18")
+    assert status == 2 and err.strip() == (
+        "nao export: error: --opset chooses an ONNX file's operator set; a TorchScript file "
+        "has none: drop --opset, or write .onnx")

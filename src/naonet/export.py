@@ -6,14 +6,16 @@ The exported model takes float32 images ``N x 3 x H x W``, already preprocessed 
 set's mean and standard deviation, which the file records), and returns the class
 logits ``N x classes`` (the evaluation-mode network: no auxiliary head, no drop path).
 Each file records, as metadata, the architecture, the class names, the data set, the
-input size and the normalisation: ONNX in ``metadata_props``, TorchScript in the extra
-file ``naonet.json``.
+input size and the preprocessing (an ONNX file its operator set too): ONNX in
+``metadata_props``, TorchScript in the extra file ``naonet.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +35,13 @@ ONNX_INPUT, ONNX_OUTPUT = "images", "logits"
 
 @dataclass(frozen=True)
 class ExportSpec:
-    """What to export: the input size and the batch dimension (0: dynamic)."""
+    """What to export: the input size, the batch dimension (0: dynamic) and, for ONNX,
+    the operator set (0: the exporter's default)."""
 
     image_size: int
     batch_size: int = 0
     channels: int = 3
+    opset: int = 0
 
     def example(self) -> torch.Tensor:
         batch = self.batch_size or 2  # a dynamic batch is traced at 2, not specialised to 1
@@ -90,18 +94,49 @@ def _onnx_bytes(model: nn.Module, spec: ExportSpec, metadata: dict) -> bytes:
     except ImportError:
         raise UserError("--format onnx needs the onnx packages; install them with "
                         "pip install 'naonet[export]'") from None
+    newest = onnx.defs.onnx_opset_version()
+    if not 0 <= spec.opset <= newest:
+        raise UserError(f"--opset {spec.opset} is not an ONNX operator set this onnx "
+                        f"{onnx.__version__} knows (1 to {newest}); pick one in that range, "
+                        "or 0 for the exporter's default")
     dynamic = None if spec.batch_size else {"images": {0: torch.export.Dim("batch")}}
-    with torch.no_grad(), warnings.catch_warnings():
+    chosen = {"opset_version": spec.opset} if spec.opset else {}
+    with torch.no_grad(), warnings.catch_warnings(), _quiet_exporter_logs():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(model, (spec.example(),), dynamo=True, verbose=False,
                                     input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
-                                    dynamic_shapes=dynamic)
+                                    dynamic_shapes=dynamic, **chosen)
     proto = program.model_proto
-    for key, value in metadata.items():
+    written = onnx_opset(proto)
+    if spec.opset and written != spec.opset:
+        # the exporter writes its own lowest set when converting down fails, and says so
+        # only in a log line: a runtime of the older set would then refuse the file
+        raise UserError(f"torch's ONNX exporter could not write this network in opset "
+                        f"{spec.opset} (it wrote {written}); pick --opset {written} or newer "
+                        f"(up to {newest})")
+    for key, value in {**metadata, "opset": written}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
+
+
+def onnx_opset(proto) -> int:
+    """The version of the standard ONNX operator set a model uses."""
+    return next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
+
+
+@contextlib.contextmanager
+def _quiet_exporter_logs():
+    """Hold back the exporter's log lines and tracebacks for the duration (a failed
+    down-conversion prints a traceback at WARNING and carries on); the outcome is
+    checked instead."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
 
 
 def read_metadata(path: str | Path) -> dict:

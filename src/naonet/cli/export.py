@@ -31,6 +31,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--batch-size", type=whole_number, default=0,
                         help="ONNX only: a fixed batch dimension (default 0: dynamic; "
                              "TorchScript always takes any batch)")
+    parser.add_argument("--opset", type=whole_number, default=0,
+                        help="ONNX only: the operator set to write, for a runtime that "
+                             "reads only older ones (default 0: the exporter's own)")
     parser.add_argument("--image-size", type=whole_number, default=0,
                         help="input size (default: the size it was trained at)")
     add_model_file_flags(parser)
@@ -42,17 +45,21 @@ def run(args: argparse.Namespace) -> int:
     from naonet.compat.model_file import load_model
     from naonet.data import get_dataset_spec
     from naonet.data.registry import preprocessing_text
-    from naonet.export import ExportSpec, export_model
+    from naonet.export import ExportSpec, export_model, read_metadata
 
     check_output_file(args.checkpoint, args.output)
     for flag, value, zero in (("--batch-size", args.batch_size, "dynamic"),
-                              ("--image-size", args.image_size, "the trained size")):
+                              ("--image-size", args.image_size, "the trained size"),
+                              ("--opset", args.opset, "the exporter's")):
         if value < 0:
             raise UserError(f"{flag} must be >= 0 (0: {zero}), got {value}")
     export_format = export_format_of(args.output, args.export_format)
     if export_format == "torchscript" and args.batch_size:
         raise UserError("--batch-size fixes the batch of an ONNX file; a TorchScript file "
                         "takes any batch: drop --batch-size, or write .onnx")
+    if export_format == "torchscript" and args.opset:
+        raise UserError("--opset chooses an ONNX file's operator set; a TorchScript file "
+                        "has none: drop --opset, or write .onnx")
     loaded = load_model(args.checkpoint, arch=args.arch, space=args.space)
     dataset = dataset_of(loaded, args.dataset, args.checkpoint)
     note_another_size("export", loaded, dataset, args.image_size)
@@ -67,10 +74,13 @@ def run(args: argparse.Namespace) -> int:
                                                     or loaded.image_size),
                 "output": "logits N x classes"}
     export_model(loaded.network, args.output, export_format,
-                 ExportSpec(image_size=size, batch_size=args.batch_size), metadata)
+                 ExportSpec(image_size=size, batch_size=args.batch_size, opset=args.opset),
+                 metadata)
     batch = args.batch_size or "dynamic"
-    print(f"wrote {args.output}: {export_format}, input {batch} x 3 x {size} x {size}, "
-          f"{loaded.network.config.num_classes} classes, {metadata['arch']}")
+    written = (f" (operator set {read_metadata(args.output)['opset']})"
+               if export_format == "onnx" else "")
+    print(f"wrote {args.output}: {export_format}{written}, input {batch} x 3 x {size} x "
+          f"{size}, {loaded.network.config.num_classes} classes, {metadata['arch']}")
     return 0
 
 

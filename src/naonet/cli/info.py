@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 # what an exported file's metadata says, in the order shown
 EXPORTED_FIELDS = {"arch": "architecture", "dataset": "trained on", "image_size": "image size",
                    "classes": "classes", "input": "input", "preprocessing": "preprocessing",
-                   "output": "output"}
+                   "output": "output", "opset": "ONNX operator set"}
 
 
 def print_exported(path: str, exported: str) -> None:

@@ -347,6 +347,28 @@ def test_tiny_search_writes_the_promised_outputs(tiny_run):
     assert (tiny_run / "scores.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_each_round_leaves_its_pool_under_the_released_names(tiny_run):
+    """The released search writes arch_pool.N and arch_pool.perf.N each round (from 0): a
+    migrant's scripts read them. They hold the pool as that round scored it, best first,
+    the scores pool.json records by round, and nao correlate reads them as a pair."""
+    from naonet.analysis.scores import read_scores
+
+    pool = json.loads((tiny_run / "pool.json").read_text())["architectures"]
+    for number in (1, 2):
+        scored = sorted(((record["scores_by_round"][str(number)], record["arch"])
+                         for record in pool if str(number) in record["scores_by_round"]),
+                        key=lambda pair: -pair[0])
+        lines = read_lines(tiny_run / f"arch_pool.{number - 1}")
+        assert lines == [arch for _, arch in scored]
+        assert [float(v) for v in read_lines(tiny_run / f"arch_pool.perf.{number - 1}")] == [
+            score for score, _ in scored]
+        read = read_scores(tiny_run / f"arch_pool.{number - 1}")
+        assert [read[arch] for _, arch in scored] == [score for score, _ in scored]
+    assert not (tiny_run / "arch_pool.2").exists()
+    assert len(read_lines(tiny_run / "arch_pool.1")) == len(pool) > len(
+        read_lines(tiny_run / "arch_pool.0"))
+
+
 def test_nao_train_accepts_the_first_final_line(tiny_run, cifar_mini, tmp_path, capsys):
     line = read_lines(tiny_run / "arch_pool.final")[0]
     assert resolve_architecture(line).to_qualified_string() == line

@@ -5,6 +5,8 @@
   (``nao train --arch``, ``nao show`` and ``nao info`` accept any line as it is);
   ``arch_pool.perf``: their supernet scores, line by line (as the released search's
   ``arch_pool.N`` and ``arch_pool.perf.N`` are laid out; the scores are fractions).
+* ``arch_pool.N``, ``arch_pool.perf.N``: the same for the pool as round N + 1 scored it,
+  under the released search's names (which number rounds from 0).
 * ``arch_pool.final``: the top architectures (one of each canonical form; with a
   few-shot supernet, the copies' best in turn), re-ranked by training from scratch once
   the search is done (until then: the current top by supernet score);
@@ -13,7 +15,7 @@
 * ``pool.json``: per architecture its string, round of birth, supernet score (latest
   and per round), controller prediction, re-rank accuracy, parameter count.
 * ``rounds.jsonl``: one summary per round; ``scores.png``: the score distribution per
-  round. Rounds are numbered from 1 in every file.
+  round. Rounds are numbered from 1 in every file's content.
 * ``pareto.json`` (and ``pareto.png``): the pool's Pareto fronts of supernet score
   against each cost of the final network it records (parameters; multiply-adds and
   latency where measured).
@@ -113,6 +115,8 @@ def write_search_outputs(run_dir: Path, state: SearchState, final_count: int,
     _write_lines(run_dir / "arch_pool", [e.architecture.to_qualified_string()
                                          for e in state.pool])
     _write_lines(run_dir / "arch_pool.perf", [_text(e.score) for e in state.pool])
+    for round_index in sorted({r for entry in state.pool for r in entry.scores}):
+        write_round_pool(run_dir, state.pool, round_index)
     _write_lines(run_dir / FINAL_POOL, [e.architecture.to_qualified_string()
                                                for e in final])
     reranked = is_reranked(final)
@@ -130,6 +134,18 @@ def write_search_outputs(run_dir: Path, state: SearchState, final_count: int,
     if costs is not None:
         _write_json(run_dir / PARETO_JSON, {**summary, **pareto_fronts(
             [records[id(e)] for e in state.pool], [records[id(e)]["arch"] for e in final])})
+
+
+def write_round_pool(run_dir: Path, pool: Sequence[PoolEntry], round_index: int) -> None:
+    """``arch_pool.N`` and ``arch_pool.perf.N``: the pool as round ``round_index`` scored
+    it, best first, under the released search's names (numbered from 0, as it numbers
+    them: ``arch_pool.0`` holds round 1), so that its users' scripts read ours."""
+    scored = sorted((entry for entry in pool if round_index in entry.scores),
+                    key=lambda entry: -entry.scores[round_index])
+    _write_lines(run_dir / f"arch_pool.{round_index}",
+                 [entry.architecture.to_qualified_string() for entry in scored])
+    _write_lines(run_dir / f"arch_pool.perf.{round_index}",
+                 [_text(entry.scores[round_index]) for entry in scored])
 
 
 PARETO_COSTS = ("final_parameters", "final_macs", "final_latency_ms")

@@ -70,12 +70,15 @@ def sample_new(space: SearchSpace, evaluator: Evaluator, rng: random.Random,
     architecture = sample_unseen(space, evaluator.known, rng, max_tries)
     if architecture is not None:
         return architecture
+    # a table search and the one-shot search's baselines both end here: name both fixes
+    fewer = ("ask for fewer (a table search's --budget; a one-shot search's --rounds or "
+             "--new-architectures)")
     if space.size <= ENUMERABLE_SIZE:  # listed: none is left
         raise UserError("every architecture of the space (within any size budget) has been "
-                        "queried; lower --budget")
-    raise UserError(f"no unseen architecture in {max_tries} random draws: the query budget "
-                    "is close to the number of architectures the space (within any size "
-                    "budget) holds; lower --budget")
+                        f"queried; {fewer}")
+    raise UserError(f"no unseen architecture in {max_tries} random draws: the architectures "
+                    "asked for are close to the number the space (within any size budget) "
+                    f"holds; {fewer}")
 
 
 def query_random(space: SearchSpace, evaluator: Evaluator, rng: random.Random,

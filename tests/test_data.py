@@ -9,7 +9,12 @@ import torch
 
 from naonet.data import DataConfig, DeviceBatches, build_data
 from naonet.data.augment import cutout, random_crop_flip
-from naonet.data.sources import list_image_folder, load_cifar_pickle, load_image_folder
+from naonet.data.sources import (
+    InMemorySplit,
+    list_image_folder,
+    load_cifar_pickle,
+    load_image_folder,
+)
 from naonet.errors import UserError
 
 from conftest import MINI_COUNTS, nao_in_process, require
@@ -229,6 +234,34 @@ def test_device_batches_shard_and_shuffle_reproducibly(cifar_mini):
     evaluation = [DeviceBatches(split, train=False, rank=r, world_size=2, **common)
                   for r in range(2)]
     assert sum(len(torch.cat([lab for _, lab in ev])) for ev in evaluation) == len(split)
+
+
+def test_no_rank_repeats_another_ranks_augmentation_draws():
+    """Rank r + 16 drew the crops, flips and cutouts of rank r in the next epoch (its seed
+    was epoch_seed * 16 + rank + 7). Every (rank, epoch) now draws its own, and ranks
+    0-15 keep the seeds the documented runs drew with."""
+    from naonet.data import BatchAugment
+    from naonet.data.pipelines import augment_seed, epoch_seed
+
+    split = InMemorySplit(torch.zeros(8, 3, 16, 16, dtype=torch.uint8),
+                          torch.zeros(8, dtype=torch.int64), ["a"])
+    augment = BatchAugment(crop_padding=4, flip=True, cutout=8)
+    draws = {}
+    for rank in range(34):
+        for epoch in range(3):
+            pipeline = DeviceBatches(split, 4, torch.device("cpu"), (0.5,) * 3, (0.25,) * 3,
+                                     train=True, augment=augment, seed=5, rank=rank,
+                                     world_size=1)
+            pipeline.set_epoch(epoch)
+            drawn = pipeline._epoch_draws(8)
+            draws[rank, epoch] = torch.cat([drawn[name].flatten().float() for name in
+                                            ("offsets", "flips", "centres")])
+    keys = list(draws)
+    repeats = [(a, b) for i, a in enumerate(keys) for b in keys[i + 1:]
+               if torch.equal(draws[a], draws[b])]
+    assert repeats == []
+    assert [augment_seed(5, 2, rank) for rank in range(16)] == [
+        epoch_seed(5, 2) * 16 + rank + 7 for rank in range(16)]
 
 
 def test_build_data_holds_out_a_validation_split(cifar_mini):

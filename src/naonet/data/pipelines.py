@@ -27,10 +27,26 @@ from naonet.seeding import derive_seed, random_streams_kept, seed_cpu_streams
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of a run's data order in ``epoch`` (and, times 16 plus the rank, of the
-    device pipeline's augmentation); naonet.options.SEED_LIMIT keeps it within torch's
-    64 bits."""
+    """The seed of a run's data order in ``epoch`` (and, through :func:`augment_seed`, of
+    the device pipeline's augmentation); naonet.options.SEED_LIMIT keeps it within
+    torch's 64 bits."""
     return seed * 100_003 + epoch
+
+
+# The ranks whose augmentation seeds follow epoch_seed (the ones every documented run
+# drew with); another rank's would repeat a lower rank's draws of a later epoch.
+LINEAR_AUGMENT_RANKS = 16
+
+
+def augment_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of ``rank``'s augmentation draws in ``epoch`` (the device pipeline's).
+
+    Ranks 0-15 keep ``epoch_seed * 16 + rank + 7``, the seeds every documented figure was
+    measured with; from rank 16 on that gives rank r the draws of rank r - 16 in the next
+    epoch, so those ranks draw from a stream of their own (``derive_seed``)."""
+    if rank < LINEAR_AUGMENT_RANKS:
+        return epoch_seed(seed, epoch) * LINEAR_AUGMENT_RANKS + rank + 7
+    return derive_seed(seed, "augment-rank", epoch, rank)
 
 
 def trained_images(images: int, batch_size: int) -> int:
@@ -120,8 +136,8 @@ class DeviceBatches:
         [N], cutout centres [2, N] (each only when used)."""
         if not self.train:
             return {}
-        generator = torch.Generator().manual_seed(
-            epoch_seed(self.seed, self.epoch) * 16 + self.rank + 7)
+        generator = torch.Generator().manual_seed(augment_seed(self.seed, self.epoch,
+                                                               self.rank))
         _, _, height, width = self.images.shape
         parts: dict[str, list[torch.Tensor]] = {"offsets": [], "flips": [], "centres": []}
         for start in range(0, total, self.batch_size):

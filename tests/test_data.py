@@ -339,6 +339,27 @@ def test_imagenet_images_are_prepared_at_the_image_size_asked(cifar_mini):
         assert transform(open_rgb(image)).shape == (3, 96, 96)
 
 
+def test_a_cifar_layout_folder_of_larger_images_says_the_size_it_trains_at(tmp_path):
+    """Such a folder trains at its images' size, but the bundle (the size the start lines
+    print, and a search's size budget is measured at) said the data set's 32 px."""
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for label in range(10):  # CIFAR-10's count of classes
+            folder = tmp_path / split / f"class{label}"
+            folder.mkdir(parents=True)
+            for index in range(2):
+                Image.new("RGB", (40, 40), (index * 50, label * 20, 30)).save(
+                    folder / f"{index}.png")
+    bundle = build_data(DataConfig(data=str(tmp_path), dataset="cifar10", batch_size=2),
+                        torch.device("cpu"))
+    images, _ = next(iter(bundle.train))
+    assert images.shape[-1] == bundle.image_size == 40
+    shrunk = build_data(DataConfig(data=str(tmp_path), dataset="cifar10", batch_size=2,
+                                   image_size=16), torch.device("cpu"))
+    assert next(iter(shrunk.train))[0].shape[-1] == shrunk.image_size == 16
+
+
 @pytest.mark.parametrize("mode", ["I;16", "F", "I"])
 def test_images_wider_than_8_bits_keep_their_brightness(tmp_path, mode):
     """A 16-bit grayscale PNG read as almost white (PIL clips at 255: mean 254.6 for an

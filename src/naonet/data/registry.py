@@ -247,10 +247,13 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
         iterators = {name: make(part, name == "train", config, spec, common)
                      if part is not None else None for name, part in parts.items()}
         classes = list(train_split.classes)
+        # a CIFAR-layout folder of larger images trains at their size (load_small_split)
+        size = int(train_split.images.shape[-1])
     else:
         iterators, classes = _folder_iterators(root, config, spec, common, seed)
+        size = config.image_size or spec.image_size
     return DataBundle(iterators["train"], iterators["valid"], iterators["test"], len(classes),
-                      spec.skeleton, spec, classes, config.image_size or spec.image_size)
+                      spec.skeleton, spec, classes, size)
 
 
 def check_class_count(dataset: str, spec: DatasetSpec, count: int, data: str | Path) -> None:

@@ -54,6 +54,10 @@ def test_text_forms_round_trip(space):
         assert space.parse(arch.to_string()) == arch
         # The qualified form names its space, so the registry finds it unaided.
         assert parse_architecture(arch.to_qualified_string()) == arch
+        # either prefix parse_architecture documents (NB201 refused 'nb201 |')
+        for prefix in (f"{space.name}:", f"{space.name} | "):
+            assert parse_architecture(prefix + arch.to_string()) == arch
+            assert space.parse(prefix + arch.to_string()) == arch
 
 
 def test_integer_coding_round_trips_within_its_limits(space):

@@ -23,6 +23,7 @@ from naonet.spaces.protocol import (
     plain_integers,
     preset_options,
     register_space,
+    without_space_prefix,
 )
 
 ZERO_OP = "none"  # the op whose output is zero: the edge carries nothing
@@ -65,11 +66,10 @@ class NB201Space(IntegerCodedSpace):
 
     def parse(self, text: str) -> NB201Architecture:
         """Read the benchmark's string form ``|op~0|+|op~0|op~1|+...`` (optionally
-        prefixed ``nb201:``)."""
+        prefixed ``nb201:`` or ``nb201 |``)."""
         text = text.strip()
         check_text_space(text, self)
-        if text.startswith(f"{self.name}:"):
-            text = text[len(self.name) + 1:]
+        text = without_space_prefix(text, self.name)
         groups = text.strip().split("+")
         if len(groups) != self.num_nodes - 1:
             raise UserError(f"{text.strip()!r} is not an {self.name} architecture: expected "
@@ -79,8 +79,9 @@ class NB201Space(IntegerCodedSpace):
         for target, group in enumerate(groups, start=1):
             terms = [term for term in group.strip().strip("|").split("|")]
             if len(terms) != target:
+                form = "op~0" if target == 1 else f"op~0|...|op~{target - 1}"
                 raise UserError(f"node {target} of {text.strip()!r} lists {len(terms)} edges; "
-                                f"it must list {target} ('op~0|...|op~{target - 1}')")
+                                f"it must list {target} ('{form}')")
             for source, term in enumerate(terms):
                 name, _, written_source = term.partition("~")
                 if written_source != str(source):

@@ -344,8 +344,23 @@ def space_mismatch(said: str, wanted: str, prefixed: bool) -> UserError:
                      f"get_space({said!r}))")
 
 
+# What may follow a space's name at the start of an architecture's text: small:1 2 ...,
+# small | normal: ..., nb201:|nor_conv_3x3~0|+...
+PREFIX_SEPARATORS = (":", "|")
+
+
+def without_space_prefix(text: str, name: str) -> str:
+    """``text`` without a leading ``name:`` or ``name |`` (as :func:`named_space` reads
+    them)."""
+    for separator in PREFIX_SEPARATORS:
+        head, found, rest = text.partition(separator)
+        if found and head.strip() == name:
+            return rest.strip()
+    return text
+
+
 def _prefix_space(text: str) -> str | None:
-    for separator in (":", "|"):
+    for separator in PREFIX_SEPARATORS:
         head = text.split(separator, 1)[0].strip()
         if separator in text and head in _SPACES:
             return head

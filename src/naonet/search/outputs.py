@@ -4,7 +4,8 @@
   ``space:integers`` line each, or a NAS-Bench-201 cell in the benchmark's form
   (``nao train --arch``, ``nao show`` and ``nao info`` accept any line as it is);
   ``arch_pool.perf``: their supernet scores, line by line (as the released search's
-  ``arch_pool.N`` and ``arch_pool.perf.N`` are laid out; the scores are fractions).
+  ``arch_pool.N`` and ``arch_pool.perf.N`` are laid out: validation accuracy as a
+  fraction, or with ``score_metric`` 'loss' minus the mean cross-entropy).
 * ``arch_pool.N``, ``arch_pool.perf.N``: the same for the pool as round N + 1 scored it,
   under the released search's names (which number rounds from 0).
 * ``arch_pool.final``: the top architectures (one of each canonical form; with a

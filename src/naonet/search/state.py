@@ -51,7 +51,9 @@ class PoolEntry:
 
     architecture: object  # an architecture of the search's space
     born: int  # the round whose child pool it belonged to
-    score: float = math.nan  # supernet validation accuracy (fraction) at the latest round
+    # the supernet's score at the latest round, higher is better: validation accuracy as a
+    # fraction, or minus the mean cross-entropy (SearchConfig.score_metric 'loss')
+    score: float = math.nan
     # The latest controller's predicted (normalised) score; for architectures of the last
     # round, the prediction of the controller that generated them.
     prediction: float = math.nan

@@ -71,7 +71,7 @@ RESUMABLE_CHANGES = {"workers", "log_every", "device", "eval_batch_size", "outpu
 # before them trained with: a saved config without the key resumes only with that value.
 ADDED_OPTIONS = {"nesterov": False}
 
-BEST_CHECKPOINT = "best.pt"  # the epoch of the best validation (or test) accuracy
+BEST_CHECKPOINT = "best.pt"  # the epoch of the best validation accuracy (with --valid-size)
 METRICS_NAME = "metrics.jsonl"  # one line an epoch
 
 

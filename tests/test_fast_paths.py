@@ -294,6 +294,22 @@ def test_failed_compilation_falls_back_to_eager_with_one_warning():
     assert list(compiled.state_dict()) == list(network.state_dict())
 
 
+def test_an_error_of_the_network_itself_is_not_called_a_compilation_failure():
+    """A wrong input failed the compiled call, was announced as "torch.compile failed",
+    switched compilation off for the run, and then failed eagerly: it is raised as the
+    network raises it, with no warning, and compilation stays on."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    network = small_network()
+    compiled = CompiledNetwork(network, backend=failing_backend)
+    wrong = torch.zeros(2, 5, 32, 32)  # five channels into a three-channel stem
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeError, match="channels"):
+            compiled.eval()(wrong)
+    assert not compiled.fallen_back
+
 @pytest.mark.slow
 def test_compiled_network_trains_like_eager_and_runs_other_batch_sizes_eagerly():
     import torch._dynamo

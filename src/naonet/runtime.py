@@ -208,12 +208,17 @@ class CompiledNetwork(nn.Module):
         try:  # the first call of a mode compiles
             outputs = self._compiled(images, *args, **kwargs)
         except Exception as error:  # noqa: BLE001 - any backend failure: run eagerly
-            self.fallen_back = True
-            warnings.warn(f"torch.compile failed ({type(error).__name__}: "
-                          f"{str(error).splitlines()[0] if str(error) else ''}); running "
-                          "eagerly (pass --compile off to skip compiling)", stacklevel=2)
-            return self.network(images, *args, **kwargs)
-        self._compiled_modes.add(self.training)
+            failure = error
+        else:
+            self._compiled_modes.add(self.training)
+            return outputs
+        # An error of the network itself (a wrong input, out of memory) fails the eager run
+        # too and is raised as it is, not announced as the compiler's.
+        outputs = self.network(images, *args, **kwargs)
+        self.fallen_back = True
+        warnings.warn(f"torch.compile failed ({type(failure).__name__}: "
+                      f"{str(failure).splitlines()[0] if str(failure) else ''}); running "
+                      "eagerly (pass --compile off to skip compiling)", stacklevel=2)
         return outputs
 
     def state_dict(self, *args, **kwargs):

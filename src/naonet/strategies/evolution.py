@@ -44,8 +44,7 @@ def regularized_evolution(space: SearchSpace, evaluator: Evaluator, seed: int,
     query_random(space, evaluator, rng, config.population_size)
     population = deque(evaluator.history())  # (architecture, score), oldest first
     while not evaluator.exhausted:
-        tournament = rng.sample(list(population), config.sample_size)
-        parent = max(tournament, key=lambda member: member[1])[0]
+        parent = tournament_winner(list(population), config.sample_size, rng)
         child = new_child(space, evaluator, parent, rng, config.mutation_tries)
         population.append((child, evaluator.query(child)))
         population.popleft()
@@ -59,12 +58,18 @@ def evolve_generation(space: SearchSpace, population: list[tuple], count: int,
     search scores a round's children together. Children join ``seen``."""
     children = []
     for _ in range(count):
-        tournament = rng.sample(population, min(config.sample_size, len(population)))
-        parent = max(tournament, key=lambda member: member[1])[0]
+        parent = tournament_winner(population, config.sample_size, rng)
         child = new_child(space, seen, parent, rng, config.mutation_tries)
         seen.add(child)
         children.append(child)
     return children
+
+
+def tournament_winner(population: list[tuple], sample_size: int, rng: random.Random):
+    """The best-scored architecture of ``sample_size`` members of ``population``
+    ((architecture, score) pairs) drawn at random (all of them if it holds fewer)."""
+    tournament = rng.sample(population, min(sample_size, len(population)))
+    return max(tournament, key=lambda member: member[1])[0]
 
 
 def new_child(space: SearchSpace, evaluator: Evaluator, parent, rng: random.Random,

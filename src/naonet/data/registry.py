@@ -130,6 +130,10 @@ class DataConfig:
                                          train_subset=0, test_subset=0, cutout=0, workers=0,
                                          image_size=0), above={})
 
+    def batch_for(self, train: bool) -> int:
+        """The batch size of the training split, or of the evaluated ones."""
+        return self.batch_size if train else self.eval_batch_size
+
 
 @dataclass
 class DataBundle:
@@ -431,12 +435,16 @@ def load_small_split(where: Path, layout: str, split: str, config: DataConfig,
 
 def _device_batches(split: InMemorySplit, train: bool, config: DataConfig, spec: DatasetSpec,
                     common: dict) -> DeviceBatches:
-    batch = config.batch_size if train else config.eval_batch_size
-    # The released crop padding is 4 px of 32; keep that proportion at other sizes.
-    padding = max(1, split.images.shape[-1] // 8)
-    return DeviceBatches(split, batch, mean=spec.mean, std=spec.std, train=train,
+    padding = crop_padding(split.images.shape[-1])
+    return DeviceBatches(split, config.batch_for(train), mean=spec.mean, std=spec.std,
+                         train=train,
                          augment=BatchAugment(crop_padding=padding, cutout=config.cutout),
                          **common)
+
+
+def crop_padding(size: int) -> int:
+    """The random crop's padding at ``size`` px: the released 4 px of 32, in proportion."""
+    return max(1, size // 8)
 
 
 class _TensorImageDataset(Dataset):
@@ -464,7 +472,7 @@ def small_image_transform(train: bool, config: DataConfig, spec: DatasetSpec,
     size = size or spec.image_size
     steps = []
     if train:
-        steps += [T.RandomCrop(size, padding=max(1, size // 8)), T.RandomHorizontalFlip()]
+        steps += [T.RandomCrop(size, padding=crop_padding(size)), T.RandomHorizontalFlip()]
         if config.autoaugment:
             steps.append(T.AutoAugment(T.AutoAugmentPolicy.CIFAR10))
     steps += [T.ToTensor(), T.Normalize(spec.mean, spec.std)]
@@ -550,8 +558,8 @@ def _small_loader_batches(split: InMemorySplit, train: bool, config: DataConfig,
                           spec: DatasetSpec, common: dict) -> LoaderBatches:
     dataset = _TensorImageDataset(split, small_image_transform(train, config, spec,
                                                                split.images.shape[-1]))
-    batch = config.batch_size if train else config.eval_batch_size
-    return LoaderBatches(dataset, batch, train=train, workers=config.workers, **common)
+    return LoaderBatches(dataset, config.batch_for(train), train=train,
+                         workers=config.workers, **common)
 
 
 def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common: dict,
@@ -576,8 +584,7 @@ def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common:
              "valid": Subset(plain_train, valid_index.tolist()) if config.valid_size else None,
              "test": test_part}
     iterators = {
-        name: LoaderBatches(part, config.batch_size if name == "train" else
-                            config.eval_batch_size, train=name == "train",
+        name: LoaderBatches(part, config.batch_for(name == "train"), train=name == "train",
                             workers=config.workers, **common) if part is not None else None
         for name, part in parts.items()}
     if test_set is not None:

@@ -138,3 +138,16 @@ def test_opset_is_refused_for_torchscript(released_file, tmp_path, capsys):
     assert status == 2 and err.strip() == (
         "nao export: error: --opset chooses an ONNX file's operator set; a TorchScript file "
         "has none: drop --opset, or write .onnx")
+
+
+def test_export_hands_back_the_network_in_the_modes_its_parts_were_in(tmp_path):
+    """The caller's network came back with every part in training mode: a BatchNorm the
+    caller had frozen (eval mode inside a training network) started updating its
+    statistics again."""
+    network = LogitsPair().train()
+    network.layers[1].eval()  # frozen statistics
+    from naonet.export import ExportSpec, export_model
+
+    export_model(network, tmp_path / "small.ts", "torchscript", ExportSpec(image_size=8), {})
+    assert network.training and not network.layers[1].training
+    assert all(part.training for index, part in enumerate(network.layers) if index != 1)

@@ -25,6 +25,7 @@ from torch import nn
 
 from naonet.errors import UserError
 from naonet.files import atomic_write_bytes
+from naonet.runtime import evaluating
 
 FORMATS = ("onnx", "torchscript")
 # The suffixes each format's files are written with (the first: the one to suggest).
@@ -66,14 +67,10 @@ def export_model(network: nn.Module, path: str | Path, export_format: str, spec:
     if export_format not in FORMATS:
         raise UserError(f"unknown export format {export_format!r}; use one of: "
                         f"{', '.join(FORMATS)}")
-    was_training = network.training
-    model = LogitsOnly(network).eval()
-    path = Path(path)
     writer = _onnx_bytes if export_format == "onnx" else _torchscript_bytes
-    try:
-        content = writer(model, spec, metadata)
-    finally:
-        network.train(was_training)  # the caller's network comes back as it was
+    with evaluating(network):  # the caller's network comes back as it was
+        content = writer(LogitsOnly(network), spec, metadata)
+    path = Path(path)
     atomic_write_bytes(path, lambda file: file.write(content))
     return path
 

@@ -178,6 +178,19 @@ def input_memory_format(module: nn.Module) -> torch.memory_format:
     return torch.contiguous_format
 
 
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` in evaluation mode (no dropout, BatchNorm's running statistics) for the
+    duration; afterwards each of its submodules is in the mode it was in."""
+    modes = [(part, part.training) for part in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for part, training in modes:
+            part.training = training
+
+
 class CompiledNetwork(nn.Module):
     """A network run through ``torch.compile`` for its usual batch size.
 

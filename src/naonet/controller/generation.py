@@ -9,8 +9,7 @@ seeds in one batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 
 from naonet.controller.model import Controller, Encoded, pool_steps
 from naonet.errors import UserError
-from naonet.runtime import small_kernel_threads
+from naonet.runtime import evaluating, small_kernel_threads
 
 # The released loop stops once the step size exceeds its max_step_size 50, after
 # generating with it: step sizes 1 .. 51 are tried.
@@ -90,11 +89,11 @@ def propose_sequences(controller: Controller, tokens: torch.Tensor, step_size: f
 def score_gradient(controller: Controller, tokens: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-step encoder outputs [N, S, H] and d(predicted score)/d(outputs) [N, S, H]."""
-    with _evaluating(controller), torch.no_grad():
+    with evaluating(controller), torch.no_grad():
         step_outputs = controller.encode(tokens).step_outputs
     # The score depends on the outputs only through pooling and the predictor, so the
     # gradient is taken from there on (parameters need not require grad).
-    with _evaluating(controller), torch.enable_grad():
+    with evaluating(controller), torch.enable_grad():
         step_outputs = step_outputs.detach().requires_grad_(True)
         predicted = controller.predict(pool_steps(step_outputs))  # [N]
         (gradient,) = torch.autograd.grad(predicted.sum(), step_outputs)
@@ -106,16 +105,7 @@ def shifted_sequences(controller: Controller, step_outputs: torch.Tensor,
                       gradient: torch.Tensor, step_size: float) -> torch.Tensor:
     """Greedy decoding [N, L] of outputs moved ``step_size * gradient`` upward."""
     moved = F.normalize(step_outputs + step_size * gradient, p=2, dim=-1)  # [N, S, H]
-    with _evaluating(controller):
+    with evaluating(controller):
         return controller.decode_greedy(Encoded(moved, pool_steps(moved)))
 
 
-@contextmanager
-def _evaluating(controller: Controller) -> Iterator[None]:
-    """Eval mode (no dropout) for the duration, then the previous mode."""
-    was_training = controller.training
-    controller.eval()
-    try:
-        yield
-    finally:
-        controller.train(was_training)

@@ -19,6 +19,7 @@ from torch import nn
 
 from naonet.controller.config import ControllerConfig
 from naonet.errors import UserError
+from naonet.runtime import evaluating
 from naonet.spaces.encoding import SOS_TOKEN, SequenceEncoding
 from naonet.spaces.protocol import protocol_members
 
@@ -270,12 +271,8 @@ class Controller(nn.Module):
         """Predicted score [N] of each architecture, in eval mode (no dropout)."""
         if not architectures:
             return torch.zeros(0, device=self.legal_mask.device)
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             return self.predict(self.encode(self.to_tokens(architectures)).embedding)
-        finally:
-            self.train(was_training)
 
     def forward(self, tokens: torch.Tensor) -> ControllerOutput:
         """Predicted scores and teacher-forced reconstruction log-probabilities."""

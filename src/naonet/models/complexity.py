@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from naonet.runtime import evaluating
+
 
 def count_multiply_adds(model: nn.Module, input_size: tuple[int, int, int]) -> int:
     """Multiply-adds of one eval-mode forward pass for one image of ``input_size``.
@@ -26,7 +28,6 @@ def count_multiply_adds(model: nn.Module, input_size: tuple[int, int, int]) -> i
     tensors = [*model.parameters(), *model.buffers()]
     on_meta = bool(tensors) and all(tensor.is_meta for tensor in tensors)
     meta_model = model if on_meta else _copy_to_meta(model)
-    was_training = meta_model.training
     handles = []
     try:
         for module in meta_model.modules():
@@ -34,13 +35,12 @@ def count_multiply_adds(model: nn.Module, input_size: tuple[int, int, int]) -> i
                 handles.append(module.register_forward_hook(conv_hook))
             elif isinstance(module, nn.Linear):
                 handles.append(module.register_forward_hook(linear_hook))
-        meta_model.eval()
-        with torch.no_grad():
+        # a model passed in on 'meta' is left as it came
+        with evaluating(meta_model), torch.no_grad():
             meta_model(torch.empty(1, *input_size, device="meta"))
-    finally:  # a model passed in on 'meta' is left as it came
+    finally:
         for handle in handles:
             handle.remove()
-        meta_model.train(was_training)
     return int(total)
 
 

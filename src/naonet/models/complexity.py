@@ -49,3 +49,11 @@ def _copy_to_meta(model: nn.Module) -> nn.Module:
 
     clone = copy.deepcopy(model)
     return clone.to("meta")
+
+
+def halved(size: int, times: int = 1) -> int:
+    """A side after ``times`` stride-2 layers of the networks (padding k // 2, or 1x1):
+    ceil(size / 2) each."""
+    for _ in range(times):
+        size = (size + 1) // 2
+    return size

@@ -221,7 +221,7 @@ class CostCounter:
 
     def __init__(self, space, config: NB201NetworkConfig | None = None,
                  image_size: int = 32):
-        from naonet.models.complexity import count_multiply_adds
+        from naonet.models.complexity import count_multiply_adds, halved
 
         self.space = space
         self.config = config or NB201NetworkConfig()
@@ -242,7 +242,7 @@ class CostCounter:
                     if module is not None:
                         parameters += count_parameters(module)
                         macs += count_multiply_adds(module, (width, side, side))
-                    side = (side + 1) // 2  # the reduction's stride-2 3x3 convolution
+                    side = halved(side)  # the reduction's stride-2 3x3 convolution
                 self.per_op.append((parameters * self.config.cells_per_stage,
                                     macs * self.config.cells_per_stage))
 

@@ -146,7 +146,7 @@ class NB201Space(IntegerCodedSpace):
         reaches = [False] * (self.num_nodes - 1) + [True]
         for edge in reversed(range(self.num_edges)):  # targets come first
             source, target = self.edges[edge]
-            if reaches[target] and self.op_names[architecture.ops[edge]] != "none":
+            if reaches[target] and self.op_names[architecture.ops[edge]] != ZERO_OP:
                 reaches[source] = True
         return reaches
 

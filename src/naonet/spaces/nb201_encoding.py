@@ -14,7 +14,7 @@ import random
 
 from naonet.errors import UserError
 from naonet.spaces.encoding import LegalTokens
-from naonet.spaces.nb201 import NB201Architecture, NB201Space
+from naonet.spaces.nb201 import ZERO_OP, NB201Architecture, NB201Space
 
 
 class NB201Encoding(LegalTokens):
@@ -66,7 +66,7 @@ class NB201Encoding(LegalTokens):
         architecture has no other equivalent form and is returned unchanged.
         """
         architecture = self.space.as_architecture(architecture, "equivalent_variant")
-        if "none" not in self.space.op_names:
+        if ZERO_OP not in self.space.op_names:
             return architecture
         ops = list(architecture.ops)
         for node in dead_nodes(architecture):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from naonet.errors import UserError
 from naonet.models.cells import StateShape
+from naonet.models.complexity import halved
 from naonet.models.networks import (
     AUX_HIDDEN_CHANNELS,
     AUX_SECOND_KERNEL,
@@ -47,14 +48,6 @@ class Cost:
 
     def times(self, count: int) -> Cost:
         return Cost(self.parameters * count, self.macs * count)
-
-
-def halved(size: int, times: int = 1) -> int:
-    """A side after ``times`` stride-2 layers of the networks (padding k // 2, or 1x1):
-    ceil(size / 2) each."""
-    for _ in range(times):
-        size = (size + 1) // 2
-    return size
 
 
 # ----------------------------------------------------------------------- layers

@@ -20,7 +20,7 @@ from naonet.errors import UserError
 from naonet.models.networks import count_parameters
 from naonet.models.operations import AvgPool, ReLUConvBN
 from naonet.options import check_field_types
-from naonet.spaces.nb201 import ZERO_OP, NB201Architecture
+from naonet.spaces.nb201 import ZERO_OP, NB201Architecture, NB201Space
 
 Norm = Callable[[int], nn.Module]
 
@@ -109,6 +109,22 @@ def build_operation(name: str, channels: int, norm: Norm = tracked_batch_norm
     return OPERATIONS[name](channels, norm)
 
 
+def run_cell(x: torch.Tensor, space: NB201Space,
+             op_on_edge: Callable[[int], nn.Module | None]) -> torch.Tensor:
+    """A cell of ``space`` on ``x``: node j is the sum, over the edges i -> j in the
+    space's order, of the edge's op on node i (``op_on_edge(edge)``; None for an edge that
+    carries nothing, zeros for a node that receives nothing); the last node is the output."""
+    nodes = [x]
+    for target in range(1, space.num_nodes):
+        terms = []
+        for edge, (source, to) in enumerate(space.edges):
+            op = op_on_edge(edge) if to == target else None
+            if op is not None:
+                terms.append(op(nodes[source]))
+        nodes.append(sum_or_zeros(terms, x))
+    return nodes[-1]
+
+
 def sum_or_zeros(terms: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
     """The sum of a node's incoming terms; zeros when every incoming edge is ``none``."""
     if not terms:
@@ -125,8 +141,7 @@ class NB201Cell(nn.Module):
     def __init__(self, architecture: NB201Architecture, channels: int,
                  norm: Norm = tracked_batch_norm):
         super().__init__()
-        self.edges = architecture.space.edges
-        self.num_nodes = architecture.space.num_nodes
+        self.space = architecture.space
         self.edge_ops = nn.ModuleDict()
         for edge, name in enumerate(architecture.op_names):
             module = build_operation(name, channels, norm)
@@ -134,13 +149,8 @@ class NB201Cell(nn.Module):
                 self.edge_ops[str(edge)] = module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nodes = [x]
-        for target in range(1, self.num_nodes):
-            terms = [self.edge_ops[str(edge)](nodes[source])
-                     for edge, (source, to) in enumerate(self.edges)
-                     if to == target and str(edge) in self.edge_ops]
-            nodes.append(sum_or_zeros(terms, x))
-        return nodes[-1]
+        return run_cell(x, self.space, lambda edge: self.edge_ops[str(edge)]
+                        if str(edge) in self.edge_ops else None)
 
 
 class ResidualReduction(nn.Module):

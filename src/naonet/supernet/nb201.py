@@ -18,7 +18,7 @@ from naonet.models.nb201 import (
     NB201NetworkConfig,
     NB201Skeleton,
     build_operation,
-    sum_or_zeros,
+    run_cell,
 )
 from naonet.spaces.nb201 import NB201, NB201Architecture, NB201Space
 
@@ -44,14 +44,9 @@ class SharedCell(nn.Module):
             self.edge_ops.append(ops)
 
     def forward(self, x: torch.Tensor, architecture: NB201Architecture) -> torch.Tensor:
-        nodes = [x]
         names = architecture.op_names
-        for target in range(1, self.space.num_nodes):
-            terms = [self.edge_ops[edge][names[edge]](nodes[source])
-                     for edge, (source, to) in enumerate(self.space.edges)
-                     if to == target and names[edge] != ZERO_OP]
-            nodes.append(sum_or_zeros(terms, x))
-        return nodes[-1]
+        return run_cell(x, self.space, lambda edge: self.edge_ops[edge][names[edge]]
+                        if names[edge] != ZERO_OP else None)
 
 
 class NB201Supernet(NB201Skeleton):

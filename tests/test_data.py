@@ -360,6 +360,31 @@ def test_a_cifar_layout_folder_of_larger_images_says_the_size_it_trains_at(tmp_p
     assert next(iter(shrunk.train))[0].shape[-1] == shrunk.image_size == 16
 
 
+def test_labelled_val_is_read_beside_an_unlabelled_test_folder(tmp_path):
+    """Kaggle's layout: labelled val/<class>/ and loose, unlabelled images in test/. The
+    run stopped with "test has no class sub-folders", val/ never looked at."""
+    from PIL import Image
+
+    def write(folder: Path, count: int, shade: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            Image.new("RGB", (80, 70), (shade, 40 * index, 9)).save(folder / f"{index}.jpg")
+
+    for name, shade in (("cat", 10), ("dog", 200)):
+        write(tmp_path / "train" / name, 4, shade)
+        write(tmp_path / "val" / name, 2, shade)
+    write(tmp_path / "test", 3, 99)  # no labels
+    bundle = build_data(DataConfig(data=str(tmp_path), dataset="folder", batch_size=2,
+                                   workers=0), torch.device("cpu"))
+    assert sum(len(labels) for _, labels in bundle.test) == 4 and bundle.classes == [
+        "cat", "dog"]
+    for name in ("cat", "dog"):  # with no labelled folder, the first is named
+        (tmp_path / "val" / name).rename(tmp_path / f"{name}-moved")
+    with pytest.raises(UserError, match="test has no class sub-folders"):
+        build_data(DataConfig(data=str(tmp_path), dataset="folder", workers=0),
+                   torch.device("cpu"))
+
+
 @pytest.mark.parametrize("mode", ["I;16", "F", "I"])
 def test_images_wider_than_8_bits_keep_their_brightness(tmp_path, mode):
     """A 16-bit grayscale PNG read as almost white (PIL clips at 255: mean 254.6 for an

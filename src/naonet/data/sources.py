@@ -215,12 +215,21 @@ def extract_into(archive: Path, staging: Path) -> None:
 
 
 def find_split_folder(root: Path, split: str) -> Path | None:
-    """``root/train`` for 'train'; ``root/test`` or ``root/val`` for 'test'."""
+    """``root/train`` for 'train'; ``root/test`` or ``root/val`` for 'test': the first
+    that holds class folders (Kaggle's layout puts unlabelled images loose in test/ and
+    the labelled ones in val/), else the first there is (for its error to name)."""
     names = ("train",) if split == "train" else TEST_SPLIT_NAMES
-    for name in names:
-        if (root / name).is_dir():
-            return root / name
-    return None
+    found = [root / name for name in names if (root / name).is_dir()]
+    labelled = [folder for folder in found if _has_class_folders(folder)]
+    return (labelled or found or [None])[0]
+
+
+def _has_class_folders(folder: Path) -> bool:
+    try:
+        return any(entry.is_dir() and not entry.name.startswith(".")
+                   for entry in folder.iterdir())
+    except OSError:  # unreadable: its own error comes when it is read
+        return False
 
 
 def holds_pickles(root: Path, dataset: str, split: str = "train") -> bool:

@@ -155,3 +155,39 @@ def test_ctrl_c_while_nao_starts_is_one_line():
     result = subprocess.run([sys.executable, "-c", interrupted], capture_output=True,
                             text=True, timeout=120)
     assert (result.returncode, result.stderr) == (130, "nao: interrupted\n")
+
+
+def test_print_config_shows_a_presets_recipe_and_does_nothing_else(capsys, tmp_path,
+                                                                    monkeypatch):
+    """--help lists the defaults without a preset: a preset's recipe could be seen only
+    in a run folder's config.yaml, after starting the run. --print-config prints the
+    options a run would be given, as its config.yaml holds them, and starts nothing."""
+    import yaml
+
+    from naonet.search.config import PRESETS as SEARCH_PRESETS
+    from naonet.training.config import PRESETS as TRAIN_PRESETS
+
+    monkeypatch.chdir(tmp_path)
+    status, out, err = nao_in_process(capsys, "train", "--preset", "naonet-v2-imagenet",
+                                      "--lr", "0.2", "--print-config")
+    assert status == 0, err
+    shown = yaml.safe_load(out)
+    recipe = TRAIN_PRESETS["naonet-v2-imagenet"]
+    assert {name: shown[name] for name in recipe if name != "lr"} == {
+        name: value for name, value in recipe.items() if name != "lr"}
+    assert shown["lr"] == 0.2 and shown["output"] == str(tmp_path / "runs" /
+                                                         "naonet-v2-imagenet")
+    (tmp_path / "printed.yaml").write_text(out)  # it reads back as the same run
+    status, again, err = nao_in_process(capsys, "train", "--config", "printed.yaml",
+                                        "--print-config")
+    assert status == 0 and again == out, err
+    status, out, err = nao_in_process(capsys, "search", "--preset", "quick-nb201",
+                                      "--print-config")
+    assert status == 0, err
+    shown = yaml.safe_load(out)
+    assert all(shown[name] == value for name, value in SEARCH_PRESETS["quick-nb201"].items()
+               if name not in ("data", "output", "reference", "seed_pool_file"))
+    assert list(tmp_path.iterdir()) == [tmp_path / "printed.yaml"]  # no run folder
+    status, _, err = nao_in_process(capsys, "search", "--evaluator", "table:x.csv",
+                                    "--print-config")
+    assert status == 2 and "--print-config applies only to the one-shot search" in err

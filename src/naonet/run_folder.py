@@ -252,15 +252,20 @@ def write_run_config(run_dir: Path, config: dict, is_main: bool) -> None:
     the main process; every process waits until it is there. Paths are written absolute
     (:func:`absolute_paths`), so ``--config run_dir/config.yaml`` given from any folder
     names this run and its files (as typed, they were relative to where it started)."""
-    import yaml
-
     from naonet.distributed import barrier
 
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / CONFIG_NAME,
-                          yaml.safe_dump(absolute_paths(config), sort_keys=False))
+        atomic_write_text(run_dir / CONFIG_NAME, run_config_text(config))
     barrier()
+
+
+def run_config_text(config: dict) -> str:
+    """The run's resolved options as its ``CONFIG_NAME`` holds them (YAML, paths
+    absolute)."""
+    import yaml
+
+    return yaml.safe_dump(absolute_paths(config), sort_keys=False)
 
 
 # The options that name files or folders: the data, the run folder, a search's seed pool

@@ -99,3 +99,19 @@ def refuse_flags(args: argparse.Namespace, names, applies_to: str, note: str = "
         if getattr(args, name, None) is not None:
             raise UserError(f"{flag_name(name)} applies only to {applies_to}; drop "
                             f"it{note} ({listed_by})")
+
+
+def add_print_config_flag(parser: argparse.ArgumentParser) -> None:
+    """``--print-config``: show the resolved options (a preset's recipe with the file's
+    and the flags' values over it) and stop, before any work."""
+    parser.add_argument("--print-config", action="store_true", default=None,
+                        help="print the resolved options as the run folder's config.yaml "
+                             "would hold them (a preset's values included) and exit")
+
+
+def print_config(config) -> int:
+    """Print ``config`` as its run folder's config.yaml; the exit status."""
+    from naonet.run_folder import run_config_text
+
+    print(run_config_text(config.to_dict()), end="")
+    return 0

@@ -22,7 +22,13 @@ from __future__ import annotations
 
 import argparse
 
-from naonet.cli.options import SHARED_HELP, add_dataclass_flags, refuse_flags
+from naonet.cli.options import (
+    SHARED_HELP,
+    add_dataclass_flags,
+    add_print_config_flag,
+    print_config,
+    refuse_flags,
+)
 from naonet.search.reference import TABLE_PREFIX
 
 SUPERNET_EVALUATOR = "supernet"
@@ -140,6 +146,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--config", default=None, help="YAML or JSON file of options")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars (a display choice, not a config key)")
+    add_print_config_flag(parser)
     parser.add_argument("--evaluator", default=SUPERNET_EVALUATOR,
                         help="supernet (one-shot weight sharing) or table:PATH (scores from "
                              "a benchmark table, with --space nb201)")
@@ -189,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
         flags["output"] = f"runs/{args.preset or 'search'}"
     config = resolve_search_config(args.preset, file_values, flags)
     refuse_other_strategies_flags(args, config.strategy)
+    if args.print_config:
+        return print_config(config)
     search(config, show_progress=not args.no_progress)
     return 0
 
@@ -221,7 +230,7 @@ def _run_table_search(args: argparse.Namespace) -> int:
                         f"--evaluator {SUPERNET_EVALUATOR}")
     from naonet.search.config import field_names
 
-    one_shot_only = [name for name in ("preset", "config", *field_names())
+    one_shot_only = [name for name in ("preset", "config", "print_config", *field_names())
                      if name not in args.table_defaults and name not in TABLE_SEARCH_READS]
     one_shot = f"the one-shot search (--evaluator {SUPERNET_EVALUATOR})"
     refuse_flags(args, ["output"], one_shot,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from naonet.cli.options import SHARED_HELP, add_dataclass_flags
+from naonet.cli.options import SHARED_HELP, add_dataclass_flags, add_print_config_flag, print_config
 
 HELP = {
     **SHARED_HELP,
@@ -54,6 +54,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--config", default=None, help="YAML or JSON file of options")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars (a display choice, not a config key)")
+    add_print_config_flag(parser)
     add_dataclass_flags(parser, TrainConfig, HELP)
     parser.set_defaults(handler=run, resumes=True)
 
@@ -74,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     note_another_spaces_preset(args.preset, config, space)
     note_another_skeletons_preset(args.preset, config)
     note_unused_options(config, space)
+    if args.print_config:
+        return print_config(config)
     train(config, show_progress=not args.no_progress)
     return 0
 

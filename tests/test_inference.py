@@ -576,3 +576,24 @@ def test_another_image_size_than_the_trained_one_is_noted(tiny_checkpoint, tmp_p
         notes[size] = err.strip()
     assert notes == {"8": "nao predict: note: the network was trained at 32 px; running it "
                           "at 8 px (--image-size)", "32": "", "0": ""}
+
+
+def test_the_note_on_another_size_says_when_the_preprocessing_changes_with_it(capsys):
+    """A folder network trained at 128 px (resized and centre-cropped) and run at 64 px is
+    fed images resized whole, the small-image preprocessing: the note said only the size."""
+    from types import SimpleNamespace
+
+    from naonet.cli.eval import note_another_size
+
+    said = {}
+    for trained, asked in ((128, 64), (128, 96), (48, 96), (48, 32)):
+        note_another_size("eval", SimpleNamespace(image_size=trained), "folder", asked)
+        said[trained, asked] = capsys.readouterr().err.strip()
+    head = "nao eval: note: the network was trained at"
+    assert said == {
+        (128, 64): f"{head} 128 px; running it at 64 px (--image-size), where images are "
+                   "prepared as small ones (resized whole, not centre-cropped)",
+        (128, 96): f"{head} 128 px; running it at 96 px (--image-size)",
+        (48, 96): f"{head} 48 px; running it at 96 px (--image-size), where images are "
+                  "prepared as large ones (resized and centre-cropped, not resized whole)",
+        (48, 32): f"{head} 48 px; running it at 32 px (--image-size)"}

@@ -74,8 +74,17 @@ def note_another_size(command: str, loaded, dataset: str, asked: int) -> None:
 
     trained = loaded.image_size or get_dataset_spec(dataset).image_size
     if asked > 0 and asked != trained:  # 0: the trained size; below, refused elsewhere
+        # a folder data set's preprocessing follows the size: say where it is not the
+        # network's own
+        was_small = get_dataset_spec(dataset, trained).small_images
+        now_small = get_dataset_spec(dataset, asked).small_images
+        switch = ("" if was_small == now_small else
+                  ", where images are prepared as small ones (resized whole, not centre-"
+                  "cropped)" if now_small else
+                  ", where images are prepared as large ones (resized and centre-cropped, "
+                  "not resized whole)")
         print(f"nao {command}: note: the network was trained at {trained} px; running it at "
-              f"{asked} px (--image-size)", file=sys.stderr, flush=True)
+              f"{asked} px (--image-size){switch}", file=sys.stderr, flush=True)
 
 
 def dataset_of(loaded, dataset: str | None, checkpoint: str) -> str:

@@ -583,6 +583,10 @@ def test_a_closed_output_pipe_ends_quietly():
                           "allocate 5 bytes."),
      "RuntimeError: DefaultCPUAllocator: can't allocate memory: you tried to allocate 5 "
      "bytes.", "pass a smaller --batch-size or --image-size", False),
+    # the system's out-of-memory killer took a loader worker (--image-size 100000)
+    ("train", RuntimeError("DataLoader worker (pid 7703) is killed by signal: Killed. "),
+     "DataLoader worker (pid 7703) is killed by signal: Killed.",
+     "pass a smaller --batch-size or --eval-batch-size or --image-size", True),
     ("info", MemoryError(), "no details",
      "free memory (other programs, or other processes on the device) and rerun", False),
     ("train", OSError(12, "Cannot allocate memory"), "Cannot allocate memory",
@@ -607,7 +611,8 @@ def test_running_out_of_memory_is_one_line_naming_the_sizes(capsys, monkeypatch,
     assert main(argv) == 2
     err = capsys.readouterr().err
     rerun = "; rerun the same command to resume" if resumes else ""
-    assert err == f"nao {command}: error: out of memory ({said}); {hint}{rerun}\n"
+    likely = ", most likely" if "killed by signal" in said else ""
+    assert err == f"nao {command}: error: out of memory{likely} ({said}); {hint}{rerun}\n"
 
 
 def test_a_runtime_error_that_is_no_memory_shortage_is_not_dressed_as_one(monkeypatch):

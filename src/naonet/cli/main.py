@@ -192,6 +192,11 @@ def describe_memory_shortage(error: BaseException) -> str | None:
     if isinstance(error, OSError) and error.errno == errno.ENOMEM:
         return f"out of memory ({error.strerror or error})"
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # the system's out-of-memory killer ends a process with SIGKILL; torch reports a
+    # loader worker's end so
+    killed = [line for line in lines if "is killed by signal: Killed" in line]
+    if killed:
+        return f"out of memory, most likely ({killed[0][:200]})"
     said = [line for line in lines
             if any(marker in line.lower() for marker in MEMORY_SHORTAGE_MARKERS)]
     if not said and not isinstance(error, MemoryError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 
 import numpy as np
 import pytest
@@ -634,3 +635,13 @@ def test_correlate_reads_a_searchs_arch_pool_with_its_scores(capsys, tmp_path):
     status, _, err = nao_in_process(capsys, "correlate", str(run / "arch_pool"),
                                     str(NB201_TABLE), "--column-b", "valid_acc_200ep")
     assert status == 2 and "architectures of different spaces (small and nb201)" in err, err
+
+
+def test_a_score_that_is_no_number_is_named_with_its_place():
+    """It said only "scores contain nan or inf": which list, where, and what to do."""
+    from naonet.analysis.correlation import kendall_tau
+
+    with pytest.raises(UserError, match=re.escape(
+            "the reference hold a value that is no number (nan at position 2); drop the "
+            "architectures without a score")):
+        kendall_tau([0.1, 0.2, 0.3], [1.0, 2.0, math.nan])

@@ -467,3 +467,12 @@ def test_evolution_with_a_supernet_as_its_evaluator():
     for architecture, score in evaluator.history()[:3]:
         assert score == score_pool(supernet, [architecture], data, "fixed", [0], context,
                                    metric="loss")[0]
+
+
+@pytest.mark.parametrize("field, value", [("seed_count", 0), ("new_count", -1),
+                                          ("max_lambda", 0)])
+def test_a_round_config_names_the_value_it_refuses(field, value):
+    """It listed all three bounds at once, and no value."""
+    with pytest.raises(UserError, match=re.escape(
+            f"a NAO round needs {field} >= {0 if field == 'new_count' else 1}, got {value}")):
+        RoundConfig(**{field: value})

@@ -22,8 +22,11 @@ def _pair(scores: Sequence[float], reference: Sequence[float]) -> tuple[np.ndarr
     x, y = np.asarray(scores, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     if x.ndim != 1 or x.shape != y.shape:
         raise UserError(f"need two equally long lists of scores, got {x.shape} and {y.shape}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise UserError("scores contain nan or inf")
+    for name, values in (("scores", x), ("reference", y)):
+        if not np.isfinite(values).all():
+            where = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise UserError(f"the {name} hold a value that is no number ({values[where]} at "
+                            f"position {where}); drop the architectures without a score")
     return x, y
 
 

@@ -56,9 +56,10 @@ class RoundConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)
-        if self.seed_count < 1 or self.new_count < 0 or self.max_lambda < 1:
-            raise UserError("a NAO round needs seed count >= 1, new count >= 0 and max "
-                            "lambda >= 1")
+        for name, least in (("seed_count", 1), ("new_count", 0), ("max_lambda", 1)):
+            if getattr(self, name) < least:
+                raise UserError(f"a NAO round needs {name} >= {least}, got "
+                                f"{getattr(self, name)}")
         if self.score_transform not in SCORE_TRANSFORMS:
             raise UserError(f"unknown score transform {self.score_transform!r}; use one of: "
                             f"{', '.join(SCORE_TRANSFORMS)}")

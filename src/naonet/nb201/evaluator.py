@@ -51,7 +51,8 @@ def summarize(evaluator: TableEvaluator, table: BenchmarkTable) -> SearchSummary
     """Best-by-validation architecture of a finished search and its test accuracy."""
     history = evaluator.history()
     if not history:
-        raise UserError("the search queried no architecture")
+        raise UserError("the search queried no architecture: give it a query budget "
+                        "(budget) of at least 1")
     best, best_score = history[0]
     validation_curve, test_curve = [], []
     for architecture, score in history:

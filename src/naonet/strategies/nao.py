@@ -64,7 +64,8 @@ class NAOConfig:
             raise UserError(f"NAO needs at least 2 initial queries to train its controller, "
                             f"got {self.initial_queries}")
         if self.candidates_per_round < 1:
-            raise UserError("candidates per round must be >= 1")
+            raise UserError(f"candidates_per_round must be >= 1, got "
+                            f"{self.candidates_per_round}")
         if not options.valid_device(self.device):
             raise UserError(f"{options.DEVICE_HELP}, got {self.device!r}")
         # the round's own checks (seed count, max lambda, score transform, fill), once

@@ -774,3 +774,24 @@ def test_a_stop_whose_exception_was_lost_still_stops_the_run(capsys, cifar_mini,
     assert status == 0, err
     assert ("resuming after epoch 1 (trained on 2 processes so far: the learning rate goes "
             "on as it began)") in out
+
+
+@pytest.mark.parametrize("classes", [3, 5, 6])
+def test_top5_is_null_with_five_classes_or_fewer_in_every_record(classes):
+    """metrics.jsonl and result.json recorded top-5 1.0 with five classes, where nao eval
+    said null and printed none: evaluate() gives None there, for every caller."""
+    from naonet.training import Precision, evaluate
+
+    class Logits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(4, classes)
+
+        def forward(self, images):
+            return self.linear(images), None
+
+    torch.manual_seed(0)
+    batches = [(torch.randn(8, 4), torch.randint(0, classes, (8,))) for _ in range(2)]
+    stats = evaluate(Logits(), batches, Precision.from_name("none", torch.device("cpu")))
+    assert (stats.top5 is None) == (classes <= 5)
+    assert stats.top5 is None or 0 <= stats.top5 <= 1

@@ -54,13 +54,12 @@ def run(args: argparse.Namespace) -> int:
     stats = evaluate(loaded.network.to(device), data.batches, precision)
     result = {"checkpoint": str(args.checkpoint), "dataset": dataset, "images": stats.images,
               "top1": stats.top1, "loss": stats.loss,
-              # null with five classes or fewer, where it is 1 whatever the network does
-              "top5": stats.top5 if len(data.classes) > 5 else None,
+              "top5": stats.top5,  # null with five classes or fewer
               "arch": loaded.architecture.to_qualified_string()}
     if args.json:
         print(json.dumps(result))
     else:
-        text = accuracy_text(stats.top1, stats.top5, len(data.classes))
+        text = accuracy_text(stats.top1, stats.top5)
         print(f"{dataset} test: {text} on {stats.images} images")
     return 0
 

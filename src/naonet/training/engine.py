@@ -50,11 +50,12 @@ class Precision:
 @dataclass
 class EpochStats:
     """Mean loss and top-1 / top-5 accuracy (fractions, as everywhere in the library;
-    percents only when printed) over ``images`` images."""
+    percents only when printed) over ``images`` images. ``top5`` is None for a network of
+    five classes or fewer, where every label is among the top 5."""
 
     loss: float
     top1: float
-    top5: float
+    top5: float | None
     images: int
     seconds: float
 
@@ -63,11 +64,10 @@ class EpochStats:
         return self.images / max(self.seconds, 1e-9)
 
 
-def accuracy_text(top1: float, top5: float, num_classes: int) -> str:
-    """'top-1 T % (error E %), top-5 F %' as printed; top-5 is left out when there are
-    five classes or fewer, where it is 100 % whatever the network does."""
+def accuracy_text(top1: float, top5: float | None) -> str:
+    """'top-1 T % (error E %), top-5 F %' as printed (without top-5 where it is None)."""
     text = f"top-1 {100 * top1:.2f} % (error {100 - 100 * top1:.2f} %)"
-    return text + (f", top-5 {100 * top5:.2f} %" if num_classes > 5 else "")
+    return text + (f", top-5 {100 * top5:.2f} %" if top5 is not None else "")
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -250,19 +250,22 @@ def _show(progress, sums: torch.Tensor, start: float) -> None:
 @torch.no_grad()
 def evaluate(model: nn.Module, batches, precision: Precision,
              criterion: nn.Module | None = None) -> EpochStats:
-    """Loss, top-1 and top-5 accuracy (fractions) over ``batches``, summed over all ranks."""
+    """Loss, top-1 and top-5 accuracy (fractions) over ``batches``, summed over all ranks
+    (top-5 None with five classes or fewer: it is 1 whatever the network does)."""
     model.eval()
     network = inference_module(model)
     criterion = criterion or nn.CrossEntropyLoss()
     device = next(unwrap(model).parameters()).device
     sums = torch.zeros(4, device=device, dtype=sum_dtype(device))  # loss * n, top1, top5, n
     start = time.perf_counter()
+    classes = 0
     for images, labels in batches:
         raise_if_stopped()
         with precision.autocast():
             logits = network(images)[0]
         logits = logits.float()
-        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        classes = logits.shape[1]
+        top5 = logits.topk(min(5, classes), dim=1).indices
         hits = top5 == labels[:, None]
         count = labels.shape[0]
         _accumulate(sums, criterion(logits, labels) * count, hits[:, 0].sum(),
@@ -270,4 +273,8 @@ def evaluate(model: nn.Module, batches, precision: Precision,
     loss, top1, top5, images = all_reduce_sum(sums).tolist()  # waits for the device
     seconds = time.perf_counter() - start
     images = max(images, 1)
-    return EpochStats(loss / images, top1 / images, top5 / images, int(images), seconds)
+    return EpochStats(loss / images, top1 / images,
+                      top5 / images if classes > TOP5_CLASSES else None, int(images), seconds)
+
+
+TOP5_CLASSES = 5  # top-5 accuracy means something only with more classes than this

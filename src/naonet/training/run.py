@@ -440,7 +440,7 @@ def train(config: TrainConfig, show_progress: bool = True,
               "best_epoch": state.best_epoch if validated else None}
     if context.is_main:
         atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2) + "\n")
-    say(f"done: epoch {state.epoch}/{config.epochs}, {_final_figures(result, data)} "
+    say(f"done: epoch {state.epoch}/{config.epochs}, {_final_figures(result)} "
         f"(results in {run_dir})")
     barrier()
     return result
@@ -511,14 +511,14 @@ def _final_evaluation(model, data: DataBundle, precision: Precision) -> dict:
     return {"test_loss": stats.loss, "test_top1": stats.top1, "test_top5": stats.top5}
 
 
-def _final_figures(result: dict, data: DataBundle) -> str:
+def _final_figures(result: dict) -> str:
     """The run's last figures in words: its test accuracy, and its best validation
     accuracy (best.pt's) where it holds a validation split."""
     best = (f"best valid {100 * result['best_valid_top1']:.2f} % at epoch "
             f"{result['best_epoch']}" if result.get("best_epoch") else None)
     if result.get("test_top1") is None:
         return f"{best} (no test images)"
-    test = "test " + accuracy_text(result["test_top1"], result["test_top5"], data.num_classes)
+    test = "test " + accuracy_text(result["test_top1"], result["test_top5"])
     return test if best is None else f"{test}; {best} (best.pt)"
 
 

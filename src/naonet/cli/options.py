@@ -115,3 +115,10 @@ def print_config(config) -> int:
 
     print(run_config_text(config.to_dict()), end="")
     return 0
+
+
+def default_output(flags: dict, file_values: dict, preset: str | None, command: str) -> None:
+    """Give ``flags`` the run folder ``runs/PRESET`` (``runs/COMMAND`` without a preset)
+    where neither the flags nor the config file name one."""
+    if flags.get("output") is None and "output" not in file_values:
+        flags["output"] = f"runs/{preset or command}"

@@ -26,6 +26,7 @@ from naonet.cli.options import (
     SHARED_HELP,
     add_dataclass_flags,
     add_print_config_flag,
+    default_output,
     print_config,
     refuse_flags,
 )
@@ -192,8 +193,7 @@ def run(args: argparse.Namespace) -> int:
                  f"a table search (--evaluator {TABLE_PREFIX}PATH)")
     flags = {name: getattr(args, name, None) for name in field_names()}
     file_values = load_config_file(args.config) if args.config else {}
-    if flags.get("output") is None and "output" not in file_values:
-        flags["output"] = f"runs/{args.preset or 'search'}"
+    default_output(flags, file_values, args.preset, "search")
     config = resolve_search_config(args.preset, file_values, flags)
     refuse_other_strategies_flags(args, config.strategy)
     if args.print_config:

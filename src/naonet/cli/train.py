@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import argparse
 
-from naonet.cli.options import SHARED_HELP, add_dataclass_flags, add_print_config_flag, print_config
+from naonet.cli.options import (
+    SHARED_HELP,
+    add_dataclass_flags,
+    add_print_config_flag,
+    default_output,
+    print_config,
+)
 
 HELP = {
     **SHARED_HELP,
@@ -68,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
     flags = {name: getattr(args, name) for name in field_names()}
     file_values = load_config_file(args.config) if args.config else {}
     check_architecture_argument(flags.get("arch") or file_values.get("arch"))
-    if flags.get("output") is None and "output" not in file_values:
-        flags["output"] = f"runs/{args.preset or 'train'}"
+    default_output(flags, file_values, args.preset, "train")
     config = resolve_config(args.preset, file_values, flags)
     space = resolve_architecture(config.arch, config.space).space  # the notes' subject
     note_another_spaces_preset(args.preset, config, space)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -129,6 +129,14 @@ class DataConfig:
         check_values(self, at_least=dict(batch_size=1, eval_batch_size=1, valid_size=0,
                                          train_subset=0, test_subset=0, cutout=0, workers=0,
                                          image_size=0), above={})
+
+    @classmethod
+    def of(cls, options, **fixed) -> DataConfig:
+        """The data options of a command's config ``options`` (the fields of this class it
+        holds, by name; the others keep their defaults), with ``fixed`` over them."""
+        held = {field.name: getattr(options, field.name) for field in fields(cls)
+                if hasattr(options, field.name)}
+        return cls(**{**held, **fixed})
 
     def batch_for(self, train: bool) -> int:
         """The batch size of the training split, or of the evaluated ones."""

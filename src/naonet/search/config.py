@@ -272,12 +272,7 @@ class SearchConfig:
     # ----------------------------------------------------------------- derived configs
     def data_config(self) -> DataConfig:
         """The search split: ``valid_size`` training images held out for scoring."""
-        return DataConfig(
-            dataset=self.dataset, data=self.data, download=self.download,
-            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size,
-            valid_size=self.valid_size, train_subset=self.train_subset, with_test=False,
-            cutout=self.cutout, pipeline=self.pipeline, workers=self.workers,
-            image_size=self.image_size)
+        return DataConfig.of(self, with_test=False)
 
     def round_config(self) -> RoundConfig:
         return RoundConfig(seed_count=self.top_seeds, new_count=self.new_architectures,

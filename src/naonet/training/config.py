@@ -100,12 +100,7 @@ class TrainConfig:
         check_keep_probs(self.keep_prob, self.drop_path_keep_prob)
 
     def data_config(self) -> DataConfig:
-        return DataConfig(
-            dataset=self.dataset, data=self.data, download=self.download,
-            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size,
-            valid_size=self.valid_size, train_subset=self.train_subset,
-            test_subset=self.test_subset, cutout=self.cutout, autoaugment=self.autoaugment,
-            pipeline=self.pipeline, workers=self.workers, image_size=self.image_size)
+        return DataConfig.of(self)
 
     def to_dict(self) -> dict:
         return asdict(self)

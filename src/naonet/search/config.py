@@ -24,6 +24,8 @@ from naonet.models.networks import check_keep_probs, check_network_size
 from naonet.nb201.table import TABLE_PREFIX
 from naonet.spaces.protocol import DEFAULT_SPACE, ENUMERABLE_SIZE, get_space
 from naonet.supernet import SAMPLING_WEIGHTS, SCORE_METRICS
+from naonet.supernet.config import SupernetConfig
+from naonet.training.config import TrainConfig
 
 SCORING_MODES = ("fixed", "per-architecture")
 ONE_SHOT_STRATEGIES = ("nao", "random", "evolution")
@@ -47,11 +49,12 @@ class SearchConfig:
     workers: int = 2
     cutout: int = 0
     # the supernet (SPEC 4)
-    channels: int = 20
-    layers: int = 3
-    keep_prob: float = 1.0
-    drop_path_keep_prob: float = 0.9
-    drop_path_exempts_pass_through: bool = False  # released HEAD: drop every branch
+    channels: int = SupernetConfig.channels
+    layers: int = SupernetConfig.layers
+    keep_prob: float = SupernetConfig.keep_prob
+    drop_path_keep_prob: float = SupernetConfig.drop_path_keep_prob
+    # released HEAD: drop every branch
+    drop_path_exempts_pass_through: bool = SupernetConfig.drop_path_exempts_pass_through
     sampling: str = "balanced"
     # which architectures a round's supernet training samples from: "children" (the
     # round's new architectures, as released) or "all" (the whole pool so far and the
@@ -125,9 +128,10 @@ class SearchConfig:
     rerank_epochs: int = 10
     rerank_channels: int = 20
     rerank_layers: int = 3
-    rerank_keep_prob: float = 0.6
-    rerank_drop_path_keep_prob: float = 0.8
-    rerank_aux_weight: float = 0.4  # 0: no auxiliary head
+    # the regularisation of the final network's training (NAONet's)
+    rerank_keep_prob: float = TrainConfig.keep_prob
+    rerank_drop_path_keep_prob: float = TrainConfig.drop_path_keep_prob
+    rerank_aux_weight: float = TrainConfig.aux_weight  # 0: no auxiliary head
     # Every candidate starts from the same seed and trains on the same batches (common
     # random numbers, meant to keep the training's noise out of their differences; on
     # NB201 it changed no choice: docs/nas-bench-201.md); False: a seed of its own each,

@@ -13,7 +13,7 @@ from naonet import options
 from naonet.data import DataConfig
 from naonet.data.registry import own_size_as_zero
 from naonet.errors import UserError
-from naonet.models.networks import check_keep_probs
+from naonet.models.networks import NetworkConfig, check_keep_probs
 from naonet.runtime import AMP_MODES, COMPILE_MODES, HOST_ALLOCATORS
 
 
@@ -37,13 +37,14 @@ class TrainConfig:
     cutout: int = 16
     autoaugment: bool = False
     # network
-    channels: int = 36
-    layers: int = 6
-    aux_head: bool = True
+    channels: int = NetworkConfig.channels
+    layers: int = NetworkConfig.layers
+    aux_head: bool = NetworkConfig.aux_head
     aux_weight: float = 0.4
-    keep_prob: float = 0.6
-    drop_path_keep_prob: float = 0.8
-    drop_path_exempts_pass_through: bool = False  # released HEAD: drop every branch
+    keep_prob: float = NetworkConfig.keep_prob
+    drop_path_keep_prob: float = NetworkConfig.drop_path_keep_prob
+    # released HEAD: drop every branch
+    drop_path_exempts_pass_through: bool = NetworkConfig.drop_path_exempts_pass_through
     # optimisation
     epochs: int = 600
     batch_size: int = 128

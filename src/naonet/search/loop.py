@@ -40,8 +40,6 @@ from naonet.search.config import SearchConfig
 from naonet.search.outputs import (
     DEFAULT_FINAL_COUNT,
     FINAL_POOL,
-    PARETO_JSON,
-    POOL_JSON,
     distinct_top,
     entry_record,
     final_entries,
@@ -740,16 +738,14 @@ def write_outputs(run: SearchRun) -> None:
               "rounds": config.rounds,
               "seed": config.seed}
     truth = run.reference.true_accuracy if run.reference is not None else None
-    write_search_outputs(run.run_dir, run.state, final_count(config),
-                         run.supernet.network_config(), header, truth, run.costs,
-                         candidate_groups(config))
+    pool, pareto = write_search_outputs(run.run_dir, run.state, final_count(config),
+                                        run.supernet.network_config(), header, truth,
+                                        run.costs, candidate_groups(config))
     if config.plot and run.state.rounds_log:
         plot_score_distribution(run.state.pool, len(run.state.rounds_log),
                                 run.run_dir / "scores.png", config.score_metric)
-        pareto = json.loads((run.run_dir / PARETO_JSON).read_text())
-        front = pareto["fronts"].get("final_parameters")
+        front = pareto["fronts"].get("final_parameters") if pareto is not None else None
         if front:  # none when no architecture has a score yet
-            pool = json.loads((run.run_dir / POOL_JSON).read_text())["architectures"]
             plot_pareto(pool, front, pareto["final"], run.run_dir / "pareto.png")
 
 

@@ -109,9 +109,10 @@ def entry_record(entry: PoolEntry, network_config, truth=None, costs=None) -> di
 
 def write_search_outputs(run_dir: Path, state: SearchState, final_count: int,
                          network_config, header: dict, truth=None, costs=None,
-                         group_of: Callable | None = None) -> None:
+                         group_of: Callable | None = None) -> tuple[list[dict], dict | None]:
     """Rewrite every output file from the state (idempotent: a resumed search rewrites
-    the same content); ``group_of`` as for :func:`final_entries`."""
+    the same content); ``group_of`` as for :func:`final_entries`. Returns what pool.json
+    and pareto.json hold: the pool's records, and the fronts (None without costs)."""
     final = final_entries(state, final_count, group_of)
     _write_lines(run_dir / "arch_pool", [e.architecture.to_qualified_string()
                                          for e in state.pool])
@@ -132,9 +133,12 @@ def write_search_outputs(run_dir: Path, state: SearchState, final_count: int,
                 {**summary, "architectures": [records[id(e)] for e in state.pool]})
     atomic_write_text(run_dir / ROUNDS_LOG,
                       "".join(json.dumps(record) + "\n" for record in state.rounds_log))
+    pool_records = [records[id(e)] for e in state.pool]
+    fronts = None
     if costs is not None:
-        _write_json(run_dir / PARETO_JSON, {**summary, **pareto_fronts(
-            [records[id(e)] for e in state.pool], [records[id(e)]["arch"] for e in final])})
+        fronts = pareto_fronts(pool_records, [records[id(e)]["arch"] for e in final])
+        _write_json(run_dir / PARETO_JSON, {**summary, **fronts})
+    return pool_records, fronts
 
 
 def write_round_pool(run_dir: Path, pool: Sequence[PoolEntry], round_index: int) -> None:

@@ -39,7 +39,7 @@ from naonet.spaces.protocol import sample_unseen
 SCORE_TRANSFORMS = ("raw", "rank")
 FILLS = ("none", "random", "mutation", "predicted")
 PREDICTED_FILL_FACTOR = 10  # mutations drawn per missing architecture for 'predicted'
-MAX_RANDOM_DRAWS = 10_000  # mutations tried before a mutation fill gives up (a tiny space)
+MAX_FILL_MUTATIONS = 10_000  # mutations tried before a mutation fill gives up (a tiny space)
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def mutations_new(space, parents: Sequence, known: set, count: int,
     """Up to ``count`` one-entry mutations of ``parents`` (best first, taken in turn),
     none of them in ``known`` (a space with a budget mutates within it)."""
     found: list = []
-    for attempt in range(MAX_RANDOM_DRAWS):
+    for attempt in range(MAX_FILL_MUTATIONS):
         if len(found) == count or not parents:
             break
         child = space.mutate(parents[attempt % len(parents)], rng)

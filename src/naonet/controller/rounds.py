@@ -58,8 +58,8 @@ class RoundConfig:
         check_field_types(self)
         for name, least in (("seed_count", 1), ("new_count", 0), ("max_lambda", 1)):
             if getattr(self, name) < least:
-                raise UserError(f"a NAO round needs {name} >= {least}, got "
-                                f"{getattr(self, name)}")
+                raise UserError(f"a NAO round needs {name.replace('_', ' ')} >= {least}, "
+                                f"got {getattr(self, name)}")
         if self.score_transform not in SCORE_TRANSFORMS:
             raise UserError(f"unknown score transform {self.score_transform!r}; use one of: "
                             f"{', '.join(SCORE_TRANSFORMS)}")

@@ -37,9 +37,10 @@ TRAIN, SCORE, CONTROLLER, RERANK, DONE = "train", "score", "controller", "rerank
 PHASES = (TRAIN, SCORE, CONTROLLER, RERANK, DONE)
 
 # Options that may change between a search and its resumption: they change how it runs,
-# not what it computes (device and threads only through the order of floating-point sums).
+# not what it computes (device and threads only through the order of floating-point sums;
+# not --pipeline: the two pipelines draw their augmentations differently).
 RESUMABLE_CHANGES = {"workers", "log_every", "device", "output", "data", "download",
-                     "pipeline", "plot", "host_allocator", "rerank_processes", "threads",
+                     "plot", "host_allocator", "rerank_processes", "threads",
                      # read before the first checkpoint only; for the reports only (a
                      # run folder's config.yaml names both by their absolute paths)
                      "seed_pool_file", "reference"}

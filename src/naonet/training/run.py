@@ -64,9 +64,10 @@ from naonet.training.engine import (
 from naonet.training.optimizer import learning_rates, sgd
 
 CHECKPOINT_FORMAT = 1
-# Options that may change between a run and its resumption without changing its result.
+# Options that may change between a run and its resumption without changing its result
+# (not --pipeline: the two pipelines draw their augmentations differently).
 RESUMABLE_CHANGES = {"workers", "log_every", "device", "eval_batch_size", "output", "data",
-                     "download", "pipeline", "channels_last", "compile", "host_allocator"}
+                     "download", "channels_last", "compile", "host_allocator"}
 # Options added after run folders were first written, with the value every run made
 # before them trained with: a saved config without the key resumes only with that value.
 ADDED_OPTIONS = {"nesterov": False}

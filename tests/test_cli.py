@@ -191,3 +191,22 @@ def test_print_config_shows_a_presets_recipe_and_does_nothing_else(capsys, tmp_p
     status, _, err = nao_in_process(capsys, "search", "--evaluator", "table:x.csv",
                                     "--print-config")
     assert status == 2 and "--print-config applies only to the one-shot search" in err
+
+
+def refused_flag(capsys, *argv: str) -> str:
+    """The one line nao prints for an unknown argument (argparse exits with status 2)."""
+    with pytest.raises(SystemExit) as exit_:
+        nao_in_process(capsys, *argv)
+    assert exit_.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_a_released_flag_is_answered_with_its_replacement(capsys):
+    """The released train_search.py's flags were refused as unknown, no more."""
+    assert refused_flag(capsys, "search", "--child_epochs", "10") == (
+        "nao search: error: unrecognized arguments: --child_epochs 10; --child_epochs is a "
+        "flag of the released train_search.py: pass --supernet-epochs (per round; --rounds "
+        "counts the rounds) (docs/search.md maps every released flag) (see 'nao search "
+        "--help')\n")
+    assert "pass --label-smoothing" in refused_flag(capsys, "train", "--label_smooth", "0.1")
+    assert "released" not in refused_flag(capsys, "train", "--no-such-flag")

@@ -38,3 +38,46 @@ def test_the_library_example_runs_one_nao_round_by_hand(capsys, space_name):
     if space_name == "nb201":  # it seeds everything it draws from: a rerun repeats it
         exec(compile(code, "docs/library.md", "exec"), {"__name__": "docs_example"})
         assert capsys.readouterr().out.splitlines() == lines
+
+
+def released_flag_rows() -> list[tuple[str, list[str], list[str]]]:
+    """docs/search.md's map of the released flags: (naonet command, the row's released
+    flags, the flags it names in their place)."""
+    text = (REPO / "docs" / "search.md").read_text()
+    table = text.split("## From the released code's flags", 1)[1].split("\n\n", 3)[2]
+    rows = []
+    for line in table.splitlines()[2:]:
+        released, ours = line.strip("|").split(" | ", 1)
+        command = "train" if released.strip().lstrip("`").startswith("train_") else "search"
+        flags = [flag for flag in re.findall(r"`(--[\w*]+)", released) if "*" not in flag]
+        named = re.findall(r"--[a-z][a-z-]*", ours)
+        if "the same names, with dashes" in ours:
+            named = [flag.replace("_", "-") for flag in flags]
+        rows.append((command, flags, named))
+    return rows
+
+
+def test_every_released_flag_the_docs_map_is_answered_by_nao_in_their_words():
+    """A released flag given to nao was refused as unknown, without the replacement the
+    docs name: each one the docs map gets a hint naming a flag of that row (or saying it
+    is not offered, where the docs say so), and each flag a hint names exists."""
+    from naonet.cli.main import build_parser
+    from naonet.compat.released_flags import released_flag_hint
+
+    parser = build_parser()
+    checked = 0
+    for command, flags, ours in released_flag_rows():
+        known = set(parser.subcommand_parsers[command]._option_string_actions)
+        for flag in flags:
+            if flag in known:  # the same name in naonet
+                continue
+            hint = released_flag_hint(command, flag, known)
+            assert hint is not None, (command, flag)
+            advice = hint.split(": ", 1)[1]  # after the released flag's name
+            named = re.findall(r"--[a-z][a-z-]*", advice)
+            if "not offered" in hint:
+                assert not named or set(named) <= known, hint
+            else:
+                assert named and named[0] in ours and set(named) <= known, (flag, hint, ours)
+            checked += 1
+    assert checked >= 40  # the table's rows were all read

@@ -120,6 +120,20 @@ def _rerun_hint(args: argparse.Namespace) -> str:
     return "; rerun the same command to resume" if getattr(args, "resumes", False) else ""
 
 
+def _released_flags_hint(command: str | None, unknown: list[str],
+                         owner: argparse.ArgumentParser) -> str:
+    """'; --child_epochs is the released train_search.py's flag: pass --supernet-epochs'
+    for the first unknown argument that is a released script's flag, else ''."""
+    from naonet.compat.released_flags import released_flag_hint
+
+    known = set(owner._option_string_actions)
+    for argument in unknown:
+        hint = released_flag_hint(command or "", argument, known)
+        if hint is not None:
+            return f"; {hint} (docs/search.md maps every released flag)"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     from naonet.errors import UserError
     from naonet.run_folder import releasing_new_claims
@@ -132,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         first_unknown = argv.index(unknown[0]) if unknown[0] in argv else len(argv)
         after_command = command and first_unknown > argv.index(command)
         owner = parser.subcommand_parsers[command] if after_command else parser
-        owner.error(f"unrecognized arguments: {' '.join(unknown)}")
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}"
+                    + _released_flags_hint(command if after_command else None, unknown,
+                                           owner))
     if not command:
         parser.print_help()
         return 2

@@ -448,6 +448,32 @@ def interrupt_at(monkeypatch, name: str, when) -> None:
     monkeypatch.setattr(search_loop, name, step)
 
 
+def test_a_resumed_rounds_seconds_count_every_process_that_worked_on_it(cifar_mini,
+                                                                         tmp_path):
+    """rounds.jsonl gave a resumed round the seconds of the last process alone (12 s of
+    a 40 s round): the round's first epoch here takes 2 s more in the first process."""
+    import time
+
+    config = tiny_config(cifar_mini, tmp_path / "run", rounds=1, rerank_top=0)
+    original = search_loop.supernet_epoch
+
+    def slow_first_epoch(run, *args):
+        if run.state.epoch == 0:
+            time.sleep(2.0)
+        return original(run, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(search_loop, "supernet_epoch", slow_first_epoch)
+        interrupt_at(patch, "supernet_epoch", lambda s: s.epoch == 1)  # after epoch 1's save
+        with pytest.raises(Interrupted):
+            search(config, show_progress=False)
+    search(config, show_progress=False)
+    seconds = json.loads(read_lines(tmp_path / "run" / "rounds.jsonl")[0])["seconds"]
+    timings = json.loads((tmp_path / "run" / "timings.json").read_text())["seconds"]
+    assert seconds >= 2.0
+    assert seconds <= sum(timings.values())
+
+
 def test_interrupted_search_resumes_to_the_same_outputs(tiny_run, cifar_mini, tmp_path,
                                                        capsys):
     config = tiny_config(cifar_mini, tmp_path / "run")

@@ -134,6 +134,12 @@ class PhaseClock:
             open_inside = elapsed
             entry[1], entry[2] = now, 0.0
 
+    def total(self) -> float:
+        """Every second counted so far, the open phases' up to now included (they are
+        counted on from here)."""
+        self.flush()
+        return sum(self.seconds.values())
+
     def _count(self, name: str, seconds: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
@@ -160,7 +166,6 @@ class SearchRun:
     log: Callable[[str], None] | None = print_line  # the main process's lines; None: silent
     reference: ReferenceTable | None = None  # ground truth for the reports only
     rerank_job: RerankJob | None = None
-    round_started: float = field(default_factory=time.perf_counter)
     meter: CostMeter | None = None  # the final network's costs, for outputs and budgets
     clock: PhaseClock = field(default_factory=PhaseClock)
 
@@ -190,6 +195,8 @@ def search(config: SearchConfig, show_progress: bool = True,
     run = start_search(config, show_progress, log)
     run.clock = PhaseClock(run.state.timings)  # a resumed search adds to its timings
     run.clock.add("start-up and data", time.perf_counter() - started)
+    if run.state.round_started_at is None:  # an older checkpoint: the round from here
+        run.state.round_started_at = run.clock.total()
     state = run.state
     while state.phase in (TRAIN, SCORE, CONTROLLER):
         if state.phase == TRAIN:
@@ -607,7 +614,7 @@ def resume(run: SearchRun) -> bool:
 def start_round(run: SearchRun) -> None:
     """The round's fresh start: optionally new supernet weights; the schedule restarts."""
     state, config = run.state, run.config
-    run.round_started = time.perf_counter()
+    state.round_started_at = run.clock.total()
     if config.reinit_supernet and state.round > 0:
         fresh = build_supernet(run.space, config, run.data, state.round)
         run.supernet.load_state_dict(fresh.state_dict())  # in place: DDP keeps its view
@@ -753,7 +760,7 @@ def log_round(run: SearchRun, controller, lambda_reached: int | None) -> None:
     """Record and print the round's summary (once: a resumed round replaces its record)."""
     state = run.state
     new = sum(1 for entry in state.pool if entry.born == state.round)
-    record = round_record(state, new, time.perf_counter() - run.round_started,
+    record = round_record(state, new, run.clock.total() - state.round_started_at,
                           state.supernet_loss, state.supernet_top1, controller,
                           lambda_reached)
     if run.reference is not None:

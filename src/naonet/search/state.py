@@ -97,6 +97,9 @@ class SearchState:
     supernet_loss: float = math.nan
     supernet_top1: float = math.nan  # a fraction
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
+    # the timings' sum when the round began: the round's seconds add up over the
+    # processes that worked on it (None: a checkpoint from before it was kept)
+    round_started_at: float | None = None
 
     def architectures(self) -> list:
         return [entry.architecture for entry in self.pool]
@@ -109,7 +112,7 @@ class SearchState:
                 "rerank_index": self.rerank_index, "rounds_log": self.rounds_log,
                 "supernet_loss": json_number(self.supernet_loss),
                 "supernet_top1": json_number(self.supernet_top1),
-                "timings": dict(self.timings)}
+                "timings": dict(self.timings), "round_started_at": self.round_started_at}
 
     @classmethod
     def from_dict(cls, values: dict, space: SearchSpace) -> SearchState:
@@ -121,7 +124,8 @@ class SearchState:
                    [space.parse(text) for text in values["children"]],
                    list(values["child_predictions"]), values["rerank_index"],
                    list(values["rounds_log"]), _float(values.get("supernet_loss")),
-                   _float(values.get("supernet_top1")), dict(values.get("timings", {})))
+                   _float(values.get("supernet_top1")), dict(values.get("timings", {})),
+                   values.get("round_started_at"))
 
 
 def json_number(value: float) -> float | None:

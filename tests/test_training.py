@@ -86,7 +86,9 @@ def test_rerunning_a_finished_run_only_reports_and_other_configs_are_refused(cap
     # nao info says how far a checkpoint trained, and how well (it said neither)
     status, out, err = nao_in_process(capsys, "info", str(tmp_path / "last.pt"))
     assert status == 0, err
-    assert (f"\ntrained to epoch 1 of 1, test top-1 {100 * result['test_top1']:.2f} %, by "
+    # of --test-subset's images: the figure is not the test set's (it read as if it were)
+    assert (f"\ntrained to epoch 1 of 1, test top-1 {100 * result['test_top1']:.2f} % (of 100 "
+            "test images: --test-subset), by "
             f"{code_revision()}\n") in out, out
     status, out, _ = nao_in_process(capsys, *train)
     assert status == 0 and "done: epoch 1/1" in out

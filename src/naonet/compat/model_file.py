@@ -99,12 +99,16 @@ def training_progress(payload: dict) -> str | None:
     records no epoch."""
     if "epoch" not in payload:
         return None
-    epochs = (payload.get("config") or {}).get("epochs")
+    config = payload.get("config") or {}
+    epochs = config.get("epochs")
     parts = [f"epoch {payload['epoch']}" + (f" of {epochs}" if epochs else "")]
     record = payload.get("record") or {}
-    for key, label in (("test_top1", "test top-1"), ("valid_top1", "valid top-1")):
+    subset = config.get("test_subset")  # the figure is of these test images alone
+    of_subset = f" (of {subset:,} test images: --test-subset)" if subset else ""
+    for key, label, said in (("test_top1", "test top-1", of_subset),
+                             ("valid_top1", "valid top-1", "")):
         if isinstance(record.get(key), float):
-            parts.append(f"{label} {100 * record[key]:.2f} %")
+            parts.append(f"{label} {100 * record[key]:.2f} %{said}")
     if payload.get("revision"):
         parts.append(f"by {payload['revision']}")
     return ", ".join(parts)

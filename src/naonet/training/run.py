@@ -545,3 +545,6 @@ def _announce(say: Callable[[str], None], context, config: TrainConfig,
     if data.test is None:
         say(f"no test images in {config.data} (no test/ or val/ folder): the run reports "
             f"its {config.valid_size} held-out validation images")
+    elif config.test_subset:
+        say(f"test figures on {config.test_subset:,} of the test images (--test-subset): "
+            "nao eval gives the whole test set's")

@@ -573,6 +573,18 @@ def test_decoded_images_are_cached_and_the_cache_follows_the_files(cifar_mini, t
     assert decodes == []
     assert torch.equal(again.images, decoded.images) and torch.equal(again.labels,
                                                                       decoded.labels)
+    # asked at their own 32 px (nao eval reads a test folder so), the same pixels: the
+    # split decoded at its own size serves (the cache held CIFAR-10's test split twice)
+    at_32 = load_image_folder(folder, 32)
+    assert decodes == [] and torch.equal(at_32.images, decoded.images)
+    assert sorted(path.name for path in (tmp_path / "cache" / "decoded").iterdir()) == [
+        cache.name]
+    assert torch.equal(sources._decode_images(*list_image_folder(folder), 32).images,
+                       decoded.images)  # what decoding at 32 px would have given
+    decodes.clear()
+    load_image_folder(folder, 16)  # another size is decoded (and cached) on its own
+    assert decodes == [1]
+    decodes.clear()
     # an edited image changes the key: decoded again, not served stale
     image = sorted((folder / "cat").iterdir())[0]
     shutil.copy(sorted((folder / "dog").iterdir())[0], image)

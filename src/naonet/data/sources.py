@@ -561,6 +561,12 @@ def load_image_folder(folder: Path, size: int | None = None) -> InMemorySplit:
     samples, classes = list_image_folder(folder)
     cache_file = decoded_cache_file(folder, samples, size)
     cached = read_decoded(cache_file, len(samples), classes)
+    if cached is None and size is not None:
+        # the images decoded at their own size (as training decodes a CIFAR-layout
+        # folder) are the same pixels where that size is ``size``: not cached twice
+        own = read_decoded(decoded_cache_file(folder, samples, None), len(samples), classes)
+        if own is not None and tuple(own.images.shape[-2:]) == (size, size):
+            cached = own
     if cached is not None:
         return cached
     split = _decode_images(samples, classes, size)

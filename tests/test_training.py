@@ -412,6 +412,32 @@ def test_atomic_files_get_the_umask_mode_and_keep_a_users_chmod(tmp_path):
         os.umask(previous)
 
 
+def test_a_damaged_evaluation_image_is_named_before_the_first_epoch(capsys, cifar_mini,
+                                                                    tmp_path, monkeypatch):
+    """A truncated val/ image (read as it goes by the loader pipeline) stopped the run
+    after its first epoch's training, which was lost: it is named before any training."""
+    import shutil
+
+    from naonet.training import run as training_run
+
+    data = tmp_path / "data"
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            shutil.copytree(cifar_mini / split / name, data / split / name)
+    damaged = sorted((data / "test" / "dog").iterdir())[3]
+    damaged.write_bytes(damaged.read_bytes()[:200])
+    trained = []
+    monkeypatch.setattr(training_run, "train_one_epoch",
+                        lambda *args, **kwargs: trained.append(1))
+    status, out, err = nao_in_process(
+        capsys, "train", "--data", str(data), "--output", str(tmp_path / "run"), *TINY,
+        "--dataset", "folder", "--image-size", "96", "--epochs", "1", "--workers", "0",
+        "--test-subset", "0")
+    assert status == 2 and trained == []
+    assert "reading the 40 evaluation images once" in out
+    assert f"cannot read image {damaged}" in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("size", ["7", "96"])
 def test_folder_data_trains_at_odd_and_large_image_sizes(capsys, cifar_mini, tmp_path, size):
     """Once a traceback each: the auxiliary head's fixed pooling needed 32 px (CIFAR

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from naonet.data import DataBundle, build_data
+from naonet.data import DataBundle, LoaderBatches, build_data
 from naonet.data.registry import check_augmentation
 from naonet.data.sources import existing_data_path
 from naonet.distributed import (
@@ -42,6 +42,7 @@ from naonet.seeding import (
     seed_everything,
 )
 from naonet.spaces import Architecture, resolve_architecture
+from naonet.stopping import raise_if_stopped
 from naonet.text import counted, joined, main_process_log, print_line
 from naonet.training.checkpoint import (
     START_OVER,
@@ -410,6 +411,8 @@ def train(config: TrainConfig, show_progress: bool = True,
     rng_states = gather_objects(capture_rng_state())  # every rank's, for rank 0 to save
     if context.is_main:
         restore_best_checkpoint(run_dir, state, lambda path: save(path, rng_states))
+    if state.epoch < config.epochs:
+        read_evaluation_images(data, say)
     steps_per_epoch = len(data.train)
     last_test = None
     while state.epoch < config.epochs:
@@ -445,6 +448,21 @@ def train(config: TrainConfig, show_progress: bool = True,
         f"(results in {run_dir})")
     barrier()
     return result
+
+
+def read_evaluation_images(data: DataBundle, say: Callable[[str], None]) -> None:
+    """Read every image file the evaluation reads once, before the first epoch: a damaged
+    one is named now, not after an epoch of training that its error then loses (the
+    loader pipeline reads its files as it goes; the device pipeline holds them decoded)."""
+    parts = [part for part in (data.valid, data.test) if isinstance(part, LoaderBatches)]
+    if not parts:
+        return
+    count = sum(len(part.loader.dataset) for part in parts)
+    say(f"reading the {count:,} evaluation images once (a damaged file is named before "
+        "the training, not after its first epoch)")
+    for part in parts:
+        for _ in part:
+            raise_if_stopped()
 
 
 def fast_paths_for(config: TrainConfig, device: torch.device) -> FastPaths:

@@ -33,7 +33,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from naonet.compat.model_file import load_model
     from naonet.data import DataConfig, build_test_data
     from naonet.distributed import resolve_device
     from naonet.training import Precision, evaluate
@@ -41,9 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    loaded = load_model(args.checkpoint, arch=args.arch, space=args.space)
-    dataset = dataset_of(loaded, args.dataset, args.checkpoint)
-    note_another_size("eval", loaded, dataset, args.image_size)
+    loaded, dataset = load_network_file("eval", args)
     device = resolve_device(args.device)
     precision = Precision.from_name(args.amp, device)  # fp16 off CUDA: said before the data
     data = build_test_data(DataConfig(dataset=dataset, data=args.data,
@@ -62,6 +59,18 @@ def run(args: argparse.Namespace) -> int:
         text = accuracy_text(stats.top1, stats.top5)
         print(f"{dataset} test: {text} on {stats.images} images")
     return 0
+
+
+def load_network_file(command: str, args: argparse.Namespace):
+    """The network file ``nao command`` runs (eval, predict, export: ``args.checkpoint``
+    with the flags of ``add_model_file_flags`` and ``--image-size``), and the data set it
+    runs on; another size than the trained one is noted."""
+    from naonet.compat.model_file import load_model
+
+    loaded = load_model(args.checkpoint, arch=args.arch, space=args.space)
+    dataset = dataset_of(loaded, args.dataset, args.checkpoint)
+    note_another_size(command, loaded, dataset, args.image_size)
+    return loaded, dataset
 
 
 def note_another_size(command: str, loaded, dataset: str, asked: int) -> None:

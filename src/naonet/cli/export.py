@@ -41,8 +41,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from naonet.cli.eval import dataset_of, note_another_size
-    from naonet.compat.model_file import load_model
+    from naonet.cli.eval import load_network_file
     from naonet.data import get_dataset_spec
     from naonet.data.registry import preprocessing_text
     from naonet.export import ExportSpec, export_model, read_metadata
@@ -60,9 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if export_format == "torchscript" and args.opset:
         raise UserError("--opset chooses an ONNX file's operator set; a TorchScript file "
                         "has none: drop --opset, or write .onnx")
-    loaded = load_model(args.checkpoint, arch=args.arch, space=args.space)
-    dataset = dataset_of(loaded, args.dataset, args.checkpoint)
-    note_another_size("export", loaded, dataset, args.image_size)
+    loaded, dataset = load_network_file("export", args)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # unusable: fail before work
     spec = get_dataset_spec(dataset, args.image_size or loaded.image_size or None)
     size = args.image_size or loaded.image_size or spec.image_size

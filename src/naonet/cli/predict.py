@@ -43,17 +43,14 @@ def run(args: argparse.Namespace) -> int:
     (memory holds one batch, not every image). A file that cannot be read is named on
     stderr and skipped (with ``--json``, its line says so: one line per image, in order);
     the exit status is then 2."""
-    from naonet.cli.eval import dataset_of, note_another_size
-    from naonet.compat.model_file import load_model
+    from naonet.cli.eval import load_network_file
     from naonet.distributed import resolve_device
 
     if args.top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {args.top_k}")
     if args.image_size < 0:
         raise UserError(f"--image-size must be >= 0, got {args.image_size}")
-    loaded = load_model(args.checkpoint, arch=args.arch, space=args.space)
-    dataset = dataset_of(loaded, args.dataset, args.checkpoint)
-    note_another_size("predict", loaded, dataset, args.image_size)
+    loaded, dataset = load_network_file("predict", args)
     device = resolve_device(args.device)
     network = loaded.network.to(device).eval()
     images = image_paths(args.images)

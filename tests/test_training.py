@@ -682,7 +682,9 @@ def test_a_library_training_logs_where_its_caller_says(cifar_mini, tmp_path, cap
     assert capsys.readouterr().out == ""
     assert lines[0].startswith("training small:")
     assert "parameters, 1 step/epoch, 1 epoch;" in lines[0]  # once '1 steps/epoch'
-    assert lines[1].startswith("epoch 1/1 lr ")
+    assert lines[1] == ("test figures on 32 of the test images (--test-subset): nao eval "
+                        "gives the whole test set's")
+    assert lines[2].startswith("epoch 1/1 lr ")
     assert lines[-1].startswith(f"done: epoch 1/1, test top-1 {100 * result['test_top1']:.2f} %")
     assert lines[-1].endswith(f"(results in {tmp_path / 'run'})")
     train(config, show_progress=False, log=None)  # finished: it only reports

@@ -371,14 +371,7 @@ def train(config: TrainConfig, show_progress: bool = True,
     precision = Precision.from_name(paths.amp, context.device)
     architecture = resolve_architecture(config.arch, config.space)  # any space's
     run_dir = Path(config.output)
-    # what the options alone refuse, before a folder is made or the data read
-    check_batch_for_aux_head(config, architecture.space)
-    check_augmentation(config.data_config())
-    if not config.download:
-        # bad input writes nothing, not even a run folder
-        existing_data_path(config.data, config.dataset)
-    if config.tensorboard and context.is_main:
-        TensorBoardLog.writer_class()  # missing, it is said before anything is done
+    check_before_any_work(config, architecture, context.is_main)
     if context.is_main:
         claim_run_folder(run_dir, "train")  # one run per folder, before anything is written
     data = build_data(config.data_config(), context.device, seed=config.seed,
@@ -448,6 +441,18 @@ def train(config: TrainConfig, show_progress: bool = True,
         f"(results in {run_dir})")
     barrier()
     return result
+
+
+def check_before_any_work(config: TrainConfig, architecture: Architecture,
+                          is_main: bool) -> None:
+    """What the options alone refuse, before a folder is made or the data read: bad input
+    writes nothing, not even a run folder."""
+    check_batch_for_aux_head(config, architecture.space)
+    check_augmentation(config.data_config())
+    if not config.download:
+        existing_data_path(config.data, config.dataset)
+    if config.tensorboard and is_main:
+        TensorBoardLog.writer_class()  # missing, it is said before anything is done
 
 
 def read_evaluation_images(data: DataBundle, say: Callable[[str], None]) -> None:

@@ -75,6 +75,12 @@ class Budget:
         return any(value is not None for value in (self.max_params, self.max_macs,
                                                    self.max_latency_ms))
 
+    def sizes_allow(self, meter, architecture) -> bool:
+        """Whether ``architecture``'s parameters and multiply-adds, as ``meter`` counts
+        them, are within the limits (the counted costs; latency is timed)."""
+        return ((self.max_params is None or meter.parameters(architecture) <= self.max_params)
+                and (self.max_macs is None or meter.macs(architecture) <= self.max_macs))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -238,9 +244,7 @@ class FeasibleSpace:
     def feasible(self, architecture) -> bool:
         """Cheapest check first: parameters, then multiply-adds, then latency."""
         budget, meter = self.budget, self.meter
-        within = ((budget.max_params is None or meter.parameters(architecture)
-                   <= budget.max_params)
-                  and (budget.max_macs is None or meter.macs(architecture) <= budget.max_macs)
+        within = (budget.sizes_allow(meter, architecture)
                   and (budget.max_latency_ms is None or
                        meter.latency_ms(architecture)[str(budget.latency_batch)]
                        <= budget.max_latency_ms))
@@ -325,10 +329,7 @@ def smallest_cost(space, cost, draws: list) -> tuple[int, bool]:
     enumerate, else a descent from the cheapest random draw, one entry at a time while
     that lowers the cost."""
     if space.size <= ENUMERABLE_SIZE:
-        import itertools
-
-        return min(cost(space.from_integers(values)) for values in
-                   itertools.product(*(range(limit) for limit in space.integer_limits()))), True
+        return min(cost(architecture) for architecture in space.all_architectures()), True
     best = min(draws, key=cost)
     values, count = space.to_integers(best), cost(best)
     improved = True

@@ -53,8 +53,7 @@ def feasible_optimum(table: BenchmarkTable, limits: Budget) -> tuple[int, float]
     meter = CostMeter(table.space, limits)
     tests = table.column(TEST_COLUMN)
     rows = [row for row, architecture in enumerate(table.architectures)
-            if (limits.max_params is None or meter.parameters(architecture) <= limits.max_params)
-            and (limits.max_macs is None or meter.macs(architecture) <= limits.max_macs)]
+            if limits.sizes_allow(meter, architecture)]
     if not rows:
         return None
     best = max(rows, key=lambda row: tests[row])

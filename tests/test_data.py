@@ -358,6 +358,8 @@ def test_a_cifar_layout_folder_of_larger_images_says_the_size_it_trains_at(tmp_p
     shrunk = build_data(DataConfig(data=str(tmp_path), dataset="cifar10", batch_size=2,
                                    image_size=16), torch.device("cpu"))
     assert next(iter(shrunk.train))[0].shape[-1] == shrunk.image_size == 16
+    # a proxy size shrinks them; the found network trains at their own 40 px
+    assert shrunk.native_size == bundle.native_size == 40
 
 
 def test_labelled_val_is_read_beside_an_unlabelled_test_folder(tmp_path):

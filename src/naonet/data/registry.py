@@ -155,6 +155,9 @@ class DataBundle:
     spec: DatasetSpec
     classes: list[str] = field(default_factory=list)  # class names, by label
     image_size: int = 0  # the side of the images its batches hold
+    # the side a training of these data without a proxy --image-size reads them at (a
+    # named data set's own; a folder data set's --image-size, which is no proxy)
+    native_size: int = 0
 
 
 @dataclass
@@ -261,11 +264,13 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
         classes = list(train_split.classes)
         # a CIFAR-layout folder of larger images trains at their size (load_small_split)
         size = int(train_split.images.shape[-1])
+        native = train_split.resized_from or size
     else:
         iterators, classes = _folder_iterators(root, config, spec, common, seed)
         size = config.image_size or spec.image_size
+        native = size if config.dataset == "folder" else spec.image_size
     return DataBundle(iterators["train"], iterators["valid"], iterators["test"], len(classes),
-                      spec.skeleton, spec, classes, size)
+                      spec.skeleton, spec, classes, size, native)
 
 
 def check_class_count(dataset: str, spec: DatasetSpec, count: int, data: str | Path) -> None:

@@ -46,12 +46,15 @@ class InMemorySplit:
     images: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
+    # the side the images had before resize_split shrank them (0: they have it still)
+    resized_from: int = 0
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def subset(self, indices: torch.Tensor) -> InMemorySplit:
-        return InMemorySplit(self.images[indices], self.labels[indices], self.classes)
+        return InMemorySplit(self.images[indices], self.labels[indices], self.classes,
+                             self.resized_from)
 
 
 def resize_split(split: InMemorySplit, size: int) -> InMemorySplit:
@@ -63,7 +66,8 @@ def resize_split(split: InMemorySplit, size: int) -> InMemorySplit:
         return split
     images = F.interpolate(split.images.float(), size=(size, size), mode="area")
     images = images.round_().clamp_(0, 255).to(torch.uint8)  # [N, 3, size, size]
-    return InMemorySplit(images, split.labels, split.classes)
+    return InMemorySplit(images, split.labels, split.classes,
+                         split.resized_from or int(split.images.shape[-1]))
 
 
 def cache_dir() -> Path:

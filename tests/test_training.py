@@ -436,6 +436,15 @@ def test_a_damaged_evaluation_image_is_named_before_the_first_epoch(capsys, cifa
     assert status == 2 and trained == []
     assert "reading the 40 evaluation images once" in out
     assert f"cannot read image {damaged}" in err and len(err.strip().splitlines()) == 1
+    # images decoded into memory at the start (CIFAR-sized, either pipeline) are not
+    # read a second time
+    from naonet.data import DataConfig, build_data
+    from naonet.data.registry import reads_files_as_it_goes
+
+    for pipeline in ("loader", "device"):
+        bundle = build_data(DataConfig(data=str(cifar_mini), pipeline=pipeline, workers=0,
+                                       valid_size=20), torch.device("cpu"))
+        assert not any(reads_files_as_it_goes(part) for part in (bundle.valid, bundle.test))
 
 
 @pytest.mark.parametrize("size", ["7", "96"])

@@ -455,6 +455,15 @@ def _device_batches(split: InMemorySplit, train: bool, config: DataConfig, spec:
                          **common)
 
 
+def reads_files_as_it_goes(batches) -> bool:
+    """Whether ``batches`` read their image files as they go (the loader pipeline over a
+    folder of large images), not images decoded into memory at the start."""
+    dataset = getattr(getattr(batches, "loader", None), "dataset", None)
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return isinstance(dataset, ImageFiles)
+
+
 def crop_padding(size: int) -> int:
     """The random crop's padding at ``size`` px: the released 4 px of 32, in proportion."""
     return max(1, size // 8)

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from naonet.data import DataBundle, LoaderBatches, build_data
-from naonet.data.registry import check_augmentation
+from naonet.data import DataBundle, build_data
+from naonet.data.registry import check_augmentation, reads_files_as_it_goes
 from naonet.data.sources import existing_data_path
 from naonet.distributed import (
     DistributedContext,
@@ -456,10 +456,10 @@ def check_before_any_work(config: TrainConfig, architecture: Architecture,
 
 
 def read_evaluation_images(data: DataBundle, say: Callable[[str], None]) -> None:
-    """Read every image file the evaluation reads once, before the first epoch: a damaged
-    one is named now, not after an epoch of training that its error then loses (the
-    loader pipeline reads its files as it goes; the device pipeline holds them decoded)."""
-    parts = [part for part in (data.valid, data.test) if isinstance(part, LoaderBatches)]
+    """Read every image file the evaluation reads as it goes once, at the start: a damaged
+    one is named now, not after an epoch of training that its error then loses (images
+    decoded into memory at the start need no second look)."""
+    parts = [part for part in (data.valid, data.test) if reads_files_as_it_goes(part)]
     if not parts:
         return
     count = sum(len(part.loader.dataset) for part in parts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 
 import pytest
 import torch
@@ -150,4 +151,8 @@ def test_export_hands_back_the_network_in_the_modes_its_parts_were_in(tmp_path):
 
     export_model(network, tmp_path / "small.ts", "torchscript", ExportSpec(image_size=8), {})
     assert network.training and not network.layers[1].training
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+        exported = torch.jit.load(str(tmp_path / "small.ts"))
+    assert not any(part.training for part in exported.modules())  # evaluation mode, whole
     assert all(part.training for index, part in enumerate(network.layers) if index != 1)

@@ -69,7 +69,7 @@ def export_model(network: nn.Module, path: str | Path, export_format: str, spec:
                         f"{', '.join(FORMATS)}")
     writer = _onnx_bytes if export_format == "onnx" else _torchscript_bytes
     with evaluating(network):  # the caller's network comes back as it was
-        content = writer(LogitsOnly(network), spec, metadata)
+        content = writer(LogitsOnly(network).eval(), spec, metadata)
     path = Path(path)
     atomic_write_bytes(path, lambda file: file.write(content))
     return path

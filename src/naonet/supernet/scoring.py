@@ -34,22 +34,21 @@ def batch_statistics(model: nn.Module) -> Iterator[nn.Module]:
     exit every module's ``training`` flag and every BatchNorm's ``track_running_stats``
     is exactly what it was on entry.
     """
-    training = {module: module.training for module in model.modules()}
+    from naonet.runtime import evaluating
+
     norms = [module for module in model.modules() if isinstance(module, _BatchNorm)]
     tracking = {norm: norm.track_running_stats for norm in norms}
-    try:
-        model.eval()
-        for norm in norms:
-            # Training mode with tracking off: batch statistics, buffers neither read nor
-            # written (the documented semantics of torch's BatchNorm).
-            norm.training = True
-            norm.track_running_stats = False
-        yield model
-    finally:
-        for module, flag in training.items():
-            module.training = flag
-        for norm, flag in tracking.items():
-            norm.track_running_stats = flag
+    with evaluating(model):  # every module's flag comes back as it was
+        try:
+            for norm in norms:
+                # Training mode with tracking off: batch statistics, buffers neither read
+                # nor written (the documented semantics of torch's BatchNorm).
+                norm.training = True
+                norm.track_running_stats = False
+            yield model
+        finally:
+            for norm, flag in tracking.items():
+                norm.track_running_stats = flag
 
 
 def _on_device_of(model: nn.Module, batches: Sequence[Batch]) -> list[Batch]:

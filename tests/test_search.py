@@ -586,9 +586,16 @@ def test_a_search_resumes_only_on_the_classes_it_was_searched_on(cifar_mini, tmp
 def test_resuming_with_other_options_is_refused(tiny_run, cifar_mini):
     with pytest.raises(UserError, match="belongs to a search with channels=4"):
         search(tiny_config(cifar_mini, tiny_run, channels=6), show_progress=False)
-    # the loader pipeline draws other augmentations: a resume with it ended elsewhere
+    # the loader pipeline draws other augmentations: a resume with it ended elsewhere;
+    # the pipeline auto resolves to, named, is the same run
     with pytest.raises(UserError, match="belongs to a search with pipeline="):
         search(tiny_config(cifar_mini, tiny_run, pipeline="loader"), show_progress=False)
+    from naonet.search.state import check_resumable
+
+    saved = SearchConfig(pipeline="auto").to_dict()
+    check_resumable(saved, SearchConfig(pipeline="device").to_dict(), tiny_run)
+    with pytest.raises(UserError, match="pipeline='auto', not 'loader'"):
+        check_resumable(saved, SearchConfig(pipeline="loader").to_dict(), tiny_run)
 
 
 def test_a_folder_from_before_the_strategy_option_resumes_only_as_nao(tmp_path):

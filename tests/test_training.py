@@ -124,6 +124,8 @@ def test_rerunning_a_finished_run_only_reports_and_other_configs_are_refused(cap
     # with it trained on, to other weights (a trial measured 29.00 % against 26.60 %)
     status, _, err = nao_in_process(capsys, *train, "--pipeline", "loader")
     assert status == 2 and "belongs to a run with pipeline='auto'" in err, err
+    status, out, err = nao_in_process(capsys, *train, "--pipeline", "device")  # auto's
+    assert status == 0 and "done: epoch 1/1" in out, err
     # --amp compares as resolved: none is what auto was on the CPU (it was refused), and a
     # run that trained in bf16 (auto on CUDA) is not resumed in float32 without a word
     status, out, err = nao_in_process(capsys, *train, "--amp", "none")

@@ -180,6 +180,27 @@ def choose_pipeline(config: DataConfig, spec: DatasetSpec) -> str:
     return "device" if spec.small_images and not config.autoaugment else "loader"
 
 
+def pipeline_as_saved(saved: dict, current: dict) -> dict:
+    """``current`` (a run's options) with its ``pipeline`` written as the ``saved`` run's
+    where both resolve to the same pipeline (auto is the device pipeline for small images
+    without AutoAugment): a resume compares what runs, not how it was asked for."""
+    def resolved(values: dict) -> str:
+        config = DataConfig(dataset=values.get("dataset", "cifar10"),
+                            pipeline=values.get("pipeline", "auto"),
+                            autoaugment=values.get("autoaugment", False),
+                            image_size=values.get("image_size", 0))
+        return choose_pipeline(config, get_dataset_spec(config.dataset,
+                                                        config.image_size or None))
+
+    if "pipeline" not in saved or saved["pipeline"] == current.get("pipeline"):
+        return current
+    try:
+        same = resolved(saved) == resolved(current)
+    except UserError:  # a saved value this version does not take: compared as written
+        return current
+    return {**current, "pipeline": saved["pipeline"]} if same else current
+
+
 def split_indices(total: int, valid_size: int, train_subset: int, seed: int
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, valid) indices of the training set, fixed by ``seed``."""

@@ -32,6 +32,7 @@ import torch
 from naonet import options
 from naonet.analysis.correlation import CorrelationReport, correlate
 from naonet.data import build_data
+from naonet.data.registry import pipeline_as_saved
 from naonet.distributed import init_distributed
 from naonet.errors import UserError
 from naonet.nb201 import DEFAULT_METRIC, BenchmarkTable, metric_column
@@ -323,7 +324,8 @@ def check_same_experiment(saved: dict, current: dict, path: Path) -> None:
     and how fast it runs may change), the rest as it was but for the table's path."""
     outer = {key: value for key, value in saved.items() if key != "search"}
     check_same_run(outer, current, path, RESUMABLE_EXPERIMENT_CHANGES, "ranking experiment")
-    check_same_run(saved["search"], current["search"], path,
+    search_now = pipeline_as_saved(saved["search"], current["search"])
+    check_same_run(saved["search"], search_now, path,
                    RESUMABLE_CHANGES | RESUMABLE_EXPERIMENT_CHANGES | UNREAD_SEARCH_OPTIONS
                    | SET_BY_THE_EXPERIMENT,
                    "ranking experiment", ADDED_OPTIONS)

@@ -173,5 +173,8 @@ ADDED_OPTIONS = {"strategy": "nao", "few_shot_split": None, "few_shot_after": 1,
 
 def check_resumable(saved: dict, current: dict, path: Path) -> None:
     """A run folder resumes only the search it was made by."""
-    check_same_run(saved, current, path, RESUMABLE_CHANGES, "search", ADDED_OPTIONS)
+    from naonet.data.registry import pipeline_as_saved
+
+    check_same_run(saved, pipeline_as_saved(saved, current), path, RESUMABLE_CHANGES,
+                   "search", ADDED_OPTIONS)
 

@@ -17,7 +17,11 @@ import torch
 from torch import nn
 
 from naonet.data import DataBundle, build_data
-from naonet.data.registry import check_augmentation, reads_files_as_it_goes
+from naonet.data.registry import (
+    check_augmentation,
+    pipeline_as_saved,
+    reads_files_as_it_goes,
+)
 from naonet.data.sources import existing_data_path
 from naonet.distributed import (
     DistributedContext,
@@ -239,8 +243,10 @@ def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, 
         # --amp compares as resolved where the file says how it resolved ('auto' is bf16 on
         # CUDA, float32 elsewhere); an older file compares the option as written
         resolved = checkpoint.get("precision")
-        check_same_run(saved, as_saved_architecture(config, saved, checkpoint.get("arch")),
-                       path, RESUMABLE_CHANGES | ({"amp"} if resolved else set()), "run",
+        current = pipeline_as_saved(saved, as_saved_architecture(config, saved,
+                                                                 checkpoint.get("arch")))
+        check_same_run(saved, current, path,
+                       RESUMABLE_CHANGES | ({"amp"} if resolved else set()), "run",
                        ADDED_OPTIONS)
         check_same_precision(path, resolved, precision, config.amp)
     check_run_classes(path, checkpoint.get("classes"), classes, "trained")

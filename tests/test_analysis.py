@@ -642,6 +642,6 @@ def test_a_score_that_is_no_number_is_named_with_its_place():
     from naonet.analysis.correlation import kendall_tau
 
     with pytest.raises(UserError, match=re.escape(
-            "the reference hold a value that is no number (nan at position 2); drop the "
+            "the reference list holds a value that is no number (nan at position 2); drop the "
             "architectures without a score")):
         kendall_tau([0.1, 0.2, 0.3], [1.0, 2.0, math.nan])

@@ -840,3 +840,26 @@ def test_top5_is_null_with_five_classes_or_fewer_in_every_record(classes):
     stats = evaluate(Logits(), batches, Precision.from_name("none", torch.device("cpu")))
     assert (stats.top5 is None) == (classes <= 5)
     assert stats.top5 is None or 0 <= stats.top5 <= 1
+
+
+def test_a_finished_run_of_few_classes_logged_before_reports_no_top5(capsys, cifar_mini,
+                                                                     tmp_path):
+    """A run of five classes or fewer logged top-5 1.0 before: rerun once finished, it
+    printed "top-5 100.00 %" from that line and wrote it to result.json."""
+    import shutil
+
+    data = tmp_path / "data"
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            shutil.copytree(cifar_mini / split / name, data / split / name)
+    train = ["train", "--data", str(data), "--output", str(tmp_path / "run"), *TINY,
+             "--dataset", "folder", "--epochs", "1"]
+    assert nao_in_process(capsys, *train)[0] == 0
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    [line] = read_metrics(tmp_path / "run")
+    assert line["test_top5"] is None
+    metrics.write_text(json.dumps({**line, "test_top5": 1.0}) + "\n")  # as logged before
+    status, out, err = nao_in_process(capsys, *train)
+    assert status == 0 and "finished (epoch 1)" in out, err
+    assert "top-5" not in out
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["test_top5"] is None

@@ -187,9 +187,9 @@ def check_values(config, at_least: dict[str, float], above: dict[str, float],
                             f"{getattr(config, name)}")
 
 
-# Seeds up to 2**32 (numpy's legacy limit): the data order and augmentation draw from
-# generators seeded with naonet.data.pipelines.epoch_seed(seed, epoch) * 16 + ..., within
-# torch's 64 bits.
+# Seeds up to 2**32 (numpy's legacy limit): the data order draws from a generator seeded
+# with naonet.data.pipelines.epoch_seed(seed, epoch), the augmentation from one seeded with
+# augment_seed (epoch_seed * 16 + ...), both within torch's 64 bits.
 SEED_LIMIT = 2**32
 
 

@@ -25,7 +25,7 @@ def _pair(scores: Sequence[float], reference: Sequence[float]) -> tuple[np.ndarr
     for name, values in (("scores", x), ("reference", y)):
         if not np.isfinite(values).all():
             where = int(np.flatnonzero(~np.isfinite(values))[0])
-            raise UserError(f"the {name} hold a value that is no number ({values[where]} at "
+            raise UserError(f"the {name} list holds a value that is no number ({values[where]} at "
                             f"position {where}); drop the architectures without a score")
     return x, y
 

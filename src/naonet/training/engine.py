@@ -64,6 +64,15 @@ class EpochStats:
         return self.images / max(self.seconds, 1e-9)
 
 
+TOP5_CLASSES = 5  # top-5 accuracy means something only with more classes than this
+
+
+def shown_top5(top5: float | None, classes: int) -> float | None:
+    """``top5``, or None with ``TOP5_CLASSES`` classes or fewer (every label is then
+    among the top 5: 1.0, whatever the network does; records of older runs hold it)."""
+    return top5 if classes > TOP5_CLASSES else None
+
+
 def accuracy_text(top1: float, top5: float | None) -> str:
     """'top-1 T % (error E %), top-5 F %' as printed (without top-5 where it is None)."""
     text = f"top-1 {100 * top1:.2f} % (error {100 - 100 * top1:.2f} %)"
@@ -273,8 +282,5 @@ def evaluate(model: nn.Module, batches, precision: Precision,
     loss, top1, top5, images = all_reduce_sum(sums).tolist()  # waits for the device
     seconds = time.perf_counter() - start
     images = max(images, 1)
-    return EpochStats(loss / images, top1 / images,
-                      top5 / images if classes > TOP5_CLASSES else None, int(images), seconds)
-
-
-TOP5_CLASSES = 5  # top-5 accuracy means something only with more classes than this
+    return EpochStats(loss / images, top1 / images, shown_top5(top5 / images, classes),
+                      int(images), seconds)

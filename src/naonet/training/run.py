@@ -62,6 +62,7 @@ from naonet.training.engine import (
     Precision,
     accuracy_text,
     evaluate,
+    shown_top5,
     step_progress,
     train_one_epoch,
     unwrap,
@@ -434,8 +435,11 @@ def train(config: TrainConfig, show_progress: bool = True,
     if last_test is None:  # already finished: report its last epoch as it was logged
         # (its checkpoint keeps the line too: metrics.jsonl may have been deleted; a
         # checkpoint of an older naonet has none, and the epoch is evaluated again)
-        last_test = (logged_record(run_dir, state.epoch) or state.record
-                     or _final_evaluation(eval_model, data, precision))
+        last_test = dict(logged_record(run_dir, state.epoch) or state.record
+                         or _final_evaluation(eval_model, data, precision))
+        for key in ("valid_top5", "test_top5"):  # an older run's record says 1.0 there
+            if key in last_test:
+                last_test[key] = shown_top5(last_test[key], data.num_classes)
     validated = state.best_epoch > 0  # null, not a sentinel, without a validation split
     result = {**last_test, "arch": architecture.to_qualified_string(),
               "params": count_parameters(network),

@@ -103,7 +103,12 @@ CASES = [
     (["bench-search", "--evaluator", "table:t.csv", "--plot", "curves.jpg"],
      "give a file ending in .png"),
     (["bench-search", "--evaluator", "table:t.csv", "--max-lambda", "0"],
-     "max lambda >= 1"),
+     "--max-lambda must be >= 1, got 0"),
+    # named by the flag (the library's configs said 'seed count', 'candidates_per_round')
+    (["search", "--evaluator", "table:t.csv", "--space", "nb201", "--seed-count", "0"],
+     "--seed-count must be >= 1, got 0"),
+    (["search", "--evaluator", "table:t.csv", "--space", "nb201", "--candidates-per-round",
+      "0"], "--candidates-per-round must be >= 1, got 0"),
     (["bench-search", "--evaluator", "table:t.csv", "--fill", "none"],
      "--fill none does not complete a round"),
     (["show", "naonet-v2", "-o", "cells.png", "--title", "$\\foo$"], "Unknown symbol"),

@@ -123,7 +123,13 @@ def add_strategy_options(group) -> None:
 
 
 def strategy_configs(args: argparse.Namespace) -> dict:
-    """The config of each strategy from the command line."""
+    """The config of each strategy from the command line (a bound is refused naming its
+    flag, before the library's configs name their fields)."""
+    for flag, least in (("--initial-queries", 2), ("--candidates-per-round", 1),
+                        ("--seed-count", 1), ("--max-lambda", 1)):
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value < least:
+            raise UserError(f"{flag} must be >= {least}, got {value}")
     nao = NAOConfig()
     nao = replace(nao, initial_queries=args.initial_queries,
                   candidates_per_round=args.candidates_per_round, seed_count=args.seed_count,
@@ -148,8 +154,8 @@ def run_table_search(args: argparse.Namespace) -> int:
     limits = budget_from_args(args)  # bad flags fail before the table is read
     seed = getattr(args, "seed", 0) or 0
     options.check_seed(seed, "--seed")
-    table = load_table(args.evaluator, getattr(args, "space", None))
     config = strategy_configs(args).get(args.strategy)
+    table = load_table(args.evaluator, getattr(args, "space", None))
     summary = search_table(table, args.strategy, args.budget, seed, args.metric, config,
                            limits, latency_device(getattr(args, "device", None), limits))
     whole_best = table.test_accuracy(table.best(metric_column(args.metric)))

@@ -863,3 +863,18 @@ def test_a_finished_run_of_few_classes_logged_before_reports_no_top5(capsys, cif
     assert status == 0 and "finished (epoch 1)" in out, err
     assert "top-5" not in out
     assert json.loads((tmp_path / "run" / "result.json").read_text())["test_top5"] is None
+
+
+def test_a_test_subset_as_large_as_the_test_set_is_not_called_one(capsys, cifar_mini,
+                                                                  tmp_path):
+    """--test-subset at or above the test set's size evaluates all of it: the start line
+    and nao info called the figures a subset's."""
+    train = ["train", "--data", str(cifar_mini), "--output", str(tmp_path), *TINY,
+             "--epochs", "1", "--train-subset", "64", "--test-subset", "5000"]
+    status, out, err = nao_in_process(capsys, *train)
+    assert status == 0, err
+    assert "--test-subset" not in out
+    [line] = read_metrics(tmp_path)
+    assert line["test_images"] == 200 and line["valid_images"] is None  # all of them
+    status, out, err = nao_in_process(capsys, "info", str(tmp_path / "last.pt"))
+    assert status == 0 and "--test-subset" not in out and "test top-1" in out, err

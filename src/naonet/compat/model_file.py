@@ -103,8 +103,11 @@ def training_progress(payload: dict) -> str | None:
     epochs = config.get("epochs")
     parts = [f"epoch {payload['epoch']}" + (f" of {epochs}" if epochs else "")]
     record = payload.get("record") or {}
-    subset = config.get("test_subset")  # the figure is of these test images alone
-    of_subset = f" (of {subset:,} test images: --test-subset)" if subset else ""
+    subset = config.get("test_subset")  # the figure is of these test images alone,
+    # unless the subset asked for held the whole set (fewer images were evaluated)
+    evaluated = record.get("test_images")
+    of_subset = (f" (of {subset:,} test images: --test-subset)"
+                 if subset and evaluated in (None, subset) else "")
     for key, label, said in (("test_top1", "test top-1", of_subset),
                              ("valid_top1", "valid top-1", "")):
         if isinstance(record.get(key), float):

@@ -129,6 +129,10 @@ class DeviceBatches:
         per_rank = self.trained if self.train else -(-total // self.world_size)
         return -(-per_rank // self.batch_size)
 
+    def total_images(self) -> int:
+        """The images of the split, every rank's share."""
+        return int(self.labels.shape[0])
+
     def _epoch_draws(self, total: int) -> dict[str, torch.Tensor]:
         """Every random number of the epoch's augmentation, drawn batch by batch on the CPU
         (the same numbers whatever the device) and moved to the device in one copy each,
@@ -210,6 +214,10 @@ class LoaderBatches:
             dataset, batch_size=batch_size, shuffle=False, sampler=sampler,
             num_workers=workers, generator=generator, pin_memory=device.type == "cuda",
             drop_last=False, persistent_workers=workers > 0, worker_init_fn=_seed_worker)
+
+    def total_images(self) -> int:
+        """The images of the data set, every rank's share."""
+        return len(self.loader.dataset)
 
     def unsharded(self) -> LoaderBatches:
         """Batches over the whole data set, every rank's share, in one process's order:

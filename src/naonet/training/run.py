@@ -472,7 +472,7 @@ def read_evaluation_images(data: DataBundle, say: Callable[[str], None]) -> None
     parts = [part for part in (data.valid, data.test) if reads_files_as_it_goes(part)]
     if not parts:
         return
-    count = sum(len(part.loader.dataset) for part in parts)
+    count = sum(part.total_images() for part in parts)
     say(f"reading the {count:,} evaluation images once (a damaged file is named before "
         "the training, not after its first epoch)")
     for part in parts:
@@ -526,23 +526,24 @@ def _epoch_record(epoch: int, lr: float, train_stats: EpochStats,
               "train_top1": train_stats.top1, "train_images": train_stats.images,
               "train_images_per_second": train_stats.images_per_second}
     # no test images, no validation split: null, so every line has the same keys
-    record.update(test_loss=None, test_top1=None, test_top5=None, valid_loss=None,
-                  valid_top1=None, valid_top5=None)
+    record.update(test_loss=None, test_top1=None, test_top5=None, test_images=None,
+                  valid_loss=None, valid_top1=None, valid_top5=None, valid_images=None)
     if test_stats is not None:
         record.update(test_loss=test_stats.loss, test_top1=test_stats.top1,
-                      test_top5=test_stats.top5)
+                      test_top5=test_stats.top5, test_images=test_stats.images)
     if valid_stats is not None:
         record.update(valid_loss=valid_stats.loss, valid_top1=valid_stats.top1,
-                      valid_top5=valid_stats.top5)
+                      valid_top5=valid_stats.top5, valid_images=valid_stats.images)
     return {k: (None if isinstance(v, float) and math.isnan(v) else v)
             for k, v in record.items()}
 
 
 def _final_evaluation(model, data: DataBundle, precision: Precision) -> dict:
     if data.test is None:  # trained on train/ alone: its validation split is the figure
-        return {"test_loss": None, "test_top1": None, "test_top5": None}
+        return {"test_loss": None, "test_top1": None, "test_top5": None, "test_images": None}
     stats = evaluate(model, data.test, precision)
-    return {"test_loss": stats.loss, "test_top1": stats.top1, "test_top5": stats.top5}
+    return {"test_loss": stats.loss, "test_top1": stats.top1, "test_top5": stats.top5,
+            "test_images": stats.images}
 
 
 def _final_figures(result: dict) -> str:
@@ -578,6 +579,7 @@ def _announce(say: Callable[[str], None], context, config: TrainConfig,
     if data.test is None:
         say(f"no test images in {config.data} (no test/ or val/ folder): the run reports "
             f"its {config.valid_size} held-out validation images")
-    elif config.test_subset:
+    elif config.test_subset and data.test.total_images() == config.test_subset:
+        # (a --test-subset of the test set's size or more evaluates all of it)
         say(f"test figures on {config.test_subset:,} of the test images (--test-subset): "
             "nao eval gives the whole test set's")

@@ -310,6 +310,7 @@ def test_an_error_of_the_network_itself_is_not_called_a_compilation_failure():
             compiled.eval()(wrong)
     assert not compiled.fallen_back
 
+
 @pytest.mark.slow
 def test_compiled_network_trains_like_eager_and_runs_other_batch_sizes_eagerly():
     import torch._dynamo

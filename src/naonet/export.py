@@ -92,10 +92,10 @@ def _onnx_bytes(model: nn.Module, spec: ExportSpec, metadata: dict) -> bytes:
         raise UserError("--format onnx needs the onnx packages; install them with "
                         "pip install 'naonet[export]'") from None
     newest = onnx.defs.onnx_opset_version()
-    if not 0 <= spec.opset <= newest:
+    if not 0 <= spec.opset <= newest:  # an older set is tried: the exporter says below
         raise UserError(f"--opset {spec.opset} is not an ONNX operator set this onnx "
-                        f"{onnx.__version__} knows (1 to {newest}); pick one in that range, "
-                        "or 0 for the exporter's default")
+                        f"{onnx.__version__} knows (it knows up to {newest}); pick an older "
+                        "one, or 0 for the exporter's default")
     dynamic = None if spec.batch_size else {"images": {0: torch.export.Dim("batch")}}
     chosen = {"opset_version": spec.opset} if spec.opset else {}
     with torch.no_grad(), warnings.catch_warnings(), _quiet_exporter_logs():

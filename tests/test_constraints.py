@@ -320,3 +320,21 @@ def test_a_budget_random_draws_seldom_meet_fills_its_seed_pool_by_mutation():
                          r"20,000 draws, and ([0-9,]+) mutations of them \(random draws "
                          r"seldom meet the budget\)$", line).group(1))
     assert 0 < found < 40
+
+
+def test_an_imagenet_search_budgets_the_network_its_training_command_trains():
+    """On ImageNet a search prints --preset naonet-v2-imagenet (C 52, N 4) but measured
+    its budget at CIFAR's C 36, N 6: every cell it kept under --max-params 1.5e6 trained
+    with 1.7-2.3 M parameters. The budget's network is now the one the preset trains:
+    NAONet-V2 there has its published 7,026,850 parameters."""
+    from naonet.search.config import SearchConfig
+    from naonet.spaces import named_architecture
+
+    space = get_space("small")
+    assert space.final_size_for("imagenet") == (52, 4)
+    assert space.final_size_for("cifar10") == space.final_size == (36, 6)
+    assert get_space("nb201").final_size_for("imagenet") == (16, 5)
+    config = SearchConfig(dataset="imagenet", max_params=8_000_000)
+    meter = CostMeter(space, config.limits(224, space.final_size_for("imagenet")),
+                      num_classes=1000, skeleton="imagenet")
+    assert meter.parameters(named_architecture("naonet-v2")) == 7_026_850

@@ -192,12 +192,13 @@ class SearchConfig:
         self.round_config()
         self.limits()
 
-    def limits(self, image_size: int = 32):
-        """The budget on the final network (validated), measured on ``image_size`` px."""
+    def limits(self, image_size: int = 32, final_size: tuple[int, int] = (0, 0)):
+        """The budget on the final network (validated), measured on ``image_size`` px at
+        ``final_size`` (channels, layers; 0: the space's ``final_size``)."""
         from naonet.constraints import Budget
 
         return Budget(self.max_params, self.max_macs, self.max_latency_ms, self.latency_batch,
-                      image_size=image_size)
+                      channels=final_size[0], layers=final_size[1], image_size=image_size)
 
     def _checks(self) -> list[tuple[bool, str]]:
         positive = ("rounds", "seed_pool_size", "top_seeds", "max_lambda", "supernet_epochs",

@@ -409,7 +409,7 @@ def start_search(config: SearchConfig, show_progress: bool,
     # The found network trains at the data set's own size (a folder's: --image-size; a
     # CIFAR-layout folder's: its images'); a named data set's --image-size is only the
     # search's proxy.
-    limits = config.limits(data.native_size)
+    limits = config.limits(data.native_size, space.final_size_for(config.dataset))
     meter = CostMeter(space, limits, num_classes=data.num_classes, device=context.device,
                       skeleton=data.skeleton)
     if limits.active:  # every architecture the search draws or generates fits the budget

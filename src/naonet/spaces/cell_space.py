@@ -12,6 +12,7 @@ from naonet.spaces.protocol import (
     config_from_fields,
     get_space,
     preset_options,
+    preset_size,
     register_space,
 )
 
@@ -20,6 +21,7 @@ BRANCHES_PER_NODE = 2  # a node sums two (input, op) branches
 INTEGERS_PER_BRANCH = 2  # the released format writes a branch as "input op"
 INPUT_SLOT = 0  # the input id comes first in a branch, the op second
 CELLS_PER_ARCHITECTURE = 2  # a normal and a reduction cell
+IMAGENET_PRESET = "naonet-v2-imagenet"  # the recipe a cell found on ImageNet trains with
 
 
 def is_reduced(state: int, reduction: bool) -> bool:
@@ -151,8 +153,12 @@ class CellSearchSpace(IntegerCodedSpace):
         """NAONet-V2's published recipe: its ImageNet network on ImageNet, else its
         CIFAR-10 recipe at ``final_size``."""
         if dataset == "imagenet":
-            return "--preset naonet-v2-imagenet"
+            return f"--preset {IMAGENET_PRESET}"
         return preset_options("naonet-v2-cifar10", self.final_size)
+
+    def final_size_for(self, dataset: str) -> tuple[int, int]:
+        """The ImageNet preset's size on ImageNet (C 52, N 4), else ``final_size``."""
+        return preset_size(IMAGENET_PRESET) if dataset == "imagenet" else self.final_size
 
     def build_supernet(self, channels: int, layers: int, num_classes: int = 10,
                        skeleton: str = "cifar", **regularisation: Any):

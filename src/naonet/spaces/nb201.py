@@ -194,6 +194,10 @@ class NB201Space(IntegerCodedSpace):
         benchmark network takes small images only, whatever the data set."""
         return preset_options("nb201-cifar10", self.final_size)
 
+    def final_size_for(self, dataset: str) -> tuple[int, int]:
+        """``final_size``, on every data set (as :meth:`training_options` trains it)."""
+        return self.final_size
+
     def build_supernet(self, channels: int, layers: int, num_classes: int = 10,
                        skeleton: str = "cifar", **regularisation: Any):
         """Every op on every edge (separate weights per edge), batch-statistics BN."""

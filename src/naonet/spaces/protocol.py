@@ -75,6 +75,10 @@ class SearchSpace(Protocol):
         """The ``nao train`` options that train a found architecture on ``dataset`` with
         the space's published recipe (a preset, and the size where it differs)."""
 
+    def final_size_for(self, dataset: str) -> tuple[int, int]:
+        """(channels, layers) of the network ``training_options(dataset)`` trains: the
+        network whose costs a search's budget limits."""
+
     # ----------------------------------------------------------------- networks
     def network_config(self, channels: int, layers: int, num_classes: int = 10,
                        skeleton: str = "cifar", **regularisation: Any):
@@ -195,13 +199,18 @@ def config_from_fields(config_type: type, values: dict, network: str):
     return config_type(**values)
 
 
+def preset_size(preset: str) -> tuple[int, int]:
+    """(channels, layers) of a ``nao train`` preset's network."""
+    from naonet.training.config import PRESETS
+
+    return PRESETS[preset]["channels"], PRESETS[preset]["layers"]
+
+
 def preset_options(preset: str, size: tuple[int, int]) -> str:
     """``--preset PRESET``, with ``--channels`` and ``--layers`` where ``size`` (channels,
     layers) is not the preset's own."""
-    from naonet.training.config import PRESETS
-
     options = f"--preset {preset}"
-    if (PRESETS[preset]["channels"], PRESETS[preset]["layers"]) != tuple(size):
+    if preset_size(preset) != tuple(size):
         options += f" --channels {size[0]} --layers {size[1]}"
     return options
 

@@ -285,10 +285,10 @@ def test_a_seed_pool_no_draw_can_fill_is_refused_soon_and_by_its_smallest_value(
         FeasibleSpace(space, meter).sample(random.Random(1))
     assert len(timed) == 100 + 10
 
-    middle = get_space("middle")
-    limited = FeasibleSpace(middle, CostMeter(middle, Budget(max_params=150_000)))
+    middle = get_space("middle")  # below what the descent reaches too
+    limited = FeasibleSpace(middle, CostMeter(middle, Budget(max_params=20_000)))
     with pytest.raises(UserError, match=r"^no middle architecture found within --max-params "
-                                        r"150,000 \(smallest found: [0-9,]+\) in 20,000 random "
+                                        r"20,000 \(smallest found: [0-9,]+\) in 20,000 random "
                                         r"draws; raise the budget$"):
         seed_pool(limited, config)
     # a limit below the exact minimum is said so, alone (without random draws, and
@@ -338,3 +338,20 @@ def test_an_imagenet_search_budgets_the_network_its_training_command_trains():
     meter = CostMeter(space, config.limits(224, space.final_size_for("imagenet")),
                       num_classes=1000, skeleton="imagenet")
     assert meter.parameters(named_architecture("naonet-v2")) == 7_026_850
+
+
+def test_a_budget_random_draws_never_meet_starts_from_a_descent_to_it(capsys):
+    """--max-params 150000 in the small space was refused ("smallest found: 56,638; raise
+    the budget") though the descent that found 56,638 had met it: 20,000 random draws met
+    none. The seed pool now starts from the descent's architecture, filled by mutation."""
+    from naonet.search.config import SearchConfig
+    from naonet.search.loop import seed_pool
+
+    space = get_space("small")
+    limited = FeasibleSpace(space, CostMeter(space, Budget(max_params=150_000)))
+    pool = seed_pool(limited, SearchConfig(seed_pool_size=5, max_params=150_000), print)
+    assert len(set(pool)) == 5
+    assert all(limited.meter.parameters(architecture) <= 150_000 for architecture in pool)
+    assert capsys.readouterr().out == (
+        "seed pool: 1 architecture within the budget found by descent after 20,000 random "
+        "draws met none, and 4 mutations of it (random draws seldom meet the budget)\n")

@@ -288,6 +288,25 @@ class FeasibleSpace:
         timed = self.budget.max_latency_ms is not None
         return not self.found_one and draws >= (LATENCY_PROBES if timed else self.max_draws())
 
+    def descended_into(self, rng: random.Random):
+        """An architecture within a parameter and multiply-add budget that random draws
+        seldom meet, found by descent from the draws nearest it (the largest fraction of
+        a limit a cost takes is lowered), or None (also under a latency limit, which is
+        timed, not counted)."""
+        budget = self.budget
+        if budget.max_latency_ms is not None:
+            return None
+        limited = [(limit, cost) for limit, cost in ((budget.max_params, self.meter.parameters),
+                                                      (budget.max_macs, self.meter.macs))
+                   if limit is not None]
+
+        def share(architecture) -> float:  # <= 1: within every limit
+            return max(cost(architecture) / limit for limit, cost in limited)
+
+        draws = [self.space.sample(rng) for _ in range(min(self.max_draws(), 1000))]
+        found = descend(self.space, share, draws)
+        return found if self.feasible(found) else None
+
     def unmeetable(self, rng: random.Random, draws_made: int) -> str:
         """Name the smallest value of each limited cost (exact where the space can be
         listed), or the fastest of a few random draws under a latency limit; the limits
@@ -326,10 +345,15 @@ class FeasibleSpace:
 def smallest_cost(space, cost, draws: list) -> tuple[int, bool]:
     """The smallest ``cost`` (parameters or multiply-adds of an architecture) in
     ``space``, and whether that is exact: every architecture of a space small enough to
-    enumerate, else a descent from the cheapest random draw, one entry at a time while
-    that lowers the cost."""
+    enumerate, else a descent from the cheapest random draw (:func:`descend`)."""
     if space.size <= ENUMERABLE_SIZE:
         return min(cost(architecture) for architecture in space.all_architectures()), True
+    return cost(descend(space, cost, draws)), False
+
+
+def descend(space, cost, draws: list):
+    """From the cheapest of ``draws``, the architecture reached by changing one entry of
+    the coding at a time while that lowers ``cost``."""
     best = min(draws, key=cost)
     values, count = space.to_integers(best), cost(best)
     improved = True
@@ -345,7 +369,7 @@ def smallest_cost(space, cost, draws: list) -> tuple[int, bool]:
                     continue  # not a valid coding
                 if candidate < count:
                     values, count, improved = trial, candidate, True
-    return count, False
+    return space.from_integers(values)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:

@@ -28,7 +28,8 @@ def seeded(seed: int, make: Callable[[], T]) -> T:
 STREAMS = {"seed-pool": 1, "supernet-init": 2, "supernet-epoch": 3, "sampler": 4,
            "scoring": 5, "controller-init": 6, "controller-train": 7, "rerank-init": 8,
            "rerank-epoch": 9, "scoring-data": 10, "controller-fill": 11, "strategy": 12,
-           "train-rank": 13, "augment": 14, "seed-pool-fill": 15, "augment-rank": 16}
+           "train-rank": 13, "augment": 14, "seed-pool-fill": 15, "augment-rank": 16,
+           "seed-pool-descent": 17}
 
 
 def derive_seed(seed: int, stream: str, *keys: int) -> int:

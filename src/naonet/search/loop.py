@@ -528,17 +528,23 @@ def seed_pool(space: SearchSpace, config: SearchConfig,
                     return list(pool)
             if space.hopeless(draws):
                 break
-    if not pool:  # the error that names the smallest value (another draw could find one,
-        # and the message said 'only 0 architectures')
-        raise UserError(space.unmeetable(random.Random(0), draws))
+    descended = False
+    if not pool:  # a budget random draws never met may still be met: descend to it
+        found = space.descended_into(random.Random(derive_seed(config.seed, "seed-pool-descent")))
+        if found is None:  # the error that names the smallest value (another draw could
+            # find one, and the message said 'only 0 architectures')
+            raise UserError(space.unmeetable(random.Random(0), draws))
+        pool[found], descended = None, True
     found = len(pool)
     fill_by_mutation(space, pool, config.seed_pool_size,
                      random.Random(derive_seed(config.seed, "seed-pool-fill")))
     if len(pool) == config.seed_pool_size:
         if say is not None:
-            say(f"seed pool: {found:,} random architectures within the budget in {draws:,} "
-                f"draws, and {len(pool) - found:,} mutations of them (random draws seldom "
-                "meet the budget)")
+            origin = ("1 architecture within the budget found by descent after "
+                      f"{draws:,} random draws met none" if descended else
+                      f"{found:,} random architectures within the budget in {draws:,} draws")
+            say(f"seed pool: {origin}, and {len(pool) - found:,} mutations of "
+                f"{'it' if descended else 'them'} (random draws seldom meet the budget)")
         return list(pool)
     raise UserError(f"only {len(pool)} architectures within the budget in {draws:,} random "
                     "draws and mutations of those found; lower --seed-pool-size or raise the "

@@ -158,3 +158,30 @@ def test_export_hands_back_the_network_in_the_modes_its_parts_were_in(tmp_path):
         exported = torch.jit.load(str(tmp_path / "small.ts"))
     assert not any(part.training for part in exported.modules())  # evaluation mode, whole
     assert all(part.training for index, part in enumerate(network.layers) if index != 1)
+
+
+def test_an_export_carries_no_auxiliary_head(tmp_path):
+    """The evaluation forward never runs the auxiliary head, but a TorchScript export kept
+    its weights: 1,572,384 parameters in a file of a 1,151,254-parameter network (over a
+    --max-params of 1,500,000). The file holds the network's count, auxiliary head
+    excluded, and gives its logits; the caller's network keeps its head."""
+    from naonet.export import ExportSpec, export_model
+    from naonet.models import count_parameters
+    from naonet.models.networks import NetworkConfig, build_network
+    from naonet.spaces import named_architecture
+
+    network = build_network(named_architecture("naonet-v2"), NetworkConfig(
+        channels=8, layers=1, num_classes=10, aux_head=True)).eval()
+    out = tmp_path / "net.ts"
+    export_model(network, out, "torchscript", ExportSpec(image_size=32), {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exported = torch.jit.load(str(out))
+    assert sum(p.numel() for p in exported.parameters()) == count_parameters(network)
+    assert count_parameters(network, include_aux=True) > count_parameters(network)
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():  # float32 on both sides, summed in the same order or close to
+        expected = network(images)[0]
+        assert torch.allclose(exported(images), expected, rtol=1e-4,
+                              atol=1e-4 * expected.abs().max().item())
+    assert hasattr(network, "aux_head")

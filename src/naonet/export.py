@@ -69,10 +69,23 @@ def export_model(network: nn.Module, path: str | Path, export_format: str, spec:
                         f"{', '.join(FORMATS)}")
     writer = _onnx_bytes if export_format == "onnx" else _torchscript_bytes
     with evaluating(network):  # the caller's network comes back as it was
-        content = writer(LogitsOnly(network).eval(), spec, metadata)
+        content = writer(LogitsOnly(without_auxiliary_head(network)).eval(), spec, metadata)
     path = Path(path)
     atomic_write_bytes(path, lambda file: file.write(content))
     return path
+
+
+def without_auxiliary_head(network: nn.Module) -> nn.Module:
+    """``network``, or a copy without its auxiliary head: the evaluation forward never
+    runs it, and a TorchScript file would carry its weights (a quarter of a small
+    NAONet's) for nothing."""
+    if not isinstance(getattr(network, "aux_head", None), nn.Module):
+        return network
+    import copy
+
+    stripped = copy.deepcopy(network)
+    del stripped.aux_head
+    return stripped
 
 
 def _torchscript_bytes(model: nn.Module, spec: ExportSpec, metadata: dict) -> bytes:

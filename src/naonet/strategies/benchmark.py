@@ -45,36 +45,39 @@ def limited_space(table: BenchmarkTable, limits: Budget | None, device: str = "c
     return FeasibleSpace(table.space, CostMeter(table.space, limits, device=device))
 
 
-def feasible_optimum(table: BenchmarkTable, limits: Budget) -> tuple[int, float] | None:
-    """(benchmark index, test accuracy) of the best test accuracy among the table's
+def feasible_optimum(table: BenchmarkTable, limits: Budget, column: str = TEST_COLUMN
+                     ) -> tuple[int, float] | None:
+    """(benchmark index, test accuracy) of the best cell by ``column`` (test accuracy: the
+    optimum; a validation column: where a perfect search by it ends) among the table's
     architectures within the parameter and multiply-add limits, None when none is within
     them. A latency limit is not applied (timing all 15,625 networks is not worth a report
-    line): under one, this is an upper bound of what a search could find."""
+    line): under one, the test optimum is an upper bound of what a search could find."""
     meter = CostMeter(table.space, limits)
-    tests = table.column(TEST_COLUMN)
+    ranked, tests = table.column(column), table.column(TEST_COLUMN)
     rows = [row for row, architecture in enumerate(table.architectures)
             if limits.sizes_allow(meter, architecture)]
     if not rows:
         return None
-    best = max(rows, key=lambda row: tests[row])
+    best = max(rows, key=lambda row: ranked[row])
     return int(table.indices[best]), float(tests[best])
 
 
 def best_possible(table: BenchmarkTable, limits: Budget, metric: str
                   ) -> tuple[float | None, str]:
     """What a search within ``limits`` could at best end with, and the words that report
-    it: without limits, the test accuracy of the table's best cell by ``metric`` (where a
-    perfect search by validation ends); within parameter and multiply-add limits, the
-    best test accuracy among the cells within them (:func:`feasible_optimum`). Under a
-    latency limit it is not known (not every network is timed): None, and the words give
-    an upper bound, the best test accuracy within the other limits or in the table."""
+    it: the test accuracy of the table's best cell by ``metric`` (where a perfect search
+    by validation ends), among the cells within parameter and multiply-add limits where
+    there are such (:func:`feasible_optimum`). Under a latency limit it is not known (not
+    every network is timed): None, and the words give an upper bound, the best test
+    accuracy within the other limits or in the table."""
     sized = limits.max_params is not None or limits.max_macs is not None
-    optimum = feasible_optimum(table, limits) if sized else None
     if limits.max_latency_ms is not None:
+        optimum = feasible_optimum(table, limits) if sized else None
         bound = optimum[1] if optimum is not None else float(max(table.column(TEST_COLUMN)))
         where = "within the other limits alone" if sized else "in the whole table"
         return None, ("best possible under the latency limit not known (not every network "
                       f"is timed; at most {100 * bound:.2f} %, the best test accuracy {where})")
+    optimum = feasible_optimum(table, limits, metric_column(metric)) if sized else None
     if optimum is not None:
         return optimum[1], f"best possible {100 * optimum[1]:.2f} % (index {optimum[0]})"
     best = table.test_accuracy(table.best(metric_column(metric)))

@@ -129,7 +129,7 @@ def test_table_searches_query_only_architectures_within_the_budget(strategy, tmp
     assert all(meter.parameters(a) <= limits.max_params for a in queried)
 
 
-def test_a_one_shot_search_under_a_budget(cifar_mini, tmp_path):
+def test_a_one_shot_search_under_a_budget(cifar_mini, tmp_path, capsys):
     from test_search import tiny_config
 
     from naonet.search.loop import search
@@ -144,6 +144,10 @@ def test_a_one_shot_search_under_a_budget(cifar_mini, tmp_path):
     final = search(tiny_config(cifar_mini, output, space="nb201", max_params=limit,
                                max_macs=10**12, rerank_top=0, plot=True, image_size=16),
                    show_progress=False)
+    # the start line says the budget (nothing on the console did)
+    assert (f"; every architecture within parameters <= {limit:,}, multiply-adds <= "
+            "1,000,000,000,000 (its final network, C 16, N 5, at 32 px)\n"
+            ) in capsys.readouterr().out
     pool = json.loads((output / "pool.json").read_text())["architectures"]
     assert len(pool) > 6
     for record in pool + final:

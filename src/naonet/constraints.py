@@ -75,6 +75,14 @@ class Budget:
         return any(value is not None for value in (self.max_params, self.max_macs,
                                                    self.max_latency_ms))
 
+    def text(self) -> str:
+        """' within parameters <= 157,306, ...' for a budget; '' for none."""
+        named = {"max_params": "parameters", "max_macs": "multiply-adds",
+                 "max_latency_ms": f"latency ms at batch {self.latency_batch}"}
+        limited = [f"{named[key]} <= {getattr(self, key):,}" for key in named
+                   if getattr(self, key) is not None]
+        return " within " + ", ".join(limited) if limited else ""
+
     def sizes_allow(self, meter, architecture) -> bool:
         """Whether ``architecture``'s parameters and multiply-adds, as ``meter`` counts
         them, are within the limits (the counted costs; latency is timed)."""
@@ -109,8 +117,9 @@ class CostMeter:
                  skeleton: str = "cifar"):
         channels, layers = space.final_size
         self.space, self.budget = space, budget
-        self.config = space.network_config(budget.channels or channels,
-                                           budget.layers or layers, num_classes, skeleton)
+        # (channels, layers) of the network measured
+        self.final_size = (budget.channels or channels, budget.layers or layers)
+        self.config = space.network_config(*self.final_size, num_classes, skeleton)
         self.device = torch.device(device)
         if budget.max_latency_ms is not None and self.device.type not in TIMED_DEVICES:
             raise UserError(f"--max-latency-ms needs a device that can be timed ("

@@ -36,8 +36,8 @@ def plot_best_so_far(curves: dict[str, Sequence[Sequence[float]]], path: str | P
     # The first queries are far below the rest; start the axis where the curves have
     # climbed (a fifth of the budget) so the differences between strategies show.
     axes.set_ylim(bottom=max(min(early_means) - 1.0, 0.0))
-    if title:
-        axes.set_title(title)
+    if title:  # wrapped: a budget's limits made it wider than the figure
+        axes.set_title(title, wrap=True, fontsize="medium")
     axes.legend()
     figure.tight_layout()
     try:

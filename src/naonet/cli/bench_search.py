@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         plot_best_so_far({runs.strategy: [s.test_curve for s in runs.summaries]
                           for runs in results}, args.plot, reference=best,
                          title=f"{table.space.name}, {counted(config.seeds, 'seed')}, "
-                               f"metric {config.metric}{budget_text(config.limits)}")
+                               f"metric {config.metric}{config.limits.text()}")
         print(f"plot: {args.plot}")
     if args.output:
         atomic_write_text(Path(args.output), json.dumps(
@@ -120,22 +120,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def budget_text(limits) -> str:
-    """' within parameters <= 157,306, ...' for a search under a budget; '' without."""
-    if not limits.active:
-        return ""
-    named = {"max_params": "parameters", "max_macs": "multiply-adds",
-             "max_latency_ms": "latency ms"}
-    return " within " + ", ".join(f"{named[key]} <= {value:,}" for key, value in
-                                  limits.to_dict().items()
-                                  if key in named and value is not None)
-
-
 def print_summary(results: list[StrategyRuns], config: BenchmarkConfig,
                   best_text: str) -> None:
     print(f"test accuracy of the best-by-validation architecture after {config.budget} "
           f"queries, {counted(config.seeds, 'seed')} (metric {config.metric})"
-          f"{budget_text(config.limits)}; {best_text}; "
+          f"{config.limits.text()}; {best_text}; "
           "std is the population standard deviation over seeds")
     print(f"{'strategy':<12}{'mean':>8}{'std':>8}{'min':>8}{'max':>8}{'seconds':>10}")
     for runs in results:

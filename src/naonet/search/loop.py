@@ -854,7 +854,10 @@ def announce_start(run: SearchRun, resumed: bool) -> None:
             f"{config.seed_pool_file or config.seed_pool_size}"
             + (f", +{config.new_architectures} per round ({PROPOSERS[config.strategy]})"
                if config.rounds > 1 else " (one round: no new architectures)")
-            + f"; scoring on {len(run.scoring)} validation images ({config.scoring})")
+            + f"; scoring on {len(run.scoring)} validation images ({config.scoring})"
+            + (f"; every architecture{run.meter.budget.text()} (its final network, C "
+               f"{run.meter.final_size[0]}, N {run.meter.final_size[1]}, at "
+               f"{run.meter.budget.image_size} px)" if run.meter.budget.active else ""))
     if resumed and state.phase == DONE:
         text += "; finished already: its outputs are rewritten from the saved state"
     elif resumed:

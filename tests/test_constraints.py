@@ -40,6 +40,9 @@ def test_the_final_size_is_the_spaces_published_one():
 
 @pytest.mark.parametrize("bad, fragment", [
     (dict(max_params=0), "--max-params must be a positive number, got 0"),
+    # it was accepted and read by nothing (and then refused on resume as a difference)
+    (dict(max_params=10**6, latency_batch=8), "--latency-batch 8 is the batch a "
+     "--max-latency-ms limit is timed at; give --max-latency-ms, or drop --latency-batch"),
     (dict(max_macs=-5), "--max-macs must be a positive number, got -5"),
     (dict(max_latency_ms=float("nan")), "--max-latency-ms must be a positive number, got nan"),
     (dict(latency_batch=0), "--latency-batch must be >= 1, got 0")])

@@ -67,6 +67,10 @@ class Budget:
                                 f"{value} (leave it out for no limit)")
         if self.latency_batch < 1:
             raise UserError(f"--latency-batch must be >= 1, got {self.latency_batch}")
+        if self.latency_batch != 1 and self.max_latency_ms is None:  # read by nothing else
+            raise UserError(f"--latency-batch {self.latency_batch} is the batch a "
+                            "--max-latency-ms limit is timed at; give --max-latency-ms, or "
+                            "drop --latency-batch")
         if self.image_size < 1:
             raise UserError(f"the image size of a budget must be >= 1, got {self.image_size}")
 

@@ -109,6 +109,12 @@ CASES = [
      "--seed-count must be >= 1, got 0"),
     (["search", "--evaluator", "table:t.csv", "--space", "nb201", "--candidates-per-round",
       "0"], "--candidates-per-round must be >= 1, got 0"),
+    # another strategy's option was dropped silently
+    (["search", "--evaluator", "table:t.csv", "--space", "nb201", "--strategy", "random",
+      "--controller-epochs", "5"], "--controller-epochs applies only to --strategy nao"),
+    (["search", "--evaluator", "table:t.csv", "--space", "nb201", "--population-size", "5"],
+     "--population-size applies only to --strategy evolution; drop it or pass --strategy "
+     "evolution (this search runs nao)"),
     (["bench-search", "--evaluator", "table:t.csv", "--fill", "none"],
      "--fill none does not complete a round"),
     (["show", "naonet-v2", "-o", "cells.png", "--title", "$\\foo$"], "Unknown symbol"),

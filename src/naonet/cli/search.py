@@ -205,6 +205,9 @@ def run(args: argparse.Namespace) -> int:
 # The one-shot options only one strategy reads (the others' would be dropped silently).
 EVOLUTION_OPTIONS = ("population_size", "sample_size")
 NAO_OPTIONS = ("top_seeds", "score_transform", "fresh_controller", "fill", "max_lambda")
+# the table search's NAO options (evolution's are the same two)
+TABLE_NAO_OPTIONS = ("initial_queries", "candidates_per_round", "seed_count", "max_lambda",
+                     "score_transform", "fill", "controller_epochs")
 
 
 def refuse_other_strategies_flags(args: argparse.Namespace, strategy: str) -> None:
@@ -236,6 +239,11 @@ def _run_table_search(args: argparse.Namespace) -> int:
     refuse_flags(args, ["output"], one_shot,
                  "; a table search writes no run folder, --result-json FILE keeps its result")
     refuse_flags(args, one_shot_only, one_shot)
+    strategy = args.strategy or args.table_defaults["strategy"]
+    for names, owner in ((TABLE_NAO_OPTIONS, "nao"), (EVOLUTION_OPTIONS, "evolution")):
+        if strategy != owner:  # it would be dropped silently
+            refuse_flags(args, names, f"--strategy {owner}",
+                         f" or pass --strategy {owner} (this search runs {strategy})")
     for name, default in args.table_defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, default)

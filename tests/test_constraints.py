@@ -378,3 +378,27 @@ def test_the_best_possible_under_a_budget_is_where_a_perfect_search_by_validatio
     assert best_possible(table, Budget(max_params=157_306, max_latency_ms=5.0),
                          "valid_acc_200ep")[1].endswith(
         "at most 91.31 %, the best test accuracy within the other limits alone)")
+
+
+def test_a_rerun_reports_the_latencies_its_search_was_judged_by(cifar_mini, tmp_path,
+                                                                monkeypatch):
+    """With the latency cache deleted (the README says it may be), rerunning a finished
+    search timed every network again and rewrote pool.json with the new figures (19 of
+    150 then over the limit the search had held them to). The checkpoint keeps them."""
+    from test_search import tiny_config
+
+    from naonet.search.loop import search
+
+    monkeypatch.setenv("NAONET_CACHE", str(tmp_path / "cache"))
+    config = tiny_config(cifar_mini, tmp_path / "run", space="nb201", rounds=1,
+                         rerank_top=0, max_latency_ms=1e6, image_size=16)
+    search(config, show_progress=False)
+    written = (tmp_path / "run" / "pool.json").read_text()
+    (tmp_path / "cache" / "latency.json").unlink()
+    timed = []
+    original = CostMeter._time
+    monkeypatch.setattr(CostMeter, "_time",
+                        lambda meter, architecture: timed.append(1) or original(meter,
+                                                                                architecture))
+    search(config, show_progress=False)
+    assert timed == [] and (tmp_path / "run" / "pool.json").read_text() == written

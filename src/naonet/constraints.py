@@ -147,6 +147,18 @@ class CostMeter:
             self._write_cache()
         return self._latency[key]
 
+    def timed(self, architectures) -> dict[str, dict]:
+        """The latencies timed so far of ``architectures``, by key (for a checkpoint)."""
+        keys = (self._latency_key(architecture) for architecture in architectures)
+        return {key: self._latency[key] for key in keys if key in self._latency}
+
+    def remember(self, latencies: dict[str, dict]) -> None:
+        """Take ``latencies`` (:meth:`timed`'s) as timed: they win over the cache file's
+        and are not timed again."""
+        if not self._latency:
+            self._latency = self._read_cache()
+        self._latency.update(latencies)
+
     def costs(self, architecture, latency: bool | None = None) -> dict:
         """``parameters``, ``macs`` and ``latency_ms`` (when ``latency``; default: when
         it is limited)."""

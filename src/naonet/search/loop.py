@@ -431,6 +431,8 @@ def start_search(config: SearchConfig, show_progress: bool,
     if config.reference and context.is_main:
         run.reference = ReferenceTable.load(config.reference, meter.space)
     checkpoint_found = resume(run)
+    if run.state.latencies:  # the figures the run was judged by
+        meter.remember(run.state.latencies)
     if not checkpoint_found:
         # Rank 0 draws (latency budgets time on each machine differently); all use its pool.
         names = broadcast_object([architecture.to_qualified_string() for architecture in
@@ -731,6 +733,9 @@ def checkpoint(run: SearchRun, outputs: bool = False) -> None:
     """Save the search state (rank 0); with ``outputs``, rewrite the output files too."""
     with run.clock.phase("checkpoints and outputs"):
         run.clock.flush()
+        if run.meter is not None and run.meter.budget.max_latency_ms is not None:
+            run.state.latencies = run.meter.timed(run.state.architectures()
+                                                  + list(run.state.children))
         if run.is_main:
             save_checkpoint(run.run_dir / SEARCH_CHECKPOINT, run.state, run.config.to_dict(),
                             modules_to_save(run), run.data.classes,

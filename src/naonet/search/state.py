@@ -100,6 +100,9 @@ class SearchState:
     # the timings' sum when the round began: the round's seconds add up over the
     # processes that worked on it (None: a checkpoint from before it was kept)
     round_started_at: float | None = None
+    # the latencies timed of the pool and the child pool, by CostMeter key: a resumed or
+    # rerun search reports and judges the figures it ran with, not a new timing
+    latencies: dict[str, dict] = field(default_factory=dict)
 
     def architectures(self) -> list:
         return [entry.architecture for entry in self.pool]
@@ -112,7 +115,8 @@ class SearchState:
                 "rerank_index": self.rerank_index, "rounds_log": self.rounds_log,
                 "supernet_loss": json_number(self.supernet_loss),
                 "supernet_top1": json_number(self.supernet_top1),
-                "timings": dict(self.timings), "round_started_at": self.round_started_at}
+                "timings": dict(self.timings), "round_started_at": self.round_started_at,
+                "latencies": dict(self.latencies)}
 
     @classmethod
     def from_dict(cls, values: dict, space: SearchSpace) -> SearchState:
@@ -125,7 +129,7 @@ class SearchState:
                    list(values["child_predictions"]), values["rerank_index"],
                    list(values["rounds_log"]), _float(values.get("supernet_loss")),
                    _float(values.get("supernet_top1")), dict(values.get("timings", {})),
-                   values.get("round_started_at"))
+                   values.get("round_started_at"), dict(values.get("latencies", {})))
 
 
 def json_number(value: float) -> float | None:

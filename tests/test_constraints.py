@@ -362,6 +362,12 @@ def test_a_budget_random_draws_never_meet_starts_from_a_descent_to_it(capsys):
     assert capsys.readouterr().out == (
         "seed pool: 1 architecture within the budget found by descent after 20,000 random "
         "draws met none, and 4 mutations of it (random draws seldom meet the budget)\n")
+    # later rounds' random draws (random search, a random fill) walk from those: round 2
+    # ended the search, "smallest found: 56,638 ... raise the budget"
+    rng = random.Random(1)
+    drawn = {limited.sample(rng) for _ in range(20)}
+    assert len(drawn - set(pool)) >= 10
+    assert all(limited.meter.parameters(architecture) <= 150_000 for architecture in drawn)
 
 
 def test_the_best_possible_under_a_budget_is_where_a_perfect_search_by_validation_ends():

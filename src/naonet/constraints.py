@@ -37,6 +37,7 @@ from naonet.spaces.protocol import ENUMERABLE_SIZE
 MAX_SAMPLE_DRAWS = 20_000  # random draws before a budget is declared unmeetable
 LATENCY_PROBES = 100  # timed random networks without one in the budget: none will be
 MAX_MUTATION_TRIES = 100
+WALK_STEPS = 10  # mutations tried per random walk from an architecture within the budget
 # Bump when the networks compute differently, so cached latencies are measured again
 # (2: FactorizedReduce subsamples and runs stride-1 convolutions).
 LATENCY_FORMAT = 2
@@ -242,6 +243,9 @@ class FeasibleSpace:
         self.space, self.meter, self.budget = space, meter, meter.budget
         self.rejected = 0  # architectures proposed and found over budget
         self.found_one = False  # whether any architecture was within the budget
+        # architectures found within the budget after random draws met none: sample
+        # walks from them (random draws would not reach the budget again)
+        self.footholds: list = []
 
     def __getattr__(self, name):
         if name.startswith("__") or name == "space":  # copy and pickle probe before init
@@ -279,6 +283,11 @@ class FeasibleSpace:
         return within
 
     def sample(self, rng: random.Random):
+        """A random architecture within the budget: a uniform draw; where draws seldom
+        meet the budget (none in ``max_draws``), a random walk of mutations within it from
+        an architecture a descent found (:meth:`descended_into`)."""
+        if self.footholds:
+            return self._walk(rng)
         draws = 0
         while draws < self.max_draws():
             architecture = self.space.sample(rng)
@@ -287,7 +296,22 @@ class FeasibleSpace:
                 return architecture
             if self.hopeless(draws):
                 break
-        raise UserError(self.unmeetable(rng, draws))
+        found = self.descended_into(rng)
+        if found is None:
+            raise UserError(self.unmeetable(rng, draws))
+        self.footholds.append(found)
+        return self._walk(rng)
+
+    def _walk(self, rng: random.Random):
+        """The end of a few mutations within the budget from a random foothold (each new
+        end becomes one too)."""
+        architecture = rng.choice(self.footholds)
+        for _ in range(WALK_STEPS):
+            child = self.space.mutate(architecture, rng)
+            if self.feasible(child):
+                architecture = child
+        self.footholds.append(architecture)
+        return architecture
 
     def all_architectures(self):
         """Every architecture of the wrapped space within the budget."""
@@ -329,7 +353,7 @@ class FeasibleSpace:
             return max(cost(architecture) / limit for limit, cost in limited)
 
         draws = [self.space.sample(rng) for _ in range(min(self.max_draws(), 1000))]
-        found = descend(self.space, share, draws)
+        found = descend(self.space, share, draws, low_enough=1.0)
         return found if self.feasible(found) else None
 
     def unmeetable(self, rng: random.Random, draws_made: int) -> str:
@@ -376,13 +400,14 @@ def smallest_cost(space, cost, draws: list) -> tuple[int, bool]:
     return cost(descend(space, cost, draws)), False
 
 
-def descend(space, cost, draws: list):
+def descend(space, cost, draws: list, low_enough: float | None = None):
     """From the cheapest of ``draws``, the architecture reached by changing one entry of
-    the coding at a time while that lowers ``cost``."""
+    the coding at a time while that lowers ``cost``: to a minimum, or to the first whose
+    cost is ``low_enough`` (a budget is met nearest where random draws end)."""
     best = min(draws, key=cost)
     values, count = space.to_integers(best), cost(best)
     improved = True
-    while improved:
+    while improved and not (low_enough is not None and count <= low_enough):
         improved = False
         for position, limit in enumerate(space.integer_limits()):
             for value in range(limit):
@@ -394,6 +419,8 @@ def descend(space, cost, draws: list):
                     continue  # not a valid coding
                 if candidate < count:
                     values, count, improved = trial, candidate, True
+                    if low_enough is not None and count <= low_enough:
+                        return space.from_integers(values)
     return space.from_integers(values)
 
 

@@ -540,6 +540,8 @@ def seed_pool(space: SearchSpace, config: SearchConfig,
     found = len(pool)
     fill_by_mutation(space, pool, config.seed_pool_size,
                      random.Random(derive_seed(config.seed, "seed-pool-fill")))
+    if descended:  # later draws walk from these: random ones would not meet the budget
+        space.footholds.extend(pool)
     if len(pool) == config.seed_pool_size:
         if say is not None:
             origin = ("1 architecture within the budget found by descent after "

@@ -40,9 +40,6 @@ def test_the_final_size_is_the_spaces_published_one():
 
 @pytest.mark.parametrize("bad, fragment", [
     (dict(max_params=0), "--max-params must be a positive number, got 0"),
-    # it was accepted and read by nothing (and then refused on resume as a difference)
-    (dict(max_params=10**6, latency_batch=8), "--latency-batch 8 is the batch a "
-     "--max-latency-ms limit is timed at; give --max-latency-ms, or drop --latency-batch"),
     (dict(max_macs=-5), "--max-macs must be a positive number, got -5"),
     (dict(max_latency_ms=float("nan")), "--max-latency-ms must be a positive number, got nan"),
     (dict(latency_batch=0), "--latency-batch must be >= 1, got 0")])
@@ -408,3 +405,28 @@ def test_a_rerun_reports_the_latencies_its_search_was_judged_by(cifar_mini, tmp_
                                                                                 architecture))
     search(config, show_progress=False)
     assert timed == [] and (tmp_path / "run" / "pool.json").read_text() == written
+
+
+def test_a_latency_batch_without_a_latency_limit_is_refused_typed_and_resumes_saved(
+        capsys, tmp_path):
+    """--latency-batch 8 without --max-latency-ms was taken and read by nothing (then
+    refused on resume as a difference): typed, it is refused; a folder that saved one
+    resumes with or without it, since nothing reads it."""
+    from conftest import nao_in_process
+
+    from naonet.search.config import SearchConfig
+    from naonet.search.state import check_resumable
+
+    said = ("--latency-batch 8 is the batch a --max-latency-ms limit is timed at; give "
+            "--max-latency-ms, or drop --latency-batch")
+    for argv in (["search", "--max-params", "1000000", "--latency-batch", "8"],
+                 ["search", "--evaluator", "table:t.csv", "--space", "nb201",
+                  "--latency-batch", "8"],
+                 ["bench-search", "--evaluator", "table:t.csv", "--latency-batch", "8"]):
+        status, _, err = nao_in_process(capsys, *argv)
+        assert status == 2 and err.strip().endswith(said), err
+    saved = SearchConfig(latency_batch=8).to_dict()  # as a folder of before holds it
+    for current in (SearchConfig(), SearchConfig(latency_batch=8)):
+        check_resumable(saved, current.to_dict(), tmp_path)
+    with pytest.raises(UserError, match="max_latency_ms"):
+        check_resumable(saved, SearchConfig(max_latency_ms=5.0).to_dict(), tmp_path)

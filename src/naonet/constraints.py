@@ -68,10 +68,6 @@ class Budget:
                                 f"{value} (leave it out for no limit)")
         if self.latency_batch < 1:
             raise UserError(f"--latency-batch must be >= 1, got {self.latency_batch}")
-        if self.latency_batch != 1 and self.max_latency_ms is None:  # read by nothing else
-            raise UserError(f"--latency-batch {self.latency_batch} is the batch a "
-                            "--max-latency-ms limit is timed at; give --max-latency-ms, or "
-                            "drop --latency-batch")
         if self.image_size < 1:
             raise UserError(f"the image size of a budget must be >= 1, got {self.image_size}")
 
@@ -112,6 +108,25 @@ def device_name(device: torch.device) -> str:
                     break
         return f"cpu:{model}:{torch.get_num_threads()} threads"
     return device.type
+
+
+def check_latency_batch_read(typed: int | None, max_latency_ms: float | None) -> None:
+    """A UserError for a ``--latency-batch`` typed (``typed``; None: not given) without a
+    latency limit, which nothing else reads (a saved config holding one resumes: see
+    :func:`latency_batch_as_saved`)."""
+    if typed is not None and typed != 1 and max_latency_ms is None:
+        raise UserError(f"--latency-batch {typed} is the batch a --max-latency-ms limit is "
+                        "timed at; give --max-latency-ms, or drop --latency-batch")
+
+
+def latency_batch_as_saved(saved: dict, current: dict) -> dict:
+    """``current`` (a search's options) with the ``saved`` run's latency batch where
+    neither limits latency: the batch is then read by nothing (a run from before it was
+    refused alone may hold one)."""
+    if saved.get("max_latency_ms") is None and current.get("max_latency_ms") is None \
+            and "latency_batch" in saved:
+        return {**current, "latency_batch": saved["latency_batch"]}
+    return current
 
 
 class CostMeter:

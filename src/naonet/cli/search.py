@@ -186,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
     if args.evaluator != SUPERNET_EVALUATOR:
         raise UserError(f"unknown --evaluator {args.evaluator!r}; use supernet or "
                         f"{TABLE_PREFIX}PATH")
+    from naonet.constraints import check_latency_batch_read
     from naonet.search.config import field_names, load_config_file, resolve_search_config
     from naonet.search.loop import search
 
@@ -196,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
     default_output(flags, file_values, args.preset, "search")
     config = resolve_search_config(args.preset, file_values, flags)
     refuse_other_strategies_flags(args, config.strategy)
+    check_latency_batch_read(flags.get("latency_batch"), config.max_latency_ms)
     if args.print_config:
         return print_config(config)
     search(config, show_progress=not args.no_progress)

@@ -77,6 +77,9 @@ def latency_device(device: str | None, limits: Budget) -> str:
 
 
 def budget_from_args(args: argparse.Namespace) -> Budget:
+    from naonet.constraints import check_latency_batch_read
+
+    check_latency_batch_read(args.latency_batch, args.max_latency_ms)
     return Budget(args.max_params, args.max_macs, args.max_latency_ms, args.latency_batch)
 
 

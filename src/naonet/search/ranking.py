@@ -32,7 +32,6 @@ import torch
 from naonet import options
 from naonet.analysis.correlation import CorrelationReport, correlate
 from naonet.data import build_data
-from naonet.data.registry import pipeline_as_saved
 from naonet.distributed import init_distributed
 from naonet.errors import UserError
 from naonet.nb201 import DEFAULT_METRIC, BenchmarkTable, metric_column
@@ -40,7 +39,7 @@ from naonet.options import check_field_types
 from naonet.runtime import FastPaths, keep_cpu_threads, to_memory_format, use_cpu_threads
 from naonet.search.config import SearchConfig, field_names
 from naonet.search.scoring import build_scoring_data, score_pool
-from naonet.search.state import ADDED_OPTIONS, RESUMABLE_CHANGES
+from naonet.search.state import ADDED_OPTIONS, RESUMABLE_CHANGES, as_saved
 from naonet.search.supernet_training import (
     build_optimizer,
     search_fast_paths,
@@ -324,7 +323,7 @@ def check_same_experiment(saved: dict, current: dict, path: Path) -> None:
     and how fast it runs may change), the rest as it was but for the table's path."""
     outer = {key: value for key, value in saved.items() if key != "search"}
     check_same_run(outer, current, path, RESUMABLE_EXPERIMENT_CHANGES, "ranking experiment")
-    search_now = pipeline_as_saved(saved["search"], current["search"])
+    search_now = as_saved(saved["search"], current["search"])
     check_same_run(saved["search"], search_now, path,
                    RESUMABLE_CHANGES | RESUMABLE_EXPERIMENT_CHANGES | UNREAD_SEARCH_OPTIONS
                    | SET_BY_THE_EXPERIMENT,

@@ -177,8 +177,15 @@ ADDED_OPTIONS = {"strategy": "nao", "few_shot_split": None, "few_shot_after": 1,
 
 def check_resumable(saved: dict, current: dict, path: Path) -> None:
     """A run folder resumes only the search it was made by."""
+    check_same_run(saved, as_saved(saved, current), path, RESUMABLE_CHANGES, "search",
+                   ADDED_OPTIONS)
+
+
+def as_saved(saved: dict, current: dict) -> dict:
+    """``current`` with the options that resolve alike written as ``saved`` has them (the
+    pipeline as it resolves; a latency batch that no latency limit reads)."""
+    from naonet.constraints import latency_batch_as_saved
     from naonet.data.registry import pipeline_as_saved
 
-    check_same_run(saved, pipeline_as_saved(saved, current), path, RESUMABLE_CHANGES,
-                   "search", ADDED_OPTIONS)
+    return latency_batch_as_saved(saved, pipeline_as_saved(saved, current))
 

@@ -403,8 +403,14 @@ def test_a_rerun_reports_the_latencies_its_search_was_judged_by(cifar_mini, tmp_
     monkeypatch.setattr(CostMeter, "_time",
                         lambda meter, architecture: timed.append(1) or original(meter,
                                                                                 architecture))
+    # another torch (its version is in the cache's key) changes nothing either
+    from naonet import constraints
+
+    monkeypatch.setattr(constraints, "LATENCY_FORMAT", constraints.LATENCY_FORMAT + 1)
     search(config, show_progress=False)
     assert timed == [] and (tmp_path / "run" / "pool.json").read_text() == written
+    # and the run's own figures go into no cache another device or torch would read
+    assert not (tmp_path / "cache" / "latency.json").exists()
 
 
 def test_a_latency_batch_without_a_latency_limit_is_refused_typed_and_resumes_saved(

@@ -110,6 +110,13 @@ def device_name(device: torch.device) -> str:
     return device.type
 
 
+def _name(architecture) -> str:
+    """An architecture's text, as latencies are known by."""
+    if hasattr(architecture, "to_qualified_string"):
+        return architecture.to_qualified_string()
+    return str(architecture)
+
+
 def check_latency_batch_read(typed: int | None, max_latency_ms: float | None) -> None:
     """A UserError for a ``--latency-batch`` typed (``typed``; None: not given) without a
     latency limit, which nothing else reads (a saved config holding one resumes: see
@@ -146,6 +153,7 @@ class CostMeter:
                             f"{', '.join(TIMED_DEVICES)}), not {self.device}; pass --device")
         self.cache_file = cache_file
         self._latency: dict[str, dict] = {}
+        self._remembered: dict[str, dict] = {}  # a resumed run's own, by architecture
 
     def parameters(self, architecture) -> int:
         return self.space.parameter_count(architecture, self.config)
@@ -154,7 +162,11 @@ class CostMeter:
         return self.space.multiply_adds(architecture, self.config, self.budget.image_size)
 
     def latency_ms(self, architecture) -> dict[str, float]:
-        """Median milliseconds of one forward pass at batch 1 and at the budget's batch."""
+        """Median milliseconds of one forward pass at batch 1 and at the budget's batch
+        (as :meth:`remember` was told, where it was)."""
+        remembered = self._remembered.get(_name(architecture))
+        if remembered is not None:
+            return remembered
         key = self._latency_key(architecture)
         if not self._latency:
             self._latency = self._read_cache()
@@ -164,16 +176,22 @@ class CostMeter:
         return self._latency[key]
 
     def timed(self, architectures) -> dict[str, dict]:
-        """The latencies timed so far of ``architectures``, by key (for a checkpoint)."""
-        keys = (self._latency_key(architecture) for architecture in architectures)
-        return {key: self._latency[key] for key in keys if key in self._latency}
+        """The latencies known so far of ``architectures``, by architecture (for a
+        checkpoint: the run's network, input and batch are its config's)."""
+        found = {}
+        for architecture in architectures:
+            name, key = _name(architecture), self._latency_key(architecture)
+            if name in self._remembered:
+                found[name] = self._remembered[name]
+            elif key in self._latency:
+                found[name] = self._latency[key]
+        return found
 
     def remember(self, latencies: dict[str, dict]) -> None:
-        """Take ``latencies`` (:meth:`timed`'s) as timed: they win over the cache file's
-        and are not timed again."""
-        if not self._latency:
-            self._latency = self._read_cache()
-        self._latency.update(latencies)
+        """Take ``latencies`` (:meth:`timed`'s) as the architectures' own: they win over
+        a timing and the cache, and go into no cache (another device or torch may read
+        that)."""
+        self._remembered.update(latencies)
 
     def costs(self, architecture, latency: bool | None = None) -> dict:
         """``parameters``, ``macs`` and ``latency_ms`` (when ``latency``; default: when
@@ -188,9 +206,7 @@ class CostMeter:
     def _latency_key(self, architecture) -> str:
         """A cached latency is reused only for the same network, input, torch and
         naonet's way of computing the network (``LATENCY_FORMAT``)."""
-        return json.dumps([architecture.to_qualified_string()
-                           if hasattr(architecture, "to_qualified_string")
-                           else str(architecture), asdict(self.config),
+        return json.dumps([_name(architecture), asdict(self.config),
                            self.budget.image_size, self.budget.latency_batch,
                            torch.__version__, LATENCY_FORMAT])
 

@@ -338,10 +338,19 @@ def test_an_imagenet_search_budgets_the_network_its_training_command_trains():
     assert space.final_size_for("imagenet") == (52, 4)
     assert space.final_size_for("cifar10") == space.final_size == (36, 6)
     assert get_space("nb201").final_size_for("imagenet") == (16, 5)
-    config = SearchConfig(dataset="imagenet", max_params=8_000_000)
-    meter = CostMeter(space, config.limits(224, space.final_size_for("imagenet")),
-                      num_classes=1000, skeleton="imagenet")
+    from types import SimpleNamespace
+
+    from naonet.search.loop import search_budget
+
+    config = SearchConfig(dataset="imagenet", max_params=8_000_000, image_size=64)
+    limits = search_budget(config, SimpleNamespace(native_size=224), space)
+    assert (limits.channels, limits.layers, limits.image_size) == (52, 4, 224)
+    meter = CostMeter(space, limits, num_classes=1000, skeleton="imagenet")
     assert meter.parameters(named_architecture("naonet-v2")) == 7_026_850
+    # a CIFAR-layout folder of 40 px images searched at a proxy 16 px: measured at 40
+    limits = search_budget(SearchConfig(max_params=8_000_000, image_size=16),
+                           SimpleNamespace(native_size=40), space)
+    assert (limits.channels, limits.layers, limits.image_size) == (36, 6, 40)
 
 
 def test_a_budget_random_draws_never_meet_starts_from_a_descent_to_it(capsys):
@@ -418,10 +427,10 @@ def test_a_latency_batch_without_a_latency_limit_is_refused_typed_and_resumes_sa
     """--latency-batch 8 without --max-latency-ms was taken and read by nothing (then
     refused on resume as a difference): typed, it is refused; a folder that saved one
     resumes with or without it, since nothing reads it."""
-    from conftest import nao_in_process
-
     from naonet.search.config import SearchConfig
     from naonet.search.state import check_resumable
+
+    from conftest import nao_in_process
 
     said = ("--latency-batch 8 is the batch a --max-latency-ms limit is timed at; give "
             "--max-latency-ms, or drop --latency-batch")

@@ -406,10 +406,7 @@ def start_search(config: SearchConfig, show_progress: bool,
                       channels_last=paths.channels_last)
     if data.valid is None:
         raise UserError("the search needs a validation split; pass --valid-size N")
-    # The found network trains at the data set's own size (a folder's: --image-size; a
-    # CIFAR-layout folder's: its images'); a named data set's --image-size is only the
-    # search's proxy.
-    limits = config.limits(data.native_size, space.final_size_for(config.dataset))
+    limits = search_budget(config, data, space)
     meter = CostMeter(space, limits, num_classes=data.num_classes, device=context.device,
                       skeleton=data.skeleton)
     if limits.active:  # every architecture the search draws or generates fits the budget
@@ -501,6 +498,15 @@ def check_supernet_fits(space: SearchSpace, config: SearchConfig, data: DataBund
 def build_controller(space: SearchSpace, config: SearchConfig) -> Controller:
     return seeded(derive_seed(config.seed, "controller-init"),
                   lambda: Controller(space.encoding(), config.controller_config()))
+
+
+def search_budget(config: SearchConfig, data, space: SearchSpace):
+    """The search's budget, on the network the training command it ends with trains: at
+    that command's size (``space.final_size_for``: the ImageNet preset's on ImageNet) and
+    on the images it reads (``data.native_size``: a named data set's own, a CIFAR-layout
+    folder's images' own, a folder data set's --image-size; a named data set's
+    --image-size is only the search's proxy)."""
+    return config.limits(data.native_size, space.final_size_for(config.dataset))
 
 
 def seed_pool(space: SearchSpace, config: SearchConfig,

@@ -474,6 +474,6 @@ def test_evolution_with_a_supernet_as_its_evaluator():
 def test_a_round_config_names_the_value_it_refuses(field, value):
     """It listed all three bounds at once, and no value."""
     with pytest.raises(UserError, match=re.escape(
-            f"a NAO round needs {field.replace('_', ' ')} >= "
+            f"--{field.replace('_', '-')} must be >= "
             f"{0 if field == 'new_count' else 1}, got {value}")):
         RoundConfig(**{field: value})

@@ -212,13 +212,16 @@ TABLE_NAO_OPTIONS = ("initial_queries", "candidates_per_round", "seed_count", "m
                      "score_transform", "fill", "controller_epochs")
 
 
-def refuse_other_strategies_flags(args: argparse.Namespace, strategy: str) -> None:
-    """A UserError for a flag of another strategy's (flags only: a run folder's
-    config.yaml holds every option, and is given back as it is)."""
+def refuse_other_strategies_flags(args: argparse.Namespace, strategy: str,
+                                  nao: tuple[str, ...] | None = None) -> None:
+    """A UserError for a flag of another strategy's than ``strategy`` (flags only: a run
+    folder's config.yaml holds every option, and is given back as it is). ``nao``: NAO's
+    options (default: the one-shot search's)."""
     from naonet.search.config import field_names
 
-    nao = [*NAO_OPTIONS, *sorted(name for name in field_names()
-                                  if name.startswith("controller_"))]
+    if nao is None:
+        nao = (*NAO_OPTIONS, *sorted(name for name in field_names()
+                                     if name.startswith("controller_")))
     for names, owner in ((nao, "nao"), (EVOLUTION_OPTIONS, "evolution")):
         if strategy != owner:
             refuse_flags(args, names, f"--strategy {owner}",
@@ -241,11 +244,8 @@ def _run_table_search(args: argparse.Namespace) -> int:
     refuse_flags(args, ["output"], one_shot,
                  "; a table search writes no run folder, --result-json FILE keeps its result")
     refuse_flags(args, one_shot_only, one_shot)
-    strategy = args.strategy or args.table_defaults["strategy"]
-    for names, owner in ((TABLE_NAO_OPTIONS, "nao"), (EVOLUTION_OPTIONS, "evolution")):
-        if strategy != owner:  # it would be dropped silently
-            refuse_flags(args, names, f"--strategy {owner}",
-                         f" or pass --strategy {owner} (this search runs {strategy})")
+    refuse_other_strategies_flags(args, args.strategy or args.table_defaults["strategy"],
+                                  TABLE_NAO_OPTIONS)
     for name, default in args.table_defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, default)

@@ -126,13 +126,7 @@ def add_strategy_options(group) -> None:
 
 
 def strategy_configs(args: argparse.Namespace) -> dict:
-    """The config of each strategy from the command line (a bound is refused naming its
-    flag, before the library's configs name their fields)."""
-    for flag, least in (("--initial-queries", 2), ("--candidates-per-round", 1),
-                        ("--seed-count", 1), ("--max-lambda", 1)):
-        value = getattr(args, flag[2:].replace("-", "_"))
-        if value < least:
-            raise UserError(f"{flag} must be >= {least}, got {value}")
+    """The config of each strategy from the command line (its checks name the flags)."""
     nao = NAOConfig()
     nao = replace(nao, initial_queries=args.initial_queries,
                   candidates_per_round=args.candidates_per_round, seed_count=args.seed_count,

@@ -33,7 +33,7 @@ from naonet.controller.generation import RELEASED_MAX_LAMBDA, generate_architect
 from naonet.controller.model import Controller
 from naonet.controller.training import ControllerReport, train_controller
 from naonet.errors import UserError
-from naonet.options import check_field_types
+from naonet.options import check_field_types, flag_name
 from naonet.spaces.protocol import sample_unseen
 
 SCORE_TRANSFORMS = ("raw", "rank")
@@ -56,10 +56,13 @@ class RoundConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)
+        # named by the flags of the searches that set them (the one-shot search's
+        # --new-architectures and the table search's --candidates-per-round are checked
+        # before a round is configured)
         for name, least in (("seed_count", 1), ("new_count", 0), ("max_lambda", 1)):
             if getattr(self, name) < least:
-                raise UserError(f"a NAO round needs {name.replace('_', ' ')} >= {least}, "
-                                f"got {getattr(self, name)}")
+                raise UserError(f"{flag_name(name)} must be >= {least}, got "
+                                f"{getattr(self, name)}")
         if self.score_transform not in SCORE_TRANSFORMS:
             raise UserError(f"unknown score transform {self.score_transform!r}; use one of: "
                             f"{', '.join(SCORE_TRANSFORMS)}")

@@ -60,11 +60,12 @@ class NAOConfig:
 
     def __post_init__(self) -> None:
         options.check_field_types(self)
+        # named by the table search's flags, which these fields are
         if self.initial_queries < 2:
-            raise UserError(f"NAO needs at least 2 initial queries to train its controller, "
-                            f"got {self.initial_queries}")
+            raise UserError(f"--initial-queries must be >= 2 (NAO's controller trains on "
+                            f"the scores of at least 2), got {self.initial_queries}")
         if self.candidates_per_round < 1:
-            raise UserError(f"candidates_per_round must be >= 1, got "
+            raise UserError(f"--candidates-per-round must be >= 1, got "
                             f"{self.candidates_per_round}")
         if not options.valid_device(self.device):
             raise UserError(f"{options.DEVICE_HELP}, got {self.device!r}")

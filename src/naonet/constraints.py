@@ -3,7 +3,9 @@ network an architecture becomes, and a space that only yields architectures with
 
 Costs are those of the discrete network at its final size (``space.final_size``: the
 benchmark's C 16, N 5 for NB201; NAONet-V2-36's C 36, N 6 for the NAO cell spaces;
-``Budget.channels`` / ``layers`` override), never of the supernet. Parameters and
+``Budget.channels`` / ``layers`` override, as a search sets them from
+``space.final_size_for(dataset)``: the ImageNet preset's C 52, N 4 on ImageNet), never of
+the supernet. Parameters and
 multiply-adds come from the space's formulas (``parameter_count``, ``multiply_adds``:
 well under a millisecond, so every output line carries both); latency from timing the
 network on the given device, at

@@ -105,7 +105,9 @@ def _onnx_bytes(model: nn.Module, spec: ExportSpec, metadata: dict) -> bytes:
         raise UserError("--format onnx needs the onnx packages; install them with "
                         "pip install 'naonet[export]'") from None
     newest = onnx.defs.onnx_opset_version()
-    if not 0 <= spec.opset <= newest:  # an older set is tried: the exporter says below
+    if spec.opset < 0:
+        raise UserError(f"--opset must be >= 0 (0: the exporter's default), got {spec.opset}")
+    if spec.opset > newest:  # an older set is tried: the exporter says below
         raise UserError(f"--opset {spec.opset} is not an ONNX operator set this onnx "
                         f"{onnx.__version__} knows (it knows up to {newest}); pick an older "
                         "one, or 0 for the exporter's default")

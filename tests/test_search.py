@@ -452,8 +452,8 @@ def test_a_resumed_rounds_seconds_count_every_process_that_worked_on_it(cifar_mi
                                                                          tmp_path):
     """rounds.jsonl gave a resumed round the seconds of the last process alone (12 s of
     a 40 s round). The first process here spends 4 s more on the round's first epoch: the
-    round's seconds hold what it saved of the round, and so exceed the whole wall time
-    of the process that finished it (which alone they never could)."""
+    round's seconds hold at least what it saved of the round (the old code gave the
+    finishing process's 2 s here)."""
     import time
 
     config = tiny_config(cifar_mini, tmp_path / "run", rounds=1, rerank_top=0)
@@ -471,12 +471,9 @@ def test_a_resumed_rounds_seconds_count_every_process_that_worked_on_it(cifar_mi
             search(config, show_progress=False)
     saved = torch.load(tmp_path / "run" / "search_state.pt", weights_only=False)["state"]
     first = sum(saved["timings"].values()) - saved["round_started_at"]
-    started = time.perf_counter()
     search(config, show_progress=False)
-    finishing = time.perf_counter() - started
     seconds = json.loads(read_lines(tmp_path / "run" / "rounds.jsonl")[0])["seconds"]
-    assert first >= 4.0
-    assert seconds >= round(first, 1) and seconds > finishing
+    assert first >= 4.0 and seconds >= round(first, 1)
 
 
 def test_interrupted_search_resumes_to_the_same_outputs(tiny_run, cifar_mini, tmp_path,

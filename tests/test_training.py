@@ -867,8 +867,9 @@ def test_a_finished_run_of_few_classes_logged_before_reports_no_top5(capsys, cif
 
 def test_a_test_subset_as_large_as_the_test_set_is_not_called_one(capsys, cifar_mini,
                                                                   tmp_path):
-    """--test-subset at or above the test set's size evaluates all of it: the start line
-    and nao info called the figures a subset's."""
+    """--test-subset above the test set's size evaluates all of it: the start line and
+    nao info called the figures a subset's. (At exactly its size they still say 'N of
+    the test images', which is then all of them.)"""
     train = ["train", "--data", str(cifar_mini), "--output", str(tmp_path), *TINY,
              "--epochs", "1", "--train-subset", "64", "--test-subset", "5000"]
     status, out, err = nao_in_process(capsys, *train)

@@ -445,3 +445,27 @@ def test_a_latency_batch_without_a_latency_limit_is_refused_typed_and_resumes_sa
         check_resumable(saved, current.to_dict(), tmp_path)
     with pytest.raises(UserError, match="max_latency_ms"):
         check_resumable(saved, SearchConfig(max_latency_ms=5.0).to_dict(), tmp_path)
+
+
+def test_a_search_under_a_budget_random_draws_never_meet_resumes_to_the_same_outputs(
+        cifar_mini, tmp_path):
+    """Random search walks from the architectures within the budget once draws never
+    meet it; a resumed search walked from none (its draws and descent took other random
+    numbers), ending elsewhere. The checkpoint keeps where the walks start."""
+    from test_search import Interrupted, interrupt_at, tiny_config
+
+    from naonet.search.loop import search
+
+    def config(name):
+        return tiny_config(cifar_mini, tmp_path / name, strategy="random", rounds=3,
+                           rerank_top=0, max_params=150_000)
+
+    search(config("whole"), show_progress=False)
+    with pytest.MonkeyPatch.context() as patch:  # in round 2: round 3's draws come after
+        interrupt_at(patch, "supernet_epoch", lambda s: (s.round, s.epoch) == (1, 0))
+        with pytest.raises(Interrupted):
+            search(config("resumed"), show_progress=False)
+    search(config("resumed"), show_progress=False)
+    for name in ("arch_pool", "arch_pool.perf", "arch_pool.2"):
+        assert (tmp_path / "resumed" / name).read_text() == (
+            tmp_path / "whole" / name).read_text(), name

@@ -430,6 +430,8 @@ def start_search(config: SearchConfig, show_progress: bool,
     checkpoint_found = resume(run)
     if run.state.latencies:  # the figures the run was judged by
         meter.remember(run.state.latencies)
+    if run.state.footholds:  # where its random draws walk from
+        space.footholds = [space.parse(text) for text in run.state.footholds]
     if not checkpoint_found:
         # Rank 0 draws (latency budgets time on each machine differently); all use its pool.
         names = broadcast_object([architecture.to_qualified_string() for architecture in
@@ -744,6 +746,9 @@ def checkpoint(run: SearchRun, outputs: bool = False) -> None:
         if run.meter is not None and run.meter.budget.max_latency_ms is not None:
             run.state.latencies = run.meter.timed(run.state.architectures()
                                                   + list(run.state.children))
+        if isinstance(run.space, FeasibleSpace):
+            run.state.footholds = [architecture.to_qualified_string()
+                                   for architecture in run.space.footholds]
         if run.is_main:
             save_checkpoint(run.run_dir / SEARCH_CHECKPOINT, run.state, run.config.to_dict(),
                             modules_to_save(run), run.data.classes,

@@ -103,6 +103,9 @@ class SearchState:
     # the latencies timed of the pool and the child pool, by CostMeter key: a resumed or
     # rerun search reports and judges the figures it ran with, not a new timing
     latencies: dict[str, dict] = field(default_factory=dict)
+    # where random draws never meet the budget, the architectures random draws walk from
+    # (FeasibleSpace.footholds): a resumed search walks on from the same
+    footholds: list[str] = field(default_factory=list)
 
     def architectures(self) -> list:
         return [entry.architecture for entry in self.pool]
@@ -116,7 +119,7 @@ class SearchState:
                 "supernet_loss": json_number(self.supernet_loss),
                 "supernet_top1": json_number(self.supernet_top1),
                 "timings": dict(self.timings), "round_started_at": self.round_started_at,
-                "latencies": dict(self.latencies)}
+                "latencies": dict(self.latencies), "footholds": list(self.footholds)}
 
     @classmethod
     def from_dict(cls, values: dict, space: SearchSpace) -> SearchState:
@@ -129,7 +132,8 @@ class SearchState:
                    list(values["child_predictions"]), values["rerank_index"],
                    list(values["rounds_log"]), _float(values.get("supernet_loss")),
                    _float(values.get("supernet_top1")), dict(values.get("timings", {})),
-                   values.get("round_started_at"), dict(values.get("latencies", {})))
+                   values.get("round_started_at"), dict(values.get("latencies", {})),
+                   list(values.get("footholds", [])))
 
 
 def json_number(value: float) -> float | None:

@@ -329,11 +329,18 @@ class FeasibleSpace:
                 return architecture
             if self.hopeless(draws):
                 break
-        found = self.descended_into(rng)
-        if found is None:
+        if self.foothold(rng) is None:
             raise UserError(self.unmeetable(rng, draws))
-        self.footholds.append(found)
         return self._walk(rng)
+
+    def foothold(self, rng: random.Random):
+        """Where random draws that never meet the budget walk from: an architecture
+        within it found by descent (:meth:`descended_into`), kept in ``footholds``; None
+        where the descent does not reach the budget either."""
+        found = self.descended_into(rng)
+        if found is not None:
+            self.footholds.append(found)
+        return found
 
     def _walk(self, rng: random.Random):
         """The end of a few mutations within the budget from a random foothold (each new

@@ -90,12 +90,12 @@ def read_images(paths: list[str], dataset: str, size: int) -> list[tuple[str, ob
 
     from naonet.cli.main import one_line
     from naonet.data import prepare_image
-    from naonet.data.sources import IMAGE_SUFFIXES
+    from naonet.data.sources import holds_no_images
 
     read = []
     for path in paths:
         if Path(path).is_dir():  # image_paths left it: nothing in it to classify
-            read.append((path, f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})"))
+            read.append((path, f"folder {holds_no_images(path)}"))
             continue
         try:
             read.append((path, prepare_image(path, dataset, size)))

@@ -429,13 +429,18 @@ def list_image_folder(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     samples = [(file, index) for index, name in enumerate(classes)
                for file in image_files(folder / folders[name])]
     if not samples:
-        raise UserError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise UserError(holds_no_images(folder))
     empty = sorted(set(classes) - {classes[index] for _, index in samples})
     if empty:  # a class never seen would still take an output (torchvision refuses too)
         more = f" and {len(empty) - 1} more" if len(empty) > 1 else ""
         raise UserError(f"class folder {folder / empty[0]}{more} hold{'' if more else 's'} "
                         f"no images; add images or remove the folder{'s' if more else ''}")
     return samples, classes
+
+
+def holds_no_images(folder) -> str:
+    """What is said of a folder without image files."""
+    return f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})"
 
 
 def image_files(folder: Path) -> list[Path]:

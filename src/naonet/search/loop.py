@@ -540,7 +540,7 @@ def seed_pool(space: SearchSpace, config: SearchConfig,
                 break
     descended = False
     if not pool:  # a budget random draws never met may still be met: descend to it
-        found = space.descended_into(random.Random(derive_seed(config.seed, "seed-pool-descent")))
+        found = space.foothold(random.Random(derive_seed(config.seed, "seed-pool-descent")))
         if found is None:  # the error that names the smallest value (another draw could
             # find one, and the message said 'only 0 architectures')
             raise UserError(space.unmeetable(random.Random(0), draws))
@@ -549,7 +549,7 @@ def seed_pool(space: SearchSpace, config: SearchConfig,
     fill_by_mutation(space, pool, config.seed_pool_size,
                      random.Random(derive_seed(config.seed, "seed-pool-fill")))
     if descended:  # later draws walk from these: random ones would not meet the budget
-        space.footholds.extend(pool)
+        space.footholds[:] = list(pool)
     if len(pool) == config.seed_pool_size:
         if say is not None:
             origin = ("1 architecture within the budget found by descent after "

@@ -511,7 +511,7 @@ def test_an_experiment_folder_resumes_only_its_own_experiment(tmp_path, capsys,
     status, _, err = tiny_experiment(capsys, data, table, output, "--lr", "0.2")
     assert status == 2
     assert err.strip().endswith("pass another --output, or delete the folder to start over")
-    assert "belongs to a ranking experiment with lr=" in err and len(err.splitlines()) == 1
+    assert "belongs to a ranking experiment with --lr " in err and len(err.splitlines()) == 1
     other = write_synthetic_table(tmp_path / "other.csv", seed=1)  # another sample
     status, _, err = tiny_experiment(capsys, data, other, output)
     assert status == 2 and "scored another sample of the table" in err

@@ -386,7 +386,7 @@ def test_fast_path_options_may_change_when_a_run_resumes(tmp_path):
     saved = TrainConfig(channels_last=False, compile="off", host_allocator="system")
     check_same_run(saved.to_dict(), TrainConfig().to_dict(), tmp_path / "last.pt",
                    RESUMABLE_CHANGES, "run")
-    with pytest.raises(UserError, match="belongs to a run with epochs=3"):
+    with pytest.raises(UserError, match="belongs to a run with --epochs 3, not --epochs "):
         check_same_run(replace(saved, epochs=3).to_dict(), TrainConfig().to_dict(),
                        tmp_path / "last.pt", RESUMABLE_CHANGES, "run")
 

@@ -205,6 +205,17 @@ def flag_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
+def flag_text(field_name: str, value) -> str:
+    """A config value as the flag that sets it: ``--lr 0.05``, ``--no-nesterov``,
+    ``--max-params none``."""
+    if isinstance(value, bool):
+        return flag_name(field_name if value else f"no_{field_name}")
+    shown = "none" if value is None else str(value)
+    if not shown or any(character.isspace() for character in shown):
+        shown = repr(shown)  # an empty or spaced value, as the shell would need it
+    return f"{flag_name(field_name)} {shown}"
+
+
 DEVICE_HELP = "--device must be auto, cpu, cuda, cuda:N or mps"
 
 

@@ -16,6 +16,7 @@ import torch
 
 from naonet.errors import UserError
 from naonet.files import atomic_write_bytes
+from naonet.options import flag_text
 from naonet.text import counted
 
 
@@ -170,13 +171,13 @@ def check_same_run(saved: dict, current: dict, path: Path, resumable: Collection
     if isinstance(saved.get("image_size"), int) and "dataset" in saved:
         # folders written before configs recorded the data set's own size as 0
         saved["image_size"] = own_size_as_zero(saved["dataset"], saved["image_size"])
-    differences = [f"{key}={value!r}, not {current.get(key)!r}"
+    differences = [f"{flag_text(key, value)}, not {flag_text(key, current.get(key))}"
                    for key, value in saved.items()
                    if key not in resumable and current.get(key) != value]
     if differences:  # every one (the first alone hid the option the user had changed)
         also = f" (and {', '.join(differences[1:])})" if len(differences) > 1 else ""
-        raise UserError(f"{path} belongs to a {what} with {differences[0]}{also}; "
-                        f"{START_OVER}")
+        raise UserError(f"{path} belongs to a {what} with {differences[0]}{also}; rerun "
+                        f"with its options to resume it, or {START_OVER}")
 
 
 def check_run_classes(path: Path, saved, current: list[str] | None, done: str) -> None:

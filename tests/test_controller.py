@@ -365,6 +365,25 @@ def test_the_controller_says_what_its_encoding_and_configs_lack():
         Controller(WithoutItsSpace())
     with pytest.raises(UserError, match="takes a ControllerConfig, got a dict"):
         Controller(encoding, {"hidden_size": 8})
+
+    space_less = CellSpaceEncoding("small")  # it once failed at the first training
+    space_less.space = None
+    with pytest.raises(UserError, match="encoding.space must be the space it encodes"):
+        Controller(space_less)
+
+    class BeyondItsVocabulary(CellSpaceEncoding):  # an IndexError deep in the decoder
+        def legal_tokens(self, position):
+            return (*super().legal_tokens(position), self.vocab_size)
+
+    with pytest.raises(UserError, match=r"allows token \d+ at position 0, outside 1\.\.\d+ "):
+        Controller(BeyondItsVocabulary("small"), TINY)
+
+    class StartTokenAsOp(CellSpaceEncoding):  # 0 starts every sequence the decoder writes
+        def legal_tokens(self, position):
+            return (0, *super().legal_tokens(position))
+
+    with pytest.raises(UserError, match="allows token 0 at position 0"):
+        Controller(StartTokenAsOp("small"), TINY)
     controller = Controller(encoding, TINY)
     pool = random_architectures(encoding, 4, seed=3)
     with pytest.raises(UserError, match="takes a ControllerTrainConfig, got a NoneType; pass "

@@ -12,7 +12,13 @@ from naonet.errors import UserError
 from naonet.factory import PUBLISHED_MODELS, published_config
 from naonet.models import NetworkConfig, build_network, count_parameters
 from naonet.nb201.table import TABLE_SPACE
-from naonet.spaces import Architecture, architecture_names, get_space, resolve_architecture
+from naonet.spaces import (
+    Architecture,
+    NB201Architecture,
+    architecture_names,
+    get_space,
+    resolve_architecture,
+)
 from naonet.spaces.protocol import DEFAULT_SPACE
 from naonet.training.checkpoint import exported_format
 
@@ -40,9 +46,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     architecture = read_architecture(args.arch, args.space, args.reference)
     is_naonet = isinstance(architecture, Architecture)
-    if is_naonet and args.reference is not None:
+    is_benchmark_cell = isinstance(architecture, NB201Architecture)
+    if not is_benchmark_cell and args.reference is not None:
+        kind = "a NAONet" if is_naonet else "an architecture"
         raise UserError("--reference looks NAS-Bench-201 cells up in their table; "
-                        f"{args.arch!r} is a NAONet of the {architecture.space.name} space")
+                        f"{args.arch!r} is {kind} of the {architecture.space.name} space")
     table = None
     if args.reference is not None:  # read before printing: a bad table is the only line
         from naonet.search.reference import ReferenceTable
@@ -52,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"architecture: {architecture.to_qualified_string()}")
     if is_naonet:
         print_naonet(architecture)
-    else:
+    elif is_benchmark_cell:
         print_benchmark_cell(architecture, table)
+    else:  # a space of another shape (a package's own): the sizes the protocol gives
+        print_network_sizes(architecture)
     if names_a_file(args.arch):
         print_checkpoint_network(args.arch, args.space)
     return 0
@@ -191,24 +201,39 @@ def looks_like_a_path(text: str) -> bool:
 
 
 def print_naonet(architecture: Architecture) -> None:
-    """Both cells, then the sizes of the published networks built from them."""
+    """Both cells, then the sizes of the networks ``nao train`` trains from them: the
+    published ones (NAONet-V2's CIFAR-10 and ImageNet sizes) for the NAO spaces, a space's
+    own ``final_size_for`` each data set for another cell space."""
     for cell_type, cell in architecture.cells().items():
         print(f"{cell_type} cell (output = concat of states {list(cell.loose_ends())}):")
         for index, node in enumerate(cell.nodes):
             ops = architecture.space.op_names
             print(f"  node {index + 2} = {ops[node.op_a]}(state {node.input_a}) + "
                   f"{ops[node.op_b]}(state {node.input_b})")
-    print(f"{'published size':<30}{'params (no aux)':>17}{'params (aux)':>15}{'mult-adds':>14}")
-    for name in PUBLISHED_MODELS:  # the published networks, as create_model builds them
+    space = architecture.space
+    print(f"{'trained size':<30}{'params (no aux)':>17}{'params (aux)':>15}{'mult-adds':>14}")
+    for name in PUBLISHED_MODELS:  # the published recipes, as create_model builds them
         _, fields, dataset = published_config(name)
-        config = NetworkConfig(**{**fields, "aux_head": True})
+        channels, layers = space.final_size_for(dataset)
+        config = NetworkConfig(**{**fields, "aux_head": True, "channels": channels,
+                                  "layers": layers})
         network = build_network(architecture, config)
-        macs = architecture.space.multiply_adds(architecture, config,
-                                                DATASETS[dataset].image_size)
-        # the published sizes, built from this architecture's cells
+        macs = space.multiply_adds(architecture, config, DATASETS[dataset].image_size)
         label = f"{dataset}, C {config.channels}, N {config.layers}"
         print(f"{label:<30}{count_parameters(network):>17,}"
               f"{count_parameters(network, include_aux=True):>15,}{macs / 1e6:>12,.1f} M")
+
+
+def print_network_sizes(architecture) -> None:
+    """The network ``nao train`` trains from ``architecture`` on CIFAR-10 (its space's
+    ``final_size_for``): parameters and multiply-adds, as the space counts them."""
+    space = architecture.space
+    channels, layers = space.final_size_for("cifar10")
+    config = space.network_config(channels, layers)
+    print(f"{'trained size':<30}{'params':>12}{'mult-adds':>14}")
+    print(f"{f'cifar10, C {channels}, N {layers}':<30}"
+          f"{space.parameter_count(architecture, config):>12,}"
+          f"{space.multiply_adds(architecture, config, 32) / 1e6:>12,.1f} M")
 
 
 def print_benchmark_cell(architecture, table) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from naonet.errors import UserError
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -33,7 +35,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from naonet.cli.info import read_architecture
     from naonet.search.plots import draw_architecture, draw_benchmark_cell
-    from naonet.spaces import Architecture
+    from naonet.spaces import Architecture, NB201Architecture
 
     # as nao info reads it: a checkpoint's, a name or a text form; a wrong path named
     architecture = read_architecture(args.arch, args.space, reference=None, command="show")
@@ -41,8 +43,12 @@ def run(args: argparse.Namespace) -> int:
         draw_architecture(architecture, args.output, args.title)
         print(architecture.to_readable())
         print(f"cells drawn in {args.output}")
-    else:  # a NAS-Bench-201 cell: one cell, the benchmark's own network around it
+    elif isinstance(architecture, NB201Architecture):  # one cell, the benchmark's network
         draw_benchmark_cell(architecture, args.output, args.title)
         print(architecture.to_qualified_string())
         print(f"cell drawn in {args.output}")
+    else:
+        raise UserError(f"nao show draws NAO cells and NAS-Bench-201 cells, not "
+                        f"architectures of the {architecture.space.name!r} space; nao info "
+                        f"{architecture.to_qualified_string()!r} prints it")
     return 0

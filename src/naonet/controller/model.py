@@ -232,6 +232,10 @@ class Controller(nn.Module):
         if missing:
             raise UserError(f"the controller's encoding lacks what the SequenceEncoding "
                             f"protocol asks for: {', '.join(missing)}")
+        if not callable(getattr(encoding.space, "as_architecture", None)):
+            raise UserError("the controller's encoding.space must be the space it encodes "
+                            "(the controller reads architectures and their text with its "
+                            f"as_architecture), got {type(encoding.space).__name__}")
         if config is not None and not isinstance(config, ControllerConfig):
             raise UserError(f"the controller takes a ControllerConfig, got a "
                             f"{type(config).__name__}; pass ControllerConfig(...)")
@@ -313,10 +317,18 @@ class Controller(nn.Module):
 def legal_token_mask(encoding: SequenceEncoding) -> torch.Tensor:
     """Boolean [L, V]: True where the encoding allows a token at a position."""
     mask = torch.zeros(encoding.sequence_length, encoding.vocab_size, dtype=torch.bool)
+    sos = getattr(encoding, "sos_token", SOS_TOKEN)
     for position in range(encoding.sequence_length):
         legal = list(encoding.legal_tokens(position))
         if not legal:
             raise UserError(f"encoding allows no token at position {position}; fix the "
                             "space's encoding")
+        wrong = [token for token in legal
+                 if not 0 <= token < encoding.vocab_size or token == sos]
+        if wrong:  # the decoder would index past its vocabulary, or emit the start token
+            raise UserError(f"encoding allows token {wrong[0]} at position {position}, "
+                            f"outside 1..{encoding.vocab_size - 1} (its vocab_size is "
+                            f"{encoding.vocab_size} and token {sos} starts every sequence); "
+                            "fix the space's encoding")
         mask[position, legal] = True
     return mask

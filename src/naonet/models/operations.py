@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from naonet.errors import UserError
+
 
 class ReLUConvBN(nn.Module):
     """ReLU, k x k convolution (no bias), a norm: BatchNorm unless ``norm`` builds
@@ -172,4 +174,8 @@ OPERATIONS: dict[str, OpFactory] = {
 
 def build_operation(name: str, channels: int, stride: int) -> nn.Module:
     """The module for operation ``name`` at ``channels`` channels and ``stride``."""
+    if name not in OPERATIONS:
+        raise UserError(f"no NAO cell operation {name!r}; known: {', '.join(OPERATIONS)} "
+                        "(add a builder to naonet.models.operations.OPERATIONS and a cost "
+                        "formula to naonet.supernet.counting.OPERATION_COSTS)")
     return OPERATIONS[name](channels, stride)

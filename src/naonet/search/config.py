@@ -178,6 +178,7 @@ class SearchConfig:
             below=dict(momentum=1))  # at 1 SGD never forgets a gradient; above, it diverges
         # the data set's own size is said one way (0): --image-size 32 on a folder resumes without
         object.__setattr__(self, "image_size", own_size_as_zero(self.dataset, self.image_size))
+        get_space(self.space)  # an unknown one is named before anything else is checked
         for ok, message in self._checks():
             if not ok:
                 raise UserError(message)

@@ -54,6 +54,13 @@ class CellSearchSpace(IntegerCodedSpace):
     # multiply-adds and latency a search's budget limits
     final_size: tuple[int, int] = (36, 6)
 
+    def __post_init__(self) -> None:
+        if self.num_nodes < 1:
+            raise UserError(f"a cell space needs at least 1 node, got {self.num_nodes}")
+        if not self.op_names or len(set(self.op_names)) != len(self.op_names):
+            raise UserError(f"a cell space's op names must be distinct and non-empty, got "
+                            f"{self.op_names}")
+
     @property
     def num_states(self) -> int:
         """Cell inputs plus node outputs."""

@@ -29,20 +29,29 @@ SOS_TOKEN = 0
 
 
 class SequenceEncoding(Protocol):
-    """What a search space offers the controller."""
+    """What a search space offers the controller: each architecture as a sequence of
+    ``sequence_length`` tokens from ``0 .. vocab_size - 1``. Token ``sos_token`` (an
+    optional attribute; :data:`SOS_TOKEN`, 0, without it) starts every sequence the
+    decoder writes, so no position may allow it."""
 
     space: object  # the SearchSpace it encodes: reads text forms, refuses other spaces'
-    vocab_size: int
-    sequence_length: int
+    vocab_size: int  # the start token included
+    sequence_length: int  # a multiple of tokens_per_step
     tokens_per_step: int  # consecutive tokens the encoder concatenates into one step
 
-    def legal_tokens(self, position: int) -> tuple[int, ...]: ...
+    def legal_tokens(self, position: int) -> tuple[int, ...]:
+        """The tokens the decoder may write at ``position`` (at least one)."""
 
-    def encode(self, architecture) -> list[int]: ...
+    def encode(self, architecture) -> list[int]:
+        """The tokens of an architecture of ``space``."""
 
-    def decode(self, tokens: list[int]): ...
+    def decode(self, tokens: list[int]):
+        """The architecture of a sequence of legal tokens (UserError if there is none)."""
 
-    def equivalent_variant(self, architecture, rng: random.Random): ...
+    def equivalent_variant(self, architecture, rng: random.Random):
+        """An architecture that computes what ``architecture`` computes, drawn from
+        ``rng`` (the architecture itself where the space has no symmetry): the controller
+        trains on such variants (``augment_factor`` copies of the pool)."""
 
 
 class LegalTokens:

@@ -18,6 +18,7 @@ import itertools
 import math
 import operator
 import random
+import types
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -171,6 +172,9 @@ class IntegerCodedSpace:
         values = self.to_integers(self.as_architecture(architecture, "mutate"))
         limits = self.integer_limits()
         positions = [i for i, high in enumerate(limits) if high > 1]
+        if not positions:
+            raise UserError(f"the {self.name!r} space holds one architecture, which has no "
+                            "neighbour to mutate to; give it a second choice somewhere")
         position = rng.choice(positions)
         values[position] = rng.choice([v for v in range(limits[position])
                                        if v != values[position]])
@@ -291,22 +295,64 @@ def register_space(space: SearchSpace, replace: bool = False) -> SearchSpace:
     return space
 
 
+# The entry-point group of installed packages that offer spaces: the ``nao`` commands
+# (and every process torchrun starts) find them without a line of code.
+PLUGIN_GROUP = "naonet.spaces"
+_plugin_failures: dict[str, str] = {}  # entry point -> why it did not load
+_plugins_loaded = False
+
+
+def registered_spaces() -> dict[str, SearchSpace]:
+    """Every registered space by name: naonet's, those registered in this process, and
+    those the installed packages offer under the ``naonet.spaces`` entry points (loaded
+    on the first call)."""
+    _load_space_plugins()
+    return _SPACES
+
+
+def _load_space_plugins() -> None:
+    """Load each ``naonet.spaces`` entry point once. It names a module that registers its
+    spaces when imported, a space, or a list of spaces (registered here). One that fails
+    is remembered, not raised: every other space still works, and asking for a space it
+    should have offered says why it is missing."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True  # first: a plugin that looks a space up does not load again
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=PLUGIN_GROUP):
+        try:
+            offered = entry.load()
+            if isinstance(offered, list | tuple):
+                for space in offered:
+                    register_space(space)
+            elif not isinstance(offered, types.ModuleType):
+                register_space(offered)
+        except Exception as error:  # noqa: BLE001 - another package's code, any error
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            _plugin_failures[f"{entry.name} = {entry.value}"] = (
+                f"{type(error).__name__}: {lines[0][:200]}" if lines
+                else type(error).__name__)
+
+
 def get_space(name: str | SearchSpace | None = None) -> SearchSpace:
     """Look a space up by name (None: the default space); a space object passes through."""
     if name is None:
         name = DEFAULT_SPACE
     if not isinstance(name, str):
         return name
-    try:
-        return _SPACES[name]
-    except KeyError:
-        raise UserError(
-            f"unknown search space {name!r}; use one of: {', '.join(sorted(_SPACES))}"
-        ) from None
+    spaces = registered_spaces()
+    if name in spaces:
+        return spaces[name]
+    failed = "".join(f"; the {PLUGIN_GROUP} entry point {entry} did not load ({why})"
+                     for entry, why in _plugin_failures.items())
+    raise UserError(f"unknown search space {name!r}; use one of: "
+                    f"{', '.join(sorted(spaces))}{failed}")
 
 
 def space_names() -> list[str]:
-    return sorted(_SPACES)
+    return sorted(registered_spaces())
 
 
 def parse_architecture(text: str, space: str | SearchSpace | None = None):
@@ -371,12 +417,12 @@ def without_space_prefix(text: str, name: str) -> str:
 def _prefix_space(text: str) -> str | None:
     for separator in PREFIX_SEPARATORS:
         head = text.split(separator, 1)[0].strip()
-        if separator in text and head in _SPACES:
+        if separator in text and head in registered_spaces():
             return head
     return None
 
 
 def _claiming_space(text: str) -> str | None:
-    claimed = [name for name, space in _SPACES.items()
+    claimed = [name for name, space in registered_spaces().items()
                if getattr(space, "claims", lambda _: False)(text)]
     return claimed[0] if claimed else None

@@ -68,6 +68,10 @@ def sample_architectures(space: str | SearchSpace, count: int, rng: RandomSource
     limits = space.integer_limits()
     if not unique:
         return [space.from_integers(values) for values in _uniform_integers(rng, limits, count)]
+    if count > space.size:
+        raise UserError(f"cannot draw {count:,} distinct architectures of the {space.name!r} "
+                        f"space, which holds {space.size:,}; ask for fewer or pass "
+                        "unique=False")
     chosen: dict[tuple[int, ...], None] = {}  # an insertion-ordered set
     draws = 0
     while len(chosen) < count:

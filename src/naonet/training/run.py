@@ -165,7 +165,8 @@ def unused_options_note(config: TrainConfig, space) -> str | None:
         return None
     return (f"the {space.name} network has no auxiliary head, dropout or drop path, so "
             f"{joined(unused)} {'is' if len(unused) == 1 else 'are'} not used (--no-aux-head"
-            " --keep-prob 1 --drop-path-keep-prob 1 say so; --preset nb201-cifar10 sets them)")
+            " --keep-prob 1 --drop-path-keep-prob 1 say so; the space's own recipe: "
+            f"{space.training_options(config.dataset)})")
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig, world_size: int

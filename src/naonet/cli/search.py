@@ -110,7 +110,7 @@ HELP = {
     "threads": "torch threads on the CPU (0: torch's default, OMP_NUM_THREADS or one per "
                "core); the nb201 CPU presets set 1, faster there under passive OpenMP "
                "waiting",
-    "plot": "write scores.png (needs matplotlib)",
+    "plot": "write scores.png and pareto.png (needs matplotlib)",
 }
 
 

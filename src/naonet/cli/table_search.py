@@ -64,7 +64,8 @@ def add_budget_arguments(group) -> None:
                        help="median forward time of the final network on --device at "
                             "--latency-batch, cached per device")
     group.add_argument("--latency-batch", type=options.whole_number, default=1, metavar="B",
-                       help="batch the latency limit applies to (batch 1 is timed too)")
+                       help="batch the latency limit applies to (batch 1 is timed too; "
+                            "default: 1)")
 
 
 def latency_device(device: str | None, limits: Budget) -> str:

@@ -158,8 +158,9 @@ class IntegerCodedSpace:
                             f"get_space({self.name!r}), or work in the {space.name!r} space "
                             f"(get_space({space.name!r})) throughout")
         raise UserError(f"{user} takes an architecture of the {self.name!r} space or its "
-                        f"text form, got an object of type {type(value).__name__}; read text with "
-                        f"get_space({self.name!r}).parse")
+                        f"text form, got an object of type {type(value).__name__}, which has "
+                        f"no .space; read text with get_space({self.name!r}).parse (the "
+                        "architectures a space makes hold it in .space)")
 
     def sample(self, rng: random.Random):
         """A uniformly random architecture (every entry drawn independently)."""

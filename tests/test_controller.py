@@ -375,7 +375,8 @@ def test_the_controller_says_what_its_encoding_and_configs_lack():
         def legal_tokens(self, position):
             return (*super().legal_tokens(position), self.vocab_size)
 
-    with pytest.raises(UserError, match=r"allows token \d+ at position 0, outside 1\.\.\d+ "):
+    with pytest.raises(UserError, match=r"allows token (\d+) at position 0; a position's "
+                                        r"tokens lie in 0\.\.\d+ \(its vocab_size is \1\)"):
         Controller(BeyondItsVocabulary("small"), TINY)
 
     class StartTokenAsOp(CellSpaceEncoding):  # 0 starts every sequence the decoder writes

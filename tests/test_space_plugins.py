@@ -4,6 +4,7 @@ with one line where they are malformed or where a command cannot handle them."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sys
@@ -24,18 +25,35 @@ CHAIN_PARAMETERS = 27 * 8 + 2 * (9 * 64 + 8) + 8 * 10 + 10
 
 
 @pytest.fixture
-def installed_plugin(monkeypatch):
-    """The example package on the import path, as if installed; naonet's registry as
-    before any entry point was read, restored afterwards."""
-    from naonet.spaces import protocol
+def fresh_registry(monkeypatch):
+    """naonet's registry as before any entry point was read, restored afterwards."""
+    from naonet.spaces import plugins, protocol
 
-    monkeypatch.syspath_prepend(str(PACKAGE))
     monkeypatch.setattr(protocol, "_SPACES", dict(protocol._SPACES))
-    monkeypatch.setattr(protocol, "_plugin_failures", {})
-    monkeypatch.setattr(protocol, "_plugins_loaded", False)
+    for name, value in (("_state", "unloaded"), ("_failures", {}), ("_offered_by", {}),
+                        ("_clashes", {})):
+        monkeypatch.setattr(plugins, name, value)
+
+
+@pytest.fixture
+def installed_plugin(fresh_registry, monkeypatch):
+    """The example package on the import path, as if installed."""
+    monkeypatch.syspath_prepend(str(PACKAGE))
     yield
     for name in PLUGIN_MODULES:
         sys.modules.pop(name, None)
+
+
+def install_package(folder: Path, entry_points: str, modules: dict[str, str]) -> None:
+    """Write a package as pip would leave it: its modules and a dist-info folder that
+    lists its ``naonet.spaces`` entry points."""
+    info = folder / f"{folder.name}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {folder.name}\n"
+                                   "Version: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[naonet.spaces]\n{entry_points}")
+    for name, code in modules.items():
+        (folder / f"{name}.py").write_text(code)
 
 
 def test_the_spaces_an_installed_package_offers_are_found_by_name_and_text(installed_plugin):
@@ -125,3 +143,83 @@ def test_malformed_spaces_of_ones_own_are_named_in_one_line():
     with pytest.raises(UserError, match="cannot draw 2 distinct architectures of the "
                                         "'one-op' space, which holds 1;"):
         sample_architectures(single, 2, random.Random(0))
+
+
+VARIANT = """
+from naonet.spaces import NB201Space, get_space, register_space
+{before}
+SPACE = NB201Space(name={name!r}, op_names=("none", "nor_conv_3x3"{ops}))
+"""
+
+
+def test_two_offers_of_one_name_a_class_and_a_plugin_that_looks_spaces_up(
+        fresh_registry, monkeypatch, tmp_path):
+    """Two packages offering 'tiny': the first Python listed silently won. A class where
+    a space goes ended in a TypeError. A package that looked a space up while a program
+    imported it lost its own space for the whole process."""
+    from naonet.spaces import NB201Space, get_space, register_space
+
+    for folder, entries, modules in (
+            ("first_pkg", "tiny = first_tiny:SPACE\n",
+             {"first_tiny": VARIANT.format(before="", name="tiny", ops="")}),
+            ("second_pkg", "tiny = second_tiny:SPACE\nklass = second_tiny:NB201Space\n",
+             {"second_tiny": VARIANT.format(before="", name="tiny",
+                                            ops=', "skip_connect"')}),
+            ("looking_pkg", "looking = looking_up:SPACE\n",
+             {"looking_up": VARIANT.format(before='BASE = get_space("small")',
+                                           name="looking", ops="")})):
+        install_package(tmp_path / folder, entries, modules)
+        monkeypatch.syspath_prepend(str(tmp_path / folder))
+    modules = ("first_tiny", "second_tiny", "looking_up")
+    try:
+        import looking_up  # noqa: F401 - a program imports the package before any lookup
+
+        with pytest.raises(UserError) as raised:
+            get_space("tiny")
+        assert str(raised.value) in [
+            f"the search space 'tiny' is offered twice: by the entry point tiny = {a}:SPACE, "
+            f"and by the naonet.spaces entry point tiny = {b}:SPACE; uninstall one of the "
+            "packages, or rename one of the spaces"
+            for a, b in (("first_tiny", "second_tiny"), ("second_tiny", "first_tiny"))]
+        with pytest.raises(UserError, match="unknown search space 'other'; .*the "
+                                            "naonet.spaces entry point klass = second_tiny:"
+                                            r"NB201Space did not load \(UserError: NB201Space "
+                                            r"is a class; register an instance of it "
+                                            r"\(NB201Space\(\)\)\)"):
+            get_space("other")
+        assert get_space("looking").name == "looking"  # loaded again once its module was
+        # a program's own space of a name a package took is refused where it registers
+        with pytest.raises(UserError, match="a search space named 'looking' is registered "
+                                            "already"):
+            register_space(NB201Space(name="looking", op_names=("none", "skip_connect")))
+    finally:
+        for name in modules:
+            sys.modules.pop(name, None)
+
+
+def test_a_refused_resume_names_each_option_as_the_flag_that_sets_it():
+    """The ranking experiment's refusal named --sample-size (nao correlate takes
+    --archs) and wrote lists as Python lists."""
+    from naonet.options import flag_text
+    from naonet.search.config import SearchConfig
+    from naonet.search.ranking import RankingConfig, check_same_experiment
+
+    assert flag_text("lr", 1e-5) == "--lr 1e-05"
+    assert flag_text("nesterov", False) == "--no-nesterov"
+    assert flag_text("max_params", None) == "--max-params none"
+    assert flag_text("arch", "|nor_conv_3x3~0|") == "--arch '|nor_conv_3x3~0|'"
+    assert flag_text("top_k", [5, 10]) == "--top-k 5,10"
+    assert flag_text("sample_size", 100, "archs") == "--archs 100"
+
+    def saved(**fields):
+        config = RankingConfig(search=SearchConfig(space="nb201"), reference="table:t.csv",
+                               **fields)
+        return json.loads(json.dumps(config.to_dict()))
+
+    with pytest.raises(UserError) as raised:
+        check_same_experiment(saved(), saved(sample_size=50, samplings=("uniform",)),
+                              Path("runs/rank"))
+    assert str(raised.value) == (
+        "runs/rank belongs to a ranking experiment with --archs 100, not --archs 50 (and "
+        "--samplings uniform,balanced, not --samplings uniform); rerun with its options to "
+        "resume it, or pass another --output, or delete the folder to start over")

@@ -205,15 +205,18 @@ def flag_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
-def flag_text(field_name: str, value) -> str:
-    """A config value as the flag that sets it: ``--lr 0.05``, ``--no-nesterov``,
-    ``--max-params none``."""
+def flag_text(field_name: str, value, flag: str | None = None) -> str:
+    """A config value as the flag that sets it, quoted for a shell where it must be:
+    ``--lr 0.05``, ``--no-nesterov``, ``--max-params none``, ``--top-k 5,10``. ``flag``:
+    the flag's name where it is not the field's (``archs`` for ``sample_size``)."""
+    import shlex
+
+    flag = flag or field_name
     if isinstance(value, bool):
-        return flag_name(field_name if value else f"no_{field_name}")
-    shown = "none" if value is None else str(value)
-    if not shown or any(character.isspace() for character in shown):
-        shown = repr(shown)  # an empty or spaced value, as the shell would need it
-    return f"{flag_name(field_name)} {shown}"
+        return flag_name(flag if value else f"no_{flag}")
+    if isinstance(value, list | tuple):  # a list flag takes its items comma-separated
+        value = ",".join(map(str, value))
+    return f"{flag_name(flag)} {shlex.quote('none' if value is None else str(value))}"
 
 
 DEVICE_HELP = "--device must be auto, cpu, cuda, cuda:N or mps"

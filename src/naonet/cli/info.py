@@ -228,12 +228,13 @@ def print_network_sizes(architecture) -> None:
     """The network ``nao train`` trains from ``architecture`` on CIFAR-10 (its space's
     ``final_size_for``): parameters and multiply-adds, as the space counts them."""
     space = architecture.space
-    channels, layers = space.final_size_for("cifar10")
-    config = space.network_config(channels, layers)
+    dataset = DATASETS["cifar10"]
+    channels, layers = space.final_size_for(dataset.name)
+    config = space.network_config(channels, layers, dataset.num_classes)
+    macs = space.multiply_adds(architecture, config, dataset.image_size)
     print(f"{'trained size':<30}{'params':>12}{'mult-adds':>14}")
-    print(f"{f'cifar10, C {channels}, N {layers}':<30}"
-          f"{space.parameter_count(architecture, config):>12,}"
-          f"{space.multiply_adds(architecture, config, 32) / 1e6:>12,.1f} M")
+    print(f"{f'{dataset.name}, C {channels}, N {layers}':<30}"
+          f"{space.parameter_count(architecture, config):>12,}{macs / 1e6:>12,.1f} M")
 
 
 def print_benchmark_cell(architecture, table) -> None:

@@ -326,9 +326,9 @@ def legal_token_mask(encoding: SequenceEncoding) -> torch.Tensor:
         wrong = [token for token in legal
                  if not 0 <= token < encoding.vocab_size or token == sos]
         if wrong:  # the decoder would index past its vocabulary, or emit the start token
-            raise UserError(f"encoding allows token {wrong[0]} at position {position}, "
-                            f"outside 1..{encoding.vocab_size - 1} (its vocab_size is "
-                            f"{encoding.vocab_size} and token {sos} starts every sequence); "
-                            "fix the space's encoding")
+            raise UserError(f"encoding allows token {wrong[0]} at position {position}; "
+                            f"a position's tokens lie in 0..{encoding.vocab_size - 1} (its "
+                            f"vocab_size is {encoding.vocab_size}) and are not {sos}, the "
+                            "token that starts every sequence; fix the space's encoding")
         mask[position, legal] = True
     return mask

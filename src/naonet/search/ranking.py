@@ -322,7 +322,8 @@ def check_same_experiment(saved: dict, current: dict, path: Path) -> None:
     """A folder resumes only its own experiment: the recipe as a search checks it (where
     and how fast it runs may change), the rest as it was but for the table's path."""
     outer = {key: value for key, value in saved.items() if key != "search"}
-    check_same_run(outer, current, path, RESUMABLE_EXPERIMENT_CHANGES, "ranking experiment")
+    check_same_run(outer, current, path, RESUMABLE_EXPERIMENT_CHANGES, "ranking experiment",
+                   flags={"sample_size": "archs"})
     search_now = as_saved(saved["search"], current["search"])
     check_same_run(saved["search"], search_now, path,
                    RESUMABLE_CHANGES | RESUMABLE_EXPERIMENT_CHANGES | UNREAD_SEARCH_OPTIONS

@@ -9,11 +9,11 @@ from typing import Any
 from naonet.errors import UserError
 from naonet.spaces.protocol import (
     IntegerCodedSpace,
+    add_to_registry,
     config_from_fields,
     get_space,
     preset_options,
     preset_size,
-    register_space,
 )
 
 NUM_CELL_INPUTS = 2  # h[k-2] (id 0) and h[k-1] (id 1)
@@ -55,6 +55,8 @@ class CellSearchSpace(IntegerCodedSpace):
     final_size: tuple[int, int] = (36, 6)
 
     def __post_init__(self) -> None:
+        """A UserError for a space no network can be built of (no node, an operation
+        named twice or none); the operations' names are checked where they are built."""
         if self.num_nodes < 1:
             raise UserError(f"a cell space needs at least 1 node, got {self.num_nodes}")
         if not self.op_names or len(set(self.op_names)) != len(self.op_names):
@@ -199,8 +201,8 @@ MIDDLE = CellSearchSpace(
     drop_path_exempt=("zero", "identity"),
 )
 
-register_space(SMALL)
-register_space(MIDDLE)
+add_to_registry(SMALL)
+add_to_registry(MIDDLE)
 
 
 def get_cell_space(name: str | CellSearchSpace | None) -> CellSearchSpace:

@@ -18,11 +18,11 @@ from typing import Any
 from naonet.errors import UserError
 from naonet.spaces.protocol import (
     IntegerCodedSpace,
+    add_to_registry,
     check_text_space,
     config_from_fields,
     plain_integers,
     preset_options,
-    register_space,
     without_space_prefix,
 )
 
@@ -289,4 +289,4 @@ def _cost_counter(space: NB201Space, config, image_size: int):
     return CostCounter(space, config, image_size)
 
 
-NB201 = register_space(NB201Space())
+NB201 = add_to_registry(NB201Space())

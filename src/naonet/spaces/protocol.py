@@ -19,7 +19,7 @@ import math
 import operator
 import random
 import types
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from naonet.errors import UserError
@@ -283,73 +283,65 @@ PROTOCOL_MEMBERS = protocol_members(SearchSpace)  # what every space has
 def register_space(space: SearchSpace, replace: bool = False) -> SearchSpace:
     """Add a space to the registry (for example a cell space with another node count).
     A name already taken by another space is refused unless ``replace``: the files and
-    architecture names that name it would otherwise change meaning without a word."""
+    architecture names that name it would otherwise change meaning without a word. The
+    spaces installed packages offer are loaded first, so a name one of them takes is
+    refused too."""
+    from naonet.spaces import plugins
+
+    plugins.load_space_plugins()
+    return add_to_registry(space, replace)
+
+
+def add_to_registry(space: SearchSpace, replace: bool = False) -> SearchSpace:
+    """:func:`register_space` without loading the installed packages' spaces: naonet's
+    own spaces, registered as ``naonet.spaces`` is imported (a package's spaces, which
+    import it, load later)."""
+    from naonet.spaces import plugins
+
+    if isinstance(space, type):
+        raise UserError(f"{space.__name__} is a class; register an instance of it "
+                        f"({space.__name__}())")
     missing = [name for name in PROTOCOL_MEMBERS if not hasattr(space, name)]
     if missing:
         raise UserError(f"the space {getattr(space, 'name', space)!r} lacks what the "
                         f"SearchSpace protocol asks for: {', '.join(missing)}")
     taken = _SPACES.get(space.name)
     if taken is not None and taken != space and not replace:
+        plugins.note_clash(space.name)
         raise UserError(f"a search space named {space.name!r} is registered already; give "
                         "yours another name (or pass replace=True)")
     _SPACES[space.name] = space
+    plugins.note_registered(space.name)
     return space
 
 
-# The entry-point group of installed packages that offer spaces: the ``nao`` commands
-# (and every process torchrun starts) find them without a line of code.
-PLUGIN_GROUP = "naonet.spaces"
-_plugin_failures: dict[str, str] = {}  # entry point -> why it did not load
-_plugins_loaded = False
+def registered_spaces() -> Mapping[str, SearchSpace]:
+    """Every registered space by name (read-only): naonet's, those registered in this
+    process, and those the installed packages offer under the ``naonet.spaces`` entry
+    points (:mod:`naonet.spaces.plugins`, loaded on the first call)."""
+    from naonet.spaces import plugins
 
-
-def registered_spaces() -> dict[str, SearchSpace]:
-    """Every registered space by name: naonet's, those registered in this process, and
-    those the installed packages offer under the ``naonet.spaces`` entry points (loaded
-    on the first call)."""
-    _load_space_plugins()
-    return _SPACES
-
-
-def _load_space_plugins() -> None:
-    """Load each ``naonet.spaces`` entry point once. It names a module that registers its
-    spaces when imported, a space, or a list of spaces (registered here). One that fails
-    is remembered, not raised: every other space still works, and asking for a space it
-    should have offered says why it is missing."""
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True  # first: a plugin that looks a space up does not load again
-    from importlib.metadata import entry_points
-
-    for entry in entry_points(group=PLUGIN_GROUP):
-        try:
-            offered = entry.load()
-            if isinstance(offered, list | tuple):
-                for space in offered:
-                    register_space(space)
-            elif not isinstance(offered, types.ModuleType):
-                register_space(offered)
-        except Exception as error:  # noqa: BLE001 - another package's code, any error
-            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-            _plugin_failures[f"{entry.name} = {entry.value}"] = (
-                f"{type(error).__name__}: {lines[0][:200]}" if lines
-                else type(error).__name__)
+    plugins.load_space_plugins()
+    return types.MappingProxyType(_SPACES)
 
 
 def get_space(name: str | SearchSpace | None = None) -> SearchSpace:
     """Look a space up by name (None: the default space); a space object passes through."""
+    from naonet.spaces import plugins
+
     if name is None:
         name = DEFAULT_SPACE
     if not isinstance(name, str):
         return name
     spaces = registered_spaces()
+    if plugins.clash(name):
+        raise UserError(plugins.clash(name))
+    if name not in spaces:
+        plugins.retry_failed()
     if name in spaces:
         return spaces[name]
-    failed = "".join(f"; the {PLUGIN_GROUP} entry point {entry} did not load ({why})"
-                     for entry, why in _plugin_failures.items())
     raise UserError(f"unknown search space {name!r}; use one of: "
-                    f"{', '.join(sorted(spaces))}{failed}")
+                    f"{', '.join(sorted(spaces))}{plugins.failures_text()}")
 
 
 def space_names() -> list[str]:

@@ -158,12 +158,14 @@ def check_same_processes(path: Path, saved, current: int, what: str) -> None:
 
 
 def check_same_run(saved: dict, current: dict, path: Path, resumable: Collection[str],
-                   what: str, added: Mapping[str, object] | None = None) -> None:
+                   what: str, added: Mapping[str, object] | None = None,
+                   flags: Mapping[str, str] | None = None) -> None:
     """A run folder resumes only the run it was made by: every saved option but the
     ``resumable`` ones (where and how fast it runs, not what it computes) must be the
-    current one. ``added``: options that came after run folders were first written, with
-    the value every run made before them ran with (a folder that lacks one resumes only
-    with that value)."""
+    current one, and each that is not is named as the flag that sets it (``flags``: the
+    flag of a field whose name is not its flag's). ``added``: options that came after run
+    folders were first written, with the value every run made before them ran with (a
+    folder that lacks one resumes only with that value)."""
     from naonet.data.registry import own_size_as_zero
 
     saved = {**{key: value for key, value in (added or {}).items() if key in current},
@@ -171,13 +173,21 @@ def check_same_run(saved: dict, current: dict, path: Path, resumable: Collection
     if isinstance(saved.get("image_size"), int) and "dataset" in saved:
         # folders written before configs recorded the data set's own size as 0
         saved["image_size"] = own_size_as_zero(saved["dataset"], saved["image_size"])
-    differences = [f"{flag_text(key, value)}, not {flag_text(key, current.get(key))}"
+    differences = [_difference(key, value, current, (flags or {}).get(key))
                    for key, value in saved.items()
                    if key not in resumable and current.get(key) != value]
     if differences:  # every one (the first alone hid the option the user had changed)
         also = f" (and {', '.join(differences[1:])})" if len(differences) > 1 else ""
         raise UserError(f"{path} belongs to a {what} with {differences[0]}{also}; rerun "
                         f"with its options to resume it, or {START_OVER}")
+
+
+def _difference(key: str, saved, current: dict, flag: str | None) -> str:
+    """A saved option as its flag against the current one's, or as an option this
+    version no longer has."""
+    if key not in current:
+        return f"{key}={saved!r} (an option this version of naonet does not have)"
+    return f"{flag_text(key, saved, flag)}, not {flag_text(key, current[key], flag)}"
 
 
 def check_run_classes(path: Path, saved, current: list[str] | None, done: str) -> None:

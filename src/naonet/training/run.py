@@ -34,6 +34,7 @@ from naonet.distributed import (
 from naonet.errors import UserError
 from naonet.files import atomic_write_text
 from naonet.models import NAONet, NetworkConfig, count_parameters
+from naonet.options import flag_text
 from naonet.revision import code_revision
 from naonet.run_folder import TRAIN_CHECKPOINT, claim_run_folder, write_run_config
 from naonet.runtime import FastPaths, maybe_compile, to_memory_format
@@ -156,11 +157,10 @@ def unused_options_note(config: TrainConfig, space) -> str | None:
     them (NAS-Bench-201's: no auxiliary head, dropout or drop path), else None."""
     if hasattr(options_network_config(config, space), "aux_head"):
         return None
+    keep_probs = {"keep_prob": config.keep_prob,
+                  "drop_path_keep_prob": config.drop_path_keep_prob}
     unused = ([] if not config.aux_head else ["--aux-head"]) + [
-        f"--{name.replace('_', '-')} {value:g}"
-        for name, value in (("keep_prob", config.keep_prob),
-                            ("drop_path_keep_prob", config.drop_path_keep_prob))
-        if value < 1]
+        flag_text(name, value) for name, value in keep_probs.items() if value < 1]
     if not unused:
         return None
     return (f"the {space.name} network has no auxiliary head, dropout or drop path, so "

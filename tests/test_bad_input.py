@@ -4,6 +4,7 @@ new case costs milliseconds, not a Python start-up."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -134,7 +135,7 @@ CASES = [
      "--supernet-epochs applies only to the one-shot search"),
     # seeds every random generator takes (once a traceback after the folder was claimed)
     (SEARCH + ["--seed", "-1"], "--seed must be an integer from 0 to"),
-    (TRAIN + ["--seed", str(2**70)], "--seed must be an integer from 0 to"),
+    (TRAIN + ["--seed", str(2**70)], "--seed must be an integer of at most 9,223,372,036,"),
     (["search", "--space", "nb201", "--evaluator", "table:t.csv", "--seed", "-3"],
      "--seed must be an integer from 0 to"),
     (["bench-search", "--evaluator", "table:t.csv", "--first-seed", str(2**32 - 2)],
@@ -208,6 +209,19 @@ CASES = [
               "nor_conv_3x3~1|nor_conv_3x3~2|"],  # once "unknown search space 'small:'"
      "is written in the form of the 'nb201' space but prefixed 'small'; drop the prefix"),
     (SEARCH + ["--amp", "fp16"], "--amp fp16 is not supported by the search"),
+    # from a fuzzing of every command: tracebacks of overflows, options silently dropped
+    (SEARCH + ["--supernet-epochs", "1e30"], "--supernet-epochs: 1e+30 is beyond the largest "
+     "integer, 9,223,372,036,854,775,807"),
+    (TRAIN + ["--image-size", "4294967296"], "--image-size must be at most 4,096 pixels a "
+     "side, got 4,294,967,296"),
+    (SEARCH + ["--space", "nb201", "--seed-pool-size", "20000"], "--seed-pool-size 20,000 is "
+     "more than the 15,625 architectures of the nb201 space"),
+    (["correlate", "a.txt", "b.txt", "--archs", "5"], "--archs applies only to the supernet "
+     "experiment (--supernet); drop it to compare two files"),
+    (["correlate", "a.txt", "b.txt", "--output", "x"], "--output applies only to the "
+     "supernet experiment"),
+    (["correlate", "a.txt", "b.txt", "--evaluator", "table:t.csv"], "--evaluator applies "
+     "only to the supernet experiment"),
 ]
 
 
@@ -699,8 +713,8 @@ def damaged_files(folder, table) -> dict[str, tuple[list[str], str]]:
                          "does not hold what it should (TypeError"),
         "huge-index": (["search", "--space", "nb201", "--evaluator",
                         f"table:{folder / 'huge-index.csv'}", "--budget", "5"],
-                       f"huge-index.csv:2: index '{10**30}' is not a whole number of at "
-                       "most 64 bits"),
+                       f"huge-index.csv:2: index '{10**30}' is not a whole number from 0 "
+                       "that fits 64 bits"),
     }
 
 
@@ -1049,3 +1063,167 @@ def test_a_query_budget_that_is_no_whole_number_is_refused():
     for budget in (2.5, True, 0):
         with pytest.raises(UserError, match="the query budget must be an integer >= 1"):
             BudgetedEvaluator(lambda architecture: 0.0, budget=budget)
+
+
+def test_an_output_file_never_replaces_an_input_or_another_commands_file(capsys, tmp_path):
+    """bench-search --output onto its own table replaced the table with JSON; convert onto
+    a run's last.pt ended that run's resumption; both exited 0."""
+    from nb201_synthetic import write_synthetic_table
+
+    table = write_synthetic_table(tmp_path / "table.csv")
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text('{"epoch": 1}\n')
+    bench = ["bench-search", "--evaluator", f"table:{table}", "--strategies", "random",
+             "--seeds", "1", "--budget", "5", "--plot", "", "--quiet", "--output"]
+    for target, fragment in ((table, "is the file being read"),
+                             (metrics, "exists and is not a nao bench-search result")):
+        before = target.read_bytes()
+        status, _, err = nao_in_process(capsys, *bench, str(target))
+        assert status == 2 and fragment in err and len(err.splitlines()) == 1, err
+        assert target.read_bytes() == before
+    for _ in range(2):  # its own result it replaces
+        status, _, err = nao_in_process(capsys, *bench, str(tmp_path / "bench.json"))
+        assert status == 0, err
+    status, _, err = nao_in_process(capsys, "search", "--space", "nb201", "--evaluator",
+                                    f"table:{table}", "--budget", "25", "--strategy",
+                                    "random", "--result-json", str(metrics))
+    assert status == 2 and "exists and is not a result of nao search --evaluator" in err
+    # a training's checkpoint (it keeps its optimizer) is no model file of nao convert's
+    checkpoint = tmp_path / "last.pt"
+    torch.save({"format": 1, "model": {}, "network": {}, "arch": "small:0",
+                "optimizer": {}}, checkpoint)
+    released = str(require(FIXTURES / "naonet_v2_cifar_c8_l1.pt"))
+    for command in (["convert", released, str(checkpoint)],
+                    ["export", released, str(checkpoint), "--format", "torchscript"]):
+        before = checkpoint.read_bytes()
+        status, _, err = nao_in_process(capsys, *command)
+        assert status == 2 and "exists and is not a" in err, err
+        assert checkpoint.read_bytes() == before
+    converted = tmp_path / "converted.pt"
+    for _ in range(2):
+        status, _, err = nao_in_process(capsys, "convert", released, str(converted))
+        assert status == 0, err
+
+
+def test_damaged_bytes_in_a_checkpoint_are_found(tmp_path):
+    """torch.load read a checkpoint whose tensor bytes were damaged, and the network then
+    evaluated to other figures without a word; the zip's CRC-32 says so."""
+    import zipfile
+
+    from naonet.errors import UserError
+    from naonet.training.checkpoint import load_checkpoint
+
+    path = tmp_path / "damaged.pt"
+    torch.save({"weights": torch.zeros(4096)}, path)
+    with zipfile.ZipFile(path) as archive:
+        record = next(info for info in archive.infolist() if "/data/" in info.filename)
+    data = bytearray(path.read_bytes())
+    data[record.header_offset + 512] ^= 0xFF  # inside the tensor's bytes (16 KiB of them)
+    path.write_bytes(bytes(data))
+    assert torch.load(path, weights_only=True)["weights"].abs().sum() > 0  # read silently
+    with pytest.raises(UserError, match=f"checkpoint {path} is corrupt or not a naonet "
+                                        "checkpoint \\(.*fails its CRC check"):
+        load_checkpoint(path)
+
+
+def test_a_damaged_archive_is_refused_not_extracted_in_part(tmp_path):
+    """A .tar.gz with damaged bytes was extracted up to its damage and trained on (182 of
+    200 images); a tar whose member header was damaged likewise."""
+    import gzip
+    import io
+    import tarfile
+
+    from naonet.data.sources import extract_into
+    from naonet.errors import UserError
+
+    plain = io.BytesIO()
+    with tarfile.open(fileobj=plain, mode="w") as tar:
+        for index in range(40):
+            payload = bytes(range(256)) * 8
+            info = tarfile.TarInfo(f"data/train/cat/{index:04d}.bin")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    whole = plain.getvalue()
+    header = bytearray(whole)
+    header[20 * (512 + 2048) + 100] ^= 0xFF  # member 21's header fails its checksum
+    compressed = bytearray(gzip.compress(whole))
+    compressed[len(compressed) // 2] ^= 0xFF
+    for name, data, fragment in (
+            ("header.tar", bytes(header), "a damaged member header ends its listing early"),
+            ("bytes.tar.gz", bytes(compressed), "could not extract")):
+        archive = tmp_path / name
+        archive.write_bytes(data)
+        staging = tmp_path / f"into-{name}"
+        staging.mkdir()
+        with pytest.raises(UserError, match=fragment):
+            extract_into(archive, staging)
+    intact = tmp_path / "intact.tar"
+    intact.write_bytes(whole)
+    (tmp_path / "into-intact").mkdir()
+    extract_into(intact, tmp_path / "into-intact")
+    assert len(list((tmp_path / "into-intact" / "data/train/cat").iterdir())) == 40
+
+
+def test_a_diverged_training_stops_instead_of_reporting_done(capsys, cifar_mini, tmp_path):
+    """--lr 1e30 trained to NaN weights, logged 'train loss nan', then 'done', exit 0."""
+    status, out, err = nao_in_process(
+        capsys, "train", "--arch", "naonet-v2", "--device", "cpu", "--data", str(cifar_mini),
+        "--channels", "8", "--layers", "1", "--epochs", "1", "--train-subset", "64",
+        "--batch-size", "32", "--lr", "1e30", "--no-progress", "--output",
+        str(tmp_path / "run"))
+    assert status == 2 and "done" not in out
+    assert err.strip().splitlines() == [
+        "nao train: error: the training diverged: weights became NaN or infinite (mean loss "
+        "nan this epoch); lower --lr or --weight-decay, or clip gradients (--grad-clip), and "
+        "start again with another --output"]
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda rows: [rows[0] + ",valid_acc_200ep", *rows[1:]],
+     "has the column valid_acc_200ep twice; keep one"),
+    (lambda rows: [rows[0], rows[1].replace(rows[1].split(",")[3], "150", 1), *rows[2:]],
+     ":2: valid_acc_200ep is '150'; an accuracy is a percent from 0 to 100"),
+    (lambda rows: [rows[0], "-7" + rows[1][rows[1].index(","):], *rows[2:]],
+     ":2: index '-7' is not a whole number from 0"),
+    (lambda rows: [rows[0], rows[1], rows[1].split(",")[0] + rows[2][rows[2].index(","):],
+                   *rows[3:]], "gives index"),
+])
+def test_a_benchmark_table_that_would_mislead_is_refused(tmp_path, change, fragment):
+    """A column twice (the last silently won), accuracies outside 0-100 %, negative or
+    repeated indices: each was read without a word."""
+    from naonet.errors import UserError
+    from naonet.nb201 import BenchmarkTable
+
+    from nb201_synthetic import write_synthetic_table
+
+    table = write_synthetic_table(tmp_path / "table.csv")
+    rows = table.read_text().splitlines()
+    table.write_text("\n".join(change(rows)) + "\n")
+    with pytest.raises(UserError, match=re.escape(fragment)):
+        BenchmarkTable.load(table)
+
+
+def test_more_threads_than_cores_and_a_constant_score_file_are_refused(capsys, tmp_path):
+    """--threads 5000 hung the search and 100000 crashed it; a file of equal scores gave
+    tau nan and an arbitrary precision@k, exit 0."""
+    import os
+
+    from naonet.errors import UserError
+    from naonet.runtime import use_cpu_threads
+
+    cores = os.cpu_count() or 1
+    with pytest.raises(UserError, match=f"--threads {cores + 1} is more than the {cores} "
+                                        "cores here"):
+        use_cpu_threads(cores + 1, torch.device("cpu"))
+    import random
+
+    from naonet.spaces import get_space
+
+    rng = random.Random(0)
+    cells = [get_space("small").sample(rng).to_qualified_string() for _ in range(4)]
+    scores, constant = tmp_path / "a.txt", tmp_path / "b.txt"
+    scores.write_text("".join(f"{cell} {i}\n" for i, cell in enumerate(cells)))
+    constant.write_text("".join(f"{cell} 5\n" for cell in cells))
+    status, _, err = nao_in_process(capsys, "correlate", str(scores), str(constant))
+    assert status == 2 and f"every score of {constant} is 5: there is no ranking" in err, err

@@ -239,5 +239,5 @@ def test_nao_convert_keeps_the_image_size_and_neither_command_writes_over_its_so
     for command, output in (("convert", source), ("export", source),
                             ("export", tmp_path / "." / "last.pt")):
         status, _, err = nao_in_process(capsys, command, str(source), str(output))
-        assert status == 2 and "is the checkpoint being read; pass another output" in err
+        assert status == 2 and "is the file being read; pass another output file" in err
     assert source.read_bytes() == before

@@ -7,6 +7,7 @@ field types, with one-line errors for anything else.
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import fields, replace
 from pathlib import Path
@@ -24,7 +25,20 @@ def whole_number(value) -> int:
             value = float(value)
     if isinstance(value, float) and not value.is_integer():
         raise ValueError(value)
+    if abs(value) > INTEGER_LIMIT:  # torch and NumPy overflowed on it, with a traceback
+        raise IntegerTooLarge(f"{value:g} is beyond the largest integer, {INTEGER_LIMIT:,}")
     return int(value)
+
+
+INTEGER_LIMIT = 2**63 - 1  # the largest integer torch and NumPy hold
+
+
+class IntegerTooLarge(argparse.ArgumentTypeError, ValueError):
+    """A number beyond :data:`INTEGER_LIMIT` (argparse shows its message)."""
+
+# The largest side an image is read, resized or built at: a larger one overflowed
+# torch's element count, with a traceback (and no network trains at it).
+IMAGE_SIZE_LIMIT = 4096
 
 
 whole_number.__name__ = "int"  # argparse names the type in its error message
@@ -116,6 +130,9 @@ def coerce_options(config_class, values: dict, command: str) -> dict:
                 raise ValueError(value)
             elif base in _CASTS:
                 value = _CASTS[base](value)
+        except IntegerTooLarge:
+            raise UserError(f"{flag_name(key)} must be an integer of at most "
+                            f"{INTEGER_LIMIT:,}, got {value}") from None
         except (TypeError, ValueError):
             wanted = _KIND_NAMES.get(base, base) + (" or none" if base != kind else "")
             raise UserError(f"option {key} must be {wanted}, got {value!r}") from None
@@ -171,8 +188,11 @@ def check_values(config, at_least: dict[str, float], above: dict[str, float],
     ``seed`` field a seed every generator takes (and every field of its type:
     :func:`check_field_types`)."""
     check_field_types(config, as_flags=True)
-    if "seed" in {field.name for field in fields(config)}:
+    names = {field.name for field in fields(config)}
+    if "seed" in names:
         check_seed(config.seed, "--seed")
+    if "image_size" in names:
+        check_image_size(config.image_size)
     for name, bound in at_least.items():
         if getattr(config, name) < bound:
             raise UserError(f"{flag_name(name)} must be >= {bound:g}, got "
@@ -191,6 +211,13 @@ def check_values(config, at_least: dict[str, float], above: dict[str, float],
 # with naonet.data.pipelines.epoch_seed(seed, epoch), the augmentation from one seeded with
 # augment_seed (epoch_seed * 16 + ...), both within torch's 64 bits.
 SEED_LIMIT = 2**32
+
+
+def check_image_size(size: int) -> None:
+    """A UserError for an ``--image-size`` above :data:`IMAGE_SIZE_LIMIT`."""
+    if size > IMAGE_SIZE_LIMIT:
+        raise UserError(f"--image-size must be at most {IMAGE_SIZE_LIMIT:,} pixels a side, "
+                        f"got {size:,}")
 
 
 def check_seed(seed: int, flag: str, count: int = 1) -> None:

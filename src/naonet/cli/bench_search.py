@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from naonet.analysis.plots import plot_best_so_far
+from naonet.cli.options import check_output_file, json_with_keys
 from naonet.cli.table_search import (
     add_budget_arguments,
     add_strategy_options,
@@ -26,6 +27,7 @@ from naonet.nb201 import VALIDATION_METRICS
 from naonet.options import whole_number
 from naonet.revision import code_revision
 from naonet.search.plots import check_can_draw, check_picture_path
+from naonet.search.reference import table_path
 from naonet.strategies import STRATEGIES
 from naonet.strategies.benchmark import (
     BenchmarkConfig,
@@ -86,11 +88,18 @@ def benchmark_config(args: argparse.Namespace) -> BenchmarkConfig:
                            device=latency_device(args.device, limits))
 
 
+RESULT_FILE = json_with_keys("config", "strategies", "best_possible")  # what --output holds
+
+
 def run(args: argparse.Namespace) -> int:
     config = benchmark_config(args)
+    table_file = table_path(config.table, "--evaluator")
     if args.plot:  # before minutes of searching, not after
         check_picture_path(args.plot)
+        check_output_file(table_file, args.plot)
         check_can_draw("--plot ''")
+    if args.output:
+        check_output_file(table_file, args.output, RESULT_FILE, "a nao bench-search result")
     table = load_table(config.table, config.space)
     seeds = config.seed_range
 

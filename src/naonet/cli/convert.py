@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from naonet.models import count_parameters
     from naonet.training.checkpoint import atomic_save
 
-    check_output_file(args.source, args.output)
+    check_output_file(args.source, args.output, is_model_file,
+                      "a model file nao convert wrote")
     refuse_export_suffix(args.output)
     loaded = load_model(args.source, arch=args.arch, space=args.space)
     check_recorded_dataset(loaded, args.dataset, args.source)
@@ -41,6 +42,20 @@ def run(args: argparse.Namespace) -> int:
           f"{config.describe()}, {count_parameters(loaded.network):,} parameters "
           "(aux head excluded)")
     return 0
+
+
+def is_model_file(path) -> bool:
+    """Whether ``path`` holds what ``nao convert`` writes (a network's weights and
+    config, no training state: a training's checkpoint keeps its optimizer, and
+    replacing it would end that run's resumption)."""
+    from naonet.training.checkpoint import torch_load_quietly
+
+    try:
+        saved = torch_load_quietly(path)
+    except Exception:  # noqa: BLE001 - not a checkpoint at all, or damaged
+        return False
+    return (isinstance(saved, dict) and {"format", "model", "network", "arch"} <= set(saved)
+            and "optimizer" not in saved)
 
 
 def refuse_export_suffix(output: str) -> None:

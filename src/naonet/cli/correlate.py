@@ -71,20 +71,21 @@ def add_parser(subparsers) -> None:
 
     defaults = RankingConfig  # the experiment's defaults, said once
 
-    experiment.add_argument("--archs", type=whole_number, default=defaults.sample_size,
+    # defaults None: a flag typed without --supernet is refused (RankingConfig fills them)
+    experiment.add_argument("--archs", type=whole_number, default=None,
                             help=f"architectures of the table scored (default "
                                  f"{defaults.sample_size})")
     samplings = ",".join(defaults.samplings)
-    experiment.add_argument("--samplings", default=samplings,
+    experiment.add_argument("--samplings", default=None,
                             help=f"comma-separated samplings compared (default {samplings})")
     experiment.add_argument("--metric", choices=sorted(VALIDATION_METRICS),
-                            default=defaults.metric,
+                            default=None,
                             help=f"table column to compare with (default {defaults.metric})")
-    experiment.add_argument("--train-on", choices=TRAIN_ON, default=defaults.train_on,
+    experiment.add_argument("--train-on", choices=TRAIN_ON, default=None,
                             help="what the supernet trains on: every cell of the table "
                                  "(space) or only the --archs cells it scores (sample, as a "
                                  f"search trains on its pool; default {defaults.train_on})")
-    experiment.add_argument("--score-every", type=whole_number, default=defaults.score_every,
+    experiment.add_argument("--score-every", type=whole_number, default=None,
                             help="also score every this many epochs: tau against the "
                                  f"training budget (default {defaults.score_every}: at the "
                                  "end only)")
@@ -121,12 +122,18 @@ def run(args: argparse.Namespace) -> int:
         if args.files:
             raise UserError("--supernet takes no score files; drop them or drop --supernet")
         return run_experiment(args)
+    refuse_experiment_flags(args)
     if len(args.files) != 2:
         raise UserError(f"give two score files (A and the reference B), got "
                         f"{len(args.files)}; or run the experiment with --supernet")
     scores = read_scores(args.files[0], args.column_a)
     reference = read_scores(args.files[1], args.column_b)
     _, a, b = matched(scores, reference)
+    for values, name, flag in ((a, args.files[0], "--column-a"), (b, args.files[1],
+                                                                  "--column-b")):
+        if len(set(values)) == 1:  # tau and rho would be nan, precision@k arbitrary
+            raise UserError(f"every score of {name} is {values[0]:g}: there is no ranking to "
+                            f"compare; check the file (or {flag})")
     top_k = parse_top_k(args.top_k)
     report = correlate(a, b, top_k)
     print(f"A: {args.files[0]} ({len(scores)})  B: {args.files[1]} ({len(reference)})")
@@ -136,6 +143,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"precision@top-{', '.join(map(str, skipped))}: skipped, the files share only "
               f"{report.count} architectures")
     return 0
+
+
+def refuse_experiment_flags(args: argparse.Namespace) -> None:
+    """A UserError for an option of the supernet experiment given to a comparison of two
+    files, which would otherwise drop it without a word."""
+    from naonet.cli.options import refuse_flags
+    from naonet.search.config import field_names
+
+    if args.reference_alias is not None:
+        raise UserError("--evaluator applies only to the supernet experiment (--supernet); "
+                        "drop it to compare two files")
+    refuse_flags(args, ["preset", "config", "archs", "samplings", "metric", "train_on",
+                        "score_every", *sorted(field_names())],
+                 "the supernet experiment (--supernet)", " to compare two files",
+                 listed_by="nao correlate --help lists both uses")
 
 
 def ranking_config(args: argparse.Namespace):
@@ -152,11 +174,14 @@ def ranking_config(args: argparse.Namespace):
     flags.update(reference=reference, space=args.space or TABLE_SPACE)
     file_values = load_config_file(args.config) if args.config else {}
     search = resolve_search_config(args.preset, file_values, flags)
-    samplings = tuple(part.strip() for part in args.samplings.split(",") if part.strip())
-    config = RankingConfig(search=search, reference=reference, sample_size=args.archs,
-                           samplings=samplings, metric=args.metric,
-                           top_k=parse_top_k(args.top_k), score_every=args.score_every,
-                           train_on=args.train_on)
+    given = {name: value for name, value in (
+        ("sample_size", args.archs), ("metric", args.metric), ("train_on", args.train_on),
+        ("score_every", args.score_every)) if value is not None}
+    if args.samplings is not None:
+        given["samplings"] = tuple(part.strip() for part in args.samplings.split(",")
+                                   if part.strip())
+    config = RankingConfig(search=search, reference=reference,
+                           top_k=parse_top_k(args.top_k), **given)
     return config, args.output is not None or "output" in file_values
 
 

@@ -45,8 +45,11 @@ def run(args: argparse.Namespace) -> int:
     from naonet.data import get_dataset_spec
     from naonet.data.registry import preprocessing_text
     from naonet.export import ExportSpec, export_model, read_metadata
+    from naonet.training.checkpoint import exported_format
 
-    check_output_file(args.checkpoint, args.output)
+    check_output_file(args.checkpoint, args.output,
+                      lambda path: exported_format(path) is not None,
+                      "a model nao export wrote (TorchScript or ONNX)")
     for flag, value, zero in (("--batch-size", args.batch_size, "dynamic"),
                               ("--image-size", args.image_size, "the trained size"),
                               ("--opset", args.opset, "the exporter's")):

@@ -4,7 +4,9 @@ is a flag with the same name (underscores become dashes)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import MISSING, fields
+from pathlib import Path
 
 from naonet.options import flag_name, whole_number
 
@@ -67,10 +69,15 @@ def add_model_file_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", default=None, help="search space of --arch")
 
 
-def check_output_file(source: str, output: str) -> None:
-    """A UserError, before any work, when the file to write cannot be: an empty name, a
-    folder, a file in a folder this process cannot write to, or ``source`` itself
-    (writing it would replace the checkpoint being read). A missing folder is made."""
+def check_output_file(source: str | list[str], output: str,
+                      written_by_this: Callable[[Path], bool] | None = None,
+                      kind: str = "") -> None:
+    """A UserError, before any work, when the file to write cannot be or must not be: an
+    empty name, a folder, a file in a folder this process cannot write to, a ``source``
+    (an input of the command: writing it would replace what is being read), or an
+    existing file that ``written_by_this`` says is not one this command writes (a run's
+    checkpoint, a benchmark table: replacing it would destroy another run's work; it is
+    described as ``kind``). A missing folder is made."""
     import os
 
     from naonet.errors import UserError
@@ -83,10 +90,30 @@ def check_output_file(source: str, output: str) -> None:
     folder = os.path.dirname(os.path.abspath(output))
     if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"the folder {folder} is not writable; pass an output file elsewhere")
-    # samefile: the same file under another path, a link or a hard link too
-    if os.path.exists(output) and os.path.exists(source) and os.path.samefile(output, source):
-        raise UserError(f"{output} is the checkpoint being read; pass another output file "
-                        "(writing it would replace the checkpoint)")
+    if not os.path.exists(output):
+        return
+    for read in [source] if isinstance(source, str) else source:
+        # samefile: the same file under another path, a link or a hard link too
+        if os.path.exists(read) and os.path.samefile(output, read):
+            raise UserError(f"{output} is the file being read; pass another output file "
+                            "(writing it would replace what is read)")
+    if written_by_this is not None and not written_by_this(Path(output)):
+        raise UserError(f"{output} exists and is not {kind}; pass another output file (or "
+                        "delete it first: this command replaces only its own files)")
+
+
+def json_with_keys(*keys: str) -> Callable[[Path], bool]:
+    """Whether a file is a JSON object holding ``keys`` (a result file a command wrote)."""
+    import json
+
+    def written(path: Path) -> bool:
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return False
+        return isinstance(values, dict) and all(key in values for key in keys)
+
+    return written
 
 
 def refuse_flags(args: argparse.Namespace, names, applies_to: str, note: str = "",

@@ -14,6 +14,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from naonet import options
+from naonet.cli.options import check_output_file, json_with_keys
 from naonet.constraints import Budget
 from naonet.errors import UserError
 from naonet.files import atomic_write_text
@@ -147,10 +148,16 @@ def load_table(evaluator: str, space: str | None, every_cell: bool = True) -> Be
     return BenchmarkTable.load(table_path(evaluator, "--evaluator"), every_cell=every_cell)
 
 
+RESULT_FILE = json_with_keys("strategy", "seed", "budget", "table")  # what --result-json holds
+
+
 def run_table_search(args: argparse.Namespace) -> int:
     """Search the table, print the best architecture by validation and its test accuracy."""
     limits = budget_from_args(args)  # bad flags fail before the table is read
     seed = getattr(args, "seed", 0) or 0
+    if args.result_json:
+        check_output_file(table_path(args.evaluator, "--evaluator"), args.result_json,
+                          RESULT_FILE, "a result of nao search --evaluator table:CSV")
     options.check_seed(seed, "--seed")
     config = strategy_configs(args).get(args.strategy)
     table = load_table(args.evaluator, getattr(args, "space", None))

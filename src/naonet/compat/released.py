@@ -249,6 +249,9 @@ def _load_with_placeholders(path: Path) -> object:
     try:
         # torch.load with a custom pickle module: only the unpickling of the record changes.
         return torch_load_quietly(path, restricted_pickle_module=_InertPickleModule)
+    except zipfile.BadZipFile as error:  # its bytes were damaged after it was written
+        raise UserError(f"{path} is damaged ({error}); pass an intact copy (download a "
+                        "released one again; rerun the run that wrote one of ours)") from None
     except Exception as error:  # noqa: BLE001
         raise UserError(f"{path} could not be read as a checkpoint ({type(error).__name__}); "
                         "check the file") from None

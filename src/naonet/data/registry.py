@@ -95,6 +95,10 @@ def get_dataset_spec(name: str, image_size: int | None = None) -> DatasetSpec:
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; use one of: {', '.join(DATASETS)}")
     spec = DATASETS[name]
+    if image_size is not None:
+        from naonet.options import check_image_size
+
+        check_image_size(image_size)
     if name == "folder" and image_size is not None and image_size != spec.image_size:
         small = image_size <= SMALL_IMAGE_MAX
         spec = DatasetSpec("folder", "cifar" if small else "imagenet", None, spec.mean,

@@ -14,12 +14,14 @@ from __future__ import annotations
 import codecs
 import contextlib
 import hashlib
+import lzma
 import os
 import pickle
 import shutil
 import tarfile
 import tempfile
 import unicodedata
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,12 +212,25 @@ def extract_into(archive: Path, staging: Path) -> None:
     try:
         with tarfile.open(archive) as tar:
             tar.extractall(staging, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as error:
+            check_read_to_the_end(tar, archive)
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as error:
         # tarfile lists every compression it tried, one line each: its first line says it
         reason = str(error).splitlines()[0].rstrip(": ") if str(error) else type(error).__name__
         raise UserError(f"could not extract {archive} ({reason}); pass an intact tar archive "
                         "(.tar, .tar.gz, .tar.bz2 or .tar.xz; download it again if it came "
                         "from the web)") from None
+
+
+def check_read_to_the_end(tar: tarfile.TarFile, archive: Path) -> None:
+    """Read what follows the archive's last member: zeros only in an intact tar. tarfile
+    takes a damaged member header for the end of the archive, so a damaged archive
+    extracted part of its images without a word; reading on also checks the
+    compression's own sums (gzip's CRC-32, which raises an OSError when it fails)."""
+    while chunk := tar.fileobj.read(1 << 20):
+        if chunk.count(0) != len(chunk):
+            raise UserError(f"could not extract {archive} (a damaged member header ends its "
+                            "listing early, with data after it); pass an intact tar archive "
+                            "(download it again if it came from the web)")
 
 
 def find_split_folder(root: Path, split: str) -> Path | None:

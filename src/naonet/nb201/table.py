@@ -63,9 +63,10 @@ def _row_index(text: str, path: Path, line: int) -> int:
         value = int(text)
     except ValueError:
         value = None
-    if value is None or not -2**63 <= value < 2**63:
+    if value is None or not 0 <= value < 2**63:
         raise UserError(f"benchmark table {path}:{line}: index {text!r} is not a whole "
-                        "number of at most 64 bits; write the benchmark's index of the cell")
+                        "number from 0 that fits 64 bits; write the benchmark's index of the "
+                        "cell")
     return value
 
 
@@ -79,6 +80,9 @@ def _value(text: str, column: str, path: Path, line: int) -> float:
     if not math.isfinite(value):
         raise UserError(f"benchmark table {path}:{line}: {column} is {text.strip()!r}; every "
                         "value must be a finite number (fill in the row or remove it)")
+    if column in PERCENT_COLUMNS and not 0 <= value <= 1:
+        raise UserError(f"benchmark table {path}:{line}: {column} is {text.strip()!r}; an "
+                        "accuracy is a percent from 0 to 100")
     return value
 
 
@@ -91,6 +95,25 @@ def _check_percents(columns: dict[str, np.ndarray], path: Path) -> None:
                             "look like fractions; the table holds accuracies in percent, as "
                             "the benchmark publishes them (93.76, not 0.9376): multiply them "
                             "by 100")
+
+
+def _check_columns_once(names: list[str], path: Path) -> None:
+    """A column named twice: the reader would keep the last, silently."""
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise UserError(f"benchmark table {path} has the column {name} twice; keep one")
+        seen.add(name)
+
+
+def _check_each_index_once(indices: list[int], lines: list[int], path: Path) -> None:
+    """An index in two rows: looking it up would find one of them, silently."""
+    first: dict[int, int] = {}
+    for index, line in zip(indices, lines, strict=True):
+        if index in first:
+            raise UserError(f"benchmark table {path} gives index {index} to two rows (rows "
+                            f"{first[index]} and {line}); each cell has its own index")
+        first[index] = line
 
 
 def _check_each_cell_once(architectures: list, lines: list[int], path: Path,
@@ -156,6 +179,7 @@ class BenchmarkTable:
         try:
             with open(path, newline="", encoding=ENCODING) as handle:  # a BOM or none
                 reader = csv.DictReader(handle)
+                _check_columns_once(reader.fieldnames or [], path)
                 missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
                 if missing:
                     raise UserError(f"benchmark table {path} lacks the column(s) "
@@ -177,6 +201,7 @@ class BenchmarkTable:
                 values[column].append(_value(row[column], column, path, line))
         columns = {column: np.array(values[column]) for column in numeric}
         _check_percents(columns, path)
+        _check_each_index_once(indices, [line for line, _ in rows], path)
         _check_each_cell_once(architectures, [line for line, _ in rows], path, space,
                               every_cell)
         return cls(space, tuple(architectures), np.array(indices, dtype=np.int64), columns,

@@ -217,6 +217,10 @@ class SearchConfig:
              or self.seed_pool_size >= 2,
              f"--seed-pool-size must be >= 2 for NAO: its controller learns from the "
              f"scores of at least 2 architectures, got {self.seed_pool_size}"),
+            (self.seed_pool_file or self.seed_pool_size <= get_space(self.space).size,
+             f"--seed-pool-size {self.seed_pool_size:,} is more than the "
+             f"{get_space(self.space).size:,} architectures of the {self.space} space; pass "
+             "at most that many"),
             (self.strategy in ONE_SHOT_STRATEGIES, f"--strategy must be one of: "
              f"{', '.join(ONE_SHOT_STRATEGIES)}"),
             (self.strategy != "evolution" or 1 <= self.sample_size <= self.population_size,

@@ -62,12 +62,27 @@ def torch_load_quietly(path: str | Path, restricted_pickle_module=None):
         raise UserError(f"{path} is an exported {exported} model (nao export), not a "
                         f"checkpoint; pass the .pt file nao train wrote (run it with "
                         f"{runner})")
+    check_zip_checksums(path)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Detected pickle protocol")
         if restricted_pickle_module is None:
             return torch.load(path, map_location="cpu", weights_only=True)
         return torch.load(path, map_location="cpu", weights_only=False,
                           pickle_module=restricted_pickle_module)
+
+
+def check_zip_checksums(path: str | Path) -> None:
+    """A ``zipfile.BadZipFile`` naming the first record of a zip checkpoint whose bytes
+    fail the CRC-32 the archive records for them: ``torch.load`` reads damaged tensor
+    bytes without a word (a network then evaluates to other figures)."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return  # a legacy or foreign file: torch.load says what is wrong
+    with zipfile.ZipFile(path) as archive:
+        damaged = archive.testzip()
+    if damaged is not None:
+        raise zipfile.BadZipFile(f"its record {damaged} fails its CRC check: damaged bytes")
 
 
 def exported_format(path: str | Path) -> str | None:

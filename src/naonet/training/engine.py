@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from naonet.distributed import all_reduce_sum
+from naonet.errors import UserError
 from naonet.runtime import sum_dtype
 from naonet.stopping import raise_if_stopped
 
@@ -238,8 +239,21 @@ def train_one_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer,
     totals = all_reduce_sum(sums.clone()).tolist()  # waits for the device
     seconds = time.perf_counter() - start
     images = int(totals[2])
+    check_finite_weights(parameters, totals[0] / max(images, 1))
     return EpochStats(totals[0] / max(images, 1), totals[1] / max(images, 1),
                       float("nan"), images, seconds)
+
+
+def check_finite_weights(parameters: list[torch.Tensor], mean_loss: float) -> None:
+    """A UserError if a weight is NaN or infinite after an epoch: the training diverged,
+    and every epoch after it (and its checkpoint) would hold NaN while the run reported
+    "done". A non-finite loss alone is not one: a float16 step that overflowed is skipped
+    by the gradient scaler."""
+    finite = torch.stack([parameter.detach().isfinite().all() for parameter in parameters])
+    if not bool(finite.all()):
+        raise UserError(f"the training diverged: weights became NaN or infinite (mean loss "
+                        f"{mean_loss:.4g} this epoch); lower --lr or --weight-decay, or "
+                        "clip gradients (--grad-clip), and start again with another --output")
 
 
 def _accumulate(sums: torch.Tensor, *values) -> None:

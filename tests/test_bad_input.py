@@ -210,6 +210,8 @@ CASES = [
      "is written in the form of the 'nb201' space but prefixed 'small'; drop the prefix"),
     (SEARCH + ["--amp", "fp16"], "--amp fp16 is not supported by the search"),
     # from a fuzzing of every command: tracebacks of overflows, options silently dropped
+    (TRAIN + ["--lr", "0.025", "--lr-min", "1.5"], "--lr-min 1.5 is above --lr 0.025"),
+    (TRAIN + ["--log-every", "0"], "--log-every must be >= 1, got 0"),
     (SEARCH + ["--supernet-epochs", "1e30"], "--supernet-epochs: 1e+30 is beyond the largest "
      "integer, 9,223,372,036,854,775,807"),
     (TRAIN + ["--image-size", "4294967296"], "--image-size must be at most 4,096 pixels a "
@@ -1211,7 +1213,12 @@ def test_more_threads_than_cores_and_a_constant_score_file_are_refused(capsys, t
 
     from naonet.errors import UserError
     from naonet.runtime import use_cpu_threads
+    from naonet.search.loop import read_architecture_file
+    from naonet.spaces import get_space
 
+    with pytest.raises(UserError, match="is a folder; pass a file of architectures one a "
+                                        "line"):  # it said the folder "does not exist"
+        read_architecture_file(tmp_path, get_space("small"))
     cores = os.cpu_count() or 1
     with pytest.raises(UserError, match=f"--threads {cores + 1} is more than the {cores} "
                                         "cores here"):

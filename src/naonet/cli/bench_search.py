@@ -115,17 +115,18 @@ def run(args: argparse.Namespace) -> int:
                                    limits=config.limits, device=config.device)
     best, best_text = best_possible(table, config.limits, config.metric)
     print_summary(results, config, best_text)
+    # the results first: a picture that fails to draw loses no minutes of searching
+    if args.output:
+        atomic_write_text(Path(args.output), json.dumps(
+            {"config": config.to_dict(), "revision": code_revision(),
+             "best_possible": best, "table": table.source,
+             "strategies": [runs.to_dict() for runs in results]}, indent=1) + "\n")
     if args.plot:
         plot_best_so_far({runs.strategy: [s.test_curve for s in runs.summaries]
                           for runs in results}, args.plot, reference=best,
                          title=f"{table.space.name}, {counted(config.seeds, 'seed')}, "
                                f"metric {config.metric}{config.limits.text()}")
         print(f"plot: {args.plot}")
-    if args.output:
-        atomic_write_text(Path(args.output), json.dumps(
-            {"config": config.to_dict(), "revision": code_revision(),
-             "best_possible": best, "table": table.source,
-             "strategies": [runs.to_dict() for runs in results]}, indent=1) + "\n")
     return 0
 
 

@@ -581,6 +581,9 @@ def fill_by_mutation(space: FeasibleSpace, pool: dict, size: int, rng: random.Ra
 
 def read_architecture_file(path: Path, space: SearchSpace) -> list:
     """Distinct architectures of a file, one a line (blank lines and # comments skipped)."""
+    if path.is_dir():  # a search's folder: its list of architectures is a file in it
+        raise UserError(f"seed pool file {path} is a folder; pass a file of architectures "
+                        "one a line (a search's arch_pool in it, for example)")
     if not path.is_file():
         raise UserError(f"seed pool file {path} does not exist; check --seed-pool-file")
     try:

@@ -74,13 +74,16 @@ class TrainConfig:
         options.check_values(self, at_least=dict(
             epochs=1, batch_size=1, test_subset=0, workers=0, eval_batch_size=1, lr_min=0,
             momentum=0, weight_decay=0, aux_weight=0, image_size=0, grad_clip=0, cutout=0,
-            valid_size=0, train_subset=0, label_smoothing=0),
+            valid_size=0, train_subset=0, label_smoothing=0, log_every=1),
             above=dict(lr=0, lr_gamma=0),
             # at momentum 1 SGD never forgets a gradient; above, it diverges
             below=dict(momentum=1, label_smoothing=1))  # first: the checks below read them
         # the data set's own size is said one way (0): --image-size 32 on a folder resumes without
         object.__setattr__(self, "image_size", own_size_as_zero(self.dataset, self.image_size))
         checks = [
+            (self.lr_schedule != "cosine" or self.lr_min <= self.lr,  # it would rise
+             f"--lr-min {self.lr_min:g} is above --lr {self.lr:g}; the cosine schedule "
+             "decays from --lr to --lr-min"),
             (self.lr_schedule in ("cosine", "exponential"),
              f"--lr-schedule must be 'cosine' or 'exponential', got {self.lr_schedule!r}"),
             (self.amp in AMP_MODES, f"--amp must be {', '.join(AMP_MODES)}, got {self.amp!r}"),

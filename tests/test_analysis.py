@@ -520,7 +520,7 @@ def test_an_experiment_folder_resumes_only_its_own_experiment(tmp_path, capsys,
     # resumed, and every statistic, the saved point's too, is against the new values.
     moved = tmp_path / "moved" / "table.csv"
     moved.parent.mkdir()
-    revised = revise_metric(table, moved, lambda value: 200.0 - value)
+    revised = revise_metric(table, moved, lambda value: 100.0 - value)
     status, _, err = tiny_experiment(capsys, data, moved, output)
     assert status == 130 and "uniform: resumed after epoch 1/4" in err
     curve = json.loads((output / "summary.json").read_text())["samplings"]["uniform"]["curve"]

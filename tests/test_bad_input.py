@@ -135,7 +135,10 @@ CASES = [
      "--supernet-epochs applies only to the one-shot search"),
     # seeds every random generator takes (once a traceback after the folder was claimed)
     (SEARCH + ["--seed", "-1"], "--seed must be an integer from 0 to"),
-    (TRAIN + ["--seed", str(2**70)], "--seed must be an integer of at most 9,223,372,036,"),
+    (TRAIN + ["--seed", str(2**70)], "--seed: 1180591620717411303424 is not an integer from "
+     "-2^63 to 2^63 - 1"),
+    (TRAIN + ["--epochs", "1" + "0" * 400], "--epochs: 100000000000000000000000000000 is not "
+     "an integer from -2^63"),  # an OverflowError once, from the message itself
     (["search", "--space", "nb201", "--evaluator", "table:t.csv", "--seed", "-3"],
      "--seed must be an integer from 0 to"),
     (["bench-search", "--evaluator", "table:t.csv", "--first-seed", str(2**32 - 2)],
@@ -212,8 +215,10 @@ CASES = [
     # from a fuzzing of every command: tracebacks of overflows, options silently dropped
     (TRAIN + ["--lr", "0.025", "--lr-min", "1.5"], "--lr-min 1.5 is above --lr 0.025"),
     (TRAIN + ["--log-every", "0"], "--log-every must be >= 1, got 0"),
-    (SEARCH + ["--supernet-epochs", "1e30"], "--supernet-epochs: 1e+30 is beyond the largest "
-     "integer, 9,223,372,036,854,775,807"),
+    (SEARCH + ["--supernet-epochs", "1e30"], "--supernet-epochs: 1e30 is not an integer "
+     "from -2^63 to 2^63 - 1"),
+    (["bench-search", "--evaluator", "table:t.csv", "--seeds", "99999999999999999999"],
+     "--seeds: 99999999999999999999 is not an integer from -2^63"),
     (TRAIN + ["--image-size", "4294967296"], "--image-size must be at most 4,096 pixels a "
      "side, got 4,294,967,296"),
     (SEARCH + ["--space", "nb201", "--seed-pool-size", "20000"], "--seed-pool-size 20,000 is "
@@ -1126,6 +1131,14 @@ def test_damaged_bytes_in_a_checkpoint_are_found(tmp_path):
     with pytest.raises(UserError, match=f"checkpoint {path} is corrupt or not a naonet "
                                         "checkpoint \\(.*fails its CRC check"):
         load_checkpoint(path)
+    # a file saved without CRCs (they are 0) is not taken for a damaged one
+    without = tmp_path / "without-crc.pt"
+    torch.serialization.set_crc32_options(False)
+    try:
+        torch.save({"weights": torch.ones(4096)}, without)
+    finally:
+        torch.serialization.set_crc32_options(True)
+    assert load_checkpoint(without)["weights"].sum() == 4096
 
 
 def test_a_damaged_archive_is_refused_not_extracted_in_part(tmp_path):
@@ -1151,7 +1164,7 @@ def test_a_damaged_archive_is_refused_not_extracted_in_part(tmp_path):
     compressed = bytearray(gzip.compress(whole))
     compressed[len(compressed) // 2] ^= 0xFF
     for name, data, fragment in (
-            ("header.tar", bytes(header), "a damaged member header ends its listing early"),
+            ("header.tar", bytes(header), "data follows the end of its listing"),
             ("bytes.tar.gz", bytes(compressed), "could not extract")):
         archive = tmp_path / name
         archive.write_bytes(data)

@@ -443,7 +443,7 @@ def test_a_latency_batch_without_a_latency_limit_is_refused_typed_and_resumes_sa
     saved = SearchConfig(latency_batch=8).to_dict()  # as a folder of before holds it
     for current in (SearchConfig(), SearchConfig(latency_batch=8)):
         check_resumable(saved, current.to_dict(), tmp_path)
-    with pytest.raises(UserError, match="max_latency_ms"):
+    with pytest.raises(UserError, match="--max-latency-ms"):
         check_resumable(saved, SearchConfig(max_latency_ms=5.0).to_dict(), tmp_path)
 
 

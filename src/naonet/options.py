@@ -18,15 +18,16 @@ from naonet.errors import UserError
 def whole_number(value) -> int:
     """An integer from an int, a whole float, or the text of either: sizes are often
     written ``1e6`` (a ValueError for anything else, as ``int`` gives)."""
+    text = value
     if isinstance(value, str):
         try:
-            return int(value)
+            value = int(value)
         except ValueError:
             value = float(value)
     if isinstance(value, float) and not value.is_integer():
         raise ValueError(value)
-    if abs(value) > INTEGER_LIMIT:  # torch and NumPy overflowed on it, with a traceback
-        raise IntegerTooLarge(f"{value:g} is beyond the largest integer, {INTEGER_LIMIT:,}")
+    if not -INTEGER_LIMIT - 1 <= value <= INTEGER_LIMIT:  # torch and NumPy overflowed
+        raise IntegerTooLarge(f"{str(text)[:30]} is not an integer from -2^63 to 2^63 - 1")
     return int(value)
 
 
@@ -131,8 +132,8 @@ def coerce_options(config_class, values: dict, command: str) -> dict:
             elif base in _CASTS:
                 value = _CASTS[base](value)
         except IntegerTooLarge:
-            raise UserError(f"{flag_name(key)} must be an integer of at most "
-                            f"{INTEGER_LIMIT:,}, got {value}") from None
+            raise UserError(f"{flag_name(key)} must be an integer from -2^63 to 2^63 - 1, "
+                            f"got {str(value)[:30]}") from None
         except (TypeError, ValueError):
             wanted = _KIND_NAMES.get(base, base) + (" or none" if base != kind else "")
             raise UserError(f"option {key} must be {wanted}, got {value!r}") from None

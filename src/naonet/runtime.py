@@ -259,11 +259,11 @@ def use_cpu_threads(threads: int, device: torch.device) -> None:
     CPU (0: leave torch's default, which follows ``OMP_NUM_THREADS``); an accelerator's
     run keeps its host threads for data loading and augmentation. Callers that return to
     other code wrap the run in :func:`keep_cpu_threads`."""
-    cores = os.cpu_count() or 1
-    if threads > cores:  # thousands hung torch, a hundred thousand crashed it
-        raise UserError(f"--threads {threads} is more than the {cores} cores here; pass at "
-                        f"most {cores} (0: torch's default)")
     if threads and device.type == "cpu":
+        cores = os.cpu_count() or 1
+        if threads > cores:  # thousands hung torch, a hundred thousand crashed it
+            raise UserError(f"--threads {threads} is more than the {cores} cores here; pass "
+                            f"at most {cores} (0: torch's default)")
         torch.set_num_threads(threads)
 
 

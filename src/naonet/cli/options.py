@@ -77,7 +77,7 @@ def check_output_file(source: str | list[str], output: str,
     (an input of the command: writing it would replace what is being read), or an
     existing file that ``written_by_this`` says is not one this command writes (a run's
     checkpoint, a benchmark table: replacing it would destroy another run's work; it is
-    described as ``kind``). A missing folder is made."""
+    described as ``kind``)."""
     import os
 
     from naonet.errors import UserError

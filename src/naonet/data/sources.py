@@ -225,12 +225,15 @@ def check_read_to_the_end(tar: tarfile.TarFile, archive: Path) -> None:
     """Read what follows the archive's last member: zeros only in an intact tar. tarfile
     takes a damaged member header for the end of the archive, so a damaged archive
     extracted part of its images without a word; reading on also checks the
-    compression's own sums (gzip's CRC-32, which raises an OSError when it fails)."""
+    compression's own sums (gzip's CRC-32, which raises an OSError when it fails).
+    ``extractall`` walks the members lazily, so the stream stands just past the header
+    that ended the walk."""
     while chunk := tar.fileobj.read(1 << 20):
         if chunk.count(0) != len(chunk):
-            raise UserError(f"could not extract {archive} (a damaged member header ends its "
-                            "listing early, with data after it); pass an intact tar archive "
-                            "(download it again if it came from the web)")
+            raise UserError(f"could not extract {archive} (data follows the end of its "
+                            "listing: a damaged member header, or archives joined into one); "
+                            "pass one intact tar archive (download it again if it came from "
+                            "the web)")
 
 
 def find_split_folder(root: Path, split: str) -> Path | None:

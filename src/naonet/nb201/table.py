@@ -98,10 +98,11 @@ def _check_percents(columns: dict[str, np.ndarray], path: Path) -> None:
 
 
 def _check_columns_once(names: list[str], path: Path) -> None:
-    """A column named twice: the reader would keep the last, silently."""
+    """A column the table is read by named twice: the reader would keep the last,
+    silently (others, blank ones of a spreadsheet too, are not read)."""
     seen = set()
     for name in names:
-        if name in seen:
+        if name in seen and name in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS):
             raise UserError(f"benchmark table {path} has the column {name} twice; keep one")
         seen.add(name)
 
@@ -201,9 +202,9 @@ class BenchmarkTable:
                 values[column].append(_value(row[column], column, path, line))
         columns = {column: np.array(values[column]) for column in numeric}
         _check_percents(columns, path)
-        _check_each_index_once(indices, [line for line, _ in rows], path)
         _check_each_cell_once(architectures, [line for line, _ in rows], path, space,
                               every_cell)
+        _check_each_index_once(indices, [line for line, _ in rows], path)
         return cls(space, tuple(architectures), np.array(indices, dtype=np.int64), columns,
                    str(path))
 

@@ -109,7 +109,9 @@ def rerank_train_epoch(job: RerankJob, data: DataBundle, config: SearchConfig, s
                     # The released re-rank networks get the supernet's step count
                     # (args.steps), so drop path ramps up over supernet_epochs epochs.
                     total_steps=config.supernet_epochs * steps, progress=progress,
-                    log_every=config.log_every)
+                    # a candidate that diverges scores at chance and loses the re-rank,
+                    # as released; it does not end the search
+                    log_every=config.log_every, stop_on_divergence=False)
     job.scheduler.step()
 
 

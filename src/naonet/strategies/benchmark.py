@@ -104,8 +104,9 @@ class BenchmarkConfig:
         options.check_names(self.strategies, tuple(STRATEGIES), "--strategies")
         if self.budget < 1:
             raise UserError(f"--budget must be >= 1, got {self.budget}")
-        if self.seeds < 1:
-            raise UserError(f"--seeds must be >= 1, got {self.seeds}")
+        if not 1 <= self.seeds <= options.SEED_LIMIT:  # else the seed range is empty
+            raise UserError(f"--seeds must be from 1 to {options.SEED_LIMIT:,}, got "
+                            f"{self.seeds:,}")
         options.check_seed(self.first_seed, "--first-seed", count=self.seeds)
 
     @property

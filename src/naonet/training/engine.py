@@ -190,8 +190,11 @@ def train_one_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer,
                     criterion: nn.Module, *, aux_weight: float, grad_clip: float,
                     precision: Precision, scaler: torch.amp.GradScaler | None,
                     first_step: int, total_steps: int, progress=None,
-                    log_every: int = 20, clear_gradients_to_none: bool = True) -> EpochStats:
+                    log_every: int = 20, clear_gradients_to_none: bool = True,
+                    stop_on_divergence: bool = True) -> EpochStats:
     """Train for one pass over ``batches``; returns statistics summed over all ranks.
+    With ``stop_on_divergence`` a UserError ends the training whose weights became NaN
+    or infinite (:func:`check_finite_weights`).
 
     ``clear_gradients_to_none=False`` zeroes the gradients instead: a parameter that
     gets no gradient in a step (off a supernet's sampled path) then still receives
@@ -236,24 +239,31 @@ def train_one_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer,
             progress.update(1)
             if (step + 1) % log_every == 0:
                 _show(progress, sums, start)
-    totals = all_reduce_sum(sums.clone()).tolist()  # waits for the device
+    # the count of non-finite weight tensors travels with the sums: one read of the device
+    broken = non_finite_count(parameters).to(sums.dtype)[None] if stop_on_divergence \
+        else torch.zeros(1, device=device, dtype=sums.dtype)
+    totals = all_reduce_sum(torch.cat([sums, broken])).tolist()  # waits for the device
     seconds = time.perf_counter() - start
     images = int(totals[2])
-    check_finite_weights(parameters, totals[0] / max(images, 1))
+    if totals[3] > 0:
+        raise_diverged(totals[0] / max(images, 1))
     return EpochStats(totals[0] / max(images, 1), totals[1] / max(images, 1),
                       float("nan"), images, seconds)
 
 
-def check_finite_weights(parameters: list[torch.Tensor], mean_loss: float) -> None:
-    """A UserError if a weight is NaN or infinite after an epoch: the training diverged,
-    and every epoch after it (and its checkpoint) would hold NaN while the run reported
-    "done". A non-finite loss alone is not one: a float16 step that overflowed is skipped
-    by the gradient scaler."""
-    finite = torch.stack([parameter.detach().isfinite().all() for parameter in parameters])
-    if not bool(finite.all()):
-        raise UserError(f"the training diverged: weights became NaN or infinite (mean loss "
-                        f"{mean_loss:.4g} this epoch); lower --lr or --weight-decay, or "
-                        "clip gradients (--grad-clip), and start again with another --output")
+def non_finite_count(parameters: list[torch.Tensor]) -> torch.Tensor:
+    """How many of ``parameters`` hold a NaN or an infinity, on their device (no read)."""
+    return torch.stack([~parameter.detach().isfinite().all() for parameter in parameters]
+                       ).sum()
+
+
+def raise_diverged(mean_loss: float) -> None:
+    """The training diverged: weights became NaN or infinite, and every epoch after it
+    (and its checkpoint) would hold NaN while the run reported "done". (A non-finite loss
+    alone is not it: a float16 step that overflowed is skipped by the gradient scaler.)"""
+    raise UserError(f"the training diverged: weights became NaN or infinite (mean loss "
+                    f"{mean_loss:.4g} this epoch); lower --lr or --weight-decay, or clip "
+                    "gradients (--grad-clip), and start again with another --output")
 
 
 def _accumulate(sums: torch.Tensor, *values) -> None:

@@ -1165,7 +1165,8 @@ def test_a_re_rank_run_again_on_a_finished_search_reproduces_it_and_takes_new_op
     longer = tmp_path / "longer"
     rerank_again.reset_to_rerank(tiny_run, longer, rerank_again.parse_options(
         ["rerank_epochs=2"]))
-    with pytest.raises(UserError, match="rerank_epochs"):  # the old command no longer fits
+    # the old command no longer fits
+    with pytest.raises(UserError, match="--rerank-epochs 2, not --rerank-epochs 1"):
         search(tiny_config(cifar_mini, longer), show_progress=False)
     search(tiny_config(cifar_mini, longer, rerank_epochs=2), show_progress=False)
     assert [arch for arch, _ in reranked(longer)] == [arch for arch, _ in reranked(tiny_run)]

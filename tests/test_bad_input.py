@@ -180,7 +180,8 @@ CASES = [
      "--strategies: 'random' comes twice; list each once"),
     (CORRELATE + ["--no-plot"], "--plot applies only to nao search"),
     (["bench-search", "--evaluator", "table:t.csv", "--budget", "0"], "--budget must be >= 1"),
-    (["bench-search", "--evaluator", "table:t.csv", "--seeds", "0"], "--seeds must be >= 1"),
+    (["bench-search", "--evaluator", "table:t.csv", "--seeds", "0"],
+     "--seeds must be from 1 to 4,294,967,296, got 0"),
     (TRAIN + ["--amp", "fp16"], "--amp fp16 needs a CUDA device; use --amp bf16"),
     # another strategy's option on a one-shot search (it was dropped without a word)
     (["search", "--strategy", "random", "--controller-epochs", "5"],

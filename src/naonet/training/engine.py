@@ -194,7 +194,7 @@ def train_one_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer,
                     stop_on_divergence: bool = True) -> EpochStats:
     """Train for one pass over ``batches``; returns statistics summed over all ranks.
     With ``stop_on_divergence`` a UserError ends the training whose weights became NaN
-    or infinite (:func:`check_finite_weights`).
+    or infinite (:func:`non_finite_count`, :func:`raise_diverged`).
 
     ``clear_gradients_to_none=False`` zeroes the gradients instead: a parameter that
     gets no gradient in a step (off a supernet's sampled path) then still receives

@@ -24,6 +24,12 @@ _offered_by: dict[str, str] = {}  # space name -> the entry point that registere
 _clashes: dict[str, str] = {}  # space name -> the error a lookup of it raises
 
 
+def loaded() -> bool:
+    """Whether every entry point has been loaded (read without the lock: once true it
+    stays true)."""
+    return _state == "loaded"
+
+
 def load_space_plugins() -> None:
     """Load every entry point of the group, once per process."""
     global _state

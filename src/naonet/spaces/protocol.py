@@ -23,6 +23,7 @@ from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from naonet.errors import UserError
+from naonet.spaces import plugins
 
 DEFAULT_SPACE = "small"  # the NAO-V2 paper's space: what a bare architecture string means
 
@@ -286,8 +287,6 @@ def register_space(space: SearchSpace, replace: bool = False) -> SearchSpace:
     architecture names that name it would otherwise change meaning without a word. The
     spaces installed packages offer are loaded first, so a name one of them takes is
     refused too."""
-    from naonet.spaces import plugins
-
     plugins.load_space_plugins()
     return add_to_registry(space, replace)
 
@@ -296,8 +295,6 @@ def add_to_registry(space: SearchSpace, replace: bool = False) -> SearchSpace:
     """:func:`register_space` without loading the installed packages' spaces: naonet's
     own spaces, registered as ``naonet.spaces`` is imported (a package's spaces, which
     import it, load later)."""
-    from naonet.spaces import plugins
-
     if isinstance(space, type):
         raise UserError(f"{space.__name__} is a class; register an instance of it "
                         f"({space.__name__}())")
@@ -319,16 +316,13 @@ def registered_spaces() -> Mapping[str, SearchSpace]:
     """Every registered space by name (read-only): naonet's, those registered in this
     process, and those the installed packages offer under the ``naonet.spaces`` entry
     points (:mod:`naonet.spaces.plugins`, loaded on the first call)."""
-    from naonet.spaces import plugins
-
-    plugins.load_space_plugins()
+    if not plugins.loaded():  # every parse looks here: no lock once they are loaded
+        plugins.load_space_plugins()
     return types.MappingProxyType(_SPACES)
 
 
 def get_space(name: str | SearchSpace | None = None) -> SearchSpace:
     """Look a space up by name (None: the default space); a space object passes through."""
-    from naonet.spaces import plugins
-
     if name is None:
         name = DEFAULT_SPACE
     if not isinstance(name, str):

@@ -7,7 +7,6 @@ field types, with one-line errors for anything else.
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import fields, replace
 from pathlib import Path
@@ -34,8 +33,9 @@ def whole_number(value) -> int:
 INTEGER_LIMIT = 2**63 - 1  # the largest integer torch and NumPy hold
 
 
-class IntegerTooLarge(argparse.ArgumentTypeError, ValueError):
-    """A number beyond :data:`INTEGER_LIMIT` (argparse shows its message)."""
+class IntegerTooLarge(ValueError):
+    """A number beyond :data:`INTEGER_LIMIT` (the command line shows its message:
+    ``naonet.cli.options.integer_flag``)."""
 
 # The largest side an image is read, resized or built at: a larger one overflowed
 # torch's element count, with a traceback (and no network trains at it).

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from naonet.analysis.plots import plot_best_so_far
-from naonet.cli.options import check_output_file, json_with_keys
+from naonet.cli.options import check_output_file, integer_flag, json_with_keys
 from naonet.cli.table_search import (
     add_budget_arguments,
     add_strategy_options,
@@ -24,7 +24,6 @@ from naonet.cli.table_search import (
 )
 from naonet.files import atomic_write_text
 from naonet.nb201 import VALIDATION_METRICS
-from naonet.options import whole_number
 from naonet.revision import code_revision
 from naonet.search.plots import check_can_draw, check_picture_path
 from naonet.search.reference import table_path
@@ -53,12 +52,12 @@ def add_parser(subparsers) -> None:
                              "known: " + "; ".join(f"{name}, {strategy.description}"
                                                    for name, strategy in STRATEGIES.items())
                              + ")")
-    parser.add_argument("--budget", type=whole_number, default=defaults.budget,
+    parser.add_argument("--budget", type=integer_flag, default=defaults.budget,
                         help=f"queries per search (default {defaults.budget})")
-    parser.add_argument("--seeds", type=whole_number, default=defaults.seeds,
+    parser.add_argument("--seeds", type=integer_flag, default=defaults.seeds,
                         help="searches per strategy (seeds first-seed .. first-seed + seeds "
                              f"- 1; default {defaults.seeds})")
-    parser.add_argument("--first-seed", type=whole_number, default=defaults.first_seed)
+    parser.add_argument("--first-seed", type=integer_flag, default=defaults.first_seed)
     parser.add_argument("--metric", choices=sorted(VALIDATION_METRICS), default=defaults.metric,
                         help=f"validation metric the searches see (default {defaults.metric})")
     parser.add_argument("--plot", default="bench_search.png", metavar="PNG",

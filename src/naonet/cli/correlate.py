@@ -21,6 +21,7 @@ from pathlib import Path
 
 from naonet.analysis.correlation import correlate
 from naonet.analysis.scores import matched, read_scores, write_scores
+from naonet.cli.options import integer_flag
 from naonet.errors import UserError
 from naonet.nb201 import VALIDATION_METRICS
 from naonet.nb201.table import TABLE_SPACE
@@ -72,7 +73,7 @@ def add_parser(subparsers) -> None:
     defaults = RankingConfig  # the experiment's defaults, said once
 
     # defaults None: a flag typed without --supernet is refused (RankingConfig fills them)
-    experiment.add_argument("--archs", type=whole_number, default=None,
+    experiment.add_argument("--archs", type=integer_flag, default=None,
                             help=f"architectures of the table scored (default "
                                  f"{defaults.sample_size})")
     samplings = ",".join(defaults.samplings)
@@ -85,7 +86,7 @@ def add_parser(subparsers) -> None:
                             help="what the supernet trains on: every cell of the table "
                                  "(space) or only the --archs cells it scores (sample, as a "
                                  f"search trains on its pool; default {defaults.train_on})")
-    experiment.add_argument("--score-every", type=whole_number, default=None,
+    experiment.add_argument("--score-every", type=integer_flag, default=None,
                             help="also score every this many epochs: tau against the "
                                  f"training budget (default {defaults.score_every}: at the "
                                  "end only)")

@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from naonet.cli.options import add_model_file_flags
+from naonet.cli.options import add_model_file_flags, integer_flag
 from naonet.errors import UserError
-from naonet.options import whole_number
 from naonet.runtime import AMP_MODES
 
 
@@ -21,10 +20,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("checkpoint", help="naonet or released .pt file")
     parser.add_argument("--data", default="data", help="data folder or archive")
     add_model_file_flags(parser)
-    parser.add_argument("--batch-size", type=whole_number, default=256)
-    parser.add_argument("--test-subset", type=whole_number, default=0)
-    parser.add_argument("--image-size", type=whole_number, default=0)
-    parser.add_argument("--workers", type=whole_number, default=2)
+    parser.add_argument("--batch-size", type=integer_flag, default=256)
+    parser.add_argument("--test-subset", type=integer_flag, default=0)
+    parser.add_argument("--image-size", type=integer_flag, default=0)
+    parser.add_argument("--workers", type=integer_flag, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", default="none", choices=AMP_MODES,
                         help="mixed precision (auto: bf16 on CUDA where supported)")

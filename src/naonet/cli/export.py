@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from naonet.cli.options import add_model_file_flags, check_output_file
+from naonet.cli.options import add_model_file_flags, check_output_file, integer_flag
 from naonet.errors import UserError
 from naonet.export import FORMAT_SUFFIXES, FORMATS
-from naonet.options import whole_number
 
 
 def add_parser(subparsers) -> None:
@@ -28,13 +27,13 @@ def add_parser(subparsers) -> None:
                         help="default: from the output's suffix (" + "; ".join(
                             f"{', '.join(suffixes)}: {name}"
                             for name, suffixes in FORMAT_SUFFIXES.items()) + ")")
-    parser.add_argument("--batch-size", type=whole_number, default=0,
+    parser.add_argument("--batch-size", type=integer_flag, default=0,
                         help="ONNX only: a fixed batch dimension (default 0: dynamic; "
                              "TorchScript always takes any batch)")
-    parser.add_argument("--opset", type=whole_number, default=0,
+    parser.add_argument("--opset", type=integer_flag, default=0,
                         help="ONNX only: the operator set to write, for a runtime that "
                              "reads only older ones (default 0: the exporter's own)")
-    parser.add_argument("--image-size", type=whole_number, default=0,
+    parser.add_argument("--image-size", type=integer_flag, default=0,
                         help="input size (default: the size it was trained at)")
     add_model_file_flags(parser)
     parser.set_defaults(handler=run)

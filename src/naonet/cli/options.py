@@ -8,7 +8,19 @@ from collections.abc import Callable
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from naonet.options import flag_name, whole_number
+from naonet.options import IntegerTooLarge, flag_name, whole_number
+
+
+def integer_flag(text: str) -> int:
+    """:func:`naonet.options.whole_number` as an argparse type: a number beyond 64 bits
+    is named as such (argparse says only "invalid int value" for a ValueError)."""
+    try:
+        return whole_number(text)
+    except IntegerTooLarge as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+integer_flag.__name__ = "int"  # argparse names the type in its error message
 
 # Help of the options nao train and nao search share word for word.
 SHARED_HELP = {
@@ -50,7 +62,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, config_class, help_text
             parser.add_argument(flag, dest=field.name, default=None,
                                 action=argparse.BooleanOptionalAction, help=text)
         else:
-            caster = {"int": whole_number, "float": float}.get(kind, str)
+            caster = {"int": integer_flag, "float": float}.get(kind, str)
             parser.add_argument(flag, dest=field.name, default=None, type=caster, help=text,
                                 metavar=field.name.upper())
         names.append(field.name)

@@ -16,9 +16,8 @@ import argparse
 import json
 import sys
 
-from naonet.cli.options import add_model_file_flags
+from naonet.cli.options import add_model_file_flags, integer_flag
 from naonet.errors import UserError
-from naonet.options import whole_number
 
 IMAGES_PER_BATCH = 64
 
@@ -29,9 +28,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("checkpoint", help="naonet or released .pt file")
     parser.add_argument("images", nargs="+",
                         help="image files (JPEG, PNG, ...) or folders of them")
-    parser.add_argument("--top-k", type=whole_number, default=5, help="classes shown per image")
+    parser.add_argument("--top-k", type=integer_flag, default=5, help="classes shown per image")
     add_model_file_flags(parser)
-    parser.add_argument("--image-size", type=whole_number, default=0,
+    parser.add_argument("--image-size", type=integer_flag, default=0,
                         help="input size (default: the size it was trained at)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="one JSON line per image")

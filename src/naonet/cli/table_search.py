@@ -14,7 +14,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from naonet import options
-from naonet.cli.options import check_output_file, json_with_keys
+from naonet.cli.options import check_output_file, integer_flag, json_with_keys
 from naonet.constraints import Budget
 from naonet.errors import UserError
 from naonet.files import atomic_write_text
@@ -29,7 +29,7 @@ def add_table_search_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of a search over a benchmark table (``--evaluator table:PATH``)."""
     group = parser.add_argument_group("benchmark-table search (--evaluator table:PATH)")
     budget = BenchmarkConfig.budget  # a table search's default, as bench-search's
-    group.add_argument("--budget", type=options.whole_number, default=budget,
+    group.add_argument("--budget", type=integer_flag, default=budget,
                        help=f"distinct architectures the search may query (default {budget})")
     group.add_argument("--strategy", choices=sorted(STRATEGIES), default="nao",
                        help="search strategy (default nao); the one-shot search runs "
@@ -64,7 +64,7 @@ def add_budget_arguments(group) -> None:
                        metavar="T",
                        help="median forward time of the final network on --device at "
                             "--latency-batch, cached per device")
-    group.add_argument("--latency-batch", type=options.whole_number, default=1, metavar="B",
+    group.add_argument("--latency-batch", type=integer_flag, default=1, metavar="B",
                        help="batch the latency limit applies to (batch 1 is timed too; "
                             "default: 1)")
 
@@ -91,19 +91,19 @@ def add_strategy_options(group) -> None:
     from naonet.search.config import SearchConfig
 
     nao, evolution, one_shot = NAOConfig(), EvolutionConfig(), SearchConfig()
-    group.add_argument("--initial-queries", type=options.whole_number, default=nao.initial_queries,
+    group.add_argument("--initial-queries", type=integer_flag, default=nao.initial_queries,
                        help=f"NAO: random architectures before the first controller "
                             f"(default {nao.initial_queries})")
-    group.add_argument("--candidates-per-round", type=options.whole_number,
+    group.add_argument("--candidates-per-round", type=integer_flag,
                        default=nao.candidates_per_round,
                        help=f"NAO: new architectures per round "
                             f"(default {nao.candidates_per_round})")
-    group.add_argument("--seed-count", type=options.whole_number, default=nao.seed_count,
+    group.add_argument("--seed-count", type=integer_flag, default=nao.seed_count,
                        help=f"NAO: generate from the best this many (default {nao.seed_count})")
-    group.add_argument("--max-lambda", type=options.whole_number, default=nao.max_lambda,
+    group.add_argument("--max-lambda", type=integer_flag, default=nao.max_lambda,
                        help=f"NAO: largest step size tried when generating (default "
                             f"{nao.max_lambda}; one-shot: {one_shot.max_lambda})")
-    group.add_argument("--controller-epochs", type=options.whole_number,
+    group.add_argument("--controller-epochs", type=integer_flag,
                        default=nao.training.epochs,
                        help=f"NAO: controller epochs per round (default {nao.training.epochs})")
     group.add_argument("--score-transform", choices=SCORE_TRANSFORMS,
@@ -118,11 +118,11 @@ def add_strategy_options(group) -> None:
                             f"mutations the predictor rates highest); the one-shot "
                             f"search also takes none (default {nao.fill}; one-shot: "
                             f"{one_shot.fill})")
-    group.add_argument("--population-size", type=options.whole_number,
+    group.add_argument("--population-size", type=integer_flag,
                        default=evolution.population_size,
                        help=f"evolution: population size (default "
                             f"{evolution.population_size}; one-shot: {one_shot.population_size})")
-    group.add_argument("--sample-size", type=options.whole_number, default=evolution.sample_size,
+    group.add_argument("--sample-size", type=integer_flag, default=evolution.sample_size,
                        help=f"evolution: tournament size (default {evolution.sample_size}; "
                             f"one-shot: {one_shot.sample_size})")
 

@@ -243,6 +243,7 @@ def test_every_integer_flag_takes_a_power_of_ten_and_refuses_a_fraction():
     """Only --max-params and --max-macs took '1e3', while a config file took it for every
     integer option: one rule now, for every command's integer flags."""
     from naonet.cli.main import build_parser
+    from naonet.cli.options import integer_flag
     from naonet.options import whole_number
 
     parser = build_parser()
@@ -252,7 +253,7 @@ def test_every_integer_flag_takes_a_power_of_ten_and_refuses_a_fraction():
             caster = getattr(action.type, "__wrapped__", action.type)
             if action.type is int:
                 checked.append(f"{name} {action.option_strings[0]} is plain int")
-            elif caster is whole_number:
+            elif caster in (whole_number, integer_flag):
                 assert action.type("1e3") == 1000 and type(action.type("1e3")) is int
                 with pytest.raises(ValueError):
                     action.type("1.5")

@@ -279,6 +279,35 @@ def run_small_experiment(capsys, data, tmp_path, *extra: str, output_in_file: bo
     return rows, output
 
 
+def test_each_experiment_flag_sets_its_field_and_is_refused_when_comparing_files(tmp_path):
+    """The experiment's own flags are listed once (EXPERIMENT_FLAGS): each one the command
+    line takes sets its RankingConfig field, and a comparison of two files refuses it."""
+    import dataclasses
+
+    from naonet.cli.correlate import ranking_config, refuse_experiment_flags
+    from naonet.cli.main import build_parser
+    from naonet.search.ranking import EXPERIMENT_FLAGS, RankingConfig
+
+    fields = {field.name for field in dataclasses.fields(RankingConfig)}
+    assert set(EXPERIMENT_FLAGS) == fields - {"search", "reference", "top_k"}
+    values = {"sample_size": ("7", 7), "samplings": ("uniform", ("uniform",)),
+              "metric": ("valid_12ep", "valid_12ep"), "train_on": ("sample", "sample"),
+              "score_every": ("3", 3)}
+    defaults = {field.name: field.default for field in dataclasses.fields(RankingConfig)}
+    table = str(tmp_path / "t.csv")
+    for field, flag in EXPERIMENT_FLAGS.items():
+        typed, expected = values[field]
+        option = "--" + flag.replace("_", "-")
+        args = build_parser().parse_args(["correlate", "--supernet", "--reference",
+                                          f"table:{table}", "--data", str(tmp_path),
+                                          option, typed])
+        config, _ = ranking_config(args)
+        assert getattr(config, field) == expected != defaults[field]
+        args = build_parser().parse_args(["correlate", "a.txt", "b.txt", option, typed])
+        with pytest.raises(UserError, match=f"^{option} applies only to the supernet"):
+            refuse_experiment_flags(args)
+
+
 def test_supernet_experiment_runs_on_cpu_and_reports_tau_for_both_samplings(tmp_path, capsys):
     data = image_folder(tmp_path / "images")
     run_small_experiment(capsys, data, tmp_path, "--supernet-epochs", "1",

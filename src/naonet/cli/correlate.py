@@ -151,21 +151,20 @@ def refuse_experiment_flags(args: argparse.Namespace) -> None:
     files, which would otherwise drop it without a word."""
     from naonet.cli.options import refuse_flags
     from naonet.search.config import field_names
+    from naonet.search.ranking import EXPERIMENT_FLAGS
 
-    if args.reference_alias is not None:
-        raise UserError("--evaluator applies only to the supernet experiment (--supernet); "
-                        "drop it to compare two files")
-    refuse_flags(args, ["preset", "config", "archs", "samplings", "metric", "train_on",
-                        "score_every", *sorted(field_names())],
+    refuse_flags(args, ["reference_alias", "preset", "config", *EXPERIMENT_FLAGS.values(),
+                        *sorted(field_names())],
                  "the supernet experiment (--supernet)", " to compare two files",
-                 listed_by="nao correlate --help lists both uses")
+                 listed_by="nao correlate --help lists both uses",
+                 shown_as={"reference_alias": "evaluator"})
 
 
 def ranking_config(args: argparse.Namespace):
     """The experiment's frozen config (preset, then --config file, then flags), and
     whether it names an output folder (by --output or in the file)."""
     from naonet.search.config import field_names, load_config_file, resolve_search_config
-    from naonet.search.ranking import RankingConfig
+    from naonet.search.ranking import EXPERIMENT_FLAGS, RankingConfig
 
     reference = args.reference or args.reference_alias
     if not reference or not args.data:
@@ -175,11 +174,10 @@ def ranking_config(args: argparse.Namespace):
     flags.update(reference=reference, space=args.space or TABLE_SPACE)
     file_values = load_config_file(args.config) if args.config else {}
     search = resolve_search_config(args.preset, file_values, flags)
-    given = {name: value for name, value in (
-        ("sample_size", args.archs), ("metric", args.metric), ("train_on", args.train_on),
-        ("score_every", args.score_every)) if value is not None}
-    if args.samplings is not None:
-        given["samplings"] = tuple(part.strip() for part in args.samplings.split(",")
+    given = {field: getattr(args, flag) for field, flag in EXPERIMENT_FLAGS.items()
+             if getattr(args, flag) is not None}
+    if "samplings" in given:  # a comma-separated list on the command line
+        given["samplings"] = tuple(part.strip() for part in given["samplings"].split(",")
                                    if part.strip())
     config = RankingConfig(search=search, reference=reference,
                            top_k=parse_top_k(args.top_k), **given)

@@ -129,15 +129,18 @@ def json_with_keys(*keys: str) -> Callable[[Path], bool]:
 
 
 def refuse_flags(args: argparse.Namespace, names, applies_to: str, note: str = "",
-                 listed_by: str = "nao search --help lists each search's options") -> None:
+                 listed_by: str = "nao search --help lists each search's options",
+                 shown_as: dict[str, str] | None = None) -> None:
     """A UserError naming the first of ``names`` given on the command line (flags are
-    None unless typed), for an option this command would otherwise take and drop."""
+    None unless typed), for an option this command would otherwise take and drop.
+    ``shown_as``: the flag of a name (an argparse dest) that is not its flag's."""
     from naonet.errors import UserError
 
     for name in names:
         if getattr(args, name, None) is not None:
-            raise UserError(f"{flag_name(name)} applies only to {applies_to}; drop "
-                            f"it{note} ({listed_by})")
+            flag = flag_name((shown_as or {}).get(name, name))
+            raise UserError(f"{flag} applies only to {applies_to}; drop it{note} "
+                            f"({listed_by})")
 
 
 def add_print_config_flag(parser: argparse.ArgumentParser) -> None:

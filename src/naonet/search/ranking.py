@@ -83,6 +83,12 @@ UNREAD_SEARCH_OPTIONS = frozenset(
 SET_BY_THE_EXPERIMENT = frozenset(("sampling", "supernet_pool"))
 
 
+# the experiment's own options (beside its search recipe): each config field with the
+# name of the command-line flag that sets it
+EXPERIMENT_FLAGS = {"sample_size": "archs", "samplings": "samplings", "metric": "metric",
+                    "train_on": "train_on", "score_every": "score_every"}
+
+
 @dataclass(frozen=True)
 class RankingConfig:
     """The experiment: the supernet recipe (a search config), the reference table, the
@@ -106,7 +112,8 @@ class RankingConfig:
             raise UserError(f"--train-on must be one of: {', '.join(TRAIN_ON)}, got "
                             f"{self.train_on!r}")
         if self.sample_size < 2:
-            raise UserError(f"--archs must be >= 2 to rank anything, got {self.sample_size}")
+            raise UserError(f"{options.flag_name(EXPERIMENT_FLAGS['sample_size'])} must be "
+                            f">= 2 to rank anything, got {self.sample_size}")
         if self.score_every < 0:
             raise UserError(f"--score-every must be >= 0, got {self.score_every}")
         if not self.reference:
@@ -323,7 +330,7 @@ def check_same_experiment(saved: dict, current: dict, path: Path) -> None:
     and how fast it runs may change), the rest as it was but for the table's path."""
     outer = {key: value for key, value in saved.items() if key != "search"}
     check_same_run(outer, current, path, RESUMABLE_EXPERIMENT_CHANGES, "ranking experiment",
-                   flags={"sample_size": "archs"})
+                   flags=EXPERIMENT_FLAGS)
     search_now = as_saved(saved["search"], current["search"])
     check_same_run(saved["search"], search_now, path,
                    RESUMABLE_CHANGES | RESUMABLE_EXPERIMENT_CHANGES | UNREAD_SEARCH_OPTIONS

@@ -526,6 +526,55 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_and_the_handler_is_restored(caps
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_an_error_raised_while_a_stop_unwinds_reports_the_stop(capsys, monkeypatch):
+    """SIGTERM to a process group ends the DataLoader's workers too, and the loader's
+    "worker ... killed by signal" RuntimeError replaced the stop: a traceback."""
+    from naonet import stopping
+    from naonet.cli import info
+    from naonet.cli.main import Terminated
+
+    def stopped(args):
+        stopping.request(Terminated)  # as the handler records it
+        raise RuntimeError("DataLoader worker (pid 1) is killed by signal: Terminated.")
+
+    monkeypatch.setattr(info, "run", stopped)
+    assert main(["info", "naonet-v2"]) == 143
+    assert capsys.readouterr().err == "nao: terminated\n"
+
+
+def test_sigterm_to_the_process_group_stops_a_loader_run_in_one_line(cifar_mini, tmp_path):
+    """A scheduler's stop reaches the loader's workers as well as the command."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "naonet.cli.main", *TRAIN, "--data", str(cifar_mini),
+         "--pipeline", "loader", "--workers", "2", "--channels", "4", "--layers", "1",
+         "--epochs", "200", "--batch-size", "50", "--test-subset", "20", "--no-progress",
+         "--output", str(run)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 300
+        metrics = run / "metrics.jsonl"
+        while not (metrics.exists() and metrics.read_text().strip()):  # an epoch done:
+            assert process.poll() is None and time.monotonic() < deadline  # workers live
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1] == "nao: terminated; rerun the same command to resume"
+    assert process.returncode == 128 + signal.SIGTERM
+
+
 def test_ctrl_c_stops_a_command_with_130(capsys, monkeypatch):
     from naonet.cli import info
 
@@ -1220,10 +1269,13 @@ def test_a_benchmark_table_that_would_mislead_is_refused(tmp_path, change, fragm
         BenchmarkTable.load(table)
 
 
-def test_more_threads_than_cores_and_a_constant_score_file_are_refused(capsys, tmp_path):
-    """--threads 5000 hung the search and 100000 crashed it; a file of equal scores gave
-    tau nan and an arbitrary precision@k, exit 0."""
+def test_more_threads_than_cores_and_a_constant_score_file_are_refused(capsys, tmp_path,
+                                                                       cifar_mini):
+    """--threads 5000 hung the search and 100000 crashed it; --workers 100000 hung a
+    loader run until memory ran out; a file of equal scores gave tau nan and an
+    arbitrary precision@k, exit 0."""
     import os
+    import random
 
     from naonet.errors import UserError
     from naonet.runtime import use_cpu_threads
@@ -1237,10 +1289,11 @@ def test_more_threads_than_cores_and_a_constant_score_file_are_refused(capsys, t
     with pytest.raises(UserError, match=f"--threads {cores + 1} is more than the {cores} "
                                         "cores here"):
         use_cpu_threads(cores + 1, torch.device("cpu"))
-    import random
-
-    from naonet.spaces import get_space
-
+    status, _, err = nao_in_process(capsys, *TRAIN, "--data", str(cifar_mini), "--pipeline",
+                                    "loader", "--workers", "100000", "--output",
+                                    str(tmp_path / "run"))
+    assert status == 2 and (f"--workers 100,000 is more than 4 per core ({cores} cores "
+                            f"here); pass at most {4 * cores}") in err, err
     rng = random.Random(0)
     cells = [get_space("small").sample(rng).to_qualified_string() for _ in range(4)]
     scores, constant = tmp_path / "a.txt", tmp_path / "b.txt"

@@ -21,6 +21,11 @@ def request(kind: type[BaseException]) -> None:
     _requested = kind
 
 
+def requested() -> type[BaseException] | None:
+    """The recorded stop, if any (None: no signal asked for one)."""
+    return _requested
+
+
 def clear() -> None:
     """Forget a recorded stop (the command that was stopped has reported it)."""
     global _requested

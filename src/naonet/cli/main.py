@@ -173,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()  # the reader of the output went away (nao info | head)
         return 128 + signal.SIGPIPE
     except (MemoryError, RuntimeError, OSError) as error:
+        stop = stopping.requested()
+        if stop is not None:  # raised while the stop unwound: the DataLoader's "worker
+            # killed by signal" when one signal ended its workers too (a process group's)
+            return _report_stop(stop, args)
         shortage = describe_memory_shortage(error)
         if shortage is not None:
             hint = memory_hint(parser.subcommand_parsers[args.command])
@@ -181,16 +185,22 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(error, OSError):  # an unusable path or a full disk: the system's words
             return _report_os_error(args.command, error)
         raise
-    except Terminated:
-        _last_line(f"nao: terminated{_rerun_hint(args)}")
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        _last_line(f"nao: interrupted{_rerun_hint(args)}")
-        return 130
+    except KeyboardInterrupt as stop:  # Terminated too
+        return _report_stop(type(stop), args)
     finally:
         for number, default in handled.items():
             signal.signal(number, default)
         stopping.clear()
+
+
+def _report_stop(kind: type[BaseException], args: argparse.Namespace) -> int:
+    """The line and exit status of a command stopped by SIGTERM (``Terminated``) or
+    Ctrl-C (``KeyboardInterrupt``)."""
+    if issubclass(kind, Terminated):
+        _last_line(f"nao: terminated{_rerun_hint(args)}")
+        return 128 + signal.SIGTERM
+    _last_line(f"nao: interrupted{_rerun_hint(args)}")
+    return 130
 
 
 # How allocators say that memory ran out: PyTorch's CPU allocator ("can't allocate

@@ -177,12 +177,30 @@ class DeviceBatches:
             yield images, self.labels[index]
 
 
+# Loader processes per core: decoding waits on the disk at times, so a few per core still
+# help; far more only fill memory (--workers 100000 exhausted 24 GB before a line).
+WORKERS_PER_CORE = 4
+
+
+def check_worker_count(workers: int) -> None:
+    """A UserError for more loader processes than this machine can use."""
+    import os
+
+    cores = os.cpu_count() or 1
+    most = WORKERS_PER_CORE * cores
+    if workers > most:
+        raise UserError(f"--workers {workers:,} is more than {WORKERS_PER_CORE} per core "
+                        f"({cores} cores here); pass at most {most} (0: load in the main "
+                        "process)")
+
+
 class LoaderBatches:
     """A DataLoader over a map-style dataset, moving batches to ``device``."""
 
     def __init__(self, dataset: Dataset, batch_size: int, device: torch.device, train: bool,
                  workers: int = 2, seed: int = 0, rank: int = 0, world_size: int = 1,
                  channels_last: bool = False):
+        check_worker_count(workers)
         self.device = device
         self.channels_last = channels_last
         self.sampler = None
@@ -306,5 +324,12 @@ def _worker_errors_as_raised(loader):
 
 def _seed_worker(worker_id: int) -> None:
     """Give every worker process distinct, reproducible random streams: Python's and
-    NumPy's from the seed the DataLoader gave the worker's torch generator."""
+    NumPy's from the seed the DataLoader gave the worker's torch generator; leave a
+    process group's SIGTERM to the main process."""
+    import signal
+
     seed_cpu_streams(torch.initial_seed())
+    # A scheduler's stop reaches the whole process group. The main process ends its
+    # workers as it unwinds (or they notice it gone); a worker that the signal itself
+    # killed made the loader raise "worker killed by signal" over the stop's one line.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

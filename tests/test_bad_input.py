@@ -575,6 +575,51 @@ def test_sigterm_to_the_process_group_stops_a_loader_run_in_one_line(cifar_mini,
     assert process.returncode == 128 + signal.SIGTERM
 
 
+def test_a_stop_python_loses_in_a_callback_prints_only_the_stops_line(capsys, monkeypatch):
+    """Ctrl-C landing in a weakref callback printed Python's "Exception ignored in ...
+    KeyboardInterrupt" block before the one line; the recorded stop still ends the run."""
+    import signal
+    import sys
+    import weakref
+
+    from naonet import stopping
+    from naonet.cli import info
+
+    class Anything:
+        pass
+
+    def signalled(args):
+        def callback(_):
+            # the handler, run between two bytecodes of this callback
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+        thing = Anything()
+        reference = weakref.ref(thing, callback)
+        del thing  # the callback runs; Python reports its exception as unraisable
+        assert reference() is None
+        stopping.raise_if_stopped()  # the next step raises the recorded stop
+        return 0
+
+    printed = []  # what Python's hook would print
+    monkeypatch.setattr(sys, "unraisablehook", printed.append)
+    monkeypatch.setattr(info, "run", signalled)
+    assert main(["info", "naonet-v2"]) == 130
+    assert capsys.readouterr().err == "nao: interrupted\n"
+    assert printed == []
+    assert sys.unraisablehook == printed.append  # given back
+
+    def failing(args):
+        def callback(_):
+            raise ValueError("a real bug")
+        thing = Anything()
+        reference = weakref.ref(thing, callback)
+        del thing
+        return 0 if reference() is None else 1
+
+    monkeypatch.setattr(info, "run", failing)
+    assert main(["info", "naonet-v2"]) == 0
+    assert [type(item.exc_value) for item in printed] == [ValueError]
+
+
 def test_ctrl_c_stops_a_command_with_130(capsys, monkeypatch):
     from naonet.cli import info
 

@@ -114,6 +114,18 @@ def _stop_signals() -> dict[int, object]:
             if signal.getsignal(number) is default}
 
 
+def _dropping_lost_stops(hook):
+    """``sys.unraisablehook`` as ``hook`` but silent for a stop that Python lost: a
+    signal's exception raised inside a weakref or garbage-collector callback printed an
+    "Exception ignored in ... KeyboardInterrupt" block above the stop's one line. The stop
+    is not lost: the handler recorded it, and the next step raises it again."""
+    def hook_dropping_lost_stops(unraisable) -> None:
+        if not (isinstance(unraisable.exc_value, KeyboardInterrupt)
+                and stopping.requested() is not None):
+            hook(unraisable)
+    return hook_dropping_lost_stops
+
+
 def _rerun_hint(args: argparse.Namespace) -> str:
     """What rerunning a stopped command does, for the commands that keep a checkpoint
     (they set ``args.resumes``); the others start over, which needs no saying."""
@@ -155,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     handled = _stop_signals()
     for number in handled:
         signal.signal(number, _stop)
+    unraisable_hook = sys.unraisablehook
+    if handled:
+        sys.unraisablehook = _dropping_lost_stops(unraisable_hook)
     try:
         with releasing_new_claims():  # a refused run leaves its folder as it found it
             status = int(args.handler(args) or 0)
@@ -190,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for number, default in handled.items():
             signal.signal(number, default)
+        sys.unraisablehook = unraisable_hook
         stopping.clear()
 
 

@@ -6,6 +6,7 @@ optimizer, scheduler, random states and epoch. Only rank 0 writes.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -423,24 +424,11 @@ def train(config: TrainConfig, show_progress: bool = True,
         state.epoch, state.record = state.epoch + 1, last_test
         rng_states = gather_objects(capture_rng_state())
         if context.is_main:
-            # last.pt commits the epoch. The logs come first: a kill before last.pt repeats
-            # the epoch and rewrites them. best.pt comes after, from the committed state: a
-            # kill before it is mended on resume (restore_best_checkpoint), so it never
-            # holds an epoch the run then repeated.
-            log_epoch(run_dir, last_test)
-            if board is not None:
-                board.write(last_test)
-            save(run_dir / TRAIN_CHECKPOINT, rng_states)
-            if state.best_epoch == state.epoch:
-                save(run_dir / BEST_CHECKPOINT, rng_states)
+            _commit_epoch(run_dir, state, last_test, board,
+                          functools.partial(save, rng_states=rng_states))
     if last_test is None:  # already finished: report its last epoch as it was logged
-        # (its checkpoint keeps the line too: metrics.jsonl may have been deleted; a
-        # checkpoint of an older naonet has none, and the epoch is evaluated again)
-        last_test = dict(logged_record(run_dir, state.epoch) or state.record
-                         or _final_evaluation(eval_model, data, precision))
-        for key in ("valid_top5", "test_top5"):  # an older run's record says 1.0 there
-            if key in last_test:
-                last_test[key] = shown_top5(last_test[key], data.num_classes)
+        last_test = _logged_last_epoch(run_dir, state, data,
+                                       lambda: _final_evaluation(eval_model, data, precision))
     validated = state.best_epoch > 0  # null, not a sentinel, without a validation split
     result = {**last_test, "arch": architecture.to_qualified_string(),
               "params": count_parameters(network),
@@ -452,6 +440,33 @@ def train(config: TrainConfig, show_progress: bool = True,
         f"(results in {run_dir})")
     barrier()
     return result
+
+
+def _commit_epoch(run_dir: Path, state: RunState, record: dict,
+                  board: TensorBoardLog | None, save: Callable[[Path], None]) -> None:
+    """Write the epoch just trained (the main process): its logs, then ``last.pt``, which
+    commits it, then ``best.pt`` where it is the best so far."""
+    # The logs come first: a kill before last.pt repeats the epoch and rewrites them.
+    # best.pt comes after, from the committed state: a kill before it is mended on resume
+    # (restore_best_checkpoint), so it never holds an epoch the run then repeated.
+    log_epoch(run_dir, record)
+    if board is not None:
+        board.write(record)
+    save(run_dir / TRAIN_CHECKPOINT)
+    if state.best_epoch == state.epoch:
+        save(run_dir / BEST_CHECKPOINT)
+
+
+def _logged_last_epoch(run_dir: Path, state: RunState, data: DataBundle,
+                       evaluate: Callable[[], dict]) -> dict:
+    """The last epoch's figures of a run that had already finished, as they were logged
+    (its checkpoint keeps the line too: metrics.jsonl may have been deleted; a checkpoint
+    of an older naonet has none, and ``evaluate`` measures the epoch again)."""
+    record = dict(logged_record(run_dir, state.epoch) or state.record or evaluate())
+    for key in ("valid_top5", "test_top5"):  # an older run's record says 1.0 there
+        if key in record:
+            record[key] = shown_top5(record[key], data.num_classes)
+    return record
 
 
 def check_before_any_work(config: TrainConfig, architecture: Architecture,

@@ -721,6 +721,46 @@ def test_loader_augmentations_depend_on_the_epoch_and_sample_only():
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+class _WorkerSignals(torch.utils.data.Dataset):
+    """Sample i: whether the worker ignores SIGINT, and the worker's process id."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int):
+        import os
+        import signal
+
+        ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        return torch.tensor([float(ignored)]), os.getpid()
+
+
+def test_loader_workers_leave_a_process_groups_stop_to_the_main_process():
+    """Ctrl-C and a scheduler's SIGTERM reach the workers too. A worker raising the
+    command's KeyboardInterrupt printed a traceback each; one killed by SIGTERM, or one
+    exiting with an error, made the loader raise over the stop's one line; one ignoring
+    SIGTERM hung the main process's exit."""
+    import os
+    import signal
+    import time
+
+    from naonet.data.pipelines import LoaderBatches
+
+    batches = LoaderBatches(_WorkerSignals(), 4, torch.device("cpu"), train=False,
+                            workers=1)
+    ignored, pids = next(iter(batches))
+    assert ignored.flatten().tolist() == [1.0] * 4
+    worker = int(pids[0])
+    os.kill(worker, signal.SIGTERM)  # from this test: not the process that started it
+    deadline = time.monotonic() + 60
+    ended = None
+    while ended is None and time.monotonic() < deadline:  # the loader reaps it, not this
+        ended = os.waitid(os.P_PID, worker, os.WEXITED | os.WNOWAIT | os.WNOHANG)
+        time.sleep(0.05)
+    assert ended is not None, "the worker ignored SIGTERM"
+    assert (ended.si_code, ended.si_status) == (os.CLD_EXITED, 0)
+
+
 def test_a_search_checks_the_test_classes_its_printed_training_will_read(cifar_mini,
                                                                         tmp_path, capsys):
     """A search reads train/ only: with test/ classes of other names it ran to its end

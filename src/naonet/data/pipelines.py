@@ -325,11 +325,28 @@ def _worker_errors_as_raised(loader):
 def _seed_worker(worker_id: int) -> None:
     """Give every worker process distinct, reproducible random streams: Python's and
     NumPy's from the seed the DataLoader gave the worker's torch generator; leave a
-    process group's SIGTERM to the main process."""
+    process group's stop to the main process (:func:`_leave_stops_to_the_main_process`)."""
+    seed_cpu_streams(torch.initial_seed())
+    _leave_stops_to_the_main_process()
+
+
+def _end_quietly(signum, frame) -> None:
+    import os
+
+    os._exit(0)
+
+
+def _leave_stops_to_the_main_process() -> None:
+    """A loader worker's signal handling. Ctrl-C and a scheduler's SIGTERM reach the whole
+    process group, workers included; the main process stops the run and ends its workers.
+    A worker ignores SIGINT (it inherited the command's handler, whose KeyboardInterrupt
+    in a worker's exit path printed a traceback per worker, and the loader then raised
+    "worker exited unexpectedly"). SIGTERM, from anyone, ends a worker at once with
+    status 0: torch's own handler does that only for the main process's SIGTERM and
+    re-raises any other, and a worker killed by the signal made the loader raise "worker
+    killed by signal" over the stop's one line; ignoring SIGTERM instead hung the main
+    process's exit on a worker that could not flush its queue."""
     import signal
 
-    seed_cpu_streams(torch.initial_seed())
-    # A scheduler's stop reaches the whole process group. The main process ends its
-    # workers as it unwinds (or they notice it gone); a worker that the signal itself
-    # killed made the loader raise "worker killed by signal" over the stop's one line.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _end_quietly)

@@ -230,6 +230,12 @@ CASES = [
      "supernet experiment"),
     (["correlate", "a.txt", "b.txt", "--evaluator", "table:t.csv"], "--evaluator applies "
      "only to the supernet experiment"),
+    # a strategy's option with that strategy left out of the comparison (it was dropped)
+    (["bench-search", "--evaluator", "table:t.csv", "--strategies", "random,evolution",
+      "--max-lambda", "5"], "--max-lambda applies only to --strategies with nao; drop it or "
+     "add nao to --strategies (this comparison runs random,evolution)"),
+    (["bench-search", "--evaluator", "table:t.csv", "--strategies", "nao",
+      "--sample-size", "5"], "--sample-size applies only to --strategies with evolution"),
 ]
 
 

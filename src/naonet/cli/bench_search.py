@@ -13,7 +13,15 @@ import sys
 from pathlib import Path
 
 from naonet.analysis.plots import plot_best_so_far
-from naonet.cli.options import check_output_file, integer_flag, json_with_keys
+from naonet.cli.options import (
+    add_told_apart,
+    check_output_file,
+    fill_defaults,
+    integer_flag,
+    json_with_keys,
+    refuse_flags,
+)
+from naonet.cli.search import EVOLUTION_OPTIONS, TABLE_NAO_OPTIONS
 from naonet.cli.table_search import (
     add_budget_arguments,
     add_strategy_options,
@@ -66,7 +74,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--output", default=None, metavar="JSON",
                         help="also write every run's result to this JSON file")
     parser.add_argument("--quiet", action="store_true", help="no line per search")
-    add_strategy_options(parser.add_argument_group("strategy options"))
+    # told apart: a strategy's option with that strategy left out is refused, not dropped
+    strategy_defaults = add_told_apart(
+        parser, lambda owner: add_strategy_options(owner.add_argument_group("strategy options")))
+    parser.set_defaults(strategy_defaults=strategy_defaults)
     budget = parser.add_argument_group(
         "budget on the final network (every search stays within it)")
     add_budget_arguments(budget)
@@ -79,6 +90,12 @@ def add_parser(subparsers) -> None:
 def benchmark_config(args: argparse.Namespace) -> BenchmarkConfig:
     """The run's frozen config, from the flags."""
     names = tuple(name.strip() for name in args.strategies.split(",") if name.strip())
+    for owner, options in (("nao", TABLE_NAO_OPTIONS), ("evolution", EVOLUTION_OPTIONS)):
+        if owner not in names:
+            refuse_flags(args, options, f"--strategies with {owner}",
+                         f" or add {owner} to --strategies (this comparison runs "
+                         f"{','.join(names)})", "nao bench-search --help lists them")
+    fill_defaults(args, args.strategy_defaults)
     limits = budget_from_args(args)
     return BenchmarkConfig(table=args.evaluator, space=args.space, strategies=names,
                            budget=args.budget, first_seed=args.first_seed, seeds=args.seeds,

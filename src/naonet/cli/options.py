@@ -143,6 +143,25 @@ def refuse_flags(args: argparse.Namespace, names, applies_to: str, note: str = "
                             f"({listed_by})")
 
 
+def add_told_apart(parser, add_arguments) -> dict:
+    """Add options with ``add_arguments(parser)``, each defaulting to None, so that one
+    given is told from one left out (an option a run would not read is refused, not
+    dropped); returns each option's own default, for :func:`fill_defaults`."""
+    probe = argparse.ArgumentParser(add_help=False)
+    add_arguments(probe)
+    defaults = vars(probe.parse_args([]))
+    add_arguments(parser)
+    parser.set_defaults(**{name: None for name in defaults})
+    return defaults
+
+
+def fill_defaults(args: argparse.Namespace, defaults: dict) -> None:
+    """Give each option of ``defaults`` that was left out (None) its default."""
+    for name, default in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+
+
 def add_print_config_flag(parser: argparse.ArgumentParser) -> None:
     """``--print-config``: show the resolved options (a preset's recipe with the file's
     and the flags' values over it) and stop, before any work."""

@@ -26,7 +26,9 @@ from naonet.cli.options import (
     SHARED_HELP,
     add_dataclass_flags,
     add_print_config_flag,
+    add_told_apart,
     default_output,
+    fill_defaults,
     print_config,
     refuse_flags,
 )
@@ -166,12 +168,7 @@ def _add_table_arguments(parser: argparse.ArgumentParser, config_class) -> dict:
     table, _ = _table_search()
     if table is None:
         return {}
-    probe = argparse.ArgumentParser(add_help=False)
-    table.add_table_search_arguments(probe)
-    their_defaults = vars(probe.parse_args([]))
-    table.add_table_search_arguments(parser)
-    parser.set_defaults(**{name: None for name in their_defaults})
-    return their_defaults
+    return add_told_apart(parser, table.add_table_search_arguments)
 
 
 # The one-shot options the table search reads too (seed and device: --max-latency-ms).
@@ -247,7 +244,5 @@ def _run_table_search(args: argparse.Namespace) -> int:
     refuse_flags(args, one_shot_only, one_shot)
     refuse_other_strategies_flags(args, args.strategy or args.table_defaults["strategy"],
                                   TABLE_NAO_OPTIONS)
-    for name, default in args.table_defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, default)
+    fill_defaults(args, args.table_defaults)
     return table.run_table_search(args)

@@ -547,6 +547,14 @@ def test_an_error_raised_while_a_stop_unwinds_reports_the_stop(capsys, monkeypat
     assert main(["info", "naonet-v2"]) == 143
     assert capsys.readouterr().err == "nao: terminated\n"
 
+    def failed(args):  # an error of its own, raised after a stop: reported as itself
+        stopping.request(Terminated)
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setattr(info, "run", failed)
+    with pytest.raises(RuntimeError, match="a real bug"):
+        main(["info", "naonet-v2"])
+
 
 def test_sigterm_to_the_process_group_stops_a_loader_run_in_one_line(cifar_mini, tmp_path):
     """A scheduler's stop reaches the loader's workers as well as the command."""
@@ -594,23 +602,27 @@ def test_a_stop_python_loses_in_a_callback_prints_only_the_stops_line(capsys, mo
     class Anything:
         pass
 
-    def signalled(args):
-        def callback(_):
-            # the handler, run between two bytecodes of this callback
-            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
-        thing = Anything()
-        reference = weakref.ref(thing, callback)
-        del thing  # the callback runs; Python reports its exception as unraisable
-        assert reference() is None
-        stopping.raise_if_stopped()  # the next step raises the recorded stop
-        return 0
+    def signalled(raise_again: bool):
+        def run(args):
+            def callback(_):
+                # the handler, run between two bytecodes of this callback
+                signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+            thing = Anything()
+            reference = weakref.ref(thing, callback)
+            del thing  # the callback runs; Python reports its exception as unraisable
+            assert reference() is None
+            if raise_again:
+                stopping.raise_if_stopped()  # the next step raises the recorded stop
+            return 0
+        return run
 
     printed = []  # what Python's hook would print
     monkeypatch.setattr(sys, "unraisablehook", printed.append)
-    monkeypatch.setattr(info, "run", signalled)
-    assert main(["info", "naonet-v2"]) == 130
-    assert capsys.readouterr().err == "nao: interrupted\n"
-    assert printed == []
+    for raise_again in (True, False):  # without a step after it, the command's end does
+        monkeypatch.setattr(info, "run", signalled(raise_again))
+        assert main(["info", "naonet-v2"]) == 130
+        assert capsys.readouterr().err == "nao: interrupted\n"
+        assert printed == []
     assert sys.unraisablehook == printed.append  # given back
 
     def failing(args):
@@ -1325,18 +1337,17 @@ def test_more_threads_than_cores_and_a_constant_score_file_are_refused(capsys, t
     """--threads 5000 hung the search and 100000 crashed it; --workers 100000 hung a
     loader run until memory ran out; a file of equal scores gave tau nan and an
     arbitrary precision@k, exit 0."""
-    import os
     import random
 
     from naonet.errors import UserError
-    from naonet.runtime import use_cpu_threads
+    from naonet.runtime import usable_cores, use_cpu_threads
     from naonet.search.loop import read_architecture_file
     from naonet.spaces import get_space
 
     with pytest.raises(UserError, match="is a folder; pass a file of architectures one a "
                                         "line"):  # it said the folder "does not exist"
         read_architecture_file(tmp_path, get_space("small"))
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     with pytest.raises(UserError, match=f"--threads {cores + 1} is more than the {cores} "
                                         "cores here"):
         use_cpu_threads(cores + 1, torch.device("cpu"))
@@ -1344,7 +1355,9 @@ def test_more_threads_than_cores_and_a_constant_score_file_are_refused(capsys, t
                                     "loader", "--workers", "100000", "--output",
                                     str(tmp_path / "run"))
     assert status == 2 and (f"--workers 100,000 is more than 4 per core ({cores} cores "
-                            f"here); pass at most {4 * cores}") in err, err
+                            f"here) for each of a run's loaders; pass at most {4 * cores}"
+                            ) in err, err
+    assert not (tmp_path / "run").exists()  # refused before the folder or the data
     rng = random.Random(0)
     cells = [get_space("small").sample(rng).to_qualified_string() for _ in range(4)]
     scores, constant = tmp_path / "a.txt", tmp_path / "b.txt"

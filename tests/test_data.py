@@ -735,30 +735,17 @@ class _WorkerSignals(torch.utils.data.Dataset):
         return torch.tensor([float(ignored)]), os.getpid()
 
 
-def test_loader_workers_leave_a_process_groups_stop_to_the_main_process():
-    """Ctrl-C and a scheduler's SIGTERM reach the workers too. A worker raising the
-    command's KeyboardInterrupt printed a traceback each; one killed by SIGTERM, or one
-    exiting with an error, made the loader raise over the stop's one line; one ignoring
-    SIGTERM hung the main process's exit."""
-    import os
-    import signal
-    import time
-
+def test_loader_workers_leave_ctrl_c_to_the_main_process():
+    """Ctrl-C reaches the workers too: a worker raising the command's KeyboardInterrupt in
+    its exit path printed a traceback each, and the loader then raised over the stop's
+    one line (that the command reports a process group's stop in one line:
+    test_bad_input.py::test_sigterm_to_the_process_group_stops_a_loader_run_in_one_line)."""
     from naonet.data.pipelines import LoaderBatches
 
     batches = LoaderBatches(_WorkerSignals(), 4, torch.device("cpu"), train=False,
                             workers=1)
-    ignored, pids = next(iter(batches))
+    ignored, _ = next(iter(batches))
     assert ignored.flatten().tolist() == [1.0] * 4
-    worker = int(pids[0])
-    os.kill(worker, signal.SIGTERM)  # from this test: not the process that started it
-    deadline = time.monotonic() + 60
-    ended = None
-    while ended is None and time.monotonic() < deadline:  # the loader reaps it, not this
-        ended = os.waitid(os.P_PID, worker, os.WEXITED | os.WNOWAIT | os.WNOHANG)
-        time.sleep(0.05)
-    assert ended is not None, "the worker ignored SIGTERM"
-    assert (ended.si_code, ended.si_status) == (os.CLD_EXITED, 0)
 
 
 def test_a_search_checks_the_test_classes_its_printed_training_will_read(cifar_mini,

@@ -254,13 +254,36 @@ def maybe_compile(network: nn.Module, enabled: bool, **compile_options) -> nn.Mo
     return CompiledNetwork(network, **compile_options) if enabled else network
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (a container's or a job's share, where the
+    system says; else the machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+# Loader processes per core: decoding waits on the disk at times, so a few per core still
+# help; far more only fill memory (--workers 100000 exhausted 24 GB before a line).
+WORKERS_PER_CORE = 4
+
+
+def check_worker_count(workers: int) -> None:
+    """A UserError for more loader processes (per loader) than this machine can use."""
+    cores = usable_cores()
+    most = WORKERS_PER_CORE * cores
+    if workers > most:
+        raise UserError(f"--workers {workers:,} is more than {WORKERS_PER_CORE} per core "
+                        f"({cores} cores here) for each of a run's loaders; pass at most "
+                        f"{most} (0: load in the main process)")
+
+
 def use_cpu_threads(threads: int, device: torch.device) -> None:
     """``threads`` intra-op threads for this process's CPU kernels when ``device`` is the
     CPU (0: leave torch's default, which follows ``OMP_NUM_THREADS``); an accelerator's
     run keeps its host threads for data loading and augmentation. Callers that return to
     other code wrap the run in :func:`keep_cpu_threads`."""
     if threads and device.type == "cpu":
-        cores = os.cpu_count() or 1
+        cores = usable_cores()
         if threads > cores:  # thousands hung torch, a hundred thousand crashed it
             raise UserError(f"--threads {threads} is more than the {cores} cores here; pass "
                             f"at most {cores} (0: torch's default)")

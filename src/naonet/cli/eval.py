@@ -34,11 +34,13 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from naonet.data import DataConfig, build_test_data
     from naonet.distributed import resolve_device
+    from naonet.runtime import check_worker_count
     from naonet.training import Precision, evaluate
     from naonet.training.engine import accuracy_text
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_worker_count(args.workers)
     loaded, dataset = load_network_file("eval", args)
     device = resolve_device(args.device)
     precision = Precision.from_name(args.amp, device)  # fp16 off CUDA: said before the data

@@ -114,14 +114,30 @@ def _stop_signals() -> dict[int, object]:
             if signal.getsignal(number) is default}
 
 
+def _comes_from_the_stop(error: BaseException) -> bool:
+    """Whether ``error``, raised after a stop was recorded, is that stop's doing: the stop
+    itself, an error raised while it unwound (a KeyboardInterrupt in its context chain),
+    or the DataLoader's "worker ... killed by signal" when the process group's signal
+    ended the workers too. Any other error is reported as itself."""
+    if stopping.requested() is None:
+        return False
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt) or (
+                isinstance(seen, RuntimeError) and "DataLoader worker" in str(seen)):
+            return True
+        seen = seen.__context__
+    return False
+
+
 def _dropping_lost_stops(hook):
-    """``sys.unraisablehook`` as ``hook`` but silent for a stop that Python lost: a
-    signal's exception raised inside a weakref or garbage-collector callback printed an
-    "Exception ignored in ... KeyboardInterrupt" block above the stop's one line. The stop
-    is not lost: the handler recorded it, and the next step raises it again."""
+    """``sys.unraisablehook`` as ``hook`` but silent for what a recorded stop caused: a
+    signal's exception raised inside a weakref or garbage-collector callback ("Exception
+    ignored in ... KeyboardInterrupt" above the stop's one line; the stop is not lost: the
+    handler recorded it, and the next step, or the command's end, raises it again), and
+    the loader's "worker killed by signal" raised in its ``__del__``."""
     def hook_dropping_lost_stops(unraisable) -> None:
-        if not (isinstance(unraisable.exc_value, KeyboardInterrupt)
-                and stopping.requested() is not None):
+        if not _comes_from_the_stop(unraisable.exc_value):
             hook(unraisable)
     return hook_dropping_lost_stops
 
@@ -173,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with releasing_new_claims():  # a refused run leaves its folder as it found it
             status = int(args.handler(args) or 0)
+        stop = stopping.requested()
+        if stop is not None:  # lost where no later step raised it again
+            return _report_stop(stop, args)
         # A command that ran under torchrun ends its process group on success (on any
         # backend; after a failure the launcher stops the ranks); nothing otherwise.
         from naonet.distributed import close_distributed
@@ -188,10 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()  # the reader of the output went away (nao info | head)
         return 128 + signal.SIGPIPE
     except (MemoryError, RuntimeError, OSError) as error:
-        stop = stopping.requested()
-        if stop is not None:  # raised while the stop unwound: the DataLoader's "worker
-            # killed by signal" when one signal ended its workers too (a process group's)
-            return _report_stop(stop, args)
+        if _comes_from_the_stop(error):
+            return _report_stop(stopping.requested(), args)
         shortage = describe_memory_shortage(error)
         if shortage is not None:
             hint = memory_hint(parser.subcommand_parsers[args.command])

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from naonet.data.augment import crop_flip, cutout_at, draw_crop_flip, draw_cutout
 from naonet.data.sources import InMemorySplit
 from naonet.errors import UserError
+from naonet.runtime import check_worker_count
 from naonet.seeding import derive_seed, random_streams_kept, seed_cpu_streams
 
 
@@ -177,30 +178,13 @@ class DeviceBatches:
             yield images, self.labels[index]
 
 
-# Loader processes per core: decoding waits on the disk at times, so a few per core still
-# help; far more only fill memory (--workers 100000 exhausted 24 GB before a line).
-WORKERS_PER_CORE = 4
-
-
-def check_worker_count(workers: int) -> None:
-    """A UserError for more loader processes than this machine can use."""
-    import os
-
-    cores = os.cpu_count() or 1
-    most = WORKERS_PER_CORE * cores
-    if workers > most:
-        raise UserError(f"--workers {workers:,} is more than {WORKERS_PER_CORE} per core "
-                        f"({cores} cores here); pass at most {most} (0: load in the main "
-                        "process)")
-
-
 class LoaderBatches:
     """A DataLoader over a map-style dataset, moving batches to ``device``."""
 
     def __init__(self, dataset: Dataset, batch_size: int, device: torch.device, train: bool,
                  workers: int = 2, seed: int = 0, rank: int = 0, world_size: int = 1,
                  channels_last: bool = False):
-        check_worker_count(workers)
+        check_worker_count(workers)  # a library caller's too
         self.device = device
         self.channels_last = channels_last
         self.sampler = None
@@ -330,23 +314,14 @@ def _seed_worker(worker_id: int) -> None:
     _leave_stops_to_the_main_process()
 
 
-def _end_quietly(signum, frame) -> None:
-    import os
-
-    os._exit(0)
-
-
 def _leave_stops_to_the_main_process() -> None:
-    """A loader worker's signal handling. Ctrl-C and a scheduler's SIGTERM reach the whole
-    process group, workers included; the main process stops the run and ends its workers.
-    A worker ignores SIGINT (it inherited the command's handler, whose KeyboardInterrupt
-    in a worker's exit path printed a traceback per worker, and the loader then raised
-    "worker exited unexpectedly"). SIGTERM, from anyone, ends a worker at once with
-    status 0: torch's own handler does that only for the main process's SIGTERM and
-    re-raises any other, and a worker killed by the signal made the loader raise "worker
-    killed by signal" over the stop's one line; ignoring SIGTERM instead hung the main
-    process's exit on a worker that could not flush its queue."""
+    """A loader worker ignores SIGINT. Ctrl-C reaches the whole process group, workers
+    included; the main process stops the run and ends its workers. A worker that raised
+    the command's KeyboardInterrupt (it inherits the handler) in its exit path printed a
+    traceback each, and the loader then raised "worker exited unexpectedly". SIGTERM
+    keeps torch's own handler, which ends a worker at once wherever it is, as the main
+    process's shutdown needs; the loader's "killed by signal" when a process group's
+    SIGTERM ends a worker is the command's to report as the stop (naonet.cli.main)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _end_quietly)

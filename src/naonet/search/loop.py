@@ -35,7 +35,7 @@ from naonet.files import atomic_write_text
 from naonet.models.networks import cell_layout
 from naonet.revision import code_revision
 from naonet.run_folder import SEARCH_CHECKPOINT, claim_run_folder, write_run_config
-from naonet.runtime import keep_cpu_threads, to_memory_format, use_cpu_threads
+from naonet.runtime import check_worker_count, keep_cpu_threads, to_memory_format, use_cpu_threads
 from naonet.search.config import SearchConfig
 from naonet.search.outputs import (
     DEFAULT_FINAL_COUNT,
@@ -388,6 +388,7 @@ def start_search(config: SearchConfig, show_progress: bool,
     """Build data, supernet, optimiser and controller; resume from the run folder."""
     context = init_distributed(config.device)
     use_cpu_threads(config.threads, context.device)
+    check_worker_count(config.workers)
     check_parallel_rerank(config, context)
     space = get_space(config.space)
     paths = search_fast_paths(config, context.device)

@@ -36,7 +36,13 @@ from naonet.distributed import init_distributed
 from naonet.errors import UserError
 from naonet.nb201 import DEFAULT_METRIC, BenchmarkTable, metric_column
 from naonet.options import check_field_types
-from naonet.runtime import FastPaths, keep_cpu_threads, to_memory_format, use_cpu_threads
+from naonet.runtime import (
+    FastPaths,
+    check_worker_count,
+    keep_cpu_threads,
+    to_memory_format,
+    use_cpu_threads,
+)
 from naonet.search.config import SearchConfig, field_names
 from naonet.search.scoring import build_scoring_data, score_pool
 from naonet.search.state import ADDED_OPTIONS, RESUMABLE_CHANGES, as_saved
@@ -219,6 +225,7 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
     if not context.is_main:
         log = lambda line: None  # noqa: E731 - one process reports
     use_cpu_threads(search.threads, context.device)
+    check_worker_count(search.workers)
     space = get_space(search.space)
     if space != table.space:
         raise UserError(f"the table is of the {table.space.name!r} space; pass --space "

@@ -38,7 +38,7 @@ from naonet.models import NAONet, NetworkConfig, count_parameters
 from naonet.options import flag_text
 from naonet.revision import code_revision
 from naonet.run_folder import TRAIN_CHECKPOINT, claim_run_folder, write_run_config
-from naonet.runtime import FastPaths, maybe_compile, to_memory_format
+from naonet.runtime import FastPaths, check_worker_count, maybe_compile, to_memory_format
 from naonet.runtime import apply as apply_fast_paths
 from naonet.seeding import (
     caller_random_state_kept,
@@ -412,7 +412,7 @@ def train(config: TrainConfig, show_progress: bool = True,
 
     rng_states = gather_objects(capture_rng_state())  # every rank's, for rank 0 to save
     if context.is_main:
-        restore_best_checkpoint(run_dir, state, lambda path: save(path, rng_states))
+        restore_best_checkpoint(run_dir, state, functools.partial(save, rng_states=rng_states))
     if state.epoch < config.epochs:
         read_evaluation_images(data, say)
     steps_per_epoch = len(data.train)
@@ -475,6 +475,7 @@ def check_before_any_work(config: TrainConfig, architecture: Architecture,
     writes nothing, not even a run folder."""
     check_batch_for_aux_head(config, architecture.space)
     check_augmentation(config.data_config())
+    check_worker_count(config.workers)
     if not config.download:
         existing_data_path(config.data, config.dataset)
     if config.tensorboard and is_main:

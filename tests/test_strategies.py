@@ -477,3 +477,16 @@ def test_a_round_config_names_the_value_it_refuses(field, value):
             f"--{field.replace('_', '-')} must be >= "
             f"{0 if field == 'new_count' else 1}, got {value}")):
         RoundConfig(**{field: value})
+
+
+def test_every_strategy_option_belongs_to_one_strategy():
+    """The search and bench-search refuse a strategy's option when that strategy does not
+    run, by the lists of each strategy's options: an option added to the shared group
+    but to neither list would be dropped silently again."""
+    from naonet.cli.search import EVOLUTION_OPTIONS, TABLE_NAO_OPTIONS
+    from naonet.cli.table_search import add_strategy_options
+
+    probe = argparse.ArgumentParser()
+    add_strategy_options(probe)
+    added = set(vars(probe.parse_args([])))
+    assert sorted(added) == sorted([*TABLE_NAO_OPTIONS, *EVOLUTION_OPTIONS])

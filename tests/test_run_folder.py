@@ -47,9 +47,10 @@ from naonet.run_folder import claim_run_folder
 claim_run_folder(sys.argv[1], "train")
 child = os.fork()  # as a DataLoader worker is: it outlives a killed parent for seconds
 if child == 0:
+    # the fork's hooks have run once fork() returns here: the test may kill the parent
+    print(os.getpid(), flush=True)
     time.sleep(600)
     os._exit(0)
-print(child, flush=True)
 time.sleep(600)
 """
 

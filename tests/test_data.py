@@ -748,6 +748,33 @@ def test_loader_workers_leave_ctrl_c_to_the_main_process():
     assert ignored.flatten().tolist() == [1.0] * 4
 
 
+CTRL_C_AS_WORKERS_START = """
+import os, signal, torch
+from torch.utils.data import TensorDataset
+from naonet.data.pipelines import LoaderBatches
+
+# a process group's Ctrl-C reaching each worker right after its fork, before the worker
+# could run any code of ours
+os.register_at_fork(after_in_child=lambda: os.kill(os.getpid(), signal.SIGINT))
+images = TensorDataset(torch.zeros(8, 3, 4, 4), torch.arange(8))
+batches = LoaderBatches(images, 2, torch.device("cpu"), train=False, workers=2)
+print(sorted(torch.cat([labels for _, labels in batches]).tolist()))
+"""
+
+
+def test_a_ctrl_c_as_the_workers_start_stays_out_of_them():
+    """Left to the inherited handler, the signal raised a KeyboardInterrupt in each
+    starting worker (printed as "Exception ignored ... KeyboardInterrupt", or a traceback
+    and the loader's "worker exited unexpectedly")."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", CTRL_C_AS_WORKERS_START],
+                          capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (
+        0, str(list(range(8))), "")
+
+
 def test_a_search_checks_the_test_classes_its_printed_training_will_read(cifar_mini,
                                                                         tmp_path, capsys):
     """A search reads train/ only: with test/ classes of other names it ran to its end

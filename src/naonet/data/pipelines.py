@@ -297,13 +297,30 @@ def _worker_errors_as_raised(loader):
     traceback into its message."""
 
     try:
-        yield from loader
+        yield from _started_without_ctrl_c(loader)
     except UserError as error:
         text = str(error)
         if not text.startswith("Caught UserError in DataLoader worker"):
             raise
         last = [line for line in text.splitlines() if line.strip()][-1]
         raise UserError(last.split("UserError: ", 1)[-1]) from None
+
+
+def _started_without_ctrl_c(loader):
+    """``iter(loader)`` with SIGINT held back while it may start workers: a Ctrl-C that
+    came between a worker's fork and its :func:`_seed_worker` would raise the command's
+    KeyboardInterrupt in the worker's start-up (a traceback, and the loader's "exited
+    unexpectedly"). Held back, it waits in the worker until the worker ignores it, and in
+    this process until the workers are started (then it stops the run as ever)."""
+    import signal
+
+    if loader.num_workers == 0 or not hasattr(signal, "pthread_sigmask"):
+        return iter(loader)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return iter(loader)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -325,3 +342,5 @@ def _leave_stops_to_the_main_process() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # held back while the worker started: dropped
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

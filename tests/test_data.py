@@ -806,6 +806,14 @@ def test_a_search_checks_the_test_classes_its_printed_training_will_read(cifar_m
         check_split_classes(flat)
     shutil.rmtree(flat / "test")
     check_split_classes(flat)  # train/ alone: the search holds validation images out
+    emptied = tmp_path / "emptied"  # the names match, but the training finds no cats
+    shutil.copytree(cifar_mini, emptied)
+    for image in (emptied / "test" / "cat").iterdir():
+        image.unlink()
+    with pytest.raises(UserError, match=re.escape(
+            f"class folder {emptied / 'test' / 'cat'} holds no images; add images or remove "
+            "the folder")):
+        check_split_classes(emptied)
 
 
 def test_an_error_lists_twenty_class_names_and_counts_the_rest():

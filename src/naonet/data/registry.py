@@ -380,8 +380,9 @@ def check_same_classes(train_classes: list[str], test_classes: list[str], root: 
 def check_split_classes(data: str | Path) -> None:
     """A UserError if the class folders of ``data``'s ``test/`` (or ``val/``) are not
     those of its ``train/``. A search reads train/ only, but the training it ends by
-    printing reads test/ too: this says so at the search's start, not hours later. Only
-    the folders' names are read; data without both folders passes."""
+    printing reads test/ too: this says so at the search's start, not hours later. The
+    test images are listed (a class folder without images is refused as the training
+    would refuse it), not read; data without both folders passes."""
     root = resolve_data_root(data)
     train, test = find_split_folder(root, "train"), find_split_folder(root, "test")
     if train is None or test is None:
@@ -396,6 +397,7 @@ def check_split_classes(data: str | Path) -> None:
         difference = class_difference(train_classes, test_classes, "train", "test")
         raise UserError(f"the train and test classes of {described(root, data)} differ "
                         f"({difference}){fix}")
+    list_image_folder(test)
 
 
 def same_classes(first, second) -> bool:

@@ -417,6 +417,33 @@ def test_the_training_options_follow_the_data_set_and_the_spaces_final_size():
         "--preset nb201-cifar10 --channels 32 --layers 2"
 
 
+def test_the_printed_training_fits_its_cutout_to_small_images():
+    """A search of 7-px images printed a training of the CIFAR recipe's 16-px cutout,
+    which ``nao train`` refuses (it would hide every image whole): the square is scaled
+    as the recipe's is to 32 px where, and only where, the recipe's would be refused."""
+    import shlex
+
+    from naonet.cli.main import build_parser
+    from naonet.data.registry import check_augmentation
+    from naonet.spaces.cell_space import SMALL
+    from naonet.spaces.nb201 import NB201Space
+    from naonet.training.config import field_names, resolve_config
+
+    assert SMALL.training_options("folder", 7) == "--preset naonet-v2-cifar10 --cutout 3"
+    assert SMALL.training_options("folder", 8) == "--preset naonet-v2-cifar10 --cutout 4"
+    assert SMALL.training_options("folder", 9) == "--preset naonet-v2-cifar10"
+    assert SMALL.training_options("folder") == "--preset naonet-v2-cifar10"
+    parser = build_parser()
+    for space in (SMALL, NB201Space()):
+        for image_size in range(1, 40):  # what a search prints, nao train accepts
+            argv = ["train", *shlex.split(space.training_options("folder", image_size)),
+                    "--dataset", "folder", "--image-size", str(image_size)]
+            args = parser.parse_args(argv)
+            config = resolve_config(args.preset, {},
+                                    {name: getattr(args, name) for name in field_names()})
+            check_augmentation(config.data_config())
+
+
 def test_finished_search_reruns_without_work(tiny_run, cifar_mini, monkeypatch, capsys):
     before = {name: (tiny_run / name).read_text() for name in ("arch_pool", "arch_pool.final")}
     for phase in ("supernet_epoch", "score_architectures_so_far", "controller_step",

@@ -834,9 +834,9 @@ def training_command(run: SearchRun) -> str:
     final_file = shlex.quote(str(run.run_dir / FINAL_POOL))
     # A folder's images are read at --image-size; a named data set's smaller size is only
     # the search's proxy (the found network trains at its own size).
-    size = (f" --image-size {config.image_size}"
-            if config.image_size and config.dataset == "folder" else "")
-    recipe = run.meter.space.training_options(config.dataset)  # part of the protocol
+    trained_size = config.image_size if config.dataset == "folder" else 0
+    size = f" --image-size {trained_size}" if trained_size else ""
+    recipe = run.meter.space.training_options(config.dataset, trained_size)
     output = shlex.quote(str(run.run_dir / "train"))  # beside what it trains, not runs/PRESET
     # data of train/ alone (all a search needs): the training holds validation images out
     held_out = ("" if has_test_images(resolve_data_root(config.data), config.dataset)

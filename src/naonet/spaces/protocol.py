@@ -73,9 +73,10 @@ class SearchSpace(Protocol):
         ``architecture``: two with equal canonical forms score alike in the supernet, so
         a search re-ranks or reports only one of them."""
 
-    def training_options(self, dataset: str) -> str:
-        """The ``nao train`` options that train a found architecture on ``dataset`` with
-        the space's published recipe (a preset, and the size where it differs)."""
+    def training_options(self, dataset: str, image_size: int = 0) -> str:
+        """The ``nao train`` options that train a found architecture on ``dataset`` (of
+        ``image_size`` px, 0: the data set's own) with the space's published recipe (a
+        preset, and the size and cutout where they differ: :func:`preset_options`)."""
 
     def final_size_for(self, dataset: str) -> tuple[int, int]:
         """(channels, layers) of the network ``training_options(dataset)`` trains: the
@@ -212,12 +213,21 @@ def preset_size(preset: str) -> tuple[int, int]:
     return PRESETS[preset]["channels"], PRESETS[preset]["layers"]
 
 
-def preset_options(preset: str, size: tuple[int, int]) -> str:
+def preset_options(preset: str, size: tuple[int, int], image_size: int = 0) -> str:
     """``--preset PRESET``, with ``--channels`` and ``--layers`` where ``size`` (channels,
-    layers) is not the preset's own."""
+    layers) is not the preset's own, and ``--cutout`` where the preset's cutout square
+    would hide every image of ``image_size`` px whole (``nao train`` refuses it): the
+    square scaled as the preset's is to its data set's images (16 of 32 px, 3 of 7)."""
+    from naonet.data.registry import get_dataset_spec
+    from naonet.training.config import PRESETS
+
     options = f"--preset {preset}"
     if preset_size(preset) != tuple(size):
         options += f" --channels {size[0]} --layers {size[1]}"
+    cutout = PRESETS[preset].get("cutout", 0)
+    if image_size and cutout >= 2 * image_size:
+        recipe_size = get_dataset_spec(PRESETS[preset]["dataset"]).image_size
+        options += f" --cutout {max(1, cutout * image_size // recipe_size)}"
     return options
 
 

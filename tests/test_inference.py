@@ -99,6 +99,12 @@ def test_a_network_says_what_it_was_trained_on_and_a_contradicting_size_is_named
     assert (network.dataset, network.image_size) == ("folder", 0)
     published = naonet.create_model("naonet-v2-cifar10")
     assert (published.dataset, published.image_size) == ("cifar10", 0)
+    narrow = naonet.create_model("naonet-v2-cifar10", channels=8, layers=1)
+    assert (narrow.dataset, len(narrow.classes)) == ("cifar10", 10)  # CIFAR-10's still
+    for other in ({"num_classes": 3}, {"skeleton": "imagenet"}):  # CIFAR's it is not: it
+        # gave prepare_image 32-px CIFAR input for a network with an ImageNet stem
+        another = naonet.create_model("naonet-v2-cifar10", channels=8, layers=1, **other)
+        assert (another.dataset, another.classes) == (None, None), other
     image = tmp_path / "ant.png"
     from PIL import Image
 
@@ -108,9 +114,9 @@ def test_a_network_says_what_it_was_trained_on_and_a_contradicting_size_is_named
                                         r"object of type NAONet \(a network from create_model "
                                         r"names its own: net.dataset, net.image_size\)$"):
         prepare_image(image, network)
-    with pytest.raises(UserError, match=r"^no dataset named \(None: the network's file does "
-                                        r"not record the data set it was trained on\); name "
-                                        r"it, one of: cifar10, "):  # it pointed to net.dataset
+    with pytest.raises(UserError, match=r"^no dataset named \(None: the network does not say "
+                                        r"which data set it was trained on\); name it, one "
+                                        r"of: cifar10, "):  # it pointed to net.dataset
         prepare_image(image, None)
     with pytest.raises(UserError, match=r"^image_size must be a whole number >= 0 \(0: the "
                                         r"data set's own\), got -5$"):  # torch's error, raw

@@ -48,8 +48,10 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
     The network's ``classes`` attribute names its outputs by index: the class names a
     checkpoint records (or its data set's), a published configuration's data set's, else
     ``None``. ``dataset`` and ``image_size`` say what it was trained on (the names
-    ``prepare_image(file, net.dataset, net.image_size)`` takes; None and 0, the data
-    set's own size, where unknown).
+    ``prepare_image(file, net.dataset, net.image_size)`` takes): a checkpoint's record, a
+    published configuration's data set, else None; ``image_size`` 0 is the data set's own
+    size. A published configuration given another skeleton or number of classes is
+    another network: its ``dataset`` and ``classes`` are None.
     """
     from naonet.compat.model_file import (
         asked_architecture,
@@ -68,6 +70,9 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
     if isinstance(name_or_arch, str) and name_or_arch in PUBLISHED_MODELS:
         published = name_or_arch
         name_or_arch, base, dataset = published_config(name_or_arch)
+        if checkpoint is None and any(config.get(key, base[key]) != base[key]
+                                      for key in ("skeleton", "num_classes")):
+            dataset = None  # e.g. an ImageNet stem: CIFAR's 32-px input would be wrong
     architecture = (None if name_or_arch is None
                     else asked_architecture(name_or_arch, space))
     if checkpoint is None:

@@ -85,9 +85,9 @@ def own_size_as_zero(dataset: str, image_size: int) -> int:
 
 
 def get_dataset_spec(name: str, image_size: int | None = None) -> DatasetSpec:
-    if name is None:  # net.dataset of a network whose file records no data set
-        raise UserError(f"no dataset named (None: the network's file does not record the "
-                        f"data set it was trained on); name it, one of: {', '.join(DATASETS)}")
+    if name is None:  # net.dataset of a network not known to be trained on a data set
+        raise UserError(f"no dataset named (None: the network does not say which data set "
+                        f"it was trained on); name it, one of: {', '.join(DATASETS)}")
     if not isinstance(name, str):  # a network or a path passed where the name goes
         raise UserError(f"the dataset must be a name, one of: {', '.join(DATASETS)}; got an "
                         f"object of type {type(name).__name__} (a network from create_model "

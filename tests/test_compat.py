@@ -154,7 +154,8 @@ def test_nao_convert_rewrites_a_nas_bench_201_network_file(tmp_path, capsys, tex
     flags = ["--arch", cell.to_string(), "--dataset", dataset] if bare else []
     status, printed, err = nao_in_process(capsys, "convert", str(source), str(out), *flags)
     assert status == 0, err
-    assert f"C {channels}, {cells} cells per stage, {classes} classes" in printed
+    cells_said = {1: "1 cell", 2: "2 cells"}[cells]
+    assert f"C {channels}, {cells_said} per stage, {classes} classes" in printed
     converted = load_model(out)
     assert converted.architecture == cell and converted.dataset == dataset
     torch.testing.assert_close(converted.network.state_dict(), network.state_dict(),

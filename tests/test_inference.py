@@ -479,7 +479,7 @@ def test_create_model_loads_a_plain_state_dict_of_a_nas_bench_201_cell(tmp_path)
     with pytest.raises(UserError) as error:  # a size asked for that the weights are not
         naonet.create_model(cell, path, channels=16)
     message = str(error.value)
-    assert "does not fit the nb201 network of C 16, 1 cells per stage, 10 classes (" \
+    assert "does not fit the nb201 network of C 16, 1 cell per stage, 10 classes (" \
         in message and "\n" not in message
     assert "weights of another shape, such as stem.0.weight" in message
     assert "check the architecture and the network options" in message

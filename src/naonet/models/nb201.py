@@ -54,8 +54,10 @@ class NB201NetworkConfig:
 
     def describe(self) -> str:
         """The network's size in a few words, for messages."""
-        return (f"C {self.channels}, {self.cells_per_stage} cells per stage, "
-                f"{self.num_classes} classes")
+        from naonet.text import counted
+
+        return (f"C {self.channels}, {counted(self.cells_per_stage, 'cell')} per stage, "
+                f"{counted(self.num_classes, 'class', 'classes')}")
 
 
 def infer_nb201_config(state_dict, network: str = "nb201", **overrides) -> NB201NetworkConfig:

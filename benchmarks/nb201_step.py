@@ -42,7 +42,6 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # also in workers
 
-WAIT_SECONDS = 60  # for a worker's start-up (CUDA, the supernet) before the probe gives up
 BASELINE = (3, "bf16")  # (processes at once, autocast): gpu_nb201.sh until this figure
 SEARCH_EPOCHS = 3 * 8  # gpu_nb201.sh's search: --rounds 3 --supernet-epochs 8
 RANKINGS = 2  # uniform and balanced
@@ -76,6 +75,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds a ranking run spends beside training (estimate)")
     parser.add_argument("--search-overhead", type=float, default=90.0,
                         help="seconds the search spends beside training (estimate)")
+    parser.add_argument("--start-timeout", type=float, default=60.0,
+                        help="seconds a layout's workers may take to start (CUDA, the "
+                             "supernet) and warm up before the probe gives up")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--env-file", type=Path, default=None)
     return parser.parse_args(argv)
@@ -154,7 +156,7 @@ def _train_and_time(index: int, args: argparse.Namespace, start, finished, resul
             epoch += 1
             if time.perf_counter() - began >= args.warmup:
                 break
-        start.wait(timeout=WAIT_SECONDS)  # the layout's processes start timing together
+        start.wait(timeout=args.start_timeout)  # the layout's processes time together
         began, steps = time.perf_counter(), 0
         while time.perf_counter() - began < args.seconds:
             trainer.epoch(epoch)  # ends by reading the loss back: the device is done
@@ -181,10 +183,11 @@ def measure_layout(args: argparse.Namespace, processes: int) -> dict[str, list[d
     for process in workers:
         process.start()
     measured: dict[str, list[dict]] = {amp: [] for amp in args.amps}
-    deadline = time.monotonic() + WAIT_SECONDS + len(args.amps) * (args.warmup + 2 * args.seconds)
+    deadline = (time.monotonic() + args.start_timeout
+                + len(args.amps) * (args.warmup + 2 * args.seconds))
     try:
         for _ in range(processes * len(args.amps)):
-            report = _next_report(results, workers, deadline)
+            report = _next_report(results, workers, deadline, args.start_timeout)
             if report[1] == "error":
                 raise SystemExit(f"nb201_step.py: worker {report[0]} of {processes} at once "
                                  f"failed: {report[2]}")
@@ -198,7 +201,7 @@ def measure_layout(args: argparse.Namespace, processes: int) -> dict[str, list[d
     return measured
 
 
-def _next_report(results, workers, deadline: float) -> tuple:
+def _next_report(results, workers, deadline: float, start_timeout: float) -> tuple:
     """The next report, polled every second; a SystemExit when a worker died without one
     or the deadline passed."""
     while True:
@@ -212,7 +215,8 @@ def _next_report(results, workers, deadline: float) -> tuple:
                                  "a report; its error is above") from None
             if time.monotonic() > deadline:
                 raise SystemExit("nb201_step.py: the workers reported nothing in time "
-                                 f"({WAIT_SECONDS} s for start-up and warm-up)") from None
+                                 f"({start_timeout:g} s for start-up and warm-up; "
+                                 "--start-timeout gives more)") from None
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,8 @@ def test_the_step_probe_runs_its_layouts_on_the_cpu_and_writes_its_choice(
     rows = nb201_step.main([
         "--device", "cpu", "--cells-per-stage", "1", "--image-size", "8",
         "--seconds", "0.2", "--warmup", "0", "--chunk", "1", "--processes", "2",
-        "--amps", "none", "--threads", "1", "--json", str(report), "--env-file", str(env)])
+        "--amps", "none", "--threads", "1", "--json", str(report), "--env-file", str(env),
+        "--start-timeout", "600"])  # 13 s here idle, 107 s beside 8 busy processes
     assert [(row["processes"], row["amp"]) for row in rows] == [(1, "none"), (2, "none")]
     saved = json.loads(report.read_text())
     assert saved["device"].startswith("cpu")
@@ -138,7 +139,7 @@ def test_the_gpu_session_runs_the_probe_and_lays_gpu_nb201_out_as_it_chose(
     environment.update(given, PATH=f"{bin_folder}:{os.environ['PATH']}", FAKE_LOG=str(log),
                        NAONET_SHARED=str(SHARED), TMPDIR=str(tmp_path))
     result = subprocess.run(["bash", str(BENCHMARKS / "gpu_session.sh"), str(tmp_path / "out")],
-                            capture_output=True, text=True, env=environment, timeout=120)
+                            capture_output=True, text=True, env=environment, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     if probed_amps is None:
         assert "nb201_step.py skipped" in result.stdout and not log.exists()

@@ -707,7 +707,7 @@ def test_a_closed_output_pipe_ends_quietly():
     process = subprocess.Popen([sys.executable, "-m", "naonet.cli.main", "info", "naonet-v2"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     process.stdout.close()  # before the interpreter has even started writing
-    _, err = process.communicate(timeout=120)
+    _, err = process.communicate(timeout=600)
     assert process.returncode == 128 + signal.SIGPIPE and err == b"", err
 
 

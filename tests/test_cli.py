@@ -146,14 +146,14 @@ def test_ctrl_c_while_nao_starts_is_one_line():
 
     probe = "import sys, naonet.cli.main; print('torch' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            timeout=120)
+                            timeout=600)
     assert loaded.stdout.strip() == "False", loaded.stderr
     interrupted = ("import naonet.cli.main as cli\n"
                    "def interrupt():\n    raise KeyboardInterrupt\n"
                    "cli.build_parser = interrupt  # the parser imports the subcommands\n"
                    "cli.run()\n")
     result = subprocess.run([sys.executable, "-c", interrupted], capture_output=True,
-                            text=True, timeout=120)
+                            text=True, timeout=600)
     assert (result.returncode, result.stderr) == (130, "nao: interrupted\n")
 
 

@@ -78,7 +78,7 @@ def test_nao_info_in_a_fresh_process_finds_and_counts_a_packages_space():
     """A space registered in Python never reached the command line: a package's space
     is found by ``nao`` itself; a space of no known shape is counted by its protocol."""
     path = os.pathsep.join(filter(None, [str(PACKAGE), os.environ.get("PYTHONPATH")]))
-    result = run_nao("info", CHAIN_TEXT, timeout=120, env={"PYTHONPATH": path})
+    result = run_nao("info", CHAIN_TEXT, timeout=600, env={"PYTHONPATH": path})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"architecture: {CHAIN_TEXT}"

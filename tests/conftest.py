@@ -109,6 +109,47 @@ def run_nao(*args: str, timeout: float = 600, env: dict | None = None
                           capture_output=True, text=True, timeout=timeout, env=environment)
 
 
+def kill_when(process: subprocess.Popen, holds, what: str, timeout: float = 600) -> None:
+    """SIGKILL ``process`` once ``holds()`` is true of what it has written so far. The
+    process is paused (SIGSTOP) while ``holds`` looks, so it is killed in the state that
+    was seen: a test that looked and then killed could lose the moment it wanted when the
+    machine stalled it in between (under load, for seconds)."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"the process ended before {what}"
+            process.send_signal(signal.SIGSTOP)
+            _wait_until_stopped(process.pid)
+            if holds():
+                process.send_signal(signal.SIGKILL)
+                return
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+        raise AssertionError(f"{what} never came")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=60)
+
+
+def _wait_until_stopped(pid: int) -> None:
+    """Return once the system reports process ``pid`` stopped (a signal is delivered
+    after kill() returns), or gone."""
+    import time
+
+    while True:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if fields[0] in ("T", "t", "Z", "X"):
+            return
+        time.sleep(0.001)
+
+
 @pytest.fixture
 def released_file(tmp_path):
     """A file as the released code saves it (weights beside a pickled argparse.Namespace)

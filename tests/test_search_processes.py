@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ import torch
 
 from naonet.spaces import Architecture
 
-from conftest import CIFAR_ARCHIVE, NB201_TABLE, require, run_nao
+from conftest import CIFAR_ARCHIVE, NB201_TABLE, kill_when, require, run_nao
 
 TINY_FLAGS = dict(device="cpu", valid_size=60, train_subset=192, channels=4, layers=1,
                   rounds=2, seed_pool_size=6, new_architectures=3, top_seeds=4,
@@ -58,11 +56,8 @@ def test_sigkill_during_round_two_training_resumes_to_the_same_outputs(space, ci
                *search_command(cifar_mini, killed, **space_flags)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
-    try:
-        wait_for_round_two_epoch(killed, process)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait(timeout=60)
+    kill_when(process, lambda: in_round_two_training(killed),
+              "round 2 checkpointing a supernet epoch")
     state = saved_state(killed)
     assert (state["round"], state["phase"]) == (1, "train"), "not killed in round 2 training"
     resumed = checked(run_nao(*search_command(cifar_mini, killed, **space_flags)))
@@ -77,18 +72,15 @@ def test_sigkill_during_round_two_training_resumes_to_the_same_outputs(space, ci
         assert all(-1 <= record["kendall_tau"] <= 1 for record in truth)
 
 
-def wait_for_round_two_epoch(run_dir: Path, process: subprocess.Popen) -> None:
-    """Return once round 2 has checkpointed a supernet epoch (the checkpoint is newer than
-    round 1's summary), while its training goes on."""
+def in_round_two_training(run_dir: Path) -> bool:
+    """Whether round 2 has checkpointed a supernet epoch (the checkpoint is newer than
+    round 1's summary) and its training goes on."""
     summary, state_file = run_dir / "rounds.jsonl", run_dir / "search_state.pt"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the search ended before it could be killed"
-        if summary.exists() and summary.read_text().count("\n") == 1 \
-                and state_file.stat().st_mtime_ns > summary.stat().st_mtime_ns:
-            return
-        time.sleep(0.05)
-    raise AssertionError("round 2 never started")
+    if not (summary.exists() and summary.read_text().count("\n") == 1
+            and state_file.stat().st_mtime_ns > summary.stat().st_mtime_ns):
+        return False
+    state = saved_state(run_dir)
+    return (state["round"], state["phase"]) == (1, "train")
 
 
 @pytest.mark.dist
@@ -143,11 +135,8 @@ def test_sigkill_during_the_ranking_experiment_resumes_to_the_same_outputs(cifar
         [sys.executable, "-m", "naonet.cli.main", *ranking_command(cifar_mini, table, killed)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
-    try:
-        wait_for_second_sampling(killed / "ranking_state.pt", process)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait(timeout=60)
+    kill_when(process, lambda: in_second_sampling(killed / "ranking_state.pt"),
+              "an epoch of the second sampling")
     resumed = checked(run_nao(*ranking_command(cifar_mini, table, killed)))
     assert "balanced: resumed after epoch" in resumed.stderr
     for name in ("scores_uniform.txt", "scores_balanced.txt", "parameters.txt"):
@@ -160,17 +149,12 @@ def test_sigkill_during_the_ranking_experiment_resumes_to_the_same_outputs(cifar
     assert [p.name for p in killed.iterdir() if p.name.startswith(".")] == [".naonet.lock"]
 
 
-def wait_for_second_sampling(state_file: Path, process: subprocess.Popen) -> None:
-    """Return once the checkpoint holds the second sampling after an epoch of it."""
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the experiment ended before it could be killed"
-        if state_file.exists():
-            state = torch.load(state_file, weights_only=True)
-            if len(state["finished"]) == 1 and state["current"] is not None:
-                return
-        time.sleep(0.05)
-    raise AssertionError("the second sampling never started")
+def in_second_sampling(state_file: Path) -> bool:
+    """Whether the checkpoint holds the second sampling after an epoch of it."""
+    if not state_file.exists():
+        return False
+    state = torch.load(state_file, weights_only=True)
+    return len(state["finished"]) == 1 and state["current"] is not None
 
 
 @pytest.mark.dist

@@ -5,7 +5,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -15,7 +14,7 @@ from naonet.seeding import capture_rng_state, restore_rng_state
 from naonet.training.checkpoint import atomic_save
 from naonet.training.config import TrainConfig, load_config_file, resolve_config
 
-from conftest import global_draws, nao_in_process, run_nao, seed_globally
+from conftest import global_draws, kill_when, nao_in_process, run_nao, seed_globally
 
 TINY = ["--channels", "8", "--layers", "1", "--batch-size", "32", "--test-subset", "100",
         "--device", "cpu", "--no-progress", "--lr", "0.05", "--cutout", "8",
@@ -41,13 +40,8 @@ def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_an_uninterrupted_run(c
     interrupted = tmp_path / "killed"
     process = subprocess.Popen(train_command(cifar_mini, interrupted, *extra),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (interrupted / "last.pt").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    # last.pt is epoch 1's last output: killed now, the run is inside epoch 2
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert (interrupted / "last.pt").exists(), "epoch 1 never finished"
+    # last.pt is epoch 1's last output: killed then, the run is inside epoch 2
+    kill_when(process, lambda: (interrupted / "last.pt").exists(), "the end of epoch 1")
     assert torch.load(interrupted / "last.pt", weights_only=True)["epoch"] == 1
     resumed = subprocess.run(train_command(cifar_mini, interrupted, *extra),
                              capture_output=True, text=True, timeout=600)
@@ -790,7 +784,6 @@ def test_a_stop_whose_exception_was_lost_still_stops_the_run(capsys, cifar_mini,
     in ...') was dropped, and the run went on to its end; the stop is now raised again
     at the next step. The stopped run's resume, as if on another number of processes,
     also checks that such a resume says so (it went on without a word)."""
-    import signal
 
     import naonet.training.run as run_module
     from naonet.cli import main as cli_main

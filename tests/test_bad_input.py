@@ -103,6 +103,15 @@ CASES = [
       "foo"], "--device must be auto, cpu"),
     (["bench-search", "--evaluator", "table:t.csv", "--plot", "curves.jpg"],
      "give a file ending in .png"),
+    # the result files' places, before the searches (found after them, all was lost)
+    (["bench-search", "--evaluator", "table:t.csv", "--output", f"{REPO / 'README.md'}/x.json"],
+     f"{REPO / 'README.md'} is a file, not a folder; pass an output file elsewhere"),
+    (["bench-search", "--evaluator", "table:t.csv", "--plot", f"{REPO / 'README.md'}/a/x.png"],
+     f"{REPO / 'README.md'} is a file, not a folder; pass an output file elsewhere"),
+    (["bench-search", "--evaluator", "table:t.csv", "--output", "/proc/x.json"],
+     "cannot write in the folder /proc ("),
+    (["search", "--space", "nb201", "--evaluator", "table:t.csv", "--result-json",
+      f"{REPO / 'README.md'}/x.json"], "README.md is a file, not a folder; pass an output file"),
     (["bench-search", "--evaluator", "table:t.csv", "--max-lambda", "0"],
      "--max-lambda must be >= 1, got 0"),
     # named by the flag (the library's configs said 'seed count', 'candidates_per_round')
@@ -165,6 +174,8 @@ CASES = [
     (["correlate", "--supernet", "a.txt", "b.txt"], "--supernet takes no score files"),
     (["correlate", "--supernet"], "--supernet needs --reference table:PATH"),
     (CORRELATE + ["--archs", "1"], "--archs must be >= 2 to rank anything"),
+    (CORRELATE + ["--evaluator", "table:u.csv"], "--reference table:t.csv and --evaluator "
+     "table:u.csv name two tables (--evaluator is another name for --reference); pass one"),
     (CORRELATE + ["--score-every", "-1"], "--score-every must be >= 0"),
     (CORRELATE + ["--train-on", "pool"], "argument --train-on: invalid choice: 'pool'"),
     (CORRELATE + ["--supernet-pool", "all"], "unrecognized arguments: --supernet-pool"),

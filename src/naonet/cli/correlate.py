@@ -166,6 +166,10 @@ def ranking_config(args: argparse.Namespace):
     from naonet.search.config import field_names, load_config_file, resolve_search_config
     from naonet.search.ranking import EXPERIMENT_FLAGS, RankingConfig
 
+    if args.reference and args.reference_alias and args.reference != args.reference_alias:
+        raise UserError(f"--reference {args.reference} and --evaluator "
+                        f"{args.reference_alias} name two tables (--evaluator is another "
+                        "name for --reference); pass one")
     reference = args.reference or args.reference_alias
     if not reference or not args.data:
         raise UserError("--supernet needs --reference table:PATH (the NAS-Bench-201 CSV) "

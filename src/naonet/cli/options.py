@@ -99,9 +99,7 @@ def check_output_file(source: str | list[str], output: str,
     if os.path.isdir(output) or output.endswith(("/", os.sep)):
         raise UserError(f"{output} is a folder; pass the file to write, a name in it or "
                         "elsewhere")
-    folder = os.path.dirname(os.path.abspath(output))
-    if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"the folder {folder} is not writable; pass an output file elsewhere")
+    check_can_create_in(os.path.dirname(os.path.abspath(output)))
     if not os.path.exists(output):
         return
     for read in [source] if isinstance(source, str) else source:
@@ -112,6 +110,31 @@ def check_output_file(source: str | list[str], output: str,
     if written_by_this is not None and not written_by_this(Path(output)):
         raise UserError(f"{output} exists and is not {kind}; pass another output file (or "
                         "delete it first: this command replaces only its own files)")
+
+
+def check_can_create_in(folder: str) -> None:
+    """A UserError when a file cannot be made in ``folder``, or in the nearest of its
+    parents that exists (where the folders the write needs will be made): one of them is
+    a file, or the system refuses (permissions; /proc, which root may "write" by its
+    mode bits). Found by making and removing an empty hidden file there, as the write
+    itself would, not by the mode bits alone."""
+    import os
+    import tempfile
+
+    from naonet.errors import UserError
+
+    existing = folder
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"{existing} is a file, not a folder; pass an output file elsewhere")
+    try:
+        handle, probe = tempfile.mkstemp(dir=existing, prefix=".naonet-probe-")
+    except OSError as error:
+        raise UserError(f"cannot write in the folder {existing} ({error.strerror or error}); "
+                        "pass an output file elsewhere") from None
+    os.close(handle)
+    os.remove(probe)
 
 
 def json_with_keys(*keys: str) -> Callable[[Path], bool]:

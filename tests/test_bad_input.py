@@ -189,6 +189,13 @@ CASES = [
      "--samplings: 'balanced' comes twice; list each once"),
     (["bench-search", "--evaluator", "table:t.csv", "--strategies", "random,random"],
      "--strategies: 'random' comes twice; list each once"),
+    (["bench-search", "--evaluator", "table:t.csv", "--strategies="],  # 'empty list' once
+     "--strategies: empty; use a comma-separated list of: nao, random, evolution"),
+    (["bench-search", "--evaluator", "table:t.csv", "--population-size", "0"],
+     "evolution needs 1 <= --sample-size (3) <= --population-size (0)"),
+    (["search", "--evaluator", "table:t.csv", "--fill", "rnd"],  # it offered none, refused
+     "unknown fill 'rnd'; a search with a query budget takes random or mutation or "
+     "predicted"),
     (CORRELATE + ["--no-plot"], "--plot applies only to nao search"),
     (["bench-search", "--evaluator", "table:t.csv", "--budget", "0"], "--budget must be >= 1"),
     (["bench-search", "--evaluator", "table:t.csv", "--seeds", "0"],

@@ -13,6 +13,7 @@ from collections.abc import Callable, Hashable
 from numbers import Integral
 
 from naonet.errors import UserError
+from naonet.text import counted
 
 
 class BudgetExhausted(RuntimeError):
@@ -74,7 +75,8 @@ class BudgetedEvaluator:
         if architecture in self._scores:
             return self._scores[architecture]
         if self.exhausted:
-            raise BudgetExhausted(f"the budget of {self.budget} queries is spent")
+            raise BudgetExhausted(f"the budget of {counted(self.budget, 'query', 'queries')} "
+                                  "is spent")
         score = float(self.measure(architecture))
         self._scores[architecture] = score
         return score

@@ -260,8 +260,8 @@ def check_names(names, known, flag: str) -> None:
     ran or trained the same thing twice)."""
     unknown = [name for name in names if name not in known]
     if unknown or not names:
-        raise UserError(f"{flag}: unknown {unknown[0] if unknown else 'empty list'!r}; use a "
-                        f"comma-separated list of: {', '.join(known)}")
+        said = f"unknown {unknown[0]!r}" if unknown else "empty"
+        raise UserError(f"{flag}: {said}; use a comma-separated list of: {', '.join(known)}")
     repeated = next((name for index, name in enumerate(names) if name in names[:index]), None)
     if repeated is not None:
         raise UserError(f"{flag}: {repeated!r} comes twice; list each once")

@@ -39,7 +39,9 @@ SUPERNET_EVALUATOR = "supernet"
 HELP = {
     **SHARED_HELP,
     "space": "search space: small (NAO-V2), middle, nb201 (NAS-Bench-201), or one an "
-             "installed package offers (naonet.spaces entry points)",
+             "installed package offers (naonet.spaces entry points); a table search "
+             "(--evaluator table:PATH) searches nb201, the table's space, a one-shot search "
+             "the space given",
     "score_metric": "supernet score: accuracy, or loss (minus the mean cross-entropy)",
     "update_off_path": "SGD keeps applying momentum and weight decay to parameters off the "
                        "sampled path (gradients zeroed, as released)",

@@ -164,7 +164,9 @@ def run_table_search(args: argparse.Namespace) -> int:
     summary = search_table(table, args.strategy, args.budget, seed, args.metric, config,
                            limits, latency_device(getattr(args, "device", None), limits))
     whole_best = table.test_accuracy(table.best(metric_column(args.metric)))
-    print(f"strategy {args.strategy}, {summary.queries} queries, seed {seed}, "
+    from naonet.text import counted
+
+    print(f"strategy {args.strategy}, {counted(summary.queries, 'query', 'queries')}, seed {seed}, "
           f"metric {args.metric}")
     print(f"best by validation: index {summary.best_index} {summary.best}")
     print(f"  validation {100 * summary.best_validation:.2f} %  "

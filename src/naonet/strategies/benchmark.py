@@ -129,7 +129,7 @@ class StrategyRuns:
     strategy: str
     summaries: list[SearchSummary] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)  # each summary's seed
-    seconds: float = 0.0
+    seconds: float = 0.0  # all seeds' searches together
 
     @property
     def test_accuracies(self) -> list[float]:

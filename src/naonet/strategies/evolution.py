@@ -32,8 +32,8 @@ class EvolutionConfig:
     def __post_init__(self) -> None:
         check_field_types(self)
         if self.population_size < 1 or not 1 <= self.sample_size <= self.population_size:
-            raise UserError(f"evolution needs 1 <= sample size ({self.sample_size}) <= "
-                            f"population size ({self.population_size})")
+            raise UserError(f"evolution needs 1 <= --sample-size ({self.sample_size}) <= "
+                            f"--population-size ({self.population_size})")
 
 
 def regularized_evolution(space: SearchSpace, evaluator: Evaluator, seed: int,

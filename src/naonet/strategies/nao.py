@@ -69,12 +69,14 @@ class NAOConfig:
                             f"{self.candidates_per_round}")
         if not options.valid_device(self.device):
             raise UserError(f"{options.DEVICE_HELP}, got {self.device!r}")
-        # the round's own checks (seed count, max lambda, score transform, fill), once
-        # here before any query instead of again in this class
-        self.round_config(1)
         if self.fill not in BUDGETED_FILLS:  # a short round would never end the loop
-            raise UserError(f"--fill {self.fill} does not complete a round; a search with a "
-                            f"query budget takes {' or '.join(BUDGETED_FILLS)}")
+            said = (f"--fill {self.fill} does not complete a round" if self.fill in FILLS
+                    else f"unknown fill {self.fill!r}")  # not "use none", which this refuses
+            raise UserError(f"{said}; a search with a query budget takes "
+                            f"{' or '.join(BUDGETED_FILLS)}")
+        # the round's own checks (seed count, max lambda, score transform), once here
+        # before any query instead of again in this class
+        self.round_config(1)
 
     def round_config(self, count: int) -> RoundConfig:
         """One round of this loop; the decoder's shortfall is completed by ``fill`` (then

@@ -340,6 +340,60 @@ def test_bench_search_prints_mean_and_std_and_writes_the_plot(synthetic, tmp_pat
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_stopped_bench_search_resumes_after_its_last_search(synthetic, tmp_path, capsys,
+                                                            monkeypatch):
+    """A stopped comparison started over (20 seeds of NAO: minutes lost); with --output
+    it keeps each search as it ends, and the same command resumes from there."""
+    from naonet.cli.main import main
+    from naonet.strategies import benchmark
+
+    def command(output, *extra):
+        return ["bench-search", "--evaluator", f"table:{synthetic.source}", "--strategies",
+                "random,evolution", "--seeds", "3", "--budget", "30", "--plot", "",
+                "--output", str(output), "--quiet", *extra]
+
+    def without_timings(path):
+        written = json.loads(path.read_text())
+        del written["revision"]
+        for runs in written["strategies"]:
+            del runs["seconds"]
+        return written
+
+    assert main(command(tmp_path / "whole.json")) == 0
+    searched = []
+    search_table = benchmark.search_table
+
+    def stopped_at_the_fourth(*args, **kwargs):
+        searched.append(args[1:4:2])  # (strategy, seed)
+        if len(searched) == 4:
+            raise KeyboardInterrupt
+        return search_table(*args, **kwargs)
+
+    monkeypatch.setattr(benchmark, "search_table", stopped_at_the_fourth)
+    output = tmp_path / "stopped.json"
+    progress = tmp_path / ".stopped.json.progress.json"
+    assert main(command(output)) == 130
+    assert "rerun the same command to resume" in capsys.readouterr().err
+    assert not output.exists()
+    assert [(run["strategy"], run["seed"]) for run in json.loads(progress.read_text())[
+        "runs"]] == [("random", 0), ("random", 1), ("random", 2)]
+    kept = progress.read_text()
+    # another comparison does not take them (nor drop them)
+    assert main(command(output, "--first-seed", "5")) == 2
+    assert "holds the searches of a stopped comparison with other options (first_seed " \
+           "differs); rerun it with its options" in capsys.readouterr().err
+    progress.write_text("{")
+    assert main(command(output)) == 2
+    assert "is damaged (JSONDecodeError" in capsys.readouterr().err
+    progress.write_text(kept)
+    searched.clear()
+    assert main(command(output)) == 0
+    assert "resuming: 3 of 6 searches done" in capsys.readouterr().err
+    assert searched == [("evolution", 0), ("evolution", 1), ("evolution", 2)]
+    assert without_timings(output) == without_timings(tmp_path / "whole.json")
+    assert not progress.exists()  # the result holds every search now
+
+
 def test_table_search_reports_the_best_by_validation_and_its_test(synthetic, tmp_path, capsys):
     from naonet.cli.table_search import add_table_search_arguments, run_table_search
 

@@ -30,6 +30,7 @@ from naonet.cli.table_search import (
     load_table,
     strategy_configs,
 )
+from naonet.errors import UserError
 from naonet.files import atomic_write_text
 from naonet.nb201 import VALIDATION_METRICS
 from naonet.revision import code_revision
@@ -42,7 +43,7 @@ from naonet.strategies.benchmark import (
     benchmark_strategies,
     best_possible,
 )
-from naonet.text import counted
+from naonet.text import counted, joined
 
 DEFAULT_STRATEGIES = "random,evolution,nao"
 
@@ -72,7 +73,9 @@ def add_parser(subparsers) -> None:
                         help="where to write the best-so-far plot (default "
                              "bench_search.png; '' for none)")
     parser.add_argument("--output", default=None, metavar="JSON",
-                        help="also write every run's result to this JSON file")
+                        help="also write every run's result to this JSON file; each search "
+                             "done is kept beside it (.NAME.progress.json) until it is "
+                             "written, and a stopped comparison rerun resumes from there")
     parser.add_argument("--quiet", action="store_true", help="no line per search")
     # told apart: a strategy's option with that strategy left out is refused, not dropped
     strategy_defaults = add_told_apart(
@@ -118,8 +121,16 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(table_file, args.output, RESULT_FILE, "a nao bench-search result")
     table = load_table(config.table, config.space)
     seeds = config.seed_range
+    progress = Progress(args.output, config, table.space) if args.output else None
+    args.resumes = progress is not None  # a stop's line says a rerun resumes
+    if progress is not None and progress.finished:
+        total = len(config.strategies) * len(seeds)
+        print(f"resuming: {progress.finished_text(total)} (kept in {progress.path})",
+              file=sys.stderr, flush=True)
 
-    def report(strategy, seed, summary) -> None:
+    def report(strategy, seed, summary, seconds) -> None:
+        if progress is not None:
+            progress.add(strategy, seed, summary, seconds)
         if not args.quiet:
             print(f"{strategy:<10} seed {seed:<4} best index {summary.best_index:<6} "
                   f"valid {100 * summary.best_validation:6.2f}  "
@@ -128,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
 
     results = benchmark_strategies(table, config.strategies, seeds, config.budget,
                                    config.metric, config.strategy_configs, on_run=report,
-                                   limits=config.limits, device=config.device)
+                                   limits=config.limits, device=config.device,
+                                   finished=progress.finished if progress else None)
     best, best_text = best_possible(table, config.limits, config.metric)
     print_summary(results, config, best_text)
     # the results first: a picture that fails to draw loses no minutes of searching
@@ -137,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
             {"config": config.to_dict(), "revision": code_revision(),
              "best_possible": best, "table": table.source,
              "strategies": [runs.to_dict() for runs in results]}, indent=1) + "\n")
+        progress.path.unlink(missing_ok=True)  # the result holds every search now
     if args.plot:
         plot_best_so_far({runs.strategy: [s.test_curve for s in runs.summaries]
                           for runs in results}, args.plot, reference=best,
@@ -144,6 +157,54 @@ def run(args: argparse.Namespace) -> int:
                                f"metric {config.metric}{config.limits.text()}")
         print(f"plot: {args.plot}")
     return 0
+
+
+class Progress:
+    """The searches a comparison with ``--output FILE`` has done, kept in a hidden file
+    beside it (``.FILE.progress.json``, written after every search) until FILE is
+    written: a stopped comparison, rerun with the same options, takes them and repeats
+    none (a search is a function of its seed)."""
+
+    def __init__(self, output: str, config: BenchmarkConfig, space):
+        output = Path(output)
+        self.path = output.with_name(f".{output.name}.progress.json")
+        # as JSON gives it back: tuples are lists there
+        self.config = json.loads(json.dumps(config.to_dict()))
+        self.records: list[dict] = []
+        self.finished: dict = {}
+        if self.path.exists():
+            self._read(space)
+
+    def _read(self, space) -> None:
+        from naonet.nb201.evaluator import SearchSummary
+
+        try:
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+            records, config = saved["runs"], saved["config"]
+            finished = {(record["strategy"], int(record["seed"])):
+                        (SearchSummary.from_dict(record, space), float(record["seconds"]))
+                        for record in records}
+        except (OSError, ValueError, KeyError, TypeError, UserError) as error:
+            raise UserError(f"{self.path}, the searches of a stopped nao bench-search, is "
+                            f"damaged ({type(error).__name__}: {error}); delete it to start over"
+                            ) from None
+        if config != self.config:
+            changed = [key for key in self.config if config.get(key) != self.config[key]]
+            raise UserError(f"{self.path} holds the searches of a stopped comparison with "
+                            f"other options ({joined(changed)} "
+                            f"{'differs' if len(changed) == 1 else 'differ'}); rerun it with its "
+                            f"options to finish it, or delete {self.path} to start over")
+        self.records, self.finished = records, finished
+
+    def add(self, strategy: str, seed: int, summary, seconds: float) -> None:
+        """Keep one more search, at once (a stop loses at most the one under way)."""
+        self.records.append({"strategy": strategy, "seed": seed, "seconds": seconds,
+                             **summary.to_dict()})
+        atomic_write_text(self.path, json.dumps({"config": self.config,
+                                                 "runs": self.records}) + "\n")
+
+    def finished_text(self, total: int) -> str:
+        return f"{len(self.finished)} of {counted(total, 'search', 'searches')} done"
 
 
 def print_summary(results: list[StrategyRuns], config: BenchmarkConfig,

@@ -46,6 +46,14 @@ class SearchSummary:
                 "queries": self.queries, "validation_curve": list(self.validation_curve),
                 "test_curve": list(self.test_curve)}
 
+    @classmethod
+    def from_dict(cls, values: dict, space) -> SearchSummary:
+        """A summary :meth:`to_dict` wrote, its cell read in ``space``."""
+        return cls(space.parse(values["best"]), int(values["best_index"]),
+                   float(values["best_validation"]), float(values["test_accuracy"]),
+                   int(values["queries"]), tuple(map(float, values["validation_curve"])),
+                   tuple(map(float, values["test_curve"])))
+
 
 def summarize(evaluator: TableEvaluator, table: BenchmarkTable) -> SearchSummary:
     """Best-by-validation architecture of a finished search and its test accuracy."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from naonet import options
@@ -129,7 +129,7 @@ class StrategyRuns:
     strategy: str
     summaries: list[SearchSummary] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)  # each summary's seed
-    seconds: float = 0.0  # all seeds' searches together
+    seconds: float = 0.0  # all seeds' searches together (a resumed run's included)
 
     @property
     def test_accuracies(self) -> list[float]:
@@ -152,26 +152,36 @@ class StrategyRuns:
 def benchmark_strategies(table: BenchmarkTable, strategies: Sequence[str], seeds: Sequence[int],
                          budget: int, metric: str = DEFAULT_METRIC,
                          configs: dict | None = None,
-                         on_run: Callable[[str, int, SearchSummary], None] | None = None,
-                         limits: Budget | None = None, device: str = "cpu"
-                         ) -> list[StrategyRuns]:
-    """Search with every strategy and seed; ``on_run`` is called after each search.
-    Latency (when ``limits`` has a latency limit) is timed on ``device``."""
+                         on_run: Callable[[str, int, SearchSummary, float], None]
+                         | None = None,
+                         limits: Budget | None = None, device: str = "cpu",
+                         finished: Mapping[tuple[str, int], tuple[SearchSummary, float]]
+                         | None = None) -> list[StrategyRuns]:
+    """Search with every strategy and seed; ``on_run(strategy, seed, summary, seconds)``
+    is called after each search. ``finished`` holds the (summary, seconds) of searches
+    an earlier, stopped run made, by (strategy, seed): they are taken, not repeated (a
+    search is a function of its seed). Latency (when ``limits`` has a latency limit) is
+    timed on ``device``."""
     configs = configs or {}
     if "nao" in strategies:  # before any strategy spends its time
         check_query_budget(budget, configs.get("nao") or NAOConfig())
     space = limited_space(table, limits, device)  # one for every search: counted once
+    finished = finished or {}
     results = []
     for strategy in strategies:
         runs = StrategyRuns(strategy)
-        start = time.perf_counter()
         for seed in seeds:
-            summary = search_table(table, strategy, budget, seed, metric, configs.get(strategy),
-                                   space=space)
+            if (strategy, seed) in finished:
+                summary, seconds = finished[strategy, seed]
+            else:
+                start = time.perf_counter()
+                summary = search_table(table, strategy, budget, seed, metric,
+                                       configs.get(strategy), space=space)
+                seconds = time.perf_counter() - start
+                if on_run is not None:
+                    on_run(strategy, seed, summary, seconds)
             runs.summaries.append(summary)
             runs.seeds.append(seed)
-            if on_run is not None:
-                on_run(strategy, seed, summary)
-        runs.seconds = time.perf_counter() - start
+            runs.seconds += seconds
         results.append(runs)
     return results

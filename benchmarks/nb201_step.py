@@ -75,12 +75,20 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds a ranking run spends beside training (estimate)")
     parser.add_argument("--search-overhead", type=float, default=90.0,
                         help="seconds the search spends beside training (estimate)")
-    parser.add_argument("--start-timeout", type=float, default=60.0,
+    parser.add_argument("--start-timeout", type=_positive_seconds, default=60.0,
                         help="seconds a layout's workers may take to start (CUDA, the "
                              "supernet) and warm up before the probe gives up")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--env-file", type=Path, default=None)
     return parser.parse_args(argv)
+
+
+def _positive_seconds(text: str) -> float:
+    """A number of seconds above 0 (argparse reports the refusal in one line)."""
+    seconds = float(text)
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
+    return seconds
 
 
 def _cuda() -> bool:

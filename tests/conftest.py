@@ -110,10 +110,10 @@ def run_nao(*args: str, timeout: float = 600, env: dict | None = None
 
 
 def kill_when(process: subprocess.Popen, holds, what: str, timeout: float = 600) -> None:
-    """SIGKILL ``process`` once ``holds()`` is true of what it has written so far. The
-    process is paused (SIGSTOP) while ``holds`` looks, so it is killed in the state that
-    was seen: a test that looked and then killed could lose the moment it wanted when the
-    machine stalled it in between (under load, for seconds)."""
+    """SIGKILL ``process`` once ``holds()`` is true of what it has written so far. Once it
+    looks true, the process is paused (SIGSTOP) and ``holds`` looks again, so it is
+    killed in the state that was seen: a test that looked and then killed could lose the
+    moment it wanted when the machine stalled it in between (under load, for seconds)."""
     import signal
     import time
 
@@ -121,12 +121,13 @@ def kill_when(process: subprocess.Popen, holds, what: str, timeout: float = 600)
     try:
         while time.monotonic() < deadline:
             assert process.poll() is None, f"the process ended before {what}"
-            process.send_signal(signal.SIGSTOP)
-            _wait_until_stopped(process.pid)
-            if holds():
-                process.send_signal(signal.SIGKILL)
-                return
-            process.send_signal(signal.SIGCONT)
+            if holds():  # then look again with the process paused
+                process.send_signal(signal.SIGSTOP)
+                _wait_until_stopped(process.pid)
+                if holds():
+                    process.send_signal(signal.SIGKILL)
+                    return
+                process.send_signal(signal.SIGCONT)
             time.sleep(0.05)
         raise AssertionError(f"{what} never came")
     finally:
@@ -136,16 +137,19 @@ def kill_when(process: subprocess.Popen, holds, what: str, timeout: float = 600)
 
 
 def _wait_until_stopped(pid: int) -> None:
-    """Return once the system reports process ``pid`` stopped (a signal is delivered
-    after kill() returns), or gone."""
+    """Return once the system reports every thread of process ``pid`` stopped (a signal
+    is delivered after kill() returns), or the process gone."""
     import time
+
+    def state(stat: Path) -> str:
+        return stat.read_text().rsplit(")", 1)[1].split()[0]
 
     while True:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            states = [state(task / "stat") for task in Path(f"/proc/{pid}/task").iterdir()]
         except (FileNotFoundError, ProcessLookupError):
             return
-        if fields[0] in ("T", "t", "Z", "X"):
+        if all(value in ("T", "t", "Z", "X") for value in states):
             return
         time.sleep(0.001)
 

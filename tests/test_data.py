@@ -770,9 +770,40 @@ def test_a_ctrl_c_as_the_workers_start_stays_out_of_them():
     import sys
 
     done = subprocess.run([sys.executable, "-c", CTRL_C_AS_WORKERS_START],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=600)
     assert (done.returncode, done.stdout.strip(), done.stderr) == (
         0, str(list(range(8))), "")
+
+
+SIGTERM_AS_WORKERS_START = """
+import os, signal, sys, torch
+from torch.utils.data import TensorDataset
+from naonet.data.pipelines import LoaderBatches
+
+# the command's own SIGTERM handler, which a worker inherits with the fork
+signal.signal(signal.SIGTERM, lambda *_: print(f"handler ran in {os.getpid()}", flush=True))
+# a process group's SIGTERM reaching each worker right after its fork
+os.register_at_fork(after_in_child=lambda: os.kill(os.getpid(), signal.SIGTERM))
+images = TensorDataset(torch.zeros(8, 3, 4, 4), torch.arange(8))
+try:
+    for _ in LoaderBatches(images, 2, torch.device("cpu"), train=False, workers=1):
+        pass
+except RuntimeError as error:  # the main process's stop reports it (naonet.cli.main)
+    print("loader:", str(error).split(" (pid")[0])
+"""
+
+
+def test_a_sigterm_as_the_workers_start_ends_them_without_the_commands_handler():
+    """The command's handler ran in a worker that a process group's SIGTERM reached
+    before torch's own handler was set (its stop, and a traceback, in the worker)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", SIGTERM_AS_WORKERS_START],
+                          capture_output=True, text=True, timeout=600)
+    # ended by torch's handler, which the loader reports; the command's never ran there
+    assert done.stdout.splitlines() == ["loader: DataLoader worker"], (done.stdout,
+                                                                      done.stderr)
 
 
 MAIN_PROCESS_LEAVING_A_HANDOVER = """
@@ -840,9 +871,10 @@ def test_a_search_checks_the_test_classes_its_printed_training_will_read(cifar_m
     for image in (emptied / "test" / "cat").iterdir():
         image.unlink()
     with pytest.raises(UserError, match=re.escape(
-            f"class folder {emptied / 'test' / 'cat'} holds no images; add images or remove "
-            "the folder")):
-        check_split_classes(emptied)
+            f"class folder {emptied / 'test' / 'cat'} holds no images; the search reads "
+            "train/ only, but the training of what it finds reads test/: add test images of "
+            "cat, or search a copy without test/")):  # not "remove the folder": then the
+        check_split_classes(emptied)  # classes differ, which is refused too
 
 
 def test_an_error_lists_twenty_class_names_and_counts_the_rest():

@@ -417,7 +417,7 @@ def test_the_training_options_follow_the_data_set_and_the_spaces_final_size():
         "--preset nb201-cifar10 --channels 32 --layers 2"
 
 
-def test_the_printed_training_fits_its_cutout_to_small_images():
+def test_the_printed_training_fits_its_cutout_to_small_images(cifar_mini, tmp_path, capsys):
     """A search of 7-px images printed a training of the CIFAR recipe's 16-px cutout,
     which ``nao train`` refuses (it would hide every image whole): the square is scaled
     as the recipe's is to 32 px where, and only where, the recipe's would be refused."""
@@ -427,21 +427,30 @@ def test_the_printed_training_fits_its_cutout_to_small_images():
     from naonet.data.registry import check_augmentation
     from naonet.spaces.cell_space import SMALL
     from naonet.spaces.nb201 import NB201Space
+    from naonet.spaces.protocol import fitted_to_images
     from naonet.training.config import field_names, resolve_config
 
-    assert SMALL.training_options("folder", 7) == "--preset naonet-v2-cifar10 --cutout 3"
-    assert SMALL.training_options("folder", 8) == "--preset naonet-v2-cifar10 --cutout 4"
-    assert SMALL.training_options("folder", 9) == "--preset naonet-v2-cifar10"
-    assert SMALL.training_options("folder") == "--preset naonet-v2-cifar10"
+    recipe = SMALL.training_options("folder")
+    assert fitted_to_images(recipe, 7) == "--preset naonet-v2-cifar10 --cutout 3"
+    assert fitted_to_images(recipe, 8) == "--preset naonet-v2-cifar10 --cutout 4"
+    assert fitted_to_images(recipe, 9) == recipe
+    assert fitted_to_images(recipe, 0) == recipe  # the data set's own size
     parser = build_parser()
     for space in (SMALL, NB201Space()):
         for image_size in range(1, 40):  # what a search prints, nao train accepts
-            argv = ["train", *shlex.split(space.training_options("folder", image_size)),
-                    "--dataset", "folder", "--image-size", str(image_size)]
-            args = parser.parse_args(argv)
+            options = fitted_to_images(space.training_options("folder"), image_size)
+            args = parser.parse_args(["train", *shlex.split(options), "--dataset", "folder",
+                                      "--image-size", str(image_size)])
             config = resolve_config(args.preset, {},
                                     {name: getattr(args, name) for name in field_names()})
             check_augmentation(config.data_config())
+    # and the search's closing line says so
+    run = tmp_path / "run"
+    search(tiny_config(cifar_mini, run, dataset="folder", image_size=7, rerank_top=0,
+                       plot=False), show_progress=False)
+    out = capsys.readouterr().out
+    assert re.search(r"train the first with: nao train --preset naonet-v2-cifar10 "
+                     r"--cutout 3 --arch .* --image-size 7 ", out), out
 
 
 def test_finished_search_reruns_without_work(tiny_run, cifar_mini, monkeypatch, capsys):

@@ -58,8 +58,6 @@ def test_sigkill_during_round_two_training_resumes_to_the_same_outputs(space, ci
                                env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
     kill_when(process, lambda: in_round_two_training(killed),
               "round 2 checkpointing a supernet epoch")
-    state = saved_state(killed)
-    assert (state["round"], state["phase"]) == (1, "train"), "not killed in round 2 training"
     resumed = checked(run_nao(*search_command(cifar_mini, killed, **space_flags)))
     assert "resuming in round 2, phase train" in resumed.stdout
     for name in OUTPUTS + ("pool.json",):

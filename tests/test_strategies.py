@@ -379,16 +379,22 @@ def test_a_stopped_bench_search_resumes_after_its_last_search(synthetic, tmp_pat
         "runs"]] == [("random", 0), ("random", 1), ("random", 2)]
     kept = progress.read_text()
     # another comparison does not take them (nor drop them)
-    assert main(command(output, "--first-seed", "5")) == 2
-    assert "holds the searches of a stopped comparison with other options (first_seed " \
-           "differs); rerun it with its options" in capsys.readouterr().err
-    progress.write_text("{")
-    assert main(command(output)) == 2
-    assert "is damaged (JSONDecodeError" in capsys.readouterr().err
-    progress.write_text(kept)
+    assert main(command(output, "--first-seed", "5", "--population-size", "4")) == 2
+    assert (f"{progress} belongs to a stopped nao bench-search with --first-seed 0, not "
+            "--first-seed 5 (and --population-size 10, not --population-size 4); rerun with "
+            f"its options to resume it, or delete {progress} to start over"
+            ) in capsys.readouterr().err
+    for damaged in ("{", '{"config": [], "runs": [], "revision": ""}'):
+        progress.write_text(damaged)
+        assert main(command(output)) == 2
+        assert "is damaged (" in capsys.readouterr().err  # one line, not a traceback
+    older = json.loads(kept)
+    older["revision"] = "naonet 0.0.9 git 0123456789ab"  # kept by another version
+    progress.write_text(json.dumps(older))
     searched.clear()
     assert main(command(output)) == 0
-    assert "resuming: 3 of 6 searches done" in capsys.readouterr().err
+    assert re.search(r"resuming: 3 of 6 searches done \(kept in .*; made by naonet 0.0.9 git "
+                     r"0123456789ab, this is naonet ", capsys.readouterr().err)
     assert searched == [("evolution", 0), ("evolution", 1), ("evolution", 2)]
     assert without_timings(output) == without_timings(tmp_path / "whole.json")
     assert not progress.exists()  # the result holds every search now

@@ -110,3 +110,11 @@ def file_mode(path: Path) -> int:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(Path(path), lambda file: file.write(text.encode()))
+
+
+def as_json_holds(value):
+    """``value`` as a JSON file gives it back (tuples as lists): what a saved config is
+    compared with."""
+    import json
+
+    return json.loads(json.dumps(value))

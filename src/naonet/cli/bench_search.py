@@ -31,7 +31,7 @@ from naonet.cli.table_search import (
     strategy_configs,
 )
 from naonet.errors import UserError
-from naonet.files import atomic_write_text
+from naonet.files import as_json_holds, atomic_write_text
 from naonet.nb201 import VALIDATION_METRICS
 from naonet.revision import code_revision
 from naonet.search.plots import check_can_draw, check_picture_path
@@ -43,7 +43,7 @@ from naonet.strategies.benchmark import (
     benchmark_strategies,
     best_possible,
 )
-from naonet.text import counted, joined
+from naonet.text import counted
 
 DEFAULT_STRATEGIES = "random,evolution,nao"
 
@@ -108,6 +108,7 @@ def benchmark_config(args: argparse.Namespace) -> BenchmarkConfig:
 
 
 RESULT_FILE = json_with_keys("config", "strategies", "best_possible")  # what --output holds
+STRATEGY_FLAGS = {*TABLE_NAO_OPTIONS, *EVOLUTION_OPTIONS}  # a strategy's options, as flags
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,9 +125,8 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(args.output, config, table.space) if args.output else None
     args.resumes = progress is not None  # a stop's line says a rerun resumes
     if progress is not None and progress.finished:
-        total = len(config.strategies) * len(seeds)
-        print(f"resuming: {progress.finished_text(total)} (kept in {progress.path})",
-              file=sys.stderr, flush=True)
+        print(progress.resuming_text(len(config.strategies) * len(seeds)), file=sys.stderr,
+              flush=True)
 
     def report(strategy, seed, summary, seconds) -> None:
         if progress is not None:
@@ -168,43 +168,68 @@ class Progress:
     def __init__(self, output: str, config: BenchmarkConfig, space):
         output = Path(output)
         self.path = output.with_name(f".{output.name}.progress.json")
-        # as JSON gives it back: tuples are lists there
-        self.config = json.loads(json.dumps(config.to_dict()))
+        self.config = as_json_holds(config.to_dict())
+        self.revision = code_revision()
         self.records: list[dict] = []
         self.finished: dict = {}
+        self.made_by = None  # the code revision of the kept searches, where not this one
         if self.path.exists():
             self._read(space)
 
     def _read(self, space) -> None:
         from naonet.nb201.evaluator import SearchSummary
+        from naonet.training.checkpoint import check_same_run
 
         try:
             saved = json.loads(self.path.read_text(encoding="utf-8"))
             records, config = saved["runs"], saved["config"]
+            if not isinstance(records, list) or not isinstance(config, dict):
+                raise TypeError("its runs are not a list or its config not a mapping")
             finished = {(record["strategy"], int(record["seed"])):
                         (SearchSummary.from_dict(record, space), float(record["seconds"]))
                         for record in records}
+            revision = str(saved["revision"])
         except (OSError, ValueError, KeyError, TypeError, UserError) as error:
             raise UserError(f"{self.path}, the searches of a stopped nao bench-search, is "
-                            f"damaged ({type(error).__name__}: {error}); delete it to start over"
-                            ) from None
-        if config != self.config:
-            changed = [key for key in self.config if config.get(key) != self.config[key]]
-            raise UserError(f"{self.path} holds the searches of a stopped comparison with "
-                            f"other options ({joined(changed)} "
-                            f"{'differs' if len(changed) == 1 else 'differ'}); rerun it with its "
-                            f"options to finish it, or delete {self.path} to start over")
+                            f"damaged ({type(error).__name__}: {error}); delete it to start "
+                            "over") from None
+        # the table's path may change (another folder, a relative path); what it holds
+        # is the same benchmark or the searches' cells are refused above
+        check_same_run(_flat_options(config), _flat_options(self.config), self.path,
+                       {"table"}, "stopped nao bench-search",
+                       start_over=f"delete {self.path} to start over")
         self.records, self.finished = records, finished
+        self.made_by = revision if revision != self.revision else None
 
     def add(self, strategy: str, seed: int, summary, seconds: float) -> None:
         """Keep one more search, at once (a stop loses at most the one under way)."""
         self.records.append({"strategy": strategy, "seed": seed, "seconds": seconds,
                              **summary.to_dict()})
         atomic_write_text(self.path, json.dumps({"config": self.config,
+                                                 "revision": self.revision,
                                                  "runs": self.records}) + "\n")
 
-    def finished_text(self, total: int) -> str:
-        return f"{len(self.finished)} of {counted(total, 'search', 'searches')} done"
+    def resuming_text(self, total: int) -> str:
+        """The line a resumed comparison starts with."""
+        older = f"; made by {self.made_by}, this is {self.revision}" if self.made_by else ""
+        return (f"resuming: {len(self.finished)} of {counted(total, 'search', 'searches')} "
+                f"done (kept in {self.path}{older})")
+
+
+def _flat_options(config: dict) -> dict:
+    """A saved comparison's options by the flags that set them: a limit as its own
+    option, a strategy's as ``STRATEGY.OPTION`` (the NAO controller's epochs as
+    --controller-epochs), so a refused resume names what differs."""
+    flat = {key: value for key, value in config.items()
+            if key not in ("limits", "strategy_configs")}
+    flat.update(config.get("limits") or {})
+    for strategy, options in (config.get("strategy_configs") or {}).items():
+        for key, value in options.items():
+            if key == "training" and isinstance(value, dict) and "epochs" in value:
+                value = dict(value)  # the saved config stays whole
+                flat["controller_epochs"] = value.pop("epochs")
+            flat[key if key in STRATEGY_FLAGS else f"{strategy}.{key}"] = value
+    return flat
 
 
 def print_summary(results: list[StrategyRuns], config: BenchmarkConfig,

@@ -115,9 +115,9 @@ def check_output_file(source: str | list[str], output: str,
 def check_can_create_in(folder: str) -> None:
     """A UserError when a file cannot be made in ``folder``, or in the nearest of its
     parents that exists (where the folders the write needs will be made): one of them is
-    a file, or the system refuses (permissions; /proc, which root may "write" by its
-    mode bits). Found by making and removing an empty hidden file there, as the write
-    itself would, not by the mode bits alone."""
+    a file or a broken link, or the system refuses (permissions; /proc, which root may
+    "write" by its mode bits). Found by making an unnamed empty file there, as the write
+    itself would make one, not by the mode bits alone."""
     import os
     import tempfile
 
@@ -127,14 +127,15 @@ def check_can_create_in(folder: str) -> None:
     while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        raise UserError(f"{existing} is a file, not a folder; pass an output file elsewhere")
+        what = "a broken link" if not os.path.exists(existing) else "a file, not a folder"
+        raise UserError(f"{existing} is {what}; pass an output file elsewhere")
     try:
-        handle, probe = tempfile.mkstemp(dir=existing, prefix=".naonet-probe-")
+        # unnamed where the system allows (Linux): a kill leaves nothing in the folder
+        with tempfile.TemporaryFile(dir=existing):
+            pass
     except OSError as error:
         raise UserError(f"cannot write in the folder {existing} ({error.strerror or error}); "
                         "pass an output file elsewhere") from None
-    os.close(handle)
-    os.remove(probe)
 
 
 def json_with_keys(*keys: str) -> Callable[[Path], bool]:

@@ -23,6 +23,7 @@ from naonet.nb201.table import DEFAULT_METRIC, TABLE_SPACE, metric_column
 from naonet.search.reference import table_path
 from naonet.strategies import STRATEGIES, EvolutionConfig, NAOConfig
 from naonet.strategies.benchmark import BenchmarkConfig, best_possible, search_table
+from naonet.text import counted
 
 
 def add_table_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -164,8 +165,6 @@ def run_table_search(args: argparse.Namespace) -> int:
     summary = search_table(table, args.strategy, args.budget, seed, args.metric, config,
                            limits, latency_device(getattr(args, "device", None), limits))
     whole_best = table.test_accuracy(table.best(metric_column(args.metric)))
-    from naonet.text import counted
-
     print(f"strategy {args.strategy}, {counted(summary.queries, 'query', 'queries')}, seed {seed}, "
           f"metric {args.metric}")
     print(f"best by validation: index {summary.best_index} {summary.best}")

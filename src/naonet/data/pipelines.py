@@ -306,17 +306,24 @@ def _worker_errors_as_raised(loader):
         raise UserError(last.split("UserError: ", 1)[-1]) from None
 
 
+WORKER_START_SIGNALS = ("SIGINT", "SIGTERM")  # a process group's stops
+
+
 def _started_without_ctrl_c(loader):
-    """``iter(loader)`` with SIGINT held back while it may start workers: a Ctrl-C that
-    came between a worker's fork and its :func:`_seed_worker` would raise the command's
-    KeyboardInterrupt in the worker's start-up (a traceback, and the loader's "exited
-    unexpectedly"). Held back, it waits in the worker until the worker ignores it, and in
-    this process until the workers are started (then it stops the run as ever)."""
+    """``iter(loader)`` with a process group's stops (SIGINT, SIGTERM) held back while it
+    starts workers: one that came between a worker's fork and its :func:`_seed_worker`
+    would run the command's handler in the worker's start-up (a traceback, and the
+    loader's "exited unexpectedly"). Held back, it waits in the worker until the worker
+    has its own handling (SIGINT ignored, torch's SIGTERM handler), and in this process
+    until the workers are started (then it stops the run as ever). Persistent workers
+    start once: a later epoch's iter() only waits for them, and is left interruptible."""
     import signal
 
-    if loader.num_workers == 0 or not hasattr(signal, "pthread_sigmask"):
+    starts_workers = getattr(loader, "_iterator", None) is None  # None: no workers yet
+    if loader.num_workers == 0 or not starts_workers or not hasattr(signal, "pthread_sigmask"):
         return iter(loader)
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    held = {getattr(signal, name) for name in WORKER_START_SIGNALS}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
         return iter(loader)
     finally:
@@ -343,8 +350,10 @@ def _leave_stops_to_the_main_process() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):  # held back while the worker started: dropped
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if hasattr(signal, "pthread_sigmask"):  # held back while the worker started: now a
+        # SIGINT is dropped, and a SIGTERM ends the worker by torch's handler
+        signal.pthread_sigmask(signal.SIG_UNBLOCK,
+                               {getattr(signal, name) for name in WORKER_START_SIGNALS})
 
 
 def _quiet_when_the_main_process_leaves_a_handover() -> None:

@@ -21,6 +21,7 @@ from naonet.data.sources import (
     download_cifar,
     find_split_folder,
     holds_pickles,
+    image_files,
     list_image_folder,
     load_cifar_pickle,
     load_image_folder,
@@ -229,12 +230,17 @@ def subset_indices(total: int, count: int) -> torch.Tensor:
     return order[:min(count, total)].sort().values
 
 
-def check_augmentation(config: DataConfig) -> None:
-    """A UserError for a cutout square that covers every training image whole: centred
+def cutout_hides_images(cutout: int, image_size: int) -> bool:
+    """Whether a cutout square covers every image of ``image_size`` px whole: centred
     anywhere in an image, a square of twice its size or more hides all of it."""
+    return cutout >= 2 * image_size
+
+
+def check_augmentation(config: DataConfig) -> None:
+    """A UserError for a cutout square that covers every training image whole."""
     image_size = config.image_size or get_dataset_spec(config.dataset).image_size
     cutout = config.cutout
-    if cutout >= 2 * image_size:
+    if cutout_hides_images(cutout, image_size):
         raise UserError(f"--cutout {cutout} hides every {image_size}-px training image whole "
                         f"(a square of {cutout} px centred anywhere in it covers it); pass a "
                         f"cutout under {2 * image_size}, or 0")
@@ -397,7 +403,12 @@ def check_split_classes(data: str | Path) -> None:
         difference = class_difference(train_classes, test_classes, "train", "test")
         raise UserError(f"the train and test classes of {described(root, data)} differ "
                         f"({difference}){fix}")
-    list_image_folder(test)
+    for name, folder in class_folders(test).items():
+        if not image_files(test / folder):  # what the training would refuse, at once
+            raise UserError(f"class folder {test / folder} holds no images; the search reads "
+                            f"train/ only, but the training of what it finds reads "
+                            f"{test.name}/: add test images of {name}, or search a copy "
+                            f"without {test.name}/")
 
 
 def same_classes(first, second) -> bool:

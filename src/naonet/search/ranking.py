@@ -20,7 +20,6 @@ CIFAR default) augmentation are fixed by (seed, epoch).
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from naonet.analysis.correlation import CorrelationReport, correlate
 from naonet.data import build_data
 from naonet.distributed import init_distributed
 from naonet.errors import UserError
+from naonet.files import as_json_holds
 from naonet.nb201 import DEFAULT_METRIC, BenchmarkTable, metric_column
 from naonet.options import check_field_types
 from naonet.runtime import (
@@ -279,7 +279,7 @@ class ExperimentCheckpoint:
     def __init__(self, path: Path | None, config: RankingConfig, architectures: list,
                  writes: bool, classes: list[str] | None = None, world_size: int = 1):
         self.path, self.writes, self.world_size = path, writes, world_size
-        self.config = _plain(config.to_dict())
+        self.config = as_json_holds(config.to_dict())
         self.names = [arch.to_string() for arch in architectures]
         self.classes = None if classes is None else list(classes)
         self.state = self._load() if path is not None and path.exists() else None
@@ -343,11 +343,6 @@ def check_same_experiment(saved: dict, current: dict, path: Path) -> None:
                    RESUMABLE_CHANGES | RESUMABLE_EXPERIMENT_CHANGES | UNREAD_SEARCH_OPTIONS
                    | SET_BY_THE_EXPERIMENT,
                    "ranking experiment", ADDED_OPTIONS)
-
-
-def _plain(value: dict) -> dict:
-    """Tuples as lists, as a saved dictionary holds them."""
-    return json.loads(json.dumps(value))
 
 
 class SupernetTrainer:

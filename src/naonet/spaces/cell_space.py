@@ -158,12 +158,12 @@ class CellSearchSpace(IntegerCodedSpace):
         return count_network_multiply_adds(self.as_architecture(architecture, "multiply_adds"),
                                            self.check_config(config), image_size)
 
-    def training_options(self, dataset: str, image_size: int = 0) -> str:
+    def training_options(self, dataset: str) -> str:
         """NAONet-V2's published recipe: its ImageNet network on ImageNet, else its
         CIFAR-10 recipe at ``final_size``."""
         if dataset == "imagenet":
-            return preset_options(IMAGENET_PRESET, preset_size(IMAGENET_PRESET), image_size)
-        return preset_options("naonet-v2-cifar10", self.final_size, image_size)
+            return f"--preset {IMAGENET_PRESET}"
+        return preset_options("naonet-v2-cifar10", self.final_size)
 
     def final_size_for(self, dataset: str) -> tuple[int, int]:
         """The ImageNet preset's size on ImageNet (C 52, N 4), else ``final_size``."""

@@ -189,10 +189,10 @@ class NB201Space(IntegerCodedSpace):
         return _cost_counter(self, self.check_config(config), image_size).multiply_adds(
             self.as_architecture(architecture, "multiply_adds"))
 
-    def training_options(self, dataset: str, image_size: int = 0) -> str:
+    def training_options(self, dataset: str) -> str:
         """The benchmark's recipe (``--preset nb201-cifar10``) at ``final_size``; the
         benchmark network takes small images only, whatever the data set."""
-        return preset_options("nb201-cifar10", self.final_size, image_size)
+        return preset_options("nb201-cifar10", self.final_size)
 
     def final_size_for(self, dataset: str) -> tuple[int, int]:
         """``final_size``, on every data set (as :meth:`training_options` trains it)."""

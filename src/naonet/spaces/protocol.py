@@ -73,10 +73,9 @@ class SearchSpace(Protocol):
         ``architecture``: two with equal canonical forms score alike in the supernet, so
         a search re-ranks or reports only one of them."""
 
-    def training_options(self, dataset: str, image_size: int = 0) -> str:
-        """The ``nao train`` options that train a found architecture on ``dataset`` (of
-        ``image_size`` px, 0: the data set's own) with the space's published recipe (a
-        preset, and the size and cutout where they differ: :func:`preset_options`)."""
+    def training_options(self, dataset: str) -> str:
+        """The ``nao train`` options that train a found architecture on ``dataset`` with
+        the space's published recipe (a preset, and the size where it differs)."""
 
     def final_size_for(self, dataset: str) -> tuple[int, int]:
         """(channels, layers) of the network ``training_options(dataset)`` trains: the
@@ -213,22 +212,33 @@ def preset_size(preset: str) -> tuple[int, int]:
     return PRESETS[preset]["channels"], PRESETS[preset]["layers"]
 
 
-def preset_options(preset: str, size: tuple[int, int], image_size: int = 0) -> str:
+def preset_options(preset: str, size: tuple[int, int]) -> str:
     """``--preset PRESET``, with ``--channels`` and ``--layers`` where ``size`` (channels,
-    layers) is not the preset's own, and ``--cutout`` where the preset's cutout square
-    would hide every image of ``image_size`` px whole (``nao train`` refuses it): the
-    square scaled as the preset's is to its data set's images (16 of 32 px, 3 of 7)."""
-    from naonet.data.registry import get_dataset_spec
-    from naonet.training.config import PRESETS
-
+    layers) is not the preset's own."""
     options = f"--preset {preset}"
     if preset_size(preset) != tuple(size):
         options += f" --channels {size[0]} --layers {size[1]}"
-    cutout = PRESETS[preset].get("cutout", 0)
-    if image_size and cutout >= 2 * image_size:
-        recipe_size = get_dataset_spec(PRESETS[preset]["dataset"]).image_size
-        options += f" --cutout {max(1, cutout * image_size // recipe_size)}"
     return options
+
+
+def fitted_to_images(options: str, image_size: int) -> str:
+    """A space's ``training_options`` for images of ``image_size`` px (0: the data set's
+    own): ``--cutout`` added where the recipe's cutout square would hide every image
+    whole (``nao train`` refuses it), the square scaled as the recipe's is to its data
+    set's images (16 of 32 px: 3 of 7)."""
+    import shlex
+
+    from naonet.data.registry import cutout_hides_images, get_dataset_spec
+    from naonet.training.config import resolve_config
+
+    words = shlex.split(options)
+    if not image_size or "--preset" not in words or "--cutout" in words:
+        return options
+    recipe = resolve_config(words[words.index("--preset") + 1])
+    if not cutout_hides_images(recipe.cutout, image_size):
+        return options
+    recipe_size = get_dataset_spec(recipe.dataset).image_size
+    return f"{options} --cutout {max(1, recipe.cutout * image_size // recipe_size)}"
 
 
 def plain_integers(values, what: str, fix: str) -> list[int]:

@@ -193,8 +193,8 @@ class Progress:
             raise UserError(f"{self.path}, the searches of a stopped nao bench-search, is "
                             f"damaged ({type(error).__name__}: {error}); delete it to start "
                             "over") from None
-        # the table's path may change (another folder, a relative path); what it holds
-        # is the same benchmark or the searches' cells are refused above
+        # the table's path may change (the same file from another folder, a relative
+        # path), as a ranking experiment's may
         check_same_run(_flat_options(config), _flat_options(self.config), self.path,
                        {"table"}, "stopped nao bench-search",
                        start_over=f"delete {self.path} to start over")

@@ -297,7 +297,7 @@ def _worker_errors_as_raised(loader):
     traceback into its message."""
 
     try:
-        yield from _started_without_ctrl_c(loader)
+        yield from _started_with_stops_held(loader)
     except UserError as error:
         text = str(error)
         if not text.startswith("Caught UserError in DataLoader worker"):
@@ -309,7 +309,7 @@ def _worker_errors_as_raised(loader):
 WORKER_START_SIGNALS = ("SIGINT", "SIGTERM")  # a process group's stops
 
 
-def _started_without_ctrl_c(loader):
+def _started_with_stops_held(loader):
     """``iter(loader)`` with a process group's stops (SIGINT, SIGTERM) held back while it
     starts workers: one that came between a worker's fork and its :func:`_seed_worker`
     would run the command's handler in the worker's start-up (a traceback, and the

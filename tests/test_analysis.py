@@ -208,6 +208,15 @@ def test_correlate_command_on_two_files(tmp_path, capsys):
                      if line.startswith("kendall tau")).split()[-1])
     assert tau == pytest.approx(scipy_stats.kendalltau(noisy, truth).statistic, abs=1e-4)
     assert "precision@top-5" in out
+    assert "left out" not in out  # every line of A is in B
+    # a line of A that B lacks (a typo, another cell) was dropped without a word
+    write_scores(tmp_path / "a2.txt", [*((f"a{i}", v) for i, v in enumerate(noisy)),
+                                      ("a-typo", 0.5), ("zz", 0.1)])
+    status, out, err = nao_in_process(capsys, "correlate", str(tmp_path / "a2.txt"),
+                                      str(tmp_path / "b.csv"))
+    assert status == 0, err
+    assert "\nleft out: 2 architectures of A not in B (the first: a-typo)\narchitectures" \
+           "      30\n" in out, out
     status, _, err = nao_in_process(capsys, "correlate", str(tmp_path / "a.txt"))
     assert status == 2 and "two score files" in err
     status, out, err = nao_in_process(capsys, "correlate", str(tmp_path / "a.txt"),

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                         f"{len(args.files)}; or run the experiment with --supernet")
     scores = read_scores(args.files[0], args.column_a)
     reference = read_scores(args.files[1], args.column_b)
-    _, a, b = matched(scores, reference)
+    keys, a, b = matched(scores, reference)
     for values, name, flag in ((a, args.files[0], "--column-a"), (b, args.files[1],
                                                                   "--column-b")):
         if len(set(values)) == 1:  # tau and rho would be nan, precision@k arbitrary
@@ -138,6 +138,11 @@ def run(args: argparse.Namespace) -> int:
     top_k = parse_top_k(args.top_k)
     report = correlate(a, b, top_k)
     print(f"A: {args.files[0]} ({len(scores)})  B: {args.files[1]} ({len(reference)})")
+    if len(keys) < len(scores):  # a cell B lacks, or a line of A that names none
+        kept = set(keys)
+        left_out = next(key for key in scores if key not in kept)
+        print(f"left out: {counted(len(scores) - len(keys), 'architecture')} of A not in B "
+              f"(the first: {left_out})")
     print("\n".join(report.lines()))
     skipped = [k for k in top_k if k > report.count]
     if skipped:

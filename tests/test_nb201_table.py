@@ -166,3 +166,47 @@ def test_shared_table_holds_the_whole_space_and_its_optimum():
     assert table.test_accuracy(best) == pytest.approx(0.94373333)  # the file's 94.373333 %
     # the shortest form, as JSON files show it: no trace of a second rounding
     assert repr(table.value(table.architecture(0), "valid_acc_200ep")) == "0.81982667"
+
+
+def test_a_gzipped_table_reads_as_the_plain_one_under_any_name(tmp_path):
+    """The shared table compressed (``gzip -k``, or renamed): the same cells, indices and
+    values; and the compressed CSV is a score file for ``nao correlate`` as well."""
+    import gzip
+
+    from naonet.analysis.scores import read_scores
+
+    plain = require(NB201_TABLE)
+    table = BenchmarkTable.load(plain)
+    for name in ("nb201.csv.gz", "nb201.csv"):  # told by its content, not its name
+        packed = tmp_path / name
+        packed.write_bytes(gzip.compress(plain.read_bytes()))
+        read = BenchmarkTable.load(packed)
+        assert read.architectures == table.architectures
+        assert (read.indices == table.indices).all()
+        assert read.columns.keys() == table.columns.keys()
+        assert all((read.columns[c] == table.columns[c]).all() for c in table.columns)
+    column = "valid_acc_200ep"
+    assert read_scores(tmp_path / "nb201.csv.gz", column) == read_scores(plain, column)
+
+
+def test_a_damaged_gzipped_table_or_score_file_is_one_line(capsys, tmp_path):
+    import gzip
+
+    from naonet.cli.main import main
+
+    whole = gzip.compress(write_synthetic_table(tmp_path / "t.csv").read_bytes())
+    cut = tmp_path / "cut.csv.gz"  # a download that stopped half way
+    cut.write_bytes(whole[: len(whole) // 2])
+    flipped = bytearray(whole)  # a bit flipped in the compressed data
+    flipped[len(whole) // 3] ^= 0xFF
+    (tmp_path / "flipped.csv.gz").write_bytes(bytes(flipped))
+    for name in ("cut.csv.gz", "flipped.csv.gz"):
+        table = tmp_path / name
+        for command in (["search", "--space", "nb201", "--evaluator", f"table:{table}",
+                         "--budget", "5"], ["correlate", str(table), str(table),
+                                            "--column-a", "valid_acc_200ep",
+                                            "--column-b", "test_acc_200ep"]):
+            status = main(command)
+            err = capsys.readouterr().err
+            assert status == 2 and f"{table} is a damaged gzip file" in err, err
+            assert "compress it again" in err and len(err.strip().splitlines()) == 1, err

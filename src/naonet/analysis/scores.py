@@ -5,21 +5,28 @@ Three formats:
 * text: one ``ARCHITECTURE SCORE`` per line, the score being the last whitespace-
   separated field (so an architecture written with spaces is fine); blank lines and
   lines starting with ``#`` are skipped;
-* CSV (``.csv``): a header row; the architecture is in the ``arch`` column (or the
-  first column) and the score in the column named by the caller (default ``score``);
+* CSV (``.csv``, or ``.csv.gz`` gzipped): a header row; the architecture is in the
+  ``arch`` column (or the first column) and the score in the column named by the
+  caller (default ``score``);
 * a search's ``arch_pool`` or ``arch_pool.final``: the scores are the lines of the
   ``arch_pool.perf`` or ``arch_pool.perf.final`` beside it, in the same order; and so
   for the released search's round files, ``arch_pool.N`` beside ``arch_pool.perf.N``
   (their scores printed as tensors, ``tensor(0.8560, device='cuda:0')``, are read).
+
+Any of them may be gzipped (told by the file's first bytes, not by its name).
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import math
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from naonet.errors import UserError
 from naonet.files import atomic_write_text
@@ -46,11 +53,40 @@ def pool_scores_file(path: Path) -> Path | None:
 # UTF-8, with or without the byte-order mark a spreadsheet or Windows editor writes
 # first (it was read as part of the first architecture, or of the first column's name)
 ENCODING = "utf-8-sig"
+# the first two bytes of every gzip stream (RFC 1952)
+GZIP_MAGIC = b"\x1f\x8b"
+# what reading a damaged gzip stream raises: a bad header or CRC, a cut-off end, bad data
+GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+
+
+def open_text(path: Path) -> TextIO:
+    """A text file opened for reading (``newline=""``, as ``csv`` wants), gzipped or not:
+    a gzip stream is told by its first bytes, so a table gzipped under any name is read."""
+    with open(path, "rb") as probe:
+        gzipped = probe.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+    if not gzipped:
+        return open(path, newline="", encoding=ENCODING)
+    # Decompressed whole before a line is parsed: damaged data decodes to garbage rows
+    # long before the stream's CRC, at its end, names the damage.
+    with gzip.open(path, "rb") as stream:
+        return io.StringIO(stream.read().decode(ENCODING), newline="")
+
+
+def damaged_gzip(path: Path, error: Exception, what: str) -> UserError:
+    """The one-line error for a gzipped file that cannot be read to its end."""
+    return UserError(f"{what} {path} is a damaged gzip file ({error or type(error).__name__}); "
+                     "compress it again, or pass it uncompressed")
 
 
 def read_text(path: Path) -> str:
     """A score file's text."""
-    return path.read_text(encoding=ENCODING)
+    with open_text(path) as handle:
+        return handle.read()
+
+
+def is_csv(path: Path) -> bool:
+    """Whether a score file is named as a CSV (``.csv``, or ``.csv.gz`` gzipped)."""
+    return path.name.lower().endswith((".csv", ".csv.gz"))
 
 
 def normalise_key(key: str) -> str:
@@ -68,7 +104,7 @@ def read_scores(path: str | Path, column: str | None = None) -> dict[str, float]
         raise UserError(f"score file {path} does not exist")
     beside = pool_scores_file(path)
     try:
-        if path.suffix.lower() == ".csv":
+        if is_csv(path):
             scores = _read_csv(path, column or SCORE_COLUMN)
         elif column is not None:
             raise UserError(f"a score column ({column!r}) was named for {path}, which is not "
@@ -80,6 +116,8 @@ def read_scores(path: str | Path, column: str | None = None) -> dict[str, float]
     except (UnicodeDecodeError, csv.Error) as error:
         raise UserError(f"score file {path} is not text ({error}); pass 'ARCH SCORE' lines "
                         "or a CSV") from None
+    except GZIP_ERRORS as error:
+        raise damaged_gzip(path, error, "score file") from None
     if not scores:
         raise UserError(f"score file {path} holds no scores")
     return scores
@@ -138,7 +176,7 @@ def _read_pool(path: Path, perf_path: Path) -> dict[str, float]:
 
 
 def _read_csv(path: Path, column: str) -> dict[str, float]:
-    with open(path, newline="", encoding=ENCODING) as handle:
+    with open_text(path) as handle:
         reader = csv.DictReader(handle)
         fields = reader.fieldnames or []
         if column not in fields:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from naonet.analysis.scores import ENCODING, complete_rows
+from naonet.analysis.scores import GZIP_ERRORS, complete_rows, damaged_gzip, open_text
 from naonet.errors import UserError
 from naonet.spaces.nb201 import NB201, NB201Architecture, NB201Space
 
@@ -165,7 +165,8 @@ class BenchmarkTable:
     @classmethod
     def load(cls, path: str | Path, space: NB201Space = NB201,
              every_cell: bool = True) -> BenchmarkTable:
-        """Read a table in the documented CSV format, accuracies in percent: with
+        """Read a table in the documented CSV format (gzipped or not), accuracies in
+        percent: with
         ``every_cell`` (for a search, which may ask for any cell) a row for every cell of
         ``space``; without, any cells (looking cells up, sampling from them), each once."""
         path = Path(path).expanduser()
@@ -178,7 +179,7 @@ class BenchmarkTable:
             raise UserError(f"benchmark table {path} does not exist; pass the NAS-Bench-201 "
                             f"{expected}")
         try:
-            with open(path, newline="", encoding=ENCODING) as handle:  # a BOM or none
+            with open_text(path) as handle:  # a BOM or none, gzipped or not
                 reader = csv.DictReader(handle)
                 _check_columns_once(reader.fieldnames or [], path)
                 missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
@@ -190,6 +191,8 @@ class BenchmarkTable:
         except (UnicodeDecodeError, csv.Error) as error:
             raise UserError(f"benchmark table {path} is not a text CSV ({error}); pass the "
                             "NAS-Bench-201 CSV") from None
+        except GZIP_ERRORS as error:
+            raise damaged_gzip(path, error, "benchmark table") from None
         if not rows:
             raise UserError(f"benchmark table {path} has no rows")
         numeric = [c for c in (*REQUIRED_COLUMNS[2:], *OPTIONAL_COLUMNS) if c in rows[0][1]]

@@ -55,6 +55,14 @@ def test_rank_counts_the_cells_with_a_better_test_accuracy(reference, rows):
         value = float(row["test_acc_200ep"])
         expected = 1 + sum(float(other["test_acc_200ep"]) > value for other in rows)
         assert reference.true_accuracy(NB201.parse(row["arch"])).rank == expected
+    # cells of equal test accuracy (the table has such ties) share the best rank of theirs
+    by_value: dict[str, list[str]] = {}
+    for row in rows:
+        by_value.setdefault(row["test_acc_200ep"], []).append(row["arch"])
+    value, tied = max((float(text), cells) for text, cells in by_value.items()
+                      if len(cells) > 1)
+    expected = 1 + sum(float(row["test_acc_200ep"]) > value for row in rows)
+    assert {reference.true_accuracy(NB201.parse(cell)).rank for cell in tied} == {expected}
 
 
 def test_round_report_tau_and_best_against_the_table(reference, rows):

@@ -33,7 +33,9 @@ class TrueAccuracy:
     """What the table says of one architecture."""
 
     test_accuracy: float  # a fraction
-    rank: int  # 1 = the best test accuracy of the whole table
+    # 1 + the cells with a higher test accuracy: 1 = the best of the whole table, and
+    # cells of equal accuracy share the best rank of their tie (competition ranking)
+    rank: int
     of: int  # architectures in the table
 
 

@@ -4,6 +4,7 @@ search of ``nao search``; the benchmark figures on the shared NAS-Bench-201 tabl
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import re
@@ -420,6 +421,12 @@ def test_table_search_reports_the_best_by_validation_and_its_test(synthetic, tmp
     assert saved["config"]["max_lambda"] == 7 and saved["config"]["fill"] == "mutation"
     assert saved["test_accuracy"] == synthetic.test_accuracy(synthetic.architecture(
         saved["best_index"]))
+    # the queried cells, in query order: 30 distinct ones, the best among them, whose
+    # validation accuracies give the saved best-so-far curve
+    queried = [synthetic.architecture(index) for index in saved["queried"]]
+    assert len(set(queried)) == len(queried) == 30 and saved["best_index"] in saved["queried"]
+    validation = [synthetic.value(arch, "valid_acc_200ep") for arch in queried]
+    assert saved["validation_curve"] == list(itertools.accumulate(validation, max))
     with pytest.raises(UserError, match="table evaluator searches"):
         run_table_search(parser.parse_args(["--space", "small", "--evaluator",
                                             f"table:{synthetic.source}"]))

@@ -39,12 +39,15 @@ class SearchSummary:
     # After each query: the best validation so far, and the test accuracy of that one.
     validation_curve: tuple[float, ...]
     test_curve: tuple[float, ...]
+    # The benchmark index of each queried architecture, in query order (empty in a
+    # summary written before naonet of 2026-12-06 kept them).
+    queried: tuple[int, ...] = ()
 
     def to_dict(self) -> dict:
         return {"best": self.best.to_string(), "best_index": self.best_index,
                 "best_validation": self.best_validation, "test_accuracy": self.test_accuracy,
                 "queries": self.queries, "validation_curve": list(self.validation_curve),
-                "test_curve": list(self.test_curve)}
+                "test_curve": list(self.test_curve), "queried": list(self.queried)}
 
     @classmethod
     def from_dict(cls, values: dict, space) -> SearchSummary:
@@ -52,7 +55,8 @@ class SearchSummary:
         return cls(space.parse(values["best"]), int(values["best_index"]),
                    float(values["best_validation"]), float(values["test_accuracy"]),
                    int(values["queries"]), tuple(map(float, values["validation_curve"])),
-                   tuple(map(float, values["test_curve"])))
+                   tuple(map(float, values["test_curve"])),
+                   tuple(map(int, values.get("queried", ()))))
 
 
 def summarize(evaluator: TableEvaluator, table: BenchmarkTable) -> SearchSummary:
@@ -69,4 +73,5 @@ def summarize(evaluator: TableEvaluator, table: BenchmarkTable) -> SearchSummary
         validation_curve.append(best_score)
         test_curve.append(table.test_accuracy(best))
     return SearchSummary(best, table.index(best), best_score, table.test_accuracy(best),
-                         len(history), tuple(validation_curve), tuple(test_curve))
+                         len(history), tuple(validation_curve), tuple(test_curve),
+                         tuple(table.index(architecture) for architecture, _ in history))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from naonet.errors import UserError
 from naonet.nb201 import BenchmarkTable, BudgetExhausted, TableEvaluator, summarize
+from naonet.nb201.evaluator import SearchSummary
 from naonet.spaces import NB201, named_architecture
 
 from conftest import NB201_TABLE, require
@@ -156,6 +159,13 @@ def test_summary_reports_test_accuracy_of_the_best_by_validation(synthetic):
     assert summary.test_accuracy == synthetic.test_accuracy(best)
     assert len(summary.test_curve) == 50 and summary.test_curve[-1] == summary.test_accuracy
     assert list(summary.validation_curve) == sorted(summary.validation_curve)
+    assert summary.queried == tuple(range(50))  # indices, in query order
+    # kept as JSON and read back; a summary written before the queried cells were kept
+    # (a stopped bench-search's progress file) reads with none
+    values = json.loads(json.dumps(summary.to_dict()))
+    assert SearchSummary.from_dict(values, NB201) == summary
+    del values["queried"]
+    assert SearchSummary.from_dict(values, NB201) == replace(summary, queried=())
 
 
 def test_shared_table_holds_the_whole_space_and_its_optimum():

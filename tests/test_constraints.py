@@ -7,6 +7,7 @@ import json
 import random
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,6 +15,7 @@ from naonet.constraints import Budget, CostMeter, FeasibleSpace, pareto_front
 from naonet.errors import UserError
 from naonet.models.complexity import count_multiply_adds
 from naonet.spaces import get_space
+from naonet.supernet import sample_architectures
 
 from conftest import NB201_TABLE, require
 
@@ -62,6 +64,9 @@ def test_a_feasible_space_samples_and_mutates_within_the_budget(space_name):
     children = [limited.mutate(a, rng) for a in drawn]
     assert all(meter.parameters(a) <= limit for a in children)
     assert limited.rejected > 0  # it did turn some down
+    # the pool sampler's draw of the integer coding would ignore the budget: refused
+    with pytest.raises(UserError, match="limited to a budget; draw each with space.sample"):
+        sample_architectures(limited, 20, np.random.default_rng(0))
 
 
 def test_a_feasible_space_lists_only_the_architectures_within_the_budget():

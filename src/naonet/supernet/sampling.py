@@ -65,6 +65,10 @@ def sample_architectures(space: str | SearchSpace, count: int, rng: RandomSource
     space = get_space(space)
     if count < 0:
         raise UserError(f"cannot sample {count} architectures; ask for 0 or more")
+    if hasattr(space, "feasible"):  # a FeasibleSpace: its integer coding is the whole space's
+        raise UserError("sample_architectures draws from a whole space, and this one is "
+                        "limited to a budget; draw each with space.sample(rng), which meets "
+                        "it, or pass space.space to draw without the budget")
     limits = space.integer_limits()
     if not unique:
         return [space.from_integers(values) for values in _uniform_integers(rng, limits, count)]

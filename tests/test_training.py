@@ -835,6 +835,10 @@ def test_top5_is_null_with_five_classes_or_fewer_in_every_record(classes):
     stats = evaluate(Logits(), batches, Precision.from_name("none", torch.device("cpu")))
     assert (stats.top5 is None) == (classes <= 5)
     assert stats.top5 is None or 0 <= stats.top5 <= 1
+    assert stats.images == 16
+    # no batches (an empty shard): 0 images, not 1
+    empty = evaluate(Logits(), [], Precision.from_name("none", torch.device("cpu")))
+    assert (empty.images, empty.loss, empty.top1) == (0, 0.0, 0.0)
 
 
 def test_a_finished_run_of_few_classes_logged_before_reports_no_top5(capsys, cifar_mini,

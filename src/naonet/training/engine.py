@@ -52,7 +52,8 @@ class Precision:
 class EpochStats:
     """Mean loss and top-1 / top-5 accuracy (fractions, as everywhere in the library;
     percents only when printed) over ``images`` images. ``top5`` is None for a network of
-    five classes or fewer, where every label is among the top 5."""
+    five classes or fewer, where every label is among the top 5, and nan in training's
+    statistics, which do not measure it."""
 
     loss: float
     top1: float
@@ -305,6 +306,6 @@ def evaluate(model: nn.Module, batches, precision: Precision,
                     hits.any(1).sum(), count)
     loss, top1, top5, images = all_reduce_sum(sums).tolist()  # waits for the device
     seconds = time.perf_counter() - start
-    images = max(images, 1)
-    return EpochStats(loss / images, top1 / images, shown_top5(top5 / images, classes),
+    counted = max(images, 1)  # no batches: zeros over 0 images, not over 1
+    return EpochStats(loss / counted, top1 / counted, shown_top5(top5 / counted, classes),
                       int(images), seconds)

@@ -1096,6 +1096,13 @@ def test_a_text_file_where_a_checkpoint_goes_is_named_text(capsys, tmp_path):
     assert main(["info", str(checkpoint)]) == 2
     assert "is not a readable PyTorch checkpoint (corrupt or truncated)" in \
         capsys.readouterr().err
+    empty = tmp_path / "no-weights.pt"  # a checkpoint of a training's bookkeeping only
+    torch.save({"epoch": 3, "state_dict": {}}, empty)
+    assert main(["eval", str(empty), "--dataset", "cifar10", "--arch", "naonet-v2"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert ("holds no model state_dict (looked for 'model', 'state_dict', 'model_state' and "
+            "for tensors at the top)") in err
 
 
 def test_info_with_a_missing_table_prints_nothing_before_its_error(capsys, tmp_path):

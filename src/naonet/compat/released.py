@@ -160,17 +160,22 @@ def refuse_search_state(payload: object, path: Path | str) -> None:
                         "of the arch_pool.final beside it with nao train --arch LINE")
 
 
+# where a checkpoint keeps its network's weights: the released code's 'model', others'
+STATE_DICT_KEYS = ("model", "state_dict", "model_state")
+
+
 def extract_state_dict(payload: object, path: Path | str) -> dict[str, torch.Tensor]:
     refuse_search_state(payload, path)
     if isinstance(payload, Mapping):
-        for key in ("model", "state_dict", "model_state"):
+        for key in STATE_DICT_KEYS:
             if key in payload and isinstance(payload[key], Mapping):
                 payload = payload[key]
                 break
     if not isinstance(payload, Mapping) or not payload or not all(
             torch.is_tensor(v) for v in payload.values()):
-        raise UserError(f"{path} holds no model state_dict (looked for 'model' and "
-                        "'state_dict'); pass a released NAO checkpoint or a naonet one")
+        looked = ", ".join(repr(key) for key in STATE_DICT_KEYS)
+        raise UserError(f"{path} holds no model state_dict (looked for {looked} and for "
+                        "tensors at the top); pass a released NAO checkpoint or a naonet one")
     return {without_wrappers(key): value for key, value in payload.items()}
 
 

@@ -886,12 +886,12 @@ def test_a_damaged_run_folder_is_one_line_that_says_how_to_start_over(tmp_path):
     from naonet.search.state import load_search_checkpoint
     from naonet.spaces import named_architecture
     from naonet.training.config import TrainConfig
-    from naonet.training.run import build_optimizer, log_epoch, try_resume
+    from naonet.training.run import build_optimizer_and_schedule, log_epoch, try_resume
 
     config = TrainConfig(epochs=2)
     network = build_network(named_architecture("naonet-v2"),
                             NetworkConfig(channels=8, layers=1))
-    optimizer, scheduler = build_optimizer(network, config, 1)
+    optimizer, scheduler = build_optimizer_and_schedule(network, config, 1)
     torch.save({"format": 1, "config": config.to_dict(), "model": {}}, tmp_path / "last.pt")
     with pytest.raises(UserError, match=r"last.pt does not hold what it should .*"
                                          r"pass another --output, or delete the folder"):

@@ -550,11 +550,11 @@ def test_the_learning_rates_grow_with_the_processes_as_the_searchs_do(scale):
     from naonet.search.supernet_training import build_optimizer as search_optimizer
     from naonet.search.supernet_training import start_schedule
     from naonet.training.config import TrainConfig
-    from naonet.training.run import build_optimizer
+    from naonet.training.run import build_optimizer_and_schedule
 
     model = torch.nn.Linear(2, 2)
     config = TrainConfig(lr=0.1, lr_min=0.01, epochs=4, scale_lr_with_world_size=scale)
-    optimizer, scheduler = build_optimizer(model, config, world_size=4)
+    optimizer, scheduler = build_optimizer_and_schedule(model, config, world_size=4)
     factor = 4 if scale else 1
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * factor)
     assert scheduler.eta_min == pytest.approx(0.01 * factor)

@@ -1,6 +1,7 @@
 """The discrete NAONet networks (CIFAR and ImageNet skeletons) for any architecture.
 
-``build_network(architecture, config)`` is the one public constructor. ``forward``
+``build_network(architecture, config)`` builds one (a cell space's ``build_network``
+calls it; ``naonet.create_model`` is the package's constructor by name). ``forward``
 returns ``(logits, aux_logits)``; ``aux_logits`` is None in eval mode or without the
 auxiliary head.
 """

@@ -171,8 +171,9 @@ def unused_options_note(config: TrainConfig, space) -> str | None:
             f"{fitted_to_images(space.training_options(config.dataset), config.image_size)})")
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig, world_size: int
-                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+def build_optimizer_and_schedule(
+        model: nn.Module, config: TrainConfig, world_size: int,
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """SGD with momentum; cosine or exponential decay stepped after every epoch."""
     lr, lr_min = learning_rates(config.lr, config.lr_min, world_size,
                                 config.scale_lr_with_world_size)
@@ -392,7 +393,7 @@ def train(config: TrainConfig, show_progress: bool = True,
     check_network_fits(architecture, network_config, context.device)
     network = space.build_network(architecture, network_config).to(context.device)
     network = to_memory_format(network, paths.channels_last)
-    optimizer, scheduler = build_optimizer(network, config, context.world_size)
+    optimizer, scheduler = build_optimizer_and_schedule(network, config, context.world_size)
     scaler = precision.grad_scaler()
     state = try_resume(run_dir, config, network, optimizer, scheduler, scaler, data.classes,
                        context, paths.amp)

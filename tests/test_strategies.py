@@ -102,6 +102,14 @@ def test_the_strategy_functions_check_what_run_strategy_checks(synthetic):
     evaluator = TableEvaluator(synthetic, budget=5)
     random_search("nb201", evaluator, 0)
     assert evaluator.queries == 5
+    # the registry's config_class is the config each strategy takes (another's is refused)
+    from naonet.strategies import STRATEGIES
+
+    for name, strategy in STRATEGIES.items():
+        other = next(s.config_class for n, s in STRATEGIES.items() if n != name)
+        with pytest.raises(UserError, match=f"strategy {name!r} takes a "
+                                            f"{strategy.config_class.__name__}, got"):
+            strategy.run(NB201, TableEvaluator(synthetic, budget=30), 0, other())
 
 
 def test_a_budget_of_every_cell_queries_every_cell(synthetic):

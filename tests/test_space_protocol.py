@@ -21,6 +21,7 @@ from naonet.controller import (
     generate_architectures,
     train_controller,
 )
+from naonet.errors import UserError
 from naonet.models import count_parameters
 from naonet.models.complexity import count_multiply_adds
 from naonet.spaces import SearchSpace, get_space, parse_architecture, space_names
@@ -100,6 +101,18 @@ def test_controller_encoding_decodes_what_it_encodes(space):
         variant = encoding.equivalent_variant(arch, rng)
         assert encoding.decode(encoding.encode(variant)) == variant
         assert space.from_integers(space.to_integers(variant)) == variant
+    # a token not legal where it stands, or a sequence of the wrong length: a UserError
+    # that names the token and its position (it said "input -1" for a cell space)
+    tokens = encoding.encode(draws(space)[0])
+    for position in range(encoding.sequence_length):
+        illegal = next(token for token in range(-1, encoding.vocab_size + 1)
+                       if token not in encoding.legal_tokens(position))
+        bad = [*tokens[:position], illegal, *tokens[position + 1:]]
+        with pytest.raises(UserError, match=f"token {illegal} is not legal at position "
+                                            f"{position} "):
+            encoding.decode(bad)
+    with pytest.raises(UserError, match=f"token sequence has {len(tokens) - 1} tokens"):
+        encoding.decode(tokens[:-1])
 
 
 def test_a_saved_network_config_reads_back_as_it_was(space):

@@ -65,6 +65,19 @@ class LegalTokens:
     def legal_tokens(self, position: int) -> tuple[int, ...]:
         return self._legal[position]
 
+    def checked_tokens(self, tokens: list[int]) -> list[int]:
+        """``tokens`` as ints, or a UserError naming the first that is not legal where
+        it stands (or the wrong length): what every ``decode`` starts with."""
+        tokens = [int(token) for token in tokens]
+        if len(tokens) != self.sequence_length:
+            raise UserError(f"token sequence has {len(tokens)} tokens, expected "
+                            f"{self.sequence_length}")
+        for position, token in enumerate(tokens):
+            if token not in self._legal[position]:
+                raise UserError(f"token {token} is not legal at position {position} "
+                                f"(legal: {list(self._legal[position])})")
+        return tokens
+
 
 class CellSpaceEncoding(LegalTokens):
     """The released NAO token layout for a :class:`CellSearchSpace`."""
@@ -105,13 +118,10 @@ class CellSpaceEncoding(LegalTokens):
         return tokens
 
     def decode(self, tokens: list[int]) -> Architecture:
-        if len(tokens) != self.sequence_length:
-            raise UserError(f"token sequence has {len(tokens)} tokens, expected "
-                            f"{self.sequence_length}")
         values = []
-        for position, token in enumerate(tokens):
+        for position, token in enumerate(self.checked_tokens(tokens)):
             _, is_input = self._position_role(position)
-            values.append(int(token) - (self.input_offset if is_input else self.op_offset))
+            values.append(token - (self.input_offset if is_input else self.op_offset))
         return Architecture.from_integers(values, self.space)
 
     # ----------------------------------------------------------------- augmentation

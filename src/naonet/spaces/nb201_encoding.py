@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 
-from naonet.errors import UserError
 from naonet.spaces.encoding import LegalTokens
 from naonet.spaces.nb201 import ZERO_OP, NB201Architecture, NB201Space
 
@@ -46,14 +45,7 @@ class NB201Encoding(LegalTokens):
         return tokens
 
     def decode(self, tokens: list[int]) -> NB201Architecture:
-        tokens = [int(token) for token in tokens]
-        if len(tokens) != self.sequence_length:
-            raise UserError(f"token sequence has {len(tokens)} tokens, expected "
-                            f"{self.sequence_length}")
-        for position, token in enumerate(tokens):
-            if token not in self._legal[position]:
-                raise UserError(f"token {token} is not legal at position {position} "
-                                f"(legal: {list(self._legal[position])})")
+        tokens = self.checked_tokens(tokens)
         ops = tokens[1::self.tokens_per_step]  # each step is (source, op)
         return self.space.architecture([token - self.op_offset for token in ops])
 

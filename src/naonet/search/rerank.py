@@ -106,8 +106,9 @@ def rerank_train_epoch(job: RerankJob, data: DataBundle, config: SearchConfig, s
     train_one_epoch(job.model, data.train, job.optimizer, nn.CrossEntropyLoss(),
                     aux_weight=config.rerank_aux_weight, grad_clip=config.grad_clip,
                     precision=precision, scaler=None, first_step=epoch * steps,
-                    # The released re-rank networks get the supernet's step count
-                    # (args.steps), so drop path ramps up over supernet_epochs epochs.
+                    # Deliberately the supernet's step count, as the released re-rank
+                    # networks get args.steps: drop path ramps up over supernet_epochs
+                    # epochs, so a shorter re-rank never reaches its final rate.
                     total_steps=config.supernet_epochs * steps, progress=progress,
                     # a candidate that diverges scores at chance and loses the re-rank,
                     # as released; it does not end the search

@@ -17,9 +17,9 @@ from naonet.controller import (
     ControllerTrainConfig,
     generate_architectures,
     predictor_pairwise_accuracy,
-    propose_sequences,
     train_controller,
 )
+from naonet.controller.generation import score_gradient, shifted_sequences
 from naonet.controller.model import Encoded, pool_steps
 from naonet.controller.training import StepShards, controller_optimizer, train_step
 from naonet.errors import UserError
@@ -95,7 +95,8 @@ def test_fixture_prediction_and_reconstruction(released):
 def test_fixture_generated_sequences(released, step_size):
     # The released generate_new_arch for all 16 inputs at one step size, direction '+'.
     fixture, controller = released
-    sequences = propose_sequences(controller, fixture["encoder_input"], int(step_size))
+    step_outputs, gradient = score_gradient(controller, fixture["encoder_input"])
+    sequences = shifted_sequences(controller, step_outputs, gradient, int(step_size))
     assert sequences.tolist() == fixture["generated"][step_size]
 
 

@@ -24,12 +24,11 @@ from naonet.supernet import (
     SupernetConfig,
     batch_statistics,
     count_network_parameters,
-    operation_parameters,
     sample_architectures,
     sampling_probabilities,
-    score_architecture,
     score_architectures,
 )
+from naonet.supernet.counting import operation_cost
 
 pytestmark = pytest.mark.threads(1)  # the thread count its figures were measured with
 
@@ -55,13 +54,13 @@ def fixed_batch(size: int = 8, resolution: int = 8, seed: int = 0):
 def test_operation_formula_matches_built_operation(name, stride):
     for channels in (4, 10):
         built = sum(p.numel() for p in build_operation(name, channels, stride).parameters())
-        assert operation_parameters(name, channels, stride) == built
+        assert operation_cost(name, channels, stride).parameters == built
 
 
 def test_every_operation_has_a_formula():
     assert set(OPERATION_COSTS) >= set(OPERATIONS)
     with pytest.raises(UserError, match="no cost formula for operation 'conv_9x9'"):
-        operation_parameters("conv_9x9", 8, 1)
+        operation_cost("conv_9x9", 8, 1)
 
 
 @pytest.mark.parametrize("space", SPACES)
@@ -315,7 +314,8 @@ def test_scoring_restores_every_module_state_exactly():
     for name, value in before_tensors.items():
         assert torch.equal(after_tensors[name], value), name
     assert len(scores) == 3 and all(0.0 <= score <= 1.0 for score in scores)
-    assert score_architecture(supernet, architectures[1], batches) == scores[1]
+    # one architecture scored alone scores as it does among others
+    assert score_architectures(supernet, [architectures[1]], batches) == [scores[1]]
     with pytest.raises(UserError, match="unknown score metric 'acc'; use one of: accuracy, "
                                         "loss"):
         score_architectures(supernet, architectures, batches, metric="acc")
@@ -335,7 +335,7 @@ def test_scoring_normalises_with_batch_statistics():
             scored = supernet(images, architecture)[0]
     torch.testing.assert_close(scored, reference)
     expected = (reference.argmax(1) == labels).float().mean().item()
-    assert score_architecture(supernet, architecture, [(images, labels)]) == \
+    assert score_architectures(supernet, [architecture], [(images, labels)])[0] == \
         pytest.approx(expected)
 
 

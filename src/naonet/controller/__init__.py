@@ -5,7 +5,6 @@ from naonet.controller.config import ControllerConfig, ControllerTrainConfig
 from naonet.controller.generation import (
     GenerationResult,
     generate_architectures,
-    propose_sequences,
 )
 from naonet.controller.model import Controller, ControllerOutput, Encoded
 from naonet.controller.rounds import RoundConfig, RoundOutcome, nao_round
@@ -32,6 +31,5 @@ __all__ = [
     "nao_round",
     "normalise_scores",
     "predictor_pairwise_accuracy",
-    "propose_sequences",
     "train_controller",
 ]

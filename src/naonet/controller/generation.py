@@ -79,13 +79,6 @@ def _generate(controller: Controller, seeds: Sequence, seen: set, count: int,
     return GenerationResult(tuple(found), max_lambda, rejected)
 
 
-def propose_sequences(controller: Controller, tokens: torch.Tensor, step_size: float
-                      ) -> torch.Tensor:
-    """Decoded token sequences [N, L] after one move of ``step_size`` (no filtering)."""
-    step_outputs, gradient = score_gradient(controller, tokens)
-    return shifted_sequences(controller, step_outputs, gradient, step_size)
-
-
 def score_gradient(controller: Controller, tokens: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-step encoder outputs [N, S, H] and d(predicted score)/d(outputs) [N, S, H]."""

@@ -6,7 +6,6 @@ from naonet.supernet.counting import (
     STEM_COSTS,
     count_network_multiply_adds,
     count_network_parameters,
-    operation_parameters,
 )
 from naonet.supernet.few_shot import FewShotSupernet
 from naonet.supernet.model import Supernet, SupernetCell, SupernetNode
@@ -23,7 +22,6 @@ from naonet.supernet.sampling import (
 from naonet.supernet.scoring import (
     SCORE_METRICS,
     batch_statistics,
-    score_architecture,
     score_architectures,
 )
 
@@ -46,9 +44,7 @@ __all__ = [
     "count_network_multiply_adds",
     "count_network_parameters",
     "equal_group_shares",
-    "operation_parameters",
     "sample_architectures",
     "sampling_probabilities",
-    "score_architecture",
     "score_architectures",
 ]

@@ -130,11 +130,6 @@ def operation_cost(name: str, channels: int, stride: int, pixels: int = 1) -> Co
     return formula(channels, stride, pixels)
 
 
-def operation_parameters(name: str, channels: int, stride: int) -> int:
-    """Parameters of one discrete operation at ``channels`` channels and ``stride``."""
-    return operation_cost(name, channels, stride).parameters
-
-
 # ----------------------------------------------------------------------- stems and heads
 def _cifar_stem_cost(channels: int, image_size: int) -> Cost:
     stem_channels = STEM_MULTIPLIER * channels

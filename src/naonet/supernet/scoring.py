@@ -78,12 +78,6 @@ def _accumulate(model: nn.Module, architecture, batches: Sequence[Batch],
         totals[1] += F.cross_entropy(logits.float(), labels, reduction="sum")
 
 
-def score_architecture(supernet: nn.Module, architecture, batches: Sequence[Batch],
-                       metric: str = "accuracy") -> float:
-    """The score of one architecture on ``batches`` (see :func:`score_architectures`)."""
-    return score_architectures(supernet, [architecture], batches, metric)[0]
-
-
 def score_architectures(supernet: nn.Module, architectures: Sequence,
                         batches: Sequence[Batch], metric: str = "accuracy") -> list[float]:
     """The score of each architecture on the same validation batches: top-1 accuracy (a

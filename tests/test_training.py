@@ -878,3 +878,16 @@ def test_a_test_subset_as_large_as_the_test_set_is_not_called_one(capsys, cifar_
     assert line["test_images"] == 200 and line["valid_images"] is None  # all of them
     status, out, err = nao_in_process(capsys, "info", str(tmp_path / "last.pt"))
     assert status == 0 and "--test-subset" not in out and "test top-1" in out, err
+
+
+def test_no_rank_of_one_training_seeds_as_a_rank_of_another_seeds():
+    """Ranks were seeded with seed + rank: seed 0's rank 1 drew seed 1's rank 0's dropout
+    and augmentation. Rank 0 keeps the seed itself (a one-process run, as released)."""
+    from naonet.training.run import rank_seed
+
+    seeds = {(seed, rank): rank_seed(seed, rank) for seed in range(8) for rank in range(8)}
+    assert len(set(seeds.values())) == len(seeds)
+    assert all(rank_seed(seed, 0) == seed for seed in range(8))
+    # a rank seeded afresh on resume (another process count wrote the checkpoint) draws
+    # what it drew nowhere before
+    assert rank_seed(0, 1, epoch=3) not in seeds.values()

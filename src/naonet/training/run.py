@@ -290,7 +290,15 @@ def restore_rank_random_state(checkpoint: dict, config: TrainConfig,
     elif len(others) == world_size - 1:
         restore_rng_state(others[rank - 1])
     else:
-        seed_everything(derive_seed(config.seed, "train-rank", rank, int(checkpoint["epoch"])))
+        seed_everything(rank_seed(config.seed, rank, int(checkpoint["epoch"])))
+
+
+def rank_seed(seed: int, rank: int, epoch: int = 0) -> int:
+    """The seed of process ``rank`` of a training from ``epoch``: rank 0's is the seed
+    itself (a one-process run seeds as released); another rank's is derived from the
+    seed, the rank and the epoch, so that no rank of one run draws what a rank of a run
+    with another seed draws (``seed + rank`` made seed 0's rank 1 seed 1's rank 0)."""
+    return seed if rank == 0 else derive_seed(seed, "train-rank", rank, epoch)
 
 
 def log_epoch(run_dir: Path, record: dict) -> None:
@@ -376,7 +384,7 @@ def train(config: TrainConfig, show_progress: bool = True,
     """
     context = init_distributed(config.device)
     say = main_process_log(log, context.is_main)
-    seed_everything(config.seed + context.rank)
+    seed_everything(rank_seed(config.seed, context.rank))
     paths = fast_paths_for(config, context.device)
     apply_fast_paths(paths, context.device)
     precision = Precision.from_name(paths.amp, context.device)

@@ -891,3 +891,35 @@ def test_no_rank_of_one_training_seeds_as_a_rank_of_another_seeds():
     # a rank seeded afresh on resume (another process count wrote the checkpoint) draws
     # what it drew nowhere before
     assert rank_seed(0, 1, epoch=3) not in seeds.values()
+
+
+# The released repository's last version (renqianluo/NAO_pytorch, commit 0300aca): what
+# its scripts pass (train_NAONet_V2_36_cifar10.sh, train_NAONet_V2_imagenet.sh) and the
+# defaults of train_cifar.py / train_imagenet.py they rely on, in naonet's option names
+# (l2_reg: weight_decay, grad_bound: grad_clip, lr_max: lr, label_smooth:
+# label_smoothing, gamma: lr_gamma; the auxiliary loss weight 0.4 is written in the code).
+RELEASED_FIXED_ARC = ("1 1 0 1 2 4 0 0 0 0 2 1 0 0 0 2 0 3 0 0 0 2 "
+                      "0 2 2 2 1 0 0 0 0 1 0 0 0 3 0 0 0 1")
+RELEASED_RECIPES = {
+    "naonet-v2-cifar10": dict(
+        aux_head=True, aux_weight=0.4, cutout=16, batch_size=128, eval_batch_size=500,
+        epochs=600, layers=6, channels=36, grad_clip=5.0, lr=0.025, lr_min=0.0,
+        lr_schedule="cosine", keep_prob=0.6, drop_path_keep_prob=0.8, weight_decay=5e-4,
+        momentum=0.9, label_smoothing=0.0),
+    "naonet-v2-imagenet": dict(
+        aux_head=True, aux_weight=0.4, batch_size=128, eval_batch_size=500, epochs=250,
+        layers=4, channels=52, keep_prob=1.0, drop_path_keep_prob=1.0, lr=0.1,
+        momentum=0.9, grad_clip=5.0, label_smoothing=0.1, lr_schedule="exponential",
+        lr_gamma=0.97, weight_decay=3e-5)}
+
+
+@pytest.mark.parametrize("preset", sorted(RELEASED_RECIPES))
+def test_the_published_presets_are_the_released_scripts(preset):
+    from naonet.spaces import named_architecture
+    from naonet.training.config import PRESETS, TrainConfig
+
+    config = TrainConfig(**{**PRESETS[preset], "output": "unused"})
+    assert {name: getattr(config, name) for name in RELEASED_RECIPES[preset]} == \
+        RELEASED_RECIPES[preset]
+    assert named_architecture(config.arch).to_integers() == \
+        [int(token) for token in RELEASED_FIXED_ARC.split()]

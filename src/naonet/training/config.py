@@ -118,13 +118,13 @@ PRESETS: dict[str, dict] = {
         arch="naonet-v2", dataset="cifar10", channels=36, layers=6, aux_head=True,
         aux_weight=0.4, keep_prob=0.6, drop_path_keep_prob=0.8, epochs=600, batch_size=128,
         lr=0.025, lr_schedule="cosine", lr_min=0.0, weight_decay=5e-4, grad_clip=5.0,
-        cutout=16, label_smoothing=0.0, amp="none"),
+        cutout=16, label_smoothing=0.0, eval_batch_size=500, amp="none"),
     # NAONet-V2 on ImageNet (25.5 % / 8.2 % top-1 / top-5); per-GPU batch and lr.
     "naonet-v2-imagenet": dict(
         arch="naonet-v2", dataset="imagenet", channels=52, layers=4, aux_head=True,
         aux_weight=0.4, keep_prob=1.0, drop_path_keep_prob=1.0, epochs=250, batch_size=128,
         lr=0.1, lr_schedule="exponential", lr_gamma=0.97, weight_decay=3e-5, grad_clip=5.0,
-        label_smoothing=0.1, cutout=0, eval_batch_size=250, amp="none"),
+        label_smoothing=0.1, cutout=0, eval_batch_size=500, amp="none"),
     # A first run on a CPU in a few minutes: the same code path at a tiny size.
     "quick-cifar10": dict(
         arch="naonet-v2", dataset="cifar10", channels=16, layers=1, aux_head=True,

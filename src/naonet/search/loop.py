@@ -35,7 +35,13 @@ from naonet.files import atomic_write_text
 from naonet.models.networks import cell_layout
 from naonet.revision import code_revision
 from naonet.run_folder import SEARCH_CHECKPOINT, claim_run_folder, write_run_config
-from naonet.runtime import check_worker_count, keep_cpu_threads, to_memory_format, use_cpu_threads
+from naonet.runtime import (
+    check_worker_count,
+    keep_cpu_threads,
+    slow_bf16_note,
+    to_memory_format,
+    use_cpu_threads,
+)
 from naonet.search.config import SearchConfig
 from naonet.search.outputs import (
     DEFAULT_FINAL_COUNT,
@@ -886,6 +892,9 @@ def announce_start(run: SearchRun, resumed: bool) -> None:
     elif resumed:
         text += f"; resuming in round {state.round + 1}, {resume_point(state)}"
     announce(run, text)
+    slow_bf16 = slow_bf16_note(context.device, config.amp)
+    if slow_bf16 is not None:
+        announce(run, slow_bf16)
 
 
 def resume_point(state: SearchState) -> str:

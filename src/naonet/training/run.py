@@ -38,7 +38,13 @@ from naonet.models import NAONet, NetworkConfig, count_parameters
 from naonet.options import flag_text
 from naonet.revision import code_revision
 from naonet.run_folder import TRAIN_CHECKPOINT, claim_run_folder, write_run_config
-from naonet.runtime import FastPaths, check_worker_count, maybe_compile, to_memory_format
+from naonet.runtime import (
+    FastPaths,
+    check_worker_count,
+    maybe_compile,
+    slow_bf16_note,
+    to_memory_format,
+)
 from naonet.runtime import apply as apply_fast_paths
 from naonet.seeding import (
     caller_random_state_kept,
@@ -603,6 +609,9 @@ def _announce(say: Callable[[str], None], context, config: TrainConfig,
         f"{counted(len(data.train), 'step')}/epoch, {counted(config.epochs, 'epoch')}"
         f"{resumed}; "
         f"{paths.describe()}")
+    slow_bf16 = slow_bf16_note(context.device, paths.amp)
+    if slow_bf16 is not None:
+        say(slow_bf16)
     if data.test is None:
         say(f"no test images in {config.data} (no test/ or val/ folder): the run reports "
             f"its {config.valid_size} held-out validation images")

@@ -130,6 +130,11 @@ CASES = [
     (["show", "naonet-v2", "-o", "cells.png", "--title", "$\\foo$"], "Unknown symbol"),
     (["show", "naonet-v2", "-o", "cells.jpg"], "cannot write cells.jpg: give a file ending in"),
     (TRAIN + ["--momentum", "5"], "--momentum must be < 1"),
+    # a flag that did nothing, silently (ImageNet, or a folder, cannot be downloaded)
+    (["train", "--preset", "naonet-v2-imagenet", "--data", "nowhere", "--download"],
+     "--download fetches cifar10 and cifar100 only; imagenet is not downloaded: put it at "
+     "--data nowhere yourself and drop --download"),
+    (SEARCH + ["--dataset", "folder", "--download"], "a folder data set is not downloaded"),
     (SEARCH + ["--momentum", "1"], "--momentum must be < 1"),
     # a checkpoint's folder, and options of the other kind of search
     (["eval", str(FIXTURES), "--dataset", "cifar10"], "is a folder; pass one of its checkpoints"),

@@ -134,6 +134,11 @@ class DataConfig:
         check_values(self, at_least=dict(batch_size=1, eval_batch_size=1, valid_size=0,
                                          train_subset=0, test_subset=0, cutout=0, workers=0,
                                          image_size=0), above={})
+        if self.download and self.dataset not in DOWNLOADABLE:  # it did nothing, silently
+            named = "a folder data set" if self.dataset == "folder" else self.dataset
+            raise UserError(f"--download fetches {' and '.join(DOWNLOADABLE)} only; {named} "
+                            f"is not downloaded: put it at --data {self.data} yourself and "
+                            "drop --download")
 
     @classmethod
     def of(cls, options, **fixed) -> DataConfig:

@@ -210,3 +210,11 @@ def test_a_released_flag_is_answered_with_its_replacement(capsys):
         "--help')\n")
     assert "pass --label-smoothing" in refused_flag(capsys, "train", "--label_smooth", "0.1")
     assert "released" not in refused_flag(capsys, "train", "--no-such-flag")
+    # every released flag of a command is answered (only the first was)
+    err = refused_flag(capsys, "train", "--cutout_size=16", "--output_dir=exp/x",
+                       "--keep_prob", "0.6", "--no-such-flag")
+    assert ("--cutout_size is a flag of the released train_cifar.py and train_imagenet.py: "
+            "pass --cutout; --output_dir is a flag of the released train_cifar.py and "
+            "train_imagenet.py: pass --output; naonet's flags are written with dashes: pass "
+            "--keep-prob (docs/search.md maps") in err
+    assert len(err.strip().splitlines()) == 1, err

@@ -151,15 +151,15 @@ def _rerun_hint(args: argparse.Namespace) -> str:
 def _released_flags_hint(command: str | None, unknown: list[str],
                          owner: argparse.ArgumentParser) -> str:
     """'; --child_epochs is the released train_search.py's flag: pass --supernet-epochs'
-    for the first unknown argument that is a released script's flag, else ''."""
+    for each unknown argument that is a released script's flag, else ''."""
     from naonet.compat.released_flags import released_flag_hint
 
     known = set(owner._option_string_actions)
-    for argument in unknown:
-        hint = released_flag_hint(command or "", argument, known)
-        if hint is not None:
-            return f"; {hint} (docs/search.md maps every released flag)"
-    return ""
+    hints = [released_flag_hint(command or "", argument, known) for argument in unknown]
+    hints = list(dict.fromkeys(hint for hint in hints if hint is not None))  # once each
+    if not hints:
+        return ""
+    return f"; {'; '.join(hints)} (docs/search.md maps every released flag)"
 
 
 def main(argv: list[str] | None = None) -> int:

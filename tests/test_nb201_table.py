@@ -161,11 +161,13 @@ def test_summary_reports_test_accuracy_of_the_best_by_validation(synthetic):
     assert list(summary.validation_curve) == sorted(summary.validation_curve)
     assert summary.queried == tuple(range(50))  # indices, in query order
     # kept as JSON and read back; a summary written before the queried cells were kept
-    # (a stopped bench-search's progress file) reads with none
+    # (a stopped bench-search's progress file) reads as not knowing them (null, not [])
     values = json.loads(json.dumps(summary.to_dict()))
     assert SearchSummary.from_dict(values, NB201) == summary
     del values["queried"]
-    assert SearchSummary.from_dict(values, NB201) == replace(summary, queried=())
+    unknown = SearchSummary.from_dict(values, NB201)
+    assert unknown == replace(summary, queried=None)
+    assert unknown.to_dict()["queried"] is None
 
 
 def test_shared_table_holds_the_whole_space_and_its_optimum():
@@ -220,3 +222,10 @@ def test_a_damaged_gzipped_table_or_score_file_is_one_line(capsys, tmp_path):
             err = capsys.readouterr().err
             assert status == 2 and f"{table} is a damaged gzip file" in err, err
             assert "compress it again" in err and len(err.strip().splitlines()) == 1, err
+    # a search's list read with the (damaged, gzipped) scores beside it: the scores named
+    pool, perf = tmp_path / "arch_pool", tmp_path / "arch_pool.perf"
+    pool.write_text("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n")
+    perf.write_bytes(gzip.compress(b"0.5\n")[:-4])  # its size field cut off
+    assert main(["correlate", str(pool), str(pool)]) == 2
+    err = capsys.readouterr().err
+    assert f"{perf} is a damaged gzip file" in err and f"{pool} is" not in err, err

@@ -1260,3 +1260,16 @@ def test_a_search_folders_config_names_its_files_from_any_folder(cifar_mini, tmp
                                       "--no-progress")
     assert status == 0, err
     assert "finished already" in out
+
+
+def test_a_bf16_search_on_a_cpu_without_bf16_instructions_is_noted_at_its_start(
+        cifar_mini, tmp_path, monkeypatch):
+    """As a training's start notes it: bf16 autocast is slower than float32 there."""
+    from naonet import runtime
+
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2"})  # whatever this CPU has
+    lines: list[str] = []
+    search(tiny_config(cifar_mini, tmp_path, amp="bf16", rounds=1, rerank_top=0,
+                       supernet_epochs=1), show_progress=False, log=lines.append)
+    note = runtime.slow_bf16_note(torch.device("cpu"), "bf16", flags={"avx2"})
+    assert lines[1] == note, lines[:3]

@@ -105,8 +105,9 @@ def test_controller_encoding_decodes_what_it_encodes(space):
     # that names the token and its position (it said "input -1" for a cell space)
     tokens = encoding.encode(draws(space)[0])
     for position in range(encoding.sequence_length):
-        illegal = next(token for token in range(-1, encoding.vocab_size + 1)
-                       if token not in encoding.legal_tokens(position))
+        # a token of the vocabulary where it is not legal, else one outside it
+        illegal = next((token for token in range(encoding.vocab_size)
+                        if token not in encoding.legal_tokens(position)), -1)
         bad = [*tokens[:position], illegal, *tokens[position + 1:]]
         with pytest.raises(UserError, match=f"token {illegal} is not legal at position "
                                             f"{position} "):

@@ -893,9 +893,10 @@ def test_no_rank_of_one_training_seeds_as_a_rank_of_another_seeds():
     assert rank_seed(0, 1, epoch=3) not in seeds.values()
 
 
-# The released repository's last version (renqianluo/NAO_pytorch, commit 0300aca): what
-# its scripts pass (train_NAONet_V2_36_cifar10.sh, train_NAONet_V2_imagenet.sh) and the
-# defaults of train_cifar.py / train_imagenet.py they rely on, in naonet's option names
+# The released repository (renqianluo/NAO_pytorch) at its head, 418ff71 (the scripts as
+# of their last change, 0300aca): what its scripts pass (train_NAONet_V2_36_cifar10.sh,
+# train_NAONet_V2_imagenet.sh) and the defaults of train_cifar.py / train_imagenet.py
+# they rely on, in naonet's option names
 # (l2_reg: weight_decay, grad_bound: grad_clip, lr_max: lr, label_smooth:
 # label_smoothing, gamma: lr_gamma; the auxiliary loss weight 0.4 is written in the code).
 RELEASED_FIXED_ARC = ("1 1 0 1 2 4 0 0 0 0 2 1 0 0 0 2 0 3 0 0 0 2 "

@@ -101,13 +101,9 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     if device.type == "cpu":
-        model = platform.processor() or platform.machine()
-        cpuinfo = Path("/proc/cpuinfo")
-        if cpuinfo.exists():
-            for line in cpuinfo.read_text(errors="replace").splitlines():
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
+        from naonet.runtime import cpuinfo_field
+
+        model = cpuinfo_field("model name") or platform.processor() or platform.machine()
         return f"cpu:{model}:{torch.get_num_threads()} threads"
     return device.type
 

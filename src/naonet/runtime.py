@@ -90,16 +90,24 @@ def _check(value: str, choices: tuple[str, ...], what: str) -> None:
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-def cpu_flags() -> set[str] | None:
-    """The CPU's feature flags (``/proc/cpuinfo``), None where the system does not list them."""
+def cpuinfo_field(name: str) -> str | None:
+    """A field of the first processor in ``/proc/cpuinfo`` (Linux's: ``model name``,
+    x86's ``flags``), None where the system does not list it."""
     try:
         text = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
         return None
     for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
     return None
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags (x86 Linux lists them), None where they are not listed."""
+    flags = cpuinfo_field("flags")
+    return None if flags is None else set(flags.split())
 
 
 def slow_bf16_note(device: torch.device, amp: str, flags: set[str] | None = None) -> str | None:

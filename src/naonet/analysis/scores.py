@@ -68,14 +68,13 @@ def open_text(path: Path) -> TextIO:
         return open(path, newline="", encoding=ENCODING)
     # Decompressed whole before a line is parsed: damaged data decodes to garbage rows
     # long before the stream's CRC, at its end, names the damage.
-    with gzip.open(path, "rb") as stream:
-        return io.StringIO(stream.read().decode(ENCODING), newline="")
-
-
-def damaged_gzip(path: Path, error: Exception, what: str) -> UserError:
-    """The one-line error for a gzipped file that cannot be read to its end."""
-    return UserError(f"{what} {path} is a damaged gzip file ({error or type(error).__name__}); "
-                     "compress it again, or pass it uncompressed")
+    try:
+        with gzip.open(path, "rb") as stream:
+            data = stream.read()
+    except GZIP_ERRORS as error:
+        raise UserError(f"{path} is a damaged gzip file ({error or type(error).__name__}); "
+                        "compress it again, or pass it uncompressed") from None
+    return io.StringIO(data.decode(ENCODING), newline="")
 
 
 def read_text(path: Path) -> str:
@@ -108,7 +107,8 @@ def read_scores(path: str | Path, column: str | None = None) -> dict[str, float]
             scores = _read_csv(path, column or SCORE_COLUMN)
         elif column is not None:
             raise UserError(f"a score column ({column!r}) was named for {path}, which is not "
-                            "a CSV; drop the column (it applies to CSV files only)")
+                            "a CSV by its name (.csv or .csv.gz); drop the column (it applies "
+                            "to CSV files only), or rename the file if it is a CSV")
         elif beside is not None:
             scores = _read_pool(path, beside)
         else:
@@ -116,8 +116,6 @@ def read_scores(path: str | Path, column: str | None = None) -> dict[str, float]
     except (UnicodeDecodeError, csv.Error) as error:
         raise UserError(f"score file {path} is not text ({error}); pass 'ARCH SCORE' lines "
                         "or a CSV") from None
-    except GZIP_ERRORS as error:
-        raise damaged_gzip(path, error, "score file") from None
     if not scores:
         raise UserError(f"score file {path} holds no scores")
     return scores

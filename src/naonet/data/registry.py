@@ -138,7 +138,7 @@ class DataConfig:
             named = "a folder data set" if self.dataset == "folder" else self.dataset
             raise UserError(f"--download fetches {' and '.join(DOWNLOADABLE)} only; {named} "
                             f"is not downloaded: put it at --data {self.data} yourself and "
-                            "drop --download")
+                            "drop --download (download: false in a --config file)")
 
     @classmethod
     def of(cls, options, **fixed) -> DataConfig:

@@ -39,15 +39,16 @@ class SearchSummary:
     # After each query: the best validation so far, and the test accuracy of that one.
     validation_curve: tuple[float, ...]
     test_curve: tuple[float, ...]
-    # The benchmark index of each queried architecture, in query order (empty in a
-    # summary written before naonet of 2026-12-06 kept them).
-    queried: tuple[int, ...] = ()
+    # The benchmark index of each queried architecture, in query order; None where
+    # unknown (a summary written before naonet of 2026-12-06 kept them).
+    queried: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict:
         return {"best": self.best.to_string(), "best_index": self.best_index,
                 "best_validation": self.best_validation, "test_accuracy": self.test_accuracy,
                 "queries": self.queries, "validation_curve": list(self.validation_curve),
-                "test_curve": list(self.test_curve), "queried": list(self.queried)}
+                "test_curve": list(self.test_curve),
+                "queried": None if self.queried is None else list(self.queried)}
 
     @classmethod
     def from_dict(cls, values: dict, space) -> SearchSummary:
@@ -56,7 +57,12 @@ class SearchSummary:
                    float(values["best_validation"]), float(values["test_accuracy"]),
                    int(values["queries"]), tuple(map(float, values["validation_curve"])),
                    tuple(map(float, values["test_curve"])),
-                   tuple(map(int, values.get("queried", ()))))
+                   _indices(values.get("queried")))
+
+
+def _indices(values) -> tuple[int, ...] | None:
+    """A saved list of benchmark indices; None where none was saved."""
+    return None if values is None else tuple(map(int, values))
 
 
 def summarize(evaluator: TableEvaluator, table: BenchmarkTable) -> SearchSummary:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from naonet.analysis.scores import GZIP_ERRORS, complete_rows, damaged_gzip, open_text
+from naonet.analysis.scores import complete_rows, open_text
 from naonet.errors import UserError
 from naonet.spaces.nb201 import NB201, NB201Architecture, NB201Space
 
@@ -191,8 +191,6 @@ class BenchmarkTable:
         except (UnicodeDecodeError, csv.Error) as error:
             raise UserError(f"benchmark table {path} is not a text CSV ({error}); pass the "
                             "NAS-Bench-201 CSV") from None
-        except GZIP_ERRORS as error:
-            raise damaged_gzip(path, error, "benchmark table") from None
         if not rows:
             raise UserError(f"benchmark table {path} has no rows")
         numeric = [c for c in (*REQUIRED_COLUMNS[2:], *OPTIONAL_COLUMNS) if c in rows[0][1]]

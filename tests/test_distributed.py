@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -185,3 +186,77 @@ def logged(run_dir) -> list[dict]:
     return [{key: value for key, value in json.loads(line).items()
              if key != "train_images_per_second"}
             for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie no parent has reaped yet does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's prctl and /proc")
+def test_a_sigkill_to_torchruns_process_group_ends_its_processes(cifar_mini, tmp_path):
+    """torchrun starts each process in a session of its own: a SIGKILL to its process
+    group (a timeout, a job scheduler) left both training to the end, holding the folder
+    ("in use by nao train"), so a rerun could not resume. They now end with torchrun."""
+    import fcntl
+    import signal
+    import time
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--standalone", "-m", "naonet.cli.main", "train", "--data", str(cifar_mini),
+               "--output", str(tmp_path), "--channels", "8", "--layers", "1", "--batch-size",
+               "32", "--epochs", "1000", "--train-subset", "256", "--test-subset", "100",
+               "--device", "cpu", "--no-progress"]
+    environment = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
+    launcher = subprocess.Popen(command, env=environment, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        lock = tmp_path / ".naonet.lock"
+        deadline = time.monotonic() + 600
+        while not (lock.exists() and "nao train" in lock.read_text()):
+            assert launcher.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        tasks = Path(f"/proc/{launcher.pid}/task")  # torchrun's threads, and their children
+        ranks = [int(pid) for task in tasks.iterdir()
+                 for pid in (task / "children").read_text().split()]
+        assert len(ranks) == 2 and all(_alive(pid) for pid in ranks)
+    finally:
+        os.killpg(launcher.pid, signal.SIGKILL)  # torchrun's group: the ranks are not in it
+        launcher.wait()
+    deadline = time.monotonic() + 120
+    while any(_alive(pid) for pid in ranks) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    survivors = [pid for pid in ranks if _alive(pid)]
+    for pid in survivors:  # leave nothing behind, whatever the outcome
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, "the processes trained on without torchrun"
+    # free for a rerun, once the last thread of each is gone (a process's first thread
+    # shows as a zombie while the others still exit, holding its files)
+    with open(lock) as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "the run folder stayed locked"
+                time.sleep(0.2)
+
+
+def test_under_torchrun_rank_0_alone_reports_a_stop(capsys, monkeypatch):
+    """Each rank is stopped (torchrun passes the signal on): the line came once per rank."""
+    import argparse
+
+    from naonet.cli import main as cli
+
+    args = argparse.Namespace(resumes=True)
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "trial")
+    for rank, said in (("1", ""), ("0", "nao: interrupted; rerun the same command to resume\n")):
+        monkeypatch.setenv("RANK", rank)
+        assert cli._report_stop(KeyboardInterrupt, args) == 130
+        assert capsys.readouterr().err == said
+    monkeypatch.setenv("RANK", "1")
+    assert cli._report_stop(cli.Terminated, args) == 143  # the status still says it

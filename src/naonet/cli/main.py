@@ -114,6 +114,33 @@ def _stop_signals() -> dict[int, object]:
             if signal.getsignal(number) is default}
 
 
+PR_SET_PDEATHSIG = 1  # Linux's prctl option (<linux/prctl.h>)
+
+
+def _end_with_the_launcher() -> None:
+    """Under torchrun, on Linux: have the system send this process SIGTERM when torchrun
+    ends. torchrun starts each process in a session of its own, so a SIGKILL to torchrun
+    or to its process group (a timeout, a job scheduler) left the processes training, and
+    holding the run folder, until they finished; ended so, a rerun resumes at once."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):  # no C library to ask
+        return
+    if os.getppid() == 1:  # torchrun ended before the request: end as it would have made us
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _other_rank() -> bool:
+    """Whether this process is a torchrun process other than rank 0."""
+    return "TORCHELASTIC_RUN_ID" in os.environ and os.environ.get("RANK", "0") != "0"
+
+
 def _comes_from_the_stop(error: BaseException) -> bool:
     """Whether ``error``, raised after a stop was recorded, is that stop's doing: the stop
     itself, an error raised while it unwound (a KeyboardInterrupt in its context chain),
@@ -180,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         parser.print_help()
         return 2
+    _end_with_the_launcher()
     handled = _stop_signals()
     for number in handled:
         signal.signal(number, _stop)
@@ -228,12 +256,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report_stop(kind: type[BaseException], args: argparse.Namespace) -> int:
     """The line and exit status of a command stopped by SIGTERM (``Terminated``) or
-    Ctrl-C (``KeyboardInterrupt``)."""
-    if issubclass(kind, Terminated):
-        _last_line(f"nao: terminated{_rerun_hint(args)}")
-        return 128 + signal.SIGTERM
-    _last_line(f"nao: interrupted{_rerun_hint(args)}")
-    return 130
+    Ctrl-C (``KeyboardInterrupt``); under torchrun, rank 0 alone says it (each rank was
+    stopped, and the line came once per process)."""
+    terminated = issubclass(kind, Terminated)
+    if not _other_rank():
+        _last_line(f"nao: {'terminated' if terminated else 'interrupted'}{_rerun_hint(args)}")
+    return 128 + signal.SIGTERM if terminated else 130
 
 
 # How allocators say that memory ran out: PyTorch's CPU allocator ("can't allocate

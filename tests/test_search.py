@@ -719,11 +719,13 @@ def test_a_parallel_re_rank_stopped_after_one_training_resumes_to_the_same_resul
 
 def test_re_rank_processes_are_refused_under_torchrun_or_on_an_accelerator():
     parallel = SearchConfig(rerank_top=5, rerank_processes=2)
-    for context in (DistributedContext(rank=0, world_size=2, local_rank=0,
-                                       device=torch.device("cpu")),
-                    DistributedContext(rank=0, world_size=1, local_rank=0,
-                                       device=torch.device("meta"))):
-        with pytest.raises(UserError, match="--rerank-processes 1"):
+    for context, fix in (
+            (DistributedContext(rank=0, world_size=2, local_rank=0, device=torch.device("cpu")),
+             "not under torchrun; pass --rerank-processes 1$"),  # --device cpu would not do
+            (DistributedContext(rank=0, world_size=1, local_rank=0,
+                                device=torch.device("meta")),
+             "not on meta; pass --rerank-processes 1, or --device cpu$")):
+        with pytest.raises(UserError, match=fix):
             search_loop.check_parallel_rerank(parallel, context)
         # one process, or no re-rank at all, runs anywhere
         search_loop.check_parallel_rerank(SearchConfig(rerank_top=5), context)

@@ -1,9 +1,8 @@
 """``nao train``: train an architecture with a published recipe or your own settings.
 
 Rerunning the same command resumes from the run folder's last checkpoint. Launch with
-``torchrun --nproc_per_node N -m naonet.cli.main train ...`` (or ``torchrun $(which nao)``)
-for N processes: each uses the preset's batch size and the learning rate is multiplied
-by N.
+``torchrun --nproc_per_node N -m naonet.cli.main train ...`` for N processes: each uses
+the preset's batch size and the learning rate is multiplied by N.
 """
 
 from __future__ import annotations

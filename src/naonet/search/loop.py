@@ -349,10 +349,13 @@ def check_parallel_rerank(config: SearchConfig, context: DistributedContext) -> 
     start, so a search never trains its supernet only to stop at the re-rank."""
     if config.rerank_top == 0 or config.rerank_processes == 1:
         return
-    if context.is_distributed or context.device.type != "cpu":
+    if context.is_distributed:
         raise UserError("--rerank-processes runs the re-rank in CPU processes of one "
-                        "search; use --rerank-processes 1 with torchrun or an accelerator "
-                        "(or --device cpu)")
+                        "search, not under torchrun; pass --rerank-processes 1")
+    if context.device.type != "cpu":
+        raise UserError("--rerank-processes runs the re-rank in CPU processes of one "
+                        f"search, not on {context.device.type}; pass --rerank-processes 1, "
+                        "or --device cpu")
 
 
 def record_rerank(run: SearchRun, top: list[PoolEntry], accuracy: float) -> None:

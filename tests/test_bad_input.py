@@ -1396,3 +1396,24 @@ def test_more_threads_than_cores_and_a_constant_score_file_are_refused(capsys, t
     constant.write_text("".join(f"{cell} 5\n" for cell in cells))
     status, _, err = nao_in_process(capsys, "correlate", str(scores), str(constant))
     assert status == 2 and f"every score of {constant} is 5: there is no ranking" in err, err
+
+
+@pytest.mark.parametrize("command, what", [
+    (["info", "naonet-v2"], "nao info"),
+    (["eval", str(FIXTURES / "naonet_v2_cifar_c8_l1.pt"), "--dataset", "cifar10"], "nao eval"),
+    (["show", "naonet-v2", "-o", "cells.png"], "nao show"),
+    (["search", "--space", "nb201", "--evaluator", "table:t.csv"], "a table search"),
+    (["correlate", "a.txt", "b.txt"], "nao correlate A B (without --supernet)")])
+def test_a_one_process_command_under_torchrun_with_several_is_refused(capsys, monkeypatch,
+                                                                      command, what):
+    """nao eval under torchrun ran whole in each process: its result printed twice, each
+    process taking as long as one alone (a trial user)."""
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "trial")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert (f"{what} runs in one process, and torchrun started 2, each of which would do "
+            "all of it; run it without torchrun") in err and len(err.splitlines()) == 1, err
+    monkeypatch.setenv("WORLD_SIZE", "1")  # one process: as without torchrun
+    if command[0] == "info":
+        assert main(command) == 0

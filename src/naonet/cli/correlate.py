@@ -21,7 +21,7 @@ from pathlib import Path
 
 from naonet.analysis.correlation import correlate
 from naonet.analysis.scores import matched, read_scores, write_scores
-from naonet.cli.options import integer_flag
+from naonet.cli.options import integer_flag, refuse_torchrun
 from naonet.errors import UserError
 from naonet.nb201 import VALIDATION_METRICS
 from naonet.nb201.table import TABLE_SPACE
@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--supernet takes no score files; drop them or drop --supernet")
         return run_experiment(args)
     refuse_experiment_flags(args)
+    refuse_torchrun("nao correlate A B (without --supernet)")
     if len(args.files) != 2:
         raise UserError(f"give two score files (A and the reference B), got "
                         f"{len(args.files)}; or run the experiment with --supernet")

@@ -18,6 +18,9 @@ from naonet import stopping  # no imports of its own: nothing to load in a signa
 
 SUBCOMMANDS = ["train", "eval", "predict", "export", "info", "convert", "search", "show",
                "bench-search", "correlate"]
+# those with work to share among torchrun's processes (a table search and a correlation of
+# two files, which have none, refuse several processes themselves)
+TORCHRUN_COMMANDS = ("train", "search", "correlate")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -190,6 +193,7 @@ def _released_flags_hint(command: str | None, unknown: list[str],
 
 
 def main(argv: list[str] | None = None) -> int:
+    from naonet.cli.options import refuse_torchrun
     from naonet.errors import UserError
     from naonet.run_folder import releasing_new_claims
 
@@ -216,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.unraisablehook = _dropping_lost_stops(unraisable_hook)
     try:
         with releasing_new_claims():  # a refused run leaves its folder as it found it
+            if args.command not in TORCHRUN_COMMANDS:
+                refuse_torchrun(f"nao {args.command}")
             status = int(args.handler(args) or 0)
         stop = stopping.requested()
         if stop is not None:  # lost where no later step raised it again

@@ -167,6 +167,20 @@ def refuse_flags(args: argparse.Namespace, names, applies_to: str, note: str = "
                             f"({listed_by})")
 
 
+def refuse_torchrun(what: str) -> None:
+    """A UserError when ``what`` (a command that runs in one process) was launched by
+    torchrun with several processes: each would do all of it, printing and writing its
+    results once per process."""
+    import os
+
+    from naonet.errors import UserError
+
+    processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if "TORCHELASTIC_RUN_ID" in os.environ and processes > 1:
+        raise UserError(f"{what} runs in one process, and torchrun started {processes}, "
+                        "each of which would do all of it; run it without torchrun")
+
+
 def add_told_apart(parser, add_arguments) -> dict:
     """Add options with ``add_arguments(parser)``, each defaulting to None, so that one
     given is told from one left out (an option a run would not read is refused, not

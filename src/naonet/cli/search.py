@@ -31,6 +31,7 @@ from naonet.cli.options import (
     fill_defaults,
     print_config,
     refuse_flags,
+    refuse_torchrun,
 )
 from naonet.search.reference import TABLE_PREFIX
 
@@ -181,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
     from naonet.errors import UserError
 
     if args.evaluator.startswith(TABLE_PREFIX):
+        refuse_torchrun("a table search")
         return _run_table_search(args)  # seconds long: a rerun starts over
     args.resumes = True
     if args.evaluator != SUPERNET_EVALUATOR:

@@ -260,3 +260,42 @@ def test_under_torchrun_rank_0_alone_reports_a_stop(capsys, monkeypatch):
         assert capsys.readouterr().err == said
     monkeypatch.setenv("RANK", "1")
     assert cli._report_stop(cli.Terminated, args) == 143  # the status still says it
+
+
+def test_a_process_lost_mid_collective_is_one_line(capsys, monkeypatch):
+    """Rank 1 killed (the out-of-memory killer): rank 0's next all-reduce raised gloo's
+    "Connection reset by peer", printed as a traceback of 30 lines (a trial user)."""
+
+    from torch.distributed import DistBackendError
+
+    from naonet.cli import main as cli
+
+    reset = ("[../third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error "
+             "[127.0.0.1]:29840: Connection reset by peer")
+    for error in (RuntimeError(reset), DistBackendError("NCCL communicator was aborted")):
+        def fails(args, error=error):
+            raise error
+
+        monkeypatch.setattr(cli, "build_parser", lambda: _parser_running(fails))
+        monkeypatch.setenv("TORCHELASTIC_RUN_ID", "trial")
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        assert cli.main(["train"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("nao train: error: another process of this torchrun job ended,")
+        assert str(error)[:40] in err and len(err.splitlines()) == 1, err
+        monkeypatch.setenv("WORLD_SIZE", "1")  # one process: no other to lose, a traceback
+        with pytest.raises(type(error)):
+            cli.main(["train"])
+    monkeypatch.setenv("WORLD_SIZE", "2")  # any other error under torchrun is itself
+    assert cli.describe_lost_process(RuntimeError("shape '[4]' is invalid")) is None
+
+
+def _parser_running(handler):
+    """A ``nao`` parser whose ``train`` runs ``handler``."""
+    from naonet.cli import main as cli
+
+    parser = cli._Parser(prog="nao")
+    commands = parser.add_subparsers(dest="command")
+    parser.subcommand_parsers = {"train": commands.add_parser("train", prog="nao train")}
+    parser.subcommand_parsers["train"].set_defaults(handler=handler, resumes=True)
+    return parser

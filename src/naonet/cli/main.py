@@ -250,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if isinstance(error, OSError):  # an unusable path or a full disk: the system's words
             return _report_os_error(args.command, error)
+        lost = describe_lost_process(error)
+        if lost is not None:
+            _last_line(f"nao {args.command}: error: {lost}{_rerun_hint(args)}")
+            return 1
         raise
     except KeyboardInterrupt as stop:  # Terminated too
         return _report_stop(type(stop), args)
@@ -295,6 +299,22 @@ def describe_memory_shortage(error: BaseException) -> str | None:
     if not said and not isinstance(error, MemoryError):
         return None
     return f"out of memory ({said[0][:200] if said else 'no details'})"
+
+
+def describe_lost_process(error: BaseException) -> str | None:
+    """Under torchrun with several processes: one line for a collective that failed
+    because another process ended (killed, out of memory), which raised gloo's or NCCL's
+    error in this one (a traceback of 30 lines); None for any other error."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ or os.environ.get("WORLD_SIZE", "1") == "1":
+        return None
+    from torch.distributed import DistError
+
+    text = str(error)
+    if not (isinstance(error, DistError) or "gloo" in text.lower() or "nccl" in text.lower()):
+        return None
+    said = next((line.strip() for line in text.splitlines() if line.strip()), "no details")
+    return (f"another process of this torchrun job ended, and this one lost it "
+            f"({type(error).__name__}: {said[:200]})")
 
 
 def memory_hint(command_parser: argparse.ArgumentParser) -> str:

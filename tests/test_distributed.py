@@ -281,7 +281,8 @@ def test_a_process_lost_mid_collective_is_one_line(capsys, monkeypatch):
         monkeypatch.setenv("WORLD_SIZE", "2")
         assert cli.main(["train"]) == 1
         err = capsys.readouterr().err
-        assert err.startswith("nao train: error: another process of this torchrun job ended,")
+        assert err.startswith("nao train: error: a step shared with the other processes "
+                              "failed, most likely because one of them ended")
         assert str(error)[:40] in err and len(err.splitlines()) == 1, err
         monkeypatch.setenv("WORLD_SIZE", "1")  # one process: no other to lose, a traceback
         with pytest.raises(type(error)):

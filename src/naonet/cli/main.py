@@ -310,11 +310,12 @@ def describe_lost_process(error: BaseException) -> str | None:
     from torch.distributed import DistError
 
     text = str(error)
-    if not (isinstance(error, DistError) or "gloo" in text.lower() or "nccl" in text.lower()):
+    # gloo's transport errors are plain RuntimeErrors ("[.../gloo/transport/tcp/pair.cc]")
+    if not (isinstance(error, DistError) or "/gloo/" in text):
         return None
     said = next((line.strip() for line in text.splitlines() if line.strip()), "no details")
-    return (f"another process of this torchrun job ended, and this one lost it "
-            f"({type(error).__name__}: {said[:200]})")
+    return (f"a step shared with the other processes failed, most likely because one of "
+            f"them ended (killed, out of memory) ({type(error).__name__}: {said[:200]})")
 
 
 def memory_hint(command_parser: argparse.ArgumentParser) -> str:

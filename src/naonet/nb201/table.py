@@ -166,9 +166,9 @@ class BenchmarkTable:
     def load(cls, path: str | Path, space: NB201Space = NB201,
              every_cell: bool = True) -> BenchmarkTable:
         """Read a table in the documented CSV format (gzipped or not), accuracies in
-        percent: with
-        ``every_cell`` (for a search, which may ask for any cell) a row for every cell of
-        ``space``; without, any cells (looking cells up, sampling from them), each once."""
+        percent: with ``every_cell`` (for a search, which may ask for any cell) a row for
+        every cell of ``space``; without, any cells (looking cells up, sampling from
+        them), each once."""
         path = Path(path).expanduser()
         expected = ("CSV (columns: " + ", ".join(REQUIRED_COLUMNS) + "; optional: "
                     + ", ".join(OPTIONAL_COLUMNS) + ")")

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from naonet.errors import UserError
+from naonet.launcher import launch_position
 
 _joined_group = False  # whether init_distributed made the process group (then it ends it)
 _used_gloo = False  # whether this process ever joined a gloo group (see exit_process)
@@ -74,9 +75,7 @@ def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
 
 def init_distributed(device_preference: str = "auto") -> DistributedContext:
     """Join the torchrun process group if there is one (NCCL on CUDA, gloo otherwise)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world_size, local_rank = launch_position()
     device = resolve_device(device_preference, local_rank)
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":

@@ -15,6 +15,7 @@ import sys
 import threading
 
 from naonet import stopping  # no imports of its own: nothing to load in a signal handler
+from naonet.launcher import launch_position, several_torchrun_processes, under_torchrun
 
 SUBCOMMANDS = ["train", "eval", "predict", "export", "info", "convert", "search", "show",
                "bench-search", "correlate"]
@@ -111,7 +112,7 @@ def _stop_signals() -> dict[int, object]:
     if threading.current_thread() is not threading.main_thread():
         return {}
     defaults = {signal.SIGINT: signal.default_int_handler}
-    if "TORCHELASTIC_RUN_ID" not in os.environ:
+    if not under_torchrun():
         defaults[signal.SIGTERM] = signal.SIG_DFL
     return {number: default for number, default in defaults.items()
             if signal.getsignal(number) is default}
@@ -125,7 +126,7 @@ def _end_with_the_launcher() -> None:
     ends. torchrun starts each process in a session of its own, so a SIGKILL to torchrun
     or to its process group (a timeout, a job scheduler) left the processes training, and
     holding the run folder, until they finished; ended so, a rerun resumes at once."""
-    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+    if not under_torchrun() or not sys.platform.startswith("linux"):
         return
     import ctypes
 
@@ -141,7 +142,7 @@ def _end_with_the_launcher() -> None:
 
 def _other_rank() -> bool:
     """Whether this process is a torchrun process other than rank 0."""
-    return "TORCHELASTIC_RUN_ID" in os.environ and os.environ.get("RANK", "0") != "0"
+    return under_torchrun() and launch_position()[0] != 0
 
 
 def _comes_from_the_stop(error: BaseException) -> bool:
@@ -305,7 +306,7 @@ def describe_lost_process(error: BaseException) -> str | None:
     """Under torchrun with several processes: one line for a collective that failed
     because another process ended (killed, out of memory), which raised gloo's or NCCL's
     error in this one (a traceback of 30 lines); None for any other error."""
-    if "TORCHELASTIC_RUN_ID" not in os.environ or os.environ.get("WORLD_SIZE", "1") == "1":
+    if not several_torchrun_processes():
         return None
     from torch.distributed import DistError
 

@@ -171,13 +171,12 @@ def refuse_torchrun(what: str) -> None:
     """A UserError when ``what`` (a command that runs in one process) was launched by
     torchrun with several processes: each would do all of it, printing and writing its
     results once per process."""
-    import os
-
     from naonet.errors import UserError
+    from naonet.launcher import launch_position, several_torchrun_processes
 
-    processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if "TORCHELASTIC_RUN_ID" in os.environ and processes > 1:
-        raise UserError(f"{what} runs in one process, and torchrun started {processes}, "
+    if several_torchrun_processes():
+        raise UserError(f"{what} runs in one process, and torchrun started "
+                        f"{launch_position()[1]}, "
                         "each of which would do all of it; run it without torchrun")
 
 

@@ -116,6 +116,22 @@ def test_score_files_text_and_csv(tmp_path):
         read_scores(tmp_path / "c.txt")
 
 
+def test_every_user_list_reads_comments_alike(tmp_path):
+    """A score file and a seed pool file are read by one rule: '#' starts a comment
+    anywhere on a line. A score file's end-of-line comment was read as its score."""
+    from naonet.search.loop import read_architecture_file
+    from naonet.spaces import get_space
+
+    (tmp_path / "a.txt").write_text("# scores\narch one 1.5  # best\n\n  arch two 3\n")
+    assert read_scores(tmp_path / "a.txt") == {"arch one": 1.5, "arch two": 3.0}
+    first, second = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|", \
+        "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    (tmp_path / "pool.txt").write_text(f"# seeds\n{first}  # the first\n\n{second}\n")
+    space = get_space("nb201")
+    assert read_architecture_file(tmp_path / "pool.txt", space) == [space.parse(first),
+                                                                    space.parse(second)]
+
+
 def test_score_files_saved_with_a_byte_order_mark_are_read_whole(tmp_path):
     """A spreadsheet's or Windows editor's BOM was part of the first architecture (its
     line then matched nothing, silently) or of the first column's name."""

@@ -83,6 +83,16 @@ def read_text(path: Path) -> str:
         return handle.read()
 
 
+def content_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, content) of each line of a list of one item a line that holds
+    anything: ``#`` starts a comment anywhere on a line (no architecture's text holds
+    one), surrounding whitespace is dropped and blank lines are skipped. Every list a user
+    writes (score files, a search's seed pool) is read by this one rule."""
+    lines = ((number, line.split("#", 1)[0].strip())
+             for number, line in enumerate(text.splitlines(), start=1))
+    return [(number, content) for number, content in lines if content]
+
+
 def is_csv(path: Path) -> bool:
     """Whether a score file is named as a CSV (``.csv``, or ``.csv.gz`` gzipped)."""
     return path.name.lower().endswith((".csv", ".csv.gz"))
@@ -123,10 +133,7 @@ def read_scores(path: str | Path, column: str | None = None) -> dict[str, float]
 
 def _read_text(path: Path) -> dict[str, float]:
     entries = []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+    for number, line in content_lines(read_text(path)):
         parts = line.rsplit(None, 1)
         if len(parts) != 2:
             raise UserError(f"{path}:{number}: expected 'ARCHITECTURE SCORE', got {line!r}")

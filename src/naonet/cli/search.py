@@ -68,7 +68,8 @@ HELP = {
     "few_shot_after": "rounds of the one supernet before the few-shot split",
     "rounds": "search rounds (supernet training, scoring, controller)",
     "seed_pool_size": "random architectures of the first round",
-    "seed_pool_file": "start from the architectures of this file instead (one a line)",
+    "seed_pool_file": ("start from the architectures of this file instead (one a line; '#' "
+                       "starts a comment)"),
     "new_architectures": "architectures the controller generates per round",
     "top_seeds": "generate from this many best architectures of the pool",
     "max_lambda": "largest step size tried when generating (released: 51)",

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from naonet.analysis.scores import content_lines, read_text
 from naonet.constraints import CostMeter, FeasibleSpace
 from naonet.controller import Controller
 from naonet.controller.rounds import nao_round
@@ -598,18 +599,16 @@ def read_architecture_file(path: Path, space: SearchSpace) -> list:
     if not path.is_file():
         raise UserError(f"seed pool file {path} does not exist; check --seed-pool-file")
     try:
-        lines = path.read_text().splitlines()
+        lines = content_lines(read_text(path))
     except UnicodeDecodeError:
         raise UserError(f"seed pool file {path} is not text; pass architectures one a "
                         "line") from None
     found: dict = {}  # an insertion-ordered set
-    for number, line in enumerate(lines, start=1):
-        text = line.split("#", 1)[0].strip()
-        if text:
-            try:
-                found.setdefault(space.parse(text))
-            except UserError as error:
-                raise UserError(f"{path} line {number}: {error}") from None
+    for number, text in lines:
+        try:
+            found.setdefault(space.parse(text))
+        except UserError as error:
+            raise UserError(f"{path} line {number}: {error}") from None
     if len(found) < 2:
         raise UserError(f"{path} holds {len(found)} architecture(s); the search needs at "
                         "least 2")

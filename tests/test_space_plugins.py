@@ -111,6 +111,58 @@ def test_info_and_show_on_a_cell_space_of_ones_own(installed_plugin, capsys, tmp
     assert status == 2 and "is an architecture of the chain space" in err
 
 
+def test_a_few_shot_supernets_copies_take_a_plain_classs_architectures(installed_plugin):
+    """The copies were made with a deep copy of the space: a space of one's own that
+    compares by identity then refused its own architectures in them ('another space
+    object of that name'), from the second round of a few-shot search on."""
+    import torch
+    from torch import nn
+
+    from naonet.spaces import get_space
+    from naonet.supernet import FewShotSupernet
+
+    chain = get_space("chain")
+
+    class Holder(nn.Module):  # what a supernet does with an architecture: read it
+        def __init__(self):
+            super().__init__()
+            self.space, self.scale = chain, nn.Parameter(torch.ones(()))
+
+        def forward(self, images, architecture):
+            coding = self.space.to_integers(self.space.as_architecture(architecture))
+            return images * self.scale + coding[1], None
+
+    few_shot = FewShotSupernet(Holder, position=0, choices=2)
+    few_shot.split()
+    second_copy = chain.parse("chain:identity-identity-conv3x3")
+    assert few_shot.part_of(second_copy) == 1
+    assert few_shot(torch.zeros(1), second_copy)[0].item() == 1.0
+    assert few_shot.parts[1].space is chain
+
+
+def test_a_searchs_training_command_trains_the_size_its_budget_counted(installed_plugin,
+                                                                       capsys):
+    """A space whose recipe names no size (the chain's '--epochs 10') was trained at
+    nao train's default C 36, N 6, where a budget counted its final_size (C 8, N 3): the
+    printed command broke the budget the search held."""
+    from dataclasses import replace
+
+    from naonet.spaces import SMALL, get_space
+    from naonet.spaces.protocol import training_recipe
+
+    chain = get_space("chain")
+    assert training_recipe(chain, "cifar10") == "--epochs 10 --channels 8 --layers 3"
+    status, out, err = nao_in_process(capsys, "train", *training_recipe(chain, "cifar10")
+                                      .split(), "--arch", CHAIN_TEXT, "--print-config")
+    assert status == 0, err
+    assert "channels: 8\n" in out and "layers: 3\n" in out
+    # a recipe of the space's own size is left as it is
+    assert training_recipe(SMALL, "cifar10") == "--preset naonet-v2-cifar10"
+    assert training_recipe(SMALL, "imagenet") == "--preset naonet-v2-imagenet"
+    assert training_recipe(replace(SMALL, final_size=(20, 3)), "cifar10") == \
+        "--preset naonet-v2-cifar10 --channels 20 --layers 3"
+
+
 def test_search_refuses_an_unknown_space_before_printing_its_config(capsys):
     """--print-config printed a config with a space that the run then refused."""
     status, out, err = nao_in_process(capsys, "search", "--space", "chain",

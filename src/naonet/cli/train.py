@@ -96,9 +96,9 @@ def note_another_spaces_preset(preset: str | None, config, space) -> None:
     if preset is None:
         return
     recipe_space = resolve_architecture(PRESETS[preset]["arch"]).space
-    from naonet.spaces.protocol import fitted_to_images
+    from naonet.spaces.protocol import training_recipe
 
-    recommended = fitted_to_images(space.training_options(config.dataset), config.image_size)
+    recommended = training_recipe(space, config.dataset, config.image_size)
     # middle shares small's recipe: no note that names the preset given as the fit
     if space.name != recipe_space.name and recommended.split()[:2] != ["--preset", preset]:
         print(f"nao train: note: --preset {preset} is the recipe of {recipe_space.name} "

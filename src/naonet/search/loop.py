@@ -88,7 +88,7 @@ from naonet.search.supernet_training import (
 )
 from naonet.seeding import caller_random_state_kept, derive_seed, restore_rng_state, seeded
 from naonet.spaces import SearchSpace, get_space
-from naonet.spaces.protocol import fitted_to_images
+from naonet.spaces.protocol import training_recipe
 from naonet.strategies.base import Seen, sample_new
 from naonet.strategies.evolution import EvolutionConfig, evolve_generation
 from naonet.supernet import FewShotSupernet, PoolSampler, sample_architectures
@@ -845,7 +845,7 @@ def training_command(run: SearchRun) -> str:
     # the search's proxy (the found network trains at its own size).
     trained_size = config.image_size if config.dataset == "folder" else 0
     size = f" --image-size {trained_size}" if trained_size else ""
-    recipe = fitted_to_images(run.meter.space.training_options(config.dataset), trained_size)
+    recipe = training_recipe(run.meter.space, config.dataset, trained_size)
     output = shlex.quote(str(run.run_dir / "train"))  # beside what it trains, not runs/PRESET
     # data of train/ alone (all a search needs): the training holds validation images out
     held_out = ("" if has_test_images(resolve_data_root(config.data), config.dataset)

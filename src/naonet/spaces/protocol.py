@@ -119,7 +119,15 @@ class IntegerCodedSpace:
 
     @property
     def num_ops(self) -> int:
+        """How many operations the space names (``len(op_names)``)."""
         return len(self.op_names)
+
+    def __deepcopy__(self, memo: dict):
+        """The space itself: a space is a description no one changes, and a deep copy of a
+        network that holds it (a few-shot supernet's copies) must still take the
+        architectures of this space object, which equality alone does not tell for a
+        space that compares by identity (a plain class of one's own)."""
+        return self
 
     def op_index(self, name: str) -> int:
         """The index of an operation name, or a UserError naming the valid ones."""
@@ -219,6 +227,37 @@ def preset_options(preset: str, size: tuple[int, int]) -> str:
     if preset_size(preset) != tuple(size):
         options += f" --channels {size[0]} --layers {size[1]}"
     return options
+
+
+def training_recipe(space: SearchSpace, dataset: str, image_size: int = 0) -> str:
+    """The ``nao train`` options that train a found architecture of ``space`` on
+    ``dataset`` (images of ``image_size`` px; 0: the data set's own): the space's
+    ``training_options``, fitted to the images (:func:`fitted_to_images`), with
+    ``--channels`` and ``--layers`` added where those options alone would train another
+    size than ``final_size_for(dataset)``, the network whose costs a search's budget
+    counted (a space of one's own whose options name no size would otherwise train
+    ``nao train``'s default C 36, N 6)."""
+    options = space.training_options(dataset)
+    size = tuple(space.final_size_for(dataset))
+    if options_size(options) != size:
+        options += f" --channels {size[0]} --layers {size[1]}"
+    return fitted_to_images(options, image_size)
+
+
+def options_size(options: str) -> tuple[int, int]:
+    """(channels, layers) of the network ``nao train OPTIONS`` trains: the preset's, or
+    the training default's, unless the options set them."""
+    import shlex
+
+    from naonet.training.config import TrainConfig
+
+    words = shlex.split(options)
+    given = dict(word.split("=", 1) for word in words if word.startswith("--") and "=" in word)
+    given.update(zip(words, words[1:]))  # "--flag value" pairs (and harmless others)
+    preset = given.get("--preset")
+    channels, layers = (preset_size(preset) if preset is not None
+                        else (TrainConfig.channels, TrainConfig.layers))
+    return int(given.get("--channels", channels)), int(given.get("--layers", layers))
 
 
 def fitted_to_images(options: str, image_size: int) -> str:

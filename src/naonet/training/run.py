@@ -54,7 +54,7 @@ from naonet.seeding import (
     seed_everything,
 )
 from naonet.spaces import Architecture, resolve_architecture
-from naonet.spaces.protocol import fitted_to_images
+from naonet.spaces.protocol import training_recipe
 from naonet.stopping import raise_if_stopped
 from naonet.text import counted, joined, main_process_log, print_line
 from naonet.training.checkpoint import (
@@ -174,7 +174,7 @@ def unused_options_note(config: TrainConfig, space) -> str | None:
     return (f"the {space.name} network has no auxiliary head, dropout or drop path, so "
             f"{joined(unused)} {'is' if len(unused) == 1 else 'are'} not used (--no-aux-head"
             " --keep-prob 1 --drop-path-keep-prob 1 say so; the space's own recipe: "
-            f"{fitted_to_images(space.training_options(config.dataset), config.image_size)})")
+            f"{training_recipe(space, config.dataset, config.image_size)})")
 
 
 def build_optimizer_and_schedule(

@@ -409,6 +409,38 @@ def test_a_stopped_bench_search_resumes_after_its_last_search(synthetic, tmp_pat
     assert not progress.exists()  # the result holds every search now
 
 
+def test_a_finished_bench_search_is_printed_not_repeated_nor_replaced(synthetic, tmp_path,
+                                                                      capsys, monkeypatch):
+    """From a library user's trial: rerunning a finished comparison ran every search
+    again, and one with other options replaced its result without a word."""
+    from naonet.cli.main import main
+    from naonet.strategies import benchmark
+
+    output = tmp_path / "bench.json"
+    command = ["bench-search", "--evaluator", f"table:{synthetic.source}", "--strategies",
+               "random,evolution", "--seeds", "2", "--budget", "20", "--plot", "",
+               "--output", str(output), "--quiet"]
+    assert main(command) == 0
+    first_out, written = capsys.readouterr().out, output.read_text()
+    searched = []
+    search_table = benchmark.search_table
+    monkeypatch.setattr(benchmark, "search_table",
+                        lambda *args, **kwargs: searched.append(args) or search_table(
+                            *args, **kwargs))
+    assert main(command) == 0
+    out, err = capsys.readouterr()
+    assert searched == [] and out == first_out and output.read_text() == written
+    assert f"finished already: the 4 searches of {output}, whose results follow" in err
+    assert main([*command, "--budget", "30"]) == 2
+    assert (f"{output} belongs to a finished nao bench-search with --budget 20, not --budget "
+            f"30; rerun with its options to resume it, or choose another --output, or delete "
+            f"{output} to start over") in capsys.readouterr().err
+    assert searched == [] and output.read_text() == written
+    output.write_text('{"config": {}, "strategies": [{}], "best_possible": 0.9}')
+    assert main(command) == 2
+    assert "a nao bench-search result, is damaged (KeyError" in capsys.readouterr().err
+
+
 def test_table_search_reports_the_best_by_validation_and_its_test(synthetic, tmp_path, capsys):
     from naonet.cli.table_search import add_table_search_arguments, run_table_search
 

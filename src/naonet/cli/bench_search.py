@@ -75,7 +75,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--output", default=None, metavar="JSON",
                         help="also write every run's result to this JSON file; each search "
                              "done is kept beside it (.NAME.progress.json) until it is "
-                             "written, and a stopped comparison rerun resumes from there")
+                             "written, and a stopped comparison rerun resumes from there "
+                             "(a finished one prints the file's results)")
     parser.add_argument("--quiet", action="store_true", help="no line per search")
     # told apart: a strategy's option with that strategy left out is refused, not dropped
     strategy_defaults = add_told_apart(
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     best, best_text = best_possible(table, config.limits, config.metric)
     print_summary(results, config, best_text)
     # the results first: a picture that fails to draw loses no minutes of searching
-    if args.output:
+    if args.output and not progress.done:
         atomic_write_text(Path(args.output), json.dumps(
             {"config": config.to_dict(), "revision": code_revision(),
              "best_possible": best, "table": table.source,
@@ -173,8 +174,12 @@ class Progress:
         self.records: list[dict] = []
         self.finished: dict = {}
         self.made_by = None  # the code revision of the kept searches, where not this one
+        self.output = output
+        self.done = False  # FILE holds this comparison's results already
         if self.path.exists():
             self._read(space)
+        elif output.exists():
+            self._read_finished(space)
 
     def _read(self, space) -> None:
         from naonet.nb201.evaluator import SearchSummary
@@ -201,6 +206,35 @@ class Progress:
         self.records, self.finished = records, finished
         self.made_by = revision if revision != self.revision else None
 
+    def _read_finished(self, space) -> None:
+        """The searches of a finished comparison's result (FILE), taken as they are: a
+        rerun of the same command prints its results and repeats no search (it ran all
+        of them again, and one with other options replaced the file without a word)."""
+        from naonet.nb201.evaluator import SearchSummary
+        from naonet.training.checkpoint import check_same_run
+
+        try:
+            saved = json.loads(self.output.read_text(encoding="utf-8"))
+            config, revision = saved["config"], str(saved.get("revision"))
+            records = [{"strategy": runs["strategy"], "seed": int(run["seed"]),
+                        # the result keeps each strategy's total time: shared out alike
+                        "seconds": float(runs["seconds"]) / len(runs["runs"]), **run}
+                       for runs in saved["strategies"] for run in runs["runs"]]
+            finished = {(record["strategy"], record["seed"]):
+                        (SearchSummary.from_dict(record, space), record["seconds"])
+                        for record in records}
+        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError,
+                UserError) as error:
+            raise UserError(f"{self.output}, a nao bench-search result, is damaged "
+                            f"({type(error).__name__}: {error}); delete it, or choose "
+                            "another --output") from None
+        check_same_run(_flat_options(config), _flat_options(self.config), self.output,
+                       {"table"}, "finished nao bench-search",
+                       start_over=f"choose another --output, or delete {self.output} to "
+                                  "start over")
+        self.records, self.finished, self.done = records, finished, True
+        self.made_by = revision if revision != self.revision else None
+
     def add(self, strategy: str, seed: int, summary, seconds: float) -> None:
         """Keep one more search, at once (a stop loses at most the one under way)."""
         self.records.append({"strategy": strategy, "seed": seed, "seconds": seconds,
@@ -212,6 +246,10 @@ class Progress:
     def resuming_text(self, total: int) -> str:
         """The line a resumed comparison starts with."""
         older = f"; made by {self.made_by}, this is {self.revision}" if self.made_by else ""
+        if self.done:
+            return (f"finished already: the {counted(total, 'search', 'searches')} of "
+                    f"{self.output}{older}, whose results follow (the file is left as it "
+                    "is)")
         return (f"resuming: {len(self.finished)} of {counted(total, 'search', 'searches')} "
                 f"done (kept in {self.path}{older})")
 

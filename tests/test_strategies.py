@@ -11,6 +11,7 @@ import re
 import statistics
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -167,6 +168,24 @@ def test_an_architecture_and_its_text_are_one_query():
     with pytest.raises(UserError, match="the evaluator takes architectures of the 'nb201' "
                                         "space, got one of the 'small' space"):
         in_space.query(get_space("small").sample(random.Random(0)))
+
+
+@pytest.mark.parametrize("returned", [None, "0.9", float("nan"), float("-inf")])
+def test_a_measurement_that_returns_no_finite_number_is_named(returned):
+    """None or text stopped a search with a TypeError; NaN was kept as a score, and a
+    search ran its budget out over it (every comparison with NaN is false)."""
+    from naonet.evaluators import BudgetedEvaluator
+
+    evaluator = BudgetedEvaluator(lambda arch: returned, budget=5)
+    cell = NB201.sample(random.Random(1))
+    with pytest.raises(UserError, match=r"^the measurement of \|.* returned .*; a score is "
+                                        "a finite number"):
+        run_strategy("evolution", NB201, evaluator, seed=0)
+    assert evaluator.queries == 0
+    # a number of any kind is one: NumPy's, a one-element tensor
+    for number in (np.float32(0.5), torch.tensor(0.5), 1):
+        assert BudgetedEvaluator(lambda arch, number=number: number).query(cell) == \
+            float(number)
 
 
 def test_nao_generates_new_architectures_from_the_best(synthetic):

@@ -9,6 +9,7 @@ architecture once against the budget; a repeated query is free. ``random``,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable
 from numbers import Integral
 
@@ -60,13 +61,16 @@ class BudgetedEvaluator:
 
     @property
     def remaining(self) -> int | None:
+        """Distinct queries left in the budget (None: unlimited)."""
         return None if self.budget is None else self.budget - self.queries
 
     @property
     def exhausted(self) -> bool:
+        """Whether the budget is spent (a known architecture may still be asked about)."""
         return self.budget is not None and self.queries >= self.budget
 
     def known(self, architecture) -> bool:
+        """Whether ``architecture`` was queried already (asking again is free)."""
         return self.architecture(architecture) in self._scores
 
     def query(self, architecture) -> float:
@@ -77,10 +81,31 @@ class BudgetedEvaluator:
         if self.exhausted:
             raise BudgetExhausted(f"the budget of {counted(self.budget, 'query', 'queries')} "
                                   "is spent")
-        score = float(self.measure(architecture))
+        score = measured_score(self.measure(architecture), architecture)
         self._scores[architecture] = score
         return score
 
     def history(self) -> list[tuple]:
         """(architecture, score) in the order they were first queried."""
         return list(self._scores.items())
+
+
+def measured_score(value, architecture) -> float:
+    """``value``, what a measurement returned for ``architecture``, as a finite float, or a
+    UserError: None or text stopped a search with a TypeError, and NaN was kept, ranking
+    as nothing does (every comparison with it false), in the strategies' pools."""
+    text = getattr(architecture, "to_qualified_string", lambda: str(architecture))()
+    score = None
+    if not isinstance(value, (bool, str, bytes)) and hasattr(value, "__float__"):
+        try:  # a number, NumPy's included, or a tensor of one element
+            score = float(value)
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    if score is None:
+        raise UserError(f"the measurement of {text} returned {value!r} ({type(value).__name__})"
+                        "; a score is a finite number, higher for a better architecture")
+    if not math.isfinite(score):
+        raise UserError(f"the measurement of {text} returned {score}; a score is a finite "
+                        "number, higher for a better architecture (a training that diverged "
+                        "may score it its lowest instead)")
+    return score

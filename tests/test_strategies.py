@@ -188,6 +188,24 @@ def test_a_measurement_that_returns_no_finite_number_is_named(returned):
             float(number)
 
 
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_a_strategys_seed_is_an_integer_of_the_seed_range(name):
+    """None, 1.5 or 2**64 ended in a TypeError, a RuntimeError or an overflow from deep
+    inside, and text was taken as a seed; NumPy's integers are seeds."""
+    from naonet.evaluators import BudgetedEvaluator
+
+    for seed, message in ((None, "is an integer, got None"), (1.5, "is an integer, got 1.5"),
+                          ("x", "is an integer, got 'x'"), (2**64, "from 0 to 4,294,967,295"),
+                          (-1, "from 0 to 4,294,967,295")):
+        with pytest.raises(UserError, match=re.escape(message)):
+            run_strategy(name, NB201, BudgetedEvaluator(lambda arch: 1.0, 12), seed)
+    by_numpy, by_int = BudgetedEvaluator(lambda arch: 1.0, 12), BudgetedEvaluator(
+        lambda arch: 1.0, 12)
+    run_strategy(name, NB201, by_numpy, np.int64(3), QUICK_NAO if name == "nao" else None)
+    run_strategy(name, NB201, by_int, 3, QUICK_NAO if name == "nao" else None)
+    assert by_numpy.history() == by_int.history()
+
+
 def test_nao_generates_new_architectures_from_the_best(synthetic):
     evaluator = TableEvaluator(synthetic, budget=30)
     run_strategy("nao", NB201, evaluator, seed=0, config=QUICK_NAO)

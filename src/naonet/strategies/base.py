@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Hashable
+from numbers import Integral
 from typing import Protocol
 
 from naonet.errors import UserError
@@ -30,11 +31,21 @@ class Evaluator(Protocol):
     def history(self) -> list[tuple[Hashable, float]]: ...
 
 
-def search_inputs(space, evaluator: Evaluator, config, config_class: type, strategy: str):
-    """The space (a name is looked up) and the config (None: the defaults) a strategy
-    runs with, or a UserError for what cannot make a search: no space, an evaluator
-    without a query budget or with one above the space's size, another strategy's config."""
+def search_inputs(space, evaluator: Evaluator, seed: int, config, config_class: type,
+                  strategy: str):
+    """The space (a name is looked up), the config (None: the defaults) and the seed (a
+    plain int) a strategy runs with, or a UserError for what cannot make a search: no
+    space, a seed that is no
+    integer from 0 to 2**32 - 1 (--seed's range), an evaluator without a query budget or
+    with one above the space's size, another strategy's config."""
+    from naonet.options import check_seed
     from naonet.spaces import get_space
+
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise UserError(f"a search's seed is an integer, got {seed!r} "
+                        f"({type(seed).__name__})")
+    seed = int(seed)  # NumPy's integers too, which random.Random refuses
+    check_seed(seed, "a search's seed")
 
     if space is None:  # get_space(None) is the default space: say which instead
         raise UserError("a search needs the space to search (a space or its name)")
@@ -53,7 +64,7 @@ def search_inputs(space, evaluator: Evaluator, config, config_class: type, strat
     if config is not None and not isinstance(config, config_class):
         raise UserError(f"strategy {strategy!r} takes a {config_class.__name__}, got "
                         f"{type(config).__name__}")
-    return space, config or config_class()
+    return space, config or config_class(), seed
 
 
 class Seen(set):

@@ -39,7 +39,8 @@ class EvolutionConfig:
 def regularized_evolution(space: SearchSpace, evaluator: Evaluator, seed: int,
                           config: EvolutionConfig | None = None) -> None:
     """Evolve a population until the evaluator's budget is spent."""
-    space, config = search_inputs(space, evaluator, config, EvolutionConfig, "evolution")
+    space, config, seed = search_inputs(space, evaluator, seed, config, EvolutionConfig,
+                                        "evolution")
     rng = random.Random(seed)
     query_random(space, evaluator, rng, config.population_size)
     population = deque(evaluator.history())  # (architecture, score), oldest first

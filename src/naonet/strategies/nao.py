@@ -101,7 +101,7 @@ def check_query_budget(budget: int | None, config: NAOConfig) -> None:
 def nao_search(space: SearchSpace, evaluator: Evaluator, seed: int,
                config: NAOConfig | None = None) -> None:
     """Run NAO's predictor loop until the evaluator's budget is spent."""
-    space, config = search_inputs(space, evaluator, config, NAOConfig, "nao")
+    space, config, seed = search_inputs(space, evaluator, seed, config, NAOConfig, "nao")
     check_query_budget(evaluator.remaining, config)
     rng = random.Random(seed)
     query_random(space, evaluator, rng, config.initial_queries)

@@ -16,6 +16,7 @@ class RandomSearchConfig:
 def random_search(space: SearchSpace, evaluator: Evaluator, seed: int,
                   config: RandomSearchConfig | None = None) -> None:
     """Query random architectures until the evaluator's budget is spent."""
-    space, config = search_inputs(space, evaluator, config, RandomSearchConfig, "random")
+    space, config, seed = search_inputs(space, evaluator, seed, config, RandomSearchConfig,
+                                        "random")
     rng = random.Random(seed)
     query_random(space, evaluator, rng, evaluator.remaining)

@@ -163,6 +163,16 @@ def test_a_searchs_training_command_trains_the_size_its_budget_counted(installed
         "--preset naonet-v2-cifar10 --channels 20 --layers 3"
 
 
+def test_the_ranking_experiment_refuses_another_space_as_such(installed_plugin, capsys,
+                                                               tmp_path):
+    """A space of fewer than 1,000 architectures was refused for --seed-pool-size, an
+    option nao correlate does not take."""
+    status, out, err = nao_in_process(capsys, "correlate", "--supernet", "--space", "chain",
+                                      "--reference", "table:x.csv", "--data", str(tmp_path))
+    assert status == 2 and err == ("nao correlate: error: a table evaluator searches the "
+                                   "nb201 space, not 'chain'; pass --space nb201\n")
+
+
 def test_search_refuses_an_unknown_space_before_printing_its_config(capsys):
     """--print-config printed a config with a space that the run then refused."""
     status, out, err = nao_in_process(capsys, "search", "--space", "chain",

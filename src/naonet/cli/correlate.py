@@ -169,6 +169,7 @@ def refuse_experiment_flags(args: argparse.Namespace) -> None:
 def ranking_config(args: argparse.Namespace):
     """The experiment's frozen config (preset, then --config file, then flags), and
     whether it names an output folder (by --output or in the file)."""
+    from naonet.cli.table_search import check_table_space
     from naonet.search.config import field_names, load_config_file, resolve_search_config
     from naonet.search.ranking import EXPERIMENT_FLAGS, RankingConfig
 
@@ -180,6 +181,7 @@ def ranking_config(args: argparse.Namespace):
     if not reference or not args.data:
         raise UserError("--supernet needs --reference table:PATH (the NAS-Bench-201 CSV) "
                         "and --data DIR (CIFAR-10)")
+    check_table_space(args.space)  # before the search options, which check the space's size
     flags = {name: getattr(args, name, None) for name in field_names()}
     flags.update(reference=reference, space=args.space or TABLE_SPACE)
     file_values = load_config_file(args.config) if args.config else {}

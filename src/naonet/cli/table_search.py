@@ -143,10 +143,15 @@ def strategy_configs(args: argparse.Namespace) -> dict:
 def load_table(evaluator: str, space: str | None, every_cell: bool = True) -> BenchmarkTable:
     """The benchmark table of ``--evaluator table:PATH`` for ``--space`` (``every_cell``:
     as :meth:`BenchmarkTable.load`; a search needs every cell)."""
-    if space not in (None, TABLE_SPACE):  # refused before the table is read
+    check_table_space(space)  # refused before the table is read
+    return BenchmarkTable.load(table_path(evaluator, "--evaluator"), every_cell=every_cell)
+
+
+def check_table_space(space: str | None) -> None:
+    """A UserError unless ``--space`` (None: not given) is the benchmark table's space."""
+    if space not in (None, TABLE_SPACE):
         raise UserError(f"a table evaluator searches the {TABLE_SPACE} space, not {space!r}; "
                         f"pass --space {TABLE_SPACE}")
-    return BenchmarkTable.load(table_path(evaluator, "--evaluator"), every_cell=every_cell)
 
 
 RESULT_FILE = json_with_keys("strategy", "seed", "budget", "table")  # what --result-json holds

@@ -478,6 +478,30 @@ def test_a_finished_bench_search_is_printed_not_repeated_nor_replaced(synthetic,
     assert "a nao bench-search result, is damaged (KeyError" in capsys.readouterr().err
 
 
+def test_a_validation_metric_is_named_by_its_name_or_its_column(synthetic, tmp_path, capsys):
+    """The library took the column for a metric but not the metric for a column, its
+    error listed only the names, and --metric refused the column's name."""
+    from naonet.cli.main import main
+    from naonet.nb201 import metric_column
+
+    cell = synthetic.architecture(3)
+    assert synthetic.value(cell, "valid_200ep") == synthetic.value(cell, "valid_acc_200ep")
+    assert TableEvaluator(synthetic, "valid_acc_12ep").metric == "valid_12ep"
+    with pytest.raises(UserError, match=r"use one of: valid_200ep, valid_12ep \(or their "
+                                        r"columns, valid_acc_200ep, valid_acc_12ep\)"):
+        metric_column("valid_acc")
+    saved = []
+    for metric in ("valid_acc_12ep", "valid_12ep"):
+        result = tmp_path / f"{metric}.json"
+        assert main(["search", "--space", "nb201", "--evaluator", f"table:{synthetic.source}",
+                     "--budget", "10", "--strategy", "random", "--metric", metric,
+                     "--result-json", str(result)]) == 0
+        saved.append(json.loads(result.read_text()))
+        assert saved[-1].pop("revision").startswith("naonet ")  # it recorded none
+    assert saved[0] == saved[1] and saved[0]["metric"] == "valid_12ep"
+    capsys.readouterr()
+
+
 def test_table_search_reports_the_best_by_validation_and_its_test(synthetic, tmp_path, capsys):
     from naonet.cli.table_search import add_table_search_arguments, run_table_search
 

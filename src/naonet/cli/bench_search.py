@@ -32,7 +32,7 @@ from naonet.cli.table_search import (
 )
 from naonet.errors import UserError
 from naonet.files import as_json_holds, atomic_write_text
-from naonet.nb201 import VALIDATION_METRICS
+from naonet.nb201 import VALIDATION_METRICS, metric_flag
 from naonet.revision import code_revision
 from naonet.search.plots import check_can_draw, check_picture_path
 from naonet.search.reference import table_path
@@ -67,8 +67,10 @@ def add_parser(subparsers) -> None:
                         help="searches per strategy (seeds first-seed .. first-seed + seeds "
                              f"- 1; default {defaults.seeds})")
     parser.add_argument("--first-seed", type=integer_flag, default=defaults.first_seed)
-    parser.add_argument("--metric", choices=sorted(VALIDATION_METRICS), default=defaults.metric,
-                        help=f"validation metric the searches see (default {defaults.metric})")
+    parser.add_argument("--metric", type=metric_flag, choices=sorted(VALIDATION_METRICS),
+                        default=defaults.metric,
+                        help=f"validation metric the searches see (default {defaults.metric}; "
+                             "its column's name, valid_acc_200ep, names it too)")
     parser.add_argument("--plot", default="bench_search.png", metavar="PNG",
                         help="where to write the best-so-far plot (default "
                              "bench_search.png; '' for none)")

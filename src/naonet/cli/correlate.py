@@ -23,7 +23,7 @@ from naonet.analysis.correlation import correlate
 from naonet.analysis.scores import matched, read_scores, write_scores
 from naonet.cli.options import integer_flag, refuse_torchrun
 from naonet.errors import UserError
-from naonet.nb201 import VALIDATION_METRICS
+from naonet.nb201 import VALIDATION_METRICS, metric_flag
 from naonet.nb201.table import TABLE_SPACE
 from naonet.options import whole_number
 from naonet.revision import code_revision
@@ -79,9 +79,10 @@ def add_parser(subparsers) -> None:
     samplings = ",".join(defaults.samplings)
     experiment.add_argument("--samplings", default=None,
                             help=f"comma-separated samplings compared (default {samplings})")
-    experiment.add_argument("--metric", choices=sorted(VALIDATION_METRICS),
+    experiment.add_argument("--metric", type=metric_flag, choices=sorted(VALIDATION_METRICS),
                             default=None,
-                            help=f"table column to compare with (default {defaults.metric})")
+                            help=f"table column to compare with (default {defaults.metric}; "
+                                 "or by its column's name, valid_acc_200ep)")
     experiment.add_argument("--train-on", choices=TRAIN_ON, default=None,
                             help="what the supernet trains on: every cell of the table "
                                  "(space) or only the --archs cells it scores (sample, as a "

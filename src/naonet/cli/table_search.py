@@ -18,8 +18,9 @@ from naonet.cli.options import check_output_file, integer_flag, json_with_keys
 from naonet.constraints import Budget
 from naonet.errors import UserError
 from naonet.files import atomic_write_text
-from naonet.nb201 import VALIDATION_METRICS, BenchmarkTable
+from naonet.nb201 import VALIDATION_METRICS, BenchmarkTable, metric_flag
 from naonet.nb201.table import DEFAULT_METRIC, TABLE_SPACE, metric_column
+from naonet.revision import code_revision
 from naonet.search.reference import table_path
 from naonet.strategies import STRATEGIES, EvolutionConfig, NAOConfig
 from naonet.strategies.benchmark import BenchmarkConfig, best_possible, search_table
@@ -35,8 +36,10 @@ def add_table_search_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--strategy", choices=sorted(STRATEGIES), default="nao",
                        help="search strategy (default nao); the one-shot search runs "
                             "random and evolution on the same supernet and counts")
-    group.add_argument("--metric", choices=sorted(VALIDATION_METRICS), default=DEFAULT_METRIC,
-                       help=f"validation metric the search sees (default {DEFAULT_METRIC})")
+    group.add_argument("--metric", type=metric_flag, choices=sorted(VALIDATION_METRICS),
+                       default=DEFAULT_METRIC,
+                       help=f"validation metric the search sees (default {DEFAULT_METRIC}; "
+                            "its column's name, valid_acc_200ep, names it too)")
     group.add_argument("--result-json", default=None, metavar="FILE",
                        help="also write the result (and the best-so-far curve) to FILE")
     add_strategy_options(group)
@@ -182,6 +185,7 @@ def run_table_search(args: argparse.Namespace) -> int:
         result = {"strategy": args.strategy, "seed": seed, "metric": args.metric,
                   "budget": args.budget, "table": str(table.source),
                   "config": asdict(config) if config is not None else {},
-                  "limits": limits.to_dict(), **summary.to_dict()}
+                  "limits": limits.to_dict(), "revision": code_revision(),
+                  **summary.to_dict()}
         atomic_write_text(Path(args.result_json), json.dumps(result, indent=1) + "\n")
     return 0

@@ -9,6 +9,7 @@ from naonet.nb201.table import (
     VALIDATION_METRICS,
     BenchmarkTable,
     metric_column,
+    metric_flag,
 )
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
     "SearchSummary",
     "TableEvaluator",
     "metric_column",
+    "metric_flag",
     "summarize",
 ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from naonet.errors import UserError
 from naonet.evaluators import BudgetedEvaluator, BudgetExhausted  # noqa: F401 - re-exported
-from naonet.nb201.table import DEFAULT_METRIC, BenchmarkTable, metric_column
+from naonet.nb201.table import DEFAULT_METRIC, BenchmarkTable, metric_column, metric_name
 from naonet.spaces.nb201 import NB201Architecture
 
 
@@ -24,7 +24,7 @@ class TableEvaluator(BudgetedEvaluator):
                  budget: int | None = None):
         values, row = table.column(metric_column(metric)), table.row
         super().__init__(lambda architecture: values[row(architecture)], budget, table.space)
-        self.metric = metric
+        self.metric = metric_name(metric)  # one form, whichever was given
 
 
 @dataclass(frozen=True)

@@ -248,10 +248,13 @@ class BenchmarkTable:
         return self.architecture(int(text)) if text.isdigit() else self.space.parse(text)
 
     def value(self, architecture: NB201Architecture, column: str) -> float:
+        """The table's ``column`` of ``architecture`` (an accuracy as a fraction)."""
         return float(self.column(column)[self.row(architecture)])
 
     def column(self, column: str) -> np.ndarray:
-        """The values of ``column`` in row order (read-only; copy to change them)."""
+        """The values of ``column`` in row order (read-only; copy to change them). A
+        validation metric's name (``valid_200ep``) names its column too."""
+        column = VALIDATION_METRICS.get(column, column)
         if column not in self.columns:
             raise UserError(f"the benchmark table has no column {column!r}; it has "
                             f"{', '.join(self.columns)}")
@@ -267,11 +270,25 @@ class BenchmarkTable:
 
 
 def metric_column(metric: str) -> str:
-    """The table column of a validation metric name (``valid_200ep`` or ``valid_12ep``)."""
-    if metric in VALIDATION_METRICS.values():
+    """The table column of a validation metric (its name, ``valid_200ep`` or
+    ``valid_12ep``, or its column, ``valid_acc_200ep`` or ``valid_acc_12ep``)."""
+    return VALIDATION_METRICS[metric_name(metric)]
+
+
+def metric_flag(text: str) -> str:
+    """``--metric``'s value as a metric name where it is a column (``valid_acc_200ep``:
+    ``valid_200ep``), else as given, for argparse's choices to check."""
+    return {column: name for name, column in VALIDATION_METRICS.items()}.get(text, text)
+
+
+def metric_name(metric: str) -> str:
+    """A validation metric's name (``valid_200ep``) from its name or its column
+    (``valid_acc_200ep``): the form configs save, so either form resumes a run."""
+    if metric in VALIDATION_METRICS:
         return metric
-    try:
-        return VALIDATION_METRICS[metric]
-    except KeyError:
-        raise UserError(f"unknown validation metric {metric!r}; use one of: "
-                        f"{', '.join(VALIDATION_METRICS)}") from None
+    for name, column in VALIDATION_METRICS.items():
+        if metric == column:
+            return name
+    raise UserError(f"unknown validation metric {metric!r}; use one of: "
+                    f"{', '.join(VALIDATION_METRICS)} (or their columns, "
+                    f"{', '.join(VALIDATION_METRICS.values())})")

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import REPO
+from conftest import NB201_TABLE, REPO, require
 
 pytestmark = pytest.mark.threads(1)
 
@@ -38,6 +38,20 @@ def test_the_library_example_runs_one_nao_round_by_hand(capsys, space_name):
     if space_name == "nb201":  # it seeds everything it draws from: a rerun repeats it
         exec(compile(code, "docs/library.md", "exec"), {"__name__": "docs_example"})
         assert capsys.readouterr().out.splitlines() == lines
+
+
+def test_the_benchmark_tables_example_prints_what_its_comments_say(capsys):
+    """docs/nas-bench-201.md's example read TABLE, a shell variable of the block above
+    it, and printed nothing: it failed as written."""
+    require(NB201_TABLE)
+    blocks = python_blocks(REPO / "docs" / "nas-bench-201.md")
+    assert len(blocks) == 1
+    code = blocks[0].replace('"../shared/data/nasbench201/nb201_cifar10.csv"',
+                             repr(str(NB201_TABLE)))
+    exec(compile(code, "docs/nas-bench-201.md", "exec"), {"__name__": "docs_example"})
+    said = [line.split("# ", 1)[1].split(" (")[0] for line in code.splitlines()
+            if line.startswith("print(")]
+    assert capsys.readouterr().out.splitlines() == said
 
 
 def released_flag_rows() -> list[tuple[str, list[str], list[str]]]:

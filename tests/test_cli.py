@@ -138,6 +138,13 @@ def test_a_preset_of_another_skeleton_on_folder_images_is_noted(capsys):
         assert status == 2 and "note:" not in err
 
 
+def test_the_package_lists_its_public_names_alone():
+    """dir(naonet) listed the modules its own code imported (importlib, os)."""
+    listed = [name for name in dir(naonet) if not name.startswith("_")]
+    assert listed == sorted(naonet.__all__)
+    assert all(getattr(naonet, name) is not None for name in listed)
+
+
 def test_ctrl_c_while_nao_starts_is_one_line():
     """The command imports torch only once it runs (a second or two): a Ctrl-C then was
     a traceback and status -2, before main's handling began."""

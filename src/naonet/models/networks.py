@@ -8,7 +8,7 @@ auxiliary head.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -250,13 +250,14 @@ class NAONet(CellStack):
         return self._run(images, lambda cell, s0, s1, drop_rate: cell(s0, s1, drop_rate))
 
 
-def build_network(architecture: Architecture, config: NetworkConfig | None = None,
+def build_network(architecture: Hashable, config: object | None = None,
                   **overrides) -> nn.Module:
     """Build the discrete network of ``architecture``; keyword overrides edit ``config``.
 
-    A NAO cell architecture builds a :class:`NAONet` (default config: NAONet's); an
-    architecture of another space is built by its space (``space.build_network``; default
-    config: its network config's defaults, as ``naonet.create_model`` makes it)."""
+    Any space's architecture: a NAO cell architecture builds a :class:`NAONet` (config: a
+    :class:`NetworkConfig`, by default NAONet's); one of another space is built by its
+    space (``space.build_network``, with that space's ``network_config``; default: its
+    network config's defaults, as ``naonet.create_model`` makes it)."""
     space = getattr(architecture, "space", None)
     if not isinstance(architecture, Architecture):
         if not callable(getattr(space, "build_network", None)):

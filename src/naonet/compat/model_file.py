@@ -26,6 +26,7 @@ from naonet.training.checkpoint import restoring
 
 @dataclass
 class LoadedModel:
+    """A network read from a model file, with what the file says of it."""
     network: nn.Module  # a NAONet, or the network of another space (NAS-Bench-201)
     architecture: Architecture | Hashable
     dataset: str | None  # the data set it was trained on, when the file says

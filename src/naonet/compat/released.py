@@ -165,6 +165,8 @@ STATE_DICT_KEYS = ("model", "state_dict", "model_state")
 
 
 def extract_state_dict(payload: object, path: Path | str) -> dict[str, torch.Tensor]:
+    """The network weights a checkpoint's ``payload`` holds (under one of
+    ``STATE_DICT_KEYS``, or the payload itself), or a UserError naming ``path``."""
     refuse_search_state(payload, path)
     if isinstance(payload, Mapping):
         for key in STATE_DICT_KEYS:

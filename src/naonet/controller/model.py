@@ -209,6 +209,7 @@ class ArchitectureDecoder(nn.Module):
 
 
 class ControllerOutput(NamedTuple):
+    """What the controller computes for a batch of token sequences."""
     predicted: torch.Tensor  # [N] predicted score in (0, 1)
     log_probs: torch.Tensor  # [N, L, V] teacher-forced reconstruction
 
@@ -264,6 +265,7 @@ class Controller(nn.Module):
 
     # ----------------------------------------------------------------- computation
     def encode(self, tokens: torch.Tensor) -> Encoded:
+        """Step outputs and embedding of token sequences [N, L] (``Encoded``)."""
         return self.encoder(tokens)
 
     def predict(self, embedding: torch.Tensor) -> torch.Tensor:

@@ -185,6 +185,8 @@ class SamplingResult:
 
 @dataclass
 class RankingResult:
+    """What a ranking experiment measured: the sample, its reference values and
+    parameter counts, and each sampling's scores and correlations."""
     architectures: list  # the sample, in scoring order
     reference: list[float]  # the table's metric of each
     parameter_counts: list[int]  # of each one's benchmark-size network

@@ -59,6 +59,8 @@ class ReferenceTable:
         return cls(table)
 
     def true_accuracy(self, architecture) -> TrueAccuracy:
+        """The table's test accuracy of ``architecture`` and its rank among every cell
+        (1: the best; tied cells share the best rank of their tie)."""
         test = self.table.test_accuracy(architecture)
         better = len(self._sorted_test) - int(np.searchsorted(self._sorted_test, test,
                                                               side="right"))

@@ -31,10 +31,12 @@ class Node:
 
     @property
     def inputs(self) -> tuple[int, int]:
+        """The states the node's two branches read (0, 1: the cell's inputs; 2 on: nodes)."""
         return (self.input_a, self.input_b)
 
     @property
     def ops(self) -> tuple[int, int]:
+        """The operation index of each branch."""
         return (self.op_a, self.op_b)
 
     def swapped(self) -> Node:
@@ -54,6 +56,7 @@ class Cell:
         return tuple(s for s in range(len(self.nodes) + 2) if s not in used)
 
     def to_integers(self) -> list[int]:
+        """(input, op, input, op) of every node, in node order."""
         return [value for node in self.nodes
                 for value in (node.input_a, node.op_a, node.input_b, node.op_b)]
 
@@ -169,6 +172,7 @@ class Architecture:
 
     # ----------------------------------------------------------------- printing
     def to_integers(self) -> list[int]:
+        """The integer coding: the normal cell's, then the reduction cell's."""
         return self.normal.to_integers() + self.reduction.to_integers()
 
     def to_string(self) -> str:
@@ -180,6 +184,8 @@ class Architecture:
         return f"{self.space.name}:{self.to_string()}"
 
     def to_readable(self) -> str:
+        """Both cells in words: 'small | normal: sep_conv_3x3(0) + identity(1); ... |
+        reduction: ...', which ``parse`` reads back."""
         def cell_text(cell: Cell) -> str:
             ops = self.space.op_names
             return "; ".join(
@@ -190,6 +196,7 @@ class Architecture:
                 f"reduction: {cell_text(self.reduction)}")
 
     def cells(self) -> dict[str, Cell]:
+        """The two cells by type: ``{'normal': ..., 'reduction': ...}``."""
         return {"normal": self.normal, "reduction": self.reduction}
 
     def __str__(self) -> str:

@@ -70,10 +70,13 @@ class CellSearchSpace(IntegerCodedSpace):
 
     @property
     def integers_per_cell(self) -> int:
+        """Length of one cell's integer coding: (input, op) per branch, two branches a node."""
         return BRANCHES_PER_NODE * INTEGERS_PER_BRANCH * self.num_nodes
 
     @property
     def integers_per_architecture(self) -> int:
+        """Length of an architecture's integer coding: the normal cell's, then the
+        reduction cell's."""
         return CELLS_PER_ARCHITECTURE * self.integers_per_cell
 
     def num_candidate_inputs(self, node: int) -> int:
@@ -81,6 +84,7 @@ class CellSearchSpace(IntegerCodedSpace):
         return node + NUM_CELL_INPUTS
 
     def describe_ops(self) -> str:
+        """The operations with their indices, for messages: '0 sep_conv_3x3, 1 ...'."""
         return ", ".join(f"{i} {name}" for i, name in enumerate(self.op_names))
 
     # ----------------------------------------------------------------- the protocol
@@ -99,11 +103,13 @@ class CellSearchSpace(IntegerCodedSpace):
         return tuple(cell * CELLS_PER_ARCHITECTURE)
 
     def from_integers(self, values: Sequence[int]):
+        """The architecture of an integer coding (validated: each entry within its limit)."""
         from naonet.spaces.architecture import Architecture
 
         return Architecture.from_integers(list(values), self)
 
     def to_integers(self, architecture) -> list[int]:
+        """The integer coding of an architecture of this space."""
         return self.as_architecture(architecture, "to_integers").to_integers()
 
     def canonical(self, architecture):
@@ -114,6 +120,7 @@ class CellSearchSpace(IntegerCodedSpace):
         return self.as_architecture(architecture, "canonical")
 
     def encoding(self):
+        """The controller's token encoding of this space (``CellSpaceEncoding``)."""
         from naonet.spaces.encoding import CellSpaceEncoding
 
         return CellSpaceEncoding(self)
@@ -131,28 +138,38 @@ class CellSearchSpace(IntegerCodedSpace):
             **regularisation), "NAONet")
 
     def network_config_from_dict(self, values: dict):
+        """The ``NetworkConfig`` a checkpoint saved (its ``to_dict()``), read back; an
+        unknown field is a UserError naming the known ones."""
         from naonet.models import NetworkConfig
 
         return config_from_fields(NetworkConfig, values, "NAONet")
 
     def network_config_from_weights(self, state_dict: dict, **overrides):
+        """The ``NetworkConfig`` a bare NAONet state_dict (naonet's or the released code's
+        names) was made with, read off its tensors; ``overrides`` not None win."""
         from naonet.compat.released import infer_network_config
 
         return infer_network_config(state_dict, **overrides)  # released names too
 
     def build_network(self, architecture, config):
+        """The discrete NAONet of ``architecture`` (``forward(images)`` -> ``(logits,
+        aux_logits or None)``)."""
         from naonet.models import build_network
 
         return build_network(self.as_architecture(architecture, "build_network"),
                              self.check_config(config))
 
     def parameter_count(self, architecture, config) -> int:
+        """Trainable parameters of the NAONet ``config`` builds, without building it (the
+        auxiliary head left out, as published counts do)."""
         from naonet.supernet.counting import count_network_parameters
 
         return count_network_parameters(self.as_architecture(architecture, "parameter_count"),
                                         self.check_config(config))
 
     def multiply_adds(self, architecture, config, image_size: int = 32) -> int:
+        """Multiply-adds of one evaluation of the NAONet on one image of ``image_size``
+        pixels a side, without building it."""
         from naonet.supernet.counting import count_network_multiply_adds
 
         return count_network_multiply_adds(self.as_architecture(architecture, "multiply_adds"),

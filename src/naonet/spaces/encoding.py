@@ -63,6 +63,7 @@ class LegalTokens:
     vocab_size: int
 
     def legal_tokens(self, position: int) -> tuple[int, ...]:
+        """The tokens that may stand at ``position`` of a sequence."""
         return self._legal[position]
 
     def checked_tokens(self, tokens: list[int]) -> list[int]:
@@ -110,6 +111,8 @@ class CellSpaceEncoding(LegalTokens):
 
     # ----------------------------------------------------------------- conversion
     def encode(self, architecture: Architecture) -> list[int]:
+        """The token sequence of an architecture of the space (a node's input and
+        operation tokens in coding order)."""
         architecture = self.space.as_architecture(architecture, "the controller")
         tokens = []
         for position, value in enumerate(architecture.to_integers()):
@@ -118,6 +121,8 @@ class CellSpaceEncoding(LegalTokens):
         return tokens
 
     def decode(self, tokens: list[int]) -> Architecture:
+        """The architecture of a token sequence; a UserError names the first token that
+        is not legal where it stands."""
         values = []
         for position, token in enumerate(self.checked_tokens(tokens)):
             _, is_input = self._position_role(position)

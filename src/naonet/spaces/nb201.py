@@ -56,6 +56,7 @@ class NB201Space(IntegerCodedSpace):
 
     @property
     def num_edges(self) -> int:
+        """Edges of the cell (6 for NAS-Bench-201's four nodes): one operation each."""
         return len(self.edges)
 
     # ----------------------------------------------------------------- architectures
@@ -91,6 +92,7 @@ class NB201Space(IntegerCodedSpace):
         return NB201Architecture(self, tuple(ops))
 
     def example(self) -> NB201Architecture:
+        """The cell with the first operation on every edge (used in messages)."""
         return NB201Architecture(self, (0,) * self.num_edges)
 
     def encoding(self):
@@ -109,9 +111,11 @@ class NB201Space(IntegerCodedSpace):
         return (self.num_ops,) * self.num_edges
 
     def from_integers(self, values: Sequence[int]) -> NB201Architecture:
+        """The cell with op index ``values[e]`` on edge ``e`` (validated)."""
         return self.architecture(values)
 
     def to_integers(self, architecture: NB201Architecture) -> list[int]:
+        """The op index of every edge of an architecture of this space."""
         return list(self.as_architecture(architecture, "to_integers").ops)
 
     def canonical(self, architecture: NB201Architecture) -> NB201Architecture:
@@ -165,27 +169,35 @@ class NB201Space(IntegerCodedSpace):
         return NB201NetworkConfig(channels, layers, num_classes)
 
     def network_config_from_dict(self, values: dict):
+        """The ``NB201NetworkConfig`` a checkpoint saved (its ``to_dict()``), read back."""
         from naonet.models.nb201 import NB201NetworkConfig
 
         return config_from_fields(NB201NetworkConfig, values, self.name)
 
     def network_config_from_weights(self, state_dict: dict, **overrides):
+        """The ``NB201NetworkConfig`` a bare state_dict of the benchmark's network was made
+        with, read off its tensors; ``overrides`` not None win."""
         from naonet.models.nb201 import infer_nb201_config
 
         return infer_nb201_config(state_dict, self.name, **overrides)
 
     def build_network(self, architecture: NB201Architecture, config):
+        """The benchmark's network of the cell (``forward(images)`` -> ``(logits, None)``)."""
         from naonet.models.nb201 import build_nb201_network
 
         return build_nb201_network(self.as_architecture(architecture, "build_network"),
                                    self.check_config(config))
 
     def parameter_count(self, architecture: NB201Architecture, config) -> int:
+        """Trainable parameters of the benchmark's network at ``config``'s size, without
+        building it."""
         return _cost_counter(self, self.check_config(config), 32).parameters(
             self.as_architecture(architecture, "parameter_count"))
 
     def multiply_adds(self, architecture: NB201Architecture, config,
                       image_size: int = 32) -> int:
+        """Multiply-adds of one evaluation of the benchmark's network on one image of
+        ``image_size`` pixels a side, without building it."""
         return _cost_counter(self, self.check_config(config), image_size).multiply_adds(
             self.as_architecture(architecture, "multiply_adds"))
 
@@ -249,6 +261,7 @@ class NB201Architecture:
 
     @property
     def op_names(self) -> tuple[str, ...]:
+        """The operation name on each edge, in edge order."""
         return tuple(self.space.op_names[op] for op in self.ops)
 
     def edge_op(self, source: int, target: int) -> str:

@@ -38,6 +38,7 @@ class NB201Encoding(LegalTokens):
 
 
     def encode(self, architecture: NB201Architecture) -> list[int]:
+        """The token sequence of a cell: (source node, operation) per edge."""
         architecture = self.space.as_architecture(architecture, "the controller")
         tokens = []
         for (source, _), op in zip(self.space.edges, architecture.ops):
@@ -45,6 +46,8 @@ class NB201Encoding(LegalTokens):
         return tokens
 
     def decode(self, tokens: list[int]) -> NB201Architecture:
+        """The cell of a token sequence; a UserError names the first token that is not
+        legal where it stands."""
         tokens = self.checked_tokens(tokens)
         ops = tokens[1::self.tokens_per_step]  # each step is (source, op)
         return self.space.architecture([token - self.op_offset for token in ops])

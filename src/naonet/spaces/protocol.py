@@ -398,6 +398,8 @@ def get_space(name: str | SearchSpace | None = None) -> SearchSpace:
 
 
 def space_names() -> list[str]:
+    """Names of every registered space, sorted (naonet's, this process's, and those
+    installed packages offer)."""
     return sorted(registered_spaces())
 
 

@@ -14,6 +14,8 @@ _NAMED: dict[str, tuple[str, str]] = {
 
 
 def architecture_names() -> list[str]:
+    """The registered architecture names (``naonet-v2``, ...), sorted; ``nao info
+    NAME`` prints each."""
     return sorted(_NAMED)
 
 

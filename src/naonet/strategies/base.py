@@ -24,11 +24,14 @@ class Evaluator(Protocol):
     exhausted: bool
     remaining: int | None
 
-    def known(self, architecture) -> bool: ...
+    def known(self, architecture) -> bool:
+        """Whether ``architecture`` was queried already (asking again is free)."""
 
-    def query(self, architecture) -> float: ...
+    def query(self, architecture) -> float:
+        """The score of ``architecture``, one query of the budget the first time."""
 
-    def history(self) -> list[tuple[Hashable, float]]: ...
+    def history(self) -> list[tuple[Hashable, float]]:
+        """(architecture, score) in the order they were first queried."""
 
 
 def search_inputs(space, evaluator: Evaluator, seed: int, config, config_class: type,

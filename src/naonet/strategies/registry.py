@@ -34,6 +34,8 @@ STRATEGIES: dict[str, Strategy] = {
 
 
 def get_strategy(name: str) -> Strategy:
+    """The registered strategy ``name`` (``nao``, ``random``, ``evolution``), or a
+    UserError listing them."""
     if name not in STRATEGIES:
         raise UserError(f"unknown search strategy {name!r}; use one of: "
                         f"{', '.join(STRATEGIES)}")

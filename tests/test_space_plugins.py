@@ -219,7 +219,7 @@ def test_two_offers_of_one_name_a_class_and_a_plugin_that_looks_spaces_up(
     """Two packages offering 'tiny': the first Python listed silently won. A class where
     a space goes ended in a TypeError. A package that looked a space up while a program
     imported it lost its own space for the whole process."""
-    from naonet.spaces import NB201Space, get_space, register_space
+    from naonet.spaces import NB201Space, get_space, register_space, space_names
 
     for folder, entries, modules in (
             ("first_pkg", "tiny = first_tiny:SPACE\n",
@@ -243,6 +243,10 @@ def test_two_offers_of_one_name_a_class_and_a_plugin_that_looks_spaces_up(
             f"and by the naonet.spaces entry point tiny = {b}:SPACE; uninstall one of the "
             "packages, or rename one of the spaces"
             for a, b in (("first_tiny", "second_tiny"), ("second_tiny", "first_tiny"))]
+        assert "tiny" not in space_names()  # listed, then refused
+        with pytest.raises(UserError, match="unknown search space 'other'; use one of: "
+                                            "looking, middle, nb201, small; "):
+            get_space("other")
         with pytest.raises(UserError, match="unknown search space 'other'; .*the "
                                             "naonet.spaces entry point klass = second_tiny:"
                                             r"NB201Space did not load \(UserError: NB201Space "

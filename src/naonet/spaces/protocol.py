@@ -394,13 +394,14 @@ def get_space(name: str | SearchSpace | None = None) -> SearchSpace:
     if name in spaces:
         return spaces[name]
     raise UserError(f"unknown search space {name!r}; use one of: "
-                    f"{', '.join(sorted(spaces))}{plugins.failures_text()}")
+                    f"{', '.join(space_names())}{plugins.failures_text()}")
 
 
 def space_names() -> list[str]:
     """Names of every registered space, sorted (naonet's, this process's, and those
-    installed packages offer)."""
-    return sorted(registered_spaces())
+    installed packages offer), but for a name two packages offer, which is refused where
+    it is asked for."""
+    return sorted(name for name in registered_spaces() if not plugins.clash(name))
 
 
 def parse_architecture(text: str, space: str | SearchSpace | None = None):

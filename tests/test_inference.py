@@ -38,6 +38,12 @@ def test_create_model_builds_the_published_configurations():
     assert imagenet.classes is None and small.classes is None  # no names known
     with pytest.raises(UserError, match="unknown network option"):
         naonet.create_model("naonet-v2", widht=3)
+    # an unknown name's error listed naonet-v2 alone, not the configurations it takes
+    with pytest.raises(UserError, match="unknown architecture name 'naonet-v3'; .*; "
+                                        "create_model also takes the published "
+                                        "configurations naonet-v2-cifar10 and "
+                                        "naonet-v2-imagenet$"):
+        naonet.create_model("naonet-v3")
 
 
 def test_create_model_loads_released_and_converted_weights(released_file, tmp_path, capsys):

@@ -11,6 +11,7 @@ from torch import nn
 
 from naonet.errors import UserError
 from naonet.models import NetworkConfig
+from naonet.text import joined
 
 # The published configurations are the training presets of the same names.
 PUBLISHED_MODELS = ("naonet-v2-cifar10", "naonet-v2-imagenet")
@@ -53,12 +54,7 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
     size. A published configuration given another skeleton or number of classes is
     another network: its ``dataset`` and ``classes`` are None.
     """
-    from naonet.compat.model_file import (
-        asked_architecture,
-        known_classes,
-        load_model,
-        names_a_file,
-    )
+    from naonet.compat.model_file import known_classes, load_model, names_a_file
 
     if name_or_arch is None and checkpoint is None:
         raise UserError("create_model needs an architecture (a published name such as "
@@ -74,7 +70,7 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
                                       for key in ("skeleton", "num_classes")):
             dataset = None  # e.g. an ImageNet stem: CIFAR's 32-px input would be wrong
     architecture = (None if name_or_arch is None
-                    else asked_architecture(name_or_arch, space))
+                    else _asked_architecture(name_or_arch, space))
     if checkpoint is None:
         network_config = architecture.space.network_config_from_dict({**base, **config})
         network = architecture.space.build_network(architecture, network_config)
@@ -90,6 +86,20 @@ def create_model(name_or_arch: str | None = None, checkpoint: str | Path | None 
     loaded.network.dataset = loaded.dataset or dataset
     loaded.network.image_size = loaded.image_size
     return loaded.network
+
+
+def _asked_architecture(name_or_arch, space):
+    """The architecture ``create_model`` is asked for; an unknown name's error also lists
+    the published configurations, which only ``create_model`` takes."""
+    from naonet.compat.model_file import asked_architecture
+
+    try:
+        return asked_architecture(name_or_arch, space)
+    except UserError as error:
+        if not str(error).startswith("unknown architecture name"):
+            raise
+        raise UserError(f"{error}; create_model also takes the published configurations "
+                        f"{joined(list(PUBLISHED_MODELS))}") from None
 
 
 def check_published_fit(name: str, loaded, expected: dict, dataset: str, checkpoint) -> None:

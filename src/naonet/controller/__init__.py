@@ -7,7 +7,7 @@ from naonet.controller.generation import (
     generate_architectures,
 )
 from naonet.controller.model import Controller, ControllerOutput, Encoded
-from naonet.controller.rounds import RoundConfig, RoundOutcome, nao_round
+from naonet.controller.rounds import RoundConfig, RoundOutcome, nao_round, transform_scores
 from naonet.controller.training import (
     ControllerReport,
     hamming_distance,
@@ -32,4 +32,5 @@ __all__ = [
     "normalise_scores",
     "predictor_pairwise_accuracy",
     "train_controller",
+    "transform_scores",
 ]

@@ -1,6 +1,7 @@
 """Data sources and pipelines on real CIFAR-10 images."""
 
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,26 @@ def test_pickle_batches_and_image_folder_give_the_same_data(cifar_mini, tmp_path
     # The real pixel statistics of CIFAR-10 (the shared README: mean 0.4913/0.4821/0.4465).
     mean = folder_split.images.float().mean(dim=(0, 2, 3)) / 255
     assert torch.allclose(mean, torch.tensor([0.49, 0.48, 0.45]), atol=0.03)
+
+
+def test_a_photo_of_more_pixels_than_pillow_opens_is_one_line(tmp_path, monkeypatch,
+                                                                recwarn):
+    """Above Pillow's limit (179 MP; here lowered to 1,000 pixels) every command ended in
+    a DecompressionBombError traceback; from half of it on, Pillow's warning ran through
+    the output."""
+    from PIL import Image
+
+    from naonet.data.sources import open_rgb
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    Image.new("RGB", (40, 40)).save(tmp_path / "large.png")  # over the limit, under twice
+    Image.new("RGB", (64, 64)).save(tmp_path / "huge.png")  # over twice the limit
+    assert open_rgb(tmp_path / "large.png").size == (40, 40)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+    with pytest.raises(UserError, match=f"^image {re.escape(str(tmp_path / 'huge.png'))} has "
+                                        r"more pixels than Pillow opens \(1,000, a guard "
+                                        r"against files made to exhaust memory\); shrink it"):
+        open_rgb(tmp_path / "huge.png")
 
 
 def test_corrupt_and_missing_data_are_user_errors(tmp_path):

@@ -21,6 +21,7 @@ import shutil
 import tarfile
 import tempfile
 import unicodedata
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -502,10 +503,18 @@ def open_rgb(file: Path):
     if not Path(file).is_file():  # a folder or a FIFO named like an image
         raise UserError(f"{file} is not an image file; pass image files")
     try:
-        with Image.open(file) as image:
-            upright(image)
-            return (eight_bit_gray(image) if image.mode in WIDE_GRAY_MODES
-                    else image).convert("RGB")
+        with warnings.catch_warnings():
+            # Pillow warns from half its pixel limit on: such a photo is read (and the
+            # warning's traceback-like lines ran through the command's output)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(file) as image:
+                upright(image)
+                return (eight_bit_gray(image) if image.mode in WIDE_GRAY_MODES
+                        else image).convert("RGB")
+    except Image.DecompressionBombError:
+        raise UserError(f"image {file} has more pixels than Pillow opens "
+                        f"({Image.MAX_IMAGE_PIXELS:,}, a guard against files made to exhaust "
+                        "memory); shrink it, or remove it") from None
     except (UnidentifiedImageError, OSError) as error:
         raise UserError(f"cannot read image {file} ({error}); remove or replace it") from None
 

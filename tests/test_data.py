@@ -86,6 +86,8 @@ def broken_layouts(root, cifar_mini):
     """Data folders a user gets wrong, each with what its one-line error must say."""
     import shutil
 
+    from PIL import Image
+
     cases = {}
     (root / "notes.txt").write_text("not data")
     cases["a plain file"] = (root / "notes.txt", {}, "is a file but not a tar archive "
@@ -105,6 +107,13 @@ def broken_layouts(root, cifar_mini):
         shutil.copytree(cifar_mini / "test" / name, three / "test" / name)
     cases["own classes without --dataset folder"] = (
         three, {}, "has 3; check --data, or pass --dataset folder for your own classes")
+    # photos of several sizes: the size check came first, and its --image-size hint left
+    # the same error
+    photos = root / "three-classes-of-photos"
+    shutil.copytree(three, photos)
+    Image.new("RGB", (48, 40)).save(photos / "train" / "cat" / "photo.png")
+    cases["own photos without --dataset folder"] = (
+        photos, {}, "has 3; check --data, or pass --dataset folder for your own classes")
     empty_classes = root / "empty-classes" / "train"
     for name in ("cat", "dog"):
         (empty_classes / name).mkdir(parents=True)
@@ -121,8 +130,6 @@ def broken_layouts(root, cifar_mini):
         "the folder")
     mixed = root / "mixed"
     shutil.copytree(cifar_mini, mixed)
-    from PIL import Image
-
     Image.new("RGB", (40, 40)).save(mixed / "train" / "cat" / "zz-larger.png")
     cases["images of two sizes"] = (mixed, {},  # training: a CIFAR folder's own size
                                     "is 40x40 but the first image is 32x32; pass --image-size")

@@ -458,7 +458,11 @@ def _load_small(root: Path, config: DataConfig, spec: DatasetSpec
         return (load_small_split(root, layout, "train", config, spec),
                 load_small_split(root, layout, "test", config, spec)
                 if config.with_test else None)
-    train = load_small_split(find_split_folder(root, "train"), layout, "train", config, spec)
+    train_folder = find_split_folder(root, "train")
+    classes = class_folders(train_folder)
+    if classes:  # before decoding: photos of other sizes fail there, with another hint
+        check_class_count(config.dataset, spec, len(classes), config.data)
+    train = load_small_split(train_folder, layout, "train", config, spec)
     if not config.with_test:
         return train, None
     test_folder = find_split_folder(root, "test")

@@ -51,6 +51,10 @@ CASES = [
     (SEARCH + ["--channels", "3"], "--channels must be an even number >= 2, got 3"),
     (["eval", str(REPO / "pyproject.toml"), "--dataset", "cifar10"],
      "pyproject.toml is a text file, not a checkpoint"),
+    # the arguments of nao predict swapped: it said "corrupt or truncated"
+    (["predict", str(REPO / "docs" / "images" / "nas-bench-201-constrained.png"), "x.jpg"],
+     "nas-bench-201-constrained.png is an image, not a checkpoint; pass a PyTorch "
+     "checkpoint (nao predict takes the checkpoint first, then the images)"),
     (["info", "small:1 1 0 1"], "has 4 integers"),
     # once "architecture string has a non-integer entry 'nonexistent.pt'"
     (["info", "nonexistent.pt"], "nonexistent.pt does not exist; check the path"),

@@ -244,12 +244,27 @@ def _is_text(path: Path) -> bool:
     return bool(head) and all(byte >= 32 or byte in TEXT_CONTROLS for byte in head)
 
 
+def _is_image(path: Path) -> bool:
+    """Whether Pillow knows the file as an image (read from its header alone)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path):
+            return True
+    except Exception:  # noqa: BLE001 - anything Pillow cannot open is no image
+        return False
+
+
 def _load_with_placeholders(path: Path) -> object:
     if not (zipfile.is_zipfile(path) or _is_legacy_checkpoint(path)):
         if _is_text(path):
             raise UserError(f"{path} is a text file, not a checkpoint; pass a PyTorch "
                             "checkpoint (the .pt files nao train and nao search write, or a "
                             "released one)")
+        if _is_image(path):
+            raise UserError(f"{path} is an image, not a checkpoint; pass a PyTorch "
+                            "checkpoint (nao predict takes the checkpoint first, then the "
+                            "images)")
         raise UserError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated); "
                         "pass an intact copy (download a released one again; rerun the "
                         "run that wrote one of ours)")

@@ -138,6 +138,26 @@ def test_a_preset_of_another_skeleton_on_folder_images_is_noted(capsys):
         assert status == 2 and "note:" not in err
 
 
+def test_progress_bars_are_drawn_on_a_terminal_alone(monkeypatch):
+    """Redirected to a log, a 76-second search's bars wrote 349 carriage-return lines."""
+    import io
+    import sys
+
+    from naonet.training.engine import step_progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a file or a pipe
+    assert step_progress(10, "epoch 1/3", enabled=True) is None
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert step_progress(10, "epoch 1/3", enabled=False) is None  # --no-progress
+    bar = step_progress(10, "epoch 1/3", enabled=True)
+    assert bar is not None
+    bar.close()
+
+
 def test_the_package_lists_its_public_names_alone():
     """dir(naonet) listed the modules its own code imported (importlib, os)."""
     listed = [name for name in dir(naonet) if not name.startswith("_")]

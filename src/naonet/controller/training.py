@@ -28,6 +28,7 @@ from naonet.errors import UserError
 from naonet.runtime import small_kernel_threads
 from naonet.seeding import caller_random_state_kept
 from naonet.stopping import raise_if_stopped
+from naonet.text import progress_bars_wanted
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ def train_controller(controller: Controller, architectures: Sequence, scores: Se
         batch_order = torch.Generator().manual_seed(seed)
         optimizer = controller_optimizer(controller, config)
         history, last = [], (math.nan, math.nan, math.nan)
-        epochs = tqdm(range(config.epochs), desc="controller", disable=not progress,
+        epochs = tqdm(range(config.epochs), desc="controller",
+                      disable=not progress_bars_wanted(progress),
                       leave=False)
         for _ in epochs:
             raise_if_stopped()  # a Ctrl-C its handler's exception failed to deliver

@@ -18,6 +18,7 @@ from naonet.distributed import all_reduce_sum
 from naonet.errors import UserError
 from naonet.runtime import sum_dtype
 from naonet.stopping import raise_if_stopped
+from naonet.text import progress_bars_wanted
 
 
 @dataclass(frozen=True)
@@ -179,8 +180,9 @@ def clip_gradients(parameters: list[nn.Parameter], max_norm: float) -> None:
 
 
 def step_progress(total: int, description: str, enabled: bool):
-    """A progress bar over ``total`` steps for ``train_one_epoch`` (None: no bar)."""
-    if not enabled:
+    """A progress bar over ``total`` steps for ``train_one_epoch`` (None: no bar, where
+    not ``enabled`` or where stderr is no terminal)."""
+    if not progress_bars_wanted(enabled):
         return None
     from tqdm.auto import tqdm
 

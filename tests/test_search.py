@@ -66,6 +66,22 @@ def tiny_run(cifar_mini, tmp_path_factory) -> Path:
     return output
 
 
+def test_a_search_resumes_only_on_as_many_training_images(tiny_run, cifar_mini, tmp_path):
+    """Images added since the search began: it resumed silently on another validation
+    split (drawn by position), scoring later rounds on images earlier rounds trained on."""
+    import shutil
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(cifar_mini, data)
+    shutil.copytree(tiny_run, run)
+    cats = data / "train" / "cat"
+    shutil.copy(sorted(cats.iterdir())[0], cats / "zz-one-more.jpg")
+    count = sum(1 for _ in (data / "train").rglob("*.jpg"))
+    with pytest.raises(UserError, match=rf"search_state.pt was searched on {count - 1:,} training "
+                                        rf"images of its --data, which holds {count:,} now"):
+        search(tiny_config(data, run), show_progress=False)
+
+
 def test_a_search_needs_no_test_images_and_finds_the_same_without_them(tiny_run, cifar_mini,
                                                                        tmp_path, capsys):
     """The search scores on held-out training images: a folder of training images alone

@@ -61,6 +61,26 @@ def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_an_uninterrupted_run(c
     assert final["arch"].startswith("small:")
 
 
+def test_a_training_resumes_only_on_as_many_training_images(capsys, cifar_mini, tmp_path):
+    """An image added to --data: the run went on, on another validation split and with
+    another number of steps an epoch, without a word."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(cifar_mini, data)
+    train = ["train", "--data", str(data), "--output", str(tmp_path / "run"), *TINY,
+             "--epochs", "1", "--train-subset", "64", "--valid-size", "32"]
+    assert nao_in_process(capsys, *train)[0] == 0
+    cats = data / "train" / "cat"
+    shutil.copy(sorted(cats.iterdir())[0], cats / "zz-one-more.jpg")
+    count = sum(1 for _ in (data / "train").rglob("*.jpg"))
+    status, _, err = nao_in_process(capsys, *train)
+    assert status == 2 and (f"last.pt was trained on {count - 1:,} training images of its "
+                            f"--data, which holds {count:,} now") in err, err
+    (cats / "zz-one-more.jpg").unlink()
+    assert nao_in_process(capsys, *train)[0] == 0  # the same images again: it resumes
+
+
 def test_rerunning_a_finished_run_only_reports_and_other_configs_are_refused(capsys, cifar_mini,
                                                                             tmp_path):
     train = ["train", "--data", str(cifar_mini), "--output", str(tmp_path), *TINY,

@@ -168,6 +168,9 @@ class DataBundle:
     # the side a training of these data without a proxy --image-size reads them at (a
     # named data set's own; a folder data set's --image-size, which is no proxy)
     native_size: int = 0
+    # images of the training split before the validation hold-out and any subset: a run
+    # records it and resumes only on as many (another number draws another split)
+    training_images: int = 0
 
 
 @dataclass
@@ -297,16 +300,17 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
         make = _device_batches if pipeline == "device" else _small_loader_batches
         iterators = {name: make(part, name == "train", config, spec, common)
                      if part is not None else None for name, part in parts.items()}
-        classes = list(train_split.classes)
+        classes, training_images = list(train_split.classes), len(train_split)
         # a CIFAR-layout folder of larger images trains at their size (load_small_split)
         size = int(train_split.images.shape[-1])
         native = train_split.resized_from or size
     else:
-        iterators, classes = _folder_iterators(root, config, spec, common, seed)
+        iterators, classes, training_images = _folder_iterators(root, config, spec, common,
+                                                                seed)
         size = config.image_size or spec.image_size
         native = size if config.dataset == "folder" else spec.image_size
     return DataBundle(iterators["train"], iterators["valid"], iterators["test"], len(classes),
-                      spec.skeleton, spec, classes, size, native)
+                      spec.skeleton, spec, classes, size, native, training_images)
 
 
 def check_class_count(dataset: str, spec: DatasetSpec, count: int, data: str | Path) -> None:
@@ -632,7 +636,7 @@ def _small_loader_batches(split: InMemorySplit, train: bool, config: DataConfig,
 
 
 def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common: dict,
-                      seed: int) -> tuple[dict, list[str]]:
+                      seed: int) -> tuple[dict, list[str], int]:
     train_folder, test_folder = find_split_folder(root, "train"), find_split_folder(root, "test")
     if train_folder is None or (test_folder is None and config.with_test
                                 and not config.valid_size):
@@ -658,4 +662,4 @@ def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common:
         for name, part in parts.items()}
     if test_set is not None:
         check_same_classes(train_set.classes, test_set.classes, described(root, config.data))
-    return iterators, list(train_set.classes)
+    return iterators, list(train_set.classes), len(train_set)

@@ -95,7 +95,7 @@ from naonet.supernet import FewShotSupernet, PoolSampler, sample_architectures
 from naonet.supernet.few_shot import choice_at
 from naonet.text import counted, main_process_log, print_line
 from naonet.training import EpochStats, Precision
-from naonet.training.checkpoint import check_run_classes, restoring
+from naonet.training.checkpoint import check_run_classes, check_run_images, restoring
 from naonet.training.engine import GradientHolders, step_progress
 from naonet.training.run import check_network_fits, device_memory
 
@@ -623,6 +623,8 @@ def resume(run: SearchRun) -> bool:
         return False
     path = run.run_dir / SEARCH_CHECKPOINT
     check_run_classes(path, checkpoint_data.get("classes"), run.data.classes, "searched")
+    check_run_images(path, checkpoint_data.get("training_images"),
+                     run.data.training_images, "searched")
     with restoring(path):
         run.state = SearchState.from_dict(checkpoint_data["state"], run.space)
         for name, module in modules_to_save(run).items():
@@ -765,7 +767,7 @@ def checkpoint(run: SearchRun, outputs: bool = False) -> None:
         if run.is_main:
             save_checkpoint(run.run_dir / SEARCH_CHECKPOINT, run.state, run.config.to_dict(),
                             modules_to_save(run), run.data.classes,
-                            run.context.world_size)
+                            run.context.world_size, run.data.training_images)
             if outputs:
                 write_outputs(run)
         barrier()

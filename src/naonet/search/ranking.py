@@ -61,6 +61,7 @@ from naonet.training.checkpoint import (
     START_OVER,
     atomic_save,
     check_run_classes,
+    check_run_images,
     check_same_processes,
     check_same_run,
     load_checkpoint,
@@ -246,7 +247,7 @@ def run_ranking_experiment(config: RankingConfig, table: BenchmarkTable,
                                  context)
     parameter_report = correlate(counts, reference, config.top_k)
     saved = ExperimentCheckpoint(checkpoint, config, architectures, context.is_main,
-                                 data.classes, context.world_size)
+                                 data.classes, context.world_size, data.training_images)
     results = saved.finished(reference, config.top_k)
 
     def report_point(partial: SamplingResult) -> None:
@@ -276,11 +277,14 @@ class ExperimentCheckpoint:
     """The experiment's state in one file, written (by the main process) after every
     epoch: the samplings finished, and the one in training with its supernet, optimizer
     and schedule. It belongs to one experiment: another config, or another sample of
-    the table, or data of other classes, is refused."""
+    the table, or data of other classes or another number of training images, is
+    refused."""
 
     def __init__(self, path: Path | None, config: RankingConfig, architectures: list,
-                 writes: bool, classes: list[str] | None = None, world_size: int = 1):
+                 writes: bool, classes: list[str] | None = None, world_size: int = 1,
+                 training_images: int | None = None):
         self.path, self.writes, self.world_size = path, writes, world_size
+        self.training_images = training_images
         self.config = as_json_holds(config.to_dict())
         self.names = [arch.to_string() for arch in architectures]
         self.classes = None if classes is None else list(classes)
@@ -296,6 +300,8 @@ class ExperimentCheckpoint:
                 raise UserError(f"{self.path} scored another sample of the table (another "
                                 f"table?); {START_OVER}")
         check_run_classes(self.path, state.get("classes"), self.classes, "measured")
+        check_run_images(self.path, state.get("training_images"), self.training_images,
+                         "measured")
         check_same_processes(self.path, state.get("world_size"), self.world_size,
                              "ranking experiment")
         return state
@@ -329,6 +335,7 @@ class ExperimentCheckpoint:
                                                      "trainer": trainer.state_dict()}
         atomic_save({"format": CHECKPOINT_FORMAT, "experiment": self.config,
                      "architectures": self.names, "classes": self.classes,
+                     "training_images": self.training_images,
                      "world_size": self.world_size,
                      "finished": [result.to_state() for result in finished],
                      "current": in_training}, self.path)

@@ -147,11 +147,14 @@ def _float(value: float | None) -> float:
 
 # ----------------------------------------------------------------------- checkpoint
 def save_checkpoint(path: Path, state: SearchState, config_dict: dict, modules: dict,
-                    classes: list[str] | None = None, world_size: int = 1) -> None:
-    """Write the state, the config, the data's classes (a resume checks them; None: not
-    checked), the number of processes and every module's ``state_dict`` atomically."""
+                    classes: list[str] | None = None, world_size: int = 1,
+                    training_images: int | None = None) -> None:
+    """Write the state, the config, the data's classes and number of training images (a
+    resume checks them; None: not checked), the number of processes and every module's
+    ``state_dict`` atomically."""
     atomic_save({"format": CHECKPOINT_FORMAT, "state": state.to_dict(),
                  "config": config_dict, "classes": None if classes is None else list(classes),
+                 "training_images": training_images,
                  "world_size": world_size,
                  "rng": capture_rng_state(),
                  **{name: module.state_dict() for name, module in modules.items()

@@ -229,6 +229,18 @@ def check_run_classes(path: Path, saved, current: list[str] | None, done: str) -
                         f"it was {done} on, or another --output")
 
 
+def check_run_images(path: Path, saved, current: int | None, done: str) -> None:
+    """A run folder resumes only on as many training images as its run was ``done`` on:
+    the held-out validation images and every epoch's order are drawn by position, so
+    images added or removed would resume on another split without a word. ``saved``
+    None: a file written before runs recorded the number."""
+    if saved is not None and current is not None and int(saved) != current:
+        raise UserError(f"{path} was {done} on {int(saved):,} training images of its --data, "
+                        f"which holds {current:,} now (images added or removed: its held-out "
+                        "validation images and its order would change); restore them, or "
+                        "pass another --output")
+
+
 @contextmanager
 def restoring(path: Path, fix: str = START_OVER) -> Iterator[None]:
     """Read what a checkpoint holds inside this block: a missing or mismatched entry (a

@@ -61,6 +61,7 @@ from naonet.training.checkpoint import (
     START_OVER,
     atomic_save,
     check_run_classes,
+    check_run_images,
     check_same_run,
     load_checkpoint,
     restoring,
@@ -195,7 +196,7 @@ def build_optimizer_and_schedule(
 def write_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, state: RunState,
                      config: TrainConfig, architecture: Architecture,
                      network_config: NetworkConfig, scaler, classes: list[str],
-                     rng_states: list[dict]) -> None:
+                     rng_states: list[dict], training_images: int | None = None) -> None:
     """The run as it stands. ``rng_states``: every rank's random streams, by rank (each
     rank draws its own dropout, drop path and augmentation; a resume restores each)."""
     atomic_save({
@@ -216,6 +217,7 @@ def write_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, state: 
         "network": network_config.to_dict(),
         "arch": architecture.to_qualified_string(),
         "classes": list(classes),  # what each output means, for nao predict / export
+        "training_images": training_images,  # a resume checks them (check_run_images)
         "revision": code_revision(),  # the code that wrote it
     }, path)
 
@@ -234,11 +236,12 @@ def as_saved_architecture(config: TrainConfig, saved: dict, saved_arch: str | No
 
 def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, scheduler,
                scaler, classes: list[str] | None = None,
-               context: DistributedContext | None = None, precision: str = "none"
-               ) -> RunState:
+               context: DistributedContext | None = None, precision: str = "none",
+               training_images: int | None = None) -> RunState:
     """Restore ``run_dir/last.pt`` if present; a fresh RunState otherwise. The folder's
     metrics log is checked first (a damaged line fails now, not after an epoch), and
-    ``classes`` (the data's) against the classes the run trained on. Each rank of
+    ``classes`` (the data's) against the classes the run trained on, and
+    ``training_images`` (how many the data holds) against the number it trained on. Each rank of
     ``context`` takes back its own random streams. ``precision``: this run's --amp as
     resolved on its device, which must be the one the run trained in."""
     metrics = run_dir / METRICS_NAME
@@ -261,6 +264,7 @@ def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, 
                        ADDED_OPTIONS)
         check_same_precision(path, resolved, precision, config.amp)
     check_run_classes(path, checkpoint.get("classes"), classes, "trained")
+    check_run_images(path, checkpoint.get("training_images"), training_images, "trained")
     with restoring(path):
         unwrap(model).load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -410,7 +414,7 @@ def train(config: TrainConfig, show_progress: bool = True,
     optimizer, scheduler = build_optimizer_and_schedule(network, config, context.world_size)
     scaler = precision.grad_scaler()
     state = try_resume(run_dir, config, network, optimizer, scheduler, scaler, data.classes,
-                       context, paths.amp)
+                       context, paths.amp, data.training_images)
     write_run_config(run_dir, config.to_dict(), context.is_main)
     # Evaluation never goes through DDP (ranks evaluate different numbers of batches).
     eval_model = maybe_compile(network, paths.compile)
@@ -424,7 +428,8 @@ def train(config: TrainConfig, show_progress: bool = True,
 
     def save(path: Path, rng_states: list[dict]) -> None:  # the run as it stands
         write_checkpoint(path, model, optimizer, scheduler, state, config, architecture,
-                         network_config, scaler, data.classes, rng_states)
+                         network_config, scaler, data.classes, rng_states,
+                         data.training_images)
 
     rng_states = gather_objects(capture_rng_state())  # every rank's, for rank 0 to save
     if context.is_main:

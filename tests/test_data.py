@@ -70,6 +70,24 @@ def test_a_photo_of_more_pixels_than_pillow_opens_is_one_line(tmp_path, monkeypa
         open_rgb(tmp_path / "huge.png")
 
 
+def test_every_unreadable_image_of_a_folder_is_named_at_once(cifar_mini, tmp_path):
+    """Each run named the first damaged image only, after decoding every image again: a
+    user with five damaged photos ran five times to find them."""
+    import shutil
+
+    shutil.copytree(cifar_mini, tmp_path / "data")
+    cats = sorted((tmp_path / "data" / "train" / "cat").iterdir())
+    for file in cats[:5]:
+        file.write_bytes(b"not a jpeg")
+    with pytest.raises(UserError) as error:
+        build_data(DataConfig(dataset="folder", data=str(tmp_path / "data")),
+                   torch.device("cpu"))
+    message = str(error.value)
+    assert message.startswith("5 images cannot be read: cannot read image ")
+    assert all(str(file) in message for file in cats[:3]) and str(cats[3]) not in message
+    assert message.endswith("; and 2 more") and "\n" not in message
+
+
 def test_corrupt_and_missing_data_are_user_errors(tmp_path):
     (tmp_path / "cifar-10-batches-py").mkdir()
     (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"garbage")

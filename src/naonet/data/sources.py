@@ -656,13 +656,34 @@ def write_decoded(path: Path | None, split: InMemorySplit) -> None:
         pass  # no room for the cache: the next run decodes again, nothing else
 
 
+UNREADABLE_SHOWN = 3  # files one error names in full
+
+
+def unreadable_text(errors: list[str]) -> str:
+    """One line for the images of a folder that cannot be read (``errors``: each one's
+    own): the first ``UNREADABLE_SHOWN`` in full, then how many more."""
+    if len(errors) == 1:
+        return errors[0]
+    shown = "; ".join(errors[:UNREADABLE_SHOWN])
+    more = len(errors) - UNREADABLE_SHOWN
+    return (f"{len(errors):,} images cannot be read: {shown}"
+            + (f"; and {more:,} more" if more > 0 else ""))
+
+
 def _decode_images(samples: list[tuple[Path, int]], classes: list[str],
                    size: int | None = None) -> InMemorySplit:
-    """Every image of ``samples`` (resized to ``size``) in one uint8 tensor."""
+    """Every image of ``samples`` (resized to ``size``) in one uint8 tensor; the files that
+    cannot be read are named together, after all were tried (one a run, each found after
+    a whole decoding again, cost a user's trial a rerun per file)."""
     first = None
     images = None
+    unreadable: list[str] = []
     for row, (file, _) in enumerate(samples):
-        array = read_image(file, size)
+        try:
+            array = read_image(file, size)
+        except UserError as error:
+            unreadable.append(str(error))
+            continue
         if images is None:
             first = array.shape
             images = np.empty((len(samples), *first), dtype=np.uint8)
@@ -670,6 +691,8 @@ def _decode_images(samples: list[tuple[Path, int]], classes: list[str],
             raise UserError(f"image {file} is {array.shape[1]}x{array.shape[0]} but the first "
                             f"image is {first[1]}x{first[0]}; pass --image-size to resize")
         images[row] = array
+    if unreadable:
+        raise UserError(unreadable_text(unreadable))
     labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
     return InMemorySplit(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels,
                          classes)

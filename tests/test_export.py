@@ -78,6 +78,13 @@ def test_exported_model_gives_the_networks_logits(released_file, cifar_mini, tmp
         "(nao export)", f"architecture: {metadata['arch']}", "trained on: cifar10",
         "image size: 32"]
     assert f"preprocessing: {metadata['preprocessing']}" in shown
+    # nao show draws the cells the file records, as from the checkpoint (it refused it)
+    status, drawn, err = nao_in_process(capsys, "show", str(out), "-o",
+                                        str(tmp_path / "cells.png"))
+    assert status == 0, err
+    status, from_checkpoint, err = nao_in_process(capsys, "show", str(path), "-o",
+                                                  str(tmp_path / "cells2.png"))
+    assert drawn.splitlines()[0] == from_checkpoint.splitlines()[0]
     if export_format == "onnx":  # the operator set a runtime must read, as the file has it
         import onnx
 
@@ -86,6 +93,21 @@ def test_exported_model_gives_the_networks_logits(released_file, cifar_mini, tmp
         opset = onnx_opset(onnx.load(str(out)))
         assert metadata["opset"] == opset and f"(operator set {opset})" in printed
         assert shown.splitlines()[-1] == f"ONNX operator set: {opset}"
+
+
+def test_an_export_at_another_size_says_the_size_it_was_trained_at(released_file, tmp_path,
+                                                                    capsys):
+    """--image-size 48 of a network trained at 32: the console said so, the file did not,
+    and nao info showed 48 alone."""
+    from naonet.export import read_metadata
+
+    path, _ = released_file
+    out = tmp_path / "at48.pt"
+    status, _, err = nao_in_process(capsys, "export", str(path), str(out), "--image-size", "48")
+    assert status == 0, err
+    assert (read_metadata(out)["image_size"], read_metadata(out)["trained_image_size"]) == (48, 32)
+    status, shown, err = nao_in_process(capsys, "info", str(out))
+    assert status == 0 and "\nimage size: 48 (trained at 32)\n" in shown, err
 
 
 def test_a_missing_export_extra_is_one_line(released_file, tmp_path, capsys, monkeypatch):

@@ -344,9 +344,17 @@ def test_the_preprocessing_an_export_records_is_what_prepare_image_does(tmp_path
         assert "resized to 32 x 32 (PIL's bicubic)" in text
         image = image.resize((32, 32), Image.Resampling.BICUBIC)
     else:
-        assert "shorter side resized to 256 (bilinear), the centre 224 x 224 cropped" in text
-        image = functional.center_crop(functional.resize(image, 256), 224)
-    by_hand = functional.normalize(functional.to_tensor(image), spec.mean, spec.std)
+        assert ("shorter side resized to 256 (bilinear), the centre 224 x 224 cropped (its "
+                "first row and column at round((side - 224) / 2)") in text
+        image = functional.resize(image, 256)  # 256 x 341: the columns from 58 (of 58.5)
+        left, top = (round((side - 224) / 2) for side in image.size)
+        image = image.crop((left, top, left + 224, top + 224))
+    # the numbers as the text gives them (a user with a floor, or without the numbers,
+    # was one pixel or a data set's statistics off)
+    mean, std = (tuple(map(float, re.search(rf"{name} \(([^)]*)\)", text)[1].split(", ")))
+                 for name in ("mean", "std"))
+    assert (mean, std) == (spec.mean, spec.std)
+    by_hand = functional.normalize(functional.to_tensor(image), mean, std)
     assert torch.allclose(prepare_image(tmp_path / "photo.png", dataset), by_hand, atol=1e-6)
 
 

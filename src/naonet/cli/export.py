@@ -65,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # unusable: fail before work
     spec = get_dataset_spec(dataset, args.image_size or loaded.image_size or None)
     size = args.image_size or loaded.image_size or spec.image_size
+    trained = loaded.image_size or get_dataset_spec(dataset).image_size
     metadata = {"arch": loaded.architecture.to_qualified_string(), "dataset": dataset,
                 "classes": loaded.classes or [], "image_size": size,
+                "trained_image_size": trained,  # --image-size may export it at another
                 "mean": list(spec.mean), "std": list(spec.std),
                 "input": "float32 N x 3 x H x W, scaled to [0, 1] then (x - mean) / std",
                 "preprocessing": preprocessing_text(dataset, args.image_size

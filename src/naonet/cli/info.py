@@ -75,8 +75,9 @@ EXPORTED_FIELDS = {"arch": "architecture", "dataset": "trained on", "image_size"
                    "output": "output", "opset": "ONNX operator set"}
 
 
-def print_exported(path: str, exported: str) -> None:
-    """What ``nao export`` recorded in an exported file: the network and how to feed it."""
+def exported_metadata(path: str, exported: str) -> dict:
+    """The metadata ``nao export`` recorded in an exported file (``exported``: its format),
+    or a UserError for a file without it."""
     from naonet.export import read_metadata
 
     try:
@@ -90,7 +91,16 @@ def print_exported(path: str, exported: str) -> None:
         raise UserError(f"{path} is a{'n' if exported == 'ONNX' else ''} {exported} model "
                         "without the metadata nao export writes (or a damaged one); nao info "
                         "reads naonet's checkpoints and exports")
+    return metadata
+
+
+def print_exported(path: str, exported: str) -> None:
+    """What ``nao export`` recorded in an exported file: the network and how to feed it."""
+    metadata = exported_metadata(path, exported)
     print(f"{path}: an exported {exported} model (nao export)")
+    trained = metadata.get("trained_image_size")  # files of 2026-12-06 on record it
+    if trained is not None and trained != metadata.get("image_size"):
+        metadata = {**metadata, "image_size": f"{metadata['image_size']} (trained at {trained})"}
     for key, label in EXPORTED_FIELDS.items():
         if metadata.get(key) not in (None, "", []):
             value = metadata[key]
@@ -129,6 +139,9 @@ def read_architecture(text: str, space: str | None, reference: str | None,
     or text form."""
     if names_a_file(text):
         refuse_an_architecture_list(text)
+        exported = exported_format(text)
+        if exported is not None:  # the architecture nao export recorded
+            return resolve_architecture(exported_metadata(text, exported)["arch"], space)
         recorded, recorded_space = recorded_architecture(text)
         return resolve_architecture(recorded, space or recorded_space)
     if text in PUBLISHED_MODELS:  # create_model's names of the published networks

@@ -595,9 +595,12 @@ def preprocessing_text(dataset: str, image_size: int = 0) -> str:
     else:
         size = image_size or spec.image_size
         resize = (f"shorter side resized to {evaluation_resize(size)} (bilinear), the centre "
-                  f"{size} x {size} cropped")
+                  f"{size} x {size} cropped (its first row and column at round((side - "
+                  f"{size}) / 2), as torchvision's CenterCrop)")
+    numbers = ", ".join(f"{value:g}" for value in spec.mean), \
+        ", ".join(f"{value:g}" for value in spec.std)
     return (f"RGB image turned upright by its EXIF orientation, {resize}, scaled to [0, 1], "
-            "then (x - mean) / std per channel")
+            f"then (x - mean) / std per channel, mean ({numbers[0]}), std ({numbers[1]})")
 
 
 def prepare_image(file: str | Path, dataset: str, image_size: int = 0) -> torch.Tensor:

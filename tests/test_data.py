@@ -88,6 +88,28 @@ def test_every_unreadable_image_of_a_folder_is_named_at_once(cifar_mini, tmp_pat
     assert message.endswith("; and 2 more") and "\n" not in message
 
 
+def test_files_of_a_training_folder_that_no_class_holds_are_noted(cifar_mini, tmp_path):
+    """Photos beside the class folders, and a phone's HEIC photos in them, were left out
+    without a word; the system's own files are left out silently."""
+    import shutil
+
+    from PIL import Image
+
+    data = tmp_path / "data"
+    shutil.copytree(cifar_mini, data)
+    config = DataConfig(dataset="folder", data=str(data))
+    assert build_data(config, torch.device("cpu")).note is None
+    Image.new("RGB", (32, 32)).save(data / "train" / "loose.png")
+    (data / "train" / "cat" / "IMG_0001.heic").write_bytes(b"a photo")
+    for name in ("Thumbs.db", ".DS_Store"):
+        (data / "train" / "cat" / name).write_bytes(b"the system's")
+    bundle = build_data(config, torch.device("cpu"))
+    assert bundle.note.startswith(f"2 files of {data / 'train'} left out (loose.png, "
+                                  "cat/IMG_0001.heic): a class's images are the files of its "
+                                  "folder ending in .jpg, .jpeg, .png")
+    assert bundle.training_images == 10 * MINI_COUNTS["train"]  # the images alone
+
+
 def test_corrupt_and_missing_data_are_user_errors(tmp_path):
     (tmp_path / "cifar-10-batches-py").mkdir()
     (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"garbage")

@@ -22,6 +22,7 @@ from naonet.data.sources import (
     find_split_folder,
     holds_pickles,
     image_files,
+    left_out_note,
     list_image_folder,
     load_cifar_pickle,
     load_image_folder,
@@ -171,6 +172,9 @@ class DataBundle:
     # images of the training split before the validation hold-out and any subset: a run
     # records it and resumes only on as many (another number draws another split)
     training_images: int = 0
+    # a line on the files of the training folder left out (not images of a class); None
+    # where there are none: a run prints it as it starts
+    note: str | None = None
 
 
 @dataclass
@@ -284,8 +288,9 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
     pipeline = choose_pipeline(config, spec)
     common = dict(device=device, seed=seed, rank=rank, world_size=world_size,
                   channels_last=channels_last)
+    skipped: list[Path] = []  # the training folder's files that are no class's images
     if spec.small_images:
-        train_split, test_split = _load_small(root, config, spec)
+        train_split, test_split = _load_small(root, config, spec, skipped)
         check_training_classes(config, spec, train_split.classes)
         if test_split is not None:
             check_same_classes(train_split.classes, test_split.classes,
@@ -306,11 +311,13 @@ def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: in
         native = train_split.resized_from or size
     else:
         iterators, classes, training_images = _folder_iterators(root, config, spec, common,
-                                                                seed)
+                                                                seed, skipped)
         size = config.image_size or spec.image_size
         native = size if config.dataset == "folder" else spec.image_size
+    train_folder = find_split_folder(root, "train")
+    note = left_out_note(train_folder, skipped) if train_folder is not None else None
     return DataBundle(iterators["train"], iterators["valid"], iterators["test"], len(classes),
-                      spec.skeleton, spec, classes, size, native, training_images)
+                      spec.skeleton, spec, classes, size, native, training_images, note)
 
 
 def check_class_count(dataset: str, spec: DatasetSpec, count: int, data: str | Path) -> None:
@@ -454,9 +461,10 @@ def some_names(names: list[str]) -> str:
     return ", ".join(names[:NAMES_SHOWN]) + more
 
 
-def _load_small(root: Path, config: DataConfig, spec: DatasetSpec
+def _load_small(root: Path, config: DataConfig, spec: DatasetSpec, skipped: list[Path]
                 ) -> tuple[InMemorySplit, InMemorySplit | None]:
-    """The training split and the test split (None when the config needs none)."""
+    """The training split and the test split (None when the config needs none);
+    ``skipped`` gets the training folder's files that are no class's images."""
     layout = detect_layout(root, config.dataset)
     if layout == "pickle":
         return (load_small_split(root, layout, "train", config, spec),
@@ -466,7 +474,7 @@ def _load_small(root: Path, config: DataConfig, spec: DatasetSpec
     classes = class_folders(train_folder)
     if classes:  # before decoding: photos of other sizes fail there, with another hint
         check_class_count(config.dataset, spec, len(classes), config.data)
-    train = load_small_split(train_folder, layout, "train", config, spec)
+    train = load_small_split(train_folder, layout, "train", config, spec, skipped=skipped)
     if not config.with_test:
         return train, None
     test_folder = find_split_folder(root, "test")
@@ -479,7 +487,8 @@ def _load_small(root: Path, config: DataConfig, spec: DatasetSpec
 
 
 def load_small_split(where: Path, layout: str, split: str, config: DataConfig,
-                     spec: DatasetSpec, photos: bool = False) -> InMemorySplit:
+                     spec: DatasetSpec, photos: bool = False,
+                     skipped: list[Path] | None = None) -> InMemorySplit:
     """One split of small images in memory, at the size the network sees: CIFAR batches
     (``where`` is their root) or a folder of class folders (``where`` is that folder),
     area-resized to ``--image-size`` when it is given. A folder data set is decoded
@@ -491,7 +500,7 @@ def load_small_split(where: Path, layout: str, split: str, config: DataConfig,
         images = load_cifar_pickle(where, config.dataset, split)
     else:
         decoded_size = spec.image_size if config.dataset == "folder" or photos else None
-        images = load_image_folder(where, decoded_size)
+        images = load_image_folder(where, decoded_size, skipped)
     # Smaller images make a cheap proxy task (the search's supernet on a CPU).
     area = area_resize(config.dataset, config.image_size)
     return resize_split(images, area) if area else images
@@ -639,13 +648,14 @@ def _small_loader_batches(split: InMemorySplit, train: bool, config: DataConfig,
 
 
 def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common: dict,
-                      seed: int) -> tuple[dict, list[str], int]:
+                      seed: int, skipped: list[Path]) -> tuple[dict, list[str], int]:
     train_folder, test_folder = find_split_folder(root, "train"), find_split_folder(root, "test")
     if train_folder is None or (test_folder is None and config.with_test
                                 and not config.valid_size):
         raise UserError(f"{described(root, config.data)} needs train/ and val/ (or test/) "
                         "folders of class folders (or train/ alone with --valid-size N)")
-    listing = list_image_folder(train_folder)  # listed once: ImageNet has 1.28 million
+    # listed once: ImageNet has 1.28 million
+    listing = list_image_folder(train_folder, skipped)
     train_set = ImageFiles(train_folder, large_image_transform(True, config, spec), listing)
     check_training_classes(config, spec, train_set.classes)
     plain_train = ImageFiles(train_folder, large_image_transform(False, config, spec), listing)

@@ -38,6 +38,8 @@ TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz
 # reads as well (a GIF's first frame): a user's photos are all used.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff",
                   ".jpe", ".jfif", ".gif")
+# files systems write beside photos, left out without a note
+SYSTEM_FILES = ("thumbs.db", "desktop.ini")
 PICKLE_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 TEST_SPLIT_NAMES = ("test", "val", "valid", "validation")
 
@@ -436,17 +438,22 @@ def class_folders(folder: Path) -> dict[str, str]:
     return folders
 
 
-def list_image_folder(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
+def list_image_folder(folder: Path, skipped: list[Path] | None = None
+                      ) -> tuple[list[tuple[Path, int]], list[str]]:
     """(path, class index) pairs of the images under ``folder/<class>/`` (its sub-folders
     included, as torchvision's ImageFolder reads them, and the GIF and JPEG names it
     skips) in sorted order, and the classes. Hidden entries (``.ipynb_checkpoints/``,
-    macOS's ``._photo.jpg``) are no classes or images."""
+    macOS's ``._photo.jpg``) are no classes or images. ``skipped`` (where given) gets the
+    other files: those beside the class folders, and those of no image kind in them."""
     folders = class_folders(folder)
     classes = list(folders)
     if not classes:
         raise UserError(f"{folder} has no class sub-folders; expected {folder}/<class>/<image>")
+    if skipped is not None:
+        skipped.extend(sorted(entry for entry in folder.iterdir()
+                              if not entry.name.startswith(".") and entry.is_file()))
     samples = [(file, index) for index, name in enumerate(classes)
-               for file in image_files(folder / folders[name])]
+               for file in image_files(folder / folders[name], skipped)]
     if not samples:
         raise UserError(holds_no_images(folder))
     empty = sorted(set(classes) - {classes[index] for _, index in samples})
@@ -462,10 +469,11 @@ def holds_no_images(folder) -> str:
     return f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})"
 
 
-def image_files(folder: Path) -> list[Path]:
+def image_files(folder: Path, skipped: list[Path] | None = None) -> list[Path]:
     """The image files anywhere under ``folder`` (linked folders followed), hidden ones
     skipped, in torchvision ImageFolder's order: folder by folder in sorted order, each
-    folder's files sorted."""
+    folder's files sorted. ``skipped`` (where given) gets the other files that are not
+    hidden (a HEIC photo, notes.txt) but for the system's own (``SYSTEM_FILES``)."""
     def unreadable(error: OSError) -> None:
         raise UserError(f"cannot read {error.filename} ({error.strerror}); check its "
                         "permissions or remove it")
@@ -489,7 +497,27 @@ def image_files(folder: Path) -> list[Path]:
             if (not name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
                     and path.is_file()):
                 found.append(path)
+            elif (skipped is not None and not name.startswith(".")
+                  and name.lower() not in SYSTEM_FILES and path.is_file()):
+                skipped.append(path)
     return found
+
+
+SKIPPED_SHOWN = 3  # files a note names
+
+
+def left_out_note(folder: Path, skipped: list[Path]) -> str | None:
+    """A line on the files of a training folder no class holds as an image (None where
+    there are none): a user's HEIC photos, or images beside the class folders, were left
+    out without a word."""
+    if not skipped:
+        return None
+    names = ", ".join(str(path.relative_to(folder)) for path in skipped[:SKIPPED_SHOWN])
+    more = f" and {len(skipped) - SKIPPED_SHOWN:,} more" if len(skipped) > SKIPPED_SHOWN else ""
+    kinds = ", ".join(IMAGE_SUFFIXES)
+    return (f"{len(skipped):,} file{'s' if len(skipped) > 1 else ''} of {folder} left out "
+            f"({names}{more}): a class's images are the files of its folder ending in "
+            f"{kinds}")
 
 
 def open_rgb(file: Path):
@@ -587,14 +615,15 @@ class ImageFiles(torch.utils.data.Dataset):
         return self.transform(open_rgb(path)), label
 
 
-def load_image_folder(folder: Path, size: int | None = None) -> InMemorySplit:
+def load_image_folder(folder: Path, size: int | None = None,
+                      skipped: list[Path] | None = None) -> InMemorySplit:
     """Decode a folder of small images (CIFAR-sized) into memory as uint8 tensors.
 
     The decoded tensors are cached (``$NAONET_CACHE/decoded``, keyed by every file's
     path, size and modification time and by ``size``), so a second run reads one file
     instead of decoding every image again; ``NAONET_DECODED_CACHE=0`` turns it off.
     """
-    samples, classes = list_image_folder(folder)
+    samples, classes = list_image_folder(folder, skipped)
     cache_file = decoded_cache_file(folder, samples, size)
     cached = read_decoded(cache_file, len(samples), classes)
     if cached is None and size is not None:

@@ -899,6 +899,8 @@ def announce_start(run: SearchRun, resumed: bool) -> None:
     slow_bf16 = slow_bf16_note(context.device, config.amp)
     if slow_bf16 is not None:
         announce(run, slow_bf16)
+    if run.data.note is not None:
+        announce(run, f"note: {run.data.note}")
 
 
 def resume_point(state: SearchState) -> str:

@@ -617,6 +617,8 @@ def _announce(say: Callable[[str], None], context, config: TrainConfig,
     slow_bf16 = slow_bf16_note(context.device, paths.amp)
     if slow_bf16 is not None:
         say(slow_bf16)
+    if data.note is not None:
+        say(f"note: {data.note}")
     if data.test is None:
         say(f"no test images in {config.data} (no test/ or val/ folder): the run reports "
             f"its {config.valid_size} held-out validation images")

@@ -926,12 +926,23 @@ def test_a_search_checks_the_test_classes_its_printed_training_will_read(cifar_m
                                     str(tmp_path / "run"))
     assert status == 2 and "the train and test classes of" in err and "\n" not in err.strip()
     assert not (tmp_path / "run").exists()  # refused before anything is read or written
-    flat = tmp_path / "flat-test"  # test images not sorted into classes
+    # Kaggle's layout without val/: test images not sorted into classes. The search and
+    # a training that hold validation images out pass it over (both refused it, and the
+    # search's printed training adds --valid-size); a training without them refuses it.
+    from naonet.data.sources import has_test_images
+
+    flat = tmp_path / "flat-test"
     shutil.copytree(cifar_mini / "train", flat / "train")
     (flat / "test").mkdir()
     shutil.copy(next((cifar_mini / "test" / "cat").iterdir()), flat / "test" / "x.jpg")
-    with pytest.raises(UserError, match="'s test/ holds no class folders"):
-        check_split_classes(flat)
+    check_split_classes(flat)
+    assert not has_test_images(flat, "folder")
+    for size in (0, 96):  # the in-memory and the loader pipelines
+        bundle = build_data(DataConfig(dataset="folder", data=str(flat), valid_size=50,
+                                       image_size=size), torch.device("cpu"))
+        assert bundle.test is None and bundle.valid is not None
+    with pytest.raises(UserError, match="test has no class sub-folders"):
+        build_data(DataConfig(dataset="folder", data=str(flat)), torch.device("cpu"))
     shutil.rmtree(flat / "test")
     check_split_classes(flat)  # train/ alone: the search holds validation images out
     emptied = tmp_path / "emptied"  # the names match, but the training finds no cats

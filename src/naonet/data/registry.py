@@ -406,7 +406,10 @@ def check_split_classes(data: str | Path) -> None:
     test images are listed (a class folder without images is refused as the training
     would refuse it), not read; data without both folders passes."""
     root = resolve_data_root(data)
-    train, test = find_split_folder(root, "train"), find_split_folder(root, "test")
+    # the search holds validation images out: an unlabelled test/ is passed over, as the
+    # training it prints (with --valid-size) passes it over
+    train = find_split_folder(root, "train")
+    test = find_split_folder(root, "test", labelled_only=True)
     if train is None or test is None:
         return
     fix = (f"; the search reads train/ only, but the training of what it finds reads "
@@ -477,7 +480,7 @@ def _load_small(root: Path, config: DataConfig, spec: DatasetSpec, skipped: list
     train = load_small_split(train_folder, layout, "train", config, spec, skipped=skipped)
     if not config.with_test:
         return train, None
-    test_folder = find_split_folder(root, "test")
+    test_folder = find_split_folder(root, "test", labelled_only=bool(config.valid_size))
     if test_folder is None:
         if config.valid_size:  # held-out training images stand in: no test figures
             return train, None
@@ -649,7 +652,8 @@ def _small_loader_batches(split: InMemorySplit, train: bool, config: DataConfig,
 
 def _folder_iterators(root: Path, config: DataConfig, spec: DatasetSpec, common: dict,
                       seed: int, skipped: list[Path]) -> tuple[dict, list[str], int]:
-    train_folder, test_folder = find_split_folder(root, "train"), find_split_folder(root, "test")
+    train_folder = find_split_folder(root, "train")
+    test_folder = find_split_folder(root, "test", labelled_only=bool(config.valid_size))
     if train_folder is None or (test_folder is None and config.with_test
                                 and not config.valid_size):
         raise UserError(f"{described(root, config.data)} needs train/ and val/ (or test/) "

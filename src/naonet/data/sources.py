@@ -239,14 +239,16 @@ def check_read_to_the_end(tar: tarfile.TarFile, archive: Path) -> None:
                             "the web)")
 
 
-def find_split_folder(root: Path, split: str) -> Path | None:
+def find_split_folder(root: Path, split: str, labelled_only: bool = False) -> Path | None:
     """``root/train`` for 'train'; ``root/test`` or ``root/val`` for 'test': the first
     that holds class folders (Kaggle's layout puts unlabelled images loose in test/ and
-    the labelled ones in val/), else the first there is (for its error to name)."""
+    the labelled ones in val/), else the first there is (for its error to name), unless
+    ``labelled_only`` (a run that holds validation images out of train/ passes an
+    unlabelled test/ over: Kaggle's layout without val/)."""
     names = ("train",) if split == "train" else TEST_SPLIT_NAMES
     found = [root / name for name in names if (root / name).is_dir()]
     labelled = [folder for folder in found if _has_class_folders(folder)]
-    return (labelled or found or [None])[0]
+    return (labelled or ([] if labelled_only else found) or [None])[0]
 
 
 def _has_class_folders(folder: Path) -> bool:
@@ -267,8 +269,9 @@ def holds_pickles(root: Path, dataset: str, split: str = "train") -> bool:
 
 def has_test_images(root: Path, dataset: str) -> bool:
     """Whether the data set in ``root`` holds test images: CIFAR's test batch, or test/
-    or val/ class folders."""
-    return holds_pickles(root, dataset, "test") or find_split_folder(root, "test") is not None
+    or val/ class folders (unlabelled images loose in test/ are none)."""
+    return (holds_pickles(root, dataset, "test")
+            or find_split_folder(root, "test", labelled_only=True) is not None)
 
 
 def detect_layout(root: Path, dataset: str) -> str:

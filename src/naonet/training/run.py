@@ -620,8 +620,8 @@ def _announce(say: Callable[[str], None], context, config: TrainConfig,
     if data.note is not None:
         say(f"note: {data.note}")
     if data.test is None:
-        say(f"no test images in {config.data} (no test/ or val/ folder): the run reports "
-            f"its {config.valid_size} held-out validation images")
+        say(f"no test images in {config.data} (no test/ or val/ folder of class folders): the "
+            f"run reports its {config.valid_size} held-out validation images")
     elif config.test_subset and data.test.total_images() == config.test_subset:
         # (a --test-subset of the test set's size or more evaluates all of it)
         say(f"test figures on {config.test_subset:,} of the test images (--test-subset): "

@@ -66,6 +66,22 @@ def tiny_run(cifar_mini, tmp_path_factory) -> Path:
     return output
 
 
+def test_a_presets_proxy_size_on_a_folder_is_noted(capsys, tmp_path):
+    """quick-nb201's 16 px, a proxy for CIFAR's 32, became the size a user's photos were
+    read at and the found network trained at, without a word."""
+    from naonet.cli.main import main
+
+    command = ["search", "--preset", "quick-nb201", "--dataset", "folder", "--data",
+               str(tmp_path / "missing"), "--output", str(tmp_path / "run")]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nao search: note: --preset quick-nb201's image size, 16 px, is a "
+                          "proxy for CIFAR's 32 px; a folder's images are read at it"), err
+    for chosen in (["--image-size", "16"], ["--dataset", "cifar10"]):  # chosen: no note
+        assert main([*command, *chosen]) == 2
+        assert "note:" not in capsys.readouterr().err
+
+
 def test_a_search_resumes_only_on_as_many_training_images(tiny_run, cifar_mini, tmp_path):
     """Images added since the search began: it resumed silently on another validation
     split (drawn by position), scoring later rounds on images earlier rounds trained on."""

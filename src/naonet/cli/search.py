@@ -203,8 +203,28 @@ def run(args: argparse.Namespace) -> int:
     check_latency_batch_read(flags.get("latency_batch"), config.max_latency_ms)
     if args.print_config:
         return print_config(config)
+    note_a_presets_proxy_size(args.preset, file_values, flags, config)
     search(config, show_progress=not args.no_progress)
     return 0
+
+
+def note_a_presets_proxy_size(preset: str | None, file_values: dict, flags: dict,
+                              config) -> None:
+    """A note where a preset's image size, a proxy of CIFAR's 32 px, becomes the size of
+    a folder's images: they are read at it, and the training the search prints trains
+    the found network at it (a user's trial trained at the preset's 16 px unawares)."""
+    import sys
+
+    from naonet.search.config import PRESETS
+
+    proxy = PRESETS.get(preset or "", {}).get("image_size")
+    if (config.dataset != "folder" or not proxy or "image_size" in file_values
+            or flags.get("image_size") is not None):
+        return
+    print(f"nao search: note: --preset {preset}'s image size, {proxy} px, is a proxy for "
+          f"CIFAR's 32 px; a folder's images are read at it, and the training this search "
+          f"prints trains at it: pass --image-size N for another", file=sys.stderr,
+          flush=True)
 
 
 # The one-shot options only one strategy reads (the others' would be dropped silently).

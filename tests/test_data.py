@@ -110,6 +110,26 @@ def test_files_of_a_training_folder_that_no_class_holds_are_noted(cifar_mini, tm
     assert bundle.training_images == 10 * MINI_COUNTS["train"]  # the images alone
 
 
+def test_a_damaged_image_of_an_archive_is_named_as_its_member(cifar_mini, tmp_path):
+    """It was named by its path in the cache's extraction: a user mended it there, the
+    archive stayed damaged, and the extraction no longer matched it."""
+    import shutil
+    import tarfile
+
+    shutil.copytree(cifar_mini, tmp_path / "mine")
+    damaged = sorted((tmp_path / "mine" / "train" / "cat").iterdir())[0]
+    damaged.write_bytes(b"not a jpeg")
+    with tarfile.open(tmp_path / "mine.tar.gz", "w:gz") as archive:
+        archive.add(tmp_path / "mine", arcname="mine")
+    with pytest.raises(UserError) as error:
+        build_data(DataConfig(data=str(tmp_path / "mine.tar.gz")), torch.device("cpu"))
+    assert str(error.value).startswith(
+        f"cannot read image {tmp_path / 'mine.tar.gz'}:mine/train/cat/{damaged.name} (")
+    assert str(error.value).endswith("(a member of the archive: mend the archive, whose "
+                                     "extraction is made again when it changes)")
+    assert "extracted" not in str(error.value)
+
+
 def test_corrupt_and_missing_data_are_user_errors(tmp_path):
     (tmp_path / "cifar-10-batches-py").mkdir()
     (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"garbage")

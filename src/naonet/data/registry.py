@@ -26,6 +26,7 @@ from naonet.data.sources import (
     list_image_folder,
     load_cifar_pickle,
     load_image_folder,
+    named_in_archive,
     read_image,
     resize_split,
     resolve_data_root,
@@ -278,7 +279,14 @@ def fetch_if_missing(root: Path, dataset: str) -> None:
 
 def build_data(config: DataConfig, device: torch.device, seed: int = 0, rank: int = 0,
                world_size: int = 1, channels_last: bool = False) -> DataBundle:
-    """Load the data set of ``config`` and wrap each split in a batch iterator."""
+    """Load the data set of ``config`` and wrap each split in a batch iterator (a file of
+    an archive is named as its member)."""
+    with named_in_archive(config.data):
+        return _build_data(config, device, seed, rank, world_size, channels_last)
+
+
+def _build_data(config: DataConfig, device: torch.device, seed: int, rank: int,
+                world_size: int, channels_last: bool) -> DataBundle:
     spec = get_dataset_spec(config.dataset, config.image_size or None)
     check_augmentation(config)
     root = Path(config.data).expanduser()
@@ -368,7 +376,13 @@ def find_test_source(root: Path, dataset: str, given: str | Path | None = None
 
 def build_test_data(config: DataConfig, device: torch.device) -> TestData:
     """Only the test images of ``config.data`` (a folder of class folders, ``test/`` or
-    ``val/``, CIFAR batches, or an archive of any of these) as evaluation batches."""
+    ``val/``, CIFAR batches, or an archive of any of these) as evaluation batches (a file
+    of an archive is named as its member)."""
+    with named_in_archive(config.data):
+        return _build_test_data(config, device)
+
+
+def _build_test_data(config: DataConfig, device: torch.device) -> TestData:
     spec = get_dataset_spec(config.dataset, config.image_size or None)
     root = resolve_data_root(config.data)
     layout, where = find_test_source(root, config.dataset, config.data)

@@ -136,6 +136,28 @@ def extract_archive(archive: Path) -> Path:
     return target
 
 
+@contextlib.contextmanager
+def named_in_archive(data: str | Path):
+    """Inside: a UserError that names a file of an archive's extraction names it as the
+    archive's member instead (``ARCHIVE:member``). The extraction's path in the cache
+    meant nothing to its user, who mended the file there: the archive stayed damaged,
+    and its extraction no longer matched it, without a word."""
+    try:
+        yield
+    except UserError as error:
+        archive = Path(data).expanduser()
+        if not archive.is_file() or not archive.name.lower().endswith(TAR_SUFFIXES):
+            raise
+        extraction = cache_dir() / "extracted" / (f"{archive.name.split('.')[0]}-"
+                                                  f"{archive_key(archive)}")
+        text = str(error)
+        if f"{extraction}{os.sep}" not in text:
+            raise
+        raise UserError(f"{text.replace(f'{extraction}{os.sep}', f'{archive}:')} (a member of "
+                        "the archive: mend the archive, whose extraction is made again when "
+                        "it changes)") from None
+
+
 def archive_key(archive: Path) -> str:
     """What names an archive's extraction in the cache. A gzip archive is known by its
     content, wherever it lies: its size, its first MiB and its last bytes, where gzip

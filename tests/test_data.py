@@ -52,9 +52,9 @@ def test_pickle_batches_and_image_folder_give_the_same_data(cifar_mini, tmp_path
 
 def test_a_photo_of_more_pixels_than_pillow_opens_is_one_line(tmp_path, monkeypatch,
                                                                 recwarn):
-    """Above Pillow's limit (179 MP; here lowered to 1,000 pixels) every command ended in
-    a DecompressionBombError traceback; from half of it on, Pillow's warning ran through
-    the output."""
+    """Above twice Pillow's limit (2 x 89 = 179 MP; here 2 x 1,000 pixels) every command
+    ended in a DecompressionBombError traceback; above the limit, Pillow's warning ran
+    through the output."""
     from PIL import Image
 
     from naonet.data.sources import open_rgb
@@ -65,7 +65,7 @@ def test_a_photo_of_more_pixels_than_pillow_opens_is_one_line(tmp_path, monkeypa
     assert open_rgb(tmp_path / "large.png").size == (40, 40)
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
     with pytest.raises(UserError, match=f"^image {re.escape(str(tmp_path / 'huge.png'))} has "
-                                        r"more pixels than Pillow opens \(1,000, a guard "
+                                        r"more pixels than Pillow opens \(2,000, a guard "
                                         r"against files made to exhaust memory\); shrink it"):
         open_rgb(tmp_path / "huge.png")
 
@@ -83,9 +83,10 @@ def test_every_unreadable_image_of_a_folder_is_named_at_once(cifar_mini, tmp_pat
         build_data(DataConfig(dataset="folder", data=str(tmp_path / "data")),
                    torch.device("cpu"))
     message = str(error.value)
-    assert message.startswith("5 images cannot be read: cannot read image ")
+    assert message.startswith(f"5 images cannot be read: {cats[0]} (")
     assert all(str(file) in message for file in cats[:3]) and str(cats[3]) not in message
-    assert message.endswith("; and 2 more") and "\n" not in message
+    assert message.endswith("; and 2 more; remove or replace them") and "\n" not in message
+    assert message.count("remove or replace") == 1
 
 
 def test_files_of_a_training_folder_that_no_class_holds_are_noted(cifar_mini, tmp_path):
@@ -101,8 +102,9 @@ def test_files_of_a_training_folder_that_no_class_holds_are_noted(cifar_mini, tm
     assert build_data(config, torch.device("cpu")).note is None
     Image.new("RGB", (32, 32)).save(data / "train" / "loose.png")
     (data / "train" / "cat" / "IMG_0001.heic").write_bytes(b"a photo")
-    for name in ("Thumbs.db", ".DS_Store"):
-        (data / "train" / "cat" / name).write_bytes(b"the system's")
+    for folder in (data / "train", data / "train" / "cat"):
+        for name in ("Thumbs.db", ".DS_Store", "desktop.ini"):
+            (folder / name).write_bytes(b"the system's")
     bundle = build_data(config, torch.device("cpu"))
     assert bundle.note.startswith(f"2 files of {data / 'train'} left out (loose.png, "
                                   "cat/IMG_0001.heic): a class's images are the files of its "

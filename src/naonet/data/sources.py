@@ -122,7 +122,7 @@ def unwrapped(root: Path) -> Path:
 
 def extract_archive(archive: Path) -> Path:
     """Extract ``archive`` once into the cache (atomically) and return the folder."""
-    target = cache_dir() / "extracted" / f"{archive.name.split('.')[0]}-{archive_key(archive)}"
+    target = extraction_folder(archive)
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -148,14 +148,18 @@ def named_in_archive(data: str | Path):
         archive = Path(data).expanduser()
         if not archive.is_file() or not archive.name.lower().endswith(TAR_SUFFIXES):
             raise
-        extraction = cache_dir() / "extracted" / (f"{archive.name.split('.')[0]}-"
-                                                  f"{archive_key(archive)}")
+        extraction = extraction_folder(archive)
         text = str(error)
         if f"{extraction}{os.sep}" not in text:
             raise
         raise UserError(f"{text.replace(f'{extraction}{os.sep}', f'{archive}:')} (a member of "
                         "the archive: mend the archive, whose extraction is made again when "
                         "it changes)") from None
+
+
+def extraction_folder(archive: Path) -> Path:
+    """Where ``archive`` is extracted in the cache (named by its content: archive_key)."""
+    return cache_dir() / "extracted" / f"{archive.name.split('.')[0]}-{archive_key(archive)}"
 
 
 def archive_key(archive: Path) -> str:
@@ -476,7 +480,7 @@ def list_image_folder(folder: Path, skipped: list[Path] | None = None
         raise UserError(f"{folder} has no class sub-folders; expected {folder}/<class>/<image>")
     if skipped is not None:
         skipped.extend(sorted(entry for entry in folder.iterdir()
-                              if not entry.name.startswith(".") and entry.is_file()))
+                              if entry.is_file() and noted_when_left_out(entry.name)))
     samples = [(file, index) for index, name in enumerate(classes)
                for file in image_files(folder / folders[name], skipped)]
     if not samples:
@@ -522,13 +526,18 @@ def image_files(folder: Path, skipped: list[Path] | None = None) -> list[Path]:
             if (not name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
                     and path.is_file()):
                 found.append(path)
-            elif (skipped is not None and not name.startswith(".")
-                  and name.lower() not in SYSTEM_FILES and path.is_file()):
+            elif skipped is not None and noted_when_left_out(name) and path.is_file():
                 skipped.append(path)
     return found
 
 
 SKIPPED_SHOWN = 3  # files a note names
+
+
+def noted_when_left_out(name: str) -> bool:
+    """Whether a file of this name that no class holds as an image is named in a note:
+    not a hidden one, nor one the system writes beside photos (``SYSTEM_FILES``)."""
+    return not name.startswith(".") and name.lower() not in SYSTEM_FILES
 
 
 def left_out_note(folder: Path, skipped: list[Path]) -> str | None:
@@ -565,11 +574,12 @@ def open_rgb(file: Path):
                 return (eight_bit_gray(image) if image.mode in WIDE_GRAY_MODES
                         else image).convert("RGB")
     except Image.DecompressionBombError:
+        # Pillow refuses an image of more than twice its limit (it warns above the limit)
         raise UserError(f"image {file} has more pixels than Pillow opens "
-                        f"({Image.MAX_IMAGE_PIXELS:,}, a guard against files made to exhaust "
-                        "memory); shrink it, or remove it") from None
+                        f"({2 * Image.MAX_IMAGE_PIXELS:,}, a guard against files made to "
+                        "exhaust memory); shrink it, or remove it") from None
     except (UnidentifiedImageError, OSError) as error:
-        raise UserError(f"cannot read image {file} ({error}); remove or replace it") from None
+        raise UserError(f"cannot read image {file} ({error}){UNREADABLE_FIX}") from None
 
 
 def upright(image) -> None:
@@ -711,17 +721,20 @@ def write_decoded(path: Path | None, split: InMemorySplit) -> None:
 
 
 UNREADABLE_SHOWN = 3  # files one error names in full
+UNREADABLE_FIX = "; remove or replace it"  # the end of open_rgb's error for one file
 
 
 def unreadable_text(errors: list[str]) -> str:
     """One line for the images of a folder that cannot be read (``errors``: each one's
-    own): the first ``UNREADABLE_SHOWN`` in full, then how many more."""
+    own, as ``open_rgb`` words it): the first ``UNREADABLE_SHOWN`` files with their
+    reasons, then how many more, and the fix once."""
     if len(errors) == 1:
         return errors[0]
-    shown = "; ".join(errors[:UNREADABLE_SHOWN])
+    files = [error.removeprefix("cannot read image ").removesuffix(UNREADABLE_FIX)
+             for error in errors[:UNREADABLE_SHOWN]]
     more = len(errors) - UNREADABLE_SHOWN
-    return (f"{len(errors):,} images cannot be read: {shown}"
-            + (f"; and {more:,} more" if more > 0 else ""))
+    return (f"{len(errors):,} images cannot be read: {'; '.join(files)}"
+            + (f"; and {more:,} more" if more > 0 else "") + "; remove or replace them")
 
 
 def _decode_images(samples: list[tuple[Path, int]], classes: list[str],

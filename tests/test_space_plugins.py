@@ -144,7 +144,9 @@ def test_a_searchs_training_command_trains_the_size_its_budget_counted(installed
                                                                        capsys):
     """A space whose recipe names no size (the chain's '--epochs 10') was trained at
     nao train's default C 36, N 6, where a budget counted its final_size (C 8, N 3): the
-    printed command broke the budget the search held."""
+    printed command broke the budget the search held. training_recipe makes the options
+    of that command (search.loop.training_command), of nao train's note on another
+    space's preset and of the note on unused options."""
     from dataclasses import replace
 
     from naonet.spaces import SMALL, get_space
@@ -161,6 +163,16 @@ def test_a_searchs_training_command_trains_the_size_its_budget_counted(installed
     assert training_recipe(SMALL, "imagenet") == "--preset naonet-v2-imagenet"
     assert training_recipe(replace(SMALL, final_size=(20, 3)), "cifar10") == \
         "--preset naonet-v2-cifar10 --channels 20 --layers 3"
+    # a recipe it cannot read is left for nao train to refuse (it was a KeyError), and
+    # --flag=value reads as --flag value
+    for options in ("--preset no-such-recipe", "--channels abc"):
+        odd = type("Odd", (), {"training_options": lambda self, dataset, o=options: o,
+                               "final_size_for": lambda self, dataset: (8, 3)})()
+        assert training_recipe(odd, "cifar10") == options
+    written = type("Written", (), {
+        "training_options": lambda self, dataset: "--preset=naonet-v2-cifar10",
+        "final_size_for": lambda self, dataset: (36, 6)})()
+    assert training_recipe(written, "folder", 7) == "--preset=naonet-v2-cifar10 --cutout 3"
 
 
 def test_the_ranking_experiment_refuses_another_space_as_such(installed_plugin, capsys,

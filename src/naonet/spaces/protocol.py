@@ -236,28 +236,42 @@ def training_recipe(space: SearchSpace, dataset: str, image_size: int = 0) -> st
     ``--channels`` and ``--layers`` added where those options alone would train another
     size than ``final_size_for(dataset)``, the network whose costs a search's budget
     counted (a space of one's own whose options name no size would otherwise train
-    ``nao train``'s default C 36, N 6)."""
+    ``nao train``'s default C 36, N 6). Options that name an unknown preset or a size
+    that is no integer are left as they are, for ``nao train`` to refuse."""
     options = space.training_options(dataset)
     size = tuple(space.final_size_for(dataset))
-    if options_size(options) != size:
+    trained = options_size(options)
+    if trained is not None and trained != size:
         options += f" --channels {size[0]} --layers {size[1]}"
     return fitted_to_images(options, image_size)
 
 
-def options_size(options: str) -> tuple[int, int]:
-    """(channels, layers) of the network ``nao train OPTIONS`` trains: the preset's, or
-    the training default's, unless the options set them."""
+def option_values(options: str) -> dict[str, str]:
+    """``--flag value`` and ``--flag=value`` pairs of a ``nao train`` command line."""
     import shlex
 
-    from naonet.training.config import TrainConfig
-
     words = shlex.split(options)
-    given = dict(word.split("=", 1) for word in words if word.startswith("--") and "=" in word)
-    given.update(zip(words, words[1:]))  # "--flag value" pairs (and harmless others)
+    values = dict(zip(words, words[1:]))  # "--flag value" (and harmless other pairs)
+    values.update(word.split("=", 1) for word in words if word.startswith("--") and "=" in word)
+    return values
+
+
+def options_size(options: str) -> tuple[int, int] | None:
+    """(channels, layers) of the network ``nao train OPTIONS`` trains: the preset's, or
+    the training default's, unless the options set them; None where they name an
+    unknown preset or a size that is no integer."""
+    from naonet.training.config import PRESETS, TrainConfig
+
+    given = option_values(options)
     preset = given.get("--preset")
+    if preset is not None and preset not in PRESETS:
+        return None
     channels, layers = (preset_size(preset) if preset is not None
                         else (TrainConfig.channels, TrainConfig.layers))
-    return int(given.get("--channels", channels)), int(given.get("--layers", layers))
+    try:
+        return int(given.get("--channels", channels)), int(given.get("--layers", layers))
+    except ValueError:
+        return None
 
 
 def fitted_to_images(options: str, image_size: int) -> str:
@@ -265,15 +279,14 @@ def fitted_to_images(options: str, image_size: int) -> str:
     own): ``--cutout`` added where the recipe's cutout square would hide every image
     whole (``nao train`` refuses it), the square scaled as the recipe's is to its data
     set's images (16 of 32 px: 3 of 7)."""
-    import shlex
-
     from naonet.data.registry import cutout_hides_images, get_dataset_spec
-    from naonet.training.config import resolve_config
+    from naonet.training.config import PRESETS, resolve_config
 
-    words = shlex.split(options)
-    if not image_size or "--preset" not in words or "--cutout" in words:
+    given = option_values(options)
+    preset = given.get("--preset")
+    if not image_size or preset not in PRESETS or "--cutout" in given:
         return options
-    recipe = resolve_config(words[words.index("--preset") + 1])
+    recipe = resolve_config(preset)
     if not cutout_hides_images(recipe.cutout, image_size):
         return options
     recipe_size = get_dataset_spec(recipe.dataset).image_size

@@ -470,9 +470,15 @@ def test_a_finished_bench_search_is_printed_not_repeated_nor_replaced(synthetic,
     assert f"finished already: the 4 searches of {output}, whose results follow" in err
     assert main([*command, "--budget", "30"]) == 2
     assert (f"{output} belongs to a finished nao bench-search with --budget 20, not --budget "
-            f"30; rerun with its options to resume it, or choose another --output, or delete "
-            f"{output} to start over") in capsys.readouterr().err
+            f"30; rerun with its options to print its results, or choose another --output, or "
+            f"delete {output} to start over") in capsys.readouterr().err
     assert searched == [] and output.read_text() == written
+    older = json.loads(written)
+    del older["revision"]  # results written before they recorded it
+    output.write_text(json.dumps(older))
+    assert main(command) == 0
+    err = capsys.readouterr().err
+    assert "finished already" in err and "None" not in err, err
     output.write_text('{"config": {}, "strategies": [{}], "best_possible": 0.9}')
     assert main(command) == 2
     assert "a nao bench-search result, is damaged (KeyError" in capsys.readouterr().err

@@ -166,7 +166,8 @@ class Progress:
     """The searches a comparison with ``--output FILE`` has done, kept in a hidden file
     beside it (``.FILE.progress.json``, written after every search) until FILE is
     written: a stopped comparison, rerun with the same options, takes them and repeats
-    none (a search is a function of its seed)."""
+    none (a search is a function of its seed). A finished FILE is read the same way: its
+    rerun searches nothing and prints FILE's results."""
 
     def __init__(self, output: str, config: BenchmarkConfig, space):
         output = Path(output)
@@ -217,10 +218,10 @@ class Progress:
 
         try:
             saved = json.loads(self.output.read_text(encoding="utf-8"))
-            config, revision = saved["config"], str(saved.get("revision"))
-            records = [{"strategy": runs["strategy"], "seed": int(run["seed"]),
+            config, revision = saved["config"], saved.get("revision")  # None: not kept
+            records = [{**run, "strategy": runs["strategy"], "seed": int(run["seed"]),
                         # the result keeps each strategy's total time: shared out alike
-                        "seconds": float(runs["seconds"]) / len(runs["runs"]), **run}
+                        "seconds": float(runs["seconds"]) / len(runs["runs"])}
                        for runs in saved["strategies"] for run in runs["runs"]]
             finished = {(record["strategy"], record["seed"]):
                         (SearchSummary.from_dict(record, space), record["seconds"])
@@ -233,9 +234,9 @@ class Progress:
         check_same_run(_flat_options(config), _flat_options(self.config), self.output,
                        {"table"}, "finished nao bench-search",
                        start_over=f"choose another --output, or delete {self.output} to "
-                                  "start over")
+                                  "start over", rerun="print its results")
         self.records, self.finished, self.done = records, finished, True
-        self.made_by = revision if revision != self.revision else None
+        self.made_by = revision if revision not in (None, self.revision) else None
 
     def add(self, strategy: str, seed: int, summary, seconds: float) -> None:
         """Keep one more search, at once (a stop loses at most the one under way)."""
@@ -250,8 +251,8 @@ class Progress:
         older = f"; made by {self.made_by}, this is {self.revision}" if self.made_by else ""
         if self.done:
             return (f"finished already: the {counted(total, 'search', 'searches')} of "
-                    f"{self.output}{older}, whose results follow (the file is left as it "
-                    "is)")
+                    f"{self.output}, whose results follow (the file is left as it is"
+                    f"{older})")
         return (f"resuming: {len(self.finished)} of {counted(total, 'search', 'searches')} "
                 f"done (kept in {self.path}{older})")
 

@@ -185,14 +185,14 @@ def check_same_processes(path: Path, saved, current: int, what: str) -> None:
 def check_same_run(saved: dict, current: dict, path: Path, resumable: Collection[str],
                    what: str, added: Mapping[str, object] | None = None,
                    flags: Mapping[str, str] | None = None,
-                   start_over: str = START_OVER) -> None:
+                   start_over: str = START_OVER, rerun: str = "resume it") -> None:
     """A run folder resumes only the run it was made by: every saved option but the
     ``resumable`` ones (where and how fast it runs, not what it computes) must be the
     current one, and each that is not is named as the flag that sets it (``flags``: the
     flag of a field whose name is not its flag's). ``added``: options that came after run
     folders were first written, with the value every run made before them ran with (a
     folder that lacks one resumes only with that value). ``start_over``: how to start
-    over instead, in the refusal."""
+    over instead, in the refusal; ``rerun``: what a rerun with the saved options does."""
     from naonet.data.registry import own_size_as_zero
 
     saved = {**{key: value for key, value in (added or {}).items() if key in current},
@@ -206,7 +206,7 @@ def check_same_run(saved: dict, current: dict, path: Path, resumable: Collection
     if differences:  # every one (the first alone hid the option the user had changed)
         also = f" (and {', '.join(differences[1:])})" if len(differences) > 1 else ""
         raise UserError(f"{path} belongs to a {what} with {differences[0]}{also}; rerun "
-                        f"with its options to resume it, or {start_over}")
+                        f"with its options to {rerun}, or {start_over}")
 
 
 def _difference(key: str, saved, current: dict, flag: str | None) -> str:

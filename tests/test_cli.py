@@ -149,6 +149,7 @@ def test_progress_bars_are_drawn_on_a_terminal_alone(monkeypatch):
         def isatty(self) -> bool:
             return True
 
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)  # not in a notebook
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # a file or a pipe
     assert step_progress(10, "epoch 1/3", enabled=True) is None
     monkeypatch.setattr(sys, "stderr", Terminal())

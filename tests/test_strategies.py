@@ -170,7 +170,7 @@ def test_an_architecture_and_its_text_are_one_query():
         in_space.query(get_space("small").sample(random.Random(0)))
 
 
-@pytest.mark.parametrize("returned", [None, "0.9", float("nan"), float("-inf")])
+@pytest.mark.parametrize("returned", [None, "0.9", float("nan"), float("-inf"), np.bool_(True)])
 def test_a_measurement_that_returns_no_finite_number_is_named(returned):
     """None or text stopped a search with a TypeError; NaN was kept as a score, and a
     search ran its budget out over it (every comparison with NaN is false)."""

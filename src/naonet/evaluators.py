@@ -94,13 +94,14 @@ def measured_score(value, architecture) -> float:
     """``value``, what a measurement returned for ``architecture``, as a finite float, or a
     UserError: None or text stopped a search with a TypeError, and NaN was kept, ranking
     as nothing does (every comparison with it false), in the strategies' pools."""
-    text = getattr(architecture, "to_qualified_string", lambda: str(architecture))()
     score = None
-    if not isinstance(value, (bool, str, bytes)) and hasattr(value, "__float__"):
+    if (not isinstance(value, (bool, str, bytes)) and hasattr(value, "__float__")
+            and "bool" not in str(getattr(value, "dtype", ""))):  # NumPy's and torch's too
         try:  # a number, NumPy's included, or a tensor of one element
             score = float(value)
         except (TypeError, ValueError, RuntimeError):
             pass
+    text = getattr(architecture, "to_qualified_string", lambda: str(architecture))()
     if score is None:
         raise UserError(f"the measurement of {text} returned {value!r} ({type(value).__name__})"
                         "; a score is a finite number, higher for a better architecture")

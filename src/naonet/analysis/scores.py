@@ -78,7 +78,7 @@ def open_text(path: Path) -> TextIO:
 
 
 def read_text(path: Path) -> str:
-    """A score file's text."""
+    """The text of a file a user writes (a score file, a seed pool), gzipped or not."""
     with open_text(path) as handle:
         return handle.read()
 

@@ -10,6 +10,7 @@ parameter or buffer of the same shape, with none left over on either side.
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -249,8 +250,12 @@ def _is_image(path: Path) -> bool:
     from PIL import Image
 
     try:
-        with Image.open(path):
-            return True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path):
+                return True
+    except Image.DecompressionBombError:  # an image all the same, a large one
+        return True
     except Exception:  # noqa: BLE001 - anything Pillow cannot open is no image
         return False
 

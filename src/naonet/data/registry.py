@@ -172,7 +172,7 @@ class DataBundle:
     native_size: int = 0
     # images of the training split before the validation hold-out and any subset: a run
     # records it and resumes only on as many (another number draws another split)
-    training_images: int = 0
+    training_images: int | None = None
     # a line on the files of the training folder left out (not images of a class); None
     # where there are none: a run prints it as it starts
     note: str | None = None
@@ -623,10 +623,9 @@ def preprocessing_text(dataset: str, image_size: int = 0) -> str:
         resize = (f"shorter side resized to {evaluation_resize(size)} (bilinear), the centre "
                   f"{size} x {size} cropped (its first row and column at round((side - "
                   f"{size}) / 2), as torchvision's CenterCrop)")
-    numbers = ", ".join(f"{value:g}" for value in spec.mean), \
-        ", ".join(f"{value:g}" for value in spec.std)
+    mean, std = (", ".join(f"{value:g}" for value in values) for values in (spec.mean, spec.std))
     return (f"RGB image turned upright by its EXIF orientation, {resize}, scaled to [0, 1], "
-            f"then (x - mean) / std per channel, mean ({numbers[0]}), std ({numbers[1]})")
+            f"then (x - mean) / std per channel, mean ({mean}), std ({std})")
 
 
 def prepare_image(file: str | Path, dataset: str, image_size: int = 0) -> torch.Tensor:

@@ -28,6 +28,7 @@ TABLE_PREFIX = "table:"  # how an option names a table: --reference table:CSV
 
 # Metric names a search may use, and the column each reads.
 VALIDATION_METRICS = {"valid_200ep": "valid_acc_200ep", "valid_12ep": "valid_acc_12ep"}
+METRIC_OF_COLUMN = {column: name for name, column in VALIDATION_METRICS.items()}
 DEFAULT_METRIC = "valid_200ep"
 TEST_COLUMN = "test_acc_200ep"
 REQUIRED_COLUMNS = ("index", "arch", *VALIDATION_METRICS.values(), TEST_COLUMN)
@@ -278,7 +279,7 @@ def metric_column(metric: str) -> str:
 def metric_flag(text: str) -> str:
     """``--metric``'s value as a metric name where it is a column (``valid_acc_200ep``:
     ``valid_200ep``), else as given, for argparse's choices to check."""
-    return {column: name for name, column in VALIDATION_METRICS.items()}.get(text, text)
+    return METRIC_OF_COLUMN.get(text, text)
 
 
 def metric_name(metric: str) -> str:
@@ -286,9 +287,8 @@ def metric_name(metric: str) -> str:
     (``valid_acc_200ep``): the form configs save, so either form resumes a run."""
     if metric in VALIDATION_METRICS:
         return metric
-    for name, column in VALIDATION_METRICS.items():
-        if metric == column:
-            return name
+    if metric in METRIC_OF_COLUMN:
+        return METRIC_OF_COLUMN[metric]
     raise UserError(f"unknown validation metric {metric!r}; use one of: "
                     f"{', '.join(VALIDATION_METRICS)} (or their columns, "
                     f"{', '.join(VALIDATION_METRICS.values())})")

@@ -38,15 +38,15 @@ def search_inputs(space, evaluator: Evaluator, seed: int, config, config_class: 
                   strategy: str):
     """The space (a name is looked up), the config (None: the defaults) and the seed (a
     plain int) a strategy runs with, or a UserError for what cannot make a search: no
-    space, a seed that is no
-    integer from 0 to 2**32 - 1 (--seed's range), an evaluator without a query budget or
-    with one above the space's size, another strategy's config."""
-    from naonet.options import check_seed
+    space, a seed that is no integer from 0 to 2**32 - 1 (--seed's range), an evaluator
+    without a query budget or with one above the space's size, another strategy's
+    config."""
+    from naonet.options import SEED_LIMIT, check_seed
     from naonet.spaces import get_space
 
     if isinstance(seed, bool) or not isinstance(seed, Integral):
         raise UserError(f"a search's seed is an integer, got {seed!r} "
-                        f"({type(seed).__name__})")
+                        f"({type(seed).__name__}); pass one from 0 to {SEED_LIMIT - 1:,}")
     seed = int(seed)  # NumPy's integers too, which random.Random refuses
     check_seed(seed, "a search's seed")
 

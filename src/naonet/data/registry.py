@@ -15,6 +15,7 @@ from naonet.data.sources import (
     DOWNLOADABLE,
     ImageFiles,
     InMemorySplit,
+    as_archive_members,
     class_folders,
     class_name,
     detect_layout,
@@ -324,6 +325,7 @@ def _build_data(config: DataConfig, device: torch.device, seed: int, rank: int,
         native = size if config.dataset == "folder" else spec.image_size
     train_folder = find_split_folder(root, "train")
     note = left_out_note(train_folder, skipped) if train_folder is not None else None
+    note = note and as_archive_members(note, config.data)  # not the cache's extraction
     return DataBundle(iterators["train"], iterators["valid"], iterators["test"], len(classes),
                       spec.skeleton, spec, classes, size, native, training_images, note)
 

@@ -145,16 +145,22 @@ def named_in_archive(data: str | Path):
     try:
         yield
     except UserError as error:
-        archive = Path(data).expanduser()
-        if not archive.is_file() or not archive.name.lower().endswith(TAR_SUFFIXES):
+        text = as_archive_members(str(error), data)
+        if text == str(error):
             raise
-        extraction = extraction_folder(archive)
-        text = str(error)
-        if f"{extraction}{os.sep}" not in text:
-            raise
-        raise UserError(f"{text.replace(f'{extraction}{os.sep}', f'{archive}:')} (a member of "
-                        "the archive: mend the archive, whose extraction is made again when "
-                        "it changes)") from None
+        raise UserError(f"{text} (a member of the archive: mend the archive, whose "
+                        "extraction is made again when it changes)") from None
+
+
+def as_archive_members(text: str, data: str | Path) -> str:
+    """``text`` with the paths of ``data``'s extraction written as the archive's members
+    (``ARCHIVE:member``), where ``data`` is an archive; else ``text`` as it is."""
+    archive = Path(data).expanduser()
+    if not archive.is_file() or not archive.name.lower().endswith(TAR_SUFFIXES):
+        return text
+    extraction = extraction_folder(archive)
+    return text.replace(f"{extraction}{os.sep}", f"{archive}:").replace(
+        str(extraction), f"{archive}:")
 
 
 def extraction_folder(archive: Path) -> Path:

@@ -94,9 +94,11 @@ def measured_score(value, architecture) -> float:
     """``value``, what a measurement returned for ``architecture``, as a finite float, or a
     UserError: None or text stopped a search with a TypeError, and NaN was kept, ranking
     as nothing does (every comparison with it false), in the strategies' pools."""
+    from naonet.spaces.protocol import is_boolean
+
     score = None
-    if (not isinstance(value, (bool, str, bytes)) and hasattr(value, "__float__")
-            and "bool" not in str(getattr(value, "dtype", ""))):  # NumPy's and torch's too
+    if (not isinstance(value, (str, bytes)) and not is_boolean(value)
+            and hasattr(value, "__float__")):
         try:  # a number, NumPy's included, or a tensor of one element
             score = float(value)
         except (TypeError, ValueError, RuntimeError):

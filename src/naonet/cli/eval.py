@@ -79,9 +79,10 @@ def note_another_size(command: str, loaded, dataset: str, asked: int) -> None:
     it runs at any size, but is only as accurate as trained at that one."""
     import sys
 
+    from naonet.compat.model_file import trained_size
     from naonet.data.registry import get_dataset_spec
 
-    trained = loaded.image_size or get_dataset_spec(dataset).image_size
+    trained = trained_size(loaded, dataset)
     if asked > 0 and asked != trained:  # 0: the trained size; below, refused elsewhere
         # a folder data set's preprocessing follows the size: say where it is not the
         # network's own

@@ -41,6 +41,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from naonet.cli.eval import load_network_file
+    from naonet.compat.model_file import trained_size
     from naonet.data import get_dataset_spec
     from naonet.data.registry import preprocessing_text
     from naonet.export import ExportSpec, export_model, read_metadata
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # unusable: fail before work
     spec = get_dataset_spec(dataset, args.image_size or loaded.image_size or None)
     size = args.image_size or loaded.image_size or spec.image_size
-    trained = loaded.image_size or get_dataset_spec(dataset).image_size
+    trained = trained_size(loaded, dataset)
     metadata = {"arch": loaded.architecture.to_qualified_string(), "dataset": dataset,
                 "classes": loaded.classes or [], "image_size": size,
                 "trained_image_size": trained,  # --image-size may export it at another

@@ -36,6 +36,14 @@ class LoadedModel:
     training: str | None = None  # how far a nao train checkpoint had trained, in words
 
 
+def trained_size(loaded: LoadedModel, dataset: str) -> int:
+    """The side of the images ``loaded``'s network was trained at: its record, else the
+    own size of ``dataset`` (the data set it is read as)."""
+    from naonet.data.registry import get_dataset_spec
+
+    return loaded.image_size or get_dataset_spec(dataset).image_size
+
+
 def load_model(path: str | Path, arch=None, space: str | None = None,
                **network_overrides) -> LoadedModel:
     """Build the network a checkpoint describes and load its weights.

@@ -285,10 +285,9 @@ def metric_flag(text: str) -> str:
 def metric_name(metric: str) -> str:
     """A validation metric's name (``valid_200ep``) from its name or its column
     (``valid_acc_200ep``): the form configs save, so either form resumes a run."""
-    if metric in VALIDATION_METRICS:
-        return metric
-    if metric in METRIC_OF_COLUMN:
-        return METRIC_OF_COLUMN[metric]
+    name = metric_flag(metric)
+    if name in VALIDATION_METRICS:
+        return name
     raise UserError(f"unknown validation metric {metric!r}; use one of: "
                     f"{', '.join(VALIDATION_METRICS)} (or their columns, "
                     f"{', '.join(VALIDATION_METRICS.values())})")

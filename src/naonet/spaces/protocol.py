@@ -293,6 +293,12 @@ def fitted_to_images(options: str, image_size: int) -> str:
     return f"{options} --cutout {max(1, recipe.cutout * image_size // recipe_size)}"
 
 
+def is_boolean(value) -> bool:
+    """Whether ``value`` is a truth value: Python's, or NumPy's or torch's (a dtype of
+    bool), which pass as numbers (True as 1) but mean none."""
+    return isinstance(value, bool) or "bool" in str(getattr(value, "dtype", ""))
+
+
 def plain_integers(values, what: str, fix: str) -> list[int]:
     """``values`` as plain ints (NumPy's and a tensor's integers included), or a UserError
     saying ``what`` takes integers and ``fix``: 0.5 or True would make an architecture
@@ -303,7 +309,7 @@ def plain_integers(values, what: str, fix: str) -> list[int]:
     plain = []
     for value in values:
         try:
-            if isinstance(value, bool) or "bool" in str(getattr(value, "dtype", "")):
+            if is_boolean(value):
                 raise TypeError
             plain.append(operator.index(value))
         except TypeError:

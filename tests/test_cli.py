@@ -17,7 +17,7 @@ def test_help_lists_the_subcommands(capsys):
     listed = {line.split()[0] for line in out.split("COMMAND\n", 1)[1].splitlines()
               if line.startswith("    ") and not line.startswith("     ")}
     assert listed == {"train", "eval", "predict", "export", "info", "convert", "search",
-                      "show", "bench-search", "correlate"}
+                      "show", "bench-search", "correlate", "check-space"}
 
 
 def test_info_prints_the_published_parameter_counts(capsys, tmp_path):

@@ -8,7 +8,6 @@ the network it builds, and build a supernet with the outputs every other superne
 
 from __future__ import annotations
 
-import math
 import random
 
 import pytest
@@ -24,7 +23,8 @@ from naonet.controller import (
 from naonet.errors import UserError
 from naonet.models import count_parameters
 from naonet.models.complexity import count_multiply_adds
-from naonet.spaces import SearchSpace, get_space, parse_architecture, space_names
+from naonet.spaces import SearchSpace, get_space, space_names
+from naonet.spaces.conformance import check_space
 
 SPACES = space_names()
 TINY = dict(channels=8, layers=1)
@@ -45,64 +45,21 @@ def draws(space, count=12, seed=0):
     return [space.sample(rng) for _ in range(count)]
 
 
-def test_space_implements_the_protocol(space):
+def test_space_keeps_every_promise_of_the_protocol(space):
+    """``naonet.spaces.check_space``, the check a space of one's own runs: text and
+    integer forms round-trip, sampling is seeded and reaches every value, mutation
+    changes one entry, canonical forms compute what they stand for, the controller's
+    encoding decodes what it encodes, the networks count what they build and give the
+    outputs every supernet gives (tests/test_space_check.py checks the checks)."""
     assert isinstance(space, SearchSpace)
-    assert space.size == math.prod(space.integer_limits())
+    report = check_space(space, samples=12)
+    assert {result.status for result in report.results} == {"passed"}, report.text()
 
 
-def test_text_forms_round_trip(space):
-    for arch in draws(space):
-        assert space.parse(arch.to_string()) == arch
-        # The qualified form names its space, so the registry finds it unaided.
-        assert parse_architecture(arch.to_qualified_string()) == arch
-        # either prefix parse_architecture documents (NB201 refused 'nb201 |')
-        for prefix in (f"{space.name}:", f"{space.name} | "):
-            assert parse_architecture(prefix + arch.to_string()) == arch
-            assert space.parse(prefix + arch.to_string()) == arch
-
-
-def test_integer_coding_round_trips_within_its_limits(space):
-    limits = space.integer_limits()
-    for arch in draws(space):
-        values = space.to_integers(arch)
-        assert len(values) == len(limits)
-        assert all(0 <= value < high for value, high in zip(values, limits))
-        assert space.from_integers(values) == arch
-
-
-def test_sampling_covers_every_entry_of_the_coding(space):
-    seen = [set() for _ in space.integer_limits()]
-    for arch in draws(space, count=400):
-        for position, value in enumerate(space.to_integers(arch)):
-            seen[position].add(value)
-    assert [len(values) for values in seen] == list(space.integer_limits())
-
-
-def test_mutation_changes_exactly_one_entry(space):
-    rng = random.Random(1)
-    for arch in draws(space):
-        neighbour = space.mutate(arch, rng)
-        changed = [a != b for a, b in zip(space.to_integers(arch),
-                                          space.to_integers(neighbour))]
-        assert sum(changed) == 1
-
-
-def test_controller_encoding_decodes_what_it_encodes(space):
+def test_an_illegal_token_is_named_with_its_position(space):
+    """A token not legal where it stands, or a sequence of the wrong length: a UserError
+    that names the token and its position (it said "input -1" for a cell space)."""
     encoding = space.encoding()
-    rng = random.Random(2)
-    for arch in draws(space):
-        tokens = encoding.encode(arch)
-        assert len(tokens) == encoding.sequence_length
-        assert all(token in encoding.legal_tokens(position)
-                   for position, token in enumerate(tokens))
-        assert encoding.decode(tokens) == arch
-        # The augmentation's variant is an architecture of the space (that it computes
-        # the same function is checked per space in test_spaces and test_nb201).
-        variant = encoding.equivalent_variant(arch, rng)
-        assert encoding.decode(encoding.encode(variant)) == variant
-        assert space.from_integers(space.to_integers(variant)) == variant
-    # a token not legal where it stands, or a sequence of the wrong length: a UserError
-    # that names the token and its position (it said "input -1" for a cell space)
     tokens = encoding.encode(draws(space)[0])
     for position in range(encoding.sequence_length):
         # a token of the vocabulary where it is not legal, else one outside it
@@ -115,14 +72,6 @@ def test_controller_encoding_decodes_what_it_encodes(space):
     with pytest.raises(UserError, match=f"token sequence has {len(tokens) - 1} tokens"):
         encoding.decode(tokens[:-1])
 
-
-def test_a_saved_network_config_reads_back_as_it_was(space):
-    """What a checkpoint saves (``config.to_dict()``) builds the same network again."""
-    config = space.network_config(channels=6, layers=2, num_classes=7)
-    again = space.network_config_from_dict(config.to_dict())
-    assert again == config and type(again) is type(config)
-
-
 def test_a_bare_state_dict_gives_back_the_config_it_was_made_with(space):
     """A plain state_dict (no saved config) is read off its weights, also for a cell
     whose operations are weightless where they can be."""
@@ -132,13 +81,6 @@ def test_a_bare_state_dict_gives_back_the_config_it_was_made_with(space):
         weights = space.build_network(arch, config).state_dict()
         assert space.network_config_from_weights(weights) == config
     assert space.network_config_from_weights(weights, num_classes=3).num_classes == 3
-
-
-def test_parameter_count_is_the_built_networks(space):
-    config = space.network_config(**TINY)
-    for arch in draws(space, count=4):
-        network = space.build_network(arch, config)
-        assert space.parameter_count(arch, config) == count_parameters(network)
 
 
 def test_multiply_adds_are_the_built_networks(space):
@@ -155,22 +97,6 @@ def test_multiply_adds_are_the_built_networks(space):
                     count_multiply_adds(network, (3, size, size))
 
 
-def test_network_and_supernet_give_the_same_outputs_shape(space):
-    torch.manual_seed(0)
-    images = torch.randn(2, 3, 16, 16)
-    supernet = space.build_supernet(**TINY)
-    config = supernet.network_config()
-    for arch in draws(space, count=3):
-        network = space.build_network(arch, config).eval()
-        logits, aux = network(images)
-        assert logits.shape == (2, 10)
-        assert aux is None or aux.shape == (2, 10)
-        outputs = supernet(images, arch)
-        assert isinstance(outputs, tuple) and len(outputs) == 2
-        assert outputs[0].shape == (2, 10)
-    supernet.set_training_progress(0.5)  # drop path's schedule: every supernet has it
-
-
 @pytest.mark.parametrize("size", [7, 96])
 def test_networks_train_on_odd_and_large_image_sizes(space, size):
     """Folder data at any --image-size: the auxiliary head's fixed 5x5 pooling and the
@@ -185,20 +111,6 @@ def test_networks_train_on_odd_and_large_image_sizes(space, size):
     for logits, aux in (network(images), supernet.train()(images, arch)):
         assert logits.shape == (2, 10) and torch.isfinite(logits).all()
         assert aux is None or aux.shape == (2, 10)
-
-
-def test_canonical_forms_compute_what_the_architecture_computes(space):
-    """Twins by ``canonical`` score alike in the supernet: the search re-ranks one of
-    them only, so a canonical form that changed the function would hide a cell."""
-    torch.manual_seed(0)
-    images = torch.randn(4, 3, 16, 16)
-    supernet = space.build_supernet(**TINY).eval()
-    for arch in draws(space, count=12, seed=3):
-        form = space.canonical(arch)
-        assert space.canonical(form) == form
-        assert space.from_integers(space.to_integers(form)) == form
-        with torch.no_grad():
-            torch.testing.assert_close(supernet(images, form)[0], supernet(images, arch)[0])
 
 
 def other_space(space) -> SearchSpace:

@@ -18,7 +18,7 @@ from naonet import stopping  # no imports of its own: nothing to load in a signa
 from naonet.launcher import launch_position, several_torchrun_processes, under_torchrun
 
 SUBCOMMANDS = ["train", "eval", "predict", "export", "info", "convert", "search", "show",
-               "bench-search", "correlate"]
+               "bench-search", "correlate", "check-space"]
 # those with work to share among torchrun's processes (a table search and a correlation of
 # two files, which have none, refuse several processes themselves)
 TORCHRUN_COMMANDS = ("train", "search", "correlate")
@@ -193,15 +193,12 @@ def _released_flags_hint(command: str | None, unknown: list[str],
     return f"; {'; '.join(hints)} (docs/search.md maps every released flag)"
 
 
-def main(argv: list[str] | None = None) -> int:
-    from naonet.cli.options import refuse_torchrun
-    from naonet.errors import UserError
-    from naonet.run_folder import releasing_new_claims
-
+def parse_command_line(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """The parser and the parsed ``argv``; an unknown flag ends the process (exit 2) with a
+    line from the parser it came after, naming that one's help."""
     parser = build_parser()
-    argv = sys.argv[1:] if argv is None else list(argv)
     args, unknown = parser.parse_known_args(argv)
-    command = getattr(args, "command", None)
+    command = args.command = getattr(args, "command", None)
     if unknown:  # the parser they came after reports them, naming its own help
         first_unknown = argv.index(unknown[0]) if unknown[0] in argv else len(argv)
         after_command = command and first_unknown > argv.index(command)
@@ -209,7 +206,17 @@ def main(argv: list[str] | None = None) -> int:
         owner.error(f"unrecognized arguments: {' '.join(unknown)}"
                     + _released_flags_hint(command if after_command else None, unknown,
                                            owner))
-    if not command:
+    return parser, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    from naonet.cli.options import refuse_torchrun
+    from naonet.errors import UserError
+    from naonet.run_folder import releasing_new_claims
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, args = parse_command_line(argv)
+    if not args.command:
         parser.print_help()
         return 2
     _end_with_the_launcher()

@@ -3,6 +3,7 @@ cell spaces (``small``, ``middle``) and NAS-Bench-201 (``nb201``)."""
 
 from naonet.spaces.architecture import CELL_TYPES, Architecture, Cell, Node
 from naonet.spaces.cell_space import MIDDLE, SMALL, CellSearchSpace, get_cell_space
+from naonet.spaces.conformance import SpaceCheck, check_space
 from naonet.spaces.encoding import (
     SOS_TOKEN,
     CellSpaceEncoding,
@@ -45,7 +46,9 @@ __all__ = [
     "Node",
     "SearchSpace",
     "SequenceEncoding",
+    "SpaceCheck",
     "architecture_names",
+    "check_space",
     "dead_nodes",
     "encoding_for",
     "get_cell_space",

@@ -1,0 +1,564 @@
+"""Check that a search space keeps the protocol naonet's engine relies on.
+
+:func:`check_space` runs a space through what the searches, the strategies, the
+controller, the supernet and training do with it, on a few random architectures, and
+returns a :class:`SpaceCheck`: every check passed, failed (one line: what went wrong, in
+which member), or not run because a member it needs raises ``NotImplementedError`` (a
+space may leave its networks or its controller encoding unwritten; the check names what
+naonet cannot then do with it). ``nao check-space`` prints the same report.
+
+The checks are the protocol's promises, not naonet's own spaces' particulars: a space of
+one's own that passes them searches, trains and resumes as ``small`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import math
+import random
+import shlex
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+from naonet.errors import UserError
+from naonet.spaces.protocol import PREFIX_SEPARATORS, PROTOCOL_MEMBERS, SearchSpace
+
+PASSED, FAILED, NOT_WRITTEN, NOT_RUN = "passed", "failed", "not written", "not run"
+
+# What naonet cannot do with a space whose member raises NotImplementedError.
+NEEDED_FOR = {
+    "encoding": "the nao strategy's controller (random and evolution search without it)",
+    "build_network": "training and evaluating a found architecture (nao train, nao eval)",
+    "build_supernet": "the one-shot search (nao search) and nao correlate --supernet",
+    "network_config_from_weights": "reading a bare state_dict (nao eval, nao predict)",
+    "parameter_count": "--max-params and nao info's counts",
+    "multiply_adds": "--max-flops and nao info's counts",
+}
+
+SAMPLES = 8  # random architectures each check runs on
+COVERAGE_DRAWS = 400  # draws that must meet every value of an entry of at most 10 values
+CHANNELS, LAYERS, CLASSES, IMAGE_SIZE = 8, 1, 7, 16  # the networks' tiny size
+
+
+class CheckFailed(Exception):
+    """A check's promise does not hold (the message says which and where)."""
+
+
+class NotRun(Exception):
+    """A check cannot run: what it needs failed or is not written."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check: its name, ``passed``/``failed``/``not written``/``not run``, and why."""
+
+    name: str
+    status: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SpaceCheck:
+    """What :func:`check_space` found for one space."""
+
+    space_name: str
+    results: tuple[CheckResult, ...]
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        """The checks that failed."""
+        return [result for result in self.results if result.status == FAILED]
+
+    @property
+    def ok(self) -> bool:
+        """Whether no check failed (checks not written or not run are no failure)."""
+        return not self.failures
+
+    def text(self) -> str:
+        """The report: a line per check, then the verdict."""
+        width = max(len(status) for status in (PASSED, FAILED, NOT_WRITTEN, NOT_RUN))
+        lines = [f"search space {self.space_name!r}:"]
+        for result in self.results:
+            detail = f": {result.detail}" if result.detail else ""
+            lines.append(f"  {result.status:<{width}}  {result.name}{detail}")
+        counts = {status: sum(result.status == status for result in self.results)
+                  for status in (PASSED, FAILED, NOT_WRITTEN, NOT_RUN)}
+        summary = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
+        verdict = ("keeps the protocol" if self.ok
+                   else "breaks the protocol; fix the members named above")
+        lines.append(f"{summary}: the space {verdict}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Probe:
+    """The space under check and what the checks share: its random architectures, drawn
+    once (a failed draw makes every check that needs them 'not run')."""
+
+    space: SearchSpace
+    seed: int
+    samples: int
+    _draws: list | None = None
+    _draw_error: str | None = None
+    unwritten: set[str] = field(default_factory=set)
+
+    def rng(self, offset: int = 0) -> random.Random:
+        return random.Random(self.seed * 1_000 + offset)
+
+    def draws(self) -> list:
+        if self._draws is None and self._draw_error is None:
+            try:
+                rng = self.rng()
+                self._draws = [self.space.sample(rng) for _ in range(self.samples)]
+            except Exception as error:  # noqa: BLE001 - the space's own code: any error
+                self._draw_error = describe(error)
+        if self._draw_error is not None:
+            raise NotRun(f"needs random architectures, and sample failed ({self._draw_error})")
+        return self._draws
+
+    def call(self, member: str, *args, **kwargs):
+        """``space.member(*args)``; NotImplementedError means the member is not written."""
+        try:
+            return getattr(self.space, member)(*args, **kwargs)
+        except NotImplementedError:
+            self.unwritten.add(member)
+            raise
+
+
+def describe(error: BaseException) -> str:
+    """An exception in a few words: its type and the first line of its message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0][:160]}" if lines else type(error).__name__
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+def short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# ----------------------------------------------------------------------- the checks
+def check_members(probe: Probe) -> None:
+    """The protocol's members are there, and its attributes hold what the engine reads."""
+    space = probe.space
+    missing = [name for name in PROTOCOL_MEMBERS if not hasattr(space, name)]
+    expect(not missing, f"lacks {', '.join(missing)}")
+    name = space.name
+    expect(isinstance(name, str) and name.strip() == name and name
+           and not any(mark in name for mark in (*PREFIX_SEPARATORS, " ")),
+           f"name {short(name)} must be a word without ':', '|' or spaces (text forms "
+           "start with it: 'NAME:...')")
+    expect(isinstance(space.op_names, tuple) and all(isinstance(op, str)
+                                                      for op in space.op_names),
+           f"op_names must be a tuple of names, got {short(space.op_names)}")
+    size = space.final_size
+    expect(isinstance(size, tuple) and len(size) == 2 and all(
+        type(value) is int and value > 0 for value in size),
+        f"final_size must be (channels, layers), two positive ints, got {short(size)}")
+
+
+def check_integer_coding(probe: Probe) -> None:
+    """Every architecture is a fixed-length list of integers within ``integer_limits``,
+    which ``from_integers`` reads back; ``size`` counts those lists."""
+    space = probe.space
+    limits = space.integer_limits()
+    expect(len(limits) > 0 and all(type(high) is int and high > 0 for high in limits),
+           f"integer_limits() must be positive ints, got {short(limits)}")
+    expect(space.size == math.prod(limits),
+           f"size is {space.size}, but the integer_limits() allow {math.prod(limits)}")
+    for arch in probe.draws():
+        values = space.to_integers(arch)
+        expect(len(values) == len(limits) and all(
+            type(value) is int and 0 <= value < high for value, high in zip(values, limits)),
+            f"to_integers gave {short(values)}, outside integer_limits() {short(limits)}")
+        again = space.from_integers(values)
+        expect(again == arch, f"from_integers(to_integers(a)) gave another architecture for "
+                              f"{short(arch)}")
+
+
+def check_architectures(probe: Probe) -> None:
+    """What the engine reads off an architecture: hashable (pools are sets), ``.space``
+    is this space (it refuses another's by it), ``to_qualified_string()`` text; a deep
+    copy of the space (in a copied network) still takes it."""
+    space = probe.space
+    for arch in probe.draws():
+        expect(isinstance(arch, Hashable), f"an architecture of type {type(arch).__name__} "
+                                           "is not hashable; make it a frozen dataclass")
+        owner = getattr(arch, "space", None)
+        expect(owner is space or owner == space,
+               f"an architecture's .space is {short(owner)}, not the space that made it")
+        expect(isinstance(arch.to_qualified_string(), str),
+               "to_qualified_string() must return text")
+        expect(space.as_architecture(arch) == arch, "as_architecture refused one of its own "
+                                                    "architectures")
+        # a deep copy of a network holds a deep copy of its space (a few-shot supernet's)
+        copied = copy.deepcopy(space)
+        try:
+            copied.as_architecture(arch)
+        except UserError:
+            raise CheckFailed("a deep copy of the space refuses its architectures; make "
+                              "__deepcopy__ return the space itself, or compare spaces by "
+                              "value (a frozen dataclass)") from None
+
+
+def check_sampling(probe: Probe) -> None:
+    """The same seed draws the same architectures (resume and seeds rely on it), and the
+    draws meet every value of each entry (a search can reach every architecture)."""
+    space = probe.space
+    rng = probe.rng()
+    again = [space.sample(rng) for _ in range(probe.samples)]
+    expect(again == probe.draws(), "sample draws other architectures from an equal "
+                                   "random.Random; draw only from the rng it is given")
+    limits = space.integer_limits()
+    seen = [set() for _ in limits]
+    rng = probe.rng(1)
+    for _ in range(COVERAGE_DRAWS):
+        for position, value in enumerate(space.to_integers(space.sample(rng))):
+            seen[position].add(value)
+    # an entry of at most 10 values misses one in 400 uniform draws with odds below 1e-17
+    missed = [position for position, high in enumerate(limits)
+              if high <= 10 and len(seen[position]) < high]
+    if missed:
+        raise CheckFailed(f"{COVERAGE_DRAWS} draws never met some of the {limits[missed[0]]} "
+                          f"values of entry {missed[0]}: sample does not reach them")
+
+
+def check_text_forms(probe: Probe) -> None:
+    """``parse`` reads back every text form the engine writes, with or without the
+    ``NAME:`` / ``NAME |`` prefix; malformed text is a UserError."""
+    from naonet.spaces.protocol import get_space, parse_architecture
+
+    space = probe.space
+    registered = space.name in _registered_names() and get_space(space.name) == space
+    for arch in probe.draws():
+        forms = [arch.to_qualified_string()]
+        if hasattr(arch, "to_string"):
+            forms += [arch.to_string(), *(f"{space.name}{separator} {arch.to_string()}"
+                                          for separator in PREFIX_SEPARATORS)]
+        for text in forms:
+            expect(space.parse(text) == arch, f"parse({short(text)}) gave another "
+                                              "architecture")
+        if registered:
+            expect(parse_architecture(arch.to_qualified_string()) == arch,
+                   f"the registry reads {short(arch.to_qualified_string())} as another "
+                   "space's: a qualified form must start with 'NAME:' unless only this "
+                   "space writes it")
+    for malformed in ("", "?-not an architecture-?"):
+        try:
+            space.parse(malformed)
+        except UserError:
+            continue
+        except Exception as error:  # noqa: BLE001 - the space's own code: any error
+            raise CheckFailed(f"parse({malformed!r}) raised {describe(error)}; raise "
+                              "naonet.errors.UserError, which the commands print as one "
+                              "line") from None
+        raise CheckFailed(f"parse({malformed!r}) returned an architecture")
+
+
+def check_mutation(probe: Probe) -> None:
+    """``mutate`` gives a neighbour: an architecture of the space with one entry of its
+    coding changed, the same for an equal rng."""
+    space = probe.space
+    if space.size == 1:
+        raise NotRun("the space holds one architecture, which has no neighbour")
+    for index, arch in enumerate(probe.draws()):
+        neighbour = space.mutate(arch, probe.rng(10 + index))
+        expect(space.as_architecture(neighbour) == neighbour,
+               "mutate returned no architecture of the space")
+        changed = sum(a != b for a, b in zip(space.to_integers(arch),
+                                             space.to_integers(neighbour)))
+        expect(changed == 1, f"mutate changed {changed} entries of the coding, not one")
+        expect(space.mutate(arch, probe.rng(10 + index)) == neighbour,
+               "mutate gives another neighbour for an equal random.Random; draw only from "
+               "the rng it is given")
+
+
+def check_canonical(probe: Probe) -> None:
+    """``canonical`` gives an architecture of the space that is its own canonical form."""
+    space = probe.space
+    for arch in probe.draws():
+        form = space.canonical(arch)
+        expect(space.as_architecture(form) == form,
+               "canonical returned no architecture of the space")
+        expect(space.canonical(form) == form, "canonical(canonical(a)) != canonical(a)")
+
+
+def check_foreign_architectures(probe: Probe) -> None:
+    """Another space's architecture is refused with a UserError, not used as one."""
+    from naonet.spaces.protocol import get_space
+
+    space = probe.space
+    other = get_space("nb201" if space.name != "nb201" else "small")
+    foreign = other.sample(random.Random(0))
+    for member, call in (("as_architecture", lambda: space.as_architecture(foreign)),
+                         ("mutate", lambda: space.mutate(foreign, probe.rng()))):
+        try:
+            call()
+        except UserError:
+            continue
+        except Exception as error:  # noqa: BLE001 - the space's own code: any error
+            raise CheckFailed(f"{member} of an architecture of the {other.name!r} space "
+                              f"raised {describe(error)}; raise a UserError (as "
+                              "IntegerCodedSpace.as_architecture does)") from None
+        raise CheckFailed(f"{member} took an architecture of the {other.name!r} space")
+
+
+def check_training_recipe(probe: Probe) -> None:
+    """``training_options`` are options ``nao train`` accepts, and ``final_size_for`` is
+    the (channels, layers) of a network (a search prints the command they make)."""
+    from naonet.spaces.protocol import training_recipe
+
+    space = probe.space
+    for dataset in ("cifar10", "imagenet", "folder"):
+        size = space.final_size_for(dataset)
+        expect(isinstance(size, tuple | list) and len(size) == 2 and all(
+            type(value) is int and value > 0 for value in size),
+            f"final_size_for({dataset!r}) must be (channels, layers), got {short(size)}")
+        options = space.training_options(dataset)
+        expect(isinstance(options, str), f"training_options({dataset!r}) must be text")
+        refusal = train_refuses(training_recipe(space, dataset))
+        expect(refusal is None, f"nao train refuses training_options({dataset!r}) "
+                                f"{short(options)}: {refusal}")
+
+
+def train_refuses(options: str) -> str | None:
+    """Why ``nao train OPTIONS`` is refused at its flags, or None."""
+    from naonet.cli.main import parse_command_line
+    from naonet.training.config import field_names, resolve_config
+
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            _, args = parse_command_line(["train", *shlex.split(options)])
+        resolve_config(args.preset, {}, {name: getattr(args, name) for name in field_names()})
+    except SystemExit:
+        return errors.getvalue().strip().splitlines()[-1] if errors.getvalue() else "refused"
+    except UserError as error:
+        return str(error)
+    return None
+
+
+def check_network_config(probe: Probe) -> None:
+    """A network config has ``num_classes``, ``to_dict()`` (what checkpoints save, which
+    ``network_config_from_dict`` reads back) and ``describe()``."""
+    space = probe.space
+    config = space.network_config(CHANNELS, LAYERS, num_classes=CLASSES)
+    expect(getattr(config, "num_classes", None) == CLASSES,
+           f"network_config(num_classes={CLASSES}).num_classes is "
+           f"{short(getattr(config, 'num_classes', None))}")
+    saved = config.to_dict()
+    expect(isinstance(saved, dict), "network config's to_dict() must return a dict")
+    again = space.network_config_from_dict(saved)
+    expect(again == config and type(again) is type(config),
+           "network_config_from_dict(config.to_dict()) gave another config")
+    expect(isinstance(config.describe(), str), "network config's describe() must be text")
+
+
+def check_encoding(probe: Probe) -> None:
+    """The controller accepts the encoding, which decodes what it encodes; illegal or
+    short token sequences are UserErrors."""
+    from naonet.controller import Controller, ControllerConfig
+
+    space = probe.space
+    encoding = probe.call("encoding")
+    Controller(encoding, ControllerConfig(embedding_size=4, hidden_size=4))  # its checks
+    expect(encoding.space == space, "encoding().space is not the space it encodes")
+    for index, arch in enumerate(probe.draws()):
+        tokens = encoding.encode(arch)
+        expect(len(tokens) == encoding.sequence_length,
+               f"encode gave {len(tokens)} tokens, sequence_length is "
+               f"{encoding.sequence_length}")
+        for position, token in enumerate(tokens):
+            expect(token in encoding.legal_tokens(position),
+                   f"encode wrote token {token} at position {position}, which "
+                   f"legal_tokens({position}) does not allow")
+        expect(encoding.decode(tokens) == arch, "decode(encode(a)) gave another "
+                                                "architecture")
+        variant = encoding.equivalent_variant(arch, probe.rng(20 + index))
+        expect(space.as_architecture(variant) == variant and
+               encoding.decode(encoding.encode(variant)) == variant,
+               "equivalent_variant returned no architecture the encoding round-trips")
+    for bad in (tokens[:-1], [*tokens[:-1], encoding.vocab_size]):
+        try:
+            encoding.decode(bad)
+        except UserError:
+            continue
+        except Exception as error:  # noqa: BLE001 - the space's own code: any error
+            raise CheckFailed(f"decode of an illegal sequence raised {describe(error)}; "
+                              "raise a UserError") from None
+        raise CheckFailed("decode read an illegal token sequence as an architecture")
+
+
+def tiny_config(probe: Probe):
+    return probe.space.network_config(CHANNELS, LAYERS, num_classes=CLASSES)
+
+
+def images():
+    import torch
+
+    return torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
+
+
+def check_outputs(outputs, who: str) -> None:
+    expect(isinstance(outputs, tuple) and len(outputs) == 2,
+           f"{who} must return (logits, aux_logits or None), got {type(outputs).__name__}")
+    logits, aux = outputs
+    expect(tuple(logits.shape) == (2, CLASSES),
+           f"{who}'s logits have shape {tuple(logits.shape)}, expected (2, {CLASSES}) for 2 "
+           f"images and {CLASSES} classes")
+    if aux is not None:
+        expect(tuple(aux.shape) == (2, CLASSES),
+               f"{who}'s aux_logits have shape {tuple(aux.shape)}, expected (2, {CLASSES})")
+
+
+def check_network(probe: Probe) -> None:
+    """The discrete network: ``.config``, ``(logits, aux)`` outputs, and the parameters
+    and multiply-adds the space counts without building it."""
+    import torch
+
+    from naonet.models import count_parameters
+    from naonet.models.complexity import count_multiply_adds
+
+    config = tiny_config(probe)
+    for arch in probe.draws()[:3]:
+        network = probe.call("build_network", arch, config)
+        expect(isinstance(network, torch.nn.Module), "build_network must return an "
+                                                     "nn.Module")
+        expect(getattr(network, "config", None) == config,
+               "the network's .config is not the config it was built from")
+        with torch.no_grad():
+            check_outputs(network.eval()(images()), "the network")
+        counted, built = probe.call("parameter_count", arch, config), count_parameters(network)
+        expect(counted == built, f"parameter_count says {counted}, the built network has "
+                                 f"{built} (its auxiliary head left out)")
+        counted = probe.call("multiply_adds", arch, config, IMAGE_SIZE)
+        built = count_multiply_adds(network, (3, IMAGE_SIZE, IMAGE_SIZE))
+        expect(counted == built, f"multiply_adds says {counted} at {IMAGE_SIZE} px, the "
+                                 f"built network does {built}")
+
+
+def check_weights(probe: Probe) -> None:
+    """``network_config_from_weights`` reads the config off a network's state_dict."""
+    config = tiny_config(probe)
+    arch = probe.draws()[0]
+    try:
+        weights = probe.space.build_network(arch, config).state_dict()
+    except NotImplementedError:
+        raise NotRun("needs build_network") from None
+    read = probe.call("network_config_from_weights", weights)
+    expect(read == config, "network_config_from_weights read another config off a network's "
+                           f"state_dict: {short(read)}")
+
+
+def check_supernet(probe: Probe) -> None:
+    """The supernet: ``(logits, aux)`` for any architecture, a gradient for training,
+    ``network_config()``, ``set_training_progress``; canonical forms compute what the
+    architectures they stand for compute."""
+    import torch
+
+    space = probe.space
+    torch.manual_seed(probe.seed)
+    supernet = probe.call("build_supernet", CHANNELS, LAYERS, num_classes=CLASSES)
+    expect(isinstance(supernet, torch.nn.Module), "build_supernet must return an nn.Module")
+    config = supernet.network_config()
+    expect(type(config) is type(tiny_config(probe)),
+           f"the supernet's network_config() is a {type(config).__name__}, not the space's "
+           "network config")
+    supernet.set_training_progress(0.5)
+    arch = probe.draws()[0]
+    outputs = supernet.train()(images(), arch)
+    check_outputs(outputs, "the supernet")
+    outputs[0].sum().backward()
+    expect(any(parameter.grad is not None for parameter in supernet.parameters()),
+           "the supernet's logits have no gradient in its parameters")
+    supernet.eval()
+    with torch.no_grad():
+        for candidate in probe.draws():
+            form = space.canonical(candidate)
+            if form == candidate:
+                continue  # the same architecture: the same function
+            # float sums in another order: a few float32 roundings of O(1) logits
+            same = torch.allclose(supernet(images(), form)[0],
+                                  supernet(images(), candidate)[0], rtol=1e-4, atol=1e-5)
+            expect(same, f"canonical({short(candidate)}) computes another function in the "
+                         "supernet: a search would hide the architecture behind it")
+
+
+CHECKS: tuple[tuple[str, Callable[[Probe], None]], ...] = (
+    ("protocol members", check_members),
+    ("integer coding", check_integer_coding),
+    ("architecture values", check_architectures),
+    ("sampling", check_sampling),
+    ("text forms", check_text_forms),
+    ("mutation", check_mutation),
+    ("canonical forms", check_canonical),
+    ("another space's architectures", check_foreign_architectures),
+    ("training recipe", check_training_recipe),
+    ("network config", check_network_config),
+    ("controller encoding", check_encoding),
+    ("network", check_network),
+    ("network config from weights", check_weights),
+    ("supernet", check_supernet),
+)
+
+
+NETWORK_CHECKS = ("network", "network config from weights", "supernet")
+
+
+def check_space(space: SearchSpace | str, samples: int = SAMPLES, seed: int = 0,
+                networks: bool = True) -> SpaceCheck:
+    """Run every check on ``space`` (an object or a registered name) with ``samples``
+    random architectures drawn from ``seed``. Its networks are built at C 8, one cell
+    per stage, 7 classes, on two 16 px images, on the CPU: seconds for naonet's spaces
+    (``networks=False`` leaves them out: the rest takes milliseconds)."""
+    from naonet.spaces.protocol import get_space
+
+    if isinstance(space, str):
+        space = get_space(space)
+    if isinstance(space, type):
+        raise UserError(f"{space.__name__} is a class; check an instance of it "
+                        f"({space.__name__}())")
+    if type(samples) is not int or samples < 1:
+        raise UserError(f"check_space's samples must be a positive int, got {samples!r}")
+    probe = Probe(space, seed, samples)
+    results = []
+    for name, check in CHECKS:
+        if name != "protocol members" and results[0].status == FAILED:
+            results.append(CheckResult(name, NOT_RUN, "needs the protocol's members"))
+            continue
+        if not networks and name in NETWORK_CHECKS:
+            results.append(CheckResult(name, NOT_RUN, "networks left out"))
+            continue
+        results.append(run_check(name, check, probe))
+    return SpaceCheck(getattr(space, "name", type(space).__name__), tuple(results))
+
+
+def run_check(name: str, check: Callable[[Probe], None], probe: Probe) -> CheckResult:
+    before = set(probe.unwritten)
+    try:
+        check(probe)
+    except CheckFailed as failure:
+        return CheckResult(name, FAILED, str(failure))
+    except NotRun as reason:
+        return CheckResult(name, NOT_RUN, str(reason))
+    except NotImplementedError:
+        member = next(iter(probe.unwritten - before), None)
+        if member is None:
+            return CheckResult(name, FAILED, "a member raised NotImplementedError")
+        return CheckResult(name, NOT_WRITTEN, f"{member} raises NotImplementedError; "
+                                              f"naonet needs it for {NEEDED_FOR[member]}")
+    except Exception as error:  # noqa: BLE001 - the space's own code: any error
+        return CheckResult(name, FAILED, f"raised {describe(error)}")
+    return CheckResult(name, PASSED)
+
+
+def _registered_names() -> list[str]:
+    from naonet.spaces.protocol import space_names
+
+    return space_names()

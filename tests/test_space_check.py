@@ -1,0 +1,209 @@
+"""``naonet.spaces.check_space`` and ``nao check-space``: a space that keeps the protocol
+passes; each broken promise fails its own check, with a line that names the member and
+leaves the other checks passing; a member left unwritten is named with what it disables.
+
+The broken spaces are a small NAO cell space with one defect planted each (none is
+registered: the registry stays as the other tests expect it)."""
+
+from __future__ import annotations
+
+import random
+import sys
+
+import pytest
+
+from naonet.errors import UserError
+from naonet.spaces import CellSearchSpace
+from naonet.spaces.conformance import (
+    NETWORK_CHECKS,
+    NOT_RUN,
+    NOT_WRITTEN,
+    PASSED,
+    check_space,
+)
+
+from conftest import nao_in_process
+
+FIELDS = dict(op_names=("sep_conv_3x3", "identity", "avg_pool_3x3"), num_nodes=2,
+              final_size=(8, 1))
+
+
+def probe_space(kind: type = CellSearchSpace, name: str = "probe"):
+    return kind(name=name, **FIELDS)
+
+
+class StuckMutation(CellSearchSpace):
+    def mutate(self, architecture, rng):
+        return self.as_architecture(architecture)
+
+
+class GlobalRandomSampling(CellSearchSpace):
+    def sample(self, rng):
+        return super().sample(random.Random())  # ignores the rng it is given
+
+
+class ValueErrorParse(CellSearchSpace):
+    def parse(self, text):
+        if not text.strip():
+            raise ValueError("empty")
+        return super().parse(text)
+
+
+class MiscountedParameters(CellSearchSpace):
+    def parameter_count(self, architecture, config):
+        return super().parameter_count(architecture, config) + 1
+
+
+class MistypedRecipe(CellSearchSpace):
+    def training_options(self, dataset):
+        return "--preset naonet-v2-cifar10 --epoch 10"
+
+
+class CopiedOnDeepCopy(CellSearchSpace):
+    """Compares by identity, and a deep copy is another object (the few-shot failure)."""
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __deepcopy__(self, memo):
+        copy = object.__new__(type(self))
+        object.__setattr__(copy, "__dict__", dict(self.__dict__))
+        return copy
+
+
+class FunctionChangingCanonical(CellSearchSpace):
+    """A canonical form that is idempotent but sets the first branch's operation to 0:
+    another function, which a search would report in the architecture's place."""
+
+    def canonical(self, architecture):
+        values = self.to_integers(architecture)
+        values[1] = 0
+        return self.from_integers(values)
+
+
+class LogitsOnlySupernet(CellSearchSpace):
+    def build_supernet(self, *args, **kwargs):
+        supernet = super().build_supernet(*args, **kwargs)
+        forward = supernet.forward
+        supernet.forward = lambda images, architecture: forward(images, architecture)[0]
+        return supernet
+
+
+def statuses(report) -> dict[str, str]:
+    return {result.name: result.status for result in report.results}
+
+
+def failed(report) -> dict[str, str]:
+    return {result.name: result.detail for result in report.failures}
+
+
+def test_naonets_spaces_keep_every_promise():
+    """The one test of the networks' checks on a well-made space (the registered spaces
+    run the whole check in test_space_protocol)."""
+    report = check_space(probe_space())
+    assert set(statuses(report).values()) == {PASSED}, report.text()
+    assert report.ok and report.text().endswith("14 passed: the space keeps the protocol")
+
+
+@pytest.mark.parametrize("kind, check, detail", [
+    (StuckMutation, "mutation", "mutate changed 0 entries of the coding, not one"),
+    (GlobalRandomSampling, "sampling", "sample draws other architectures from an equal "
+                                       "random.Random"),
+    (ValueErrorParse, "text forms", "parse('') raised ValueError: empty; raise "
+                                    "naonet.errors.UserError"),
+    (MistypedRecipe, "training recipe", "nao train refuses training_options('cifar10') "
+                                        "'--preset naonet-v2-cifar10 --epoch 10': "
+                                        "nao train: error: unrecognized arguments: --epoch"),
+    (CopiedOnDeepCopy, "architecture values", "a deep copy of the space refuses its "
+                                              "architectures"),
+])
+def test_a_broken_promise_fails_its_own_check_alone(kind, check, detail):
+    report = check_space(probe_space(kind), networks=False)
+    assert list(failed(report)) == [check], report.text()
+    assert failed(report)[check].startswith(detail)
+    assert not report.ok and "breaks the protocol" in report.text()
+    assert all(statuses(report)[name] == NOT_RUN for name in NETWORK_CHECKS)
+
+
+@pytest.mark.parametrize("kind, check, detail", [
+    (MiscountedParameters, "network", "parameter_count says "),
+    (FunctionChangingCanonical, "supernet", "canonical("),
+    (LogitsOnlySupernet, "supernet", "the supernet must return (logits, aux_logits or "
+                                     "None), got Tensor"),
+])
+def test_a_broken_network_promise_fails_its_own_check_alone(kind, check, detail):
+    report = check_space(probe_space(kind))
+    assert list(failed(report)) == [check], report.text()
+    assert failed(report)[check].startswith(detail)
+
+
+def test_a_bad_name_fails_first_and_runs_nothing_else():
+    report = check_space(probe_space(name="my:space"), networks=False)
+    assert list(failed(report)) == ["protocol members"]
+    assert "must be a word without ':'" in failed(report)["protocol members"]
+    assert set(list(statuses(report).values())[1:]) == {NOT_RUN}
+
+
+class Unwritten(CellSearchSpace):
+    """Leaves the controller encoding and the networks unwritten (as the example plugin
+    package's chain space does): it can be searched with random or evolution only."""
+
+    def encoding(self):
+        raise NotImplementedError
+
+    def build_network(self, architecture, config):
+        raise NotImplementedError
+
+    def build_supernet(self, *args, **kwargs):
+        raise NotImplementedError
+
+
+def test_unwritten_members_are_named_with_what_they_disable():
+    report = check_space(probe_space(Unwritten))
+    assert report.ok, report.text()
+    status = statuses(report)
+    assert [name for name, value in status.items() if value == NOT_WRITTEN] == [
+        "controller encoding", "network", "supernet"]
+    assert status["network config from weights"] == NOT_RUN
+    details = {result.name: result.detail for result in report.results}
+    assert details["supernet"] == ("build_supernet raises NotImplementedError; naonet needs "
+                                   "it for the one-shot search (nao search) and nao "
+                                   "correlate --supernet")
+    assert report.text().endswith("10 passed, 3 not written, 1 not run: the space keeps "
+                                  "the protocol")
+
+def test_a_class_or_a_bad_sample_count_is_refused():
+    with pytest.raises(UserError, match=r"CellSearchSpace is a class; check an instance"):
+        check_space(CellSearchSpace)
+    with pytest.raises(UserError, match="samples must be a positive int, got 0"):
+        check_space("nb201", samples=0)
+
+
+def test_nao_check_space_reports_and_sets_its_exit_status(tmp_path, monkeypatch, capsys):
+    """A space of one's own in a module of the current folder, checked before packaging."""
+    (tmp_path / "my_spaces.py").write_text(
+        "from naonet.spaces import CellSearchSpace\n"
+        "class Stuck(CellSearchSpace):\n"
+        "    def mutate(self, architecture, rng):\n"
+        "        return architecture\n"
+        f"GOOD = CellSearchSpace(name='mine', **{FIELDS!r})\n"
+        f"STUCK = Stuck(name='stuck', **{FIELDS!r})\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the command puts the folder first
+    monkeypatch.delitem(sys.modules, "my_spaces", raising=False)
+    status, out, _ = nao_in_process(capsys, "check-space", "my_spaces:GOOD", "--no-networks")
+    assert status == 0 and out.splitlines()[0] == "search space 'mine':"
+    assert out.rstrip().endswith("11 passed, 3 not run: the space keeps the protocol")
+    status, out, _ = nao_in_process(capsys, "check-space", "my_spaces:STUCK",
+                                    "--no-networks")
+    assert status == 1
+    assert "  failed       mutation: mutate changed 0 entries" in out
+    for argument, message in [
+            ("nosuch", "unknown search space 'nosuch'; use one of: "),
+            ("my_spaces:MISSING", "the module my_spaces has no 'MISSING'"),
+            ("elsewhere:SPACE", "no module named 'elsewhere' in "),
+            (":SPACE", "':SPACE' is not MODULE:NAME")]:
+        status, out, err = nao_in_process(capsys, "check-space", argument)
+        assert status == 2 and out == ""
+        assert len(err.splitlines()) == 1 and message in err
+    sys.modules.pop("my_spaces", None)

@@ -14,7 +14,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from naonet.errors import UserError
+from naonet.errors import UserError, error_in_brief
 
 
 def add_parser(subparsers) -> None:
@@ -68,8 +68,7 @@ def load_space(text: str):
             space = space()
         except Exception as error:  # noqa: BLE001 - the user's class: any error
             raise UserError(f"{text} is a class that could not be made without arguments "
-                            f"({type(error).__name__}: {error}); name an instance of it") \
-                from None
+                            f"({error_in_brief(error)}); name an instance of it") from None
     return space
 
 
@@ -87,10 +86,10 @@ def import_from_here(module_name: str):
                             "packages; run nao check-space from the folder that holds "
                             f"{module_name.replace('.', '/')}.py, or install its package") \
                 from None
-        raise UserError(f"the module {module_name} did not import ({type(error).__name__}: "
-                        f"{error})") from None
+        raise UserError(f"the module {module_name} did not import "
+                        f"({error_in_brief(error)})") from None
     except UserError:
         raise
     except Exception as error:  # noqa: BLE001 - the user's module: any error
-        raise UserError(f"the module {module_name} did not import ({type(error).__name__}: "
-                        f"{str(error).splitlines()[0] if str(error) else ''})") from None
+        raise UserError(f"the module {module_name} did not import "
+                        f"({error_in_brief(error)})") from None

@@ -22,7 +22,7 @@ import shlex
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from naonet.errors import UserError
+from naonet.errors import UserError, error_in_brief
 from naonet.spaces.protocol import PREFIX_SEPARATORS, PROTOCOL_MEMBERS, SearchSpace
 
 PASSED, FAILED, NOT_WRITTEN, NOT_RUN = "passed", "failed", "not written", "not run"
@@ -113,7 +113,7 @@ class Probe:
                 rng = self.rng()
                 self._draws = [self.space.sample(rng) for _ in range(self.samples)]
             except Exception as error:  # noqa: BLE001 - the space's own code: any error
-                self._draw_error = describe(error)
+                self._draw_error = error_in_brief(error)
         if self._draw_error is not None:
             raise NotRun(f"needs random architectures, and sample failed ({self._draw_error})")
         return self._draws
@@ -125,12 +125,6 @@ class Probe:
         except NotImplementedError:
             self.unwritten.add(member)
             raise
-
-
-def describe(error: BaseException) -> str:
-    """An exception in a few words: its type and the first line of its message."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[0][:160]}" if lines else type(error).__name__
 
 
 def expect(condition: bool, message: str) -> None:
@@ -255,7 +249,7 @@ def check_text_forms(probe: Probe) -> None:
         except UserError:
             continue
         except Exception as error:  # noqa: BLE001 - the space's own code: any error
-            raise CheckFailed(f"parse({malformed!r}) raised {describe(error)}; raise "
+            raise CheckFailed(f"parse({malformed!r}) raised {error_in_brief(error)}; raise "
                               "naonet.errors.UserError, which the commands print as one "
                               "line") from None
         raise CheckFailed(f"parse({malformed!r}) returned an architecture")
@@ -304,7 +298,7 @@ def check_foreign_architectures(probe: Probe) -> None:
             continue
         except Exception as error:  # noqa: BLE001 - the space's own code: any error
             raise CheckFailed(f"{member} of an architecture of the {other.name!r} space "
-                              f"raised {describe(error)}; raise a UserError (as "
+                              f"raised {error_in_brief(error)}; raise a UserError (as "
                               "IntegerCodedSpace.as_architecture does)") from None
         raise CheckFailed(f"{member} took an architecture of the {other.name!r} space")
 
@@ -390,7 +384,7 @@ def check_encoding(probe: Probe) -> None:
         except UserError:
             continue
         except Exception as error:  # noqa: BLE001 - the space's own code: any error
-            raise CheckFailed(f"decode of an illegal sequence raised {describe(error)}; "
+            raise CheckFailed(f"decode of an illegal sequence raised {error_in_brief(error)}; "
                               "raise a UserError") from None
         raise CheckFailed("decode read an illegal token sequence as an architecture")
 
@@ -554,7 +548,7 @@ def run_check(name: str, check: Callable[[Probe], None], probe: Probe) -> CheckR
         return CheckResult(name, NOT_WRITTEN, f"{member} raises NotImplementedError; "
                                               f"naonet needs it for {NEEDED_FOR[member]}")
     except Exception as error:  # noqa: BLE001 - the space's own code: any error
-        return CheckResult(name, FAILED, f"raised {describe(error)}")
+        return CheckResult(name, FAILED, f"raised {error_in_brief(error)}")
     return CheckResult(name, PASSED)
 
 

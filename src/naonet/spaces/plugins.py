@@ -70,9 +70,9 @@ def _load(entry) -> None:
             for space in offered if isinstance(offered, list | tuple) else [offered]:
                 register_space(space)
     except Exception as error:  # noqa: BLE001 - another package's code: any error
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        _failures[_loading] = (f"{type(error).__name__}: {lines[0][:200]}" if lines
-                               else type(error).__name__)
+        from naonet.errors import error_in_brief
+
+        _failures[_loading] = error_in_brief(error)
     finally:
         _loading = None
 

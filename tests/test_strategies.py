@@ -390,6 +390,7 @@ def test_a_stopped_bench_search_resumes_after_its_last_search(synthetic, tmp_pat
                                                             monkeypatch):
     """A stopped comparison started over (20 seeds of NAO: minutes lost); with --output
     it keeps each search as it ends, and the same command resumes from there."""
+    from naonet.cli.bench_search import read_progress
     from naonet.cli.main import main
     from naonet.strategies import benchmark
 
@@ -421,8 +422,11 @@ def test_a_stopped_bench_search_resumes_after_its_last_search(synthetic, tmp_pat
     assert main(command(output)) == 130
     assert "rerun the same command to resume" in capsys.readouterr().err
     assert not output.exists()
-    assert [(run["strategy"], run["seed"]) for run in json.loads(progress.read_text())[
-        "runs"]] == [("random", 0), ("random", 1), ("random", 2)]
+    # JSON lines: the options, then a search a line, appended as each ends
+    header, *runs = [json.loads(line) for line in progress.read_text().splitlines()]
+    assert set(header) == {"config", "revision"}
+    assert [(run["strategy"], run["seed"]) for run in runs] == [
+        ("random", 0), ("random", 1), ("random", 2)]
     kept = progress.read_text()
     # another comparison does not take them (nor drop them)
     assert main(command(output, "--first-seed", "5", "--population-size", "4")) == 2
@@ -434,9 +438,13 @@ def test_a_stopped_bench_search_resumes_after_its_last_search(synthetic, tmp_pat
         progress.write_text(damaged)
         assert main(command(output)) == 2
         assert "is damaged (" in capsys.readouterr().err  # one line, not a traceback
-    older = json.loads(kept)
-    older["revision"] = "naonet 0.0.9 git 0123456789ab"  # kept by another version
-    progress.write_text(json.dumps(older))
+    # a naonet before 2026-12-06 kept them as one object: read alike
+    assert read_progress(json.dumps({**header, "runs": runs})) == read_progress(kept)
+    # kept by another version, and a fourth search's line cut short by a stop: searched
+    # again, and the file is written afresh before the next line is appended
+    header["revision"] = "naonet 0.0.9 git 0123456789ab"
+    progress.write_text("".join(json.dumps(line) + "\n" for line in [header, *runs])
+                        + '{"strategy": "evolution", "seed": 0, "seco')
     searched.clear()
     assert main(command(output)) == 0
     assert re.search(r"resuming: 3 of 6 searches done \(kept in .*; made by naonet 0.0.9 git "

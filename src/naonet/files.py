@@ -112,6 +112,24 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(Path(path), lambda file: file.write(text.encode()))
 
 
+def append_line(path: str | Path, line: str) -> None:
+    """Append ``line`` and a newline to ``path`` and flush it to the disk: a log that
+    grows by one record at a time, where rewriting it whole would cost its length each
+    time. A stop during the write leaves at most a last line without its newline, which
+    the reader drops (see :func:`complete_lines`)."""
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(line + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def complete_lines(text: str) -> list[str]:
+    """The lines of an appended log (:func:`append_line`) that were written whole: a last
+    line without its newline was cut short by a stop."""
+    lines = text.split("\n")
+    return [line for line in lines[:-1] if line.strip()]
+
+
 def as_json_holds(value):
     """``value`` as a JSON file gives it back (tuples as lists): what a saved config is
     compared with."""

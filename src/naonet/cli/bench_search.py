@@ -31,7 +31,7 @@ from naonet.cli.table_search import (
     strategy_configs,
 )
 from naonet.errors import UserError
-from naonet.files import as_json_holds, atomic_write_text
+from naonet.files import append_line, as_json_holds, atomic_write_text, complete_lines
 from naonet.nb201 import VALIDATION_METRICS, metric_flag
 from naonet.revision import code_revision
 from naonet.search.plots import check_can_draw, check_picture_path
@@ -164,10 +164,16 @@ def run(args: argparse.Namespace) -> int:
 
 class Progress:
     """The searches a comparison with ``--output FILE`` has done, kept in a hidden file
-    beside it (``.FILE.progress.json``, written after every search) until FILE is
-    written: a stopped comparison, rerun with the same options, takes them and repeats
-    none (a search is a function of its seed). A finished FILE is read the same way: its
-    rerun searches nothing and prints FILE's results."""
+    beside it (``.FILE.progress.json``) until FILE is written: a stopped comparison,
+    rerun with the same options, takes them and repeats none (a search is a function of
+    its seed). A finished FILE is read the same way: its rerun searches nothing and
+    prints FILE's results.
+
+    The hidden file is JSON lines: the options and code revision, then one line per
+    search, appended as it ends (rewritten whole after every search, it made 600
+    random searches of 100 queries take 50 s instead of 13 s on 2 CPU cores). A search whose line a stop cut short is searched again.
+    A naonet before 2026-12-06 wrote it as one JSON object with the searches in
+    ``runs``; a rerun reads that too."""
 
     def __init__(self, output: str, config: BenchmarkConfig, space):
         output = Path(output)
@@ -179,6 +185,7 @@ class Progress:
         self.made_by = None  # the code revision of the kept searches, where not this one
         self.output = output
         self.done = False  # FILE holds this comparison's results already
+        self.started = False  # the hidden file is written afresh, then appended to
         if self.path.exists():
             self._read(space)
         elif output.exists():
@@ -189,7 +196,7 @@ class Progress:
         from naonet.training.checkpoint import check_same_run
 
         try:
-            saved = json.loads(self.path.read_text(encoding="utf-8"))
+            saved = read_progress(self.path.read_text(encoding="utf-8"))
             records, config = saved["runs"], saved["config"]
             if not isinstance(records, list) or not isinstance(config, dict):
                 raise TypeError("its runs are not a list or its config not a mapping")
@@ -240,11 +247,18 @@ class Progress:
 
     def add(self, strategy: str, seed: int, summary, seconds: float) -> None:
         """Keep one more search, at once (a stop loses at most the one under way)."""
-        self.records.append({"strategy": strategy, "seed": seed, "seconds": seconds,
-                             **summary.to_dict()})
-        atomic_write_text(self.path, json.dumps({"config": self.config,
-                                                 "revision": self.revision,
-                                                 "runs": self.records}) + "\n")
+        record = {"strategy": strategy, "seed": seed, "seconds": seconds,
+                  **summary.to_dict()}
+        self.records.append(record)
+        if self.started:
+            append_line(self.path, json.dumps(record))
+            return
+        # the first search of this run: the file afresh (the kept searches, and none of
+        # a line a stop cut short), written whole; then one line per search
+        atomic_write_text(self.path, "".join(
+            json.dumps(line) + "\n" for line in [
+                {"config": self.config, "revision": self.revision}, *self.records]))
+        self.started = True
 
     def resuming_text(self, total: int) -> str:
         """The line a resumed comparison starts with."""
@@ -255,6 +269,20 @@ class Progress:
                     f"{older})")
         return (f"resuming: {len(self.finished)} of {counted(total, 'search', 'searches')} "
                 f"done (kept in {self.path}{older})")
+
+
+def read_progress(text: str) -> dict:
+    """A progress file's options, revision and searches (``config``, ``revision``,
+    ``runs``): JSON lines (a header, then a search a line; a last line a stop cut short
+    left out), or one JSON object as a naonet before 2026-12-06 wrote it."""
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        whole = None  # several lines, or damaged (the lines say which)
+    if isinstance(whole, dict) and "runs" in whole:
+        return whole
+    header, *records = [json.loads(line) for line in complete_lines(text)]
+    return {**header, "runs": records}
 
 
 def _flat_options(config: dict) -> dict:

@@ -171,9 +171,9 @@ class Progress:
 
     The hidden file is JSON lines: the options and code revision, then one line per
     search, appended as it ends (rewritten whole after every search, it made 600
-    random searches of 100 queries take 50 s instead of 13 s on 2 CPU cores). A search whose line a stop cut short is searched again.
-    A naonet before 2026-12-06 wrote it as one JSON object with the searches in
-    ``runs``; a rerun reads that too."""
+    random searches of 100 queries take 50 s instead of 13 s on 2 CPU cores). A search
+    whose line a stop cut short is searched again. A naonet before 2026-12-06 wrote it
+    as one JSON object with the searches in ``runs``; a rerun reads that too."""
 
     def __init__(self, output: str, config: BenchmarkConfig, space):
         output = Path(output)

@@ -275,6 +275,32 @@ def test_two_offers_of_one_name_a_class_and_a_plugin_that_looks_spaces_up(
             sys.modules.pop(name, None)
 
 
+def test_a_package_offering_one_of_naonets_names_leaves_naonets_space_working(
+        fresh_registry, monkeypatch, tmp_path, capsys):
+    """From a space author's trial: a package offering a space named 'small' refused the
+    name everywhere, and every nao command, --help included, ended in a traceback (the
+    defaults name naonet's small). naonet's name stays naonet's; the offer is the load
+    failure named where a space is not found."""
+    from naonet.spaces import SMALL, CellSearchSpace, get_space, register_space, space_names
+
+    install_package(tmp_path / "clash_pkg", "mine = clash_small:SPACE\n",
+                    {"clash_small": VARIANT.format(before="", name="small", ops="")})
+    monkeypatch.syspath_prepend(str(tmp_path / "clash_pkg"))
+    try:
+        assert get_space("small") is SMALL and "small" in space_names()
+        status, out, _ = nao_in_process(capsys, "info", "naonet-v2")
+        assert status == 0 and "4,387,654" in out
+        with pytest.raises(UserError, match="unknown search space 'other'; .*the naonet.spaces "
+                                            "entry point mine = clash_small:SPACE did not "
+                                            r"load \(UserError: a search space named 'small' "
+                                            "is naonet's own; give yours another name"):
+            get_space("other")
+        with pytest.raises(UserError, match="a search space named 'small' is naonet's own"):
+            register_space(CellSearchSpace(name="small", op_names=("identity",)))
+    finally:
+        sys.modules.pop("clash_small", None)
+
+
 def test_a_refused_resume_names_each_option_as_the_flag_that_sets_it():
     """The ranking experiment's refusal named --sample-size (nao correlate takes
     --archs) and wrote lists as Python lists."""

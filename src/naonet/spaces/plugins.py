@@ -89,11 +89,16 @@ def note_registered(name: str) -> None:
 
 def note_clash(name: str) -> None:
     """A space named ``name`` is registered already and the loading entry point offers
-    another: every lookup of the name is refused from now on."""
+    another. Offered by another entry point before it, every lookup of the name is
+    refused from now on (which one won would depend on the order Python lists the
+    packages in). One of naonet's own names stays naonet's: every default names one,
+    and the offer that takes it is a load failure, named where a space is not found."""
     if _loading is None:
         return  # a program's own registration: refused where it is made
     first = _offered_by.get(name)
-    by = f"the entry point {first}" if first else "naonet or the program before them"
+    if first is None:  # naonet's own space (registered as naonet.spaces is imported)
+        return
+    by = f"the entry point {first}"
     _clashes[name] = (f"the search space {name!r} is offered twice: by {by}, and by the "
                       f"{GROUP} entry point {_loading}; uninstall one of the packages, or "
                       "rename one of the spaces")

@@ -325,6 +325,7 @@ def _check_rng(rng) -> None:
 
 # ----------------------------------------------------------------------- registry
 _SPACES: dict[str, SearchSpace] = {}
+_NAONET_SPACES: set[str] = set()  # the names of naonet's own spaces
 
 
 MAX_UNSEEN_DRAWS = 10_000  # random draws for one unseen architecture before listing them
@@ -366,13 +367,18 @@ def register_space(space: SearchSpace, replace: bool = False) -> SearchSpace:
     spaces installed packages offer are loaded first, so a name one of them takes is
     refused too."""
     plugins.load_space_plugins()
-    return add_to_registry(space, replace)
+    return _add(space, replace)
 
 
-def add_to_registry(space: SearchSpace, replace: bool = False) -> SearchSpace:
-    """:func:`register_space` without loading the installed packages' spaces: naonet's
-    own spaces, registered as ``naonet.spaces`` is imported (a package's spaces, which
-    import it, load later)."""
+def add_to_registry(space: SearchSpace) -> SearchSpace:
+    """:func:`register_space` for naonet's own spaces, registered as ``naonet.spaces`` is
+    imported (without loading the installed packages' spaces: theirs import it, and load
+    later). Their names stay theirs: a package's offer of one is refused."""
+    _NAONET_SPACES.add(space.name)
+    return _add(space)
+
+
+def _add(space: SearchSpace, replace: bool = False) -> SearchSpace:
     if isinstance(space, type):
         raise UserError(f"{space.__name__} is a class; register an instance of it "
                         f"({space.__name__}())")
@@ -383,8 +389,9 @@ def add_to_registry(space: SearchSpace, replace: bool = False) -> SearchSpace:
     taken = _SPACES.get(space.name)
     if taken is not None and taken != space and not replace:
         plugins.note_clash(space.name)
-        raise UserError(f"a search space named {space.name!r} is registered already; give "
-                        "yours another name (or pass replace=True)")
+        whose = "naonet's own" if space.name in _NAONET_SPACES else "registered already"
+        raise UserError(f"a search space named {space.name!r} is {whose}; give yours "
+                        "another name (or pass replace=True)")
     _SPACES[space.name] = space
     plugins.note_registered(space.name)
     return space

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import random
 import sys
+from dataclasses import asdict, dataclass
 
 import pytest
 
 from naonet.errors import UserError
-from naonet.spaces import CellSearchSpace
+from naonet.spaces import CellSearchSpace, IntegerCodedSpace
 from naonet.spaces.conformance import (
     NETWORK_CHECKS,
     NOT_RUN,
@@ -21,6 +22,7 @@ from naonet.spaces.conformance import (
     PASSED,
     check_space,
 )
+from naonet.spaces.protocol import without_space_prefix
 
 from conftest import nao_in_process
 
@@ -89,6 +91,120 @@ class LogitsOnlySupernet(CellSearchSpace):
         return supernet
 
 
+class MiscountedBeyondOneCell(CellSearchSpace):
+    """Counts right at one cell per stage only (a stage's count times the layers)."""
+
+    def parameter_count(self, architecture, config):
+        return super().parameter_count(architecture, config) + (config.layers > 1)
+
+
+class UncheckedCoding(CellSearchSpace):
+    """Takes any integers, folding them into range: a file's bad line builds a network."""
+
+    def from_integers(self, values):
+        return super().from_integers([value % high for value, high in
+                                      zip(values, self.integer_limits())])
+
+
+@dataclass(frozen=True)
+class Pair:
+    """An architecture of the pair space: two choices."""
+
+    space: PairSpace
+    choices: tuple
+
+    def to_string(self) -> str:
+        return "-".join(str(choice) for choice in self.choices)
+
+    def to_qualified_string(self) -> str:
+        return f"{self.space.name}:{self.to_string()}"
+
+
+class PairSpace(IntegerCodedSpace):
+    """A space of another shape than naonet's, with no networks and no encoding."""
+
+    name, op_names, final_size = "pair", ("a", "b", "c"), (8, 1)
+    architecture = Pair
+
+    def integer_limits(self):
+        return (3, 3)
+
+    def from_integers(self, values):
+        values = list(values)
+        if len(values) != 2 or not all(0 <= value < 3 for value in values):
+            raise UserError(f"a pair is two choices of 0..2, got {values}")
+        return self.architecture(self, tuple(values))
+
+    def to_integers(self, architecture):
+        return list(self.as_architecture(architecture).choices)
+
+    def parse(self, text):
+        words = without_space_prefix(text.strip(), self.name).split("-")
+        if len(words) != 2 or not all(word.isdigit() for word in words):
+            raise UserError(f"a pair is written 'C-C', got {text!r}")
+        return self.from_integers([int(word) for word in words])
+
+    def canonical(self, architecture):
+        return self.as_architecture(architecture)
+
+    def training_options(self, dataset):
+        return "--epochs 1"
+
+    def final_size_for(self, dataset):
+        return self.final_size
+
+    def network_config(self, channels, layers, num_classes=10, skeleton="cifar", **rest):
+        return PairConfig(channels, layers, num_classes)
+
+    def network_config_from_dict(self, values):
+        return PairConfig(**values)
+
+    def unwritten(self, *args, **kwargs):
+        raise NotImplementedError
+
+    encoding = network_config_from_weights = build_network = build_supernet = unwritten
+    parameter_count = multiply_adds = unwritten
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    channels: int = 8
+    layers: int = 1
+    num_classes: int = 10
+
+    def to_dict(self):
+        return asdict(self)
+
+    def describe(self):
+        return f"C {self.channels}"
+
+
+class UnqualifiedPair(Pair):
+    def to_qualified_string(self) -> str:
+        return self.to_string()  # files could not tell its space
+
+
+class ListPair(Pair):
+    def __init__(self, space, choices):
+        super().__init__(space, list(choices))  # a list: unhashable
+
+
+class TupleSamplingPair(PairSpace):
+    def sample(self, rng):
+        return tuple(super().to_integers(super().sample(rng)))
+
+
+class FailingCanonicalPair(PairSpace):
+    def canonical(self, architecture):
+        return self.op_names[7]
+
+
+def pair_space(architecture=Pair, kind=PairSpace):
+    space = kind()
+    space.architecture = architecture
+    return space
+
+
 def statuses(report) -> dict[str, str]:
     return {result.name: result.status for result in report.results}
 
@@ -125,8 +241,45 @@ def test_a_broken_promise_fails_its_own_check_alone(kind, check, detail):
     assert all(statuses(report)[name] == NOT_RUN for name in NETWORK_CHECKS)
 
 
+@pytest.mark.parametrize("space, check, detail", [
+    (pair_space(UnqualifiedPair), "architecture values",
+     "to_qualified_string() gave '1-1', which names no space: start it with 'pair:'"),
+    (pair_space(ListPair), "architecture values",
+     "an architecture (ListPair) is not hashable (unhashable type: 'list')"),
+    (pair_space(kind=TupleSamplingPair), "architecture values",
+     "sample returned a tuple, which has no .space"),
+    (probe_space(UncheckedCoding), "integer coding",
+     "from_integers took entry 0 = 2, outside 0..1 (integer_limits)"),
+])
+def test_a_broken_foundation_is_the_one_line_and_nothing_after_it_runs(space, check, detail):
+    """From a space author's trial: these passed (or buried their cause under nine lines
+    that each failed of it)."""
+    report = check_space(space, networks=False)
+    assert list(failed(report)) == [check], report.text()
+    assert failed(report)[check].startswith(detail)
+    later = list(statuses(report))[list(statuses(report)).index(check) + 1:]
+    assert {statuses(report)[name] for name in later} == {NOT_RUN}
+
+
+def test_an_exception_names_the_member_that_raised_it():
+    report = check_space(pair_space(kind=FailingCanonicalPair), networks=False)
+    assert list(failed(report)) == ["canonical forms"]
+    assert failed(report)["canonical forms"] == (
+        "canonical (test_space_check.py, line "
+        f"{FailingCanonicalPair.canonical.__code__.co_firstlineno + 1}, in canonical) raised "
+        "IndexError: tuple index out of range")
+
+
+def test_a_space_without_networks_passes_with_what_it_lacks_named():
+    report = check_space(pair_space())
+    assert report.ok, report.text()
+    assert [result.name for result in report.results if result.status == NOT_WRITTEN] == [
+        "controller encoding", "network", "supernet"]
+
+
 @pytest.mark.parametrize("kind, check, detail", [
     (MiscountedParameters, "network", "parameter_count says "),
+    (MiscountedBeyondOneCell, "network", "parameter_count says "),
     (FunctionChangingCanonical, "supernet", "canonical("),
     (LogitsOnlySupernet, "supernet", "the supernet must return (logits, aux_logits or "
                                      "None), got Tensor"),
@@ -207,3 +360,16 @@ def test_nao_check_space_reports_and_sets_its_exit_status(tmp_path, monkeypatch,
         assert status == 2 and out == ""
         assert len(err.splitlines()) == 1 and message in err
     sys.modules.pop("my_spaces", None)
+
+
+def test_an_architecture_holding_no_space_object_is_named_so():
+    """It said 'which has no .space' of an architecture whose .space was the space's
+    name, and 'defined differently' of an identical copy of the space."""
+    from types import SimpleNamespace
+
+    space = pair_space()
+    with pytest.raises(UserError, match="got an object of type SimpleNamespace, whose .space "
+                                        "is a str, not a space; "):
+        space.as_architecture(SimpleNamespace(space="pair"))
+    with pytest.raises(UserError, match=r"another space object of that name \(a copy, or "):
+        space.as_architecture(Pair(pair_space(), (0, 1)))

@@ -19,8 +19,9 @@ import io
 import math
 import random
 import shlex
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from naonet.errors import UserError, error_in_brief
 from naonet.spaces.protocol import PREFIX_SEPARATORS, PROTOCOL_MEMBERS, SearchSpace
@@ -40,6 +41,7 @@ NEEDED_FOR = {
 SAMPLES = 8  # random architectures each check runs on
 COVERAGE_DRAWS = 400  # draws that must meet every value of an entry of at most 10 values
 CHANNELS, LAYERS, CLASSES, IMAGE_SIZE = 8, 1, 7, 16  # the networks' tiny size
+DEEPER = 2  # cells per stage of a second network: counts must hold beyond one cell
 
 
 class CheckFailed(Exception):
@@ -174,21 +176,52 @@ def check_integer_coding(probe: Probe) -> None:
         again = space.from_integers(values)
         expect(again == arch, f"from_integers(to_integers(a)) gave another architecture for "
                               f"{short(arch)}")
+    # a coding outside the limits (a file's line, a decoder's slip) is refused at once,
+    # not built into a network that fails deep inside
+    values = space.to_integers(probe.draws()[0])
+    for position, high in enumerate(limits):
+        for wrong in (high, -1):
+            coding = [*values[:position], wrong, *values[position + 1:]]
+            try:
+                space.from_integers(coding)
+            except UserError:
+                continue
+            except Exception as error:  # noqa: BLE001 - the space's own code: any error
+                raise CheckFailed(f"from_integers of entry {position} = {wrong} (outside "
+                                  f"0..{high - 1}) raised {error_in_brief(error)}; raise a "
+                                  "naonet.errors.UserError") from None
+            raise CheckFailed(f"from_integers took entry {position} = {wrong}, outside "
+                              f"0..{high - 1} (integer_limits); refuse it with a "
+                              "naonet.errors.UserError")
 
 
 def check_architectures(probe: Probe) -> None:
     """What the engine reads off an architecture: hashable (pools are sets), ``.space``
     is this space (it refuses another's by it), ``to_qualified_string()`` text; a deep
     copy of the space (in a copied network) still takes it."""
+    from naonet.spaces.protocol import without_space_prefix
+
     space = probe.space
     for arch in probe.draws():
-        expect(isinstance(arch, Hashable), f"an architecture of type {type(arch).__name__} "
-                                           "is not hashable; make it a frozen dataclass")
-        owner = getattr(arch, "space", None)
+        kind = type(arch).__name__
+        expect(hasattr(arch, "space"), f"sample returned a {kind}, which has no .space: an "
+                                       "architecture holds the space that made it in .space")
+        owner = arch.space
         expect(owner is space or owner == space,
-               f"an architecture's .space is {short(owner)}, not the space that made it")
-        expect(isinstance(arch.to_qualified_string(), str),
-               "to_qualified_string() must return text")
+               f"an architecture's .space is {short(owner)}, not the space that made it "
+               "(that very object, or one equal to it)")
+        try:
+            hash(arch)
+        except TypeError as error:
+            raise CheckFailed(f"an architecture ({kind}) is not hashable ({error}): pools "
+                              "are sets and dicts; hold tuples, not lists") from None
+        text = arch.to_qualified_string()
+        expect(isinstance(text, str), "to_qualified_string() must return text")
+        # files hold this form, and the registry reads each line by the space it names
+        expect(without_space_prefix(text, space.name) != text
+               or getattr(space, "claims", lambda _: False)(text),
+               f"to_qualified_string() gave {short(text)}, which names no space: start it "
+               f"with '{space.name}:', or give the space a claims(text) that owns the form")
         expect(space.as_architecture(arch) == arch, "as_architecture refused one of its own "
                                                     "architectures")
         # a deep copy of a network holds a deep copy of its space (a few-shot supernet's)
@@ -232,17 +265,17 @@ def check_text_forms(probe: Probe) -> None:
     registered = space.name in _registered_names() and get_space(space.name) == space
     for arch in probe.draws():
         forms = [arch.to_qualified_string()]
-        if hasattr(arch, "to_string"):
-            forms += [arch.to_string(), *(f"{space.name}{separator} {arch.to_string()}"
-                                          for separator in PREFIX_SEPARATORS)]
+        if hasattr(arch, "to_string"):  # bare, and under either prefix the docs name
+            forms += [arch.to_string(), f"{space.name}:{arch.to_string()}",
+                      f"{space.name} | {arch.to_string()}"]
         for text in forms:
-            expect(space.parse(text) == arch, f"parse({short(text)}) gave another "
-                                              "architecture")
+            expect(parsed(space.parse, text) == arch,
+                   f"parse({short(text)}) gave another architecture")
         if registered:
-            expect(parse_architecture(arch.to_qualified_string()) == arch,
-                   f"the registry reads {short(arch.to_qualified_string())} as another "
-                   "space's: a qualified form must start with 'NAME:' unless only this "
-                   "space writes it")
+            text = arch.to_qualified_string()
+            expect(parsed(parse_architecture, text) == arch,
+                   f"naonet.spaces.parse_architecture({short(text)}) gave another "
+                   "architecture: another registered space claims the form")
     for malformed in ("", "?-not an architecture-?"):
         try:
             space.parse(malformed)
@@ -253,6 +286,15 @@ def check_text_forms(probe: Probe) -> None:
                               "naonet.errors.UserError, which the commands print as one "
                               "line") from None
         raise CheckFailed(f"parse({malformed!r}) returned an architecture")
+
+
+def parsed(parse: Callable, text: str):
+    """``parse(text)``, or a failed check naming the text it could not read."""
+    try:
+        return parse(text)
+    except Exception as error:  # noqa: BLE001 - the space's own code: any error
+        raise CheckFailed(f"parse({short(text)}) raised {error_in_brief(error, 300)}") \
+            from None
 
 
 def check_mutation(probe: Probe) -> None:
@@ -393,6 +435,10 @@ def tiny_config(probe: Probe):
     return probe.space.network_config(CHANNELS, LAYERS, num_classes=CLASSES)
 
 
+def deeper_config(probe: Probe):
+    return probe.space.network_config(CHANNELS, DEEPER, num_classes=CLASSES)
+
+
 def images():
     import torch
 
@@ -419,7 +465,13 @@ def check_network(probe: Probe) -> None:
     from naonet.models import count_parameters
     from naonet.models.complexity import count_multiply_adds
 
-    config = tiny_config(probe)
+    config, deeper = tiny_config(probe), deeper_config(probe)
+    # a count that holds for one cell per stage only would pass at the tiny size alone
+    arch = probe.draws()[0]
+    counted = probe.call("parameter_count", arch, deeper)
+    built = count_parameters(probe.call("build_network", arch, deeper))
+    expect(counted == built, f"parameter_count says {counted} at C {CHANNELS} with {DEEPER} "
+                             f"cells per stage, the built network has {built}")
     for arch in probe.draws()[:3]:
         network = probe.call("build_network", arch, config)
         expect(isinstance(network, torch.nn.Module), "build_network must return an "
@@ -439,15 +491,15 @@ def check_network(probe: Probe) -> None:
 
 def check_weights(probe: Probe) -> None:
     """``network_config_from_weights`` reads the config off a network's state_dict."""
-    config = tiny_config(probe)
     arch = probe.draws()[0]
-    try:
-        weights = probe.space.build_network(arch, config).state_dict()
-    except NotImplementedError:
-        raise NotRun("needs build_network") from None
-    read = probe.call("network_config_from_weights", weights)
-    expect(read == config, "network_config_from_weights read another config off a network's "
-                           f"state_dict: {short(read)}")
+    for config in (tiny_config(probe), deeper_config(probe)):
+        try:
+            weights = probe.space.build_network(arch, config).state_dict()
+        except NotImplementedError:
+            raise NotRun("needs build_network") from None
+        read = probe.call("network_config_from_weights", weights)
+        expect(read == config, "network_config_from_weights read another config off the "
+                               f"state_dict of a network of {short(config)}: {short(read)}")
 
 
 def check_supernet(probe: Probe) -> None:
@@ -464,6 +516,9 @@ def check_supernet(probe: Probe) -> None:
     expect(type(config) is type(tiny_config(probe)),
            f"the supernet's network_config() is a {type(config).__name__}, not the space's "
            "network config")
+    expect(getattr(config, "num_classes", None) == CLASSES,
+           f"the supernet's network_config() has num_classes "
+           f"{short(getattr(config, 'num_classes', None))}, the supernet {CLASSES}")
     supernet.set_training_progress(0.5)
     arch = probe.draws()[0]
     outputs = supernet.train()(images(), arch)
@@ -473,6 +528,11 @@ def check_supernet(probe: Probe) -> None:
            "the supernet's logits have no gradient in its parameters")
     supernet.eval()
     with torch.no_grad():
+        # a sampler's pool and a file's lines reach it as text
+        text = arch.to_qualified_string()
+        expect(torch.equal(supernet(images(), text)[0], supernet(images(), arch)[0]),
+               f"the supernet computes otherwise for the text form {short(text)}; read it "
+               "with the space's as_architecture")
         for candidate in probe.draws():
             form = space.canonical(candidate)
             if form == candidate:
@@ -486,8 +546,8 @@ def check_supernet(probe: Probe) -> None:
 
 CHECKS: tuple[tuple[str, Callable[[Probe], None]], ...] = (
     ("protocol members", check_members),
-    ("integer coding", check_integer_coding),
     ("architecture values", check_architectures),
+    ("integer coding", check_integer_coding),
     ("sampling", check_sampling),
     ("text forms", check_text_forms),
     ("mutation", check_mutation),
@@ -503,6 +563,8 @@ CHECKS: tuple[tuple[str, Callable[[Probe], None]], ...] = (
 
 
 NETWORK_CHECKS = ("network", "network config from weights", "supernet")
+# what every later check builds on: when one fails, the later ones are not run
+FOUNDATIONS = ("protocol members", "architecture values", "integer coding")
 
 
 def check_space(space: SearchSpace | str, samples: int = SAMPLES, seed: int = 0,
@@ -523,8 +585,10 @@ def check_space(space: SearchSpace | str, samples: int = SAMPLES, seed: int = 0,
     probe = Probe(space, seed, samples)
     results = []
     for name, check in CHECKS:
-        if name != "protocol members" and results[0].status == FAILED:
-            results.append(CheckResult(name, NOT_RUN, "needs the protocol's members"))
+        broken = [result.name for result in results
+                  if result.name in FOUNDATIONS and result.status != PASSED]
+        if broken:  # every later check would fail of it too, burying its line
+            results.append(CheckResult(name, NOT_RUN, f"needs {broken[0]}"))
             continue
         if not networks and name in NETWORK_CHECKS:
             results.append(CheckResult(name, NOT_RUN, "networks left out"))
@@ -548,8 +612,25 @@ def run_check(name: str, check: Callable[[Probe], None], probe: Probe) -> CheckR
         return CheckResult(name, NOT_WRITTEN, f"{member} raises NotImplementedError; "
                                               f"naonet needs it for {NEEDED_FOR[member]}")
     except Exception as error:  # noqa: BLE001 - the space's own code: any error
-        return CheckResult(name, FAILED, f"raised {error_in_brief(error)}")
+        return CheckResult(name, FAILED, f"{raised_where(error)} raised "
+                                         f"{error_in_brief(error, 300)}")
     return CheckResult(name, PASSED)
+
+
+def raised_where(error: BaseException) -> str:
+    """The call a check made that raised ``error``, and where it raised: ``name (file,
+    line N)``, read off its traceback (the first frame past this module's, and the
+    last)."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [index for index, frame in enumerate(frames) if frame.filename == __file__]
+    called = frames[ours[-1] + 1:] if ours else frames
+    if not called:
+        return "the check"
+    last = called[-1]
+    return (f"{called[0].name} ({Path(last.filename).name}, line {last.lineno}, in "
+            f"{last.name})")
 
 
 def _registered_names() -> list[str]:

@@ -159,17 +159,19 @@ class IntegerCodedSpace:
             return value
         if getattr(space, "name", None) == self.name:
             raise UserError(f"{user} takes architectures of this {self.name!r} space, got one "
-                            f"of another space object of that name (defined differently); "
-                            "use one space object for both")
+                            f"of another space object of that name (a copy, or one defined "
+                            "differently); use one space object for both")
         if hasattr(space, "name"):
             raise UserError(f"{user} takes architectures of the {self.name!r} space, got one "
                             f"of the {space.name!r} space; give it an architecture of "
                             f"get_space({self.name!r}), or work in the {space.name!r} space "
                             f"(get_space({space.name!r})) throughout")
+        held = (f"whose .space is a {type(space).__name__}, not a space" if space is not None
+                else "which has no .space")
         raise UserError(f"{user} takes an architecture of the {self.name!r} space or its "
-                        f"text form, got an object of type {type(value).__name__}, which has "
-                        f"no .space; read text with get_space({self.name!r}).parse (the "
-                        "architectures a space makes hold it in .space)")
+                        f"text form, got an object of type {type(value).__name__}, {held}; "
+                        f"read text with get_space({self.name!r}).parse (the architectures a "
+                        "space makes hold the space object itself in .space)")
 
     def sample(self, rng: random.Random):
         """A uniformly random architecture (every entry drawn independently)."""

@@ -58,6 +58,9 @@ def test_random_architectures_round_trip(space):
     ("5 1 0 1 2 4 0 0 0 0 2 1 0 0 0 2 0 3 0 0 0 2 0 2 2 2 1 0 0 0 0 1 0 0 0 3 0 0 0 1",
      "node 0 of the normal cell (state 2 in nao info) reads input 5"),
     ("1 x 0 1", "non-integer entry 'x'"),
+    # a space author's bare text reached the default space with no word of --space
+    ("conv_5x5@0.5-identity@1", "or a name (an architecture of another space: write it as "
+                                "NAME:..., or pass --space NAME)"),
     ("middle:" + NAONET_V2, "prefixed with the name of the 'middle' space"),
     ("small | normal: conv_9x9(0) + identity(1)", "lacks its reduction cell"),
     ("", "empty architecture"),

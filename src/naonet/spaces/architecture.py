@@ -126,10 +126,14 @@ class Architecture:
             values = [int(token) for token in tokens]
         except ValueError:
             bad = next(t for t in tokens if not t.lstrip("-").isdigit())
+            # text of a space of one's own, given bare, reaches the default space
+            elsewhere = ("" if prefix_space is not None else
+                         " (an architecture of another space: write it as NAME:..., or pass "
+                         "--space NAME)")
             raise UserError(
                 f"architecture string has a non-integer entry {bad!r}; write "
                 f"{resolved.integers_per_architecture} integers separated by spaces, or a name"
-            ) from None
+                f"{elsewhere}") from None
         return cls.from_integers(values, resolved)
 
     @classmethod

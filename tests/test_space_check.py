@@ -225,7 +225,7 @@ def test_naonets_spaces_keep_every_promise():
     (StuckMutation, "mutation", "mutate changed 0 entries of the coding, not one"),
     (GlobalRandomSampling, "sampling", "sample draws other architectures from an equal "
                                        "random.Random"),
-    (ValueErrorParse, "text forms", "parse('') raised ValueError: empty; raise "
+    (ValueErrorParse, "text forms", "parse('') raised ValueError: empty; raise a "
                                     "naonet.errors.UserError"),
     (MistypedRecipe, "training recipe", "nao train refuses training_options('cifar10') "
                                         "'--preset naonet-v2-cifar10 --epoch 10': "
@@ -249,7 +249,8 @@ def test_a_broken_promise_fails_its_own_check_alone(kind, check, detail):
     (pair_space(kind=TupleSamplingPair), "architecture values",
      "sample returned a tuple, which has no .space"),
     (probe_space(UncheckedCoding), "integer coding",
-     "from_integers took entry 0 = 2, outside 0..1 (integer_limits)"),
+     "from_integers with entry 0 = 2 (outside 0..1, its integer_limits) was taken; "
+     "refuse it with a naonet.errors.UserError"),
 ])
 def test_a_broken_foundation_is_the_one_line_and_nothing_after_it_runs(space, check, detail):
     """From a space author's trial: these passed (or buried their cause under nine lines

@@ -134,6 +134,20 @@ def expect(condition: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
+def expect_refusal(call: Callable[[], object], what: str) -> None:
+    """``call()`` must raise a UserError, which the commands print as one line (``what``
+    names the call and its input)."""
+    try:
+        call()
+    except UserError:
+        return
+    except Exception as error:  # noqa: BLE001 - the space's own code: any error
+        raise CheckFailed(f"{what} raised {error_in_brief(error, 300)}; raise a "
+                          "naonet.errors.UserError, which the commands print as one "
+                          "line") from None
+    raise CheckFailed(f"{what} was taken; refuse it with a naonet.errors.UserError")
+
+
 def short(value) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -182,17 +196,9 @@ def check_integer_coding(probe: Probe) -> None:
     for position, high in enumerate(limits):
         for wrong in (high, -1):
             coding = [*values[:position], wrong, *values[position + 1:]]
-            try:
-                space.from_integers(coding)
-            except UserError:
-                continue
-            except Exception as error:  # noqa: BLE001 - the space's own code: any error
-                raise CheckFailed(f"from_integers of entry {position} = {wrong} (outside "
-                                  f"0..{high - 1}) raised {error_in_brief(error)}; raise a "
-                                  "naonet.errors.UserError") from None
-            raise CheckFailed(f"from_integers took entry {position} = {wrong}, outside "
-                              f"0..{high - 1} (integer_limits); refuse it with a "
-                              "naonet.errors.UserError")
+            expect_refusal(lambda coding=coding: space.from_integers(coding),
+                           f"from_integers with entry {position} = {wrong} (outside "
+                           f"0..{high - 1}, its integer_limits)")
 
 
 def check_architectures(probe: Probe) -> None:
@@ -277,15 +283,8 @@ def check_text_forms(probe: Probe) -> None:
                    f"naonet.spaces.parse_architecture({short(text)}) gave another "
                    "architecture: another registered space claims the form")
     for malformed in ("", "?-not an architecture-?"):
-        try:
-            space.parse(malformed)
-        except UserError:
-            continue
-        except Exception as error:  # noqa: BLE001 - the space's own code: any error
-            raise CheckFailed(f"parse({malformed!r}) raised {error_in_brief(error)}; raise "
-                              "naonet.errors.UserError, which the commands print as one "
-                              "line") from None
-        raise CheckFailed(f"parse({malformed!r}) returned an architecture")
+        expect_refusal(lambda malformed=malformed: space.parse(malformed),
+                       f"parse({malformed!r})")
 
 
 def parsed(parse: Callable, text: str):
@@ -332,17 +331,10 @@ def check_foreign_architectures(probe: Probe) -> None:
     space = probe.space
     other = get_space("nb201" if space.name != "nb201" else "small")
     foreign = other.sample(random.Random(0))
-    for member, call in (("as_architecture", lambda: space.as_architecture(foreign)),
-                         ("mutate", lambda: space.mutate(foreign, probe.rng()))):
-        try:
-            call()
-        except UserError:
-            continue
-        except Exception as error:  # noqa: BLE001 - the space's own code: any error
-            raise CheckFailed(f"{member} of an architecture of the {other.name!r} space "
-                              f"raised {error_in_brief(error)}; raise a UserError (as "
-                              "IntegerCodedSpace.as_architecture does)") from None
-        raise CheckFailed(f"{member} took an architecture of the {other.name!r} space")
+    expect_refusal(lambda: space.as_architecture(foreign),
+                   f"as_architecture of an architecture of the {other.name!r} space")
+    expect_refusal(lambda: space.mutate(foreign, probe.rng()),
+                   f"mutate of an architecture of the {other.name!r} space")
 
 
 def check_training_recipe(probe: Probe) -> None:
@@ -420,15 +412,11 @@ def check_encoding(probe: Probe) -> None:
         expect(space.as_architecture(variant) == variant and
                encoding.decode(encoding.encode(variant)) == variant,
                "equivalent_variant returned no architecture the encoding round-trips")
-    for bad in (tokens[:-1], [*tokens[:-1], encoding.vocab_size]):
-        try:
-            encoding.decode(bad)
-        except UserError:
-            continue
-        except Exception as error:  # noqa: BLE001 - the space's own code: any error
-            raise CheckFailed(f"decode of an illegal sequence raised {error_in_brief(error)}; "
-                              "raise a UserError") from None
-        raise CheckFailed("decode read an illegal token sequence as an architecture")
+    expect_refusal(lambda: encoding.decode(tokens[:-1]),
+                   "decode of a sequence one token short")
+    expect_refusal(lambda: encoding.decode([*tokens[:-1], encoding.vocab_size]),
+                   f"decode of a sequence ending in token {encoding.vocab_size} (its "
+                   "vocab_size)")
 
 
 def tiny_config(probe: Probe):

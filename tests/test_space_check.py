@@ -199,6 +199,30 @@ class FailingCanonicalPair(PairSpace):
         return self.op_names[7]
 
 
+class FailingSample(PairSpace):
+    def sample(self, rng):
+        raise RuntimeError("no draws today")
+
+
+class OutsideCanonical(PairSpace):
+    """A canonical form with a choice outside the space, which as_architecture passes
+    (its .space is the space)."""
+
+    def canonical(self, architecture):
+        return Pair(self, (0, 7))
+
+
+class FailingForward(CellSearchSpace):
+    def build_network(self, architecture, config):
+        network = super().build_network(architecture, config)
+
+        def forward(images):
+            raise RuntimeError("shape mismatch")
+
+        network.forward = forward
+        return network
+
+
 def pair_space(architecture=Pair, kind=PairSpace):
     space = kind()
     space.architecture = architecture
@@ -218,7 +242,7 @@ def test_naonets_spaces_keep_every_promise():
     run the whole check in test_space_protocol)."""
     report = check_space(probe_space())
     assert set(statuses(report).values()) == {PASSED}, report.text()
-    assert report.ok and report.text().endswith("14 passed: the space keeps the protocol")
+    assert report.ok and report.text().endswith("16 passed: the space keeps the protocol")
 
 
 @pytest.mark.parametrize("kind, check, detail", [
@@ -230,8 +254,9 @@ def test_naonets_spaces_keep_every_promise():
     (MistypedRecipe, "training recipe", "nao train refuses training_options('cifar10') "
                                         "'--preset naonet-v2-cifar10 --epoch 10': "
                                         "nao train: error: unrecognized arguments: --epoch"),
-    (CopiedOnDeepCopy, "architecture values", "a deep copy of the space refuses its "
-                                              "architectures"),
+    (UncheckedCoding, "codings outside the limits",
+     "from_integers with entry 0 = 2 (outside 0..1, its integer_limits) was taken; refuse it "
+     "with a naonet.errors.UserError"),
 ])
 def test_a_broken_promise_fails_its_own_check_alone(kind, check, detail):
     report = check_space(probe_space(kind), networks=False)
@@ -248,9 +273,8 @@ def test_a_broken_promise_fails_its_own_check_alone(kind, check, detail):
      "an architecture (ListPair) is not hashable (unhashable type: 'list')"),
     (pair_space(kind=TupleSamplingPair), "architecture values",
      "sample returned a tuple, which has no .space"),
-    (probe_space(UncheckedCoding), "integer coding",
-     "from_integers with entry 0 = 2 (outside 0..1, its integer_limits) was taken; "
-     "refuse it with a naonet.errors.UserError"),
+    (pair_space(kind=FailingSample), "architecture values",
+     "sample raised RuntimeError: no draws today"),
 ])
 def test_a_broken_foundation_is_the_one_line_and_nothing_after_it_runs(space, check, detail):
     """From a space author's trial: these passed (or buried their cause under nine lines
@@ -258,8 +282,16 @@ def test_a_broken_foundation_is_the_one_line_and_nothing_after_it_runs(space, ch
     report = check_space(space, networks=False)
     assert list(failed(report)) == [check], report.text()
     assert failed(report)[check].startswith(detail)
+    assert not report.ok
     later = list(statuses(report))[list(statuses(report)).index(check) + 1:]
     assert {statuses(report)[name] for name in later} == {NOT_RUN}
+
+
+def test_a_canonical_form_outside_the_space_fails():
+    report = check_space(pair_space(kind=OutsideCanonical), networks=False)
+    assert list(failed(report)) == ["canonical forms"]
+    detail = failed(report)["canonical forms"]
+    assert detail == "canonical returned 'pair:0-7', outside the space's coding"
 
 
 def test_an_exception_names_the_member_that_raised_it():
@@ -279,8 +311,10 @@ def test_a_space_without_networks_passes_with_what_it_lacks_named():
 
 
 @pytest.mark.parametrize("kind, check, detail", [
-    (MiscountedParameters, "network", "parameter_count says "),
-    (MiscountedBeyondOneCell, "network", "parameter_count says "),
+    (MiscountedParameters, "network counts", "parameter_count says "),
+    (MiscountedBeyondOneCell, "network counts", "parameter_count says "),
+    (CopiedOnDeepCopy, "supernet", "a deep copy of the space refuses its architectures"),
+    (FailingForward, "network", "forward (test_space_check.py, line "),
     (FunctionChangingCanonical, "supernet", "canonical("),
     (LogitsOnlySupernet, "supernet", "the supernet must return (logits, aux_logits or "
                                      "None), got Tensor"),
@@ -318,12 +352,12 @@ def test_unwritten_members_are_named_with_what_they_disable():
     status = statuses(report)
     assert [name for name, value in status.items() if value == NOT_WRITTEN] == [
         "controller encoding", "network", "supernet"]
-    assert status["network config from weights"] == NOT_RUN
+    assert status["network config from weights"] == status["network counts"] == NOT_RUN
     details = {result.name: result.detail for result in report.results}
     assert details["supernet"] == ("build_supernet raises NotImplementedError; naonet needs "
                                    "it for the one-shot search (nao search) and nao "
                                    "correlate --supernet")
-    assert report.text().endswith("10 passed, 3 not written, 1 not run: the space keeps "
+    assert report.text().endswith("11 passed, 3 not written, 2 not run: the space keeps "
                                   "the protocol")
 
 def test_a_class_or_a_bad_sample_count_is_refused():
@@ -347,7 +381,7 @@ def test_nao_check_space_reports_and_sets_its_exit_status(tmp_path, monkeypatch,
     monkeypatch.delitem(sys.modules, "my_spaces", raising=False)
     status, out, _ = nao_in_process(capsys, "check-space", "my_spaces:GOOD", "--no-networks")
     assert status == 0 and out.splitlines()[0] == "search space 'mine':"
-    assert out.rstrip().endswith("11 passed, 3 not run: the space keeps the protocol")
+    assert out.rstrip().endswith("12 passed, 4 not run: the space keeps the protocol")
     status, out, _ = nao_in_process(capsys, "check-space", "my_spaces:STUCK",
                                     "--no-networks")
     assert status == 1
@@ -356,7 +390,9 @@ def test_nao_check_space_reports_and_sets_its_exit_status(tmp_path, monkeypatch,
             ("nosuch", "unknown search space 'nosuch'; use one of: "),
             ("my_spaces:MISSING", "the module my_spaces has no 'MISSING'"),
             ("elsewhere:SPACE", "no module named 'elsewhere' in "),
-            (":SPACE", "':SPACE' is not MODULE:NAME")]:
+            (":SPACE", "':SPACE' is not MODULE:NAME"),
+            ("my_spaces.py:GOOD", "'my_spaces.py:GOOD' names a file; name its module: "
+                                  "my_spaces:GOOD")]:
         status, out, err = nao_in_process(capsys, "check-space", argument)
         assert status == 2 and out == ""
         assert len(err.splitlines()) == 1 and message in err
@@ -374,3 +410,42 @@ def test_an_architecture_holding_no_space_object_is_named_so():
         space.as_architecture(SimpleNamespace(space="pair"))
     with pytest.raises(UserError, match=r"another space object of that name \(a copy, or "):
         space.as_architecture(Pair(pair_space(), (0, 1)))
+
+
+class HugePair(PairSpace):
+    """A first choice of 10**12 values: mutate listed them all, and the check hung."""
+
+    def integer_limits(self):
+        return (10 ** 12, 3)
+
+    def from_integers(self, values):
+        values = list(values)
+        if len(values) != 2 or not all(0 <= v < high for v, high in
+                                       zip(values, self.integer_limits())):
+            raise UserError(f"a huge pair is two choices within the limits, got {values}")
+        return self.architecture(self, tuple(values))
+
+
+def test_a_space_of_huge_limits_is_checked_and_mutated_at_once():
+    assert check_space(pair_space(kind=HugePair), networks=False).ok
+    space = pair_space(kind=HugePair)
+    neighbour = space.mutate(space.from_integers([5, 1]), random.Random(3))
+    assert sum(a != b for a, b in zip(neighbour.choices, (5, 1))) == 1
+
+
+def test_mutation_draws_the_neighbour_rng_choice_of_the_other_values_drew():
+    """The draw that replaced listing the other values takes the same neighbour from the
+    same random stream (searches seeded before it find what they found)."""
+    from naonet.spaces import get_space
+
+    space = get_space("nb201")
+    for seed in range(40):
+        arch, rng, reference = space.sample(random.Random(seed)), random.Random(seed), \
+            random.Random(seed)
+        values = space.to_integers(arch)
+        position = reference.choice(range(len(values)))
+        expected = list(values)
+        expected[position] = reference.choice([v for v in range(space.integer_limits()[
+            position]) if v != values[position]])
+        assert space.to_integers(space.mutate(arch, rng)) == expected
+        assert rng.random() == reference.random()  # the stream goes on alike

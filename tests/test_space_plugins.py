@@ -74,6 +74,18 @@ def test_the_spaces_an_installed_package_offers_are_found_by_name_and_text(insta
                             "torch_geometric)")
 
 
+def test_the_example_packages_spaces_pass_the_conformance_check(installed_plugin):
+    """The package docs/library.md points to keeps the protocol check_space checks (its
+    chain space failed it: from_integers took codings outside its limits)."""
+    from naonet.spaces import check_space
+
+    cell3, chain = check_space("cell3"), check_space("chain")
+    assert {result.status for result in cell3.results} == {"passed"}, cell3.text()
+    assert chain.ok, chain.text()
+    assert [result.name for result in chain.results if result.status == "not written"] == [
+        "controller encoding", "network", "supernet"]
+
+
 def test_nao_info_in_a_fresh_process_finds_and_counts_a_packages_space():
     """A space registered in Python never reached the command line: a package's space
     is found by ``nao`` itself; a space of no known shape is counted by its protocol."""

@@ -434,7 +434,7 @@ def test_a_stopped_bench_search_resumes_after_its_last_search(synthetic, tmp_pat
             "--first-seed 5 (and --population-size 10, not --population-size 4); rerun with "
             f"its options to resume it, or delete {progress} to start over"
             ) in capsys.readouterr().err
-    for damaged in ("{", '{"config": [], "runs": [], "revision": ""}'):
+    for damaged in ("{", '{"config": [], "runs": [], "revision": ""}', ""):
         progress.write_text(damaged)
         assert main(command(output)) == 2
         assert "is damaged (" in capsys.readouterr().err  # one line, not a traceback
@@ -445,11 +445,17 @@ def test_a_stopped_bench_search_resumes_after_its_last_search(synthetic, tmp_pat
     header["revision"] = "naonet 0.0.9 git 0123456789ab"
     progress.write_text("".join(json.dumps(line) + "\n" for line in [header, *runs])
                         + '{"strategy": "evolution", "seed": 0, "seco')
-    searched.clear()
-    assert main(command(output)) == 0
+    searched[:] = [None, None]  # the resume's second search is the stub's fourth: a stop
+    assert main(command(output)) == 130
     assert re.search(r"resuming: 3 of 6 searches done \(kept in .*; made by naonet 0.0.9 git "
                      r"0123456789ab, this is naonet ", capsys.readouterr().err)
-    assert searched == [("evolution", 0), ("evolution", 1), ("evolution", 2)]
+    lines = [json.loads(line) for line in progress.read_text().splitlines()]  # all whole
+    assert [(run["strategy"], run["seed"]) for run in lines[1:]] == [
+        ("random", 0), ("random", 1), ("random", 2), ("evolution", 0)]
+    searched.clear()
+    assert main(command(output)) == 0
+    assert "resuming: 4 of 6 searches done" in capsys.readouterr().err
+    assert searched == [("evolution", 1), ("evolution", 2)]
     assert without_timings(output) == without_timings(tmp_path / "whole.json")
     assert not progress.exists()  # the result holds every search now
 

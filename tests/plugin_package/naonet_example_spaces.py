@@ -57,7 +57,12 @@ class ChainSpace(IntegerCodedSpace):
         return (len(self.op_names),) * self.length
 
     def from_integers(self, values) -> ChainArchitecture:
-        return ChainArchitecture(self, tuple(int(value) for value in values))
+        values = [int(value) for value in values]
+        if len(values) != self.length or not all(0 <= value < len(self.op_names)
+                                                 for value in values):
+            raise UserError(f"a chain architecture is {self.length} op indices of "
+                            f"0..{len(self.op_names) - 1}, got {values}")
+        return ChainArchitecture(self, tuple(values))
 
     def to_integers(self, architecture) -> list[int]:
         return list(architecture.ops)

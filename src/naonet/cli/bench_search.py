@@ -281,7 +281,10 @@ def read_progress(text: str) -> dict:
         whole = None  # several lines, or damaged (the lines say which)
     if isinstance(whole, dict) and "runs" in whole:
         return whole
-    header, *records = [json.loads(line) for line in complete_lines(text)]
+    lines = complete_lines(text)
+    if not lines:
+        raise ValueError("it holds no line of options")
+    header, *records = [json.loads(line) for line in lines]
     return {**header, "runs": records}
 
 

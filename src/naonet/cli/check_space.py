@@ -47,7 +47,7 @@ def load_space(text: str):
     current folder (a class is made without arguments)."""
     from naonet.spaces import get_space, space_names
 
-    module_name, colon, attribute = text.partition(":")
+    module_name, colon, attribute = text.rpartition(":") if ":" in text else (text, "", "")
     if not colon:
         try:
             return get_space(text)
@@ -57,6 +57,9 @@ def load_space(text: str):
     if not module_name or not attribute:
         raise UserError(f"{text!r} is not MODULE:NAME; write it as mymodule:MY_SPACE (or a "
                         f"registered space's name: {', '.join(space_names())})")
+    if module_name.endswith(".py"):
+        raise UserError(f"{text!r} names a file; name its module: "
+                        f"{module_name[:-3].replace('/', '.')}:{attribute}")
     module = import_from_here(module_name)
     try:
         space = getattr(module, attribute)

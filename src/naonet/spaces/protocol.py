@@ -188,8 +188,10 @@ class IntegerCodedSpace:
             raise UserError(f"the {self.name!r} space holds one architecture, which has no "
                             "neighbour to mutate to; give it a second choice somewhere")
         position = rng.choice(positions)
-        values[position] = rng.choice([v for v in range(limits[position])
-                                       if v != values[position]])
+        # rng.choice of the other values, without listing them (a limit may be huge): the
+        # same draw from the stream, so the same neighbour as it gave
+        other = rng.randrange(limits[position] - 1)
+        values[position] = other + (other >= values[position])
         return self.from_integers(values)
 
     def check_config(self, config):
@@ -391,9 +393,11 @@ def _add(space: SearchSpace, replace: bool = False) -> SearchSpace:
     taken = _SPACES.get(space.name)
     if taken is not None and taken != space and not replace:
         plugins.note_clash(space.name)
-        whose = "naonet's own" if space.name in _NAONET_SPACES else "registered already"
-        raise UserError(f"a search space named {space.name!r} is {whose}; give yours "
-                        "another name (or pass replace=True)")
+        if space.name in _NAONET_SPACES:
+            raise UserError(f"a search space named {space.name!r} is naonet's own; give "
+                            "yours another name")
+        raise UserError(f"a search space named {space.name!r} is registered already; give "
+                        "yours another name (or pass replace=True)")
     _SPACES[space.name] = space
     plugins.note_registered(space.name)
     return space

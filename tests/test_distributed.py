@@ -262,6 +262,33 @@ def test_under_torchrun_rank_0_alone_reports_a_stop(capsys, monkeypatch):
     assert cli._report_stop(cli.Terminated, args) == 143  # the status still says it
 
 
+def test_under_torchrun_bad_input_before_the_processes_meet_is_said_once(capsys,
+                                                                         monkeypatch):
+    """A bad flag, option or path under torchrun: every process printed the same line (8
+    GPUs, 8 lines, a trial user); each process still stops with status 2, and the first
+    alone says why. After the processes met, each says its own (one may fail alone)."""
+    from naonet.cli import main as cli
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "trial")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    bad = {("train", "--epochs", "0"): "nao train: error: --epochs must be >= 1, got 0\n",
+           ("train", "--no-such-flag"): "nao train: error: unrecognized arguments: "
+                                        "--no-such-flag (see 'nao train --help')\n"}
+    for rank in ("1", "0"):
+        monkeypatch.setenv("RANK", rank)
+        for argv, line in bad.items():
+            try:
+                status = cli.main(list(argv))
+            except SystemExit as exit_:  # the parser's own refusal
+                status = exit_.code
+            assert status == 2
+            assert capsys.readouterr().err == ("" if rank == "1" else line)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr("torch.distributed.is_initialized", lambda: True)
+    assert cli.main(["train", "--epochs", "0"]) == 2
+    assert capsys.readouterr().err == bad[("train", "--epochs", "0")]
+
+
 def test_a_process_lost_mid_collective_is_one_line(capsys, monkeypatch):
     """Rank 1 killed (the out-of-memory killer): rank 0's next all-reduce raised gloo's
     "Connection reset by peer", printed as a traceback of 30 lines (a trial user)."""

@@ -770,7 +770,9 @@ def test_a_search_refuses_re_rank_processes_before_it_writes_anything(tmp_path, 
     accelerator = DistributedContext(rank=0, world_size=1, local_rank=0,
                                      device=torch.device("meta"))
     monkeypatch.setattr(search_loop, "init_distributed", lambda device: accelerator)
-    config = SearchConfig(rerank_top=5, rerank_processes=2, output=str(tmp_path / "run"))
+    # options the device refuses come after the data's checks, which an empty folder passes
+    config = SearchConfig(rerank_top=5, rerank_processes=2, output=str(tmp_path / "run"),
+                          data=str(tmp_path))
     with pytest.raises(UserError, match="--rerank-processes 1"):
         search(config, show_progress=False)
     assert not (tmp_path / "run").exists()

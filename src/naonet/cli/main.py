@@ -35,7 +35,8 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        if not said_by_the_first_process():
+            sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
         sys.exit(2)
 
 
@@ -241,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         close_distributed()
         return status
     except UserError as error:
-        _last_line(f"nao {args.command}: error: {one_line(error)}")
+        if not said_by_the_first_process():
+            _last_line(f"nao {args.command}: error: {one_line(error)}")
         return 2
     except BrokenPipeError as error:
         if not _stdout_closed():  # another pipe or socket: an error like any other
@@ -309,6 +311,20 @@ def describe_memory_shortage(error: BaseException) -> str | None:
     return f"out of memory ({said[0][:200] if said else 'no details'})"
 
 
+def said_by_the_first_process() -> bool:
+    """Whether this process, one of several torchrun started, stops on an error before
+    the processes have met, which the first process (rank 0) prints: each read the same
+    command line and the same files, so each stops on the same error, and one line says
+    it (torchrun's own report follows, as after any failure). After they have met, every
+    process says its own error: one process alone may fail (its data, its device)."""
+    from naonet.launcher import launch_position
+
+    if not several_torchrun_processes() or launch_position()[0] == 0:
+        return False
+    distributed = sys.modules.get("torch.distributed")
+    return distributed is None or not distributed.is_initialized()
+
+
 def describe_lost_process(error: BaseException) -> str | None:
     """Under torchrun with several processes: one line for a collective that failed
     because another process ended (killed, out of memory), which raised gloo's or NCCL's
@@ -323,7 +339,8 @@ def describe_lost_process(error: BaseException) -> str | None:
         return None
     said = next((line.strip() for line in text.splitlines() if line.strip()), "no details")
     return (f"a step shared with the other processes failed, most likely because one of "
-            f"them ended (killed, out of memory) ({type(error).__name__}: {said[:200]})")
+            f"them ended: on an error it printed above (fix that first), or killed, out of "
+            f"memory ({type(error).__name__}: {said[:300]})")
 
 
 def memory_hint(command_parser: argparse.ArgumentParser) -> str:

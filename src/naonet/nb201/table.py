@@ -170,15 +170,7 @@ class BenchmarkTable:
         percent: with ``every_cell`` (for a search, which may ask for any cell) a row for
         every cell of ``space``; without, any cells (looking cells up, sampling from
         them), each once."""
-        path = Path(path).expanduser()
-        expected = ("CSV (columns: " + ", ".join(REQUIRED_COLUMNS) + "; optional: "
-                    + ", ".join(OPTIONAL_COLUMNS) + ")")
-        if path.is_dir():
-            raise UserError(f"benchmark table {path} is a folder; pass the NAS-Bench-201 "
-                            f"{expected}")
-        if not path.is_file():
-            raise UserError(f"benchmark table {path} does not exist; pass the NAS-Bench-201 "
-                            f"{expected}")
+        path = existing_table_file(path)
         try:
             with open_text(path) as handle:  # a BOM or none, gzipped or not
                 reader = csv.DictReader(handle)
@@ -291,3 +283,18 @@ def metric_name(metric: str) -> str:
     raise UserError(f"unknown validation metric {metric!r}; use one of: "
                     f"{', '.join(VALIDATION_METRICS)} (or their columns, "
                     f"{', '.join(VALIDATION_METRICS.values())})")
+
+
+def existing_table_file(path: str | Path) -> Path:
+    """``path`` (``~`` expanded) if it is a file, else a UserError naming the format a
+    benchmark table has: checked by every process of a search before they meet."""
+    path = Path(path).expanduser()
+    expected = ("CSV (columns: " + ", ".join(REQUIRED_COLUMNS) + "; optional: "
+                + ", ".join(OPTIONAL_COLUMNS) + ")")
+    if path.is_dir():
+        raise UserError(f"benchmark table {path} is a folder; pass the NAS-Bench-201 "
+                        f"{expected}")
+    if not path.is_file():
+        raise UserError(f"benchmark table {path} does not exist; pass the NAS-Bench-201 "
+                        f"{expected}")
+    return path

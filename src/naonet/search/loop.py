@@ -34,6 +34,7 @@ from naonet.distributed import DistributedContext, barrier, broadcast_object, in
 from naonet.errors import UserError
 from naonet.files import atomic_write_text
 from naonet.models.networks import cell_layout
+from naonet.nb201.table import existing_table_file
 from naonet.revision import code_revision
 from naonet.run_folder import SEARCH_CHECKPOINT, claim_run_folder, write_run_config
 from naonet.runtime import (
@@ -55,7 +56,7 @@ from naonet.search.outputs import (
     write_search_outputs,
 )
 from naonet.search.plots import check_can_draw, plot_pareto, plot_score_distribution
-from naonet.search.reference import ReferenceTable
+from naonet.search.reference import ReferenceTable, table_path
 from naonet.search.rerank import (
     RerankJob,
     rerank_stream,
@@ -397,20 +398,15 @@ def rerank_label(run: SearchRun, count: int) -> str:
 def start_search(config: SearchConfig, show_progress: bool,
                  log: Callable[[str], None] | None = print_line) -> SearchRun:
     """Build data, supernet, optimiser and controller; resume from the run folder."""
+    check_before_meeting(config)
     context = init_distributed(config.device)
     use_cpu_threads(config.threads, context.device)
-    check_worker_count(config.workers)
     check_parallel_rerank(config, context)
     space = get_space(config.space)
     paths = search_fast_paths(config, context.device)
     if config.plot and context.is_main:
         check_can_draw("--no-plot")  # the first pictures come after the first round
     run_dir = Path(config.output)
-    if not config.download:
-        # bad input writes nothing, not even a run folder
-        existing_data_path(config.data, config.dataset)
-        check_split_classes(config.data)  # before the search, not at its printed training
-    check_augmentation(config.data_config())  # before a folder is made
     if context.is_main:
         claim_run_folder(run_dir, "search")  # one run per folder, before anything is written
     data = build_data(config.data_config(), context.device, seed=config.seed,
@@ -521,6 +517,21 @@ def search_budget(config: SearchConfig, data, space: SearchSpace):
     folder's images' own, a folder data set's --image-size; a named data set's
     --image-size is only the search's proxy)."""
     return config.limits(data.native_size, space.final_size_for(config.dataset))
+
+
+def check_before_meeting(config: SearchConfig) -> None:
+    """What the options and the files they name refuse, before the processes meet (each
+    refuses alike, and the first says so once; an error of one after they met left the
+    others a gloo error) and before a folder is made (bad input writes nothing)."""
+    check_worker_count(config.workers)
+    if not config.download:
+        existing_data_path(config.data, config.dataset)
+        check_split_classes(config.data)  # before the search, not at its printed training
+    check_augmentation(config.data_config())
+    if config.seed_pool_file:
+        read_architecture_file(Path(config.seed_pool_file), get_space(config.space))
+    if config.reference:
+        existing_table_file(table_path(config.reference))
 
 
 def seed_pool(space: SearchSpace, config: SearchConfig,

@@ -392,15 +392,18 @@ def train(config: TrainConfig, show_progress: bool = True,
     ``log`` takes the main process's lines (the start, one per epoch, the result):
     ``print_line`` (stdout, flushed) by default, a logger's method, or None for none.
     """
+    architecture = resolve_architecture(config.arch, config.space)  # any space's
+    # before the processes meet: each refuses bad options alike, and the first says so
+    check_before_any_work(config, architecture)
     context = init_distributed(config.device)
     say = main_process_log(log, context.is_main)
     seed_everything(rank_seed(config.seed, context.rank))
     paths = fast_paths_for(config, context.device)
     apply_fast_paths(paths, context.device)
     precision = Precision.from_name(paths.amp, context.device)
-    architecture = resolve_architecture(config.arch, config.space)  # any space's
     run_dir = Path(config.output)
-    check_before_any_work(config, architecture, context.is_main)
+    if config.tensorboard and context.is_main:
+        TensorBoardLog.writer_class()  # missing, it is said before anything is done
     if context.is_main:
         claim_run_folder(run_dir, "train")  # one run per folder, before anything is written
     data = build_data(config.data_config(), context.device, seed=config.seed,
@@ -490,17 +493,20 @@ def _logged_last_epoch(run_dir: Path, state: RunState, data: DataBundle,
     return record
 
 
-def check_before_any_work(config: TrainConfig, architecture: Architecture,
-                          is_main: bool) -> None:
+def check_before_any_work(config: TrainConfig, architecture: Architecture) -> None:
     """What the options alone refuse, before a folder is made or the data read: bad input
     writes nothing, not even a run folder."""
+    from naonet.distributed import resolve_device
+    from naonet.launcher import launch_position
+    from naonet.runtime import resolve_amp
+
+    # the device this process will take, and the precision it allows: options first
+    resolve_amp(config.amp, resolve_device(config.device, launch_position()[2]))
     check_batch_for_aux_head(config, architecture.space)
     check_augmentation(config.data_config())
     check_worker_count(config.workers)
     if not config.download:
         existing_data_path(config.data, config.dataset)
-    if config.tensorboard and is_main:
-        TensorBoardLog.writer_class()  # missing, it is said before anything is done
 
 
 def read_evaluation_images(data: DataBundle, say: Callable[[str], None]) -> None:

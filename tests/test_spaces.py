@@ -141,7 +141,8 @@ def test_what_a_library_caller_writes_naturally_works_or_says_what_to_write():
     with pytest.raises(UserError, match="op index 9 is not in the nb201 space"):
         type(cell)(NB201, (9,) * 6)
     # a built-in name is not silently taken over
-    with pytest.raises(UserError, match="a search space named 'small' is naonet's own; give yours another name"):
+    with pytest.raises(UserError, match="a search space named 'small' is naonet's own; "
+                                        "give yours another name"):
         register_space(replace(get_space("small"), final_size=(20, 3)))
     assert register_space(get_space("small")) is get_space("small")  # the same: a no-op
 

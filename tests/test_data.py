@@ -733,6 +733,40 @@ def test_an_extraction_killed_midway_is_cleaned_up_by_the_next(tmp_path, monkeyp
         [target.name, ".extracting-live", ".extracting-live.lock"])
 
 
+def test_processes_asking_for_one_archive_at_once_extract_it_once(tmp_path, monkeypatch):
+    """Each of torchrun's processes extracted the archive on its own, at once (a trial
+    user: two staging copies of CIFAR-10; on ImageNet with 8 GPUs, 8 copies); one
+    extracts now, and the others wait for it and take its folder."""
+    import tarfile
+    import threading
+    import time
+
+    from naonet.data import sources
+
+    monkeypatch.setenv("NAONET_CACHE", str(tmp_path / "cache"))
+    archive = tmp_path / "images.tar.gz"
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "images", arcname="images")
+    extracting, extract_into = [], sources.extract_into
+
+    def slow_extraction(archive, staging):
+        extracting.append(staging)
+        time.sleep(0.5)  # long enough for the others to ask meanwhile
+        extract_into(archive, staging)
+
+    monkeypatch.setattr(sources, "extract_into", slow_extraction)
+    folders = []
+    threads = [threading.Thread(target=lambda: folders.append(sources.extract_archive(
+        archive))) for _ in range(3)]  # each opens the lock file: one lock each, as processes
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(extracting) == 1 and len(folders) == 3 and len(set(folders)) == 1
+    assert (folders[0] / "images" / "train").is_dir()
+
+
 def test_copies_of_a_gzip_archive_share_one_extraction_and_a_changed_one_gets_its_own(
         tmp_path, monkeypatch):
     """Each checkout's copy of the CIFAR-10 archive once made its own 236 MB extraction:

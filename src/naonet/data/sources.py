@@ -126,14 +126,39 @@ def extract_archive(archive: Path) -> Path:
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    remove_abandoned_extractions(target.parent)
-    with extraction_claim(target.parent) as staging:
-        extract_into(archive, staging)
-        try:
-            os.replace(staging, target)
-        except OSError:  # another process finished first
-            shutil.rmtree(staging, ignore_errors=True)
+    with one_extraction_at_a_time(target):
+        if target.is_dir():  # made while this process waited
+            return target
+        remove_abandoned_extractions(target.parent)
+        with extraction_claim(target.parent) as staging:
+            extract_into(archive, staging)
+            try:
+                os.replace(staging, target)
+            except OSError:  # another process finished first (a file system without locks)
+                shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+@contextlib.contextmanager
+def one_extraction_at_a_time(target: Path):
+    """Held while ``target`` is made: another process asking for the same archive (each
+    of torchrun's processes does) waits here, then finds it made, where each made its own
+    copy (N times the disk and the time of one, the first rename winning). The lock file
+    beside it (``.NAME.lock``) is deleted by its holder: whoever waits on it, or makes it
+    anew, looks for ``target`` once it holds a lock. Where the file system has no locks,
+    each process extracts as before."""
+    import fcntl
+
+    lock = target.parent / f".{target.name}.lock"
+    with open(lock, "a") as holder:
+        try:
+            fcntl.flock(holder, fcntl.LOCK_EX)  # the system drops it if the holder dies
+        except OSError:
+            pass
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -597,6 +597,24 @@ def test_a_search_without_momentum_resumes_to_the_same_scores(cifar_mini, tmp_pa
     assert scored_pool(tmp_path / "run") == scored_pool(tmp_path / "straight")
 
 
+def test_a_search_without_its_checkpoint_is_refused_not_searched_again(cifar_mini, tiny_run,
+                                                                        tmp_path):
+    """search_state.pt deleted after a search: the rerun searched again from scratch on
+    top of its outputs, without a word (a trial user)."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy)
+    (copy / "search_state.pt").unlink()
+    kept = {path.name: path.read_bytes() for path in copy.iterdir() if path.is_file()}
+    with pytest.raises(UserError, match=rf"^{re.escape(str(copy))} holds a search's outputs "
+                                        r"\(pool.json, arch_pool.final\) but not its checkpoint "
+                                        r"search_state.pt, which a rerun resumes from; put it "
+                                        "back, or search anew in another --output"):
+        search(tiny_config(cifar_mini, copy), show_progress=False)
+    assert {path.name: path.read_bytes() for path in copy.iterdir() if path.is_file()} == kept
+
+
 def test_a_corrupt_search_checkpoint_is_refused_in_one_line(cifar_mini, tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "search_state.pt").write_bytes(b"not a checkpoint")

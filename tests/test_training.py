@@ -81,6 +81,28 @@ def test_a_training_resumes_only_on_as_many_training_images(capsys, cifar_mini, 
     assert nao_in_process(capsys, *train)[0] == 0  # the same images again: it resumes
 
 
+def test_a_run_without_its_checkpoint_is_refused_not_started_over(capsys, cifar_mini,
+                                                                   tmp_path):
+    """last.pt deleted after a run (to save space): the rerun started the training over
+    on top of its results, without a word (a trial user). A first epoch's line alone is a
+    run killed before its first checkpoint: that one starts over."""
+    train = ["train", "--data", str(cifar_mini), "--output", str(tmp_path / "run"), *TINY,
+             "--epochs", "1", "--train-subset", "32"]
+    assert nao_in_process(capsys, *train)[0] == 0
+    (tmp_path / "run" / "last.pt").unlink()
+    kept = {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir()}
+    status, out, err = nao_in_process(capsys, *train)
+    assert (status, out) == (2, "")
+    assert err == (f"nao train: error: {tmp_path / 'run'} holds a finished training "
+                   "(metrics.jsonl, result.json) but not its checkpoint last.pt, which a rerun "
+                   "resumes from; put it back, or train anew in another --output (or delete "
+                   f"{tmp_path / 'run'})\n")
+    assert {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir()} == kept
+    (tmp_path / "run" / "result.json").unlink()  # killed after its first epoch's line
+    status, _, err = nao_in_process(capsys, *train)
+    assert status == 0, err
+
+
 def test_rerunning_a_finished_run_only_reports_and_other_configs_are_refused(capsys, cifar_mini,
                                                                             tmp_path):
     train = ["train", "--data", str(cifar_mini), "--output", str(tmp_path), *TINY,

@@ -48,6 +48,7 @@ from naonet.search.config import SearchConfig
 from naonet.search.outputs import (
     DEFAULT_FINAL_COUNT,
     FINAL_POOL,
+    POOL_JSON,
     distinct_top,
     entry_record,
     final_entries,
@@ -436,6 +437,8 @@ def start_search(config: SearchConfig, show_progress: bool,
     if config.reference and context.is_main:
         run.reference = ReferenceTable.load(config.reference, meter.space)
     checkpoint_found = resume(run)
+    if not checkpoint_found:
+        check_checkpoint_not_lost(run_dir)
     if run.state.latencies:  # the figures the run was judged by
         meter.remember(run.state.latencies)
     if run.state.footholds:  # where its random draws walk from
@@ -517,6 +520,18 @@ def search_budget(config: SearchConfig, data, space: SearchSpace):
     folder's images' own, a folder data set's --image-size; a named data set's
     --image-size is only the search's proxy)."""
     return config.limits(data.native_size, space.final_size_for(config.dataset))
+
+
+def check_checkpoint_not_lost(run_dir: Path) -> None:
+    """A UserError where ``run_dir`` holds a search's outputs (written after its first
+    checkpoint) without its ``search_state.pt``: deleted, say, after the search. A rerun
+    searched again from scratch on top of them, without a word."""
+    found = [name for name in (POOL_JSON, FINAL_POOL) if (run_dir / name).exists()]
+    if found:
+        raise UserError(f"{run_dir} holds a search's outputs ({', '.join(found)}) but not "
+                        f"its checkpoint {SEARCH_CHECKPOINT}, which a rerun resumes from; "
+                        f"put it back, or search anew in another --output (or delete "
+                        f"{run_dir})")
 
 
 def check_before_meeting(config: SearchConfig) -> None:

@@ -90,6 +90,7 @@ ADDED_OPTIONS = {"nesterov": False}
 
 BEST_CHECKPOINT = "best.pt"  # the epoch of the best validation accuracy (with --valid-size)
 METRICS_NAME = "metrics.jsonl"  # one line an epoch
+RESULT_NAME = "result.json"  # the finished run's figures
 
 
 @dataclass
@@ -245,11 +246,11 @@ def try_resume(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer, 
     ``context`` takes back its own random streams. ``precision``: this run's --amp as
     resolved on its device, which must be the one the run trained in."""
     metrics = run_dir / METRICS_NAME
-    if metrics.exists():
-        for line in metrics.read_text().splitlines():
-            logged_epoch(metrics, line)
+    logged = ([logged_epoch(metrics, line) for line in metrics.read_text().splitlines()]
+              if metrics.exists() else [])
     path = run_dir / TRAIN_CHECKPOINT
     if not path.exists():
+        check_checkpoint_not_lost(run_dir, logged)
         return RunState(precision=precision)
     checkpoint = load_checkpoint(path, START_OVER)  # the command takes no checkpoint file
     with restoring(path):
@@ -309,6 +310,21 @@ def rank_seed(seed: int, rank: int, epoch: int = 0) -> int:
     seed, the rank and the epoch, so that no rank of one run draws what a rank of a run
     with another seed draws (``seed + rank`` made seed 0's rank 1 seed 1's rank 0)."""
     return seed if rank == 0 else derive_seed(seed, "train-rank", rank, epoch)
+
+
+def check_checkpoint_not_lost(run_dir: Path, logged: list[int]) -> None:
+    """A UserError where ``run_dir`` holds a training that got past its first checkpoint
+    (an epoch after the first logged, or its result written) without its ``last.pt``:
+    deleted, say, to save space after the run. A rerun started the training over on top
+    of its results, without a word. (A line of the first epoch alone is a run killed
+    between its log and its first checkpoint: it starts over.)"""
+    finished = (run_dir / RESULT_NAME).exists()
+    if not finished and max(logged, default=0) < 2:
+        return
+    what = "a finished training" if finished else f"{max(logged)} epochs of a training"
+    raise UserError(f"{run_dir} holds {what} ({METRICS_NAME}, {RESULT_NAME}) but not its "
+                    f"checkpoint {TRAIN_CHECKPOINT}, which a rerun resumes from; put it "
+                    f"back, or train anew in another --output (or delete {run_dir})")
 
 
 def log_epoch(run_dir: Path, record: dict) -> None:
@@ -459,7 +475,7 @@ def train(config: TrainConfig, show_progress: bool = True,
               "best_valid_top1": state.best_valid_top1 if validated else None,
               "best_epoch": state.best_epoch if validated else None}
     if context.is_main:
-        atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2) + "\n")
+        atomic_write_text(run_dir / RESULT_NAME, json.dumps(result, indent=2) + "\n")
     say(f"done: epoch {state.epoch}/{config.epochs}, {_final_figures(result)} "
         f"(results in {run_dir})")
     barrier()

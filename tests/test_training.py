@@ -987,3 +987,23 @@ def test_bf16_on_a_cpu_without_bf16_instructions_is_noted_at_the_start(capsys, c
                                       "32", "--amp", "bf16")
     assert status == 0, err
     assert note in out
+
+
+def test_a_best_checkpoint_lost_after_its_epoch_is_said_not_claimed(tmp_path):
+    """A finished run's rerun ended 'best valid ... at epoch 2 (best.pt)' with best.pt
+    deleted or damaged (a trial user); of the last epoch it is written again, of an
+    earlier one it cannot be, and a note says so."""
+    from naonet.training.run import RunState, restore_best_checkpoint
+
+    said, saved = [], []
+    earlier = RunState(epoch=3, best_valid_top1=0.6, best_epoch=2)
+    for damaged in (False, True):
+        if damaged:
+            (tmp_path / "best.pt").write_bytes(b"cut short")
+        restore_best_checkpoint(tmp_path, earlier, saved.append, said.append)
+        assert said.pop() == (f"note: {tmp_path / 'best.pt'} is missing or damaged: it held "
+                              "epoch 2, the best, which last.pt (epoch 3) cannot give back; "
+                              "the figures logged for it stand in metrics.jsonl")
+    restore_best_checkpoint(tmp_path, RunState(epoch=3, best_valid_top1=0.6, best_epoch=3),
+                            saved.append, said.append)
+    assert saved == [tmp_path / "best.pt"] and said == []  # the last epoch's: made again

@@ -357,20 +357,27 @@ def logged_epoch(path: Path, line: str) -> int:
                         "delete that line (or the file) and rerun") from None
 
 
-def restore_best_checkpoint(run_dir: Path, state: RunState,
-                            save: Callable[[Path], None]) -> None:
+def restore_best_checkpoint(run_dir: Path, state: RunState, save: Callable[[Path], None],
+                            say: Callable[[str], None] = print_line) -> None:
     """Write best.pt again (with ``save``, the run's checkpoint writer) if the last
     committed epoch was the best and a kill came before best.pt was written (the model
-    holds that epoch's weights: just resumed)."""
-    if state.epoch == 0 or state.best_epoch != state.epoch:
+    holds that epoch's weights: just resumed). A best.pt of an earlier epoch that is
+    missing or unreadable cannot be made again: ``say`` tells so (the run's last line
+    named it as the best epoch's file, which it was not)."""
+    if state.epoch == 0 or state.best_epoch <= 0:
         return
     best = run_dir / BEST_CHECKPOINT
     try:
-        if best.is_file() and load_checkpoint(best).get("epoch") == state.epoch:
+        if best.is_file() and load_checkpoint(best).get("epoch") == state.best_epoch:
             return
-    except UserError:  # unreadable: written again below
+    except UserError:  # unreadable: written again below, or said
         pass
-    save(best)
+    if state.best_epoch == state.epoch:
+        save(best)
+    else:
+        say(f"note: {best} is missing or damaged: it held epoch {state.best_epoch}, the best, "
+            f"which last.pt (epoch {state.epoch}) cannot give back; the figures logged for "
+            f"it stand in {METRICS_NAME}")
 
 
 class TensorBoardLog:
@@ -452,7 +459,8 @@ def train(config: TrainConfig, show_progress: bool = True,
 
     rng_states = gather_objects(capture_rng_state())  # every rank's, for rank 0 to save
     if context.is_main:
-        restore_best_checkpoint(run_dir, state, functools.partial(save, rng_states=rng_states))
+        restore_best_checkpoint(run_dir, state, functools.partial(save, rng_states=rng_states),
+                                say)
     if state.epoch < config.epochs:
         read_evaluation_images(data, say)
     steps_per_epoch = len(data.train)

@@ -266,7 +266,7 @@ def test_under_torchrun_bad_input_before_the_processes_meet_is_said_once(capsys,
                                                                          monkeypatch):
     """A bad flag, option or path under torchrun: every process printed the same line (8
     GPUs, 8 lines, a trial user); each process still stops with status 2, and the first
-    alone says why. After the processes met, each says its own (one may fail alone)."""
+    of each machine alone says why. After the processes met, each says its own."""
     from naonet.cli import main as cli
 
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "trial")
@@ -274,16 +274,19 @@ def test_under_torchrun_bad_input_before_the_processes_meet_is_said_once(capsys,
     bad = {("train", "--epochs", "0"): "nao train: error: --epochs must be >= 1, got 0\n",
            ("train", "--no-such-flag"): "nao train: error: unrecognized arguments: "
                                         "--no-such-flag (see 'nao train --help')\n"}
-    for rank in ("1", "0"):
+    # ranks 0 and 1 of the first machine, then rank 2, the first of a second machine
+    for rank, local_rank, says in (("1", "1", False), ("0", "0", True), ("2", "0", True)):
         monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("LOCAL_RANK", local_rank)
         for argv, line in bad.items():
             try:
                 status = cli.main(list(argv))
             except SystemExit as exit_:  # the parser's own refusal
                 status = exit_.code
             assert status == 2
-            assert capsys.readouterr().err == ("" if rank == "1" else line)
+            assert capsys.readouterr().err == (line if says else "")
     monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr("torch.distributed.is_initialized", lambda: True)
     assert cli.main(["train", "--epochs", "0"]) == 2
     assert capsys.readouterr().err == bad[("train", "--epochs", "0")]

@@ -313,13 +313,14 @@ def describe_memory_shortage(error: BaseException) -> str | None:
 
 def said_by_the_first_process() -> bool:
     """Whether this process, one of several torchrun started, stops on an error before
-    the processes have met, which the first process (rank 0) prints: each read the same
-    command line and the same files, so each stops on the same error, and one line says
-    it (torchrun's own report follows, as after any failure). After they have met, every
-    process says its own error: one process alone may fail (its data, its device)."""
+    the processes have met, which the first process of its machine (local rank 0) prints:
+    each read the same command line and the same files, so each stops on the same error,
+    and one line says it (torchrun's own report follows, as after any failure); a machine
+    of its own may lack a file the others have, so each machine's first says it. After
+    they have met, every process says its own error: one alone may fail (its device)."""
     from naonet.launcher import launch_position
 
-    if not several_torchrun_processes() or launch_position()[0] == 0:
+    if not several_torchrun_processes() or launch_position()[2] == 0:
         return False
     distributed = sys.modules.get("torch.distributed")
     return distributed is None or not distributed.is_initialized()

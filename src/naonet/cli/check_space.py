@@ -14,6 +14,7 @@ import importlib
 import sys
 from pathlib import Path
 
+from naonet.cli.options import integer_flag
 from naonet.errors import UserError, error_in_brief
 
 
@@ -22,9 +23,9 @@ def add_parser(subparsers) -> None:
         "check-space", help="check that a search space of your own keeps the protocol",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("space", help="a registered space's name, or MODULE:NAME")
-    parser.add_argument("--samples", type=int, default=8,
+    parser.add_argument("--samples", type=integer_flag, default=8,
                         help="random architectures each check runs on (default: 8)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=integer_flag, default=0,
                         help="seed of the random architectures (default: 0)")
     parser.add_argument("--no-networks", action="store_true",
                         help="leave out the checks that build networks (milliseconds)")

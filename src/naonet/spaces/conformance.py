@@ -36,7 +36,7 @@ NEEDED_FOR = {
     "build_supernet": "the one-shot search (nao search) and nao correlate --supernet",
     "network_config_from_weights": "reading a bare state_dict (nao eval, nao predict)",
     "parameter_count": "--max-params and nao info's counts",
-    "multiply_adds": "--max-flops and nao info's counts",
+    "multiply_adds": "--max-macs and nao info's counts",
 }
 
 SAMPLES = 8  # random architectures each check runs on

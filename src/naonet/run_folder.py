@@ -247,6 +247,16 @@ def holds_only_its_lock(folder: Path) -> bool:
                for entry in folder.iterdir())
 
 
+def lost_checkpoint(run_dir: Path, holds: str, checkpoint: str, anew: str) -> UserError:
+    """The error for a run folder that ``holds`` a run's outputs (written only after its
+    first checkpoint) but not its ``checkpoint``: deleted, say, after the run. A rerun
+    used to start over on top of them without a word. ``anew``: what to do in another
+    folder ('train anew')."""
+    return UserError(f"{run_dir} holds {holds} but not its checkpoint {checkpoint}, which a "
+                     f"rerun resumes from; put it back, or {anew} in another --output (or "
+                     f"delete {run_dir})")
+
+
 def write_run_config(run_dir: Path, config: dict, is_main: bool) -> None:
     """Make ``run_dir`` and write the run's resolved options to it (``CONFIG_NAME``) on
     the main process; every process waits until it is there. Paths are written absolute

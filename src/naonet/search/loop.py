@@ -36,7 +36,12 @@ from naonet.files import atomic_write_text
 from naonet.models.networks import cell_layout
 from naonet.nb201.table import existing_table_file
 from naonet.revision import code_revision
-from naonet.run_folder import SEARCH_CHECKPOINT, claim_run_folder, write_run_config
+from naonet.run_folder import (
+    SEARCH_CHECKPOINT,
+    claim_run_folder,
+    lost_checkpoint,
+    write_run_config,
+)
 from naonet.runtime import (
     check_worker_count,
     keep_cpu_threads,
@@ -524,14 +529,11 @@ def search_budget(config: SearchConfig, data, space: SearchSpace):
 
 def check_checkpoint_not_lost(run_dir: Path) -> None:
     """A UserError where ``run_dir`` holds a search's outputs (written after its first
-    checkpoint) without its ``search_state.pt``: deleted, say, after the search. A rerun
-    searched again from scratch on top of them, without a word."""
+    checkpoint) without its ``search_state.pt`` (:func:`naonet.run_folder.lost_checkpoint`)."""
     found = [name for name in (POOL_JSON, FINAL_POOL) if (run_dir / name).exists()]
     if found:
-        raise UserError(f"{run_dir} holds a search's outputs ({', '.join(found)}) but not "
-                        f"its checkpoint {SEARCH_CHECKPOINT}, which a rerun resumes from; "
-                        f"put it back, or search anew in another --output (or delete "
-                        f"{run_dir})")
+        raise lost_checkpoint(run_dir, f"a search's outputs ({', '.join(found)})",
+                              SEARCH_CHECKPOINT, "search anew")
 
 
 def check_before_meeting(config: SearchConfig) -> None:

@@ -37,7 +37,12 @@ from naonet.files import atomic_write_text
 from naonet.models import NAONet, NetworkConfig, count_parameters
 from naonet.options import flag_text
 from naonet.revision import code_revision
-from naonet.run_folder import TRAIN_CHECKPOINT, claim_run_folder, write_run_config
+from naonet.run_folder import (
+    TRAIN_CHECKPOINT,
+    claim_run_folder,
+    lost_checkpoint,
+    write_run_config,
+)
 from naonet.runtime import (
     FastPaths,
     check_worker_count,
@@ -314,17 +319,15 @@ def rank_seed(seed: int, rank: int, epoch: int = 0) -> int:
 
 def check_checkpoint_not_lost(run_dir: Path, logged: list[int]) -> None:
     """A UserError where ``run_dir`` holds a training that got past its first checkpoint
-    (an epoch after the first logged, or its result written) without its ``last.pt``:
-    deleted, say, to save space after the run. A rerun started the training over on top
-    of its results, without a word. (A line of the first epoch alone is a run killed
-    between its log and its first checkpoint: it starts over.)"""
+    (an epoch after the first logged, or its result written) without its ``last.pt``
+    (:func:`naonet.run_folder.lost_checkpoint`). A line of the first epoch alone is a run
+    killed between its log and its first checkpoint: it starts over."""
     finished = (run_dir / RESULT_NAME).exists()
     if not finished and max(logged, default=0) < 2:
         return
     what = "a finished training" if finished else f"{max(logged)} epochs of a training"
-    raise UserError(f"{run_dir} holds {what} ({METRICS_NAME}, {RESULT_NAME}) but not its "
-                    f"checkpoint {TRAIN_CHECKPOINT}, which a rerun resumes from; put it "
-                    f"back, or train anew in another --output (or delete {run_dir})")
+    raise lost_checkpoint(run_dir, f"{what} ({METRICS_NAME}, {RESULT_NAME})",
+                          TRAIN_CHECKPOINT, "train anew")
 
 
 def log_epoch(run_dir: Path, record: dict) -> None:

@@ -279,10 +279,10 @@ def check_sampling(probe: Probe) -> None:
 def check_text_forms(probe: Probe) -> None:
     """``parse`` reads back every text form the engine writes, with or without the
     ``NAME:`` / ``NAME |`` prefix; malformed text is a UserError."""
-    from naonet.spaces.protocol import get_space, parse_architecture
+    from naonet.spaces.protocol import get_space, parse_architecture, space_names
 
     space = probe.space
-    registered = space.name in _registered_names() and get_space(space.name) == space
+    registered = space.name in space_names() and get_space(space.name) == space
     for arch in probe.draws():
         forms = [arch.to_qualified_string()]
         if hasattr(arch, "to_string"):  # bare, and under either prefix the docs name
@@ -717,8 +717,3 @@ def raised_where(error: BaseException) -> str:
     return (f"{named[0].name} ({Path(last.filename).name}, line {last.lineno}, in "
             f"{last.name})")
 
-
-def _registered_names() -> list[str]:
-    from naonet.spaces.protocol import space_names
-
-    return space_names()
